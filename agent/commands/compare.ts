@@ -1,0 +1,6 @@
+// Placeholder until this command lands; replaced by its owner.
+import { AnylatError } from '../util/errors.ts';
+
+export async function run(_argv: string[]): Promise<number> {
+  throw new AnylatError('ANYLAT_UNAVAILABLE', 'compare: not available in this build yet');
+}

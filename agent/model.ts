@@ -1,0 +1,192 @@
+// The vocabulary of anylat, declared once. Probes, rounds, the store, the sink, the dashboards and
+// the alert rules all import these names instead of spelling them again (DESIGN.md, "Concepts").
+
+/** Protocols a probe can speak. The probe registry is keyed by this union. */
+export const PROTOCOLS = ['udp', 'tcp', 'tls', 'http', 'icmp'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+/** What a probe times. */
+export const METRICS = ['rtt', 'connect', 'handshake', 'dns', 'ttfb', 'total', 'warm', 'tls'] as const;
+export type Metric = (typeof METRICS)[number];
+
+/** Metrics each protocol can report, in display order. */
+export const PROTOCOL_METRICS: { readonly [P in Protocol]: readonly Metric[] } = {
+  udp: ['rtt'],
+  tcp: ['connect', 'rtt'],
+  tls: ['handshake'],
+  http: ['dns', 'connect', 'tls', 'ttfb', 'total', 'warm'],
+  icmp: ['rtt'],
+};
+
+/**
+ * `edge`: the anycast side of this metric ends at the accelerator's edge (a TCP handshake when the
+ * accelerator terminates TCP), so comparing it with a unicast path overstates the benefit.
+ * `end_to_end`: both sides travel to the origin; only these make the headline benefit.
+ */
+export type Scope = 'edge' | 'end_to_end';
+
+/** Metrics the accelerator answers itself when it terminates TCP. */
+export const EDGE_TERMINATED: ReadonlyArray<readonly [Protocol, Metric]> = [
+  ['tcp', 'connect'],
+  ['http', 'connect'],
+];
+
+/** ICMP is answered by whoever holds the address: the edge, never the origin. */
+export function scopeOf(protocol: Protocol, metric: Metric, terminatesTcp: boolean): Scope {
+  if (protocol === 'icmp') return 'edge';
+  if (terminatesTcp && EDGE_TERMINATED.some(([p, m]) => p === protocol && m === metric)) return 'edge';
+  return 'end_to_end';
+}
+
+export type EndpointKind = 'anycast' | 'unicast';
+
+/** One address a service is reached at. The anycast endpoint is always named `anycast`. */
+export interface Endpoint {
+  name: string;
+  kind: EndpointKind;
+  /** IP literal or host name as configured; probes receive it resolved (see `address`). */
+  host: string;
+}
+
+/** Why a sample failed. Low-cardinality: these become counts, never tags. */
+export const FAILURE_REASONS = [
+  'timeout',
+  'refused',
+  'unreachable',
+  'reset',
+  'dns',
+  'tls',
+  'http_status',
+  'protocol',
+  'error',
+] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+/**
+ * One timed attempt. `t0`/`t1` are `performance.now()` readings taken when the attempt started and
+ * when its last callback fired: the round uses them to flag samples that overlapped event-loop lag.
+ * A failed attempt may still carry the metrics it completed before failing (HTTP connect before
+ * a timed-out response).
+ */
+export type Attempt =
+  | {
+      ok: true;
+      t0: number;
+      t1: number;
+      values: Partial<Record<Metric, number>>;
+      site?: string;
+    }
+  | {
+      ok: false;
+      t0: number;
+      t1: number;
+      values: Partial<Record<Metric, number>>;
+      reason: FailureReason;
+      detail?: string;
+      site?: string;
+    };
+
+/** Per-session packet accounting a UDP (STAMP) path reports besides loss. */
+export interface PacketCounters {
+  /** replies that arrived after their sample had timed out */
+  late: number;
+  /** a second reply for a sequence number already answered */
+  duplicate: number;
+  /** valid STAMP replies for a sequence number this session never sent */
+  stray: number;
+  /** datagrams that were not a valid STAMP reply (wrong size, bad HMAC, ...) */
+  invalid: number;
+}
+
+/** Statistics for one (endpoint, protocol, metric) over a round. Field names are InfluxDB's. */
+export interface PathResult {
+  endpoint: string;
+  kind: EndpointKind;
+  address: string;
+  protocol: Protocol;
+  metric: Metric;
+  scope: Scope;
+  site?: string;
+  sent: number;
+  received: number;
+  loss_pct: number;
+  min_ms?: number;
+  p50_ms?: number;
+  p90_ms?: number;
+  p99_ms?: number;
+  max_ms?: number;
+  mean_ms?: number;
+  stddev_ms?: number;
+  jitter_ms?: number;
+  /** samples taken while the event loop lagged; counted in `received`, kept out of the stats */
+  flagged: number;
+  /** failure reasons and their counts, for humans (not written to InfluxDB) */
+  failures?: Partial<Record<FailureReason, number>>;
+  late?: number;
+  duplicate?: number;
+  stray?: number;
+  invalid?: number;
+}
+
+/** baseline − anycast for one (protocol, metric); positive means anycast is faster. */
+export interface BenefitRow {
+  protocol: Protocol;
+  metric: Metric;
+  scope: Scope;
+  baseline: string;
+  anycast_p50_ms: number;
+  baseline_p50_ms: number;
+  saved_ms: number;
+  saved_pct: number;
+  ci_low_ms?: number;
+  ci_high_ms?: number;
+  win_rate: number;
+  pairs: number;
+}
+
+export interface AgentIdentity {
+  id: string;
+  region: string;
+  labels?: Record<string, string>;
+}
+
+export const EVENT_TYPES = ['site_change', 'path_down', 'path_up'] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface AnylatEvent {
+  type: EventType;
+  service: string;
+  message: string;
+  from?: string;
+  to?: string;
+}
+
+/** Everything one round measured. `compare --json` prints exactly this. */
+export interface RoundResult {
+  agent: AgentIdentity;
+  service: string;
+  /** ISO 8601, millisecond precision: the timestamp of every point the round writes */
+  started_at: string;
+  /** when the schedule wanted the round to start; absent for ad-hoc rounds */
+  scheduled_at?: string;
+  duration_ms: number;
+  paths: PathResult[];
+  benefit: BenefitRow[];
+  events?: AnylatEvent[];
+}
+
+/** The `agent` heartbeat measurement. */
+export interface AgentHeartbeat {
+  agent: AgentIdentity;
+  at: string;
+  version: string;
+  uptime_s: number;
+  lat?: number;
+  lon?: number;
+  loop_lag_p99_ms: number;
+  rounds_late: number;
+  outbox_rows: number;
+  dead_letters: number;
+  /** rows the store's retention dropped since the agent started */
+  dropped_rows?: number;
+}

@@ -1,0 +1,79 @@
+import type { Attempt, Metric, PacketCounters, Protocol } from '../model.ts';
+
+/** Where one probe sends its samples. The round resolves names once, before the first sample. */
+export interface ProbeTarget {
+  /** endpoint name (`anycast`, `us-east-1`), for messages only */
+  endpoint: string;
+  /** IP literal the probe connects to: DNS is kept out of every metric but http `dns` */
+  address: string;
+  /** the host name as configured, when it was a name (http `dns` times its lookup) */
+  hostname?: string;
+}
+
+/** Options shared by every probe; each protocol's own options sit beside them. */
+export interface ProbeOptionsBase {
+  /** per-sample timeout; the probe abandons the sample and reports `timeout` */
+  timeoutMs: number;
+}
+
+export interface UdpProbeOptions extends ProbeOptionsBase {
+  port: number;
+  /** HMAC-SHA-256 key for STAMP authenticated mode; unauthenticated when absent */
+  authKey?: Buffer;
+  /** bytes reserved in each test packet for the reflector's site TLV (0 disables it) */
+  siteTlvBytes?: number;
+}
+
+export interface TcpProbeOptions extends ProbeOptionsBase {
+  port: number;
+  /** time one small echo on the open connection (the far end must be an anylat reflector) */
+  echo: boolean;
+}
+
+export interface TlsProbeOptions extends ProbeOptionsBase {
+  port: number;
+  /** SNI and the name the certificate must match */
+  serverName?: string;
+  /** accept any certificate (self-signed labs); the handshake is timed the same way */
+  insecure?: boolean;
+  /** PEM CA bundle to trust instead of the system's */
+  ca?: string | Buffer;
+}
+
+export interface HttpProbeOptions extends ProbeOptionsBase {
+  /** the service's URL: its host is sent as Host and SNI, the connection goes to the endpoint */
+  url: string;
+  insecure?: boolean;
+  ca?: string | Buffer;
+  /** response header naming the site that answered (default `x-anylat-site`) */
+  siteHeader?: string;
+  /** also time a second request on the same connection (`warm`); default true */
+  warm?: boolean;
+}
+
+export interface IcmpProbeOptions extends ProbeOptionsBase {}
+
+/** Options for each protocol, keyed like the registry. */
+export interface ProbeOptionsMap {
+  udp: UdpProbeOptions;
+  tcp: TcpProbeOptions;
+  tls: TlsProbeOptions;
+  http: HttpProbeOptions;
+  icmp: IcmpProbeOptions;
+}
+
+/**
+ * A probe set up for one target: it translates its settings once and is then sampled many
+ * times. `sample` never rejects for a target's failure (that is an `ok: false` attempt); it
+ * resolves within roughly `timeoutMs`. `close` releases sockets and returns packet counters where
+ * the protocol has them.
+ */
+export interface Prober {
+  /** metrics this prober reports, in order; a sample may fill only some of them */
+  readonly metrics: readonly Metric[];
+  sample(seq: number): Promise<Attempt>;
+  close(): Promise<PacketCounters | undefined>;
+}
+
+/** One protocol's entry point: set up a prober for a target. Throws only for bad options or a broken host. */
+export type ProbeFactory<P extends Protocol> = (target: ProbeTarget, options: ProbeOptionsMap[P]) => Prober | Promise<Prober>;
