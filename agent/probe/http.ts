@@ -1,7 +1,379 @@
-// Placeholder until the http probe lands; replaced by its owner.
-import type { ProbeFactory } from './types.ts';
+// HTTP(S) timing with undici and our own connector, one fresh connection per sample. The URL's host
+// is the Host header and the SNI name; the TCP connection goes to the endpoint's address, so one URL
+// serves the anycast address and every regional one. Each phase is stamped with performance.now()
+// first thing in the callback that ends it:
+//   dns      fresh lookup of the configured host name (only when the endpoint was a name)
+//   connect  net.connect() -> 'connect'
+//   tls      'connect' -> 'secureConnect' (https)
+//   ttfb     request headers handed to the socket -> response headers parsed
+//   total    sample start -> end of the first response's body
+//   warm     a second request on the same, now warm, connection: dispatch -> end of its body
+import { lookup } from 'node:dns';
+import { subscribe } from 'node:diagnostics_channel';
+import type { IncomingHttpHeaders } from 'node:http';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { connect as tlsConnect } from 'node:tls';
+import { Client, errors as undiciErrors, type Dispatcher, type buildConnector } from 'undici';
+import type { Attempt, FailureReason, Metric } from '../model.ts';
+import { AnylatError } from '../util/errors.ts';
+import { VERSION } from '../version.ts';
+import type { HttpProbeOptions, ProbeFactory, Prober, ProbeTarget } from './types.ts';
 
-/** Sets up a http prober for one target. */
-export const createHttpProbe: ProbeFactory<'http'> = () => {
-  throw new Error('http probe not built yet');
+/** Default response header naming the site that answered. */
+export const DEFAULT_SITE_HEADER = 'x-anylat-site';
+/** Response bodies are read and thrown away; past this many bytes the sample fails (`protocol`). */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+const EARLY_PHASES: readonly Metric[] = ['dns', 'connect', 'tls'];
+
+/** A target failure found by the probe itself, already classified. */
+class ProbeFailure extends Error {
+  readonly reason: FailureReason;
+  constructor(reason: FailureReason, detail: string) {
+    super(detail);
+    this.reason = reason;
+  }
+}
+
+// undici announces on this channel just before it writes a request's headers to the socket we gave
+// it; that moment starts `ttfb`. The channel is process-wide, so stamps go to whichever sample owns
+// the socket (and sockets of other undici users are ignored).
+const writeStamps = new WeakMap<object, (at: number) => void>();
+let watchingWrites = false;
+function watchRequestWrites(): void {
+  if (watchingWrites) return;
+  watchingWrites = true;
+  subscribe('undici:client:sendHeaders', (message) => {
+    const at = performance.now();
+    const socket = (message as { socket?: object } | undefined)?.socket;
+    if (socket) writeStamps.get(socket)?.(at);
+  });
+}
+
+const NETWORK_REASONS: Record<string, FailureReason> = {
+  ECONNREFUSED: 'refused',
+  ECONNRESET: 'reset',
+  EPIPE: 'reset',
+  ECONNABORTED: 'reset',
+  UND_ERR_SOCKET: 'reset',
+  ETIMEDOUT: 'timeout',
+  UND_ERR_HEADERS_TIMEOUT: 'timeout',
+  UND_ERR_BODY_TIMEOUT: 'timeout',
+  UND_ERR_CONNECT_TIMEOUT: 'timeout',
+  EHOSTUNREACH: 'unreachable',
+  ENETUNREACH: 'unreachable',
+  EHOSTDOWN: 'unreachable',
+  ENETDOWN: 'unreachable',
+  ENOTFOUND: 'dns',
+  EAI_AGAIN: 'dns',
+  UND_ERR_HEADERS_OVERFLOW: 'protocol',
+  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'protocol',
+  UND_ERR_RES_EXCEEDED_MAX_SIZE: 'protocol',
 };
+
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as NodeJS.ErrnoException).code;
+  return code && !err.message.includes(code) ? `${err.message} (${code})` : err.message;
+}
+
+function classify(err: unknown): { reason: FailureReason; detail: string } {
+  if (err instanceof ProbeFailure) return { reason: err.reason, detail: err.message };
+  if (err instanceof undiciErrors.HTTPParserError) return { reason: 'protocol', detail: describe(err) };
+  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
+  const reason = NETWORK_REASONS[code] ?? (code.startsWith('HPE_') ? 'protocol' : 'error');
+  return { reason, detail: describe(err) };
+}
+
+function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+interface ParsedUrl {
+  origin: string;
+  path: string;
+  port: number;
+  https: boolean;
+  /** host name without IPv6 brackets: what the certificate must match */
+  host: string;
+  /** SNI; absent for IP literals (RFC 6066 forbids them) */
+  servername: string | undefined;
+}
+
+function parseUrl(raw: string): ParsedUrl {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new AnylatError('ANYLAT_HTTP_URL', `http probe: "${raw}" is not a URL; give one like https://api.example.com/health`, { exitCode: 2 });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new AnylatError('ANYLAT_HTTP_URL', `http probe: "${raw}" must start with http:// or https://`, { exitCode: 2 });
+  }
+  const https = url.protocol === 'https:';
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  return {
+    origin: url.origin,
+    path: `${url.pathname}${url.search}`,
+    port: url.port ? Number(url.port) : https ? 443 : 80,
+    https,
+    host,
+    servername: isIP(host) ? undefined : host,
+  };
+}
+
+/** Resolves when the name resolves, stamped in the lookup's own callback. */
+function timeLookup(hostname: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const start = performance.now();
+    lookup(hostname, (err) => {
+      const at = performance.now();
+      if (err) reject(new ProbeFailure('dns', `lookup ${hostname}: ${err.code ?? err.message}`));
+      else resolve(at - start);
+    });
+  });
+}
+
+interface Response {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** response headers parsed */
+  headersAt: number;
+  /** last body byte read */
+  endAt: number;
+}
+
+/** One request on `client`; the body is counted and dropped. Rejects with the error as undici gave it. */
+function exchange(
+  client: Client,
+  options: Dispatcher.DispatchOptions,
+  onHeaders: (at: number, status: number, headers: IncomingHttpHeaders) => ProbeFailure | undefined,
+): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    let status = 0;
+    let headers: IncomingHttpHeaders = {};
+    let headersAt = 0;
+    let bytes = 0;
+    let done = false;
+    const fail = (controller: Dispatcher.DispatchController, err: Error) => {
+      if (done) return;
+      done = true;
+      reject(err);
+      controller.abort(err);
+    };
+    client.dispatch(options, {
+      // Present so undici drives this handler through its current (controller) interface.
+      onRequestStart() {},
+      onResponseStart(controller, statusCode, responseHeaders) {
+        const at = performance.now();
+        status = statusCode;
+        headers = responseHeaders;
+        headersAt = at;
+        const stop = onHeaders(at, statusCode, responseHeaders);
+        if (stop) fail(controller, stop);
+      },
+      onResponseData(controller, chunk) {
+        bytes += chunk.length;
+        if (bytes > MAX_BODY_BYTES) fail(controller, new ProbeFailure('protocol', `response body larger than ${MAX_BODY_BYTES} bytes`));
+      },
+      onResponseEnd() {
+        const at = performance.now();
+        if (done) return;
+        done = true;
+        resolve({ status, headers, headersAt, endAt: at });
+      },
+      onResponseError(_controller, err) {
+        if (done) return;
+        done = true;
+        reject(err);
+      },
+    });
+  });
+}
+
+/**
+ * Sets up an HTTP(S) prober for one target. Throws `AnylatError` (`ANYLAT_HTTP_URL`) for a URL
+ * that is not http(s).
+ */
+export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions): Prober => {
+  const url = parseUrl(options.url);
+  const siteHeader = (options.siteHeader ?? DEFAULT_SITE_HEADER).toLowerCase();
+  const warm = options.warm !== false;
+  const timeoutMs = options.timeoutMs;
+  const requestOptions: Dispatcher.DispatchOptions = {
+    method: 'GET',
+    path: url.path,
+    headers: { 'user-agent': `anylat/${VERSION}`, accept: '*/*' },
+  };
+  const metrics: Metric[] = [];
+  if (target.hostname) metrics.push('dns');
+  metrics.push('connect');
+  if (url.https) metrics.push('tls');
+  metrics.push('ttfb', 'total');
+  if (warm) metrics.push('warm');
+  const inflight = new Set<() => void>();
+  watchRequestWrites();
+
+  const sample = (_seq: number): Promise<Attempt> =>
+    new Promise<Attempt>((resolve) => {
+      const t0 = performance.now();
+      const values: Partial<Record<Metric, number>> = {};
+      let site: string | undefined;
+      let waitingFor = target.hostname ? 'dns lookup' : 'TCP connect';
+      let client: Client | undefined;
+      const sockets: Socket[] = [];
+      let connections = 0;
+      let readyAt = 0;
+      let lastWriteAt: number | undefined;
+      let settled = false;
+
+      const cleanup = () => {
+        for (const s of sockets) s.destroy();
+        client?.destroy().catch(() => {});
+      };
+      const finish = (attempt: Attempt) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        inflight.delete(cleanup);
+        cleanup();
+        resolve(attempt);
+      };
+      const fail = (at: number, err: unknown) => {
+        const { reason, detail } = classify(err);
+        // An error status keeps only the phases before the response: a fast error page says
+        // nothing about how fast the service answers.
+        const kept = reason === 'http_status' ? EARLY_PHASES : (Object.keys(values) as Metric[]);
+        const keep: Partial<Record<Metric, number>> = {};
+        for (const m of kept) if (values[m] !== undefined) keep[m] = values[m];
+        const attempt: Attempt = { ok: false, t0, t1: at, values: keep, reason, detail };
+        if (site !== undefined) attempt.site = site;
+        finish(attempt);
+      };
+      const timer = setTimeout(() => {
+        fail(performance.now(), new ProbeFailure('timeout', `no answer within ${timeoutMs} ms (waiting for ${waitingFor})`));
+      }, timeoutMs);
+      inflight.add(cleanup);
+
+      const connector = (_opts: buildConnector.Options, callback: buildConnector.Callback) => {
+        const start = performance.now();
+        if (settled) {
+          callback(new ProbeFailure('error', 'sample already over'), null);
+          return;
+        }
+        connections++;
+        // The warm request must ride the first connection; a second connect means the server closed
+        // it, and timing a new handshake as `warm` would be a lie.
+        if (connections > 1) {
+          callback(new ProbeFailure('reset', 'server closed the connection; warm request not timed'), null);
+          return;
+        }
+        waitingFor = 'TCP connect';
+        let handedOver = false;
+        const refuse = (err: Error) => {
+          if (handedOver) return;
+          handedOver = true;
+          callback(err, null);
+        };
+        const hand = (socket: Socket) => {
+          handedOver = true;
+          readyAt = performance.now();
+          writeStamps.set(socket, (at) => (lastWriteAt = at));
+          waitingFor = 'response headers';
+          callback(null, socket);
+        };
+        const tcp = netConnect({ host: target.address, port: url.port, autoSelectFamily: false, noDelay: true });
+        sockets.push(tcp);
+        // These listeners stay after hand-over; undici adds its own, and a late error must not go unhandled.
+        tcp.on('error', refuse);
+        tcp.once('connect', () => {
+          const connectedAt = performance.now();
+          values.connect = connectedAt - start;
+          if (!url.https) {
+            hand(tcp);
+            return;
+          }
+          waitingFor = 'TLS handshake';
+          const tls = tlsConnect({
+            socket: tcp,
+            host: url.host,
+            servername: url.servername,
+            ca: options.ca,
+            rejectUnauthorized: options.insecure !== true,
+            ALPNProtocols: ['http/1.1'],
+          });
+          sockets.push(tls);
+          tls.on('error', (err: NodeJS.ErrnoException) => {
+            const reason = err.code ? NETWORK_REASONS[err.code] : undefined;
+            refuse(reason && reason !== 'dns' ? err : new ProbeFailure('tls', describe(err)));
+          });
+          tls.once('secureConnect', () => {
+            const secureAt = performance.now();
+            values.tls = secureAt - connectedAt;
+            hand(tls);
+          });
+        });
+      };
+
+      const run = async (): Promise<void> => {
+        if (target.hostname) values.dns = await timeLookup(target.hostname);
+        // The sample may have timed out during the lookup; then nothing more may be opened.
+        if (settled) return;
+        client = new Client(url.origin, {
+          connect: connector,
+          pipelining: 1,
+          // Backstops only: the sample's own timer ends it first.
+          headersTimeout: timeoutMs + 1000,
+          bodyTimeout: timeoutMs + 1000,
+        });
+        const first = await exchange(client, requestOptions, (at, status, headers) => {
+          site = headerValue(headers, siteHeader);
+          if (status >= 400) return new ProbeFailure('http_status', `HTTP ${status}`);
+          values.ttfb = at - (lastWriteAt ?? readyAt);
+          waitingFor = 'response body';
+          return undefined;
+        }).catch((err: unknown) => {
+          fail(performance.now(), err);
+          return undefined;
+        });
+        if (!first) return;
+        values.total = first.endAt - t0;
+        let t1 = first.endAt;
+        if (warm) {
+          waitingFor = 'warm request';
+          const start = performance.now();
+          try {
+            const second = await exchange(client, requestOptions, (_at, status) =>
+              status >= 400 ? new ProbeFailure('http_status', `HTTP ${status} on the warm request`) : undefined,
+            );
+            values.warm = second.endAt - start;
+            t1 = second.endAt;
+          } catch (err) {
+            if (connections > 1) {
+              // Not keep-alive: the sample stands without `warm`.
+              t1 = performance.now();
+            } else {
+              fail(performance.now(), err);
+              return;
+            }
+          }
+        }
+        const attempt: Attempt = { ok: true, t0, t1, values: { ...values } };
+        if (site !== undefined) attempt.site = site;
+        finish(attempt);
+      };
+      run().catch((err: unknown) => fail(performance.now(), err));
+    });
+
+  return {
+    metrics,
+    sample,
+    async close() {
+      for (const cleanup of inflight) cleanup();
+      inflight.clear();
+      return undefined;
+    },
+  };
+}) satisfies ProbeFactory<'http'>;
