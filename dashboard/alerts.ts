@@ -1,0 +1,399 @@
+// Grafana-managed alert rules, the contact point and the notification policy, in Grafana's file
+// provisioning format (apiVersion 1: `groups`, `contactPoints`, `policies`). Generated from here
+// so the queries share the dashboards' InfluxQL builder and the schema names.
+import { stringify } from 'yaml';
+import { BENEFIT_PANELS } from './benefit.ts';
+import { UIDS } from './common.ts';
+import { FLEET_PANELS } from './fleet.ts';
+import { DATASOURCE, DATASOURCE_UID, from } from './influxql.ts';
+import { PATH_PANELS } from './path-detail.ts';
+
+/** Loss on one path above this share of samples (percent) over the window fires the loss alert. */
+export const LOSS_ALERT_PCT = 5;
+/** An agent without a heartbeat for this long is silent. */
+export const SILENT_AFTER_S = 300;
+/** The folder the rules live in (created by Grafana if missing). */
+export const ALERT_FOLDER = 'anylat';
+/** The contact point every anylat alert goes to; its webhook URL comes from the environment. */
+export const CONTACT_POINT = 'anylat-webhook';
+/** Environment variable holding the contact point's webhook URL (read by Grafana at startup). */
+export const WEBHOOK_ENV = 'ANYLAT_ALERT_WEBHOOK_URL';
+/** Every rule carries this label; the notification policy routes on it. */
+export const APP_LABEL = { app: 'anylat' } as const;
+
+export const EXPR_UID = '__expr__';
+
+type Severity = 'critical' | 'warning' | 'info';
+
+/** One entry of a rule's `data` (Grafana's AlertQuery, file-provisioning spelling). */
+export interface AlertQuery {
+  refId: string;
+  queryType: string;
+  relativeTimeRange: { from: number; to: number };
+  datasourceUid: string;
+  model: Record<string, unknown>;
+}
+
+export interface AlertRule {
+  uid: string;
+  title: string;
+  condition: string;
+  data: AlertQuery[];
+  dashboardUid: string;
+  panelId: number;
+  noDataState: 'OK' | 'NoData' | 'Alerting' | 'KeepLast';
+  execErrState: 'OK' | 'Error' | 'Alerting' | 'KeepLast';
+  for: string;
+  annotations: { summary: string; description: string; runbook?: string };
+  labels: Record<string, string>;
+  isPaused: boolean;
+}
+
+/** An InfluxQL query over the last `windowS` seconds (Grafana turns that into `$timeFilter`). */
+function influx(refId: string, query: string, windowS: number): AlertQuery {
+  return {
+    refId,
+    queryType: '',
+    relativeTimeRange: { from: windowS, to: 0 },
+    datasourceUid: DATASOURCE_UID,
+    model: {
+      refId,
+      datasource: { ...DATASOURCE },
+      query,
+      rawQuery: true,
+      resultFormat: 'time_series',
+      intervalMs: 60000,
+      maxDataPoints: 43200,
+    },
+  };
+}
+
+function expression(refId: string, model: Record<string, unknown>): AlertQuery {
+  return {
+    refId,
+    queryType: '',
+    relativeTimeRange: { from: 0, to: 0 },
+    datasourceUid: EXPR_UID,
+    model: { refId, datasource: { type: EXPR_UID, uid: EXPR_UID }, ...model },
+  };
+}
+
+/** Reduce each series to one number; `dropNN` ignores null/NaN points instead of turning the result into NaN. */
+function reduce(refId: string, of: string, reducer: 'last' | 'max' | 'min' | 'mean' | 'sum' | 'count'): AlertQuery {
+  return expression(refId, { type: 'reduce', expression: of, reducer, settings: { mode: 'dropNN' } });
+}
+
+function threshold(refId: string, of: string, type: 'gt' | 'lt', value: number): AlertQuery {
+  return expression(refId, { type: 'threshold', expression: of, conditions: [{ evaluator: { type, params: [value] } }] });
+}
+
+function math(refId: string, expr: string): AlertQuery {
+  return expression(refId, { type: 'math', expression: expr });
+}
+
+function labels(severity: Severity, signal: string): Record<string, string> {
+  return { ...APP_LABEL, severity, signal };
+}
+
+const anycastSlower: AlertRule = {
+  uid: 'anylat-anycast-slower',
+  title: 'Anycast slower than its baseline',
+  condition: 'C',
+  data: [
+    // Per minute, the mean end-to-end saving of the region's agents; the best minute of the last
+    // ten still below zero means anycast lost for the whole ten minutes.
+    influx(
+      'A',
+      from('benefit')
+        .select((f) => [f.mean('saved_ms').as('saved_ms')])
+        .where((w) => [w.is('scope', 'end_to_end')])
+        .groupByTime('1m')
+        .groupBy('agent_region', 'service')
+        .fill('none')
+        .build(),
+      600,
+    ),
+    reduce('B', 'A', 'max'),
+    threshold('C', 'B', 'lt', 0),
+  ],
+  dashboardUid: UIDS.benefit,
+  panelId: BENEFIT_PANELS.benefitOverTime,
+  noDataState: 'OK',
+  execErrState: 'Error',
+  for: '0s',
+  annotations: {
+    summary:
+      'Anycast has been slower than the regional unicast baseline for {{ $labels.service }} from {{ $labels.agent_region }} for 10 minutes (best minute: {{ printf "%.1f" $values.B.Value }} ms saved).',
+    description: `What: every minute of the last 10, the mean end-to-end saved_ms (baseline p50 − anycast p50, UDP/TLS/HTTP/TCP-echo metrics only) of the agents in {{ $labels.agent_region }} was below 0 — users there reach {{ $labels.service }} faster without the accelerator.
+Check:
+1. "Accelerator benefit" dashboard, region {{ $labels.agent_region }}: which protocol/metric lost, and did the anycast site change at the same time ("Anycast site per agent", "Recent events")? A new, farther edge site is the usual cause.
+2. "Path detail" for an agent in the region: is the anycast path slower everywhere (routing) or only in one phase (e.g. TLS at the origin)?
+3. Compare with the baseline endpoint named in the benefit table: a unicast endpoint that got much faster (new region, new peering) also turns the benefit negative.
+Act: open a case with the accelerator provider with the agent region, the site and the times; consider the endpoint group's traffic dial or a regional DNS answer for this region.`,
+  },
+  labels: labels('warning', 'benefit'),
+  isPaused: false,
+};
+
+const pathLoss: AlertRule = {
+  uid: 'anylat-path-loss',
+  title: 'Loss on a path',
+  condition: 'C',
+  data: [
+    influx(
+      'A',
+      from('latency')
+        .select((f) => [f.expr`100 * (1 - ${f.sum('received')} / ${f.sum('sent')})`.as('loss_pct')])
+        .groupBy('agent', 'agent_region', 'service', 'endpoint', 'protocol')
+        .build(),
+      600,
+    ),
+    reduce('B', 'A', 'last'),
+    threshold('C', 'B', 'gt', LOSS_ALERT_PCT),
+  ],
+  dashboardUid: UIDS.pathDetail,
+  panelId: PATH_PANELS.loss,
+  noDataState: 'OK',
+  execErrState: 'Error',
+  for: '5m',
+  annotations: {
+    summary: `{{ printf "%.1f" $values.B.Value }}% of {{ $labels.protocol }} samples from {{ $labels.agent }} ({{ $labels.agent_region }}) to {{ $labels.service }} / {{ $labels.endpoint }} got no answer over 10 minutes (threshold ${LOSS_ALERT_PCT}%).`,
+    description: `What: pooled over the last 10 minutes, 100 × (1 − received/sent) on this path is above ${LOSS_ALERT_PCT}% and stayed there for 5 more minutes. Timeouts, refusals, resets and TLS/HTTP errors all count.
+Check:
+1. "Path detail" (service {{ $labels.service }}, agent {{ $labels.agent }}): is it one endpoint ({{ $labels.endpoint }}) or all? One protocol or all? All endpoints failing points at the agent's own network.
+2. anycast only: the accelerator's health checks, listener ports and the site in "Anycast site per agent"; unicast only: that region's load balancer / security groups.
+3. udp only: is the reflector running and reachable on its port (STAMP 862 by default)? "UDP packet accounting" shows late and invalid replies that hint at rate limits or middleboxes.
+Act: fix the failing side; the agent keeps measuring and the alert resolves when loss falls below the threshold.`,
+  },
+  labels: labels('warning', 'loss'),
+  isPaused: false,
+};
+
+const agentSilent: AlertRule = {
+  uid: 'anylat-agent-silent',
+  title: 'Agent silent',
+  condition: 'C',
+  data: [
+    // Heartbeats per 30 s bucket over a day, zero-filled so an agent that stopped still has a
+    // series, summed over the last 11 buckets (5–5.5 minutes). Agents silent for more than a day
+    // drop out of the window and resolve.
+    influx(
+      'A',
+      from('agent')
+        .select((f) => [f.expr`${f.fn('moving_average', f.count('uptime_s'), 11)} * 11`.as('heartbeats')])
+        .groupByTime('30s')
+        .groupBy('agent', 'agent_region')
+        .fill(0)
+        .build(),
+      86400,
+    ),
+    reduce('B', 'A', 'last'),
+    threshold('C', 'B', 'lt', 0.5),
+  ],
+  dashboardUid: UIDS.fleet,
+  panelId: FLEET_PANELS.heartbeats,
+  noDataState: 'OK',
+  execErrState: 'Error',
+  for: '0s',
+  annotations: {
+    summary: 'Agent {{ $labels.agent }} ({{ $labels.agent_region }}) has sent no heartbeat for 5 minutes.',
+    description: `What: no \`agent\` heartbeat from {{ $labels.agent }} reached InfluxDB in the last 5 to 5.5 minutes, although it reported earlier today. Either the agent is down, or it runs but cannot write to InfluxDB (its data then waits in its outbox and arrives later, in order).
+Check:
+1. On the agent host: is the service running (\`systemctl status anylat\` / \`docker ps\`), and what do its last log lines say (InfluxDB errors name the status code)?
+2. Can the host reach InfluxDB (URL, token, DBRP mapping on 2.x)? Other agents reporting fine points at this host's network or credentials.
+3. "Fleet" dashboard: did its outbox grow or its loop lag spike before it went silent?
+Act: restart or fix the agent; nothing acknowledged is lost, and queued rounds drain when it reconnects. If the agent was retired on purpose, the alert resolves by itself after a day.`,
+  },
+  labels: labels('critical', 'silence'),
+  isPaused: false,
+};
+
+const siteChanged: AlertRule = {
+  uid: 'anylat-site-changed',
+  title: 'Anycast site changed',
+  condition: 'C',
+  data: [
+    influx(
+      'A',
+      from('event')
+        .select((f) => [f.count('message').as('changes')])
+        .where((w) => [w.is('type', 'site_change')])
+        .groupBy('agent', 'agent_region', 'service')
+        .build(),
+      900,
+    ),
+    reduce('B', 'A', 'last'),
+    threshold('C', 'B', 'gt', 0),
+  ],
+  dashboardUid: UIDS.benefit,
+  panelId: BENEFIT_PANELS.sites,
+  noDataState: 'OK',
+  execErrState: 'Error',
+  for: '0s',
+  annotations: {
+    summary: 'The anycast site answering {{ $labels.agent }} ({{ $labels.agent_region }}) for {{ $labels.service }} changed {{ printf "%.0f" $values.B.Value }} time(s) in the last 15 minutes.',
+    description: `What: the agent reported a site_change event — a different accelerator edge location now answers its anycast probes. This is information, not necessarily a problem: routing changes move users to another edge.
+Check:
+1. "Accelerator benefit" → "Recent events" for the from → to sites, and "Anycast site per agent" for how often it flips (flapping between two sites makes latency unstable).
+2. "Time saved per region over time" around the change: did the benefit drop?
+Act: if the new site is farther and the benefit fell, raise it with the accelerator provider (include agent region, old/new site, time). The alert resolves 15 minutes after the last change.`,
+  },
+  labels: labels('info', 'site'),
+  isPaused: false,
+};
+
+const deadLetters: AlertRule = {
+  uid: 'anylat-dead-letters',
+  title: 'New dead letters on an agent',
+  condition: 'C',
+  data: [
+    // dead_letters is the size of the agent's dead-letter table, which keeps rejected lines for the
+    // store's retention age (30 days by default): alert on lines added in the window, not on a
+    // count that stays above zero for a month after one incident.
+    influx(
+      'A',
+      from('agent')
+        .select((f) => [f.expr`${f.max('dead_letters')} - ${f.first('dead_letters')}`.as('new_dead_letters')])
+        .groupBy('agent', 'agent_region')
+        .build(),
+      900,
+    ),
+    reduce('B', 'A', 'last'),
+    threshold('C', 'B', 'gt', 0),
+  ],
+  dashboardUid: UIDS.fleet,
+  panelId: FLEET_PANELS.deadLetters,
+  noDataState: 'OK',
+  execErrState: 'Error',
+  for: '0s',
+  annotations: {
+    summary: 'InfluxDB rejected {{ printf "%.0f" $values.B.Value }} line(s) from agent {{ $labels.agent }} ({{ $labels.agent_region }}) as malformed in the last 15 minutes; they are in its dead-letter table, not in InfluxDB.',
+    description: `What: InfluxDB answered a write from this agent with 400, 413, 422 or another 4xx that means "this data is wrong" (not 401/403/404/429, which stay queued in the outbox). The agent narrowed the batch down to the refused lines and moved only those to its dead-letter table; everything else was delivered. Those rounds are missing from the dashboards.
+Check:
+1. On the agent host: sqlite3 <store.path> "SELECT failed_at, status, message, line FROM dead_letters ORDER BY id DESC LIMIT 20" — the server's message says why (a field type conflict means something else wrote the same measurement and field with another type; 413 a line too large).
+2. Did the agent version change just before (Fleet → Agents → Version)? A schema change between versions is the usual cause.
+Act: fix the cause (drop the conflicting data or rename the other writer's field). The alert resolves 15 minutes after the last new dead letter; the lines stay on the agent until the store's retention removes them.`,
+  },
+  labels: labels('warning', 'pipeline'),
+  isPaused: false,
+};
+
+const outboxGrowing: AlertRule = {
+  uid: 'anylat-outbox-growing',
+  title: 'Agent outbox growing',
+  condition: 'E',
+  data: [
+    // Never drained to zero in the window, and larger at its end than at its start.
+    influx(
+      'A',
+      from('agent')
+        .select((f) => [f.min('outbox_rows').as('outbox_min')])
+        .groupBy('agent', 'agent_region')
+        .build(),
+      900,
+    ),
+    influx(
+      'B',
+      from('agent')
+        .select((f) => [f.expr`${f.last('outbox_rows')} - ${f.first('outbox_rows')}`.as('outbox_growth')])
+        .groupBy('agent', 'agent_region')
+        .build(),
+      900,
+    ),
+    reduce('C', 'A', 'last'),
+    reduce('D', 'B', 'last'),
+    math('E', '$C > 0 && $D > 0'),
+  ],
+  dashboardUid: UIDS.fleet,
+  panelId: FLEET_PANELS.outbox,
+  noDataState: 'OK',
+  execErrState: 'Error',
+  for: '5m',
+  annotations: {
+    summary: 'The outbox of agent {{ $labels.agent }} ({{ $labels.agent_region }}) has not drained for 15 minutes and grew by {{ printf "%.0f" $values.D.Value }} rows.',
+    description: `What: over the last 15 minutes (and 5 more) the agent's outbox — rounds stored locally and not yet accepted by InfluxDB — never went back to 0 and is larger now than at the start. Writes are failing or too slow; heartbeats may still arrive late, in order.
+Check:
+1. The agent's log for InfluxDB write errors: unreachable, timeouts, 5xx and 429 (rate limits) mean InfluxDB cannot keep up; 401/403 a token without write permission; 404 a wrong org or bucket (on 1.8: db/rp) — those lines wait in the outbox until fixed.
+2. InfluxDB health and disk; on InfluxDB Cloud, your plan's write limits.
+3. "Fleet" → "Rows dropped by retention": once the store hits its limits, the oldest rounds are dropped before they reach InfluxDB.
+Act: restore InfluxDB writes; the outbox drains oldest-first and the alert resolves.`,
+  },
+  labels: labels('warning', 'pipeline'),
+  isPaused: false,
+};
+
+/** All rules, in the order they appear in the YAML. */
+export const ALERT_RULES: readonly AlertRule[] = [anycastSlower, pathLoss, agentSilent, siteChanged, deadLetters, outboxGrowing];
+
+function yamlFile(header: string, body: Record<string, unknown>): string {
+  return `${header
+    .trim()
+    .split('\n')
+    .map((l) => `# ${l}`.trimEnd())
+    .join('\n')}\n${stringify({ apiVersion: 1, ...body }, { lineWidth: 0 })}`;
+}
+
+const GENERATED = 'Generated by `npm run dashboards` from dashboard/alerts.ts: edit that file, not this one.';
+
+/** The alerting provisioning files, keyed by path relative to the repository root. */
+export function alertingFiles(): Map<string, string> {
+  const files = new Map<string, string>();
+  files.set(
+    'provisioning/alerting/anylat-rules.yaml',
+    yamlFile(`anylat alert rules (Grafana-managed, InfluxQL on datasource ${DATASOURCE_UID}).\n${GENERATED}`, {
+      groups: [{ orgId: 1, name: 'anylat', folder: ALERT_FOLDER, interval: '1m', rules: ALERT_RULES }],
+    }),
+  );
+  files.set(
+    'provisioning/alerting/anylat-contact-points.yaml',
+    yamlFile(
+      `Where anylat alerts go: a webhook whose URL Grafana reads from the environment variable ${WEBHOOK_ENV} at startup.\nReplace the receiver (Slack, e-mail, PagerDuty, ...) to suit; keep the name ${CONTACT_POINT}.\n${GENERATED}`,
+      {
+        contactPoints: [
+          {
+            orgId: 1,
+            name: CONTACT_POINT,
+            receivers: [{ uid: 'anylat-webhook', type: 'webhook', settings: { url: `\${${WEBHOOK_ENV}}`, httpMethod: 'POST' }, disableResolveMessage: false }],
+          },
+        ],
+      },
+    ),
+  );
+  files.set(
+    'provisioning/alerting/anylat-policies.yaml',
+    yamlFile(
+      `Notification policy tree. CAUTION: provisioning a policy REPLACES the organisation's whole tree.\nIf your Grafana already routes alerts, delete this file and add one route with the matcher\napp=anylat -> ${CONTACT_POINT} to your own tree instead.\n${GENERATED}`,
+      {
+        policies: [
+          {
+            orgId: 1,
+            receiver: CONTACT_POINT,
+            group_by: ['grafana_folder', 'alertname'],
+            routes: [
+              {
+                receiver: CONTACT_POINT,
+                object_matchers: [
+                  ['app', '=', APP_LABEL.app],
+                  ['severity', '=', 'info'],
+                ],
+                group_by: ['alertname', 'service'],
+                group_wait: '1m',
+                group_interval: '15m',
+                repeat_interval: '24h',
+              },
+              {
+                receiver: CONTACT_POINT,
+                object_matchers: [['app', '=', APP_LABEL.app]],
+                group_by: ['alertname', 'agent_region', 'service'],
+                group_wait: '30s',
+                group_interval: '5m',
+                repeat_interval: '4h',
+              },
+            ],
+          },
+        ],
+      },
+    ),
+  );
+  return files;
+}

@@ -1,0 +1,310 @@
+// "Path detail": every metric one agent measured for one service, endpoint by endpoint, to see
+// where time goes (DNS, TCP, TLS, server) and whether a number can be trusted (loss, jitter,
+// samples flagged for event-loop lag, stray UDP packets).
+import * as common from '@grafana/grafana-foundation-sdk/common';
+import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
+import { DASHBOARD_TAG, UIDS, UNITS, baseDashboard, tagVariable, zeroIsGood } from './common.ts';
+import { from, target } from './influxql.ts';
+import { column, organize, tablePanel, timeSeries } from './panels.ts';
+
+/** Panel ids, stable: alert rules link to them. */
+export const PATH_PANELS = {
+  edgeVsEndToEnd: 1,
+  httpPhases: 2,
+  httpRequest: 3,
+  tls: 4,
+  icmp: 5,
+  jitter: 6,
+  loss: 7,
+  flagged: 8,
+  udpAccounting: 9,
+  latest: 10,
+  rowTiming: 100,
+  rowQuality: 101,
+} as const;
+
+/** HTTP phases drawn as a stack: each is assumed to be its own slice of the request. */
+export const HTTP_PHASES = ['dns', 'connect', 'tls', 'ttfb'] as const;
+
+const VARIABLES = [
+  tagVariable({
+    name: 'service',
+    label: 'Service',
+    description: 'The service whose paths are shown.',
+    measurement: 'latency',
+    tag: 'service',
+  }),
+  tagVariable({
+    name: 'agent',
+    label: 'Agent',
+    description: 'The agent (its configured id) whose measurements are shown.',
+    measurement: 'latency',
+    tag: 'agent',
+    where: (w) => [w.v('service', 'service')],
+  }),
+  tagVariable({
+    name: 'endpoint',
+    label: 'Endpoint',
+    description: '`anycast` is the accelerator address; the others are the regional unicast endpoints it is compared with.',
+    measurement: 'latency',
+    tag: 'endpoint',
+    where: (w) => [w.v('service', 'service'), w.v('agent', 'agent')],
+    multi: true,
+  }),
+];
+
+/** The latency rows of the selected service, agent and endpoints. */
+function paths() {
+  return from('latency').where((w) => [w.v('service', 'service'), w.v('agent', 'agent'), w.v('endpoint', 'endpoint')]);
+}
+
+const edgeVsEndToEnd = timeSeries({
+  id: PATH_PANELS.edgeVsEndToEnd,
+  title: 'TCP connect (edge) next to TCP echo and UDP RTT (end to end), p50',
+  description:
+    'Median per round. Dashed lines are scope=edge: the accelerator terminates TCP, so the anycast TCP connect only measures you → nearest edge and looks better than it is. Solid lines are end to end: the TCP echo (one request/response on the open connection) and the UDP STAMP round trip both reach the origin and are the fair comparison.',
+  unit: UNITS.ms,
+  w: 24,
+  h: 9,
+})
+  .overrideByRegexp('/\\(edge\\)$/', [{ id: 'custom.lineStyle', value: { fill: 'dash', dash: [10, 10] } }])
+  .withTarget(
+    target(
+      paths()
+        .select((f) => [f.mean('p50_ms')])
+        .where((w) => [
+          w.any(w.all(w.is('protocol', 'tcp'), w.in('metric', ['connect', 'rtt'])), w.all(w.is('protocol', 'udp'), w.is('metric', 'rtt'))),
+        ])
+        .groupByTime('$__interval')
+        .groupBy('endpoint', 'protocol', 'metric', 'scope')
+        .fill('none'),
+    ).alias('$tag_endpoint $tag_protocol $tag_metric ($tag_scope)'),
+  );
+
+const httpPhases = timeSeries({
+  id: PATH_PANELS.httpPhases,
+  title: 'HTTP phases (p50) — $endpoint',
+  description:
+    'One panel per endpoint: the median of each HTTP phase stacked bottom-up — DNS lookup, TCP connect, TLS handshake, time to first byte — so the top of the stack is roughly the time to the first response byte on a fresh connection. Compare panels to see which phase the accelerator shortens (usually connect and TLS, which it can answer closer to you).',
+  unit: UNITS.ms,
+  w: 12,
+  h: 8,
+})
+  .repeat('endpoint')
+  .repeatDirection('h')
+  .maxPerRow(2)
+  .stacking(new common.StackingConfigBuilder().mode(common.StackingMode.Normal).group('phases'))
+  .fillOpacity(40)
+  .lineWidth(1)
+  .withTarget(
+    target(
+      paths()
+        .select((f) => [f.mean('p50_ms')])
+        .where((w) => [w.is('protocol', 'http'), w.in('metric', HTTP_PHASES)])
+        .groupByTime('$__interval')
+        .groupBy('metric')
+        .fill('none'),
+    ).alias('$tag_metric'),
+  );
+
+const httpRequest = timeSeries({
+  id: PATH_PANELS.httpRequest,
+  title: 'HTTP ttfb, total and warm request (p50)',
+  description:
+    'ttfb: request sent → first response byte; total: the whole request on a fresh connection; warm: a second request on the already open connection — no handshakes, so it shows the pure request/response path through the accelerator to the origin.',
+  unit: UNITS.ms,
+  w: 12,
+  h: 8,
+})
+  .withTarget(
+    target(
+      paths()
+        .select((f) => [f.mean('p50_ms')])
+        .where((w) => [w.is('protocol', 'http'), w.in('metric', ['ttfb', 'total', 'warm'])])
+        .groupByTime('$__interval')
+        .groupBy('endpoint', 'metric')
+        .fill('none'),
+    ).alias('$tag_endpoint $tag_metric'),
+  );
+
+const tls = timeSeries({
+  id: PATH_PANELS.tls,
+  title: 'TLS handshake (p50)',
+  description:
+    'Time from TCP established to TLS handshake complete, no session reuse. TLS ends at the origin even through the accelerator, so this is an end-to-end comparison (about one round trip to the origin).',
+  unit: UNITS.ms,
+  w: 12,
+  h: 8,
+})
+  .withTarget(
+    target(
+      paths()
+        .select((f) => [f.mean('p50_ms')])
+        .where((w) => [w.is('protocol', 'tls'), w.is('metric', 'handshake')])
+        .groupByTime('$__interval')
+        .groupBy('endpoint')
+        .fill('none'),
+    ).alias('$tag_endpoint'),
+  );
+
+const icmp = timeSeries({
+  id: PATH_PANELS.icmp,
+  title: 'ICMP RTT (p50, edge only)',
+  description:
+    'Ping round trip (the kernel-timestamped time= that ping prints). Whoever holds the anycast address answers ICMP — the edge, never the origin — so this is never part of the benefit; it is shown to spot path changes.',
+  unit: UNITS.ms,
+  w: 12,
+  h: 8,
+})
+  .withTarget(
+    target(
+      paths()
+        .select((f) => [f.mean('p50_ms')])
+        .where((w) => [w.is('protocol', 'icmp'), w.is('metric', 'rtt')])
+        .groupByTime('$__interval')
+        .groupBy('endpoint')
+        .fill('none'),
+    ).alias('$tag_endpoint'),
+  );
+
+const jitter = timeSeries({
+  id: PATH_PANELS.jitter,
+  title: 'Jitter',
+  description:
+    'RFC 3550 interarrival jitter of the RTT series within each round (mean per interval). High jitter widens the confidence interval of the benefit and hurts real-time traffic more than a slightly higher median.',
+  unit: UNITS.ms,
+  w: 12,
+  h: 8,
+})
+  .withTarget(
+    target(
+      paths()
+        .select((f) => [f.mean('jitter_ms')])
+        .where((w) => [w.is('metric', 'rtt')])
+        .groupByTime('$__interval')
+        .groupBy('endpoint', 'protocol')
+        .fill('none'),
+    ).alias('$tag_endpoint $tag_protocol'),
+  );
+
+const loss = timeSeries({
+  id: PATH_PANELS.loss,
+  title: 'Loss per path',
+  description: '100 × (1 − Σreceived / Σsent) per endpoint and protocol. Any failed sample counts: timeout, refused, reset, TLS or HTTP error.',
+  unit: UNITS.percent,
+  w: 12,
+  h: 8,
+})
+  .min(0)
+  .thresholds(zeroIsGood(5))
+  .thresholdsStyle(new common.GraphThresholdsStyleConfigBuilder().mode(common.GraphThresholdsStyleMode.Dashed))
+  .withTarget(
+    target(
+      paths()
+        .select((f) => [f.expr`100 * (1 - ${f.sum('received')} / ${f.sum('sent')})`.as('loss_pct')])
+        .groupByTime('$__interval')
+        .groupBy('endpoint', 'protocol')
+        .fill('none'),
+    ).alias('$tag_endpoint $tag_protocol'),
+  );
+
+const flagged = timeSeries({
+  id: PATH_PANELS.flagged,
+  title: 'Samples flagged for event-loop lag',
+  description:
+    'Share of answered samples taken while the agent’s own event loop was late (> 1 ms): their timing includes the agent’s delay, so they are kept out of the statistics. A few percent is normal under load; a lot means the agent host is too busy and its percentiles are thin.',
+  unit: UNITS.percent,
+  w: 12,
+  h: 8,
+})
+  .min(0)
+  .withTarget(
+    target(
+      paths()
+        .select((f) => [f.expr`100 * ${f.sum('flagged')} / ${f.sum('received')}`.as('flagged_pct')])
+        .groupByTime('$__interval')
+        .groupBy('endpoint', 'protocol')
+        .fill('none'),
+    ).alias('$tag_endpoint $tag_protocol'),
+  );
+
+const udpAccounting = timeSeries({
+  id: PATH_PANELS.udpAccounting,
+  title: 'UDP packet accounting',
+  description:
+    'STAMP replies that were not simply "answered in time", summed per interval: late (arrived after the sample timed out — counted as loss), duplicate, stray (a valid reply for a sequence number this session never sent) and invalid (not a valid STAMP reply, e.g. a bad HMAC). All should be 0; invalid or stray packets hint at a middlebox or someone else’s traffic.',
+  unit: UNITS.count,
+  w: 12,
+  h: 8,
+})
+  .drawStyle(common.GraphDrawStyle.Bars)
+  .fillOpacity(60)
+  .withTarget(
+    target(
+      paths()
+        .select((f) => [f.sum('late').as('late'), f.sum('duplicate').as('duplicate'), f.sum('stray').as('stray'), f.sum('invalid').as('invalid')])
+        .where((w) => [w.is('protocol', 'udp')])
+        .groupByTime('$__interval')
+        .groupBy('endpoint')
+        .fill('none'),
+    ).alias('$tag_endpoint $col'),
+  );
+
+const latest = tablePanel({
+  id: PATH_PANELS.latest,
+  title: 'Latest round per path',
+  description:
+    'The last value in the time range of every path (endpoint × protocol × metric): percentiles, loss, jitter and the site that answered. scope=edge rows are not comparable between anycast and unicast.',
+  unit: UNITS.ms,
+  w: 24,
+  h: 10,
+})
+  .decimals(2)
+  .withTarget(
+    target(
+      paths()
+        .select((f) => [
+          f.last('p50_ms').as('p50_ms'),
+          f.last('p90_ms').as('p90_ms'),
+          f.last('p99_ms').as('p99_ms'),
+          f.last('jitter_ms').as('jitter_ms'),
+          f.last('loss_pct').as('loss_pct'),
+          f.last('site').as('site'),
+        ])
+        .groupBy('endpoint', 'protocol', 'metric', 'scope'),
+    ).table(),
+  )
+  .withTransformation(organize({ exclude: ['Time'] }))
+  .overrideByName('endpoint', column(UNITS.text, 'Endpoint'))
+  .overrideByName('protocol', column(UNITS.text, 'Protocol'))
+  .overrideByName('metric', column(UNITS.text, 'Metric'))
+  .overrideByName('scope', column(UNITS.text, 'Scope'))
+  .overrideByName('p50_ms', column(UNITS.ms, 'p50'))
+  .overrideByName('p90_ms', column(UNITS.ms, 'p90'))
+  .overrideByName('p99_ms', column(UNITS.ms, 'p99'))
+  .overrideByName('jitter_ms', column(UNITS.ms, 'Jitter'))
+  .overrideByName('loss_pct', column(UNITS.percent, 'Loss'))
+  .overrideByName('site', column(UNITS.text, 'Site'));
+
+/** The "Path detail" dashboard. */
+export function pathDetailDashboard(): dashboard.DashboardBuilder {
+  return baseDashboard(
+    'anylat / Path detail',
+    UIDS.pathDetail,
+    'Every metric one agent measured for one service, per endpoint: where the time goes and whether the numbers can be trusted.',
+  )
+    .tags([DASHBOARD_TAG, 'detail'])
+    .variables(VARIABLES)
+    .withRow(new dashboard.RowBuilder('Timing').id(PATH_PANELS.rowTiming))
+    .withPanel(edgeVsEndToEnd)
+    .withPanel(httpPhases)
+    .withPanel(httpRequest)
+    .withPanel(tls)
+    .withPanel(icmp)
+    .withPanel(jitter)
+    .withRow(new dashboard.RowBuilder('Quality').id(PATH_PANELS.rowQuality))
+    .withPanel(loss)
+    .withPanel(flagged)
+    .withPanel(udpAccounting)
+    .withPanel(latest);
+}

@@ -1,0 +1,37 @@
+// The InfluxDB schema as the dashboards and alert rules see it (DESIGN.md, "InfluxDB schema").
+// Names are typed against the agent's own model so that renaming a field there breaks the
+// dashboards at compile time instead of silently emptying a panel.
+import type { AgentHeartbeat, BenefitRow, PathResult } from '../agent/model.ts';
+import { MEASUREMENTS } from '../agent/sink/line-protocol.ts';
+
+export { MEASUREMENTS };
+export type Measurement = (typeof MEASUREMENTS)[keyof typeof MEASUREMENTS];
+
+/** Tags each measurement carries (agent labels come on top and are not used here). */
+export const TAGS = {
+  latency: ['agent', 'agent_region', 'service', 'endpoint', 'kind', 'protocol', 'metric', 'scope'],
+  benefit: ['agent', 'agent_region', 'service', 'protocol', 'metric', 'scope', 'baseline'],
+  agent: ['agent', 'agent_region'],
+  event: ['agent', 'agent_region', 'service', 'type'],
+} as const satisfies Record<Measurement, readonly string[]>;
+
+type NumericOrString<T> = { [K in keyof T]-?: NonNullable<T[K]> extends number | string ? K : never }[keyof T] & string;
+
+/** Fields of `latency`: the numeric statistics of a path plus its `site` string. */
+export type LatencyField = Exclude<NumericOrString<PathResult>, 'endpoint' | 'kind' | 'address' | 'protocol' | 'metric' | 'scope'>;
+/** Fields of `benefit`. */
+export type BenefitField = Exclude<NumericOrString<BenefitRow>, 'protocol' | 'metric' | 'scope' | 'baseline'>;
+/** Fields of `agent` (the heartbeat). */
+export type AgentField = Exclude<NumericOrString<AgentHeartbeat>, 'at'>;
+/** Fields of `event`. */
+export type EventField = 'message' | 'from' | 'to';
+
+export type TagOf<M extends Measurement> = (typeof TAGS)[M][number];
+export type FieldOf<M extends Measurement> = M extends 'latency'
+  ? LatencyField
+  : M extends 'benefit'
+    ? BenefitField
+    : M extends 'agent'
+      ? AgentField
+      : EventField;
+export type ColumnOf<M extends Measurement> = TagOf<M> | FieldOf<M>;
