@@ -45,6 +45,42 @@ const BENEFIT_FLOATS = [
   'win_rate',
 ] as const satisfies ReadonlyArray<keyof BenefitRow>;
 
+/**
+ * Every field key the schema writes. A label (tag) with one of these names would give a point a
+ * tag and a field with the same key, which InfluxQL can only tell apart with `::tag`/`::field`
+ * and Flux's pivot mixes up.
+ */
+export const FIELD_KEYS = [
+  ...LATENCY_INTS,
+  ...LATENCY_FLOATS,
+  'site',
+  ...BENEFIT_FLOATS,
+  'pairs',
+  'version',
+  'uptime_s',
+  'lat',
+  'lon',
+  'loop_lag_p99_ms',
+  'rounds_late',
+  'outbox_rows',
+  'dead_letters',
+  'dropped_rows',
+  'message',
+  'from',
+  'to',
+] as const;
+
+/**
+ * Names a config label may not take: the schema's tags, its field keys, and `time` (InfluxDB drops
+ * a tag named time). Labels starting with `_` are InfluxDB 2's own columns and are refused too.
+ */
+export const RESERVED_LABELS: readonly string[] = [...new Set<string>([...RESERVED_TAGS, ...FIELD_KEYS, 'time'])];
+
+/** True when `key` cannot be a label (see RESERVED_LABELS). */
+export function isReservedLabel(key: string): boolean {
+  return key.startsWith('_') || RESERVED_LABELS.includes(key);
+}
+
 function escapeKey(s: string): string {
   return s.replace(/[,= \\]/g, (c) => `\\${c}`).replace(/\n/g, '\\n');
 }

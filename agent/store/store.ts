@@ -1,0 +1,550 @@
+// The embedded store: every round in one transaction (round, paths, benefit rows, events, the
+// service's state and the round's InfluxDB lines in the outbox), the outbox the sink drains, dead
+// letters, agent heartbeats and retention. SQLite in WAL mode: readers in other processes never
+// block the writer, and several agents may write one file (short IMMEDIATE transactions plus a
+// busy timeout serialize them).
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { AgentHeartbeat, BenefitRow, PathResult, RoundResult } from '../model.ts';
+import { heartbeatLine, isoToMs, roundToLines } from '../sink/line-protocol.ts';
+import { AnylatError } from '../util/errors.ts';
+import { applyRetention, describeRetention, type RetentionOptions, type RetentionResult } from './retention.ts';
+import { checkReadable, migrate } from './schema.ts';
+import { benefitReport, type ReportQuery, type ReportRow } from './report.ts';
+import * as q from './queries.ts';
+
+export type { RetentionOptions, RetentionResult } from './retention.ts';
+
+export interface StoreOptions {
+  /** required for a writer; a read-only handle never trims */
+  retention?: RetentionOptions;
+  /** open for reading only (`anylat report`, another process's dashboard) */
+  readonly?: boolean;
+  /**
+   * Write InfluxDB lines to the outbox (default true). An agent without InfluxDB passes false so
+   * the outbox does not fill up to its cap with lines nobody will send.
+   */
+  outbox?: boolean;
+  /** how long a statement waits for another process's write lock; default 5000 ms */
+  busyTimeoutMs?: number;
+  /** saveRound/saveHeartbeat run retention at most this often; default 60 s, 0 = every write */
+  retentionIntervalMs?: number;
+  /** where retention and other notices go; default stderr */
+  log?: (line: string) => void;
+}
+
+/** One InfluxDB line waiting for delivery. `id` orders the outbox. */
+export interface OutboxEntry {
+  id: number;
+  agent: string;
+  line: string;
+}
+
+/** A line InfluxDB rejected as malformed, with what the server said. */
+export interface DeadLetter {
+  id: number;
+  outbox_id: number;
+  agent: string;
+  line: string;
+  status?: number;
+  message: string;
+  failed_at: string;
+}
+
+/** Rows retention dropped through this handle since it was opened. */
+export interface DroppedCounts {
+  rounds: number;
+  /** undelivered InfluxDB lines: the number to worry about */
+  outbox: number;
+  deadLetters: number;
+}
+
+/** A round as listed by `rounds()`. */
+export interface RoundSummary {
+  id: number;
+  agent: string;
+  agent_region: string;
+  service: string;
+  started_at: string;
+  scheduled_at?: string;
+  duration_ms: number;
+}
+
+type Params = Record<string, string | number | null>;
+
+function storeError(path: string, err: unknown): AnylatError {
+  if (err instanceof AnylatError) return err;
+  const msg = err instanceof Error ? err.message : String(err);
+  return new AnylatError(
+    'ANYLAT_STORE_OPEN',
+    `cannot open store ${path}: ${msg}; check store.path (or --store) and that the directory is writable`,
+    { exitCode: 2, cause: err },
+  );
+}
+
+function num(v: number | undefined): number | null {
+  return v === undefined || Number.isNaN(v) ? null : v;
+}
+
+function isoOrUndefined(ms: number | null): string | undefined {
+  return ms === null ? undefined : new Date(ms).toISOString();
+}
+
+function dropNulls<T extends object>(row: Record<string, unknown>): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) if (v !== null) out[k] = v;
+  return out as T;
+}
+
+/** Opens (creating and migrating when writable) the store at `path`. */
+export function openStore(path: string, options: StoreOptions = {}): Store {
+  return new Store(path, options);
+}
+
+export class Store {
+  readonly path: string;
+  readonly readonly: boolean;
+  private readonly db: Database.Database;
+  private readonly options: StoreOptions;
+  private readonly log: (line: string) => void;
+  private readonly counts: DroppedCounts = { rounds: 0, outbox: 0, deadLetters: 0 };
+  private lastRetention = Number.NEGATIVE_INFINITY;
+  private readonly stmt: WriteStatements | undefined;
+
+  constructor(path: string, options: StoreOptions = {}) {
+    this.path = path;
+    this.options = options;
+    this.readonly = options.readonly === true;
+    this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
+    try {
+      if (!this.readonly && path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+      this.db = new Database(path, { readonly: this.readonly, fileMustExist: this.readonly });
+    } catch (err) {
+      if (this.readonly && err instanceof Error && /unable to open|does not exist/i.test(err.message)) {
+        throw new AnylatError('ANYLAT_STORE_MISSING', `no store at ${path}: check --store (or store.path in the config); an agent creates it on its first round`, {
+          exitCode: 2,
+          cause: err,
+        });
+      }
+      throw storeError(path, err);
+    }
+    try {
+      this.db.pragma(`busy_timeout = ${Math.max(0, Math.round(options.busyTimeoutMs ?? 5000))}`);
+      if (this.readonly) {
+        checkReadable(this.db, path);
+      } else {
+        this.db.pragma('journal_mode = WAL');
+        // FULL: a committed round survives a power cut, not only a killed process. Rounds come
+        // minutes apart, so one fsync per commit costs nothing that matters.
+        this.db.pragma('synchronous = FULL');
+        this.db.pragma('foreign_keys = ON');
+        migrate(this.db, path);
+      }
+      this.stmt = this.readonly ? undefined : prepareWrites(this.db);
+      // A writer trims once at open (a lowered limit takes effect now), then at most every
+      // retentionIntervalMs as it writes.
+      if (this.stmt !== undefined && options.retention) this.applyRetention(Date.now());
+    } catch (err) {
+      this.db.close();
+      throw storeError(path, err);
+    }
+  }
+
+  private writable(): WriteStatements {
+    if (this.stmt === undefined) throw new AnylatError('ANYLAT_STORE_READONLY', `store ${this.path} is open read-only`);
+    return this.stmt;
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /**
+   * Saves one round in ONE transaction: the round, its paths, benefit rows and events, the
+   * service's state for the next round (`opts.state`, any JSON value, kept per agent and service)
+   * and its InfluxDB lines in the outbox. Either all of it is written or nothing. Returns the id.
+   */
+  saveRound(round: RoundResult, opts: { state?: unknown } = {}): number {
+    const s = this.writable();
+    const started = isoToMs(round.started_at);
+    const scheduled = round.scheduled_at === undefined ? null : isoToMs(round.scheduled_at);
+    const lines = this.options.outbox === false ? [] : roundToLines(round);
+    const state = opts.state === undefined ? undefined : JSON.stringify(opts.state);
+    const now = Date.now();
+    const id = this.db
+      .transaction(() => {
+        const roundId = Number(
+          s.round.run({
+            agent: round.agent.id,
+            agent_region: round.agent.region,
+            labels: round.agent.labels ? JSON.stringify(round.agent.labels) : null,
+            service: round.service,
+            started_at: started,
+            scheduled_at: scheduled,
+            duration_ms: round.duration_ms,
+            saved_at: now,
+          }).lastInsertRowid,
+        );
+        round.paths.forEach((p, ord) => s.path.run(pathParams(roundId, ord, p)));
+        round.benefit.forEach((b, ord) => s.benefit.run(benefitParams(roundId, ord, b)));
+        for (const e of round.events ?? []) {
+          s.event.run({
+            round_id: roundId,
+            agent: round.agent.id,
+            service: e.service,
+            type: e.type,
+            message: e.message,
+            from_value: e.from ?? null,
+            to_value: e.to ?? null,
+            at: started,
+          });
+        }
+        if (state !== undefined) s.state.run(round.agent.id, round.service, state, roundId, now);
+        for (const line of lines) s.outbox.run(round.agent.id, line, now);
+        return roundId;
+      })
+      .immediate();
+    this.maybeRetention(now);
+    return id;
+  }
+
+  /** Records the agent's heartbeat (for the dashboard's agent health) and queues its line. */
+  saveHeartbeat(hb: AgentHeartbeat): void {
+    const s = this.writable();
+    const at = isoToMs(hb.at);
+    const line = this.options.outbox === false ? undefined : heartbeatLine(hb);
+    const now = Date.now();
+    this.db
+      .transaction(() => {
+        s.heartbeat.run(hb.agent.id, hb.agent.region, at, JSON.stringify(hb));
+        if (line !== undefined) s.outbox.run(hb.agent.id, line, now);
+      })
+      .immediate();
+    this.maybeRetention(now);
+  }
+
+  /** The state saved with `agent`'s last round of `service`, or undefined before its first round. */
+  serviceState(service: string, agent: string): unknown {
+    const row = this.db.prepare('SELECT state FROM service_state WHERE agent = ? AND service = ?').get(agent, service) as
+      | { state: string }
+      | undefined;
+    return row === undefined ? undefined : (JSON.parse(row.state) as unknown);
+  }
+
+  // ---------------------------------------------------------------- outbox (the sink's API)
+
+  /** The oldest `limit` outbox entries (of one agent when given), oldest first. */
+  readOutbox(limit: number, opts: { agent?: string } = {}): OutboxEntry[] {
+    const sql =
+      opts.agent === undefined
+        ? 'SELECT id, agent, line FROM outbox ORDER BY id LIMIT ?'
+        : 'SELECT id, agent, line FROM outbox WHERE agent = ? ORDER BY id LIMIT ?';
+    const args = opts.agent === undefined ? [limit] : [opts.agent, limit];
+    return this.db.prepare(sql).all(...args) as OutboxEntry[];
+  }
+
+  /** Deletes delivered entries (InfluxDB answered 2xx). Returns how many were still there. */
+  ack(ids: readonly number[]): number {
+    const s = this.writable();
+    if (ids.length === 0) return 0;
+    return this.db
+      .transaction(() => {
+        let n = 0;
+        for (const id of ids) n += s.ack.run(id).changes;
+        return n;
+      })
+      .immediate();
+  }
+
+  /** Moves entries InfluxDB rejected as malformed to the dead letters, with the server's message. */
+  deadLetter(ids: readonly number[], serverMessage: string, status?: number): number {
+    const s = this.writable();
+    if (ids.length === 0) return 0;
+    const now = Date.now();
+    return this.db
+      .transaction(() => {
+        let n = 0;
+        for (const id of ids) {
+          n += s.deadLetter.run(status ?? null, serverMessage, now, id).changes;
+          s.ack.run(id);
+        }
+        return n;
+      })
+      .immediate();
+  }
+
+  /** Lines waiting for InfluxDB (of one agent when given). */
+  outboxRows(agent?: string): number {
+    const row = (
+      agent === undefined
+        ? this.db.prepare('SELECT COUNT(*) AS n FROM outbox').get()
+        : this.db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE agent = ?').get(agent)
+    ) as { n: number };
+    return row.n;
+  }
+
+  /** Lines InfluxDB rejected, still kept (of one agent when given). */
+  deadLetters(agent?: string): number {
+    const row = (
+      agent === undefined
+        ? this.db.prepare('SELECT COUNT(*) AS n FROM dead_letters').get()
+        : this.db.prepare('SELECT COUNT(*) AS n FROM dead_letters WHERE agent = ?').get(agent)
+    ) as { n: number };
+    return row.n;
+  }
+
+  /** The most recent dead letters, newest first. */
+  deadLetterList(opts: { agent?: string; limit?: number } = {}): DeadLetter[] {
+    const where = opts.agent === undefined ? '' : 'WHERE agent = @agent';
+    const rows = this.db
+      .prepare(`SELECT id, outbox_id, agent, line, status, message, failed_at FROM dead_letters ${where} ORDER BY id DESC LIMIT @limit`)
+      .all({ ...(opts.agent === undefined ? {} : { agent: opts.agent }), limit: opts.limit ?? 100 }) as Array<
+      Record<string, unknown> & { failed_at: number }
+    >;
+    return rows.map((r) => dropNulls<DeadLetter>({ ...r, failed_at: new Date(r.failed_at).toISOString() }));
+  }
+
+  // ---------------------------------------------------------------- retention
+
+  /** Rows retention dropped through this handle since it was opened. */
+  dropped(): DroppedCounts {
+    return { ...this.counts };
+  }
+
+  /** Total rows dropped (rounds + undelivered lines + dead letters): the heartbeat's `dropped_rows`. */
+  get droppedRows(): number {
+    return this.counts.rounds + this.counts.outbox + this.counts.deadLetters;
+  }
+
+  /** Runs one retention pass now; logs a line for each kind of drop. */
+  applyRetention(now: number = Date.now()): RetentionResult {
+    this.writable();
+    const r = this.options.retention;
+    if (!r) return { roundsByAge: 0, roundsByCount: 0, outbox: 0, deadLetters: 0 };
+    this.lastRetention = now;
+    const res = applyRetention(this.db, r, now);
+    this.counts.rounds += res.roundsByAge + res.roundsByCount;
+    this.counts.outbox += res.outbox;
+    this.counts.deadLetters += res.deadLetters;
+    for (const line of describeRetention(res, r)) this.log(line);
+    return res;
+  }
+
+  private maybeRetention(now: number): void {
+    if (!this.options.retention) return;
+    if (now - this.lastRetention < (this.options.retentionIntervalMs ?? 60_000)) return;
+    this.applyRetention(now);
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** The benefit table `anylat report` prints (see report.ts for the exact definitions). */
+  report(query: ReportQuery): ReportRow[] {
+    return benefitReport(this.db, query);
+  }
+
+  /** Rounds started in [since, until), oldest first. */
+  rounds(query: { since?: number; until?: number; service?: string; agent?: string; limit?: number } = {}): RoundSummary[] {
+    const { where, params } = q.roundFilter(query);
+    const rows = this.db
+      .prepare(
+        `SELECT id, agent, agent_region, service, started_at, scheduled_at, duration_ms FROM rounds r ${where}
+         ORDER BY started_at, id LIMIT @limit`,
+      )
+      .all({ ...params, limit: query.limit ?? -1 }) as Array<{
+      id: number;
+      agent: string;
+      agent_region: string;
+      service: string;
+      started_at: number;
+      scheduled_at: number | null;
+      duration_ms: number;
+    }>;
+    return rows.map((r) => {
+      const out: RoundSummary = {
+        id: r.id,
+        agent: r.agent,
+        agent_region: r.agent_region,
+        service: r.service,
+        started_at: new Date(r.started_at).toISOString(),
+        duration_ms: r.duration_ms,
+      };
+      const scheduled = isoOrUndefined(r.scheduled_at);
+      if (scheduled !== undefined) out.scheduled_at = scheduled;
+      return out;
+    });
+  }
+
+  /** One round exactly as it was saved (undefined once retention dropped it). */
+  getRound(id: number): RoundResult | undefined {
+    const r = this.db.prepare('SELECT * FROM rounds WHERE id = ?').get(id) as
+      | {
+          agent: string;
+          agent_region: string;
+          labels: string | null;
+          service: string;
+          started_at: number;
+          scheduled_at: number | null;
+          duration_ms: number;
+        }
+      | undefined;
+    if (!r) return undefined;
+    const paths = (this.db.prepare('SELECT * FROM paths WHERE round_id = ? ORDER BY ord').all(id) as Array<Record<string, unknown>>).map((p) => {
+      const { round_id: _r, ord: _o, failures, ...rest } = p;
+      const out = dropNulls<PathResult>(rest);
+      if (typeof failures === 'string') out.failures = JSON.parse(failures) as PathResult['failures'];
+      return out;
+    });
+    const benefit = (this.db.prepare('SELECT * FROM benefit WHERE round_id = ? ORDER BY ord').all(id) as Array<Record<string, unknown>>).map((b) => {
+      const { round_id: _r, ord: _o, ...rest } = b;
+      return dropNulls<BenefitRow>(rest);
+    });
+    const events = (
+      this.db.prepare('SELECT type, service, message, from_value, to_value FROM events WHERE round_id = ? ORDER BY id').all(id) as Array<{
+        type: string;
+        service: string;
+        message: string;
+        from_value: string | null;
+        to_value: string | null;
+      }>
+    ).map((e) => dropNulls<NonNullable<RoundResult['events']>[number]>({ type: e.type, service: e.service, message: e.message, from: e.from_value, to: e.to_value }));
+    const agent: RoundResult['agent'] = { id: r.agent, region: r.agent_region };
+    if (r.labels !== null) agent.labels = JSON.parse(r.labels) as Record<string, string>;
+    const round: RoundResult = {
+      agent,
+      service: r.service,
+      started_at: new Date(r.started_at).toISOString(),
+      duration_ms: r.duration_ms,
+      paths,
+      benefit,
+    };
+    const scheduled = isoOrUndefined(r.scheduled_at);
+    if (scheduled !== undefined) round.scheduled_at = scheduled;
+    if (events.length > 0) round.events = events;
+    return round;
+  }
+
+  /** Benefit per agent region over time (one point per round and benefit row). */
+  benefitSeries(query: q.SeriesQuery): q.BenefitPoint[] {
+    return q.benefitSeries(this.db, query);
+  }
+
+  /** Anycast vs baseline p50 over time, per agent, protocol and metric. */
+  latencySeries(query: q.SeriesQuery): q.LatencyPoint[] {
+    return q.latencySeries(this.db, query);
+  }
+
+  /** Loss per path (endpoint, protocol) over time. */
+  lossSeries(query: q.SeriesQuery): q.LossPoint[] {
+    return q.lossSeries(this.db, query);
+  }
+
+  /** Site changes and paths going down/up, newest first. */
+  events(query: q.SeriesQuery & { limit?: number }): q.EventRow[] {
+    return q.events(this.db, query);
+  }
+
+  /** The last heartbeat of each agent that ever wrote one. */
+  agentHealth(now: number = Date.now()): q.AgentHealth[] {
+    return q.agentHealth(this.db, now);
+  }
+
+  /** Services and agents present in the store, with their round counts. */
+  services(): q.ServiceSummary[] {
+    return q.services(this.db);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+function prepareWrites(db: Database.Database) {
+  return {
+    round: db.prepare(
+      `INSERT INTO rounds (agent, agent_region, labels, service, started_at, scheduled_at, duration_ms, saved_at)
+       VALUES (@agent, @agent_region, @labels, @service, @started_at, @scheduled_at, @duration_ms, @saved_at)`,
+    ),
+    path: db.prepare(
+      `INSERT INTO paths (round_id, ord, endpoint, kind, address, protocol, metric, scope, site, sent, received, loss_pct,
+         min_ms, p50_ms, p90_ms, p99_ms, max_ms, mean_ms, stddev_ms, jitter_ms, flagged, failures, late, duplicate, stray, invalid)
+       VALUES (@round_id, @ord, @endpoint, @kind, @address, @protocol, @metric, @scope, @site, @sent, @received, @loss_pct,
+         @min_ms, @p50_ms, @p90_ms, @p99_ms, @max_ms, @mean_ms, @stddev_ms, @jitter_ms, @flagged, @failures, @late, @duplicate, @stray, @invalid)`,
+    ),
+    benefit: db.prepare(
+      `INSERT INTO benefit (round_id, ord, protocol, metric, scope, baseline, anycast_p50_ms, baseline_p50_ms, saved_ms, saved_pct,
+         ci_low_ms, ci_high_ms, win_rate, pairs)
+       VALUES (@round_id, @ord, @protocol, @metric, @scope, @baseline, @anycast_p50_ms, @baseline_p50_ms, @saved_ms, @saved_pct,
+         @ci_low_ms, @ci_high_ms, @win_rate, @pairs)`,
+    ),
+    event: db.prepare(
+      `INSERT INTO events (round_id, agent, service, type, message, from_value, to_value, at)
+       VALUES (@round_id, @agent, @service, @type, @message, @from_value, @to_value, @at)`,
+    ),
+    state: db.prepare(
+      `INSERT INTO service_state (agent, service, state, round_id, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (agent, service) DO UPDATE SET state = excluded.state, round_id = excluded.round_id, updated_at = excluded.updated_at`,
+    ),
+    outbox: db.prepare('INSERT INTO outbox (agent, line, created_at) VALUES (?, ?, ?)'),
+    heartbeat: db.prepare(
+      `INSERT INTO heartbeats (agent, agent_region, at, body) VALUES (?, ?, ?, ?)
+       ON CONFLICT (agent) DO UPDATE SET agent_region = excluded.agent_region, at = excluded.at, body = excluded.body`,
+    ),
+    ack: db.prepare('DELETE FROM outbox WHERE id = ?'),
+    deadLetter: db.prepare(
+      `INSERT INTO dead_letters (outbox_id, agent, line, status, message, failed_at)
+       SELECT id, agent, line, ?, ?, ? FROM outbox WHERE id = ?`,
+    ),
+  };
+}
+
+type WriteStatements = ReturnType<typeof prepareWrites>;
+
+function pathParams(roundId: number, ord: number, p: PathResult): Params {
+  return {
+    round_id: roundId,
+    ord,
+    endpoint: p.endpoint,
+    kind: p.kind,
+    address: p.address,
+    protocol: p.protocol,
+    metric: p.metric,
+    scope: p.scope,
+    site: p.site ?? null,
+    sent: p.sent,
+    received: p.received,
+    loss_pct: p.loss_pct,
+    min_ms: num(p.min_ms),
+    p50_ms: num(p.p50_ms),
+    p90_ms: num(p.p90_ms),
+    p99_ms: num(p.p99_ms),
+    max_ms: num(p.max_ms),
+    mean_ms: num(p.mean_ms),
+    stddev_ms: num(p.stddev_ms),
+    jitter_ms: num(p.jitter_ms),
+    flagged: p.flagged,
+    failures: p.failures === undefined ? null : JSON.stringify(p.failures),
+    late: num(p.late),
+    duplicate: num(p.duplicate),
+    stray: num(p.stray),
+    invalid: num(p.invalid),
+  };
+}
+
+function benefitParams(roundId: number, ord: number, b: BenefitRow): Params {
+  return {
+    round_id: roundId,
+    ord,
+    protocol: b.protocol,
+    metric: b.metric,
+    scope: b.scope,
+    baseline: b.baseline,
+    anycast_p50_ms: num(b.anycast_p50_ms),
+    baseline_p50_ms: num(b.baseline_p50_ms),
+    saved_ms: num(b.saved_ms),
+    saved_pct: num(b.saved_pct),
+    ci_low_ms: num(b.ci_low_ms),
+    ci_high_ms: num(b.ci_high_ms),
+    win_rate: num(b.win_rate),
+    pairs: b.pairs,
+  };
+}
