@@ -1,7 +1,157 @@
-// Placeholder until the tcp probe lands; replaced by its owner.
-import type { ProbeFactory } from './types.ts';
+// The tcp probe: connect time to an IP literal and, when the far end is an anylat reflector, one
+// echo on the open connection. Connect is the kernel's handshake RTT on Linux (see tcp-info.ts),
+// the monotonic clock elsewhere; the echo is always the monotonic clock.
+
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Attempt, FailureReason, Metric } from '../model.ts';
+import { AnylatError } from '../util/errors.ts';
+import { ECHO_NONCE_SIZE, encodeEchoRequest, parseEchoReply } from './echo-codec.ts';
+import { loadTcpInfo, readTcpInfo, TCP_ESTABLISHED } from './tcp-info.ts';
+import type { ProbeFactory, ProbeTarget, Prober, TcpProbeOptions } from './types.ts';
+
+const SOCKET_REASONS: Readonly<Record<string, FailureReason>> = {
+  ECONNREFUSED: 'refused',
+  ETIMEDOUT: 'timeout',
+  ECONNRESET: 'reset',
+  ECONNABORTED: 'reset',
+  EPIPE: 'reset',
+  EHOSTUNREACH: 'unreachable',
+  ENETUNREACH: 'unreachable',
+  EHOSTDOWN: 'unreachable',
+  ENETDOWN: 'unreachable',
+};
+
+/**
+ * The failure reason for a socket error (`ECONNREFUSED` -> `refused`, ...), or undefined when the
+ * error is not one of the socket-level outcomes a target can cause.
+ */
+export function socketFailureReason(err: unknown): FailureReason | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? SOCKET_REASONS[code] : undefined;
+}
+
+/** A human-readable line for an error: its code (when it has one) and message. */
+export function errorDetail(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
+}
+
+/** Throws for options no config loader should have let through: a bug, not a target's failure. */
+export function checkSocketTarget(protocol: string, target: ProbeTarget, options: { port: number; timeoutMs: number }): void {
+  const where = `${protocol} probe for ${target.endpoint}`;
+  if (net.isIP(target.address) === 0) {
+    throw new AnylatError('ANYLAT_PROBE_OPTIONS', `${where}: address must be an IP literal (resolve names before probing), got "${target.address}"`);
+  }
+  if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65_535) {
+    throw new AnylatError('ANYLAT_PROBE_OPTIONS', `${where}: port must be an integer 1..65535, got ${options.port}`);
+  }
+  if (!Number.isFinite(options.timeoutMs) || options.timeoutMs <= 0) {
+    throw new AnylatError('ANYLAT_PROBE_OPTIONS', `${where}: timeoutMs must be a positive number, got ${options.timeoutMs}`);
+  }
+}
+
+/** A tcp prober, which also says which clock times `connect`. */
+export interface TcpProber extends Prober {
+  /**
+   * `kernel` when TCP_INFO is readable here; a sample whose SYN was retransmitted, or whose
+   * TCP_INFO read fails, is still timed by the monotonic clock.
+   */
+  readonly connectClock: 'kernel' | 'monotonic';
+}
 
 /** Sets up a tcp prober for one target. */
-export const createTcpProbe: ProbeFactory<'tcp'> = () => {
-  throw new Error('tcp probe not built yet');
-};
+export const createTcpProbe: ProbeFactory<'tcp'> = (target, options) => tcpProber(target, options);
+
+/** `createTcpProbe` with its concrete type. */
+export function tcpProber(target: ProbeTarget, options: TcpProbeOptions): TcpProber {
+  checkSocketTarget('tcp', target, options);
+  // Load koffi now, while setting up, so the first sample's event loop is not blocked by it.
+  const kernel = (options.connectClock ?? 'kernel') === 'kernel' && loadTcpInfo();
+  const metrics: readonly Metric[] = options.echo ? ['connect', 'rtt'] : ['connect'];
+  const inFlight = new Set<() => void>();
+
+  const sample = (_seq: number): Promise<Attempt> =>
+    new Promise<Attempt>((resolve) => {
+      const values: Partial<Record<Metric, number>> = {};
+      let phase: 'connect' | 'echo' = 'connect';
+      let settled = false;
+
+      const t0 = performance.now();
+      const socket = net.connect({ host: target.address, port: options.port, autoSelectFamily: false, noDelay: true }, onConnect);
+
+      const timer = setTimeout(() => {
+        const what = phase === 'connect' ? 'no connection' : 'no echo reply';
+        fail(performance.now(), 'timeout', `${what} within ${options.timeoutMs} ms`);
+      }, options.timeoutMs);
+
+      const abort = () => fail(performance.now(), 'error', 'probe closed');
+      inFlight.add(abort);
+
+      function settle(attempt: Attempt): void {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        inFlight.delete(abort);
+        socket.destroy();
+        resolve(attempt);
+      }
+
+      function fail(t1: number, reason: FailureReason, detail: string): void {
+        settle({ ok: false, t0, t1, values, reason, detail: phase === 'echo' ? `echo: ${detail}` : detail });
+      }
+
+      // Errors after the sample settled (a late RST on a socket being destroyed) are nobody's.
+      socket.on('error', (err) => fail(performance.now(), socketFailureReason(err) ?? 'error', errorDetail(err)));
+
+      function onConnect(): void {
+        const t1 = performance.now();
+        values.connect = t1 - t0;
+        if (kernel) {
+          const info = readTcpInfo(socket);
+          if (info && info.state === TCP_ESTABLISHED && info.rttUs > 0 && info.totalRetrans === 0) {
+            values.connect = info.rttUs / 1000;
+          }
+        }
+        if (!options.echo) {
+          settle({ ok: true, t0, t1, values });
+          return;
+        }
+        phase = 'echo';
+        echo();
+      }
+
+      function echo(): void {
+        const nonce = randomBytes(ECHO_NONCE_SIZE);
+        const request = encodeEchoRequest(nonce);
+        let received: Buffer = Buffer.alloc(0);
+        let tSent = 0;
+        socket.on('data', (chunk: Buffer) => {
+          const t2 = performance.now();
+          received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+          const reply = parseEchoReply(received, request.length);
+          if (reply.kind === 'need') return;
+          if (reply.kind === 'invalid') return fail(t2, 'protocol', `not an anylat echo reply (${reply.why})`);
+          if (!reply.nonce.equals(nonce)) return fail(t2, 'protocol', 'the reply carries another nonce');
+          if (received.length > reply.length) return fail(t2, 'protocol', 'bytes after the reply');
+          values.rtt = t2 - tSent;
+          settle(reply.site === '' ? { ok: true, t0, t1: t2, values } : { ok: true, t0, t1: t2, values, site: reply.site });
+        });
+        socket.on('end', () => fail(performance.now(), 'reset', 'closed by the far end before replying'));
+        tSent = performance.now();
+        socket.write(request);
+      }
+    });
+
+  return {
+    metrics,
+    connectClock: kernel ? 'kernel' : 'monotonic',
+    sample,
+    close: async () => {
+      for (const abort of [...inFlight]) abort();
+      return undefined;
+    },
+  };
+}

@@ -28,6 +28,12 @@ export interface TcpProbeOptions extends ProbeOptionsBase {
   port: number;
   /** time one small echo on the open connection (the far end must be an anylat reflector) */
   echo: boolean;
+  /**
+   * how `connect` is timed: `kernel` (default) reports the kernel's handshake RTT (TCP_INFO
+   * `tcpi_rtt`, Linux) and falls back to `monotonic` where it cannot; `monotonic` times
+   * connect() to its callback with performance.now()
+   */
+  connectClock?: 'kernel' | 'monotonic';
 }
 
 export interface TlsProbeOptions extends ProbeOptionsBase {

@@ -1,0 +1,140 @@
+// The reflector's TCP echo part: answers each echo request frame (agent/probe/echo-codec.ts) with
+// a reply naming this site, on connections that stay open for as many requests as the sender
+// likes. It faces the internet, so every connection is bounded: frames are checked byte by byte
+// and garbage closes the connection, the reply is never longer than its request, connections are
+// capped in total and per source address, and a connection that completes no request within
+// `idleMs` is closed (trickling one byte at a time does not keep it open).
+
+import net from 'node:net';
+import { encodeEchoReply, parseEchoRequest } from '../probe/echo-codec.ts';
+import { EnvironmentError } from '../util/errors.ts';
+import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
+
+export interface TcpEchoOptions extends ReflectorCommonOptions {
+  port: number;
+  /** open connections across every bound address; default 1024 */
+  maxConnections?: number;
+  /** open connections from one source address; default 16 */
+  maxConnectionsPerSource?: number;
+  /** close a connection that completes no request for this long; default 10 s */
+  idleMs?: number;
+}
+
+interface Counters {
+  accepted: number;
+  active: number;
+  echoes: number;
+  malformed: number;
+  rejected: number;
+  idle_closed: number;
+  errors: number;
+}
+
+/** IPv4-mapped IPv6 sources count as the IPv4 address they are. */
+function sourceKey(address: string | undefined): string {
+  if (!address) return '?';
+  return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+}
+
+/** Starts one TCP echo listener per address in `binds`. Rejects when any of them cannot listen. */
+export async function startTcpEcho(options: TcpEchoOptions): Promise<ReflectorPart> {
+  const maxConnections = options.maxConnections ?? 1024;
+  const maxPerSource = options.maxConnectionsPerSource ?? 16;
+  const idleMs = options.idleMs ?? 10_000;
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const counters: Counters = { accepted: 0, active: 0, echoes: 0, malformed: 0, rejected: 0, idle_closed: 0, errors: 0 };
+  const perSource = new Map<string, number>();
+  const sockets = new Set<net.Socket>();
+
+  function onConnection(socket: net.Socket): void {
+    socket.on('error', () => counters.errors++);
+    const source = sourceKey(socket.remoteAddress);
+    const fromSource = perSource.get(source) ?? 0;
+    // Closing with RST tells a sender at once that it was turned away, and keeps no TIME_WAIT here.
+    if (counters.active >= maxConnections || fromSource >= maxPerSource) {
+      counters.rejected++;
+      socket.resetAndDestroy();
+      return;
+    }
+    counters.accepted++;
+    counters.active++;
+    perSource.set(source, fromSource + 1);
+    sockets.add(socket);
+    socket.setNoDelay(true);
+    let idle = setTimeout(onIdle, idleMs);
+    function onIdle(): void {
+      counters.idle_closed++;
+      socket.destroy();
+    }
+    socket.once('close', () => {
+      counters.active--;
+      sockets.delete(socket);
+      const left = (perSource.get(source) ?? 1) - 1;
+      if (left <= 0) perSource.delete(source);
+      else perSource.set(source, left);
+      clearTimeout(idle);
+    });
+
+    let pending: Buffer = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      for (;;) {
+        const request = parseEchoRequest(pending);
+        if (request.kind === 'need') return;
+        if (request.kind === 'invalid') {
+          counters.malformed++;
+          pending = Buffer.alloc(0);
+          socket.resetAndDestroy();
+          return;
+        }
+        pending = pending.subarray(request.length);
+        counters.echoes++;
+        clearTimeout(idle);
+        idle = setTimeout(onIdle, idleMs);
+        const flushed = socket.write(encodeEchoReply(request.nonce, options.site, request.length));
+        // A sender that does not read its replies stops being read: TCP pushes back on it.
+        if (!flushed && !socket.isPaused()) {
+          socket.pause();
+          socket.once('drain', () => socket.resume());
+        }
+      }
+    });
+  }
+
+  const servers: net.Server[] = [];
+  const listening: Array<{ address: string; port: number }> = [];
+  try {
+    for (const address of options.binds) {
+      const server = net.createServer({ noDelay: true }, onConnection);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        // ipv6Only lets `::` and `0.0.0.0` both be bound on one port.
+        server.listen({ host: address, port: options.port, ipv6Only: net.isIPv6(address) }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      server.on('error', (err) => log(`tcp echo on ${address}: ${err.message}`));
+      servers.push(server);
+      const bound = server.address();
+      listening.push({ address, port: typeof bound === 'object' && bound ? bound.port : options.port });
+    }
+  } catch (err) {
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    const code = (err as { code?: unknown }).code;
+    const where = `${options.binds[servers.length]}:${options.port}`;
+    const hint = code === 'EADDRINUSE' ? 'another program uses this port; pick another --tcp-port' : code === 'EADDRNOTAVAIL' ? 'this host has no such address; check --bind' : code === 'EACCES' ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE' : 'check --bind and --tcp-port';
+    throw new EnvironmentError('ANYLAT_LISTEN', `tcp echo: cannot listen on ${where}: ${err instanceof Error ? err.message : String(err)} (${hint})`);
+  }
+
+  return {
+    kind: 'tcp',
+    listening,
+    stats: () => ({ ...counters }),
+    close: async () => {
+      const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
+}

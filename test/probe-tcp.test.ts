@@ -1,0 +1,327 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { createTcpProbe, socketFailureReason, tcpProber } from '../agent/probe/tcp.ts';
+import { decodeTcpInfo, loadTcpInfo, readTcpInfo, socketFd, TCP_ESTABLISHED } from '../agent/probe/tcp-info.ts';
+import { encodeEchoReply, ECHO_REQUEST_SIZE } from '../agent/probe/echo-codec.ts';
+import { startTcpEcho } from '../agent/reflector/tcp-echo.ts';
+import type { ReflectorPart } from '../agent/reflector/types.ts';
+import type { Attempt } from '../agent/model.ts';
+import { AnylatError } from '../agent/util/errors.ts';
+import { refusedPort, ROOT } from './support/net.ts';
+
+const TIMEOUT_MS = 400;
+const run = promisify(execFile);
+const target = (address = '127.0.0.1') => ({ endpoint: 'test', address });
+
+/** A listening server on 127.0.0.1:0 that runs `onSocket` for each connection. */
+async function serve(onSocket: (socket: net.Socket) => void, host = '127.0.0.1'): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+    onSocket(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function assertFailed(attempt: Attempt): asserts attempt is Extract<Attempt, { ok: false }> {
+  assert.equal(attempt.ok, false, `expected a failure, got ${JSON.stringify(attempt)}`);
+}
+
+// A listener whose accept queue is full drops further SYNs (tcp_conn_request: LISTENOVERFLOWS),
+// which is a SYN-dropping target on loopback without a firewall rule. Node accepts every
+// connection it is offered, so the listener is made with libc directly and never accepts.
+function synDroppingListener(): { port: number; filler: Promise<net.Socket>; close: () => void } {
+  const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+  const libc = koffi.load(null);
+  const socket = libc.func('int socket(int, int, int)');
+  const bind = libc.func('int bind(int, void *, uint32_t)');
+  const listen = libc.func('int listen(int, int)');
+  const getsockname = libc.func('int getsockname(int, void *, void *)');
+  const close = libc.func('int close(int)');
+  const fd = socket(2 /* AF_INET */, 1 /* SOCK_STREAM */, 0) as number;
+  assert.ok(fd >= 0, 'socket() failed');
+  const addr = Buffer.alloc(16);
+  addr.writeUInt16LE(2, 0); // sa_family, host order (little-endian hosts)
+  addr.set([127, 0, 0, 1], 4);
+  assert.equal(bind(fd, addr, 16), 0, 'bind() failed');
+  assert.equal(listen(fd, 0), 0, 'listen() failed');
+  assert.equal(getsockname(fd, addr, new Uint32Array([16])), 0, 'getsockname() failed');
+  const port = addr.readUInt16BE(2);
+  // Backlog 0 still queues one connection; this one fills the queue.
+  const filler = new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => resolve(s));
+    s.once('error', reject);
+  });
+  return { port, filler, close: () => void close(fd) };
+}
+
+describe('tcp-info', () => {
+  test('reads the kernel handshake RTT of a connected socket (Linux)', { skip: process.platform !== 'linux' && 'TCP_INFO is Linux-only' }, async () => {
+    assert.equal(loadTcpInfo(), true);
+    const srv = await serve(() => {});
+    after(srv.close);
+    const socket = await new Promise<net.Socket>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: srv.port }, () => resolve(s));
+    });
+    const info = readTcpInfo(socket);
+    assert.ok(info, 'TCP_INFO read failed');
+    assert.equal(info.state, TCP_ESTABLISHED);
+    assert.ok(info.rttUs > 0, `rtt ${info.rttUs}`);
+    // Offsets checked against values the kernel guarantees: RTO is at least TCP_RTO_MIN (200 ms)
+    // and above the RTT, the MSS is set, nothing was retransmitted on loopback.
+    assert.ok(info.rtoUs >= 200_000, `rto ${info.rtoUs}`);
+    assert.ok(info.rttUs < info.rtoUs);
+    assert.ok(info.sndMss > 0);
+    assert.equal(info.totalRetrans, 0);
+    if (info.minRttUs !== undefined) assert.equal(info.minRttUs, info.rttUs, 'one sample so far: min = smoothed');
+    socket.destroy();
+    assert.equal(socketFd(socket), undefined);
+    assert.equal(readTcpInfo(socket), undefined, 'a closed socket reads as undefined, never throws');
+  });
+
+  test('refuses a struct shorter than the fields it reads', () => {
+    assert.equal(decodeTcpInfo(new Uint8Array(256), 100), undefined);
+    assert.ok(decodeTcpInfo(new Uint8Array(256), 104));
+  });
+});
+
+describe('tcp probe: connect', () => {
+  let srv: Awaited<ReturnType<typeof serve>>;
+  before(async () => {
+    srv = await serve(() => {});
+  });
+  after(() => srv.close());
+
+  test('kernel clock: connect is the kernel RTT, inside the monotonic span', async () => {
+    const probe = tcpProber(target(), { port: srv.port, timeoutMs: TIMEOUT_MS, echo: false });
+    assert.deepEqual(probe.metrics, ['connect']);
+    if (process.platform === 'linux') assert.equal(probe.connectClock, 'kernel');
+    for (let seq = 0; seq < 5; seq++) {
+      const a = await probe.sample(seq);
+      assert.equal(a.ok, true, JSON.stringify(a));
+      const connect = a.values.connect!;
+      assert.ok(connect > 0, `connect ${connect}`);
+      // SYN sent and SYN/ACK received both happen between t0 and the connect callback (t1).
+      assert.ok(connect <= a.t1 - a.t0 + 0.001, `kernel ${connect} ms > monotonic ${a.t1 - a.t0} ms`);
+      assert.equal(a.values.rtt, undefined);
+    }
+    await probe.close();
+  });
+
+  test('monotonic clock: connect is t1 - t0', async () => {
+    const probe = tcpProber(target(), { port: srv.port, timeoutMs: TIMEOUT_MS, echo: false, connectClock: 'monotonic' });
+    assert.equal(probe.connectClock, 'monotonic');
+    const a = await probe.sample(0);
+    assert.equal(a.ok, true);
+    assert.equal(a.values.connect, a.t1 - a.t0);
+    await probe.close();
+  });
+
+  test('IPv6 loopback', async () => {
+    const srv6 = await serve(() => {}, '::1');
+    after(srv6.close);
+    const probe = await createTcpProbe(target('::1'), { port: srv6.port, timeoutMs: TIMEOUT_MS, echo: false });
+    const a = await probe.sample(0);
+    assert.equal(a.ok, true, JSON.stringify(a));
+    assert.ok(a.values.connect! > 0);
+    await probe.close();
+  });
+
+  test('refused', async () => {
+    const probe = await createTcpProbe(target(), { port: await refusedPort(), timeoutMs: TIMEOUT_MS, echo: true });
+    const a = await probe.sample(0);
+    assertFailed(a);
+    assert.equal(a.reason, 'refused');
+    assert.match(a.detail ?? '', /ECONNREFUSED/);
+    assert.deepEqual(a.values, {});
+  });
+
+  test('timeout: the SYN is dropped', async () => {
+    const drop = synDroppingListener();
+    const filler = await drop.filler;
+    after(() => {
+      filler.destroy();
+      drop.close();
+    });
+    const probe = await createTcpProbe(target(), { port: drop.port, timeoutMs: TIMEOUT_MS, echo: true });
+    const a = await probe.sample(0);
+    assertFailed(a);
+    assert.equal(a.reason, 'timeout');
+    assert.match(a.detail ?? '', /no connection within 400 ms/);
+    assert.deepEqual(a.values, {});
+    await probe.close();
+  });
+
+  test('close() settles a sample in flight', async () => {
+    const drop = synDroppingListener();
+    const filler = await drop.filler;
+    after(() => {
+      filler.destroy();
+      drop.close();
+    });
+    const probe = await createTcpProbe(target(), { port: drop.port, timeoutMs: 60_000, echo: false });
+    const pending = probe.sample(0);
+    await probe.close();
+    const a = await pending;
+    assertFailed(a);
+    assert.equal(a.reason, 'error');
+    assert.match(a.detail ?? '', /probe closed/);
+  });
+
+  test('bad options are a bug, not a sample', () => {
+    assert.throws(() => tcpProber(target('example.com'), { port: 80, timeoutMs: 100, echo: false }), (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_PROBE_OPTIONS' && /IP literal/.test(e.message));
+    assert.throws(() => tcpProber(target(), { port: 0, timeoutMs: 100, echo: false }), /port must be an integer 1\.\.65535, got 0/);
+    assert.throws(() => tcpProber(target(), { port: 80, timeoutMs: 0, echo: false }), /timeoutMs must be a positive number/);
+  });
+
+  test('unreachable: no route, and an unreachable route (in a throwaway network namespace)', async () => {
+    // A namespace with only `lo` up: nothing it sends can leave it. Its routing table answers
+    // ENETUNREACH (no route at all) and EHOSTUNREACH (an `unreachable` route) to connect().
+    const ns = `anylat-test-${process.pid}`;
+    await run('ip', ['netns', 'add', ns]);
+    after(() => run('ip', ['netns', 'del', ns]).catch(() => {}));
+    await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    await run('ip', ['-n', ns, 'route', 'add', 'unreachable', '192.0.2.0/24']);
+    const probeModule = new URL('../agent/probe/tcp.ts', import.meta.url).href;
+    const script = `
+      import { createTcpProbe } from ${JSON.stringify(probeModule)};
+      const out = [];
+      for (const address of ['192.0.2.1', '198.51.100.1']) {
+        const probe = await createTcpProbe({ endpoint: 'x', address }, { port: 9, timeoutMs: 2000, echo: true });
+        out.push(await probe.sample(0));
+        await probe.close();
+      }
+      process.stdout.write(JSON.stringify(out));`;
+    const { stdout } = await run('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT });
+    const [hostUnreachable, netUnreachable] = JSON.parse(stdout) as Attempt[];
+    for (const [a, code] of [[hostUnreachable, 'EHOSTUNREACH'], [netUnreachable, 'ENETUNREACH']] as const) {
+      assertFailed(a!);
+      assert.equal(a.reason, 'unreachable');
+      assert.match(a.detail ?? '', new RegExp(code));
+      assert.deepEqual(a.values, {});
+    }
+  });
+
+  test('socket error codes map to failure reasons', () => {
+    const reason = (code: string) => socketFailureReason(Object.assign(new Error(code), { code }));
+    assert.equal(reason('ECONNREFUSED'), 'refused');
+    assert.equal(reason('ETIMEDOUT'), 'timeout');
+    assert.equal(reason('ECONNRESET'), 'reset');
+    assert.equal(reason('EPIPE'), 'reset');
+    assert.equal(reason('EHOSTUNREACH'), 'unreachable');
+    assert.equal(reason('ENETUNREACH'), 'unreachable');
+    assert.equal(reason('EACCES'), undefined);
+  });
+});
+
+describe('tcp probe: echo', () => {
+  let reflector: ReflectorPart;
+  before(async () => {
+    reflector = await startTcpEcho({ site: 'edge-test', binds: ['127.0.0.1', '::1'], port: 0, log: () => {} });
+  });
+  after(() => reflector.close());
+
+  test('times an echo on the open connection and takes the site', async () => {
+    for (const { address, port } of reflector.listening) {
+      const probe = await createTcpProbe(target(address), { port, timeoutMs: TIMEOUT_MS, echo: true });
+      assert.deepEqual(probe.metrics, ['connect', 'rtt']);
+      const a = await probe.sample(0);
+      assert.equal(a.ok, true, JSON.stringify(a));
+      assert.equal(a.site, 'edge-test');
+      assert.ok(a.values.connect! > 0);
+      assert.ok(a.values.rtt! > 0);
+      assert.ok(a.values.rtt! <= a.t1 - a.t0);
+      await probe.close();
+    }
+    assert.equal(reflector.stats().echoes, 2);
+  });
+
+  async function echoAgainst(onSocket: (socket: net.Socket) => void): Promise<Attempt> {
+    const srv = await serve(onSocket);
+    try {
+      const probe = await createTcpProbe(target(), { port: srv.port, timeoutMs: TIMEOUT_MS, echo: true });
+      const a = await probe.sample(0);
+      await probe.close();
+      return a;
+    } finally {
+      await srv.close();
+    }
+  }
+
+  const protocolCases: Array<[string, (request: Buffer) => Buffer, RegExp]> = [
+    ['garbage', () => randomBytes(64), /not an anylat echo reply/],
+    ['the request mirrored back (a plain echo server)', (request) => request, /unexpected frame type 1/],
+    ['another nonce', () => encodeEchoReply(randomBytes(8), 'x', ECHO_REQUEST_SIZE), /another nonce/],
+    ['a reply longer than the request', (request) => encodeEchoReply(request.subarray(8, 16), 'x'.repeat(100), 200), /frame length 117 outside 17\.\.64/],
+    ['bytes after the reply', (request) => Buffer.concat([encodeEchoReply(request.subarray(8, 16), 'x', 64), Buffer.from('!')]), /bytes after the reply/],
+  ];
+  for (const [name, reply, detail] of protocolCases) {
+    test(`a reply that is ${name} is a protocol failure that keeps connect`, async () => {
+      const a = await echoAgainst((socket) => socket.once('data', (request: Buffer) => socket.write(reply(request))));
+      assertFailed(a);
+      assert.equal(a.reason, 'protocol');
+      assert.match(a.detail ?? '', detail);
+      assert.ok(a.values.connect! > 0);
+      assert.equal(a.values.rtt, undefined);
+      assert.equal(a.site, undefined);
+    });
+  }
+
+  test('a server that speaks first is not a reflector', async () => {
+    const a = await echoAgainst((socket) => socket.write('SSH-2.0-OpenSSH_9.6\r\n'));
+    assertFailed(a);
+    assert.equal(a.reason, 'protocol');
+  });
+
+  test('echo timeout: a server that accepts and never answers', async () => {
+    const a = await echoAgainst(() => {});
+    assertFailed(a);
+    assert.equal(a.reason, 'timeout');
+    assert.match(a.detail ?? '', /echo: no echo reply within 400 ms/);
+    assert.ok(a.values.connect! > 0, 'connect completed and is kept');
+    assert.equal(a.values.rtt, undefined);
+  });
+
+  test('reset while waiting for the reply', async () => {
+    const a = await echoAgainst((socket) => socket.once('data', () => socket.resetAndDestroy()));
+    assertFailed(a);
+    assert.equal(a.reason, 'reset');
+    assert.ok(a.values.connect! > 0);
+  });
+
+  test('the far end closes before replying', async () => {
+    const a = await echoAgainst((socket) => socket.once('data', () => socket.end()));
+    assertFailed(a);
+    assert.equal(a.reason, 'reset');
+    assert.match(a.detail ?? '', /closed by the far end before replying/);
+  });
+
+  test('a reply split across segments is reassembled', async () => {
+    const a = await echoAgainst((socket) =>
+      socket.once('data', (request: Buffer) => {
+        const reply = encodeEchoReply(request.subarray(8, 16), 'split-site', request.length);
+        socket.write(reply.subarray(0, 3));
+        setTimeout(() => socket.write(reply.subarray(3, 20)), 5);
+        setTimeout(() => socket.write(reply.subarray(20)), 10);
+      }),
+    );
+    assert.equal(a.ok, true, JSON.stringify(a));
+    assert.equal(a.site, 'split-site');
+  });
+});
