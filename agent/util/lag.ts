@@ -1,35 +1,47 @@
 import { performance } from 'node:perf_hooks';
 
-/** A stretch of time during which the event loop was behind by more than the threshold. */
+/** A stretch of time during which the event loop could not have run a sample's callback. */
 export interface LagWindow {
   from: number;
   to: number;
 }
 
 /**
- * Watches the event loop with a short timer and remembers when it ran late. A sample whose
- * [t0, t1] overlaps a late stretch may have been timed by a loop that was busy elsewhere, so the
- * round flags it and keeps it out of the statistics. Timers fire in the loop's first phase, so a
- * blocked loop shows up here even when the I/O callback that timed the sample ran before us.
+ * Watches the event loop with a short timer and remembers when it was held up. A sample whose
+ * callback ran during or right after such a stretch may carry that delay, so the round flags it
+ * and keeps it out of the statistics.
+ *
+ * Two signs count. The loop was busy: more than `thresholdMs` of work (event-loop utilization's
+ * `active` time) between two ticks means a callback that became ready in between waited for it.
+ * Or the timer fired far later than asked while the loop was idle: the process was not scheduled,
+ * which holds up I/O callbacks the same way. Timer lateness alone is not enough, because libuv
+ * keeps time in whole milliseconds and a 1 ms timer routinely fires up to ~1 ms late while I/O
+ * callbacks run on time; `slackMs` absorbs that.
  */
 export class LagMonitor {
   readonly thresholdMs: number;
   private readonly intervalMs: number;
+  private readonly slackMs: number;
+  private readonly keepMs: number;
   private timer: NodeJS.Timeout | undefined;
   private expected = 0;
+  private lastTick = 0;
+  private lastActive = 0;
   private windows: LagWindow[] = [];
   private lags: number[] = [];
-  private readonly keepMs: number;
 
-  constructor(options: { thresholdMs?: number; intervalMs?: number; keepMs?: number } = {}) {
+  constructor(options: { thresholdMs?: number; intervalMs?: number; slackMs?: number; keepMs?: number } = {}) {
     this.thresholdMs = options.thresholdMs ?? 1;
     this.intervalMs = options.intervalMs ?? 1;
+    this.slackMs = options.slackMs ?? 2;
     this.keepMs = options.keepMs ?? 600_000;
   }
 
   start(): this {
     if (this.timer) return this;
-    this.expected = performance.now() + this.intervalMs;
+    this.lastTick = performance.now();
+    this.expected = this.lastTick + this.intervalMs;
+    this.lastActive = performance.eventLoopUtilization().active;
     this.timer = setInterval(() => this.tick(), this.intervalMs);
     this.timer.unref();
     return this;
@@ -42,22 +54,25 @@ export class LagMonitor {
 
   private tick(): void {
     const now = performance.now();
+    const active = performance.eventLoopUtilization().active;
+    const busy = active - this.lastActive;
     const late = now - this.expected;
     this.lags.push(Math.max(0, late));
-    if (this.lags.length > 12_000) this.lags.splice(0, this.lags.length - 12_000);
-    if (late > this.thresholdMs) {
-      // The loop could not run anything from (expected - threshold) until now.
-      this.windows.push({ from: this.expected, to: now });
+    if (this.lags.length > 60_000) this.lags.splice(0, this.lags.length - 60_000);
+    if (busy > this.thresholdMs || late > this.thresholdMs + this.slackMs) {
+      this.windows.push({ from: this.lastTick, to: now });
       const horizon = now - this.keepMs;
       while (this.windows.length > 0 && this.windows[0]!.to < horizon) this.windows.shift();
     }
+    this.lastTick = now;
+    this.lastActive = active;
     this.expected = now + this.intervalMs;
   }
 
-  /** True when [t0, t1] overlaps a stretch where the loop was late. */
+  /** True when [t0, t1] overlaps a stretch where the loop was held up. */
   overlaps(t0: number, t1: number): boolean {
-    // A callback delayed by a block is stamped right after the block ends; whether the timer or the
-    // callback ran first after it, the block's window starts before t1 and ends after t0.
+    // A callback delayed by a stall is stamped right after the stall ends; whether the timer or
+    // the callback ran first after it, the stall's window starts before t1 and ends after t0.
     for (let i = this.windows.length - 1; i >= 0; i--) {
       const w = this.windows[i]!;
       if (w.to < t0) break;
@@ -66,7 +81,12 @@ export class LagMonitor {
     return false;
   }
 
-  /** 99th percentile of how late the timer fired, over the recent ticks, then resets them. */
+  /** Windows recorded so far that end after `since` (for tests and diagnostics). */
+  windowsSince(since: number): LagWindow[] {
+    return this.windows.filter((w) => w.to >= since);
+  }
+
+  /** 99th percentile of how late the timer fired over the ticks since the last call, then resets. */
   takeP99(): number {
     if (this.lags.length === 0) return 0;
     const sorted = this.lags.slice().sort((a, b) => a - b);
