@@ -1,0 +1,565 @@
+// What the dashboard's JSON endpoints answer, computed from the store's public read API. Nothing
+// here writes; everything takes `now` so a response describes one instant.
+// Candidates to move into agent/store/ later: the site timeline (sites) and the round interval per
+// agent (roundIntervalS), which need only rounds/paths the store already keeps.
+import { PROTOCOL_METRICS, PROTOCOLS, type EndpointKind, type Metric, type Protocol, type Scope } from '../model.ts';
+import type { AgentHealth, BenefitPoint, EventRow, ReportRow, ServiceSummary, Store } from '../store/index.ts';
+import { median } from '../store/index.ts';
+import { WebParamError, type Params } from './params.ts';
+
+/** The part of the store the dashboard reads. */
+export type StoreReader = Pick<Store, 'services' | 'report' | 'benefitSeries' | 'latencySeries' | 'lossSeries' | 'events' | 'agentHealth' | 'rounds'>;
+
+/** Stands in for a store file no agent has created yet: every query is empty. */
+export const EMPTY_STORE: StoreReader = {
+  services: () => [],
+  report: () => [],
+  benefitSeries: () => [],
+  latencySeries: () => [],
+  lossSeries: () => [],
+  events: () => [],
+  agentHealth: () => [],
+  rounds: () => [],
+};
+
+/** The window every windowed response states, so a reader knows what the numbers cover. */
+export interface Window {
+  service: string | null;
+  since: string;
+  from_t: number;
+  to_t: number;
+}
+
+export interface ServicesResponse {
+  /** false until an agent has created the store */
+  store_ready: boolean;
+  /** what the endpoints use when no `service` is given: the one measured most recently */
+  default_service: string | null;
+  services: Array<{
+    service: string;
+    rounds: number;
+    last_t: number;
+    agents: Array<{ agent: string; agent_region: string; rounds: number; first_t: number; last_t: number }>;
+  }>;
+}
+
+export interface MetricOption {
+  /** `protocol/metric`, the value of the `metric` parameter */
+  key: string;
+  protocol: Protocol;
+  metric: Metric;
+  /** end_to_end when any agent measured it end to end */
+  scope: Scope;
+  agents: number;
+}
+
+export interface RegionHeadline {
+  protocol: Protocol;
+  metric: Metric;
+  scope: Scope;
+  rounds: number;
+  pairs: number;
+  anycast_p50_ms: number | null;
+  baseline_p50_ms: number | null;
+  saved_ms: number | null;
+  saved_pct: number | null;
+  ci_low_ms: number | null;
+  ci_high_ms: number | null;
+  win_rate: number | null;
+  /** baseline endpoint -> rounds that compared against it, most used first */
+  baselines: Record<string, number>;
+}
+
+export interface LatestRound {
+  t: number;
+  baseline: string;
+  anycast_p50_ms: number | null;
+  baseline_p50_ms: number | null;
+  saved_ms: number | null;
+  ci_low_ms: number | null;
+  ci_high_ms: number | null;
+  win_rate: number | null;
+}
+
+export interface RegionBenefit {
+  agent: string;
+  agent_region: string;
+  /** the selected metric over the window (medians of the rounds' values); null without rounds */
+  headline: RegionHeadline | null;
+  /** the selected metric in the agent's newest round of the window */
+  latest: LatestRound | null;
+  /** who answered the anycast address in the newest round (the selected protocol) */
+  site: string | null;
+  last_round_t: number | null;
+  /** every protocol and metric, end to end first (see `anylat report`) */
+  rows: ReportRow[];
+}
+
+export interface BenefitResponse extends Window {
+  /** the selected `protocol/metric`; null when the window holds no benefit rows */
+  metric: string | null;
+  scope: Scope | null;
+  metrics: MetricOption[];
+  regions: RegionBenefit[];
+}
+
+export interface LatencyResponse extends Window {
+  metric: string | null;
+  regions: Array<{
+    agent: string;
+    agent_region: string;
+    /** one entry per round, oldest first; arrays are parallel */
+    t: number[];
+    anycast_p50_ms: Array<number | null>;
+    baseline_p50_ms: Array<number | null>;
+    baseline: string[];
+    saved_ms: Array<number | null>;
+    ci_low_ms: Array<number | null>;
+    ci_high_ms: Array<number | null>;
+  }>;
+}
+
+export interface LossResponse extends Window {
+  regions: Array<{
+    agent: string;
+    agent_region: string;
+    paths: Array<{
+      endpoint: string;
+      kind: EndpointKind;
+      protocol: Protocol;
+      t: number[];
+      loss_pct: Array<number | null>;
+      sent: number[];
+      received: number[];
+    }>;
+  }>;
+}
+
+export interface SiteSegment {
+  /** the anycast site(s) that answered, comma-separated; null when none reported one */
+  site: string | null;
+  from_t: number;
+  to_t: number;
+  rounds: number;
+}
+
+export interface SitesResponse extends Window {
+  metric: string | null;
+  regions: Array<{ agent: string; agent_region: string; current: string | null; segments: SiteSegment[] }>;
+}
+
+export interface EventsResponse extends Window {
+  events: EventRow[];
+}
+
+export type HealthStatus = 'ok' | 'warning' | 'silent';
+
+export interface HealthRow {
+  agent: string;
+  agent_region: string;
+  status: HealthStatus;
+  /** why the status is not ok, for humans */
+  issues: string[];
+  heartbeat_t: number | null;
+  heartbeat_age_s: number | null;
+  last_round_t: number | null;
+  last_round_age_s: number | null;
+  /** median gap between the agent's rounds over the last hour (all services) */
+  round_interval_s: number | null;
+  /** a round older than this (3 round intervals, at least 60 s) is late; silent when the heartbeat is late too */
+  silent_after_s: number;
+  version: string | null;
+  uptime_s: number | null;
+  loop_lag_p99_ms: number | null;
+  rounds_late: number | null;
+  outbox_rows: number | null;
+  dead_letters: number | null;
+  dropped_rows: number | null;
+}
+
+export interface HealthResponse {
+  now: number;
+  agents: HealthRow[];
+}
+
+/** The service measured most recently (ties: first by name): what a page opened without a choice shows. */
+function defaultService(rows: ReadonlyArray<{ service: string; last_t: number }>): string | null {
+  let best: { service: string; last_t: number } | undefined;
+  for (const r of rows) {
+    if (!best || r.last_t > best.last_t || (r.last_t === best.last_t && r.service < best.service)) best = r;
+  }
+  return best?.service ?? null;
+}
+
+/**
+ * A heartbeat older than this is late: the agent writes one every 60 s (HEARTBEAT_INTERVAL_MS in
+ * agent/agent.ts, which a test keeps in step), so three missed ones.
+ */
+export const HEARTBEAT_LATE_AFTER_S = 180;
+
+/** 45 s, 20 min, 3.0 h: how long ago, for the health notes a person reads. */
+function human(s: number): string {
+  if (s < 90) return `${Math.round(s)} s`;
+  if (s < 5400) return `${Math.round(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+const metricKey = (protocol: string, metric: string): string => `${protocol}/${metric}`;
+
+function byRegion<T extends { agent: string; agent_region: string }>(a: T, b: T): number {
+  return a.agent_region.localeCompare(b.agent_region) || a.agent.localeCompare(b.agent);
+}
+
+function canonicalOrder(a: { protocol: Protocol; metric: Metric }, b: { protocol: Protocol; metric: Metric }): number {
+  return (
+    PROTOCOLS.indexOf(a.protocol) - PROTOCOLS.indexOf(b.protocol) ||
+    PROTOCOL_METRICS[a.protocol].indexOf(a.metric) - PROTOCOL_METRICS[b.protocol].indexOf(b.metric)
+  );
+}
+
+/** Read-only answers for the dashboard over one store (or EMPTY_STORE). */
+export class DashboardQueries {
+  private servicesCache: { at: number; rows: ServiceSummary[] } | undefined;
+
+  /**
+   * `servicesTtlMs`: how long the list of services and agents is reused. Listing them scans every
+   * round in the store (17 ms at 30,000 rounds, growing with it) and every endpoint needs it; a new
+   * agent or service shows up that much later. An unknown `service` always re-reads the list.
+   */
+  constructor(
+    private readonly store: StoreReader,
+    private readonly servicesTtlMs = 0,
+  ) {}
+
+  private serviceRows(fresh = false): ServiceSummary[] {
+    const t = performance.now();
+    if (fresh || this.servicesCache === undefined || t - this.servicesCache.at >= this.servicesTtlMs) {
+      const rows = this.store.services();
+      // An empty store is cheap to ask again, and its first round should show at once.
+      this.servicesCache = rows.length === 0 ? undefined : { at: t, rows };
+      return rows;
+    }
+    return this.servicesCache.rows;
+  }
+
+  services(ready: boolean): ServicesResponse {
+    const rows = this.serviceRows();
+    const map = new Map<string, ServicesResponse['services'][number]>();
+    for (const r of rows) {
+      let s = map.get(r.service);
+      if (!s) {
+        s = { service: r.service, rounds: 0, last_t: r.last_t, agents: [] };
+        map.set(r.service, s);
+      }
+      s.rounds += r.rounds;
+      s.last_t = Math.max(s.last_t, r.last_t);
+      s.agents.push({ agent: r.agent, agent_region: r.agent_region, rounds: r.rounds, first_t: r.first_t, last_t: r.last_t });
+    }
+    const services = [...map.values()].sort((a, b) => a.service.localeCompare(b.service));
+    for (const s of services) s.agents.sort(byRegion);
+    return { store_ready: ready, default_service: defaultService(rows), services };
+  }
+
+  /** The service a request is about: the one asked for (which must exist) or the default. */
+  private window(params: Params, now: number): Window & { agents: Array<{ agent: string; agent_region: string }> } {
+    let rows = this.serviceRows();
+    if (params.service !== undefined && !rows.some((r) => r.service === params.service)) rows = this.serviceRows(true);
+    const names = [...new Set(rows.map((r) => r.service))].sort();
+    let service: string | null;
+    if (params.service !== undefined) {
+      if (!names.includes(params.service)) {
+        const known = names.length === 0 ? 'the store holds no rounds yet' : `known services: ${names.join(', ')}`;
+        throw new WebParamError('service', `no rounds of service "${params.service}" in the store; ${known}`);
+      }
+      service = params.service;
+    } else {
+      service = defaultService(rows);
+    }
+    // Latest region of each agent that ever ran the service: one that stopped still gets a row.
+    const agents = new Map<string, { agent: string; agent_region: string; last_t: number }>();
+    for (const r of rows) {
+      if (r.service !== service) continue;
+      const prev = agents.get(r.agent);
+      if (!prev || r.last_t > prev.last_t) agents.set(r.agent, { agent: r.agent, agent_region: r.agent_region, last_t: r.last_t });
+    }
+    return {
+      service,
+      since: params.since,
+      from_t: now - params.sinceMs,
+      to_t: now,
+      agents: [...agents.values()].map(({ agent, agent_region }) => ({ agent, agent_region })).sort(byRegion),
+    };
+  }
+
+  private windowOnly(w: Window & { agents: unknown }): Window {
+    return { service: w.service, since: w.since, from_t: w.from_t, to_t: w.to_t };
+  }
+
+  /** Metrics present in the window, and the one to show: the asked one, else the first end-to-end. */
+  private selectMetric(rows: ReportRow[], params: Params): { options: MetricOption[]; selected: MetricOption | null } {
+    const map = new Map<string, MetricOption & { agentSet: Set<string> }>();
+    for (const r of rows) {
+      const key = metricKey(r.protocol, r.metric);
+      let o = map.get(key);
+      if (!o) {
+        o = { key, protocol: r.protocol, metric: r.metric, scope: r.scope, agents: 0, agentSet: new Set() };
+        map.set(key, o);
+      }
+      if (r.scope === 'end_to_end') o.scope = 'end_to_end';
+      o.agentSet.add(r.agent);
+    }
+    const options = [...map.values()]
+      .map(({ agentSet, ...o }) => ({ ...o, agents: agentSet.size }))
+      .sort((a, b) => (a.scope === b.scope ? 0 : a.scope === 'end_to_end' ? -1 : 1) || canonicalOrder(a, b));
+    if (params.metric) {
+      const key = metricKey(params.metric.protocol, params.metric.metric);
+      // A metric without rows in this window is still a valid choice: its rows are simply empty.
+      const found = options.find((o) => o.key === key);
+      return { options, selected: found ?? { key, ...params.metric, scope: 'end_to_end', agents: 0 } };
+    }
+    return { options, selected: options.find((o) => o.scope === 'end_to_end') ?? null };
+  }
+
+  private selectedMetric(w: Window, params: Params): { key: string; protocol: Protocol; metric: Metric } | null {
+    if (w.service === null) return null;
+    // Named: no need to summarise the window (the costliest query) just to find the default.
+    if (params.metric) return { key: metricKey(params.metric.protocol, params.metric.metric), ...params.metric };
+    return this.selectMetric(this.store.report({ since: w.from_t, until: w.to_t + 1, service: w.service }), params).selected;
+  }
+
+  benefit(params: Params, now: number): BenefitResponse {
+    const w = this.window(params, now);
+    const empty: BenefitResponse = { ...this.windowOnly(w), metric: null, scope: null, metrics: [], regions: [] };
+    if (w.service === null) return empty;
+    const rows = this.store.report({ since: w.from_t, until: now + 1, service: w.service });
+    const { options, selected } = this.selectMetric(rows, params);
+    const series = selected
+      ? this.store.benefitSeries({ since: w.from_t, until: now + 1, service: w.service, protocol: selected.protocol, metric: selected.metric })
+      : [];
+    const sites = selected ? this.siteRuns(w, selected) : new Map<string, SiteSegment[]>();
+    const regions: RegionBenefit[] = w.agents.map(({ agent, agent_region }) => {
+      const mine = rows.filter((r) => r.agent === agent);
+      // Prefer the end-to-end row when an agent changed terminatesTcp inside the window.
+      const chosen = selected
+        ? mine
+            .filter((r) => r.protocol === selected.protocol && r.metric === selected.metric)
+            .sort((a, b) => (a.scope === b.scope ? 0 : a.scope === 'end_to_end' ? -1 : 1))[0]
+        : undefined;
+      const points = series.filter((p) => p.agent === agent);
+      const last: BenefitPoint | undefined = points[points.length - 1];
+      const segs = sites.get(agent) ?? [];
+      const lastRound = mine.reduce<number | null>((t, r) => Math.max(t ?? 0, Date.parse(r.last_round_at)), null);
+      return {
+        agent,
+        agent_region: mine[mine.length - 1]?.agent_region ?? agent_region,
+        headline: chosen ? headlineOf(chosen) : null,
+        latest: last
+          ? {
+              t: last.t,
+              baseline: last.baseline,
+              anycast_p50_ms: last.anycast_p50_ms,
+              baseline_p50_ms: last.baseline_p50_ms,
+              saved_ms: last.saved_ms,
+              ci_low_ms: last.ci_low_ms,
+              ci_high_ms: last.ci_high_ms,
+              win_rate: last.win_rate,
+            }
+          : null,
+        site: segs[segs.length - 1]?.site ?? null,
+        last_round_t: lastRound,
+        rows: mine,
+      };
+    });
+    return { ...empty, metric: selected?.key ?? null, scope: selected?.scope ?? null, metrics: options, regions };
+  }
+
+  latency(params: Params, now: number): LatencyResponse {
+    const w = this.window(params, now);
+    const selected = this.selectedMetric(w, params);
+    const out: LatencyResponse = { ...this.windowOnly(w), metric: selected?.key ?? null, regions: [] };
+    if (w.service === null || selected === null) return out;
+    const points = this.store.benefitSeries({ since: w.from_t, until: now + 1, service: w.service, protocol: selected.protocol, metric: selected.metric });
+    out.regions = w.agents.map(({ agent, agent_region }) => {
+      const mine = points.filter((p) => p.agent === agent);
+      return {
+        agent,
+        agent_region,
+        t: mine.map((p) => p.t),
+        anycast_p50_ms: mine.map((p) => p.anycast_p50_ms),
+        baseline_p50_ms: mine.map((p) => p.baseline_p50_ms),
+        baseline: mine.map((p) => p.baseline),
+        saved_ms: mine.map((p) => p.saved_ms),
+        ci_low_ms: mine.map((p) => p.ci_low_ms),
+        ci_high_ms: mine.map((p) => p.ci_high_ms),
+      };
+    });
+    return out;
+  }
+
+  loss(params: Params, now: number): LossResponse {
+    const w = this.window(params, now);
+    const out: LossResponse = { ...this.windowOnly(w), regions: [] };
+    if (w.service === null) return out;
+    const points = this.store.lossSeries({ since: w.from_t, until: now + 1, service: w.service });
+    out.regions = w.agents.map(({ agent, agent_region }) => {
+      const paths = new Map<string, LossResponse['regions'][number]['paths'][number]>();
+      for (const p of points) {
+        if (p.agent !== agent) continue;
+        const key = `${p.endpoint}/${p.protocol}`;
+        let path = paths.get(key);
+        if (!path) {
+          path = { endpoint: p.endpoint, kind: p.kind, protocol: p.protocol, t: [], loss_pct: [], sent: [], received: [] };
+          paths.set(key, path);
+        }
+        path.t.push(p.t);
+        path.loss_pct.push(p.loss_pct);
+        path.sent.push(p.sent);
+        path.received.push(p.received);
+      }
+      const list = [...paths.values()].sort(
+        (a, b) =>
+          (a.kind === b.kind ? 0 : a.kind === 'anycast' ? -1 : 1) ||
+          a.endpoint.localeCompare(b.endpoint) ||
+          PROTOCOLS.indexOf(a.protocol) - PROTOCOLS.indexOf(b.protocol),
+      );
+      return { agent, agent_region, paths: list };
+    });
+    return out;
+  }
+
+  /** Runs of rounds in which the same anycast site answered the selected protocol, per agent. */
+  private siteRuns(w: Window, selected: { protocol: Protocol; metric: Metric }): Map<string, SiteSegment[]> {
+    const out = new Map<string, SiteSegment[]>();
+    if (w.service === null) return out;
+    const points = this.store.latencySeries({ since: w.from_t, until: w.to_t + 1, service: w.service, protocol: selected.protocol, metric: selected.metric });
+    // One round can hold several anycast paths (Global Accelerator's two addresses): join their sites.
+    const perRound = new Map<string, { agent: string; t: number; sites: Set<string> }>();
+    for (const p of points) {
+      if (p.kind !== 'anycast') continue;
+      const key = `${p.agent}\u0000${p.t}`;
+      let r = perRound.get(key);
+      if (!r) {
+        r = { agent: p.agent, t: p.t, sites: new Set() };
+        perRound.set(key, r);
+      }
+      if (p.site !== null) r.sites.add(p.site);
+    }
+    for (const r of perRound.values()) {
+      const site = r.sites.size === 0 ? null : [...r.sites].sort().join(', ');
+      let segs = out.get(r.agent);
+      if (!segs) out.set(r.agent, (segs = []));
+      const last = segs[segs.length - 1];
+      if (last && last.site === site) {
+        last.to_t = r.t;
+        last.rounds++;
+      } else {
+        segs.push({ site, from_t: r.t, to_t: r.t, rounds: 1 });
+      }
+    }
+    return out;
+  }
+
+  sites(params: Params, now: number): SitesResponse {
+    const w = this.window(params, now);
+    const selected = this.selectedMetric(w, params);
+    const out: SitesResponse = { ...this.windowOnly(w), metric: selected?.key ?? null, regions: [] };
+    if (selected === null) return out;
+    const runs = this.siteRuns(w, selected);
+    out.regions = w.agents.map(({ agent, agent_region }) => {
+      const segments = runs.get(agent) ?? [];
+      return { agent, agent_region, current: segments[segments.length - 1]?.site ?? null, segments };
+    });
+    return out;
+  }
+
+  events(params: Params, now: number): EventsResponse {
+    const w = this.window(params, now);
+    const events = w.service === null ? [] : this.store.events({ since: w.from_t, until: now + 1, service: w.service, limit: params.limit });
+    return { ...this.windowOnly(w), events };
+  }
+
+  /** Median gap between an agent's rounds over the last hour, in seconds; null with fewer than 2. */
+  private roundIntervalS(agent: string, now: number): number | null {
+    const starts = [...new Set(this.store.rounds({ agent, since: now - 3_600_000 }).map((r) => Date.parse(r.started_at)))].sort((a, b) => a - b);
+    const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
+    const m = median(gaps);
+    return m === undefined ? null : m / 1000;
+  }
+
+  health(now: number): HealthResponse {
+    const beats = new Map<string, AgentHealth>(this.store.agentHealth(now).map((h) => [h.agent, h]));
+    // Agents that wrote rounds but never a heartbeat are listed too: silence is what to show.
+    const known = new Map<string, { agent_region: string; last_t: number }>();
+    for (const s of this.serviceRows()) {
+      const prev = known.get(s.agent);
+      if (!prev || s.last_t > prev.last_t) known.set(s.agent, { agent_region: s.agent_region, last_t: s.last_t });
+    }
+    const ids = [...new Set([...beats.keys(), ...known.keys()])];
+    const agents = ids.map((agent): HealthRow => {
+      const hb = beats.get(agent);
+      const k = known.get(agent);
+      const lastRound = hb?.last_round_t ?? k?.last_t ?? null;
+      const interval = this.roundIntervalS(agent, now);
+      const silentAfter = Math.max(60, 3 * (interval ?? 60));
+      const heartbeatLateAfter = Math.max(HEARTBEAT_LATE_AFTER_S, silentAfter);
+      const hbAge = hb ? hb.age_s : null;
+      const roundAge = lastRound === null ? null : Math.max(0, (now - lastRound) / 1000);
+      const issues: string[] = [];
+      let status: HealthStatus = 'ok';
+      const hbQuiet = hbAge === null || hbAge > heartbeatLateAfter;
+      const roundQuiet = roundAge === null || roundAge > silentAfter;
+      if (hbQuiet && roundQuiet) {
+        status = 'silent';
+        issues.push(`no heartbeat or round for more than ${human(silentAfter)}`);
+      } else {
+        if (hbAge === null) issues.push('no heartbeat recorded');
+        else if (hbQuiet) issues.push(`last heartbeat ${human(hbAge)} ago`);
+        if (roundAge === null) issues.push('no round recorded');
+        else if (roundQuiet) issues.push(`last round ${human(roundAge)} ago`);
+      }
+      if (hb?.dead_letters) issues.push(`${hb.dead_letters} dead letter(s): lines InfluxDB rejected`);
+      if (hb?.dropped_rows) issues.push(`${hb.dropped_rows} row(s) dropped by retention`);
+      if (hb?.rounds_late) issues.push(`${hb.rounds_late} round(s) started late`);
+      if (status === 'ok' && issues.length > 0) status = 'warning';
+      return {
+        agent,
+        agent_region: hb?.agent_region ?? k?.agent_region ?? '',
+        status,
+        issues,
+        heartbeat_t: hb?.t ?? null,
+        heartbeat_age_s: hbAge,
+        last_round_t: lastRound,
+        last_round_age_s: roundAge,
+        round_interval_s: interval,
+        silent_after_s: silentAfter,
+        version: hb?.version ?? null,
+        uptime_s: hb?.uptime_s ?? null,
+        loop_lag_p99_ms: hb?.loop_lag_p99_ms ?? null,
+        rounds_late: hb?.rounds_late ?? null,
+        outbox_rows: hb?.outbox_rows ?? null,
+        dead_letters: hb?.dead_letters ?? null,
+        dropped_rows: hb?.dropped_rows ?? null,
+      };
+    });
+    return { now, agents: agents.sort(byRegion) };
+  }
+}
+
+function headlineOf(r: ReportRow): RegionHeadline {
+  const baselines = Object.fromEntries(Object.entries(r.baselines).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));
+  return {
+    protocol: r.protocol,
+    metric: r.metric,
+    scope: r.scope,
+    rounds: r.rounds,
+    pairs: r.pairs,
+    anycast_p50_ms: r.anycast_p50_ms ?? null,
+    baseline_p50_ms: r.baseline_p50_ms ?? null,
+    saved_ms: r.saved_ms ?? null,
+    saved_pct: r.saved_pct ?? null,
+    ci_low_ms: r.ci_low_ms ?? null,
+    ci_high_ms: r.ci_high_ms ?? null,
+    win_rate: r.win_rate ?? null,
+    baselines,
+  };
+}
