@@ -1,0 +1,278 @@
+// The long-running agent: schedule → round → store (→ sink → InfluxDB), plus the `agent`
+// heartbeat. The store is written first, in one transaction per round; the sink drains it on its
+// own, so an InfluxDB outage never holds up a round and an agent restart never loses one.
+import { performance } from 'node:perf_hooks';
+import type { AgentHeartbeat, AgentIdentity, Endpoint, RoundResult } from './model.ts';
+import type { AnylatConfig, ServiceConfig } from './config/types.ts';
+import { deriveEvents, type RoundState } from './round/events.ts';
+import { runRound, type RoundSpec } from './round/run-round.ts';
+import { Scheduler, type ScheduledRound } from './schedule/scheduler.ts';
+import { serviceTiming } from './schedule/timing.ts';
+import { Sink } from './sink/sink.ts';
+import { displayUrl } from './sink/redact.ts';
+import { openStore, type Store } from './store/store.ts';
+import { LagMonitor } from './util/lag.ts';
+import { VERSION } from './version.ts';
+
+/** How often the `agent` heartbeat is written. */
+export const HEARTBEAT_INTERVAL_MS = 60_000;
+
+/** Shutdown bounds: rounds in flight get `roundGraceMs` to finish, the sink `drainMs` to deliver. */
+export const SHUTDOWN_DEFAULTS = { roundGraceMs: 5_000, drainMs: 3_000 } as const;
+
+/**
+ * What a web dashboard gets when `web.listen` is set. The dashboard (agent/web/) is started through
+ * `AgentOptions.web`; the agent itself serves nothing.
+ */
+export interface WebContext {
+  config: AnylatConfig;
+  store: Store;
+  /** the sink's delivery status, when InfluxDB is configured */
+  sinkStatus?: () => ReturnType<Sink['status']>;
+  /** the agent's counters, as the heartbeat reports them */
+  heartbeat: () => AgentHeartbeat;
+  log: (line: string) => void;
+}
+
+export interface WebHandle {
+  /** where it listens, for the log */
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface AgentOptions {
+  config: AnylatConfig;
+  /** log line sink; default stderr with an ISO timestamp */
+  log?: (line: string) => void;
+  heartbeatIntervalMs?: number;
+  /** starts the web dashboard when `config.web` is set */
+  web?: (ctx: WebContext) => Promise<WebHandle>;
+  /**
+   * Keep InfluxDB lines in the store's outbox even without an `influx` section, for a sink in
+   * another process to deliver (`anylat demo` does, from outside the lab's namespaces). Default:
+   * only with an `influx` section.
+   */
+  outbox?: boolean;
+}
+
+export interface StopResult {
+  roundsFinished: number;
+  roundsAbandoned: number;
+  roundsNotStarted: number;
+  /** lines InfluxDB acknowledged during the final drain, and lines left for the next start */
+  delivered?: number;
+  remaining?: number;
+}
+
+function defaultLog(line: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+}
+
+/** Endpoints of a service as the round names them: `anycast`, `anycast-2`, … then the unicast names. */
+export function endpointsOf(service: ServiceConfig): Endpoint[] {
+  return [
+    ...service.anycast.map((host, i): Endpoint => ({ name: i === 0 ? 'anycast' : `anycast-${i + 1}`, kind: 'anycast', host })),
+    ...service.unicast.map((u): Endpoint => ({ name: u.name, kind: 'unicast', host: u.host })),
+  ];
+}
+
+function fmtMs(ms: number): string {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(2)}s` : `${Math.round(ms)}ms`;
+}
+
+/** One log line per round: what a person tailing the log wants to see. */
+export function roundLogLine(round: RoundResult, late: boolean): string {
+  const lead = round.benefit.find((b) => b.scope === 'end_to_end');
+  const benefit = lead
+    ? `${lead.protocol} ${lead.metric} ${lead.saved_ms >= 0 ? 'saved' : 'lost'} ${Math.abs(lead.saved_ms).toFixed(1)} ms (${lead.saved_pct.toFixed(1)}%) vs ${lead.baseline}`
+    : 'no end-to-end benefit (no pair of comparable samples)';
+  const lossy = round.paths.filter((p) => p.loss_pct > 0);
+  const loss = lossy.length === 0 ? 'no loss' : `loss on ${[...new Set(lossy.map((p) => `${p.endpoint}/${p.protocol}`))].join(', ')}`;
+  const lateBy = late && round.scheduled_at ? `; late by ${fmtMs(Date.parse(round.started_at) - Date.parse(round.scheduled_at))}` : '';
+  const events = (round.events ?? []).map((e) => `; ${e.type}: ${e.message}`).join('');
+  return `round ${round.service}: ${fmtMs(round.duration_ms)}, ${benefit}; ${loss}${lateBy}${events}`;
+}
+
+export class Agent {
+  readonly config: AnylatConfig;
+  private readonly log: (line: string) => void;
+  private readonly identity: AgentIdentity;
+  private readonly services: Map<string, ServiceConfig>;
+  private readonly heartbeatIntervalMs: number;
+  private readonly webStarter: AgentOptions['web'];
+  private readonly keepOutbox: boolean;
+  private readonly startedAt = performance.now();
+  private store: Store | undefined;
+  private sink: Sink | undefined;
+  private scheduler: Scheduler | undefined;
+  private lag: LagMonitor | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private web: WebHandle | undefined;
+  private roundsSaved = 0;
+
+  constructor(options: AgentOptions) {
+    this.config = options.config;
+    this.log = options.log ?? defaultLog;
+    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
+    this.webStarter = options.web;
+    this.keepOutbox = options.outbox === true;
+    const a = this.config.agent;
+    this.identity = { id: a.id, region: a.region, ...(Object.keys(a.labels).length > 0 ? { labels: a.labels } : {}) };
+    this.services = new Map(this.config.services.map((s) => [s.name, s]));
+  }
+
+  /** Opens the store, starts the sink, the web dashboard (when set) and the schedule. */
+  async start(): Promise<void> {
+    const c = this.config;
+    this.store = openStore(c.store.path, {
+      retention: { maxAgeMs: c.store.retention.ageMs, maxRows: c.store.retention.rows },
+      // Without InfluxDB nobody would ever drain the outbox: do not fill it.
+      outbox: c.influx !== undefined || this.keepOutbox,
+      log: this.log,
+    });
+    if (c.influx) {
+      this.sink = new Sink({
+        store: this.store,
+        agent: c.agent.id,
+        influx: { url: c.influx.url, token: c.influx.token, org: c.influx.org, bucket: c.influx.bucket },
+        log: this.log,
+      });
+      this.sink.start();
+    }
+    this.lag = new LagMonitor().start();
+    if (c.web) {
+      if (this.webStarter) {
+        const ctx: WebContext = { config: c, store: this.store, heartbeat: () => this.heartbeat(false), log: this.log };
+        if (this.sink) {
+          const sink = this.sink;
+          ctx.sinkStatus = () => sink.status();
+        }
+        this.web = await this.webStarter(ctx);
+        this.log(`web: dashboard on ${this.web.url}`);
+      } else {
+        this.log(`web: web.listen is set (${c.web.host}:${c.web.port}) but nothing was given to serve it; no dashboard`);
+      }
+    }
+    const timings = c.services.map((s) => serviceTiming(c.agent.id, s.name, s.schedule, s.deadlineMs));
+    this.scheduler = new Scheduler({ timings, run: (r) => this.runOne(r), log: this.log });
+    this.scheduler.start();
+    this.writeHeartbeat();
+    this.heartbeatTimer = setInterval(() => this.writeHeartbeat(), this.heartbeatIntervalMs);
+    this.log(
+      `anylat ${VERSION}: agent ${c.agent.id} (${c.agent.region}) running ${c.services.length} service${c.services.length === 1 ? '' : 's'} ` +
+        `(${timings.map((t) => `${t.service} "${t.schedule}" +${t.phaseMs}ms`).join(', ')}); store ${c.store.path}; ` +
+        `${c.influx ? `InfluxDB ${displayUrl(c.influx.url)} bucket ${c.influx.bucket}` : 'no InfluxDB'}`,
+    );
+  }
+
+  private spec(service: ServiceConfig, scheduledAt: Date): RoundSpec {
+    const spec: RoundSpec = {
+      service: service.name,
+      agent: this.identity,
+      endpoints: endpointsOf(service),
+      protocols: service.probes,
+      samples: service.samples,
+      spacingMs: service.spacingMs,
+      timeoutMs: service.timeoutMs,
+      baseline: service.baseline,
+      terminatesTcp: service.terminatesTcp,
+      scheduledAt,
+    };
+    if (service.maxInFlight !== undefined) spec.maxInFlight = service.maxInFlight;
+    if (this.lag) spec.lag = this.lag;
+    return spec;
+  }
+
+  /**
+   * One scheduled round. At its deadline or at shutdown (the signal) the round is abandoned: the
+   * agent stops waiting, keeps nothing of it, and logs what became of it when it ends. A round
+   * cannot save half its paths: the store gets whole rounds or none.
+   */
+  private async runOne(slot: ScheduledRound): Promise<void> {
+    const service = this.services.get(slot.service);
+    const store = this.store;
+    if (!service || !store) return;
+    const pending = runRound(this.spec(service, slot.scheduledAt));
+    const abandoned = new Promise<'abandoned'>((resolve) => {
+      if (slot.signal.aborted) resolve('abandoned');
+      slot.signal.addEventListener('abort', () => resolve('abandoned'), { once: true });
+    });
+    const outcome = await Promise.race([pending, abandoned]);
+    if (outcome === 'abandoned') {
+      const why = slot.signal.reason === 'shutdown' ? 'the agent is shutting down' : `it passed its ${service.deadlineMs} ms deadline`;
+      this.log(`round ${slot.service}: abandoned (${why}); nothing of it is stored`);
+      pending.then(
+        (r) => this.log(`round ${slot.service}: the abandoned round ended after ${fmtMs(r.duration_ms)}; discarded`),
+        (err: unknown) => this.log(`round ${slot.service}: the abandoned round failed: ${err instanceof Error ? err.message : String(err)}`),
+      );
+      return;
+    }
+    const round = outcome;
+    const previous = store.serviceState(service.name, this.identity.id) as RoundState | undefined;
+    const { events, state } = deriveEvents(previous, round);
+    if (events.length > 0) round.events = events;
+    store.saveRound(round, { state });
+    this.roundsSaved++;
+    this.sink?.notify();
+    this.log(roundLogLine(round, slot.late));
+  }
+
+  /** The heartbeat as it would be written now; `takeLag` consumes the loop-lag samples. */
+  heartbeat(takeLag = true): AgentHeartbeat {
+    const a = this.config.agent;
+    const counters = this.scheduler?.stats();
+    const hb: AgentHeartbeat = {
+      agent: this.identity,
+      at: new Date().toISOString(),
+      version: VERSION,
+      uptime_s: Math.round((performance.now() - this.startedAt) / 1000),
+      loop_lag_p99_ms: takeLag && this.lag ? Math.round(this.lag.takeP99() * 1000) / 1000 : 0,
+      rounds_late: counters?.roundsLate ?? 0,
+      outbox_rows: this.store?.outboxRows(a.id) ?? 0,
+      dead_letters: this.store?.deadLetters(a.id) ?? 0,
+      dropped_rows: this.store?.droppedRows ?? 0,
+    };
+    if (a.lat !== undefined) hb.lat = a.lat;
+    if (a.lon !== undefined) hb.lon = a.lon;
+    return hb;
+  }
+
+  private writeHeartbeat(): void {
+    try {
+      this.store?.saveHeartbeat(this.heartbeat());
+      this.sink?.notify();
+    } catch (err) {
+      this.log(`heartbeat: not stored: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  /** Rounds saved since start (for tests and the web dashboard). */
+  get saved(): number {
+    return this.roundsSaved;
+  }
+
+  /**
+   * Graceful stop: no new rounds; rounds in flight get `roundGraceMs`, then are abandoned; a last
+   * heartbeat; the sink delivers what InfluxDB takes within `drainMs`; the store closes. What
+   * InfluxDB did not acknowledge stays in the outbox for the next start.
+   */
+  async stop(bounds: { roundGraceMs?: number; drainMs?: number } = {}): Promise<StopResult> {
+    const graceMs = bounds.roundGraceMs ?? SHUTDOWN_DEFAULTS.roundGraceMs;
+    const drainMs = bounds.drainMs ?? SHUTDOWN_DEFAULTS.drainMs;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+    const rounds = this.scheduler ? await this.scheduler.stop(graceMs) : { finished: 0, aborted: 0, dropped: 0, stillRunning: 0 };
+    const result: StopResult = { roundsFinished: rounds.finished, roundsAbandoned: rounds.aborted, roundsNotStarted: rounds.dropped };
+    this.writeHeartbeat();
+    if (this.sink) {
+      const drained = await this.sink.drain(drainMs);
+      result.delivered = drained.delivered;
+      result.remaining = drained.remaining;
+    }
+    if (this.web) await this.web.close().catch((err: unknown) => this.log(`web: close failed: ${err instanceof Error ? err.message : String(err)}`));
+    this.lag?.stop();
+    this.store?.close();
+    this.store = undefined;
+    return result;
+  }
+}

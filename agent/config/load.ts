@@ -1,0 +1,151 @@
+// Loading a config: read, parse with positions, substitute `${ENV}`, validate, fill defaults. Every
+// problem found on the way becomes one line `file:line:col: path: what is wrong, what is expected`,
+// all of them at once, in file order, in one ConfigError (exit 2).
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import type { z } from 'zod';
+import { ConfigError } from '../util/errors.ts';
+import { defaultDeadline, cronInterval } from '../schedule/timing.ts';
+import type { RoundProtocols } from '../round/run-round.ts';
+import { Secret } from './secret.ts';
+import { configSchema, DEFAULTS } from './schema.ts';
+import { formatPath, readSource, type Anchor, type PathSegment, type Problem } from './source.ts';
+import type { AnylatConfig, ServiceConfig } from './types.ts';
+
+/** Where `anylat run` and `config check` look when `--config` is not given. */
+export const DEFAULT_CONFIG_FILE = 'anylat.yaml';
+
+export interface LoadOptions {
+  /** variables for `${VAR}`; default process.env */
+  env?: NodeJS.ProcessEnv;
+  /** the default agent id; default os.hostname() */
+  hostname?: string;
+}
+
+/** `--config`, else `$ANYLAT_CONFIG`, else ./anylat.yaml. */
+export function configPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return flag ?? (env.ANYLAT_CONFIG || DEFAULT_CONFIG_FILE);
+}
+
+/** Reads and validates `file`. Throws ConfigError listing every problem. */
+export function loadConfig(file: string, options: LoadOptions = {}): AnylatConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'a directory' : code;
+    throw new ConfigError([`${file}: cannot read the config file: ${why}; pass --config FILE or set ANYLAT_CONFIG`]);
+  }
+  const baseDir = dirname(isAbsolute(file) ? file : resolve(file));
+  return parseConfig(text, file, { ...options, baseDir });
+}
+
+function format(file: string, p: Problem): string {
+  const path = formatPath(p.path);
+  return `${file}:${p.line}:${p.col}: ${path === '' ? '' : `${path}: `}${p.message}`;
+}
+
+/** Validates config text; `file` names it in messages, `baseDir` resolves relative paths in it. */
+export function parseConfig(text: string, file: string, options: LoadOptions & { baseDir: string }): AnylatConfig {
+  const env = options.env ?? process.env;
+  const { source, problems, syntaxError, unusable } = readSource(text, env);
+  if (!syntaxError) {
+    const result = configSchema(options.baseDir).safeParse(source.data ?? {}, { reportInput: false });
+    if (result.success && problems.length === 0) return build(result.data, file, options.hostname ?? hostname(), env, options.baseDir);
+    for (const issue of result.error?.issues ?? []) {
+      const anchor: Anchor = (issue as { params?: { anchor?: Anchor } }).params?.anchor ?? 'value';
+      const at = source.locate(issue.path as PathSegment[], anchor);
+      if (unusable.has(formatPath(at.path))) continue;
+      problems.push({ line: at.line, col: at.col, path: at.path, message: issue.message });
+    }
+  }
+  const lines = [...new Set(problems.sort((a, b) => a.line - b.line || a.col - b.col).map((p) => format(file, p)))];
+  throw new ConfigError(lines);
+}
+
+type Parsed = z.output<ReturnType<typeof configSchema>>;
+type RawProbes = NonNullable<Parsed['services'][number]['probes']>;
+type RawSettings = Partial<Pick<Parsed['services'][number], 'probes' | 'samples' | 'spacing' | 'timeout' | 'schedule' | 'deadline' | 'terminates_tcp' | 'max_in_flight'>>;
+
+function probes(raw: RawProbes): RoundProtocols {
+  const out: RoundProtocols = {};
+  if (raw.udp) {
+    out.udp = { port: raw.udp.port ?? DEFAULTS.udpPort };
+    if (raw.udp.auth_key_file) out.udp.authKey = raw.udp.auth_key_file;
+    if (raw.udp.site_tlv_bytes !== undefined) out.udp.siteTlvBytes = raw.udp.site_tlv_bytes;
+  }
+  if (raw.tcp) {
+    out.tcp = { port: raw.tcp.port ?? DEFAULTS.tcpPort, echo: raw.tcp.echo ?? false };
+    if (raw.tcp.connect_clock) out.tcp.connectClock = raw.tcp.connect_clock;
+  }
+  if (raw.tls) {
+    out.tls = { port: raw.tls.port ?? DEFAULTS.tlsPort };
+    if (raw.tls.server_name) out.tls.serverName = raw.tls.server_name;
+    if (raw.tls.insecure !== undefined) out.tls.insecure = raw.tls.insecure;
+    if (raw.tls.ca_file) out.tls.ca = raw.tls.ca_file;
+  }
+  if (raw.http) {
+    out.http = { url: raw.http.url };
+    if (raw.http.site_header) out.http.siteHeader = raw.http.site_header;
+    if (raw.http.insecure !== undefined) out.http.insecure = raw.http.insecure;
+    if (raw.http.ca_file) out.http.ca = raw.http.ca_file;
+    if (raw.http.warm !== undefined) out.http.warm = raw.http.warm;
+  }
+  if (raw.icmp) out.icmp = {};
+  return out;
+}
+
+function build(data: Parsed, file: string, host: string, env: NodeJS.ProcessEnv, baseDir: string): AnylatConfig {
+  const defaults: RawSettings = data.defaults ?? {};
+  const services = data.services.map((s): ServiceConfig => {
+    const schedule = s.schedule ?? defaults.schedule ?? DEFAULTS.schedule;
+    const intervalMs = cronInterval(schedule);
+    const svc: ServiceConfig = {
+      name: s.name,
+      anycast: s.anycast,
+      unicast: Object.entries(s.unicast).map(([name, address]) => ({ name, host: address })),
+      baseline: s.baseline ?? DEFAULTS.baseline,
+      terminatesTcp: s.terminates_tcp ?? defaults.terminates_tcp ?? DEFAULTS.terminatesTcp,
+      // The rules guarantee probes are set here or in defaults.
+      probes: probes((s.probes ?? defaults.probes)!),
+      samples: s.samples ?? defaults.samples ?? DEFAULTS.samples,
+      spacingMs: s.spacing ?? defaults.spacing ?? DEFAULTS.spacingMs,
+      timeoutMs: s.timeout ?? defaults.timeout ?? DEFAULTS.timeoutMs,
+      schedule,
+      intervalMs,
+      deadlineMs: s.deadline ?? defaults.deadline ?? defaultDeadline(intervalMs),
+    };
+    const inFlight = s.max_in_flight ?? defaults.max_in_flight;
+    if (inFlight !== undefined) svc.maxInFlight = inFlight;
+    return svc;
+  });
+  const agent: AnylatConfig['agent'] = { id: data.agent.id ?? host, region: data.agent.region, labels: data.agent.labels ?? {} };
+  if (data.agent.lat !== undefined) agent.lat = data.agent.lat;
+  if (data.agent.lon !== undefined) agent.lon = data.agent.lon;
+  // systemd's StateDirectory= exports STATE_DIRECTORY: the store goes there unless told otherwise.
+  const stateDir = env.STATE_DIRECTORY?.split(':')[0];
+  const config: AnylatConfig = {
+    file,
+    agent,
+    services,
+    store: {
+      path: data.store?.path ?? resolve(stateDir || baseDir, DEFAULTS.storeFile),
+      retention: {
+        ageMs: data.store?.retention?.age ?? DEFAULTS.retentionAgeMs,
+        rows: data.store?.retention?.rows ?? DEFAULTS.retentionRows,
+      },
+    },
+  };
+  if (data.influx) {
+    config.influx = {
+      url: data.influx.url,
+      token: new Secret((data.influx.token ?? data.influx.token_file)!),
+      org: data.influx.org ?? '',
+      bucket: data.influx.bucket,
+    };
+  }
+  if (data.web) config.web = data.web.listen ?? { ...DEFAULTS.webListen };
+  return config;
+}

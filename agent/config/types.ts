@@ -1,0 +1,72 @@
+// The typed config every part after loading works on: defaults filled, durations in ms, files read,
+// relative paths made absolute. Field names are TypeScript's; the YAML's are snake_case.
+import type { RoundProtocols } from '../round/run-round.ts';
+import type { Secret } from './secret.ts';
+
+export interface AgentSection {
+  /** `agent.id`, the host name when not set */
+  id: string;
+  region: string;
+  lat?: number;
+  lon?: number;
+  /** extra tags on every point; never one of RESERVED_TAGS */
+  labels: Record<string, string>;
+}
+
+export interface UnicastEndpoint {
+  name: string;
+  /** IP literal or host name as configured */
+  host: string;
+}
+
+export interface ServiceConfig {
+  name: string;
+  /** one or more anycast addresses or names (Global Accelerator: its two static IPs) */
+  anycast: string[];
+  unicast: UnicastEndpoint[];
+  /** `nearest` or one of the unicast names */
+  baseline: string;
+  terminatesTcp: boolean;
+  /** protocols to probe with their options (the round adds the timeout) */
+  probes: RoundProtocols;
+  samples: number;
+  spacingMs: number;
+  timeoutMs: number;
+  maxInFlight?: number;
+  /** cron expression (5 fields, or 6 with seconds first) */
+  schedule: string;
+  /** shortest gap between two fires of `schedule` */
+  intervalMs: number;
+  /** a round still running this long after it started is abandoned; always < intervalMs */
+  deadlineMs: number;
+}
+
+export interface StoreSection {
+  /** absolute path of the SQLite file */
+  path: string;
+  retention: { ageMs: number; rows: number };
+}
+
+export interface InfluxSection {
+  url: string;
+  token: Secret;
+  /** empty for InfluxDB 1.x and VictoriaMetrics, which ignore it */
+  org: string;
+  bucket: string;
+}
+
+export interface WebSection {
+  host: string;
+  port: number;
+}
+
+/** A loaded, validated config. */
+export interface AnylatConfig {
+  /** the file it came from, as given */
+  file: string;
+  agent: AgentSection;
+  services: ServiceConfig[];
+  store: StoreSection;
+  influx?: InfluxSection;
+  web?: WebSection;
+}
