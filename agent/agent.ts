@@ -192,7 +192,9 @@ export class Agent {
     const service = this.services.get(slot.service);
     const store = this.store;
     if (!service || !store) return;
-    const pending = runRound(this.spec(service, slot.scheduledAt));
+    // The slot's signal aborts at the deadline or at shutdown: the round then closes its probers
+    // at once instead of running on beside the service's next round.
+    const pending = runRound({ ...this.spec(service, slot.scheduledAt), signal: slot.signal });
     const abandoned = new Promise<'abandoned'>((resolve) => {
       if (slot.signal.aborted) resolve('abandoned');
       slot.signal.addEventListener('abort', () => resolve('abandoned'), { once: true });
@@ -228,6 +230,7 @@ export class Agent {
       uptime_s: Math.round((performance.now() - this.startedAt) / 1000),
       loop_lag_p99_ms: takeLag && this.lag ? Math.round(this.lag.takeP99() * 1000) / 1000 : 0,
       rounds_late: counters?.roundsLate ?? 0,
+      rounds_skipped: (counters?.roundsSkipped ?? 0) + (counters?.roundsAbandoned ?? 0),
       outbox_rows: this.store?.outboxRows(a.id) ?? 0,
       dead_letters: this.store?.deadLetters(a.id) ?? 0,
       dropped_rows: this.store?.droppedRows ?? 0,

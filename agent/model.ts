@@ -185,6 +185,8 @@ export interface AgentHeartbeat {
   lon?: number;
   loop_lag_p99_ms: number;
   rounds_late: number;
+  /** rounds that never reached the store: skipped after a stall or abandoned at their deadline */
+  rounds_skipped?: number;
   outbox_rows: number;
   dead_letters: number;
   /** rows the store's retention dropped since the agent started */

@@ -39,7 +39,7 @@ const agents = tablePanel({
   id: FLEET_PANELS.agents,
   title: 'Agents',
   description:
-    'The latest heartbeat values of every agent that reported in the time range. Uptime resets when the agent restarts. Loop lag p99: how late the agent’s event loop ran (its timing noise floor). Rounds late: rounds that started after their scheduled time. Outbox: rounds stored locally and not yet accepted by InfluxDB. Dead letters: lines InfluxDB rejected as malformed, kept on the agent and never retried. Dropped: rounds, outbox lines and dead letters the agent’s store deleted to respect its retention limits since it started.',
+    'The latest heartbeat values of every agent that reported in the time range. Uptime resets when the agent restarts. Loop lag p99: how late the agent’s event loop ran (its timing noise floor). Rounds late: rounds that started after their scheduled time. Rounds skipped: rounds that never reached the store (skipped after a stall, or abandoned at their deadline). Outbox: rounds stored locally and not yet accepted by InfluxDB. Dead letters: lines InfluxDB rejected as malformed, kept on the agent and never retried. Dropped: rounds, outbox lines and dead letters the agent’s store deleted to respect its retention limits since it started.',
   unit: UNITS.count,
   w: 24,
   h: 8,
@@ -52,6 +52,7 @@ const agents = tablePanel({
           f.last('uptime_s').as('uptime_s'),
           f.last('loop_lag_p99_ms').as('loop_lag_p99_ms'),
           f.last('rounds_late').as('rounds_late'),
+          f.last('rounds_skipped').as('rounds_skipped'),
           f.last('outbox_rows').as('outbox_rows'),
           f.last('dead_letters').as('dead_letters'),
           f.last('dropped_rows').as('dropped_rows'),
@@ -66,6 +67,7 @@ const agents = tablePanel({
   .overrideByName('uptime_s', column(UNITS.seconds, 'Uptime'))
   .overrideByName('loop_lag_p99_ms', column(UNITS.ms, 'Loop lag p99'))
   .overrideByName('rounds_late', column(UNITS.count, 'Rounds late'))
+  .overrideByName('rounds_skipped', column(UNITS.count, 'Rounds skipped'))
   .overrideByName('outbox_rows', column(UNITS.count, 'Outbox rows'))
   .overrideByName('dead_letters', [
     ...column(UNITS.count, 'Dead letters'),

@@ -91,6 +91,7 @@ test('every measurement and field of the schema arrives with its tags and values
     lon: -6.26,
     loop_lag_p99_ms: 1.25,
     rounds_late: 2,
+    rounds_skipped: 4,
     outbox_rows: 5,
     dead_letters: 1,
     dropped_rows: 3,
@@ -122,7 +123,7 @@ test('every measurement and field of the schema arrives with its tags and values
   const eventTags = { ...common, type: 'site_change' };
   for (const f of ['message', 'from', 'to']) expect.push([`event_${f}`, eventTags, 0, t]);
   const agentTags = { agent, agent_region: 'eu-west-1', team: 'net' };
-  for (const f of ['uptime_s', 'lat', 'lon', 'loop_lag_p99_ms', 'rounds_late', 'outbox_rows', 'dead_letters', 'dropped_rows'] as const) {
+  for (const f of ['uptime_s', 'lat', 'lon', 'loop_lag_p99_ms', 'rounds_late', 'rounds_skipped', 'outbox_rows', 'dead_letters', 'dropped_rows'] as const) {
     expect.push([`agent_${f}`, agentTags, hb[f]!, t + 1000]);
   }
   expect.push(['agent_version', agentTags, 0, t + 1000]);

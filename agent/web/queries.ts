@@ -172,6 +172,7 @@ export interface HealthRow {
   uptime_s: number | null;
   loop_lag_p99_ms: number | null;
   rounds_late: number | null;
+  rounds_skipped: number | null;
   outbox_rows: number | null;
   dead_letters: number | null;
   dropped_rows: number | null;
@@ -520,6 +521,7 @@ export class DashboardQueries {
       if (hb?.dead_letters) issues.push(`${hb.dead_letters} dead letter(s): lines InfluxDB rejected`);
       if (hb?.dropped_rows) issues.push(`${hb.dropped_rows} row(s) dropped by retention`);
       if (hb?.rounds_late) issues.push(`${hb.rounds_late} round(s) started late`);
+      if (hb?.rounds_skipped) issues.push(`${hb.rounds_skipped} round(s) skipped or abandoned`);
       if (status === 'ok' && issues.length > 0) status = 'warning';
       return {
         agent,
@@ -536,6 +538,7 @@ export class DashboardQueries {
         uptime_s: hb?.uptime_s ?? null,
         loop_lag_p99_ms: hb?.loop_lag_p99_ms ?? null,
         rounds_late: hb?.rounds_late ?? null,
+        rounds_skipped: hb?.rounds_skipped ?? null,
         outbox_rows: hb?.outbox_rows ?? null,
         dead_letters: hb?.dead_letters ?? null,
         dropped_rows: hb?.dropped_rows ?? null,
