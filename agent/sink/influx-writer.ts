@@ -66,7 +66,7 @@ export class InfluxWriter {
     this.secret = target.token === undefined ? undefined : typeof target.token === 'string' ? new Secret(target.token) : target.token;
     this.timeoutMs = target.timeoutMs ?? 10_000;
     this.gzipThreshold = target.gzipThresholdBytes ?? 4096;
-    this.target = `${displayUrl(target.url)} (org ${target.org}, bucket ${target.bucket})`;
+    this.target = `${displayUrl(target.url)} (${target.org ? `org ${target.org}, ` : ''}bucket ${target.bucket})`;
     installLogger(log ?? libraryLog);
     try {
       const token = this.secret?.reveal();
