@@ -67,7 +67,15 @@ export type FailureReason = (typeof FAILURE_REASONS)[number];
  * when its last callback fired: the round uses them to flag samples that overlapped event-loop lag.
  * A failed attempt may still carry the metrics it completed before failing (HTTP connect before
  * a timed-out response).
+ *
+ * `lagWindows`, when a probe sets it, says per metric when event-loop lag could have inflated that
+ * metric's value: `[from, to]` in `performance.now()` time (a single exchange stamped in its reply's
+ * callback: `[at, at]`; several callbacks in a row: the stretch they span). A metric without an
+ * entry was timed by the kernel or another process and is never flagged. Without `lagWindows` the
+ * round falls back to `t0`/`t1`.
  */
+export type LagWindows = Partial<Record<Metric, readonly [number, number]>>;
+
 export type Attempt =
   | {
       ok: true;
@@ -75,6 +83,7 @@ export type Attempt =
       t1: number;
       values: Partial<Record<Metric, number>>;
       site?: string;
+      lagWindows?: LagWindows;
     }
   | {
       ok: false;
@@ -84,6 +93,7 @@ export type Attempt =
       reason: FailureReason;
       detail?: string;
       site?: string;
+      lagWindows?: LagWindows;
     };
 
 /** Per-session packet accounting a UDP (STAMP) path reports besides loss. */

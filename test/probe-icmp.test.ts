@@ -10,6 +10,9 @@ import { AnylatError } from '../agent/util/errors.ts';
 import { createIcmpProbe } from '../agent/probe/icmp.ts';
 import { LagMonitor } from '../agent/util/lag.ts';
 import { performance } from 'node:perf_hooks';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const run = promisify(execFile);
 const PROBE_MODULE = fileURLToPath(new URL('../agent/probe/icmp.ts', import.meta.url));
@@ -179,4 +182,37 @@ test('icmp: a missing ping binary is an EnvironmentError saying what to install'
       return true;
     },
   );
+});
+
+// iputils prints time= with 3 significant digits: `time=143 ms` for a 142.517 ms echo. Its
+// summary line keeps µs. A round trip this long cannot be made on this machine without the lab,
+// so a script prints exactly what iputils 20221126 prints for such an echo.
+test('icmp: from 100 ms up the value keeps ping\'s µs (summary line), not time=\'s whole ms', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'anylat-fake-ping-'));
+  try {
+    const bin = join(dir, 'ping');
+    writeFileSync(
+      bin,
+      [
+        '#!/bin/sh',
+        'cat <<OUT',
+        'PING 10.78.0.2 (10.78.0.2) 56(84) bytes of data.',
+        '64 bytes from 10.78.0.2: icmp_seq=1 ttl=64 time=143 ms',
+        '',
+        '--- 10.78.0.2 ping statistics ---',
+        '1 packets transmitted, 1 received, 0% packet loss, time 0ms',
+        'rtt min/avg/max/mdev = 142.517/142.517/142.517/0.000 ms',
+        'OUT',
+        '',
+      ].join('\n'),
+    );
+    chmodSync(bin, 0o755);
+    const p = createIcmpProbe({ endpoint: 'far', address: '10.78.0.2' }, { timeoutMs: 1000, pingPath: bin });
+    const a = await p.sample(1);
+    await p.close();
+    assert.equal(a.ok, true, JSON.stringify(a));
+    assert.equal(a.values.rtt, 142.517);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

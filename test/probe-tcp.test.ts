@@ -249,7 +249,8 @@ describe('tcp probe: echo', () => {
       assert.ok(a.values.rtt! <= a.t1 - a.t0);
       await probe.close();
     }
-    assert.equal(reflector.stats().echoes, 2);
+    // Two echoes per sample: an untimed one, then the timed one.
+    assert.equal(reflector.stats().echoes, 4);
   });
 
   async function echoAgainst(onSocket: (socket: net.Socket) => void): Promise<Attempt> {
@@ -314,7 +315,7 @@ describe('tcp probe: echo', () => {
 
   test('a reply split across segments is reassembled', async () => {
     const a = await echoAgainst((socket) =>
-      socket.once('data', (request: Buffer) => {
+      socket.on('data', (request: Buffer) => {
         const reply = encodeEchoReply(request.subarray(8, 16), 'split-site', request.length);
         socket.write(reply.subarray(0, 3));
         setTimeout(() => socket.write(reply.subarray(3, 20)), 5);
@@ -323,5 +324,71 @@ describe('tcp probe: echo', () => {
     );
     assert.equal(a.ok, true, JSON.stringify(a));
     assert.equal(a.site, 'split-site');
+  });
+
+  // A TCP-terminating edge answers the handshake itself and opens its own connection to the
+  // origin when the first bytes arrive, so the first echo also waits for that connect. The
+  // probe times the second echo, on a path that is established end to end.
+  test('rtt is the second echo: a slow first reply (an edge connecting to its origin) stays out', async () => {
+    const FIRST_DELAY_MS = 300;
+    let requests = 0;
+    const srv = await serve((socket) =>
+      socket.on('data', (request: Buffer) => {
+        const reply = encodeEchoReply(request.subarray(8, 16), requests === 0 ? 'first' : 'second', request.length);
+        if (requests++ === 0) setTimeout(() => socket.write(reply), FIRST_DELAY_MS);
+        else socket.write(reply);
+      }),
+    );
+    try {
+      const probe = await createTcpProbe(target(), { port: srv.port, timeoutMs: 5000, echo: true });
+      const a = await probe.sample(0);
+      await probe.close();
+      assert.equal(a.ok, true, JSON.stringify(a));
+      assert.equal(requests, 2, 'two echo requests on the one connection');
+      assert.ok(a.t1 - a.t0 >= FIRST_DELAY_MS, `the sample waited for the first reply (${a.t1 - a.t0} ms)`);
+      assert.ok(a.values.rtt! < FIRST_DELAY_MS, `rtt ${a.values.rtt} ms must not include the first reply's ${FIRST_DELAY_MS} ms`);
+      assert.equal(a.site, 'second');
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('the site of the first reply stands when the second names none', async () => {
+    let requests = 0;
+    const a = await echoAgainst((socket) =>
+      socket.on('data', (request: Buffer) => {
+        socket.write(encodeEchoReply(request.subarray(8, 16), requests++ === 0 ? 'origin-a' : '', request.length));
+      }),
+    );
+    assert.equal(a.ok, true, JSON.stringify(a));
+    assert.equal(a.site, 'origin-a');
+  });
+
+  test('a bad reply to the timed (second) echo is a protocol failure', async () => {
+    let requests = 0;
+    const a = await echoAgainst((socket) =>
+      socket.on('data', (request: Buffer) => {
+        const nonce = requests++ === 0 ? request.subarray(8, 16) : randomBytes(8);
+        socket.write(encodeEchoReply(nonce, 'x', request.length));
+      }),
+    );
+    assertFailed(a);
+    assert.equal(a.reason, 'protocol');
+    assert.match(a.detail ?? '', /echo: the reply carries another nonce/);
+    assert.ok(a.values.connect! > 0);
+    assert.equal(a.values.rtt, undefined);
+  });
+
+  test('a reply to the first echo before the second is sent is not taken for the second', async () => {
+    // A duplicate of the first reply would otherwise look like an instant second reply.
+    const a = await echoAgainst((socket) =>
+      socket.once('data', (request: Buffer) => {
+        const reply = encodeEchoReply(request.subarray(8, 16), 'x', request.length);
+        socket.write(Buffer.concat([reply, reply]));
+      }),
+    );
+    assertFailed(a);
+    assert.equal(a.reason, 'protocol');
+    assert.equal(a.values.rtt, undefined);
   });
 });

@@ -4,12 +4,14 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { Resolver } from 'node:dns/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Attempt, Protocol } from '../agent/model.ts';
 import { PROBES } from '../agent/probe/index.ts';
 import type { ProbeFactory, Prober } from '../agent/probe/types.ts';
 import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';
-import { OVERRUN_GRACE_MS, runRound, type RoundSpec } from '../agent/round/run-round.ts';
+import { OVERRUN_GRACE_MS, runRound, type ObservedSample, type RoundSpec } from '../agent/round/run-round.ts';
 import { LagMonitor } from '../agent/util/lag.ts';
 import { freePort } from './support/net.ts';
 
@@ -318,32 +320,118 @@ test('the default resolver resolves a name from /etc/hosts once', async () => {
   assert.ok(any.address === '127.0.0.1' || any.address === '::1', any.address);
 });
 
+/** The real probe for `protocol`, busy for `ms` right after launching the samples `when` picks. */
+function stalling<P extends 'udp' | 'tcp' | 'http'>(protocol: P, when: (endpoint: string, seq: number) => boolean, ms = 25, afterMs = 0): ProbeFactory<P> {
+  return (async (target, options) => {
+    const inner = await (PROBES[protocol] as ProbeFactory<P>)(target, options);
+    return {
+      metrics: inner.metrics,
+      close: () => inner.close(),
+      sample: (seq: number) => {
+        const p = inner.sample(seq);
+        if (when(target.endpoint, seq)) {
+          const stall = () => {
+            const until = performance.now() + ms;
+            while (performance.now() < until);
+          };
+          if (afterMs > 0) setTimeout(stall, afterMs);
+          else stall();
+        }
+        return p;
+      },
+    };
+  }) as ProbeFactory<P>;
+}
+
 test('samples that overlapped a blocked event loop are flagged, counted as received, and left out of the pairs', async () => {
   const lag = new LagMonitor({ thresholdMs: 1 }).start();
   try {
-    const blockOn = new Set([1, 3]);
-    const blocking: ProbeFactory<'udp'> = async (target, options) => {
-      const inner = await PROBES.udp(target, options);
-      return {
-        metrics: inner.metrics,
-        close: () => inner.close(),
-        sample: (seq) => {
-          const p = inner.sample(seq);
-          // Busy for 25 ms while this anycast sample is in flight: its reply is timed late.
-          if (target.endpoint === 'anycast' && blockOn.has(seq)) {
-            const until = performance.now() + 25;
-            while (performance.now() < until);
-          }
-          return p;
-        },
-      };
-    };
-    const round = await runRound(spec({ samples: 6, spacingMs: 10, lag }), { probes: { ...PROBES, udp: blocking } });
+    // A connect timed by the monotonic clock: a stall before its callback runs is in the value.
+    // Spaced wider than the stall, so it holds up only the sample that caused it.
+    const round = await runRound(spec({ samples: 6, spacingMs: 80, lag, protocols: { tcp: { port: tcpPort, echo: false, connectClock: 'monotonic' } } }), {
+      probes: { ...PROBES, tcp: stalling('tcp', (e, seq) => e === 'anycast' && (seq === 1 || seq === 3)) },
+    });
     const any = round.paths.find((p) => p.endpoint === 'anycast')!;
     assert.equal(any.received, 6);
     assert.ok(any.flagged >= 2, `flagged ${any.flagged}`);
+    assert.ok(any.max_ms === undefined || any.max_ms < 25, `the stalled samples (≥ 25 ms) are out of the figures: max ${any.max_ms}`);
     const b = round.benefit[0];
     if (b) assert.ok(b.pairs <= 6 - any.flagged, `pairs ${b.pairs} with ${any.flagged} anycast samples flagged`);
+  } finally {
+    lag.stop();
+  }
+});
+
+test('values the kernel timed are never flagged: a stall while their reply waits does not reach them', async () => {
+  const lag = new LagMonitor({ thresholdMs: 1 }).start();
+  try {
+    const stallAll = () => true;
+    const round = await runRound(spec({ samples: 4, spacingMs: 10, lag, protocols: { udp: { port: udpPort }, tcp: { port: tcpPort, echo: false } } }), {
+      probes: { ...PROBES, udp: stalling('udp', stallAll), tcp: stalling('tcp', stallAll) },
+    });
+    for (const p of round.paths) {
+      assert.equal(p.received, 4, `${p.endpoint} ${p.protocol}`);
+      assert.equal(p.flagged, 0, `${p.endpoint} ${p.protocol} ${p.metric}`);
+      // Every reply waited 25 ms behind the stall; the kernel's stamps leave it out.
+      assert.ok(p.max_ms! < 12, `${p.endpoint} ${p.protocol} ${p.metric}: max ${p.max_ms} ms`);
+    }
+  } finally {
+    lag.stop();
+  }
+});
+
+test('http: a stall while the response is on its way flags total (it spans it) but not ttfb', async () => {
+  const slow = createServer((_req, res) => setTimeout(() => res.end('ok'), 120));
+  await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', () => resolve()));
+  const lag = new LagMonitor({ thresholdMs: 1 }).start();
+  try {
+    const port = (slow.address() as AddressInfo).port;
+    // 30 ms into each sample the loop stalls for 25 ms; the response comes ~120 ms in.
+    const round = await runRound(spec({ samples: 3, spacingMs: 150, lag, endpoints: [{ name: 'anycast', kind: 'anycast', host: '127.0.0.1' }], protocols: { http: { url: `http://127.0.0.1:${port}/`, warm: false } } }), {
+      probes: { ...PROBES, http: stalling('http', () => true, 25, 30) },
+    });
+    const row = (metric: string) => round.paths.find((p) => p.metric === metric)!;
+    assert.equal(row('total').flagged, 3);
+    assert.equal(row('ttfb').flagged, 0);
+    assert.ok(row('ttfb').min_ms! >= 100, 'ttfb is the server\'s 120 ms, measured');
+  } finally {
+    lag.stop();
+    slow.close();
+  }
+});
+
+test('onSample sees every counted sample once, with its flag, and the statistics agree with what it saw', async () => {
+  const lag = new LagMonitor({ thresholdMs: 1 }).start();
+  try {
+    const seen: ObservedSample[] = [];
+    const refusedTcpPort = await freePort();
+    const round = await runRound(
+      spec({ samples: 6, spacingMs: 10, lag, protocols: { http: { url: `http://127.0.0.1:${httpPort}/`, warm: false }, tcp: { port: refusedTcpPort, echo: false } } }),
+      { probes: { ...PROBES, http: stalling('http', (e, seq) => e === 'u1' && seq === 2) }, onSample: (s) => seen.push(s) },
+    );
+    // 2 endpoints × 2 protocols × 6 cycles; the warm-up samples are not counted, so not seen.
+    assert.equal(seen.length, 24);
+    for (const e of ['anycast', 'u1']) {
+      for (const protocol of ['http', 'tcp'] as const) {
+        const mine = seen.filter((s) => s.endpoint === e && s.protocol === protocol);
+        assert.deepEqual(mine.map((s) => s.cycle).sort(), [0, 1, 2, 3, 4, 5]);
+        assert.equal(mine[0]!.address, '127.0.0.1');
+        assert.equal(mine[0]!.kind, e === 'anycast' ? 'anycast' : 'unicast');
+        const metric = protocol === 'http' ? 'total' : 'connect';
+        const path = round.paths.find((p) => p.endpoint === e && p.protocol === protocol && p.metric === metric)!;
+        // A failed sample is never in the statistics, flagged or not.
+        assert.equal(mine.filter((s) => s.flaggedMetrics.includes(metric) && s.attempt.ok).length, path.flagged, `${e} ${protocol}`);
+        assert.equal(mine.filter((s) => s.attempt.ok).length, path.received, `${e} ${protocol}`);
+        for (const s of mine) assert.equal(s.flagged, s.flaggedMetrics.length > 0);
+        if (protocol === 'http') {
+          const kept = mine.filter((s) => !s.flaggedMetrics.includes(metric)).map((s) => s.attempt.values.total!);
+          assert.equal(kept.length === 0 ? undefined : Math.round(Math.min(...kept) * 1000) / 1000, path.min_ms);
+        } else {
+          assert.ok(mine.every((s) => !s.attempt.ok && s.attempt.reason === 'refused'));
+        }
+      }
+    }
+    assert.ok(seen.some((s) => s.endpoint === 'u1' && s.protocol === 'http' && s.cycle === 2 && s.flaggedMetrics.includes('total')), 'the stalled sample is seen flagged');
   } finally {
     lag.stop();
   }

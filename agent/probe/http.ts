@@ -15,7 +15,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { connect as tlsConnect } from 'node:tls';
 import { Client, errors as undiciErrors, type Dispatcher, type buildConnector } from 'undici';
-import type { Attempt, FailureReason, Metric } from '../model.ts';
+import type { Attempt, FailureReason, LagWindows, Metric } from '../model.ts';
 import { AnylatError } from '../util/errors.ts';
 import { VERSION } from '../version.ts';
 import type { HttpProbeOptions, ProbeFactory, Prober, ProbeTarget } from './types.ts';
@@ -125,13 +125,13 @@ function parseUrl(raw: string): ParsedUrl {
 }
 
 /** Resolves when the name resolves, stamped in the lookup's own callback. */
-function timeLookup(hostname: string): Promise<number> {
+function timeLookup(hostname: string): Promise<{ ms: number; at: number }> {
   return new Promise((resolve, reject) => {
     const start = performance.now();
     lookup(hostname, (err) => {
       const at = performance.now();
       if (err) reject(new ProbeFailure('dns', `lookup ${hostname}: ${err.code ?? err.message}`));
-      else resolve(at - start);
+      else resolve({ ms: at - start, at });
     });
   });
 }
@@ -220,6 +220,9 @@ export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions)
     new Promise<Attempt>((resolve) => {
       const t0 = performance.now();
       const values: Partial<Record<Metric, number>> = {};
+      // When lag could have inflated each metric: the callback that ended a single exchange, or
+      // the stretch of several callbacks (TLS flights, the whole first request for total).
+      const lagWindows: LagWindows = {};
       let site: string | undefined;
       let waitingFor = target.hostname ? 'dns lookup' : 'TCP connect';
       let client: Client | undefined;
@@ -248,7 +251,7 @@ export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions)
         const kept = reason === 'http_status' ? EARLY_PHASES : (Object.keys(values) as Metric[]);
         const keep: Partial<Record<Metric, number>> = {};
         for (const m of kept) if (values[m] !== undefined) keep[m] = values[m];
-        const attempt: Attempt = { ok: false, t0, t1: at, values: keep, reason, detail };
+        const attempt: Attempt = { ok: false, t0, t1: at, values: keep, lagWindows: { ...lagWindows }, reason, detail };
         if (site !== undefined) attempt.site = site;
         finish(attempt);
       };
@@ -291,6 +294,7 @@ export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions)
         tcp.once('connect', () => {
           const connectedAt = performance.now();
           values.connect = connectedAt - start;
+          lagWindows.connect = [connectedAt, connectedAt];
           if (!url.https) {
             hand(tcp);
             return;
@@ -312,13 +316,18 @@ export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions)
           tls.once('secureConnect', () => {
             const secureAt = performance.now();
             values.tls = secureAt - connectedAt;
+            lagWindows.tls = [connectedAt, secureAt];
             hand(tls);
           });
         });
       };
 
       const run = async (): Promise<void> => {
-        if (target.hostname) values.dns = await timeLookup(target.hostname);
+        if (target.hostname) {
+          const dns = await timeLookup(target.hostname);
+          values.dns = dns.ms;
+          lagWindows.dns = [dns.at, dns.at];
+        }
         // The sample may have timed out during the lookup; then nothing more may be opened.
         if (settled) return;
         client = new Client(url.origin, {
@@ -332,6 +341,8 @@ export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions)
           site = headerValue(headers, siteHeader);
           if (status >= 400) return new ProbeFailure('http_status', `HTTP ${status}`);
           values.ttfb = at - (lastWriteAt ?? readyAt);
+          // Stamped right before the headers are written: only a stall when they come back counts.
+          lagWindows.ttfb = lastWriteAt === undefined ? [readyAt, at] : [at, at];
           waitingFor = 'response body';
           return undefined;
         }).catch((err: unknown) => {
@@ -340,6 +351,7 @@ export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions)
         });
         if (!first) return;
         values.total = first.endAt - t0;
+        lagWindows.total = [t0, first.endAt];
         let t1 = first.endAt;
         if (warm) {
           waitingFor = 'warm request';
@@ -349,6 +361,8 @@ export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions)
               status >= 400 ? new ProbeFailure('http_status', `HTTP ${status} on the warm request`) : undefined,
             );
             values.warm = second.endAt - start;
+            // From the dispatch, which undici may write a tick later, to the end of the body.
+            lagWindows.warm = [start, second.endAt];
             t1 = second.endAt;
           } catch (err) {
             if (connections > 1) {
@@ -360,7 +374,7 @@ export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions)
             }
           }
         }
-        const attempt: Attempt = { ok: true, t0, t1, values: { ...values } };
+        const attempt: Attempt = { ok: true, t0, t1, values: { ...values }, lagWindows: { ...lagWindows } };
         if (site !== undefined) attempt.site = site;
         finish(attempt);
       };

@@ -1,5 +1,5 @@
-// ICMP echo through the system `ping` (via ping-lite). The value is the `time=` ping prints, which
-// iputils takes from kernel receive timestamps; the child process's spawn and exit times never
+// ICMP echo through the system `ping` (via ping-lite). The value is the round trip ping prints (its
+// summary's µs figure, else `time=`), which iputils takes from kernel receive timestamps; the child process's spawn and exit times never
 // enter it.
 //
 // Lag flagging: a successful echo reports t0 = t1 = the instant its result reached us. The value was
@@ -30,6 +30,9 @@ interface PingLiteInstance {
 }
 type PingLiteConstructor = new (host: string, options: { args: string[] }) => PingLiteInstance;
 const PingLite = createRequire(import.meta.url)('ping-lite') as PingLiteConstructor;
+
+/** iputils' `rtt min/avg/max/mdev = 0.137/…`, BusyBox's `round-trip min/avg/max = …`: min, in µs resolution. */
+const SUMMARY = /^(?:rtt|round-trip) min\/avg\/max(?:\/[a-z]+)? = ([0-9]+\.[0-9]+)\//m;
 
 /** `-W` takes seconds; iputils accepts fractions, and rejects 0. */
 function waitSeconds(timeoutMs: number): string {
@@ -111,9 +114,13 @@ export const createIcmpProbe = ((target: ProbeTarget, options: IcmpProbeSetup): 
           finish({ ok: false, t0, t1, values: {}, reason, detail: firstLine(text) || 'ping failed' });
           return;
         }
-        const rtt = err && replied ? Number(replied[1]) : ms;
+        // iputils prints time= with 3 significant digits (whole ms from 100 ms up, 0.1 ms from 10 ms),
+        // but its summary line with 3 decimals: with one echo sent, its min is that echo's time.
+        const summary = replied ? SUMMARY.exec(stdout) : null;
+        const rtt = summary ? Number(summary[1]) : err && replied ? Number(replied[1]) : ms;
         if (typeof rtt === 'number' && Number.isFinite(rtt)) {
-          finish({ ok: true, t0: t1, t1, values: { rtt } });
+          // Timed by ping's process from kernel timestamps: no lag of ours is in it.
+          finish({ ok: true, t0: t1, t1, values: { rtt }, lagWindows: {} });
           return;
         }
         const icmpError = /^From .*?(Destination .*Unreachable|Time to live exceeded|Packet filtered)/im.exec(stdout);

@@ -1,11 +1,12 @@
-// The tcp probe: connect time to an IP literal and, when the far end is an anylat reflector, one
-// echo on the open connection. Connect is the kernel's handshake RTT on Linux (see tcp-info.ts),
-// the monotonic clock elsewhere; the echo is always the monotonic clock.
+// The tcp probe: connect time to an IP literal and, when the far end is an anylat reflector, an
+// echo on the open connection (the second of two: see echo()). Connect is the kernel's handshake
+// RTT on Linux (see tcp-info.ts), the monotonic clock elsewhere; the echo is always the monotonic
+// clock.
 
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Attempt, FailureReason, Metric } from '../model.ts';
+import type { Attempt, FailureReason, LagWindows, Metric } from '../model.ts';
 import { AnylatError } from '../util/errors.ts';
 import { ECHO_NONCE_SIZE, encodeEchoRequest, parseEchoReply } from './echo-codec.ts';
 import { loadTcpInfo, readTcpInfo, TCP_ESTABLISHED } from './tcp-info.ts';
@@ -76,6 +77,8 @@ export function tcpProber(target: ProbeTarget, options: TcpProbeOptions): TcpPro
   const sample = (_seq: number): Promise<Attempt> =>
     new Promise<Attempt>((resolve) => {
       const values: Partial<Record<Metric, number>> = {};
+      // A kernel-timed connect has no window: lag cannot touch it.
+      const lagWindows: LagWindows = {};
       let phase: 'connect' | 'echo' = 'connect';
       let settled = false;
 
@@ -100,7 +103,7 @@ export function tcpProber(target: ProbeTarget, options: TcpProbeOptions): TcpPro
       }
 
       function fail(t1: number, reason: FailureReason, detail: string): void {
-        settle({ ok: false, t0, t1, values, reason, detail: phase === 'echo' ? `echo: ${detail}` : detail });
+        settle({ ok: false, t0, t1, values, lagWindows, reason, detail: phase === 'echo' ? `echo: ${detail}` : detail });
       }
 
       // Errors after the sample settled (a late RST on a socket being destroyed) are nobody's.
@@ -109,39 +112,60 @@ export function tcpProber(target: ProbeTarget, options: TcpProbeOptions): TcpPro
       function onConnect(): void {
         const t1 = performance.now();
         values.connect = t1 - t0;
+        lagWindows.connect = [t1, t1];
         if (kernel) {
           const info = readTcpInfo(socket);
           if (info && info.state === TCP_ESTABLISHED && info.rttUs > 0 && info.totalRetrans === 0) {
             values.connect = info.rttUs / 1000;
+            delete lagWindows.connect;
           }
         }
         if (!options.echo) {
-          settle({ ok: true, t0, t1, values });
+          settle({ ok: true, t0, t1, values, lagWindows });
           return;
         }
         phase = 'echo';
         echo();
       }
 
+      // Two echoes on the connection: the first, untimed, carries the site and absorbs whatever a
+      // TCP-terminating edge (Global Accelerator, the lab's edges) does on a connection's first
+      // bytes, i.e. open its own connection to the origin; the second, on the established path
+      // end to end, is the one timed. Timing the first would add the edge's connect to the origin.
       function echo(): void {
-        const nonce = randomBytes(ECHO_NONCE_SIZE);
-        const request = encodeEchoRequest(nonce);
+        let round = 0;
+        let nonce: Buffer = Buffer.alloc(0);
+        let request: Buffer = Buffer.alloc(0);
         let received: Buffer = Buffer.alloc(0);
         let tSent = 0;
+        let site: string | undefined;
+        const send = () => {
+          nonce = randomBytes(ECHO_NONCE_SIZE);
+          request = encodeEchoRequest(nonce);
+          received = Buffer.alloc(0);
+          tSent = performance.now();
+          socket.write(request);
+        };
         socket.on('data', (chunk: Buffer) => {
           const t2 = performance.now();
+          if (settled) return;
           received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
           const reply = parseEchoReply(received, request.length);
           if (reply.kind === 'need') return;
           if (reply.kind === 'invalid') return fail(t2, 'protocol', `not an anylat echo reply (${reply.why})`);
           if (!reply.nonce.equals(nonce)) return fail(t2, 'protocol', 'the reply carries another nonce');
           if (received.length > reply.length) return fail(t2, 'protocol', 'bytes after the reply');
+          if (reply.site !== '') site = reply.site;
+          if (round++ === 0) {
+            send();
+            return;
+          }
           values.rtt = t2 - tSent;
-          settle(reply.site === '' ? { ok: true, t0, t1: t2, values } : { ok: true, t0, t1: t2, values, site: reply.site });
+          lagWindows.rtt = [t2, t2];
+          settle(site === undefined ? { ok: true, t0, t1: t2, values, lagWindows } : { ok: true, t0, t1: t2, values, lagWindows, site });
         });
         socket.on('end', () => fail(performance.now(), 'reset', 'closed by the far end before replying'));
-        tSent = performance.now();
-        socket.write(request);
+        send();
       }
     });
 

@@ -121,7 +121,8 @@ export const createTlsProbe: ProbeFactory<'tls'> = (target, options) => {
           () => {
             const t1 = performance.now();
             values.handshake = t1 - tConnected;
-            settle({ ok: true, t0, t1, values });
+            // Every callback of the handshake (TLS 1.2 has two flights) is exposed to lag.
+            settle({ ok: true, t0, t1, values, lagWindows: { handshake: [tConnected, t1] } });
           },
         );
         secure.on('error', onError);

@@ -2,13 +2,17 @@
 //
 // RTT = (t1 − t0) − (T3 − T2): t0/t1 are this host's monotonic clock around the exchange, T2/T3
 // the reflector's receive and send timestamps, both read from the reflector's one clock, so the
-// time the reflector held the packet leaves the figure without any clock synchronization.
+// time the reflector held the packet leaves the figure without any clock synchronization. t0 is
+// read right before the (synchronous) send; t1 is when the kernel received the reply (SIOCGSTAMPNS,
+// see rx-timestamp.ts) where the host can say, else when the 'message' handler ran, so on Linux a
+// busy or blocked event loop does not inflate the figure.
 import { createSocket, type Socket } from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Attempt, FailureReason, PacketCounters } from '../model.ts';
 import { AnylatError } from '../util/errors.ts';
+import { RxTimestamps } from './rx-timestamp.ts';
 import type { ProbeFactory, Prober, ProbeTarget, UdpProbeOptions } from './types.ts';
 import {
   AUTH_BASE_BYTES,
@@ -76,8 +80,18 @@ function reasonFor(code: string | undefined): FailureReason {
   }
 }
 
-class StampSender implements Prober {
+/** A udp prober, which also says how the arrival of each reply is timed. */
+export interface UdpProber extends Prober {
+  /**
+   * `kernel`: the kernel's receive timestamp of each reply (Linux), so event-loop lag cannot
+   * inflate a sample; `monotonic`: performance.now() first thing in the 'message' handler.
+   */
+  readonly rxClock: 'kernel' | 'monotonic';
+}
+
+class StampSender implements UdpProber {
   readonly metrics = ['rtt'] as const;
+  private rx: RxTimestamps | undefined;
   private readonly socket: Socket;
   private readonly key: Buffer | undefined;
   private readonly siteBytes: number;
@@ -122,6 +136,11 @@ class StampSender implements Prober {
       // Node passes a connect error to this callback (its type says it takes none).
       this.socket.connect(this.options.port, this.target.address, done as () => void);
     });
+    if (!this.connectFailure) this.rx = RxTimestamps.enable(this.socket);
+  }
+
+  get rxClock(): 'kernel' | 'monotonic' {
+    return this.rx ? 'kernel' : 'monotonic';
   }
 
   private where(): string {
@@ -201,7 +220,9 @@ class StampSender implements Prober {
   }
 
   private onMessage(msg: Buffer): void {
-    const t1 = performance.now();
+    const handledAt = performance.now();
+    // Synchronously, before Node reads the next datagram: the stamp is this datagram's.
+    const receivedAt = this.rx?.receivedAt();
     const decoded = decodeReflectorPacket(msg, this.key);
     if (!decoded.ok) {
       this.counters.invalid++;
@@ -242,6 +263,9 @@ class StampSender implements Prober {
       case 'pending':
         break;
     }
+    // A stamp outside the exchange cannot be this reply's: keep the handler's clock then.
+    const kernelTimed = receivedAt !== undefined && receivedAt >= entry.t0 && receivedAt <= handledAt;
+    const t1 = kernelTimed ? receivedAt : handledAt;
     const elapsed = t1 - entry.t0;
     const turnaround = ntpDiffMs(reply.timestamp, reply.receiveTimestamp);
     if (!(turnaround >= 0 && turnaround <= elapsed)) {
@@ -257,7 +281,9 @@ class StampSender implements Prober {
     }
     const siteTlv = reply.tlvs.find((t) => t.type === TLV_SITE && (t.flags & TLV_FLAG_U) === 0);
     const site = siteTlv ? readSiteValue(siteTlv.value) : undefined;
-    const attempt: Attempt = { ok: true, t0: entry.t0, t1, values: { rtt: elapsed - turnaround } };
+    // The send is stamped right before a synchronous write; the arrival, when the kernel stamped
+    // it, is out of the event loop's reach too.
+    const attempt: Attempt = { ok: true, t0: entry.t0, t1, values: { rtt: elapsed - turnaround }, lagWindows: kernelTimed ? {} : { rtt: [t1, t1] } };
     if (site !== undefined) attempt.site = site;
     this.settle(entry, 'answered', attempt);
   }

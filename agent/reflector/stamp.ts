@@ -24,6 +24,7 @@ import {
   type Tlv,
 } from '../probe/stamp-codec.ts';
 import { AnylatError } from '../util/errors.ts';
+import { RxTimestamps } from '../probe/rx-timestamp.ts';
 import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
 
 export interface StampReflectorOptions extends ReflectorCommonOptions {
@@ -232,7 +233,7 @@ export async function startStampReflector(
   const sessions = new SessionTable(maxSessions, idleMs);
   const clock = new WallClock();
 
-  const handle = (socket: Socket, local: { address: string; port: number }, msg: Buffer, from: RemoteInfo): void => {
+  const handle = (socket: Socket, local: { address: string; port: number }, msg: Buffer, from: RemoteInfo, receivedAt: number | undefined): void => {
     const t2 = performance.now();
     counts.received++;
     if (msg.length > maxPacket) {
@@ -270,7 +271,9 @@ export async function startStampReflector(
         seq: session.seq,
         timestamp: 0n,
         ssid: req.ssid,
-        receiveTimestamp: clock.ntp(t2),
+        // T2 is when the kernel received the packet (Linux), so the time this process took to get
+        // to it counts as the reflector's, and the sender subtracts it with T3 − T2.
+        receiveTimestamp: clock.ntp(receivedAt !== undefined && receivedAt <= t2 ? receivedAt : t2),
         senderSeq: req.seq,
         senderTimestamp: req.timestamp,
         senderErrorEstimate: req.errorEstimate,
@@ -322,9 +325,12 @@ export async function startStampReflector(
       if (port === 0) port = bound.port;
       const local = { address: bound.address, port: bound.port };
       listening.push(local);
+      const rx = RxTimestamps.enable(socket);
       socket.on('message', (msg, from) => {
+        // Synchronously, before Node reads the next datagram: the stamp is this datagram's.
+        const receivedAt = rx?.receivedAt();
         try {
-          handle(socket, local, msg, from);
+          handle(socket, local, msg, from, receivedAt);
         } catch (err) {
           counts.internal_errors++;
           log(`STAMP reflector: dropped a packet after an internal error: ${(err as Error).message}`);

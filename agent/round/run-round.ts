@@ -71,6 +71,26 @@ export interface RoundDeps {
   resolve?: (host: string) => Promise<string>;
   /** uniform [0, 1) for the interleaving shuffle; default Math.random */
   random?: () => number;
+  /**
+   * sees every counted sample (not the warm-up) once the round has decided whether it is flagged,
+   * before the statistics: benchmarks compare each value with a reference clock through it
+   */
+  onSample?: (sample: ObservedSample) => void;
+}
+
+/** One counted sample as the round saw it (see `RoundDeps.onSample`). */
+export interface ObservedSample {
+  endpoint: string;
+  kind: Endpoint['kind'];
+  address: string;
+  protocol: Protocol;
+  /** the cycle it belongs to, 0 … samples − 1 */
+  cycle: number;
+  attempt: Attempt;
+  /** some metric's value overlapped event-loop lag (see `flaggedMetrics`) */
+  flagged: boolean;
+  /** metrics whose value overlapped event-loop lag: kept out of the statistics */
+  flaggedMetrics: Metric[];
 }
 
 export const DEFAULT_MAX_IN_FLIGHT = 32;
@@ -92,7 +112,7 @@ interface Path {
   lagSpan?: 'none' | 'reply' | 'whole';
   /** set when the endpoint's name did not resolve: no sample was sent */
   dnsFailure?: string;
-  attempts: Array<{ attempt: Attempt; flagged: boolean } | undefined>;
+  attempts: Array<{ attempt: Attempt; flagged: Partial<Record<Metric, boolean>> } | undefined>;
   counters?: PacketCounters;
 }
 
@@ -297,6 +317,7 @@ export async function runRound(spec: RoundSpec, deps: RoundDeps = {}): Promise<R
     spec.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await sampleAll(paths, spec, maxInFlight, random, lag);
+      if (deps.onSample) observe(paths, deps.onSample);
     } finally {
       spec.signal?.removeEventListener('abort', onAbort);
       await closeProbers(paths);
@@ -363,7 +384,7 @@ async function sampleAll(paths: Path[], spec: RoundSpec, maxInFlight: number, ra
       running.push(
         timedSample(prober, cycle, spec.timeoutMs).then((attempt) => {
           slots.release();
-          path.attempts[cycle] = { attempt, flagged: false };
+          path.attempts[cycle] = { attempt, flagged: {} };
         }),
       );
     }
@@ -374,12 +395,42 @@ async function sampleAll(paths: Path[], spec: RoundSpec, maxInFlight: number, ra
   await new Promise((resolve) => setTimeout(resolve, LAG_SETTLE_MS));
   for (const path of live) {
     const span = path.lagSpan ?? 'whole';
-    if (span === 'none') continue;
     for (const entry of path.attempts) {
-      if (!entry) continue;
-      const { t0, t1 } = entry.attempt;
-      entry.flagged = span === 'reply' ? lag.overlaps(t1 - REPLY_LAG_SLACK_MS, t1) : lag.overlaps(t0, t1);
+      if (entry) entry.flagged = lagFlags(entry.attempt, span, lag);
     }
+  }
+}
+
+/**
+ * Which of an attempt's values event-loop lag may have inflated. A probe that says when each
+ * metric was exposed (`lagWindows`) is taken at its word: a metric is flagged when lag overlapped
+ * its window (or ended just before it: see REPLY_LAG_SLACK_MS); one without a window (timed by
+ * the kernel or another process) never is. Otherwise every value of the attempt shares its
+ * protocol's rule (lagSpan).
+ */
+export function lagFlags(attempt: Attempt, span: 'none' | 'reply' | 'whole', lag: LagMonitor): Partial<Record<Metric, boolean>> {
+  const out: Partial<Record<Metric, boolean>> = {};
+  const { t0, t1, lagWindows } = attempt;
+  const fallback = span === 'none' ? false : span === 'reply' ? lag.delayedAt(t1, REPLY_LAG_SLACK_MS) : lag.overlaps(t0, t1);
+  for (const metric of Object.keys(attempt.values) as Metric[]) {
+    if (!lagWindows) {
+      out[metric] = fallback;
+      continue;
+    }
+    const w = lagWindows[metric];
+    // One callback: only what ran before it can have delayed it. Several: any stall among them.
+    out[metric] = w !== undefined && (w[0] === w[1] ? lag.delayedAt(w[1], REPLY_LAG_SLACK_MS) : lag.overlaps(w[0] - REPLY_LAG_SLACK_MS, w[1]));
+  }
+  return out;
+}
+
+function observe(paths: Path[], onSample: (sample: ObservedSample) => void): void {
+  for (const path of paths) {
+    path.attempts.forEach((entry, cycle) => {
+      if (!entry) return;
+      const flaggedMetrics = (Object.keys(entry.flagged) as Metric[]).filter((m) => entry.flagged[m] === true);
+      onSample({ endpoint: path.endpoint.name, kind: path.endpoint.kind, address: path.address, protocol: path.protocol, cycle, attempt: entry.attempt, flagged: flaggedMetrics.length > 0, flaggedMetrics });
+    });
   }
 }
 
@@ -387,9 +438,10 @@ async function sampleAll(paths: Path[], spec: RoundSpec, maxInFlight: number, ra
 export const REPLY_LAG_SLACK_MS = 2;
 
 /**
- * Which part of a sample a lagging event loop can inflate. ICMP: none (ping prints a time its
- * own process took from kernel timestamps). A single exchange (a STAMP packet; a TCP connect timed
- * by the kernel's handshake RTT, then one echo) is timed from a send stamped right before a
+ * For attempts without `lagWindows` (anylat's probes all set them; this covers any other prober):
+ * which part of a sample a lagging event loop can inflate. ICMP: none (ping prints a time its own
+ * process took from kernel timestamps). A single exchange (a STAMP packet; a TCP connect timed by
+ * the kernel's handshake RTT, then the timed echo) is timed from a send stamped right before a
  * synchronous write to the callback that handles the reply: only a stall when the reply arrives
  * delays its stamp, a stall while waiting costs nothing. A multi-phase sample (TLS, HTTP, a connect
  * timed by the monotonic clock) stamps intermediate callbacks, so a stall anywhere between its
@@ -412,9 +464,9 @@ function lagSpan(protocol: Protocol, prober: Prober): 'none' | 'reply' | 'whole'
 
 function outcome(entry: Path['attempts'][number], metric: Metric): SampleOutcome {
   if (!entry) return { reason: 'error', flagged: false };
-  const { attempt, flagged } = entry;
+  const { attempt } = entry;
   const value = attempt.values[metric];
-  if (value !== undefined) return { value, flagged };
+  if (value !== undefined) return { value, flagged: entry.flagged[metric] === true };
   return { reason: attempt.ok ? 'error' : attempt.reason, flagged: false };
 }
 

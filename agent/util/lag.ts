@@ -81,6 +81,23 @@ export class LagMonitor {
     return false;
   }
 
+  /**
+   * True when a stall could have held up a callback that ran at `at` by more than `thresholdMs`:
+   * a stretch that ended at most `slackMs` before it, or one it ran inside, more than
+   * `thresholdMs` after that stretch began. A stretch is recorded from the tick before it to the
+   * tick after it, so work that came after `at` inside it, often the very callback that stamped
+   * `at` (an HTTP response being parsed), cannot have delayed that stamp.
+   */
+  delayedAt(at: number, slackMs: number): boolean {
+    for (let i = this.windows.length - 1; i >= 0; i--) {
+      const w = this.windows[i]!;
+      if (w.to < at - slackMs) break;
+      if (w.from > at) continue;
+      if (w.to <= at || at - w.from > this.thresholdMs) return true;
+    }
+    return false;
+  }
+
   /** Windows recorded so far that end after `since` (for tests and diagnostics). */
   windowsSince(since: number): LagWindow[] {
     return this.windows.filter((w) => w.to >= since);

@@ -1,0 +1,172 @@
+// npm run bench:accuracy [-- --quick]
+//
+// How close are anylat's figures to the kernel's? On the bench lab (bench/topology.yaml: origins
+// 1, 10, 50 and 150 ms away one way, no jitter), anylat's round engine measures every origin with
+// udp (STAMP rtt), tcp (connect timed by the kernel's tcpi_rtt and, in a second prober, by the
+// monotonic clock; the echo rtt), http (ttfb) and icmp, while `ping` (kernel timestamps, in
+// another process) measures the same origins in the same run. For each sample,
+// bias = anylat's value − the median ping round trip to that origin in that phase; the wire's
+// ~0.1 ms per crossing is in both and cancels. Three phases: idle; the agent busy with many
+// concurrent paths in the same process; another process loading every CPU.
+import { join } from 'node:path';
+import { ACCURACY_METRICS, type AccuracySetup, type PhaseCommand, type PhaseResult } from './lib/accuracy-protocol.ts';
+import { AgentChild } from './lib/child.ts';
+import { BENCH_PORTS, LOAD_PORTS, withBenchLab, type BenchTarget } from './lib/lab.ts';
+import { loadCpus } from './lib/load.ts';
+import { BENCH_DIR, benchArgs, describeMachine, fmt, machineNote, markdownTable, progress, signed, writeResult } from './lib/output.ts';
+import { PingReference } from './lib/reference.ts';
+import { median, quantile, round } from './lib/stats.ts';
+
+const USAGE = `usage: npm run bench:accuracy [-- --quick] [-- --out FILE]
+  Linux, root: brings up the bench lab (bench/topology.yaml), measures, takes it down.
+  --quick   10 s per phase instead of 60 s (under a minute in all)`;
+
+interface PhasePlan {
+  phase: 'idle' | 'busy' | 'loaded';
+  what: string;
+  busyPaths: number;
+  busyRatePerPath: number;
+  loadCpus: boolean;
+}
+
+const PHASES: PhasePlan[] = [
+  { phase: 'idle', what: 'the measured paths only', busyPaths: 0, busyRatePerPath: 0, loadCpus: false },
+  { phase: 'busy', what: 'plus 1,000 udp/tcp paths at 1 sample/s each in the same agent process', busyPaths: 1000, busyRatePerPath: 1, loadCpus: false },
+  { phase: 'loaded', what: 'the measured paths while one busy-loop process per CPU runs', busyPaths: 0, busyRatePerPath: 0, loadCpus: true },
+];
+
+export interface MetricSummary {
+  metric: string;
+  n: number;
+  flaggedPct: number;
+  /** over the samples the round keeps (not flagged) */
+  medianMs: number;
+  p95Ms: number;
+  /** over every sample, flagged ones included: what flagging saves */
+  allP95Ms: number;
+  perTarget: Record<string, { n: number; medianMs: number; p95Ms: number }>;
+}
+
+function summarize(result: PhaseResult, refMedian: Record<string, number>): MetricSummary[] {
+  return ACCURACY_METRICS.map((metric, idx) => {
+    const rows = result.records.filter((r) => r[0] === idx);
+    const bias = (r: (typeof rows)[number]) => r[2] - (refMedian[r[1]] ?? Number.NaN);
+    const kept = rows.filter((r) => r[3] === 0);
+    const perTarget: MetricSummary['perTarget'] = {};
+    for (const name of Object.keys(refMedian)) {
+      const mine = kept.filter((r) => r[1] === name).map(bias);
+      perTarget[name] = { n: mine.length, medianMs: round(median(mine)), p95Ms: round(quantile(mine, 0.95)) };
+    }
+    return {
+      metric,
+      n: rows.length,
+      flaggedPct: rows.length === 0 ? Number.NaN : round((100 * (rows.length - kept.length)) / rows.length, 1),
+      medianMs: round(median(kept.map(bias))),
+      p95Ms: round(quantile(kept.map(bias), 0.95)),
+      allP95Ms: round(quantile(rows.map(bias), 0.95)),
+      perTarget,
+    };
+  });
+}
+
+async function main(): Promise<void> {
+  const args = benchArgs('accuracy', USAGE);
+  const durationMs = args.quick ? 10_000 : 60_000;
+  const started = Date.now();
+  const before = machineNote();
+  const out = await withBenchLab(async (lab) => {
+    const child = new AgentChild(lab.agentNetns, join(BENCH_DIR, 'accuracy-agent.ts'));
+    const reference = new PingReference(lab.agentNetns, lab.targets.map((t) => t.address), 150);
+    try {
+      const setup: AccuracySetup = { targets: lab.targets.map((t) => ({ name: t.name, address: t.address })), ports: BENCH_PORTS, loadPorts: LOAD_PORTS, samples: 10, spacingMs: 250 };
+      await child.request({ setup });
+      progress('warming up the agent (3 s, not counted)');
+      await child.request<PhaseResult>({ phase: 'warmup', durationMs: 3000, busyPaths: 0, busyRatePerPath: 0 } satisfies PhaseCommand);
+      reference.start();
+      const phases: Array<{ plan: PhasePlan; result: PhaseResult; refMedian: Record<string, number>; refSpread: Record<string, number>; refN: Record<string, number> }> = [];
+      for (const plan of PHASES) {
+        progress(`phase ${plan.phase}: ${plan.what} (${durationMs / 1000} s)`);
+        const load = plan.loadCpus ? loadCpus() : undefined;
+        try {
+          const result = await child.request<PhaseResult>({ phase: plan.phase, durationMs, busyPaths: plan.busyPaths, busyRatePerPath: plan.busyRatePerPath } satisfies PhaseCommand);
+          const refMedian: Record<string, number> = {};
+          const refSpread: Record<string, number> = {};
+          const refN: Record<string, number> = {};
+          for (const t of lab.targets) {
+            const rtts = reference.between(t.address, result.startedAt, result.endedAt);
+            refMedian[t.name] = median(rtts);
+            refSpread[t.name] = quantile(rtts, 0.95) - median(rtts);
+            refN[t.name] = rtts.length;
+          }
+          phases.push({ plan, result, refMedian, refSpread, refN });
+        } finally {
+          await load?.stop();
+        }
+      }
+      await reference.stop();
+      lab.assertIntact();
+      return { phases, targets: lab.targets };
+    } finally {
+      await reference.stop();
+      await child.close();
+    }
+  });
+  const after = machineNote();
+  report(out.phases, out.targets, { quick: args.quick, durationMs, elapsedS: Math.round((Date.now() - started) / 1000), before, after }, args.out);
+}
+
+function report(
+  phases: Array<{ plan: PhasePlan; result: PhaseResult; refMedian: Record<string, number>; refSpread: Record<string, number>; refN: Record<string, number> }>,
+  targets: BenchTarget[],
+  run: { quick: boolean; durationMs: number; elapsedS: number; before: ReturnType<typeof machineNote>; after: ReturnType<typeof machineNote> },
+  outFile: string,
+): void {
+  const summaries = phases.map((p) => ({ phase: p.plan.phase, metrics: summarize(p.result, p.refMedian) }));
+  const headers = ['metric', ...phases.flatMap((p) => [`${p.plan.phase} median`, `${p.plan.phase} p95`, `${p.plan.phase} flagged`])];
+  const rows = ACCURACY_METRICS.map((metric) => [
+    metric,
+    ...summaries.flatMap((s) => {
+      const m = s.metrics.find((x) => x.metric === metric)!;
+      return [signed(m.medianMs, 3), signed(m.p95Ms, 3), `${fmt(m.flaggedPct, 1)}%`];
+    }),
+  ]);
+  const lines: string[] = [];
+  lines.push(`anylat − ping, ms (bias of each sample against the median ping round trip to the same origin in the same phase; origins at ${targets.map((t) => t.configuredRttMs).join(', ')} ms RTT; ${run.durationMs / 1000} s per phase)`, '');
+  lines.push(markdownTable(headers, rows), '');
+  lines.push(
+    markdownTable(
+      ['phase', 'what runs', 'measured samples', 'background samples/s', 'agent CPU', 'event-loop utilization', 'loop lag p99 ms'],
+      phases.map((p) => [p.plan.phase, p.plan.what, p.result.records.length, p.result.busy.samplesPerSecond, `${fmt(p.result.cpuPct, 1)}%`, fmt(p.result.eventLoopUtilization, 2), fmt(p.result.lagP99Ms, 2)]),
+    ),
+    '',
+  );
+  lines.push(
+    markdownTable(
+      ['origin', 'configured RTT ms', ...phases.flatMap((p) => [`ping ${p.plan.phase} median`, `ping ${p.plan.phase} p95 − median`])],
+      targets.map((t) => [t.name, fmt(t.configuredRttMs, 1), ...phases.flatMap((p) => [fmt(p.refMedian[t.name], 3), fmt(p.refSpread[t.name], 3)])]),
+    ),
+    '',
+  );
+  const failures = phases.flatMap((p) => Object.entries(p.result.failures).map(([m, n]) => `${p.plan.phase} ${m}: ${n}`));
+  if (failures.length > 0) lines.push(`failed samples (not in the figures): ${failures.join(', ')}`, '');
+  lines.push(`machine: ${describeMachine(run.before)}; at the end: load ${run.after.loadavg.join(' / ')}; ran ${run.elapsedS} s`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  writeResult(outFile, {
+    benchmark: 'accuracy',
+    quick: run.quick,
+    durationPerPhaseS: run.durationMs / 1000,
+    elapsedS: run.elapsedS,
+    machine: { before: run.before, after: run.after },
+    targets,
+    phases: phases.map((p, i) => ({
+      phase: p.plan.phase,
+      what: p.plan.what,
+      agent: { cpuPct: p.result.cpuPct, eventLoopUtilization: p.result.eventLoopUtilization, lagP99Ms: p.result.lagP99Ms, busy: p.result.busy },
+      reference: Object.fromEntries(targets.map((t) => [t.name, { n: p.refN[t.name], medianMs: round(p.refMedian[t.name]!), p95MinusMedianMs: round(p.refSpread[t.name]!) }])),
+      failures: p.result.failures,
+      metrics: summaries[i]!.metrics,
+    })),
+  });
+}
+
+await main();

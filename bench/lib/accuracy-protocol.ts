@@ -1,0 +1,41 @@
+// What bench/accuracy.ts and its agent side (bench/accuracy-agent.ts) say to each other.
+
+/** What the driver measures: one row of the accuracy table each. */
+export const ACCURACY_METRICS = ['udp rtt', 'tcp connect (kernel)', 'tcp connect (monotonic)', 'tcp rtt (echo)', 'http ttfb', 'icmp rtt'] as const;
+export type AccuracyMetric = (typeof ACCURACY_METRICS)[number];
+
+export interface AccuracySetup {
+  targets: Array<{ name: string; address: string }>;
+  ports: { udp: number; tcp: number; http: number };
+  /** the reflectors that answer the background load (other processes than the measured ones) */
+  loadPorts: { udp: number; tcp: number; http: number };
+  /** samples per round and spacing of the measured rounds */
+  samples: number;
+  spacingMs: number;
+}
+
+export interface PhaseCommand {
+  phase: string;
+  durationMs: number;
+  /** background paths (udp and tcp+echo to the same origins) running in this process meanwhile */
+  busyPaths: number;
+  /** samples per second per background path */
+  busyRatePerPath: number;
+}
+
+/** [metric index in ACCURACY_METRICS, target name, value ms, flagged 0/1] */
+export type SampleRecord = [number, string, number, 0 | 1];
+
+export interface PhaseResult {
+  phase: string;
+  startedAt: number;
+  endedAt: number;
+  records: SampleRecord[];
+  /** samples that failed (timeout, refused …), per metric: none are expected on the bench lab */
+  failures: Record<string, number>;
+  busy: { paths: number; samples: number; failures: number; failureReasons: Record<string, number>; samplesPerSecond: number };
+  cpuPct: number;
+  eventLoopUtilization: number;
+  lagP99Ms: number;
+}
+

@@ -1,0 +1,122 @@
+// Every benchmark's --quick mode runs and prints its tables with every column, and writes its
+// JSON: so the benchmarks cannot rot. The numbers are not checked here (speed is measured in
+// bench/, never asserted in tests); that each cell is filled is. accuracy, scale and wire need
+// Linux and root (the lab); accuracy and scale wait while another lab is up.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from './support/net.ts';
+
+let dir: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'anylat-bench-test-'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs `npm run bench:NAME -- --quick --out FILE` (the script package.json names). */
+function runBench(name: string): Promise<{ code: number | null; stdout: string; stderr: string; json: Record<string, unknown> }> {
+  const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+  const script = scripts[`bench:${name}`];
+  assert.ok(script, `package.json has a bench:${name} script`);
+  const out = join(dir, `${name}.json`);
+  const [cmd, ...args] = script.split(' ');
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd === 'node' ? process.execPath : cmd!, [...args, '--quick', '--out', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      let json: Record<string, unknown> = {};
+      try {
+        json = JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>;
+      } catch {
+        // asserted by the caller
+      }
+      resolve({ code, stdout, stderr, json });
+    });
+  });
+}
+
+/** The Markdown tables in `text`: header cells and body rows of cells. */
+function tables(text: string): Array<{ header: string[]; rows: string[][] }> {
+  const out: Array<{ header: string[]; rows: string[][] }> = [];
+  const lines = text.split('\n');
+  const cells = (l: string) => l.trim().replace(/^\||\|$/g, '').split('|').map((c) => c.trim());
+  for (let i = 0; i + 1 < lines.length; i++) {
+    if (!lines[i]!.startsWith('|') || !/^\|(-+:?|---:?)(\|-+:?)*\|$/.test(lines[i + 1]!.replace(/\s/g, ''))) continue;
+    const header = cells(lines[i]!);
+    const rows: string[][] = [];
+    let j = i + 2;
+    for (; j < lines.length && lines[j]!.startsWith('|'); j++) rows.push(cells(lines[j]!));
+    out.push({ header, rows });
+    i = j;
+  }
+  return out;
+}
+
+function assertFilled(t: { header: string[]; rows: string[][] }, what: string, columns: string[]): void {
+  assert.deepEqual(t.header, columns, `${what}: columns`);
+  assert.ok(t.rows.length > 0, `${what}: has rows`);
+  for (const r of t.rows) {
+    assert.equal(r.length, columns.length, `${what}: a row with every column: ${r.join(' | ')}`);
+    r.forEach((c, i) => {
+      assert.ok(c !== '' && c !== '-' && c !== '-%' && !/NaN|undefined|null/.test(c), `${what}: "${columns[i]}" is filled in row ${r.join(' | ')}`);
+    });
+  }
+}
+
+describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
+  test('bench:accuracy: anylat − ping per metric and phase, the phases, the reference', async () => {
+    const r = await runBench('accuracy');
+    assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
+    const [bias, phases, reference] = tables(r.stdout);
+    const phaseNames = ['idle', 'busy', 'loaded'];
+    assertFilled(bias!, 'bias table', ['metric', ...phaseNames.flatMap((p) => [`${p} median`, `${p} p95`, `${p} flagged`])]);
+    assert.deepEqual(
+      bias!.rows.map((row) => row[0]),
+      ['udp rtt', 'tcp connect (kernel)', 'tcp connect (monotonic)', 'tcp rtt (echo)', 'http ttfb', 'icmp rtt'],
+    );
+    assertFilled(phases!, 'phase table', ['phase', 'what runs', 'measured samples', 'background samples/s', 'agent CPU', 'event-loop utilization', 'loop lag p99 ms']);
+    assertFilled(reference!, 'reference table', ['origin', 'configured RTT ms', ...phaseNames.flatMap((p) => [`ping ${p} median`, `ping ${p} p95 − median`])]);
+    assert.deepEqual(reference!.rows.map((row) => row[0]), ['d1', 'd10', 'd50', 'd150']);
+    assert.equal(r.json.benchmark, 'accuracy');
+    assert.equal(r.json.quick, true);
+    assert.deepEqual((r.json.phases as Array<{ phase: string }>).map((p) => p.phase), phaseNames);
+  });
+
+  test('bench:scale: a udp/tcp step and an icmp step with every column', async () => {
+    const r = await runBench('scale');
+    assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
+    const [grow, icmp] = tables(r.stdout);
+    assertFilled(grow!, 'udp/tcp table', ['paths', 'services', 'offered samples/s', 'sustained samples/s', 'agent CPU', 'machine CPU', 'peak RSS MB', 'loop lag p99 ms', 'rounds started / late / abandoned', 'udp rtt bias', 'tcp connect bias', 'tcp echo bias', 'flagged udp / echo', 'p95 ≤ 1 ms', 'kept up']);
+    assertFilled(icmp!, 'icmp table', ['paths', 'offered samples/s', 'sustained samples/s', 'agent CPU', 'machine CPU', 'peak RSS MB', 'loop lag p99 ms', 'rounds started / late / abandoned', 'icmp rtt bias', 'kept up']);
+    assert.equal(r.json.benchmark, 'scale');
+    const steps = r.json.steps as Array<{ kind: string; rounds: { started: number } }>;
+    assert.deepEqual(steps.map((s) => s.kind), ['udp+tcp', 'icmp']);
+    for (const s of steps) assert.ok(s.rounds.started > 0, `${s.kind}: rounds ran`);
+  });
+
+  test('bench:sink: the outbox drains into VictoriaMetrics, every field arrives', async () => {
+    const r = await runBench('sink');
+    assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
+    const [t] = tables(r.stdout);
+    assertFilled(t!, 'sink table', ['run', 'rounds', 'lines (points)', 'field values', 'lines per request', 'drain time s', 'points/s', 'field values/s', 'all arrived', 'store: rounds saved/s']);
+    assert.equal(t!.rows[0]![8], 'yes', 'VictoriaMetrics counted every field value the outbox held');
+    assert.equal(r.json.benchmark, 'sink');
+  });
+
+  test('bench:wire: ping over the wire against loopback', async () => {
+    const r = await runBench('wire');
+    assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
+    const [t] = tables(r.stdout);
+    assert.deepEqual(t!.header, ['link', 'configured RTT', 'min', 'p50', 'mean', 'p99', 'max', 'p50 − configured', 'mean − configured']);
+    assert.deepEqual(t!.rows.map((row) => row[0]), ['loopback (no wire)', '0 ms each way', '1 ms each way', '10 ms each way', '50 ms each way']);
+    for (const row of t!.rows) assert.ok(row.slice(2, 7).every((c) => /^\d+\.\d{3}$/.test(c)), `figures in ${row.join(' | ')}`);
+    assert.equal(r.json.benchmark, 'wire');
+  });
+});
