@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ROOT, runAnylat } from './support/net.ts';
+import { NOBODY, ROOT, assertNobodyCanRead, runAnylat } from './support/net.ts';
 
 // ---------------------------------------------------------------- Dockerfile
 
@@ -234,9 +234,10 @@ function caps(value: string | undefined): string[] {
 
 /** Runs a command as an unprivileged user with the unit's capabilities and NoNewPrivileges (setpriv). */
 function asUnit(u: Unit, command: string[], options: { ambient?: boolean } = {}) {
+  assertNobodyCanRead();
   const ambient = options.ambient === false ? [] : caps(get(u, 'Service', 'AmbientCapabilities'));
   const bounding = caps(get(u, 'Service', 'CapabilityBoundingSet'));
-  const args = ['--reuid=65534', '--regid=65534', '--clear-groups', `--bounding-set=-all${bounding.map((c) => `,+${c}`).join('')}`];
+  const args = [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', `--bounding-set=-all${bounding.map((c) => `,+${c}`).join('')}`];
   if (ambient.length > 0) args.push(`--inh-caps=${ambient.map((c) => `+${c}`).join(',')}`, `--ambient-caps=${ambient.map((c) => `+${c}`).join(',')}`);
   if (get(u, 'Service', 'NoNewPrivileges') === 'yes') args.push('--no-new-privs');
   return spawn('setpriv', [...args, ...command], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });

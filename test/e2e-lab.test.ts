@@ -18,7 +18,7 @@ import { waitForLabFree } from '../agent/demo/lab-busy.ts';
 import { demoSnapshot, formatSnapshot } from '../agent/demo/live-table.ts';
 import { fail, heal, labDown } from '../agent/lab/index.ts';
 import type { PathResult, RoundResult } from '../agent/model.ts';
-import { ANYLAT_BIN, ROOT } from './support/net.ts';
+import { ANYLAT_BIN, NOBODY, ROOT, assertNobodyCanRead } from './support/net.ts';
 import { Victoria } from './support/victoria.ts';
 
 // Rounds every 5 s with 20 samples per path: several rounds per phase within the time budget, and
@@ -354,7 +354,8 @@ describe('anylat demo end to end in the lab (Linux, root)', () => {
 describe('anylat demo without root', () => {
   it('exits 2 and says what it needs and what to run instead', async () => {
     const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [ANYLAT_BIN, 'demo'], { cwd: ROOT, uid: 65534, gid: 65534, stdio: ['ignore', 'ignore', 'pipe'] });
+      assertNobodyCanRead();
+      const child = spawn(process.execPath, [ANYLAT_BIN, 'demo'], { cwd: ROOT, uid: NOBODY, gid: NOBODY, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (x: Buffer) => (stderr += x.toString()));
       child.on('close', (code) => resolve({ code, stderr }));

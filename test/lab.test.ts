@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { ANYLAT_BIN, ROOT, runAnylat } from './support/net.ts';
+import { ANYLAT_BIN, NOBODY, ROOT, assertNobodyCanRead, runAnylat } from './support/net.ts';
 import { labUp, loadTopology, parseTopology, type LabDescription, type LabStatus } from '../agent/lab/index.ts';
 import { AnylatError, ConfigError } from '../agent/util/errors.ts';
 
@@ -245,7 +245,8 @@ describe('anylat lab (Linux, root)', () => {
 
   it('without root: exit 2 and a message that says so', async () => {
     const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [ANYLAT_BIN, 'lab', 'up'], { cwd: ROOT, uid: 65534, gid: 65534, stdio: ['ignore', 'ignore', 'pipe'] });
+      assertNobodyCanRead();
+      const child = spawn(process.execPath, [ANYLAT_BIN, 'lab', 'up'], { cwd: ROOT, uid: NOBODY, gid: NOBODY, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (x: Buffer) => (stderr += x.toString()));
       child.on('close', (code) => resolve({ code, stderr }));

@@ -1,5 +1,5 @@
 // Shared test plumbing: free loopback ports and the anylat CLI as a child process.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { fileURLToPath } from 'node:url';
@@ -105,4 +105,24 @@ export async function startAnylat(
       return exited;
     },
   };
+}
+
+/** The unprivileged user the non-root tests run anylat as. */
+export const NOBODY = 65534;
+
+/**
+ * Throws a message saying what to do when the unprivileged user cannot read the checkout (a clone
+ * inside a mode-700 directory): otherwise the test would fail with a bare "Cannot find module".
+ */
+export function assertNobodyCanRead(): void {
+  const check = spawnSync(process.execPath, ['-e', `require('node:fs').accessSync(${JSON.stringify(ANYLAT_BIN)}, 4)`], {
+    uid: NOBODY,
+    gid: NOBODY,
+  });
+  if (check.status !== 0) {
+    throw new Error(
+      `uid ${NOBODY} cannot read ${ANYLAT_BIN}: this test runs anylat as an unprivileged user. Make the checkout ` +
+        'and every parent directory reachable (.ci/run does: chmod o+x on each parent, chmod -R o+rX on the checkout).',
+    );
+  }
 }
