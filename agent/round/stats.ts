@@ -1,6 +1,6 @@
 // Per-path statistics of one round. Pure functions over the samples of one (endpoint, protocol,
 // metric): what went out, what came back, and the distribution of what came back unflagged.
-import type { FailureReason } from '../model.ts';
+import type { FailureReason, PathResult } from '../model.ts';
 
 /** One sample as the statistics see it: a value for this metric, or why there is none. */
 export interface SampleOutcome {
@@ -13,21 +13,10 @@ export interface SampleOutcome {
 }
 
 /** The statistics fields of a path (see `PathResult`). Distribution fields are absent without data. */
-export interface PathStats {
-  sent: number;
-  received: number;
-  loss_pct: number;
-  min_ms?: number;
-  p50_ms?: number;
-  p90_ms?: number;
-  p99_ms?: number;
-  max_ms?: number;
-  mean_ms?: number;
-  stddev_ms?: number;
-  jitter_ms?: number;
-  flagged: number;
-  failures?: Partial<Record<FailureReason, number>>;
-}
+export type PathStats = Pick<
+  PathResult,
+  'sent' | 'received' | 'loss_pct' | 'min_ms' | 'p50_ms' | 'p90_ms' | 'p99_ms' | 'max_ms' | 'mean_ms' | 'stddev_ms' | 'jitter_ms' | 'flagged' | 'failures'
+>;
 
 /**
  * The p-quantile (0 ≤ p ≤ 1) of an ascending array by linear interpolation between closest ranks
