@@ -4,14 +4,45 @@
 // background load of many concurrent paths in the same process ("the agent is busy").
 import { performance } from 'node:perf_hooks';
 import type { Endpoint, Metric } from '../agent/model.ts';
-import { runRound, type ObservedSample, type RoundProtocols, type RoundSpec } from '../agent/round/run-round.ts';
+import { PROBES } from '../agent/probe/index.ts';
+import { ECHO_FALLBACKS } from '../agent/probe/tcp-info.ts';
+import { tcpProber, type EchoTiming, type TcpProber } from '../agent/probe/tcp.ts';
+import { runRound, type ObservedSample, type RoundDeps, type RoundProtocols, type RoundSpec } from '../agent/round/run-round.ts';
 import { LagMonitor } from '../agent/util/lag.ts';
 import { serveCommands } from './lib/child.ts';
-import { ACCURACY_METRICS, type AccuracyMetric, type AccuracySetup, type PhaseCommand, type PhaseResult, type SampleRecord } from './lib/accuracy-protocol.ts';
+import { SAMPLE_METRICS, type AccuracyMetric, type AccuracySetup, type PhaseCommand, type PhaseResult, type SampleRecord } from './lib/accuracy-protocol.ts';
 
 const TIMEOUT_MS = 2000;
 const lag = new LagMonitor().start();
 let setup: AccuracySetup | undefined;
+
+// The measured rounds' tcp probers, kept so the phase can say how their echoes were timed.
+let measuredTcp: TcpProber[] = [];
+const measuredProbes: RoundDeps['probes'] = {
+  ...PROBES,
+  tcp: (target, options) => {
+    const p = tcpProber(target, options);
+    measuredTcp.push(p);
+    return p;
+  },
+};
+
+function echoTimingOf(probers: TcpProber[]): EchoTiming {
+  const out: EchoTiming = {
+    kernel: 0,
+    monotonic: 0,
+    fallbacks: Object.fromEntries(ECHO_FALLBACKS.map((f) => [f, 0])) as EchoTiming['fallbacks'],
+    turnaround: { subtracted: 0, unknown: 0, rejected: 0, unreported: 0 },
+  };
+  for (const p of probers) {
+    const t = p.echoTiming();
+    out.kernel += t.kernel;
+    out.monotonic += t.monotonic;
+    for (const f of ECHO_FALLBACKS) out.fallbacks[f] += t.fallbacks[f];
+    for (const k of Object.keys(out.turnaround) as Array<keyof EchoTiming['turnaround']>) out.turnaround[k] += t.turnaround[k];
+  }
+  return out;
+}
 
 function endpoints(targets: AccuracySetup['targets']): Endpoint[] {
   return targets.map((t) => ({ name: t.name, kind: 'unicast', host: t.address }));
@@ -24,14 +55,14 @@ function spec(service: string, protocols: RoundProtocols, samples: number, spaci
 }
 
 /** Runs rounds of `s` back to back until `until` (performance.now) leaves no room for another. */
-async function loopRounds(make: () => RoundSpec, until: number, onSample: (s: ObservedSample) => void, signal?: AbortSignal): Promise<void> {
+async function loopRounds(make: () => RoundSpec, until: number, onSample: (s: ObservedSample) => void, signal?: AbortSignal, probes?: RoundDeps['probes']): Promise<void> {
   for (;;) {
     const s = make();
     // The last round may run over by its slowest sample's round trip.
     const length = s.samples * s.spacingMs;
     if (signal?.aborted || performance.now() + length > until) return;
     try {
-      await runRound(s, { onSample });
+      await runRound(s, probes ? { onSample, probes } : { onSample });
     } catch (err) {
       if (signal?.aborted) return;
       throw err;
@@ -49,7 +80,8 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
       if (!s.attempt.ok) failures[row] = (failures[row] ?? 0) + 1;
       return;
     }
-    records.push([ACCURACY_METRICS.indexOf(row), s.endpoint, Math.round(value * 1000) / 1000, s.flaggedMetrics.includes(metric) ? 1 : 0]);
+    const kernel = s.attempt.lagWindows !== undefined && s.attempt.lagWindows[metric] === undefined;
+    records.push([SAMPLE_METRICS.indexOf(row), s.endpoint, Math.round(value * 1000) / 1000, s.flaggedMetrics.includes(metric) ? 1 : 0, kernel ? 1 : 0]);
   };
 
   // Background paths first, spread over one spacing so they do not start in one burst.
@@ -89,6 +121,7 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
   const startedAt = Date.now();
   const busyAtStart = busy.samples;
   const until = t0 + cmd.durationMs;
+  measuredTcp = [];
   await Promise.all([
     loopRounds(
       () => spec('measured', { udp: { port: su.ports.udp }, tcp: { port: su.ports.tcp, echo: true }, http: { url: `http://bench.anylat.test:${su.ports.http}/`, warm: false }, icmp: {} }, su.samples, su.spacingMs),
@@ -101,11 +134,16 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
         } else if (s.protocol === 'http') record('http ttfb', s, 'ttfb');
         else if (s.protocol === 'icmp') record('icmp rtt', s, 'rtt');
       },
+      undefined,
+      measuredProbes,
     ),
     loopRounds(
-      () => spec('measured-monotonic', { tcp: { port: su.ports.tcp, echo: false, connectClock: 'monotonic' } }, su.samples, su.spacingMs),
+      () => spec('measured-monotonic', { tcp: { port: su.ports.tcp, echo: true, connectClock: 'monotonic', echoClock: 'monotonic' } }, su.samples, su.spacingMs),
       until,
-      (s) => record('tcp connect (monotonic)', s, 'connect'),
+      (s) => {
+        record('tcp connect (monotonic)', s, 'connect');
+        record('tcp rtt (echo, monotonic clock)', s, 'rtt');
+      },
     ),
   ]);
   const elapsed = performance.now() - t0;
@@ -122,6 +160,7 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
     endedAt,
     records,
     failures,
+    echoTiming: echoTimingOf(measuredTcp),
     busy: { paths: services * 2 * su.targets.length, samples: busySamples, failures: busy.failures, failureReasons: busy.reasons, samplesPerSecond: Math.round((busySamples / elapsed) * 1000) },
     cpuPct: Math.round(((cpu.user + cpu.system) / 1000 / elapsed) * 1000) / 10,
     eventLoopUtilization: Math.round(elu.utilization * 1000) / 1000,

@@ -3,13 +3,14 @@
 // How close are anylat's figures to the kernel's? On the bench lab (bench/topology.yaml: origins
 // 1, 10, 50 and 150 ms away one way, no jitter), anylat's round engine measures every origin with
 // udp (STAMP rtt), tcp (connect timed by the kernel's tcpi_rtt and, in a second prober, by the
-// monotonic clock; the echo rtt), http (ttfb) and icmp, while `ping` (kernel timestamps, in
+// monotonic clock; the echo rtt, likewise timed from the kernel's RTT sample and, in the second
+// prober, by the monotonic clock), http (ttfb) and icmp, while `ping` (kernel timestamps, in
 // another process) measures the same origins in the same run. For each sample,
 // bias = anylat's value − the median ping round trip to that origin in that phase; the wire's
 // ~0.1 ms per crossing is in both and cancels. Three phases: idle; the agent busy with many
 // concurrent paths in the same process; another process loading every CPU.
 import { join } from 'node:path';
-import { ACCURACY_METRICS, type AccuracySetup, type PhaseCommand, type PhaseResult } from './lib/accuracy-protocol.ts';
+import { ACCURACY_METRICS, SAMPLE_METRICS, type AccuracySetup, type PhaseCommand, type PhaseResult } from './lib/accuracy-protocol.ts';
 import { AgentChild } from './lib/child.ts';
 import { BENCH_PORTS, LOAD_PORTS, withBenchLab, type BenchTarget } from './lib/lab.ts';
 import { loadCpus } from './lib/load.ts';
@@ -39,6 +40,8 @@ export interface MetricSummary {
   metric: string;
   n: number;
   flaggedPct: number;
+  /** share of the samples whose both ends were kernel timestamps (the probe left them no lag window) */
+  kernelPct: number;
   /** over the samples the round keeps (not flagged) */
   medianMs: number;
   p95Ms: number;
@@ -48,7 +51,7 @@ export interface MetricSummary {
 }
 
 function summarize(result: PhaseResult, refMedian: Record<string, number>): MetricSummary[] {
-  return ACCURACY_METRICS.map((metric, idx) => {
+  return SAMPLE_METRICS.map((metric, idx) => {
     const rows = result.records.filter((r) => r[0] === idx);
     const bias = (r: (typeof rows)[number]) => r[2] - (refMedian[r[1]] ?? Number.NaN);
     const kept = rows.filter((r) => r[3] === 0);
@@ -61,6 +64,7 @@ function summarize(result: PhaseResult, refMedian: Record<string, number>): Metr
       metric,
       n: rows.length,
       flaggedPct: rows.length === 0 ? Number.NaN : round((100 * (rows.length - kept.length)) / rows.length, 1),
+      kernelPct: rows.length === 0 ? Number.NaN : round((100 * rows.filter((r) => r[4] === 1).length) / rows.length, 1),
       medianMs: round(median(kept.map(bias))),
       p95Ms: round(quantile(kept.map(bias), 0.95)),
       allP95Ms: round(quantile(rows.map(bias), 0.95)),
@@ -147,6 +151,25 @@ function report(
     ),
     '',
   );
+  const echo = (s: (typeof summaries)[number], metric: string) => s.metrics.find((x) => x.metric === metric)!;
+  lines.push(
+    'tcp echo rtt by clock: the default (the kernel\'s RTT sample for the echo from TCP_INFO, the monotonic clock where the kernel has no clean one, minus the reflector\'s reported turnaround) and, in a second prober, the monotonic clock alone; anylat − ping, ms',
+    '',
+  );
+  lines.push(
+    markdownTable(
+      ['phase', 'timed by the kernel', 'turnaround subtracted', 'default median', 'default p95', 'default flagged', 'monotonic median', 'monotonic p95', 'monotonic all p95', 'monotonic flagged'],
+      summaries.map((s, i) => {
+        const k = echo(s, 'tcp rtt (echo)');
+        const m = echo(s, 'tcp rtt (echo, monotonic clock)');
+        const t = phases[i]!.result.echoTiming;
+        const echoes = t.kernel + t.monotonic;
+        const subtracted = echoes === 0 ? Number.NaN : (100 * t.turnaround.subtracted) / echoes;
+        return [s.phase, `${fmt(k.kernelPct, 1)}%`, `${fmt(subtracted, 1)}%`, signed(k.medianMs, 3), signed(k.p95Ms, 3), `${fmt(k.flaggedPct, 1)}%`, signed(m.medianMs, 3), signed(m.p95Ms, 3), signed(m.allP95Ms, 3), `${fmt(m.flaggedPct, 1)}%`];
+      }),
+    ),
+    '',
+  );
   const failures = phases.flatMap((p) => Object.entries(p.result.failures).map(([m, n]) => `${p.plan.phase} ${m}: ${n}`));
   if (failures.length > 0) lines.push(`failed samples (not in the figures): ${failures.join(', ')}`, '');
   lines.push(`machine: ${describeMachine(run.before)}; at the end: load ${run.after.loadavg.join(' / ')}; ran ${run.elapsedS} s`);
@@ -164,6 +187,7 @@ function report(
       agent: { cpuPct: p.result.cpuPct, eventLoopUtilization: p.result.eventLoopUtilization, lagP99Ms: p.result.lagP99Ms, busy: p.result.busy },
       reference: Object.fromEntries(targets.map((t) => [t.name, { n: p.refN[t.name], medianMs: round(p.refMedian[t.name]!), p95MinusMedianMs: round(p.refSpread[t.name]!) }])),
       failures: p.result.failures,
+      echoTiming: p.result.echoTiming,
       metrics: summaries[i]!.metrics,
     })),
   });

@@ -38,6 +38,7 @@ async function run(setup: ScaleSetup): Promise<ScaleResult> {
   const failures: Record<string, number> = {};
   const values: ValueSeries = {};
   let samples = 0;
+  const echoes = { total: 0, kernel: 0 };
   let saved = 0;
   let windowStart = Number.POSITIVE_INFINITY;
   let windowEnd = Number.POSITIVE_INFINITY;
@@ -56,6 +57,10 @@ async function run(setup: ScaleSetup): Promise<ScaleResult> {
       if (log.length < 50) log.push(`${s.endpoint} ${why}: ${s.attempt.detail ?? ''}`);
     }
     const target = nameOf.get(s.endpoint) ?? s.endpoint;
+    if (s.protocol === 'tcp' && s.attempt.values.rtt !== undefined) {
+      echoes.total++;
+      if (s.attempt.lagWindows !== undefined && s.attempt.lagWindows.rtt === undefined) echoes.kernel++;
+    }
     for (const [metric, v] of Object.entries(s.attempt.values) as Array<[Metric, number]>) keep(`${s.protocol} ${metric}`, target, v, s.flaggedMetrics.includes(metric));
   };
 
@@ -125,6 +130,7 @@ async function run(setup: ScaleSetup): Promise<ScaleResult> {
     rssMb: Math.round(mem.rss / 1048576),
     heapUsedMb: Math.round(mem.heapUsed / 1048576),
     values,
+    echoes,
     log: log.slice(0, 50),
   };
 }

@@ -177,6 +177,7 @@ function report(outcomes: StepOutcome[], run: { quick: boolean; elapsedS: number
     ),
     '',
   );
+  lines.push(`tcp echoes timed by the kernel (the rest by the monotonic clock): ${grow.map((o) => `${o.result.paths} paths ${o.result.echoes.total === 0 ? '-' : `${fmt((100 * o.result.echoes.kernel) / o.result.echoes.total, 1)}%`}`).join(', ')}`, '');
   lines.push('ICMP alone (one `ping` process per sample)', '');
   lines.push(
     markdownTable(
@@ -224,6 +225,7 @@ function report(outcomes: StepOutcome[], run: { quick: boolean; elapsedS: number
       failures: o.result.failures,
       reference: o.reference,
       bias: o.bias,
+      echoes: o.result.echoes,
       keptUp: o.keptUp,
       why: o.why,
       withinTarget: o.withinTarget,

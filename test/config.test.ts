@@ -115,7 +115,7 @@ describe('good configs', () => {
     ]);
     // web's own probes replace the defaults' probes.
     assert.deepEqual(Object.keys(web.probes), ['tcp', 'tls', 'http']);
-    assert.deepEqual(web.probes.tcp, { port: 443, echo: true, connectClock: 'monotonic' });
+    assert.deepEqual(web.probes.tcp, { port: 443, echo: true, connectClock: 'monotonic', echoClock: 'monotonic' });
     assert.equal(web.probes.tls?.port, 443);
     assert.equal(web.probes.tls?.serverName, 'web.example.com');
     assert.match(String(web.probes.tls?.ca), /BEGIN CERTIFICATE/);

@@ -5,9 +5,10 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { createTcpProbe, socketFailureReason, tcpProber } from '../agent/probe/tcp.ts';
-import { decodeTcpInfo, loadTcpInfo, readTcpInfo, socketFd, TCP_ESTABLISHED } from '../agent/probe/tcp-info.ts';
-import { encodeEchoReply, ECHO_REQUEST_SIZE } from '../agent/probe/echo-codec.ts';
+import { performance } from 'node:perf_hooks';
+import { createTcpProbe, socketFailureReason, tcpProber, type EchoTiming } from '../agent/probe/tcp.ts';
+import { decodeTcpInfo, delayAcks, ECHO_RTT_ROUNDING_US, echoRttFromTcpInfo, loadTcpInfo, readTcpInfo, socketFd, TCP_ESTABLISHED, type TcpInfo } from '../agent/probe/tcp-info.ts';
+import { encodeEchoReply, encodeEchoRequest, ECHO_REQUEST_SIZE, parseEchoReply, setEchoTurnaround } from '../agent/probe/echo-codec.ts';
 import { startTcpEcho } from '../agent/reflector/tcp-echo.ts';
 import type { ReflectorPart } from '../agent/reflector/types.ts';
 import type { Attempt } from '../agent/model.ts';
@@ -71,6 +72,13 @@ function synDroppingListener(): { port: number; filler: Promise<net.Socket>; clo
   return { port, filler, close: () => void close(fd) };
 }
 
+/** setsockopt(TCP_QUICKACK, 1) through libc: the far end leaves ping-pong mode (Linux). */
+function quickAckSetter(): (socket: net.Socket) => void {
+  const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+  const setsockopt = koffi.load(null).func('int setsockopt(int, int, int, void *, uint32_t)');
+  return (socket) => assert.equal(setsockopt(socketFd(socket)!, 6 /* IPPROTO_TCP */, 12 /* TCP_QUICKACK */, new Int32Array([1]), 4), 0);
+}
+
 describe('tcp-info', () => {
   test('reads the kernel handshake RTT of a connected socket (Linux)', { skip: process.platform !== 'linux' && 'TCP_INFO is Linux-only' }, async () => {
     assert.equal(loadTcpInfo(), true);
@@ -97,7 +105,76 @@ describe('tcp-info', () => {
 
   test('refuses a struct shorter than the fields it reads', () => {
     assert.equal(decodeTcpInfo(new Uint8Array(256), 100), undefined);
-    assert.ok(decodeTcpInfo(new Uint8Array(256), 104));
+    const short = decodeTcpInfo(new Uint8Array(256), 104);
+    assert.ok(short);
+    assert.equal(short.segsIn, undefined, 'counters a shorter (older) struct lacks are absent, not 0');
+    assert.equal(short.dataSegsIn, undefined);
+  });
+
+  test('an echo: the kernel RTT sample recovered from tcpi_rtt before and after, inside the monotonic span (Linux)', { skip: process.platform !== 'linux' && 'TCP_INFO is Linux-only' }, async () => {
+    const reflector = await startTcpEcho({ site: 's', binds: ['127.0.0.1'], port: 0, log: () => {} });
+    after(() => reflector.close());
+    const socket = await new Promise<net.Socket>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: reflector.listening[0]!.port, noDelay: true }, () => resolve(s));
+    });
+    after(() => socket.destroy());
+    const handshake = readTcpInfo(socket)!;
+    assert.equal(handshake.bytesAcked, 1, 'the SYN counts as one acknowledged byte');
+    assert.equal(handshake.dataSegsIn, 0, 'no data came in yet');
+    const echo = () =>
+      new Promise<{ before: TcpInfo; after: TcpInfo; spanUs: number }>((resolve) => {
+        const request = encodeEchoRequest(randomBytes(8));
+        let got = Buffer.alloc(0);
+        const onData = (chunk: Buffer) => {
+          const t2 = performance.now();
+          got = Buffer.concat([got, chunk]);
+          if (parseEchoReply(got, request.length).kind !== 'frame') return;
+          socket.off('data', onData);
+          resolve({ before, after: readTcpInfo(socket)!, spanUs: (t2 - t1) * 1000 });
+        };
+        socket.on('data', onData);
+        const before = readTcpInfo(socket)!;
+        const t1 = performance.now();
+        socket.write(request);
+      });
+    for (let i = 1; i <= 5; i++) {
+      const e = await echo();
+      assert.equal(e.after.bytesAcked, 1 + i * ECHO_REQUEST_SIZE, 'every request acknowledged');
+      assert.equal(e.after.dataSegsIn! - e.before.dataSegsIn!, 1, 'one reply segment');
+      assert.equal(e.after.segsIn! - e.before.segsIn!, 1, 'and nothing else: the reflector delays its ACK onto the reply');
+      const k = echoRttFromTcpInfo(e.before, e.after, ECHO_REQUEST_SIZE, e.spanUs);
+      assert.ok(k.ok, `no kernel sample: ${JSON.stringify(k)}`);
+      assert.ok(k.us > 0 && k.us <= e.spanUs, `kernel ${k.us} us outside (0, ${e.spanUs}] us`);
+      if (k.exact) assert.equal(k.us, e.after.minRttUs, 'a new minimum is the sample itself');
+      else assert.ok(Math.abs(k.us - (8 * e.after.rttUs - 7 * e.before.rttUs)) <= ECHO_RTT_ROUNDING_US);
+    }
+  });
+
+  describe('echoRttFromTcpInfo: one clean sample or a reason', () => {
+    const base: TcpInfo = { state: 1, caState: 0, retransmits: 0, rtoUs: 201_000, sndMss: 1448, rttUs: 1000, rttvarUs: 500, totalRetrans: 0, bytesAcked: 65, segsIn: 3, minRttUs: 900, dataSegsIn: 1 };
+    const next = (over: Partial<TcpInfo>): TcpInfo => ({ ...base, rttUs: 1100, bytesAcked: 129, segsIn: 4, dataSegsIn: 2, ...over });
+    test('srtt moved by one sample: m = 8*S1 - 7*S0', () => {
+      assert.deepEqual(echoRttFromTcpInfo(base, next({}), 64, 2500), { ok: true, us: 8 * 1100 - 7 * 1000, exact: false });
+    });
+    test('a new minimum is the sample, exactly', () => {
+      assert.deepEqual(echoRttFromTcpInfo(base, next({ rttUs: 990, minRttUs: 300 }), 64, 400), { ok: true, us: 300, exact: true });
+    });
+    test('never more than the monotonic span that contains it (rounding of tcpi_rtt)', () => {
+      assert.deepEqual(echoRttFromTcpInfo(base, next({}), 64, 1796), { ok: true, us: 1796, exact: false });
+    });
+    const cases: Array<[string, TcpInfo | undefined, TcpInfo | undefined, number, string]> = [
+      ['no TCP_INFO', undefined, next({}), 2500, 'unavailable'],
+      ['a kernel older than the counters (< 4.6)', { ...base, dataSegsIn: undefined }, next({ dataSegsIn: undefined }), 2500, 'unavailable'],
+      ['a retransmission', base, next({ totalRetrans: 1 }), 2500, 'retransmitted'],
+      ['a bare ACK before the reply', base, next({ segsIn: 5 }), 2500, 'separate_ack'],
+      ['a reply in two segments', base, next({ segsIn: 5, dataSegsIn: 3 }), 2500, 'split_reply'],
+      ['a segment that did not acknowledge the request', base, next({ bytesAcked: 65 }), 2500, 'not_acked'],
+      ['a sample longer than the span', base, next({ rttUs: 2000 }), 2500, 'inconsistent'],
+      ['a sample below the minimum it did not replace', base, next({ rttUs: 880 }), 2500, 'inconsistent'],
+    ];
+    for (const [name, before, afterInfo, span, why] of cases) {
+      test(`${name}: ${why}`, () => assert.deepEqual(echoRttFromTcpInfo(before, afterInfo, 64, span), { ok: false, why }));
+    }
   });
 });
 
@@ -254,16 +331,171 @@ describe('tcp probe: echo', () => {
   });
 
   async function echoAgainst(onSocket: (socket: net.Socket) => void): Promise<Attempt> {
+    return (await timedEchoAgainst(onSocket)).attempt;
+  }
+
+  async function timedEchoAgainst(onSocket: (socket: net.Socket) => void, timeoutMs = TIMEOUT_MS): Promise<{ attempt: Attempt; timing: EchoTiming }> {
     const srv = await serve(onSocket);
     try {
-      const probe = await createTcpProbe(target(), { port: srv.port, timeoutMs: TIMEOUT_MS, echo: true });
-      const a = await probe.sample(0);
+      const probe = tcpProber(target(), { port: srv.port, timeoutMs, echo: true });
+      const attempt = await probe.sample(0);
       await probe.close();
-      return a;
+      return { attempt, timing: probe.echoTiming() };
     } finally {
       await srv.close();
     }
   }
+
+  const linuxOnly = { skip: process.platform !== 'linux' && 'the kernel echo clock reads TCP_INFO (Linux)' };
+
+  /** a timed echo that fell back to the monotonic clock, for `why` */
+  function assertFellBack(r: { attempt: Attempt; timing: EchoTiming }, why: string): void {
+    const a = r.attempt;
+    assert.equal(a.ok, true, JSON.stringify(a));
+    assert.deepEqual([r.timing.kernel, r.timing.monotonic], [0, 1], JSON.stringify(r.timing));
+    assert.equal(r.timing.fallbacks[why as keyof EchoTiming['fallbacks']], 1, JSON.stringify(r.timing));
+    // Timed in user space: the round may flag it for event-loop lag at the reply's callback.
+    assert.deepEqual(a.lagWindows?.rtt, [a.t1, a.t1]);
+  }
+
+  test('kernel clock: the echo is the kernel RTT sample, inside the monotonic span, with no lag window', linuxOnly, async () => {
+    for (const { address, port } of reflector.listening) {
+      const probe = tcpProber(target(address), { port, timeoutMs: TIMEOUT_MS, echo: true });
+      assert.equal(probe.echoClock, 'kernel');
+      for (let seq = 0; seq < 5; seq++) {
+        const a = await probe.sample(seq);
+        assert.equal(a.ok, true, JSON.stringify(a));
+        assert.ok(a.values.rtt! > 0 && a.values.rtt! <= a.t1 - a.t0, `rtt ${a.values.rtt} ms`);
+        assert.ok(a.lagWindows && !('rtt' in a.lagWindows), `a kernel-timed echo is never flagged for lag: ${JSON.stringify(a.lagWindows)}`);
+      }
+      await probe.close();
+      const timing = probe.echoTiming();
+      assert.deepEqual(
+        { ...timing, turnaround: undefined },
+        { kernel: 5, monotonic: 0, fallbacks: { unavailable: 0, retransmitted: 0, separate_ack: 0, split_reply: 0, not_acked: 0, inconsistent: 0 }, turnaround: undefined },
+        `${address}: every echo timed by the kernel`,
+      );
+      // The reflector reports a turnaround for each. It stamps its writes in user space, so a
+      // preempted write can make one look longer than the round trip on a busy machine: that one
+      // is not believed (rejected), never subtracted.
+      assert.equal(timing.turnaround.subtracted + timing.turnaround.rejected, 5, JSON.stringify(timing.turnaround));
+      assert.ok(timing.turnaround.subtracted >= 3, JSON.stringify(timing.turnaround));
+    }
+  });
+
+  // The sample ends when the ACK of the request arrives. A reply carrying that ACK makes it the
+  // echo's round trip, the far end's time to answer included: here a reflector that answers
+  // 10 ms late (below the 40 ms delayed-ACK timer, so the ACK still waits for the reply).
+  test('kernel clock: the sample runs to the reply, the far end\'s time to answer included', linuxOnly, async () => {
+    const LATE_MS = 10;
+    const r = await timedEchoAgainst((socket) => {
+      delayAcks(socket);
+      socket.on('data', (request: Buffer) => setTimeout(() => socket.write(encodeEchoReply(request.subarray(8, 16), 'late', request.length)), LATE_MS));
+    }, 2000);
+    const a = r.attempt;
+    assert.equal(a.ok, true, JSON.stringify(a));
+    assert.equal(r.timing.kernel, 1, JSON.stringify(r.timing));
+    assert.ok(a.values.rtt! >= LATE_MS, `rtt ${a.values.rtt} ms < the reply's ${LATE_MS} ms`);
+    assert.ok(a.values.rtt! <= a.t1 - a.t0);
+    assert.ok(!('rtt' in a.lagWindows!));
+  });
+
+  /** A reflector answering LATE_MS late with a type 3 reply that reports `report(actual)` us. */
+  function reportingServer(lateMs: number, report: (actualUs: number) => number | null) {
+    return (socket: net.Socket) => {
+      delayAcks(socket);
+      socket.on('data', (request: Buffer) => {
+        const arrived = performance.now();
+        setTimeout(() => {
+          const reply = encodeEchoReply(request.subarray(8, 16), 'r', request.length, true);
+          const us = report((performance.now() - arrived) * 1000);
+          if (us !== null) setEchoTurnaround(reply, us);
+          socket.write(reply);
+        }, lateMs);
+      });
+    };
+  }
+
+  test('the reflector\'s reported turnaround is taken out of the round trip, as STAMP does', async () => {
+    const LATE_MS = 20;
+    const r = await timedEchoAgainst(reportingServer(LATE_MS, (us) => us), 2000);
+    const a = r.attempt;
+    assert.equal(a.ok, true, JSON.stringify(a));
+    assert.equal(r.timing.turnaround.subtracted, 1, JSON.stringify(r.timing));
+    assert.ok(a.values.rtt! > 0 && a.values.rtt! < LATE_MS / 2, `rtt ${a.values.rtt} ms still holds the far end's ${LATE_MS} ms`);
+  });
+
+  test('a turnaround longer than the round trip is not believed; "unknown" subtracts nothing', async () => {
+    const LATE_MS = 10;
+    const tooLong = await timedEchoAgainst(reportingServer(LATE_MS, () => 10_000_000), 2000);
+    assert.equal(tooLong.attempt.ok, true, JSON.stringify(tooLong.attempt));
+    assert.equal(tooLong.timing.turnaround.rejected, 1, JSON.stringify(tooLong.timing));
+    assert.ok(tooLong.attempt.values.rtt! >= LATE_MS);
+    const unknown = await timedEchoAgainst(reportingServer(LATE_MS, () => null), 2000);
+    assert.equal(unknown.attempt.ok, true, JSON.stringify(unknown.attempt));
+    assert.equal(unknown.timing.turnaround.unknown, 1, JSON.stringify(unknown.timing));
+    assert.ok(unknown.attempt.values.rtt! >= LATE_MS);
+  });
+
+  test('a reflector that predates turnaround reports (type 2 replies) is timed as before', async () => {
+    const LATE_MS = 10;
+    const r = await timedEchoAgainst((socket) => socket.on('data', (request: Buffer) => setTimeout(() => socket.write(encodeEchoReply(request.subarray(8, 16), 'old', request.length)), LATE_MS)), 2000);
+    assert.equal(r.attempt.ok, true, JSON.stringify(r.attempt));
+    assert.equal(r.attempt.site, 'old');
+    assert.equal(r.timing.turnaround.unreported, 1);
+    assert.ok(r.attempt.values.rtt! >= LATE_MS);
+  });
+
+  test('fallback: a bare ACK before the reply (the far end in quick-ACK mode)', linuxOnly, async () => {
+    const quickAck = quickAckSetter();
+    const r = await timedEchoAgainst((socket) =>
+      socket.on('data', (request: Buffer) => {
+        socket.write(encodeEchoReply(request.subarray(8, 16), 'q', request.length));
+        // Out of ping-pong mode: the next request is acknowledged as soon as it is read.
+        quickAck(socket);
+      }),
+    );
+    assertFellBack(r, 'separate_ack');
+  });
+
+  test('fallback: a reply later than the delayed-ACK timer (a bare ACK goes first)', linuxOnly, async () => {
+    const LATE_MS = 300; // TCP_DELACK_MAX is 200 ms
+    let requests = 0;
+    const r = await timedEchoAgainst((socket) => {
+      delayAcks(socket);
+      socket.on('data', (request: Buffer) => {
+        const reply = encodeEchoReply(request.subarray(8, 16), 'late', request.length);
+        if (requests++ === 0) socket.write(reply);
+        else setTimeout(() => socket.write(reply), LATE_MS);
+      });
+    }, 3000);
+    assertFellBack(r, 'separate_ack');
+    assert.ok(r.attempt.values.rtt! >= LATE_MS, `the monotonic clock still times the whole echo: ${r.attempt.values.rtt} ms`);
+  });
+
+  test('fallback: a reply written in two parts', linuxOnly, async () => {
+    const r = await timedEchoAgainst((socket) => {
+      delayAcks(socket);
+      socket.on('data', (request: Buffer) => {
+        const reply = encodeEchoReply(request.subarray(8, 16), 'two-part', request.length);
+        socket.write(reply.subarray(0, 8));
+        setTimeout(() => socket.write(reply.subarray(8)), 5);
+      });
+    });
+    assertFellBack(r, 'split_reply');
+  });
+
+  test('monotonic echo clock: write to the reply\'s callback, exposed to lag', async () => {
+    const { address, port } = reflector.listening[0]!;
+    const probe = tcpProber(target(address), { port, timeoutMs: TIMEOUT_MS, echo: true, echoClock: 'monotonic' });
+    assert.equal(probe.echoClock, 'monotonic');
+    const a = await probe.sample(0);
+    await probe.close();
+    assert.equal(a.ok, true, JSON.stringify(a));
+    assert.deepEqual(a.lagWindows?.rtt, [a.t1, a.t1]);
+    assert.deepEqual([probe.echoTiming().kernel, probe.echoTiming().monotonic], [0, 1]);
+    assert.deepEqual(probe.echoTiming().turnaround, { subtracted: 0, unknown: 0, rejected: 0, unreported: 0 }, 'the reflector is not asked for its turnaround');
+  });
 
   const protocolCases: Array<[string, (request: Buffer) => Buffer, RegExp]> = [
     ['garbage', () => randomBytes(64), /not an anylat echo reply/],

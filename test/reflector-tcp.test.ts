@@ -4,14 +4,23 @@ import net from 'node:net';
 import { randomBytes, randomInt } from 'node:crypto';
 import { startTcpEcho } from '../agent/reflector/tcp-echo.ts';
 import type { ReflectorPart } from '../agent/reflector/types.ts';
+import { performance } from 'node:perf_hooks';
 import {
+  ECHO_FLAG_TURNAROUND,
   ECHO_MAGIC,
   ECHO_MAX_REQUEST,
   ECHO_MIN_REQUEST,
+  ECHO_REQUEST_SIZE,
+  ECHO_TYPE_REPLY,
+  ECHO_TYPE_REPLY_TURNAROUND,
+  encodeEchoReply,
   encodeEchoRequest,
   parseEchoReply,
+  parseEchoRequest,
+  setEchoTurnaround,
   truncateUtf8,
 } from '../agent/probe/echo-codec.ts';
+import { delayAcks, ECHO_RTT_ROUNDING_US, echoRttFromTcpInfo, readTcpInfo, type TcpInfo } from '../agent/probe/tcp-info.ts';
 import { createTcpProbe } from '../agent/probe/tcp.ts';
 import { AnylatError } from '../agent/util/errors.ts';
 
@@ -244,6 +253,105 @@ describe('reflector: tcp echo', () => {
       startTcpEcho({ site: 's', binds: ['127.0.0.1'], port, log: () => {} }),
       (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_LISTEN' && new RegExp(`127\\.0\\.0\\.1:${port}.*pick another --tcp-port`).test(e.message),
     );
+  });
+
+  /** One echo on `socket`: TCP_INFO before and after, the monotonic span, the parsed reply. */
+  function echoOn(socket: net.Socket, flags: number, stallMs = 0) {
+    return new Promise<{ before: TcpInfo | undefined; after: TcpInfo | undefined; spanMs: number; reply: ReturnType<typeof parseEchoReply> }>((resolve) => {
+      const request = encodeEchoRequest(randomBytes(8), ECHO_REQUEST_SIZE, flags);
+      let got = Buffer.alloc(0);
+      const onData = (chunk: Buffer) => {
+        const t2 = performance.now();
+        got = Buffer.concat([got, chunk]);
+        const reply = parseEchoReply(got, request.length);
+        if (reply.kind === 'need') return;
+        socket.off('data', onData);
+        resolve({ before, after: readTcpInfo(socket), spanMs: t2 - t1, reply });
+      };
+      socket.on('data', onData);
+      const before = readTcpInfo(socket);
+      const t1 = performance.now();
+      socket.write(request);
+      // Blocks this process, the reflector's too: the request waits in its kernel meanwhile.
+      while (performance.now() - t1 < stallMs);
+    });
+  }
+
+  const linuxOnly = { skip: process.platform !== 'linux' && 'TCP_INFO and TCP_QUICKACK are Linux-only' };
+
+  test('delays its ACKs: each reply carries the ACK of its request, the first included (Linux)', linuxOnly, async () => {
+    const accepted = part.stats().accepted!;
+    const c = client(port);
+    await c.connected;
+    c.socket.setNoDelay(true);
+    // Its ACK policy is set when it accepts: a request sent before that would race it.
+    await eventually(() => part.stats().accepted! > accepted, 'the reflector took the connection');
+    for (let i = 0; i < 3; i++) {
+      const e = await echoOn(c.socket, 0);
+      assert.equal(e.reply.kind, 'frame');
+      // Left to the kernel's quick-ACK mode, the first request would get a bare ACK of its own.
+      assert.equal(e.after!.segsIn! - e.before!.segsIn!, 1, `echo ${i + 1}: one segment came back, the reply carrying the ACK`);
+      assert.equal(e.after!.bytesAcked! - e.before!.bytesAcked!, ECHO_REQUEST_SIZE);
+    }
+    c.socket.destroy();
+  });
+
+  test('reports its turnaround when asked, measured from the request\'s arrival in its kernel (Linux)', linuxOnly, async () => {
+    const STALL_MS = 20;
+    const c = client(port);
+    await c.connected;
+    c.socket.setNoDelay(true);
+    // The next request must carry the ACK of the previous reply: that is how the reflector dates it.
+    assert.equal(delayAcks(c.socket), true);
+    const first = await echoOn(c.socket, ECHO_FLAG_TURNAROUND);
+    assert.equal(first.reply.kind, 'frame');
+    if (first.reply.kind !== 'frame') return;
+    assert.equal(first.reply.turnaround, null, 'the first request of a connection has nothing to date it by');
+    const quick = await echoOn(c.socket, ECHO_FLAG_TURNAROUND);
+    assert.ok(quick.reply.kind === 'frame' && typeof quick.reply.turnaround === 'number', JSON.stringify(quick.reply));
+    if (quick.reply.kind !== 'frame' || typeof quick.reply.turnaround !== 'number') return;
+    assert.ok(quick.reply.turnaround / 1000 <= quick.spanMs, `turnaround ${quick.reply.turnaround} us within the ${quick.spanMs} ms exchange`);
+    // The request reaches the reflector's kernel at once but its callback only after this process
+    // stops blocking: the turnaround holds that wait, which the sender's clock alone cannot tell.
+    const stalled = await echoOn(c.socket, ECHO_FLAG_TURNAROUND, STALL_MS);
+    assert.ok(stalled.reply.kind === 'frame' && typeof stalled.reply.turnaround === 'number', JSON.stringify(stalled.reply));
+    if (stalled.reply.kind !== 'frame' || typeof stalled.reply.turnaround !== 'number') return;
+    // Compared with this side's own kernel sample of the same exchange: the turnaround holds the
+    // stall and what is left is the path. (Under load the kernel may deliver the request a few ms
+    // late, which is path, not turnaround: hence halves rather than the whole stall.)
+    const k = echoRttFromTcpInfo(stalled.before, stalled.after, ECHO_REQUEST_SIZE, stalled.spanMs * 1000);
+    assert.ok(k.ok, JSON.stringify(k));
+    const turnaround = stalled.reply.turnaround;
+    assert.ok(turnaround <= k.us + 2 * ECHO_RTT_ROUNDING_US + 5, `turnaround ${turnaround} us longer than the ${k.us} us round trip`);
+    assert.ok(turnaround >= (STALL_MS * 1000) / 2, `turnaround ${turnaround} us misses the ${STALL_MS} ms stall`);
+    assert.ok(k.us - turnaround < (STALL_MS * 1000) / 2, `round trip ${k.us} us − turnaround ${turnaround} us still holds the stall`);
+    // A request that does not ask gets the plain reply an older sender expects.
+    const plain = await echoOn(c.socket, 0);
+    assert.ok(plain.reply.kind === 'frame' && plain.reply.turnaround === undefined);
+    c.socket.destroy();
+  });
+
+  test('type 3 replies: the turnaround field, never longer than the request, unknown until set', () => {
+    const nonce = randomBytes(8);
+    const request = encodeEchoRequest(nonce, ECHO_MIN_REQUEST, ECHO_FLAG_TURNAROUND);
+    const parsed = parseEchoRequest(request);
+    assert.ok(parsed.kind === 'frame' && parsed.flags === ECHO_FLAG_TURNAROUND);
+    const reply = encodeEchoReply(nonce, 'a-rather-long-site-name', ECHO_MIN_REQUEST, true);
+    assert.equal(reply.length, ECHO_MIN_REQUEST, '21 bytes of header, 11 of site');
+    assert.equal(reply[5], ECHO_TYPE_REPLY_TURNAROUND);
+    assert.ok(reply.length <= ECHO_MIN_REQUEST);
+    let back = parseEchoReply(reply, ECHO_MIN_REQUEST);
+    assert.ok(back.kind === 'frame' && back.turnaround === null && back.site === 'a-rather-lo', JSON.stringify(back));
+    setEchoTurnaround(reply, 1234.4);
+    back = parseEchoReply(reply, ECHO_MIN_REQUEST);
+    assert.ok(back.kind === 'frame' && back.turnaround === 1234 && back.nonce.equals(nonce));
+    const plain = encodeEchoReply(nonce, 's', ECHO_MIN_REQUEST);
+    assert.equal(plain[5], ECHO_TYPE_REPLY);
+    assert.throws(() => setEchoTurnaround(plain, 1), RangeError);
+    // A type 3 frame too short for its own header is refused, not misread.
+    const bad = Buffer.from(reply.subarray(0, 20));
+    bad.writeUInt16BE(20, 6);
+    assert.deepEqual(parseEchoReply(bad, ECHO_MIN_REQUEST), { kind: 'invalid', why: 'frame length 20 below 21' });
   });
 
   test('truncateUtf8 never splits a character', () => {

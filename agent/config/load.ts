@@ -79,6 +79,7 @@ function probes(raw: RawProbes): RoundProtocols {
   if (raw.tcp) {
     out.tcp = { port: raw.tcp.port ?? DEFAULTS.tcpPort, echo: raw.tcp.echo ?? false };
     if (raw.tcp.connect_clock) out.tcp.connectClock = raw.tcp.connect_clock;
+    if (raw.tcp.echo_clock) out.tcp.echoClock = raw.tcp.echo_clock;
   }
   if (raw.tls) {
     out.tls = { port: raw.tls.port ?? DEFAULTS.tlsPort };

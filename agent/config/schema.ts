@@ -125,8 +125,13 @@ function probesSchema(baseDir: string) {
       ),
       tcp: probeEntry(
         mapping(
-          { port: optional(port), echo: optional(bool), connect_clock: optional(oneOf(['kernel', 'monotonic'] as const)) },
-          'tcp probe settings (port, echo, connect_clock) or nothing',
+          {
+            port: optional(port),
+            echo: optional(bool),
+            connect_clock: optional(oneOf(['kernel', 'monotonic'] as const)),
+            echo_clock: optional(oneOf(['kernel', 'monotonic'] as const)),
+          },
+          'tcp probe settings (port, echo, connect_clock, echo_clock) or nothing',
         ),
       ),
       tls: probeEntry(

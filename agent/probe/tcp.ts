@@ -1,15 +1,18 @@
 // The tcp probe: connect time to an IP literal and, when the far end is an anylat reflector, an
-// echo on the open connection (the second of two: see echo()). Connect is the kernel's handshake
-// RTT on Linux (see tcp-info.ts), the monotonic clock elsewhere; the echo is always the monotonic
-// clock.
+// echo on the open connection (the second of two: see echo()). On Linux both are the kernel's own
+// RTT samples read from TCP_INFO (tcp-info.ts): connect is the handshake's, the echo is the sample
+// the reply's ACK gave, recovered from tcpi_rtt before and after and checked to be the only one.
+// Where the kernel cannot say (not Linux, or an echo whose ACK came apart from its reply), the
+// monotonic clock times it, and the lag monitor may flag it. Either way, the reflector's own
+// turnaround, when it reports one (echo-codec.ts, type 3 replies), is subtracted, as STAMP does.
 
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Attempt, FailureReason, LagWindows, Metric } from '../model.ts';
 import { AnylatError } from '../util/errors.ts';
-import { ECHO_NONCE_SIZE, encodeEchoRequest, parseEchoReply } from './echo-codec.ts';
-import { loadTcpInfo, readTcpInfo, TCP_ESTABLISHED } from './tcp-info.ts';
+import { ECHO_FLAG_TURNAROUND, ECHO_NONCE_SIZE, ECHO_REQUEST_SIZE, encodeEchoRequest, parseEchoReply } from './echo-codec.ts';
+import { delayAcks, ECHO_FALLBACKS, ECHO_RTT_ROUNDING_US, echoRttFromTcpInfo, loadTcpInfo, readTcpInfo, TCP_ESTABLISHED, type EchoFallback, type TcpInfo } from './tcp-info.ts';
 import type { ProbeFactory, ProbeTarget, Prober, TcpProbeOptions } from './types.ts';
 
 const SOCKET_REASONS: Readonly<Record<string, FailureReason>> = {
@@ -61,6 +64,59 @@ export interface TcpProber extends Prober {
    * TCP_INFO read fails, is still timed by the monotonic clock.
    */
   readonly connectClock: 'kernel' | 'monotonic';
+  /**
+   * `kernel` when echoes are timed from TCP_INFO (Linux, `echo` on, `echoClock` not
+   * `monotonic`); an echo the kernel has no clean sample for is still timed by the monotonic
+   * clock, and counted in `echoTiming()`.
+   */
+  readonly echoClock: 'kernel' | 'monotonic';
+  /** How this prober's echoes were timed so far: by the kernel, or by the monotonic clock and why. */
+  echoTiming(): EchoTiming;
+}
+
+/**
+ * Counts of timed echoes by clock; `fallbacks` says why the kernel could not time the others.
+ * `turnaround`: echoes the reflector's turnaround was subtracted from, echoes it could not tell
+ * its turnaround for, echoes whose reported turnaround exceeded the round trip by more than the
+ * two kernel figures' rounding (not subtracted), and echoes answered by a reflector that does not
+ * report it.
+ */
+export interface EchoTiming {
+  kernel: number;
+  monotonic: number;
+  fallbacks: Record<EchoFallback, number>;
+  turnaround: { subtracted: number; unknown: number; rejected: number; unreported: number };
+}
+
+// Each side's kernel figure is within ECHO_RTT_ROUNDING_US, and the reflector stamps its write a
+// syscall's entry early: a turnaround up to this much longer than the round trip is still rounding.
+const TURNAROUND_SLACK_US = 2 * ECHO_RTT_ROUNDING_US + 5;
+
+/**
+ * The echo's rtt in ms from the monotonic span, the kernel's sample (when read) and the
+ * reflector's turnaround when `asked` (undefined: a reflector that does not report it; null: it
+ * could not tell), counting in `timing` how it was arrived at.
+ */
+function echoRtt(spanMs: number, kernel: ReturnType<typeof echoRttFromTcpInfo> | undefined, asked: boolean, turnaroundUs: number | null | undefined, timing: EchoTiming): { ms: number; kernel: boolean } {
+  let ms = spanMs;
+  if (kernel?.ok) {
+    ms = kernel.us / 1000;
+    timing.kernel++;
+  } else {
+    timing.monotonic++;
+    if (kernel) timing.fallbacks[kernel.why]++;
+  }
+  if (!asked) return { ms, kernel: kernel?.ok === true };
+  if (turnaroundUs === undefined) timing.turnaround.unreported++;
+  else if (turnaroundUs === null) timing.turnaround.unknown++;
+  else if (turnaroundUs > ms * 1000 + TURNAROUND_SLACK_US) timing.turnaround.rejected++;
+  else {
+    // Both figures are rounded to 7 us: on a path of a few microseconds (loopback) the difference
+    // can come out at or below zero, and no round trip is shorter than 1 us.
+    ms = Math.max(0.001, ms - turnaroundUs / 1000);
+    timing.turnaround.subtracted++;
+  }
+  return { ms, kernel: kernel?.ok === true };
 }
 
 /** Sets up a tcp prober for one target. */
@@ -71,8 +127,12 @@ export function tcpProber(target: ProbeTarget, options: TcpProbeOptions): TcpPro
   checkSocketTarget('tcp', target, options);
   // Load koffi now, while setting up, so the first sample's event loop is not blocked by it.
   const kernel = (options.connectClock ?? 'kernel') === 'kernel' && loadTcpInfo();
+  const bestEcho = options.echo && (options.echoClock ?? 'kernel') === 'kernel';
+  const kernelEcho = bestEcho && loadTcpInfo();
+  const echoFlags = bestEcho ? ECHO_FLAG_TURNAROUND : 0;
   const metrics: readonly Metric[] = options.echo ? ['connect', 'rtt'] : ['connect'];
   const inFlight = new Set<() => void>();
+  const timing: EchoTiming = { kernel: 0, monotonic: 0, fallbacks: Object.fromEntries(ECHO_FALLBACKS.map((f) => [f, 0])) as Record<EchoFallback, number>, turnaround: { subtracted: 0, unknown: 0, rejected: 0, unreported: 0 } };
 
   const sample = (_seq: number): Promise<Attempt> =>
     new Promise<Attempt>((resolve) => {
@@ -125,6 +185,9 @@ export function tcpProber(target: ProbeTarget, options: TcpProbeOptions): TcpPro
           return;
         }
         phase = 'echo';
+        // The timed request then carries the ACK of the first reply, which is how the reflector
+        // finds the request's arrival in its kernel (reflector/tcp-echo.ts).
+        if (kernelEcho) delayAcks(socket);
         echo();
       }
 
@@ -138,11 +201,14 @@ export function tcpProber(target: ProbeTarget, options: TcpProbeOptions): TcpPro
         let request: Buffer = Buffer.alloc(0);
         let received: Buffer = Buffer.alloc(0);
         let tSent = 0;
+        let before: TcpInfo | undefined;
         let site: string | undefined;
-        const send = () => {
+        const send = (timed: boolean) => {
           nonce = randomBytes(ECHO_NONCE_SIZE);
-          request = encodeEchoRequest(nonce);
+          request = encodeEchoRequest(nonce, ECHO_REQUEST_SIZE, echoFlags);
           received = Buffer.alloc(0);
+          // Read before the write: the request's transmit timestamp is taken inside it.
+          if (timed && kernelEcho) before = readTcpInfo(socket);
           tSent = performance.now();
           socket.write(request);
         };
@@ -157,21 +223,26 @@ export function tcpProber(target: ProbeTarget, options: TcpProbeOptions): TcpPro
           if (received.length > reply.length) return fail(t2, 'protocol', 'bytes after the reply');
           if (reply.site !== '') site = reply.site;
           if (round++ === 0) {
-            send();
+            send(true);
             return;
           }
-          values.rtt = t2 - tSent;
-          lagWindows.rtt = [t2, t2];
+          const kernelSample = kernelEcho ? echoRttFromTcpInfo(before, readTcpInfo(socket), request.length, (t2 - tSent) * 1000) : undefined;
+          const rtt = echoRtt(t2 - tSent, kernelSample, echoFlags !== 0, reply.turnaround, timing);
+          values.rtt = rtt.ms;
+          // The kernel's sample has kernel timestamps at both ends: event-loop lag cannot reach it.
+          if (!rtt.kernel) lagWindows.rtt = [t2, t2];
           settle(site === undefined ? { ok: true, t0, t1: t2, values, lagWindows } : { ok: true, t0, t1: t2, values, lagWindows, site });
         });
         socket.on('end', () => fail(performance.now(), 'reset', 'closed by the far end before replying'));
-        send();
+        send(false);
       }
     });
 
   return {
     metrics,
     connectClock: kernel ? 'kernel' : 'monotonic',
+    echoClock: kernelEcho ? 'kernel' : 'monotonic',
+    echoTiming: () => ({ ...timing, fallbacks: { ...timing.fallbacks }, turnaround: { ...timing.turnaround } }),
     sample,
     close: async () => {
       for (const abort of [...inFlight]) abort();

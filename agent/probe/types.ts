@@ -34,6 +34,14 @@ export interface TcpProbeOptions extends ProbeOptionsBase {
    * connect() to its callback with performance.now()
    */
   connectClock?: 'kernel' | 'monotonic';
+  /**
+   * how the echo `rtt` is timed: `kernel` (default) reports the kernel's RTT sample for the echo
+   * (TCP_INFO before and after, Linux), or the monotonic clock for an echo the kernel took no
+   * single clean sample of, minus the reflector's own turnaround when it reports one;
+   * `monotonic` times write() to the reply's callback and subtracts nothing (the behaviour
+   * before kernel timing, kept for comparison)
+   */
+  echoClock?: 'kernel' | 'monotonic';
 }
 
 export interface TlsProbeOptions extends ProbeOptionsBase {

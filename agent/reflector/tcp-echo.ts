@@ -4,9 +4,25 @@
 // and garbage closes the connection, the reply is never longer than its request, connections are
 // capped in total and per source address, and a connection that completes no request within
 // `idleMs` is closed (trickling one byte at a time does not keep it open).
+//
+// Each connection's ACKs are delayed (TCP_QUICKACK off, Linux): a reply is written at once, so it
+// carries the ACK of its request, and the sender's kernel takes one RTT sample from its request
+// leaving to this reply arriving, which the tcp probe reads as the echo's rtt. Left to itself the
+// kernel acknowledges the first requests of a connection with a bare ACK (quick-ACK mode), and the
+// sender's sample would end at that ACK instead: the probe then falls back to its own clock.
+//
+// A request that asks for it (ECHO_FLAG_TURNAROUND) gets this side's turnaround, from the request's
+// arrival in the kernel to the reply's write, which the sender subtracts like STAMP's T3 - T2. Node
+// gives no kernel receive time for TCP, so the arrival is found the same way the sender finds its
+// round trip: the request also acknowledges the previous reply (the probe delays its ACKs too), so
+// the kernel's RTT sample for that reply (tcp-info.ts, echoRttFromTcpInfo) ends at the request's
+// arrival: arrival = the previous reply's write + that sample. When the sample is not clean (first
+// request of a connection, a bare ACK in between, pipelined requests) the field says "unknown".
 
 import net from 'node:net';
-import { encodeEchoReply, parseEchoRequest } from '../probe/echo-codec.ts';
+import { performance } from 'node:perf_hooks';
+import { ECHO_FLAG_TURNAROUND, encodeEchoReply, parseEchoRequest, setEchoTurnaround } from '../probe/echo-codec.ts';
+import { delayAcks, echoRttFromTcpInfo, loadTcpInfo, readTcpInfo, type TcpInfo } from '../probe/tcp-info.ts';
 import { EnvironmentError } from '../util/errors.ts';
 import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
 
@@ -45,6 +61,8 @@ export async function startTcpEcho(options: TcpEchoOptions): Promise<ReflectorPa
   const counters: Counters = { accepted: 0, active: 0, echoes: 0, malformed: 0, rejected: 0, idle_closed: 0, errors: 0 };
   const perSource = new Map<string, number>();
   const sockets = new Set<net.Socket>();
+  // koffi loads once, now, rather than in the first connection's callback.
+  const canDelayAcks = loadTcpInfo();
 
   function onConnection(socket: net.Socket): void {
     socket.on('error', () => counters.errors++);
@@ -61,6 +79,7 @@ export async function startTcpEcho(options: TcpEchoOptions): Promise<ReflectorPa
     perSource.set(source, fromSource + 1);
     sockets.add(socket);
     socket.setNoDelay(true);
+    if (canDelayAcks) delayAcks(socket);
     let idle = setTimeout(onIdle, idleMs);
     function onIdle(): void {
       counters.idle_closed++;
@@ -76,8 +95,13 @@ export async function startTcpEcho(options: TcpEchoOptions): Promise<ReflectorPa
     });
 
     let pending: Buffer = Buffer.alloc(0);
+    // The last reply written for a request that asked for turnaround: when, its length, and
+    // TCP_INFO read just before writing it.
+    let last: { at: number; bytes: number; info: TcpInfo | undefined } | undefined;
     socket.on('data', (chunk: Buffer) => {
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      // Only the first request of a read can have arrived alone on the previous reply's ACK.
+      let first = true;
       for (;;) {
         const request = parseEchoRequest(pending);
         if (request.kind === 'need') return;
@@ -91,7 +115,30 @@ export async function startTcpEcho(options: TcpEchoOptions): Promise<ReflectorPa
         counters.echoes++;
         clearTimeout(idle);
         idle = setTimeout(onIdle, idleMs);
-        const flushed = socket.write(encodeEchoReply(request.nonce, options.site, request.length));
+        const wantsTurnaround = (request.flags & ECHO_FLAG_TURNAROUND) !== 0;
+        const reply = encodeEchoReply(request.nonce, options.site, request.length, wantsTurnaround);
+        let flushed: boolean;
+        if (wantsTurnaround && canDelayAcks) {
+          let arrival: number | undefined;
+          if (first && last) {
+            const now = performance.now();
+            const k = echoRttFromTcpInfo(last.info, readTcpInfo(socket), last.bytes, (now - last.at) * 1000);
+            if (k.ok) arrival = last.at + k.us / 1000;
+          }
+          const info = readTcpInfo(socket);
+          const at = performance.now();
+          if (arrival !== undefined) setEchoTurnaround(reply, (at - arrival) * 1000);
+          flushed = socket.write(reply);
+          // Queued behind earlier bytes, the reply leaves later than `at`: no anchor then.
+          last = socket.writableLength === 0 ? { at, bytes: reply.length, info } : undefined;
+        } else {
+          flushed = socket.write(reply);
+          last = undefined;
+        }
+        first = false;
+        // After the write, so it costs the reply nothing: the kernel leaves ping-pong mode when a
+        // reply was later than its delayed-ACK timer, and the next request would get a bare ACK.
+        if (canDelayAcks) delayAcks(socket);
         // A sender that does not read its replies stops being read: TCP pushes back on it.
         if (!flushed && !socket.isPaused()) {
           socket.pause();

@@ -1,8 +1,16 @@
 // What bench/accuracy.ts and its agent side (bench/accuracy-agent.ts) say to each other.
+import type { EchoTiming } from '../../agent/probe/tcp.ts';
 
 /** What the driver measures: one row of the accuracy table each. */
 export const ACCURACY_METRICS = ['udp rtt', 'tcp connect (kernel)', 'tcp connect (monotonic)', 'tcp rtt (echo)', 'http ttfb', 'icmp rtt'] as const;
-export type AccuracyMetric = (typeof ACCURACY_METRICS)[number];
+/**
+ * Measured besides, for the echo-clock table: the same echo timed by the monotonic clock (a second
+ * prober), next to the default kernel clock's `tcp rtt (echo)`.
+ */
+export const EXTRA_METRICS = ['tcp rtt (echo, monotonic clock)'] as const;
+/** What a SampleRecord's first element indexes. */
+export const SAMPLE_METRICS = [...ACCURACY_METRICS, ...EXTRA_METRICS] as const;
+export type AccuracyMetric = (typeof SAMPLE_METRICS)[number];
 
 export interface AccuracySetup {
   targets: Array<{ name: string; address: string }>;
@@ -23,8 +31,11 @@ export interface PhaseCommand {
   busyRatePerPath: number;
 }
 
-/** [metric index in ACCURACY_METRICS, target name, value ms, flagged 0/1] */
-export type SampleRecord = [number, string, number, 0 | 1];
+/**
+ * [metric index in SAMPLE_METRICS, target name, value ms, flagged 0/1, timed by the kernel 0/1]:
+ * the last says the probe left the metric no lag window, i.e. both its ends were kernel stamps
+ */
+export type SampleRecord = [number, string, number, 0 | 1, 0 | 1];
 
 export interface PhaseResult {
   phase: string;
@@ -34,6 +45,8 @@ export interface PhaseResult {
   /** samples that failed (timeout, refused …), per metric: none are expected on the bench lab */
   failures: Record<string, number>;
   busy: { paths: number; samples: number; failures: number; failureReasons: Record<string, number>; samplesPerSecond: number };
+  /** how the measured (default, kernel clock) tcp prober timed its echoes: summed echoTiming() */
+  echoTiming: EchoTiming;
   cpuPct: number;
   eventLoopUtilization: number;
   lagP99Ms: number;

@@ -45,5 +45,7 @@ export interface ScaleResult {
   rssMb: number;
   heapUsedMb: number;
   values: ValueSeries;
+  /** tcp echoes in the window, and how many of them the kernel timed (no lag window left) */
+  echoes: { total: number; kernel: number };
   log: string[];
 }
