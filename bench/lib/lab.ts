@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { labDir, labDown, labNamespaces, labUp, type LabDescription } from '../../agent/lab/index.ts';
+import { isAlive, labDir, labDown, labNamespaces, labUp, type LabDescription } from '../../agent/lab/index.ts';
 import { TSX_IMPORT } from '../../agent/lab/processes.ts';
 import { readState } from '../../agent/lab/state.ts';
 import { AnylatError } from '../../agent/util/errors.ts';
@@ -48,7 +48,15 @@ function describeBusy(): string {
 async function acquire(waitMs: number): Promise<LabDescription> {
   const deadline = Date.now() + waitMs;
   for (;;) {
-    if (labNamespaces().length === 0 && !readState(labDir())) {
+    // A lab whose every process is gone was left by a run that was killed (a machine or session
+    // that stopped mid-benchmark): nobody is using it, so it is taken down rather than waited for.
+    const state = readState(labDir());
+    if (state?.phase === 'up' && state.processes.length > 0 && !state.processes.some(isAlive)) {
+      progress(`a lab from ${state.topology.file} (up since ${state.createdAt}) is left over: none of its processes runs; taking it down`);
+      await labDown();
+      continue;
+    }
+    if (labNamespaces().length === 0 && !state) {
       try {
         return await labUp({ topology: BENCH_TOPOLOGY });
       } catch (err) {
