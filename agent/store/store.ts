@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { AgentHeartbeat, BenefitRow, PathResult, RoundResult } from '../model.ts';
+import type { AgentHeartbeat, BenefitRow, Metric, PathResult, Protocol, RoundResult } from '../model.ts';
 import { heartbeatLine, isoToMs, roundToLines } from '../sink/line-protocol.ts';
 import { AnylatError } from '../util/errors.ts';
 import { applyRetention, describeRetention, type RetentionOptions, type RetentionResult } from './retention.ts';
@@ -111,6 +111,8 @@ export class Store {
   private readonly counts: DroppedCounts = { rounds: 0, outbox: 0, deadLetters: 0 };
   private lastRetention = Number.NEGATIVE_INFINITY;
   private readonly stmt: WriteStatements | undefined;
+  /** round totals kept by the schema (false only for a read-only handle on an older file) */
+  private readonly groups: boolean;
 
   constructor(path: string, options: StoreOptions = {}) {
     this.path = path;
@@ -142,6 +144,7 @@ export class Store {
         migrate(this.db, path);
       }
       this.stmt = this.readonly ? undefined : prepareWrites(this.db);
+      this.groups = q.hasRoundGroups(this.db);
       // A writer trims once at open (a lowered limit takes effect now), then at most every
       // retentionIntervalMs as it writes.
       if (this.stmt !== undefined && options.retention) this.applyRetention(Date.now());
@@ -445,12 +448,37 @@ export class Store {
 
   /** The last heartbeat of each agent that ever wrote one. */
   agentHealth(now: number = Date.now()): q.AgentHealth[] {
-    return q.agentHealth(this.db, now);
+    return q.agentHealth(this.db, now, this.groups);
   }
 
   /** Services and agents present in the store, with their round counts. */
   services(): q.ServiceSummary[] {
-    return q.services(this.db);
+    return q.services(this.db, this.groups);
+  }
+
+  /** `report()`'s rows aggregated in SQL: the same numbers at a fraction of the cost over long windows. */
+  benefitSummary(query: ReportQuery): ReportRow[] {
+    return q.benefitSummary(this.db, query);
+  }
+
+  /** The newest benefit row of one agent in a window (give protocol and metric). */
+  latestBenefit(query: q.SeriesQuery & { agent: string }): q.BenefitPoint | undefined {
+    return q.latestBenefit(this.db, query);
+  }
+
+  /** `benefitSeries` as parallel arrays per agent. */
+  benefitColumns(query: q.SeriesQuery): Map<string, q.BenefitColumns> {
+    return q.benefitColumns(this.db, query);
+  }
+
+  /** `lossSeries` as parallel arrays per agent and path. */
+  lossColumns(query: q.SeriesQuery): q.LossColumns[] {
+    return q.lossColumns(this.db, query);
+  }
+
+  /** Runs of rounds per agent in which the same anycast site answered. */
+  siteRuns(query: q.SeriesQuery & { protocol: Protocol; metric: Metric }): q.SiteRun[] {
+    return q.siteRuns(this.db, query);
   }
 
   close(): void {

@@ -1,22 +1,26 @@
 // What the dashboard's JSON endpoints answer, computed from the store's public read API. Nothing
-// here writes; everything takes `now` so a response describes one instant.
-// Candidates to move into agent/store/ later: the site timeline (sites) and the round interval per
-// agent (roundIntervalS), which need only rounds/paths the store already keeps.
+// here writes; everything takes `now` so a response describes one instant. The heavy lifting
+// (medians over a window, site runs) is done in SQL by the store; this shapes it for the page.
 import { PROTOCOL_METRICS, PROTOCOLS, type EndpointKind, type Metric, type Protocol, type Scope } from '../model.ts';
-import type { AgentHealth, BenefitPoint, EventRow, ReportRow, ServiceSummary, Store } from '../store/index.ts';
+import type { AgentHealth, EventRow, ReportRow, ServiceSummary, Store } from '../store/index.ts';
 import { median } from '../store/index.ts';
+import type { SiteRun } from '../store/queries.ts';
 import { WebParamError, type Params } from './params.ts';
 
 /** The part of the store the dashboard reads. */
-export type StoreReader = Pick<Store, 'services' | 'report' | 'benefitSeries' | 'latencySeries' | 'lossSeries' | 'events' | 'agentHealth' | 'rounds'>;
+export type StoreReader = Pick<
+  Store,
+  'services' | 'benefitSummary' | 'latestBenefit' | 'benefitColumns' | 'lossColumns' | 'siteRuns' | 'events' | 'agentHealth' | 'rounds'
+>;
 
 /** Stands in for a store file no agent has created yet: every query is empty. */
 export const EMPTY_STORE: StoreReader = {
   services: () => [],
-  report: () => [],
-  benefitSeries: () => [],
-  latencySeries: () => [],
-  lossSeries: () => [],
+  benefitSummary: () => [],
+  latestBenefit: () => undefined,
+  benefitColumns: () => new Map(),
+  lossColumns: () => [],
+  siteRuns: () => [],
   events: () => [],
   agentHealth: () => [],
   rounds: () => [],
@@ -223,9 +227,10 @@ export class DashboardQueries {
   private servicesCache: { at: number; rows: ServiceSummary[] } | undefined;
 
   /**
-   * `servicesTtlMs`: how long the list of services and agents is reused. Listing them scans every
-   * round in the store (17 ms at 30,000 rounds, growing with it) and every endpoint needs it; a new
-   * agent or service shows up that much later. An unknown `service` always re-reads the list.
+   * `servicesTtlMs`: how long the list of services and agents is reused. The store keeps it as
+   * totals (cheap at any size) except on a file an older agent still writes, where listing counts
+   * every round; a new agent or service shows up that much later. An unknown `service` always
+   * re-reads the list.
    */
   constructor(
     private readonly store: StoreReader,
@@ -325,18 +330,15 @@ export class DashboardQueries {
     if (w.service === null) return null;
     // Named: no need to summarise the window (the costliest query) just to find the default.
     if (params.metric) return { key: metricKey(params.metric.protocol, params.metric.metric), ...params.metric };
-    return this.selectMetric(this.store.report({ since: w.from_t, until: w.to_t + 1, service: w.service }), params).selected;
+    return this.selectMetric(this.store.benefitSummary({ since: w.from_t, until: w.to_t + 1, service: w.service }), params).selected;
   }
 
   benefit(params: Params, now: number): BenefitResponse {
     const w = this.window(params, now);
     const empty: BenefitResponse = { ...this.windowOnly(w), metric: null, scope: null, metrics: [], regions: [] };
     if (w.service === null) return empty;
-    const rows = this.store.report({ since: w.from_t, until: now + 1, service: w.service });
+    const rows = this.store.benefitSummary({ since: w.from_t, until: now + 1, service: w.service });
     const { options, selected } = this.selectMetric(rows, params);
-    const series = selected
-      ? this.store.benefitSeries({ since: w.from_t, until: now + 1, service: w.service, protocol: selected.protocol, metric: selected.metric })
-      : [];
     const sites = selected ? this.siteRuns(w, selected) : new Map<string, SiteSegment[]>();
     const regions: RegionBenefit[] = w.agents.map(({ agent, agent_region }) => {
       const mine = rows.filter((r) => r.agent === agent);
@@ -346,8 +348,9 @@ export class DashboardQueries {
             .filter((r) => r.protocol === selected.protocol && r.metric === selected.metric)
             .sort((a, b) => (a.scope === b.scope ? 0 : a.scope === 'end_to_end' ? -1 : 1))[0]
         : undefined;
-      const points = series.filter((p) => p.agent === agent);
-      const last: BenefitPoint | undefined = points[points.length - 1];
+      const last = selected
+        ? this.store.latestBenefit({ since: w.from_t, until: now + 1, service: w.service!, agent, protocol: selected.protocol, metric: selected.metric })
+        : undefined;
       const segs = sites.get(agent) ?? [];
       const lastRound = mine.reduce<number | null>((t, r) => Math.max(t ?? 0, Date.parse(r.last_round_at)), null);
       return {
@@ -379,19 +382,19 @@ export class DashboardQueries {
     const selected = this.selectedMetric(w, params);
     const out: LatencyResponse = { ...this.windowOnly(w), metric: selected?.key ?? null, regions: [] };
     if (w.service === null || selected === null) return out;
-    const points = this.store.benefitSeries({ since: w.from_t, until: now + 1, service: w.service, protocol: selected.protocol, metric: selected.metric });
+    const columns = this.store.benefitColumns({ since: w.from_t, until: now + 1, service: w.service, protocol: selected.protocol, metric: selected.metric });
     out.regions = w.agents.map(({ agent, agent_region }) => {
-      const mine = points.filter((p) => p.agent === agent);
+      const c = columns.get(agent);
       return {
         agent,
         agent_region,
-        t: mine.map((p) => p.t),
-        anycast_p50_ms: mine.map((p) => p.anycast_p50_ms),
-        baseline_p50_ms: mine.map((p) => p.baseline_p50_ms),
-        baseline: mine.map((p) => p.baseline),
-        saved_ms: mine.map((p) => p.saved_ms),
-        ci_low_ms: mine.map((p) => p.ci_low_ms),
-        ci_high_ms: mine.map((p) => p.ci_high_ms),
+        t: c?.t ?? [],
+        anycast_p50_ms: c?.anycast_p50_ms ?? [],
+        baseline_p50_ms: c?.baseline_p50_ms ?? [],
+        baseline: c?.baseline ?? [],
+        saved_ms: c?.saved_ms ?? [],
+        ci_low_ms: c?.ci_low_ms ?? [],
+        ci_high_ms: c?.ci_high_ms ?? [],
       };
     });
     return out;
@@ -401,28 +404,17 @@ export class DashboardQueries {
     const w = this.window(params, now);
     const out: LossResponse = { ...this.windowOnly(w), regions: [] };
     if (w.service === null) return out;
-    const points = this.store.lossSeries({ since: w.from_t, until: now + 1, service: w.service });
+    const columns = this.store.lossColumns({ since: w.from_t, until: now + 1, service: w.service });
     out.regions = w.agents.map(({ agent, agent_region }) => {
-      const paths = new Map<string, LossResponse['regions'][number]['paths'][number]>();
-      for (const p of points) {
-        if (p.agent !== agent) continue;
-        const key = `${p.endpoint}/${p.protocol}`;
-        let path = paths.get(key);
-        if (!path) {
-          path = { endpoint: p.endpoint, kind: p.kind, protocol: p.protocol, t: [], loss_pct: [], sent: [], received: [] };
-          paths.set(key, path);
-        }
-        path.t.push(p.t);
-        path.loss_pct.push(p.loss_pct);
-        path.sent.push(p.sent);
-        path.received.push(p.received);
-      }
-      const list = [...paths.values()].sort(
-        (a, b) =>
-          (a.kind === b.kind ? 0 : a.kind === 'anycast' ? -1 : 1) ||
-          a.endpoint.localeCompare(b.endpoint) ||
-          PROTOCOLS.indexOf(a.protocol) - PROTOCOLS.indexOf(b.protocol),
-      );
+      const list = columns
+        .filter((c) => c.agent === agent)
+        .map(({ endpoint, kind, protocol, t, loss_pct, sent, received }) => ({ endpoint, kind, protocol, t, loss_pct, sent, received }))
+        .sort(
+          (a, b) =>
+            (a.kind === b.kind ? 0 : a.kind === 'anycast' ? -1 : 1) ||
+            a.endpoint.localeCompare(b.endpoint) ||
+            PROTOCOLS.indexOf(a.protocol) - PROTOCOLS.indexOf(b.protocol),
+        );
       return { agent, agent_region, paths: list };
     });
     return out;
@@ -432,30 +424,11 @@ export class DashboardQueries {
   private siteRuns(w: Window, selected: { protocol: Protocol; metric: Metric }): Map<string, SiteSegment[]> {
     const out = new Map<string, SiteSegment[]>();
     if (w.service === null) return out;
-    const points = this.store.latencySeries({ since: w.from_t, until: w.to_t + 1, service: w.service, protocol: selected.protocol, metric: selected.metric });
-    // One round can hold several anycast paths (Global Accelerator's two addresses): join their sites.
-    const perRound = new Map<string, { agent: string; t: number; sites: Set<string> }>();
-    for (const p of points) {
-      if (p.kind !== 'anycast') continue;
-      const key = `${p.agent}\u0000${p.t}`;
-      let r = perRound.get(key);
-      if (!r) {
-        r = { agent: p.agent, t: p.t, sites: new Set() };
-        perRound.set(key, r);
-      }
-      if (p.site !== null) r.sites.add(p.site);
-    }
-    for (const r of perRound.values()) {
-      const site = r.sites.size === 0 ? null : [...r.sites].sort().join(', ');
-      let segs = out.get(r.agent);
-      if (!segs) out.set(r.agent, (segs = []));
-      const last = segs[segs.length - 1];
-      if (last && last.site === site) {
-        last.to_t = r.t;
-        last.rounds++;
-      } else {
-        segs.push({ site, from_t: r.t, to_t: r.t, rounds: 1 });
-      }
+    const runs: SiteRun[] = this.store.siteRuns({ since: w.from_t, until: w.to_t + 1, service: w.service, protocol: selected.protocol, metric: selected.metric });
+    for (const { agent, ...segment } of runs) {
+      let segs = out.get(agent);
+      if (!segs) out.set(agent, (segs = []));
+      segs.push(segment);
     }
     return out;
   }

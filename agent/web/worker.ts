@@ -1,0 +1,49 @@
+// The dashboard's own thread: the HTTP server and a read-only connection to the store file. Its
+// synchronous SQLite reads, its JSON and its sockets never hold up the thread that started it (the
+// agent's, whose event loop times the probes). Started by thread.ts; not an entry point of its own.
+import type { Server } from 'node:http';
+import { setPriority } from 'node:os';
+import { parentPort, workerData } from 'node:worker_threads';
+import { AnylatError } from '../util/errors.ts';
+import { closeServer, serveDashboard } from './http.ts';
+import { fileSource, type QuerySource } from './source.ts';
+import { WORKER_NICE, type FromWorker, type ToWorker, type WorkerData } from './thread.ts';
+
+const port = parentPort;
+if (port === null) throw new Error('agent/web/worker.ts runs as a worker thread (see thread.ts)');
+const send = (m: FromWorker): void => port.postMessage(m);
+const { storePath, binding, servicesTtlMs } = workerData as WorkerData;
+
+// On a busy machine (the agent's box has few cores) the dashboard gives way: on Linux a thread has
+// its own nice value, and 0 names the calling thread, so this lowers only this one. Elsewhere it
+// would lower the whole agent, so it is left alone.
+if (process.platform === 'linux') {
+  try {
+    setPriority(0, WORKER_NICE);
+  } catch {
+    // not allowed here (a container without the capability): run at the agent's priority
+  }
+}
+
+let source: QuerySource | undefined;
+let server: Server | undefined;
+
+port.on('message', (m: ToWorker) => {
+  if (m.type !== 'close') return;
+  void (server ? closeServer(server) : Promise.resolve()).then(() => {
+    source?.close();
+    port.close();
+  });
+});
+
+try {
+  source = fileSource(storePath, servicesTtlMs);
+  const served = await serveDashboard(source, binding, (line) => send({ type: 'log', line }));
+  server = served.server;
+  send({ type: 'listening', port: served.port });
+} catch (err) {
+  source?.close();
+  const e = err instanceof AnylatError ? err : undefined;
+  send({ type: 'failed', code: e?.code ?? 'ANYLAT_WEB_INTERNAL', exitCode: e?.exitCode ?? 1, message: err instanceof Error ? err.message : String(err) });
+  port.close();
+}
