@@ -138,9 +138,22 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
       measuredProbes,
     ),
     loopRounds(
-      () => spec('measured-monotonic', { tcp: { port: su.ports.tcp, echo: true, connectClock: 'monotonic', echoClock: 'monotonic' } }, su.samples, su.spacingMs),
+      () =>
+        spec(
+          'measured-monotonic',
+          {
+            tcp: { port: su.ports.tcp, echo: true, connectClock: 'monotonic', echoClock: 'monotonic' },
+            http: { url: `http://bench.anylat.test:${su.ports.http}/`, warm: false, ttfbClock: 'monotonic' },
+          },
+          su.samples,
+          su.spacingMs,
+        ),
       until,
       (s) => {
+        if (s.protocol === 'http') {
+          record('http ttfb (monotonic)', s, 'ttfb');
+          return;
+        }
         record('tcp connect (monotonic)', s, 'connect');
         record('tcp rtt (echo, monotonic clock)', s, 'rtt');
       },

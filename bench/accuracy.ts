@@ -4,7 +4,7 @@
 // 1, 10, 50 and 150 ms away one way, no jitter), anylat's round engine measures every origin with
 // udp (STAMP rtt), tcp (connect timed by the kernel's tcpi_rtt and, in a second prober, by the
 // monotonic clock; the echo rtt, likewise timed from the kernel's RTT sample and, in the second
-// prober, by the monotonic clock), http (ttfb) and icmp, while `ping` (kernel timestamps, in
+// prober, by the monotonic clock), http (ttfb from the kernel's RTT sample and, in the second prober, the monotonic clock) and icmp, while `ping` (kernel timestamps, in
 // another process) measures the same origins in the same run. For each sample,
 // bias = anylat's value − the median ping round trip to that origin in that phase; the wire's
 // ~0.1 ms per crossing is in both and cancels. Three phases: idle; the agent busy with many

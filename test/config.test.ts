@@ -119,7 +119,7 @@ describe('good configs', () => {
     assert.equal(web.probes.tls?.port, 443);
     assert.equal(web.probes.tls?.serverName, 'web.example.com');
     assert.match(String(web.probes.tls?.ca), /BEGIN CERTIFICATE/);
-    assert.deepEqual(web.probes.http, { url: 'https://web.example.com/health', siteHeader: 'x-site', warm: false });
+    assert.deepEqual(web.probes.http, { url: 'https://web.example.com/health', siteHeader: 'x-site', warm: false, ttfbClock: 'monotonic' });
     assert.deepEqual([web.samples, web.deadlineMs, web.maxInFlight], [5, 5000, 4]);
     assert.deepEqual(web.unicast, [{ name: 'ap-southeast-2', host: '2001:db8::10' }]);
     assert.deepEqual(c.store, { path: join(FIXTURES, 'data/anylat.db'), retention: { ageMs: 7 * 86_400_000, rows: 50_000 } });

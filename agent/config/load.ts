@@ -93,6 +93,7 @@ function probes(raw: RawProbes): RoundProtocols {
     if (raw.http.insecure !== undefined) out.http.insecure = raw.http.insecure;
     if (raw.http.ca_file) out.http.ca = raw.http.ca_file;
     if (raw.http.warm !== undefined) out.http.warm = raw.http.warm;
+    if (raw.http.ttfb_clock) out.http.ttfbClock = raw.http.ttfb_clock;
   }
   if (raw.icmp) out.icmp = {};
   return out;

@@ -142,8 +142,15 @@ function probesSchema(baseDir: string) {
       ),
       http: probeEntry(
         mapping(
-          { url: httpUrl, site_header: optional(headerName), insecure: optional(bool), ca_file: optional(pem), warm: optional(bool) },
-          'http probe settings (url, site_header, insecure, ca_file, warm)',
+          {
+            url: httpUrl,
+            site_header: optional(headerName),
+            insecure: optional(bool),
+            ca_file: optional(pem),
+            warm: optional(bool),
+            ttfb_clock: optional(oneOf(['kernel', 'monotonic'] as const)),
+          },
+          'http probe settings (url, site_header, insecure, ca_file, warm, ttfb_clock)',
         ),
       ),
       icmp: probeEntry(mapping({}, 'nothing (icmp has no settings)')),

@@ -8,6 +8,20 @@
 //   ttfb     request headers handed to the socket -> response headers parsed
 //   total    sample start -> end of the first response's body
 //   warm     a second request on the same, now warm, connection: dispatch -> end of its body
+//
+// Over plain http on Linux, ttfb is instead the kernel's own RTT sample for the request, as the tcp
+// probe times its echo (tcp-info.ts): TCP_INFO is read right before undici writes the request and
+// again when the response headers are parsed, and when the counters show that the first segment
+// to come back carried both response bytes and the request's ACK, with nothing retransmitted, the
+// one sample the kernel took runs from the request leaving to the response's first segment
+// arriving, both stamped in the kernel: the client's event loop and HTTP parser are not in it (the
+// server's time to answer is, as ttfb means). An anylat reflector delays its ACKs so that its
+// response carries the ACK (reflector/http.ts); a server that sends a bare ACK first (most, on a
+// connection's first request: Linux acknowledges it at once) gets the monotonic value, and
+// ttfbTiming() counts why. Over https the kernel cannot tell the request from the handshake's end:
+// under TLS 1.3 the client's Finished is still unacknowledged when the request is written, and the
+// server's session tickets, sent when that Finished arrives, acknowledge it (and maybe the request)
+// ahead of the response, so the first sample is not the request's; https keeps the monotonic clock.
 import { lookup } from 'node:dns';
 import { subscribe } from 'node:diagnostics_channel';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -18,6 +32,7 @@ import { Client, errors as undiciErrors, type Dispatcher, type buildConnector } 
 import type { Attempt, FailureReason, LagWindows, Metric } from '../model.ts';
 import { AnylatError } from '../util/errors.ts';
 import { VERSION } from '../version.ts';
+import { loadTcpInfo, readTcpInfo, RESPONSE_FALLBACKS, responseRttFromTcpInfo, type ResponseFallback, type TcpInfo } from './tcp-info.ts';
 import type { HttpProbeOptions, ProbeFactory, Prober, ProbeTarget } from './types.ts';
 
 /** Default response header naming the site that answered. */
@@ -193,11 +208,33 @@ function exchange(
   });
 }
 
+/** An http prober, which also says how its `ttfb` values were timed. */
+export interface HttpProber extends Prober {
+  /**
+   * `kernel` when ttfb is timed from TCP_INFO (plain http, Linux, `ttfbClock` not `monotonic`); a
+   * response the kernel has no clean sample for is still timed by the monotonic clock, and counted
+   * in `ttfbTiming()`.
+   */
+  readonly ttfbClock: 'kernel' | 'monotonic';
+  /** How this prober's ttfb values were timed so far: by the kernel, or by the monotonic clock and why. */
+  ttfbTiming(): TtfbTiming;
+}
+
+/** Counts of timed ttfb values by clock; `fallbacks` says why the kernel could not time the others. */
+export interface TtfbTiming {
+  kernel: number;
+  monotonic: number;
+  fallbacks: Record<ResponseFallback, number>;
+}
+
 /**
  * Sets up an HTTP(S) prober for one target. Throws `AnylatError` (`ANYLAT_HTTP_URL`) for a URL
  * that is not http(s).
  */
-export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions): Prober => {
+export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions): HttpProber => httpProber(target, options)) satisfies ProbeFactory<'http'>;
+
+/** `createHttpProbe` with its concrete type. */
+export function httpProber(target: ProbeTarget, options: HttpProbeOptions): HttpProber {
   const url = parseUrl(options.url);
   const siteHeader = (options.siteHeader ?? DEFAULT_SITE_HEADER).toLowerCase();
   const warm = options.warm !== false;
@@ -215,6 +252,9 @@ export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions)
   if (warm) metrics.push('warm');
   const inflight = new Set<() => void>();
   watchRequestWrites();
+  // Load koffi now, while setting up, so the first sample's event loop is not blocked by it.
+  const kernelTtfb = !url.https && (options.ttfbClock ?? 'kernel') === 'kernel' && loadTcpInfo();
+  const timing: TtfbTiming = { kernel: 0, monotonic: 0, fallbacks: Object.fromEntries(RESPONSE_FALLBACKS.map((f) => [f, 0])) as Record<ResponseFallback, number> };
 
   const sample = (_seq: number): Promise<Attempt> =>
     new Promise<Attempt>((resolve) => {
@@ -230,6 +270,9 @@ export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions)
       let connections = 0;
       let readyAt = 0;
       let lastWriteAt: number | undefined;
+      // The plain connection's TCP_INFO and bytes written when the first request was about to be.
+      let plain: Socket | undefined;
+      let requestStart: { info: TcpInfo | undefined; written: number } | undefined;
       let settled = false;
 
       const cleanup = () => {
@@ -283,7 +326,11 @@ export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions)
         const hand = (socket: Socket) => {
           handedOver = true;
           readyAt = performance.now();
-          writeStamps.set(socket, (at) => (lastWriteAt = at));
+          writeStamps.set(socket, (at) => {
+            lastWriteAt = at;
+            // Only the first request is timed as ttfb; the warm one's write must not move the start.
+            if (plain && !requestStart) requestStart = { info: readTcpInfo(plain), written: plain.bytesWritten };
+          });
           waitingFor = 'response headers';
           callback(null, socket);
         };
@@ -296,6 +343,7 @@ export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions)
           values.connect = connectedAt - start;
           lagWindows.connect = [connectedAt, connectedAt];
           if (!url.https) {
+            if (kernelTtfb) plain = tcp;
             hand(tcp);
             return;
           }
@@ -343,6 +391,23 @@ export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions)
           values.ttfb = at - (lastWriteAt ?? readyAt);
           // Stamped right before the headers are written: only a stall when they come back counts.
           lagWindows.ttfb = lastWriteAt === undefined ? [readyAt, at] : [at, at];
+          if (plain) {
+            // What undici wrote since the stamp is the request, in one write (a GET has no body).
+            const kernel = requestStart
+              ? responseRttFromTcpInfo(requestStart.info, readTcpInfo(plain), plain.bytesWritten - requestStart.written, values.ttfb * 1000)
+              : ({ ok: false, why: 'unavailable' } as const);
+            if (kernel.ok) {
+              values.ttfb = kernel.us / 1000;
+              // Kernel timestamps at both ends: event-loop lag cannot reach it.
+              delete lagWindows.ttfb;
+              timing.kernel++;
+            } else {
+              timing.monotonic++;
+              timing.fallbacks[kernel.why]++;
+            }
+          } else {
+            timing.monotonic++;
+          }
           waitingFor = 'response body';
           return undefined;
         }).catch((err: unknown) => {
@@ -383,6 +448,8 @@ export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions)
 
   return {
     metrics,
+    ttfbClock: kernelTtfb ? 'kernel' : 'monotonic',
+    ttfbTiming: () => ({ ...timing, fallbacks: { ...timing.fallbacks } }),
     sample,
     async close() {
       for (const cleanup of inflight) cleanup();
@@ -390,4 +457,4 @@ export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions)
       return undefined;
     },
   };
-}) satisfies ProbeFactory<'http'>;
+}

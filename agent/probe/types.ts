@@ -63,6 +63,13 @@ export interface HttpProbeOptions extends ProbeOptionsBase {
   siteHeader?: string;
   /** also time a second request on the same connection (`warm`); default true */
   warm?: boolean;
+  /**
+   * how `ttfb` is timed: `kernel` (default) reports, over plain http on Linux, the kernel's RTT
+   * sample for the request when it has a clean one (probe/http.ts), else the monotonic span;
+   * `monotonic` always times the request's write to the response headers' callback (the
+   * behaviour before kernel timing, kept for comparison)
+   */
+  ttfbClock?: 'kernel' | 'monotonic';
 }
 
 export interface IcmpProbeOptions extends ProbeOptionsBase {}

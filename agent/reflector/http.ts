@@ -1,9 +1,25 @@
 // The reflector's HTTP endpoint: answers GET/HEAD on any path with its site and the source address
 // it saw, keeps connections alive so a prober's second ("warm") request rides the same one, and
 // bounds what a client can hold: header size, header and request deadlines, idle time, connections.
+//
+// Over plain http each connection's ACKs are delayed (TCP_QUICKACK off, Linux), as the TCP echo's
+// are (tcp-echo.ts): a response written at once then carries the ACK of its request, and the
+// prober's kernel takes one RTT sample from the request leaving to the response arriving, which
+// the http probe reads as ttfb. Left to itself Linux acknowledges a connection's first request at
+// once with a bare ACK, and the prober would fall back to its own clock. Over https the probe does
+// not time ttfb from the kernel (probe/http.ts says why), so its connections are left alone.
+//
+// Unlike the TCP echo, this endpoint reports no turnaround for the prober to subtract: the echo
+// finds its request's arrival in the kernel from the RTT sample that request's ACK of the previous
+// reply gave, but ttfb is a connection's first request, which acknowledges nothing of ours (the
+// client's bare ACK of the SYN/ACK went before it), and Node gives no kernel receive time for TCP.
+// A user-space stamp ('request' event to write) would miss the time the request waited for this
+// event loop and the HTTP parser, most of this side's share, and could be bent by lag. So ttfb
+// holds the reflector's time to answer, as ttfb means.
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { isIPv6, type Socket } from 'node:net';
+import { delayAcks, loadTcpInfo } from '../probe/tcp-info.ts';
 import { EnvironmentError } from '../util/errors.ts';
 import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
 
@@ -55,8 +71,17 @@ export async function startHttpReflector(options: HttpReflectorOptions): Promise
   const maxConnections = options.maxConnections ?? 1024;
   const counters: Counters = { connections: 0, requests: 0, not_allowed: 0, client_errors: 0, rejected_connections: 0 };
   const scheme = options.tls ? 'https' : 'http';
+  // koffi loads once, now, rather than in the first connection's callback.
+  const canDelayAcks = !options.tls && loadTcpInfo();
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
+    respond(req, res);
+    // After the response is written, so it costs it nothing: the kernel leaves ping-pong mode when
+    // a response was later than its delayed-ACK timer, and the next request would get a bare ACK.
+    if (canDelayAcks) delayAcks(req.socket);
+  };
+
+  const respond = (req: IncomingMessage, res: ServerResponse) => {
     counters.requests++;
     // A GET with a body is legal but useless here; drain it so the connection stays usable.
     req.resume();
@@ -101,7 +126,10 @@ export async function startHttpReflector(options: HttpReflectorOptions): Promise
     server.keepAliveTimeout = KEEP_ALIVE_MS;
     server.maxRequestsPerSocket = MAX_REQUESTS_PER_SOCKET;
     server.maxConnections = maxConnections;
-    server.on('connection', () => counters.connections++);
+    server.on('connection', (socket: Socket) => {
+      counters.connections++;
+      if (canDelayAcks) delayAcks(socket);
+    });
     server.on('drop', () => counters.rejected_connections++);
     server.on('clientError', onClientError);
     // A TLS client that gives up mid-handshake surfaces here; it is the client's problem, not ours.

@@ -2,7 +2,7 @@
 import type { EchoTiming } from '../../agent/probe/tcp.ts';
 
 /** What the driver measures: one row of the accuracy table each. */
-export const ACCURACY_METRICS = ['udp rtt', 'tcp connect (kernel)', 'tcp connect (monotonic)', 'tcp rtt (echo)', 'http ttfb', 'icmp rtt'] as const;
+export const ACCURACY_METRICS = ['udp rtt', 'tcp connect (kernel)', 'tcp connect (monotonic)', 'tcp rtt (echo)', 'http ttfb', 'http ttfb (monotonic)', 'icmp rtt'] as const;
 /**
  * Measured besides, for the echo-clock table: the same echo timed by the monotonic clock (a second
  * prober), next to the default kernel clock's `tcp rtt (echo)`.

@@ -126,3 +126,9 @@ export function assertNobodyCanRead(): void {
     );
   }
 }
+
+/**
+ * How early a Node timer may fire by performance.now(): libuv keeps timer time in whole
+ * milliseconds, so a server that answers "after LATE ms" may answer up to this much sooner.
+ */
+export const TIMER_EARLY_MS = 1;
