@@ -31,7 +31,9 @@ async function main(argv: string[]): Promise<number> {
   }
   if (name === '--version' || name === '-V') {
     const { VERSION } = await import('./version.ts');
-    process.stdout.write(`${VERSION}\n`);
+    // How this process runs, for bug reports: compiled by `npm run build`, or from the sources.
+    const how = new URL(import.meta.url).pathname.endsWith('.js') ? 'compiled' : 'TypeScript sources through tsx';
+    process.stdout.write(`${VERSION} (${how})\n`);
     return 0;
   }
   const command = COMMANDS[name];

@@ -79,7 +79,7 @@ describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
     assertFilled(bias!, 'bias table', ['metric', ...phaseNames.flatMap((p) => [`${p} median`, `${p} p95`, `${p} flagged`])]);
     assert.deepEqual(
       bias!.rows.map((row) => row[0]),
-      ['udp rtt', 'tcp connect (kernel)', 'tcp connect (monotonic)', 'tcp rtt (echo)', 'http ttfb', 'icmp rtt'],
+      ['udp rtt', 'tcp connect (kernel)', 'tcp connect (monotonic)', 'tcp rtt (echo)', 'http ttfb', 'http ttfb (monotonic)', 'icmp rtt'],
     );
     assertFilled(phases!, 'phase table', ['phase', 'what runs', 'measured samples', 'background samples/s', 'agent CPU', 'event-loop utilization', 'loop lag p99 ms']);
     assertFilled(reference!, 'reference table', ['origin', 'configured RTT ms', ...phaseNames.flatMap((p) => [`ping ${p} median`, `ping ${p} p95 − median`])]);
@@ -108,6 +108,29 @@ describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
     assertFilled(t!, 'sink table', ['run', 'rounds', 'lines (points)', 'field values', 'lines per request', 'drain time s', 'points/s', 'field values/s', 'all arrived', 'store: rounds saved/s']);
     assert.equal(t!.rows[0]![8], 'yes', 'VictoriaMetrics counted every field value the outbox held');
     assert.equal(r.json.benchmark, 'sink');
+  });
+
+  test("bench:web: page refreshes per window, on the dashboard thread and inline, with the agent thread's lag", async () => {
+    const r = await runBench('web');
+    assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
+    const [t] = tables(r.stdout);
+    assertFilled(t!, 'web table', ['window', 'rounds in window', 'mode', 'refreshes', 'refresh median ms', 'refresh p95 ms', 'agent-thread lag p99 ms', 'lag max ms', 'ticks late > 1 ms', 'agent time flagged %']);
+    assert.deepEqual(
+      t!.rows.map((row) => `${row[0]} ${row[2]}`),
+      ['1h', '6h', '24h', '7d'].flatMap((w) => [`${w} thread`, `${w} inline`]),
+    );
+    assert.equal(r.json.benchmark, 'web');
+    assert.equal(r.json.quick, true);
+    const runs = r.json.runs as Array<Record<string, unknown> & { agent: Record<string, unknown> }>;
+    assert.equal(runs.length, 8);
+    const fields = ['window', 'roundsInWindow', 'mode', 'refreshes', 'refreshMs', 'refreshMedianMs', 'refreshP95Ms', 'agent'];
+    const agentFields = ['seconds', 'ticks', 'lagP99Ms', 'lagMaxMs', 'lateTicks', 'flaggedPct', 'flaggedBusyPct', 'utilization'];
+    for (const run of runs) {
+      for (const f of fields) assert.ok(run[f] !== undefined && run[f] !== null, `${run.window} ${run.mode}: ${f} is filled`);
+      for (const f of agentFields) assert.equal(typeof run.agent[f], 'number', `${run.window} ${run.mode}: agent.${f} is a number`);
+      assert.ok((run.roundsInWindow as number) > 0, `${run.window} ${run.mode}: the window holds rounds`);
+    }
+    for (const f of agentFields) assert.equal(typeof (r.json.idle as Record<string, unknown>)[f], 'number', `idle.${f} is a number`);
   });
 
   test('bench:wire: ping over the wire against loopback', async () => {

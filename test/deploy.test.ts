@@ -59,6 +59,7 @@ const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   engines: { node: string };
   dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
+  scripts: Record<string, string>;
 };
 
 describe('Dockerfile', () => {
@@ -73,11 +74,22 @@ describe('Dockerfile', () => {
     for (const f of froms) assert.equal(f, `node:${major}-slim`);
   });
 
-  it('installs ping in the image that runs, and production dependencies only', () => {
+  it('installs ping in the image that runs, compiles the agent, and keeps production dependencies only', () => {
     assert.ok(inFinal.some((i) => i.op === 'RUN' && /apt-get install\b.*\biputils-ping\b/.test(i.args)), 'iputils-ping in the final stage');
-    assert.ok(ins.some((i) => i.op === 'RUN' && /\bnpm ci --omit=dev\b/.test(i.args)));
-    // bin/anylat.js runs TypeScript through tsx: it must survive --omit=dev.
-    assert.match(readFileSync(join(ROOT, 'bin/anylat.js'), 'utf8'), /from 'tsx\/esm\/api'/);
+    // `npm ci` runs `prepare` (the build), which needs TypeScript; the dev dependencies go after it.
+    const install = ins.find((i) => i.op === 'RUN' && /\bnpm ci\b/.test(i.args));
+    assert.ok(install, 'a RUN with npm ci');
+    assert.match(install.args, /\bnpm ci\b(?! --omit).*&& npm prune --omit=dev\b/);
+    assert.equal(pkg.scripts.prepare, 'node bin/build.js --optional');
+    for (const f of ['tsconfig.json', 'tsconfig.build.json', 'bin', 'agent']) {
+      assert.ok(
+        ins.some((i) => i.stage === install.stage && i.op === 'COPY' && i.args.split(' ').slice(0, -1).includes(f)),
+        `${f} is in the build stage before npm ci builds`,
+      );
+    }
+    assert.ok(inFinal.some((i) => i.op === 'COPY' && i.args === '--from=build /opt/anylat/agent ./agent'), 'the compiled agent goes into the image');
+    // Without a current build bin/anylat.js runs the TypeScript through tsx: it must survive the prune.
+    assert.match(readFileSync(join(ROOT, 'bin/anylat.js'), 'utf8'), /import\('tsx\/esm\/api'\)/);
     assert.ok(pkg.dependencies.tsx, 'tsx is a runtime dependency');
     assert.equal(pkg.devDependencies.tsx, undefined);
   });

@@ -41,12 +41,14 @@ export interface DashboardThread {
 }
 
 /**
- * The worker's script. The agent runs TypeScript through tsx, whose loader a worker does not
- * inherit: the worker registers it itself before importing worker.ts.
+ * The worker's script. The compiled agent (bin/build.js) starts the compiled worker.js; run from
+ * its TypeScript, the agent's tsx loader is not inherited by a worker, which registers it itself
+ * before importing worker.ts.
  */
 function workerScript(): string {
-  const entry = new URL('./worker.ts', import.meta.url);
-  if (!entry.pathname.endsWith('.ts')) return `import(${JSON.stringify(entry.href)});`;
+  const compiled = new URL(import.meta.url).pathname.endsWith('.js');
+  const entry = new URL(compiled ? './worker.js' : './worker.ts', import.meta.url);
+  if (compiled) return `import(${JSON.stringify(entry.href)});`;
   const tsx = import.meta.resolve('tsx/esm/api');
   return `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); });`;
 }

@@ -3,7 +3,7 @@
 // with one result line (progress goes to stderr).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { TSX_IMPORT } from '../../agent/lab/processes.ts';
+import { runnable } from '../../bin/compiled.js';
 
 export class AgentChild {
   private readonly child: ChildProcess;
@@ -11,8 +11,10 @@ export class AgentChild {
   private stderr = '';
   private exited = false;
 
+  /** `script`: the .ts file; it runs compiled, as the agent does, while the build is fresh (bin/compiled.js). */
   constructor(netns: string, script: string, args: string[] = []) {
-    this.child = spawn('ip', ['netns', 'exec', netns, process.execPath, '--import', TSX_IMPORT, script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const run = runnable(script);
+    this.child = spawn('ip', ['netns', 'exec', netns, process.execPath, ...run.execArgv, run.script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stderr!.on('data', (d: Buffer) => {
       this.stderr += d.toString();
       if (this.stderr.length > 100_000) this.stderr = this.stderr.slice(-50_000);

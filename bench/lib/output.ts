@@ -5,6 +5,7 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { compiledIsFresh } from '../../bin/compiled.js';
 
 export const BENCH_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
 export const RESULTS_DIR = join(BENCH_DIR, 'results');
@@ -55,15 +56,18 @@ export interface MachineNote {
   node: string;
   loadavg: number[];
   at: string;
+  /** how the benchmark's agent process runs: compiled (`npm run build`) or TypeScript through tsx */
+  agent: 'compiled' | 'tsx';
 }
 
 export function machineNote(): MachineNote {
   const c = cpus();
-  return { cpus: c.length, cpuModel: c[0]?.model ?? '?', node: process.version, loadavg: loadavg().map((x) => Math.round(x * 100) / 100), at: new Date().toISOString() };
+  return { cpus: c.length, cpuModel: c[0]?.model ?? '?', node: process.version, loadavg: loadavg().map((x) => Math.round(x * 100) / 100), at: new Date().toISOString(), agent: compiledIsFresh() ? 'compiled' : 'tsx' };
 }
 
 export function describeMachine(m: MachineNote): string {
-  return `${m.cpus} CPUs (${m.cpuModel}), Node ${m.node}, load average ${m.loadavg.join(' / ')} (1/5/15 min) at ${m.at}`;
+  const agent = m.agent === 'compiled' ? 'the agent compiled (npm run build)' : 'the agent as TypeScript through tsx (no current build)';
+  return `${m.cpus} CPUs (${m.cpuModel}), Node ${m.node}, ${agent}, load average ${m.loadavg.join(' / ')} (1/5/15 min) at ${m.at}`;
 }
 
 /** Writes the JSON result and says where. */

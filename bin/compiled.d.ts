@@ -1,0 +1,5 @@
+export declare const ROOT: string;
+export declare const STAMP: string;
+export declare const COMPILED_TREES: string[];
+export declare function compiledIsFresh(): boolean;
+export declare function runnable(tsPath: string): { script: string; execArgv: string[] };
