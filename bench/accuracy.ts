@@ -170,6 +170,10 @@ function report(
     ),
     '',
   );
+  lines.push(
+    `http ttfb timed by the kernel (the rest by the monotonic clock): ${summaries.map((s) => `${s.phase} ${fmt(echo(s, 'http ttfb').kernelPct, 1)}%`).join(', ')}`,
+    '',
+  );
   const failures = phases.flatMap((p) => Object.entries(p.result.failures).map(([m, n]) => `${p.plan.phase} ${m}: ${n}`));
   if (failures.length > 0) lines.push(`failed samples (not in the figures): ${failures.join(', ')}`, '');
   lines.push(`machine: ${describeMachine(run.before)}; at the end: load ${run.after.loadavg.join(' / ')}; ran ${run.elapsedS} s`);

@@ -7,6 +7,7 @@ import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
 import { startHttpReflector } from '../agent/reflector/http.ts';
 import type { ReflectorPart } from '../agent/reflector/types.ts';
 import { AnylatError } from '../agent/util/errors.ts';
@@ -213,4 +214,29 @@ test('http reflector: a taken port is an EnvironmentError naming the address', a
       return true;
     },
   );
+});
+
+test('a request that arrives before the reflector has seen its connection is not acknowledged on its own (Linux)', { skip: process.platform !== 'linux' && 'TCP_QUICKACK is Linux-only' }, () => {
+  // The client runs in another process while this one, the reflector's, is blocked in
+  // execFileSync: the kernel accepts the connection and receives the request, but the
+  // reflector's 'connection' callback cannot run. With the listening socket's ACKs delayed (which
+  // each accepted connection inherits) the request stays unacknowledged for the delayed-ACK timer
+  // (40 ms at least), so the response can carry the ACK; in quick-ACK mode, a connection's default,
+  // the kernel would acknowledge it at once.
+  const client = `
+    import net from 'node:net';
+    import { readTcpInfo } from ${JSON.stringify(new URL('../agent/probe/tcp-info.ts', import.meta.url).href)};
+    const request = 'GET / HTTP/1.1\\r\\nHost: svc.anylat.test\\r\\n\\r\\n';
+    const s = net.connect(${port}, '127.0.0.1', () => {
+      const before = readTcpInfo(s).bytesAcked;
+      s.write(request);
+      setTimeout(() => {
+        console.log(JSON.stringify({ request: request.length, acked: readTcpInfo(s).bytesAcked - before }));
+        process.exit(0);
+      }, 15);
+    });`;
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', client], { encoding: 'utf8', timeout: 30_000 });
+  const { request, acked } = JSON.parse(out) as { request: number; acked: number };
+  assert.ok(request > 0);
+  assert.equal(acked, 0, `the request (${request} bytes) was acknowledged at once: ${acked} bytes acked within 15 ms`);
 });

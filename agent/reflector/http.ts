@@ -6,7 +6,9 @@
 // are (tcp-echo.ts): a response written at once then carries the ACK of its request, and the
 // prober's kernel takes one RTT sample from the request leaving to the response arriving, which
 // the http probe reads as ttfb. Left to itself Linux acknowledges a connection's first request at
-// once with a bare ACK, and the prober would fall back to its own clock. Over https the probe does
+// once with a bare ACK, and the prober would fall back to its own clock. The listening socket is
+// set too: Linux copies the mode into each connection it accepts, which covers a request that
+// arrives before the 'connection' callback runs (half of them, over the lab's links, without it). Over https the probe does
 // not time ttfb from the kernel (probe/http.ts says why), so its connections are left alone.
 //
 // Unlike the TCP echo, this endpoint reports no turnaround for the prober to subtract: the echo
@@ -157,6 +159,9 @@ export async function startHttpReflector(options: HttpReflectorOptions): Promise
       // ipv6Only so `::` and `0.0.0.0` can both be bound, each with its own socket.
       server.listen({ host: address, port, ipv6Only: isIPv6(address) }, () => {
         server.off('error', reject);
+        // On the listening socket too: a connection inherits it from the moment the kernel creates
+        // it, so a request that arrives before 'connection' has run is not acknowledged at once.
+        if (canDelayAcks) delayAcks(server as unknown as Socket);
         resolve();
       });
     });
