@@ -143,7 +143,7 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
           'measured-monotonic',
           {
             tcp: { port: su.ports.tcp, echo: true, connectClock: 'monotonic', echoClock: 'monotonic' },
-            http: { url: `http://bench.anylat.test:${su.ports.http}/`, warm: false, ttfbClock: 'monotonic' },
+            http: { url: `http://bench.anylat.test:${su.monotonicHttpPort}/`, warm: false, ttfbClock: 'monotonic' },
           },
           su.samples,
           su.spacingMs,

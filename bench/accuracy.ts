@@ -7,7 +7,9 @@
 // prober, by the monotonic clock), http (ttfb from the kernel's RTT sample and, in the second prober, the monotonic clock) and icmp, while `ping` (kernel timestamps, in
 // another process) measures the same origins in the same run. For each sample,
 // bias = anylat's value − the median ping round trip to that origin in that phase; the wire's
-// ~0.1 ms per crossing is in both and cancels. Three phases: idle; the agent busy with many
+// ~0.1 ms per crossing is in both and cancels. ttfb also holds the server's time to answer, which
+// ping has not: for it the reference is the wire as well, a packet capture of each http prober's
+// connections in the agent's namespace (lib/capture.ts). Three phases: idle; the agent busy with many
 // concurrent paths in the same process; another process loading every CPU.
 import { join } from 'node:path';
 import { ACCURACY_METRICS, SAMPLE_METRICS, type AccuracySetup, type PhaseCommand, type PhaseResult } from './lib/accuracy-protocol.ts';
@@ -15,6 +17,7 @@ import { AgentChild } from './lib/child.ts';
 import { BENCH_PORTS, LOAD_PORTS, withBenchLab, type BenchTarget } from './lib/lab.ts';
 import { loadCpus } from './lib/load.ts';
 import { BENCH_DIR, benchArgs, describeMachine, fmt, machineNote, markdownTable, progress, signed, writeResult } from './lib/output.ts';
+import { assertTcpdump, WireTtfbReference } from './lib/capture.ts';
 import { PingReference } from './lib/reference.ts';
 import { median, quantile, round } from './lib/stats.ts';
 
@@ -78,16 +81,22 @@ async function main(): Promise<void> {
   const durationMs = args.quick ? 10_000 : 60_000;
   const started = Date.now();
   const before = machineNote();
+  assertTcpdump();
   const out = await withBenchLab(async (lab) => {
     const child = new AgentChild(lab.agentNetns, join(BENCH_DIR, 'accuracy-agent.ts'));
     const reference = new PingReference(lab.agentNetns, lab.targets.map((t) => t.address), 150);
+    // One capture per http prober: each one's connections go to their own port.
+    const wire = new WireTtfbReference(lab.agentNetns, BENCH_PORTS.http);
+    const wireMono = new WireTtfbReference(lab.agentNetns, lab.description.ports.http);
     try {
-      const setup: AccuracySetup = { targets: lab.targets.map((t) => ({ name: t.name, address: t.address })), ports: BENCH_PORTS, loadPorts: LOAD_PORTS, samples: 10, spacingMs: 250 };
+      await wire.start();
+      await wireMono.start();
+      const setup: AccuracySetup = { targets: lab.targets.map((t) => ({ name: t.name, address: t.address })), ports: BENCH_PORTS, monotonicHttpPort: lab.description.ports.http, loadPorts: LOAD_PORTS, samples: 10, spacingMs: 250 };
       await child.request({ setup });
       progress('warming up the agent (3 s, not counted)');
       await child.request<PhaseResult>({ phase: 'warmup', durationMs: 3000, busyPaths: 0, busyRatePerPath: 0 } satisfies PhaseCommand);
       reference.start();
-      const phases: Array<{ plan: PhasePlan; result: PhaseResult; refMedian: Record<string, number>; refSpread: Record<string, number>; refN: Record<string, number> }> = [];
+      const phases: Array<{ plan: PhasePlan; result: PhaseResult; refMedian: Record<string, number>; refSpread: Record<string, number>; refN: Record<string, number>; wireMedian: Record<string, number>; wireTtfbs: Record<string, number[]>; wireMonoMedian: Record<string, number>; wireMonoTtfbs: Record<string, number[]>; wireToPing: number[] }> = [];
       for (const plan of PHASES) {
         progress(`phase ${plan.phase}: ${plan.what} (${durationMs / 1000} s)`);
         const load = plan.loadCpus ? loadCpus() : undefined;
@@ -96,13 +105,25 @@ async function main(): Promise<void> {
           const refMedian: Record<string, number> = {};
           const refSpread: Record<string, number> = {};
           const refN: Record<string, number> = {};
+          const wireMedian: Record<string, number> = {};
+          const wireTtfbs: Record<string, number[]> = {};
+          const wireMonoMedian: Record<string, number> = {};
+          const wireMonoTtfbs: Record<string, number[]> = {};
+          const wireToPing: number[] = [];
           for (const t of lab.targets) {
             const rtts = reference.between(t.address, result.startedAt, result.endedAt);
             refMedian[t.name] = median(rtts);
             refSpread[t.name] = quantile(rtts, 0.95) - median(rtts);
             refN[t.name] = rtts.length;
+            const ttfbs = wire.between(t.address, result.startedAt, result.endedAt);
+            wireMedian[t.name] = median(ttfbs);
+            wireTtfbs[t.name] = ttfbs;
+            const mono = wireMono.between(t.address, result.startedAt, result.endedAt);
+            wireMonoMedian[t.name] = median(mono);
+            wireMonoTtfbs[t.name] = mono;
+            for (const v of ttfbs) wireToPing.push(v - refMedian[t.name]!);
           }
-          phases.push({ plan, result, refMedian, refSpread, refN });
+          phases.push({ plan, result, refMedian, refSpread, refN, wireMedian, wireTtfbs, wireMonoMedian, wireMonoTtfbs, wireToPing });
         } finally {
           await load?.stop();
         }
@@ -112,6 +133,8 @@ async function main(): Promise<void> {
       return { phases, targets: lab.targets };
     } finally {
       await reference.stop();
+      await wire.stop();
+      await wireMono.stop();
       await child.close();
     }
   });
@@ -120,7 +143,7 @@ async function main(): Promise<void> {
 }
 
 function report(
-  phases: Array<{ plan: PhasePlan; result: PhaseResult; refMedian: Record<string, number>; refSpread: Record<string, number>; refN: Record<string, number> }>,
+  phases: Array<{ plan: PhasePlan; result: PhaseResult; refMedian: Record<string, number>; refSpread: Record<string, number>; refN: Record<string, number>; wireMedian: Record<string, number>; wireTtfbs: Record<string, number[]>; wireMonoMedian: Record<string, number>; wireMonoTtfbs: Record<string, number[]>; wireToPing: number[] }>,
   targets: BenchTarget[],
   run: { quick: boolean; durationMs: number; elapsedS: number; before: ReturnType<typeof machineNote>; after: ReturnType<typeof machineNote> },
   outFile: string,
@@ -174,6 +197,33 @@ function report(
     `http ttfb timed by the kernel (the rest by the monotonic clock): ${summaries.map((s) => `${s.phase} ${fmt(echo(s, 'http ttfb').kernelPct, 1)}%`).join(', ')}`,
     '',
   );
+  lines.push(
+    "http ttfb against the wire: each connection's ttfb as the agent's interfaces saw it (tcpdump, kernel timestamps: the request's first data segment out to the response's first in) is the truth ttfb should equal; the server's own time to answer is in both, and varies. median: anylat's median − the wire's, per origin, pooled; p95: the same for p95 (each side against the wire's median per origin). wire ttfb − ping: the server's own time to answer, which ttfb includes and ping does not; ms",
+    '',
+  );
+  // Every value against the wire's median ttfb to its origin in that phase: anylat's samples and the
+  // wire's own, so their medians and p95s compare like with like.
+  // Each prober against the capture of its own connections (its own port).
+  const against = (p: (typeof phases)[number], metric: string, wireMedian: Record<string, number>, wireTtfbs: Record<string, number[]>) => {
+    const idx = SAMPLE_METRICS.indexOf(metric as (typeof SAMPLE_METRICS)[number]);
+    const byName = new Map(targets.map((t) => [t.name, wireMedian[t.name] ?? Number.NaN]));
+    const mine = p.result.records.filter((r) => r[0] === idx && r[3] === 0).map((r) => r[2] - (byName.get(r[1]) ?? Number.NaN));
+    const wires = targets.flatMap((t) => (wireTtfbs[t.name] ?? []).map((v) => v - wireMedian[t.name]!));
+    return { n: wires.length, medianMs: round(median(mine) - median(wires)), p95Ms: round(quantile(mine, 0.95) - quantile(wires, 0.95)) };
+  };
+  const wireRows = phases.map((p) => ({
+    phase: p.plan.phase,
+    server: round(median(p.wireToPing)),
+    kernel: against(p, 'http ttfb', p.wireMedian, p.wireTtfbs),
+    monotonic: against(p, 'http ttfb (monotonic)', p.wireMonoMedian, p.wireMonoTtfbs),
+  }));
+  lines.push(
+    markdownTable(
+      ['phase', 'wire ttfb samples', 'wire ttfb − ping median', 'ttfb (kernel) median', 'ttfb (kernel) p95', 'ttfb (monotonic) median', 'ttfb (monotonic) p95'],
+      wireRows.map((w) => [w.phase, w.kernel.n + w.monotonic.n, signed(w.server, 3), signed(w.kernel.medianMs, 3), signed(w.kernel.p95Ms, 3), signed(w.monotonic.medianMs, 3), signed(w.monotonic.p95Ms, 3)]),
+    ),
+    '',
+  );
   const failures = phases.flatMap((p) => Object.entries(p.result.failures).map(([m, n]) => `${p.plan.phase} ${m}: ${n}`));
   if (failures.length > 0) lines.push(`failed samples (not in the figures): ${failures.join(', ')}`, '');
   lines.push(`machine: ${describeMachine(run.before)}; at the end: load ${run.after.loadavg.join(' / ')}; ran ${run.elapsedS} s`);
@@ -192,6 +242,7 @@ function report(
       reference: Object.fromEntries(targets.map((t) => [t.name, { n: p.refN[t.name], medianMs: round(p.refMedian[t.name]!), p95MinusMedianMs: round(p.refSpread[t.name]!) }])),
       failures: p.result.failures,
       echoTiming: p.result.echoTiming,
+      wire: { ttfbMedianMs: Object.fromEntries(targets.map((t) => [t.name, round(p.wireMedian[t.name]!)])), ...wireRows[i] },
       metrics: summaries[i]!.metrics,
     })),
   });

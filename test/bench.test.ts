@@ -74,7 +74,7 @@ describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
   test('bench:accuracy: anylat − ping per metric and phase, the phases, the reference', async () => {
     const r = await runBench('accuracy');
     assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
-    const [bias, phases, reference] = tables(r.stdout);
+    const [bias, phases, reference, echo, wire] = tables(r.stdout);
     const phaseNames = ['idle', 'busy', 'loaded'];
     assertFilled(bias!, 'bias table', ['metric', ...phaseNames.flatMap((p) => [`${p} median`, `${p} p95`, `${p} flagged`])]);
     assert.deepEqual(
@@ -84,6 +84,13 @@ describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
     assertFilled(phases!, 'phase table', ['phase', 'what runs', 'measured samples', 'background samples/s', 'agent CPU', 'event-loop utilization', 'loop lag p99 ms']);
     assertFilled(reference!, 'reference table', ['origin', 'configured RTT ms', ...phaseNames.flatMap((p) => [`ping ${p} median`, `ping ${p} p95 − median`])]);
     assert.deepEqual(reference!.rows.map((row) => row[0]), ['d1', 'd10', 'd50', 'd150']);
+    const byPhase = ['phase', ...phaseNames];
+    assertFilled(echo!, 'echo clock table', ['phase', 'timed by the kernel', 'turnaround subtracted', 'default median', 'default p95', 'default flagged', 'monotonic median', 'monotonic p95', 'monotonic all p95', 'monotonic flagged']);
+    assert.deepEqual(['phase', ...echo!.rows.map((row) => row[0])], byPhase);
+    // The packet capture saw the http probers' connections: tcpdump is installed and parsed.
+    assertFilled(wire!, 'wire ttfb table', ['phase', 'wire ttfb samples', 'wire ttfb − ping median', 'ttfb (kernel) median', 'ttfb (kernel) p95', 'ttfb (monotonic) median', 'ttfb (monotonic) p95']);
+    assert.deepEqual(['phase', ...wire!.rows.map((row) => row[0])], byPhase);
+    for (const row of wire!.rows) assert.ok(Number(row[1]) > 0, `${row[0]}: no wire ttfb captured`);
     assert.equal(r.json.benchmark, 'accuracy');
     assert.equal(r.json.quick, true);
     assert.deepEqual((r.json.phases as Array<{ phase: string }>).map((p) => p.phase), phaseNames);

@@ -15,6 +15,11 @@ export type AccuracyMetric = (typeof SAMPLE_METRICS)[number];
 export interface AccuracySetup {
   targets: Array<{ name: string; address: string }>;
   ports: { udp: number; tcp: number; http: number };
+  /**
+   * the HTTP port the monotonic-clock http prober measures: the lab's own reflector (idle, the
+   * same code), so that each prober's connections can be told apart on the wire
+   */
+  monotonicHttpPort: number;
   /** the reflectors that answer the background load (other processes than the measured ones) */
   loadPorts: { udp: number; tcp: number; http: number };
   /** samples per round and spacing of the measured rounds */
