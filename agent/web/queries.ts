@@ -1,10 +1,10 @@
 // What the dashboard's JSON endpoints answer, computed from the store's public read API. Nothing
 // here writes; everything takes `now` so a response describes one instant. The heavy lifting
 // (medians over a window, site runs) is done in SQL by the store; this shapes it for the page.
-import { PROTOCOL_METRICS, PROTOCOLS, type EndpointKind, type Metric, type Protocol, type Scope } from '../model.ts';
+import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../model.ts';
 import type { AgentHealth, EventRow, ReportRow, ServiceSummary, Store } from '../store/index.ts';
 import { median } from '../store/index.ts';
-import type { SiteRun } from '../store/queries.ts';
+import type { BenefitColumns, LossColumns, SiteRun } from '../store/queries.ts';
 import { WebParamError, type Params } from './params.ts';
 
 /** The part of the store the dashboard reads. */
@@ -109,33 +109,16 @@ export interface BenefitResponse extends Window {
 
 export interface LatencyResponse extends Window {
   metric: string | null;
-  regions: Array<{
-    agent: string;
-    agent_region: string;
-    /** one entry per round, oldest first; arrays are parallel */
-    t: number[];
-    anycast_p50_ms: Array<number | null>;
-    baseline_p50_ms: Array<number | null>;
-    baseline: string[];
-    saved_ms: Array<number | null>;
-    ci_low_ms: Array<number | null>;
-    ci_high_ms: Array<number | null>;
-  }>;
+  /** per region, one entry per round, oldest first; arrays are parallel */
+  regions: Array<{ agent: string; agent_region: string } & BenefitColumns>;
 }
 
 export interface LossResponse extends Window {
   regions: Array<{
     agent: string;
     agent_region: string;
-    paths: Array<{
-      endpoint: string;
-      kind: EndpointKind;
-      protocol: Protocol;
-      t: number[];
-      loss_pct: Array<number | null>;
-      sent: number[];
-      received: number[];
-    }>;
+    /** per path, one entry per round, oldest first; arrays are parallel */
+    paths: Array<Omit<LossColumns, 'agent'>>;
   }>;
 }
 
@@ -384,18 +367,8 @@ export class DashboardQueries {
     if (w.service === null || selected === null) return out;
     const columns = this.store.benefitColumns({ since: w.from_t, until: now + 1, service: w.service, protocol: selected.protocol, metric: selected.metric });
     out.regions = w.agents.map(({ agent, agent_region }) => {
-      const c = columns.get(agent);
-      return {
-        agent,
-        agent_region,
-        t: c?.t ?? [],
-        anycast_p50_ms: c?.anycast_p50_ms ?? [],
-        baseline_p50_ms: c?.baseline_p50_ms ?? [],
-        baseline: c?.baseline ?? [],
-        saved_ms: c?.saved_ms ?? [],
-        ci_low_ms: c?.ci_low_ms ?? [],
-        ci_high_ms: c?.ci_high_ms ?? [],
-      };
+      const none: BenefitColumns = { t: [], anycast_p50_ms: [], baseline_p50_ms: [], baseline: [], saved_ms: [], ci_low_ms: [], ci_high_ms: [] };
+      return { agent, agent_region, ...(columns.get(agent) ?? none) };
     });
     return out;
   }
@@ -408,7 +381,7 @@ export class DashboardQueries {
     out.regions = w.agents.map(({ agent, agent_region }) => {
       const list = columns
         .filter((c) => c.agent === agent)
-        .map(({ endpoint, kind, protocol, t, loss_pct, sent, received }) => ({ endpoint, kind, protocol, t, loss_pct, sent, received }))
+        .map(({ agent: _agent, ...path }) => path)
         .sort(
           (a, b) =>
             (a.kind === b.kind ? 0 : a.kind === 'anycast' ? -1 : 1) ||
