@@ -3,7 +3,7 @@
 // What one refresh of the dashboard costs, and what it costs the agent. A store like an agent's
 // after a week (3 agents at one round a minute: 30,000 rounds, each with 7 protocol/metrics over
 // the anycast and one unicast path, site changes as events, a heartbeat per agent), written with
-// SQL as test/web-worker.test.ts's fillBig does. For each window (the page offers up to 24h; 7d
+// SQL (test/support/big-store.ts). For each window (the page offers up to 24h; 7d
 // is asked for by hand, ?since=7d) this requests what the page does per refresh
 // (agent/web/public/app.js: services, then benefit, then latency, loss, sites, events and health
 // in parallel), refresh after refresh, over real HTTP with JSON parsed. The
@@ -18,11 +18,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
-import Database from 'better-sqlite3';
 import { openStore, type Store } from '../agent/store/index.ts';
 import { LagMonitor, type LagWindow } from '../agent/util/lag.ts';
 import { startWebServer, type WebServer } from '../agent/web/index.ts';
 import { WORKER_NICE } from '../agent/web/thread.ts';
+import { fillStore } from '../test/support/big-store.ts';
 import { benchArgs, describeMachine, fmt, machineNote, markdownTable, progress, writeResult } from './lib/output.ts';
 import { median, quantile, round } from './lib/stats.ts';
 
@@ -33,15 +33,6 @@ const USAGE = `usage: npm run bench:web [-- --quick] [-- --out FILE]
 const AGENTS = 3;
 /** one round a minute per agent */
 const GAP_MS = 60_000 / AGENTS;
-const METRICS: Array<[string, string, string]> = [
-  ['udp', 'rtt', 'end_to_end'],
-  ['tcp', 'connect', 'edge'],
-  ['tcp', 'rtt', 'end_to_end'],
-  ['tls', 'handshake', 'end_to_end'],
-  ['http', 'ttfb', 'end_to_end'],
-  ['http', 'total', 'end_to_end'],
-  ['http', 'warm', 'end_to_end'],
-];
 const WINDOWS = ['1h', '6h', '24h', '7d'];
 const MODES = ['thread', 'inline'] as const;
 type Mode = (typeof MODES)[number];
@@ -57,53 +48,6 @@ interface Plan {
 
 const FULL: Plan = { rounds: 30_000, min: 5, max: 30, budgetMs: 12_000, idleMs: 5_000 };
 const QUICK: Plan = { rounds: 3_000, min: 3, max: 10, budgetMs: 1_500, idleMs: 1_000 };
-
-/**
- * `rounds` rounds, the last one at `now`, written with SQL into the file the store created (one
- * transaction, seconds; saveRound would fsync each). Values vary from round to round so every
- * median has work.
- */
-function fillStore(path: string, rounds: number, now: number): void {
-  const db = new Database(path);
-  const start = now - (rounds - 1) * GAP_MS;
-  const metrics = METRICS.map(([p, m, s], i) => `SELECT ${i} AS ord, '${p}' AS protocol, '${m}' AS metric, '${s}' AS scope`).join(' UNION ALL ');
-  db.transaction(() => {
-    db.prepare(
-      `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < @rounds - 1)
-       INSERT INTO rounds (agent, agent_region, service, started_at, scheduled_at, duration_ms, saved_at)
-       SELECT 'agent-' || (i % ${AGENTS}), 'region-' || (i % ${AGENTS}), 'web', @start + i * ${GAP_MS}, @start + i * ${GAP_MS}, 1200, @now FROM n`,
-    ).run({ rounds, start, now });
-    db.exec(
-      `INSERT INTO benefit (round_id, ord, protocol, metric, scope, baseline, anycast_p50_ms, baseline_p50_ms, saved_ms, saved_pct,
-                            ci_low_ms, ci_high_ms, win_rate, pairs)
-       SELECT r.id, m.ord, m.protocol, m.metric, m.scope, 'us-east-1',
-              10 + (r.id * 7919 % 997) / 100.0, 40 + (r.id * 104729 % 991) / 100.0, 30 + (r.id * 7907 % 983) / 100.0 - 10,
-              (r.id * 31 % 100) * 1.0, 18 + (r.id % 89) / 10.0, 22 + (r.id % 97) / 10.0, (r.id % 101) / 100.0, 20
-       FROM rounds r CROSS JOIN (${metrics}) m`,
-    );
-    // The anycast path (its site moves every 50 rounds) and the unicast baseline, per metric.
-    db.exec(
-      `INSERT INTO paths (round_id, ord, endpoint, kind, address, protocol, metric, scope, site, sent, received, loss_pct, p50_ms, flagged)
-       SELECT r.id, 2 * m.ord, 'anycast', 'anycast', '198.18.0.10', m.protocol, m.metric, m.scope,
-              CASE WHEN (r.id / 50) % 2 = 0 THEN 'edge-a' ELSE 'edge-b' END, 20, 20 - (r.id % 7 = 0), (r.id % 7 = 0) * 5.0,
-              10 + (r.id * 7919 % 997) / 100.0, 0
-       FROM rounds r CROSS JOIN (${metrics}) m`,
-    );
-    db.exec(
-      `INSERT INTO paths (round_id, ord, endpoint, kind, address, protocol, metric, scope, site, sent, received, loss_pct, p50_ms, flagged)
-       SELECT r.id, 2 * m.ord + 1, 'us-east-1', 'unicast', '10.0.0.1', m.protocol, m.metric, m.scope, 'us-east-1', 20, 20, 0,
-              40 + (r.id * 104729 % 991) / 100.0, 0
-       FROM rounds r CROSS JOIN (${metrics}) m`,
-    );
-    db.exec(
-      `INSERT INTO events (round_id, agent, service, type, message, from_value, to_value, at)
-       SELECT r.id, r.agent, r.service, 'site_change', 'anycast site changed',
-              CASE WHEN (r.id / 50) % 2 = 0 THEN 'edge-b' ELSE 'edge-a' END, CASE WHEN (r.id / 50) % 2 = 0 THEN 'edge-a' ELSE 'edge-b' END, r.started_at
-       FROM rounds r WHERE r.id % 50 = 0`,
-    );
-  })();
-  db.close();
-}
 
 function saveHeartbeats(store: Store, now: number): void {
   for (let a = 0; a < AGENTS; a++) {
@@ -296,7 +240,7 @@ async function main(): Promise<void> {
     progress(`filling a store with ${plan.rounds} rounds (${AGENTS} agents, one round a minute each: ${fmt((plan.rounds * GAP_MS) / 86_400_000, 1)} days)`);
     const t0 = performance.now();
     const now = Date.now();
-    fillStore(path, plan.rounds, now);
+    fillStore(path, { rounds: plan.rounds, agents: AGENTS, gapMs: GAP_MS, now });
     saveHeartbeats(store, now);
     fillS = (performance.now() - t0) / 1000;
     // As `anylat run` starts it (the agent's own handle), and as it ran before (inline).

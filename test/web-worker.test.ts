@@ -8,60 +8,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import Database from 'better-sqlite3';
 import { openStore, type Store } from '../agent/store/index.ts';
 import { LagMonitor } from '../agent/util/lag.ts';
 import { startWebServer, type WebServer } from '../agent/web/index.ts';
 import type { BenefitResponse, ServicesResponse } from '../agent/web/index.ts';
+import { fillStore } from './support/big-store.ts';
 import { makeRound } from './support/rounds.ts';
 
 const AGENTS = 3;
 const ROUNDS = 12_000;
 const GAP_MS = 20_000;
-/** end-to-end and edge metrics a round of an agent probing every protocol compares */
-const METRICS: Array<[string, string, string]> = [
-  ['udp', 'rtt', 'end_to_end'],
-  ['tcp', 'connect', 'edge'],
-  ['tcp', 'rtt', 'end_to_end'],
-  ['tls', 'handshake', 'end_to_end'],
-  ['http', 'ttfb', 'end_to_end'],
-  ['http', 'total', 'end_to_end'],
-  ['http', 'warm', 'end_to_end'],
-];
-
-/**
- * A store with ROUNDS rounds (about 2.8 days of 3 agents at one round a minute), written with SQL
- * into the file the store created: saving that many rounds one transaction (and fsync) each would
- * take minutes. The values vary from round to round so that every median has work to do.
- */
-function fillBig(path: string, now: number): void {
-  const db = new Database(path);
-  const start = now - ROUNDS * GAP_MS;
-  const metrics = METRICS.map(([p, m, s], i) => `SELECT ${i} AS ord, '${p}' AS protocol, '${m}' AS metric, '${s}' AS scope`).join(' UNION ALL ');
-  db.transaction(() => {
-    db.prepare(
-      `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < @rounds - 1)
-       INSERT INTO rounds (agent, agent_region, service, started_at, scheduled_at, duration_ms, saved_at)
-       SELECT 'agent-' || (i % ${AGENTS}), 'region-' || (i % ${AGENTS}), 'web', @start + i * ${GAP_MS}, @start + i * ${GAP_MS}, 1200, @now FROM n`,
-    ).run({ rounds: ROUNDS, start, now });
-    db.exec(
-      `INSERT INTO benefit (round_id, ord, protocol, metric, scope, baseline, anycast_p50_ms, baseline_p50_ms, saved_ms, saved_pct,
-                            ci_low_ms, ci_high_ms, win_rate, pairs)
-       SELECT r.id, m.ord, m.protocol, m.metric, m.scope, 'us-east-1',
-              10 + (r.id * 7919 % 997) / 100.0, 40 + (r.id * 104729 % 991) / 100.0, 30 + (r.id * 7907 % 983) / 100.0 - 10,
-              (r.id * 31 % 100) * 1.0, 18 + (r.id % 89) / 10.0, 22 + (r.id % 97) / 10.0, (r.id % 101) / 100.0, 20
-       FROM rounds r CROSS JOIN (${metrics}) m`,
-    );
-    db.exec(
-      `INSERT INTO paths (round_id, ord, endpoint, kind, address, protocol, metric, scope, site, sent, received, loss_pct, p50_ms, flagged)
-       SELECT r.id, m.ord, 'anycast', 'anycast', '198.18.0.10', m.protocol, m.metric, m.scope,
-              CASE WHEN (r.id / 50) % 2 = 0 THEN 'edge-a' ELSE 'edge-b' END, 20, 20, 0, 10, 0
-       FROM rounds r CROSS JOIN (${metrics}) m`,
-    );
-  })();
-  db.close();
-}
-
 /** The longest stretch the monitor saw the loop held up within [t0, t1]. */
 function longestStall(lag: LagMonitor, t0: number, t1: number): number {
   return Math.max(0, ...lag.windowsSince(t0).filter((w) => w.from <= t1).map((w) => w.to - w.from));
@@ -100,7 +56,7 @@ describe('web dashboard on its own thread', () => {
     dir = mkdtempSync(join(tmpdir(), 'anylat-web-worker-'));
     const path = join(dir, 'anylat.db');
     store = openStore(path, { retention: { maxAgeMs: 30 * 86_400_000, maxRows: 1_000_000 }, outbox: false });
-    fillBig(path, Date.now());
+    fillStore(path, { rounds: ROUNDS, agents: AGENTS, gapMs: GAP_MS, now: Date.now() });
     worker = await startWebServer({ store, listen: '127.0.0.1:0', log: () => {} });
     inline = await startWebServer({ store, listen: '127.0.0.1:0', log: () => {}, inline: true });
   });
