@@ -46,9 +46,24 @@ export function summarize(config: AnylatConfig): string {
 }
 
 /** Every problem on its own line, as editors and CI annotate them, then a count. */
-export function reportProblems(err: ConfigError, file: string): string {
+function reportProblems(err: ConfigError, file: string): string {
   const n = err.problems.length;
   return `${err.problems.join('\n')}\nanylat: ${n} problem${n === 1 ? '' : 's'} in ${file}\n`;
+}
+
+/**
+ * Loads the config `--config` names (or the default path); on a mistake, writes every problem to
+ * stderr and returns the exit code instead.
+ */
+export function loadConfigOrReport(flag: string | undefined): AnylatConfig | number {
+  const file = configPath(flag);
+  try {
+    return loadConfig(file);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(reportProblems(err, file));
+    return err.exitCode;
+  }
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -65,15 +80,8 @@ export async function run(argv: string[]): Promise<number> {
     throw new UsageError(sub === undefined ? `config: expected a subcommand: check\n\n${CONFIG_USAGE}` : `config: unknown subcommand "${sub}" (expected: check)`);
   }
   if (extra.length > 0) throw new UsageError(`config check: unexpected argument "${extra[0]}" (use --config FILE)`);
-  const file = configPath(values.config);
-  let config: AnylatConfig;
-  try {
-    config = loadConfig(file);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(reportProblems(err, file));
-    return err.exitCode;
-  }
+  const config = loadConfigOrReport(values.config);
+  if (typeof config === 'number') return config;
   process.stdout.write(`${summarize(config)}\n`);
   return 0;
 }

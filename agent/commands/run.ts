@@ -1,12 +1,10 @@
 // `anylat run [--config F]`: the scheduled agent, until SIGTERM or SIGINT.
 import { parseArgs } from 'node:util';
 import { Agent, SHUTDOWN_DEFAULTS, type WebContext, type WebHandle } from '../agent.ts';
-import { configPath, loadConfig } from '../config/load.ts';
-import type { AnylatConfig } from '../config/types.ts';
 import { formatDuration, parseDuration } from '../util/duration.ts';
-import { ConfigError, UsageError } from '../util/errors.ts';
+import { UsageError } from '../util/errors.ts';
 import { parseArgsOrUsage } from './args.ts';
-import { reportProblems } from './config.ts';
+import { loadConfigOrReport } from './config.ts';
 
 export const RUN_USAGE = `usage: anylat run [--config FILE] [--grace D] [--drain D] [--outbox]
 
@@ -61,15 +59,8 @@ export async function run(argv: string[]): Promise<number> {
   const roundGraceMs = values.grace === undefined ? SHUTDOWN_DEFAULTS.roundGraceMs : parseDuration(values.grace, '--grace');
   const drainMs = values.drain === undefined ? SHUTDOWN_DEFAULTS.drainMs : parseDuration(values.drain, '--drain');
 
-  const file = configPath(values.config);
-  let config: AnylatConfig;
-  try {
-    config = loadConfig(file);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(reportProblems(err, file));
-    return err.exitCode;
-  }
+  const config = loadConfigOrReport(values.config);
+  if (typeof config === 'number') return config;
 
   const agent = new Agent({ config, log, web: startDashboard, outbox: values.outbox === true });
   // Signals are caught before start so one arriving while the store opens still drains cleanly.
