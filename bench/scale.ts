@@ -153,6 +153,16 @@ function report(outcomes: StepOutcome[], run: { quick: boolean; elapsedS: number
   const biasCell = (x: Bias | undefined) => (x ? `${signed(x.medianMs)} / ${signed(x.p95Ms)}` : '-');
   const grow = outcomes.filter((o) => o.plan.kind === 'udp+tcp');
   const icmp = outcomes.filter((o) => o.plan.kind === 'icmp');
+  // The columns both tables share, from 'offered samples/s' to 'rounds started / late / abandoned'.
+  const loadCells = (o: StepOutcome) => [
+    Math.round(o.offeredPerS),
+    Math.round(o.sustainedPerS),
+    `${fmt(o.result.cpuPct, 0)}%`,
+    `${fmt(o.result.machineCpuPct, 0)}%`,
+    o.result.peakRssMb,
+    fmt(o.result.lagP99Ms, 1),
+    `${o.result.rounds.started} / ${o.result.rounds.late} / ${o.result.rounds.abandoned}`,
+  ];
   lines.push('One agent process, udp + tcp (connect and echo) to 4 origins; bias = anylat − ping (median / p95, ms); CPU is the agent process (100% = one core), machine CPU all cores (the lab runs on them too)', '');
   lines.push(
     markdownTable(
@@ -160,13 +170,7 @@ function report(outcomes: StepOutcome[], run: { quick: boolean; elapsedS: number
       grow.map((o) => [
         o.result.paths,
         o.result.services,
-        Math.round(o.offeredPerS),
-        Math.round(o.sustainedPerS),
-        `${fmt(o.result.cpuPct, 0)}%`,
-        `${fmt(o.result.machineCpuPct, 0)}%`,
-        o.result.peakRssMb,
-        fmt(o.result.lagP99Ms, 1),
-        `${o.result.rounds.started} / ${o.result.rounds.late} / ${o.result.rounds.abandoned}`,
+        ...loadCells(o),
         biasCell(b(o, 'udp rtt')),
         biasCell(b(o, 'tcp connect')),
         biasCell(b(o, 'tcp rtt')),
@@ -184,13 +188,7 @@ function report(outcomes: StepOutcome[], run: { quick: boolean; elapsedS: number
       ['paths', 'offered samples/s', 'sustained samples/s', 'agent CPU', 'machine CPU', 'peak RSS MB', 'loop lag p99 ms', 'rounds started / late / abandoned', 'icmp rtt bias', 'kept up'],
       icmp.map((o) => [
         o.result.paths,
-        Math.round(o.offeredPerS),
-        Math.round(o.sustainedPerS),
-        `${fmt(o.result.cpuPct, 0)}%`,
-        `${fmt(o.result.machineCpuPct, 0)}%`,
-        o.result.peakRssMb,
-        fmt(o.result.lagP99Ms, 1),
-        `${o.result.rounds.started} / ${o.result.rounds.late} / ${o.result.rounds.abandoned}`,
+        ...loadCells(o),
         biasCell(b(o, 'icmp rtt')),
         o.keptUp ? 'yes' : `no: ${o.why.join('; ')}`,
       ]),
