@@ -242,18 +242,33 @@ export function echoRttFromTcpInfo(
   requestBytes: number,
   spanUs: number,
 ): { ok: true; us: number; exact: boolean } | { ok: false; why: EchoFallback } {
+  const d = deltas(before, after);
+  if (!d.ok) return d;
+  if (d.segs > d.dataSegs) return { ok: false, why: 'separate_ack' };
+  if (d.dataSegs > 1) return { ok: false, why: 'split_reply' };
+  if (d.dataSegs !== 1) return { ok: false, why: 'inconsistent' };
+  if (d.acked !== requestBytes) return { ok: false, why: 'not_acked' };
+  return oneSample(before!, after!, spanUs);
+}
+
+// What both exchanges check first: the counters are there and nothing was retransmitted; then how
+// far they moved (u32 counters: wrap-around safe differences). dataSegsOut is read only when the
+// kernel has it (>= 4.6, as dataSegsIn).
+function deltas(
+  before: TcpInfo | undefined,
+  after: TcpInfo | undefined,
+): { ok: true; segs: number; dataSegs: number; dataSegsOut: number | undefined; acked: number } | { ok: false; why: 'unavailable' | 'retransmitted' } {
   if (!before || !after) return { ok: false, why: 'unavailable' };
   if (before.segsIn === undefined || after.segsIn === undefined || before.dataSegsIn === undefined || after.dataSegsIn === undefined) return { ok: false, why: 'unavailable' };
   if (before.bytesAcked === undefined || after.bytesAcked === undefined || before.rttUs === 0) return { ok: false, why: 'unavailable' };
   if (after.totalRetrans !== before.totalRetrans || after.retransmits !== 0) return { ok: false, why: 'retransmitted' };
-  // u32 counters: wrap-around safe differences
-  const segs = (after.segsIn - before.segsIn) >>> 0;
-  const dataSegs = (after.dataSegsIn - before.dataSegsIn) >>> 0;
-  if (segs > dataSegs) return { ok: false, why: 'separate_ack' };
-  if (dataSegs > 1) return { ok: false, why: 'split_reply' };
-  if (dataSegs !== 1) return { ok: false, why: 'inconsistent' };
-  if (after.bytesAcked - before.bytesAcked !== requestBytes) return { ok: false, why: 'not_acked' };
-  return oneSample(before, after, spanUs);
+  return {
+    ok: true,
+    segs: (after.segsIn - before.segsIn) >>> 0,
+    dataSegs: (after.dataSegsIn - before.dataSegsIn) >>> 0,
+    dataSegsOut: before.dataSegsOut === undefined || after.dataSegsOut === undefined ? undefined : (after.dataSegsOut - before.dataSegsOut) >>> 0,
+    acked: after.bytesAcked - before.bytesAcked,
+  };
 }
 
 // The one RTT sample the kernel folded into tcpi_rtt between `before` and `after`, once the caller
@@ -308,18 +323,12 @@ export function responseRttFromTcpInfo(
   requestBytes: number,
   spanUs: number,
 ): { ok: true; us: number; exact: boolean } | { ok: false; why: ResponseFallback } {
-  if (!before || !after) return { ok: false, why: 'unavailable' };
-  if (before.segsIn === undefined || after.segsIn === undefined || before.dataSegsIn === undefined || after.dataSegsIn === undefined) return { ok: false, why: 'unavailable' };
-  if (before.dataSegsOut === undefined || after.dataSegsOut === undefined) return { ok: false, why: 'unavailable' };
-  if (before.bytesAcked === undefined || after.bytesAcked === undefined || before.rttUs === 0) return { ok: false, why: 'unavailable' };
-  if (after.totalRetrans !== before.totalRetrans || after.retransmits !== 0) return { ok: false, why: 'retransmitted' };
-  // u32 counters: wrap-around safe differences
-  const segs = (after.segsIn - before.segsIn) >>> 0;
-  const dataSegs = (after.dataSegsIn - before.dataSegsIn) >>> 0;
-  const sent = (after.dataSegsOut - before.dataSegsOut) >>> 0;
-  if (segs > dataSegs) return { ok: false, why: 'separate_ack' };
-  if (sent > 1) return { ok: false, why: 'split_request' };
-  if (sent !== 1 || dataSegs === 0) return { ok: false, why: 'inconsistent' };
-  if (after.bytesAcked - before.bytesAcked !== requestBytes) return { ok: false, why: 'not_acked' };
-  return oneSample(before, after, spanUs);
+  const d = deltas(before, after);
+  if (!d.ok) return d;
+  if (d.dataSegsOut === undefined) return { ok: false, why: 'unavailable' };
+  if (d.segs > d.dataSegs) return { ok: false, why: 'separate_ack' };
+  if (d.dataSegsOut > 1) return { ok: false, why: 'split_request' };
+  if (d.dataSegsOut !== 1 || d.dataSegs === 0) return { ok: false, why: 'inconsistent' };
+  if (d.acked !== requestBytes) return { ok: false, why: 'not_acked' };
+  return oneSample(before!, after!, spanUs);
 }
