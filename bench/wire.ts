@@ -2,7 +2,7 @@
 //
 // The lab wire's own overhead: ping (kernel timestamps) across links of 0, 1, 10 and 50 ms one
 // way between two namespaces of their own (not the lab's), against ping on loopback. Linux, root.
-// Prints the table of the README's lab section. (Was agent/lab/bench-wire.ts.)
+// Prints the table of docs/lab.md. (Was agent/lab/bench-wire.ts.)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -42,7 +42,7 @@ export interface StampReflectorOptions extends ReflectorCommonOptions {
   maxPacketBytes?: number;
 }
 
-/** Defaults for the abuse limits; README documents them. */
+/** Defaults for the abuse limits; docs/measurement.md ("Reflector limits") documents them. */
 export const STAMP_REFLECTOR_DEFAULTS = {
   ratePerSourcePps: 100,
   maxSessions: 4096,

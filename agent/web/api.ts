@@ -1,5 +1,5 @@
 // The JSON endpoints: path -> the parameters it takes and the query that answers it. The page
-// uses exactly these; README ("Embedded dashboard") documents them for scripts.
+// uses exactly these; docs/web.md ("JSON endpoints") documents them for scripts.
 import { parseParams, type ParamName, type Params } from './params.ts';
 import type { DashboardQueries } from './queries.ts';
 

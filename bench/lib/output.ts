@@ -1,4 +1,4 @@
-// What every benchmark prints and keeps: a Markdown table (pasted into the README as is) and a JSON
+// What every benchmark prints and keeps: a Markdown table (pasted into docs/benchmarks.md as is) and a JSON
 // file under bench/results/ (git-ignored) with everything the table came from.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
