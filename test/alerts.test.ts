@@ -160,9 +160,9 @@ describe('alerting provisioning files', () => {
 
   it('every data entry validates against Grafana’s alert query schema, every expression model against the expression schema', () => {
     const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
-    const schema = JSON.parse(readFileSync('/work/shared/grafana-jsonschema/expr.jsonschema.json', 'utf8')) as Obj;
+    const schema = JSON.parse(readFileSync(new URL('./fixtures/grafana-jsonschema/expr.jsonschema.json', import.meta.url), 'utf8')) as Obj;
     ajv.addSchema({ ...schema, $id: 'expr' });
-    const alerting = JSON.parse(readFileSync('/work/shared/grafana-jsonschema/alerting.jsonschema.json', 'utf8')) as Obj;
+    const alerting = JSON.parse(readFileSync(new URL('./fixtures/grafana-jsonschema/alerting.jsonschema.json', import.meta.url), 'utf8')) as Obj;
     ajv.addSchema({ ...alerting, $id: 'alerting' });
     const query = ajv.getSchema('alerting#/definitions/Query');
     assert.ok(query);

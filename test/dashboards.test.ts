@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
@@ -11,7 +12,7 @@ import { UIDS } from '../dashboard/common.ts';
 import { ROOT, renderAll } from '../dashboard/generate.ts';
 import { DATASOURCE_UID, from, ident, literal, showTagValues } from '../dashboard/influxql.ts';
 
-const SCHEMA_DIR = '/work/shared/grafana-jsonschema';
+const SCHEMA_DIR = fileURLToPath(new URL('./fixtures/grafana-jsonschema/', import.meta.url));
 
 interface Target {
   refId?: string;
