@@ -1,35 +1,13 @@
 // Shared test plumbing: free loopback ports and the anylat CLI as a child process.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { createSocket } from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const ANYLAT_BIN = fileURLToPath(new URL('../../bin/anylat.js', import.meta.url));
 
-/** A TCP port free on `host` right now (bound then released). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-/** A UDP port free on `host` right now. */
-export async function freeUdpPort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket(host.includes(':') ? 'udp6' : 'udp4');
-    s.once('error', reject);
-    s.bind(0, host, () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+// the benchmarks start servers too; they may not import test/ (test/imports.test.ts)
+export { freePort, freeUdpPort } from '../../bench/lib/ports.ts';
+import { freePort } from '../../bench/lib/ports.ts';
 
 /** A port on 127.0.0.1 where nothing listens: connecting to it is refused. */
 export async function refusedPort(): Promise<number> {
