@@ -2,7 +2,7 @@
 // heartbeat. The store is written first, in one transaction per round; the sink drains it on its
 // own, so an InfluxDB outage never holds up a round and an agent restart never loses one.
 import { performance } from 'node:perf_hooks';
-import type { AgentHeartbeat, AgentIdentity, Endpoint, RoundResult } from './model.ts';
+import type { AgentHeartbeat, AgentIdentity, Endpoint, RoundResult } from './core/model.ts';
 import type { AnylatConfig, ServiceConfig } from './config/types.ts';
 import { deriveEvents, type RoundState } from './round/events.ts';
 import { runRound, type RoundSpec } from './round/run-round.ts';

@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import { ConfigError } from '../util/errors.ts';
 import { defaultDeadline, cronInterval } from '../schedule/timing.ts';
 import type { RoundProtocols } from '../round/run-round.ts';
-import { Secret } from './secret.ts';
+import { Secret } from '../core/secret.ts';
 import { configSchema, DEFAULTS } from './schema.ts';
 import { formatPath, readSource, type Anchor, type PathSegment, type Problem } from './source.ts';
 import type { AnylatConfig, ServiceConfig } from './types.ts';

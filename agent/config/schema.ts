@@ -4,9 +4,9 @@
 // problem; a rule skips a field that already failed (it has its own message).
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { PROTOCOLS } from '../model.ts';
-import { MAX_SITE_TLV_BYTES, parseStampKey } from '../probe/stamp-codec.ts';
-import { isReservedLabel, RESERVED_TAGS } from '../sink/line-protocol.ts';
+import { PROTOCOLS } from '../core/model.ts';
+import { MAX_SITE_TLV_BYTES, parseStampKey } from '../core/stamp-codec.ts';
+import { isReservedLabel, RESERVED_TAGS } from '../core/line-protocol.ts';
 import { human } from './human.ts';
 import { cronInterval, DEFAULT_DEADLINE_SHARE, defaultDeadline } from '../schedule/timing.ts';
 import {

@@ -5,7 +5,7 @@
 // batch auto-flush swallows errors, so a resolved flush() does not prove every line was written.
 // Here one call is one request, and only a 2xx lets the caller delete the lines.
 import { HttpError, InfluxDB, RequestTimedOutError, setLogger, type Transport } from '@influxdata/influxdb-client';
-import { Secret } from '../config/secret.ts';
+import { Secret } from '../core/secret.ts';
 import { linkSignal } from '../util/abort.ts';
 import { AnylatError } from '../util/errors.ts';
 import { parseRetryAfter } from './backoff.ts';

@@ -6,13 +6,14 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { AgentHeartbeat, BenefitRow, Metric, PathResult, Protocol, RoundResult } from '../model.ts';
-import { heartbeatLine, isoToMs, roundToLines } from '../sink/line-protocol.ts';
+import type { AgentHeartbeat, BenefitRow, Metric, PathResult, Protocol, RoundResult } from '../core/model.ts';
+import { heartbeatLine, isoToMs, roundToLines } from '../core/line-protocol.ts';
 import { AnylatError } from '../util/errors.ts';
 import { applyRetention, describeRetention, type RetentionOptions, type RetentionResult } from './retention.ts';
 import { checkReadable, migrate } from './schema.ts';
-import { benefitReport, type ReportQuery, type ReportRow } from './report.ts';
+import { benefitReport } from './report.ts';
 import * as q from './queries.ts';
+import type { ReportQuery, ReportRow } from './queries.ts';
 
 export type { RetentionOptions, RetentionResult } from './retention.ts';
 

@@ -1,7 +1,7 @@
 // What the dashboard's JSON endpoints answer, computed from the store's public read API. Nothing
 // here writes; everything takes `now` so a response describes one instant. The heavy lifting
 // (medians over a window, site runs) is done in SQL by the store; this shapes it for the page.
-import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../model.ts';
+import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../core/model.ts';
 import type { AgentHealth, EventRow, ReportRow, ServiceSummary, Store } from '../store/index.ts';
 import { median } from '../store/index.ts';
 import type { BenefitColumns, LossColumns, SiteRun } from '../store/queries.ts';

@@ -1,7 +1,7 @@
 // InfluxDB line protocol for everything the agent writes (DESIGN.md, "InfluxDB schema"). This is
 // the only serializer: the outbox stores its output, the sink sends it, and the dashboard tests
 // load InfluxDB with it. Timestamps are milliseconds (write with precision=ms).
-import type { AgentHeartbeat, AgentIdentity, AnylatEvent, BenefitRow, PathResult, RoundResult } from '../model.ts';
+import type { AgentHeartbeat, AgentIdentity, AnylatEvent, BenefitRow, PathResult, RoundResult } from './model.ts';
 
 export const MEASUREMENTS = { latency: 'latency', benefit: 'benefit', agent: 'agent', event: 'event' } as const;
 
