@@ -409,6 +409,11 @@ export class Agent {
     }
   }
 
+  /** Services whose round is running right now. */
+  running(): string[] {
+    return this.scheduler?.running() ?? [];
+  }
+
   /** Rounds saved since start (for tests and the web dashboard). */
   get saved(): number {
     return this.roundsSaved;
