@@ -286,6 +286,16 @@ export class Store {
     return row.n;
   }
 
+  /** When the oldest line waiting for InfluxDB was queued (epoch ms), or undefined when none waits. */
+  outboxOldestAt(agent?: string): number | undefined {
+    const row = (
+      agent === undefined
+        ? this.db.prepare('SELECT created_at FROM outbox ORDER BY id LIMIT 1').get()
+        : this.db.prepare('SELECT created_at FROM outbox WHERE agent = ? ORDER BY id LIMIT 1').get(agent)
+    ) as { created_at: number } | undefined;
+    return row?.created_at;
+  }
+
   /** Lines InfluxDB rejected, still kept (of one agent when given). */
   deadLetters(agent?: string): number {
     const row = (
