@@ -24,6 +24,11 @@ export const ENDPOINTS: Readonly<Record<string, Endpoint>> = {
     summary: 'services in the store, with the agents that ran each and their round counts',
     answer: (ctx) => ctx.queries.services(ctx.ready),
   },
+  '/api/overview': {
+    params: ['since'],
+    summary: 'every service × region over the window: the headline metric of each service, saved ms, CI, loss, round interval',
+    answer: (ctx, p) => ctx.queries.overview(p, ctx.now),
+  },
   '/api/benefit': {
     params: [...WINDOWED, 'metric'],
     summary: 'benefit per region over the window: the selected metric (default the first end-to-end one) and every protocol/metric',
