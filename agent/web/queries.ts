@@ -153,7 +153,7 @@ export interface OverviewRegion {
    */
   anycast_loss_pct: number | null;
   unicast_loss_pct: number | null;
-  /** the unicast endpoint with that loss */
+  /** the unicast endpoint with that loss, when above 0 */
   unicast_loss_endpoint: string | null;
   /** start of this agent's newest round of the service (any window) */
   last_round_t: number | null;
@@ -672,5 +672,5 @@ function lossOf(totals: readonly LossTotal[]): { anycast: number | null; unicast
       unicastEndpoint = endpoint;
     }
   }
-  return { anycast, unicast, unicastEndpoint };
+  return { anycast, unicast, unicastEndpoint: unicast ? unicastEndpoint : null };
 }
