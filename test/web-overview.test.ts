@@ -169,7 +169,7 @@ describe('web overview: every service × region', () => {
 
     // Agent health labels each service's interval.
     const every = await page.$eval('#health-table tbody tr[data-agent="us-1"] td[data-col="intervals"]', (td) => td.textContent);
-    assert.equal(every, '60 s: api, login · 10 s: shop, stream, web');
+    assert.equal(every, '10 s: shop, stream, web · 60 s: api, login');
 
     // Click the shop row of ap-south: its own view, on ttfb, with the same figure.
     await page.click('#overview-table tr[data-service="shop"][data-agent="ap-1"] td[data-col="region"]');

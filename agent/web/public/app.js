@@ -495,11 +495,12 @@
     empty.textContent = 'Waiting for the first round: no agent has written to the store yet.';
   }
 
-  /** "5 s, each of 20 services", "5 s: api, web · 60 s: dns": each service's own round interval. */
+  /** "5 s, each of 20 services", "5 s: api, web · 60 s: dns": each service's own round interval, shortest first. */
   function intervalsText(list) {
     if (!list || list.length === 0) return '–';
     const groups = new Map();
-    for (const x of list) {
+    const sorted = [...list].sort((a, b) => (a.interval_s ?? Infinity) - (b.interval_s ?? Infinity));
+    for (const x of sorted) {
       const d = x.interval_s === null ? 'one round' : duration(x.interval_s);
       if (!groups.has(d)) groups.set(d, []);
       groups.get(d).push(x.service);
