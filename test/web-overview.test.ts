@@ -208,11 +208,12 @@ describe('web overview: every service × region', () => {
 
     const before = await legend();
     assert.deepEqual(before.slice(1), expected);
-    assert.equal(before[0]![0], 'Time');
-    assert.notEqual(before[0]![1], '--');
+    const [label, time] = before[0]!;
+    assert.equal(label, 'Time');
+    assert.notEqual(time, '--');
     // the newest round's time (uPlot writes it to the minute or second, by the chart's span)
     const newestText = await page.evaluate(`uPlot.fmtDate('{YYYY}-{MM}-{DD} {h}:{mm}')(new Date(${newest}))`);
-    assert.ok(before[0]![1].startsWith(newestText as string), `legend time ${before[0]![1]}, newest round ${newestText}`);
+    assert.ok(time!.startsWith(newestText as string), `legend time ${time}, newest round ${newestText}`);
 
     // Hover the left edge (an old round), then leave: the legend follows, then comes back to the latest.
     const box = (await page.$('[data-chart="benefit"] .u-over'))!;
