@@ -473,3 +473,27 @@ export function siteRuns(db: Database.Database, query: SeriesQuery & { protocol:
     )
     .all({ ...params, protocol: query.protocol, metric: query.metric }) as SiteRun[];
 }
+
+/** Samples sent and answered on one path (endpoint, protocol, metric) of an agent's service, over a window. */
+export interface LossTotal {
+  service: string;
+  agent: string;
+  endpoint: string;
+  kind: EndpointKind;
+  protocol: Protocol;
+  metric: Metric;
+  sent: number;
+  received: number;
+}
+
+/** Sent and received summed over the window's rounds, per service, agent and path: the overview's loss, in one scan. */
+export function lossTotals(db: Database.Database, query: SeriesQuery): LossTotal[] {
+  const { where, params } = roundFilter({ since: query.since, until: query.until, service: query.service, agent: query.agent });
+  return db
+    .prepare(
+      `SELECT r.service, r.agent, p.endpoint, p.kind, p.protocol, p.metric, SUM(p.sent) AS sent, SUM(p.received) AS received
+       FROM paths p JOIN rounds r ON r.id = p.round_id ${where}
+       GROUP BY r.service, r.agent, p.endpoint, p.kind, p.protocol, p.metric`,
+    )
+    .all(params) as LossTotal[];
+}

@@ -487,6 +487,11 @@ export class Store {
     return q.lossColumns(this.db, query);
   }
 
+  /** Sent and received per service, agent and path over a window (the dashboard's overview). */
+  lossTotals(query: q.SeriesQuery): q.LossTotal[] {
+    return q.lossTotals(this.db, query);
+  }
+
   /** Runs of rounds per agent in which the same anycast site answered. */
   siteRuns(query: q.SeriesQuery & { protocol: Protocol; metric: Metric }): q.SiteRun[] {
     return q.siteRuns(this.db, query);
