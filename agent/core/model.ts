@@ -74,7 +74,14 @@ export type FailureReason = (typeof FAILURE_REASONS)[number];
  * entry was timed by the kernel or another process and is never flagged. Without `lagWindows` the
  * round falls back to `t0`/`t1`.
  */
-export type LagWindows = Partial<Record<Metric, readonly [number, number]>>;
+export type LagWindows = Partial<Record<Metric, LagWindow | readonly LagWindow[]>>;
+
+/**
+ * When one metric was exposed to event-loop lag: `[at, at]` for one callback, `[from, to]` for a
+ * stretch of several. A metric summed from several timed pieces (http `total`) lists one per piece
+ * the monotonic clock timed; it is flagged when any of them is.
+ */
+export type LagWindow = readonly [number, number];
 
 export type Attempt =
   | {
