@@ -237,8 +237,9 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
           name: o.id,
           netns: o.netns,
           log: join(dir, 'logs', `origin-${o.region}.log`),
-          // No per-source rate limit: an edge relays every agent it serves from one address.
-          argv: [process.execPath, ANYLAT_BIN, 'reflector', '--bind', o.address!, '--site', o.region, '--udp-port', String(topology.ports.udp), '--tcp-port', String(topology.ports.tcp), '--http-port', String(topology.ports.http), '--rate-limit', '0'],
+          // No per-source rate limit or TCP connection cap: an edge relays every agent it serves
+          // from one address (with the cap of 16, a busy lab had edges' connections reset).
+          argv: [process.execPath, ANYLAT_BIN, 'reflector', '--bind', o.address!, '--site', o.region, '--udp-port', String(topology.ports.udp), '--tcp-port', String(topology.ports.tcp), '--http-port', String(topology.ports.http), '--rate-limit', '0', '--tcp-per-source', '0'],
           comm: { name: `anylat-origin-${o.region}`, binDir: join(dir, 'bin') },
         });
         state.processes.push(proc);
