@@ -1,6 +1,6 @@
 // `anylat demo` (what `npm start` runs): the lab, one agent per region in its namespace, one
 // store, the web dashboard, a live benefit table in the terminal; Ctrl-C takes it all down.
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -208,6 +208,10 @@ export async function run(argv: string[]): Promise<number> {
     await labDown();
   }
   log(`anylat demo: building the lab${values.topology ? ` from ${values.topology}` : ''} (about 5 s), then starting the agents`);
+  // The agents' configs, logs and links are rewritten at every start: a directory this run
+  // created goes when it exits, whichever way, so nothing stays behind in /run.
+  const removeDir = existsSync(dir) ? () => {} : () => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', removeDir);
   demo = await startDemo({
     dir,
     storePath,

@@ -227,6 +227,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
           log: join(dir, 'logs', `edge-${e.region}.log`),
           argv: [process.execPath, '--import', TSX_IMPORT, entry('edge-main.ts'), dir, e.region],
           comm: { name: `anylat-edge-${e.region}`, binDir: join(dir, 'bin') },
+          favoured: true,
         });
         state.processes.push(proc);
         starting.push(waitListening(proc, topology.anycast, [...new Set([topology.ports.tcp, topology.ports.http])], [topology.ports.udp]));
@@ -241,6 +242,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
           // from one address (with the cap of 16, a busy lab had edges' connections reset).
           argv: [process.execPath, ANYLAT_BIN, 'reflector', '--bind', o.address!, '--site', o.region, '--udp-port', String(topology.ports.udp), '--tcp-port', String(topology.ports.tcp), '--http-port', String(topology.ports.http), '--rate-limit', '0', '--tcp-per-source', '0'],
           comm: { name: `anylat-origin-${o.region}`, binDir: join(dir, 'bin') },
+          favoured: true,
         });
         state.processes.push(proc);
         starting.push(waitListening(proc, o.address!, [topology.ports.tcp, topology.ports.http], [topology.ports.udp]));
