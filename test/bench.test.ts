@@ -150,13 +150,19 @@ describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
     for (const f of agentFields) assert.equal(typeof (r.json.idle as Record<string, unknown>)[f], 'number', `idle.${f} is a number`);
   });
 
-  test('bench:wire: ping over the wire against loopback', async () => {
+  test('bench:wire: ping over the wire against loopback, idle and under a CPU hog, with the loss', async () => {
     const r = await runBench('wire');
     assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
     const [t] = tables(r.stdout);
-    assert.deepEqual(t!.header, ['link', 'configured RTT', 'min', 'p50', 'mean', 'p99', 'max', 'p50 − configured', 'mean − configured']);
-    assert.deepEqual(t!.rows.map((row) => row[0]), ['loopback (no wire)', '0 ms each way', '1 ms each way', '10 ms each way', '50 ms each way']);
-    for (const row of t!.rows) assert.ok(row.slice(2, 7).every((c) => /^\d+\.\d{3}$/.test(c)), `figures in ${row.join(' | ')}`);
+    assert.deepEqual(t!.header, ['link', 'machine', 'configured RTT', 'lost', 'min', 'p50', 'mean', 'p99', 'max', 'p50 − configured', 'mean − configured']);
+    const links = ['loopback (no wire)', '0 ms each way', '1 ms each way', '10 ms each way', '50 ms each way'];
+    assert.deepEqual(t!.rows.map((row) => row[0]), [...links, ...links]);
+    assert.deepEqual([...new Set(t!.rows.map((row) => row[1]))].map((m) => m.replace(/\d+ busy loops/, 'N busy loops')), ['idle', 'CPU hog (N busy loops)']);
+    for (const row of t!.rows) {
+      assert.match(row[3]!, /^\d+ of 100$/, `lost in ${row.join(' | ')}`);
+      assert.ok(row.slice(4, 9).every((c) => /^\d+\.\d{3}$/.test(c)), `figures in ${row.join(' | ')}`);
+    }
+    assert.match(r.stdout, /^wire: \d+ packets read, \d+ forwarded, \d+ dropped for a full queue, \d+ write errors; lateness p50 [\d.]+ µs/m);
     assert.equal(r.json.benchmark, 'wire');
   });
 });

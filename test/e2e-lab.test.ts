@@ -368,7 +368,8 @@ describe('anylat demo without root', () => {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /demo: it needs root/);
     assert.match(r.stderr, /sudo npm start/);
-    assert.match(r.stderr, /anylat compare 127\.0\.0\.1 v6=::1/);
+    assert.match(r.stderr, /^  npx anylat compare 127\.0\.0\.1 v6=::1/m);
+    assert.match(r.stderr, /npm link/);
     assert.deepEqual(labNamespacesNow(), []);
   });
 });

@@ -74,14 +74,15 @@ function requireHost(): void {
   }
   const instead =
     process.platform === 'linux'
-      ? '  sudo npm start            (or: sudo anylat demo)\n'
+      ? '  sudo npm start            (or: sudo npx anylat demo)\n'
       : '  run it in a Linux VM or a container started with --privileged\n';
   throw new EnvironmentError(
     'ANYLAT_DEMO_HOST',
     `demo: ${why}. Run it as:\n${instead}` +
       'Without the lab, compare two endpoints of a local reflector (no root needed):\n' +
-      '  anylat reflector --bind 127.0.0.1 --bind ::1 --udp-port 8862 --tcp-port 8862 --http-port 8081 --site local &\n' +
-      '  anylat compare 127.0.0.1 v6=::1 --udp-port 8862 --tcp-port 8862 --http-url http://127.0.0.1:8081/',
+      '  npx anylat reflector --bind 127.0.0.1 --bind ::1 --udp-port 8862 --tcp-port 8862 --http-port 8081 --site local &\n' +
+      '  npx anylat compare 127.0.0.1 v6=::1 --udp-port 8862 --tcp-port 8862 --http-url http://127.0.0.1:8081/\n' +
+      '(npx runs this checkout\'s anylat; "npm link" or "npm install -g ." puts anylat on the PATH)',
   );
 }
 

@@ -75,7 +75,7 @@ export function checkHost(): void {
     );
   }
   if (process.getuid?.() !== 0) {
-    throw new EnvironmentError('ANYLAT_LAB_ROOT', 'the lab needs root (it creates network namespaces and TUN devices): run it with sudo, e.g. "sudo anylat lab up"');
+    throw new EnvironmentError('ANYLAT_LAB_ROOT', 'the lab needs root (it creates network namespaces and TUN devices): run it with sudo, e.g. "sudo npx anylat lab up" (or "sudo anylat lab up" after "npm link")');
   }
   try {
     accessSync('/dev/net/tun', constants.R_OK | constants.W_OK);
