@@ -27,7 +27,7 @@ export interface InfluxTarget {
 export type WriteOutcome =
   | { kind: 'ok'; status: number }
   /** keep the lines, try again later (unreachable, timeout, 5xx, 429, auth/bucket problems) */
-  | { kind: 'retry'; status?: number; message: string; retryAfterMs?: number }
+  | { kind: 'retry'; status?: number; message: string; retryAfterMs?: number; timedOut?: boolean }
   /** the server refused these lines as malformed: retrying them can never succeed */
   | { kind: 'reject'; status: number; message: string }
   /** the caller aborted (shutdown) before an answer: the lines' fate is unknown, keep them */
@@ -105,7 +105,7 @@ export class InfluxWriter {
     } catch (err) {
       if (signal?.aborted === true) return { kind: 'aborted' };
       if (link.reason === 'timeout' || err instanceof RequestTimedOutError) {
-        return { kind: 'retry', message: `no answer from InfluxDB at ${this.target} within ${this.timeoutMs} ms` };
+        return { kind: 'retry', timedOut: true, message: `no answer from InfluxDB at ${this.target} within ${this.timeoutMs} ms` };
       }
       return this.classify(err);
     } finally {
