@@ -84,7 +84,7 @@ export class Sink {
   private readonly store: Store;
   private readonly agent: string;
   private readonly writer: InfluxWriter;
-  private readonly batchLines: number;
+  private readonly maxBatchLines: number;
   private readonly minBatchLines: number;
   private readonly growAfter: number;
   private readonly setAsideAfterMs: number;
@@ -121,9 +121,9 @@ export class Sink {
     this.agent = options.agent;
     this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.writer = new InfluxWriter(options.influx, this.log);
-    this.batchLines = Math.max(1, options.batchLines ?? 5000);
-    this.minBatchLines = Math.min(this.batchLines, Math.max(1, options.minBatchLines ?? 100));
-    this.batchSize = this.batchLines;
+    this.maxBatchLines = Math.max(1, options.batchLines ?? 5000);
+    this.minBatchLines = Math.min(this.maxBatchLines, Math.max(1, options.minBatchLines ?? 100));
+    this.batchSize = this.maxBatchLines;
     this.growAfter = Math.max(1, options.growAfter ?? 5);
     this.setAsideAfterMs = options.setAsideAfterMs ?? 3_600_000;
     this.refusalsToDeadLetter = Math.max(1, options.refusalsToDeadLetter ?? 3);
@@ -179,6 +179,11 @@ export class Sink {
     this.wake?.();
     if (this.loop !== undefined) await this.loop;
     this.loop = undefined;
+  }
+
+  /** Lines per request now (the heartbeat's `sink_batch`); needs no store. */
+  get batchLines(): number {
+    return this.batchSize;
   }
 
   status(): SinkStatus {
@@ -424,10 +429,10 @@ export class Sink {
   }
 
   private grow(): void {
-    if (this.batchSize >= this.batchLines) return;
+    if (this.batchSize >= this.maxBatchLines) return;
     if (++this.successesAtSize < this.growAfter) return;
     this.successesAtSize = 0;
-    this.batchSize = Math.min(this.batchLines, this.batchSize * 2);
+    this.batchSize = Math.min(this.maxBatchLines, this.batchSize * 2);
     this.log(`sink: InfluxDB at ${this.writer.target} answers in time again; batch size now ${this.batchSize} lines`);
   }
 }
