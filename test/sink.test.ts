@@ -241,6 +241,18 @@ describe('outages', () => {
     assert.ok(everything.includes('<redacted>'));
   });
 
+  test('a token straddling the 4,000-character cut of a server message is scrubbed whole, not cut in half', async () => {
+    const { server, store, sink, logs } = await setup();
+    queue(store, 1);
+    const body = `${'x'.repeat(3975)} you sent ${TOKEN} and more`;
+    assert.ok(body.indexOf(TOKEN) < 4000 && body.indexOf(TOKEN) + TOKEN.length > 4000, 'the token straddles the cut');
+    server.answer = () => ({ status: 401, body: JSON.stringify({ code: 'unauthorized', message: body }) });
+    sink.start();
+    await until('an attempt logged', () => (logs.length > 0 && sink.status().lastError !== undefined ? true : undefined));
+    const everything = [...logs, sink.status().lastError!].join('\n');
+    for (let n = 6; n <= TOKEN.length; n++) assert.ok(!everything.includes(TOKEN.slice(0, n)), `the first ${n} characters of the token leaked`);
+  });
+
   test('no answer within the timeout: retried with the lines kept', async () => {
     const { server, store, sink } = await setup({}, { timeoutMs: 200 });
     queue(store, 1);
