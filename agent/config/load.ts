@@ -163,6 +163,7 @@ function build(data: Parsed, file: string, host: string, env: NodeJS.ProcessEnv,
       token: new Secret((data.influx.token ?? data.influx.token_file)!),
       org: data.influx.org ?? '',
       bucket: data.influx.bucket,
+      setAsideAfterMs: data.influx.set_aside_after ?? 3_600_000,
     };
   }
   if (data.web) config.web = data.web.listen ?? { ...DEFAULTS.webListen };

@@ -53,6 +53,8 @@ export interface InfluxSection {
   /** empty for InfluxDB 1.x and VictoriaMetrics, which ignore it */
   org: string;
   bucket: string;
+  /** a batch drawing 5xx this long is bisected and the lines the server refuses alone set aside */
+  setAsideAfterMs: number;
 }
 
 export interface WebSection {

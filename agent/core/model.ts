@@ -204,6 +204,10 @@ export interface AgentHeartbeat {
   rounds_late: number;
   /** rounds that never reached the store: skipped after a stall or abandoned at their deadline */
   rounds_skipped?: number;
+  /** rounds measured but lost because the store could not be written (disk full, I/O error) */
+  rounds_failed?: number;
+  /** lines per InfluxDB request now: smaller than configured after timeouts (absent without InfluxDB) */
+  sink_batch?: number;
   outbox_rows: number;
   dead_letters: number;
   /** rows the store's retention dropped since the agent started */

@@ -125,6 +125,7 @@ export interface AgentHealth {
   loop_lag_p99_ms?: number;
   rounds_late?: number;
   rounds_skipped?: number;
+  rounds_failed?: number;
   outbox_rows?: number;
   dead_letters?: number;
   dropped_rows?: number;
@@ -240,7 +241,7 @@ export function agentHealth(db: Database.Database, now: number, groups = true): 
   return rows.map((r) => {
     const hb = JSON.parse(r.body) as Record<string, unknown>;
     const out: AgentHealth = { agent: r.agent, agent_region: r.agent_region, t: r.at, age_s: Math.max(0, (now - r.at) / 1000), last_round_t: r.last_round_t };
-    for (const k of ['uptime_s', 'loop_lag_p99_ms', 'rounds_late', 'rounds_skipped', 'outbox_rows', 'dead_letters', 'dropped_rows'] as const) {
+    for (const k of ['uptime_s', 'loop_lag_p99_ms', 'rounds_late', 'rounds_skipped', 'rounds_failed', 'outbox_rows', 'dead_letters', 'dropped_rows'] as const) {
       if (typeof hb[k] === 'number') out[k] = hb[k];
     }
     if (typeof hb.version === 'string') out.version = hb.version;
