@@ -1,5 +1,7 @@
-// The reflector: the STAMP Session-Reflector (UDP), the TCP echo and the HTTP endpoint, started
-// together on the same bind addresses with the same site name, and closed together.
+// The reflector: the STAMP Session-Reflector (UDP), the TCP echo, the HTTP endpoint and, when asked,
+// the DNS site answers, started together on the same bind addresses with the same site name, and
+// closed together.
+import { startDnsReflector } from './dns.ts';
 import { startHttpReflector } from './http.ts';
 import { localAddresses, startStampReflector } from './stamp.ts';
 import { startTcpEcho } from './tcp-echo.ts';
@@ -16,6 +18,8 @@ export interface ReflectorOptions {
   tcp: { port: number } | false;
   /** the HTTP(S) endpoint; `false` leaves it out */
   http: { port: number; tls?: { cert: string | Buffer; key: string | Buffer } } | false;
+  /** the DNS answers (CHAOS TXT hostname.bind / id.server, NSID) on UDP and TCP; absent or `false` leaves it out */
+  dns?: { port: number; ratePerSourceQps?: number } | false;
   log?: (line: string) => void;
 }
 
@@ -57,6 +61,15 @@ export async function startReflector(options: ReflectorOptions): Promise<Running
       const part = await startHttpReflector({ ...common, port: options.http.port, ...(options.http.tls ? { tls: options.http.tls } : {}) });
       parts.push(part);
       schemes.set(part, options.http.tls ? 'https' : 'http');
+    }
+    if (options.dns) {
+      const part = await startDnsReflector({
+        ...common,
+        port: options.dns.port,
+        ...(options.dns.ratePerSourceQps !== undefined ? { ratePerSourceQps: options.dns.ratePerSourceQps } : {}),
+      });
+      parts.push(part);
+      schemes.set(part, 'dns (udp+tcp)');
     }
   } catch (err) {
     await Promise.allSettled(parts.map((p) => p.close()));

@@ -84,7 +84,7 @@ export function sourceKey(address: string): string {
 }
 
 /** Token buckets per source, bounded in number; a bucket that has refilled is forgotten. */
-class SourceLimiter {
+export class SourceLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(
