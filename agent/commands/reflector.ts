@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { readStampKeyFile } from '../probe/stamp-codec.ts';
 import { startReflector, type ReflectorOptions } from '../reflector/index.ts';
+import { BYTES_ROUTE_DEFAULTS } from '../reflector/bytes.ts';
 import { DEFAULT_DNS_PORT, DNS_REFLECTOR_DEFAULTS } from '../reflector/dns.ts';
 import { STAMP_REFLECTOR_DEFAULTS } from '../reflector/stamp.ts';
 import { UsageError } from '../util/errors.ts';
@@ -24,6 +25,8 @@ options:
   --udp-port N         STAMP port (default 862; 0 picks a free one)
   --tcp-port N         TCP echo port (default 862: a different protocol from UDP's 862)
   --http-port N        HTTP port (default 8080); HTTPS with --tls-cert/--tls-key
+  --bytes-rate-limit B HTTP GET /bytes/N (N ≤ 10 MiB, the transfer probe's download): bytes per second
+                       one source may download on average (default ${BYTES_ROUTE_DEFAULTS.bytesPerSecond}, burst ${BYTES_ROUTE_DEFAULTS.burstBytes}; 0 = none)
   --dns                answer DNS site queries too (CHAOS TXT hostname.bind / id.server and
                        EDNS NSID, UDP and TCP; everything else REFUSED) on port ${DEFAULT_DNS_PORT}
   --dns-port N         DNS port (implies --dns; 53 needs root or CAP_NET_BIND_SERVICE)
@@ -47,6 +50,7 @@ const OPTIONS = {
   'no-udp': { type: 'boolean' },
   'no-tcp': { type: 'boolean' },
   'no-http': { type: 'boolean' },
+  'bytes-rate-limit': { type: 'string' },
   dns: { type: 'boolean' },
   'dns-port': { type: 'string' },
   'dns-rate-limit': { type: 'string' },
@@ -94,6 +98,11 @@ export async function reflectorOptions(argv: string[]): Promise<ReflectorOptions
       throw new UsageError(`--dns-rate-limit: expected queries per second ≥ 0, got "${values['dns-rate-limit']}"`);
     }
   }
+  let bytesRate: number | undefined;
+  if (values['bytes-rate-limit'] !== undefined) {
+    bytesRate = Number(values['bytes-rate-limit']);
+    if (!/^\s*\d+\s*$/.test(values['bytes-rate-limit'])) throw new UsageError(`--bytes-rate-limit: expected bytes per second ≥ 0, got "${values['bytes-rate-limit']}"`);
+  }
   const dnsPort = parsePort(values['dns-port'], '--dns-port', DEFAULT_DNS_PORT, true);
   const udpPort = parsePort(values['udp-port'], '--udp-port', 862, true);
   const tcpPort = parsePort(values['tcp-port'], '--tcp-port', 862, true);
@@ -108,7 +117,7 @@ export async function reflectorOptions(argv: string[]): Promise<ReflectorOptions
     binds: binds.map((b) => b.replace(/^\[(.*)\]$/, '$1')),
     udp: values['no-udp'] ? false : { port: udpPort, ...(authKey ? { authKey } : {}), ...(rate !== undefined ? { ratePerSourcePps: rate } : {}) },
     tcp: values['no-tcp'] ? false : { port: tcpPort },
-    http: values['no-http'] ? false : { port: httpPort, ...(tls ? { tls } : {}) },
+    http: values['no-http'] ? false : { port: httpPort, ...(tls ? { tls } : {}), ...(bytesRate !== undefined ? { bytesPerSecond: bytesRate } : {}) },
     dns: dns ? { port: dnsPort, ...(dnsRate !== undefined ? { ratePerSourceQps: dnsRate } : {}) } : false,
   };
 }

@@ -17,7 +17,7 @@ export interface ReflectorOptions {
   /** the TCP echo; `false` leaves it out */
   tcp: { port: number } | false;
   /** the HTTP(S) endpoint; `false` leaves it out */
-  http: { port: number; tls?: { cert: string | Buffer; key: string | Buffer } } | false;
+  http: { port: number; tls?: { cert: string | Buffer; key: string | Buffer }; bytesPerSecond?: number } | false;
   /** the DNS answers (CHAOS TXT hostname.bind / id.server, NSID) on UDP and TCP; absent or `false` leaves it out */
   dns?: { port: number; ratePerSourceQps?: number } | false;
   log?: (line: string) => void;
@@ -58,7 +58,12 @@ export async function startReflector(options: ReflectorOptions): Promise<Running
       schemes.set(part, 'echo');
     }
     if (options.http) {
-      const part = await startHttpReflector({ ...common, port: options.http.port, ...(options.http.tls ? { tls: options.http.tls } : {}) });
+      const part = await startHttpReflector({
+        ...common,
+        port: options.http.port,
+        ...(options.http.tls ? { tls: options.http.tls } : {}),
+        ...(options.http.bytesPerSecond !== undefined ? { bytes: { bytesPerSecond: options.http.bytesPerSecond } } : {}),
+      });
       parts.push(part);
       schemes.set(part, options.http.tls ? 'https' : 'http');
     }
