@@ -89,7 +89,7 @@ describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
     assertFilled(bias!, 'bias table', ['metric', ...phaseNames.flatMap((p) => [`${p} median`, `${p} p95`, `${p} flagged`])]);
     assert.deepEqual(
       bias!.rows.map((row) => row[0]),
-      ['udp rtt', 'tcp connect (kernel)', 'tcp connect (monotonic)', 'tcp rtt (echo)', 'http ttfb', 'http ttfb (monotonic)', 'icmp rtt'],
+      ['udp rtt', 'tcp connect (kernel)', 'tcp connect (monotonic)', 'tcp rtt (echo)', 'http ttfb', 'http ttfb (monotonic)', 'icmp rtt', 'dns query'],
     );
     assertFilled(phases!, 'phase table', ['phase', 'what runs', 'measured samples', 'background samples/s', 'agent CPU', 'event-loop utilization', 'loop lag p99 ms']);
     assertFilled(reference!, 'reference table', ['origin', 'configured RTT ms', ...phaseNames.flatMap((p) => [`ping ${p} median`, `ping ${p} p95 − median`])]);

@@ -129,7 +129,7 @@ function introLines(demo: RunningDemo, influx: InfluxTarget | undefined, fresh: 
   const lines = [
     `anylat demo: ${demo.agents.length} agents (${demo.agents.map((a) => a.region).join(', ')}) measure service "${DEMO_SERVICE}", each from its own lab namespace:`,
     `  anycast ${lab.anycast} (edges ${lab.edges.map((e) => e.region).join(', ')}) against unicast ${lab.origins.map((o) => `${o.region}=${o.address}`).join(', ')}`,
-    `  a round every ${formatDuration(r.intervalMs)}: ${r.samples} samples per path of udp (STAMP), tcp (echo), http and icmp`,
+    `  a round every ${formatDuration(r.intervalMs)}: ${r.samples} samples per path of udp (STAMP), tcp (echo), http, icmp and dns`,
     `  dashboard  ${demo.web ? demo.web.url : 'off'}`,
     `  store      ${demo.storePath}${fresh ? ' (emptied at start, kept after exit)' : ''}: ${anylat} report --store ${demo.storePath}`,
     `  agents     configs in ${join(dir, 'configs')}, logs in ${join(dir, 'logs')}`,

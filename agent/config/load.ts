@@ -112,6 +112,13 @@ function probes(raw: RawProbes): RoundProtocols {
     if (raw.http.ttfb_clock) out.http.ttfbClock = raw.http.ttfb_clock;
   }
   if (raw.icmp) out.icmp = {};
+  if (raw.dns) {
+    out.dns = { port: raw.dns.port ?? DEFAULTS.dnsPort };
+    if (raw.dns.transport) out.dns.transport = raw.dns.transport;
+    if (raw.dns.qname) out.dns.qname = raw.dns.qname;
+    if (raw.dns.qtype) out.dns.qtype = raw.dns.qtype;
+    if (raw.dns.nsid !== undefined) out.dns.nsid = raw.dns.nsid;
+  }
   return out;
 }
 

@@ -2,11 +2,11 @@
 // the alert rules all import these names instead of spelling them again (DESIGN.md, "Concepts").
 
 /** Protocols a probe can speak. The probe registry is keyed by this union. */
-export const PROTOCOLS = ['udp', 'tcp', 'tls', 'http', 'icmp'] as const;
+export const PROTOCOLS = ['udp', 'tcp', 'tls', 'http', 'icmp', 'dns'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
 
 /** What a probe times. */
-export const METRICS = ['rtt', 'connect', 'handshake', 'dns', 'ttfb', 'total', 'warm', 'tls'] as const;
+export const METRICS = ['rtt', 'connect', 'handshake', 'dns', 'ttfb', 'total', 'warm', 'tls', 'query'] as const;
 export type Metric = (typeof METRICS)[number];
 
 /** Metrics each protocol can report, in display order. */
@@ -16,6 +16,7 @@ export const PROTOCOL_METRICS: { readonly [P in Protocol]: readonly Metric[] } =
   tls: ['handshake'],
   http: ['dns', 'connect', 'tls', 'ttfb', 'total', 'warm'],
   icmp: ['rtt'],
+  dns: ['query'],
 };
 
 /**

@@ -79,14 +79,14 @@ function ms(v: number): string {
 
 /**
  * The YAML config of the demo agent in `region`: the anycast address against every origin's
- * unicast address, UDP STAMP, TCP echo, HTTP and ICMP on the lab's ports, writing to `storePath`.
+ * unicast address, UDP STAMP, TCP echo, HTTP, ICMP and DNS on the lab's ports, writing to `storePath`.
  */
 export function agentConfigYaml(lab: LabDescription, region: string, storePath: string, rounds: DemoRounds = DEFAULT_ROUNDS): string {
   const agent = lab.agents.find((a) => a.region === region);
   if (!agent) throw new RangeError(`the lab has no agent in region "${region}"`);
   const coords = REGION_COORDINATES[region];
   const timeoutMs = rounds.timeoutMs ?? probeTimeoutMs(lab);
-  const paths = (lab.origins.length + 1) * 4;
+  const paths = (lab.origins.length + 1) * 5;
   // Rounds end well before the next one is due; the config check verifies it fits.
   const deadlineMs = Math.max(1_000, rounds.intervalMs - 1_000);
   const lines = [
@@ -112,6 +112,7 @@ export function agentConfigYaml(lab: LabDescription, region: string, storePath: 
     // The URL's host is only the Host header: each request goes to the endpoint's address.
     `      http: { url: "http://${lab.anycast}:${lab.ports.http}/", warm: true }`,
     '      icmp:',
+    `      dns: { port: ${lab.ports.dns} }`,
     `    samples: ${rounds.samples}`,
     `    spacing: ${ms(rounds.spacingMs)}`,
     `    timeout: ${ms(timeoutMs)}`,

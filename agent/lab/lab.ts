@@ -40,7 +40,7 @@ export interface LabDescription {
   dir: string;
   topologyFile: string;
   anycast: string;
-  ports: { udp: number; tcp: number; http: number };
+  ports: { udp: number; tcp: number; http: number; dns: number };
   failures: Failures;
   agents: Array<{
     region: string;
@@ -230,7 +230,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
           favoured: true,
         });
         state.processes.push(proc);
-        starting.push(waitListening(proc, topology.anycast, [...new Set([topology.ports.tcp, topology.ports.http])], [topology.ports.udp]));
+        starting.push(waitListening(proc, topology.anycast, [...new Set([topology.ports.tcp, topology.ports.http, topology.ports.dns])], [topology.ports.udp, topology.ports.dns]));
       }
       for (const o of topology.origins) {
         const proc = startDaemon({
@@ -240,12 +240,12 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
           log: join(dir, 'logs', `origin-${o.region}.log`),
           // No per-source rate limit or TCP connection cap: an edge relays every agent it serves
           // from one address (with the cap of 16, a busy lab had edges' connections reset).
-          argv: [process.execPath, ANYLAT_BIN, 'reflector', '--bind', o.address!, '--site', o.region, '--udp-port', String(topology.ports.udp), '--tcp-port', String(topology.ports.tcp), '--http-port', String(topology.ports.http), '--rate-limit', '0', '--tcp-per-source', '0'],
+          argv: [process.execPath, ANYLAT_BIN, 'reflector', '--bind', o.address!, '--site', o.region, '--udp-port', String(topology.ports.udp), '--tcp-port', String(topology.ports.tcp), '--http-port', String(topology.ports.http), '--rate-limit', '0', '--tcp-per-source', '0', '--dns-port', String(topology.ports.dns), '--dns-rate-limit', '0'],
           comm: { name: `anylat-origin-${o.region}`, binDir: join(dir, 'bin') },
           favoured: true,
         });
         state.processes.push(proc);
-        starting.push(waitListening(proc, o.address!, [topology.ports.tcp, topology.ports.http], [topology.ports.udp]));
+        starting.push(waitListening(proc, o.address!, [topology.ports.tcp, topology.ports.http, topology.ports.dns], [topology.ports.udp, topology.ports.dns]));
       }
       writeState(dir, state);
       await Promise.all(starting);
