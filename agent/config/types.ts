@@ -90,4 +90,6 @@ export interface AnylatConfig {
   metrics?: MetricsSection;
   /** set by the loader: which text this is */
   origin: ConfigOrigin;
+  /** the indexes of the `agents:` entries that applied to this agent, when the config has any */
+  agentParts?: number[];
 }
