@@ -13,7 +13,6 @@ import { DashboardRunner, column, rows, seriesWith, type DashboardModel } from '
 import { panelIntervalMs, type TimeRange } from './fixtures/grafana/grafana.ts';
 import {
   AGENTS,
-  API_SAVED,
   BASELINE,
   DEAD_LETTERS,
   FAR,
