@@ -12,6 +12,7 @@ import { waitForLabFree } from '../agent/demo/lab-busy.ts';
 import { labDown } from '../agent/lab/index.ts';
 import { benefitTable, chartInk, inkProblems, launchChromium, openPage, saveScreenshot, waitForRegions, type Browser } from './support/browser.ts';
 import { freePort, startAnylat } from './support/net.ts';
+import { needsRoot } from './support/root.ts';
 
 const REGIONS = ['us-east', 'eu-west', 'ap-south'];
 /** A line needs two points: wait for this many rounds of every region before the screenshot. */
@@ -24,7 +25,7 @@ function labNamespacesNow(): string[] {
     .filter((n) => n.startsWith('anylat-'));
 }
 
-describe('anylat demo in Chromium (Linux, root)', () => {
+describe('anylat demo in Chromium (Linux, root)', needsRoot('the demo builds the lab: network namespaces and TUN devices'), () => {
   let scratch: string;
   let demo: Awaited<ReturnType<typeof startAnylat>> | undefined;
   let browser: Browser | undefined;
