@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitForLabFree } from '../agent/demo/lab-busy.ts';
@@ -106,5 +106,6 @@ describe('anylat demo in Chromium (Linux, root)', needsRoot('the demo builds the
     assert.match(out, /lab down: \d+ namespaces removed/);
     assert.deepEqual(labNamespacesNow(), []);
     await assert.rejects(fetch(url), 'the dashboard is gone with the demo');
+    assert.equal(existsSync(join(scratch, 'demo')), false, 'the agents directory the demo created is gone with it');
   });
 });
