@@ -158,7 +158,7 @@ describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
     assert.deepEqual(t!.header, ['link', 'machine', 'configured RTT', 'lost', 'min', 'p50', 'mean', 'p99', 'max', 'p50 − configured', 'mean − configured']);
     const links = ['loopback (no wire)', '0 ms each way', '1 ms each way', '10 ms each way', '50 ms each way'];
     assert.deepEqual(t!.rows.map((row) => row[0]), [...links, ...links]);
-    assert.deepEqual([...new Set(t!.rows.map((row) => row[1]))].map((m) => m.replace(/\d+ busy loops/, 'N busy loops')), ['idle', 'CPU hog (N busy loops)']);
+    assert.deepEqual([...new Set(t!.rows.map((row) => row[1]))].map((m) => m!.replace(/\d+ busy loops/, 'N busy loops')), ['idle', 'CPU hog (N busy loops)']);
     for (const row of t!.rows) {
       assert.match(row[3]!, /^\d+ of 100$/, `lost in ${row.join(' | ')}`);
       assert.ok(row.slice(4, 9).every((c) => /^\d+\.\d{3}$/.test(c)), `figures in ${row.join(' | ')}`);
