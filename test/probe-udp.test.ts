@@ -44,6 +44,7 @@ import {
 import { createUdpProbe } from '../agent/probe/udp.ts';
 import { startStampReflector } from '../agent/reflector/stamp.ts';
 import { freeUdpPort } from './support/net.ts';
+import { needsRoot } from './support/root.ts';
 
 const KEY = Buffer.from('00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff', 'hex');
 const OTHER_KEY = Buffer.alloc(32, 0x5a);
@@ -657,7 +658,7 @@ describe('udp probe failures and misbehaving peers', () => {
 
 // Routing failures need a network without a route or with a router that says no: a pair of private
 // namespaces, so nothing leaves this machine. The prober runs inside namespace A.
-describe('udp probe: unreachable targets (network namespaces)', () => {
+describe('udp probe: unreachable targets (network namespaces)', needsRoot('network namespaces (ip netns add)'), () => {
   const run = promisify(execFile);
   const NS_A = `anylat-test-udp-${process.pid}`;
   const NS_B = `anylat-test-udpr-${process.pid}`;
