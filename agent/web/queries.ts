@@ -10,13 +10,14 @@ import { WebParamError, type Params } from './params.ts';
 /** The part of the store the dashboard reads. */
 export type StoreReader = Pick<
   Store,
-  'services' | 'benefitSummary' | 'latestBenefit' | 'benefitColumns' | 'lossColumns' | 'siteRuns' | 'events' | 'agentHealth' | 'rounds'
+  'services' | 'benefitSummary' | 'latestBenefit' | 'benefitColumns' | 'lossColumns' | 'siteRuns' | 'events' | 'agentHealth' | 'rounds' | 'timingGaps'
 >;
 
 /** Stands in for a store file no agent has created yet: every query is empty. */
 export const EMPTY_STORE: StoreReader = {
   services: () => [],
   benefitSummary: () => [],
+  timingGaps: () => [],
   latestBenefit: () => undefined,
   benefitColumns: () => new Map(),
   lossColumns: () => [],
@@ -90,6 +91,11 @@ export interface RegionBenefit {
   agent_region: string;
   /** the selected metric over the window (medians of the rounds' values); null without rounds */
   headline: RegionHeadline | null;
+  /**
+   * without a headline, why, when the agent did measure the metric: its samples were flagged for
+   * timing ("all 10 samples flagged for timing"); null otherwise
+   */
+  note: string | null;
   /** the selected metric in the agent's newest round of the window */
   latest: LatestRound | null;
   /** who answered the anycast address in the newest round (the selected protocol) */
@@ -323,6 +329,14 @@ export class DashboardQueries {
     const rows = this.store.benefitSummary({ since: w.from_t, until: now + 1, service: w.service });
     const { options, selected } = this.selectMetric(rows, params);
     const sites = selected ? this.siteRuns(w, selected) : new Map<string, SiteSegment[]>();
+    // Agents that measured the selected metric without one pair: say why instead of nothing.
+    const measured = new Set(rows.filter((r) => selected && r.protocol === selected.protocol && r.metric === selected.metric).map((r) => r.agent));
+    const notes = new Map<string, string>();
+    if (selected && w.agents.some((a) => !measured.has(a.agent))) {
+      for (const g of this.store.timingGaps({ since: w.from_t, until: now + 1, service: w.service, protocol: selected.protocol, metric: selected.metric })) {
+        if (g.note !== undefined) notes.set(g.agent, g.note);
+      }
+    }
     const regions: RegionBenefit[] = w.agents.map(({ agent, agent_region }) => {
       const mine = rows.filter((r) => r.agent === agent);
       // Prefer the end-to-end row when an agent changed terminatesTcp inside the window.
@@ -340,6 +354,7 @@ export class DashboardQueries {
         agent,
         agent_region: mine[mine.length - 1]?.agent_region ?? agent_region,
         headline: chosen ? headlineOf(chosen) : null,
+        note: chosen ? null : (notes.get(agent) ?? null),
         latest: last
           ? {
               t: last.t,

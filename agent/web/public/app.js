@@ -275,7 +275,7 @@
         { 'data-agent': r.agent, 'data-region': r.agent_region },
         el('td', { 'data-col': 'region' }, swatch, r.agent_region),
         el('td', { 'data-col': 'agent' }, r.agent),
-        el('td', { class: `num strong ${v.cls}`, 'data-col': 'saved' }, h ? ms(h.saved_ms, true) : 'no rounds'),
+        el('td', { class: `num strong ${v.cls}`, 'data-col': 'saved' }, h ? ms(h.saved_ms, true) : r.note || 'no rounds'),
         el('td', { class: 'num', 'data-col': 'ci' }, h ? ci(h.ci_low_ms, h.ci_high_ms) : '–'),
         el('td', { class: 'num', 'data-col': 'saved_pct' }, h ? pct(h.saved_pct) : '–'),
         el('td', { class: 'num', 'data-col': 'win_rate' }, h ? rate(h.win_rate) : '–'),
