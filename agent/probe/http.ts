@@ -6,8 +6,15 @@
 //   connect  net.connect() -> 'connect'
 //   tls      'connect' -> 'secureConnect' (https)
 //   ttfb     request headers handed to the socket -> response headers parsed
-//   total    sample start -> end of the first response's body
-//   warm     a second request on the same, now warm, connection: dispatch -> end of its body
+//   total    sample start -> end of the first response's body, summed from the pieces above
+//   warm     a second request on the same, now warm, connection: its write -> end of its body
+//
+// On Linux connect is the kernel's handshake RTT (tcpi_rtt, as the tcp probe's), and over plain
+// http ttfb and warm are the kernel's RTT sample for their request (below) plus, for warm, the
+// body's parsing. total is the sum of its pieces (setup, connect, tls, our own work up to the
+// request's write, the response), so a stall while the sample only waited on the network is in
+// none of them; it lists the lag windows of the pieces the monotonic clock timed, and the round
+// flags it only when one of those could have been held up (docs/measurement.md).
 //
 // Over plain http on Linux, ttfb is instead the kernel's own RTT sample for the request, as the tcp
 // probe times its echo (tcp-info.ts): TCP_INFO is read right before undici writes the request and
