@@ -3,9 +3,9 @@
 // every sample reported with its flag through RoundDeps.onSample. On command it also carries a
 // background load of many concurrent paths in the same process ("the agent is busy").
 import { performance } from 'node:perf_hooks';
-import type { Endpoint, Metric } from '../agent/model.ts';
+import type { Endpoint, Metric } from '../agent/core/model.ts';
 import { PROBES } from '../agent/probe/index.ts';
-import { ECHO_FALLBACKS } from '../agent/probe/tcp-info.ts';
+import { ECHO_FALLBACKS } from '../agent/net/tcp-info.ts';
 import { tcpProber, type EchoTiming, type TcpProber } from '../agent/probe/tcp.ts';
 import { runRound, type ObservedSample, type RoundDeps, type RoundProtocols, type RoundSpec } from '../agent/round/run-round.ts';
 import { LagMonitor } from '../agent/util/lag.ts';

@@ -1,7 +1,7 @@
 // node --import tsx bench/http-flags.ts [--runs N] [--cli DIR]
 //
 // How many http samples does `anylat compare --protocol http` flag for event-loop lag, per metric?
-// A reflector on 127.0.0.1 and two delay relays in this process (test/support/delay-relay.ts:
+// A reflector on 127.0.0.1 and two delay relays in this process (bench/lib/delay-relay.ts:
 // 127.0.0.2 holds each direction 5 ms, a 10 ms path; 127.0.0.3 holds 25 ms, a 50 ms path) stand in
 // for the anycast and a regional endpoint; `compare` runs in its own process, as a user runs it, at
 // its defaults (20 samples, 50 ms spacing) and at --samples 100 --spacing 20ms. Loopback only.
@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startReflector } from '../agent/reflector/index.ts';
-import { startDelayRelay } from '../test/support/delay-relay.ts';
+import { startDelayRelay } from './lib/delay-relay.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, cli: { type: 'string', default: ROOT } } });

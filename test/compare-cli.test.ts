@@ -2,12 +2,12 @@
 // adds a known delay, and with bad arguments.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { BenefitRow, PathResult, RoundResult } from '../agent/model.ts';
+import type { BenefitRow, PathResult, RoundResult } from '../agent/core/model.ts';
 import { compareSpec } from '../agent/commands/compare.ts';
 import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';
-import { roundToLines } from '../agent/sink/line-protocol.ts';
+import { roundToLines } from '../agent/core/line-protocol.ts';
 import { UsageError } from '../agent/util/errors.ts';
-import { startDelayRelay, type DelayRelay } from './support/delay-relay.ts';
+import { startDelayRelay, type DelayRelay } from '../bench/lib/delay-relay.ts';
 import { freePort, runAnylat } from './support/net.ts';
 
 const DELAY_MS = 20;

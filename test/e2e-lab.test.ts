@@ -17,9 +17,9 @@ import { expectedBenefits, type ExpectedBenefit } from '../agent/demo/expected.t
 import { waitForLabFree } from '../agent/demo/lab-busy.ts';
 import { demoSnapshot, formatSnapshot } from '../agent/demo/live-table.ts';
 import { fail, heal, labDown } from '../agent/lab/index.ts';
-import type { PathResult, RoundResult } from '../agent/model.ts';
+import type { PathResult, RoundResult } from '../agent/core/model.ts';
 import { ANYLAT_BIN, NOBODY, ROOT, assertNobodyCanRead } from './support/net.ts';
-import { Victoria } from './support/victoria.ts';
+import { Victoria } from '../bench/lib/victoria.ts';
 
 // Rounds every 5 s with 20 samples per path: several rounds per phase within the time budget, and
 // a p50 per round that a 2 ms jitter moves by only a few tenths of a millisecond.

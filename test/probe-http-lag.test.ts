@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import type { Attempt } from '../agent/model.ts';
+import type { Attempt } from '../agent/core/model.ts';
 import { httpProber } from '../agent/probe/http.ts';
 import { lagFlags } from '../agent/round/run-round.ts';
 import { LagMonitor } from '../agent/util/lag.ts';

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { reflectorOptions } from '../agent/commands/reflector.ts';
-import type { RoundResult } from '../agent/model.ts';
+import type { RoundResult } from '../agent/core/model.ts';
 import { AnylatError } from '../agent/util/errors.ts';
 import { runAnylat, startAnylat } from './support/net.ts';
 import { makeSelfSignedCert, type TestCert } from './support/tls-cert.ts';

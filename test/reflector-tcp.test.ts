@@ -19,8 +19,8 @@ import {
   parseEchoRequest,
   setEchoTurnaround,
   truncateUtf8,
-} from '../agent/probe/echo-codec.ts';
-import { delayAcks, ECHO_RTT_ROUNDING_US, echoRttFromTcpInfo, readTcpInfo, type TcpInfo } from '../agent/probe/tcp-info.ts';
+} from '../agent/core/echo-codec.ts';
+import { delayAcks, ECHO_RTT_ROUNDING_US, echoRttFromTcpInfo, readTcpInfo, type TcpInfo } from '../agent/net/tcp-info.ts';
 import { createTcpProbe } from '../agent/probe/tcp.ts';
 import { AnylatError } from '../agent/util/errors.ts';
 

@@ -7,7 +7,7 @@ import { Resolver } from 'node:dns/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Attempt, Protocol } from '../agent/model.ts';
+import type { Attempt, Protocol } from '../agent/core/model.ts';
 import { PROBES } from '../agent/probe/index.ts';
 import type { ProbeFactory, Prober } from '../agent/probe/types.ts';
 import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { PathResult } from '../agent/model.ts';
+import type { PathResult } from '../agent/core/model.ts';
 import { openStore, timingNote } from '../agent/store/index.ts';
 import { startWebServer, type WebServer } from '../agent/web/index.ts';
 import type { BenefitResponse } from '../agent/web/queries.ts';

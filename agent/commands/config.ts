@@ -1,7 +1,7 @@
 // `anylat config check [--config F]`: validate a config file, list every problem (exit 2), or
 // print what the agent would do with it.
 import { parseArgs } from 'node:util';
-import { PROTOCOLS } from '../model.ts';
+import { PROTOCOLS } from '../core/model.ts';
 import { configPath, loadConfig } from '../config/load.ts';
 import type { AnylatConfig } from '../config/types.ts';
 import { phaseFor } from '../schedule/timing.ts';

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { readStampKeyFile } from '../probe/stamp-codec.ts';
+import { readStampKeyFile } from '../core/stamp-codec.ts';
 import { startReflector, type ReflectorOptions } from '../reflector/index.ts';
 import { STAMP_REFLECTOR_DEFAULTS } from '../reflector/stamp.ts';
 import { UsageError } from '../util/errors.ts';

@@ -1,17 +1,18 @@
 // Loading a config: read, parse with positions, substitute `${ENV}`, validate, fill defaults. Every
 // problem found on the way becomes one line `file:line:col: path: what is wrong, what is expected`,
 // all of them at once, in file order, in one ConfigError (exit 2).
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { z } from 'zod';
 import { ConfigError } from '../util/errors.ts';
 import { defaultDeadline, cronInterval } from '../schedule/timing.ts';
 import type { RoundProtocols } from '../round/run-round.ts';
-import { Secret } from './secret.ts';
+import { Secret } from '../core/secret.ts';
 import { configSchema, DEFAULTS } from './schema.ts';
 import { formatPath, readSource, type Anchor, type PathSegment, type Problem } from './source.ts';
-import type { AnylatConfig, ServiceConfig } from './types.ts';
+import type { AnylatConfig, ConfigOrigin, ServiceConfig } from './types.ts';
 
 /** Where `anylat run` and `config check` look when `--config` is not given. */
 export const DEFAULT_CONFIG_FILE = 'anylat.yaml';
@@ -39,7 +40,18 @@ export function loadConfig(file: string, options: LoadOptions = {}): AnylatConfi
     throw new ConfigError([`${file}: cannot read the config file: ${why}; pass --config FILE or set ANYLAT_CONFIG`]);
   }
   const baseDir = dirname(isAbsolute(file) ? file : resolve(file));
-  return parseConfig(text, file, { ...options, baseDir });
+  let publishedAtMs: number | undefined;
+  try {
+    publishedAtMs = Math.round(statSync(file).mtimeMs);
+  } catch {
+    // read a moment ago; a file replaced in between keeps no mtime, which is only informative
+  }
+  return parseConfig(text, file, { ...options, baseDir, origin: { kind: 'file', ...(publishedAtMs === undefined ? {} : { publishedAtMs }) } });
+}
+
+/** The version of a config text: what `/metrics`, the heartbeat and the fleet dashboard show. */
+export function configVersion(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 12);
 }
 
 function format(file: string, p: Problem): string {
@@ -48,12 +60,16 @@ function format(file: string, p: Problem): string {
 }
 
 /** Validates config text; `file` names it in messages, `baseDir` resolves relative paths in it. */
-export function parseConfig(text: string, file: string, options: LoadOptions & { baseDir: string }): AnylatConfig {
+export function parseConfig(text: string, file: string, options: LoadOptions & { baseDir: string; origin?: Omit<ConfigOrigin, 'version'> }): AnylatConfig {
   const env = options.env ?? process.env;
   const { source, problems, syntaxError, unusable } = readSource(text, env);
   if (!syntaxError) {
     const result = configSchema(options.baseDir).safeParse(source.data ?? {}, { reportInput: false });
-    if (result.success && problems.length === 0) return build(result.data, file, options.hostname ?? hostname(), env, options.baseDir);
+    if (result.success && problems.length === 0) {
+      const config = build(result.data, file, options.hostname ?? hostname(), env, options.baseDir);
+      config.origin = { kind: 'file', ...options.origin, version: configVersion(text) };
+      return config;
+    }
     for (const issue of result.error?.issues ?? []) {
       const anchor: Anchor = (issue as { params?: { anchor?: Anchor } }).params?.anchor ?? 'value';
       const at = source.locate(issue.path as PathSegment[], anchor);
@@ -130,6 +146,7 @@ function build(data: Parsed, file: string, host: string, env: NodeJS.ProcessEnv,
   const stateDir = env.STATE_DIRECTORY?.split(':')[0];
   const config: AnylatConfig = {
     file,
+    origin: { kind: 'file', version: '' },
     agent,
     services,
     store: {
@@ -149,5 +166,6 @@ function build(data: Parsed, file: string, host: string, env: NodeJS.ProcessEnv,
     };
   }
   if (data.web) config.web = data.web.listen ?? { ...DEFAULTS.webListen };
+  if (data.metrics) config.metrics = data.metrics.listen ?? { ...DEFAULTS.metricsListen };
   return config;
 }

@@ -4,9 +4,9 @@
 // problem; a rule skips a field that already failed (it has its own message).
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { PROTOCOLS } from '../model.ts';
-import { MAX_SITE_TLV_BYTES, parseStampKey } from '../probe/stamp-codec.ts';
-import { isReservedLabel, RESERVED_TAGS } from '../sink/line-protocol.ts';
+import { PROTOCOLS } from '../core/model.ts';
+import { MAX_SITE_TLV_BYTES, parseStampKey } from '../core/stamp-codec.ts';
+import { isReservedLabel, RESERVED_TAGS } from '../core/line-protocol.ts';
 import { human } from './human.ts';
 import { cronInterval, DEFAULT_DEADLINE_SHARE, defaultDeadline } from '../schedule/timing.ts';
 import {
@@ -48,6 +48,8 @@ export const DEFAULTS = {
   retentionAgeMs: 30 * 86_400_000,
   retentionRows: 1_000_000,
   webListen: { host: '127.0.0.1', port: 8080 },
+  /** 9464: the port OpenTelemetry's Prometheus exporter made common for agents */
+  metricsListen: { host: '127.0.0.1', port: 9464 },
   storeFile: 'anylat.db',
   maxAnycast: 8,
 } as const;
@@ -232,8 +234,9 @@ export function configSchema(baseDir: string) {
         ),
       ),
       web: z.preprocess((v) => (v === null ? {} : v), mapping({ listen: optional(listen) }, 'a mapping with listen').optional()),
+      metrics: z.preprocess((v) => (v === null ? {} : v), mapping({ listen: optional(listen) }, 'a mapping with listen (where /metrics is served)').optional()),
     },
-    'a mapping with agent, services and optionally defaults, store, influx, web',
+    'a mapping with agent, services and optionally defaults, store, influx, web, metrics',
   );
   return schema.superRefine(crossFieldRules, { when: () => true });
 }

@@ -1,7 +1,7 @@
 // The typed config every part after loading works on: defaults filled, durations in ms, files read,
 // relative paths made absolute. Field names are TypeScript's; the YAML's are snake_case.
 import type { RoundProtocols } from '../round/run-round.ts';
-import type { Secret } from './secret.ts';
+import type { Secret } from '../core/secret.ts';
 
 export interface AgentSection {
   /** `agent.id`, the host name when not set */
@@ -60,6 +60,22 @@ export interface WebSection {
   port: number;
 }
 
+/** `metrics.listen`: where `/metrics` (Prometheus) is served. */
+export interface MetricsSection {
+  host: string;
+  port: number;
+}
+
+/** Which text a config came from: what the fleet compares to see who runs an older one. */
+export interface ConfigOrigin {
+  /** `file` or `url` */
+  kind: 'file' | 'url';
+  /** the first 12 hex digits of the SHA-256 of the text: equal for every agent given the same text */
+  version: string;
+  /** when the text was published: the file's mtime, the server's Last-Modified (epoch ms) */
+  publishedAtMs?: number;
+}
+
 /** A loaded, validated config. */
 export interface AnylatConfig {
   /** the file it came from, as given */
@@ -69,4 +85,7 @@ export interface AnylatConfig {
   store: StoreSection;
   influx?: InfluxSection;
   web?: WebSection;
+  metrics?: MetricsSection;
+  /** set by the loader: which text this is */
+  origin: ConfigOrigin;
 }

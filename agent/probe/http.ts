@@ -36,10 +36,10 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { connect as tlsConnect } from 'node:tls';
 import { Client, errors as undiciErrors, type Dispatcher, type buildConnector } from 'undici';
-import type { Attempt, FailureReason, LagWindow, LagWindows, Metric } from '../model.ts';
+import type { Attempt, FailureReason, LagWindow, LagWindows, Metric } from '../core/model.ts';
 import { AnylatError } from '../util/errors.ts';
 import { VERSION } from '../version.ts';
-import { loadTcpInfo, readTcpInfo, RESPONSE_FALLBACKS, responseRttFromTcpInfo, TCP_ESTABLISHED, type ResponseFallback, type TcpInfo } from './tcp-info.ts';
+import { loadTcpInfo, readTcpInfo, RESPONSE_FALLBACKS, responseRttFromTcpInfo, TCP_ESTABLISHED, type ResponseFallback, type TcpInfo } from '../net/tcp-info.ts';
 import type { HttpProbeOptions, ProbeFactory, Prober, ProbeTarget } from './types.ts';
 
 /** Default response header naming the site that answered. */

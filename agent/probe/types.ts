@@ -1,4 +1,4 @@
-import type { Attempt, Metric, PacketCounters, Protocol } from '../model.ts';
+import type { Attempt, Metric, PacketCounters, Protocol } from '../core/model.ts';
 
 /** Where one probe sends its samples. The round resolves names once, before the first sample. */
 export interface ProbeTarget {

@@ -21,7 +21,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { isIPv6, type Socket } from 'node:net';
-import { delayAcks, loadTcpInfo } from '../probe/tcp-info.ts';
+import { delayAcks, loadTcpInfo } from '../net/tcp-info.ts';
 import { EnvironmentError } from '../util/errors.ts';
 import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
 

@@ -22,9 +22,9 @@ import {
   restampReflectorPacket,
   siteValue,
   type Tlv,
-} from '../probe/stamp-codec.ts';
+} from '../core/stamp-codec.ts';
 import { AnylatError } from '../util/errors.ts';
-import { RxTimestamps } from '../probe/rx-timestamp.ts';
+import { RxTimestamps } from '../net/rx-timestamp.ts';
 import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
 
 export interface StampReflectorOptions extends ReflectorCommonOptions {

@@ -1,4 +1,4 @@
-// The reflector's TCP echo part: answers each echo request frame (agent/probe/echo-codec.ts) with
+// The reflector's TCP echo part: answers each echo request frame (agent/core/echo-codec.ts) with
 // a reply naming this site, on connections that stay open for as many requests as the sender
 // likes. It faces the internet, so every connection is bounded: frames are checked byte by byte
 // and garbage closes the connection, the reply is never longer than its request, connections are
@@ -21,8 +21,8 @@
 
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { ECHO_FLAG_TURNAROUND, encodeEchoReply, parseEchoRequest, setEchoTurnaround } from '../probe/echo-codec.ts';
-import { delayAcks, echoRttFromTcpInfo, loadTcpInfo, readTcpInfo, type TcpInfo } from '../probe/tcp-info.ts';
+import { ECHO_FLAG_TURNAROUND, encodeEchoReply, parseEchoRequest, setEchoTurnaround } from '../core/echo-codec.ts';
+import { delayAcks, echoRttFromTcpInfo, loadTcpInfo, readTcpInfo, type TcpInfo } from '../net/tcp-info.ts';
 import { EnvironmentError } from '../util/errors.ts';
 import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
 

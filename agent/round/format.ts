@@ -1,6 +1,6 @@
 // The human-readable table of one round: each (protocol, metric) with anycast beside every unicast
 // endpoint, then the benefit rows with their confidence interval, then the headline.
-import type { BenefitRow, FailureReason, PathResult, RoundResult } from '../model.ts';
+import type { BenefitRow, FailureReason, PathResult, RoundResult } from '../core/model.ts';
 
 function ms(v: number | undefined): string {
   if (v === undefined) return '-';

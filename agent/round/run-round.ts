@@ -17,7 +17,7 @@ import {
   type PathResult,
   type Protocol,
   type RoundResult,
-} from '../model.ts';
+} from '../core/model.ts';
 import { PROBES } from '../probe/index.ts';
 import type { ProbeFactory, ProbeOptionsMap, Prober, ProbeTarget } from '../probe/types.ts';
 import { AnylatError } from '../util/errors.ts';

@@ -5,7 +5,8 @@
 // batch auto-flush swallows errors, so a resolved flush() does not prove every line was written.
 // Here one call is one request, and only a 2xx lets the caller delete the lines.
 import { HttpError, InfluxDB, RequestTimedOutError, setLogger, type Transport } from '@influxdata/influxdb-client';
-import { Secret } from '../config/secret.ts';
+import { Secret } from '../core/secret.ts';
+import { linkSignal } from '../util/abort.ts';
 import { AnylatError } from '../util/errors.ts';
 import { parseRetryAfter } from './backoff.ts';
 import { displayUrl, redact } from './redact.ts';
@@ -87,14 +88,15 @@ export class InfluxWriter {
 
   /** Sends `lines` in one request. Never rejects. */
   async write(lines: readonly string[], signal?: AbortSignal): Promise<WriteOutcome> {
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const combined = signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
+    // Never AbortSignal.any([signal, timeout]) here: `signal` lives as long as the sink, and on
+    // Node 20 it would keep every request (callbacks and body) alive. See agent/util/abort.ts.
+    const link = linkSignal(signal, this.timeoutMs);
     let status: number | undefined;
     try {
       await this.transport.request(
         this.path,
         lines.join('\n'),
-        { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' }, gzipThreshold: this.gzipThreshold, signal: combined },
+        { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' }, gzipThreshold: this.gzipThreshold, signal: link.signal },
         (_headers, code) => {
           status = code;
         },
@@ -102,10 +104,12 @@ export class InfluxWriter {
       return { kind: 'ok', status: status ?? 204 };
     } catch (err) {
       if (signal?.aborted === true) return { kind: 'aborted' };
-      if (timeout.aborted || err instanceof RequestTimedOutError) {
+      if (link.reason === 'timeout' || err instanceof RequestTimedOutError) {
         return { kind: 'retry', message: `no answer from InfluxDB at ${this.target} within ${this.timeoutMs} ms` };
       }
       return this.classify(err);
+    } finally {
+      link.dispose();
     }
   }
 

@@ -6,13 +6,14 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { AgentHeartbeat, BenefitRow, Metric, PathResult, Protocol, RoundResult } from '../model.ts';
-import { heartbeatLine, isoToMs, roundToLines } from '../sink/line-protocol.ts';
+import type { AgentHeartbeat, BenefitRow, Metric, PathResult, Protocol, RoundResult } from '../core/model.ts';
+import { heartbeatLine, isoToMs, roundToLines } from '../core/line-protocol.ts';
 import { AnylatError } from '../util/errors.ts';
 import { applyRetention, describeRetention, type RetentionOptions, type RetentionResult } from './retention.ts';
 import { checkReadable, migrate } from './schema.ts';
-import { benefitReport, timingGaps, type ReportQuery, type ReportRow, type TimingGap } from './report.ts';
+import { benefitReport, timingGaps, type TimingGap } from './report.ts';
 import * as q from './queries.ts';
+import type { ReportQuery, ReportRow } from './queries.ts';
 
 export type { RetentionOptions, RetentionResult } from './retention.ts';
 
@@ -285,6 +286,16 @@ export class Store {
     return row.n;
   }
 
+  /** When the oldest line waiting for InfluxDB was queued (epoch ms), or undefined when none waits. */
+  outboxOldestAt(agent?: string): number | undefined {
+    const row = (
+      agent === undefined
+        ? this.db.prepare('SELECT created_at FROM outbox ORDER BY id LIMIT 1').get()
+        : this.db.prepare('SELECT created_at FROM outbox WHERE agent = ? ORDER BY id LIMIT 1').get(agent)
+    ) as { created_at: number } | undefined;
+    return row?.created_at;
+  }
+
   /** Lines InfluxDB rejected, still kept (of one agent when given). */
   deadLetters(agent?: string): number {
     const row = (
@@ -479,6 +490,11 @@ export class Store {
   /** `lossSeries` as parallel arrays per agent and path. */
   lossColumns(query: q.SeriesQuery): q.LossColumns[] {
     return q.lossColumns(this.db, query);
+  }
+
+  /** Sent and received per service, agent and path over a window (the dashboard's overview). */
+  lossTotals(query: q.SeriesQuery): q.LossTotal[] {
+    return q.lossTotals(this.db, query);
   }
 
   /** Runs of rounds per agent in which the same anycast site answered. */

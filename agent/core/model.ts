@@ -208,4 +208,10 @@ export interface AgentHeartbeat {
   dead_letters: number;
   /** rows the store's retention dropped since the agent started */
   dropped_rows?: number;
+  /** the running config's version (a hash of its text; equal across agents given the same text) */
+  config_version?: string;
+  /** when that config was published (file mtime, the server's Last-Modified), epoch seconds */
+  config_published_s?: number;
+  /** 1 when the last reload was applied (or had nothing to change), 0 when it failed; absent before one */
+  config_reload_ok?: number;
 }
