@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import type { PathResult } from '../agent/core/model.ts';
 import { openStore, timingNote } from '../agent/store/index.ts';
 import { startWebServer, type WebServer } from '../agent/web/index.ts';
-import type { BenefitResponse } from '../agent/web/queries.ts';
+import type { BenefitResponse, OverviewResponse } from '../agent/web/queries.ts';
 import { runAnylat } from './support/net.ts';
 import { benefitRow, makeRound, udpPath } from './support/rounds.ts';
 
@@ -57,6 +57,8 @@ before(async () => {
       }),
     );
   }
+  // sa-1: ttfb as well as total lost every sample to the flags.
+  store.saveRound(makeRound({ agent: 'sa-1', region: 'sa-east', service: 'web', startedAt: now - 12 * MIN, paths: [httpPath('anycast', 'ttfb', 5, 5), httpPath('u1', 'ttfb', 5, 5), httpPath('anycast', 'total', 5, 5), httpPath('u1', 'total', 5, 5)], benefit: [] }));
   // us-1: one round that measured only total, every sample flagged.
   store.saveRound(makeRound({ agent: 'us-1', region: 'us-east', service: 'web', startedAt: now - 10 * MIN, paths: [httpPath('anycast', 'total', 5, 5), httpPath('u1', 'total', 5, 5)], benefit: [] }));
   store.close();
@@ -85,6 +87,8 @@ test('report: the metric without a row is listed with why, under the table and i
       '\nwithout a row (no pair of samples was left):\n' +
         '  ap-1  web  http/total: all 20 samples flagged for timing (2 rounds)\n' +
         '  eu-1  web  http/total: all 10 anycast samples flagged for timing (2 rounds)\n' +
+        '  sa-1  web  http/ttfb: all 10 samples flagged for timing (1 round)\n' +
+        '  sa-1  web  http/total: all 10 samples flagged for timing (1 round)\n' +
         '  us-1  web  http/total: all 10 samples flagged for timing (1 round)\n',
     ),
     text.stdout,
@@ -96,6 +100,8 @@ test('report: the metric without a row is listed with why, under the table and i
     [
       ['ap-1', 'total', 'all 20 samples flagged for timing', 10],
       ['eu-1', 'total', 'all 10 anycast samples flagged for timing', 10],
+      ['sa-1', 'ttfb', 'all 10 samples flagged for timing', 5],
+      ['sa-1', 'total', 'all 10 samples flagged for timing', 5],
       ['us-1', 'total', 'all 10 samples flagged for timing', 5],
     ],
   );
@@ -114,6 +120,7 @@ test('page API: a region without a headline says its samples were flagged, one t
     [
       ['ap-1', null, 'all 20 samples flagged for timing'],
       ['eu-1', null, 'all 10 anycast samples flagged for timing'],
+      ['sa-1', null, 'all 10 samples flagged for timing'],
       ['us-1', null, 'all 10 samples flagged for timing'],
     ],
   );
@@ -123,8 +130,22 @@ test('page API: a region without a headline says its samples were flagged, one t
     [
       ['ap-1', true, null],
       ['eu-1', true, null],
+      ['sa-1', false, 'all 10 samples flagged for timing'],
       // measured no ttfb at all: nothing to explain
       ['us-1', false, null],
+    ],
+  );
+  // The overview shows the service on its headline metric (http ttfb here) and says the same.
+  const overview = (await (await fetch(new URL('/api/overview', server.url))).json()) as OverviewResponse;
+  const web = overview.services.find((s) => s.service === 'web')!;
+  assert.equal(web.metric, 'http/ttfb');
+  assert.deepEqual(
+    web.regions.map((r) => [r.agent, r.note]),
+    [
+      ['ap-1', null],
+      ['eu-1', null],
+      ['sa-1', 'all 10 samples flagged for timing'],
+      ['us-1', null],
     ],
   );
 });

@@ -152,6 +152,8 @@ export interface OverviewRegion {
   agent_region: string;
   /** the service's headline metric in this region over the window; null without rounds in it */
   headline: RegionHeadline | null;
+  /** without a headline, why, when its samples were flagged for timing (as RegionBenefit's) */
+  note: string | null;
   /**
    * Loss over the window on the headline metric's protocol: samples not answered over samples sent,
    * per path the worst of its metrics (a request that failed counts once), the worst anycast path
@@ -401,14 +403,7 @@ export class DashboardQueries {
     const rows = this.store.benefitSummary({ since: w.from_t, until: now + 1, service: w.service });
     const { options, selected } = this.selectMetric(rows, params);
     const sites = selected ? this.siteRuns(w, selected) : new Map<string, SiteSegment[]>();
-    // Agents that measured the selected metric without one pair: say why instead of nothing.
-    const measured = new Set(rows.filter((r) => selected && r.protocol === selected.protocol && r.metric === selected.metric).map((r) => r.agent));
-    const notes = new Map<string, string>();
-    if (selected && w.agents.some((a) => !measured.has(a.agent))) {
-      for (const g of this.store.timingGaps({ since: w.from_t, until: now + 1, service: w.service, protocol: selected.protocol, metric: selected.metric })) {
-        if (g.note !== undefined) notes.set(g.agent, g.note);
-      }
-    }
+    const notes = this.timingNotes(rows, w.agents, { since: w.from_t, until: now + 1, service: w.service }, selected);
     const regions: RegionBenefit[] = w.agents.map(({ agent, agent_region }) => {
       const mine = rows.filter((r) => r.agent === agent);
       // Prefer the end-to-end row when an agent changed terminatesTcp inside the window.
@@ -558,6 +553,7 @@ export class DashboardQueries {
     const services = [...agents.keys()].sort().map((service): OverviewService => {
       const mine = rows.filter((r) => r.service === service);
       const { selected } = this.selectMetric(mine, params);
+      const notes = this.timingNotes(mine, [...agents.get(service)!.keys()].map((agent) => ({ agent })), { since: from, until: now + 1, service }, selected);
       const regions = [...agents.get(service)!]
         .map(([agent, a]) => ({ agent, agent_region: a.agent_region, last_t: a.last_t }))
         .sort(byRegion)
@@ -567,11 +563,13 @@ export class DashboardQueries {
                 .filter((r) => r.agent === agent && r.protocol === selected.protocol && r.metric === selected.metric)
                 .sort((a, b) => (a.scope === b.scope ? 0 : a.scope === 'end_to_end' ? -1 : 1))[0]
             : undefined;
+          const note = chosen ? null : (notes.get(agent) ?? null);
           const loss = selected ? lossOf(losses.filter((l) => l.service === service && l.agent === agent && l.protocol === selected.protocol)) : undefined;
           return {
             agent,
             agent_region: chosen?.agent_region ?? agent_region,
             headline: chosen ? headlineOf(chosen) : null,
+            note,
             anycast_loss_pct: loss?.anycast ?? null,
             unicast_loss_pct: loss?.unicast ?? null,
             unicast_loss_endpoint: loss?.unicastEndpoint ?? null,
@@ -582,6 +580,26 @@ export class DashboardQueries {
       return { service, metric: selected?.key ?? null, scope: selected?.scope ?? null, regions };
     });
     return { since: params.since, from_t: from, to_t: now, services };
+  }
+
+  /**
+   * Agents that measured the selected metric in the window without one pair (so no summary row):
+   * why, when the lag flags are the reason ("all 10 samples flagged for timing").
+   */
+  private timingNotes(
+    rows: readonly ReportRow[],
+    agents: ReadonlyArray<{ agent: string }>,
+    window: { since: number; until: number; service: string },
+    selected: { protocol: Protocol; metric: Metric } | null,
+  ): Map<string, string> {
+    const notes = new Map<string, string>();
+    if (!selected) return notes;
+    const measured = new Set(rows.filter((r) => r.protocol === selected.protocol && r.metric === selected.metric).map((r) => r.agent));
+    if (agents.every((a) => measured.has(a.agent))) return notes;
+    for (const g of this.store.timingGaps({ ...window, protocol: selected.protocol, metric: selected.metric })) {
+      if (g.note !== undefined) notes.set(g.agent, g.note);
+    }
+    return notes;
   }
 
   health(now: number): HealthResponse {

@@ -469,7 +469,7 @@
           el('td', { 'data-col': 'region' }, r.agent_region),
           el('td', { 'data-col': 'agent' }, r.agent),
           el('td', { 'data-col': 'metric' }, s.metric ? `${s.metric}${scope}` : '–'),
-          el('td', { class: `num strong ${v.cls}`, 'data-col': 'saved' }, h ? ms(h.saved_ms, true) : 'no rounds in window'),
+          el('td', { class: `num strong ${v.cls}`, 'data-col': 'saved' }, h ? ms(h.saved_ms, true) : r.note || 'no rounds in window'),
           el('td', { class: 'num', 'data-col': 'ci' }, h ? ci(h.ci_low_ms, h.ci_high_ms) : '–'),
           el('td', { 'data-col': 'verdict' }, el('span', { class: `badge ${v.cls}` }, v.text)),
           el('td', { class: 'num', 'data-col': 'saved_pct' }, h ? pct(h.saved_pct) : '–'),
