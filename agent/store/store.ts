@@ -11,7 +11,7 @@ import { heartbeatLine, isoToMs, roundToLines } from '../core/line-protocol.ts';
 import { AnylatError } from '../util/errors.ts';
 import { applyRetention, describeRetention, type RetentionOptions, type RetentionResult } from './retention.ts';
 import { checkReadable, migrate } from './schema.ts';
-import { benefitReport } from './report.ts';
+import { benefitReport, timingGaps, type TimingGap } from './report.ts';
 import * as q from './queries.ts';
 import type { ReportQuery, ReportRow } from './queries.ts';
 
@@ -431,6 +431,11 @@ export class Store {
   /** The benefit table `anylat report` prints (see report.ts for the exact definitions). */
   report(query: ReportQuery): ReportRow[] {
     return benefitReport(this.db, query);
+  }
+
+  /** Metrics measured in the window without any benefit row, and whether lag flags are why (report.ts). */
+  timingGaps(query: ReportQuery & { protocol?: Protocol; metric?: Metric }): TimingGap[] {
+    return timingGaps(this.db, query);
   }
 
   /** Rounds started in [since, until), oldest first. */

@@ -10,13 +10,14 @@ import { WebParamError, type Params } from './params.ts';
 /** The part of the store the dashboard reads. */
 export type StoreReader = Pick<
   Store,
-  'services' | 'benefitSummary' | 'latestBenefit' | 'benefitColumns' | 'lossColumns' | 'lossTotals' | 'siteRuns' | 'events' | 'agentHealth' | 'rounds'
+  'services' | 'benefitSummary' | 'latestBenefit' | 'benefitColumns' | 'lossColumns' | 'lossTotals' | 'siteRuns' | 'events' | 'agentHealth' | 'rounds' | 'timingGaps'
 >;
 
 /** Stands in for a store file no agent has created yet: every query is empty. */
 export const EMPTY_STORE: StoreReader = {
   services: () => [],
   benefitSummary: () => [],
+  timingGaps: () => [],
   latestBenefit: () => undefined,
   benefitColumns: () => new Map(),
   lossColumns: () => [],
@@ -91,6 +92,11 @@ export interface RegionBenefit {
   agent_region: string;
   /** the selected metric over the window (medians of the rounds' values); null without rounds */
   headline: RegionHeadline | null;
+  /**
+   * without a headline, why, when the agent did measure the metric: its samples were flagged for
+   * timing ("all 10 samples flagged for timing"); null otherwise
+   */
+  note: string | null;
   /** the selected metric in the agent's newest round of the window */
   latest: LatestRound | null;
   /** who answered the anycast address in the newest round (the selected protocol) */
@@ -146,6 +152,8 @@ export interface OverviewRegion {
   agent_region: string;
   /** the service's headline metric in this region over the window; null without rounds in it */
   headline: RegionHeadline | null;
+  /** without a headline, why, when its samples were flagged for timing (as RegionBenefit's) */
+  note: string | null;
   /**
    * Loss over the window on the headline metric's protocol: samples not answered over samples sent,
    * per path the worst of its metrics (a request that failed counts once), the worst anycast path
@@ -396,6 +404,7 @@ export class DashboardQueries {
     const rows = this.store.benefitSummary({ since: w.from_t, until: now + 1, service: w.service });
     const { options, selected } = this.selectMetric(rows, params);
     const sites = selected ? this.siteRuns(w, selected) : new Map<string, SiteSegment[]>();
+    const notes = this.timingNotes(rows, w.agents, { since: w.from_t, until: now + 1, service: w.service }, selected);
     const regions: RegionBenefit[] = w.agents.map(({ agent, agent_region }) => {
       const mine = rows.filter((r) => r.agent === agent);
       // Prefer the end-to-end row when an agent changed terminatesTcp inside the window.
@@ -413,6 +422,7 @@ export class DashboardQueries {
         agent,
         agent_region: mine[mine.length - 1]?.agent_region ?? agent_region,
         headline: chosen ? headlineOf(chosen) : null,
+        note: chosen ? null : (notes.get(agent) ?? null),
         latest: last
           ? {
               t: last.t,
@@ -544,6 +554,7 @@ export class DashboardQueries {
     const services = [...agents.keys()].sort().map((service): OverviewService => {
       const mine = rows.filter((r) => r.service === service);
       const { selected } = this.selectMetric(mine, params);
+      const notes = this.timingNotes(mine, [...agents.get(service)!.keys()].map((agent) => ({ agent })), { since: from, until: now + 1, service }, selected);
       const regions = [...agents.get(service)!]
         .map(([agent, a]) => ({ agent, agent_region: a.agent_region, last_t: a.last_t }))
         .sort(byRegion)
@@ -553,11 +564,13 @@ export class DashboardQueries {
                 .filter((r) => r.agent === agent && r.protocol === selected.protocol && r.metric === selected.metric)
                 .sort((a, b) => (a.scope === b.scope ? 0 : a.scope === 'end_to_end' ? -1 : 1))[0]
             : undefined;
+          const note = chosen ? null : (notes.get(agent) ?? null);
           const loss = selected ? lossOf(losses.filter((l) => l.service === service && l.agent === agent && l.protocol === selected.protocol)) : undefined;
           return {
             agent,
             agent_region: chosen?.agent_region ?? agent_region,
             headline: chosen ? headlineOf(chosen) : null,
+            note,
             anycast_loss_pct: loss?.anycast ?? null,
             unicast_loss_pct: loss?.unicast ?? null,
             unicast_loss_endpoint: loss?.unicastEndpoint ?? null,
@@ -568,6 +581,26 @@ export class DashboardQueries {
       return { service, metric: selected?.key ?? null, scope: selected?.scope ?? null, regions };
     });
     return { since: params.since, from_t: from, to_t: now, services };
+  }
+
+  /**
+   * Agents that measured the selected metric in the window without one pair (so no summary row):
+   * why, when the lag flags are the reason ("all 10 samples flagged for timing").
+   */
+  private timingNotes(
+    rows: readonly ReportRow[],
+    agents: ReadonlyArray<{ agent: string }>,
+    window: { since: number; until: number; service: string },
+    selected: { protocol: Protocol; metric: Metric } | null,
+  ): Map<string, string> {
+    const notes = new Map<string, string>();
+    if (!selected) return notes;
+    const measured = new Set(rows.filter((r) => r.protocol === selected.protocol && r.metric === selected.metric).map((r) => r.agent));
+    if (agents.every((a) => measured.has(a.agent))) return notes;
+    for (const g of this.store.timingGaps({ ...window, protocol: selected.protocol, metric: selected.metric })) {
+      if (g.note !== undefined) notes.set(g.agent, g.note);
+    }
+    return notes;
   }
 
   health(now: number): HealthResponse {
