@@ -1,7 +1,7 @@
 // What the dashboard's JSON endpoints answer, computed from the store's public read API. Nothing
 // here writes; everything takes `now` so a response describes one instant. The heavy lifting
 // (medians over a window, site runs) is done in SQL by the store; this shapes it for the page.
-import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../model.ts';
+import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../core/model.ts';
 import type { AgentHealth, EventRow, LossTotal, ReportRow, ServiceSummary, Store } from '../store/index.ts';
 import { median } from '../store/index.ts';
 import type { BenefitColumns, LossColumns, SiteRun } from '../store/queries.ts';
@@ -214,6 +214,7 @@ export interface HealthRow {
   loop_lag_p99_ms: number | null;
   rounds_late: number | null;
   rounds_skipped: number | null;
+  rounds_failed: number | null;
   outbox_rows: number | null;
   dead_letters: number | null;
   dropped_rows: number | null;
@@ -613,6 +614,7 @@ export class DashboardQueries {
       if (hb?.dropped_rows) issues.push(`${hb.dropped_rows} row(s) dropped by retention`);
       if (hb?.rounds_late) issues.push(`${hb.rounds_late} round(s) started late`);
       if (hb?.rounds_skipped) issues.push(`${hb.rounds_skipped} round(s) skipped or abandoned`);
+      if (hb?.rounds_failed) issues.push(`${hb.rounds_failed} round(s) measured but not stored (store write failed)`);
       if (status === 'ok' && issues.length > 0) status = 'warning';
       return {
         agent,
@@ -633,6 +635,7 @@ export class DashboardQueries {
         loop_lag_p99_ms: hb?.loop_lag_p99_ms ?? null,
         rounds_late: hb?.rounds_late ?? null,
         rounds_skipped: hb?.rounds_skipped ?? null,
+        rounds_failed: hb?.rounds_failed ?? null,
         outbox_rows: hb?.outbox_rows ?? null,
         dead_letters: hb?.dead_letters ?? null,
         dropped_rows: hb?.dropped_rows ?? null,

@@ -11,7 +11,7 @@
 //   login   tls handshake only (two regions)                              every 60 s
 //   api     udp rtt; us-east next to the origin: 0.5 ms slower, CI spans 0  every 60 s
 //           (eu-west loses 1 of 20 samples to us-east-1)
-import type { BenefitRow, Metric, PathResult, Protocol, RoundResult, Scope } from '../../agent/model.ts';
+import type { BenefitRow, Metric, PathResult, Protocol, RoundResult, Scope } from '../../agent/core/model.ts';
 import type { Store } from '../../agent/store/index.ts';
 
 export interface Cell {

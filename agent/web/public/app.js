@@ -535,6 +535,7 @@
         el('td', { class: 'num' }, duration(a.uptime_s)),
         el('td', { class: 'num' }, ms(a.loop_lag_p99_ms)),
         el('td', { class: 'num' }, a.rounds_late === null ? '–' : String(a.rounds_late)),
+        el('td', { class: `num${a.rounds_failed ? ' bad' : ''}` }, a.rounds_failed === null || a.rounds_failed === undefined ? '–' : String(a.rounds_failed)),
         el('td', { class: 'num' }, a.outbox_rows === null ? '–' : String(a.outbox_rows)),
         el('td', { class: 'num' }, a.dead_letters === null ? '–' : String(a.dead_letters)),
         el('td', { class: 'notes' }, a.issues.join('; ')),
