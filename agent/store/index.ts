@@ -6,5 +6,5 @@ export { DEFAULT_MAX_DEAD_LETTERS, DEFAULT_MAX_OUTBOX_ROWS } from './retention.t
 export type { ReportQuery, ReportRow } from './queries.ts';
 export type { TimingGap } from './report.ts';
 export { median, mean, timingNote } from './report.ts';
-export type { AgentHealth, BenefitPoint, EventRow, LatencyPoint, LossPoint, LossTotal, SeriesQuery, ServiceSummary } from './queries.ts';
+export type { AgentHealth, BenefitPoint, EventRow, LatencyPoint, LossPoint, LossTotal, RoundGaps, SeriesQuery, ServiceSummary } from './queries.ts';
 export { SCHEMA_VERSION } from './schema.ts';

@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { AgentHeartbeat, BenefitRow, Metric, PathResult, Protocol, RoundResult } from '../core/model.ts';
+import type { AgentHeartbeat, BenefitRow, Metric, PathResult, Protocol, RoundResult, Scope } from '../core/model.ts';
 import { heartbeatLine, isoToMs, roundToLines } from '../core/line-protocol.ts';
 import { AnylatError } from '../util/errors.ts';
 import { applyRetention, describeRetention, type RetentionOptions, type RetentionResult } from './retention.ts';
@@ -550,7 +550,7 @@ export class Store {
   }
 
   /** `report()`'s rows aggregated in SQL: the same numbers at a fraction of the cost over long windows. */
-  benefitSummary(query: ReportQuery): ReportRow[] {
+  benefitSummary(query: ReportQuery & { protocol?: Protocol; metric?: Metric }): ReportRow[] {
     return q.benefitSummary(this.db, query);
   }
 
@@ -567,6 +567,16 @@ export class Store {
   /** `lossSeries` as parallel arrays per agent and path. */
   lossColumns(query: q.SeriesQuery): q.LossColumns[] {
     return q.lossColumns(this.db, query);
+  }
+
+  /** Gaps between round starts per agent and service, and per agent over all services. */
+  roundGaps(query: { since: number; until?: number }): q.RoundGaps[] {
+    return q.roundGaps(this.db, query);
+  }
+
+  /** What each service's benefit rows hold in a window (service, protocol, metric, scope). */
+  benefitMetrics(query: { since: number; until?: number }): Array<{ service: string; protocol: Protocol; metric: Metric; scope: Scope }> {
+    return q.benefitMetrics(this.db, query);
   }
 
   /** Sent and received per service, agent and path over a window (the dashboard's overview). */
