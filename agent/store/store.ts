@@ -3,7 +3,7 @@
 // letters, agent heartbeats and retention. SQLite in WAL mode: readers in other processes never
 // block the writer, and several agents may write one file (short IMMEDIATE transactions plus a
 // busy timeout serialize them).
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { AgentHeartbeat, BenefitRow, Metric, PathResult, Protocol, RoundResult } from '../model.ts';
@@ -127,7 +127,7 @@ function openReadOnly(path: string): Database.Database {
   } catch (err) {
     db?.close();
     const msg = err instanceof Error ? err.message : String(err);
-    if (/does not exist/i.test(msg) || !/readonly database|unable to open|disk I\/O|read-only file system/i.test(msg)) throw err;
+    if (!existsSync(path) || /does not exist/i.test(msg) || !/readonly database|unable to open|disk I\/O|read-only file system/i.test(msg)) throw err;
     let walBytes = 0;
     try {
       walBytes = statSync(`${path}-wal`).size;
