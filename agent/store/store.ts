@@ -3,7 +3,7 @@
 // letters, agent heartbeats and retention. SQLite in WAL mode: readers in other processes never
 // block the writer, and several agents may write one file (short IMMEDIATE transactions plus a
 // busy timeout serialize them).
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { AgentHeartbeat, BenefitRow, Metric, PathResult, Protocol, RoundResult, Scope } from '../core/model.ts';
@@ -110,6 +110,49 @@ function dropNulls<T extends object>(row: Record<string, unknown>): T {
   return out as T;
 }
 
+/**
+ * A read-only handle that changes nothing and needs no write access anywhere. SQLite reads a WAL
+ * store through its -shm file and creates it when missing, which a user who may read the store
+ * but not write its folder cannot (nor anyone on a read-only mount): after a clean agent stop the
+ * -wal and -shm files are gone and the plain read-only open fails ("attempt to write a readonly
+ * database"). Then, when no -wal file holds data (no writer has anything uncheckpointed), the file
+ * is read into memory and opened from there: the same bytes, a consistent snapshot. (better-sqlite3
+ * is built without URI file names, so SQLite's `immutable=1` is not available.)
+ */
+function openReadOnly(path: string): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+    db.prepare('SELECT COUNT(*) FROM sqlite_master').get();
+    return db;
+  } catch (err) {
+    db?.close();
+    const msg = err instanceof Error ? err.message : String(err);
+    if (!existsSync(path) || /does not exist/i.test(msg) || !/readonly database|unable to open|disk I\/O|read-only file system/i.test(msg)) throw err;
+    let walBytes = 0;
+    try {
+      walBytes = statSync(`${path}-wal`).size;
+    } catch {
+      // no -wal file: nothing is waiting to be checkpointed
+    }
+    if (walBytes > 0) {
+      throw new AnylatError(
+        'ANYLAT_STORE_READONLY_WAL',
+        `cannot read store ${path}: its folder is not writable for this user and ${path}-wal holds data not yet in the store ` +
+          `(an agent is writing it, or was killed): run this as the agent's user, or let this user write the folder`,
+        { exitCode: 2, cause: err },
+      );
+    }
+    const image = readFileSync(path);
+    // The header marks the file as WAL (bytes 18-19 = 2); an in-memory copy cannot use a WAL.
+    if (image.length >= 20 && image[18] === 2 && image[19] === 2) {
+      image[18] = 1;
+      image[19] = 1;
+    }
+    return new Database(image, { readonly: true });
+  }
+}
+
 /** Opens (creating and migrating when writable) the store at `path`. */
 export function openStore(path: string, options: StoreOptions = {}): Store {
   return new Store(path, options);
@@ -134,7 +177,7 @@ export class Store {
     this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     try {
       if (!this.readonly && path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-      this.db = new Database(path, { readonly: this.readonly, fileMustExist: this.readonly });
+      this.db = this.readonly ? openReadOnly(path) : new Database(path);
     } catch (err) {
       if (this.readonly && err instanceof Error && /unable to open|does not exist/i.test(err.message)) {
         throw new AnylatError('ANYLAT_STORE_MISSING', `no store at ${path}: check --store (or store.path in the config); an agent creates it on its first round`, {
