@@ -5,7 +5,6 @@
 import { type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { labDown, labUp, spawnIn, type DownReport, type LabDescription } from '../lab/index.ts';
 import type { InfluxTarget } from '../sink/index.ts';
 import { openStore, type Store } from '../store/index.ts';
@@ -13,8 +12,8 @@ import { AnylatError } from '../util/errors.ts';
 import { startWebServer, type ListenSpec, type WebServer } from '../web/index.ts';
 import { agentConfigYaml, DEFAULT_ROUNDS, demoAgentId, type DemoRounds } from './agent-config.ts';
 import { DemoSinks } from './influx.ts';
+import { ANYLAT_BIN } from '../util/package.ts';
 
-const ANYLAT_BIN = fileURLToPath(new URL('../../bin/anylat.js', import.meta.url));
 
 /** How long an agent may take from spawn to "running" (tsx compiles the agent on its first start). */
 const AGENT_READY_TIMEOUT_MS = 60_000;
