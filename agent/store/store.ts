@@ -80,7 +80,7 @@ function storeError(path: string, err: unknown): AnylatError {
   return new AnylatError(
     'ANYLAT_STORE_OPEN',
     `cannot open store ${path}: ${msg}; check store.path (or --store) and that the directory is writable`,
-    { exitCode: 2, cause: err },
+    { cause: err },
   );
 }
 
@@ -125,10 +125,7 @@ export class Store {
       this.db = new Database(path, { readonly: this.readonly, fileMustExist: this.readonly });
     } catch (err) {
       if (this.readonly && err instanceof Error && /unable to open|does not exist/i.test(err.message)) {
-        throw new AnylatError('ANYLAT_STORE_MISSING', `no store at ${path}: check --store (or store.path in the config); an agent creates it on its first round`, {
-          exitCode: 2,
-          cause: err,
-        });
+        throw new AnylatError('ANYLAT_STORE_MISSING', `no store at ${path}: check --store (or store.path in the config); an agent creates it on its first round`, { cause: err });
       }
       throw storeError(path, err);
     }
