@@ -92,7 +92,7 @@ function storeError(path: string, err: unknown): AnylatError {
   return new AnylatError(
     'ANYLAT_STORE_OPEN',
     `cannot open store ${path}: ${msg}; check store.path (or --store) and that the directory is writable`,
-    { exitCode: 2, cause: err },
+    { cause: err },
   );
 }
 
@@ -140,7 +140,7 @@ function openReadOnly(path: string): Database.Database {
         'ANYLAT_STORE_READONLY_WAL',
         `cannot read store ${path}: its folder is not writable for this user and ${path}-wal holds data not yet in the store ` +
           `(an agent is writing it, or was killed): run this as the agent's user, or let this user write the folder`,
-        { exitCode: 2, cause: err },
+        { cause: err },
       );
     }
     const image = readFileSync(path);
@@ -180,10 +180,7 @@ export class Store {
       this.db = this.readonly ? openReadOnly(path) : new Database(path);
     } catch (err) {
       if (this.readonly && err instanceof Error && /unable to open|does not exist/i.test(err.message)) {
-        throw new AnylatError('ANYLAT_STORE_MISSING', `no store at ${path}: check --store (or store.path in the config); an agent creates it on its first round`, {
-          exitCode: 2,
-          cause: err,
-        });
+        throw new AnylatError('ANYLAT_STORE_MISSING', `no store at ${path}: check --store (or store.path in the config); an agent creates it on its first round`, { cause: err });
       }
       throw storeError(path, err);
     }
