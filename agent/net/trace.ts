@@ -13,6 +13,7 @@
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { lookup, lookupService } from 'node:dns/promises';
+import { AnylatError } from '../util/errors.ts';
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -77,13 +78,10 @@ export interface TraceResult {
 }
 
 /** Stable error of the tracer: the host cannot trace (not Linux, no koffi) or a bad target. */
-export class TraceError extends Error {
-  override readonly name = 'TraceError';
-  constructor(
-    readonly code: 'ANYLAT_TRACE_UNAVAILABLE' | 'ANYLAT_TRACE_TARGET' | 'ANYLAT_TRACE_SOCKET',
-    message: string,
-  ) {
-    super(message);
+export class TraceError extends AnylatError {
+  constructor(code: 'ANYLAT_TRACE_UNAVAILABLE' | 'ANYLAT_TRACE_TARGET' | 'ANYLAT_TRACE_SOCKET', message: string) {
+    super(code, message, { exitCode: code === 'ANYLAT_TRACE_TARGET' ? 2 : 1 });
+    this.name = 'TraceError';
   }
 }
 
@@ -216,7 +214,7 @@ function icmpNote(family: 4 | 6, type: number, code: number): { reached?: boolea
 }
 
 async function reverseName(address: string, timeoutMs: number): Promise<string | undefined> {
-  let timer: NodeJS.Timeout | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
   try {
     const found = await Promise.race([lookupService(address, 0).then((r) => r.hostname).catch(() => undefined), timeout]);
