@@ -214,8 +214,9 @@ function icmpNote(family: 4 | 6, type: number, code: number): { reached?: boolea
 }
 
 async function reverseName(address: string, timeoutMs: number): Promise<string | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+  let wake: (v: undefined) => void = () => {};
+  const timeout = new Promise<undefined>((resolve) => (wake = resolve));
+  const timer = setTimeout(() => wake(undefined), timeoutMs);
   try {
     const found = await Promise.race([lookupService(address, 0).then((r) => r.hostname).catch(() => undefined), timeout]);
     return found !== undefined && found !== address ? found : undefined;
