@@ -14,6 +14,9 @@ import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { lookup, lookupService } from 'node:dns/promises';
 import { AnylatError } from '../util/errors.ts';
+import type { TraceHop } from '../core/model.ts';
+
+export type { TraceHop };
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -53,18 +56,6 @@ export interface TraceOptions {
   names?: boolean;
   nameTimeoutMs?: number;
   signal?: AbortSignal;
-}
-
-/** One TTL of a trace: who answered (none when nobody did before the probe timeout). */
-export interface TraceHop {
-  ttl: number;
-  address?: string;
-  rtt_ms?: number;
-  name?: string;
-  /** the target itself answered (port unreachable, or a reply) */
-  reached?: boolean;
-  /** an ICMP error other than time exceeded / port unreachable: `!N`, `!H`, `!P`, `!A`, `!<code>` */
-  note?: string;
 }
 
 export interface TraceResult {
