@@ -221,6 +221,7 @@ function build(data: Parsed, file: string, host: string, env: NodeJS.ProcessEnv,
       minIntervalMs: data.trace.min_interval ?? TRACE_CONFIG_DEFAULTS.minIntervalMs,
       maxHops: data.trace.max_hops ?? TRACE_CONFIG_DEFAULTS.maxHops,
       port: data.trace.port ?? TRACE_CONFIG_DEFAULTS.port,
+      names: data.trace.names ?? true,
     };
   }
   return config;

@@ -89,6 +89,8 @@ export interface TraceSection {
   maxHops: number;
   /** first UDP destination port of the probes */
   port: number;
+  /** reverse names of hop addresses (getnameinfo: /etc/hosts, then DNS) */
+  names: boolean;
 }
 
 /** What `trace:` means when it says nothing (a `trace:` block alone turns tracing on). */
