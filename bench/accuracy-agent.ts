@@ -3,9 +3,9 @@
 // every sample reported with its flag through RoundDeps.onSample. On command it also carries a
 // background load of many concurrent paths in the same process ("the agent is busy").
 import { performance } from 'node:perf_hooks';
-import type { Endpoint, Metric } from '../agent/model.ts';
+import type { Endpoint, Metric } from '../agent/core/model.ts';
 import { PROBES } from '../agent/probe/index.ts';
-import { ECHO_FALLBACKS } from '../agent/probe/tcp-info.ts';
+import { ECHO_FALLBACKS } from '../agent/net/tcp-info.ts';
 import { tcpProber, type EchoTiming, type TcpProber } from '../agent/probe/tcp.ts';
 import { runRound, type ObservedSample, type RoundDeps, type RoundProtocols, type RoundSpec } from '../agent/round/run-round.ts';
 import { LagMonitor } from '../agent/util/lag.ts';
@@ -124,7 +124,7 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
   measuredTcp = [];
   await Promise.all([
     loopRounds(
-      () => spec('measured', { udp: { port: su.ports.udp }, tcp: { port: su.ports.tcp, echo: true }, http: { url: `http://bench.anylat.test:${su.ports.http}/`, warm: false }, icmp: {} }, su.samples, su.spacingMs),
+      () => spec('measured', { udp: { port: su.ports.udp }, tcp: { port: su.ports.tcp, echo: true }, http: { url: `http://bench.anylat.test:${su.ports.http}/`, warm: false }, icmp: {}, dns: { port: su.dnsPort } }, su.samples, su.spacingMs),
       until,
       (s) => {
         if (s.protocol === 'udp') record('udp rtt', s, 'rtt');
@@ -133,6 +133,7 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
           record('tcp rtt (echo)', s, 'rtt');
         } else if (s.protocol === 'http') record('http ttfb', s, 'ttfb');
         else if (s.protocol === 'icmp') record('icmp rtt', s, 'rtt');
+        else if (s.protocol === 'dns') record('dns query', s, 'query');
       },
       undefined,
       measuredProbes,

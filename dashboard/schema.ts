@@ -1,8 +1,8 @@
 // The InfluxDB schema as the dashboards and alert rules see it (DESIGN.md, "InfluxDB schema").
 // Names are typed against the agent's own model so that renaming a field there breaks the
 // dashboards at compile time instead of silently emptying a panel.
-import type { AgentHeartbeat, BenefitRow, PathResult } from '../agent/model.ts';
-import { MEASUREMENTS } from '../agent/sink/line-protocol.ts';
+import type { AgentHeartbeat, BenefitRow, PathResult } from '../agent/core/model.ts';
+import { MEASUREMENTS } from '../agent/core/line-protocol.ts';
 
 export { MEASUREMENTS };
 export type Measurement = (typeof MEASUREMENTS)[keyof typeof MEASUREMENTS];
@@ -21,8 +21,11 @@ type NumericOrString<T> = { [K in keyof T]-?: NonNullable<T[K]> extends number |
 export type LatencyField = Exclude<NumericOrString<PathResult>, 'endpoint' | 'kind' | 'address' | 'protocol' | 'metric' | 'scope'>;
 /** Fields of `benefit`. */
 export type BenefitField = Exclude<NumericOrString<BenefitRow>, 'protocol' | 'metric' | 'scope' | 'baseline'>;
-/** Fields of `agent` (the heartbeat). */
-export type AgentField = Exclude<NumericOrString<AgentHeartbeat>, 'at'>;
+/**
+ * Fields of `agent` (the heartbeat). `rounds_failed` (rounds that never reached the store) is named
+ * here until the heartbeat model carries it; the union stays harmless once it does.
+ */
+export type AgentField = Exclude<NumericOrString<AgentHeartbeat>, 'at'> | 'rounds_failed';
 /** Fields of `event`. */
 export type EventField = 'message' | 'from' | 'to';
 

@@ -79,12 +79,6 @@ const rules = groups.flatMap((g) => g.rules as Obj[]) as unknown as Array<RuleDe
 const contactPoints = files.flatMap((f) => (f.doc.contactPoints as Obj[] | undefined) ?? []);
 const policies = files.flatMap((f) => (f.doc.policies as Obj[] | undefined) ?? []);
 
-function rule(uid: string): RuleDefinition {
-  const r = rules.find((x) => x.uid === uid);
-  assert.ok(r, `no rule ${uid}`);
-  return r;
-}
-
 describe('alerting provisioning files', () => {
   it('use only keys Grafana reads, apiVersion 1', () => {
     assert.ok(files.length >= 3);

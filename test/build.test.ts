@@ -73,7 +73,7 @@ describe('npm run build', () => {
     const build = spawnSync(process.execPath, [join(ROOT, 'bin', 'build.js')], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(build.status, 0, build.stderr);
     assert.match(build.stdout, /compiled agent\/ and bench\/ in [\d.]+ s/);
-    for (const f of ['agent/cli.js', 'agent/web/worker.js', 'agent/probe/tcp-info.js', 'bench/lib/child.js', 'agent/.compiled']) {
+    for (const f of ['agent/cli.js', 'agent/web/worker.js', 'agent/net/tcp-info.js', 'bench/lib/child.js', 'agent/.compiled']) {
       assert.ok(existsSync(join(ROOT, f)), `${f} after the build`);
     }
     // Relative imports point at the compiled files, so nothing in the compiled agent needs tsx.

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import type { Attempt } from '../agent/model.ts';
+import type { Attempt } from '../agent/core/model.ts';
 import { AnylatError } from '../agent/util/errors.ts';
 import { createIcmpProbe } from '../agent/probe/icmp.ts';
 import { LagMonitor } from '../agent/util/lag.ts';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { Attempt, PacketCounters } from '../agent/model.ts';
+import type { Attempt, PacketCounters } from '../agent/core/model.ts';
 import { AnylatError } from '../agent/util/errors.ts';
 import {
   AUTH_BASE_BYTES,
@@ -40,7 +40,7 @@ import {
   type ReflectorPacketInput,
   type SenderPacket,
   type Tlv,
-} from '../agent/probe/stamp-codec.ts';
+} from '../agent/core/stamp-codec.ts';
 import { createUdpProbe } from '../agent/probe/udp.ts';
 import { startStampReflector } from '../agent/reflector/stamp.ts';
 import { freeUdpPort } from './support/net.ts';

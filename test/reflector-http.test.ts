@@ -225,7 +225,7 @@ test('a request that arrives before the reflector has seen its connection is not
   // the kernel would acknowledge it at once.
   const client = `
     import net from 'node:net';
-    import { readTcpInfo } from ${JSON.stringify(new URL('../agent/probe/tcp-info.ts', import.meta.url).href)};
+    import { readTcpInfo } from ${JSON.stringify(new URL('../agent/net/tcp-info.ts', import.meta.url).href)};
     const request = 'GET / HTTP/1.1\\r\\nHost: svc.anylat.test\\r\\n\\r\\n';
     const s = net.connect(${port}, '127.0.0.1', () => {
       const before = readTcpInfo(s).bytesAcked;

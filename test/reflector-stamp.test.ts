@@ -18,7 +18,7 @@ import {
   ntpFromUnixMs,
   readSiteValue,
   type Tlv,
-} from '../agent/probe/stamp-codec.ts';
+} from '../agent/core/stamp-codec.ts';
 import { localAddresses, sourceKey, startStampReflector } from '../agent/reflector/stamp.ts';
 import type { ReflectorPart } from '../agent/reflector/types.ts';
 import { AnylatError } from '../agent/util/errors.ts';

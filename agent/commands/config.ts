@@ -1,7 +1,7 @@
 // `anylat config check [--config F]`: validate a config file, list every problem (exit 2), or
 // print what the agent would do with it.
 import { parseArgs } from 'node:util';
-import { PROTOCOLS } from '../model.ts';
+import { PROTOCOLS } from '../core/model.ts';
 import { configPath, loadConfig, type LoadOptions } from '../config/load.ts';
 import { configToken, fetchConfig, isConfigUrl, parseRemoteConfig } from '../config/remote.ts';
 import type { Secret } from '../config/secret.ts';

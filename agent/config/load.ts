@@ -10,7 +10,7 @@ import { ConfigError } from '../util/errors.ts';
 import { defaultDeadline, cronInterval } from '../schedule/timing.ts';
 import type { RoundProtocols } from '../round/run-round.ts';
 import { applyAgentParts } from './agents.ts';
-import { Secret } from './secret.ts';
+import { Secret } from '../core/secret.ts';
 import { configSchema, DEFAULTS } from './schema.ts';
 import { formatPath, readSource, type Anchor, type PathSegment, type Problem } from './source.ts';
 import type { AnylatConfig, ConfigOrigin, ServiceConfig } from './types.ts';
@@ -150,6 +150,13 @@ function probes(raw: RawProbes): RoundProtocols {
     if (raw.http.ttfb_clock) out.http.ttfbClock = raw.http.ttfb_clock;
   }
   if (raw.icmp) out.icmp = {};
+  if (raw.dns) {
+    out.dns = { port: raw.dns.port ?? DEFAULTS.dnsPort };
+    if (raw.dns.transport) out.dns.transport = raw.dns.transport;
+    if (raw.dns.qname) out.dns.qname = raw.dns.qname;
+    if (raw.dns.qtype) out.dns.qtype = raw.dns.qtype;
+    if (raw.dns.nsid !== undefined) out.dns.nsid = raw.dns.nsid;
+  }
   return out;
 }
 
@@ -201,6 +208,7 @@ function build(data: Parsed, file: string, host: string, env: NodeJS.ProcessEnv,
       token: new Secret((data.influx.token ?? data.influx.token_file)!),
       org: data.influx.org ?? '',
       bucket: data.influx.bucket,
+      setAsideAfterMs: data.influx.set_aside_after ?? 3_600_000,
     };
   }
   if (data.web) config.web = data.web.listen ?? { ...DEFAULTS.webListen };

@@ -4,9 +4,10 @@
 // problem; a rule skips a field that already failed (it has its own message).
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { PROTOCOLS } from '../model.ts';
-import { MAX_SITE_TLV_BYTES, parseStampKey } from '../probe/stamp-codec.ts';
-import { isReservedLabel, RESERVED_TAGS } from '../sink/line-protocol.ts';
+import { PROTOCOLS } from '../core/model.ts';
+import { QUERY_TYPES } from '../probe/dns-codec.ts';
+import { MAX_SITE_TLV_BYTES, parseStampKey } from '../core/stamp-codec.ts';
+import { isReservedLabel, RESERVED_TAGS } from '../core/line-protocol.ts';
 import { human } from './human.ts';
 import { cronInterval, DEFAULT_DEADLINE_SHARE, defaultDeadline } from '../schedule/timing.ts';
 import {
@@ -45,6 +46,8 @@ export const DEFAULTS = {
   udpPort: 862,
   tcpPort: 443,
   tlsPort: 443,
+  /** a DNS service's port; the reflector answers on 8053 unless run with --dns-port 53 */
+  dnsPort: 53,
   retentionAgeMs: 30 * 86_400_000,
   retentionRows: 1_000_000,
   webListen: { host: '127.0.0.1', port: 8080 },
@@ -156,6 +159,18 @@ function probesSchema(baseDir: string) {
         ),
       ),
       icmp: probeEntry(mapping({}, 'nothing (icmp has no settings)')),
+      dns: probeEntry(
+        mapping(
+          {
+            port: optional(port),
+            transport: optional(oneOf(['udp', 'tcp'] as const)),
+            qname: optional(hostName),
+            qtype: optional(oneOf(QUERY_TYPES)),
+            nsid: optional(bool),
+          },
+          'dns probe settings (port, transport, qname, qtype, nsid) or nothing',
+        ),
+      ),
     },
     `a mapping of probes (${PROTOCOLS.join(', ')})`,
   );
@@ -248,8 +263,9 @@ export function configSchema(baseDir: string) {
               })),
             org: optional(text('an organization name')),
             bucket: text('a bucket name (InfluxDB 1.x: database or database/retention-policy)'),
+            set_aside_after: optional(duration),
           },
-          'a mapping with url, token or token_file, org, bucket',
+          'a mapping with url, token or token_file, org, bucket, set_aside_after',
         ),
       ),
       web: z.preprocess((v) => (v === null ? {} : v), mapping({ listen: optional(listen) }, 'a mapping with listen').optional()),

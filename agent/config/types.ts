@@ -1,7 +1,7 @@
 // The typed config every part after loading works on: defaults filled, durations in ms, files read,
 // relative paths made absolute. Field names are TypeScript's; the YAML's are snake_case.
 import type { RoundProtocols } from '../round/run-round.ts';
-import type { Secret } from './secret.ts';
+import type { Secret } from '../core/secret.ts';
 
 export interface AgentSection {
   /** `agent.id`, the host name when not set */
@@ -53,6 +53,8 @@ export interface InfluxSection {
   /** empty for InfluxDB 1.x and VictoriaMetrics, which ignore it */
   org: string;
   bucket: string;
+  /** a batch drawing 5xx this long is bisected and the lines the server refuses alone set aside */
+  setAsideAfterMs: number;
 }
 
 export interface WebSection {

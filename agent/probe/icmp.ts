@@ -10,7 +10,7 @@ import { accessSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import type { ChildProcess } from 'node:child_process';
-import type { Attempt } from '../model.ts';
+import type { Attempt } from '../core/model.ts';
 import { EnvironmentError } from '../util/errors.ts';
 import type { IcmpProbeOptions, ProbeFactory, Prober, ProbeTarget } from './types.ts';
 

@@ -10,9 +10,9 @@ import { createSocket, type Socket } from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Attempt, FailureReason, PacketCounters } from '../model.ts';
+import type { Attempt, FailureReason, PacketCounters } from '../core/model.ts';
 import { AnylatError } from '../util/errors.ts';
-import { RxTimestamps } from './rx-timestamp.ts';
+import { RxTimestamps } from '../net/rx-timestamp.ts';
 import type { ProbeFactory, Prober, ProbeTarget, UdpProbeOptions } from './types.ts';
 import {
   AUTH_BASE_BYTES,
@@ -31,7 +31,7 @@ import {
   readSiteValue,
   senderPacketBytes,
   type Tlv,
-} from './stamp-codec.ts';
+} from '../core/stamp-codec.ts';
 
 /** Sequence numbers remembered for late/duplicate accounting; older answered ones are forgotten. */
 const REMEMBERED_SEQS = 16_384;

@@ -3,45 +3,8 @@
 // panel shows with InfluxQL `median("saved_ms")` / `mean("win_rate")` over the same window,
 // because each round writes exactly one `benefit` point per (protocol, metric).
 import type Database from 'better-sqlite3';
-import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../model.ts';
-import { roundFilter } from './queries.ts';
-
-export interface ReportQuery {
-  /** epoch ms; rounds that started at or after it */
-  since: number;
-  /** epoch ms; rounds that started before it (default: no bound) */
-  until?: number;
-  service?: string;
-  agent?: string;
-}
-
-/** One line of the benefit table. */
-export interface ReportRow {
-  agent: string;
-  agent_region: string;
-  service: string;
-  protocol: Protocol;
-  metric: Metric;
-  scope: Scope;
-  /** rounds with a benefit row for this key in the window */
-  rounds: number;
-  first_round_at: string;
-  last_round_at: string;
-  /** medians over rounds of each round's value (absent when no round had one) */
-  anycast_p50_ms?: number;
-  baseline_p50_ms?: number;
-  saved_ms?: number;
-  saved_pct?: number;
-  /** medians over rounds of each round's CI bounds: a typical round's interval, not a CI of the window */
-  ci_low_ms?: number;
-  ci_high_ms?: number;
-  /** mean over rounds of each round's win rate (share of pairs where anycast was faster) */
-  win_rate?: number;
-  /** pairs over all rounds */
-  pairs: number;
-  /** baseline endpoint name -> rounds that compared against it */
-  baselines: Record<string, number>;
-}
+import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../core/model.ts';
+import { roundFilter, type ReportQuery, type ReportRow } from './queries.ts';
 
 /** Median as InfluxQL computes it: the middle value, or the mean of the two middle values. */
 export function median(values: readonly number[]): number | undefined {

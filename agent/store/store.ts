@@ -6,13 +6,14 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { AgentHeartbeat, BenefitRow, Metric, PathResult, Protocol, RoundResult } from '../model.ts';
-import { heartbeatLine, isoToMs, roundToLines } from '../sink/line-protocol.ts';
+import type { AgentHeartbeat, BenefitRow, Metric, PathResult, Protocol, RoundResult } from '../core/model.ts';
+import { heartbeatLine, isoToMs, roundToLines } from '../core/line-protocol.ts';
 import { AnylatError } from '../util/errors.ts';
 import { applyRetention, describeRetention, type RetentionOptions, type RetentionResult } from './retention.ts';
 import { checkReadable, migrate } from './schema.ts';
-import { benefitReport, type ReportQuery, type ReportRow } from './report.ts';
+import { benefitReport } from './report.ts';
 import * as q from './queries.ts';
+import type { ReportQuery, ReportRow } from './queries.ts';
 
 export type { RetentionOptions, RetentionResult } from './retention.ts';
 
@@ -50,6 +51,18 @@ export interface DeadLetter {
   status?: number;
   message: string;
   failed_at: string;
+}
+
+/** What `anylat outbox status` shows for one agent. */
+export interface OutboxStatus {
+  agent: string;
+  outbox_rows: number;
+  oldest_queued_at?: string;
+  dead_letters: number;
+  first_failed_at?: string;
+  last_failed_at?: string;
+  /** the most common dead-letter messages, most frequent first */
+  reasons: Array<{ count: number; status?: number; message: string }>;
 }
 
 /** Rows retention dropped through this handle since it was opened. */
@@ -316,6 +329,71 @@ export class Store {
     return rows.map((r) => dropNulls<DeadLetter>({ ...r, failed_at: new Date(r.failed_at).toISOString() }));
   }
 
+  /**
+   * Moves dead letters back into the outbox (of one agent when given; those that failed at or
+   * after `since`, epoch ms, when given), under their old outbox ids where free so they keep their
+   * place: the oldest lines go first. For `anylat outbox requeue` once the cause is fixed.
+   */
+  requeueDeadLetters(opts: { agent?: string; since?: number } = {}): number {
+    this.writable();
+    const where: string[] = [];
+    if (opts.agent !== undefined) where.push('agent = @agent');
+    if (opts.since !== undefined) where.push('failed_at >= @since');
+    const params = { ...(opts.agent === undefined ? {} : { agent: opts.agent }), ...(opts.since === undefined ? {} : { since: opts.since }) };
+    const select = this.db.prepare(`SELECT id, outbox_id, agent, line FROM dead_letters ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY outbox_id`);
+    const taken = this.db.prepare('SELECT 1 FROM outbox WHERE id = ?').pluck();
+    const withId = this.db.prepare('INSERT INTO outbox (id, agent, line, created_at) VALUES (?, ?, ?, ?)');
+    const withoutId = this.db.prepare('INSERT INTO outbox (agent, line, created_at) VALUES (?, ?, ?)');
+    const drop = this.db.prepare('DELETE FROM dead_letters WHERE id = ?');
+    const now = Date.now();
+    return this.db
+      .transaction(() => {
+        const rows = select.all(params) as Array<{ id: number; outbox_id: number; agent: string; line: string }>;
+        for (const r of rows) {
+          if (taken.get(r.outbox_id) === undefined) withId.run(r.outbox_id, r.agent, r.line, now);
+          else withoutId.run(r.agent, r.line, now);
+          drop.run(r.id);
+        }
+        return rows.length;
+      })
+      .immediate();
+  }
+
+  /** Per agent: lines waiting, the oldest one's age, dead letters and their most common reasons. */
+  outboxStatus(opts: { agent?: string } = {}): OutboxStatus[] {
+    const filter = opts.agent === undefined ? '' : 'WHERE agent = @agent';
+    const params = opts.agent === undefined ? {} : { agent: opts.agent };
+    const waiting = this.db.prepare(`SELECT agent, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox ${filter} GROUP BY agent`).all(params) as Array<{
+      agent: string;
+      n: number;
+      oldest: number;
+    }>;
+    const dead = this.db
+      .prepare(`SELECT agent, COUNT(*) AS n, MIN(failed_at) AS first, MAX(failed_at) AS last FROM dead_letters ${filter} GROUP BY agent`)
+      .all(params) as Array<{ agent: string; n: number; first: number; last: number }>;
+    const reasons = this.db
+      .prepare(`SELECT agent, status, message, COUNT(*) AS n FROM dead_letters ${filter} GROUP BY agent, status, message ORDER BY n DESC, message`)
+      .all(params) as Array<{ agent: string; status: number | null; message: string; n: number }>;
+    const agents = [...new Set([...waiting.map((w) => w.agent), ...dead.map((d) => d.agent)])].sort();
+    const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+    return agents.map((agent) => {
+      const w = waiting.find((x) => x.agent === agent);
+      const d = dead.find((x) => x.agent === agent);
+      return dropNulls<OutboxStatus>({
+        agent,
+        outbox_rows: w?.n ?? 0,
+        oldest_queued_at: iso(w?.oldest),
+        dead_letters: d?.n ?? 0,
+        first_failed_at: iso(d?.first),
+        last_failed_at: iso(d?.last),
+        reasons: reasons
+          .filter((r) => r.agent === agent)
+          .slice(0, 5)
+          .map((r) => ({ count: r.n, ...(r.status === null ? {} : { status: r.status }), message: r.message.slice(0, 300) })),
+      });
+    });
+  }
+
   // ---------------------------------------------------------------- retention
 
   /** Rows retention dropped through this handle since it was opened. */
@@ -484,6 +562,11 @@ export class Store {
   /** `lossSeries` as parallel arrays per agent and path. */
   lossColumns(query: q.SeriesQuery): q.LossColumns[] {
     return q.lossColumns(this.db, query);
+  }
+
+  /** Sent and received per service, agent and path over a window (the dashboard's overview). */
+  lossTotals(query: q.SeriesQuery): q.LossTotal[] {
+    return q.lossTotals(this.db, query);
   }
 
   /** Runs of rounds per agent in which the same anycast site answered. */
