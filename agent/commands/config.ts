@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { PROTOCOLS } from '../core/model.ts';
 import { configPath, loadConfig, type LoadOptions } from '../config/load.ts';
 import { configToken, fetchConfig, isConfigUrl, parseRemoteConfig } from '../config/remote.ts';
-import type { Secret } from '../config/secret.ts';
+import type { Secret } from '../core/secret.ts';
 import type { AnylatConfig } from '../config/types.ts';
 import { displayUrl } from '../sink/redact.ts';
 import { phaseFor } from '../schedule/timing.ts';

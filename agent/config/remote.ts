@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { displayUrl, redact } from '../sink/redact.ts';
 import { ConfigError } from '../util/errors.ts';
-import { Secret } from './secret.ts';
+import { Secret } from '../core/secret.ts';
 import { configVersion, parseConfig, type LoadOptions } from './load.ts';
 import type { AnylatConfig } from './types.ts';
 
