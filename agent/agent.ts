@@ -37,6 +37,8 @@ export interface WebContext {
   /** the agent's counters, as the heartbeat reports them */
   heartbeat: () => AgentHeartbeat;
   log: (line: string) => void;
+  /** `/metrics` text, when `web.metrics` is set */
+  metrics?: () => string;
 }
 
 export interface WebHandle {
@@ -173,9 +175,11 @@ export class Agent {
       this.sink.start();
     }
     this.lag = new LagMonitor().start();
+    if (c.metrics || c.web?.metrics) this.loopDelay = new LoopDelay();
     if (c.web) {
       if (this.webStarter) {
         const ctx: WebContext = { config: c, store: this.store, heartbeat: () => this.heartbeat(false), log: this.log };
+        if (c.web.metrics) ctx.metrics = () => this.metricsText();
         if (this.sink) {
           const sink = this.sink;
           ctx.sinkStatus = () => sink.status();
@@ -187,7 +191,6 @@ export class Agent {
       }
     }
     if (c.metrics) {
-      this.loopDelay = new LoopDelay();
       this.metricsServer = await startMetricsServer({ ...c.metrics, render: () => this.metricsText(), log: this.log });
       this.log(`metrics: Prometheus metrics on ${this.metricsServer.url}`);
     }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { configVersion } from '../agent/config/load.ts';
+import { VERSION } from '../agent/version.ts';
 import { agentFamilies, type AgentHealth } from '../agent/metrics/agent-metrics.ts';
 import { renderExposition } from '../agent/metrics/exposition.ts';
 import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';
@@ -198,6 +199,55 @@ metrics:
       prometheus?.kill('SIGTERM');
       const code = await agent.stop('SIGTERM');
       assert.equal(code, 0, agent.output());
+    }
+  });
+
+  it('web.metrics: true serves /metrics next to the page, from the dashboard\'s thread', async () => {
+    const webPort = await freePort();
+    const file = join(scratch, 'web-metrics.yaml');
+    writeFileSync(
+      file,
+      `agent:
+  id: web-metrics-test
+  region: lab
+services:
+  - name: loop
+    anycast: 127.0.0.1
+    unicast:
+      lo-two: 127.0.0.2
+    probes:
+      udp: { port: ${udpPort} }
+    samples: 2
+    spacing: 20ms
+    timeout: 300ms
+    schedule: "* * * * * *"
+    deadline: 800ms
+store:
+  path: ${join(scratch, 'web-state', 'anylat.db')}
+web:
+  listen: 127.0.0.1:${webPort}
+  metrics: true
+`,
+    );
+    const agent = await startAnylat(['run', '--config', file], { ready: /running 1 service/ });
+    try {
+      let text = '';
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const res = await fetch(`http://127.0.0.1:${webPort}/metrics`);
+        assert.equal(res.status, 200);
+        assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+        text = await res.text();
+        if ((sample(text, 'anylat_rounds_stored_total') ?? 0) >= 1) break;
+        if (Date.now() > deadline) assert.fail(`no stored round in /metrics after 30 s:\n${text}\n${agent.output()}`);
+        await sleep(250);
+      }
+      const lint = promtool(text);
+      assert.equal(lint.code, 0, `${lint.output}\n${text}`);
+      assert.equal(sample(text, `anylat_agent_info{agent="web-metrics-test",region="lab",version="${VERSION}"}`), 1);
+      assert.equal((await fetch(`http://127.0.0.1:${webPort}/`)).status, 200, 'the page is still served');
+    } finally {
+      assert.equal(await agent.stop('SIGTERM'), 0, agent.output());
     }
   });
 });

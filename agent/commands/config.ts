@@ -42,7 +42,7 @@ export function summarize(config: AnylatConfig): string {
     ...(config.agentParts === undefined ? [] : [config.agentParts.length === 0 ? 'agents: no entry applies to this agent' : `agents: ${config.agentParts.map((i) => `agents[${i}]`).join(', ')} applied`]),
     `store ${config.store.path} (keeps ${formatDuration(config.store.retention.ageMs)}, at most ${config.store.retention.rows} rounds)`,
     config.influx ? `influx ${config.influx.url} bucket ${config.influx.bucket}${config.influx.org ? ` org ${config.influx.org}` : ''} (token set)` : 'influx: not configured (rounds stay in the store)',
-    config.web ? `web dashboard on ${config.web.host.includes(':') ? `[${config.web.host}]` : config.web.host}:${config.web.port}` : 'web: off',
+    config.web ? `web dashboard on ${config.web.host.includes(':') ? `[${config.web.host}]` : config.web.host}:${config.web.port}${config.web.metrics ? ' (and /metrics)' : ''}` : 'web: off',
     ...(config.metrics ? [`metrics: Prometheus /metrics on ${config.metrics.host.includes(':') ? `[${config.metrics.host}]` : config.metrics.host}:${config.metrics.port}`] : []),
     `${config.services.length} service${config.services.length === 1 ? '' : 's'}:`,
   ];

@@ -71,7 +71,13 @@ async function startDashboard(ctx: WebContext): Promise<WebHandle> {
   const listen = ctx.config.web!;
   // Setting web.listen to a non-loopback address in the config is the explicit consent the
   // dashboard asks for (it has no authentication and says so in the log).
-  const server = await startWebServer({ store: ctx.store, listen: { host: listen.host, port: listen.port }, allowPublic: true, log: ctx.log });
+  const server = await startWebServer({
+    store: ctx.store,
+    listen: { host: listen.host, port: listen.port },
+    allowPublic: true,
+    log: ctx.log,
+    ...(ctx.metrics ? { metrics: ctx.metrics } : {}),
+  });
   return { url: server.url, close: () => server.close() };
 }
 
