@@ -23,7 +23,14 @@ let udpPort: number;
 
 before(async () => {
   udpPort = await freeUdpPort();
-  reflector = await startReflector({ site: 'u-site', binds: ['127.0.0.1', '127.0.0.2'], udp: { port: udpPort }, tcp: false, http: false, log: () => {} });
+  reflector = await startReflector({
+    site: 'u-site',
+    binds: ['127.0.0.1', '127.0.0.2'],
+    udp: { port: udpPort },
+    tcp: false,
+    http: false,
+    log: () => {},
+  });
 });
 
 after(async () => {
@@ -76,7 +83,9 @@ class ConfigServer {
         res.writeHead(304).end();
         return;
       }
-      res.writeHead(200, { 'content-type': 'application/yaml', etag, 'last-modified': this.modified.toUTCString() }).end(this.text);
+      res
+        .writeHead(200, { 'content-type': 'application/yaml', etag, 'last-modified': this.modified.toUTCString() })
+        .end(this.text);
     });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     this.port = (this.server.address() as { port: number }).port;
@@ -115,7 +124,10 @@ describe('config from a URL', () => {
     try {
       assert.equal(server.seen[0]?.authorization, `Bearer ${TOKEN}`);
       await waitFor('a poll answered 304', () => server.notModified >= 1, agent.output);
-      assert.ok(server.seen.slice(1).every((h) => h['if-none-match'] !== undefined && h['if-modified-since'] !== undefined), 'polls ask only for something newer');
+      assert.ok(
+        server.seen.slice(1).every((h) => h['if-none-match'] !== undefined && h['if-modified-since'] !== undefined),
+        'polls ask only for something newer',
+      );
       assert.equal(statSync(cache).mode & 0o777, 0o600);
 
       // A version that does not validate: logged line by line as config check prints it, not applied.
@@ -123,13 +135,19 @@ describe('config from a URL', () => {
       const check = await runAnylat(['config', 'check', '--config', server.url], { env });
       assert.equal(check.code, 2);
       const problems = check.stderr.split('\n').filter((l) => l.startsWith(server.url));
-      assert.deepEqual(problems, [`${server.url}:11:14: services[0].samples: expected a number of samples from 1 to 10000, got 0`]);
+      assert.deepEqual(problems, [
+        `${server.url}:11:14: services[0].samples: expected a number of samples from 1 to 10000, got 0`,
+      ]);
       await waitFor('the bad version reported', () => agent.output().includes(`config: ${problems[0]}`), agent.output);
       assert.match(agent.output(), /config: reload failed, keeping version [0-9a-f]{12}: 1 problem/);
 
       // A good version: applied without a restart.
       server.set(fleetConfig(service('one') + service('two')));
-      await waitFor('the new version applied', () => /config: version [0-9a-f]{12} applied: added two/.test(agent.output()), agent.output);
+      await waitFor(
+        'the new version applied',
+        () => /config: version [0-9a-f]{12} applied: added two/.test(agent.output()),
+        agent.output,
+      );
       await waitFor('a round of the added service', () => / round two: /.test(agent.output()), agent.output);
     } finally {
       const code = await agent.stop('SIGTERM');
@@ -142,16 +160,27 @@ describe('config from a URL', () => {
     // (Its port is closed now: connections to it are refused.)
     await server.stop();
     const downUrl = server.url;
-    const again = await startAnylat(['run', '--config', downUrl, '--config-cache', cache], { env, ready: /running 2 services/ });
+    const again = await startAnylat(['run', '--config', downUrl, '--config-cache', cache], {
+      env,
+      ready: /running 2 services/,
+    });
     try {
-      assert.match(again.output(), /config: cannot fetch the config from http:\/\/127\.0\.0\.1:\d+\/fleet\/anylat\.yaml: connect ECONNREFUSED/);
-      assert.match(again.output(), /config: starting with the last good config of http:\/\/127\.0\.0\.1:\d+\/fleet\/anylat\.yaml, version [0-9a-f]{12}/);
+      assert.match(
+        again.output(),
+        /config: cannot fetch the config from http:\/\/127\.0\.0\.1:\d+\/fleet\/anylat\.yaml: connect ECONNREFUSED/,
+      );
+      assert.match(
+        again.output(),
+        /config: starting with the last good config of http:\/\/127\.0\.0\.1:\d+\/fleet\/anylat\.yaml, version [0-9a-f]{12}/,
+      );
     } finally {
       assert.equal(await again.stop('SIGTERM'), 0, again.output());
     }
 
     // Neither server nor cache: exit 2, saying both.
-    const none = await runAnylat(['run', '--config', downUrl, '--config-cache', join(scratch, 'nothing.json')], { env });
+    const none = await runAnylat(['run', '--config', downUrl, '--config-cache', join(scratch, 'nothing.json')], {
+      env,
+    });
     assert.equal(none.code, 2);
     assert.match(none.stderr, /cannot fetch the config from .*ECONNREFUSED/);
     assert.match(none.stderr, /no cached copy to start with/);
@@ -163,7 +192,9 @@ describe('config from a URL', () => {
     let url: string;
     before(async () => {
       cert = await makeSelfSignedCert({ ips: ['127.0.0.1'] });
-      server = createHttpsServer({ key: cert.key, cert: cert.cert }, (_req, res) => res.writeHead(200).end(fleetConfig(service('one'))));
+      server = createHttpsServer({ key: cert.key, cert: cert.cert }, (_req, res) =>
+        res.writeHead(200).end(fleetConfig(service('one'))),
+      );
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       url = `https://127.0.0.1:${(server.address() as { port: number }).port}/anylat.yaml`;
     });
@@ -179,7 +210,10 @@ describe('config from a URL', () => {
       assert.match(trusted.stdout, /^https:\/\/127\.0\.0\.1:\d+\/anylat\.yaml: OK$/m);
       const untrusted = await runAnylat(['config', 'check', '--config', url], { env: { SSL_CERT_FILE: undefined } });
       assert.equal(untrusted.code, 2);
-      assert.match(untrusted.stderr, /cannot fetch the config from https:\/\/127\.0\.0\.1:\d+\/anylat\.yaml: .*(self[- ]signed|SELF_SIGNED)/i);
+      assert.match(
+        untrusted.stderr,
+        /cannot fetch the config from https:\/\/127\.0\.0\.1:\d+\/anylat\.yaml: .*(self[- ]signed|SELF_SIGNED)/i,
+      );
     });
   });
 });

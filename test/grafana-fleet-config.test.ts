@@ -37,8 +37,13 @@ function hb(agent: string, region: string, minutesAgo: number, config: typeof OL
 }
 
 let influx: InfluxServer;
-const range: TimeRange = { fromMs: NOW - 6 * 60 * MINUTE, toMs: NOW, intervalMs: panelIntervalMs(6 * 60 * MINUTE, 1000, MINUTE) };
-const dash = () => JSON.parse(readFileSync(join(ROOT, 'provisioning/dashboards/anylat-fleet.json'), 'utf8')) as DashboardModel;
+const range: TimeRange = {
+  fromMs: NOW - 6 * 60 * MINUTE,
+  toMs: NOW,
+  intervalMs: panelIntervalMs(6 * 60 * MINUTE, 1000, MINUTE),
+};
+const dash = () =>
+  JSON.parse(readFileSync(join(ROOT, 'provisioning/dashboards/anylat-fleet.json'), 'utf8')) as DashboardModel;
 
 before(async () => {
   influx = await startInfluxDB('anylat');
@@ -62,15 +67,23 @@ after(async () => {
 describe('Fleet dashboard: config row', () => {
   it('counts the versions the agents run now, by their last heartbeat', async () => {
     const all = await DashboardRunner.open(dash(), range, (q) => influx.query(q), { region: '$__all' });
-    assert.deepEqual(rows(await all.series(FLEET_PANELS.configVersions)).map((r) => r.versions), [2]);
+    assert.deepEqual(
+      rows(await all.series(FLEET_PANELS.configVersions)).map((r) => r.versions),
+      [2],
+    );
     const ap = await DashboardRunner.open(dash(), range, (q) => influx.query(q), { region: 'ap-southeast-2' });
-    assert.deepEqual(rows(await ap.series(FLEET_PANELS.configVersions)).map((r) => r.versions), [1]);
+    assert.deepEqual(
+      rows(await ap.series(FLEET_PANELS.configVersions)).map((r) => r.versions),
+      [1],
+    );
   });
 
-  it('lists each agent\'s version, publication and last reload; the one behind is older than the newest', async () => {
+  it("lists each agent's version, publication and last reload; the one behind is older than the newest", async () => {
     const r = await DashboardRunner.open(dash(), range, (q) => influx.query(q), { region: '$__all' });
     const table = rows(await r.series(FLEET_PANELS.configPerAgent, 'A'));
-    const byAgent = Object.fromEntries(table.map((x) => [x.agent, { version: x.config_version, published: x.published, reload: x.reload_ok }]));
+    const byAgent = Object.fromEntries(
+      table.map((x) => [x.agent, { version: x.config_version, published: x.published, reload: x.reload_ok }]),
+    );
     assert.deepEqual(byAgent, {
       'eu-1': { version: NEW.version, published: NEW.published_s * 1000, reload: 1 },
       'eu-2': { version: OLD.version, published: OLD.published_s * 1000, reload: 0 },
@@ -79,9 +92,15 @@ describe('Fleet dashboard: config row', () => {
     const [newest] = rows(await r.series(FLEET_PANELS.configPerAgent, 'B')).map((x) => x.newest);
     assert.equal(newest, NEW.published_s * 1000);
     // What the panel paints red: published before the threshold set from target B's `newest`.
-    assert.deepEqual(table.filter((x) => (x.published as number) < (newest as number)).map((x) => x.agent), ['eu-2']);
+    assert.deepEqual(
+      table.filter((x) => (x.published as number) < (newest as number)).map((x) => x.agent),
+      ['eu-2'],
+    );
     const panel = r.panel(FLEET_PANELS.configPerAgent);
     const fromData = panel.transformations?.find((t) => t.id === 'configFromData');
-    assert.deepEqual(fromData?.options, { configRefId: 'B', mappings: [{ fieldName: 'newest', handlerKey: 'threshold1' }] });
+    assert.deepEqual(fromData?.options, {
+      configRefId: 'B',
+      mappings: [{ fieldName: 'newest', handlerKey: 'threshold1' }],
+    });
   });
 });

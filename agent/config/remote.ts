@@ -24,7 +24,12 @@ export function defaultCachePath(env: NodeJS.ProcessEnv = process.env, cwd = pro
 }
 
 /** The CA bundles a system keeps, first found wins; SSL_CERT_FILE (OpenSSL's own variable) first. */
-const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem', '/etc/ssl/ca-bundle.pem'];
+const SYSTEM_BUNDLES = [
+  '/etc/ssl/certs/ca-certificates.crt',
+  '/etc/pki/tls/certs/ca-bundle.crt',
+  '/etc/ssl/cert.pem',
+  '/etc/ssl/ca-bundle.pem',
+];
 
 let systemCa: string[] | undefined;
 
@@ -70,7 +75,10 @@ const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 export function fetchConfig(url: string, options: FetchOptions = {}): Promise<FetchResult> {
   const shown = displayUrl(url);
   const token = options.token?.reveal();
-  const headers: Record<string, string> = { accept: 'application/yaml, text/yaml, text/plain;q=0.9, */*;q=0.5', 'user-agent': 'anylat' };
+  const headers: Record<string, string> = {
+    accept: 'application/yaml, text/yaml, text/plain;q=0.9, */*;q=0.5',
+    'user-agent': 'anylat',
+  };
   if (token) headers.authorization = `Bearer ${token}`;
   if (options.validators?.etag) headers['if-none-match'] = options.validators.etag;
   if (options.validators?.lastModified) headers['if-modified-since'] = options.validators.lastModified;
@@ -86,9 +94,13 @@ export function fetchConfig(url: string, options: FetchOptions = {}): Promise<Fe
     try {
       const u = new URL(url);
       const common = { method: 'GET', headers, timeout: options.timeoutMs ?? 10_000 };
-      req = u.protocol === 'https:' ? httpsRequest(u, { ...common, ca: trustedCas(options.env) }) : httpRequest(u, common);
+      req =
+        u.protocol === 'https:' ? httpsRequest(u, { ...common, ca: trustedCas(options.env) }) : httpRequest(u, common);
     } catch (err) {
-      finish({ kind: 'failed', message: `cannot fetch the config from ${shown}: ${clean(err instanceof Error ? err.message : String(err))}` });
+      finish({
+        kind: 'failed',
+        message: `cannot fetch the config from ${shown}: ${clean(err instanceof Error ? err.message : String(err))}`,
+      });
       return;
     }
     req.on('timeout', () => req.destroy(new Error(`no answer within ${options.timeoutMs ?? 10_000} ms`)));
@@ -117,8 +129,12 @@ export function fetchConfig(url: string, options: FetchOptions = {}): Promise<Fe
       res.on('end', () => {
         const body = Buffer.concat(chunks).toString('utf8');
         if (status !== 200) {
-          const hint = status === 401 || status === 403 ? '; check the token (--config-token-file or ANYLAT_CONFIG_TOKEN)' : '';
-          finish({ kind: 'failed', message: `the config server at ${shown} answered ${status}${hint}: ${clean(body.slice(0, 200).trim())}` });
+          const hint =
+            status === 401 || status === 403 ? '; check the token (--config-token-file or ANYLAT_CONFIG_TOKEN)' : '';
+          finish({
+            kind: 'failed',
+            message: `the config server at ${shown} answered ${status}${hint}: ${clean(body.slice(0, 200).trim())}`,
+          });
           return;
         }
         const validators: Validators = {};
@@ -127,7 +143,12 @@ export function fetchConfig(url: string, options: FetchOptions = {}): Promise<Fe
         if (etag) validators.etag = etag;
         if (lastModified) validators.lastModified = lastModified;
         const published = lastModified ? Date.parse(lastModified) : Number.NaN;
-        finish({ kind: 'new', text: body, validators, ...(Number.isFinite(published) ? { publishedAtMs: published } : {}) });
+        finish({
+          kind: 'new',
+          text: body,
+          validators,
+          ...(Number.isFinite(published) ? { publishedAtMs: published } : {}),
+        });
       });
     });
     req.end();
@@ -135,7 +156,11 @@ export function fetchConfig(url: string, options: FetchOptions = {}): Promise<Fe
 }
 
 /** Validates a fetched config: messages name the URL where a file's name would be. */
-export function parseRemoteConfig(text: string, url: string, options: LoadOptions & { publishedAtMs?: number } = {}): AnylatConfig {
+export function parseRemoteConfig(
+  text: string,
+  url: string,
+  options: LoadOptions & { publishedAtMs?: number } = {},
+): AnylatConfig {
   const { publishedAtMs, ...load } = options;
   return parseConfig(text, displayUrl(url), {
     ...load,
@@ -180,7 +205,9 @@ export function configToken(flag: string | undefined, env: NodeJS.ProcessEnv = p
     try {
       text = readFileSync(file, 'utf8').trim();
     } catch (err) {
-      throw new ConfigError([`${file}: cannot read the config token file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+      throw new ConfigError([
+        `${file}: cannot read the config token file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      ]);
     }
     if (text === '') throw new ConfigError([`${file}: the config token file is empty; put the bearer token in it`]);
     return new Secret(text);
@@ -219,7 +246,10 @@ export class ConfigPoller {
   }
 
   private parse(text: string, publishedAtMs: number | undefined): AnylatConfig {
-    return parseRemoteConfig(text, this.o.url, { ...this.o.load, ...(publishedAtMs === undefined ? {} : { publishedAtMs }) });
+    return parseRemoteConfig(text, this.o.url, {
+      ...this.o.load,
+      ...(publishedAtMs === undefined ? {} : { publishedAtMs }),
+    });
   }
 
   private cache(text: string, validators: Validators, publishedAtMs: number | undefined): void {
@@ -232,7 +262,9 @@ export class ConfigPoller {
         fetchedAt: new Date().toISOString(),
       });
     } catch (err) {
-      this.o.log(`config: cannot cache the config at ${this.o.cachePath}: ${err instanceof Error ? err.message : String(err)}; a restart while ${displayUrl(this.o.url)} is down will not find it`);
+      this.o.log(
+        `config: cannot cache the config at ${this.o.cachePath}: ${err instanceof Error ? err.message : String(err)}; a restart while ${displayUrl(this.o.url)} is down will not find it`,
+      );
     }
   }
 
@@ -242,7 +274,10 @@ export class ConfigPoller {
    */
   async initial(): Promise<AnylatConfig> {
     const shown = displayUrl(this.o.url);
-    const r = await fetchConfig(this.o.url, { ...(this.o.token ? { token: this.o.token } : {}), env: this.o.load?.env ?? process.env });
+    const r = await fetchConfig(this.o.url, {
+      ...(this.o.token ? { token: this.o.token } : {}),
+      env: this.o.load?.env ?? process.env,
+    });
     let why: string[];
     if (r.kind === 'new') {
       try {
@@ -258,14 +293,20 @@ export class ConfigPoller {
         why = err.problems;
       }
     } else {
-      why = [r.kind === 'failed' ? r.message : `${shown}: the server answered 304 Not Modified to a request without validators`];
+      why = [
+        r.kind === 'failed'
+          ? r.message
+          : `${shown}: the server answered 304 Not Modified to a request without validators`,
+      ];
     }
     const cached = readCache(this.o.cachePath, this.o.url);
     if (cached) {
       try {
         const config = this.parse(cached.text, cached.publishedAtMs);
         for (const line of why) this.o.log(`config: ${line}`);
-        this.o.log(`config: starting with the last good config of ${shown}, version ${config.origin.version}, cached ${cached.fetchedAt} in ${this.o.cachePath}`);
+        this.o.log(
+          `config: starting with the last good config of ${shown}, version ${config.origin.version}, cached ${cached.fetchedAt} in ${this.o.cachePath}`,
+        );
         this.runningVersion = config.origin.version;
         if (r.kind !== 'new') this.validators = cached.validators;
         return config;
@@ -274,7 +315,10 @@ export class ConfigPoller {
         why.push(...err.problems.map((p) => `the cached copy ${this.o.cachePath} no longer validates: ${p}`));
       }
     }
-    throw new ConfigError([...why, ...(cached ? [] : [`${shown}: no cached copy to start with (${this.o.cachePath})`])]);
+    throw new ConfigError([
+      ...why,
+      ...(cached ? [] : [`${shown}: no cached copy to start with (${this.o.cachePath})`]),
+    ]);
   }
 
   /** Starts polling; `apply` is the agent's reload. */
@@ -297,11 +341,16 @@ export class ConfigPoller {
 
   private async poll(): Promise<void> {
     if (this.stopped || !this.apply) return;
-    const r = await fetchConfig(this.o.url, { ...(this.o.token ? { token: this.o.token } : {}), validators: this.validators, env: this.o.load?.env ?? process.env });
+    const r = await fetchConfig(this.o.url, {
+      ...(this.o.token ? { token: this.o.token } : {}),
+      validators: this.validators,
+      env: this.o.load?.env ?? process.env,
+    });
     if (this.stopped) return;
     if (r.kind === 'failed') {
       // Said once per kind of failure, and once when it is over: the poll runs every minute.
-      if (r.message !== this.lastFailure) this.o.log(`config: ${r.message}; keeping version ${this.runningVersion ?? '?'}`);
+      if (r.message !== this.lastFailure)
+        this.o.log(`config: ${r.message}; keeping version ${this.runningVersion ?? '?'}`);
       this.lastFailure = r.message;
       return;
     }
