@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './support/net.ts';
+import { needsRoot } from './support/root.ts';
 
 let dir: string;
 before(() => {
@@ -81,7 +82,7 @@ function assertFilled(t: { header: string[]; rows: string[][] }, what: string, c
 }
 
 describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
-  test('bench:accuracy: anylat − ping per metric and phase, the phases, the reference', async () => {
+  test('bench:accuracy: anylat − ping per metric and phase, the phases, the reference', needsRoot('bench:accuracy builds a lab'), async () => {
     const r = await runBench('accuracy');
     assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
     const [bias, phases, reference, echo, wire] = tables(r.stdout);
@@ -106,7 +107,7 @@ describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
     assert.deepEqual((r.json.phases as Array<{ phase: string }>).map((p) => p.phase), phaseNames);
   });
 
-  test('bench:scale: a udp/tcp step and an icmp step with every column', async () => {
+  test('bench:scale: a udp/tcp step and an icmp step with every column', needsRoot('bench:scale builds a lab'), async () => {
     const r = await runBench('scale');
     assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
     const [grow, icmp] = tables(r.stdout);
@@ -150,7 +151,7 @@ describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
     for (const f of agentFields) assert.equal(typeof (r.json.idle as Record<string, unknown>)[f], 'number', `idle.${f} is a number`);
   });
 
-  test('bench:wire: ping over the wire against loopback, idle and under a CPU hog, with the loss', async () => {
+  test('bench:wire: ping over the wire against loopback, idle and under a CPU hog, with the loss', needsRoot('bench:wire creates network namespaces and TUN devices'), async () => {
     const r = await runBench('wire');
     assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
     const [t] = tables(r.stdout);

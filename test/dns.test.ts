@@ -10,7 +10,7 @@ import { compareSpec } from '../agent/commands/compare.ts';
 import { reflectorOptions } from '../agent/commands/reflector.ts';
 import { parseConfig } from '../agent/config/load.ts';
 import { ConfigError, UsageError } from '../agent/util/errors.ts';
-import { encodeSiteQuery, PADDED_QUERY_BYTES, TcpFramer } from '../agent/probe/dns-codec.ts';
+import { encodeSiteQuery, PADDED_QUERY_BYTES, TcpFramer } from '../agent/core/dns-codec.ts';
 import { createDnsProbe } from '../agent/probe/dns.ts';
 import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';
 import { deriveEvents } from '../agent/round/events.ts';

@@ -209,9 +209,11 @@ export async function run(argv: string[]): Promise<number> {
     await labDown();
   }
   log(`anylat demo: building the lab${values.topology ? ` from ${values.topology}` : ''} (about 5 s), then starting the agents`);
-  // The agents' configs, logs and links are rewritten at every start: a directory this run
-  // created goes when it exits, whichever way, so nothing stays behind in /run.
-  const removeDir = existsSync(dir) ? () => {} : () => rmSync(dir, { recursive: true, force: true });
+  // The agents' configs, logs and links are rewritten at every start: the default directory, or
+  // one this run created, goes when it exits, whichever way, so nothing stays behind in /run. A
+  // directory the user named and that existed before is left alone.
+  const chosen = values.dir !== undefined || process.env.ANYLAT_DEMO_DIR !== undefined;
+  const removeDir = chosen && existsSync(dir) ? () => {} : () => rmSync(dir, { recursive: true, force: true });
   process.once('exit', removeDir);
   demo = await startDemo({
     dir,

@@ -5,7 +5,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { PROTOCOLS } from '../core/model.ts';
-import { QUERY_TYPES } from '../probe/dns-codec.ts';
+import { QUERY_TYPES } from '../core/dns-codec.ts';
 import { MAX_SITE_TLV_BYTES, parseStampKey } from '../core/stamp-codec.ts';
 import { isReservedLabel, RESERVED_TAGS } from '../core/line-protocol.ts';
 import { human } from './human.ts';

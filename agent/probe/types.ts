@@ -1,5 +1,5 @@
 import type { Attempt, Metric, PacketCounters, Protocol } from '../core/model.ts';
-import type { QueryType } from './dns-codec.ts';
+import type { QueryType } from '../core/dns-codec.ts';
 
 /** Where one probe sends its samples. The round resolves names once, before the first sample. */
 export interface ProbeTarget {

@@ -9,7 +9,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { answerQuery, frameTcp, TcpFramer, type QueryVerdict } from '../probe/dns-codec.ts';
+import { answerQuery, frameTcp, TcpFramer, type QueryVerdict } from '../core/dns-codec.ts';
 import { AnylatError } from '../util/errors.ts';
 import { SourceLimiter, sourceKey } from './stamp.ts';
 import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
@@ -48,6 +48,19 @@ function where(address: string, port: number): string {
 
 /** Starts the DNS part on every address in `binds`, UDP and TCP on the same port. */
 export async function startDnsReflector(options: DnsReflectorOptions): Promise<ReflectorPart> {
+  // UDP and TCP share one port number. With port 0 the kernel picks a free UDP port, which another
+  // program may hold on TCP: pick again rather than fail (a busy machine hit this in the tests).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await listenDns(options);
+    } catch (err) {
+      const inUse = err instanceof AnylatError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
+      if (options.port !== 0 || !inUse || attempt >= 10) throw err;
+    }
+  }
+}
+
+async function listenDns(options: DnsReflectorOptions): Promise<ReflectorPart> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const rate = options.ratePerSourceQps ?? DNS_REFLECTOR_DEFAULTS.ratePerSourceQps;
   if (!(rate >= 0) || !Number.isFinite(rate)) throw new AnylatError('ANYLAT_REFLECTOR_OPTIONS', `DNS reflector: ratePerSourceQps must be >= 0, got ${rate}`, { exitCode: 2 });
