@@ -287,6 +287,7 @@ export class Agent {
       this.lastReload = { ok: false, atMs };
       this.log(`config: reload failed, keeping version ${this.current.origin.version}: ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}`);
       for (const p of err.problems) this.log(`config: ${p}`);
+      this.writeHeartbeat();
       return { result: 'failed', version: this.current.origin.version, added: [], removed: [], changed: [], needsRestart: [], problems: [...err.problems] };
     }
     const old = this.current;
@@ -336,6 +337,8 @@ export class Agent {
         (old.origin.version !== applied.origin.version ? ` (was ${old.origin.version})` : ''),
     );
     if (needsRestart.length > 0) this.log(`config: ${needsRestart.join(', ')} changed; that takes effect at the next start (the running ones are kept)`);
+    // The fleet dashboard sees the new version (or the failure) now, not at the next minute's heartbeat.
+    this.writeHeartbeat();
     return result;
   }
 
