@@ -268,7 +268,7 @@ export function configSchema(baseDir: string) {
           'a mapping with url, token or token_file, org, bucket, set_aside_after',
         ),
       ),
-      web: z.preprocess((v) => (v === null ? {} : v), mapping({ listen: optional(listen) }, 'a mapping with listen').optional()),
+      web: z.preprocess((v) => (v === null ? {} : v), mapping({ listen: optional(listen), metrics: optional(bool) }, 'a mapping with listen (and metrics)').optional()),
       metrics: z.preprocess((v) => (v === null ? {} : v), mapping({ listen: optional(listen) }, 'a mapping with listen (where /metrics is served)').optional()),
       trace: z.preprocess(
         (v) => (v === null ? {} : v),
