@@ -207,8 +207,9 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
         web = await startWebServer({ store, listen: options.web ?? '127.0.0.1:8080', log });
       } catch (err) {
         // The dashboard's own message names the config key (web.listen); the demo's is --web.
-        if (err instanceof AnylatError && err.code === 'ANYLAT_WEB_LISTEN') {
-          throw new AnylatError(err.code, err.message.replace(/; set web\.listen to .*$/, '; give the demo another one with --web ADDR (e.g. --web 127.0.0.1:8081)'), { cause: err });
+        // (it comes from the dashboard's thread as an AnylatError with the code, not as a BindError)
+        if (err instanceof AnylatError && err.code === 'ANYLAT_BIND') {
+          throw new AnylatError(err.code, err.message.replace(/; set web\.listen .*$/, '; give the demo another one with --web ADDR (e.g. --web 127.0.0.1:8081)'), { cause: err });
         }
         throw err;
       }
