@@ -124,7 +124,7 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
   measuredTcp = [];
   await Promise.all([
     loopRounds(
-      () => spec('measured', { udp: { port: su.ports.udp }, tcp: { port: su.ports.tcp, echo: true }, http: { url: `http://bench.anylat.test:${su.ports.http}/`, warm: false }, icmp: {} }, su.samples, su.spacingMs),
+      () => spec('measured', { udp: { port: su.ports.udp }, tcp: { port: su.ports.tcp, echo: true }, http: { url: `http://bench.anylat.test:${su.ports.http}/`, warm: false }, icmp: {}, dns: { port: su.dnsPort } }, su.samples, su.spacingMs),
       until,
       (s) => {
         if (s.protocol === 'udp') record('udp rtt', s, 'rtt');
@@ -133,6 +133,7 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
           record('tcp rtt (echo)', s, 'rtt');
         } else if (s.protocol === 'http') record('http ttfb', s, 'ttfb');
         else if (s.protocol === 'icmp') record('icmp rtt', s, 'rtt');
+        else if (s.protocol === 'dns') record('dns query', s, 'query');
       },
       undefined,
       measuredProbes,

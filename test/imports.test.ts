@@ -17,7 +17,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   // the kernel's view of a socket (TCP_INFO, receive timestamps), used by both ends
   ['agent/net'],
   ['agent/probe', 'agent/reflector', 'agent/store', 'agent/schedule', 'agent/lab'],
-  ['agent/round', 'agent/sink', 'agent/web'],
+  ['agent/round', 'agent/sink', 'agent/web', 'agent/metrics'],
   // turns YAML into the typed options of the layers below
   ['agent/config'],
   ['agent/agent.ts'],

@@ -628,7 +628,8 @@ describe('udp probe failures and misbehaving peers', () => {
     closers.push(() => peer.close());
     const prober = await probeTo(peer, '127.0.0.1', { timeoutMs: 60_000 });
     const pending = prober.sample(0);
-    await new Promise((r) => setTimeout(r, 20));
+    // close only once the request is out and at the peer (a fixed 20 ms was too short on a busy machine)
+    for (let waited = 0; peer.requests.length === 0 && waited < 10_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
     await prober.close();
     const a = await pending;
     assert.equal(a.ok, false);

@@ -23,6 +23,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { isIPv6, type Socket } from 'node:net';
 import { delayAcks, loadTcpInfo } from '../net/tcp-info.ts';
 import { BindError } from '../util/errors.ts';
+import { bytesRoute, type BytesRouteOptions } from './bytes.ts';
 import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
 
 /** The response header naming the site; the http probe reads it by default. */
@@ -36,6 +37,8 @@ export interface HttpReflectorOptions extends ReflectorCommonOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** open connections per bound address (default 1024) */
   maxConnections?: number;
+  /** the `/bytes/N` route's per-source budget (bytes.ts); default BYTES_ROUTE_DEFAULTS */
+  bytes?: BytesRouteOptions;
 }
 
 const MAX_HEADER_BYTES = 8 * 1024;
@@ -75,6 +78,7 @@ export async function startHttpReflector(options: HttpReflectorOptions): Promise
   const scheme = options.tls ? 'https' : 'http';
   // koffi loads once, now, rather than in the first connection's callback.
   const canDelayAcks = !options.tls && loadTcpInfo();
+  const bytes = bytesRoute(options.bytes);
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     respond(req, res);
@@ -89,6 +93,7 @@ export async function startHttpReflector(options: HttpReflectorOptions): Promise
     req.resume();
     res.setHeader(SITE_HEADER, options.site);
     res.setHeader('cache-control', 'no-store');
+    if ((req.method === 'GET' || req.method === 'HEAD') && bytes.handle(req, res)) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       counters.not_allowed++;
       const body = JSON.stringify({ error: `method ${req.method} not allowed; use GET or HEAD` });
@@ -192,7 +197,7 @@ export async function startHttpReflector(options: HttpReflectorOptions): Promise
   return {
     kind: 'http',
     listening,
-    stats: () => ({ ...counters }),
+    stats: () => ({ ...counters, ...bytes.stats() }),
     close: closeAll,
   };
 }

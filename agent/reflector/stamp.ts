@@ -84,7 +84,7 @@ export function sourceKey(address: string): string {
 }
 
 /** Token buckets per source, bounded in number; a bucket that has refilled is forgotten. */
-class SourceLimiter {
+export class SourceLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(
@@ -94,6 +94,11 @@ class SourceLimiter {
   ) {}
 
   take(key: string, now: number): boolean {
+    return this.takeMany(key, now, 1);
+  }
+
+  /** Takes `n` tokens at once, or none when the bucket holds fewer (the reflector's byte budget). */
+  takeMany(key: string, now: number, n: number): boolean {
     if (this.ratePerMs === 0) return true;
     let b = this.buckets.get(key);
     if (b) {
@@ -104,8 +109,8 @@ class SourceLimiter {
       b = { tokens: this.burst, at: now };
       this.buckets.set(key, b);
     }
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
+    if (b.tokens < n) return false;
+    b.tokens -= n;
     return true;
   }
 

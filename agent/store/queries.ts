@@ -125,6 +125,7 @@ export interface AgentHealth {
   loop_lag_p99_ms?: number;
   rounds_late?: number;
   rounds_skipped?: number;
+  rounds_failed?: number;
   outbox_rows?: number;
   dead_letters?: number;
   dropped_rows?: number;
@@ -240,7 +241,7 @@ export function agentHealth(db: Database.Database, now: number, groups = true): 
   return rows.map((r) => {
     const hb = JSON.parse(r.body) as Record<string, unknown>;
     const out: AgentHealth = { agent: r.agent, agent_region: r.agent_region, t: r.at, age_s: Math.max(0, (now - r.at) / 1000), last_round_t: r.last_round_t };
-    for (const k of ['uptime_s', 'loop_lag_p99_ms', 'rounds_late', 'rounds_skipped', 'outbox_rows', 'dead_letters', 'dropped_rows'] as const) {
+    for (const k of ['uptime_s', 'loop_lag_p99_ms', 'rounds_late', 'rounds_skipped', 'rounds_failed', 'outbox_rows', 'dead_letters', 'dropped_rows'] as const) {
       if (typeof hb[k] === 'number') out[k] = hb[k];
     }
     if (typeof hb.version === 'string') out.version = hb.version;
@@ -472,4 +473,28 @@ export function siteRuns(db: Database.Database, query: SeriesQuery & { protocol:
        FROM numbered GROUP BY agent, run ORDER BY agent, run`,
     )
     .all({ ...params, protocol: query.protocol, metric: query.metric }) as SiteRun[];
+}
+
+/** Samples sent and answered on one path (endpoint, protocol, metric) of an agent's service, over a window. */
+export interface LossTotal {
+  service: string;
+  agent: string;
+  endpoint: string;
+  kind: EndpointKind;
+  protocol: Protocol;
+  metric: Metric;
+  sent: number;
+  received: number;
+}
+
+/** Sent and received summed over the window's rounds, per service, agent and path: the overview's loss, in one scan. */
+export function lossTotals(db: Database.Database, query: SeriesQuery): LossTotal[] {
+  const { where, params } = roundFilter({ since: query.since, until: query.until, service: query.service, agent: query.agent });
+  return db
+    .prepare(
+      `SELECT r.service, r.agent, p.endpoint, p.kind, p.protocol, p.metric, SUM(p.sent) AS sent, SUM(p.received) AS received
+       FROM paths p JOIN rounds r ON r.id = p.round_id ${where}
+       GROUP BY r.service, r.agent, p.endpoint, p.kind, p.protocol, p.metric`,
+    )
+    .all(params) as LossTotal[];
 }

@@ -53,6 +53,18 @@ export interface DeadLetter {
   failed_at: string;
 }
 
+/** What `anylat outbox status` shows for one agent. */
+export interface OutboxStatus {
+  agent: string;
+  outbox_rows: number;
+  oldest_queued_at?: string;
+  dead_letters: number;
+  first_failed_at?: string;
+  last_failed_at?: string;
+  /** the most common dead-letter messages, most frequent first */
+  reasons: Array<{ count: number; status?: number; message: string }>;
+}
+
 /** Rows retention dropped through this handle since it was opened. */
 export interface DroppedCounts {
   rounds: number;
@@ -283,6 +295,16 @@ export class Store {
     return row.n;
   }
 
+  /** When the oldest line waiting for InfluxDB was queued (epoch ms), or undefined when none waits. */
+  outboxOldestAt(agent?: string): number | undefined {
+    const row = (
+      agent === undefined
+        ? this.db.prepare('SELECT created_at FROM outbox ORDER BY id LIMIT 1').get()
+        : this.db.prepare('SELECT created_at FROM outbox WHERE agent = ? ORDER BY id LIMIT 1').get(agent)
+    ) as { created_at: number } | undefined;
+    return row?.created_at;
+  }
+
   /** Lines InfluxDB rejected, still kept (of one agent when given). */
   deadLetters(agent?: string): number {
     const row = (
@@ -302,6 +324,71 @@ export class Store {
       Record<string, unknown> & { failed_at: number }
     >;
     return rows.map((r) => dropNulls<DeadLetter>({ ...r, failed_at: new Date(r.failed_at).toISOString() }));
+  }
+
+  /**
+   * Moves dead letters back into the outbox (of one agent when given; those that failed at or
+   * after `since`, epoch ms, when given), under their old outbox ids where free so they keep their
+   * place: the oldest lines go first. For `anylat outbox requeue` once the cause is fixed.
+   */
+  requeueDeadLetters(opts: { agent?: string; since?: number } = {}): number {
+    this.writable();
+    const where: string[] = [];
+    if (opts.agent !== undefined) where.push('agent = @agent');
+    if (opts.since !== undefined) where.push('failed_at >= @since');
+    const params = { ...(opts.agent === undefined ? {} : { agent: opts.agent }), ...(opts.since === undefined ? {} : { since: opts.since }) };
+    const select = this.db.prepare(`SELECT id, outbox_id, agent, line FROM dead_letters ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY outbox_id`);
+    const taken = this.db.prepare('SELECT 1 FROM outbox WHERE id = ?').pluck();
+    const withId = this.db.prepare('INSERT INTO outbox (id, agent, line, created_at) VALUES (?, ?, ?, ?)');
+    const withoutId = this.db.prepare('INSERT INTO outbox (agent, line, created_at) VALUES (?, ?, ?)');
+    const drop = this.db.prepare('DELETE FROM dead_letters WHERE id = ?');
+    const now = Date.now();
+    return this.db
+      .transaction(() => {
+        const rows = select.all(params) as Array<{ id: number; outbox_id: number; agent: string; line: string }>;
+        for (const r of rows) {
+          if (taken.get(r.outbox_id) === undefined) withId.run(r.outbox_id, r.agent, r.line, now);
+          else withoutId.run(r.agent, r.line, now);
+          drop.run(r.id);
+        }
+        return rows.length;
+      })
+      .immediate();
+  }
+
+  /** Per agent: lines waiting, the oldest one's age, dead letters and their most common reasons. */
+  outboxStatus(opts: { agent?: string } = {}): OutboxStatus[] {
+    const filter = opts.agent === undefined ? '' : 'WHERE agent = @agent';
+    const params = opts.agent === undefined ? {} : { agent: opts.agent };
+    const waiting = this.db.prepare(`SELECT agent, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox ${filter} GROUP BY agent`).all(params) as Array<{
+      agent: string;
+      n: number;
+      oldest: number;
+    }>;
+    const dead = this.db
+      .prepare(`SELECT agent, COUNT(*) AS n, MIN(failed_at) AS first, MAX(failed_at) AS last FROM dead_letters ${filter} GROUP BY agent`)
+      .all(params) as Array<{ agent: string; n: number; first: number; last: number }>;
+    const reasons = this.db
+      .prepare(`SELECT agent, status, message, COUNT(*) AS n FROM dead_letters ${filter} GROUP BY agent, status, message ORDER BY n DESC, message`)
+      .all(params) as Array<{ agent: string; status: number | null; message: string; n: number }>;
+    const agents = [...new Set([...waiting.map((w) => w.agent), ...dead.map((d) => d.agent)])].sort();
+    const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+    return agents.map((agent) => {
+      const w = waiting.find((x) => x.agent === agent);
+      const d = dead.find((x) => x.agent === agent);
+      return dropNulls<OutboxStatus>({
+        agent,
+        outbox_rows: w?.n ?? 0,
+        oldest_queued_at: iso(w?.oldest),
+        dead_letters: d?.n ?? 0,
+        first_failed_at: iso(d?.first),
+        last_failed_at: iso(d?.last),
+        reasons: reasons
+          .filter((r) => r.agent === agent)
+          .slice(0, 5)
+          .map((r) => ({ count: r.n, ...(r.status === null ? {} : { status: r.status }), message: r.message.slice(0, 300) })),
+      });
+    });
   }
 
   // ---------------------------------------------------------------- retention
@@ -472,6 +559,11 @@ export class Store {
   /** `lossSeries` as parallel arrays per agent and path. */
   lossColumns(query: q.SeriesQuery): q.LossColumns[] {
     return q.lossColumns(this.db, query);
+  }
+
+  /** Sent and received per service, agent and path over a window (the dashboard's overview). */
+  lossTotals(query: q.SeriesQuery): q.LossTotal[] {
+    return q.lossTotals(this.db, query);
   }
 
   /** Runs of rounds per agent in which the same anycast site answered. */
