@@ -12,6 +12,7 @@ import { openStore, SCHEMA_VERSION, type ServiceSummary } from '../agent/store/i
 import { MIGRATIONS } from '../agent/store/schema.ts';
 import { startWebServer } from '../agent/web/index.ts';
 import type { ServicesResponse } from '../agent/web/index.ts';
+import { benefitReport } from './support/benefit-report.ts';
 import { benefitRow, makeRound, udpPath } from './support/rounds.ts';
 import { fillStore, REGIONS, ROUNDS } from './support/web-data.ts';
 
@@ -178,7 +179,7 @@ describe('round totals (schema 2)', () => {
 });
 
 describe('the dashboard aggregates in SQL', () => {
-  it('gives the rows anylat report gives, over any window', () => {
+  it('gives the benefit table the slow reference gives (test/support/benefit-report.ts), over any window', () => {
     const path = join(dir, 'summary.db');
     const store = openStore(path, { retention: RETENTION, outbox: false });
     const now = Date.now();
@@ -208,10 +209,12 @@ describe('the dashboard aggregates in SQL', () => {
       { since: now - HOUR, service: 'api', agent: 'us-1' },
       { since: now + 1 },
     ];
+    const reference = new Database(path, { readonly: true });
     for (const w of windows) {
-      const expected = store.report(w);
+      const expected = benefitReport(reference, w);
       assert.deepEqual(json(store.benefitSummary(w)), json(expected), JSON.stringify(w));
     }
+    reference.close();
     const all = store.benefitSummary({ since: now - HOUR, service: 'web' });
     assert.deepEqual(
       all.map((r) => [r.agent, r.agent_region, `${r.protocol}/${r.metric}`, r.rounds, r.baselines]),

@@ -103,7 +103,7 @@ export async function run(argv: string[]): Promise<number> {
   const store = openStore(storePath, { readonly: true });
   let rows: ReportRow[];
   try {
-    rows = store.report({
+    rows = store.benefitSummary({
       since,
       ...(values.service === undefined ? {} : { service: values.service }),
       ...(values.agent === undefined ? {} : { agent: values.agent }),

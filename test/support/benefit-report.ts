@@ -1,23 +1,11 @@
-// The benefit table over a time window: per agent, service, protocol, metric and scope, the
-// median of the rounds' medians and the mean of their win rates. These are the numbers a Grafana
-// panel shows with InfluxQL `median("saved_ms")` / `mean("win_rate")` over the same window,
-// because each round writes exactly one `benefit` point per (protocol, metric).
+// The benefit table computed the slow, obvious way, in JavaScript over every benefit row, as the
+// tests' reference for the store's one read path (benefitSummary, SQL), which `anylat report` and
+// the web page both use: per agent, service, protocol, metric and scope, the median of the rounds'
+// medians and the mean of their win rates, the numbers a Grafana panel shows with InfluxQL
+// `median("saved_ms")` / `mean("win_rate")` over the same window.
 import type Database from 'better-sqlite3';
-import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../core/model.ts';
-import { roundFilter, type ReportQuery, type ReportRow } from './queries.ts';
-
-/** Median as InfluxQL computes it: the middle value, or the mean of the two middle values. */
-export function median(values: readonly number[]): number | undefined {
-  if (values.length === 0) return undefined;
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-export function mean(values: readonly number[]): number | undefined {
-  if (values.length === 0) return undefined;
-  return values.reduce((a, b) => a + b, 0) / values.length;
-}
+import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../../agent/core/model.ts';
+import { mean, median, roundFilter, type ReportQuery, type ReportRow } from '../../agent/store/queries.ts';
 
 interface Row {
   started_at: number;
