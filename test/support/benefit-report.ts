@@ -4,27 +4,11 @@
 // medians and the mean of their win rates, the numbers a Grafana panel shows with InfluxQL
 // `median("saved_ms")` / `mean("win_rate")` over the same window.
 import type Database from 'better-sqlite3';
-import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../../agent/core/model.ts';
-import { mean, median, roundFilter, type ReportQuery, type ReportRow } from '../../agent/store/queries.ts';
+import { PROTOCOL_METRICS, PROTOCOLS } from '../../agent/core/model.ts';
+import { mean, median, roundFilter, type BenefitPoint, type ReportQuery, type ReportRow } from '../../agent/store/queries.ts';
 
-interface Row {
-  started_at: number;
-  agent: string;
-  agent_region: string;
-  service: string;
-  protocol: Protocol;
-  metric: Metric;
-  scope: Scope;
-  baseline: string;
-  anycast_p50_ms: number | null;
-  baseline_p50_ms: number | null;
-  saved_ms: number | null;
-  saved_pct: number | null;
-  ci_low_ms: number | null;
-  ci_high_ms: number | null;
-  win_rate: number | null;
-  pairs: number;
-}
+/** A benefit row as the store keeps it, with its round's start. */
+type Row = Omit<BenefitPoint, 't'> & { started_at: number };
 
 const NUMERIC = ['anycast_p50_ms', 'baseline_p50_ms', 'saved_ms', 'saved_pct', 'ci_low_ms', 'ci_high_ms'] as const;
 
