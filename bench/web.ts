@@ -3,7 +3,7 @@
 // What one refresh of the dashboard costs, and what it costs the agent. A store like an agent's
 // after a week (3 agents at one round a minute: 30,000 rounds, each with 7 protocol/metrics over
 // the anycast and one unicast path, site changes as events, a heartbeat per agent), written with
-// SQL (test/support/big-store.ts). For each window (the page offers up to 24h; 7d
+// SQL (bench/lib/big-store.ts). For each window (the page offers up to 24h; 7d
 // is asked for by hand, ?since=7d) this requests what the page does per refresh
 // (agent/web/public/app.js: services, then benefit, then latency, loss, sites, events and health
 // in parallel), refresh after refresh, over real HTTP with JSON parsed. The

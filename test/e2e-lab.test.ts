@@ -369,7 +369,7 @@ describe('anylat demo without root', needsRoot('it runs the demo as uid 65534'),
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /demo: it needs root/);
     assert.match(r.stderr, /sudo npm start/);
-    assert.match(r.stderr, /^  npx anylat compare 127\.0\.0\.1 v6=::1/m);
+    assert.match(r.stderr, /^ {2}npx anylat compare 127\.0\.0\.1 v6=::1/m);
     assert.match(r.stderr, /npm link/);
     assert.deepEqual(labNamespacesNow(), []);
   });

@@ -26,9 +26,9 @@ describe('error codes', () => {
       tcp: () => PROBES.tcp(target, { port: 70_000, timeoutMs: 100, echo: false }),
       tls: () => PROBES.tls(target, { port: 443, timeoutMs: 100, serverName: '10.0.0.1' }),
       http: () => PROBES.http(target, { url: 'ftp://example.com/', timeoutMs: 100 }),
+      dns: () => PROBES.dns(target, { port: 53, timeoutMs: 100, transport: 'quic' as 'udp' }),
       // icmp has no options of its own to get wrong: what it can lack is ping
       icmp: () => PROBES.icmp(target, { timeoutMs: 100, pingPath: '/nonexistent/ping' } as Parameters<typeof PROBES.icmp>[1]),
-      dns: () => PROBES.dns(target, { port: 70_000, timeoutMs: 100 } as Parameters<typeof PROBES.dns>[1]),
     } satisfies { [P in keyof typeof PROBES]: () => unknown };
     for (const [protocol, make] of Object.entries(bad)) {
       await assert.rejects(

@@ -409,7 +409,7 @@ describe('report numbers', () => {
         }),
       ),
     );
-    const [row] = store.report({ since: t - 1 });
+    const [row] = store.benefitSummary({ since: t - 1 });
     assert.equal(row!.rounds, 4);
     assert.equal(row!.saved_ms, 25, 'even count: mean of the two middle values (20, 30)');
     assert.equal(row!.anycast_p50_ms, 10);
@@ -419,7 +419,7 @@ describe('report numbers', () => {
     assert.equal(row!.win_rate, 0.8125, 'mean of 1, 0.5, 0.75, 1');
     assert.equal(row!.pairs, 80);
     assert.deepEqual(row!.baselines, { 'us-east-1': 3, 'eu-west-1': 1 });
-    assert.equal(store.report({ since: t + 1500 })[0]!.rounds, 2, 'the window bounds the rounds');
+    assert.equal(store.benefitSummary({ since: t + 1500 })[0]!.rounds, 2, 'the window bounds the rounds');
     store.close();
   });
 });

@@ -112,7 +112,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(values.service === undefined ? {} : { service: values.service }),
       ...(values.agent === undefined ? {} : { agent: values.agent }),
     };
-    rows = store.report(query);
+    rows = store.benefitSummary(query);
     gaps = store.timingGaps(query).filter((g) => g.note !== undefined);
   } finally {
     store.close();

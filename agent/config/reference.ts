@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { z } from 'zod';
 import { DEFAULT_SITE_TLV_BYTES } from '../core/stamp-codec.ts';
+import { DNS_PROBE_DEFAULTS } from '../probe/dns.ts';
 import { formatDuration } from '../util/duration.ts';
 import { PACKAGE_ROOT } from '../util/package.ts';
 import { configSchema, DEFAULTS } from './schema.ts';
@@ -108,12 +109,12 @@ export const MEANINGS: Record<string, string> = {
   'services[].probes.http.warm': 'also time a second request on the same connection (`warm`)',
   'services[].probes.http.ttfb_clock': '`kernel` (TCP_INFO) or `monotonic` (the event loop)',
   'services[].probes.icmp': "`ping`'s own time= (kernel timestamps); always `scope=edge`, never in the headline",
-  'services[].probes.dns': "one DNS query's time (`query`) to each address, the answering site from NSID or CHAOS TXT",
-  'services[].probes.dns.port': 'the DNS port',
-  'services[].probes.dns.transport': '`udp` or `tcp`',
-  'services[].probes.dns.qname': 'the name asked: `hostname.bind`/`id.server` (CHAOS TXT, the site) or any name the server answers',
-  'services[].probes.dns.qtype': 'the query type for a name other than the two site names',
-  'services[].probes.dns.nsid': 'ask for the server id (EDNS NSID, option 3) with every query',
+  'services[].probes.dns': "a DNS query's round trip; the site from NSID or CHAOS `hostname.bind`",
+  'services[].probes.dns.port': "the DNS server's port",
+  'services[].probes.dns.transport': '`udp` (one connected socket) or `tcp` (one connection kept open)',
+  'services[].probes.dns.qname': 'the name asked (`hostname.bind`: CHAOS TXT, answered with the site)',
+  'services[].probes.dns.qtype': 'the record type for a name other than the CHAOS site names',
+  'services[].probes.dns.nsid': "ask for the server's NSID (EDNS option 3)",
   'services[].samples': 'samples per (endpoint, protocol) per round',
   'services[].spacing': "between one path's consecutive samples",
   'services[].timeout': 'per sample',
@@ -132,21 +133,21 @@ export const MEANINGS: Record<string, string> = {
   'influx.token_file': 'a file holding the token',
   'influx.org': 'the organization (ignored by InfluxDB 1.x and VictoriaMetrics)',
   'influx.bucket': 'the bucket (InfluxDB 1.x: `db` or `db/rp`)',
-  'influx.set_aside_after': 'a batch the server keeps answering 5xx for this long is bisected and the line at fault set aside in the dead letters',
-  metrics: "Prometheus `/metrics` with the agent's health on its own address; off unless `metrics:` is present (or `web.metrics: true`)",
+  'influx.set_aside_after': 'a batch that draws 5xx this long is bisected and the lines refused alone set aside',
+  metrics: "the agent's health as Prometheus metrics (`/metrics`); off unless `metrics:` is present",
   'metrics.listen': 'where `/metrics` is served',
-  agents: 'per-agent parts of a shared config: each entry matched by agent id or region adds labels, overrides defaults and services, adds services',
-  'agents[].id': 'the agent id(s) this entry applies to',
+  agents: 'per-agent parts of a config shared by a fleet: each applies to the agents it names by id or region',
+  'agents[].id': 'the agent id(s) this part applies to',
   'agents[].id[]': 'one agent id',
-  'agents[].region': 'the agent region(s) this entry applies to',
+  'agents[].region': 'the region(s) whose agents this part applies to',
   'agents[].region[]': 'one region',
-  'agents[].labels': "labels added to the matching agents' labels",
-  'agents[].defaults': 'round settings that override `defaults` for the matching agents',
-  'agents[].services': 'services added for the matching agents, or (same name) replacing a shared one',
+  'agents[].labels': "labels added to the matching agents' `agent.labels`",
+  'agents[].defaults': "round settings the matching agents' services inherit, over `defaults`",
+  'agents[].services': 'services added for the matching agents, or overriding a shared service of the same name',
   'web.metrics': '`true`: also serve Prometheus `/metrics` on the dashboard\'s address',
   trace: 'path context: trace the route to the anycast address and the baseline when a site changes, a path goes down or the benefit shifts',
   'trace.enabled': 'take traces on those events',
-  'trace.shift_ms': "a benefit that moves this far from its recent median triggers a trace",
+  'trace.shift_ms': 'a benefit that moves this far from its recent median triggers a trace',
   'trace.min_interval': 'at most one trace per path in this time',
   'trace.max_hops': 'the highest TTL tried',
   'trace.port': 'the first UDP destination port (one more per hop)',
@@ -170,10 +171,10 @@ export const DEFAULT_TEXT: Record<string, string> = {
   'services[].probes.tcp.echo_clock': '`kernel` where available',
   'services[].probes.tls.port': String(DEFAULTS.tlsPort),
   'services[].probes.dns.port': String(DEFAULTS.dnsPort),
-  'services[].probes.dns.transport': '`udp`',
-  'services[].probes.dns.qname': '`hostname.bind`',
-  'services[].probes.dns.qtype': '`TXT` for the site names, else `A`',
-  'services[].probes.dns.nsid': '`true`',
+  'services[].probes.dns.transport': `\`${DNS_PROBE_DEFAULTS.transport}\``,
+  'services[].probes.dns.qname': `\`${DNS_PROBE_DEFAULTS.qname}\``,
+  'services[].probes.dns.qtype': `\`${DNS_PROBE_DEFAULTS.qtype}\``,
+  'services[].probes.dns.nsid': `\`${String(DNS_PROBE_DEFAULTS.nsid)}\``,
   'influx.set_aside_after': '`1h`',
   'web.metrics': '`false`',
   'trace.enabled': '`true` when `trace:` is present',
@@ -205,12 +206,23 @@ export function referenceRows(): ReferenceRow[] {
   return walkSchema(configSchema('/'));
 }
 
-/** The meaning of a key; `defaults.x` is described by `services[].x`. */
+/** Keys that repeat `services[]`'s: `defaults.x` and an `agents:` part's `services[].x`. */
+const REPEATS: ReadonlyArray<readonly [string, string]> = [
+  ['defaults.', 'for every service that does not set it'],
+  ['agents[].defaults.', "for the matching agents' services, over `defaults`"],
+  ['agents[].services[].', "for the matching agents' service of that name"],
+];
+
+/** The key of `services[]` a repeated key stands for, and how. */
+function repeatOf(path: string): { key: string; how: string } | undefined {
+  for (const [prefix, how] of REPEATS) if (path.startsWith(prefix)) return { key: `services[].${path.slice(prefix.length)}`, how };
+  return undefined;
+}
+
+/** The meaning of a key; a repeated key is described by its `services[]` key. */
 export function meaningOf(path: string): string | undefined {
-  // an agents: entry takes the same round settings and services as the top level
-  if (path.startsWith('agents[].defaults.')) return meaningOf(path.slice('agents[].'.length)) === undefined ? undefined : `as \`${path.slice('agents[].'.length)}\`, for the matching agents`;
-  if (path.startsWith('agents[].services[].')) return meaningOf(path.slice('agents[].'.length)) === undefined ? undefined : `as \`${path.slice('agents[].'.length)}\``;
-  if (path.startsWith('defaults.')) return MEANINGS[`services[].${path.slice('defaults.'.length)}`] === undefined ? undefined : `as \`services[].${path.slice('defaults.'.length)}\`, for every service that does not set it`;
+  const r = repeatOf(path);
+  if (r) return MEANINGS[r.key] === undefined ? undefined : `as \`${r.key}\`, ${r.how}`;
   return MEANINGS[path];
 }
 
@@ -245,12 +257,12 @@ export function configReference(): string {
       const meaning = meaningOf(top);
       lines.push(`${meaning ? `${meaning[0]!.toUpperCase()}${meaning.slice(1)}. ` : ''}${head.required ? 'Required' : 'Optional'}; expects ${cell(head.expected)}.`, '');
     }
-    // `defaults` takes the round settings of a service: listed once, under `services`
-    const keys = top === 'defaults' ? [] : list.filter((r) => r.path !== top);
+    // repeated keys (`defaults.x`, an `agents:` part's services) are listed once, under `services`
+    const keys = list.filter((r) => r.path !== top && repeatOf(r.path) === undefined);
     if (keys.length > 0) {
       lines.push('| key | required | expects | default | meaning |', '|---|---|---|---|---|');
       for (const r of keys) {
-        const dflt = r.path.startsWith('defaults.') ? DEFAULT_TEXT[`services[].${r.path.slice('defaults.'.length)}`] : DEFAULT_TEXT[r.path];
+        const dflt = DEFAULT_TEXT[r.path];
         lines.push(`| \`${r.path}\` | ${r.required ? 'yes' : ''} | ${cell(r.expected)} | ${cell(dflt ?? '')} | ${cell(meaningOf(r.path) ?? '')} |`);
       }
       lines.push('');

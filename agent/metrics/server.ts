@@ -53,9 +53,7 @@ export async function startMetricsServer(options: {
   server.keepAliveTimeout = 65_000; // longer than Prometheus' default scrape interval: one connection per scraper
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(
-        new BindError('metrics', options.host, options.port, err, 'change metrics.listen'),
-      ),
+      reject(new BindError('metrics', options.host, options.port, err, 'change metrics.listen')),
     );
     server.listen(options.port, options.host, () => resolve());
   });

@@ -227,11 +227,5 @@ async function listenDns(options: DnsReflectorOptions): Promise<ReflectorPart> {
 }
 
 function bindError(transport: string, address: string, port: number, err: NodeJS.ErrnoException): BindError {
-  return new BindError(
-    `DNS reflector (${transport})`,
-    address,
-    port,
-    err,
-    err.code === 'EACCES' ? 'use the default --dns-port 8053 or grant the capability' : 'check the address is local and the port is free, or choose another --dns-port',
-  );
+  return new BindError(`DNS reflector (${transport})`, address, port, err, 'choose another --dns-port (the default, 8053, needs no privilege) or --bind address');
 }

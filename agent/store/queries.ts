@@ -4,6 +4,19 @@
 import type Database from 'better-sqlite3';
 import { PROTOCOL_METRICS, PROTOCOLS, type EndpointKind, type EventType, type Metric, type Protocol, type Scope, type TraceHop } from '../core/model.ts';
 
+/** Median as InfluxQL computes it: the middle value, or the mean of the two middle values. */
+export function median(values: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export function mean(values: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  return values.reduce((a, b) => a + b, 0) / values.length;
+}
+
 /** The benefit table's window and filters (`anylat report`, the page's summary). */
 export interface ReportQuery {
   /** epoch ms; rounds that started at or after it */
@@ -70,23 +83,6 @@ export interface BenefitPoint {
   ci_high_ms: number | null;
   win_rate: number | null;
   pairs: number;
-}
-
-export interface LatencyPoint {
-  t: number;
-  agent: string;
-  agent_region: string;
-  service: string;
-  endpoint: string;
-  kind: EndpointKind;
-  protocol: Protocol;
-  metric: Metric;
-  scope: Scope;
-  site: string | null;
-  p50_ms: number | null;
-  p90_ms: number | null;
-  p99_ms: number | null;
-  loss_pct: number | null;
 }
 
 export interface LossPoint {
@@ -184,18 +180,6 @@ export function benefitSeries(db: Database.Database, query: SeriesQuery): Benefi
        ORDER BY r.started_at, r.id, b.ord`,
     )
     .all(params) as BenefitPoint[];
-}
-
-export function latencySeries(db: Database.Database, query: SeriesQuery): LatencyPoint[] {
-  const { where, params } = roundFilter(query, 'p');
-  return db
-    .prepare(
-      `SELECT r.started_at AS t, r.agent, r.agent_region, r.service, p.endpoint, p.kind, p.protocol, p.metric, p.scope, p.site,
-              p.p50_ms, p.p90_ms, p.p99_ms, p.loss_pct
-       FROM paths p JOIN rounds r ON r.id = p.round_id ${where}
-       ORDER BY r.started_at, r.id, p.ord`,
-    )
-    .all(params) as LatencyPoint[];
 }
 
 export function lossSeries(db: Database.Database, query: SeriesQuery): LossPoint[] {

@@ -11,7 +11,7 @@ import { heartbeatLine, isoToMs, roundToLines, traceLines } from '../core/line-p
 import { AnylatError } from '../util/errors.ts';
 import { applyRetention, describeRetention, type RetentionOptions, type RetentionResult } from './retention.ts';
 import { checkReadable, migrate } from './schema.ts';
-import { benefitReport, timingGaps, type TimingGap } from './report.ts';
+import { timingGaps, type TimingGap } from './timing-gaps.ts';
 import * as q from './queries.ts';
 import type { ReportQuery, ReportRow } from './queries.ts';
 
@@ -506,16 +506,10 @@ export class Store {
 
   // ---------------------------------------------------------------- reads
 
-  /** The benefit table `anylat report` prints (see report.ts for the exact definitions). */
-  report(query: ReportQuery): ReportRow[] {
-    return benefitReport(this.db, query);
-  }
-
-  /** Metrics measured in the window without any benefit row, and whether lag flags are why (report.ts). */
+  /** Metrics measured in the window without any benefit row, and whether lag flags are why (timing-gaps.ts). */
   timingGaps(query: ReportQuery & { protocol?: Protocol; metric?: Metric }): TimingGap[] {
     return timingGaps(this.db, query);
   }
-
   /** Rounds started in [since, until), oldest first. */
   rounds(query: { since?: number; until?: number; service?: string; agent?: string; limit?: number } = {}): RoundSummary[] {
     const { where, params } = q.roundFilter(query);
@@ -602,11 +596,6 @@ export class Store {
     return q.benefitSeries(this.db, query);
   }
 
-  /** Anycast vs baseline p50 over time, per agent, protocol and metric. */
-  latencySeries(query: q.SeriesQuery): q.LatencyPoint[] {
-    return q.latencySeries(this.db, query);
-  }
-
   /** Loss per path (endpoint, protocol) over time. */
   lossSeries(query: q.SeriesQuery): q.LossPoint[] {
     return q.lossSeries(this.db, query);
@@ -632,7 +621,10 @@ export class Store {
     return q.services(this.db, this.groups);
   }
 
-  /** `report()`'s rows aggregated in SQL: the same numbers at a fraction of the cost over long windows. */
+  /**
+   * The benefit table over a window, aggregated in SQL: the one read path of `anylat report` and
+   * the web page (test/support/benefit-report.ts computes the same numbers the slow way for the tests).
+   */
   benefitSummary(query: ReportQuery & { protocol?: Protocol; metric?: Metric }): ReportRow[] {
     return q.benefitSummary(this.db, query);
   }

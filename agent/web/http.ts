@@ -57,7 +57,7 @@ function loopbackHostOk(hostHeader: string | undefined, boundHost: string): bool
 
 /**
  * Serves the page and the API over `source` on `binding`; resolves with the listening server and
- * its port. Fails with ANYLAT_WEB_LISTEN (exit code 2) when the address cannot be bound, and at
+ * its port. Fails with ANYLAT_BIND (BindError, exit code 2) when the address cannot be bound, and at
  * once when a file of the page is missing.
  */
 export async function serveDashboard(

@@ -75,7 +75,7 @@ async function serveInline(
 
 /**
  * Starts the dashboard. Refuses (ANYLAT_WEB_PUBLIC, exit code 2) an address other hosts can reach
- * unless `allowPublic` is set; fails with ANYLAT_WEB_LISTEN when the address cannot be bound.
+ * unless `allowPublic` is set; fails with ANYLAT_BIND when the address cannot be bound.
  */
 export async function startWebServer(options: WebServerOptions): Promise<WebServer> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
