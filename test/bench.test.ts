@@ -85,7 +85,7 @@ describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
   test('bench:accuracy: anylat − ping per metric and phase, the phases, the reference', needsRoot('bench:accuracy builds a lab'), async () => {
     const r = await runBench('accuracy');
     assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
-    const [bias, phases, reference, echo, wire] = tables(r.stdout);
+    const [bias, phases, reference, echo, wire, http] = tables(r.stdout);
     const phaseNames = ['idle', 'busy', 'loaded'];
     assertFilled(bias!, 'bias table', ['metric', ...phaseNames.flatMap((p) => [`${p} median`, `${p} p95`, `${p} flagged`])]);
     assert.deepEqual(
@@ -102,6 +102,8 @@ describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
     assertFilled(wire!, 'wire ttfb table', ['phase', 'wire ttfb samples', 'wire ttfb − ping median', 'ttfb (kernel) median', 'ttfb (kernel) p95', 'ttfb (monotonic) median', 'ttfb (monotonic) p95']);
     assert.deepEqual(['phase', ...wire!.rows.map((row) => row[0])], byPhase);
     for (const row of wire!.rows) assert.ok(Number(row[1]) > 0, `${row[0]}: no wire ttfb captured`);
+    assertFilled(http!, 'http flagged table', ['http metric', ...phaseNames.flatMap((p) => [`${p} flagged`, `${p} kernel-timed`, `${p} n`])]);
+    assert.deepEqual(http!.rows.map((row) => row[0]), ['connect', 'ttfb', 'total', 'warm']);
     assert.equal(r.json.benchmark, 'accuracy');
     assert.equal(r.json.quick, true);
     assert.deepEqual((r.json.phases as Array<{ phase: string }>).map((p) => p.phase), phaseNames);
