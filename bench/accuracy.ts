@@ -4,7 +4,7 @@
 // 1, 10, 50 and 150 ms away one way, no jitter), anylat's round engine measures every origin with
 // udp (STAMP rtt), tcp (connect timed by the kernel's tcpi_rtt and, in a second prober, by the
 // monotonic clock; the echo rtt, likewise timed from the kernel's RTT sample and, in the second
-// prober, by the monotonic clock), http (ttfb from the kernel's RTT sample and, in the second prober, the monotonic clock) and icmp, while `ping` (kernel timestamps, in
+// prober, by the monotonic clock), http (ttfb from the kernel's RTT sample and, in the second prober, the monotonic clock), icmp and dns (a CHAOS TXT query over UDP to the lab reflector's DNS answers), while `ping` (kernel timestamps, in
 // another process) measures the same origins in the same run. For each sample,
 // bias = anylat's value − the median ping round trip to that origin in that phase; the wire's
 // ~0.1 ms per crossing is in both and cancels. ttfb also holds the server's time to answer, which
@@ -12,7 +12,7 @@
 // connections in the agent's namespace (lib/capture.ts). Three phases: idle; the agent busy with many
 // concurrent paths in the same process; another process loading every CPU.
 import { join } from 'node:path';
-import { ACCURACY_METRICS, SAMPLE_METRICS, type AccuracySetup, type PhaseCommand, type PhaseResult } from './lib/accuracy-protocol.ts';
+import { ACCURACY_METRICS, HTTP_METRICS, SAMPLE_METRICS, type AccuracySetup, type PhaseCommand, type PhaseResult } from './lib/accuracy-protocol.ts';
 import { AgentChild } from './lib/child.ts';
 import { BENCH_PORTS, LOAD_PORTS, withBenchLab, type BenchTarget } from './lib/lab.ts';
 import { loadCpus } from './lib/load.ts';
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
     try {
       await wire.start();
       await wireMono.start();
-      const setup: AccuracySetup = { targets: lab.targets.map((t) => ({ name: t.name, address: t.address })), ports: BENCH_PORTS, monotonicHttpPort: lab.description.ports.http, loadPorts: LOAD_PORTS, samples: 10, spacingMs: 250 };
+      const setup: AccuracySetup = { targets: lab.targets.map((t) => ({ name: t.name, address: t.address })), ports: BENCH_PORTS, monotonicHttpPort: lab.description.ports.http, dnsPort: lab.description.ports.dns, loadPorts: LOAD_PORTS, samples: 10, spacingMs: 250 };
       await child.request({ setup });
       progress('warming up the agent (3 s, not counted)');
       await child.request<PhaseResult>({ phase: 'warmup', durationMs: 3000, busyPaths: 0, busyRatePerPath: 0 } satisfies PhaseCommand);
@@ -224,6 +224,23 @@ function report(
     ),
     '',
   );
+  lines.push(
+    'http: share of each metric\'s samples flagged for event-loop lag (kept out of the figures) and share timed by the kernel alone (no lag window), default prober (kernel clock, warm request on), per phase',
+    '',
+  );
+  lines.push(
+    markdownTable(
+      ['http metric', ...phases.flatMap((p) => [`${p.plan.phase} flagged`, `${p.plan.phase} kernel-timed`, `${p.plan.phase} n`])],
+      HTTP_METRICS.map((m) => [
+        m,
+        ...phases.flatMap((p) => {
+          const c = p.result.httpFlags[m];
+          return [`${fmt(c.n === 0 ? Number.NaN : (100 * c.flagged) / c.n, 1)}%`, `${fmt(c.n === 0 ? Number.NaN : (100 * c.kernel) / c.n, 1)}%`, c.n];
+        }),
+      ]),
+    ),
+    '',
+  );
   const failures = phases.flatMap((p) => Object.entries(p.result.failures).map(([m, n]) => `${p.plan.phase} ${m}: ${n}`));
   if (failures.length > 0) lines.push(`failed samples (not in the figures): ${failures.join(', ')}`, '');
   lines.push(`machine: ${describeMachine(run.before)}; at the end: load ${run.after.loadavg.join(' / ')}; ran ${run.elapsedS} s`);
@@ -242,6 +259,7 @@ function report(
       reference: Object.fromEntries(targets.map((t) => [t.name, { n: p.refN[t.name], medianMs: round(p.refMedian[t.name]!), p95MinusMedianMs: round(p.refSpread[t.name]!) }])),
       failures: p.result.failures,
       echoTiming: p.result.echoTiming,
+      httpFlags: p.result.httpFlags,
       wire: { ttfbMedianMs: Object.fromEntries(targets.map((t) => [t.name, round(p.wireMedian[t.name]!)])), ...wireRows[i] },
       metrics: summaries[i]!.metrics,
     })),

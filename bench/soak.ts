@@ -13,8 +13,9 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Agent } from '../agent/agent.ts';
 import { loadConfig } from '../agent/config/load.ts';
-import { Victoria } from '../test/support/victoria.ts';
-import { freePort, freeUdpPort, startAnylat } from '../test/support/net.ts';
+import { Victoria } from './lib/victoria.ts';
+import { startAnylat } from './lib/anylat-process.ts';
+import { freePort, freeUdpPort } from './lib/ports.ts';
 import { describeMachine, fmt, machineNote, markdownTable, progress, RESULTS_DIR, writeResult } from './lib/output.ts';
 
 const USAGE = `usage: npm run bench:soak [-- --minutes N] [-- --services N] [-- --quick] [-- --out FILE]

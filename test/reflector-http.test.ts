@@ -281,13 +281,14 @@ test('http reflector: serves HTTPS with the given certificate', async () => {
   assert.equal(body.json.source, '127.0.0.1');
 });
 
-test('http reflector: a taken port is an EnvironmentError naming the address', async () => {
+test('http reflector: a taken port is a BindError naming the address', async () => {
   await assert.rejects(
     startHttpReflector({ site: 's', binds: ['127.0.0.1'], port, log: () => {} }),
     (err: unknown) => {
       assert.ok(err instanceof AnylatError);
-      assert.equal(err.code, 'ANYLAT_REFLECTOR_BIND');
-      assert.match(err.message, new RegExp(`http://127\\.0\\.0\\.1:${port}: EADDRINUSE`));
+      assert.equal(err.code, 'ANYLAT_BIND');
+      assert.equal(err.exitCode, 2);
+      assert.match(err.message, new RegExp(`^http reflector: cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use \\(EADDRINUSE\\)`));
       assert.match(err.message, /--http-port/);
       return true;
     },
@@ -303,7 +304,7 @@ test('a request that arrives before the reflector has seen its connection is not
   // the kernel would acknowledge it at once.
   const client = `
     import net from 'node:net';
-    import { readTcpInfo } from ${JSON.stringify(new URL('../agent/probe/tcp-info.ts', import.meta.url).href)};
+    import { readTcpInfo } from ${JSON.stringify(new URL('../agent/net/tcp-info.ts', import.meta.url).href)};
     const request = 'GET / HTTP/1.1\\r\\nHost: svc.anylat.test\\r\\n\\r\\n';
     const s = net.connect(${port}, '127.0.0.1', () => {
       const before = readTcpInfo(s).bytesAcked;

@@ -1,7 +1,7 @@
 // The typed config every part after loading works on: defaults filled, durations in ms, files read,
 // relative paths made absolute. Field names are TypeScript's; the YAML's are snake_case.
 import type { RoundProtocols } from '../round/run-round.ts';
-import type { Secret } from './secret.ts';
+import type { Secret } from '../core/secret.ts';
 
 export interface AgentSection {
   /** `agent.id`, the host name when not set */
@@ -60,9 +60,44 @@ export interface InfluxSection {
 export interface WebSection {
   host: string;
   port: number;
+  /** `web.metrics: true`: `/metrics` (Prometheus) next to the page */
+  metrics?: boolean;
+}
+
+/** `metrics.listen`: where `/metrics` (Prometheus) is served. */
+export interface MetricsSection {
+  host: string;
+  port: number;
+}
+
+/** Which text a config came from: what the fleet compares to see who runs an older one. */
+export interface ConfigOrigin {
+  /** `file` or `url` */
+  kind: 'file' | 'url';
+  /** the first 12 hex digits of the SHA-256 of the text: equal for every agent given the same text */
+  version: string;
+  /** when the text was published: the file's mtime, the server's Last-Modified (epoch ms) */
+  publishedAtMs?: number;
 }
 
 /** A loaded, validated config. */
+/** `trace:`: trace the anycast address and the baseline when a site changes, a path goes down or the benefit shifts. */
+export interface TraceSection {
+  enabled: boolean;
+  /** a benefit (end_to_end saved_ms) this far from its recent median triggers a trace */
+  shiftMs: number;
+  /** at most one trace per (service, endpoint) within this */
+  minIntervalMs: number;
+  maxHops: number;
+  /** first UDP destination port of the probes */
+  port: number;
+  /** reverse names of hop addresses (getnameinfo: /etc/hosts, then DNS) */
+  names: boolean;
+}
+
+/** What `trace:` means when it says nothing (a `trace:` block alone turns tracing on). */
+export const TRACE_CONFIG_DEFAULTS = { shiftMs: 20, minIntervalMs: 10 * 60_000, maxHops: 16, port: 33434 } as const;
+
 export interface AnylatConfig {
   /** the file it came from, as given */
   file: string;
@@ -71,4 +106,11 @@ export interface AnylatConfig {
   store: StoreSection;
   influx?: InfluxSection;
   web?: WebSection;
+  metrics?: MetricsSection;
+  /** `trace:`: path context when something changes (absent: no traces) */
+  trace?: TraceSection;
+  /** set by the loader: which text this is */
+  origin: ConfigOrigin;
+  /** the indexes of the `agents:` entries that applied to this agent, when the config has any */
+  agentParts?: number[];
 }

@@ -1,11 +1,12 @@
 // The one place protocols are listed: a protocol without a probe fails to compile.
-import type { Protocol } from '../model.ts';
+import type { Protocol } from '../core/model.ts';
 import type { ProbeFactory } from './types.ts';
 import { createUdpProbe } from './udp.ts';
 import { createTcpProbe } from './tcp.ts';
 import { createTlsProbe } from './tls.ts';
 import { createHttpProbe } from './http.ts';
 import { createIcmpProbe } from './icmp.ts';
+import { createDnsProbe } from './dns.ts';
 
 /** Probe factories by protocol. */
 export const PROBES: { readonly [P in Protocol]: ProbeFactory<P> } = {
@@ -14,6 +15,7 @@ export const PROBES: { readonly [P in Protocol]: ProbeFactory<P> } = {
   tls: createTlsProbe,
   http: createHttpProbe,
   icmp: createIcmpProbe,
+  dns: createDnsProbe,
 };
 
 export type { Prober, ProbeTarget, ProbeOptionsMap } from './types.ts';

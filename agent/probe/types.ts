@@ -1,4 +1,5 @@
-import type { Attempt, Metric, PacketCounters, Protocol } from '../model.ts';
+import type { Attempt, Metric, PacketCounters, Protocol } from '../core/model.ts';
+import type { QueryType } from '../core/dns-codec.ts';
 
 /** Where one probe sends its samples. The round resolves names once, before the first sample. */
 export interface ProbeTarget {
@@ -64,15 +65,27 @@ export interface HttpProbeOptions extends ProbeOptionsBase {
   /** also time a second request on the same connection (`warm`); default true */
   warm?: boolean;
   /**
-   * how `ttfb` is timed: `kernel` (default) reports, over plain http on Linux, the kernel's RTT
-   * sample for the request when it has a clean one (probe/http.ts), else the monotonic span;
-   * `monotonic` always times the request's write to the response headers' callback (the
-   * behaviour before kernel timing, kept for comparison)
+   * how `ttfb` is timed, and with it `connect`, `warm` and `total`: `kernel` (default) reports, on
+   * Linux, the handshake's RTT for connect and, over plain http, the kernel's RTT sample for each
+   * request when it has a clean one (probe/http.ts), else the monotonic span; `monotonic` always
+   * times them by the monotonic clock (the behaviour before kernel timing, kept for comparison)
    */
   ttfbClock?: 'kernel' | 'monotonic';
 }
 
 export interface IcmpProbeOptions extends ProbeOptionsBase {}
+
+export interface DnsProbeOptions extends ProbeOptionsBase {
+  port: number;
+  /** `udp` (default): one connected socket; `tcp`: one connection kept open, queries timed on it */
+  transport?: 'udp' | 'tcp';
+  /** the name asked (default `hostname.bind`: CHAOS TXT, answered with the site) */
+  qname?: string;
+  /** record type for a name other than the CHAOS site names (default A) */
+  qtype?: QueryType;
+  /** ask for the server's NSID (EDNS option 3) and pad the query (default true) */
+  nsid?: boolean;
+}
 
 /** Options for each protocol, keyed like the registry. */
 export interface ProbeOptionsMap {
@@ -81,6 +94,7 @@ export interface ProbeOptionsMap {
   tls: TlsProbeOptions;
   http: HttpProbeOptions;
   icmp: IcmpProbeOptions;
+  dns: DnsProbeOptions;
 }
 
 /**

@@ -23,8 +23,9 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { isIPv6, type Socket } from 'node:net';
-import { delayAcks, loadTcpInfo } from '../probe/tcp-info.ts';
-import { EnvironmentError } from '../util/errors.ts';
+import { delayAcks, loadTcpInfo } from '../net/tcp-info.ts';
+import { BindError } from '../util/errors.ts';
+import { bytesRoute, type BytesRouteOptions } from './bytes.ts';
 import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
 
 /** The response header naming the site; the http probe reads it by default. */
@@ -38,6 +39,8 @@ export interface HttpReflectorOptions extends ReflectorCommonOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** open connections per bound address (default 1024) */
   maxConnections?: number;
+  /** the `/bytes/N` route's per-source budget (bytes.ts); default BYTES_ROUTE_DEFAULTS */
+  bytes?: BytesRouteOptions;
   /** open connections from one source address, per bound address (default 32) */
   maxConnectionsPerSource?: number;
   /** a request not fully received this long after it began is cut off (default 15 s) */
@@ -80,8 +83,8 @@ function urlHost(address: string, port: number): string {
 }
 
 /**
- * Starts one HTTP (or HTTPS) server per bind address. Throws `EnvironmentError`
- * (`ANYLAT_REFLECTOR_BIND`) when an address cannot be listened on; servers already started are
+ * Starts one HTTP (or HTTPS) server per bind address. Throws `BindError`
+ * (`ANYLAT_BIND`) when an address cannot be listened on; servers already started are
  * closed first.
  */
 export async function startHttpReflector(options: HttpReflectorOptions): Promise<ReflectorPart> {
@@ -103,6 +106,7 @@ export async function startHttpReflector(options: HttpReflectorOptions): Promise
   const scheme = options.tls ? 'https' : 'http';
   // koffi loads once, now, rather than in the first connection's callback.
   const canDelayAcks = !options.tls && loadTcpInfo();
+  const bytes = bytesRoute(options.bytes);
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     if (!guard(req, res)) return;
@@ -151,6 +155,7 @@ export async function startHttpReflector(options: HttpReflectorOptions): Promise
     req.resume();
     res.setHeader(SITE_HEADER, options.site);
     res.setHeader('cache-control', 'no-store');
+    if ((req.method === 'GET' || req.method === 'HEAD') && bytes.handle(req, res)) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       counters.not_allowed++;
       const body = JSON.stringify({ error: `method ${req.method} not allowed; use GET or HEAD` });
@@ -262,12 +267,7 @@ export async function startHttpReflector(options: HttpReflectorOptions): Promise
       }
     } catch (err) {
       await closeAll();
-      const e = err as NodeJS.ErrnoException;
-      throw new EnvironmentError(
-        'ANYLAT_REFLECTOR_BIND',
-        `http reflector: cannot listen on ${scheme}://${urlHost(address, port)}: ${e.code ?? e.message}. ` +
-          `Choose another --http-port or --bind address, or stop what holds it.`,
-      );
+      throw new BindError(`${scheme} reflector`, address, port, err, 'pick another --http-port or --bind address, or stop what holds it');
     }
     servers.push(server);
     const bound = server.address();
@@ -280,7 +280,7 @@ export async function startHttpReflector(options: HttpReflectorOptions): Promise
   return {
     kind: 'http',
     listening,
-    stats: () => ({ ...counters }),
+    stats: () => ({ ...counters, ...bytes.stats() }),
     close: closeAll,
   };
 }

@@ -25,9 +25,9 @@ import {
   restampReflectorPacket,
   siteValue,
   type Tlv,
-} from '../probe/stamp-codec.ts';
-import { AnylatError } from '../util/errors.ts';
-import { RxTimestamps } from '../probe/rx-timestamp.ts';
+} from '../core/stamp-codec.ts';
+import { AnylatError, BindError } from '../util/errors.ts';
+import { RxTimestamps } from '../net/rx-timestamp.ts';
 import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
 
 export interface StampReflectorOptions extends ReflectorCommonOptions {
@@ -87,7 +87,7 @@ export function sourceKey(address: string): string {
 }
 
 /** Token buckets per source, bounded in number; a bucket that has refilled is forgotten. */
-class SourceLimiter {
+export class SourceLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(
@@ -97,6 +97,11 @@ class SourceLimiter {
   ) {}
 
   take(key: string, now: number): boolean {
+    return this.takeMany(key, now, 1);
+  }
+
+  /** Takes `n` tokens at once, or none when the bucket holds fewer (the reflector's byte budget). */
+  takeMany(key: string, now: number, n: number): boolean {
     if (this.ratePerMs === 0) return true;
     let b = this.buckets.get(key);
     if (b) {
@@ -107,8 +112,8 @@ class SourceLimiter {
       b = { tokens: this.burst, at: now };
       this.buckets.set(key, b);
     }
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
+    if (b.tokens < n) return false;
+    b.tokens -= n;
     return true;
   }
 
@@ -213,7 +218,7 @@ class SessionTable {
 }
 
 function optionsError(message: string): AnylatError {
-  return new AnylatError('ANYLAT_REFLECTOR_OPTIONS', `STAMP reflector: ${message}`, { exitCode: 2 });
+  return new AnylatError('ANYLAT_REFLECTOR_OPTIONS', `STAMP reflector: ${message}`);
 }
 
 function positiveInt(name: string, value: number, min: number): number {
@@ -370,12 +375,7 @@ export async function startStampReflector(
           resolve();
         });
       }).catch((err: NodeJS.ErrnoException) => {
-        throw new AnylatError(
-          'ANYLAT_REFLECTOR_BIND',
-          `STAMP reflector: cannot listen on UDP ${address.includes(':') ? `[${address}]` : address}:${port} (${err.code ?? err.message}); ` +
-            (err.code === 'EACCES' ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE, or pick another --udp-port' : 'check the address is local and the port is free'),
-          { exitCode: 2, cause: err },
-        );
+        throw new BindError('STAMP reflector', address, port, err, 'pick another --udp-port or --bind address, or stop what holds it');
       });
       const bound = socket.address();
       // Port 0: the first socket picks a port, every other address listens on the same one.

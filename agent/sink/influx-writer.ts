@@ -5,7 +5,7 @@
 // batch auto-flush swallows errors, so a resolved flush() does not prove every line was written.
 // Here one call is one request, and only a 2xx lets the caller delete the lines.
 import { HttpError, InfluxDB, RequestTimedOutError, setLogger, type Transport } from '@influxdata/influxdb-client';
-import { Secret } from '../config/secret.ts';
+import { Secret } from '../core/secret.ts';
 import { linkSignal } from '../util/abort.ts';
 import { AnylatError } from '../util/errors.ts';
 import { parseRetryAfter } from './backoff.ts';
@@ -78,7 +78,7 @@ export class InfluxWriter {
       const client = new InfluxDB({ url: target.url, timeout: this.timeoutMs, ...(token === undefined ? {} : { token }) });
       this.transport = client.transport;
     } catch (err) {
-      throw new AnylatError('ANYLAT_INFLUX_URL', `influx.url ${displayUrl(target.url)}: ${this.clean(err)}; expected http(s)://host:port`, { exitCode: 2 });
+      throw new AnylatError('ANYLAT_INFLUX_URL', `influx.url ${displayUrl(target.url)}: ${this.clean(err)}; expected http(s)://host:port`);
     }
     this.path = `/api/v2/write?org=${encodeURIComponent(target.org)}&bucket=${encodeURIComponent(target.bucket)}&precision=ms`;
   }

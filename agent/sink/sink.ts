@@ -59,6 +59,27 @@ export interface SinkStatus {
   lastErrorAt?: string;
   lastDeliveryAt?: string;
   nextAttemptAt?: string;
+  /** lines in the last batch sent */
+  lastBatchLines: number;
+  /** failed attempts and refused lines since the sink was created, by class (see errorClass) */
+  errors: Record<SinkErrorClass, number>;
+}
+
+/** Why a write failed, in words an operator alerts on; low-cardinality, for metrics labels. */
+export const SINK_ERROR_CLASSES = ['unreachable', 'timeout', 'auth', 'not_found', 'throttled', 'server', 'rejected', 'store'] as const;
+export type SinkErrorClass = (typeof SINK_ERROR_CLASSES)[number];
+
+/** The class of a failed write: by the HTTP status when InfluxDB answered, else by what failed. */
+export function errorClass(outcome: { kind: 'retry' | 'reject'; status?: number; message: string }, fromStore = false): SinkErrorClass {
+  if (fromStore) return 'store';
+  if (outcome.kind === 'reject') return 'rejected';
+  const status = outcome.status;
+  if (status === undefined) return outcome.message.startsWith('no answer') ? 'timeout' : 'unreachable';
+  if (status === 401 || status === 403) return 'auth';
+  if (status === 404) return 'not_found';
+  if (status === 429) return 'throttled';
+  if (status === 408) return 'timeout';
+  return 'server';
 }
 
 export interface DrainResult {
@@ -109,6 +130,8 @@ export class Sink {
   private lastFailureLog = Number.NEGATIVE_INFINITY;
   private lastDeliveryAt: number | undefined;
   private nextAttemptAt: number | undefined;
+  private lastBatchLines = 0;
+  private readonly errors = Object.fromEntries(SINK_ERROR_CLASSES.map((c) => [c, 0])) as Record<SinkErrorClass, number>;
   private batchSize: number;
   private successesAtSize = 0;
   /** when the batch at the head of the outbox first drew a 5xx, until a write succeeds */
@@ -196,6 +219,8 @@ export class Sink {
       delivered: this.delivered,
       deadLettered: this.deadLettered,
       consecutiveFailures: this.backoff.failures,
+      lastBatchLines: this.lastBatchLines,
+      errors: { ...this.errors },
       batchLines: this.batchSize,
     };
     const optional = {
@@ -241,6 +266,7 @@ export class Sink {
   private async run(): Promise<void> {
     while (!this.halted) {
       let outcome: WriteOutcome | undefined;
+      let storeFailed = false;
       try {
         const batch = this.store.readOutbox(this.batchSize, { agent: this.agent });
         if (batch.length === 0) {
@@ -250,12 +276,15 @@ export class Sink {
           continue;
         }
         this.state = 'sending';
+        this.lastBatchLines = batch.length;
         outcome = await this.deliver(batch, this.haltCtl.signal);
       } catch (err) {
+        storeFailed = true;
         outcome = { kind: 'retry', message: `store error while sending: ${this.writer.clean(err)}` };
       }
       if (outcome.kind === 'aborted') break;
       if (outcome.kind === 'retry') {
+        this.errors[errorClass(outcome, storeFailed)]++;
         this.failed(outcome.message, this.backoff.next(outcome.retryAfterMs));
         await this.sleep(this.nextAttemptAt! - Date.now());
       } else if (this.backoff.failures > 0) {
@@ -407,6 +436,7 @@ export class Sink {
     this.store.deadLetter([entry.id], message, res.status);
     this.refusals.delete(entry.id);
     this.deadLettered++;
+    this.errors.rejected++;
     this.lastError = setAside
       ? `InfluxDB kept answering 5xx to a line (${res.message}); it is set aside in the dead letters`
       : `InfluxDB refused a line as malformed (${res.message}); it is in the dead letters`;

@@ -6,13 +6,14 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { AgentHeartbeat, BenefitRow, Metric, PathResult, Protocol, RoundResult } from '../model.ts';
-import { heartbeatLine, isoToMs, roundToLines } from '../sink/line-protocol.ts';
+import type { AgentHeartbeat, BenefitRow, Metric, PathResult, PathTrace, Protocol, RoundResult, Scope } from '../core/model.ts';
+import { heartbeatLine, isoToMs, roundToLines, traceLines } from '../core/line-protocol.ts';
 import { AnylatError } from '../util/errors.ts';
 import { applyRetention, describeRetention, type RetentionOptions, type RetentionResult } from './retention.ts';
 import { checkReadable, migrate } from './schema.ts';
-import { benefitReport, type ReportQuery, type ReportRow } from './report.ts';
+import { benefitReport, timingGaps, type TimingGap } from './report.ts';
 import * as q from './queries.ts';
+import type { ReportQuery, ReportRow } from './queries.ts';
 
 export type { RetentionOptions, RetentionResult } from './retention.ts';
 
@@ -91,7 +92,7 @@ function storeError(path: string, err: unknown): AnylatError {
   return new AnylatError(
     'ANYLAT_STORE_OPEN',
     `cannot open store ${path}: ${msg}; check store.path (or --store) and that the directory is writable`,
-    { exitCode: 2, cause: err },
+    { cause: err },
   );
 }
 
@@ -139,7 +140,7 @@ function openReadOnly(path: string): Database.Database {
         'ANYLAT_STORE_READONLY_WAL',
         `cannot read store ${path}: its folder is not writable for this user and ${path}-wal holds data not yet in the store ` +
           `(an agent is writing it, or was killed): run this as the agent's user, or let this user write the folder`,
-        { exitCode: 2, cause: err },
+        { cause: err },
       );
     }
     const image = readFileSync(path);
@@ -179,10 +180,7 @@ export class Store {
       this.db = this.readonly ? openReadOnly(path) : new Database(path);
     } catch (err) {
       if (this.readonly && err instanceof Error && /unable to open|does not exist/i.test(err.message)) {
-        throw new AnylatError('ANYLAT_STORE_MISSING', `no store at ${path}: check --store (or store.path in the config); an agent creates it on its first round`, {
-          exitCode: 2,
-          cause: err,
-        });
+        throw new AnylatError('ANYLAT_STORE_MISSING', `no store at ${path}: check --store (or store.path in the config); an agent creates it on its first round`, { cause: err });
       }
       throw storeError(path, err);
     }
@@ -265,6 +263,44 @@ export class Store {
     return id;
   }
 
+  /**
+   * Saves a trace taken because of round `roundId` (its hops as JSON) and queues its `trace` lines,
+   * in one transaction. False when the round is gone (retention took it while the trace ran).
+   */
+  saveTrace(roundId: number, t: PathTrace): boolean {
+    this.writable();
+    const lines = this.options.outbox === false ? [] : traceLines(t);
+    const now = Date.now();
+    return this.db
+      .transaction(() => {
+        if (this.db.prepare('SELECT 1 FROM rounds WHERE id = ?').get(roundId) === undefined) return false;
+        this.db
+          .prepare(
+            `INSERT INTO traces (round_id, agent, service, trigger, reason, endpoint, kind, address, at, traced_at, duration_ms, reached, hops)
+             VALUES (@round_id, @agent, @service, @trigger, @reason, @endpoint, @kind, @address, @at, @traced_at, @duration_ms, @reached, @hops)`,
+          )
+          .run({
+            round_id: roundId,
+            agent: t.agent.id,
+            service: t.service,
+            trigger: t.trigger,
+            reason: t.reason,
+            endpoint: t.endpoint,
+            kind: t.kind,
+            address: t.address,
+            at: isoToMs(t.at),
+            traced_at: isoToMs(t.traced_at),
+            duration_ms: t.duration_ms,
+            reached: t.reached ? 1 : 0,
+            hops: JSON.stringify(t.hops),
+          });
+        const outbox = this.db.prepare('INSERT INTO outbox (agent, line, created_at) VALUES (?, ?, ?)');
+        for (const line of lines) outbox.run(t.agent.id, line, now);
+        return true;
+      })
+      .immediate();
+  }
+
   /** Records the agent's heartbeat (for the dashboard's agent health) and queues its line. */
   saveHeartbeat(hb: AgentHeartbeat): void {
     const s = this.writable();
@@ -338,6 +374,16 @@ export class Store {
         : this.db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE agent = ?').get(agent)
     ) as { n: number };
     return row.n;
+  }
+
+  /** When the oldest line waiting for InfluxDB was queued (epoch ms), or undefined when none waits. */
+  outboxOldestAt(agent?: string): number | undefined {
+    const row = (
+      agent === undefined
+        ? this.db.prepare('SELECT created_at FROM outbox ORDER BY id LIMIT 1').get()
+        : this.db.prepare('SELECT created_at FROM outbox WHERE agent = ? ORDER BY id LIMIT 1').get(agent)
+    ) as { created_at: number } | undefined;
+    return row?.created_at;
   }
 
   /** Lines InfluxDB rejected, still kept (of one agent when given). */
@@ -465,6 +511,11 @@ export class Store {
     return benefitReport(this.db, query);
   }
 
+  /** Metrics measured in the window without any benefit row, and whether lag flags are why (report.ts). */
+  timingGaps(query: ReportQuery & { protocol?: Protocol; metric?: Metric }): TimingGap[] {
+    return timingGaps(this.db, query);
+  }
+
   /** Rounds started in [since, until), oldest first. */
   rounds(query: { since?: number; until?: number; service?: string; agent?: string; limit?: number } = {}): RoundSummary[] {
     const { where, params } = q.roundFilter(query);
@@ -566,6 +617,11 @@ export class Store {
     return q.events(this.db, query);
   }
 
+  /** Traces taken on events, newest first (none from a file older than schema 3). */
+  traces(query: q.SeriesQuery & { limit?: number }): q.TraceRow[] {
+    return q.traces(this.db, query);
+  }
+
   /** The last heartbeat of each agent that ever wrote one. */
   agentHealth(now: number = Date.now()): q.AgentHealth[] {
     return q.agentHealth(this.db, now, this.groups);
@@ -577,7 +633,7 @@ export class Store {
   }
 
   /** `report()`'s rows aggregated in SQL: the same numbers at a fraction of the cost over long windows. */
-  benefitSummary(query: ReportQuery): ReportRow[] {
+  benefitSummary(query: ReportQuery & { protocol?: Protocol; metric?: Metric }): ReportRow[] {
     return q.benefitSummary(this.db, query);
   }
 
@@ -594,6 +650,21 @@ export class Store {
   /** `lossSeries` as parallel arrays per agent and path. */
   lossColumns(query: q.SeriesQuery): q.LossColumns[] {
     return q.lossColumns(this.db, query);
+  }
+
+  /** Gaps between round starts per agent and service, and per agent over all services. */
+  roundGaps(query: { since: number; until?: number }): q.RoundGaps[] {
+    return q.roundGaps(this.db, query);
+  }
+
+  /** What each service's benefit rows hold in a window (service, protocol, metric, scope). */
+  benefitMetrics(query: { since: number; until?: number }): Array<{ service: string; protocol: Protocol; metric: Metric; scope: Scope }> {
+    return q.benefitMetrics(this.db, query);
+  }
+
+  /** Sent and received per service, agent and path over a window (the dashboard's overview). */
+  lossTotals(query: q.SeriesQuery): q.LossTotal[] {
+    return q.lossTotals(this.db, query);
   }
 
   /** Runs of rounds per agent in which the same anycast site answered. */

@@ -2,12 +2,14 @@
 import type { EchoTiming } from '../../agent/probe/tcp.ts';
 
 /** What the driver measures: one row of the accuracy table each. */
-export const ACCURACY_METRICS = ['udp rtt', 'tcp connect (kernel)', 'tcp connect (monotonic)', 'tcp rtt (echo)', 'http ttfb', 'http ttfb (monotonic)', 'icmp rtt'] as const;
+export const ACCURACY_METRICS = ['udp rtt', 'tcp connect (kernel)', 'tcp connect (monotonic)', 'tcp rtt (echo)', 'http ttfb', 'http ttfb (monotonic)', 'icmp rtt', 'dns query'] as const;
 /**
  * Measured besides, for the echo-clock table: the same echo timed by the monotonic clock (a second
  * prober), next to the default kernel clock's `tcp rtt (echo)`.
  */
 export const EXTRA_METRICS = ['tcp rtt (echo, monotonic clock)'] as const;
+/** The http prober's metrics whose flagged share the driver reports (the URL is an IP: no dns). */
+export const HTTP_METRICS = ['connect', 'ttfb', 'total', 'warm'] as const;
 /** What a SampleRecord's first element indexes. */
 export const SAMPLE_METRICS = [...ACCURACY_METRICS, ...EXTRA_METRICS] as const;
 export type AccuracyMetric = (typeof SAMPLE_METRICS)[number];
@@ -20,6 +22,8 @@ export interface AccuracySetup {
    * same code), so that each prober's connections can be told apart on the wire
    */
   monotonicHttpPort: number;
+  /** the DNS port of the lab's own reflectors (`--dns-port`): the dns probe's query over UDP */
+  dnsPort: number;
   /** the reflectors that answer the background load (other processes than the measured ones) */
   loadPorts: { udp: number; tcp: number; http: number };
   /** samples per round and spacing of the measured rounds */
@@ -52,6 +56,11 @@ export interface PhaseResult {
   busy: { paths: number; samples: number; failures: number; failureReasons: Record<string, number>; samplesPerSecond: number };
   /** how the measured (default, kernel clock) tcp prober timed its echoes: summed echoTiming() */
   echoTiming: EchoTiming;
+  /**
+   * every metric of the measured (default clock, warm on) http prober: samples with a value, how
+   * many the round flagged for event-loop lag, how many the kernel timed (no lag window at all)
+   */
+  httpFlags: Record<(typeof HTTP_METRICS)[number], { n: number; flagged: number; kernel: number }>;
   cpuPct: number;
   eventLoopUtilization: number;
   lagP99Ms: number;

@@ -1,7 +1,7 @@
 // A store filled through the store's own saveRound/saveHeartbeat with rounds whose numbers the web
 // tests know: three regions of service `web` (anycast saves ~30 ms in ap-south, ~0 in us-east, and
 // costs ~6 ms in eu-west after its site moved), plus an old agent of service `api`.
-import type { AgentHeartbeat, BenefitRow, PathResult, RoundResult } from '../../agent/model.ts';
+import type { AgentHeartbeat, BenefitRow, PathResult, RoundResult } from '../../agent/core/model.ts';
 import type { Store } from '../../agent/store/index.ts';
 
 export interface RegionSpec {

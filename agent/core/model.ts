@@ -2,11 +2,11 @@
 // the alert rules all import these names instead of spelling them again (DESIGN.md, "Concepts").
 
 /** Protocols a probe can speak. The probe registry is keyed by this union. */
-export const PROTOCOLS = ['udp', 'tcp', 'tls', 'http', 'icmp'] as const;
+export const PROTOCOLS = ['udp', 'tcp', 'tls', 'http', 'icmp', 'dns'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
 
 /** What a probe times. */
-export const METRICS = ['rtt', 'connect', 'handshake', 'dns', 'ttfb', 'total', 'warm', 'tls'] as const;
+export const METRICS = ['rtt', 'connect', 'handshake', 'dns', 'ttfb', 'total', 'warm', 'tls', 'query'] as const;
 export type Metric = (typeof METRICS)[number];
 
 /** Metrics each protocol can report, in display order. */
@@ -16,6 +16,7 @@ export const PROTOCOL_METRICS: { readonly [P in Protocol]: readonly Metric[] } =
   tls: ['handshake'],
   http: ['dns', 'connect', 'tls', 'ttfb', 'total', 'warm'],
   icmp: ['rtt'],
+  dns: ['query'],
 };
 
 /**
@@ -74,7 +75,14 @@ export type FailureReason = (typeof FAILURE_REASONS)[number];
  * entry was timed by the kernel or another process and is never flagged. Without `lagWindows` the
  * round falls back to `t0`/`t1`.
  */
-export type LagWindows = Partial<Record<Metric, readonly [number, number]>>;
+export type LagWindows = Partial<Record<Metric, LagWindow | readonly LagWindow[]>>;
+
+/**
+ * When one metric was exposed to event-loop lag: `[at, at]` for one callback, `[from, to]` for a
+ * stretch of several. A metric summed from several timed pieces (http `total`) lists one per piece
+ * the monotonic clock timed; it is flagged when any of them is.
+ */
+export type LagWindow = readonly [number, number];
 
 export type Attempt =
   | {
@@ -160,6 +168,40 @@ export interface AgentIdentity {
   labels?: Record<string, string>;
 }
 
+/** What made the agent trace a path: an event of the round, or its benefit leaving its recent median. */
+export const TRACE_TRIGGERS = ['site_change', 'path_down', 'benefit_shift'] as const;
+export type TraceTrigger = (typeof TRACE_TRIGGERS)[number];
+
+/** One TTL of a trace: who answered (no address when nobody did before the probe timeout). */
+export interface TraceHop {
+  ttl: number;
+  address?: string;
+  rtt_ms?: number;
+  name?: string;
+  /** the target itself answered (port unreachable, or a reply) */
+  reached?: boolean;
+  /** an ICMP error other than time exceeded / port unreachable: `!N`, `!H`, `!P`, `!A`, `!<code>` */
+  note?: string;
+}
+
+/** A trace the agent took because something changed: stored with the round's events, written as `trace`. */
+export interface PathTrace {
+  agent: AgentIdentity;
+  service: string;
+  trigger: TraceTrigger;
+  /** why, in words (the event's message, or the shift) */
+  reason: string;
+  endpoint: string;
+  kind: EndpointKind;
+  address: string;
+  /** the start of the round that triggered it (the event's time) */
+  at: string;
+  traced_at: string;
+  duration_ms: number;
+  reached: boolean;
+  hops: TraceHop[];
+}
+
 export const EVENT_TYPES = ['site_change', 'path_down', 'path_up'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -205,4 +247,10 @@ export interface AgentHeartbeat {
   dead_letters: number;
   /** rows the store's retention dropped since the agent started */
   dropped_rows?: number;
+  /** the running config's version (a hash of its text; equal across agents given the same text) */
+  config_version?: string;
+  /** when that config was published (file mtime, the server's Last-Modified), epoch seconds */
+  config_published_s?: number;
+  /** 1 when the last reload was applied (or had nothing to change), 0 when it failed; absent before one */
+  config_reload_ok?: number;
 }
