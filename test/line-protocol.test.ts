@@ -118,6 +118,8 @@ const HEARTBEAT: AgentHeartbeat = {
   loop_lag_p99_ms: 1.25,
   rounds_late: 2,
   rounds_skipped: 1,
+  rounds_failed: 3,
+  sink_batch: 2500,
   outbox_rows: 120,
   dead_letters: 1,
   dropped_rows: 0,
@@ -243,7 +245,7 @@ test('types: counts are integers (i), measurements floats, names and messages st
   assert.equal(hb.measurement, 'agent');
   assert.deepEqual(hb.tags, { agent: 'eu-1', agent_region: 'eu-west-1' });
   assert.equal(hb.fields.version, '"0.1.0"');
-  for (const k of ['rounds_late', 'rounds_skipped', 'outbox_rows', 'dead_letters', 'dropped_rows']) assert.match(hb.fields[k]!, /^\d+i$/, k);
+  for (const k of ['rounds_late', 'rounds_skipped', 'rounds_failed', 'sink_batch', 'outbox_rows', 'dead_letters', 'dropped_rows']) assert.match(hb.fields[k]!, /^\d+i$/, k);
   for (const k of ['uptime_s', 'lat', 'lon', 'loop_lag_p99_ms']) assert.match(hb.fields[k]!, /^-?[\d.]+$/, k);
 });
 

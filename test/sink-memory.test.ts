@@ -123,3 +123,27 @@ describe('linkSignal', () => {
     assert.equal(link.signal.reason, 'gone');
   });
 });
+
+describe('no AbortSignal.any in the agent', () => {
+  test('no source file under agent/ combines signals with AbortSignal.any (Node 20 keeps them alive; use linkSignal)', async () => {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const root = new URL('../agent/', import.meta.url).pathname;
+    const offenders: string[] = [];
+    const walk = (dir: string): void => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        const p = join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (/\.(ts|js)$/.test(e.name)) {
+          // Code lines only: comments may name what not to do.
+          const code = readFileSync(p, 'utf8')
+            .split('\n')
+            .filter((l) => !/^\s*(\/\/|\*|\/\*)/.test(l));
+          if (code.some((l) => /AbortSignal\.any\s*\(/.test(l))) offenders.push(p.slice(root.length));
+        }
+      }
+    };
+    walk(root);
+    assert.deepEqual(offenders, []);
+  });
+});

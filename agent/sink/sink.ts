@@ -338,7 +338,7 @@ export class Sink {
       return res;
     }
     if (res.kind === 'retry' && res.timedOut === true) {
-      this.shrink();
+      this.shrink(batch.length);
       return res;
     }
     if (res.kind === 'retry' && res.status !== undefined && res.status >= 500) {
@@ -447,13 +447,14 @@ export class Sink {
     );
   }
 
-  private shrink(): void {
+  /** After a timed-out batch of `sent` lines: half of what was sent (a short batch says little about the full size), not below the floor. */
+  private shrink(sent: number): void {
     this.successesAtSize = 0;
-    if (this.batchSize <= this.minBatchLines) return;
-    const before = this.batchSize;
-    this.batchSize = Math.max(this.minBatchLines, Math.floor(this.batchSize / 2));
+    const next = Math.max(this.minBatchLines, Math.floor(Math.min(this.batchSize, sent) / 2));
+    if (next >= this.batchSize) return;
+    this.batchSize = next;
     this.log(
-      `sink: InfluxDB at ${this.writer.target} did not answer a batch of ${before} lines in time; batch size now ${this.batchSize} lines ` +
+      `sink: InfluxDB at ${this.writer.target} did not answer a batch of ${sent} lines in time; batch size now ${this.batchSize} lines ` +
         `(the timed-out batch may have been stored and is sent again with the same timestamps)`,
     );
   }
