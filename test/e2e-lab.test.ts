@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { getPriority } from 'node:os';
 import { join } from 'node:path';
@@ -172,6 +172,12 @@ describe('anylat demo end to end in the lab (Linux, root)', needsRoot('the demo 
       assert.equal(getPriority(a.pid), LAB_NICE, `${a.id}'s niceness`);
     }
     for (const p of readState(demo.lab.dir)!.processes.filter((x) => x.role !== 'wire')) assert.equal(getPriority(p.pid), LAB_NICE, `${p.name}'s niceness`);
+    // Where the kernel groups by session (autogroup), the session's niceness is what counts.
+    if (existsSync('/proc/self/autogroup')) {
+      for (const pid of [...demo.agents.map((a) => a.pid), ...readState(demo.lab.dir)!.processes.filter((x) => x.role !== 'wire').map((x) => x.pid)]) {
+        assert.match(readFileSync(`/proc/${pid}/autogroup`, 'utf8'), new RegExp(`nice ${LAB_NICE}\\b`), `pid ${pid}'s autogroup`);
+      }
+    }
   });
 
   it('healthy lab: ap-south gains what the topology says, the regions next to an origin gain about nothing, every path at its configured delay', async (t) => {
