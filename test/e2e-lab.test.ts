@@ -42,7 +42,7 @@ const FAILED_ROUNDS = 3;
  *   more. Measured on the 2-CPU test VM: 0.7–0.9 ms more than a unicast path's overhead. A real
  *   accelerator's edge costs time too; the lab just does not model it in the topology's numbers.
  *   With another CPU-heavy process running (stress-ng --cpu 1) on a shared, busy VM it measured
- *   1.4 ms, hence 2 ms: the assertion is about the edge being a small, bounded cost next to the
+ *   1.4–2.5 ms, hence 3 ms: the assertion is about the edge being a small, bounded cost next to the
  *   ~29 ms ap-south saves, not about its exact figure.
  *   So the anycast path's excess over its configured mean may exceed the unicast paths' excess by
  *   up to EDGE_MS, and a benefit (baseline − anycast, in which the probe's own overhead cancels)
@@ -52,7 +52,7 @@ const FAILED_ROUNDS = 3;
  *   time.
  */
 const LINK_MS = 1;
-const EDGE_MS = 2;
+const EDGE_MS = 3;
 const FLOOR_MS = 0.1;
 
 function median(xs: readonly number[]): number {

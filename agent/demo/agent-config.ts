@@ -36,25 +36,21 @@ export interface DemoRounds {
 
 export const DEFAULT_ROUNDS: DemoRounds = { intervalMs: 10_000, samples: 10, spacingMs: 100 };
 
-/**
- * The timeout the demo derives for the default topology, used to check that a round fits its
- * interval before the lab exists (a topology with longer paths is checked when each agent loads
- * its config).
- */
-export const MAX_DERIVED_TIMEOUT_MS = 1_500;
+/** The longest timeout the demo derives, used to check that a round fits its interval up front. */
+export const MAX_DERIVED_TIMEOUT_MS = 1_000;
 
 /**
  * A sample's timeout: three of the lab's longest round trips (an HTTP sample's connect, request and
- * warm second request share one timeout; a TCP echo needs two) plus 750 ms for the agent's own
- * wake-ups on a busy machine, at least 1 s. With 150 ms of slack instead, a healthy lab on a busy
- * machine lost TCP echoes and warm HTTP requests to the 243 ms path that the wire, the edges and the
- * reflector had answered within a few ms (tcpdump in the lab). Not longer: while an origin is down
- * every round waits its last samples' timeout out, and the rounds of the end-to-end test (every
- * 5 s, 20 samples 50 ms apart) must still end well inside their 4 s deadline on a busy machine.
+ * warm second request share one timeout; a TCP echo needs two) plus 150 ms, at least 500 ms.
+ * No longer, because every sample to a failed origin waits this long: with 1.5 s, rounds of the
+ * end-to-end test (every 5 s, 20 samples 50 ms apart) with an origin down ran past their 4 s
+ * deadline. What made healthy samples overrun 900 ms on a busy machine was the agents' own stalls
+ * (ping spawned on the main thread, a niceness the kernel's autogroups ignored), fixed where they
+ * were, not slack here.
  */
 export function probeTimeoutMs(lab: LabDescription): number {
   const rtts = lab.agents.flatMap((a) => [...a.unicast.map((u) => u.rtt.meanMs), a.anycast.originRtt?.meanMs ?? 0]);
-  return Math.max(1_000, Math.ceil((3 * Math.max(...rtts) + 750) / 100) * 100);
+  return Math.max(500, Math.ceil((3 * Math.max(...rtts) + 150) / 100) * 100);
 }
 
 /** The agent id a demo agent gets for a lab region. */
