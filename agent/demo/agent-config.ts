@@ -41,16 +41,17 @@ export const MAX_DERIVED_TIMEOUT_MS = 1_000;
 
 /**
  * A sample's timeout: three of the lab's longest round trips (an HTTP sample's connect, request and
- * warm second request share one timeout; a TCP echo needs two) plus 150 ms, at least 500 ms.
- * No longer, because every sample to a failed origin waits this long: with 1.5 s, rounds of the
- * end-to-end test (every 5 s, 20 samples 50 ms apart) with an origin down ran past their 4 s
- * deadline. What made healthy samples overrun 900 ms on a busy machine was the agents' own stalls
- * (ping spawned on the main thread, a niceness the kernel's autogroups ignored), fixed where they
- * were, not slack here.
+ * warm second request share one timeout; a TCP echo needs two) plus 250 ms for the agent's own
+ * wake-ups on a busy machine (with 150 ms, 2 of 20 TCP echoes over the 243 ms path timed out
+ * under stress-ng), at least 500 ms. No longer, because every sample to a failed origin waits
+ * this long: with 1.5 s, rounds of the end-to-end test (every 5 s, 20 samples 50 ms apart) with an
+ * origin down ran past their 4 s deadline. What made healthy samples overrun by hundreds of ms on a
+ * busy machine was the agents' own stalls (ping spawned on the main thread, a niceness the
+ * kernel's autogroups ignored), fixed where they were, not slack here.
  */
 export function probeTimeoutMs(lab: LabDescription): number {
   const rtts = lab.agents.flatMap((a) => [...a.unicast.map((u) => u.rtt.meanMs), a.anycast.originRtt?.meanMs ?? 0]);
-  return Math.max(500, Math.ceil((3 * Math.max(...rtts) + 150) / 100) * 100);
+  return Math.max(500, Math.ceil((3 * Math.max(...rtts) + 250) / 100) * 100);
 }
 
 /** The agent id a demo agent gets for a lab region. */
