@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { getPriority } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +41,9 @@ const FAILED_ROUNDS = 3;
  *   user space (a Node process: two event-loop wake-ups per round trip) and crosses the wire twice
  *   more. Measured on the 2-CPU test VM: 0.7–0.9 ms more than a unicast path's overhead. A real
  *   accelerator's edge costs time too; the lab just does not model it in the topology's numbers.
+ *   With another CPU-heavy process running (stress-ng --cpu 1) on a shared, busy VM it measured
+ *   1.4–2.5 ms, hence 3 ms: the assertion is about the edge being a small, bounded cost next to the
+ *   ~29 ms ap-south saves, not about its exact figure.
  *   So the anycast path's excess over its configured mean may exceed the unicast paths' excess by
  *   up to EDGE_MS, and a benefit (baseline − anycast, in which the probe's own overhead cancels)
  *   may come out up to EDGE_MS below the topology's.
@@ -49,7 +52,7 @@ const FAILED_ROUNDS = 3;
  *   time.
  */
 const LINK_MS = 1;
-const EDGE_MS = 1;
+const EDGE_MS = 3;
 const FLOOR_MS = 0.1;
 
 function median(xs: readonly number[]): number {
@@ -172,6 +175,12 @@ describe('anylat demo end to end in the lab (Linux, root)', needsRoot('the demo 
       assert.equal(getPriority(a.pid), LAB_NICE, `${a.id}'s niceness`);
     }
     for (const p of readState(demo.lab.dir)!.processes.filter((x) => x.role !== 'wire')) assert.equal(getPriority(p.pid), LAB_NICE, `${p.name}'s niceness`);
+    // Where the kernel groups by session (autogroup), the session's niceness is what counts.
+    if (existsSync('/proc/self/autogroup')) {
+      for (const pid of [...demo.agents.map((a) => a.pid), ...readState(demo.lab.dir)!.processes.filter((x) => x.role !== 'wire').map((x) => x.pid)]) {
+        assert.match(readFileSync(`/proc/${pid}/autogroup`, 'utf8'), new RegExp(`nice ${LAB_NICE}\\b`), `pid ${pid}'s autogroup`);
+      }
+    }
   });
 
   it('healthy lab: ap-south gains what the topology says, the regions next to an origin gain about nothing, every path at its configured delay', async (t) => {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DelayLine } from '../agent/lab/delay-line.ts';
 import { loadCpus } from '../bench/lib/load.ts';
-import { addNamespace, deleteNamespace, directionParams, execIn, ipBatch, niced, spawnIn, startWire, stopProcesses, type LabProcess, type WireLink, type WireStats } from '../agent/lab/index.ts';
+import { addNamespace, deleteNamespace, directionParams, execIn, favourSession, ipBatch, niced, spawnIn, startWire, stopProcesses, type LabProcess, type WireLink, type WireStats } from '../agent/lab/index.ts';
 import { needsRoot } from './support/root.ts';
 
 const A = 'anylat-wt-a';
@@ -58,7 +58,8 @@ async function udpSequence(i: number, count: number, perTick: number): Promise<n
     s.on('message', (m) => { seqs.push(m.readUInt32BE(0)); clearTimeout(timer); timer = seqs.length >= expect ? setImmediate(done) : setTimeout(done, 2000); });
     s.bind(7000, process.argv[1], () => process.stderr.write('ready\\n'));`;
   const [cmd, ...args] = niced([process.execPath, '-e', receiver, addrB(i), String(count)]);
-  const child = spawnIn(B, cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnIn(B, cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  favourSession(child.pid!);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const finished = new Promise<void>((resolve) => child.on('exit', () => resolve()));

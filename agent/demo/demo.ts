@@ -6,7 +6,7 @@ import { type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { labDown, labUp, niced, spawnIn, type DownReport, type LabDescription } from '../lab/index.ts';
+import { favourSession, labDown, labUp, niced, spawnIn, type DownReport, type LabDescription } from '../lab/index.ts';
 import type { InfluxTarget } from '../sink/index.ts';
 import { openStore, type Store } from '../store/index.ts';
 import { AnylatError } from '../util/errors.ts';
@@ -120,6 +120,8 @@ function spawnAgent(lab: LabDescription, region: string, opts: { dir: string; st
     closeSync(fd);
   }
   if (child.pid === undefined) throw new AnylatError('ANYLAT_DEMO_AGENT', `cannot start the agent for ${region} (ip netns exec failed to spawn)`);
+  // Detached, it leads its own session: favour it as a whole (autogroup), not only its threads.
+  favourSession(child.pid);
   const exited = new Promise<number | string>((res) => child.once('exit', (code, signal) => res(code ?? signal ?? 'unknown')));
   return { agent: { region, id, netns: a.netns, configFile, logFile, pid: child.pid, exited }, child };
 }

@@ -7,8 +7,8 @@
 //
 // The worker is plain JavaScript (workers do not inherit the tsx loader) that reads the modules it
 // needs with process.getBuiltinModule, so it runs as CommonJS or as ESM (node --input-type=module
-// makes eval'd workers ESM). One per process, created on first use, holding the process open only
-// while a ping runs.
+// makes eval'd workers ESM). A small pool per process, created on first use, holding the process open
+// only while a ping runs.
 import { Worker } from 'node:worker_threads';
 
 /** What one ping run produced: its output, or why it could not start. */
@@ -46,31 +46,43 @@ parentPort.on('message', (m) => {
 });
 `;
 
-let worker: Worker | undefined;
+/**
+ * Workers in the pool. spawn() also waits, on the thread that called it, until the child has
+ * exec'd, which on a busy machine is tens of ms of waiting for a CPU: one worker would start a
+ * round's pings one after the other, seconds late. A few in parallel keep up.
+ */
+const POOL_SIZE = 4;
+const pool: Array<Worker | undefined> = [];
+let nextWorker = 0;
 let nextId = 1;
-const pending = new Map<number, (run: PingRun) => void>();
+const pending = new Map<number, { resolve: (run: PingRun) => void; worker: Worker }>();
 
 function runner(): Worker {
-  if (worker) return worker;
+  const slot = nextWorker;
+  nextWorker = (nextWorker + 1) % POOL_SIZE;
+  const existing = pool[slot];
+  if (existing) return existing;
   const w = new Worker(WORKER_SOURCE, { eval: true });
   w.unref();
   w.on('message', (m: PingRun & { id: number }) => {
-    const resolve = pending.get(m.id);
+    const entry = pending.get(m.id);
     pending.delete(m.id);
     const { id: _id, ...run } = m;
-    resolve?.(run);
+    if (![...pending.values()].some((p) => p.worker === w)) w.unref();
+    entry?.resolve(run);
   });
   // A worker that dies (it should not) fails what it was running; the next run starts a new one.
   const fail = (why: string) => {
-    if (worker === w) worker = undefined;
-    for (const [id, resolve] of pending) {
+    if (pool[slot] === w) pool[slot] = undefined;
+    for (const [id, entry] of pending) {
+      if (entry.worker !== w) continue;
       pending.delete(id);
-      resolve({ stdout: '', stderr: '', code: null, spawnError: `ping runner: ${why}` });
+      entry.resolve({ stdout: '', stderr: '', code: null, spawnError: `ping runner: ${why}` });
     }
   };
   w.on('error', (err) => fail(err.message));
   w.on('exit', (code) => fail(`exited (${code})`));
-  worker = w;
+  pool[slot] = w;
   return w;
 }
 
@@ -84,12 +96,9 @@ export interface RunningPing {
 export function runPing(bin: string, args: readonly string[]): RunningPing {
   const id = nextId++;
   const w = runner();
-  const result = new Promise<PingRun>((resolve) => pending.set(id, resolve));
-  // While a ping runs, the worker keeps the process alive, as the child itself would.
+  // While a ping runs, its worker keeps the process alive, as the child itself would.
   w.ref();
-  void result.then(() => {
-    if (pending.size === 0) w.unref();
-  });
+  const result = new Promise<PingRun>((resolve) => pending.set(id, { resolve, worker: w }));
   w.postMessage({ id, bin, args });
   return { result, kill: () => w.postMessage({ kill: id }) };
 }
