@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +20,7 @@ import { TIMER_EARLY_MS } from './support/net.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const linuxOnly = { skip: process.platform !== 'linux' && 'the kernel clock reads TCP_INFO (Linux)' };
-const STALL_MS = 100;
+const STALL_MS = 400;
 // The kernel's figures on loopback are well under a millisecond; this leaves room for a busy
 // machine (the reflector's process not scheduled at once) and still far below the stall.
 const UNDER_STALL_MS = STALL_MS / 2;
@@ -148,6 +148,27 @@ describe('http probe: a blocked event loop', () => {
       assert.equal(probe.ttfbTiming().arrival, 2, JSON.stringify(probe.ttfbTiming()));
     } finally {
       server.kill('SIGTERM');
+    }
+  });
+
+  test('while the probe holds Node\'s reading back for the receive timestamp, a server that closes or resets without answering still ends the sample at once', linuxOnly, async () => {
+    for (const how of ['end', 'reset'] as const) {
+      const server = net.createServer((socket) => {
+        socket.once('data', () => (how === 'end' ? socket.end() : socket.resetAndDestroy()));
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const probe = httpProber({ endpoint: 'test', address: '127.0.0.1' }, { url: `http://svc.anylat.test:${(server.address() as AddressInfo).port}/`, timeoutMs: 20_000 });
+        const t = performance.now();
+        const a = await probe.sample(0);
+        const took = performance.now() - t;
+        await probe.close();
+        assert.equal(a.ok, false, JSON.stringify(a));
+        assert.ok(a.ok === false && a.reason !== 'timeout', `${how}: ${JSON.stringify(a)}`);
+        assert.ok(took < 10_000, `${how}: the sample waited ${took} ms for a closed connection`);
+      } finally {
+        server.close();
+      }
     }
   });
 
