@@ -167,6 +167,7 @@ export class Agent {
         store: this.store,
         agent: c.agent.id,
         influx: { url: c.influx.url, token: c.influx.token, org: c.influx.org, bucket: c.influx.bucket },
+        setAsideAfterMs: c.influx.setAsideAfterMs,
         log: this.log,
       });
       this.sink.start();
@@ -247,14 +248,15 @@ export class Agent {
       return;
     }
     const round = outcome;
+    const previous = store.serviceState(service.name, this.identity.id) as RoundState | undefined;
+    const { events, state } = deriveEvents(previous, round);
+    if (events.length > 0) round.events = events;
     try {
-      const previous = store.serviceState(service.name, this.identity.id) as RoundState | undefined;
-      const { events, state } = deriveEvents(previous, round);
-      if (events.length > 0) round.events = events;
       store.saveRound(round, { state });
     } catch (err) {
+      // The round was measured but is lost: count it, so the heartbeat and the dashboards show it.
       this.roundsFailed++;
-      this.log(`round ${slot.service}: not stored: ${err instanceof Error ? err.message : String(err)}`);
+      this.log(`round ${slot.service}: measured but not stored (${err instanceof Error ? err.message : String(err)}); counted in rounds_failed (${this.roundsFailed} so far)`);
       return;
     }
     this.roundsSaved++;
@@ -388,6 +390,7 @@ export class Agent {
       loop_lag_p99_ms: takeLag && this.lag ? Math.round(this.lag.takeP99() * 1000) / 1000 : 0,
       rounds_late: counters?.roundsLate ?? 0,
       rounds_skipped: (counters?.roundsSkipped ?? 0) + (counters?.roundsAbandoned ?? 0),
+      rounds_failed: this.roundsFailed,
       outbox_rows: this.store?.outboxRows(a.id) ?? 0,
       dead_letters: this.store?.deadLetters(a.id) ?? 0,
       dropped_rows: this.store?.droppedRows ?? 0,
@@ -395,6 +398,7 @@ export class Agent {
     };
     if (this.current.origin.publishedAtMs !== undefined) hb.config_published_s = Math.round(this.current.origin.publishedAtMs / 1000);
     if (this.lastReload) hb.config_reload_ok = this.lastReload.ok ? 1 : 0;
+    if (this.sink) hb.sink_batch = this.sink.batchLines;
     if (a.lat !== undefined) hb.lat = a.lat;
     if (a.lon !== undefined) hb.lon = a.lon;
     return hb;
@@ -412,6 +416,11 @@ export class Agent {
   /** Services whose round is running right now. */
   running(): string[] {
     return this.scheduler?.running() ?? [];
+  }
+
+  /** Rounds measured but not stored since start (the heartbeat's `rounds_failed`). */
+  get failed(): number {
+    return this.roundsFailed;
   }
 
   /** Rounds saved since start (for tests and the web dashboard). */

@@ -134,7 +134,7 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
   };
   await Promise.all([
     loopRounds(
-      () => spec('measured', { udp: { port: su.ports.udp }, tcp: { port: su.ports.tcp, echo: true }, http: { url: `http://bench.anylat.test:${su.ports.http}/` }, icmp: {} }, su.samples, su.spacingMs),
+      () => spec('measured', { udp: { port: su.ports.udp }, tcp: { port: su.ports.tcp, echo: true }, http: { url: `http://bench.anylat.test:${su.ports.http}/` }, icmp: {}, dns: { port: su.dnsPort } }, su.samples, su.spacingMs),
       until,
       (s) => {
         if (s.protocol === 'udp') record('udp rtt', s, 'rtt');
@@ -146,6 +146,7 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
           countHttp(s);
         }
         else if (s.protocol === 'icmp') record('icmp rtt', s, 'rtt');
+        else if (s.protocol === 'dns') record('dns query', s, 'query');
       },
       undefined,
       measuredProbes,

@@ -4,7 +4,7 @@
 // 1, 10, 50 and 150 ms away one way, no jitter), anylat's round engine measures every origin with
 // udp (STAMP rtt), tcp (connect timed by the kernel's tcpi_rtt and, in a second prober, by the
 // monotonic clock; the echo rtt, likewise timed from the kernel's RTT sample and, in the second
-// prober, by the monotonic clock), http (ttfb from the kernel's RTT sample and, in the second prober, the monotonic clock) and icmp, while `ping` (kernel timestamps, in
+// prober, by the monotonic clock), http (ttfb from the kernel's RTT sample and, in the second prober, the monotonic clock), icmp and dns (a CHAOS TXT query over UDP to the lab reflector's DNS answers), while `ping` (kernel timestamps, in
 // another process) measures the same origins in the same run. For each sample,
 // bias = anylat's value − the median ping round trip to that origin in that phase; the wire's
 // ~0.1 ms per crossing is in both and cancels. ttfb also holds the server's time to answer, which
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
     try {
       await wire.start();
       await wireMono.start();
-      const setup: AccuracySetup = { targets: lab.targets.map((t) => ({ name: t.name, address: t.address })), ports: BENCH_PORTS, monotonicHttpPort: lab.description.ports.http, loadPorts: LOAD_PORTS, samples: 10, spacingMs: 250 };
+      const setup: AccuracySetup = { targets: lab.targets.map((t) => ({ name: t.name, address: t.address })), ports: BENCH_PORTS, monotonicHttpPort: lab.description.ports.http, dnsPort: lab.description.ports.dns, loadPorts: LOAD_PORTS, samples: 10, spacingMs: 250 };
       await child.request({ setup });
       progress('warming up the agent (3 s, not counted)');
       await child.request<PhaseResult>({ phase: 'warmup', durationMs: 3000, busyPaths: 0, busyRatePerPath: 0 } satisfies PhaseCommand);

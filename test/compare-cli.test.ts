@@ -78,7 +78,8 @@ test('table: anycast beside each unicast per protocol and metric, the benefit, t
   assert.match(out, /^Benefit \(baseline − anycast/m);
   assert.match(out, /^ {2}tcp rtt +end_to_end +eu /m);
   assert.match(out, /^ {2}tcp connect +edge +eu /m);
-  assert.match(out, /^Headline \(end to end\):\n {2}tcp rtt: anycast \d+\.\d+ ms (faster|slower) than eu \(95% CI /m);
+  // Both endpoints are the same address: usually no clear difference, now and then a CI off 0.
+  assert.match(out, /^Headline \(end to end\):\n {2}tcp rtt: (anycast \d+\.\d+ ms (faster|slower) than eu|no clear difference between anycast and eu) \(/m);
   const headline = out.slice(out.indexOf('Headline'));
   assert.ok(!headline.includes('connect'), 'edge-scoped connect times never make the headline');
 });

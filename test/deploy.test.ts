@@ -4,7 +4,7 @@
 // NoNewPrivileges settings still let ping open raw sockets and the reflector bind port < 1024.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { NOBODY, ROOT, assertNobodyCanRead, runAnylat } from './support/net.ts';
@@ -139,6 +139,17 @@ describe('Dockerfile', () => {
     const user = inFinal.find((i) => i.op === 'USER')?.args;
     assert.ok(user && user !== 'root' && user !== '0');
     assert.ok(inFinal.some((i) => i.op === 'RUN' && i.args.includes(`chown ${user}:${user} /var/lib/anylat`)));
+  });
+
+  it('the runtime user can bind the reflector\'s port 862: node gets CAP_NET_BIND_SERVICE, setcap is removed again', () => {
+    const user = inFinal.find((i) => i.op === 'USER')!.args;
+    assert.notEqual(user, 'root');
+    const run = inFinal.find((i) => i.op === 'RUN' && /\bsetcap\b/.test(i.args));
+    assert.ok(run, 'a RUN with setcap in the final stage');
+    assert.match(run.args, /apt-get install\b.*\blibcap2-bin\b/);
+    assert.match(run.args, /setcap cap_net_bind_service=\+ep "\$\(readlink -f "\$\(command -v node\)"\)"/);
+    assert.match(run.args, /setcap .*&& apt-get purge -y libcap2-bin\b/);
+    assert.ok(inFinal.indexOf(run) < inFinal.findIndex((i) => i.op === 'USER'), 'set as root, before USER');
   });
 
   it('exposes the reflector\'s default ports', async () => {
@@ -343,6 +354,42 @@ describe('deploy/reflector.service specifics', () => {
   it('takes its options from $REFLECTOR_ARGS', () => {
     assert.deepEqual(execStart(u).args, ['reflector', '$REFLECTOR_ARGS']);
     assert.equal(get(u, 'Service', 'Environment'), 'REFLECTOR_ARGS=');
+  });
+
+  it('the image\'s file capability: a non-root reflector run by a node with cap_net_bind_service=+ep binds a port below 1024 (the plain node cannot)', { skip: needsRoot }, async () => {
+    // What the Dockerfile does to the image's node, done to a copy of this machine's.
+    let port = 0;
+    for (let p = 700 + Math.floor(Math.random() * 200); p < 1000 && port === 0; p++) {
+      const probe = spawnSync(process.execPath, ['-e', `require('dgram').createSocket('udp4').bind(${p},'127.0.0.1',function(){this.close()}).on('error',()=>process.exit(1))`]);
+      if (probe.status === 0) port = p;
+    }
+    assert.ok(port > 0);
+    const dir = join(ROOT, 'tmp', `node-cap-${process.pid}`);
+    mkdirSync(dir, { recursive: true });
+    try {
+      const node = join(dir, 'node');
+      copyFileSync(process.execPath, node);
+      chmodSync(dir, 0o755);
+      const set = spawnSync('setcap', ['cap_net_bind_service=+ep', node], { encoding: 'utf8' });
+      assert.equal(set.status, 0, `setcap (libcap2-bin): ${set.stderr}`);
+      assertNobodyCanRead();
+      const asNobody = (bin: string) =>
+        spawn('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', bin, 'bin/anylat.js', 'reflector', '--bind', '127.0.0.1', '--udp-port', String(port), '--no-tcp', '--no-http', '--site', 'image'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = asNobody(node);
+      const result = collect(child);
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      const deadline = Date.now() + 30_000;
+      while (!out.includes('listening') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      child.kill('SIGTERM');
+      const r = await result;
+      assert.match(r.stdout, new RegExp(`listening udp +127\\.0\\.0\\.1:${port} stamp site=image`), r.stderr);
+      const without = await collect(asNobody(process.execPath));
+      assert.notEqual(without.code, 0, 'the control: the plain node must not bind it');
+      assert.match(without.stderr, /EACCES|permission/i);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('with its capabilities, a non-root reflector binds a port below 1024 (and cannot without them)', { skip: needsRoot }, async () => {

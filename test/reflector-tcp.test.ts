@@ -204,6 +204,21 @@ describe('reflector: tcp echo', () => {
     held[1]!.socket.destroy();
   });
 
+  test('per-source cap 0 (a relay in front): 40 connections from one source all get echoes', async () => {
+    const open = await startTcpEcho({ site: 's', binds: ['127.0.0.1'], port: 0, maxConnectionsPerSource: 0, log: () => {} });
+    after(() => open.close());
+    const openPort = open.listening[0]!.port;
+    const held = Array.from({ length: 40 }, () => client(openPort));
+    await Promise.all(held.map((c) => c.connected));
+    await eventually(() => open.stats().active === 40, 'forty connections held');
+    const probe = await createTcpProbe({ endpoint: 'anycast', address: '127.0.0.1' }, { port: openPort, timeoutMs: 5_000, echo: true });
+    const answered = await probe.sample(0);
+    assert.equal(answered.ok, true, JSON.stringify(answered));
+    assert.equal(open.stats().rejected, 0);
+    await probe.close();
+    for (const c of held) c.socket.destroy();
+  });
+
   test('caps connections in total', async () => {
     const capped = await startTcpEcho({ site: 's', binds: ['127.0.0.1'], port: 0, maxConnections: 1, log: () => {} });
     after(() => capped.close());

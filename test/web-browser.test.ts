@@ -96,6 +96,11 @@ describe('web dashboard in Chromium', () => {
       ['old-1', 'silent'],
       ['us-1', 'ok'],
     ]);
+    const failedCell = await page.$eval('#health-table tr[data-agent="eu-1"]', (tr) => {
+      const heads = Array.from(document.querySelectorAll('#health-table thead th')).map((th) => th.textContent);
+      return tr.querySelectorAll('td')[heads.indexOf('Rounds failed')]?.textContent;
+    });
+    assert.equal(failedCell, '3', 'Agent health shows rounds_failed');
     const siteNow = await page.$eval('#sites .site-row[data-agent="eu-1"] .site-now', (e) => e.textContent);
     assert.equal(siteNow, 'now: us-east-1');
 

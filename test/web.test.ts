@@ -254,6 +254,9 @@ describe('web dashboard server', () => {
     assert.equal(eu.outbox_rows, 37);
     assert.equal(eu.loop_lag_p99_ms, 3.4);
     assert.ok(eu.issues.some((i) => i.includes('2 dead letter')), eu.issues.join('; '));
+    assert.equal(eu.rounds_failed, 3);
+    assert.ok(eu.issues.includes('3 round(s) measured but not stored (store write failed)'), eu.issues.join('; '));
+    assert.equal(us.rounds_failed, null);
     const ap = by.get('ap-1')!;
     assert.equal(ap.status, 'warning');
     assert.equal(ap.version, '0.0.9');

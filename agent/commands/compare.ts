@@ -4,7 +4,10 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { PROTOCOLS, type Endpoint, type Protocol } from '../core/model.ts';
+import { isHostName } from '../config/fields.ts';
+import { QUERY_TYPES, type QueryType } from '../core/dns-codec.ts';
 import { readStampKeyFile } from '../core/stamp-codec.ts';
+import { DEFAULT_DNS_PORT } from '../reflector/dns.ts';
 import { formatRound } from '../round/format.ts';
 import { DEFAULT_MAX_IN_FLIGHT, runRound, type RoundProtocols, type RoundSpec } from '../round/run-round.ts';
 import { parseDuration } from '../util/duration.ts';
@@ -26,7 +29,7 @@ then prints each path's statistics and the benefit (baseline − anycast) with i
                        (e.g. us-east-1=203.0.113.7); names are resolved once, before sampling
 
 options:
-  --protocol LIST      any of udp,tcp,tls,http,icmp (default ${DEFAULT_PROTOCOLS.join(',')}; icmp only when asked)
+  --protocol LIST      any of ${PROTOCOLS.join(',')} (default ${DEFAULT_PROTOCOLS.join(',')}; the others only when asked)
   --samples N          samples per endpoint and protocol (default 20)
   --spacing D          interval between one path's samples, like ping -i (default 50ms)
   --timeout D          per-sample timeout (default 2s)
@@ -45,6 +48,11 @@ options:
   --no-warm            HTTP: skip the second request on the same connection
   --insecure           TLS/HTTPS: accept any certificate (labs, self-signed)
   --ca-file F          TLS/HTTPS: trust this PEM CA bundle instead of the system's
+  --dns-port N         DNS: port (default ${DEFAULT_DNS_PORT}, the reflector's --dns; 53 for a DNS service)
+  --dns-transport T    DNS: udp or tcp (default udp; tcp keeps one connection and times each query on it)
+  --dns-qname NAME     DNS: the name asked (default hostname.bind: CHAOS TXT, answered with the site)
+  --dns-qtype TYPE     DNS: record type for another name: ${QUERY_TYPES.join(', ')} (default A)
+  --no-nsid            DNS: send a plain query (no EDNS, no NSID request, no padding)
   --anycast-terminates-tcp true|false
                        the anycast side ends TCP at its edge (Global Accelerator's default: true);
                        when true, TCP and HTTP connect times are scope=edge, not in the headline
@@ -76,6 +84,11 @@ const OPTIONS = {
   'no-warm': { type: 'boolean' },
   insecure: { type: 'boolean' },
   'ca-file': { type: 'string' },
+  'dns-port': { type: 'string' },
+  'dns-transport': { type: 'string' },
+  'dns-qname': { type: 'string' },
+  'dns-qtype': { type: 'string' },
+  'no-nsid': { type: 'boolean' },
   'anycast-terminates-tcp': { type: 'string' },
   'max-in-flight': { type: 'string' },
   'lag-threshold': { type: 'string' },
@@ -161,6 +174,28 @@ function checkUrl(text: string): string {
   return url.toString();
 }
 
+/** The dns probe's options from the --dns-* flags, checked like the config's probes.dns. */
+function dnsOptions(values: { 'dns-port'?: string; 'dns-transport'?: string; 'dns-qname'?: string; 'dns-qtype'?: string; 'no-nsid'?: boolean }): NonNullable<RoundProtocols['dns']> {
+  const out: NonNullable<RoundProtocols['dns']> = { port: parsePort(values['dns-port'], '--dns-port', DEFAULT_DNS_PORT) };
+  const transport = values['dns-transport'];
+  if (transport !== undefined) {
+    if (transport !== 'udp' && transport !== 'tcp') throw new UsageError(`--dns-transport: expected udp or tcp, got "${transport}"`);
+    out.transport = transport;
+  }
+  const qname = values['dns-qname'];
+  if (qname !== undefined) {
+    if (!isHostName(qname)) throw new UsageError(`--dns-qname: expected a DNS name such as hostname.bind, id.server or example.com, got "${qname}"`);
+    out.qname = qname;
+  }
+  const qtype = values['dns-qtype']?.toUpperCase();
+  if (qtype !== undefined) {
+    if (!(QUERY_TYPES as readonly string[]).includes(qtype)) throw new UsageError(`--dns-qtype: expected one of ${QUERY_TYPES.join(', ')}, got "${values['dns-qtype']}"`);
+    out.qtype = qtype as QueryType;
+  }
+  if (values['no-nsid']) out.nsid = false;
+  return out;
+}
+
 /** Parses and checks the command line into a round spec (reads key and CA files). */
 export async function compareSpec(argv: string[]): Promise<{ spec: RoundSpec; json: boolean; lagThresholdMs: number } | 'help'> {
   const { values, positionals } = parseArgsOrUsage(() => parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }), 'compare');
@@ -222,6 +257,9 @@ export async function compareSpec(argv: string[]): Promise<{ spec: RoundSpec; js
         break;
       case 'icmp':
         opts.icmp = {};
+        break;
+      case 'dns':
+        opts.dns = dnsOptions(values);
         break;
     }
   }

@@ -1,6 +1,6 @@
 // `anylat demo` (what `npm start` runs): the lab, one agent per region in its namespace, one
 // store, the web dashboard, a live benefit table in the terminal; Ctrl-C takes it all down.
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -74,14 +74,15 @@ function requireHost(): void {
   }
   const instead =
     process.platform === 'linux'
-      ? '  sudo npm start            (or: sudo anylat demo)\n'
+      ? '  sudo npm start            (or: sudo npx anylat demo)\n'
       : '  run it in a Linux VM or a container started with --privileged\n';
   throw new EnvironmentError(
     'ANYLAT_DEMO_HOST',
     `demo: ${why}. Run it as:\n${instead}` +
       'Without the lab, compare two endpoints of a local reflector (no root needed):\n' +
-      '  anylat reflector --bind 127.0.0.1 --bind ::1 --udp-port 8862 --tcp-port 8862 --http-port 8081 --site local &\n' +
-      '  anylat compare 127.0.0.1 v6=::1 --udp-port 8862 --tcp-port 8862 --http-url http://127.0.0.1:8081/',
+      '  npx anylat reflector --bind 127.0.0.1 --bind ::1 --udp-port 8862 --tcp-port 8862 --http-port 8081 --site local &\n' +
+      '  npx anylat compare 127.0.0.1 v6=::1 --udp-port 8862 --tcp-port 8862 --http-url http://127.0.0.1:8081/\n' +
+      '(npx runs this checkout\'s anylat; "npm link" or "npm install -g ." puts anylat on the PATH)',
   );
 }
 
@@ -128,7 +129,7 @@ function introLines(demo: RunningDemo, influx: InfluxTarget | undefined, fresh: 
   const lines = [
     `anylat demo: ${demo.agents.length} agents (${demo.agents.map((a) => a.region).join(', ')}) measure service "${DEMO_SERVICE}", each from its own lab namespace:`,
     `  anycast ${lab.anycast} (edges ${lab.edges.map((e) => e.region).join(', ')}) against unicast ${lab.origins.map((o) => `${o.region}=${o.address}`).join(', ')}`,
-    `  a round every ${formatDuration(r.intervalMs)}: ${r.samples} samples per path of udp (STAMP), tcp (echo), http and icmp`,
+    `  a round every ${formatDuration(r.intervalMs)}: ${r.samples} samples per path of udp (STAMP), tcp (echo), http, icmp and dns`,
     `  dashboard  ${demo.web ? demo.web.url : 'off'}`,
     `  store      ${demo.storePath}${fresh ? ' (emptied at start, kept after exit)' : ''}: ${anylat} report --store ${demo.storePath}`,
     `  agents     configs in ${join(dir, 'configs')}, logs in ${join(dir, 'logs')}`,
@@ -208,6 +209,12 @@ export async function run(argv: string[]): Promise<number> {
     await labDown();
   }
   log(`anylat demo: building the lab${values.topology ? ` from ${values.topology}` : ''} (about 5 s), then starting the agents`);
+  // The agents' configs, logs and links are rewritten at every start: the default directory, or
+  // one this run created, goes when it exits, whichever way, so nothing stays behind in /run. A
+  // directory the user named and that existed before is left alone.
+  const chosen = values.dir !== undefined || process.env.ANYLAT_DEMO_DIR !== undefined;
+  const removeDir = chosen && existsSync(dir) ? () => {} : () => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', removeDir);
   demo = await startDemo({
     dir,
     storePath,

@@ -1,4 +1,4 @@
-// `anylat reflector`: the far end a service runs beside itself (STAMP on UDP, TCP echo, HTTP),
+// `anylat reflector`: the far end a service runs beside itself (STAMP on UDP, TCP echo, HTTP, DNS),
 // until SIGTERM or SIGINT.
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -6,6 +6,8 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { readStampKeyFile } from '../core/stamp-codec.ts';
 import { startReflector, type ReflectorOptions } from '../reflector/index.ts';
+import { BYTES_ROUTE_DEFAULTS } from '../reflector/bytes.ts';
+import { DEFAULT_DNS_PORT, DNS_REFLECTOR_DEFAULTS } from '../reflector/dns.ts';
 import { STAMP_REFLECTOR_DEFAULTS } from '../reflector/stamp.ts';
 import { UsageError } from '../util/errors.ts';
 import { parseArgsOrUsage, parsePort } from './args.ts';
@@ -23,6 +25,12 @@ options:
   --udp-port N         STAMP port (default 862; 0 picks a free one)
   --tcp-port N         TCP echo port (default 862: a different protocol from UDP's 862)
   --http-port N        HTTP port (default 8080); HTTPS with --tls-cert/--tls-key
+  --bytes-rate-limit B HTTP GET /bytes/N (N ≤ 10 MiB, the transfer probe's download): bytes per second
+                       one source may download on average (default ${BYTES_ROUTE_DEFAULTS.bytesPerSecond}, burst ${BYTES_ROUTE_DEFAULTS.burstBytes}; 0 = none)
+  --dns                answer DNS site queries too (CHAOS TXT hostname.bind / id.server and
+                       EDNS NSID, UDP and TCP; everything else REFUSED) on port ${DEFAULT_DNS_PORT}
+  --dns-port N         DNS port (implies --dns; 53 needs root or CAP_NET_BIND_SERVICE)
+  --dns-rate-limit QPS DNS queries per second accepted from one source (default ${DNS_REFLECTOR_DEFAULTS.ratePerSourceQps}; 0 = none)
   --no-udp, --no-tcp, --no-http
                        leave that part out
   --auth-key-file F    STAMP authenticated mode (HMAC-SHA-256): F holds the key as hex digits
@@ -31,6 +39,8 @@ options:
   --tls-cert F --tls-key F
                        PEM certificate and key: the HTTP endpoint speaks HTTPS
   --rate-limit PPS     STAMP packets per second accepted from one source (default ${STAMP_REFLECTOR_DEFAULTS.ratePerSourcePps}; 0 = none)
+  --tcp-per-source N   TCP echo connections open at once from one source (default 16; 0 = no
+                       cap, for a reflector behind a relay that connects from one address)
   -h, --help           this text`;
 
 const OPTIONS = {
@@ -42,10 +52,15 @@ const OPTIONS = {
   'no-udp': { type: 'boolean' },
   'no-tcp': { type: 'boolean' },
   'no-http': { type: 'boolean' },
+  'bytes-rate-limit': { type: 'string' },
+  dns: { type: 'boolean' },
+  'dns-port': { type: 'string' },
+  'dns-rate-limit': { type: 'string' },
   'auth-key-file': { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'rate-limit': { type: 'string' },
+  'tcp-per-source': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -69,7 +84,8 @@ export async function reflectorOptions(argv: string[]): Promise<ReflectorOptions
   }
   const site = values.site ?? hostname();
   if (site.trim() === '' || /[\u0000-\u001f\u007f]/.test(site)) throw new UsageError(`--site: expected a printable name (e.g. us-east-1), got ${JSON.stringify(site)}`);
-  if (values['no-udp'] && values['no-tcp'] && values['no-http']) throw new UsageError('--no-udp, --no-tcp and --no-http together leave nothing to run; drop one of them');
+  const dns = values.dns === true || values['dns-port'] !== undefined || values['dns-rate-limit'] !== undefined;
+  if (values['no-udp'] && values['no-tcp'] && values['no-http'] && !dns) throw new UsageError('--no-udp, --no-tcp and --no-http together leave nothing to run; drop one of them or add --dns');
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) {
     throw new UsageError('--tls-cert and --tls-key go together: give both (PEM certificate and its private key) or neither');
   }
@@ -78,6 +94,24 @@ export async function reflectorOptions(argv: string[]): Promise<ReflectorOptions
     rate = Number(values['rate-limit']);
     if (!Number.isFinite(rate) || rate < 0) throw new UsageError(`--rate-limit: expected packets per second ≥ 0, got "${values['rate-limit']}"`);
   }
+  let perSource: number | undefined;
+  if (values['tcp-per-source'] !== undefined) {
+    perSource = Number(values['tcp-per-source']);
+    if (!Number.isInteger(perSource) || perSource < 0) throw new UsageError(`--tcp-per-source: expected a whole number of connections ≥ 0, got "${values['tcp-per-source']}"`);
+  }
+  let dnsRate: number | undefined;
+  if (values['dns-rate-limit'] !== undefined) {
+    dnsRate = Number(values['dns-rate-limit']);
+    if (!/^\s*\d+(\.\d+)?\s*$/.test(values['dns-rate-limit']) || !Number.isFinite(dnsRate)) {
+      throw new UsageError(`--dns-rate-limit: expected queries per second ≥ 0, got "${values['dns-rate-limit']}"`);
+    }
+  }
+  let bytesRate: number | undefined;
+  if (values['bytes-rate-limit'] !== undefined) {
+    bytesRate = Number(values['bytes-rate-limit']);
+    if (!/^\s*\d+\s*$/.test(values['bytes-rate-limit'])) throw new UsageError(`--bytes-rate-limit: expected bytes per second ≥ 0, got "${values['bytes-rate-limit']}"`);
+  }
+  const dnsPort = parsePort(values['dns-port'], '--dns-port', DEFAULT_DNS_PORT, true);
   const udpPort = parsePort(values['udp-port'], '--udp-port', 862, true);
   const tcpPort = parsePort(values['tcp-port'], '--tcp-port', 862, true);
   const httpPort = parsePort(values['http-port'], '--http-port', 8080, true);
@@ -90,8 +124,9 @@ export async function reflectorOptions(argv: string[]): Promise<ReflectorOptions
     site,
     binds: binds.map((b) => b.replace(/^\[(.*)\]$/, '$1')),
     udp: values['no-udp'] ? false : { port: udpPort, ...(authKey ? { authKey } : {}), ...(rate !== undefined ? { ratePerSourcePps: rate } : {}) },
-    tcp: values['no-tcp'] ? false : { port: tcpPort },
-    http: values['no-http'] ? false : { port: httpPort, ...(tls ? { tls } : {}) },
+    tcp: values['no-tcp'] ? false : { port: tcpPort, ...(perSource !== undefined ? { maxConnectionsPerSource: perSource } : {}) },
+    http: values['no-http'] ? false : { port: httpPort, ...(tls ? { tls } : {}), ...(bytesRate !== undefined ? { bytesPerSecond: bytesRate } : {}) },
+    dns: dns ? { port: dnsPort, ...(dnsRate !== undefined ? { ratePerSourceQps: dnsRate } : {}) } : false,
   };
 }
 

@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import { ConfigError } from '../util/errors.ts';
 import { defaultDeadline, cronInterval } from '../schedule/timing.ts';
 import type { RoundProtocols } from '../round/run-round.ts';
+import { applyAgentParts } from './agents.ts';
 import { Secret } from '../core/secret.ts';
 import { configSchema, DEFAULTS } from './schema.ts';
 import { formatPath, readSource, type Anchor, type PathSegment, type Problem } from './source.ts';
@@ -22,6 +23,10 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** the default agent id; default os.hostname() */
   hostname?: string;
+  /** load the config as agent `agentId` sees it (`config check --agent`), whatever agent.id says */
+  agentId?: string;
+  /** and in this region, whatever agent.region says */
+  region?: string;
 }
 
 /** `--config`, else `$ANYLAT_CONFIG`, else ./anylat.yaml. */
@@ -54,6 +59,10 @@ export function configVersion(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 12);
 }
 
+function isDict(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 function format(file: string, p: Problem): string {
   const path = formatPath(p.path);
   return `${file}:${p.line}:${p.col}: ${path === '' ? '' : `${path}: `}${p.message}`;
@@ -64,17 +73,46 @@ export function parseConfig(text: string, file: string, options: LoadOptions & {
   const env = options.env ?? process.env;
   const { source, problems, syntaxError, unusable } = readSource(text, env);
   if (!syntaxError) {
-    const result = configSchema(options.baseDir).safeParse(source.data ?? {}, { reportInput: false });
+    const data = source.data ?? {};
+    if (isDict(data) && isDict(data.agent)) {
+      // Given on the command line: what the file says there (an unset \${AGENT_ID}) does not matter.
+      const given = (key: 'id' | 'region', value: string) => {
+        (data.agent as Record<string, unknown>)[key] = value;
+        const at = formatPath(['agent', key]);
+        for (let i = problems.length - 1; i >= 0; i--) if (formatPath(problems[i]!.path) === at) problems.splice(i, 1);
+      };
+      if (options.agentId !== undefined) given('id', options.agentId);
+      if (options.region !== undefined) given('region', options.region);
+    }
+    const schema = configSchema(options.baseDir);
+    let result = schema.safeParse(data, { reportInput: false });
+    // The shared part is checked as written, then the agent's effective config (the shared part
+    // with its `agents:` entries applied) by the same rules, its problems traced to the entry.
+    let origin = (path: readonly PathSegment[]): PathSegment[] => [...path];
+    let parts: number[] | undefined;
+    let context = '';
+    if (result.success && problems.length === 0 && result.data.agents !== undefined && isDict(data)) {
+      const id = result.data.agent.id ?? options.hostname ?? hostname();
+      const applied = applyAgentParts(data, id);
+      context = ` (in agent ${id}'s config, with ${applied.matched.map((i) => `agents[${i}]`).join(', ') || 'no agents entry'} applied)`;
+      origin = applied.origin;
+      parts = applied.matched;
+      result = schema.safeParse(applied.data, { reportInput: false });
+    }
     if (result.success && problems.length === 0) {
       const config = build(result.data, file, options.hostname ?? hostname(), env, options.baseDir);
       config.origin = { kind: 'file', ...options.origin, version: configVersion(text) };
+      if (parts !== undefined) config.agentParts = parts;
       return config;
     }
     for (const issue of result.error?.issues ?? []) {
       const anchor: Anchor = (issue as { params?: { anchor?: Anchor } }).params?.anchor ?? 'value';
-      const at = source.locate(issue.path as PathSegment[], anchor);
+      const from = origin(issue.path as PathSegment[]);
+      const at = source.locate(from, anchor);
       if (unusable.has(formatPath(at.path))) continue;
-      problems.push({ line: at.line, col: at.col, path: at.path, message: issue.message });
+      // A problem in the shared part that only this agent's entries bring about says so.
+      const message = context !== '' && from[0] !== 'agents' ? `${issue.message}${context}` : issue.message;
+      problems.push({ line: at.line, col: at.col, path: at.path, message });
     }
   }
   const lines = [...new Set(problems.sort((a, b) => a.line - b.line || a.col - b.col).map((p) => format(file, p)))];
@@ -112,6 +150,13 @@ function probes(raw: RawProbes): RoundProtocols {
     if (raw.http.ttfb_clock) out.http.ttfbClock = raw.http.ttfb_clock;
   }
   if (raw.icmp) out.icmp = {};
+  if (raw.dns) {
+    out.dns = { port: raw.dns.port ?? DEFAULTS.dnsPort };
+    if (raw.dns.transport) out.dns.transport = raw.dns.transport;
+    if (raw.dns.qname) out.dns.qname = raw.dns.qname;
+    if (raw.dns.qtype) out.dns.qtype = raw.dns.qtype;
+    if (raw.dns.nsid !== undefined) out.dns.nsid = raw.dns.nsid;
+  }
   return out;
 }
 
@@ -163,6 +208,7 @@ function build(data: Parsed, file: string, host: string, env: NodeJS.ProcessEnv,
       token: new Secret((data.influx.token ?? data.influx.token_file)!),
       org: data.influx.org ?? '',
       bucket: data.influx.bucket,
+      setAsideAfterMs: data.influx.set_aside_after ?? 3_600_000,
     };
   }
   if (data.web) config.web = data.web.listen ?? { ...DEFAULTS.webListen };

@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { PROTOCOLS } from '../core/model.ts';
+import { QUERY_TYPES } from '../core/dns-codec.ts';
 import { MAX_SITE_TLV_BYTES, parseStampKey } from '../core/stamp-codec.ts';
 import { isReservedLabel, RESERVED_TAGS } from '../core/line-protocol.ts';
 import { human } from './human.ts';
@@ -45,6 +46,8 @@ export const DEFAULTS = {
   udpPort: 862,
   tcpPort: 443,
   tlsPort: 443,
+  /** a DNS service's port; the reflector answers on 8053 unless run with --dns-port 53 */
+  dnsPort: 53,
   retentionAgeMs: 30 * 86_400_000,
   retentionRows: 1_000_000,
   webListen: { host: '127.0.0.1', port: 8080 },
@@ -156,6 +159,18 @@ function probesSchema(baseDir: string) {
         ),
       ),
       icmp: probeEntry(mapping({}, 'nothing (icmp has no settings)')),
+      dns: probeEntry(
+        mapping(
+          {
+            port: optional(port),
+            transport: optional(oneOf(['udp', 'tcp'] as const)),
+            qname: optional(hostName),
+            qtype: optional(oneOf(QUERY_TYPES)),
+            nsid: optional(bool),
+          },
+          'dns probe settings (port, transport, qname, qtype, nsid) or nothing',
+        ),
+      ),
     },
     `a mapping of probes (${PROTOCOLS.join(', ')})`,
   );
@@ -177,17 +192,36 @@ function roundSettings(baseDir: string) {
   };
 }
 
+/** One name or a list of them (an `agents:` entry's `id` or `region`). */
+function names(what: string) {
+  return z.preprocess((v) => (typeof v === 'string' ? [v] : v), list(name(what), `${what}, or a list of them`));
+}
+
 /** The schema of anylat.yaml; `baseDir` resolves the relative file paths in it. */
 export function configSchema(baseDir: string) {
-  const service = mapping(
+  const serviceFields = {
+    name: name('a service name'),
+    anycast: anycastList,
+    unicast: dictionary(address, 'a mapping of unicast endpoint names to addresses (e.g. us-east-1: 203.0.113.10)'),
+    baseline: optional(text('"nearest" or a unicast endpoint name')),
+    ...roundSettings(baseDir),
+  };
+  const service = mapping(serviceFields, 'a service (a mapping with name, anycast, unicast, probes, ...)');
+  // An `agents:` entry's service: a new one (complete) or an override of a shared one by name
+  // (only the fields it changes); which of the two is known once the entries are applied.
+  const serviceOverride = mapping(
+    { ...serviceFields, anycast: optional(anycastList), unicast: optional(serviceFields.unicast) },
+    'a service to add, or the name of a shared service and the settings this agent changes',
+  );
+  const agentPart = mapping(
     {
-      name: name('a service name'),
-      anycast: anycastList,
-      unicast: dictionary(address, 'a mapping of unicast endpoint names to addresses (e.g. us-east-1: 203.0.113.10)'),
-      baseline: optional(text('"nearest" or a unicast endpoint name')),
-      ...roundSettings(baseDir),
+      id: optional(names('an agent id')),
+      region: optional(names('a region name')),
+      labels: optional(dictionary(labelValue, 'a mapping of label names to values')),
+      defaults: optional(mapping(roundSettings(baseDir), 'a mapping of settings this agent\'s services inherit')),
+      services: optional(list(serviceOverride, 'a list of services to add or override')),
     },
-    'a service (a mapping with name, anycast, unicast, probes, ...)',
+    'a mapping with id and/or region (who it applies to) and labels, defaults, services',
   );
   const schema = mapping(
     {
@@ -229,14 +263,16 @@ export function configSchema(baseDir: string) {
               })),
             org: optional(text('an organization name')),
             bucket: text('a bucket name (InfluxDB 1.x: database or database/retention-policy)'),
+            set_aside_after: optional(duration),
           },
-          'a mapping with url, token or token_file, org, bucket',
+          'a mapping with url, token or token_file, org, bucket, set_aside_after',
         ),
       ),
       web: z.preprocess((v) => (v === null ? {} : v), mapping({ listen: optional(listen) }, 'a mapping with listen').optional()),
       metrics: z.preprocess((v) => (v === null ? {} : v), mapping({ listen: optional(listen) }, 'a mapping with listen (where /metrics is served)').optional()),
+      agents: optional(list(agentPart, 'a list of per-agent parts (each with id and/or region)')),
     },
-    'a mapping with agent, services and optionally defaults, store, influx, web, metrics',
+    'a mapping with agent, services and optionally defaults, store, influx, web, metrics, agents',
   );
   return schema.superRefine(crossFieldRules, { when: () => true });
 }
@@ -270,6 +306,14 @@ function crossFieldRules(root: unknown, ctx: Ctx): void {
   if (!isDict(root)) return;
   if (isDict(root.agent)) agentRules(root.agent, ctx);
   if (isDict(root.influx)) influxRules(root.influx, ctx);
+  if (Array.isArray(root.agents)) {
+    root.agents.forEach((part, j) => {
+      if (isDict(part) && part.id === undefined && part.region === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['agents', j], message: 'expected id and/or region: which agents this part applies to' });
+      }
+      if (isDict(part) && isDict(part.labels)) agentRules({ labels: part.labels }, ctx, ['agents', j, 'labels']);
+    });
+  }
   const defaults = isDict(root.defaults) ? root.defaults : undefined;
   if (!Array.isArray(root.services)) return;
   if (root.services.length === 0) {
@@ -291,10 +335,10 @@ function crossFieldRules(root: unknown, ctx: Ctx): void {
   });
 }
 
-function agentRules(agent: Dict, ctx: Ctx): void {
+function agentRules(agent: Dict, ctx: Ctx, at: Array<string | number> = ['agent', 'labels']): void {
   if (!isDict(agent.labels)) return;
   for (const key of Object.keys(agent.labels)) {
-    const path = ['agent', 'labels', key];
+    const path = [...at, key];
     if ((RESERVED_TAGS as readonly string[]).includes(key)) {
       ctx.addIssue({ code: 'custom', path, params: AT_KEY, message: `"${key}" is a tag anylat writes itself (${RESERVED_TAGS.join(', ')}); choose another label name` });
     } else if (key.startsWith('_')) {

@@ -53,6 +53,8 @@ export interface InfluxSection {
   /** empty for InfluxDB 1.x and VictoriaMetrics, which ignore it */
   org: string;
   bucket: string;
+  /** a batch drawing 5xx this long is bisected and the lines the server refuses alone set aside */
+  setAsideAfterMs: number;
 }
 
 export interface WebSection {
@@ -88,4 +90,6 @@ export interface AnylatConfig {
   metrics?: MetricsSection;
   /** set by the loader: which text this is */
   origin: ConfigOrigin;
+  /** the indexes of the `agents:` entries that applied to this agent, when the config has any */
+  agentParts?: number[];
 }

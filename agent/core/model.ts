@@ -2,11 +2,11 @@
 // the alert rules all import these names instead of spelling them again (DESIGN.md, "Concepts").
 
 /** Protocols a probe can speak. The probe registry is keyed by this union. */
-export const PROTOCOLS = ['udp', 'tcp', 'tls', 'http', 'icmp'] as const;
+export const PROTOCOLS = ['udp', 'tcp', 'tls', 'http', 'icmp', 'dns'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
 
 /** What a probe times. */
-export const METRICS = ['rtt', 'connect', 'handshake', 'dns', 'ttfb', 'total', 'warm', 'tls'] as const;
+export const METRICS = ['rtt', 'connect', 'handshake', 'dns', 'ttfb', 'total', 'warm', 'tls', 'query'] as const;
 export type Metric = (typeof METRICS)[number];
 
 /** Metrics each protocol can report, in display order. */
@@ -16,6 +16,7 @@ export const PROTOCOL_METRICS: { readonly [P in Protocol]: readonly Metric[] } =
   tls: ['handshake'],
   http: ['dns', 'connect', 'tls', 'ttfb', 'total', 'warm'],
   icmp: ['rtt'],
+  dns: ['query'],
 };
 
 /**
@@ -204,6 +205,10 @@ export interface AgentHeartbeat {
   rounds_late: number;
   /** rounds that never reached the store: skipped after a stall or abandoned at their deadline */
   rounds_skipped?: number;
+  /** rounds measured but lost because the store could not be written (disk full, I/O error) */
+  rounds_failed?: number;
+  /** lines per InfluxDB request now: smaller than configured after timeouts (absent without InfluxDB) */
+  sink_batch?: number;
   outbox_rows: number;
   dead_letters: number;
   /** rows the store's retention dropped since the agent started */

@@ -50,12 +50,12 @@ if (!state) {
 const t = state.topology;
 const edge = await startEdge({
   anycast: t.anycast,
-  udpPorts: [t.ports.udp],
-  tcpPorts: [...new Set([t.ports.tcp, t.ports.http])],
+  udpPorts: [t.ports.udp, t.ports.dns],
+  tcpPorts: [...new Set([t.ports.tcp, t.ports.http, t.ports.dns])],
   origin: choose,
   log,
 });
-log(`listening on ${t.anycast}: udp ${t.ports.udp}, tcp ${[...new Set([t.ports.tcp, t.ports.http])].join(', ')}`);
+log(`listening on ${t.anycast}: udp ${t.ports.udp}, ${t.ports.dns}, tcp ${[...new Set([t.ports.tcp, t.ports.http, t.ports.dns])].join(', ')}`);
 
 const statsFile = join(dir, `edge-${region}.stats.json`);
 const timer = setInterval(() => {

@@ -52,7 +52,7 @@ export function formatLinks(links: Array<LabLink & { up?: boolean; stats?: LabSt
 /** `lab up` and `lab show`. */
 export function formatDescription(d: LabDescription): string {
   const lines = [
-    `anycast ${d.anycast} (udp ${d.ports.udp}, tcp ${d.ports.tcp}, http ${d.ports.http}); topology ${d.topologyFile}`,
+    `anycast ${d.anycast} (udp ${d.ports.udp}, tcp ${d.ports.tcp}, http ${d.ports.http}, dns ${d.ports.dns}); topology ${d.topologyFile}`,
     `origins: ${d.origins.map((o) => `${o.region} ${o.address}${o.failed ? ' (failed)' : ''}`).join(', ')}`,
     `edges: ${d.edges.map((e) => `${e.region}${e.failed ? ' (failed)' : ` -> ${e.origin ?? 'no origin'}`}`).join(', ')}`,
     '',

@@ -40,7 +40,7 @@ export interface LabDescription {
   dir: string;
   topologyFile: string;
   anycast: string;
-  ports: { udp: number; tcp: number; http: number };
+  ports: { udp: number; tcp: number; http: number; dns: number };
   failures: Failures;
   agents: Array<{
     region: string;
@@ -75,7 +75,7 @@ export function checkHost(): void {
     );
   }
   if (process.getuid?.() !== 0) {
-    throw new EnvironmentError('ANYLAT_LAB_ROOT', 'the lab needs root (it creates network namespaces and TUN devices): run it with sudo, e.g. "sudo anylat lab up"');
+    throw new EnvironmentError('ANYLAT_LAB_ROOT', 'the lab needs root (it creates network namespaces and TUN devices): run it with sudo, e.g. "sudo npx anylat lab up" (or "sudo anylat lab up" after "npm link")');
   }
   try {
     accessSync('/dev/net/tun', constants.R_OK | constants.W_OK);
@@ -227,9 +227,10 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
           log: join(dir, 'logs', `edge-${e.region}.log`),
           argv: [process.execPath, '--import', TSX_IMPORT, entry('edge-main.ts'), dir, e.region],
           comm: { name: `anylat-edge-${e.region}`, binDir: join(dir, 'bin') },
+          favoured: true,
         });
         state.processes.push(proc);
-        starting.push(waitListening(proc, topology.anycast, [...new Set([topology.ports.tcp, topology.ports.http])], [topology.ports.udp]));
+        starting.push(waitListening(proc, topology.anycast, [...new Set([topology.ports.tcp, topology.ports.http, topology.ports.dns])], [topology.ports.udp, topology.ports.dns]));
       }
       for (const o of topology.origins) {
         const proc = startDaemon({
@@ -237,12 +238,14 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
           name: o.id,
           netns: o.netns,
           log: join(dir, 'logs', `origin-${o.region}.log`),
-          // No per-source rate limit: an edge relays every agent it serves from one address.
-          argv: [process.execPath, ANYLAT_BIN, 'reflector', '--bind', o.address!, '--site', o.region, '--udp-port', String(topology.ports.udp), '--tcp-port', String(topology.ports.tcp), '--http-port', String(topology.ports.http), '--rate-limit', '0'],
+          // No per-source rate limit or TCP connection cap: an edge relays every agent it serves
+          // from one address (with the cap of 16, a busy lab had edges' connections reset).
+          argv: [process.execPath, ANYLAT_BIN, 'reflector', '--bind', o.address!, '--site', o.region, '--udp-port', String(topology.ports.udp), '--tcp-port', String(topology.ports.tcp), '--http-port', String(topology.ports.http), '--rate-limit', '0', '--tcp-per-source', '0', '--dns-port', String(topology.ports.dns), '--dns-rate-limit', '0'],
           comm: { name: `anylat-origin-${o.region}`, binDir: join(dir, 'bin') },
+          favoured: true,
         });
         state.processes.push(proc);
-        starting.push(waitListening(proc, o.address!, [topology.ports.tcp, topology.ports.http], [topology.ports.udp]));
+        starting.push(waitListening(proc, o.address!, [topology.ports.tcp, topology.ports.http, topology.ports.dns], [topology.ports.udp, topology.ports.dns]));
       }
       writeState(dir, state);
       await Promise.all(starting);

@@ -62,7 +62,8 @@ export interface LabLink extends LinkParams {
 export interface LabTopology {
   file: string;
   anycast: string;
-  ports: { udp: number; tcp: number; http: number };
+  /** `dns`: the reflectors' DNS answers (UDP and TCP), relayed by the edges like the others */
+  ports: { udp: number; tcp: number; http: number; dns: number };
   agents: LabNode[];
   edges: LabNode[];
   origins: LabNode[];
@@ -171,12 +172,12 @@ export function parseTopology(text: string, file = '<topology>'): LabTopology {
   if (typeof anycast !== 'string' || !isLabAddress(anycast)) p.add(['anycast'], `expected ${PRIVATE_HINT}, got ${JSON.stringify(anycast)}`);
 
   // ports
-  const ports = { udp: 862, tcp: 862, http: 8080 };
+  const ports = { udp: 862, tcp: 862, http: 8080, dns: 8053 };
   if (data.ports !== undefined) {
-    if (data.ports === null || typeof data.ports !== 'object' || Array.isArray(data.ports)) p.add(['ports'], 'expected a mapping with udp, tcp, http');
+    if (data.ports === null || typeof data.ports !== 'object' || Array.isArray(data.ports)) p.add(['ports'], 'expected a mapping with udp, tcp, http, dns');
     else
       for (const [k, v] of Object.entries(data.ports)) {
-        if (k !== 'udp' && k !== 'tcp' && k !== 'http') p.add(['ports', k], 'unknown key (known: udp, tcp, http)');
+        if (k !== 'udp' && k !== 'tcp' && k !== 'http' && k !== 'dns') p.add(['ports', k], 'unknown key (known: udp, tcp, http, dns)');
         else {
           const port = num(['ports', k], v, 1, 65535, 'a port 1..65535');
           if (port !== undefined) {
@@ -186,6 +187,10 @@ export function parseTopology(text: string, file = '<topology>'): LabTopology {
         }
       }
     if (ports.tcp === ports.http) p.add(['ports', 'http'], `the http port must differ from the tcp port (both ${ports.tcp})`);
+    // DNS listens on UDP and TCP: it shares neither with another part.
+    for (const other of ['udp', 'tcp', 'http'] as const) {
+      if (ports.dns === ports[other]) p.add(['ports', 'dns'], `the dns port must differ from the ${other} port (both ${ports.dns}): DNS listens on UDP and TCP`);
+    }
   }
 
   // regions

@@ -6,6 +6,7 @@ import { createTcpProbe } from './tcp.ts';
 import { createTlsProbe } from './tls.ts';
 import { createHttpProbe } from './http.ts';
 import { createIcmpProbe } from './icmp.ts';
+import { createDnsProbe } from './dns.ts';
 
 /** Probe factories by protocol. */
 export const PROBES: { readonly [P in Protocol]: ProbeFactory<P> } = {
@@ -14,6 +15,7 @@ export const PROBES: { readonly [P in Protocol]: ProbeFactory<P> } = {
   tls: createTlsProbe,
   http: createHttpProbe,
   icmp: createIcmpProbe,
+  dns: createDnsProbe,
 };
 
 export type { Prober, ProbeTarget, ProbeOptionsMap } from './types.ts';

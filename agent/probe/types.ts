@@ -1,4 +1,5 @@
 import type { Attempt, Metric, PacketCounters, Protocol } from '../core/model.ts';
+import type { QueryType } from '../core/dns-codec.ts';
 
 /** Where one probe sends its samples. The round resolves names once, before the first sample. */
 export interface ProbeTarget {
@@ -74,6 +75,18 @@ export interface HttpProbeOptions extends ProbeOptionsBase {
 
 export interface IcmpProbeOptions extends ProbeOptionsBase {}
 
+export interface DnsProbeOptions extends ProbeOptionsBase {
+  port: number;
+  /** `udp` (default): one connected socket; `tcp`: one connection kept open, queries timed on it */
+  transport?: 'udp' | 'tcp';
+  /** the name asked (default `hostname.bind`: CHAOS TXT, answered with the site) */
+  qname?: string;
+  /** record type for a name other than the CHAOS site names (default A) */
+  qtype?: QueryType;
+  /** ask for the server's NSID (EDNS option 3) and pad the query (default true) */
+  nsid?: boolean;
+}
+
 /** Options for each protocol, keyed like the registry. */
 export interface ProbeOptionsMap {
   udp: UdpProbeOptions;
@@ -81,6 +94,7 @@ export interface ProbeOptionsMap {
   tls: TlsProbeOptions;
   http: HttpProbeOptions;
   icmp: IcmpProbeOptions;
+  dns: DnsProbeOptions;
 }
 
 /**

@@ -1,5 +1,7 @@
-// The reflector: the STAMP Session-Reflector (UDP), the TCP echo and the HTTP endpoint, started
-// together on the same bind addresses with the same site name, and closed together.
+// The reflector: the STAMP Session-Reflector (UDP), the TCP echo, the HTTP endpoint and, when asked,
+// the DNS site answers, started together on the same bind addresses with the same site name, and
+// closed together.
+import { startDnsReflector } from './dns.ts';
 import { startHttpReflector } from './http.ts';
 import { localAddresses, startStampReflector } from './stamp.ts';
 import { startTcpEcho } from './tcp-echo.ts';
@@ -13,9 +15,11 @@ export interface ReflectorOptions {
   /** STAMP on UDP; `false` leaves it out */
   udp: { port: number; authKey?: Buffer; ratePerSourcePps?: number } | false;
   /** the TCP echo; `false` leaves it out */
-  tcp: { port: number } | false;
+  tcp: { port: number; maxConnectionsPerSource?: number } | false;
   /** the HTTP(S) endpoint; `false` leaves it out */
-  http: { port: number; tls?: { cert: string | Buffer; key: string | Buffer } } | false;
+  http: { port: number; tls?: { cert: string | Buffer; key: string | Buffer }; bytesPerSecond?: number } | false;
+  /** the DNS answers (CHAOS TXT hostname.bind / id.server, NSID) on UDP and TCP; absent or `false` leaves it out */
+  dns?: { port: number; ratePerSourceQps?: number } | false;
   log?: (line: string) => void;
 }
 
@@ -49,14 +53,28 @@ export async function startReflector(options: ReflectorOptions): Promise<Running
       schemes.set(part, options.udp.authKey ? 'stamp (authenticated)' : 'stamp');
     }
     if (options.tcp) {
-      const part = await startTcpEcho({ ...common, port: options.tcp.port });
+      const part = await startTcpEcho({ ...common, port: options.tcp.port, ...(options.tcp.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: options.tcp.maxConnectionsPerSource } : {}) });
       parts.push(part);
       schemes.set(part, 'echo');
     }
     if (options.http) {
-      const part = await startHttpReflector({ ...common, port: options.http.port, ...(options.http.tls ? { tls: options.http.tls } : {}) });
+      const part = await startHttpReflector({
+        ...common,
+        port: options.http.port,
+        ...(options.http.tls ? { tls: options.http.tls } : {}),
+        ...(options.http.bytesPerSecond !== undefined ? { bytes: { bytesPerSecond: options.http.bytesPerSecond } } : {}),
+      });
       parts.push(part);
       schemes.set(part, options.http.tls ? 'https' : 'http');
+    }
+    if (options.dns) {
+      const part = await startDnsReflector({
+        ...common,
+        port: options.dns.port,
+        ...(options.dns.ratePerSourceQps !== undefined ? { ratePerSourceQps: options.dns.ratePerSourceQps } : {}),
+      });
+      parts.push(part);
+      schemes.set(part, 'dns (udp+tcp)');
     }
   } catch (err) {
     await Promise.allSettled(parts.map((p) => p.close()));

@@ -30,7 +30,7 @@ export interface TcpEchoOptions extends ReflectorCommonOptions {
   port: number;
   /** open connections across every bound address; default 1024 */
   maxConnections?: number;
-  /** open connections from one source address; default 16 */
+  /** open connections from one source address; default 16, 0 = no cap (a relay in front) */
   maxConnectionsPerSource?: number;
   /** close a connection that completes no request for this long; default 10 s */
   idleMs?: number;
@@ -69,7 +69,7 @@ export async function startTcpEcho(options: TcpEchoOptions): Promise<ReflectorPa
     const source = sourceKey(socket.remoteAddress);
     const fromSource = perSource.get(source) ?? 0;
     // Closing with RST tells a sender at once that it was turned away, and keeps no TIME_WAIT here.
-    if (counters.active >= maxConnections || fromSource >= maxPerSource) {
+    if (counters.active >= maxConnections || (maxPerSource > 0 && fromSource >= maxPerSource)) {
       counters.rejected++;
       socket.resetAndDestroy();
       return;

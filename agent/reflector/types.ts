@@ -12,7 +12,7 @@ export interface ReflectorCommonOptions {
 
 /** A running reflector part. */
 export interface ReflectorPart {
-  readonly kind: 'udp' | 'tcp' | 'http';
+  readonly kind: 'udp' | 'tcp' | 'http' | 'dns';
   /** where it listens, one entry per bound address (port resolved when 0 was asked) */
   readonly listening: ReadonlyArray<{ address: string; port: number }>;
   /** counters for humans and tests: packets reflected, malformed, rate-limited, ... */

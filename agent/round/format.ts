@@ -115,8 +115,13 @@ function headline(benefit: BenefitRow[]): string[] {
   return [
     'Headline (end to end):',
     ...e2e.map((b) => {
+      const detail = `95% CI ${ci(b)}, ${pct(b.saved_pct)}, anycast faster in ${pct(Math.round(b.win_rate * 1000) / 10)} of ${b.pairs} pairs`;
+      // A CI that spans 0 does not tell faster from slower: say so, as the page and the demo do.
+      if (b.ci_low_ms !== undefined && b.ci_high_ms !== undefined && b.ci_low_ms <= 0 && b.ci_high_ms >= 0) {
+        return `  ${b.protocol} ${b.metric}: no clear difference between anycast and ${b.baseline} (saved ${b.saved_ms > 0 ? '+' : ''}${ms(b.saved_ms)} ms, ${detail})`;
+      }
       const verb = b.saved_ms >= 0 ? 'faster' : 'slower';
-      return `  ${b.protocol} ${b.metric}: anycast ${ms(Math.abs(b.saved_ms))} ms ${verb} than ${b.baseline} (95% CI ${ci(b)}, ${pct(b.saved_pct)}, anycast faster in ${pct(Math.round(b.win_rate * 1000) / 10)} of ${b.pairs} pairs)`;
+      return `  ${b.protocol} ${b.metric}: anycast ${ms(Math.abs(b.saved_ms))} ms ${verb} than ${b.baseline} (${detail})`;
     }),
   ];
 }

@@ -27,7 +27,7 @@ export interface InfluxTarget {
 export type WriteOutcome =
   | { kind: 'ok'; status: number }
   /** keep the lines, try again later (unreachable, timeout, 5xx, 429, auth/bucket problems) */
-  | { kind: 'retry'; status?: number; message: string; retryAfterMs?: number }
+  | { kind: 'retry'; status?: number; message: string; retryAfterMs?: number; timedOut?: boolean }
   /** the server refused these lines as malformed: retrying them can never succeed */
   | { kind: 'reject'; status: number; message: string }
   /** the caller aborted (shutdown) before an answer: the lines' fate is unknown, keep them */
@@ -48,11 +48,14 @@ function installLogger(log: (line: string) => void): void {
   setLogger({ error: (m, e) => emit('error', m, e), warn: (m, e) => emit('warn', m, e) });
 }
 
+/** Longest server message kept, cut after the token is scrubbed (a cut first could split the token). */
+const MAX_SERVER_MESSAGE = 4000;
+
 function serverMessage(err: HttpError): string {
   const json = err.json as { message?: unknown; error?: unknown } | undefined;
   const fromJson = typeof json?.message === 'string' ? json.message : typeof json?.error === 'string' ? json.error : undefined;
   const text = (fromJson ?? err.body ?? '').trim();
-  return text.length > 0 ? text.slice(0, 4000) : (err.statusMessage ?? 'no message');
+  return text.length > 0 ? text : (err.statusMessage ?? 'no message');
 }
 
 export class InfluxWriter {
@@ -105,7 +108,7 @@ export class InfluxWriter {
     } catch (err) {
       if (signal?.aborted === true) return { kind: 'aborted' };
       if (link.reason === 'timeout' || err instanceof RequestTimedOutError) {
-        return { kind: 'retry', message: `no answer from InfluxDB at ${this.target} within ${this.timeoutMs} ms` };
+        return { kind: 'retry', timedOut: true, message: `no answer from InfluxDB at ${this.target} within ${this.timeoutMs} ms` };
       }
       return this.classify(err);
     } finally {
@@ -121,7 +124,7 @@ export class InfluxWriter {
       return { kind: 'retry', message: `cannot reach InfluxDB at ${this.target}: ${prefix}${text}` };
     }
     const status = err.statusCode;
-    const said = redact(serverMessage(err), this.secret?.reveal());
+    const said = redact(serverMessage(err), this.secret?.reveal()).slice(0, MAX_SERVER_MESSAGE);
     const retryAfterMs = parseRetryAfter(err.headers?.['retry-after']);
     const retry = (message: string): WriteOutcome => ({ kind: 'retry', status, message, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) });
     if (status === 401 || status === 403) {

@@ -10,22 +10,34 @@ import { WebParamError, type Params } from './params.ts';
 /** The part of the store the dashboard reads. */
 export type StoreReader = Pick<
   Store,
-  'services' | 'benefitSummary' | 'latestBenefit' | 'benefitColumns' | 'lossColumns' | 'lossTotals' | 'siteRuns' | 'events' | 'agentHealth' | 'rounds' | 'timingGaps'
+  | 'services'
+  | 'benefitSummary'
+  | 'benefitMetrics'
+  | 'latestBenefit'
+  | 'benefitColumns'
+  | 'lossColumns'
+  | 'lossTotals'
+  | 'roundGaps'
+  | 'siteRuns'
+  | 'events'
+  | 'agentHealth'
+  | 'timingGaps'
 >;
 
 /** Stands in for a store file no agent has created yet: every query is empty. */
 export const EMPTY_STORE: StoreReader = {
   services: () => [],
   benefitSummary: () => [],
+  benefitMetrics: () => [],
   timingGaps: () => [],
   latestBenefit: () => undefined,
   benefitColumns: () => new Map(),
   lossColumns: () => [],
   lossTotals: () => [],
+  roundGaps: () => [],
   siteRuns: () => [],
   events: () => [],
   agentHealth: () => [],
-  rounds: () => [],
 };
 
 /** The window every windowed response states, so a reader knows what the numbers cover. */
@@ -211,6 +223,7 @@ export interface HealthRow {
   loop_lag_p99_ms: number | null;
   rounds_late: number | null;
   rounds_skipped: number | null;
+  rounds_failed: number | null;
   outbox_rows: number | null;
   dead_letters: number | null;
   dropped_rows: number | null;
@@ -267,12 +280,6 @@ export function defaultMetric<T extends { protocol: Protocol; metric: Metric; sc
   return e2e.find((o) => !(o.protocol === 'http' && o.metric === 'dns')) ?? e2e[0] ?? null;
 }
 
-/** Median gap between sorted start times, in seconds; null with fewer than two. */
-function medianGapS(starts: number[]): number | null {
-  const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
-  const m = median(gaps);
-  return m === undefined ? null : m / 1000;
-}
 
 function byRegion<T extends { agent: string; agent_region: string }>(a: T, b: T): number {
   return a.agent_region.localeCompare(b.agent_region) || a.agent.localeCompare(b.agent);
@@ -512,24 +519,19 @@ export class DashboardQueries {
    * over all its services (`all`), and per agent and service.
    */
   private roundIntervals(now: number): { all: Map<string, number | null>; byService: Map<string, Map<string, number | null>> } {
-    const starts = new Map<string, Set<number>>();
-    const perService = new Map<string, Map<string, number[]>>();
-    for (const r of this.store.rounds({ since: now - 3_600_000 })) {
-      const t = Date.parse(r.started_at);
-      let all = starts.get(r.agent);
-      if (!all) starts.set(r.agent, (all = new Set()));
-      all.add(t);
-      let mine = perService.get(r.agent);
-      if (!mine) perService.set(r.agent, (mine = new Map()));
-      let list = mine.get(r.service);
-      if (!list) mine.set(r.service, (list = []));
-      list.push(t);
+    const all = new Map<string, number | null>();
+    const byService = new Map<string, Map<string, number | null>>();
+    for (const g of this.store.roundGaps({ since: now - 3_600_000 })) {
+      const m = median(g.gaps);
+      const s = m === undefined ? null : m / 1000;
+      if (g.service === null) {
+        all.set(g.agent, s);
+        continue;
+      }
+      let mine = byService.get(g.agent);
+      if (!mine) byService.set(g.agent, (mine = new Map()));
+      mine.set(g.service, s);
     }
-    const sorted = (ts: Iterable<number>) => [...ts].sort((a, b) => a - b);
-    const all = new Map([...starts].map(([agent, ts]) => [agent, medianGapS(sorted(ts))] as const));
-    const byService = new Map(
-      [...perService].map(([agent, m]) => [agent, new Map([...m].map(([service, ts]) => [service, medianGapS(sorted(new Set(ts)))] as const))] as const),
-    );
     return { all, byService };
   }
 
@@ -539,8 +541,7 @@ export class DashboardQueries {
    */
   overview(params: Params, now: number): OverviewResponse {
     const from = now - params.sinceMs;
-    const rows = this.store.benefitSummary({ since: from, until: now + 1 });
-    const losses = this.store.lossTotals({ since: from, until: now + 1 });
+    const measured = this.store.benefitMetrics({ since: from, until: now + 1 });
     const intervals = this.roundIntervals(now).byService;
     // Every agent that ever ran each service, in its latest region: one that stopped still gets a row.
     const agents = new Map<string, Map<string, { agent_region: string; last_t: number }>>();
@@ -551,8 +552,17 @@ export class DashboardQueries {
       if (!prev || r.last_t > prev.last_t) m.set(r.agent, { agent_region: r.agent_region, last_t: r.last_t });
     }
     const services = [...agents.keys()].sort().map((service): OverviewService => {
-      const mine = rows.filter((r) => r.service === service);
-      const { selected } = this.selectMetric(mine, params);
+      // The headline metric the service's own view opens on (selectMetric's default), then only its rows.
+      const options = new Map<string, { key: string; protocol: Protocol; metric: Metric; scope: Scope }>();
+      for (const m of measured) {
+        if (m.service !== service) continue;
+        const key = metricKey(m.protocol, m.metric);
+        const prev = options.get(key);
+        if (!prev || m.scope === 'end_to_end') options.set(key, { key, protocol: m.protocol, metric: m.metric, scope: m.scope });
+      }
+      const selected = defaultMetric([...options.values()]);
+      const mine = selected ? this.store.benefitSummary({ since: from, until: now + 1, service, protocol: selected.protocol, metric: selected.metric }) : [];
+      const losses = selected ? this.store.lossTotals({ since: from, until: now + 1, service, protocol: selected.protocol }) : [];
       const notes = this.timingNotes(mine, [...agents.get(service)!.keys()].map((agent) => ({ agent })), { since: from, until: now + 1, service }, selected);
       const regions = [...agents.get(service)!]
         .map(([agent, a]) => ({ agent, agent_region: a.agent_region, last_t: a.last_t }))
@@ -560,11 +570,11 @@ export class DashboardQueries {
         .map(({ agent, agent_region, last_t }): OverviewRegion => {
           const chosen = selected
             ? mine
-                .filter((r) => r.agent === agent && r.protocol === selected.protocol && r.metric === selected.metric)
+                .filter((r) => r.agent === agent)
                 .sort((a, b) => (a.scope === b.scope ? 0 : a.scope === 'end_to_end' ? -1 : 1))[0]
             : undefined;
           const note = chosen ? null : (notes.get(agent) ?? null);
-          const loss = selected ? lossOf(losses.filter((l) => l.service === service && l.agent === agent && l.protocol === selected.protocol)) : undefined;
+          const loss = selected ? lossOf(losses.filter((l) => l.agent === agent)) : undefined;
           return {
             agent,
             agent_region: chosen?.agent_region ?? agent_region,
@@ -638,6 +648,7 @@ export class DashboardQueries {
       if (hb?.dropped_rows) issues.push(`${hb.dropped_rows} row(s) dropped by retention`);
       if (hb?.rounds_late) issues.push(`${hb.rounds_late} round(s) started late`);
       if (hb?.rounds_skipped) issues.push(`${hb.rounds_skipped} round(s) skipped or abandoned`);
+      if (hb?.rounds_failed) issues.push(`${hb.rounds_failed} round(s) measured but not stored (store write failed)`);
       if (status === 'ok' && issues.length > 0) status = 'warning';
       return {
         agent,
@@ -658,6 +669,7 @@ export class DashboardQueries {
         loop_lag_p99_ms: hb?.loop_lag_p99_ms ?? null,
         rounds_late: hb?.rounds_late ?? null,
         rounds_skipped: hb?.rounds_skipped ?? null,
+        rounds_failed: hb?.rounds_failed ?? null,
         outbox_rows: hb?.outbox_rows ?? null,
         dead_letters: hb?.dead_letters ?? null,
         dropped_rows: hb?.dropped_rows ?? null,

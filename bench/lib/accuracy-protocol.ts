@@ -2,7 +2,7 @@
 import type { EchoTiming } from '../../agent/probe/tcp.ts';
 
 /** What the driver measures: one row of the accuracy table each. */
-export const ACCURACY_METRICS = ['udp rtt', 'tcp connect (kernel)', 'tcp connect (monotonic)', 'tcp rtt (echo)', 'http ttfb', 'http ttfb (monotonic)', 'icmp rtt'] as const;
+export const ACCURACY_METRICS = ['udp rtt', 'tcp connect (kernel)', 'tcp connect (monotonic)', 'tcp rtt (echo)', 'http ttfb', 'http ttfb (monotonic)', 'icmp rtt', 'dns query'] as const;
 /**
  * Measured besides, for the echo-clock table: the same echo timed by the monotonic clock (a second
  * prober), next to the default kernel clock's `tcp rtt (echo)`.
@@ -22,6 +22,8 @@ export interface AccuracySetup {
    * same code), so that each prober's connections can be told apart on the wire
    */
   monotonicHttpPort: number;
+  /** the DNS port of the lab's own reflectors (`--dns-port`): the dns probe's query over UDP */
+  dnsPort: number;
   /** the reflectors that answer the background load (other processes than the measured ones) */
   loadPorts: { udp: number; tcp: number; http: number };
   /** samples per round and spacing of the measured rounds */

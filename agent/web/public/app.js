@@ -3,11 +3,15 @@
 'use strict';
 
 (() => {
-  /** Refresh period by window: a day-long chart need not reload every 5 s (each reload queries the store). */
+  /**
+   * Refresh period by window: a day-long chart need not reload every 5 s (each reload queries the
+   * store). The overview reads every service's window at once: at least 15 s.
+   */
   function refreshMs() {
     const m = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(state.since);
     const seconds = m ? Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2]] : 3600;
-    return seconds <= 3600 ? 5000 : seconds <= 6 * 3600 ? 15000 : 30000;
+    const ms = seconds <= 3600 ? 5000 : seconds <= 6 * 3600 ? 15000 : 30000;
+    return document.body.dataset.view === 'overview' ? Math.max(ms, 15000) : ms;
   }
   /** Series colours, one per region (in the benefit table's order) or per path. */
   const PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#ca8a04', '#db2777'];
@@ -531,6 +535,7 @@
         el('td', { class: 'num' }, duration(a.uptime_s)),
         el('td', { class: 'num' }, ms(a.loop_lag_p99_ms)),
         el('td', { class: 'num' }, a.rounds_late === null ? '–' : String(a.rounds_late)),
+        el('td', { class: `num${a.rounds_failed ? ' bad' : ''}` }, a.rounds_failed === null || a.rounds_failed === undefined ? '–' : String(a.rounds_failed)),
         el('td', { class: 'num' }, a.outbox_rows === null ? '–' : String(a.outbox_rows)),
         el('td', { class: 'num' }, a.dead_letters === null ? '–' : String(a.dead_letters)),
         el('td', { class: 'notes' }, a.issues.join('; ')),
