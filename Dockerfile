@@ -8,9 +8,10 @@
 #     (ports 862 as user node: the image gives node CAP_NET_BIND_SERVICE, see below; with
 #     --cap-drop ALL add --cap-add NET_BIND_SERVICE back, or use --udp-port/--tcp-port ≥ 1024)
 #
-# The agent is TypeScript, compiled to JavaScript in the build stage (bin/build.js, which `npm ci`
-# runs as `prepare`): it starts faster and needs about 40 MB less memory than through tsx, which
-# stays a runtime dependency for the lab's helper processes and as the fallback.
+# The agent is TypeScript, compiled to JavaScript in dist/ in the build stage (bin/build.js, which
+# `npm ci` runs as `prepare`): it starts faster and needs about 40 MB less memory than through tsx,
+# which stays a runtime dependency for the lab's helper processes. The image carries dist/, not
+# the sources, so bin/anylat.js runs dist/.
 
 # ---- build: native modules (better-sqlite3, koffi) use prebuilt binaries when one matches, else
 # compile here, so the runtime image carries no compiler; then the dev dependencies go.
@@ -41,8 +42,8 @@ WORKDIR /opt/anylat
 COPY --from=build /opt/anylat/node_modules ./node_modules
 COPY package.json package-lock.json ./
 COPY --from=build /opt/anylat/bin ./bin
-# the sources with their compiled JavaScript and the build's stamp (agent/.compiled)
-COPY --from=build /opt/anylat/agent ./agent
+# the compiled agent, with the files it reads (the web page, the lab topology) and the build's stamp
+COPY --from=build /opt/anylat/dist/agent ./dist/agent
 COPY anylat.example.yaml /etc/anylat/anylat.example.yaml
 RUN ln -s /opt/anylat/bin/anylat.js /usr/local/bin/anylat \
  && mkdir -p /var/lib/anylat \

@@ -327,7 +327,7 @@ test('reflector --dns / --dns-port: the DNS part on 8053 by default, on the port
   const holder = net.createServer().listen(port, '127.0.0.1');
   await new Promise((resolve) => holder.once('listening', resolve));
   try {
-    await assert.rejects(dnsReflector('x', '127.0.0.1', port), /DNS reflector: cannot listen on TCP 127\.0\.0\.1:\d+ \(EADDRINUSE\)/);
+    await assert.rejects(dnsReflector('x', '127.0.0.1', port), /DNS reflector \(TCP\): cannot listen on 127\.0\.0\.1:\d+: the address is in use \(EADDRINUSE\); .*--dns-port/);
   } finally {
     holder.close();
   }

@@ -281,13 +281,14 @@ test('http reflector: serves HTTPS with the given certificate', async () => {
   assert.equal(body.json.source, '127.0.0.1');
 });
 
-test('http reflector: a taken port is an EnvironmentError naming the address', async () => {
+test('http reflector: a taken port is a BindError naming the address', async () => {
   await assert.rejects(
     startHttpReflector({ site: 's', binds: ['127.0.0.1'], port, log: () => {} }),
     (err: unknown) => {
       assert.ok(err instanceof AnylatError);
-      assert.equal(err.code, 'ANYLAT_REFLECTOR_BIND');
-      assert.match(err.message, new RegExp(`http://127\\.0\\.0\\.1:${port}: EADDRINUSE`));
+      assert.equal(err.code, 'ANYLAT_BIND');
+      assert.equal(err.exitCode, 2);
+      assert.match(err.message, new RegExp(`^http reflector: cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use \\(EADDRINUSE\\)`));
       assert.match(err.message, /--http-port/);
       return true;
     },

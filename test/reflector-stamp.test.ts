@@ -437,11 +437,11 @@ describe('STAMP reflector', () => {
     const r = await reflector();
     await assert.rejects(
       startStampReflector({ site: 's', binds: ['127.0.0.1'], port: r.listening[0]!.port, log: () => {} }),
-      (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_REFLECTOR_BIND' && /127\.0\.0\.1:\d+ \(EADDRINUSE\)/.test(e.message),
+      (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_BIND' && e.exitCode === 2 && /cannot listen on 127\.0\.0\.1:\d+: the address is in use \(EADDRINUSE\); pick another --udp-port/.test(e.message),
     );
     await assert.rejects(
       startStampReflector({ site: 's', binds: ['192.0.2.1'], port: 0, log: () => {} }),
-      (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_REFLECTOR_BIND' && /192\.0\.2\.1/.test(e.message),
+      (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_BIND' && /192\.0\.2\.1/.test(e.message),
     );
     await assert.rejects(
       startStampReflector({ site: 's', binds: ['localhost'], port: 0 }),

@@ -3,7 +3,7 @@
 // callback, unlike the dashboard's window queries, which have a thread of their own.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { AnylatError } from '../util/errors.ts';
+import { BindError } from '../util/errors.ts';
 import { EXPOSITION_CONTENT_TYPE } from './exposition.ts';
 
 /** Serves the text `render()` returns on GET /metrics; everything else is 404. */
@@ -42,10 +42,7 @@ export async function startMetricsServer(options: { host: string; port: number; 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(
-        new AnylatError('ANYLAT_METRICS_LISTEN', `metrics: cannot listen on ${options.host}:${options.port}: ${err.code ?? err.message}; change metrics.listen`, {
-          cause: err,
-          exitCode: 2,
-        }),
+        new BindError('metrics', options.host, options.port, err, 'change metrics.listen'),
       ),
     );
     server.listen(options.port, options.host, () => resolve());

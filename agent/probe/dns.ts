@@ -33,7 +33,7 @@ interface Pending {
 }
 
 function optionsError(target: ProbeTarget, message: string): AnylatError {
-  return new AnylatError('ANYLAT_PROBE_OPTIONS', `dns probe for ${target.endpoint}: ${message}`, { exitCode: 2 });
+  return new AnylatError('ANYLAT_PROBE_OPTIONS', `dns probe for ${target.endpoint}: ${message}`);
 }
 
 /** A dns prober, which also says how the arrival of each answer is timed. */

@@ -130,10 +130,10 @@ function parseUrl(raw: string): ParsedUrl {
   try {
     url = new URL(raw);
   } catch {
-    throw new AnylatError('ANYLAT_HTTP_URL', `http probe: "${raw}" is not a URL; give one like https://api.example.com/health`, { exitCode: 2 });
+    throw new AnylatError('ANYLAT_HTTP_URL', `http probe: "${raw}" is not a URL; give one like https://api.example.com/health`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new AnylatError('ANYLAT_HTTP_URL', `http probe: "${raw}" must start with http:// or https://`, { exitCode: 2 });
+    throw new AnylatError('ANYLAT_HTTP_URL', `http probe: "${raw}" must start with http:// or https://`);
   }
   const https = url.protocol === 'https:';
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');

@@ -48,7 +48,7 @@ interface Outstanding {
 }
 
 function optionsError(target: ProbeTarget, message: string): AnylatError {
-  return new AnylatError('ANYLAT_UDP_OPTIONS', `udp probe for ${target.endpoint}: ${message}`, { exitCode: 2 });
+  return new AnylatError('ANYLAT_UDP_OPTIONS', `udp probe for ${target.endpoint}: ${message}`);
 }
 
 function validate(target: ProbeTarget, o: UdpProbeOptions): void {

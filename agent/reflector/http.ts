@@ -24,7 +24,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import { isIPv6, type Socket } from 'node:net';
 import { delayAcks, loadTcpInfo } from '../net/tcp-info.ts';
-import { EnvironmentError } from '../util/errors.ts';
+import { BindError } from '../util/errors.ts';
 import { bytesRoute, type BytesRouteOptions } from './bytes.ts';
 import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
 
@@ -83,8 +83,8 @@ function urlHost(address: string, port: number): string {
 }
 
 /**
- * Starts one HTTP (or HTTPS) server per bind address. Throws `EnvironmentError`
- * (`ANYLAT_REFLECTOR_BIND`) when an address cannot be listened on; servers already started are
+ * Starts one HTTP (or HTTPS) server per bind address. Throws `BindError`
+ * (`ANYLAT_BIND`) when an address cannot be listened on; servers already started are
  * closed first.
  */
 export async function startHttpReflector(options: HttpReflectorOptions): Promise<ReflectorPart> {
@@ -267,12 +267,7 @@ export async function startHttpReflector(options: HttpReflectorOptions): Promise
       }
     } catch (err) {
       await closeAll();
-      const e = err as NodeJS.ErrnoException;
-      throw new EnvironmentError(
-        'ANYLAT_REFLECTOR_BIND',
-        `http reflector: cannot listen on ${scheme}://${urlHost(address, port)}: ${e.code ?? e.message}. ` +
-          `Choose another --http-port or --bind address, or stop what holds it.`,
-      );
+      throw new BindError(`${scheme} reflector`, address, port, err, 'pick another --http-port or --bind address, or stop what holds it');
     }
     servers.push(server);
     const bound = server.address();

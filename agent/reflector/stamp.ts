@@ -26,7 +26,7 @@ import {
   siteValue,
   type Tlv,
 } from '../core/stamp-codec.ts';
-import { AnylatError } from '../util/errors.ts';
+import { AnylatError, BindError } from '../util/errors.ts';
 import { RxTimestamps } from '../net/rx-timestamp.ts';
 import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
 
@@ -218,7 +218,7 @@ class SessionTable {
 }
 
 function optionsError(message: string): AnylatError {
-  return new AnylatError('ANYLAT_REFLECTOR_OPTIONS', `STAMP reflector: ${message}`, { exitCode: 2 });
+  return new AnylatError('ANYLAT_REFLECTOR_OPTIONS', `STAMP reflector: ${message}`);
 }
 
 function positiveInt(name: string, value: number, min: number): number {
@@ -375,12 +375,7 @@ export async function startStampReflector(
           resolve();
         });
       }).catch((err: NodeJS.ErrnoException) => {
-        throw new AnylatError(
-          'ANYLAT_REFLECTOR_BIND',
-          `STAMP reflector: cannot listen on UDP ${address.includes(':') ? `[${address}]` : address}:${port} (${err.code ?? err.message}); ` +
-            (err.code === 'EACCES' ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE, or pick another --udp-port' : 'check the address is local and the port is free'),
-          { exitCode: 2, cause: err },
-        );
+        throw new BindError('STAMP reflector', address, port, err, 'pick another --udp-port or --bind address, or stop what holds it');
       });
       const bound = socket.address();
       // Port 0: the first socket picks a port, every other address listens on the same one.

@@ -169,6 +169,32 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    // Path context: the hops the agent traced when a round had a site change, a path down or a
+    // benefit shift, kept with that round (deleted with it by retention).
+    version: 3,
+    name: 'traces taken on events (hops as JSON), kept with their round',
+    sql: `
+      CREATE TABLE traces (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        round_id    INTEGER NOT NULL REFERENCES rounds (id) ON DELETE CASCADE,
+        agent       TEXT    NOT NULL,
+        service     TEXT    NOT NULL,
+        trigger     TEXT    NOT NULL,
+        reason      TEXT    NOT NULL,
+        endpoint    TEXT    NOT NULL,
+        kind        TEXT    NOT NULL CHECK (kind IN ('anycast', 'unicast')),
+        address     TEXT    NOT NULL,
+        at          INTEGER NOT NULL,
+        traced_at   INTEGER NOT NULL,
+        duration_ms REAL    NOT NULL,
+        reached     INTEGER NOT NULL,
+        hops        TEXT    NOT NULL
+      );
+      CREATE INDEX traces_round ON traces (round_id);
+      CREATE INDEX traces_at ON traces (at);
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
@@ -184,7 +210,6 @@ function tooNew(path: string, version: number): AnylatError {
   return new AnylatError(
     'ANYLAT_STORE_SCHEMA',
     `store ${path} has schema version ${version}, newer than this anylat understands (${SCHEMA_VERSION}): upgrade anylat or point store.path at another file`,
-    { exitCode: 2 },
   );
 }
 
@@ -214,6 +239,6 @@ export function checkReadable(db: Database.Database, path: string): void {
   const current = appliedVersion(db);
   if (current > SCHEMA_VERSION) throw tooNew(path, current);
   if (current === 0) {
-    throw new AnylatError('ANYLAT_STORE_EMPTY', `store ${path} has no anylat data yet (no schema): is this the store an agent writes?`, { exitCode: 2 });
+    throw new AnylatError('ANYLAT_STORE_EMPTY', `store ${path} has no anylat data yet (no schema): is this the store an agent writes?`);
   }
 }
