@@ -402,8 +402,8 @@ test('http: a stall while the response is on its way delays none of its callback
     const stalls: Array<[number, number]> = [];
     const seen: ObservedSample[] = [];
     // 20 ms into each sample the loop stalls for 50 ms; the response comes ~150 ms in. This node:http
-    // server acknowledges the request at once, so ttfb falls back to the monotonic clock: its only
-    // exposure is the headers' callback, and total's the same (connect is the kernel's).
+    // server acknowledges the request at once, so on Linux ttfb runs to the response's kernel
+    // receive timestamp, elsewhere to the headers' callback, its only exposure (and total's).
     await runRound(spec({ samples: 3, spacingMs: 250, lag, endpoints: [{ name: 'anycast', kind: 'anycast', host: '127.0.0.1' }], protocols: { http: { url: `http://127.0.0.1:${port}/`, warm: false } } }), {
       probes: { ...PROBES, http: stalling('http', () => true, STALL_MS, 20, stalls) },
       onSample: (s) => seen.push(s),
