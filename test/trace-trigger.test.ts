@@ -15,6 +15,7 @@ import type { AnylatEvent, BenefitRow, PathResult, RoundResult } from '../agent/
 import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';
 import { TraceLimiter, traceRequests } from '../agent/round/trace-trigger.ts';
 import { openStore } from '../agent/store/store.ts';
+import { DashboardQueries } from '../agent/web/queries.ts';
 import { freeUdpPort } from './support/net.ts';
 
 function path(endpoint: string, kind: 'anycast' | 'unicast', address: string, received = 5): PathResult {
@@ -169,6 +170,17 @@ trace: { shift_ms: 10000, min_interval: 1h, max_hops: 4, names: false }
         .map((e) => e.line)
         .filter((l) => l.startsWith('trace,'));
       assert.equal(lines.length, 2, lines.join('\n'));
+      // The built-in page's events list carries the traces next to the event that caused them.
+      const page = new DashboardQueries(store).events({ service: 'loop', sinceMs: 3_600_000, since: '1h', limit: 200 }, Date.now());
+      const shown = page.events.find((e) => e.type === 'site_change' && e.to === 'two');
+      assert.deepEqual(
+        shown?.traces?.map((t) => [t.endpoint, t.hops.map((h) => h.address)]),
+        [
+          ['anycast', ['127.0.0.1']],
+          ['lo-two', ['127.0.0.2']],
+        ],
+      );
+      assert.equal(page.events.find((e) => e.to === 'three')?.traces, undefined, 'the rate-limited change has no trace');
       assert.ok(lines.some((l) => /^trace,agent=tracer,agent_region=lab,endpoint=anycast,kind=anycast,service=loop,trigger=site_change hop=1i,address="127\.0\.0\.1",rtt_ms=[\d.e-]+,reached=true \d+$/.test(l)), lines.join('\n'));
     } finally {
       store.close();
