@@ -117,8 +117,8 @@ describe('round totals (schema 2)', () => {
     // The agent's own handle migrates, keeping every round, and the totals match the count.
     const upgraded = openStore(path, { retention: RETENTION, outbox: false });
     try {
-      assert.deepEqual(versions(path), [1, 2]);
-      assert.equal(SCHEMA_VERSION, 2);
+      assert.deepEqual(versions(path), [1, 2, 3]);
+      assert.equal(SCHEMA_VERSION, 3);
       assert.deepEqual(upgraded.services(), expected);
       assert.equal(upgraded.rounds().length, 3 * ROUNDS + 3 + 1);
       upgraded.saveRound(makeRound({ agent: 'eu-1', region: 'eu-north', startedAt: now - 5_000 }));
@@ -130,7 +130,7 @@ describe('round totals (schema 2)', () => {
     }
     const again = openStore(path, { retention: RETENTION, outbox: false });
     again.close();
-    assert.deepEqual(versions(path), [1, 2], 'a second open changes nothing');
+    assert.deepEqual(versions(path), [1, 2, 3], 'a second open changes nothing');
   });
 
   it('stay right as rounds are saved and retention drops them, by count and by age', () => {
