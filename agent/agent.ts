@@ -39,6 +39,8 @@ export interface WebContext {
   /** the agent's counters, as the heartbeat reports them */
   heartbeat: () => AgentHeartbeat;
   log: (line: string) => void;
+  /** `/metrics` text, when `web.metrics` is set */
+  metrics?: () => string;
 }
 
 export interface WebHandle {
@@ -180,9 +182,11 @@ export class Agent {
       this.sink.start();
     }
     this.lag = new LagMonitor().start();
+    if (c.metrics || c.web?.metrics) this.loopDelay = new LoopDelay();
     if (c.web) {
       if (this.webStarter) {
         const ctx: WebContext = { config: c, store: this.store, heartbeat: () => this.heartbeat(false), log: this.log };
+        if (c.web.metrics) ctx.metrics = () => this.metricsText();
         if (this.sink) {
           const sink = this.sink;
           ctx.sinkStatus = () => sink.status();
@@ -194,7 +198,6 @@ export class Agent {
       }
     }
     if (c.metrics) {
-      this.loopDelay = new LoopDelay();
       this.metricsServer = await startMetricsServer({ ...c.metrics, render: () => this.metricsText(), log: this.log });
       this.log(`metrics: Prometheus metrics on ${this.metricsServer.url}`);
     }
@@ -350,6 +353,7 @@ export class Agent {
       this.lastReload = { ok: false, atMs };
       this.log(`config: reload failed, keeping version ${this.current.origin.version}: ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}`);
       for (const p of err.problems) this.log(`config: ${p}`);
+      this.writeHeartbeat();
       return { result: 'failed', version: this.current.origin.version, added: [], removed: [], changed: [], needsRestart: [], problems: [...err.problems] };
     }
     const old = this.current;
@@ -399,6 +403,8 @@ export class Agent {
         (old.origin.version !== applied.origin.version ? ` (was ${old.origin.version})` : ''),
     );
     if (needsRestart.length > 0) this.log(`config: ${needsRestart.join(', ')} changed; that takes effect at the next start (the running ones are kept)`);
+    // The fleet dashboard sees the new version (or the failure) now, not at the next minute's heartbeat.
+    this.writeHeartbeat();
     return result;
   }
 

@@ -239,7 +239,7 @@ const pathLoss: AlertRule = {
     description: `What: pooled over the last 10 minutes, 100 × (1 − received/sent) on this path is above ${LOSS_ALERT_PCT}% and stayed there for 5 more minutes. Timeouts, refusals, resets and TLS/HTTP errors all count.
 Check:
 1. "Path detail" (service {{ $labels.service }}, agent {{ $labels.agent }}): is it one endpoint ({{ $labels.endpoint }}) or all? One protocol or all? All endpoints failing points at the agent's own network.
-2. anycast only: the accelerator's health checks, listener ports and the site in "Anycast site per agent"; unicast only: that region's load balancer / security groups.
+2. anycast only: the accelerator's health checks, listener ports and the site in "Anycast site per agent and anycast address"; unicast only: that region's load balancer / security groups.
 3. udp only: is the reflector running and reachable on its port (STAMP 862 by default)? "UDP packet accounting" shows late and invalid replies that hint at rate limits or middleboxes.
 Act: fix the failing side; the agent keeps measuring and the alert resolves when loss falls below the threshold.`,
   },
@@ -312,7 +312,7 @@ const siteChanged: AlertRule = {
     summary: 'The anycast site answering {{ $labels.agent }} ({{ $labels.agent_region }}) for {{ $labels.service }} changed {{ printf "%.0f" $values.B.Value }} time(s) in the last 15 minutes.',
     description: `What: the agent reported a site_change event — a different accelerator edge location now answers its anycast probes. This is information, not necessarily a problem: routing changes move users to another edge.
 Check:
-1. "Accelerator benefit" → "Recent events" for the from → to sites, and "Anycast site per agent" for how often it flips (flapping between two sites makes latency unstable).
+1. "Accelerator benefit" → "Recent events" for the from → to sites, and "Anycast site per agent and anycast address" for how often it flips (flapping between two sites makes latency unstable).
 2. "Time saved per region over time" around the change: did the benefit drop?
 Act: if the new site is farther and the benefit fell, raise it with the accelerator provider (include agent region, old/new site, time). The alert resolves 15 minutes after the last change.`,
   },

@@ -17,7 +17,6 @@ import {
   benefitThresholds,
   customVariable,
   dataLink,
-  fixedColor,
   tagVariable,
   thresholdColor,
   zeroIsGood,

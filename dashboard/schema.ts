@@ -22,11 +22,8 @@ type NumericOrString<T> = { [K in keyof T]-?: NonNullable<T[K]> extends number |
 export type LatencyField = Exclude<NumericOrString<PathResult>, 'endpoint' | 'kind' | 'address' | 'protocol' | 'metric' | 'scope'>;
 /** Fields of `benefit`. */
 export type BenefitField = Exclude<NumericOrString<BenefitRow>, 'protocol' | 'metric' | 'scope' | 'baseline'>;
-/**
- * Fields of `agent` (the heartbeat). `rounds_failed` (rounds that never reached the store) is named
- * here until the heartbeat model carries it; the union stays harmless once it does.
- */
-export type AgentField = Exclude<NumericOrString<AgentHeartbeat>, 'at'> | 'rounds_failed';
+/** Fields of `agent` (the heartbeat). */
+export type AgentField = Exclude<NumericOrString<AgentHeartbeat>, 'at'>;
 /** Fields of `event`. */
 export type EventField = 'message' | 'from' | 'to';
 /** Fields of `trace`: one point per hop. */

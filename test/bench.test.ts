@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './support/net.ts';
+import { needsRoot } from './support/root.ts';
 
 let dir: string;
 before(() => {
@@ -81,10 +82,10 @@ function assertFilled(t: { header: string[]; rows: string[][] }, what: string, c
 }
 
 describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
-  test('bench:accuracy: anylat − ping per metric and phase, the phases, the reference', async () => {
+  test('bench:accuracy: anylat − ping per metric and phase, the phases, the reference', needsRoot('bench:accuracy builds a lab'), async () => {
     const r = await runBench('accuracy');
     assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
-    const [bias, phases, reference, echo, wire] = tables(r.stdout);
+    const [bias, phases, reference, echo, wire, http] = tables(r.stdout);
     const phaseNames = ['idle', 'busy', 'loaded'];
     assertFilled(bias!, 'bias table', ['metric', ...phaseNames.flatMap((p) => [`${p} median`, `${p} p95`, `${p} flagged`])]);
     assert.deepEqual(
@@ -101,12 +102,14 @@ describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
     assertFilled(wire!, 'wire ttfb table', ['phase', 'wire ttfb samples', 'wire ttfb − ping median', 'ttfb (kernel) median', 'ttfb (kernel) p95', 'ttfb (monotonic) median', 'ttfb (monotonic) p95']);
     assert.deepEqual(['phase', ...wire!.rows.map((row) => row[0])], byPhase);
     for (const row of wire!.rows) assert.ok(Number(row[1]) > 0, `${row[0]}: no wire ttfb captured`);
+    assertFilled(http!, 'http flagged table', ['http metric', ...phaseNames.flatMap((p) => [`${p} flagged`, `${p} kernel-timed`, `${p} n`])]);
+    assert.deepEqual(http!.rows.map((row) => row[0]), ['connect', 'ttfb', 'total', 'warm']);
     assert.equal(r.json.benchmark, 'accuracy');
     assert.equal(r.json.quick, true);
     assert.deepEqual((r.json.phases as Array<{ phase: string }>).map((p) => p.phase), phaseNames);
   });
 
-  test('bench:scale: a udp/tcp step and an icmp step with every column', async () => {
+  test('bench:scale: a udp/tcp step and an icmp step with every column', needsRoot('bench:scale builds a lab'), async () => {
     const r = await runBench('scale');
     assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
     const [grow, icmp] = tables(r.stdout);
@@ -150,7 +153,7 @@ describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
     for (const f of agentFields) assert.equal(typeof (r.json.idle as Record<string, unknown>)[f], 'number', `idle.${f} is a number`);
   });
 
-  test('bench:wire: ping over the wire against loopback, idle and under a CPU hog, with the loss', async () => {
+  test('bench:wire: ping over the wire against loopback, idle and under a CPU hog, with the loss', needsRoot('bench:wire creates network namespaces and TUN devices'), async () => {
     const r = await runBench('wire');
     assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
     const [t] = tables(r.stdout);

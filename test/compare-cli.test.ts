@@ -7,7 +7,7 @@ import { compareSpec } from '../agent/commands/compare.ts';
 import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';
 import { roundToLines } from '../agent/core/line-protocol.ts';
 import { UsageError } from '../agent/util/errors.ts';
-import { startDelayRelay, type DelayRelay } from './support/delay-relay.ts';
+import { startDelayRelay, type DelayRelay } from '../bench/lib/delay-relay.ts';
 import { freePort, runAnylat } from './support/net.ts';
 
 const DELAY_MS = 20;

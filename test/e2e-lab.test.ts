@@ -22,6 +22,7 @@ import { readState } from '../agent/lab/state.ts';
 import type { PathResult, RoundResult } from '../agent/core/model.ts';
 import { ANYLAT_BIN, NOBODY, ROOT, assertNobodyCanRead } from './support/net.ts';
 import { Victoria } from '../bench/lib/victoria.ts';
+import { needsRoot } from './support/root.ts';
 
 // Rounds every 5 s with 20 samples per path: several rounds per phase within the time budget, and
 // a p50 per round that a 2 ms jitter moves by only a few tenths of a millisecond.
@@ -74,7 +75,7 @@ function alive(pid: number): boolean {
   }
 }
 
-describe('anylat demo end to end in the lab (Linux, root)', () => {
+describe('anylat demo end to end in the lab (Linux, root)', needsRoot('the demo builds the lab: network namespaces and TUN devices'), () => {
   let scratch: string;
   let vm: Victoria;
   let demo: RunningDemo;
@@ -356,7 +357,7 @@ describe('anylat demo end to end in the lab (Linux, root)', () => {
   });
 });
 
-describe('anylat demo without root', () => {
+describe('anylat demo without root', needsRoot('it runs the demo as uid 65534'), () => {
   it('exits 2 and says what it needs and what to run instead', async () => {
     const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
       assertNobodyCanRead();

@@ -11,9 +11,9 @@ import { folderCycles, importCycles, importGraph, partOf, sourceFiles } from '..
  * the store from the sink, or the config from the sink).
  */
 export const LAYERS: readonly (readonly string[])[] = [
-  ['agent/util', 'agent/version.ts'],
-  // the shared vocabulary: names, round result, line protocol, wire codecs, Secret
-  ['agent/core'],
+  ['agent/util'],
+  // the shared vocabulary: names, round result, line protocol, wire codecs, Secret; the version
+  ['agent/core', 'agent/version.ts'],
   // the kernel's view of a socket (TCP_INFO, receive timestamps), used by both ends
   ['agent/net'],
   ['agent/probe', 'agent/reflector', 'agent/store', 'agent/schedule', 'agent/lab'],

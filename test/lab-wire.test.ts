@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { DelayLine } from '../agent/lab/delay-line.ts';
 import { loadCpus } from '../bench/lib/load.ts';
 import { addNamespace, deleteNamespace, directionParams, execIn, ipBatch, niced, spawnIn, startWire, stopProcesses, type LabProcess, type WireLink, type WireStats } from '../agent/lab/index.ts';
+import { needsRoot } from './support/root.ts';
 
 const A = 'anylat-wt-a';
 const B = 'anylat-wt-b';
@@ -94,7 +95,7 @@ async function wireStats(after: number): Promise<WireStats> {
   throw new Error('wire stats never refreshed');
 }
 
-describe('lab wire (Linux, root)', () => {
+describe('lab wire (Linux, root)', needsRoot('network namespaces and TUN devices'), () => {
   before(async () => {
     assert.equal(process.getuid?.(), 0, 'these tests need root (network namespaces, TUN devices)');
     dir = mkdtempSync(join(tmpdir(), 'anylat-wire-test-'));

@@ -112,17 +112,56 @@ describe('http probe: a blocked event loop', () => {
     }
   });
 
-  test('the monotonic clock (a server that acknowledges first) still times the whole wait, and names only the callbacks lag could reach', async () => {
-    const LATE_MS = 300; // after TCP_DELACK_MAX (200 ms): a bare ACK goes first
+  test('a server that acknowledges first: ttfb, warm and total come from the response\'s kernel receive timestamp, and a stall while it is on its way is in none of them', linuxOnly, async () => {
+    const LATE_MS = 300; // after TCP_DELACK_MAX (200 ms): a bare ACK goes first, TCP_INFO has no sample
+    const STALL = { afterMs: 50, ms: 500 }; // covers the response's arrival, however late the server's timer
+    const server = spawn(process.execPath, ['-e', `require('node:http').createServer((q, r) => setTimeout(() => r.end('late'), ${LATE_MS})).listen(0, '127.0.0.1', function () { console.log(this.address().port) })`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const serverPort = await new Promise<number>((resolve) => server.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+      const probe = httpProber({ endpoint: 'test', address: '127.0.0.1' }, { url: `http://svc.anylat.test:${serverPort}/`, timeoutMs: 5000 });
+      const onSend = () => {
+        setTimeout(() => {
+          const until = performance.now() + STALL.ms;
+          while (performance.now() < until);
+        }, STALL.afterMs);
+      };
+      subscribe('undici:client:sendHeaders', onSend);
+      try {
+        for (let seq = 0; seq < 2; seq++) {
+          const t = performance.now();
+          const a = await probe.sample(seq);
+          const spanMs = performance.now() - t;
+          assert.equal(a.ok, true, JSON.stringify(a));
+          assert.ok(spanMs >= 2 * (STALL.afterMs + STALL.ms) - TIMER_EARLY_MS, `both responses waited for a stall: ${spanMs} ms`);
+          const { ttfb, warm, total } = a.values;
+          for (const [m, v] of [['ttfb', ttfb], ['warm', warm]] as const) {
+            assert.ok(v! >= LATE_MS - TIMER_EARLY_MS, `${m} ${v} ms holds the server's ${LATE_MS} ms`);
+            assert.ok(v! < STALL.afterMs + STALL.ms - TIMER_EARLY_MS, `${m} ${v} ms: the stall is in it`);
+          }
+          assert.ok(total! >= ttfb! && total! < STALL.afterMs + STALL.ms, `total ${total} ms`);
+          for (const m of ['ttfb', 'total', 'warm'] as const) assert.ok(!(m in a.lagWindows!), `${m} has a lag window: ${JSON.stringify(a.lagWindows)}`);
+        }
+      } finally {
+        unsubscribe('undici:client:sendHeaders', onSend);
+        await probe.close();
+      }
+      assert.equal(probe.ttfbTiming().arrival, 2, JSON.stringify(probe.ttfbTiming()));
+    } finally {
+      server.kill('SIGTERM');
+    }
+  });
+
+  test('the monotonic clock still times the whole wait, and names only the callbacks lag could reach', async () => {
+    const LATE_MS = 300;
     let requests = 0;
     const server: Server = createServer((_req, res) => {
-      // Only the warm request is late: the first one's fallback is covered in probe-http-ttfb.
+      // Only the warm request is late.
       if (requests++ % 2 === 0) res.end('now');
       else setTimeout(() => res.end('late'), LATE_MS);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
-      const probe = httpProber({ endpoint: 'test', address: '127.0.0.1' }, { url: `http://svc.anylat.test:${(server.address() as AddressInfo).port}/`, timeoutMs: 5000 });
+      const probe = httpProber({ endpoint: 'test', address: '127.0.0.1' }, { url: `http://svc.anylat.test:${(server.address() as AddressInfo).port}/`, timeoutMs: 5000, ttfbClock: 'monotonic' });
       const a = await probe.sample(0);
       await probe.close();
       assert.equal(a.ok, true, JSON.stringify(a));

@@ -266,7 +266,7 @@ describe('reflector: tcp echo', () => {
   test('a port in use is a clear error with a stable code', async () => {
     await assert.rejects(
       startTcpEcho({ site: 's', binds: ['127.0.0.1'], port, log: () => {} }),
-      (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_LISTEN' && new RegExp(`127\\.0\\.0\\.1:${port}.*pick another --tcp-port`).test(e.message),
+      (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_BIND' && e.exitCode === 2 && new RegExp(`127\\.0\\.0\\.1:${port}.*pick another --tcp-port`).test(e.message),
     );
   });
 

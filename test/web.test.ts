@@ -447,8 +447,8 @@ describe('web dashboard listen address', () => {
     const port = (taken.address() as { port: number }).port;
     try {
       await assert.rejects(startWebServer({ store, listen: `127.0.0.1:${port}`, log: () => {} }), (err: Error & { code?: string }) => {
-        assert.equal(err.code, 'ANYLAT_WEB_LISTEN');
-        assert.match(err.message, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use; set web\\.listen`));
+        assert.equal(err.code, 'ANYLAT_BIND');
+        assert.match(err.message, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use \\(EADDRINUSE\\); set web\\.listen`));
         return true;
       });
     } finally {

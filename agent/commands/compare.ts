@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { PROTOCOLS, type Endpoint, type Protocol } from '../core/model.ts';
 import { isHostName } from '../config/fields.ts';
-import { QUERY_TYPES, type QueryType } from '../probe/dns-codec.ts';
+import { QUERY_TYPES, type QueryType } from '../core/dns-codec.ts';
 import { readStampKeyFile } from '../core/stamp-codec.ts';
 import { DEFAULT_DNS_PORT } from '../reflector/dns.ts';
 import { formatRound } from '../round/format.ts';

@@ -2,7 +2,6 @@
 // store, the web dashboard, a live benefit table in the terminal; Ctrl-C takes it all down.
 import { existsSync, realpathSync, rmSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { checkHost, labDown } from '../lab/index.ts';
 import { DEFAULT_ROUNDS, DEMO_SERVICE, everySeconds, MAX_DERIVED_TIMEOUT_MS, type DemoRounds } from '../demo/agent-config.ts';
@@ -17,6 +16,7 @@ import { formatDuration, parseDuration } from '../util/duration.ts';
 import { EnvironmentError, UsageError } from '../util/errors.ts';
 import { parseListen } from '../web/index.ts';
 import { parseArgsOrUsage, parseCount } from './args.ts';
+import { ANYLAT_BIN } from '../util/package.ts';
 
 const DEFAULT_STORE = 'anylat-demo.db';
 const DEFAULT_DIR = '/run/anylat-demo';
@@ -108,7 +108,7 @@ function roundsFrom(values: { interval?: string; samples?: string }): DemoRounds
 
 /** How to run anylat from another terminal: `anylat` when on PATH, else through node, with sudo when this ran under it. */
 function anylatCommand(): string {
-  const bin = fileURLToPath(new URL('../../bin/anylat.js', import.meta.url));
+  const bin = ANYLAT_BIN;
   const same = (p: string) => {
     try {
       return realpathSync(p) === realpathSync(bin);
@@ -209,9 +209,11 @@ export async function run(argv: string[]): Promise<number> {
     await labDown();
   }
   log(`anylat demo: building the lab${values.topology ? ` from ${values.topology}` : ''} (about 5 s), then starting the agents`);
-  // The agents' configs, logs and links are rewritten at every start: a directory this run
-  // created goes when it exits, whichever way, so nothing stays behind in /run.
-  const removeDir = existsSync(dir) ? () => {} : () => rmSync(dir, { recursive: true, force: true });
+  // The agents' configs, logs and links are rewritten at every start: the default directory, or
+  // one this run created, goes when it exits, whichever way, so nothing stays behind in /run. A
+  // directory the user named and that existed before is left alone.
+  const chosen = values.dir !== undefined || process.env.ANYLAT_DEMO_DIR !== undefined;
+  const removeDir = chosen && existsSync(dir) ? () => {} : () => rmSync(dir, { recursive: true, force: true });
   process.once('exit', removeDir);
   demo = await startDemo({
     dir,

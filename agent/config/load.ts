@@ -212,7 +212,10 @@ function build(data: Parsed, file: string, host: string, env: NodeJS.ProcessEnv,
       setAsideAfterMs: data.influx.set_aside_after ?? 3_600_000,
     };
   }
-  if (data.web) config.web = data.web.listen ?? { ...DEFAULTS.webListen };
+  if (data.web) {
+    config.web = data.web.listen ?? { ...DEFAULTS.webListen };
+    if (data.web.metrics === true) config.web.metrics = true;
+  }
   if (data.metrics) config.metrics = data.metrics.listen ?? { ...DEFAULTS.metricsListen };
   if (data.trace) {
     config.trace = {

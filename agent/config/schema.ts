@@ -5,7 +5,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { PROTOCOLS } from '../core/model.ts';
-import { QUERY_TYPES } from '../probe/dns-codec.ts';
+import { QUERY_TYPES } from '../core/dns-codec.ts';
 import { MAX_SITE_TLV_BYTES, parseStampKey } from '../core/stamp-codec.ts';
 import { isReservedLabel, RESERVED_TAGS } from '../core/line-protocol.ts';
 import { human } from './human.ts';
@@ -268,7 +268,7 @@ export function configSchema(baseDir: string) {
           'a mapping with url, token or token_file, org, bucket, set_aside_after',
         ),
       ),
-      web: z.preprocess((v) => (v === null ? {} : v), mapping({ listen: optional(listen) }, 'a mapping with listen').optional()),
+      web: z.preprocess((v) => (v === null ? {} : v), mapping({ listen: optional(listen), metrics: optional(bool) }, 'a mapping with listen (and metrics)').optional()),
       metrics: z.preprocess((v) => (v === null ? {} : v), mapping({ listen: optional(listen) }, 'a mapping with listen (where /metrics is served)').optional()),
       trace: z.preprocess(
         (v) => (v === null ? {} : v),

@@ -60,6 +60,8 @@ export interface InfluxSection {
 export interface WebSection {
   host: string;
   port: number;
+  /** `web.metrics: true`: `/metrics` (Prometheus) next to the page */
+  metrics?: boolean;
 }
 
 /** `metrics.listen`: where `/metrics` (Prometheus) is served. */

@@ -13,8 +13,8 @@ import { AnylatError } from '../util/errors.ts';
 import { startWebServer, type ListenSpec, type WebServer } from '../web/index.ts';
 import { agentConfigYaml, DEFAULT_ROUNDS, demoAgentId, type DemoRounds } from './agent-config.ts';
 import { DemoSinks } from './influx.ts';
+import { ANYLAT_BIN } from '../util/package.ts';
 
-const ANYLAT_BIN = fileURLToPath(new URL('../../bin/anylat.js', import.meta.url));
 
 /** How long an agent may take from spawn to "running" (tsx compiles the agent on its first start). */
 const AGENT_READY_TIMEOUT_MS = 60_000;
@@ -208,7 +208,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       } catch (err) {
         // The dashboard's own message names the config key (web.listen); the demo's is --web.
         if (err instanceof AnylatError && err.code === 'ANYLAT_WEB_LISTEN') {
-          throw new AnylatError(err.code, err.message.replace(/; set web\.listen to .*$/, '; give the demo another one with --web ADDR (e.g. --web 127.0.0.1:8081)'), { exitCode: err.exitCode, cause: err });
+          throw new AnylatError(err.code, err.message.replace(/; set web\.listen to .*$/, '; give the demo another one with --web ADDR (e.g. --web 127.0.0.1:8081)'), { cause: err });
         }
         throw err;
       }

@@ -3,7 +3,6 @@
 // any process: what it needs is in the state directory.
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { AnylatError, EnvironmentError, UsageError } from '../util/errors.ts';
 import { addNamespace, deleteNamespace, ipBatch, labNamespaces, listeningIn, namespacePids } from './netns.ts';
 import { entry, isAlive, markedProcesses, startDaemon, startTimeOf, stopProcesses, TSX_IMPORT, type LabProcess } from './processes.ts';
@@ -11,8 +10,8 @@ import { addressCommands, edgeFor, interfacesOf, NO_FAILURES, originFor, routeCo
 import { labDir, readState, removeStateDir, withLock, writeState, type LabState } from './state.ts';
 import { allNodes, loadTopology, type LabLink, type LabNode, type LabTopology } from './topology.ts';
 import { directionParams, type WireSpec } from './wire-spec.ts';
+import { ANYLAT_BIN } from '../util/package.ts';
 
-const ANYLAT_BIN = fileURLToPath(new URL('../../bin/anylat.js', import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
 
 /** Options every lab call takes. */

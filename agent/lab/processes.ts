@@ -6,6 +6,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, syml
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LAB_PREFIX } from './topology.ts';
+import { siblingEntry } from '../util/package.ts';
 
 /** One process the lab started. */
 export interface LabProcess {
@@ -42,7 +43,7 @@ export const TSX_IMPORT = import.meta.resolve('tsx');
 
 /** Absolute path of a lab entry point (`wire-main.ts`, `edge-main.ts`). */
 export function entry(file: string): string {
-  return fileURLToPath(new URL(`./${file}`, import.meta.url));
+  return fileURLToPath(siblingEntry(import.meta.url, `./${file}`));
 }
 
 /** The start time of `pid` (clock ticks since boot), or undefined when it does not exist. */

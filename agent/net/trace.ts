@@ -77,7 +77,7 @@ export interface TraceResult {
 /** Stable error of the tracer: the host cannot trace (not Linux, no koffi) or a bad target. */
 export class TraceError extends AnylatError {
   constructor(code: 'ANYLAT_TRACE_UNAVAILABLE' | 'ANYLAT_TRACE_TARGET' | 'ANYLAT_TRACE_SOCKET', message: string) {
-    super(code, message, { exitCode: code === 'ANYLAT_TRACE_TARGET' ? 2 : 1 });
+    super(code, message);
     this.name = 'TraceError';
   }
 }

@@ -6,8 +6,15 @@
 //   connect  net.connect() -> 'connect'
 //   tls      'connect' -> 'secureConnect' (https)
 //   ttfb     request headers handed to the socket -> response headers parsed
-//   total    sample start -> end of the first response's body
-//   warm     a second request on the same, now warm, connection: dispatch -> end of its body
+//   total    sample start -> end of the first response's body, summed from the pieces above
+//   warm     a second request on the same, now warm, connection: its write -> end of its body
+//
+// On Linux connect is the kernel's handshake RTT (tcpi_rtt, as the tcp probe's), and over plain
+// http ttfb and warm are the kernel's RTT sample for their request (below) plus, for warm, the
+// body's parsing. total is the sum of its pieces (setup, connect, tls, our own work up to the
+// request's write, the response), so a stall while the sample only waited on the network is in
+// none of them; it lists the lag windows of the pieces the monotonic clock timed, and the round
+// flags it only when one of those could have been held up (docs/measurement.md).
 //
 // Over plain http on Linux, ttfb is instead the kernel's own RTT sample for the request, as the tcp
 // probe times its echo (tcp-info.ts): TCP_INFO is read right before undici writes the request and
@@ -32,6 +39,7 @@ import { Client, errors as undiciErrors, type Dispatcher, type buildConnector } 
 import type { Attempt, FailureReason, LagWindow, LagWindows, Metric } from '../core/model.ts';
 import { AnylatError } from '../util/errors.ts';
 import { VERSION } from '../version.ts';
+import { awaitArrival, enableTcpArrival, loadTcpArrival } from '../net/tcp-arrival.ts';
 import { loadTcpInfo, readTcpInfo, RESPONSE_FALLBACKS, responseRttFromTcpInfo, TCP_ESTABLISHED, type ResponseFallback, type TcpInfo } from '../net/tcp-info.ts';
 import type { HttpProbeOptions, ProbeFactory, Prober, ProbeTarget } from './types.ts';
 
@@ -122,10 +130,10 @@ function parseUrl(raw: string): ParsedUrl {
   try {
     url = new URL(raw);
   } catch {
-    throw new AnylatError('ANYLAT_HTTP_URL', `http probe: "${raw}" is not a URL; give one like https://api.example.com/health`, { exitCode: 2 });
+    throw new AnylatError('ANYLAT_HTTP_URL', `http probe: "${raw}" is not a URL; give one like https://api.example.com/health`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new AnylatError('ANYLAT_HTTP_URL', `http probe: "${raw}" must start with http:// or https://`, { exitCode: 2 });
+    throw new AnylatError('ANYLAT_HTTP_URL', `http probe: "${raw}" must start with http:// or https://`);
   }
   const https = url.protocol === 'https:';
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
@@ -222,9 +230,12 @@ export interface HttpProber extends Prober {
   ttfbTiming(): TtfbTiming;
 }
 
-/** Counts of timed ttfb values by clock; `fallbacks` says why the kernel could not time the others. */
+/** Counts of timed ttfb values by clock; `fallbacks` says why TCP_INFO could not time the others. */
 export interface TtfbTiming {
+  /** the kernel's RTT sample for the request (TCP_INFO) */
   kernel: number;
+  /** the request's write to the kernel's receive timestamp of the response (tcp-arrival.ts), where TCP_INFO had no clean sample */
+  arrival: number;
   monotonic: number;
   fallbacks: Record<ResponseFallback, number>;
 }
@@ -257,7 +268,8 @@ export function httpProber(target: ProbeTarget, options: HttpProbeOptions): Http
   // Load koffi now, while setting up, so the first sample's event loop is not blocked by it.
   const kernelClock = (options.ttfbClock ?? 'kernel') === 'kernel' && loadTcpInfo();
   const kernelTtfb = !url.https && kernelClock;
-  const timing: TtfbTiming = { kernel: 0, monotonic: 0, fallbacks: Object.fromEntries(RESPONSE_FALLBACKS.map((f) => [f, 0])) as Record<ResponseFallback, number> };
+  const kernelArrival = kernelTtfb && loadTcpArrival();
+  const timing: TtfbTiming = { kernel: 0, arrival: 0, monotonic: 0, fallbacks: Object.fromEntries(RESPONSE_FALLBACKS.map((f) => [f, 0])) as Record<ResponseFallback, number> };
 
   const sample = (_seq: number): Promise<Attempt> =>
     new Promise<Attempt>((resolve) => {
@@ -278,9 +290,14 @@ export function httpProber(target: ProbeTarget, options: HttpProbeOptions): Http
       // Each request's write stamp with TCP_INFO and bytes written right before it (index 0: the
       // first request, 1: the warm one).
       const writes: Array<{ at: number; info: TcpInfo | undefined; written: number }> = [];
+      // Each request's response's first bytes as the kernel stamped them (tcp-arrival.ts), when watched.
+      const arrivals: Array<number | undefined> = [];
+      let arrivalSocket: Socket | undefined;
+      const stopWatching: Array<() => void> = [];
       let settled = false;
 
       const cleanup = () => {
+        for (const stop of stopWatching) stop();
         for (const s of sockets) s.destroy();
         client?.destroy().catch(() => {});
       };
@@ -334,7 +351,15 @@ export function httpProber(target: ProbeTarget, options: HttpProbeOptions): Http
           readyAt = performance.now();
           writeStamps.set(socket, (at) => {
             // undici writes each request synchronously after this announcement (a GET has no body).
-            if (writes.length < 2) writes.push({ at, info: kernelSocket && readTcpInfo(kernelSocket), written: kernelSocket?.bytesWritten ?? 0 });
+            if (writes.length >= 2) return;
+            const index = writes.length;
+            writes.push({ at, info: kernelSocket && readTcpInfo(kernelSocket), written: kernelSocket?.bytesWritten ?? 0 });
+            if (arrivalSocket) {
+              const stop = awaitArrival(arrivalSocket, (stamp) => {
+                arrivals[index] = stamp;
+              });
+              if (stop) stopWatching.push(stop);
+            }
           });
           waitingFor = 'response headers';
           callback(null, socket);
@@ -352,6 +377,7 @@ export function httpProber(target: ProbeTarget, options: HttpProbeOptions): Http
             // SYN/ACK in, both stamped by the kernel, unless the SYN was retransmitted.
             const info = readTcpInfo(tcp);
             if (info) kernelSocket = tcp;
+            if (kernelArrival && enableTcpArrival(tcp)) arrivalSocket = tcp;
             if (info && info.state === TCP_ESTABLISHED && info.rttUs > 0 && info.totalRetrans === 0) {
               values.connect = info.rttUs / 1000;
               delete lagWindows.connect;
@@ -391,10 +417,10 @@ export function httpProber(target: ProbeTarget, options: HttpProbeOptions): Http
       const timeResponse = (index: 0 | 1) => {
         let headersAt = 0;
         let headersInfo: TcpInfo | undefined;
-        let firstByte: { ms: number; kernel: boolean; why?: ResponseFallback } | undefined;
+        let firstByte: { ms: number; kernel: boolean; arrival?: boolean; why?: ResponseFallback } | undefined;
         let bodyWaited = true;
         return {
-          onHeaders(at: number): { ms: number; kernel: boolean; why?: ResponseFallback } {
+          onHeaders(at: number): { ms: number; kernel: boolean; arrival?: boolean; why?: ResponseFallback } {
             headersAt = at;
             const write = writes[index];
             const monotonic = at - (write?.at ?? readyAt);
@@ -403,7 +429,14 @@ export function httpProber(target: ProbeTarget, options: HttpProbeOptions): Http
             // Over https the first request's sample may be the handshake's end (see the header
             // comment), and TLS records hide what was written: the monotonic clock times it.
             if (!url.https && kernelSocket && write) kernel = responseRttFromTcpInfo(write.info, headersInfo, kernelSocket.bytesWritten - write.written, monotonic * 1000);
-            firstByte = kernel.ok ? { ms: kernel.us / 1000, kernel: true } : { ms: monotonic, kernel: false, why: kernel.why };
+            // No clean RTT sample (a bare ACK came first, ...): the response's receive timestamp, from
+            // the request's write, stamped right before undici's synchronous write (never after the
+            // headers' callback, which runs after it).
+            const arrived = arrivals[index];
+            const fromArrival = arrived === undefined || write === undefined ? undefined : arrived - write.at;
+            if (kernel.ok) firstByte = { ms: kernel.us / 1000, kernel: true };
+            else if (fromArrival !== undefined && fromArrival > 0 && fromArrival <= monotonic) firstByte = { ms: fromArrival, kernel: true, arrival: true, why: kernel.why };
+            else firstByte = { ms: monotonic, kernel: false, why: kernel.why };
             return firstByte;
           },
           onEnd(): void {
@@ -445,8 +478,13 @@ export function httpProber(target: ProbeTarget, options: HttpProbeOptions): Http
             const ttfb = firstResponse.onHeaders(at);
             values.ttfb = ttfb.ms;
             if (ttfb.kernel) {
-              // Kernel timestamps at both ends: event-loop lag cannot reach it.
-              timing.kernel++;
+              // Kernel timestamps (or a write stamped right before its syscall): event-loop lag cannot reach it.
+              if (ttfb.arrival) {
+                timing.arrival++;
+                timing.fallbacks[ttfb.why ?? 'unavailable']++;
+              } else {
+                timing.kernel++;
+              }
             } else {
               // Stamped right before the headers are written: only a stall when they come back counts.
               lagWindows.ttfb = writes[0] === undefined ? [readyAt, at] : [at, at];

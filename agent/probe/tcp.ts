@@ -145,9 +145,13 @@ export function tcpProber(target: ProbeTarget, options: TcpProbeOptions): TcpPro
       const t0 = performance.now();
       const socket = net.connect({ host: target.address, port: options.port, autoSelectFamily: false, noDelay: true }, onConnect);
 
+      // The verdict waits one turn of the event loop: after a stall (a busy machine), timers run
+      // before I/O, and a reply that arrived in time but was not read yet would count as a timeout.
       const timer = setTimeout(() => {
-        const what = phase === 'connect' ? 'no connection' : 'no echo reply';
-        fail(performance.now(), 'timeout', `${what} within ${options.timeoutMs} ms`);
+        setImmediate(() => {
+          const what = phase === 'connect' ? 'no connection' : 'no echo reply';
+          fail(performance.now(), 'timeout', `${what} within ${options.timeoutMs} ms`);
+        });
       }, options.timeoutMs);
 
       const abort = () => fail(performance.now(), 'error', 'probe closed');

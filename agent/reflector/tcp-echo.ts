@@ -23,7 +23,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { ECHO_FLAG_TURNAROUND, encodeEchoReply, parseEchoRequest, setEchoTurnaround } from '../core/echo-codec.ts';
 import { delayAcks, echoRttFromTcpInfo, loadTcpInfo, readTcpInfo, type TcpInfo } from '../net/tcp-info.ts';
-import { EnvironmentError } from '../util/errors.ts';
+import { BindError } from '../util/errors.ts';
 import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
 
 export interface TcpEchoOptions extends ReflectorCommonOptions {
@@ -168,10 +168,7 @@ export async function startTcpEcho(options: TcpEchoOptions): Promise<ReflectorPa
     }
   } catch (err) {
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    const code = (err as { code?: unknown }).code;
-    const where = `${options.binds[servers.length]}:${options.port}`;
-    const hint = code === 'EADDRINUSE' ? 'another program uses this port; pick another --tcp-port' : code === 'EADDRNOTAVAIL' ? 'this host has no such address; check --bind' : code === 'EACCES' ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE' : 'check --bind and --tcp-port';
-    throw new EnvironmentError('ANYLAT_LISTEN', `tcp echo: cannot listen on ${where}: ${err instanceof Error ? err.message : String(err)} (${hint})`);
+    throw new BindError('tcp echo', options.binds[servers.length] ?? '?', options.port, err, 'pick another --tcp-port or --bind address, or stop what holds it');
   }
 
   return {

@@ -118,7 +118,7 @@ interface Path {
 }
 
 function specError(message: string): AnylatError {
-  return new AnylatError('ANYLAT_ROUND_SPEC', `round: ${message}`, { exitCode: 2 });
+  return new AnylatError('ANYLAT_ROUND_SPEC', `round: ${message}`);
 }
 
 function checkSpec(spec: RoundSpec): void {

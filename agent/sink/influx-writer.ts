@@ -78,7 +78,7 @@ export class InfluxWriter {
       const client = new InfluxDB({ url: target.url, timeout: this.timeoutMs, ...(token === undefined ? {} : { token }) });
       this.transport = client.transport;
     } catch (err) {
-      throw new AnylatError('ANYLAT_INFLUX_URL', `influx.url ${displayUrl(target.url)}: ${this.clean(err)}; expected http(s)://host:port`, { exitCode: 2 });
+      throw new AnylatError('ANYLAT_INFLUX_URL', `influx.url ${displayUrl(target.url)}: ${this.clean(err)}; expected http(s)://host:port`);
     }
     this.path = `/api/v2/write?org=${encodeURIComponent(target.org)}&bucket=${encodeURIComponent(target.bucket)}&precision=ms`;
   }

@@ -312,8 +312,9 @@ function summaryOrder(r: ReportRow): [string, string, number, number, number] {
  * aggregated in SQL. Medians sort a typed array, so a median of exactly zero may come out as -0
  * where report.ts gives 0 (JSON writes both as 0).
  */
-export function benefitSummary(db: Database.Database, query: ReportQuery): ReportRow[] {
-  const { where, params } = roundFilter(query);
+export function benefitSummary(db: Database.Database, query: ReportQuery & { protocol?: Protocol; metric?: Metric }): ReportRow[] {
+  // protocol and metric narrow it to one row per agent (the dashboard's overview needs one metric per service)
+  const { where, params } = roundFilter(query, 'b');
   const from = `FROM benefit b JOIN rounds r ON r.id = b.round_id ${where}`;
   const key = 'r.agent, r.service, b.protocol, b.metric, b.scope';
   type Group = { agent: string; service: string; protocol: Protocol; metric: Metric; scope: Scope };
@@ -518,9 +519,9 @@ export interface LossTotal {
   received: number;
 }
 
-/** Sent and received summed over the window's rounds, per service, agent and path: the overview's loss, in one scan. */
+/** Sent and received summed over the window's rounds, per service, agent and path (give `protocol` to read only its paths). */
 export function lossTotals(db: Database.Database, query: SeriesQuery): LossTotal[] {
-  const { where, params } = roundFilter({ since: query.since, until: query.until, service: query.service, agent: query.agent });
+  const { where, params } = roundFilter({ since: query.since, until: query.until, service: query.service, agent: query.agent, protocol: query.protocol }, 'p');
   return db
     .prepare(
       `SELECT r.service, r.agent, p.endpoint, p.kind, p.protocol, p.metric, SUM(p.sent) AS sent, SUM(p.received) AS received
@@ -528,4 +529,45 @@ export function lossTotals(db: Database.Database, query: SeriesQuery): LossTotal
        GROUP BY r.service, r.agent, p.endpoint, p.kind, p.protocol, p.metric`,
     )
     .all(params) as LossTotal[];
+}
+
+/** Gaps between an agent's consecutive round starts: per service, and (`service` null) over all its services. */
+export interface RoundGaps {
+  agent: string;
+  service: string | null;
+  /** ms, oldest first; empty with one round */
+  gaps: number[];
+}
+
+/** RoundGaps of every agent and service with a round in the window (read in index order, as plain rows). */
+export function roundGaps(db: Database.Database, query: { since: number; until?: number }): RoundGaps[] {
+  const { where, params } = roundFilter(query);
+  const rows = db
+    .prepare(`SELECT r.agent, r.service, r.started_at FROM rounds r ${where} ORDER BY r.started_at`)
+    .raw(true)
+    .iterate(params) as IterableIterator<[string, string, number]>;
+  const last = new Map<string, { agent: string; service: string | null; t: number; gaps: number[] }>();
+  const step = (agent: string, service: string | null, t: number): void => {
+    const k = `${agent}\u0000${service ?? ''}`;
+    const g = last.get(k);
+    if (!g) last.set(k, { agent, service, t, gaps: [] });
+    // over all services, two rounds started at the same instant are one start
+    else if (service !== null || t !== g.t) {
+      g.gaps.push(t - g.t);
+      g.t = t;
+    }
+  };
+  for (const [agent, service, t] of rows) {
+    step(agent, service, t);
+    step(agent, null, t);
+  }
+  return [...last.values()].map(({ agent, service, gaps }) => ({ agent, service, gaps }));
+}
+
+/** The (service, protocol, metric, scope) combinations benefit rows hold in a window: what each service measures there. */
+export function benefitMetrics(db: Database.Database, query: { since: number; until?: number }): Array<{ service: string; protocol: Protocol; metric: Metric; scope: Scope }> {
+  const { where, params } = roundFilter(query);
+  return db
+    .prepare(`SELECT DISTINCT r.service, b.protocol, b.metric, b.scope FROM benefit b JOIN rounds r ON r.id = b.round_id ${where}`)
+    .all(params) as Array<{ service: string; protocol: Protocol; metric: Metric; scope: Scope }>;
 }

@@ -3,15 +3,15 @@
 // letters, agent heartbeats and retention. SQLite in WAL mode: readers in other processes never
 // block the writer, and several agents may write one file (short IMMEDIATE transactions plus a
 // busy timeout serialize them).
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { AgentHeartbeat, BenefitRow, Metric, PathResult, PathTrace, Protocol, RoundResult } from '../core/model.ts';
+import type { AgentHeartbeat, BenefitRow, Metric, PathResult, PathTrace, Protocol, RoundResult, Scope } from '../core/model.ts';
 import { heartbeatLine, isoToMs, roundToLines, traceLines } from '../core/line-protocol.ts';
 import { AnylatError } from '../util/errors.ts';
 import { applyRetention, describeRetention, type RetentionOptions, type RetentionResult } from './retention.ts';
 import { checkReadable, migrate } from './schema.ts';
-import { benefitReport } from './report.ts';
+import { benefitReport, timingGaps, type TimingGap } from './report.ts';
 import * as q from './queries.ts';
 import type { ReportQuery, ReportRow } from './queries.ts';
 
@@ -92,7 +92,7 @@ function storeError(path: string, err: unknown): AnylatError {
   return new AnylatError(
     'ANYLAT_STORE_OPEN',
     `cannot open store ${path}: ${msg}; check store.path (or --store) and that the directory is writable`,
-    { exitCode: 2, cause: err },
+    { cause: err },
   );
 }
 
@@ -108,6 +108,49 @@ function dropNulls<T extends object>(row: Record<string, unknown>): T {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(row)) if (v !== null) out[k] = v;
   return out as T;
+}
+
+/**
+ * A read-only handle that changes nothing and needs no write access anywhere. SQLite reads a WAL
+ * store through its -shm file and creates it when missing, which a user who may read the store
+ * but not write its folder cannot (nor anyone on a read-only mount): after a clean agent stop the
+ * -wal and -shm files are gone and the plain read-only open fails ("attempt to write a readonly
+ * database"). Then, when no -wal file holds data (no writer has anything uncheckpointed), the file
+ * is read into memory and opened from there: the same bytes, a consistent snapshot. (better-sqlite3
+ * is built without URI file names, so SQLite's `immutable=1` is not available.)
+ */
+function openReadOnly(path: string): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+    db.prepare('SELECT COUNT(*) FROM sqlite_master').get();
+    return db;
+  } catch (err) {
+    db?.close();
+    const msg = err instanceof Error ? err.message : String(err);
+    if (!existsSync(path) || /does not exist/i.test(msg) || !/readonly database|unable to open|disk I\/O|read-only file system/i.test(msg)) throw err;
+    let walBytes = 0;
+    try {
+      walBytes = statSync(`${path}-wal`).size;
+    } catch {
+      // no -wal file: nothing is waiting to be checkpointed
+    }
+    if (walBytes > 0) {
+      throw new AnylatError(
+        'ANYLAT_STORE_READONLY_WAL',
+        `cannot read store ${path}: its folder is not writable for this user and ${path}-wal holds data not yet in the store ` +
+          `(an agent is writing it, or was killed): run this as the agent's user, or let this user write the folder`,
+        { cause: err },
+      );
+    }
+    const image = readFileSync(path);
+    // The header marks the file as WAL (bytes 18-19 = 2); an in-memory copy cannot use a WAL.
+    if (image.length >= 20 && image[18] === 2 && image[19] === 2) {
+      image[18] = 1;
+      image[19] = 1;
+    }
+    return new Database(image, { readonly: true });
+  }
 }
 
 /** Opens (creating and migrating when writable) the store at `path`. */
@@ -134,13 +177,10 @@ export class Store {
     this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     try {
       if (!this.readonly && path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-      this.db = new Database(path, { readonly: this.readonly, fileMustExist: this.readonly });
+      this.db = this.readonly ? openReadOnly(path) : new Database(path);
     } catch (err) {
       if (this.readonly && err instanceof Error && /unable to open|does not exist/i.test(err.message)) {
-        throw new AnylatError('ANYLAT_STORE_MISSING', `no store at ${path}: check --store (or store.path in the config); an agent creates it on its first round`, {
-          exitCode: 2,
-          cause: err,
-        });
+        throw new AnylatError('ANYLAT_STORE_MISSING', `no store at ${path}: check --store (or store.path in the config); an agent creates it on its first round`, { cause: err });
       }
       throw storeError(path, err);
     }
@@ -471,6 +511,11 @@ export class Store {
     return benefitReport(this.db, query);
   }
 
+  /** Metrics measured in the window without any benefit row, and whether lag flags are why (report.ts). */
+  timingGaps(query: ReportQuery & { protocol?: Protocol; metric?: Metric }): TimingGap[] {
+    return timingGaps(this.db, query);
+  }
+
   /** Rounds started in [since, until), oldest first. */
   rounds(query: { since?: number; until?: number; service?: string; agent?: string; limit?: number } = {}): RoundSummary[] {
     const { where, params } = q.roundFilter(query);
@@ -588,7 +633,7 @@ export class Store {
   }
 
   /** `report()`'s rows aggregated in SQL: the same numbers at a fraction of the cost over long windows. */
-  benefitSummary(query: ReportQuery): ReportRow[] {
+  benefitSummary(query: ReportQuery & { protocol?: Protocol; metric?: Metric }): ReportRow[] {
     return q.benefitSummary(this.db, query);
   }
 
@@ -605,6 +650,16 @@ export class Store {
   /** `lossSeries` as parallel arrays per agent and path. */
   lossColumns(query: q.SeriesQuery): q.LossColumns[] {
     return q.lossColumns(this.db, query);
+  }
+
+  /** Gaps between round starts per agent and service, and per agent over all services. */
+  roundGaps(query: { since: number; until?: number }): q.RoundGaps[] {
+    return q.roundGaps(this.db, query);
+  }
+
+  /** What each service's benefit rows hold in a window (service, protocol, metric, scope). */
+  benefitMetrics(query: { since: number; until?: number }): Array<{ service: string; protocol: Protocol; metric: Metric; scope: Scope }> {
+    return q.benefitMetrics(this.db, query);
   }
 
   /** Sent and received per service, agent and path over a window (the dashboard's overview). */

@@ -10,7 +10,18 @@ import { WebParamError, type Params } from './params.ts';
 /** The part of the store the dashboard reads. */
 export type StoreReader = Pick<
   Store,
-  'services' | 'benefitSummary' | 'latestBenefit' | 'benefitColumns' | 'lossColumns' | 'lossTotals' | 'siteRuns' | 'events' | 'agentHealth' | 'rounds'
+  | 'services'
+  | 'benefitSummary'
+  | 'benefitMetrics'
+  | 'latestBenefit'
+  | 'benefitColumns'
+  | 'lossColumns'
+  | 'lossTotals'
+  | 'roundGaps'
+  | 'siteRuns'
+  | 'events'
+  | 'agentHealth'
+  | 'timingGaps'
 > &
   Partial<Pick<Store, 'traces'>>;
 
@@ -18,14 +29,16 @@ export type StoreReader = Pick<
 export const EMPTY_STORE: StoreReader = {
   services: () => [],
   benefitSummary: () => [],
+  benefitMetrics: () => [],
+  timingGaps: () => [],
   latestBenefit: () => undefined,
   benefitColumns: () => new Map(),
   lossColumns: () => [],
   lossTotals: () => [],
+  roundGaps: () => [],
   siteRuns: () => [],
   events: () => [],
   agentHealth: () => [],
-  rounds: () => [],
 };
 
 /** The window every windowed response states, so a reader knows what the numbers cover. */
@@ -92,6 +105,11 @@ export interface RegionBenefit {
   agent_region: string;
   /** the selected metric over the window (medians of the rounds' values); null without rounds */
   headline: RegionHeadline | null;
+  /**
+   * without a headline, why, when the agent did measure the metric: its samples were flagged for
+   * timing ("all 10 samples flagged for timing"); null otherwise
+   */
+  note: string | null;
   /** the selected metric in the agent's newest round of the window */
   latest: LatestRound | null;
   /** who answered the anycast address in the newest round (the selected protocol) */
@@ -153,6 +171,8 @@ export interface OverviewRegion {
   agent_region: string;
   /** the service's headline metric in this region over the window; null without rounds in it */
   headline: RegionHeadline | null;
+  /** without a headline, why, when its samples were flagged for timing (as RegionBenefit's) */
+  note: string | null;
   /**
    * Loss over the window on the headline metric's protocol: samples not answered over samples sent,
    * per path the worst of its metrics (a request that failed counts once), the worst anycast path
@@ -267,12 +287,6 @@ export function defaultMetric<T extends { protocol: Protocol; metric: Metric; sc
   return e2e.find((o) => !(o.protocol === 'http' && o.metric === 'dns')) ?? e2e[0] ?? null;
 }
 
-/** Median gap between sorted start times, in seconds; null with fewer than two. */
-function medianGapS(starts: number[]): number | null {
-  const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
-  const m = median(gaps);
-  return m === undefined ? null : m / 1000;
-}
 
 function byRegion<T extends { agent: string; agent_region: string }>(a: T, b: T): number {
   return a.agent_region.localeCompare(b.agent_region) || a.agent.localeCompare(b.agent);
@@ -403,6 +417,7 @@ export class DashboardQueries {
     const rows = this.store.benefitSummary({ since: w.from_t, until: now + 1, service: w.service });
     const { options, selected } = this.selectMetric(rows, params);
     const sites = selected ? this.siteRuns(w, selected) : new Map<string, SiteSegment[]>();
+    const notes = this.timingNotes(rows, w.agents, { since: w.from_t, until: now + 1, service: w.service }, selected);
     const regions: RegionBenefit[] = w.agents.map(({ agent, agent_region }) => {
       const mine = rows.filter((r) => r.agent === agent);
       // Prefer the end-to-end row when an agent changed terminatesTcp inside the window.
@@ -420,6 +435,7 @@ export class DashboardQueries {
         agent,
         agent_region: mine[mine.length - 1]?.agent_region ?? agent_region,
         headline: chosen ? headlineOf(chosen) : null,
+        note: chosen ? null : (notes.get(agent) ?? null),
         latest: last
           ? {
               t: last.t,
@@ -522,24 +538,19 @@ export class DashboardQueries {
    * over all its services (`all`), and per agent and service.
    */
   private roundIntervals(now: number): { all: Map<string, number | null>; byService: Map<string, Map<string, number | null>> } {
-    const starts = new Map<string, Set<number>>();
-    const perService = new Map<string, Map<string, number[]>>();
-    for (const r of this.store.rounds({ since: now - 3_600_000 })) {
-      const t = Date.parse(r.started_at);
-      let all = starts.get(r.agent);
-      if (!all) starts.set(r.agent, (all = new Set()));
-      all.add(t);
-      let mine = perService.get(r.agent);
-      if (!mine) perService.set(r.agent, (mine = new Map()));
-      let list = mine.get(r.service);
-      if (!list) mine.set(r.service, (list = []));
-      list.push(t);
+    const all = new Map<string, number | null>();
+    const byService = new Map<string, Map<string, number | null>>();
+    for (const g of this.store.roundGaps({ since: now - 3_600_000 })) {
+      const m = median(g.gaps);
+      const s = m === undefined ? null : m / 1000;
+      if (g.service === null) {
+        all.set(g.agent, s);
+        continue;
+      }
+      let mine = byService.get(g.agent);
+      if (!mine) byService.set(g.agent, (mine = new Map()));
+      mine.set(g.service, s);
     }
-    const sorted = (ts: Iterable<number>) => [...ts].sort((a, b) => a - b);
-    const all = new Map([...starts].map(([agent, ts]) => [agent, medianGapS(sorted(ts))] as const));
-    const byService = new Map(
-      [...perService].map(([agent, m]) => [agent, new Map([...m].map(([service, ts]) => [service, medianGapS(sorted(new Set(ts)))] as const))] as const),
-    );
     return { all, byService };
   }
 
@@ -549,8 +560,7 @@ export class DashboardQueries {
    */
   overview(params: Params, now: number): OverviewResponse {
     const from = now - params.sinceMs;
-    const rows = this.store.benefitSummary({ since: from, until: now + 1 });
-    const losses = this.store.lossTotals({ since: from, until: now + 1 });
+    const measured = this.store.benefitMetrics({ since: from, until: now + 1 });
     const intervals = this.roundIntervals(now).byService;
     // Every agent that ever ran each service, in its latest region: one that stopped still gets a row.
     const agents = new Map<string, Map<string, { agent_region: string; last_t: number }>>();
@@ -561,22 +571,34 @@ export class DashboardQueries {
       if (!prev || r.last_t > prev.last_t) m.set(r.agent, { agent_region: r.agent_region, last_t: r.last_t });
     }
     const services = [...agents.keys()].sort().map((service): OverviewService => {
-      const mine = rows.filter((r) => r.service === service);
-      const { selected } = this.selectMetric(mine, params);
+      // The headline metric the service's own view opens on (selectMetric's default), then only its rows.
+      const options = new Map<string, { key: string; protocol: Protocol; metric: Metric; scope: Scope }>();
+      for (const m of measured) {
+        if (m.service !== service) continue;
+        const key = metricKey(m.protocol, m.metric);
+        const prev = options.get(key);
+        if (!prev || m.scope === 'end_to_end') options.set(key, { key, protocol: m.protocol, metric: m.metric, scope: m.scope });
+      }
+      const selected = defaultMetric([...options.values()]);
+      const mine = selected ? this.store.benefitSummary({ since: from, until: now + 1, service, protocol: selected.protocol, metric: selected.metric }) : [];
+      const losses = selected ? this.store.lossTotals({ since: from, until: now + 1, service, protocol: selected.protocol }) : [];
+      const notes = this.timingNotes(mine, [...agents.get(service)!.keys()].map((agent) => ({ agent })), { since: from, until: now + 1, service }, selected);
       const regions = [...agents.get(service)!]
         .map(([agent, a]) => ({ agent, agent_region: a.agent_region, last_t: a.last_t }))
         .sort(byRegion)
         .map(({ agent, agent_region, last_t }): OverviewRegion => {
           const chosen = selected
             ? mine
-                .filter((r) => r.agent === agent && r.protocol === selected.protocol && r.metric === selected.metric)
+                .filter((r) => r.agent === agent)
                 .sort((a, b) => (a.scope === b.scope ? 0 : a.scope === 'end_to_end' ? -1 : 1))[0]
             : undefined;
-          const loss = selected ? lossOf(losses.filter((l) => l.service === service && l.agent === agent && l.protocol === selected.protocol)) : undefined;
+          const note = chosen ? null : (notes.get(agent) ?? null);
+          const loss = selected ? lossOf(losses.filter((l) => l.agent === agent)) : undefined;
           return {
             agent,
             agent_region: chosen?.agent_region ?? agent_region,
             headline: chosen ? headlineOf(chosen) : null,
+            note,
             anycast_loss_pct: loss?.anycast ?? null,
             unicast_loss_pct: loss?.unicast ?? null,
             unicast_loss_endpoint: loss?.unicastEndpoint ?? null,
@@ -587,6 +609,26 @@ export class DashboardQueries {
       return { service, metric: selected?.key ?? null, scope: selected?.scope ?? null, regions };
     });
     return { since: params.since, from_t: from, to_t: now, services };
+  }
+
+  /**
+   * Agents that measured the selected metric in the window without one pair (so no summary row):
+   * why, when the lag flags are the reason ("all 10 samples flagged for timing").
+   */
+  private timingNotes(
+    rows: readonly ReportRow[],
+    agents: ReadonlyArray<{ agent: string }>,
+    window: { since: number; until: number; service: string },
+    selected: { protocol: Protocol; metric: Metric } | null,
+  ): Map<string, string> {
+    const notes = new Map<string, string>();
+    if (!selected) return notes;
+    const measured = new Set(rows.filter((r) => r.protocol === selected.protocol && r.metric === selected.metric).map((r) => r.agent));
+    if (agents.every((a) => measured.has(a.agent))) return notes;
+    for (const g of this.store.timingGaps({ ...window, protocol: selected.protocol, metric: selected.metric })) {
+      if (g.note !== undefined) notes.set(g.agent, g.note);
+    }
+    return notes;
   }
 
   health(now: number): HealthResponse {

@@ -3,11 +3,15 @@
 'use strict';
 
 (() => {
-  /** Refresh period by window: a day-long chart need not reload every 5 s (each reload queries the store). */
+  /**
+   * Refresh period by window: a day-long chart need not reload every 5 s (each reload queries the
+   * store). The overview reads every service's window at once: at least 15 s.
+   */
   function refreshMs() {
     const m = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(state.since);
     const seconds = m ? Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2]] : 3600;
-    return seconds <= 3600 ? 5000 : seconds <= 6 * 3600 ? 15000 : 30000;
+    const ms = seconds <= 3600 ? 5000 : seconds <= 6 * 3600 ? 15000 : 30000;
+    return document.body.dataset.view === 'overview' ? Math.max(ms, 15000) : ms;
   }
   /** Series colours, one per region (in the benefit table's order) or per path. */
   const PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#ca8a04', '#db2777'];
@@ -308,7 +312,7 @@
         { 'data-agent': r.agent, 'data-region': r.agent_region },
         el('td', { 'data-col': 'region' }, swatch, r.agent_region),
         el('td', { 'data-col': 'agent' }, r.agent),
-        el('td', { class: `num strong ${v.cls}`, 'data-col': 'saved' }, h ? ms(h.saved_ms, true) : 'no rounds'),
+        el('td', { class: `num strong ${v.cls}`, 'data-col': 'saved' }, h ? ms(h.saved_ms, true) : r.note || 'no rounds'),
         el('td', { class: 'num', 'data-col': 'ci' }, h ? ci(h.ci_low_ms, h.ci_high_ms) : '–'),
         el('td', { class: 'num', 'data-col': 'saved_pct' }, h ? pct(h.saved_pct) : '–'),
         el('td', { class: 'num', 'data-col': 'win_rate' }, h ? rate(h.win_rate) : '–'),
@@ -483,7 +487,7 @@
           el('td', { 'data-col': 'region' }, r.agent_region),
           el('td', { 'data-col': 'agent' }, r.agent),
           el('td', { 'data-col': 'metric' }, s.metric ? `${s.metric}${scope}` : '–'),
-          el('td', { class: `num strong ${v.cls}`, 'data-col': 'saved' }, h ? ms(h.saved_ms, true) : 'no rounds in window'),
+          el('td', { class: `num strong ${v.cls}`, 'data-col': 'saved' }, h ? ms(h.saved_ms, true) : r.note || 'no rounds in window'),
           el('td', { class: 'num', 'data-col': 'ci' }, h ? ci(h.ci_low_ms, h.ci_high_ms) : '–'),
           el('td', { 'data-col': 'verdict' }, el('span', { class: `badge ${v.cls}` }, v.text)),
           el('td', { class: 'num', 'data-col': 'saved_pct' }, h ? pct(h.saved_pct) : '–'),
