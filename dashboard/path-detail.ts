@@ -20,8 +20,10 @@ export const PATH_PANELS = {
   udpAccounting: 9,
   latest: 10,
   distribution: 11,
+  traces: 12,
   rowTiming: 100,
   rowQuality: 101,
+  rowContext: 102,
 } as const;
 
 /** HTTP phases drawn as a stack: each is assumed to be its own slice of the request. */
@@ -325,6 +327,34 @@ const distribution = timeSeries({
     ).alias('$tag_protocol $col'),
   );
 
+const traces = tablePanel({
+  id: PATH_PANELS.traces,
+  title: 'Path context: latest traces',
+  description:
+    'The hops the agent traced (UDP with rising TTL) to the anycast address and to the baseline when a site changed, a path went down or the benefit shifted (the trigger), newest first, one row per hop: the address that answered (empty when nobody did), its RTT and reverse name; reached marks the target itself. A hop is stamped with the time of the event that caused the trace plus (hop − 1) ms. Compare two traces of one endpoint to see where the route changed.',
+  unit: UNITS.text,
+  w: 24,
+  h: 10,
+})
+  .withTarget(
+    target(
+      from('trace')
+        .select((f) => [f.col('endpoint'), f.col('kind'), f.col('trigger'), f.col('hop'), f.col('address'), f.col('rtt_ms'), f.col('name'), f.col('reached')])
+        .where((w) => [w.v('service', 'service'), w.v('agent', 'agent')])
+        .newestFirst()
+        .limit(200),
+    ).table(),
+  )
+  .overrideByName('Time', column(UNITS.time, 'Event time'))
+  .overrideByName('endpoint', column(UNITS.text, 'Endpoint'))
+  .overrideByName('kind', column(UNITS.text, 'Kind'))
+  .overrideByName('trigger', column(UNITS.text, 'Trigger'))
+  .overrideByName('hop', column(UNITS.count, 'Hop'))
+  .overrideByName('address', column(UNITS.text, 'Address'))
+  .overrideByName('rtt_ms', column(UNITS.ms, 'RTT'))
+  .overrideByName('name', column(UNITS.text, 'Name'))
+  .overrideByName('reached', column(UNITS.text, 'Target'));
+
 /** The "Path detail" dashboard. */
 export function pathDetailDashboard(): dashboard.DashboardBuilder {
   return baseDashboard(
@@ -346,5 +376,7 @@ export function pathDetailDashboard(): dashboard.DashboardBuilder {
     .withPanel(loss)
     .withPanel(flagged)
     .withPanel(udpAccounting)
-    .withPanel(latest);
+    .withPanel(latest)
+    .withRow(new dashboard.RowBuilder('Path context').id(PATH_PANELS.rowContext))
+    .withPanel(traces);
 }

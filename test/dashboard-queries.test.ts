@@ -28,6 +28,7 @@ import {
   ROUNDS,
   SAMPLES,
   SITE_CHANGE,
+  TRACE,
   buildScenario,
   type Scenario,
 } from './fixtures/grafana/scenario.ts';
@@ -219,6 +220,20 @@ describe('Accelerator benefit', () => {
 
 describe('Path detail', () => {
   const dash = () => load('anylat-path-detail');
+
+  it('path context: the latest trace of the selected agent, one row per hop, newest first; none for another agent', async () => {
+    const r = await DashboardRunner.open(dash(), range, q, { service: 'shop', agent: TRACE.agent });
+    const got = rows(await r.series(PATH_PANELS.traces));
+    assert.deepEqual(
+      got.map((x) => [x.endpoint, x.trigger, x.hop, x.address ?? null, x.rtt_ms ?? null, x.reached]),
+      [
+        ['anycast', 'site_change', 2, '198.18.0.10', 12.5, true],
+        ['anycast', 'site_change', 1, null, null, false],
+      ],
+    );
+    const other = await DashboardRunner.open(dash(), range, q, { service: 'shop', agent: 'eu-1' });
+    assert.deepEqual(rows(await other.series(PATH_PANELS.traces)), []);
+  });
 
   it('variables: agents of the service, its endpoints', async () => {
     const r = await DashboardRunner.open(dash(), range, q, { service: 'shop', agent: 'eu-1' });

@@ -17,7 +17,19 @@ async function lab(...args: string[]): Promise<string> {
 }
 
 async function traceFrom(agentId: string, address: string): Promise<TraceResult> {
-  const out = await lab('exec', agentId, '--', process.execPath, ANYLAT_BIN, 'trace', address, '--json', '-n', '--max-hops', '4');
+  const out = await lab(
+    'exec',
+    agentId,
+    '--',
+    process.execPath,
+    ANYLAT_BIN,
+    'trace',
+    address,
+    '--json',
+    '-n',
+    '--max-hops',
+    '4',
+  );
   return JSON.parse(out) as TraceResult;
 }
 
@@ -36,13 +48,25 @@ describe('anylat trace in the lab (Linux, root)', () => {
     const a = d.agents.find((x) => x.region === 'us-east')!;
     const any = await traceFrom(a.id, d.anycast);
     assert.equal(any.reached, true);
-    assert.deepEqual(any.hops.map((h) => h.address), [d.anycast]);
-    assert.ok(any.hops[0]!.rtt_ms! >= a.anycast.edgeRtt!.minMs - 0.5, `anycast hop ${any.hops[0]!.rtt_ms} ms below the link's ${a.anycast.edgeRtt!.minMs} ms`);
+    assert.deepEqual(
+      any.hops.map((h) => h.address),
+      [d.anycast],
+    );
+    assert.ok(
+      any.hops[0]!.rtt_ms! >= a.anycast.edgeRtt!.minMs - 0.5,
+      `anycast hop ${any.hops[0]!.rtt_ms} ms below the link's ${a.anycast.edgeRtt!.minMs} ms`,
+    );
     for (const u of a.unicast) {
       const t = await traceFrom(a.id, u.address);
       assert.equal(t.reached, true, `${u.origin}: ${JSON.stringify(t)}`);
-      assert.deepEqual(t.hops.map((h) => h.address), [u.address]);
-      assert.ok(t.hops[0]!.rtt_ms! >= u.rtt.minMs - 0.5, `${u.origin} hop ${t.hops[0]!.rtt_ms} ms below the link's ${u.rtt.minMs} ms`);
+      assert.deepEqual(
+        t.hops.map((h) => h.address),
+        [u.address],
+      );
+      assert.ok(
+        t.hops[0]!.rtt_ms! >= u.rtt.minMs - 0.5,
+        `${u.origin} hop ${t.hops[0]!.rtt_ms} ms below the link's ${u.rtt.minMs} ms`,
+      );
     }
   });
 
@@ -58,7 +82,10 @@ describe('anylat trace in the lab (Linux, root)', () => {
     // The truth the topology states: the new edge's link is at least its configured floor, which
     // is more than 50 ms above the nearest edge's (us-east -> eu-west is 35 ms one way).
     assert.ok(a.anycast.edgeRtt!.minMs > before.anycast.edgeRtt!.minMs + 50);
-    assert.ok(moved.hops[0]!.rtt_ms! >= a.anycast.edgeRtt!.minMs - 0.5, `after fail: ${moved.hops[0]!.rtt_ms} ms, the next edge's link is ${a.anycast.edgeRtt!.minMs} ms`);
+    assert.ok(
+      moved.hops[0]!.rtt_ms! >= a.anycast.edgeRtt!.minMs - 0.5,
+      `after fail: ${moved.hops[0]!.rtt_ms} ms, the next edge's link is ${a.anycast.edgeRtt!.minMs} ms`,
+    );
     assert.ok(first.hops[0]!.rtt_ms! < a.anycast.edgeRtt!.minMs - 0.5, `before fail: ${first.hops[0]!.rtt_ms} ms`);
 
     const healed = JSON.parse(await lab('heal', '--json')) as LabDescription;

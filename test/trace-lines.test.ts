@@ -63,7 +63,13 @@ describe('trace line protocol', () => {
         ],
       );
       const types = await influx.query('SHOW FIELD KEYS FROM "trace"');
-      assert.deepEqual(Object.fromEntries(types[0]!.values.map((v) => [v[0], v[1]])), { address: 'string', hop: 'integer', name: 'string', reached: 'boolean', rtt_ms: 'float' });
+      assert.deepEqual(Object.fromEntries(types[0]!.values.map((v) => [v[0], v[1]])), {
+        address: 'string',
+        hop: 'integer',
+        name: 'string',
+        reached: 'boolean',
+        rtt_ms: 'float',
+      });
     });
   });
 });

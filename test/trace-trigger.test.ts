@@ -15,23 +15,64 @@ import type { AnylatEvent, BenefitRow, PathResult, RoundResult } from '../agent/
 import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';
 import { TraceLimiter, traceRequests } from '../agent/round/trace-trigger.ts';
 import { openStore } from '../agent/store/store.ts';
+import { DashboardQueries } from '../agent/web/queries.ts';
 import { freeUdpPort } from './support/net.ts';
 
 function path(endpoint: string, kind: 'anycast' | 'unicast', address: string, received = 5): PathResult {
-  return { endpoint, kind, address, protocol: 'udp', metric: 'rtt', scope: 'end_to_end', sent: 5, received, loss_pct: 0, flagged: 0 } as PathResult;
+  return {
+    endpoint,
+    kind,
+    address,
+    protocol: 'udp',
+    metric: 'rtt',
+    scope: 'end_to_end',
+    sent: 5,
+    received,
+    loss_pct: 0,
+    flagged: 0,
+  } as PathResult;
 }
 
-function round(saved: number | undefined, paths = [path('anycast', 'anycast', '198.18.0.10'), path('us', 'unicast', '10.0.0.1'), path('eu', 'unicast', '10.0.0.2')]): RoundResult {
+function round(
+  saved: number | undefined,
+  paths = [
+    path('anycast', 'anycast', '198.18.0.10'),
+    path('us', 'unicast', '10.0.0.1'),
+    path('eu', 'unicast', '10.0.0.2'),
+  ],
+): RoundResult {
   const benefit: BenefitRow[] =
     saved === undefined
       ? []
-      : [{ protocol: 'udp', metric: 'rtt', scope: 'end_to_end', baseline: 'us', anycast_p50_ms: 10, baseline_p50_ms: 10 + saved, saved_ms: saved, saved_pct: 50, win_rate: 1, pairs: 5 }];
-  return { agent: { id: 'a', region: 'r' }, service: 's', started_at: '2026-01-01T00:00:00.000Z', duration_ms: 100, paths, benefit } as RoundResult;
+      : [
+          {
+            protocol: 'udp',
+            metric: 'rtt',
+            scope: 'end_to_end',
+            baseline: 'us',
+            anycast_p50_ms: 10,
+            baseline_p50_ms: 10 + saved,
+            saved_ms: saved,
+            saved_pct: 50,
+            win_rate: 1,
+            pairs: 5,
+          },
+        ];
+  return {
+    agent: { id: 'a', region: 'r' },
+    service: 's',
+    started_at: '2026-01-01T00:00:00.000Z',
+    duration_ms: 100,
+    paths,
+    benefit,
+  } as RoundResult;
 }
 
 describe('trace triggers', () => {
   it('a site change traces the anycast address and the baseline, never another address', () => {
-    const events: AnylatEvent[] = [{ type: 'site_change', service: 's', message: 'anycast udp: a -> b', from: 'a', to: 'b' }];
+    const events: AnylatEvent[] = [
+      { type: 'site_change', service: 's', message: 'anycast udp: a -> b', from: 'a', to: 'b' },
+    ];
     const { requests } = traceRequests(round(30), events, undefined, 20);
     assert.deepEqual(
       requests.map((r) => [r.trigger, r.endpoint, r.kind, r.address]),
@@ -45,7 +86,11 @@ describe('trace triggers', () => {
 
   it('a path down traces the path that went down too', () => {
     const events: AnylatEvent[] = [{ type: 'path_down', service: 's', message: 'eu udp down (100% loss)' }];
-    const r = round(30, [path('anycast', 'anycast', '198.18.0.10'), path('us', 'unicast', '10.0.0.1'), path('eu', 'unicast', '10.0.0.2', 0)]);
+    const r = round(30, [
+      path('anycast', 'anycast', '198.18.0.10'),
+      path('us', 'unicast', '10.0.0.1'),
+      path('eu', 'unicast', '10.0.0.2', 0),
+    ]);
     assert.deepEqual(
       traceRequests(r, events, undefined, 20).requests.map((x) => x.endpoint),
       ['anycast', 'us', 'eu'],
@@ -103,7 +148,15 @@ describe('the agent traces on a site change (loopback)', () => {
 
   it('traces anycast and baseline once, stores the hops with the round, queues trace lines; the next change is rate-limited', async () => {
     const udp = await freeUdpPort();
-    const start = (site: string) => startReflector({ site, binds: ['127.0.0.1', '127.0.0.2'], udp: { port: udp }, tcp: false, http: false, log: () => {} });
+    const start = (site: string) =>
+      startReflector({
+        site,
+        binds: ['127.0.0.1', '127.0.0.2'],
+        udp: { port: udp },
+        tcp: false,
+        http: false,
+        log: () => {},
+      });
     reflector = await start('one');
     const file = join(scratch, 'anylat.yaml');
     const db = join(scratch, 'anylat.db');
@@ -125,7 +178,12 @@ trace: { shift_ms: 10000, min_interval: 1h, max_hops: 4, names: false }
 `,
     );
     const logs: string[] = [];
-    const agent = new Agent({ config: loadConfig(file), log: (l) => logs.push(l), outbox: true, heartbeatIntervalMs: 60_000 });
+    const agent = new Agent({
+      config: loadConfig(file),
+      log: (l) => logs.push(l),
+      outbox: true,
+      heartbeatIntervalMs: 60_000,
+    });
     await agent.start();
     try {
       await until('a round', () => agent.saved >= 1);
@@ -169,7 +227,32 @@ trace: { shift_ms: 10000, min_interval: 1h, max_hops: 4, names: false }
         .map((e) => e.line)
         .filter((l) => l.startsWith('trace,'));
       assert.equal(lines.length, 2, lines.join('\n'));
-      assert.ok(lines.some((l) => /^trace,agent=tracer,agent_region=lab,endpoint=anycast,kind=anycast,service=loop,trigger=site_change hop=1i,address="127\.0\.0\.1",rtt_ms=[\d.e-]+,reached=true \d+$/.test(l)), lines.join('\n'));
+      // The built-in page's events list carries the traces next to the event that caused them.
+      const page = new DashboardQueries(store).events(
+        { service: 'loop', sinceMs: 3_600_000, since: '1h', limit: 200 },
+        Date.now(),
+      );
+      const shown = page.events.find((e) => e.type === 'site_change' && e.to === 'two');
+      assert.deepEqual(
+        shown?.traces?.map((t) => [t.endpoint, t.hops.map((h) => h.address)]),
+        [
+          ['anycast', ['127.0.0.1']],
+          ['lo-two', ['127.0.0.2']],
+        ],
+      );
+      assert.equal(
+        page.events.find((e) => e.to === 'three')?.traces,
+        undefined,
+        'the rate-limited change has no trace',
+      );
+      assert.ok(
+        lines.some((l) =>
+          /^trace,agent=tracer,agent_region=lab,endpoint=anycast,kind=anycast,service=loop,trigger=site_change hop=1i,address="127\.0\.0\.1",rtt_ms=[\d.e-]+,reached=true \d+$/.test(
+            l,
+          ),
+        ),
+        lines.join('\n'),
+      );
     } finally {
       store.close();
     }

@@ -7,7 +7,10 @@ import { createSocket, type Socket } from 'node:dgram';
 import { trace } from '../agent/net/trace.ts';
 import { freeUdpPort, runAnylat } from './support/net.ts';
 
-function bind(port: number, onMessage: (sock: Socket, msg: Buffer, rinfo: { address: string; port: number }) => void): Promise<Socket> {
+function bind(
+  port: number,
+  onMessage: (sock: Socket, msg: Buffer, rinfo: { address: string; port: number }) => void,
+): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const sock = createSocket('udp4');
     sock.on('message', (msg, rinfo) => onMessage(sock, msg, rinfo));
@@ -20,7 +23,10 @@ describe('trace over loopback', () => {
   it('anylat trace 127.0.0.1 --json: one hop, the target itself, with its /etc/hosts name', async () => {
     const r = await runAnylat(['trace', '127.0.0.1', '--json']);
     assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as { reached: boolean; hops: Array<{ ttl: number; address?: string; rtt_ms?: number; name?: string; reached?: boolean }> };
+    const out = JSON.parse(r.stdout) as {
+      reached: boolean;
+      hops: Array<{ ttl: number; address?: string; rtt_ms?: number; name?: string; reached?: boolean }>;
+    };
     assert.equal(out.reached, true);
     assert.equal(out.hops.length, 1);
     const [hop] = out.hops;
@@ -41,7 +47,10 @@ describe('trace over loopback', () => {
   it('::1 over IPv6', async () => {
     const r = await trace('::1', { names: false, maxHops: 3 });
     assert.equal(r.reached, true);
-    assert.deepEqual(r.hops.map((h) => h.address), ['::1']);
+    assert.deepEqual(
+      r.hops.map((h) => h.address),
+      ['::1'],
+    );
   });
 
   describe('an open port', () => {
@@ -69,7 +78,13 @@ describe('trace over loopback', () => {
     });
 
     it('a target that swallows the probe: hops without address, not reached, within the deadline', async () => {
-      const r = await trace('127.0.0.1', { port: silentPort, maxHops: 1, probeTimeoutMs: 300, deadlineMs: 5000, names: false });
+      const r = await trace('127.0.0.1', {
+        port: silentPort,
+        maxHops: 1,
+        probeTimeoutMs: 300,
+        deadlineMs: 5000,
+        names: false,
+      });
       assert.equal(r.reached, false);
       assert.deepEqual(r.hops, [{ ttl: 1 }]);
       assert.ok(seen.length >= 1, 'the listener got the probe');

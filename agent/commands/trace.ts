@@ -53,7 +53,10 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
-  if (positionals.length !== 1) throw new UsageError(`trace: expected one target, got ${positionals.length === 0 ? 'none' : positionals.join(' ')} (see anylat trace --help)`);
+  if (positionals.length !== 1)
+    throw new UsageError(
+      `trace: expected one target, got ${positionals.length === 0 ? 'none' : positionals.join(' ')} (see anylat trace --help)`,
+    );
   const maxHops = parseCount(values['max-hops'], '--max-hops', TRACE_DEFAULTS.maxHops);
   if (maxHops > 64) throw new UsageError(`--max-hops: expected at most 64, got ${maxHops}`);
   const port = parsePort(values.port, '--port', TRACE_DEFAULTS.port);
@@ -61,8 +64,10 @@ export async function run(argv: string[]): Promise<number> {
   const result = await trace(positionals[0]!, {
     port,
     maxHops,
-    probeTimeoutMs: values.timeout === undefined ? TRACE_DEFAULTS.probeTimeoutMs : parseDuration(values.timeout, '--timeout'),
-    deadlineMs: values.deadline === undefined ? TRACE_DEFAULTS.deadlineMs : parseDuration(values.deadline, '--deadline'),
+    probeTimeoutMs:
+      values.timeout === undefined ? TRACE_DEFAULTS.probeTimeoutMs : parseDuration(values.timeout, '--timeout'),
+    deadlineMs:
+      values.deadline === undefined ? TRACE_DEFAULTS.deadlineMs : parseDuration(values.deadline, '--deadline'),
     names: !values.numeric,
   });
   process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatTrace(result)}\n`);

@@ -42,7 +42,13 @@ const MAGIC = 0x616e7974; // "anyt"
 const PAYLOAD = 16;
 
 /** Defaults of one trace; `anylat trace` and the agent's `trace:` block override them. */
-export const TRACE_DEFAULTS = { port: 33434, maxHops: 16, probeTimeoutMs: 1000, deadlineMs: 10_000, nameTimeoutMs: 500 } as const;
+export const TRACE_DEFAULTS = {
+  port: 33434,
+  maxHops: 16,
+  probeTimeoutMs: 1000,
+  deadlineMs: 10_000,
+  nameTimeoutMs: 500,
+} as const;
 
 export interface TraceOptions {
   /** first destination port; probe at TTL t goes to port + t − 1, as traceroute does */
@@ -103,7 +109,9 @@ function load(): Libc | null {
     const lib = koffi.load(null);
     const socket = lib.func('int socket(int domain, int type, int protocol)');
     const setsockopt = lib.func('int setsockopt(int fd, int level, int name, void *val, unsigned int len)');
-    const sendto = lib.func('long sendto(int fd, void *buf, unsigned long len, int flags, void *addr, unsigned int alen)');
+    const sendto = lib.func(
+      'long sendto(int fd, void *buf, unsigned long len, int flags, void *addr, unsigned int alen)',
+    );
     const recvmsg = lib.func('long recvmsg(int fd, void *msg, int flags)');
     const close = lib.func('int close(int fd)');
     const clockGettime = lib.func('int clock_gettime(int clock, void *ts)');
@@ -175,7 +183,7 @@ function addressFrom(sa: Buffer, offset: number): string | undefined {
     // Compress the longest run of zero words, as inet_ntop does.
     let best = -1;
     let bestLen = 0;
-    for (let i = 0; i < 8; ) {
+    for (let i = 0; i < 8;) {
       if (words[i] !== '0') {
         i++;
         continue;
@@ -195,7 +203,8 @@ function icmpNote(family: 4 | 6, type: number, code: number): { reached?: boolea
   if (family === 4) {
     if (type === 11) return { hop: true };
     if (type === 3 && code === 3) return { reached: true };
-    if (type === 3) return { note: ({ 0: '!N', 1: '!H', 2: '!P', 13: '!A' } as Record<number, string>)[code] ?? `!${code}` };
+    if (type === 3)
+      return { note: ({ 0: '!N', 1: '!H', 2: '!P', 13: '!A' } as Record<number, string>)[code] ?? `!${code}` };
   } else {
     if (type === 3) return { hop: true };
     if (type === 1 && code === 4) return { reached: true };
@@ -209,7 +218,12 @@ async function reverseName(address: string, timeoutMs: number): Promise<string |
   const timeout = new Promise<undefined>((resolve) => (wake = resolve));
   const timer = setTimeout(() => wake(undefined), timeoutMs);
   try {
-    const found = await Promise.race([lookupService(address, 0).then((r) => r.hostname).catch(() => undefined), timeout]);
+    const found = await Promise.race([
+      lookupService(address, 0)
+        .then((r) => r.hostname)
+        .catch(() => undefined),
+      timeout,
+    ]);
     return found !== undefined && found !== address ? found : undefined;
   } finally {
     clearTimeout(timer);
@@ -231,8 +245,10 @@ export async function trace(target: string, options: TraceOptions = {}): Promise
   const maxHops = options.maxHops ?? TRACE_DEFAULTS.maxHops;
   const probeTimeoutMs = options.probeTimeoutMs ?? TRACE_DEFAULTS.probeTimeoutMs;
   const deadlineMs = options.deadlineMs ?? TRACE_DEFAULTS.deadlineMs;
-  if (!Number.isInteger(maxHops) || maxHops < 1 || maxHops > 64) throw new TraceError('ANYLAT_TRACE_TARGET', `max hops must be 1..64, got ${maxHops}`);
-  if (!Number.isInteger(port) || port < 1 || port + maxHops - 1 > 65535) throw new TraceError('ANYLAT_TRACE_TARGET', `port must be 1..${65536 - maxHops}, got ${port}`);
+  if (!Number.isInteger(maxHops) || maxHops < 1 || maxHops > 64)
+    throw new TraceError('ANYLAT_TRACE_TARGET', `max hops must be 1..64, got ${maxHops}`);
+  if (!Number.isInteger(port) || port < 1 || port + maxHops - 1 > 65535)
+    throw new TraceError('ANYLAT_TRACE_TARGET', `port must be 1..${65536 - maxHops}, got ${port}`);
   const libc = load();
   if (!libc) throw new TraceError('ANYLAT_TRACE_UNAVAILABLE', unavailableWhy);
 
@@ -241,7 +257,10 @@ export async function trace(target: string, options: TraceOptions = {}): Promise
     try {
       address = (await lookup(address)).address;
     } catch (err) {
-      throw new TraceError('ANYLAT_TRACE_TARGET', `trace: cannot resolve "${target}": ${err instanceof Error ? err.message : String(err)}`);
+      throw new TraceError(
+        'ANYLAT_TRACE_TARGET',
+        `trace: cannot resolve "${target}": ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
   }
   const family = isIP(address) === 6 ? 6 : 4;
@@ -257,8 +276,10 @@ export async function trace(target: string, options: TraceOptions = {}): Promise
   try {
     const one = Buffer.alloc(4);
     one.writeInt32LE(1);
-    const [level, recverr, hopsOpt] = family === 4 ? [SOL_IP, IP_RECVERR, IP_TTL] : [SOL_IPV6, IPV6_RECVERR, IPV6_UNICAST_HOPS];
-    if (libc.setsockopt(fd, level, recverr, one, 4) !== 0) throw new TraceError('ANYLAT_TRACE_SOCKET', `trace: setsockopt(RECVERR): ${libc.strerror(libc.errno())}`);
+    const [level, recverr, hopsOpt] =
+      family === 4 ? [SOL_IP, IP_RECVERR, IP_TTL] : [SOL_IPV6, IPV6_RECVERR, IPV6_UNICAST_HOPS];
+    if (libc.setsockopt(fd, level, recverr, one, 4) !== 0)
+      throw new TraceError('ANYLAT_TRACE_SOCKET', `trace: setsockopt(RECVERR): ${libc.strerror(libc.errno())}`);
     libc.setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, one, 4);
 
     // Buffers for recvmsg: struct msghdr (56 bytes on LP64) pointing at a name, one iovec and a
@@ -309,13 +330,14 @@ export async function trace(target: string, options: TraceOptions = {}): Promise
           let offender: string | undefined;
           let kind: ReturnType<typeof icmpNote> = { reached: true };
           const controllen = Number(msg.readBigUInt64LE(40));
-          for (let off = 0; off + 16 <= controllen; ) {
+          for (let off = 0; off + 16 <= controllen;) {
             const len = Number(control.readBigUInt64LE(off));
             if (len < 16) break;
             const cl = control.readInt32LE(off + 8);
             const ct = control.readInt32LE(off + 12);
             if (cl === SOL_SOCKET && ct === SO_TIMESTAMPNS && len >= 32) {
-              const at = Number(control.readBigInt64LE(off + 16)) * 1000 + Number(control.readBigInt64LE(off + 24)) / 1e6;
+              const at =
+                Number(control.readBigInt64LE(off + 16)) * 1000 + Number(control.readBigInt64LE(off + 24)) / 1e6;
               if (at > 0 && at <= readAt) arrivedAt = at;
             } else if ((cl === SOL_IP && ct === IP_RECVERR) || (cl === SOL_IPV6 && ct === IPV6_RECVERR)) {
               const origin = control.readUInt8(off + 16 + 4);
@@ -369,7 +391,8 @@ export async function trace(target: string, options: TraceOptions = {}): Promise
         drain();
         const stopAt = firstStop();
         const waiting = [];
-        for (let t = first; t <= last; t++) if (!answered.has(t) && (stopAt === undefined || t < stopAt)) waiting.push(t);
+        for (let t = first; t <= last; t++)
+          if (!answered.has(t) && (stopAt === undefined || t < stopAt)) waiting.push(t);
         if (waiting.length === 0 || stop() || performance.now() - windowStart >= probeTimeoutMs) break;
         await new Promise((r) => setTimeout(r, 3));
       }
@@ -382,9 +405,14 @@ export async function trace(target: string, options: TraceOptions = {}): Promise
   const lastSent = sentAt.reduce((m, s, i) => (Number.isFinite(s) ? i + 1 : m), 0);
   const kept = hops.slice(0, stopAt ?? lastSent);
   if (options.names !== false) {
-    const budget = Math.max(0, Math.min(options.nameTimeoutMs ?? TRACE_DEFAULTS.nameTimeoutMs, deadlineMs - (performance.now() - t0)));
+    const budget = Math.max(
+      0,
+      Math.min(options.nameTimeoutMs ?? TRACE_DEFAULTS.nameTimeoutMs, deadlineMs - (performance.now() - t0)),
+    );
     const byAddress = new Map<string, Promise<string | undefined>>();
-    for (const h of kept) if (h.address !== undefined && !byAddress.has(h.address)) byAddress.set(h.address, reverseName(h.address, budget));
+    for (const h of kept)
+      if (h.address !== undefined && !byAddress.has(h.address))
+        byAddress.set(h.address, reverseName(h.address, budget));
     for (const h of kept) {
       if (h.address === undefined) continue;
       const n = await byAddress.get(h.address)!;

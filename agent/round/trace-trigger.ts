@@ -45,7 +45,10 @@ export function traceRequests(
       const m = median(past);
       const by = b.saved_ms - m;
       if (Math.abs(by) > shiftMs && (shift === undefined || Math.abs(by) > Math.abs(shift.by))) {
-        shift = { by, reason: `${key} benefit ${b.saved_ms.toFixed(1)} ms vs recent median ${m.toFixed(1)} ms (${by > 0 ? '+' : ''}${by.toFixed(1)} ms)` };
+        shift = {
+          by,
+          reason: `${key} benefit ${b.saved_ms.toFixed(1)} ms vs recent median ${m.toFixed(1)} ms (${by > 0 ? '+' : ''}${by.toFixed(1)} ms)`,
+        };
       }
     }
     next[key] = [...past, b.saved_ms].slice(-BENEFIT_HISTORY.keep);
@@ -65,12 +68,15 @@ export function traceRequests(
   if (!why) return { requests: [], history: next };
 
   const addresses = new Map<string, { kind: EndpointKind; address: string }>();
-  for (const p of round.paths) if (!addresses.has(p.endpoint)) addresses.set(p.endpoint, { kind: p.kind, address: p.address });
+  for (const p of round.paths)
+    if (!addresses.has(p.endpoint)) addresses.set(p.endpoint, { kind: p.kind, address: p.address });
   const wanted = new Set<string>();
   for (const [endpoint, a] of addresses) if (a.kind === 'anycast') wanted.add(endpoint);
   for (const b of round.benefit) if (b.scope === 'end_to_end') wanted.add(b.baseline);
   if (why.trigger === 'path_down') {
-    for (const p of round.paths) if (p.sent > 0 && p.received === 0 && down!.message.includes(`${p.endpoint} ${p.protocol} down`)) wanted.add(p.endpoint);
+    for (const p of round.paths)
+      if (p.sent > 0 && p.received === 0 && down!.message.includes(`${p.endpoint} ${p.protocol} down`))
+        wanted.add(p.endpoint);
   }
   const requests: TraceRequest[] = [];
   for (const endpoint of wanted) {

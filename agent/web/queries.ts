@@ -4,7 +4,7 @@
 import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../core/model.ts';
 import type { AgentHealth, EventRow, LossTotal, ReportRow, ServiceSummary, Store } from '../store/index.ts';
 import { median } from '../store/index.ts';
-import type { BenefitColumns, LossColumns, SiteRun } from '../store/queries.ts';
+import type { BenefitColumns, LossColumns, SiteRun, TraceRow } from '../store/queries.ts';
 import { WebParamError, type Params } from './params.ts';
 
 /** The part of the store the dashboard reads. */
@@ -22,7 +22,8 @@ export type StoreReader = Pick<
   | 'events'
   | 'agentHealth'
   | 'timingGaps'
->;
+> &
+  Partial<Pick<Store, 'traces'>>;
 
 /** Stands in for a store file no agent has created yet: every query is empty. */
 export const EMPTY_STORE: StoreReader = {
@@ -154,8 +155,14 @@ export interface SitesResponse extends Window {
   regions: Array<{ agent: string; agent_region: string; current: string | null; segments: SiteSegment[] }>;
 }
 
+/** A trace as the events list shows it: which path, why, and its hops. */
+export type EventTrace = Pick<TraceRow, 'endpoint' | 'kind' | 'trigger' | 'address' | 'reached' | 'hops'>;
+
 export interface EventsResponse extends Window {
-  events: EventRow[];
+  /** each event with the traces its round took (path context), when tracing is on */
+  events: Array<EventRow & { traces?: EventTrace[] }>;
+  /** traces taken because the benefit shifted (no event of their own), newest first */
+  shifts: Array<{ t: number; agent: string; agent_region: string; reason: string; traces: EventTrace[] }>;
 }
 
 /** One service in one region, as the overview shows it: the service's headline metric over the window. */
@@ -510,8 +517,20 @@ export class DashboardQueries {
 
   events(params: Params, now: number): EventsResponse {
     const w = this.window(params, now);
-    const events = w.service === null ? [] : this.store.events({ since: w.from_t, until: now + 1, service: w.service, limit: params.limit });
-    return { ...this.windowOnly(w), events };
+    const events: EventsResponse['events'] = w.service === null ? [] : this.store.events({ since: w.from_t, until: now + 1, service: w.service, limit: params.limit });
+    const traces = w.service === null || !this.store.traces ? [] : this.store.traces({ since: w.from_t, until: now + 1, service: w.service, limit: 200 });
+    const shifts: EventsResponse['shifts'] = [];
+    for (const x of traces) {
+      const t: EventTrace = { endpoint: x.endpoint, kind: x.kind, trigger: x.trigger, address: x.address, reached: x.reached, hops: x.hops };
+      const e = x.trigger === 'benefit_shift' ? undefined : events.find((ev) => ev.t === x.t && ev.agent === x.agent && ev.type === x.trigger);
+      if (e) (e.traces ??= []).unshift(t);
+      else if (x.trigger === 'benefit_shift') {
+        const s = shifts.find((v) => v.t === x.t && v.agent === x.agent);
+        if (s) s.traces.unshift(t);
+        else shifts.push({ t: x.t, agent: x.agent, agent_region: x.agent_region, reason: x.reason, traces: [t] });
+      }
+    }
+    return { ...this.windowOnly(w), events, shifts };
   }
 
   /**

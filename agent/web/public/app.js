@@ -419,9 +419,23 @@
     $('sites').replaceChildren(...rows, ...(rows.length > 0 ? [axis] : [el('p', { class: 'empty' }, 'No rounds in this window.')]));
   }
 
+  /** Path context: one line per trace, its hops as "address rtt" joined by ›, * for a silent hop. */
+  function traceLines(traces) {
+    return (traces || []).map((t) =>
+      el(
+        'div',
+        { class: 'trace' },
+        `trace ${t.endpoint}: `,
+        t.hops.map((h) => (h.address ? `${h.name || h.address}${h.rtt_ms !== undefined ? ` ${h.rtt_ms.toFixed(1)} ms` : ''}` : '*')).join(' › ') || 'no hops',
+        t.reached ? '' : ' (not reached)',
+      ),
+    );
+  }
+
   function renderEvents(events) {
     const regionOf = new Map();
-    const rows = events.events.map((e) => {
+    const all = [...events.events, ...(events.shifts || []).map((s) => ({ ...s, type: 'benefit_shift', message: s.reason }))].sort((a, b) => b.t - a.t);
+    const rows = all.map((e) => {
       regionOf.set(e.agent, e.agent_region);
       const change = e.from || e.to ? `${e.from || '–'} → ${e.to || '–'}` : '';
       return el(
@@ -432,7 +446,7 @@
         el('td', {}, e.agent),
         el('td', {}, el('span', { class: `badge ${e.type === 'path_down' ? 'bad' : e.type === 'path_up' ? 'good' : 'info'}` }, e.type.replace('_', ' '))),
         el('td', {}, change),
-        el('td', {}, e.message),
+        el('td', {}, e.message, ...traceLines(e.traces)),
       );
     });
     replaceRows($('events-table').tBodies[0], rows);
