@@ -169,6 +169,16 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    // The transfer protocol downloads objects of several sizes; a size is a tag of its paths and
+    // benefit rows (NULL for every other protocol).
+    version: 3,
+    name: 'size of transfer paths and benefit rows',
+    sql: `
+      ALTER TABLE paths ADD COLUMN size TEXT;
+      ALTER TABLE benefit ADD COLUMN size TEXT;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
