@@ -107,7 +107,9 @@ class TransferProber implements Prober {
         path: `${this.url.pathname}${this.url.search}`,
         method: 'GET',
         agent: false as const,
-        headers: { host: this.url.host, 'user-agent': 'anylat-transfer', accept: '*/*', 'accept-encoding': 'identity', connection: 'close' },
+        // keep-alive: the server must not close first, so the end of the body is the body's, not
+        // a FIN racing it through a relay; the prober closes the connection once the body is in.
+        headers: { host: this.url.host, 'user-agent': 'anylat-transfer', accept: '*/*', 'accept-encoding': 'identity', connection: 'keep-alive' },
       };
       const req = https_
         ? https.request({ ...common, servername: isIP(hostname) ? undefined : hostname, rejectUnauthorized: this.options.insecure !== true, ...(this.options.ca ? { ca: this.options.ca } : {}) })
