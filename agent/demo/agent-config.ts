@@ -6,6 +6,11 @@ import { formatDuration } from '../util/duration.ts';
 
 /** The service every demo agent measures. */
 export const DEMO_SERVICE = 'demo';
+/**
+ * The same endpoints measured by downloads (the transfer protocol) once a minute: its own service,
+ * because a round of downloads takes longer than the demo's short latency rounds allow.
+ */
+export const DEMO_TRANSFER_SERVICE = 'demo-transfer';
 
 /**
  * Where the lab's default regions would be (an AWS region's city), for the heartbeat's lat/lon.
@@ -111,6 +116,17 @@ export function agentConfigYaml(lab: LabDescription, region: string, storePath: 
     `    max_in_flight: ${rounds.samples * paths}`,
     `    schedule: "${everySeconds(rounds.intervalMs)}"`,
     `    deadline: ${ms(deadlineMs)}`,
+    `  - name: ${DEMO_TRANSFER_SERVICE}`,
+    `    anycast: ${lab.anycast}`,
+    '    unicast:',
+    ...lab.origins.map((o) => `      ${o.region}: ${o.address}`),
+    '    baseline: nearest',
+    '    terminates_tcp: true',
+    '    # One download of each size per endpoint a minute, one at a time, through the lab links\' bandwidth limits.',
+    '    probes:',
+    `      transfer: { port: ${lab.ports.http}, sizes: [16KiB, 256KiB, 2MiB], samples: 1, timeout: 4s }`,
+    `    timeout: ${ms(timeoutMs)}`,
+    `    schedule: "${everySeconds(60_000)}"`,
     'store:',
     `  path: ${JSON.stringify(storePath)}`,
     '',
