@@ -6,7 +6,11 @@
 //   ttfb          the request handed to the connected socket -> the response's headers
 //   download      the response's headers (its first bytes) -> the end of its body
 //   goodput_mbps  body bits / download time, in Mbit/s (not a time: its *_ms fields hold Mbit/s)
-// The connection's setup is not in any of them (the http probe times it). The round runs transfer
+// The connection's setup is not in any of them (the http probe times it). A short stall of this
+// event loop in the middle of a download does not lengthen it (the bytes wait in the socket's
+// receive buffer, which holds far more than a stall's worth, and are read at once after); one that
+// delays the end's callback does: so `download` is flagged for lag at its end only, not for any lag
+// during the whole (a second-long download on a busy agent would always be). The round runs transfer
 // samples one at a time, after the other probes' samples, so a download never shares the link with
 // a latency sample (round/run-round.ts).
 import http from 'node:http';
@@ -145,7 +149,7 @@ class TransferProber implements Prober {
           const download = tLast - tFirst!;
           const values: Attempt['values'] = { ttfb: tFirst! - t0, download };
           if (download > 0) values.goodput_mbps = (bytes * 8) / (download * 1000);
-          const a: Attempt = { ok: true, t0, t1: tLast, values, lagWindows: { ttfb: [t0, tFirst!], download: [tFirst!, tLast], goodput_mbps: [tFirst!, tLast] } };
+          const a: Attempt = { ok: true, t0, t1: tLast, values, lagWindows: { ttfb: [t0, tFirst!], download: [tLast, tLast], goodput_mbps: [tLast, tLast] } };
           if (site !== undefined) a.site = site;
           finish(a);
         });

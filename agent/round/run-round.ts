@@ -85,6 +85,8 @@ export interface ObservedSample {
   kind: Endpoint['kind'];
   address: string;
   protocol: Protocol;
+  /** transfer: the object size in bytes */
+  size?: number;
   /** the cycle it belongs to, 0 … samples − 1 */
   cycle: number;
   attempt: Attempt;
@@ -464,7 +466,7 @@ function observe(paths: Path[], onSample: (sample: ObservedSample) => void): voi
     path.attempts.forEach((entry, cycle) => {
       if (!entry) return;
       const flaggedMetrics = (Object.keys(entry.flagged) as Metric[]).filter((m) => entry.flagged[m] === true);
-      onSample({ endpoint: path.endpoint.name, kind: path.endpoint.kind, address: path.address, protocol: path.protocol, cycle, attempt: entry.attempt, flagged: flaggedMetrics.length > 0, flaggedMetrics });
+      onSample({ endpoint: path.endpoint.name, kind: path.endpoint.kind, address: path.address, protocol: path.protocol, ...(path.size !== undefined ? { size: path.size } : {}), cycle, attempt: entry.attempt, flagged: flaggedMetrics.length > 0, flaggedMetrics });
     });
   }
 }
