@@ -4,6 +4,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { compareSpec } from '../agent/commands/compare.ts';
 import { parseConfig } from '../agent/config/load.ts';
@@ -11,6 +14,7 @@ import { createTransferProbe } from '../agent/probe/transfer.ts';
 import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';
 import { MAX_TRANSFER_BYTES } from '../agent/reflector/bytes.ts';
 import { runRound, type ObservedSample } from '../agent/round/run-round.ts';
+import { openStore } from '../agent/store/index.ts';
 import { roundToLines } from '../agent/sink/line-protocol.ts';
 import { UsageError } from '../agent/util/errors.ts';
 import { LagMonitor } from '../agent/util/lag.ts';
@@ -211,6 +215,27 @@ describe('transfer probe and rounds', () => {
     assert.ok(lines.some((l) => l.startsWith('latency,') && l.includes(',metric=ttfb,protocol=transfer,scope=end_to_end,service=files,size=16KiB ')), lines.join('\n'));
     assert.ok(lines.some((l) => l.startsWith('benefit,') && l.includes(',size=256KiB ')));
     assert.ok(!lines.some((l) => l.startsWith('benefit,') && l.includes('metric=goodput_mbps')));
+
+    // The store keeps the size: the round reads back whole, and anylat report and the web's
+    // summary give one row per size.
+    const dir = mkdtempSync(join(tmpdir(), 'anylat-transfer-'));
+    const store = openStore(join(dir, 'store.db'), { retention: { maxAgeMs: 86_400_000, maxRows: 1000 }, outbox: false });
+    try {
+      const back = store.getRound(store.saveRound(round))!;
+      assert.deepEqual(
+        back.paths.filter((p) => p.protocol === 'transfer').map((p) => p.size),
+        round.paths.filter((p) => p.protocol === 'transfer').map((p) => p.size),
+      );
+      const report = store.report({ since: 0 }).filter((r) => r.protocol === 'transfer');
+      assert.deepEqual(
+        report.map((r) => `${r.metric} ${r.size}`),
+        ['ttfb 16KiB', 'ttfb 256KiB', 'download 16KiB', 'download 256KiB'],
+      );
+      assert.deepEqual(JSON.parse(JSON.stringify(store.benefitSummary({ since: 0 }))), JSON.parse(JSON.stringify(store.report({ since: 0 }))));
+    } finally {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -4,7 +4,7 @@
 // because each round writes exactly one `benefit` point per (protocol, metric).
 import type Database from 'better-sqlite3';
 import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../model.ts';
-import { roundFilter } from './queries.ts';
+import { reportOrder, roundFilter } from './queries.ts';
 
 export interface ReportQuery {
   /** epoch ms; rounds that started at or after it */
@@ -23,6 +23,8 @@ export interface ReportRow {
   protocol: Protocol;
   metric: Metric;
   scope: Scope;
+  /** transfer only: the object size */
+  size?: string;
   /** rounds with a benefit row for this key in the window */
   rounds: number;
   first_round_at: string;
@@ -64,6 +66,7 @@ interface Row {
   protocol: Protocol;
   metric: Metric;
   scope: Scope;
+  size: string | null;
   baseline: string;
   anycast_p50_ms: number | null;
   baseline_p50_ms: number | null;
@@ -77,8 +80,8 @@ interface Row {
 
 const NUMERIC = ['anycast_p50_ms', 'baseline_p50_ms', 'saved_ms', 'saved_pct', 'ci_low_ms', 'ci_high_ms'] as const;
 
-function order(r: ReportRow): [string, string, number, number, number] {
-  return [r.service, r.agent, r.scope === 'end_to_end' ? 0 : 1, PROTOCOLS.indexOf(r.protocol), PROTOCOL_METRICS[r.protocol].indexOf(r.metric)];
+function order(r: ReportRow): [string, string, number, number, number, number] {
+  return reportOrder(r);
 }
 
 function compare(a: ReportRow, b: ReportRow): number {
@@ -95,7 +98,7 @@ export function benefitReport(db: Database.Database, query: ReportQuery): Report
   const { where, params } = roundFilter(query);
   const rows = db
     .prepare(
-      `SELECT r.started_at, r.agent, r.agent_region, r.service, b.protocol, b.metric, b.scope, b.baseline,
+      `SELECT r.started_at, r.agent, r.agent_region, r.service, b.protocol, b.metric, b.scope, b.size, b.baseline,
               b.anycast_p50_ms, b.baseline_p50_ms, b.saved_ms, b.saved_pct, b.ci_low_ms, b.ci_high_ms, b.win_rate, b.pairs
        FROM benefit b JOIN rounds r ON r.id = b.round_id ${where}
        ORDER BY r.started_at, r.id, b.ord`,
@@ -104,7 +107,7 @@ export function benefitReport(db: Database.Database, query: ReportQuery): Report
 
   const groups = new Map<string, Row[]>();
   for (const row of rows) {
-    const key = JSON.stringify([row.agent, row.service, row.protocol, row.metric, row.scope]);
+    const key = JSON.stringify([row.agent, row.service, row.protocol, row.metric, row.scope, row.size]);
     const list = groups.get(key);
     if (list) list.push(row);
     else groups.set(key, [row]);
@@ -124,6 +127,7 @@ export function benefitReport(db: Database.Database, query: ReportQuery): Report
       protocol: first.protocol,
       metric: first.metric,
       scope: first.scope,
+      ...(first.size !== null ? { size: first.size } : {}),
       rounds: list.length,
       first_round_at: new Date(first.started_at).toISOString(),
       last_round_at: new Date(last.started_at).toISOString(),
