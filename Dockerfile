@@ -5,10 +5,13 @@
 #     -v /etc/anylat:/etc/anylat:ro -v anylat-state:/var/lib/anylat \
 #     -e INFLUX_TOKEN=... anylat                      # runs: anylat run --config /etc/anylat/anylat.yaml
 #   docker run -d --name reflector --network host anylat reflector --site us-east-1
+#     (ports 862 as user node: the image gives node CAP_NET_BIND_SERVICE, see below; with
+#     --cap-drop ALL add --cap-add NET_BIND_SERVICE back, or use --udp-port/--tcp-port ≥ 1024)
 #
-# The agent is TypeScript, compiled to JavaScript in the build stage (bin/build.js, which `npm ci`
-# runs as `prepare`): it starts faster and needs about 40 MB less memory than through tsx, which
-# stays a runtime dependency for the lab's helper processes and as the fallback.
+# The agent is TypeScript, compiled to JavaScript in dist/ in the build stage (bin/build.js, which
+# `npm ci` runs as `prepare`): it starts faster and needs about 40 MB less memory than through tsx,
+# which stays a runtime dependency for the lab's helper processes. The image carries dist/, not
+# the sources, so bin/anylat.js runs dist/.
 
 # ---- build: native modules (better-sqlite3, koffi) use prebuilt binaries when one matches, else
 # compile here, so the runtime image carries no compiler; then the dev dependencies go.
@@ -25,15 +28,22 @@ RUN npm ci && npm prune --omit=dev && npm cache clean --force
 # ---- runtime
 FROM node:20-slim
 # iputils-ping: the icmp probe runs the system ping (its time= comes from kernel timestamps).
+# The image runs as `node`, and the reflector's default ports (862) are below 1024: node gets
+# CAP_NET_BIND_SERVICE as a file capability, so `docker run --network host anylat reflector`
+# binds them without root (Docker's default capability set includes it; with --network host the
+# host's ip_unprivileged_port_start applies, not the container's). It allows binding low ports,
+# nothing else. setcap comes from libcap2-bin, removed again.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iputils-ping ca-certificates \
+ && apt-get install -y --no-install-recommends iputils-ping ca-certificates libcap2-bin \
+ && setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")" \
+ && apt-get purge -y libcap2-bin \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/anylat
 COPY --from=build /opt/anylat/node_modules ./node_modules
 COPY package.json package-lock.json ./
 COPY --from=build /opt/anylat/bin ./bin
-# the sources with their compiled JavaScript and the build's stamp (agent/.compiled)
-COPY --from=build /opt/anylat/agent ./agent
+# the compiled agent, with the files it reads (the web page, the lab topology) and the build's stamp
+COPY --from=build /opt/anylat/dist/agent ./dist/agent
 COPY anylat.example.yaml /etc/anylat/anylat.example.yaml
 RUN ln -s /opt/anylat/bin/anylat.js /usr/local/bin/anylat \
  && mkdir -p /var/lib/anylat \

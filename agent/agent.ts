@@ -2,16 +2,21 @@
 // heartbeat. The store is written first, in one transaction per round; the sink drains it on its
 // own, so an InfluxDB outage never holds up a round and an agent restart never loses one.
 import { performance } from 'node:perf_hooks';
-import type { AgentHeartbeat, AgentIdentity, Endpoint, RoundResult } from './model.ts';
+import { isDeepStrictEqual } from 'node:util';
+import type { AgentHeartbeat, AgentIdentity, Endpoint, RoundResult } from './core/model.ts';
 import type { AnylatConfig, ServiceConfig } from './config/types.ts';
 import { deriveEvents, type RoundState } from './round/events.ts';
 import { runRound, type RoundSpec } from './round/run-round.ts';
+import { agentFamilies, type AgentHealth } from './metrics/agent-metrics.ts';
+import { renderExposition } from './metrics/exposition.ts';
+import { LoopDelay, startMetricsServer, type MetricsServer } from './metrics/server.ts';
 import { Scheduler, type ScheduledRound } from './schedule/scheduler.ts';
 import { serviceTiming } from './schedule/timing.ts';
 import { Sink } from './sink/sink.ts';
 import { displayUrl } from './sink/redact.ts';
 import { openStore, type Store } from './store/store.ts';
 import { LagMonitor } from './util/lag.ts';
+import { ConfigError } from './util/errors.ts';
 import { VERSION } from './version.ts';
 
 /** How often the `agent` heartbeat is written. */
@@ -55,6 +60,18 @@ export interface AgentOptions {
   outbox?: boolean;
 }
 
+/** What a reload did: `failed` keeps the running config; `problems` are `config check`'s lines. */
+export interface ReloadResult {
+  result: 'applied' | 'unchanged' | 'failed';
+  version: string;
+  added: string[];
+  removed: string[];
+  changed: string[];
+  /** sections that changed but only take effect at the next start (store, influx, web, metrics, agent.id) */
+  needsRestart: string[];
+  problems: string[];
+}
+
 export interface StopResult {
   roundsFinished: number;
   roundsAbandoned: number;
@@ -76,6 +93,11 @@ export function endpointsOf(service: ServiceConfig): Endpoint[] {
   ];
 }
 
+function identityOf(c: AnylatConfig): AgentIdentity {
+  const a = c.agent;
+  return { id: a.id, region: a.region, ...(Object.keys(a.labels).length > 0 ? { labels: a.labels } : {}) };
+}
+
 function fmtMs(ms: number): string {
   return ms >= 1000 ? `${(ms / 1000).toFixed(2)}s` : `${Math.round(ms)}ms`;
 }
@@ -94,10 +116,10 @@ export function roundLogLine(round: RoundResult, late: boolean): string {
 }
 
 export class Agent {
-  readonly config: AnylatConfig;
+  private current: AnylatConfig;
   private readonly log: (line: string) => void;
-  private readonly identity: AgentIdentity;
-  private readonly services: Map<string, ServiceConfig>;
+  private identity: AgentIdentity;
+  private services: Map<string, ServiceConfig>;
   private readonly heartbeatIntervalMs: number;
   private readonly webStarter: AgentOptions['web'];
   private readonly keepOutbox: boolean;
@@ -109,16 +131,26 @@ export class Agent {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private web: WebHandle | undefined;
   private roundsSaved = 0;
+  private roundsFailed = 0;
+  private metricsServer: MetricsServer | undefined;
+  private loopDelay: LoopDelay | undefined;
+  private readonly reloads = { applied: 0, unchanged: 0, failed: 0 };
+  private lastReload: { ok: boolean; atMs: number } | undefined;
+  private readonly startedAtMs = Date.now();
 
   constructor(options: AgentOptions) {
-    this.config = options.config;
+    this.current = options.config;
     this.log = options.log ?? defaultLog;
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
     this.webStarter = options.web;
     this.keepOutbox = options.outbox === true;
-    const a = this.config.agent;
-    this.identity = { id: a.id, region: a.region, ...(Object.keys(a.labels).length > 0 ? { labels: a.labels } : {}) };
-    this.services = new Map(this.config.services.map((s) => [s.name, s]));
+    this.identity = identityOf(this.current);
+    this.services = new Map(this.current.services.map((s) => [s.name, s]));
+  }
+
+  /** The running config (a reload replaces it). */
+  get config(): AnylatConfig {
+    return this.current;
   }
 
   /** Opens the store, starts the sink, the web dashboard (when set) and the schedule. */
@@ -135,6 +167,7 @@ export class Agent {
         store: this.store,
         agent: c.agent.id,
         influx: { url: c.influx.url, token: c.influx.token, org: c.influx.org, bucket: c.influx.bucket },
+        setAsideAfterMs: c.influx.setAsideAfterMs,
         log: this.log,
       });
       this.sink.start();
@@ -152,6 +185,11 @@ export class Agent {
       } else {
         this.log(`web: web.listen is set (${c.web.host}:${c.web.port}) but nothing was given to serve it; no dashboard`);
       }
+    }
+    if (c.metrics) {
+      this.loopDelay = new LoopDelay();
+      this.metricsServer = await startMetricsServer({ ...c.metrics, render: () => this.metricsText(), log: this.log });
+      this.log(`metrics: Prometheus metrics on ${this.metricsServer.url}`);
     }
     const timings = c.services.map((s) => serviceTiming(c.agent.id, s.name, s.schedule, s.deadlineMs));
     this.scheduler = new Scheduler({ timings, run: (r) => this.runOne(r), log: this.log });
@@ -213,15 +251,136 @@ export class Agent {
     const previous = store.serviceState(service.name, this.identity.id) as RoundState | undefined;
     const { events, state } = deriveEvents(previous, round);
     if (events.length > 0) round.events = events;
-    store.saveRound(round, { state });
+    try {
+      store.saveRound(round, { state });
+    } catch (err) {
+      // The round was measured but is lost: count it, so the heartbeat and the dashboards show it.
+      this.roundsFailed++;
+      this.log(`round ${slot.service}: measured but not stored (${err instanceof Error ? err.message : String(err)}); counted in rounds_failed (${this.roundsFailed} so far)`);
+      return;
+    }
     this.roundsSaved++;
     this.sink?.notify();
     this.log(roundLogLine(round, slot.late));
   }
 
+  /**
+   * Applies a new config without losing a round: `load` reads and validates it (a ConfigError
+   * keeps the running config and is reported line by line). Rounds in flight finish with the
+   * settings they started with; services whose settings did not change keep their cron, phase,
+   * waiting rounds and state (the store's per-service state is keyed by name); removed ones stop
+   * after their current round; added ones start at their next slot plus their phase. The store,
+   * the outbox, the sink and the web and metrics servers are never reopened: a change to them is
+   * logged as needing a restart and the running values are kept.
+   */
+  reload(load: () => AnylatConfig): ReloadResult {
+    const atMs = Date.now();
+    let next: AnylatConfig;
+    try {
+      next = load();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      this.reloads.failed++;
+      this.lastReload = { ok: false, atMs };
+      this.log(`config: reload failed, keeping version ${this.current.origin.version}: ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}`);
+      for (const p of err.problems) this.log(`config: ${p}`);
+      return { result: 'failed', version: this.current.origin.version, added: [], removed: [], changed: [], needsRestart: [], problems: [...err.problems] };
+    }
+    const old = this.current;
+    const needsRestart: string[] = [];
+    const fixed = {
+      'agent.id': [old.agent.id, next.agent.id],
+      store: [old.store, next.store],
+      influx: [old.influx && { ...old.influx, token: old.influx.token.reveal() }, next.influx && { ...next.influx, token: next.influx.token.reveal() }],
+      web: [old.web, next.web],
+      metrics: [old.metrics, next.metrics],
+    } as const;
+    for (const [name, [a, b]] of Object.entries(fixed)) if (!isDeepStrictEqual(a, b)) needsRestart.push(name);
+    const applied: AnylatConfig = { ...next, agent: { ...next.agent, id: old.agent.id }, store: old.store };
+    if (old.influx) applied.influx = old.influx;
+    else delete applied.influx;
+    if (old.web) applied.web = old.web;
+    else delete applied.web;
+    if (old.metrics) applied.metrics = old.metrics;
+    else delete applied.metrics;
+
+    const oldServices = this.services;
+    const added = next.services.filter((s) => !oldServices.has(s.name)).map((s) => s.name);
+    const removed = [...oldServices.keys()].filter((name) => !next.services.some((s) => s.name === name));
+    const changed = next.services.filter((s) => oldServices.has(s.name) && !isDeepStrictEqual(oldServices.get(s.name), s)).map((s) => s.name);
+    const identityChanged = !isDeepStrictEqual(old.agent, applied.agent);
+
+    this.current = applied;
+    this.identity = identityOf(applied);
+    this.services = new Map(applied.services.map((s) => [s.name, s]));
+    const timings = applied.services.map((s) => serviceTiming(applied.agent.id, s.name, s.schedule, s.deadlineMs));
+    const schedule = this.scheduler?.update(timings);
+
+    const nothing = added.length === 0 && removed.length === 0 && changed.length === 0 && !identityChanged;
+    const result: ReloadResult = { result: nothing ? 'unchanged' : 'applied', version: applied.origin.version, added, removed, changed, needsRestart, problems: [] };
+    this.reloads[result.result]++;
+    this.lastReload = { ok: true, atMs };
+    const list = (what: string, names: string[]) => (names.length > 0 ? [`${what} ${names.join(', ')}`] : []);
+    const parts = [
+      ...list('added', added),
+      ...list('removed (after their current round)', removed),
+      ...list('changed', changed),
+      ...list('new schedule for', schedule?.retimed ?? []),
+      ...(identityChanged ? ['agent region/labels/position changed'] : []),
+    ];
+    this.log(
+      `config: version ${applied.origin.version} ${nothing ? 'has no change to apply' : `applied: ${parts.join('; ')}`}` +
+        (old.origin.version !== applied.origin.version ? ` (was ${old.origin.version})` : ''),
+    );
+    if (needsRestart.length > 0) this.log(`config: ${needsRestart.join(', ')} changed; that takes effect at the next start (the running ones are kept)`);
+    return result;
+  }
+
+  /** The agent's health for `/metrics`, as it is now. */
+  health(): AgentHealth {
+    const a = this.current.agent;
+    const counters = this.scheduler?.stats();
+    const store = this.store;
+    const oldest = store?.outboxOldestAt(a.id);
+    const h: AgentHealth = {
+      agent: { id: a.id, region: a.region },
+      version: VERSION,
+      startedAtMs: this.startedAtMs,
+      services: this.services.size,
+      rounds: {
+        started: counters?.roundsStarted ?? 0,
+        late: counters?.roundsLate ?? 0,
+        skipped: counters?.roundsSkipped ?? 0,
+        abandoned: counters?.roundsAbandoned ?? 0,
+        failed: this.roundsFailed,
+        stored: this.roundsSaved,
+      },
+      store: { outboxRows: store?.outboxRows(a.id) ?? 0, deadLetters: store?.deadLetters(a.id) ?? 0, droppedRows: store?.droppedRows ?? 0 },
+      loopLag: this.loopDelay?.value() ?? { p99Ms: 0, maxMs: 0 },
+      config: {
+        version: this.current.origin.version,
+        source: this.current.origin.kind,
+        reloads: { ...this.reloads },
+      },
+    };
+    if (oldest !== undefined) h.store.outboxOldestAtMs = oldest;
+    if (this.current.origin.publishedAtMs !== undefined) h.config.publishedAtMs = this.current.origin.publishedAtMs;
+    if (this.lastReload) h.config.lastReload = { ...this.lastReload };
+    if (this.sink) {
+      const st = this.sink.status();
+      h.sink = { delivered: st.delivered, deadLettered: st.deadLettered, lastBatchLines: st.lastBatchLines, consecutiveFailures: st.consecutiveFailures, errors: st.errors };
+    }
+    return h;
+  }
+
+  /** `/metrics` in the Prometheus text format. */
+  metricsText(): string {
+    return renderExposition(agentFamilies(this.health()));
+  }
+
   /** The heartbeat as it would be written now; `takeLag` consumes the loop-lag samples. */
   heartbeat(takeLag = true): AgentHeartbeat {
-    const a = this.config.agent;
+    const a = this.current.agent;
     const counters = this.scheduler?.stats();
     const hb: AgentHeartbeat = {
       agent: this.identity,
@@ -231,10 +390,15 @@ export class Agent {
       loop_lag_p99_ms: takeLag && this.lag ? Math.round(this.lag.takeP99() * 1000) / 1000 : 0,
       rounds_late: counters?.roundsLate ?? 0,
       rounds_skipped: (counters?.roundsSkipped ?? 0) + (counters?.roundsAbandoned ?? 0),
+      rounds_failed: this.roundsFailed,
       outbox_rows: this.store?.outboxRows(a.id) ?? 0,
       dead_letters: this.store?.deadLetters(a.id) ?? 0,
       dropped_rows: this.store?.droppedRows ?? 0,
+      config_version: this.current.origin.version,
     };
+    if (this.current.origin.publishedAtMs !== undefined) hb.config_published_s = Math.round(this.current.origin.publishedAtMs / 1000);
+    if (this.lastReload) hb.config_reload_ok = this.lastReload.ok ? 1 : 0;
+    if (this.sink) hb.sink_batch = this.sink.batchLines;
     if (a.lat !== undefined) hb.lat = a.lat;
     if (a.lon !== undefined) hb.lon = a.lon;
     return hb;
@@ -247,6 +411,16 @@ export class Agent {
     } catch (err) {
       this.log(`heartbeat: not stored: ${err instanceof Error ? err.message : String(err)}`);
     }
+  }
+
+  /** Services whose round is running right now. */
+  running(): string[] {
+    return this.scheduler?.running() ?? [];
+  }
+
+  /** Rounds measured but not stored since start (the heartbeat's `rounds_failed`). */
+  get failed(): number {
+    return this.roundsFailed;
   }
 
   /** Rounds saved since start (for tests and the web dashboard). */
@@ -272,6 +446,8 @@ export class Agent {
       result.delivered = drained.delivered;
       result.remaining = drained.remaining;
     }
+    if (this.metricsServer) await this.metricsServer.close();
+    this.loopDelay?.stop();
     if (this.web) await this.web.close().catch((err: unknown) => this.log(`web: close failed: ${err instanceof Error ? err.message : String(err)}`));
     this.lag?.stop();
     this.store?.close();

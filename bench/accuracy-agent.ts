@@ -3,14 +3,14 @@
 // every sample reported with its flag through RoundDeps.onSample. On command it also carries a
 // background load of many concurrent paths in the same process ("the agent is busy").
 import { performance } from 'node:perf_hooks';
-import type { Endpoint, Metric } from '../agent/model.ts';
+import type { Endpoint, Metric } from '../agent/core/model.ts';
 import { PROBES } from '../agent/probe/index.ts';
-import { ECHO_FALLBACKS } from '../agent/probe/tcp-info.ts';
+import { ECHO_FALLBACKS } from '../agent/net/tcp-info.ts';
 import { tcpProber, type EchoTiming, type TcpProber } from '../agent/probe/tcp.ts';
 import { runRound, type ObservedSample, type RoundDeps, type RoundProtocols, type RoundSpec } from '../agent/round/run-round.ts';
 import { LagMonitor } from '../agent/util/lag.ts';
 import { serveCommands } from './lib/child.ts';
-import { SAMPLE_METRICS, type AccuracyMetric, type AccuracySetup, type PhaseCommand, type PhaseResult, type SampleRecord, type TransferRecord } from './lib/accuracy-protocol.ts';
+import { HTTP_METRICS, SAMPLE_METRICS, type AccuracyMetric, type AccuracySetup, type PhaseCommand, type PhaseResult, type SampleRecord, type TransferRecord } from './lib/accuracy-protocol.ts';
 
 const TIMEOUT_MS = 2000;
 const lag = new LagMonitor().start();
@@ -97,6 +97,7 @@ async function runTransferPhase(cmd: PhaseCommand): Promise<PhaseResult> {
     startedAt,
     endedAt: Date.now(),
     records: [],
+    httpFlags: Object.fromEntries(HTTP_METRICS.map((m) => [m, { n: 0, flagged: 0, kernel: 0 }])) as PhaseResult['httpFlags'],
     transfers,
     failures,
     echoTiming: echoTimingOf([]),
@@ -160,16 +161,29 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
   const busyAtStart = busy.samples;
   const until = t0 + cmd.durationMs;
   measuredTcp = [];
+  const httpFlags = Object.fromEntries(HTTP_METRICS.map((m) => [m, { n: 0, flagged: 0, kernel: 0 }])) as PhaseResult['httpFlags'];
+  const countHttp = (s: ObservedSample) => {
+    for (const m of HTTP_METRICS) {
+      if (s.attempt.values[m] === undefined) continue;
+      const c = httpFlags[m];
+      c.n++;
+      if (s.flaggedMetrics.includes(m)) c.flagged++;
+      if (s.attempt.lagWindows !== undefined && s.attempt.lagWindows[m] === undefined) c.kernel++;
+    }
+  };
   await Promise.all([
     loopRounds(
-      () => spec('measured', { udp: { port: su.ports.udp }, tcp: { port: su.ports.tcp, echo: true }, http: { url: `http://bench.anylat.test:${su.ports.http}/`, warm: false }, icmp: {}, dns: { port: su.dnsPort } }, su.samples, su.spacingMs),
+      () => spec('measured', { udp: { port: su.ports.udp }, tcp: { port: su.ports.tcp, echo: true }, http: { url: `http://bench.anylat.test:${su.ports.http}/` }, icmp: {}, dns: { port: su.dnsPort } }, su.samples, su.spacingMs),
       until,
       (s) => {
         if (s.protocol === 'udp') record('udp rtt', s, 'rtt');
         else if (s.protocol === 'tcp') {
           record('tcp connect (kernel)', s, 'connect');
           record('tcp rtt (echo)', s, 'rtt');
-        } else if (s.protocol === 'http') record('http ttfb', s, 'ttfb');
+        } else if (s.protocol === 'http') {
+          record('http ttfb', s, 'ttfb');
+          countHttp(s);
+        }
         else if (s.protocol === 'icmp') record('icmp rtt', s, 'rtt');
         else if (s.protocol === 'dns') record('dns query', s, 'query');
       },
@@ -213,6 +227,7 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
     records,
     failures,
     echoTiming: echoTimingOf(measuredTcp),
+    httpFlags,
     busy: { paths: services * 2 * su.targets.length, samples: busySamples, failures: busy.failures, failureReasons: busy.reasons, samplesPerSecond: Math.round((busySamples / elapsed) * 1000) },
     cpuPct: Math.round(((cpu.user + cpu.system) / 1000 / elapsed) * 1000) / 10,
     eventLoopUtilization: Math.round(elu.utilization * 1000) / 1000,

@@ -12,7 +12,7 @@
 // connections in the agent's namespace (lib/capture.ts). Three phases: idle; the agent busy with many
 // concurrent paths in the same process; another process loading every CPU.
 import { join } from 'node:path';
-import { ACCURACY_METRICS, SAMPLE_METRICS, type AccuracySetup, type PhaseCommand, type PhaseResult } from './lib/accuracy-protocol.ts';
+import { ACCURACY_METRICS, HTTP_METRICS, SAMPLE_METRICS, type AccuracySetup, type PhaseCommand, type PhaseResult } from './lib/accuracy-protocol.ts';
 import { AgentChild } from './lib/child.ts';
 import { BENCH_PORTS, BENCH_TOPOLOGY, LOAD_PORTS, withBenchLab, type BenchTarget } from './lib/lab.ts';
 import { loadCpus } from './lib/load.ts';
@@ -232,6 +232,23 @@ function report(
     ),
     '',
   );
+  lines.push(
+    'http: share of each metric\'s samples flagged for event-loop lag (kept out of the figures) and share timed by the kernel alone (no lag window), default prober (kernel clock, warm request on), per phase',
+    '',
+  );
+  lines.push(
+    markdownTable(
+      ['http metric', ...phases.flatMap((p) => [`${p.plan.phase} flagged`, `${p.plan.phase} kernel-timed`, `${p.plan.phase} n`])],
+      HTTP_METRICS.map((m) => [
+        m,
+        ...phases.flatMap((p) => {
+          const c = p.result.httpFlags[m];
+          return [`${fmt(c.n === 0 ? Number.NaN : (100 * c.flagged) / c.n, 1)}%`, `${fmt(c.n === 0 ? Number.NaN : (100 * c.kernel) / c.n, 1)}%`, c.n];
+        }),
+      ]),
+    ),
+    '',
+  );
   const failures = phases.flatMap((p) => Object.entries(p.result.failures).map(([m, n]) => `${p.plan.phase} ${m}: ${n}`));
   const transferRows = transferTable(transfer.result, targets, transfer.rateMbit);
   lines.push(
@@ -263,6 +280,7 @@ function report(
       reference: Object.fromEntries(targets.map((t) => [t.name, { n: p.refN[t.name], medianMs: round(p.refMedian[t.name]!), p95MinusMedianMs: round(p.refSpread[t.name]!) }])),
       failures: p.result.failures,
       echoTiming: p.result.echoTiming,
+      httpFlags: p.result.httpFlags,
       wire: { ttfbMedianMs: Object.fromEntries(targets.map((t) => [t.name, round(p.wireMedian[t.name]!)])), ...wireRows[i] },
       metrics: summaries[i]!.metrics,
     })),

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { Endpoint, Metric } from '../agent/model.ts';
+import type { Endpoint, Metric } from '../agent/core/model.ts';
 import { runRound, type ObservedSample, type RoundProtocols } from '../agent/round/run-round.ts';
 import { Scheduler } from '../agent/schedule/scheduler.ts';
 import { cronInterval, serviceTiming } from '../agent/schedule/timing.ts';

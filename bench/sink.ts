@@ -10,11 +10,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { BenefitRow, Metric, PathResult, Protocol, RoundResult } from '../agent/model.ts';
+import type { BenefitRow, Metric, PathResult, Protocol, RoundResult } from '../agent/core/model.ts';
 import { Sink } from '../agent/sink/sink.ts';
-import { roundToLines } from '../agent/sink/line-protocol.ts';
+import { roundToLines } from '../agent/core/line-protocol.ts';
 import { openStore, type Store } from '../agent/store/index.ts';
-import { Victoria } from '../test/support/victoria.ts';
+import { Victoria } from './lib/victoria.ts';
 import { benchArgs, describeMachine, fmt, machineNote, markdownTable, progress, writeResult } from './lib/output.ts';
 
 const USAGE = `usage: npm run bench:sink [-- --quick] [-- --out FILE]

@@ -22,7 +22,7 @@ import { openStore, type Store } from '../agent/store/index.ts';
 import { LagMonitor, type LagWindow } from '../agent/util/lag.ts';
 import { startWebServer, type WebServer } from '../agent/web/index.ts';
 import { WORKER_NICE } from '../agent/web/thread.ts';
-import { fillStore } from '../test/support/big-store.ts';
+import { fillStore } from './lib/big-store.ts';
 import { benchArgs, describeMachine, fmt, machineNote, markdownTable, progress, writeResult } from './lib/output.ts';
 import { median, quantile, round } from './lib/stats.ts';
 

@@ -1,18 +1,26 @@
-// Whether the compiled agent (`npm run build`: agent/**/*.js next to the sources, and bench/) can
-// run instead of the TypeScript. It can while the build finished after the last change to any
-// source: `npm run build` writes agent/.compiled last, and a source edited after it (a developer
-// at work) sends everything back to tsx until the next build. ANYLAT_SOURCE=1 forces the sources.
+// Which agent runs: the compiled JavaScript in dist/ (`npm run build`) or the TypeScript sources.
+// An installed package ships dist/ and no sources: dist/ it is. In a checkout (agent/cli.ts is
+// there) dist/ runs while the build finished after the last change to any source: `npm run build`
+// writes dist/.compiled last, and a source edited after it (a developer at work) sends everything
+// back to tsx until the next build. ANYLAT_SOURCE=1 forces the sources.
 // Plain JavaScript: bin/anylat.js decides this before any loader for TypeScript exists.
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
+/** where `npm run build` writes the compiled JavaScript (git-ignored) */
+export const DIST = join(ROOT, 'dist');
 /** written by bin/build.js once every file is compiled */
-export const STAMP = join(ROOT, 'agent', '.compiled');
-/** the trees the build compiles (the benchmarks use the tests' helpers for their servers) */
-export const COMPILED_TREES = ['agent', 'bench', 'test/support'];
+export const STAMP = join(DIST, '.compiled');
+/** the trees the build compiles (bench/: the benchmarks' agent processes) */
+export const COMPILED_TREES = ['agent', 'bench'];
+
+/** true in a checkout: the TypeScript sources are here to fall back on */
+export function isCheckout() {
+  return existsSync(join(ROOT, 'agent', 'cli.ts'));
+}
 
 function newestSource(dir, newest) {
   let entries;
@@ -37,6 +45,7 @@ function newestSource(dir, newest) {
  * every time (about 1 ms: a stat per source file).
  */
 export function compiledIsFresh() {
+  if (!isCheckout()) return existsSync(join(DIST, 'agent', 'cli.js'));
   if (process.env.ANYLAT_SOURCE === '1') return false;
   let built;
   try {
@@ -57,11 +66,11 @@ export function compiledIsFresh() {
 }
 
 /**
- * The script to run for `tsPath` (a .ts file under agent/ or bench/): its compiled .js while the
- * build is fresh, with no loader; otherwise the .ts with tsx's loader (`--import tsx`).
+ * The script to run for `tsPath` (a .ts file under agent/ or bench/): its compiled .js in dist/
+ * while the build is fresh, with no loader; otherwise the .ts with tsx's loader (`--import tsx`).
  */
 export function runnable(tsPath) {
-  if (compiledIsFresh()) return { script: tsPath.replace(/\.ts$/, '.js'), execArgv: [] };
+  if (compiledIsFresh()) return { script: join(DIST, relative(ROOT, tsPath)).replace(/\.ts$/, '.js'), execArgv: [] };
   // tsx's loader by absolute URL: the child may run in another directory.
   return { script: tsPath, execArgv: ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href] };
 }

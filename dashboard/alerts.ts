@@ -3,7 +3,7 @@
 // so the queries share the dashboards' InfluxQL builder and the schema names.
 import { stringify } from 'yaml';
 import { BENEFIT_PANELS } from './benefit.ts';
-import { UIDS } from './common.ts';
+import { LOSS_METRICS, PRIMARY_METRICS, UIDS } from './common.ts';
 import { FLEET_PANELS } from './fleet.ts';
 import { DATASOURCE, DATASOURCE_UID, from } from './influxql.ts';
 import { PATH_PANELS } from './path-detail.ts';
@@ -12,7 +12,18 @@ import { PATH_PANELS } from './path-detail.ts';
 export const LOSS_ALERT_PCT = 5;
 /** An agent without a heartbeat for this long is silent. */
 export const SILENT_AFTER_S = 300;
-/** The folder the rules live in (created by Grafana if missing). */
+/**
+ * How far back "agent silent" looks for agents: one silent for longer than this leaves the query
+ * and resolves. A week, so a dead agent keeps firing through a weekend until it returns.
+ */
+export const SILENT_LOOKBACK_S = 7 * 24 * 3600;
+/**
+ * The folder the rules live in, by title. Grafana's alerting file provisioning names folders by
+ * title only and creates a missing one with a random uid, and it may run before or after the
+ * dashboards provider (grafana/grafana#125079): the dashboards provider therefore names the same
+ * folder by the same title and no uid (provisioning/dashboards/anylat.yaml), so whichever runs
+ * first creates "anylat" and the other finds it.
+ */
 export const ALERT_FOLDER = 'anylat';
 /** The contact point every anylat alert goes to; its webhook URL comes from the environment. */
 export const CONTACT_POINT = 'anylat-webhook';
@@ -22,6 +33,19 @@ export const WEBHOOK_ENV = 'ANYLAT_ALERT_WEBHOOK_URL';
 export const APP_LABEL = { app: 'anylat' } as const;
 
 export const EXPR_UID = '__expr__';
+
+/** What `npm run dashboards` can change without editing the generated rule files. */
+export interface AlertOptions {
+  /** "anycast slower" fires when the median saving is below minus this many ms (default 1) */
+  anycastSlowerMs: number;
+  /** where the runbooks are: runbook_url = `${docsUrl}/grafana.md#anchor` */
+  docsUrl: string;
+}
+
+/** Environment variable Grafana expands in the provisioned files to the docs' base URL. */
+export const DOCS_ENV = 'ANYLAT_DOCS_URL';
+
+export const DEFAULT_ALERT_OPTIONS: AlertOptions = { anycastSlowerMs: 1, docsUrl: `\${${DOCS_ENV}}` };
 
 type Severity = 'critical' | 'warning' | 'info';
 
@@ -44,7 +68,8 @@ export interface AlertRule {
   noDataState: 'OK' | 'NoData' | 'Alerting' | 'KeepLast';
   execErrState: 'OK' | 'Error' | 'Alerting' | 'KeepLast';
   for: string;
-  annotations: { summary: string; description: string; runbook?: string };
+  keepFiringFor?: string;
+  annotations: { summary: string; description: string; runbook_url?: string };
   labels: Record<string, string>;
   isPaused: boolean;
 }
@@ -95,43 +120,94 @@ function labels(severity: Severity, signal: string): Record<string, string> {
   return { ...APP_LABEL, severity, signal };
 }
 
-const anycastSlower: AlertRule = {
-  uid: 'anylat-anycast-slower',
-  title: 'Anycast slower than its baseline',
+/** The heading of each rule's runbook in docs/grafana.md, as GitHub anchors it. */
+export const RUNBOOK_ANCHORS: Record<string, string> = {
+  'anylat-anycast-slower': 'alert-anycast-slower-than-its-baseline',
+  'anylat-path-loss': 'alert-loss-on-a-path',
+  'anylat-anycast-down': 'alert-anycast-address-down',
+  'anylat-agent-silent': 'alert-agent-silent',
+  'anylat-site-changed': 'alert-anycast-site-changed',
+  'anylat-dead-letters': 'alert-new-dead-letters-on-an-agent',
+  'anylat-outbox-growing': 'alert-agent-outbox-growing',
+  'anylat-rounds-failed': 'alert-rounds-failing-on-an-agent',
+};
+
+function anycastSlower(o: AlertOptions): AlertRule {
+  const end = from('benefit').where((w) => [w.is('scope', 'end_to_end'), w.in('metric', PRIMARY_METRICS)]);
+  return {
+    uid: 'anylat-anycast-slower',
+    title: 'Anycast slower than its baseline',
+    condition: 'E',
+    data: [
+      // Per (region, service, protocol, primary metric) over the last 10 minutes: the median of the
+      // rounds' savings, and the highest CI high bound of any of those rounds.
+      influx('A', end.select((f) => [f.fn('median', 'saved_ms').as('saved_ms')]).groupBy('agent_region', 'service', 'protocol', 'metric').build(), 600),
+      influx(
+        'B',
+        from('benefit')
+          .where((w) => [w.is('scope', 'end_to_end'), w.in('metric', PRIMARY_METRICS)])
+          .select((f) => [f.max('ci_high_ms').as('ci_high_ms')])
+          .groupBy('agent_region', 'service', 'protocol', 'metric')
+          .build(),
+        600,
+      ),
+      reduce('C', 'A', 'last'),
+      reduce('D', 'B', 'last'),
+      // Slower by more than the minimum effect, and significantly so in every round of the window.
+      math('E', `$C < -${o.anycastSlowerMs} && $D < 0`),
+    ],
+    dashboardUid: UIDS.benefit,
+    panelId: BENEFIT_PANELS.benefitOverTime,
+    noDataState: 'OK',
+    execErrState: 'Error',
+    for: '10m',
+    annotations: {
+      summary: `Anycast is slower than the regional unicast baseline for {{ $labels.service }} from {{ $labels.agent_region }} on {{ $labels.protocol }} {{ $labels.metric }}: median {{ printf "%.1f" $values.C.Value }} ms saved over 10 minutes (threshold −${o.anycastSlowerMs} ms), every round's 95% CI below 0.`,
+      description: `What: for 10 minutes (and 10 more of pending), the median end-to-end saving (baseline p50 − anycast p50) of the agents in {{ $labels.agent_region }} on {{ $labels.protocol }} {{ $labels.metric }} was below −${o.anycastSlowerMs} ms and the confidence interval of every round was entirely below 0 — users there reach {{ $labels.service }} faster without the accelerator, and it is not noise. Regions next to the origin that pay a fraction of a millisecond for the accelerator do not fire (minimum effect, changeable with \`npm run dashboards -- --anycast-slower-ms N\`).
+Check:
+1. "Accelerator benefit" dashboard, region {{ $labels.agent_region }}: the "last 15 min" and "a week earlier" figures, and did the anycast site change at the same time ("Anycast site per agent and anycast address", the purple markers)? A new, farther edge site is the usual cause.
+2. "Path detail" for an agent in the region: is the anycast path slower on every protocol (routing) or only one (e.g. TLS at the origin)?
+3. Compare with the baseline endpoint named in the benefit table: a unicast endpoint that got much faster (new region, new peering) also turns the benefit negative.
+Act: open a case with the accelerator provider with the agent region, the site and the times; consider the endpoint group's traffic dial or a regional DNS answer for this region.`,
+    },
+    labels: labels('warning', 'benefit'),
+    isPaused: false,
+  };
+}
+
+const anycastDown: AlertRule = {
+  uid: 'anylat-anycast-down',
+  title: 'Anycast address down',
   condition: 'C',
   data: [
-    // Per minute, the mean end-to-end saving of the region's agents; the best minute of the last
-    // ten still below zero means anycast lost for the whole ten minutes.
+    // What the agent's path_down event means, on the anycast side: nothing at all came back on a
+    // path for 5 minutes (every attempt failed).
     influx(
       'A',
-      from('benefit')
-        .select((f) => [f.mean('saved_ms').as('saved_ms')])
-        .where((w) => [w.is('scope', 'end_to_end')])
-        .groupByTime('1m')
-        .groupBy('agent_region', 'service')
-        .fill('none')
+      from('latency')
+        .select((f) => [f.expr`100 * (1 - ${f.sum('received')} / ${f.sum('sent')})`.as('loss_pct')])
+        .where((w) => [w.is('kind', 'anycast'), w.in('metric', LOSS_METRICS)])
+        .groupBy('agent', 'agent_region', 'service', 'endpoint', 'protocol')
         .build(),
-      600,
+      300,
     ),
-    reduce('B', 'A', 'max'),
-    threshold('C', 'B', 'lt', 0),
+    reduce('B', 'A', 'last'),
+    threshold('C', 'B', 'gt', 99.9),
   ],
   dashboardUid: UIDS.benefit,
-  panelId: BENEFIT_PANELS.benefitOverTime,
+  panelId: BENEFIT_PANELS.loss,
   noDataState: 'OK',
   execErrState: 'Error',
   for: '0s',
   annotations: {
-    summary:
-      'Anycast has been slower than the regional unicast baseline for {{ $labels.service }} from {{ $labels.agent_region }} for 10 minutes (best minute: {{ printf "%.1f" $values.B.Value }} ms saved).',
-    description: `What: every minute of the last 10, the mean end-to-end saved_ms (baseline p50 − anycast p50, UDP/TLS/HTTP/TCP-echo metrics only) of the agents in {{ $labels.agent_region }} was below 0 — users there reach {{ $labels.service }} faster without the accelerator.
+    summary: 'Anycast address {{ $labels.endpoint }} of {{ $labels.service }} does not answer {{ $labels.protocol }} from {{ $labels.agent }} ({{ $labels.agent_region }}): 100% loss for 5 minutes.',
+    description: `What: every {{ $labels.protocol }} attempt from this agent to the anycast address {{ $labels.endpoint }} failed for the last 5 minutes (the agent also reported a path_down event). Users routed like this agent cannot reach {{ $labels.service }} through the accelerator.
 Check:
-1. "Accelerator benefit" dashboard, region {{ $labels.agent_region }}: which protocol/metric lost, and did the anycast site change at the same time ("Anycast site per agent", "Recent events")? A new, farther edge site is the usual cause.
-2. "Path detail" for an agent in the region: is the anycast path slower everywhere (routing) or only in one phase (e.g. TLS at the origin)?
-3. Compare with the baseline endpoint named in the benefit table: a unicast endpoint that got much faster (new region, new peering) also turns the benefit negative.
-Act: open a case with the accelerator provider with the agent region, the site and the times; consider the endpoint group's traffic dial or a regional DNS answer for this region.`,
+1. "Accelerator benefit" → "Recent events" and the red markers: one agent, or every agent on this address? Every agent points at the accelerator (listener, endpoint group health checks); one agent at its network.
+2. "Path detail" for {{ $labels.agent }}: do the unicast endpoints still answer? If they do, the accelerator is the problem.
+Act: fail traffic over (DNS to the regional endpoints) if users are affected, and raise it with the accelerator provider. The alert resolves when answers come back (path_up).`,
   },
-  labels: labels('warning', 'benefit'),
+  labels: labels('critical', 'availability'),
   isPaused: false,
 };
 
@@ -142,8 +218,10 @@ const pathLoss: AlertRule = {
   data: [
     influx(
       'A',
+      // One metric per protocol, the one that ends an attempt, so each failed attempt counts once.
       from('latency')
         .select((f) => [f.expr`100 * (1 - ${f.sum('received')} / ${f.sum('sent')})`.as('loss_pct')])
+        .where((w) => [w.in('metric', LOSS_METRICS)])
         .groupBy('agent', 'agent_region', 'service', 'endpoint', 'protocol')
         .build(),
       600,
@@ -161,7 +239,7 @@ const pathLoss: AlertRule = {
     description: `What: pooled over the last 10 minutes, 100 × (1 − received/sent) on this path is above ${LOSS_ALERT_PCT}% and stayed there for 5 more minutes. Timeouts, refusals, resets and TLS/HTTP errors all count.
 Check:
 1. "Path detail" (service {{ $labels.service }}, agent {{ $labels.agent }}): is it one endpoint ({{ $labels.endpoint }}) or all? One protocol or all? All endpoints failing points at the agent's own network.
-2. anycast only: the accelerator's health checks, listener ports and the site in "Anycast site per agent"; unicast only: that region's load balancer / security groups.
+2. anycast only: the accelerator's health checks, listener ports and the site in "Anycast site per agent and anycast address"; unicast only: that region's load balancer / security groups.
 3. udp only: is the reflector running and reachable on its port (STAMP 862 by default)? "UDP packet accounting" shows late and invalid replies that hint at rate limits or middleboxes.
 Act: fix the failing side; the agent keeps measuring and the alert resolves when loss falls below the threshold.`,
   },
@@ -174,9 +252,9 @@ const agentSilent: AlertRule = {
   title: 'Agent silent',
   condition: 'C',
   data: [
-    // Heartbeats per 30 s bucket over a day, zero-filled so an agent that stopped still has a
-    // series, summed over the last 11 buckets (5–5.5 minutes). Agents silent for more than a day
-    // drop out of the window and resolve.
+    // Heartbeats per 30 s bucket over a week, zero-filled so an agent that stopped still has a
+    // series, summed over the last 11 buckets (5–5.5 minutes). A dead agent keeps firing until it
+    // returns, or for a week.
     influx(
       'A',
       from('agent')
@@ -185,7 +263,7 @@ const agentSilent: AlertRule = {
         .groupBy('agent', 'agent_region')
         .fill(0)
         .build(),
-      86400,
+      SILENT_LOOKBACK_S,
     ),
     reduce('B', 'A', 'last'),
     threshold('C', 'B', 'lt', 0.5),
@@ -197,12 +275,12 @@ const agentSilent: AlertRule = {
   for: '0s',
   annotations: {
     summary: 'Agent {{ $labels.agent }} ({{ $labels.agent_region }}) has sent no heartbeat for 5 minutes.',
-    description: `What: no \`agent\` heartbeat from {{ $labels.agent }} reached InfluxDB in the last 5 to 5.5 minutes, although it reported earlier today. Either the agent is down, or it runs but cannot write to InfluxDB (its data then waits in its outbox and arrives later, in order).
+    description: `What: no \`agent\` heartbeat from {{ $labels.agent }} reached InfluxDB in the last 5 to 5.5 minutes, although it reported in the last 7 days. Either the agent is down, or it runs but cannot write to InfluxDB (its data then waits in its outbox and arrives later, in order).
 Check:
 1. On the agent host: is the service running (\`systemctl status anylat\` / \`docker ps\`), and what do its last log lines say (InfluxDB errors name the status code)?
 2. Can the host reach InfluxDB (URL, token, DBRP mapping on 2.x)? Other agents reporting fine points at this host's network or credentials.
 3. "Fleet" dashboard: did its outbox grow or its loop lag spike before it went silent?
-Act: restart or fix the agent; nothing acknowledged is lost, and queued rounds drain when it reconnects. If the agent was retired on purpose, the alert resolves by itself after a day.`,
+Act: restart or fix the agent; nothing acknowledged is lost, and queued rounds drain when it reconnects. If the agent was retired on purpose, silence the alert for it: it resolves by itself a week after the last heartbeat.`,
   },
   labels: labels('critical', 'silence'),
   isPaused: false,
@@ -234,7 +312,7 @@ const siteChanged: AlertRule = {
     summary: 'The anycast site answering {{ $labels.agent }} ({{ $labels.agent_region }}) for {{ $labels.service }} changed {{ printf "%.0f" $values.B.Value }} time(s) in the last 15 minutes.',
     description: `What: the agent reported a site_change event — a different accelerator edge location now answers its anycast probes. This is information, not necessarily a problem: routing changes move users to another edge.
 Check:
-1. "Accelerator benefit" → "Recent events" for the from → to sites, and "Anycast site per agent" for how often it flips (flapping between two sites makes latency unstable).
+1. "Accelerator benefit" → "Recent events" for the from → to sites, and "Anycast site per agent and anycast address" for how often it flips (flapping between two sites makes latency unstable).
 2. "Time saved per region over time" around the change: did the benefit drop?
 Act: if the new site is farther and the benefit fell, raise it with the accelerator provider (include agent region, old/new site, time). The alert resolves 15 minutes after the last change.`,
   },
@@ -322,8 +400,51 @@ Act: restore InfluxDB writes; the outbox drains oldest-first and the alert resol
   isPaused: false,
 };
 
+const roundsFailing: AlertRule = {
+  uid: 'anylat-rounds-failed',
+  title: 'Rounds failing on an agent',
+  condition: 'C',
+  data: [
+    // rounds_failed counts since the agent started: alert on a rise within the window.
+    influx(
+      'A',
+      from('agent')
+        .select((f) => [f.expr`${f.max('rounds_failed')} - ${f.first('rounds_failed')}`.as('new_rounds_failed')])
+        .groupBy('agent', 'agent_region')
+        .build(),
+      900,
+    ),
+    reduce('B', 'A', 'last'),
+    threshold('C', 'B', 'gt', 0),
+  ],
+  dashboardUid: UIDS.fleet,
+  panelId: FLEET_PANELS.roundsFailed,
+  noDataState: 'OK',
+  execErrState: 'Error',
+  for: '0s',
+  annotations: {
+    summary: '{{ printf "%.0f" $values.B.Value }} round(s) of agent {{ $labels.agent }} ({{ $labels.agent_region }}) never reached its store in the last 15 minutes.',
+    description: `What: the agent's rounds_failed counter rose: rounds were abandoned at their deadline or the embedded store refused them, so their measurements are lost (gaps in every dashboard for this agent).
+Check:
+1. The agent's log around the time: "deadline" means rounds take longer than their interval (too many samples, long timeouts, a slow target); store errors name the SQLite problem (disk full, read-only file system, locked database).
+2. "Fleet" → "Event-loop lag p99" and "Rounds started late": an overloaded host fails rounds too.
+Act: fix the cause (shorter timeouts or fewer samples, free disk space); the alert resolves 15 minutes after the last failure.`,
+  },
+  labels: labels('warning', 'pipeline'),
+  isPaused: false,
+};
+
 /** All rules, in the order they appear in the YAML. */
-export const ALERT_RULES: readonly AlertRule[] = [anycastSlower, pathLoss, agentSilent, siteChanged, deadLetters, outboxGrowing];
+export function alertRules(options: Partial<AlertOptions> = {}): AlertRule[] {
+  const o = { ...DEFAULT_ALERT_OPTIONS, ...options };
+  return [anycastSlower(o), pathLoss, anycastDown, agentSilent, siteChanged, deadLetters, outboxGrowing, roundsFailing].map((r) => ({
+    ...r,
+    annotations: { ...r.annotations, runbook_url: `${o.docsUrl}/grafana.md#${RUNBOOK_ANCHORS[r.uid]!}` },
+  }));
+}
+
+/** The rules with the default options. */
+export const ALERT_RULES: readonly AlertRule[] = alertRules();
 
 function yamlFile(header: string, body: Record<string, unknown>): string {
   return `${header
@@ -336,12 +457,12 @@ function yamlFile(header: string, body: Record<string, unknown>): string {
 const GENERATED = 'Generated by `npm run dashboards` from dashboard/alerts.ts: edit that file, not this one.';
 
 /** The alerting provisioning files, keyed by path relative to the repository root. */
-export function alertingFiles(): Map<string, string> {
+export function alertingFiles(options: Partial<AlertOptions> = {}): Map<string, string> {
   const files = new Map<string, string>();
   files.set(
     'provisioning/alerting/anylat-rules.yaml',
     yamlFile(`anylat alert rules (Grafana-managed, InfluxQL on datasource ${DATASOURCE_UID}).\n${GENERATED}`, {
-      groups: [{ orgId: 1, name: 'anylat', folder: ALERT_FOLDER, interval: '1m', rules: ALERT_RULES }],
+      groups: [{ orgId: 1, name: 'anylat', folder: ALERT_FOLDER, interval: '1m', rules: alertRules(options) }],
     }),
   );
   files.set(

@@ -2,6 +2,7 @@
 // dashboards, template variables from SHOW TAG VALUES, units and the benefit colour scale.
 import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
+import type { Builder } from '@grafana/grafana-foundation-sdk/cog';
 import { DATASOURCE, showTagValues, type Cond, type Conds } from './influxql.ts';
 import type { Measurement, TagOf } from './schema.ts';
 
@@ -9,6 +10,19 @@ export { DATASOURCE };
 
 /** Tag every generated dashboard carries; the dashboard links list dashboards by it. */
 export const DASHBOARD_TAG = 'anylat';
+
+/**
+ * The primary end-to-end metric of each protocol (udp rtt, tcp rtt, http ttfb, tls handshake): what
+ * the headline defaults to and what the "anycast slower" alert watches. Never dns (resolver noise)
+ * or an HTTP phase.
+ */
+export const PRIMARY_METRICS = ['rtt', 'ttfb', 'handshake'] as const;
+
+/**
+ * The metric of each protocol whose sent/received count every attempt once: the one that ends the
+ * attempt (an HTTP request that fails after TLS fails ttfb, total and warm, but is one request).
+ */
+export const LOSS_METRICS = ['rtt', 'handshake', 'total'] as const;
 
 /** Stable uids: alert rules and links point at them, so they never change. */
 export const UIDS = {
@@ -100,7 +114,8 @@ export function tagVariable<M extends Measurement>(v: TagVariable<M>): dashboard
     .datasource(DATASOURCE)
     .query(query)
     .definition(query)
-    .refresh(dashboard.VariableRefresh.OnDashboardLoad)
+    // Every variable query carries $timeFilter: re-run it when the range changes.
+    .refresh(dashboard.VariableRefresh.OnTimeRangeChanged)
     .sort(dashboard.VariableSort.AlphabeticalAsc)
     .multi(v.multi ?? false)
     .includeAll(v.multi ?? false);
@@ -109,7 +124,60 @@ export function tagVariable<M extends Measurement>(v: TagVariable<M>): dashboard
   return builder;
 }
 
+/** Width of Grafana's grid. */
+export const GRID_WIDTH = 24;
+
+/**
+ * Lays panels out left to right, top to bottom, starting a new line when a panel would not fit in
+ * the 24-column grid (the SDK's own placement lets a wide panel overflow at x 12 + w 24). A row
+ * header, and a repeated panel (Grafana spreads its copies over the line), each take a line of
+ * their own.
+ */
+export function reflow(d: Dashboard): Dashboard {
+  let x = 0;
+  let y = 0;
+  let lineH = 0;
+  const newLine = () => {
+    y += lineH;
+    x = 0;
+    lineH = 0;
+  };
+  for (const p of d.panels ?? []) {
+    const pos = p.gridPos ?? { h: 8, w: 12, x: 0, y: 0 };
+    const repeats = 'repeat' in p && Boolean(p.repeat);
+    if (p.type === 'row' || repeats || x + pos.w > GRID_WIDTH) newLine();
+    p.gridPos = { ...pos, x, y };
+    x += pos.w;
+    lineH = Math.max(lineH, pos.h);
+    if (p.type === 'row' || repeats) newLine();
+  }
+  return d;
+}
+
 /** The generated dashboards' JSON, as Grafana's file provider reads it. */
 export function toJson(d: Dashboard): string {
-  return `${JSON.stringify(d, null, 2)}\n`;
+  return `${JSON.stringify(reflow(d), null, 2)}\n`;
+}
+
+/**
+ * A data link (fieldConfig.defaults.links) to another anylat dashboard. `vars` are Grafana
+ * expressions such as `${__data.fields.agent}`; the time range travels with the link.
+ */
+export function dataLink(title: string, uid: string, vars: Record<string, string>): Builder<dashboard.DashboardLink> {
+  const query = [...Object.entries(vars).map(([k, v]) => `var-${k}=${v}`), '${__url_time_range}'].join('&');
+  const link = { title, url: `/d/${uid}?${query}`, targetBlank: false };
+  return { build: () => link as unknown as dashboard.DashboardLink };
+}
+
+/** A custom (fixed-list) variable: `options` maps the text a user sees to the value queries get. */
+export function customVariable(v: { name: string; label: string; description: string; options: Record<string, string>; current: string }): dashboard.CustomVariableBuilder {
+  const entries = Object.entries(v.options);
+  const current = entries.find(([text]) => text === v.current);
+  if (!current) throw new Error(`custom variable ${v.name}: current ${v.current} is not an option`);
+  return new dashboard.CustomVariableBuilder(v.name)
+    .label(v.label)
+    .description(v.description)
+    .values(entries.map(([text, value]) => `${text} : ${value}`).join(','))
+    .options(entries.map(([text, value]) => ({ text, value, selected: text === v.current })))
+    .current({ selected: true, text: current[0], value: current[1] });
 }

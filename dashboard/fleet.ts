@@ -16,6 +16,7 @@ export const FLEET_PANELS = {
   outbox: 6,
   deadLetters: 7,
   dropped: 8,
+  roundsFailed: 9,
   rowAgents: 100,
   rowPipeline: 101,
 } as const;
@@ -39,7 +40,7 @@ const agents = tablePanel({
   id: FLEET_PANELS.agents,
   title: 'Agents',
   description:
-    'The latest heartbeat values of every agent that reported in the time range. Uptime resets when the agent restarts. Loop lag p99: how late the agent’s event loop ran (its timing noise floor). Rounds late: rounds that started after their scheduled time. Rounds skipped: rounds that never reached the store (skipped after a stall, or abandoned at their deadline). Outbox: rounds stored locally and not yet accepted by InfluxDB. Dead letters: lines InfluxDB rejected as malformed, kept on the agent and never retried. Dropped: rounds, outbox lines and dead letters the agent’s store deleted to respect its retention limits since it started.',
+    'The latest heartbeat values of every agent that reported in the time range. Uptime resets when the agent restarts. Loop lag p99: how late the agent’s event loop ran (its timing noise floor). Rounds late: rounds that started after their scheduled time. Rounds skipped: rounds skipped after a stall. Rounds failed: rounds that never reached the store (abandoned at their deadline, or the store refused them). Outbox: rounds stored locally and not yet accepted by InfluxDB. Dead letters: lines InfluxDB rejected as malformed, kept on the agent and never retried. Dropped: rounds, outbox lines and dead letters the agent’s store deleted to respect its retention limits since it started.',
   unit: UNITS.count,
   w: 24,
   h: 8,
@@ -53,6 +54,7 @@ const agents = tablePanel({
           f.last('loop_lag_p99_ms').as('loop_lag_p99_ms'),
           f.last('rounds_late').as('rounds_late'),
           f.last('rounds_skipped').as('rounds_skipped'),
+          f.last('rounds_failed').as('rounds_failed'),
           f.last('outbox_rows').as('outbox_rows'),
           f.last('dead_letters').as('dead_letters'),
           f.last('dropped_rows').as('dropped_rows'),
@@ -68,6 +70,12 @@ const agents = tablePanel({
   .overrideByName('loop_lag_p99_ms', column(UNITS.ms, 'Loop lag p99'))
   .overrideByName('rounds_late', column(UNITS.count, 'Rounds late'))
   .overrideByName('rounds_skipped', column(UNITS.count, 'Rounds skipped'))
+  .overrideByName('rounds_failed', [
+    ...column(UNITS.count, 'Rounds failed'),
+    { id: 'custom.cellOptions', value: { type: 'color-text' } },
+    { id: 'thresholds', value: zeroIsGood().build() },
+    { id: 'color', value: { mode: 'thresholds' } },
+  ])
   .overrideByName('outbox_rows', column(UNITS.count, 'Outbox rows'))
   .overrideByName('dead_letters', [
     ...column(UNITS.count, 'Dead letters'),
@@ -171,6 +179,16 @@ const dropped = perAgent(
   'Rounds, outbox lines and dead letters the agent’s embedded store deleted to stay within its retention limits, counted since the agent started. Old rounds expiring is normal; a rise while the outbox is high means lines were dropped before InfluxDB got them (the agent logs it loudly).',
 );
 
+const roundsFailed = perAgent(
+  FLEET_PANELS.roundsFailed,
+  'Rounds failed',
+  'rounds_failed',
+  UNITS.count,
+  'Rounds that never reached the agent’s store, counted since it started (abandoned at their deadline, or the store refused them): their measurements are lost, so a gap appears in every dashboard. Any rise pages ("rounds failing" alert).',
+)
+  .thresholds(zeroIsGood())
+  .colorScheme(new dashboard.FieldColorBuilder().mode(dashboard.FieldColorModeId.PaletteClassic));
+
 /** The "Fleet" dashboard. */
 export function fleetDashboard(): dashboard.DashboardBuilder {
   return baseDashboard(
@@ -186,6 +204,7 @@ export function fleetDashboard(): dashboard.DashboardBuilder {
     .withPanel(heartbeatCount)
     .withPanel(loopLag)
     .withPanel(roundsLate)
+    .withPanel(roundsFailed)
     .withRow(new dashboard.RowBuilder('Data pipeline').id(FLEET_PANELS.rowPipeline))
     .withPanel(outbox)
     .withPanel(deadLetters)

@@ -4,7 +4,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { alertingFiles } from './alerts.ts';
+import { parseArgs } from 'node:util';
+import { alertingFiles, type AlertOptions } from './alerts.ts';
 import { benefitDashboard } from './benefit.ts';
 import { toJson } from './common.ts';
 import { fleetDashboard } from './fleet.ts';
@@ -13,7 +14,7 @@ import { pathDetailDashboard } from './path-detail.ts';
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** Every generated file, keyed by its path relative to the repository root. */
-export function renderAll(): Map<string, string> {
+export function renderAll(options: Partial<AlertOptions> = {}): Map<string, string> {
   const files = new Map<string, string>();
   for (const [name, d] of [
     ['anylat-benefit', benefitDashboard()],
@@ -22,12 +23,29 @@ export function renderAll(): Map<string, string> {
   ] as const) {
     files.set(`provisioning/dashboards/${name}.json`, toJson(d.build()));
   }
-  for (const [path, text] of alertingFiles()) files.set(path, text);
+  for (const [path, text] of alertingFiles(options)) files.set(path, text);
   return files;
 }
 
+/**
+ * `npm run dashboards -- [--anycast-slower-ms N] [--docs-url URL]`: the alert thresholds that are
+ * site policy, without editing the generated files (Grafana expands no variables in rule queries
+ * and expressions). The committed files use the defaults; the golden test checks those.
+ */
+export function parseOptions(argv: readonly string[]): Partial<AlertOptions> {
+  const { values } = parseArgs({ args: [...argv], options: { 'anycast-slower-ms': { type: 'string' }, 'docs-url': { type: 'string' } }, strict: true });
+  const out: Partial<AlertOptions> = {};
+  if (values['anycast-slower-ms'] !== undefined) {
+    const n = Number(values['anycast-slower-ms']);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`--anycast-slower-ms must be a number of milliseconds ≥ 0, got ${values['anycast-slower-ms']}`);
+    out.anycastSlowerMs = n;
+  }
+  if (values['docs-url'] !== undefined) out.docsUrl = values['docs-url'].replace(/\/+$/, '');
+  return out;
+}
+
 async function main(): Promise<void> {
-  for (const [path, text] of renderAll()) {
+  for (const [path, text] of renderAll(parseOptions(process.argv.slice(2)))) {
     const abs = join(ROOT, path);
     await mkdir(dirname(abs), { recursive: true });
     await writeFile(abs, text);

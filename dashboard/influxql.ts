@@ -87,6 +87,12 @@ export interface Conds<M extends Measurement> {
    * multi-value or "All" selection, so one condition serves every selection.
    */
   v(tag: TagOf<M>, variable: string): Cond;
+  /** `"tag" =~ /^(${variable:raw})$/`: a variable whose value is itself a regex alternation */
+  vRaw(tag: TagOf<M>, variable: string): Cond;
+  /** `"tag" != 'value'` */
+  not(tag: TagOf<M>, value: string): Cond;
+  /** a condition on a field, e.g. `"ci_low_ms" > 0` */
+  field(sql: string): Cond;
   /** `(a OR b)` */
   any(...conds: Cond[]): Cond;
   /** `(a AND b)` */
@@ -98,6 +104,9 @@ function conds<M extends Measurement>(): Conds<M> {
     is: (tag, value) => new Cond(`${ident(tag)} = ${literal(value)}`),
     in: (tag, values) => new Cond(`${ident(tag)} =~ /^(${values.map(regexBody).join('|')})$/`),
     v: (tag, variable) => new Cond(`${ident(tag)} =~ /^$${variable}$/`),
+    vRaw: (tag, variable) => new Cond(`${ident(tag)} =~ /^(\${${variable}:raw})$/`),
+    not: (tag, value) => new Cond(`${ident(tag)} != ${literal(value)}`),
+    field: (sql) => new Cond(sql),
     any: (...cs) => new Cond(`(${cs.map((c) => c.sql).join(' OR ')})`),
     all: (...cs) => new Cond(`(${cs.map((c) => c.sql).join(' AND ')})`),
   };
@@ -114,8 +123,24 @@ export class SelectBuilder<M extends Measurement> {
   private fillWith?: Fill;
   private descending = false;
   private limitN?: number;
+  private timeCond = '$timeFilter';
+  private source?: string;
 
   constructor(private readonly measurement: M) {}
+
+  /**
+   * Replaces `$timeFilter` by another time condition, e.g. the last 15 minutes of the dashboard's
+   * range: `time >= ${__to}ms - 15m AND time <= ${__to}ms` (Grafana fills `${__to}` in).
+   */
+  timeWindow(sql: string): this {
+    this.timeCond = sql;
+    return this;
+  }
+  /** Selects from a subquery instead of the measurement: `SELECT ... FROM (inner) WHERE ...`. */
+  fromSubquery(inner: SelectBuilder<M>): this {
+    this.source = `(${inner.build()})`;
+    return this;
+  }
 
   select(pick: (f: Fns<M>) => Sel[]): this {
     this.selects.push(...pick(fns<M>()));
@@ -149,8 +174,8 @@ export class SelectBuilder<M extends Measurement> {
 
   build(): string {
     if (this.selects.length === 0) throw new Error(`InfluxQL query on ${this.measurement} selects nothing`);
-    let q = `SELECT ${this.selects.map((s) => s.sql).join(', ')} FROM ${ident(this.measurement)}`;
-    q += ` WHERE ${[...this.conds.map((c) => c.sql), '$timeFilter'].join(' AND ')}`;
+    let q = `SELECT ${this.selects.map((s) => s.sql).join(', ')} FROM ${this.source ?? ident(this.measurement)}`;
+    q += ` WHERE ${[...this.conds.map((c) => c.sql), this.timeCond].join(' AND ')}`;
     const groups = [...(this.timeBucket ? [`time(${this.timeBucket})`] : []), ...this.tags.map(ident)];
     if (groups.length > 0) q += ` GROUP BY ${groups.join(', ')}`;
     if (this.fillWith !== undefined) {
@@ -167,11 +192,15 @@ export function from<M extends Measurement>(measurement: M): SelectBuilder<M> {
   return new SelectBuilder(measurement);
 }
 
-/** `SHOW TAG VALUES FROM "m" WITH KEY = "tag" [WHERE ...]`: the source of a template variable. */
+/**
+ * `SHOW TAG VALUES FROM "m" WITH KEY = "tag" WHERE ... AND $timeFilter`: the source of a template
+ * variable. The time condition makes a tag that has no data in the dashboard's range (a retired
+ * region) leave the list: InfluxDB 3 lists what the range holds; 1.x honours it per shard with the
+ * tsi1 index (docs/grafana.md, "InfluxDB versions").
+ */
 export function showTagValues<M extends Measurement>(measurement: M, tag: TagOf<M>, pick?: (w: Conds<M>) => Cond[]): string {
   const cs = pick ? pick(conds<M>()) : [];
-  const where = cs.length > 0 ? ` WHERE ${cs.map((c) => c.sql).join(' AND ')}` : '';
-  return `SHOW TAG VALUES FROM ${ident(measurement)} WITH KEY = ${ident(tag)}${where}`;
+  return `SHOW TAG VALUES FROM ${ident(measurement)} WITH KEY = ${ident(tag)} WHERE ${[...cs.map((c) => c.sql), '$timeFilter'].join(' AND ')}`;
 }
 
 /** The InfluxDB datasource's query model for a raw InfluxQL query. */

@@ -3,7 +3,7 @@
 // samples flagged for event-loop lag, stray UDP packets).
 import * as common from '@grafana/grafana-foundation-sdk/common';
 import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
-import { DASHBOARD_TAG, UIDS, UNITS, baseDashboard, tagVariable, zeroIsGood } from './common.ts';
+import { DASHBOARD_TAG, LOSS_METRICS, PRIMARY_METRICS, UIDS, UNITS, baseDashboard, tagVariable, zeroIsGood } from './common.ts';
 import { from, target } from './influxql.ts';
 import { column, organize, tablePanel, timeSeries } from './panels.ts';
 
@@ -19,6 +19,7 @@ export const PATH_PANELS = {
   flagged: 8,
   udpAccounting: 9,
   latest: 10,
+  distribution: 11,
   rowTiming: 100,
   rowQuality: 101,
 } as const;
@@ -35,12 +36,21 @@ const VARIABLES = [
     tag: 'service',
   }),
   tagVariable({
+    name: 'region',
+    label: 'Agent region',
+    description: 'Narrows the agent list to one or more regions; links from the overview set it, so they land on an agent of the region they came from.',
+    measurement: 'latency',
+    tag: 'agent_region',
+    where: (w) => [w.v('service', 'service')],
+    multi: true,
+  }),
+  tagVariable({
     name: 'agent',
     label: 'Agent',
     description: 'The agent (its configured id) whose measurements are shown.',
     measurement: 'latency',
     tag: 'agent',
-    where: (w) => [w.v('service', 'service')],
+    where: (w) => [w.v('service', 'service'), w.v('agent_region', 'region')],
   }),
   tagVariable({
     name: 'endpoint',
@@ -190,7 +200,7 @@ const jitter = timeSeries({
 const loss = timeSeries({
   id: PATH_PANELS.loss,
   title: 'Loss per path',
-  description: '100 × (1 − Σreceived / Σsent) per endpoint and protocol. Any failed sample counts: timeout, refused, reset, TLS or HTTP error.',
+  description: `100 × (1 − Σreceived / Σsent) per endpoint and protocol, each attempt counted once (read from ${LOSS_METRICS.join(', ')}: an HTTP request that fails after TLS is one failed request). Any failure counts: timeout, refused, reset, TLS or HTTP error.`,
   unit: UNITS.percent,
   w: 12,
   h: 8,
@@ -202,6 +212,7 @@ const loss = timeSeries({
     target(
       paths()
         .select((f) => [f.expr`100 * (1 - ${f.sum('received')} / ${f.sum('sent')})`.as('loss_pct')])
+        .where((w) => [w.in('metric', LOSS_METRICS)])
         .groupByTime('$__interval')
         .groupBy('endpoint', 'protocol')
         .fill('none'),
@@ -286,6 +297,34 @@ const latest = tablePanel({
   .overrideByName('loss_pct', column(UNITS.percent, 'Loss'))
   .overrideByName('site', column(UNITS.text, 'Site'));
 
+const distribution = timeSeries({
+  id: PATH_PANELS.distribution,
+  title: 'Latency distribution — $endpoint',
+  description: `One panel per endpoint, each protocol on its primary end-to-end metric (${PRIMARY_METRICS.join(', ')}): the per-round p50 (line) inside a band from the round's fastest sample (min) to its p90, with p99 as a dashed line. The agent writes min, p50, p90, p99 and max per round, not p10, so the band's lower edge is the minimum. A widening band or a p99 pulling away from p50 is queueing or loss recovery on the path, which the median alone hides.`,
+  unit: UNITS.ms,
+  w: 12,
+  h: 8,
+})
+  .repeat('endpoint')
+  .repeatDirection('h')
+  .maxPerRow(2)
+  .overrideByRegexp('/ p90$/', [
+    { id: 'custom.lineWidth', value: 0 },
+    { id: 'custom.fillOpacity', value: 20 },
+  ])
+  .overrideByRegexp('/ min$/', [{ id: 'custom.lineWidth', value: 0 }])
+  .overrideByRegexp('/ p99$/', [{ id: 'custom.lineStyle', value: { fill: 'dash', dash: [6, 6] } }])
+  .withTarget(
+    target(
+      paths()
+        .select((f) => [f.mean('min_ms').as('min'), f.mean('p50_ms').as('p50'), f.mean('p90_ms').as('p90'), f.mean('p99_ms').as('p99')])
+        .where((w) => [w.is('scope', 'end_to_end'), w.in('metric', PRIMARY_METRICS)])
+        .groupByTime('$__interval')
+        .groupBy('protocol')
+        .fill('none'),
+    ).alias('$tag_protocol $col'),
+  );
+
 /** The "Path detail" dashboard. */
 export function pathDetailDashboard(): dashboard.DashboardBuilder {
   return baseDashboard(
@@ -297,6 +336,7 @@ export function pathDetailDashboard(): dashboard.DashboardBuilder {
     .variables(VARIABLES)
     .withRow(new dashboard.RowBuilder('Timing').id(PATH_PANELS.rowTiming))
     .withPanel(edgeVsEndToEnd)
+    .withPanel(distribution)
     .withPanel(httpPhases)
     .withPanel(httpRequest)
     .withPanel(tls)

@@ -1,8 +1,8 @@
 // The InfluxDB schema as the dashboards and alert rules see it (DESIGN.md, "InfluxDB schema").
 // Names are typed against the agent's own model so that renaming a field there breaks the
 // dashboards at compile time instead of silently emptying a panel.
-import type { AgentHeartbeat, BenefitRow, PathResult } from '../agent/model.ts';
-import { MEASUREMENTS } from '../agent/sink/line-protocol.ts';
+import type { AgentHeartbeat, BenefitRow, PathResult } from '../agent/core/model.ts';
+import { MEASUREMENTS } from '../agent/core/line-protocol.ts';
 
 export { MEASUREMENTS };
 export type Measurement = (typeof MEASUREMENTS)[keyof typeof MEASUREMENTS];

@@ -2,12 +2,12 @@
 // adds a known delay, and with bad arguments.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { BenefitRow, PathResult, RoundResult } from '../agent/model.ts';
+import type { BenefitRow, PathResult, RoundResult } from '../agent/core/model.ts';
 import { compareSpec } from '../agent/commands/compare.ts';
 import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';
-import { roundToLines } from '../agent/sink/line-protocol.ts';
+import { roundToLines } from '../agent/core/line-protocol.ts';
 import { UsageError } from '../agent/util/errors.ts';
-import { startDelayRelay, type DelayRelay } from './support/delay-relay.ts';
+import { startDelayRelay, type DelayRelay } from '../bench/lib/delay-relay.ts';
 import { freePort, runAnylat } from './support/net.ts';
 
 const DELAY_MS = 20;
@@ -78,7 +78,8 @@ test('table: anycast beside each unicast per protocol and metric, the benefit, t
   assert.match(out, /^Benefit \(baseline − anycast/m);
   assert.match(out, /^ {2}tcp rtt +end_to_end +eu /m);
   assert.match(out, /^ {2}tcp connect +edge +eu /m);
-  assert.match(out, /^Headline \(end to end\):\n {2}tcp rtt: anycast \d+\.\d+ ms (faster|slower) than eu \(95% CI /m);
+  // Both endpoints are the same address: usually no clear difference, now and then a CI off 0.
+  assert.match(out, /^Headline \(end to end\):\n {2}tcp rtt: (anycast \d+\.\d+ ms (faster|slower) than eu|no clear difference between anycast and eu) \(/m);
   const headline = out.slice(out.indexOf('Headline'));
   assert.ok(!headline.includes('connect'), 'edge-scoped connect times never make the headline');
 });

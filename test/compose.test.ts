@@ -82,14 +82,14 @@ describe('docker-compose.yml', () => {
     const provider = parse(readFileSync(join(ROOT, 'provisioning/dashboards/anylat.yaml'), 'utf8')) as { providers: Array<{ options: { path: string } }> };
     assert.equal(provider.providers[0]!.options.path, `${m.target}/dashboards`);
     const wanted = new Set<string>();
-    for (const f of ['datasources/influxdb.yaml', 'alerting/anylat-contact-points.yaml']) {
+    for (const f of ['datasources/influxdb.yaml', 'alerting/anylat-contact-points.yaml', 'alerting/anylat-rules.yaml']) {
       const text = readFileSync(join(ROOT, 'provisioning', f), 'utf8')
         .split('\n')
         .filter((l) => !l.trimStart().startsWith('#'))
         .join('\n');
       for (const [, name] of text.matchAll(/\$\{(\w+)\}/g)) wanted.add(name!);
     }
-    assert.deepEqual([...wanted].sort(), ['ANYLAT_ALERT_WEBHOOK_URL', 'ANYLAT_INFLUX_DATABASE', 'ANYLAT_INFLUX_TOKEN', 'ANYLAT_INFLUX_URL']);
+    assert.deepEqual([...wanted].sort(), ['ANYLAT_ALERT_WEBHOOK_URL', 'ANYLAT_DOCS_URL', 'ANYLAT_INFLUX_DATABASE', 'ANYLAT_INFLUX_TOKEN', 'ANYLAT_INFLUX_URL']);
     const g = env('grafana');
     for (const name of wanted) assert.ok(g[name], `grafana's environment lacks ${name}`);
     assert.equal(g.ANYLAT_INFLUX_URL, 'http://influxdb:8086');

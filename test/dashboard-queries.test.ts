@@ -13,7 +13,6 @@ import { DashboardRunner, column, rows, seriesWith, type DashboardModel } from '
 import { panelIntervalMs, type TimeRange } from './fixtures/grafana/grafana.ts';
 import {
   AGENTS,
-  API_SAVED,
   BASELINE,
   DEAD_LETTERS,
   FAR,
@@ -77,6 +76,9 @@ describe('every query of every dashboard runs and returns data', () => {
         for (const run of await runner.run(p.id)) {
           for (const t of run.targets) {
             queries++;
+            // This one-hour scenario has nothing a week back, and us-1 went silent 20 minutes ago so
+            // its region has no "last 15 min"; grafana-fleet.test.ts reads both figures.
+            if (uid === 'anylat-benefit' && p.id === BENEFIT_PANELS.headline && (t.refId === 'C' || (t.refId === 'B' && run.repeatValue === 'us-west-2'))) continue;
             assert.ok(t.series.length > 0, `panel ${p.id} "${p.title}"${run.repeatValue ? ` (${run.repeatValue})` : ''} returned nothing for:\n${t.sent}`);
           }
         }
@@ -102,27 +104,8 @@ describe('Accelerator benefit', () => {
     assert.deepEqual(api.options('region'), ['eu-west-1']);
   });
 
-  it('headline stats: median saving, relative saving, win rate, rounds (All regions)', async () => {
-    const r = await DashboardRunner.open(dash(), range, q, { service: 'shop', region: '$__all' });
-    // 60 rounds each of eu-1 (+28), eu-2 (+32), ap-1 (−2) and 40 of us-1 (+15) before it went silent.
-    const rounds = 3 * ROUNDS + (ROUNDS - agent('us-1').silentSince!);
-    close(column((await r.series(BENEFIT_PANELS.comparisons))[0]!, 'rounds')[0], rounds, 'rounds');
-    close(column((await r.series(BENEFIT_PANELS.headline))[0]!, 'saved_ms')[0], 28, 'median saved_ms');
-    close(column((await r.series(BENEFIT_PANELS.relative))[0]!, 'saved_pct')[0], (100 * 28) / 40, 'median saved_pct');
-    const win = (2 * ROUNDS * 1 + ROUNDS * 0.2 + 40 * 0.9) / rounds;
-    close(column((await r.series(BENEFIT_PANELS.winRate))[0]!, 'win_rate')[0], win, 'mean win rate');
-  });
-
-  it('headline follows the selections: http/ttfb, one region, and never the edge-only tcp connect or the api service', async () => {
-    const ttfb = await DashboardRunner.open(dash(), range, q, { service: 'shop', protocol: 'http', metric: 'ttfb' });
-    close(column((await ttfb.series(BENEFIT_PANELS.headline))[0]!, 'saved_ms')[0], 30, 'median http ttfb saving');
-    const ap = await DashboardRunner.open(dash(), range, q, { service: 'shop', region: ['ap-south-1'] });
-    close(column((await ap.series(BENEFIT_PANELS.headline))[0]!, 'saved_ms')[0], -2, 'ap-south-1 saving');
-    const two = await DashboardRunner.open(dash(), range, q, { service: 'shop', region: ['ap-south-1', 'us-west-2'] });
-    close(column((await two.series(BENEFIT_PANELS.comparisons))[0]!, 'rounds')[0], ROUNDS + 40, 'rounds of two regions');
-    const api = await DashboardRunner.open(dash(), range, q, { service: 'api' });
-    close(column((await api.series(BENEFIT_PANELS.headline))[0]!, 'saved_ms')[0], API_SAVED, 'api saving');
-  });
+  // The headline, the fleet figure and the matrix are read on the fleet scenario in
+  // test/grafana-fleet.test.ts, which has the regions, the history and the faults they need.
 
   it('map: every agent with its heartbeat position joined to its mean saving', async () => {
     const r = await DashboardRunner.open(dash(), range, q, { service: 'shop', region: '$__all' });
@@ -140,9 +123,9 @@ describe('Accelerator benefit', () => {
     }
   });
 
-  it('benefit per region: means, CI, win rate, pairs and rounds', async () => {
+  it('benefit per region: medians, CI, win rate and rounds', async () => {
     const r = await DashboardRunner.open(dash(), range, q, { service: 'shop', region: '$__all' });
-    const table = rows(await r.series(BENEFIT_PANELS.perRegion));
+    const table = rows(await r.series(BENEFIT_PANELS.perRegion, 'A'));
     assert.deepEqual(table.map((t) => t.agent_region).sort(), ['ap-south-1', 'eu-west-1', 'us-west-2']);
     const eu = table.find((t) => t.agent_region === 'eu-west-1')!;
     close(eu.saved_ms, 30, 'eu saved');
@@ -151,7 +134,6 @@ describe('Accelerator benefit', () => {
     close(eu.ci_low_ms, 29, 'eu CI low');
     close(eu.ci_high_ms, 31, 'eu CI high');
     close(eu.win_rate, 1, 'eu win rate');
-    close(eu.pairs, 2 * ROUNDS * SAMPLES, 'eu pairs');
     close(eu.rounds, 2 * ROUNDS, 'eu rounds');
     const ap = table.find((t) => t.agent_region === 'ap-south-1')!;
     close(ap.saved_ms, -2, 'ap saved');
@@ -191,7 +173,7 @@ describe('Accelerator benefit', () => {
     ] as const) {
       const s = seriesWith(series, { agent_region: region });
       assert.equal(s.values.length, n, region);
-      column(s, 'mean').forEach((v) => close(v, saved, region));
+      column(s, 'saved_ms').forEach((v) => close(v, saved, region));
     }
   });
 

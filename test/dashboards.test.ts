@@ -78,6 +78,12 @@ function makeAjv(): Ajv {
   // `"options": "p95"` and `"value": 25` are legal but typed `object` upstream.
   (dash.definitions.MatcherConfig as { properties: Record<string, unknown> }).properties.options = {};
   (dash.definitions.DynamicConfigValue as { properties: Record<string, unknown> }).properties.value = {};
+  // And a third: FieldConfig.links (a field's data links) is typed as the dashboard's own links
+  // (DashboardLink), while Grafana reads a DataLink there: title, url, targetBlank.
+  (dash.definitions.FieldConfig as { properties: Record<string, unknown> }).properties.links = {
+    type: 'array',
+    items: { type: 'object', required: ['title', 'url'], additionalProperties: false, properties: { title: { type: 'string' }, url: { type: 'string' }, targetBlank: { type: 'boolean' } } },
+  };
   ajv.addSchema({ ...dash, $id: 'dashboard' });
   for (const file of new Set(Object.values(PANEL_SCHEMAS))) ajv.addSchema({ ...loadSchema(file), $id: file });
   return ajv;
@@ -147,7 +153,9 @@ describe('dashboards against Grafana JSON schemas', () => {
 });
 
 const TIME_SERIES_PANELS = new Set(['timeseries', 'state-timeline']);
-const BUILT_INS = new Set(['timeFilter', '__interval', '__interval_ms', 'interval']);
+const BUILT_INS = new Set(['timeFilter', '__interval', '__interval_ms', 'interval', '__from', '__to']);
+/** A time condition other than $timeFilter: a window at the end of the range, or the range shifted back. */
+const EXPLICIT_WINDOW = /time >= \$\{__(from|to)\}ms - \d+[mhd] AND time <= \$\{__to\}ms( - \d+[mhd])?/;
 
 describe('project lint of the dashboards', () => {
   for (const { json } of dashboards) {
@@ -180,7 +188,7 @@ describe('project lint of the dashboards', () => {
           assert.equal(t.datasource?.uid, DATASOURCE_UID, `panel ${p.id} target ${t.refId}`);
           assert.equal(t.rawQuery, true);
           const query = t.query ?? '';
-          assert.ok(query.includes('$timeFilter'), `panel ${p.id} "${p.title}": no $timeFilter in ${query}`);
+          assert.ok(query.includes('$timeFilter') || EXPLICIT_WINDOW.test(query), `panel ${p.id} "${p.title}": no $timeFilter in ${query}`);
           if (TIME_SERIES_PANELS.has(p.type)) {
             assert.match(query, /GROUP BY time\(\$__interval\)/, `panel ${p.id} "${p.title}" is a time series without GROUP BY time($__interval)`);
             assert.equal(t.resultFormat, 'time_series');
@@ -192,10 +200,21 @@ describe('project lint of the dashboards', () => {
       assert.ok(targets > 0);
     });
 
+    it(`${json.uid}: every panel fits the 24-column grid and none overlaps another`, () => {
+      const boxes = panels.map((p) => ({ id: p.id, ...((p as { gridPos?: { x: number; y: number; w: number; h: number } }).gridPos ?? { x: 0, y: 0, w: 0, h: 0 }) }));
+      for (const b of boxes) assert.ok(b.x >= 0 && b.w > 0 && b.x + b.w <= 24, `panel ${b.id}: x ${b.x} + w ${b.w} is wider than the grid`);
+      for (const [i, a] of boxes.entries()) {
+        for (const b of boxes.slice(i + 1)) {
+          const overlap = a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+          assert.ok(!overlap, `panels ${a.id} and ${b.id} overlap`);
+        }
+      }
+    });
+
     it(`${json.uid}: every $variable a query uses exists, and repeats use multi-value variables`, () => {
-      const queries = [...panels.flatMap((p) => (p.targets ?? []).map((t) => t.query ?? '')), ...json.templating.list.map((v) => v.query ?? '')];
+      const queries = [...panels.flatMap((p) => (p.targets ?? []).map((t) => t.query ?? '')), ...json.templating.list.filter((v) => v.type === 'query').map((v) => v.query ?? '')];
       for (const q of queries) {
-        for (const [, name] of q.matchAll(/\$(\w+)/g)) {
+        for (const [, name] of q.matchAll(/\$\{?(\w+)/g)) {
           assert.ok(BUILT_INS.has(name!) || variables.has(name!), `unknown variable $${name} in ${q}`);
         }
       }
@@ -207,12 +226,15 @@ describe('project lint of the dashboards', () => {
       }
     });
 
-    it(`${json.uid}: variables come from SHOW TAG VALUES on ${DATASOURCE_UID}, defined before use`, () => {
+    it(`${json.uid}: variables come from SHOW TAG VALUES on ${DATASOURCE_UID} over the time range (or a fixed list), defined before use`, () => {
       json.templating.list.forEach((v, i) => {
+        if (v.type === 'custom') return;
         assert.equal(v.type, 'query');
         assert.equal(v.datasource?.uid, DATASOURCE_UID);
-        assert.match(v.query ?? '', /^SHOW TAG VALUES FROM "\w+" WITH KEY = "\w+"/);
-        for (const [, name] of (v.query ?? '').matchAll(/\$(\w+)/g)) {
+        assert.match(v.query ?? '', /^SHOW TAG VALUES FROM "\w+" WITH KEY = "\w+" WHERE .*\$timeFilter$/);
+        assert.equal((v as { refresh?: number }).refresh, 2, `variable ${v.name} re-runs when the time range changes`);
+        for (const [, name] of (v.query ?? '').matchAll(/\$\{?(\w+)/g)) {
+          if (BUILT_INS.has(name!)) continue;
           const at = json.templating.list.findIndex((x) => x.name === name);
           assert.ok(at >= 0 && at < i, `variable ${v.name} uses $${name}, which must come before it`);
         }
@@ -237,7 +259,7 @@ describe('the InfluxQL builder', () => {
       q,
       'SELECT mean("p50_ms") AS "p50 ms", 100 * sum("flagged") / sum("received") FROM "latency" WHERE "endpoint" =~ /^(eu\\.west\\/1|a\\|b)$/ AND ("kind" = \'anycast\' OR "protocol" =~ /^$protocol$/) AND $timeFilter GROUP BY time($__interval), "endpoint" fill(none)',
     );
-    assert.equal(showTagValues('event', 'type'), 'SHOW TAG VALUES FROM "event" WITH KEY = "type"');
+    assert.equal(showTagValues('event', 'type'), 'SHOW TAG VALUES FROM "event" WITH KEY = "type" WHERE $timeFilter');
     assert.throws(() => from('agent').build(), /selects nothing/);
     assert.throws(() => from('agent').select((f) => [f.last('version')]).fill(0).build(), /fill\(\) needs groupByTime/);
   });

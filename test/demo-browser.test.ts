@@ -5,13 +5,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitForLabFree } from '../agent/demo/lab-busy.ts';
 import { labDown } from '../agent/lab/index.ts';
 import { benefitTable, chartInk, inkProblems, launchChromium, openPage, saveScreenshot, waitForRegions, type Browser } from './support/browser.ts';
 import { freePort, startAnylat } from './support/net.ts';
+import { needsRoot } from './support/root.ts';
 
 const REGIONS = ['us-east', 'eu-west', 'ap-south'];
 /** A line needs two points: wait for this many rounds of every region before the screenshot. */
@@ -24,7 +25,7 @@ function labNamespacesNow(): string[] {
     .filter((n) => n.startsWith('anylat-'));
 }
 
-describe('anylat demo in Chromium (Linux, root)', () => {
+describe('anylat demo in Chromium (Linux, root)', needsRoot('the demo builds the lab: network namespaces and TUN devices'), () => {
   let scratch: string;
   let demo: Awaited<ReturnType<typeof startAnylat>> | undefined;
   let browser: Browser | undefined;
@@ -105,5 +106,6 @@ describe('anylat demo in Chromium (Linux, root)', () => {
     assert.match(out, /lab down: \d+ namespaces removed/);
     assert.deepEqual(labNamespacesNow(), []);
     await assert.rejects(fetch(url), 'the dashboard is gone with the demo');
+    assert.equal(existsSync(join(scratch, 'demo')), false, 'the agents directory the demo created is gone with it');
   });
 });

@@ -4,7 +4,7 @@
 // NoNewPrivileges settings still let ping open raw sockets and the reflector bind port < 1024.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { NOBODY, ROOT, assertNobodyCanRead, runAnylat } from './support/net.ts';
@@ -56,6 +56,7 @@ function execForm(args: string): string[] {
 }
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  version: string;
   engines: { node: string };
   dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
@@ -87,7 +88,8 @@ describe('Dockerfile', () => {
         `${f} is in the build stage before npm ci builds`,
       );
     }
-    assert.ok(inFinal.some((i) => i.op === 'COPY' && i.args === '--from=build /opt/anylat/agent ./agent'), 'the compiled agent goes into the image');
+    assert.ok(inFinal.some((i) => i.op === 'COPY' && i.args === '--from=build /opt/anylat/dist/agent ./dist/agent'), 'the compiled agent goes into the image');
+    assert.ok(!inFinal.some((i) => i.op === 'COPY' && /(^| )(\.\/)?agent( |$)|\/opt\/anylat\/agent /.test(i.args)), 'the image carries dist/, not the sources');
     // Without a current build bin/anylat.js runs the TypeScript through tsx: it must survive the prune.
     assert.match(readFileSync(join(ROOT, 'bin/anylat.js'), 'utf8'), /import\('tsx\/esm\/api'\)/);
     assert.ok(pkg.dependencies.tsx, 'tsx is a runtime dependency');
@@ -141,6 +143,17 @@ describe('Dockerfile', () => {
     assert.ok(inFinal.some((i) => i.op === 'RUN' && i.args.includes(`chown ${user}:${user} /var/lib/anylat`)));
   });
 
+  it('the runtime user can bind the reflector\'s port 862: node gets CAP_NET_BIND_SERVICE, setcap is removed again', () => {
+    const user = inFinal.find((i) => i.op === 'USER')!.args;
+    assert.notEqual(user, 'root');
+    const run = inFinal.find((i) => i.op === 'RUN' && /\bsetcap\b/.test(i.args));
+    assert.ok(run, 'a RUN with setcap in the final stage');
+    assert.match(run.args, /apt-get install\b.*\blibcap2-bin\b/);
+    assert.match(run.args, /setcap cap_net_bind_service=\+ep "\$\(readlink -f "\$\(command -v node\)"\)"/);
+    assert.match(run.args, /setcap .*&& apt-get purge -y libcap2-bin\b/);
+    assert.ok(inFinal.indexOf(run) < inFinal.findIndex((i) => i.op === 'USER'), 'set as root, before USER');
+  });
+
   it('exposes the reflector\'s default ports', async () => {
     const help = await runAnylat(['reflector', '--help']);
     const udp = /--udp-port N\s+STAMP port \(default (\d+)/.exec(help.stdout)?.[1];
@@ -153,18 +166,27 @@ describe('Dockerfile', () => {
 });
 
 describe('what the image carries runs without devDependencies', () => {
-  // The image gets package.json, the lock file, bin/, agent/ and production node_modules. Rebuild
-  // that here from this checkout (hard links where the file system allows, then the lock file's
-  // dev-only packages removed) and run the CLI from it.
+  // The image gets package.json, the lock file, bin/, dist/agent (compiled in the build stage, no
+  // sources) and production node_modules. Rebuild that here from this checkout (compiled into the
+  // copy, node_modules as hard links where the file system allows, then the lock file's dev-only
+  // packages removed) and run the CLI from it.
   const dir = join(ROOT, 'tmp', `image-${process.pid}`);
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('config check and a loopback compare work from the pruned copy', async () => {
     mkdirSync(dir, { recursive: true });
-    for (const f of ['package.json', 'package-lock.json', 'anylat.example.yaml']) cpSync(join(ROOT, f), join(dir, f));
-    for (const d of ['bin', 'agent']) cpSync(join(ROOT, d), join(dir, d), { recursive: true });
-    const linked = spawnSync('cp', ['-al', join(ROOT, 'node_modules'), join(dir, 'node_modules')]);
-    if (linked.status !== 0) cpSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), { recursive: true, verbatimSymlinks: true });
+    for (const f of ['package.json', 'package-lock.json', 'anylat.example.yaml', 'tsconfig.json', 'tsconfig.build.json']) cpSync(join(ROOT, f), join(dir, f));
+    for (const d of ['bin', 'agent', 'bench']) cpSync(join(ROOT, d), join(dir, d), { recursive: true });
+    // A worktree's node_modules may be a link to a shared one: copy what it points at, never the
+    // link, or the prune below would delete the shared packages.
+    const modules = realpathSync(join(ROOT, 'node_modules'));
+    const linked = spawnSync('cp', ['-al', modules, join(dir, 'node_modules')]);
+    if (linked.status !== 0) cpSync(modules, join(dir, 'node_modules'), { recursive: true, verbatimSymlinks: true });
+    assert.equal(lstatSync(join(dir, 'node_modules')).isSymbolicLink(), false);
+    const build = spawnSync(process.execPath, [join(dir, 'bin', 'build.js')], { cwd: dir, encoding: 'utf8' });
+    assert.equal(build.status, 0, build.stderr);
+    // as in the image: the compiled agent only (bin/anylat.js then has no sources to fall back on)
+    for (const d of ['agent', 'bench', 'dist/bench', 'dist/bin']) rmSync(join(dir, d), { recursive: true, force: true });
     // What `npm ci --omit=dev` leaves out: every package the lock file marks dev-only.
     const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
     const devOnly = Object.entries(lock.packages).filter(([path, p]) => path !== '' && p.dev === true);
@@ -183,6 +205,8 @@ describe('what the image carries runs without devDependencies', () => {
         child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
         child.on('close', (code) => resolve({ code, stdout, stderr }));
       });
+    const version = await anylat(['--version']);
+    assert.equal(version.stdout, `${pkg.version} (compiled)\n`, version.stderr);
     const check = await anylat(['config', 'check', '--config', 'anylat.example.yaml'], { INFLUX_TOKEN: 'x' });
     assert.equal(check.code, 0, check.stderr);
     const cmp = await anylat(['compare', '127.0.0.1', 'lo=127.0.0.2', '--protocol', 'icmp', '--samples', '2', '--spacing', '20ms', '--timeout', '1s', '--json']);
@@ -343,6 +367,42 @@ describe('deploy/reflector.service specifics', () => {
   it('takes its options from $REFLECTOR_ARGS', () => {
     assert.deepEqual(execStart(u).args, ['reflector', '$REFLECTOR_ARGS']);
     assert.equal(get(u, 'Service', 'Environment'), 'REFLECTOR_ARGS=');
+  });
+
+  it('the image\'s file capability: a non-root reflector run by a node with cap_net_bind_service=+ep binds a port below 1024 (the plain node cannot)', { skip: needsRoot }, async () => {
+    // What the Dockerfile does to the image's node, done to a copy of this machine's.
+    let port = 0;
+    for (let p = 700 + Math.floor(Math.random() * 200); p < 1000 && port === 0; p++) {
+      const probe = spawnSync(process.execPath, ['-e', `require('dgram').createSocket('udp4').bind(${p},'127.0.0.1',function(){this.close()}).on('error',()=>process.exit(1))`]);
+      if (probe.status === 0) port = p;
+    }
+    assert.ok(port > 0);
+    const dir = join(ROOT, 'tmp', `node-cap-${process.pid}`);
+    mkdirSync(dir, { recursive: true });
+    try {
+      const node = join(dir, 'node');
+      copyFileSync(process.execPath, node);
+      chmodSync(dir, 0o755);
+      const set = spawnSync('setcap', ['cap_net_bind_service=+ep', node], { encoding: 'utf8' });
+      assert.equal(set.status, 0, `setcap (libcap2-bin): ${set.stderr}`);
+      assertNobodyCanRead();
+      const asNobody = (bin: string) =>
+        spawn('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', bin, 'bin/anylat.js', 'reflector', '--bind', '127.0.0.1', '--udp-port', String(port), '--no-tcp', '--no-http', '--site', 'image'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = asNobody(node);
+      const result = collect(child);
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      const deadline = Date.now() + 30_000;
+      while (!out.includes('listening') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      child.kill('SIGTERM');
+      const r = await result;
+      assert.match(r.stdout, new RegExp(`listening udp +127\\.0\\.0\\.1:${port} stamp site=image`), r.stderr);
+      const without = await collect(asNobody(process.execPath));
+      assert.notEqual(without.code, 0, 'the control: the plain node must not bind it');
+      assert.match(without.stderr, /EACCES|permission/i);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('with its capabilities, a non-root reflector binds a port below 1024 (and cannot without them)', { skip: needsRoot }, async () => {

@@ -10,12 +10,12 @@ import { compareSpec } from '../agent/commands/compare.ts';
 import { reflectorOptions } from '../agent/commands/reflector.ts';
 import { parseConfig } from '../agent/config/load.ts';
 import { ConfigError, UsageError } from '../agent/util/errors.ts';
-import { encodeSiteQuery, PADDED_QUERY_BYTES, TcpFramer } from '../agent/probe/dns-codec.ts';
+import { encodeSiteQuery, PADDED_QUERY_BYTES, TcpFramer } from '../agent/core/dns-codec.ts';
 import { createDnsProbe } from '../agent/probe/dns.ts';
 import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';
 import { deriveEvents } from '../agent/round/events.ts';
 import { runRound } from '../agent/round/run-round.ts';
-import { roundToLines } from '../agent/sink/line-protocol.ts';
+import { roundToLines } from '../agent/core/line-protocol.ts';
 import { LagMonitor } from '../agent/util/lag.ts';
 import { freePort, freeUdpPort, refusedPort } from './support/net.ts';
 
@@ -327,7 +327,7 @@ test('reflector --dns / --dns-port: the DNS part on 8053 by default, on the port
   const holder = net.createServer().listen(port, '127.0.0.1');
   await new Promise((resolve) => holder.once('listening', resolve));
   try {
-    await assert.rejects(dnsReflector('x', '127.0.0.1', port), /DNS reflector: cannot listen on TCP 127\.0\.0\.1:\d+ \(EADDRINUSE\)/);
+    await assert.rejects(dnsReflector('x', '127.0.0.1', port), /DNS reflector \(TCP\): cannot listen on 127\.0\.0\.1:\d+: the address is in use \(EADDRINUSE\); .*--dns-port/);
   } finally {
     holder.close();
   }

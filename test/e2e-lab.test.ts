@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEMO_SERVICE, demoAgentId, type DemoRounds } from '../agent/demo/agent-config.ts';
@@ -16,10 +17,12 @@ import { startDemo, type DemoStopReport, type RunningDemo } from '../agent/demo/
 import { expectedBenefits, type ExpectedBenefit } from '../agent/demo/expected.ts';
 import { waitForLabFree } from '../agent/demo/lab-busy.ts';
 import { demoSnapshot, formatSnapshot } from '../agent/demo/live-table.ts';
-import { fail, heal, labDown } from '../agent/lab/index.ts';
-import type { PathResult, RoundResult } from '../agent/model.ts';
+import { fail, heal, LAB_NICE, labDown } from '../agent/lab/index.ts';
+import { readState } from '../agent/lab/state.ts';
+import type { PathResult, RoundResult } from '../agent/core/model.ts';
 import { ANYLAT_BIN, NOBODY, ROOT, assertNobodyCanRead } from './support/net.ts';
-import { Victoria } from './support/victoria.ts';
+import { Victoria } from '../bench/lib/victoria.ts';
+import { needsRoot } from './support/root.ts';
 
 // Rounds every 5 s with 20 samples per path: several rounds per phase within the time budget, and
 // a p50 per round that a 2 ms jitter moves by only a few tenths of a millisecond.
@@ -72,7 +75,7 @@ function alive(pid: number): boolean {
   }
 }
 
-describe('anylat demo end to end in the lab (Linux, root)', () => {
+describe('anylat demo end to end in the lab (Linux, root)', needsRoot('the demo builds the lab: network namespaces and TUN devices'), () => {
   let scratch: string;
   let vm: Victoria;
   let demo: RunningDemo;
@@ -165,7 +168,10 @@ describe('anylat demo end to end in the lab (Linux, root)', () => {
       // ip netns identify names the namespace a process runs in.
       const ns = execFileSync('ip', ['netns', 'identify', String(a.pid)], { encoding: 'utf8' }).trim();
       assert.equal(ns, `anylat-agent-${a.region}`, `${a.id} runs in ${ns || 'the root namespace'}`);
+      // It stands in for a host of its own: favoured over whatever else runs on this machine.
+      assert.equal(getPriority(a.pid), LAB_NICE, `${a.id}'s niceness`);
     }
+    for (const p of readState(demo.lab.dir)!.processes.filter((x) => x.role !== 'wire')) assert.equal(getPriority(p.pid), LAB_NICE, `${p.name}'s niceness`);
   });
 
   it('healthy lab: ap-south gains what the topology says, the regions next to an origin gain about nothing, every path at its configured delay', async (t) => {
@@ -351,7 +357,7 @@ describe('anylat demo end to end in the lab (Linux, root)', () => {
   });
 });
 
-describe('anylat demo without root', () => {
+describe('anylat demo without root', needsRoot('it runs the demo as uid 65534'), () => {
   it('exits 2 and says what it needs and what to run instead', async () => {
     const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
       assertNobodyCanRead();
@@ -363,7 +369,8 @@ describe('anylat demo without root', () => {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /demo: it needs root/);
     assert.match(r.stderr, /sudo npm start/);
-    assert.match(r.stderr, /anylat compare 127\.0\.0\.1 v6=::1/);
+    assert.match(r.stderr, /^  npx anylat compare 127\.0\.0\.1 v6=::1/m);
+    assert.match(r.stderr, /npm link/);
     assert.deepEqual(labNamespacesNow(), []);
   });
 });

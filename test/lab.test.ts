@@ -10,6 +10,7 @@ import { ANYLAT_BIN, NOBODY, ROOT, assertNobodyCanRead, runAnylat } from './supp
 import { labUp, loadTopology, parseTopology, type LabDescription, type LabStatus } from '../agent/lab/index.ts';
 import { rateCommands } from '../agent/lab/lab.ts';
 import { AnylatError, ConfigError } from '../agent/util/errors.ts';
+import { needsRoot } from './support/root.ts';
 
 const STATE = '/run/anylat-lab/state.json';
 
@@ -107,7 +108,7 @@ function agentOf(d: LabDescription, region: string) {
   return d.agents.find((a) => a.region === region)!;
 }
 
-describe('anylat lab (Linux, root)', () => {
+describe('anylat lab (Linux, root)', needsRoot('network namespaces and TUN devices for the lab, and uid 65534 for the non-root check'), () => {
   let d: LabDescription;
 
   before(async () => {

@@ -12,13 +12,15 @@ function busy(ms: number): void {
 }
 
 test('a callback that ran right after a stall was held up by it; one that ran long after was not', async () => {
-  const lag = new LagMonitor({ thresholdMs: 1 }).start();
+  // A 10 ms threshold and a 60 ms stall: on a busy machine the scheduler alone can hold the process
+  // for a few milliseconds (which a 1 ms threshold read as a stall right where `later` was stamped).
+  const lag = new LagMonitor({ thresholdMs: 10 }).start();
   try {
     await sleep(20);
     const before = performance.now();
-    busy(25);
+    busy(60);
     const right = performance.now();
-    await sleep(40);
+    await sleep(120);
     const later = performance.now();
     await sleep(5); // let the monitor tick past both
     assert.equal(lag.delayedAt(right, 2), true);

@@ -5,8 +5,8 @@
 import { strict as assert } from 'node:assert';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
-import type { AgentHeartbeat, RoundResult } from '../agent/model.ts';
-import { eventLine, FIELD_KEYS, heartbeatLine, isoToMs, isReservedLabel, RESERVED_TAGS, roundToLines } from '../agent/sink/line-protocol.ts';
+import type { AgentHeartbeat, RoundResult } from '../agent/core/model.ts';
+import { eventLine, FIELD_KEYS, heartbeatLine, isoToMs, isReservedLabel, RESERVED_TAGS, roundToLines } from '../agent/core/line-protocol.ts';
 
 const GOLDEN = new URL('./golden/line-protocol.txt', import.meta.url);
 

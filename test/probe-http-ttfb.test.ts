@@ -9,9 +9,9 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Attempt } from '../agent/model.ts';
+import type { Attempt } from '../agent/core/model.ts';
 import { httpProber, type HttpProber, type TtfbTiming } from '../agent/probe/http.ts';
-import { delayAcks, ECHO_RTT_ROUNDING_US, readTcpInfo, responseRttFromTcpInfo, type TcpInfo } from '../agent/probe/tcp-info.ts';
+import { delayAcks, ECHO_RTT_ROUNDING_US, readTcpInfo, responseRttFromTcpInfo, type TcpInfo } from '../agent/net/tcp-info.ts';
 import type { HttpProbeOptions, ProbeTarget } from '../agent/probe/types.ts';
 import { startHttpReflector } from '../agent/reflector/http.ts';
 import type { ReflectorPart } from '../agent/reflector/types.ts';
@@ -88,9 +88,17 @@ async function oneSample(port: number, options: Partial<HttpProbeOptions> = {}):
 function assertMonotonic(r: { attempt: Attempt; timing: TtfbTiming }, why: keyof TtfbTiming['fallbacks'] | undefined): void {
   const a = r.attempt;
   assert.equal(a.ok, true, JSON.stringify(a));
-  assert.deepEqual(r.timing, { kernel: 0, monotonic: 1, fallbacks: why ? { ...NO_FALLBACKS, [why]: 1 } : NO_FALLBACKS });
+  assert.deepEqual(r.timing, { kernel: 0, arrival: 0, monotonic: 1, fallbacks: why ? { ...NO_FALLBACKS, [why]: 1 } : NO_FALLBACKS });
   // Timed in user space: the round may flag it for event-loop lag when the headers came back.
   assert.ok(a.lagWindows?.ttfb, `a monotonic ttfb keeps its lag window: ${JSON.stringify(a.lagWindows)}`);
+}
+
+/** a ttfb that TCP_INFO could not time, for `why`, timed instead from the response's kernel receive timestamp */
+function assertArrival(r: { attempt: Attempt; timing: TtfbTiming }, why: keyof TtfbTiming['fallbacks']): void {
+  const a = r.attempt;
+  assert.equal(a.ok, true, JSON.stringify(a));
+  assert.deepEqual(r.timing, { kernel: 0, arrival: 1, monotonic: 0, fallbacks: { ...NO_FALLBACKS, [why]: 1 } });
+  assert.ok(a.lagWindows && !('ttfb' in a.lagWindows), `a ttfb timed from the kernel's receive timestamp has no lag window: ${JSON.stringify(a.lagWindows)}`);
 }
 
 describe('http probe: ttfb from the kernel', () => {
@@ -109,7 +117,7 @@ describe('http probe: ttfb from the kernel', () => {
         assert.ok(a.values.connect! + ttfb <= a.values.total!);
         assert.ok(a.lagWindows && !('ttfb' in a.lagWindows), `a kernel-timed ttfb is never flagged for lag: ${JSON.stringify(a.lagWindows)}`);
       }
-      assert.deepEqual(probe.ttfbTiming(), { kernel: 10, monotonic: 0, fallbacks: NO_FALLBACKS }, `${address}: every ttfb timed by the kernel`);
+      assert.deepEqual(probe.ttfbTiming(), { kernel: 10, arrival: 0, monotonic: 0, fallbacks: NO_FALLBACKS }, `${address}: every ttfb timed by the kernel`);
     }
   });
 
@@ -123,7 +131,7 @@ describe('http probe: ttfb from the kernel', () => {
       assert.ok(!('ttfb' in a.lagWindows!));
     }
     await probe.close();
-    assert.deepEqual(probe.ttfbTiming(), { kernel: 3, monotonic: 0, fallbacks: NO_FALLBACKS });
+    assert.deepEqual(probe.ttfbTiming(), { kernel: 3, arrival: 0, monotonic: 0, fallbacks: NO_FALLBACKS });
   });
 
   // The kernel's sample ends at the first segment back; when that is the response, the server's
@@ -140,20 +148,20 @@ describe('http probe: ttfb from the kernel', () => {
     assert.ok(!('ttfb' in r.attempt.lagWindows!));
   });
 
-  test('fallback: a plain node:http server answering after the delayed-ACK timer (a bare ACK goes first)', linuxOnly, async () => {
+  test('fallback to the receive timestamp: a plain node:http server answering after the delayed-ACK timer (a bare ACK goes first)', linuxOnly, async () => {
     const LATE_MS = 300; // TCP_DELACK_MAX is 200 ms
     const srv = await plainServer((_req, res) => setTimeout(() => res.end('late'), LATE_MS));
     after(() => srv.stop());
     const r = await oneSample(srv.port);
-    assertMonotonic(r, 'separate_ack');
-    assert.ok(r.attempt.values.ttfb! >= LATE_MS - TIMER_EARLY_MS, `the monotonic clock still times the whole wait: ${r.attempt.values.ttfb} ms`);
+    assertArrival(r, 'separate_ack');
+    assert.ok(r.attempt.values.ttfb! >= LATE_MS - TIMER_EARLY_MS, `the receive timestamp still times the whole wait: ${r.attempt.values.ttfb} ms`);
   });
 
-  test('fallback: a plain node:http server answering at once (Linux acknowledges a connection\'s first data at once)', linuxOnly, async () => {
+  test('fallback to the receive timestamp: a plain node:http server answering at once (Linux acknowledges a connection\'s first data at once)', linuxOnly, async () => {
     const srv = await plainServer((_req, res) => res.end('ok'));
     after(() => srv.stop());
     const r = await oneSample(srv.port);
-    assertMonotonic(r, 'separate_ack');
+    assertArrival(r, 'separate_ack');
     assert.ok(r.attempt.values.ttfb! > 0);
   });
 

@@ -7,7 +7,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { once } from 'node:events';
-import type { Attempt, Metric } from '../agent/model.ts';
+import type { Attempt, Metric } from '../agent/core/model.ts';
 import { createHttpProbe, MAX_BODY_BYTES } from '../agent/probe/http.ts';
 import type { HttpProbeOptions, ProbeTarget } from '../agent/probe/types.ts';
 import { startHttpReflector } from '../agent/reflector/http.ts';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import type { Attempt } from '../agent/model.ts';
+import type { Attempt } from '../agent/core/model.ts';
 import { AnylatError } from '../agent/util/errors.ts';
 import { createIcmpProbe } from '../agent/probe/icmp.ts';
 import { LagMonitor } from '../agent/util/lag.ts';
@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { needsRoot } from './support/root.ts';
 
 const run = promisify(execFile);
 const PROBE_MODULE = fileURLToPath(new URL('../agent/probe/icmp.ts', import.meta.url));
@@ -41,7 +42,10 @@ async function inB(...args: string[]): Promise<void> {
   await ip('netns', 'exec', NS_B, ...args);
 }
 
+const NAMESPACES = needsRoot('network namespaces for the unreachable and routed targets (ip netns add)');
+
 before(async () => {
+  if (NAMESPACES.skip) return;
   try {
     await ip('netns', 'add', NS_A);
     await ip('netns', 'add', NS_B);
@@ -66,6 +70,7 @@ before(async () => {
 });
 
 after(async () => {
+  if (NAMESPACES.skip) return;
   await ip('netns', 'del', NS_A).catch(() => {});
   await ip('netns', 'del', NS_B).catch(() => {});
 });
@@ -148,7 +153,7 @@ test('icmp: concurrent samples on one prober each get their own reply', async ()
   await p.close();
 });
 
-test('icmp: no reply is a timeout; ICMP errors and missing routes are unreachable', async () => {
+test('icmp: no reply is a timeout; ICMP errors and missing routes are unreachable', NAMESPACES, async () => {
   const [silent, router, noRoute, rejected] = await sampleInNamespace([SILENT, BEHIND_ROUTER, NO_ROUTE, REJECTED], 300);
 
   assert.equal(silent!.ok, false);

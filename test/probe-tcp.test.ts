@@ -7,11 +7,11 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { createTcpProbe, socketFailureReason, tcpProber, type EchoTiming } from '../agent/probe/tcp.ts';
-import { decodeTcpInfo, delayAcks, ECHO_RTT_ROUNDING_US, echoRttFromTcpInfo, loadTcpInfo, readTcpInfo, socketFd, TCP_ESTABLISHED, type TcpInfo } from '../agent/probe/tcp-info.ts';
-import { encodeEchoReply, encodeEchoRequest, ECHO_REQUEST_SIZE, parseEchoReply, setEchoTurnaround } from '../agent/probe/echo-codec.ts';
+import { decodeTcpInfo, delayAcks, ECHO_RTT_ROUNDING_US, echoRttFromTcpInfo, loadTcpInfo, readTcpInfo, socketFd, TCP_ESTABLISHED, type TcpInfo } from '../agent/net/tcp-info.ts';
+import { encodeEchoReply, encodeEchoRequest, ECHO_REQUEST_SIZE, parseEchoReply, setEchoTurnaround } from '../agent/core/echo-codec.ts';
 import { startTcpEcho } from '../agent/reflector/tcp-echo.ts';
 import type { ReflectorPart } from '../agent/reflector/types.ts';
-import type { Attempt } from '../agent/model.ts';
+import type { Attempt } from '../agent/core/model.ts';
 import { AnylatError } from '../agent/util/errors.ts';
 import { refusedPort, ROOT, TIMER_EARLY_MS } from './support/net.ts';
 

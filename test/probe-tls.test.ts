@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
 import { createTlsProbe } from '../agent/probe/tls.ts';
-import type { Attempt } from '../agent/model.ts';
+import type { Attempt } from '../agent/core/model.ts';
 import type { TlsProbeOptions } from '../agent/probe/types.ts';
 import { AnylatError } from '../agent/util/errors.ts';
 import { refusedPort } from './support/net.ts';

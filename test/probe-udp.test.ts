@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { Attempt, PacketCounters } from '../agent/model.ts';
+import type { Attempt, PacketCounters } from '../agent/core/model.ts';
 import { AnylatError } from '../agent/util/errors.ts';
 import {
   AUTH_BASE_BYTES,
@@ -40,10 +40,11 @@ import {
   type ReflectorPacketInput,
   type SenderPacket,
   type Tlv,
-} from '../agent/probe/stamp-codec.ts';
+} from '../agent/core/stamp-codec.ts';
 import { createUdpProbe } from '../agent/probe/udp.ts';
 import { startStampReflector } from '../agent/reflector/stamp.ts';
 import { freeUdpPort } from './support/net.ts';
+import { needsRoot } from './support/root.ts';
 
 const KEY = Buffer.from('00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff', 'hex');
 const OTHER_KEY = Buffer.alloc(32, 0x5a);
@@ -628,7 +629,8 @@ describe('udp probe failures and misbehaving peers', () => {
     closers.push(() => peer.close());
     const prober = await probeTo(peer, '127.0.0.1', { timeoutMs: 60_000 });
     const pending = prober.sample(0);
-    await new Promise((r) => setTimeout(r, 20));
+    // close only once the request is out and at the peer (a fixed 20 ms was too short on a busy machine)
+    for (let waited = 0; peer.requests.length === 0 && waited < 10_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
     await prober.close();
     const a = await pending;
     assert.equal(a.ok, false);
@@ -656,7 +658,7 @@ describe('udp probe failures and misbehaving peers', () => {
 
 // Routing failures need a network without a route or with a router that says no: a pair of private
 // namespaces, so nothing leaves this machine. The prober runs inside namespace A.
-describe('udp probe: unreachable targets (network namespaces)', () => {
+describe('udp probe: unreachable targets (network namespaces)', needsRoot('network namespaces (ip netns add)'), () => {
   const run = promisify(execFile);
   const NS_A = `anylat-test-udp-${process.pid}`;
   const NS_B = `anylat-test-udpr-${process.pid}`;

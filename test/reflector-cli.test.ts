@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { reflectorOptions } from '../agent/commands/reflector.ts';
-import type { RoundResult } from '../agent/model.ts';
+import type { RoundResult } from '../agent/core/model.ts';
 import { AnylatError } from '../agent/util/errors.ts';
 import { runAnylat, startAnylat } from './support/net.ts';
 import { makeSelfSignedCert, type TestCert } from './support/tls-cert.ts';
@@ -152,6 +152,7 @@ test('bad arguments say what to fix, naming the option', async () => {
     [['--no-udp', '--no-tcp', '--no-http'], /leave nothing to run/],
     [['--auth-key-file', '/nonexistent/key'], /\/nonexistent\/key: cannot read the STAMP key file/],
     [['--rate-limit', 'fast'], /--rate-limit: expected packets per second ≥ 0, got "fast"/],
+    [['--tcp-per-source', '2.5'], /--tcp-per-source: expected a whole number of connections ≥ 0, got "2.5"/],
     [['--site', ''], /--site: expected a printable name/],
     [['eu'], /unexpected argument "eu"/],
     [['--bogus'], /reflector: unknown option --bogus/],

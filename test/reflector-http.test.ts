@@ -183,6 +183,84 @@ test('http reflector: connections past the cap are dropped', async () => {
   }
 });
 
+/** Resolves when the socket closes, whatever error it met on the way (events.once would reject). */
+function closed(socket: Socket): Promise<void> {
+  // A paused socket never sees the server's FIN; read (and drop) what comes.
+  socket.resume();
+  return new Promise((resolve) => (socket.destroyed ? resolve() : socket.once('close', () => resolve())));
+}
+
+test('http reflector: 1,100 half-open connections from 127.0.0.2 do not stop requests from 127.0.0.1', { timeout: 120_000 }, async () => {
+  const held: Socket[] = [];
+  try {
+    // Opened in waves so the test's own accept backlog never overflows; each stays open, silent.
+    for (let wave = 0; wave < 11; wave++) {
+      const opened = Array.from({ length: 100 }, () => {
+        const s = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
+        s.on('error', () => {});
+        held.push(s);
+        return new Promise<void>((resolve) => {
+          s.once('connect', () => resolve());
+          s.once('close', () => resolve());
+        });
+      });
+      await Promise.all(opened);
+    }
+    const before = reflector.stats();
+    const replies: number[] = [];
+    for (let i = 0; i < 20; i++) replies.push((await get({ path: `/legit-${i}` })).status);
+    assert.deepEqual(replies, new Array(20).fill(200), 'every request from 127.0.0.1 answered');
+    const stats = reflector.stats();
+    assert.ok((stats.per_source_refused ?? 0) >= 1100 - 32, `per-source refusals: ${JSON.stringify(stats)}`);
+    assert.ok((stats.requests ?? 0) - (before.requests ?? 0) >= 20);
+  } finally {
+    for (const s of held) s.destroy();
+  }
+});
+
+test('http reflector: a trickling body is cut off at the whole-request deadline; a large body is refused with 413', { timeout: 60_000 }, async () => {
+  const strict = await startHttpReflector({ site: 'strict', binds: ['127.0.0.1'], port: 0, requestTimeoutMs: 1000, maxBodyBytes: 1024, log: () => {} });
+  const strictPort = strict.listening[0]!.port;
+  try {
+    // One byte a quarter second of a chunked body: without a deadline this would last for ever.
+    const trickle = connect({ host: '127.0.0.1', port: strictPort });
+    trickle.on('error', () => {});
+    await once(trickle, 'connect');
+    trickle.write('GET /slow HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n');
+    const timer = setInterval(() => trickle.writable && trickle.write('1\r\nx\r\n'), 250);
+    const openedAt = Date.now();
+    await closed(trickle);
+    clearInterval(timer);
+    const heldMs = Date.now() - openedAt;
+    // Generous: the deadline is 1 s; a reflector without one held it for as long as the client liked.
+    assert.ok(heldMs < 20_000, `held for ${heldMs} ms`);
+    assert.equal(strict.stats().request_timeouts, 1);
+
+    // A GET declaring a 28 MB body gets 413 at once, before any of it is read.
+    const big = connect({ host: '127.0.0.1', port: strictPort });
+    big.on('error', () => {});
+    await once(big, 'connect');
+    let bigReply = '';
+    big.setEncoding('latin1');
+    big.on('data', (d: string) => (bigReply += d));
+    big.write(`GET / HTTP/1.1\r\nHost: a\r\nContent-Length: ${28 * 1024 * 1024}\r\n\r\n${'z'.repeat(2048)}`);
+    await closed(big);
+    assert.match(bigReply, /^HTTP\/1\.1 413 /);
+
+    // A chunked body that grows past the cap: the connection is cut, the reflector stays up.
+    const chunked = connect({ host: '127.0.0.1', port: strictPort });
+    chunked.on('error', () => {});
+    await once(chunked, 'connect');
+    chunked.write('GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n');
+    for (let i = 0; i < 4 && chunked.writable; i++) chunked.write(`400\r\n${'y'.repeat(1024)}\r\n`);
+    await closed(chunked);
+    assert.equal(strict.stats().bodies_too_large, 2);
+    assert.equal((await get({ port: strictPort })).status, 200);
+  } finally {
+    await strict.close();
+  }
+});
+
 test('http reflector: serves HTTPS with the given certificate', async () => {
   const body = await new Promise<{ status: number; site: unknown; json: Record<string, unknown> }>((resolve, reject) => {
     const req = httpsRequest(
@@ -203,13 +281,14 @@ test('http reflector: serves HTTPS with the given certificate', async () => {
   assert.equal(body.json.source, '127.0.0.1');
 });
 
-test('http reflector: a taken port is an EnvironmentError naming the address', async () => {
+test('http reflector: a taken port is a BindError naming the address', async () => {
   await assert.rejects(
     startHttpReflector({ site: 's', binds: ['127.0.0.1'], port, log: () => {} }),
     (err: unknown) => {
       assert.ok(err instanceof AnylatError);
-      assert.equal(err.code, 'ANYLAT_REFLECTOR_BIND');
-      assert.match(err.message, new RegExp(`http://127\\.0\\.0\\.1:${port}: EADDRINUSE`));
+      assert.equal(err.code, 'ANYLAT_BIND');
+      assert.equal(err.exitCode, 2);
+      assert.match(err.message, new RegExp(`^http reflector: cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use \\(EADDRINUSE\\)`));
       assert.match(err.message, /--http-port/);
       return true;
     },
@@ -225,7 +304,7 @@ test('a request that arrives before the reflector has seen its connection is not
   // the kernel would acknowledge it at once.
   const client = `
     import net from 'node:net';
-    import { readTcpInfo } from ${JSON.stringify(new URL('../agent/probe/tcp-info.ts', import.meta.url).href)};
+    import { readTcpInfo } from ${JSON.stringify(new URL('../agent/net/tcp-info.ts', import.meta.url).href)};
     const request = 'GET / HTTP/1.1\\r\\nHost: svc.anylat.test\\r\\n\\r\\n';
     const s = net.connect(${port}, '127.0.0.1', () => {
       const before = readTcpInfo(s).bytesAcked;

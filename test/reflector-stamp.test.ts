@@ -18,7 +18,7 @@ import {
   ntpFromUnixMs,
   readSiteValue,
   type Tlv,
-} from '../agent/probe/stamp-codec.ts';
+} from '../agent/core/stamp-codec.ts';
 import { localAddresses, sourceKey, startStampReflector } from '../agent/reflector/stamp.ts';
 import type { ReflectorPart } from '../agent/reflector/types.ts';
 import { AnylatError } from '../agent/util/errors.ts';
@@ -95,7 +95,7 @@ async function sync(client: Client, port: number, host: string): Promise<void> {
 }
 
 function outcomes(s: Record<string, number>): number {
-  return s.reflected! + s.malformed! + s.oversize! + s.rate_limited! + s.auth_failed! + s.internal_errors!;
+  return s.reflected! + s.malformed! + s.oversize! + s.rate_limited! + s.auth_failed! + s.internal_errors! + (s.replayed ?? 0);
 }
 
 describe('STAMP reflector', () => {
@@ -251,12 +251,17 @@ describe('STAMP reflector', () => {
       }
       assert.equal(s.internal_errors, 0);
       const base = key ? 112 : 44;
-      // Valid cuts: the base alone, a zero flags octet (padding), whole TLVs.
-      const expected = key ? [base, base + 1, base + 36, base + 56] : [base, base + 1, base + 36, base + 45];
+      // Valid cuts: the base alone, a zero flags octet (padding), whole TLVs. Authenticated, TLVs
+      // count only with the HMAC TLV over them (the cut after the site TLV has none), and every cut
+      // carries the same sequence number and timestamp: after the first, the valid ones (base + 1,
+      // base + 56) are replays.
+      const expected = key ? [base] : [base, base + 1, base + 36, base + 45];
       assert.deepEqual(replySizes, expected);
       if (key) {
-        assert.equal(s.malformed! + s.auth_failed!, sent - expected.length);
-        assert.equal(s.auth_failed, base - 44, 'packets of 44-111 octets are unauthenticated-sized');
+        assert.equal(s.malformed! + s.auth_failed! + s.replayed!, sent - expected.length);
+        assert.equal(s.replayed, 2);
+        assert.equal(s.auth_failed, base - 44 + 1, 'packets of 44-111 octets are unauthenticated-sized; one has a TLV without the HMAC TLV');
+        assert.equal(s.tlv_unprotected, 1);
       } else {
         assert.equal(s.malformed, sent - expected.length);
       }
@@ -310,6 +315,61 @@ describe('STAMP reflector', () => {
     assert.equal(s.auth_failed, 3);
     assert.equal(s.reflected, 1);
     assert.equal(c.drain().length, 0);
+  });
+
+  test('authenticated mode: a site TLV appended without an HMAC TLV over it is dropped and counted', async () => {
+    const r = await reflector({ authKey: KEY, ratePerSourcePps: 0 });
+    const port = r.listening[0]!.port;
+    const c = await client();
+    // Correctly signed base packet, then a TLV nobody signed (the packet HMAC covers octets 0..95 only).
+    const base = request({ key: KEY, tlvs: [] });
+    const tlv = Buffer.alloc(4 + 32);
+    tlv.writeUInt8(0, 0);
+    tlv.writeUInt8(TLV_SITE, 1);
+    tlv.writeUInt16BE(32, 2);
+    await c.send(Buffer.concat([base, tlv]), port, '127.0.0.1');
+    const good = request({ key: KEY, tlvs: [emptySiteTlv(32), hmacTlvPlaceholder()] });
+    await c.send(good, port, '127.0.0.1');
+    const got = await c.next();
+    assert.ok(got);
+    const d = decodeReflectorPacket(got.msg, KEY);
+    assert.ok(d.ok);
+    assert.equal(d.packet.senderSeq, good.readUInt32BE(0), 'only the protected packet is answered');
+    assert.equal(c.drain().length, 0);
+    const s = r.stats();
+    assert.equal(s.tlv_unprotected, 1);
+    assert.equal(s.auth_failed, 1);
+    assert.equal(s.reflected, 1);
+  });
+
+  test('authenticated mode: a captured packet sent again is refused by the replay window; a new sequence is not', async () => {
+    const r = await reflector({ authKey: KEY, ratePerSourcePps: 0 });
+    const port = r.listening[0]!.port;
+    const c = await client();
+    const captured = request({ key: KEY, tlvs: [emptySiteTlv(32), hmacTlvPlaceholder()] });
+    for (let i = 0; i < 5; i++) await c.send(captured, port, '127.0.0.1');
+    // Later packets of the same session, and an out-of-order one inside the window, are answered.
+    const t = Date.now();
+    const mk = (seq: number, at: number) => encodeSenderPacket({ seq, timestamp: ntpFromUnixMs(at), ssid: 7, tlvs: [emptySiteTlv(32), hmacTlvPlaceholder()] }, KEY);
+    const base = captured.readUInt32BE(0);
+    await c.send(mk(base + 2, t + 20), port, '127.0.0.1');
+    await c.send(mk(base + 1, t + 10), port, '127.0.0.1');
+    await c.send(mk(base + 2, t + 20), port, '127.0.0.1'); // replay of the one before last
+    // The sender restarted its sequence on the same port, with a later clock: a new window.
+    await c.send(mk(0, t + 5000), port, '127.0.0.1');
+    const answered: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const got = await c.next();
+      assert.ok(got, `reply ${i + 1} of 4`);
+      const d = decodeReflectorPacket(got.msg, KEY);
+      assert.ok(d.ok);
+      answered.push(d.packet.senderSeq);
+    }
+    assert.deepEqual(answered, [base, base + 2, base + 1, 0]);
+    assert.equal(c.drain().length, 0);
+    const s = r.stats();
+    assert.equal(s.replayed, 5, 'four copies of the captured packet and one of a later one');
+    assert.equal(s.reflected, 4);
   });
 
   test('rate limit: a flood from one source is cut while another source is still served', async () => {
@@ -377,11 +437,11 @@ describe('STAMP reflector', () => {
     const r = await reflector();
     await assert.rejects(
       startStampReflector({ site: 's', binds: ['127.0.0.1'], port: r.listening[0]!.port, log: () => {} }),
-      (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_REFLECTOR_BIND' && /127\.0\.0\.1:\d+ \(EADDRINUSE\)/.test(e.message),
+      (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_BIND' && e.exitCode === 2 && /cannot listen on 127\.0\.0\.1:\d+: the address is in use \(EADDRINUSE\); pick another --udp-port/.test(e.message),
     );
     await assert.rejects(
       startStampReflector({ site: 's', binds: ['192.0.2.1'], port: 0, log: () => {} }),
-      (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_REFLECTOR_BIND' && /192\.0\.2\.1/.test(e.message),
+      (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_BIND' && /192\.0\.2\.1/.test(e.message),
     );
     await assert.rejects(
       startStampReflector({ site: 's', binds: ['localhost'], port: 0 }),

@@ -19,8 +19,8 @@ import {
   parseEchoRequest,
   setEchoTurnaround,
   truncateUtf8,
-} from '../agent/probe/echo-codec.ts';
-import { delayAcks, ECHO_RTT_ROUNDING_US, echoRttFromTcpInfo, readTcpInfo, type TcpInfo } from '../agent/probe/tcp-info.ts';
+} from '../agent/core/echo-codec.ts';
+import { delayAcks, ECHO_RTT_ROUNDING_US, echoRttFromTcpInfo, readTcpInfo, type TcpInfo } from '../agent/net/tcp-info.ts';
 import { createTcpProbe } from '../agent/probe/tcp.ts';
 import { AnylatError } from '../agent/util/errors.ts';
 
@@ -204,6 +204,21 @@ describe('reflector: tcp echo', () => {
     held[1]!.socket.destroy();
   });
 
+  test('per-source cap 0 (a relay in front): 40 connections from one source all get echoes', async () => {
+    const open = await startTcpEcho({ site: 's', binds: ['127.0.0.1'], port: 0, maxConnectionsPerSource: 0, log: () => {} });
+    after(() => open.close());
+    const openPort = open.listening[0]!.port;
+    const held = Array.from({ length: 40 }, () => client(openPort));
+    await Promise.all(held.map((c) => c.connected));
+    await eventually(() => open.stats().active === 40, 'forty connections held');
+    const probe = await createTcpProbe({ endpoint: 'anycast', address: '127.0.0.1' }, { port: openPort, timeoutMs: 5_000, echo: true });
+    const answered = await probe.sample(0);
+    assert.equal(answered.ok, true, JSON.stringify(answered));
+    assert.equal(open.stats().rejected, 0);
+    await probe.close();
+    for (const c of held) c.socket.destroy();
+  });
+
   test('caps connections in total', async () => {
     const capped = await startTcpEcho({ site: 's', binds: ['127.0.0.1'], port: 0, maxConnections: 1, log: () => {} });
     after(() => capped.close());
@@ -251,7 +266,7 @@ describe('reflector: tcp echo', () => {
   test('a port in use is a clear error with a stable code', async () => {
     await assert.rejects(
       startTcpEcho({ site: 's', binds: ['127.0.0.1'], port, log: () => {} }),
-      (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_LISTEN' && new RegExp(`127\\.0\\.0\\.1:${port}.*pick another --tcp-port`).test(e.message),
+      (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_BIND' && e.exitCode === 2 && new RegExp(`127\\.0\\.0\\.1:${port}.*pick another --tcp-port`).test(e.message),
     );
   });
 

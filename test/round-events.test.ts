@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { PathResult, RoundResult } from '../agent/model.ts';
+import type { PathResult, RoundResult } from '../agent/core/model.ts';
 import { deriveEvents } from '../agent/round/events.ts';
-import { roundToLines } from '../agent/sink/line-protocol.ts';
+import { roundToLines } from '../agent/core/line-protocol.ts';
 
 function path(endpoint: string, protocol: PathResult['protocol'], metric: PathResult['metric'], received: number, site?: string): PathResult {
   return {

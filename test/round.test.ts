@@ -7,11 +7,11 @@ import { Resolver } from 'node:dns/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Attempt, Protocol } from '../agent/model.ts';
+import type { Attempt, Protocol } from '../agent/core/model.ts';
 import { PROBES } from '../agent/probe/index.ts';
 import type { ProbeFactory, Prober } from '../agent/probe/types.ts';
 import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';
-import { OVERRUN_GRACE_MS, runRound, type ObservedSample, type RoundSpec } from '../agent/round/run-round.ts';
+import { OVERRUN_GRACE_MS, REPLY_LAG_SLACK_MS, runRound, type ObservedSample, type RoundSpec } from '../agent/round/run-round.ts';
 import { LagMonitor } from '../agent/util/lag.ts';
 import { freePort } from './support/net.ts';
 
@@ -320,8 +320,17 @@ test('the default resolver resolves a name from /etc/hosts once', async () => {
   assert.ok(any.address === '127.0.0.1' || any.address === '::1', any.address);
 });
 
-/** The real probe for `protocol`, busy for `ms` right after launching the samples `when` picks. */
-function stalling<P extends 'udp' | 'tcp' | 'http'>(protocol: P, when: (endpoint: string, seq: number) => boolean, ms = 25, afterMs = 0): ProbeFactory<P> {
+/**
+ * The real probe for `protocol`, busy for `ms` right after launching the samples `when` picks
+ * (`afterMs` later when given); each stall's [from, to] goes into `stalls`.
+ */
+function stalling<P extends 'udp' | 'tcp' | 'http'>(
+  protocol: P,
+  when: (endpoint: string, seq: number) => boolean,
+  ms = 25,
+  afterMs = 0,
+  stalls: Array<[number, number]> = [],
+): ProbeFactory<P> {
   return (async (target, options) => {
     const inner = await (PROBES[protocol] as ProbeFactory<P>)(target, options);
     return {
@@ -331,8 +340,10 @@ function stalling<P extends 'udp' | 'tcp' | 'http'>(protocol: P, when: (endpoint
         const p = inner.sample(seq);
         if (when(target.endpoint, seq)) {
           const stall = () => {
-            const until = performance.now() + ms;
+            const from = performance.now();
+            const until = from + ms;
             while (performance.now() < until);
+            stalls.push([from, performance.now()]);
           };
           if (afterMs > 0) setTimeout(stall, afterMs);
           else stall();
@@ -380,20 +391,41 @@ test('values the kernel timed are never flagged: a stall while their reply waits
   }
 });
 
-test('http: a stall while the response is on its way flags total (it spans it) but not ttfb', async () => {
-  const slow = createServer((_req, res) => setTimeout(() => res.end('ok'), 120));
+test('http: a stall while the response is on its way delays none of its callbacks: neither ttfb nor total is flagged for it, both keep the server\'s time', async () => {
+  const SERVER_MS = 150;
+  const STALL_MS = 50;
+  const slow = createServer((_req, res) => setTimeout(() => res.end('ok'), SERVER_MS));
   await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', () => resolve()));
   const lag = new LagMonitor({ thresholdMs: 1 }).start();
   try {
     const port = (slow.address() as AddressInfo).port;
-    // 30 ms into each sample the loop stalls for 25 ms; the response comes ~120 ms in.
-    const round = await runRound(spec({ samples: 3, spacingMs: 150, lag, endpoints: [{ name: 'anycast', kind: 'anycast', host: '127.0.0.1' }], protocols: { http: { url: `http://127.0.0.1:${port}/`, warm: false } } }), {
-      probes: { ...PROBES, http: stalling('http', () => true, 25, 30) },
+    const stalls: Array<[number, number]> = [];
+    const seen: ObservedSample[] = [];
+    // 20 ms into each sample the loop stalls for 50 ms; the response comes ~150 ms in. This node:http
+    // server acknowledges the request at once, so ttfb falls back to the monotonic clock: its only
+    // exposure is the headers' callback, and total's the same (connect is the kernel's).
+    const round = await runRound(spec({ samples: 3, spacingMs: 250, lag, endpoints: [{ name: 'anycast', kind: 'anycast', host: '127.0.0.1' }], protocols: { http: { url: `http://127.0.0.1:${port}/`, warm: false } } }), {
+      probes: { ...PROBES, http: stalling('http', () => true, STALL_MS, 20, stalls) },
+      onSample: (s) => seen.push(s),
     });
-    const row = (metric: string) => round.paths.find((p) => p.metric === metric)!;
-    assert.equal(row('total').flagged, 3);
-    assert.equal(row('ttfb').flagged, 0);
-    assert.ok(row('ttfb').min_ms! >= 100, 'ttfb is the server\'s 120 ms, measured');
+    assert.equal(seen.length, 3);
+    assert.ok(stalls.length >= 3, `stalled ${stalls.length} times`);
+    const noise = lag.windowsSince(0).filter((w) => !stalls.some(([from, to]) => w.from < to && w.to > from));
+    for (const s of seen) {
+      assert.equal(s.attempt.ok, true, JSON.stringify(s.attempt));
+      const { ttfb, total } = s.attempt.values;
+      assert.ok(ttfb! >= SERVER_MS - 10, `ttfb ${ttfb} ms is the server's ${SERVER_MS} ms, measured`);
+      assert.ok(total! - ttfb! < STALL_MS - 10, `total ${total} ms − ttfb ${ttfb} ms: the stall is not in total`);
+      // A flag is only honest when some other stretch of lag (this machine being busy) could have
+      // held up one of the sample's callbacks; the injected stall ended long before the response.
+      for (const metric of s.flaggedMetrics) {
+        const at = (s.attempt.lagWindows?.ttfb as readonly [number, number] | undefined)?.[1] ?? s.attempt.t1;
+        assert.ok(
+          noise.some((w) => w.from <= at && w.to >= at - REPLY_LAG_SLACK_MS - 1),
+          `${metric} flagged with no lag near its response at ${at.toFixed(1)} but the injected stall ${JSON.stringify(stalls)}`,
+        );
+      }
+    }
   } finally {
     lag.stop();
     slow.close();
@@ -406,7 +438,9 @@ test('onSample sees every counted sample once, with its flag, and the statistics
     const seen: ObservedSample[] = [];
     const refusedTcpPort = await freePort();
     const round = await runRound(
-      spec({ samples: 6, spacingMs: 10, lag, protocols: { http: { url: `http://127.0.0.1:${httpPort}/`, warm: false }, tcp: { port: refusedTcpPort, echo: false } } }),
+      // The monotonic clock: a stall right after launch holds up the connect callback, so it is in
+      // connect and total (the kernel clock would leave it out of both: nothing to flag).
+      spec({ samples: 6, spacingMs: 10, lag, protocols: { http: { url: `http://127.0.0.1:${httpPort}/`, warm: false, ttfbClock: 'monotonic' }, tcp: { port: refusedTcpPort, echo: false } } }),
       { probes: { ...PROBES, http: stalling('http', (e, seq) => e === 'u1' && seq === 2) }, onSample: (s) => seen.push(s) },
     );
     // 2 endpoints × 2 protocols × 6 cycles; the warm-up samples are not counted, so not seen.

@@ -26,10 +26,10 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';
-import { roundToLines } from '../agent/sink/line-protocol.ts';
+import { roundToLines } from '../agent/core/line-protocol.ts';
 import { openStore } from '../agent/store/store.ts';
 import { freePort, freeUdpPort, startAnylat } from './support/net.ts';
-import { Victoria } from './support/victoria.ts';
+import { Victoria } from '../bench/lib/victoria.ts';
 
 const AGENT = 'durability-test';
 const TOKEN = 'durability-secret-token';

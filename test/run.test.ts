@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';
 import { openStore } from '../agent/store/store.ts';
 import { freePort, freeUdpPort, runAnylat, startAnylat } from './support/net.ts';
-import { Victoria } from './support/victoria.ts';
+import { Victoria } from '../bench/lib/victoria.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'anylat-run-'));
 let reflector: RunningReflector;

@@ -7,12 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, afterEach, before, test } from 'node:test';
-import type { AgentHeartbeat, RoundResult } from '../agent/model.ts';
-import { roundToLines } from '../agent/sink/line-protocol.ts';
+import type { AgentHeartbeat, RoundResult } from '../agent/core/model.ts';
+import { roundToLines } from '../agent/core/line-protocol.ts';
 import { Sink, type SinkOptions } from '../agent/sink/index.ts';
 import { openStore, type OutboxEntry, type Store } from '../agent/store/index.ts';
 import { makeRound, udpPath, benefitRow } from './support/rounds.ts';
-import { Victoria, type ExportedSeries } from './support/victoria.ts';
+import { Victoria, type ExportedSeries } from '../bench/lib/victoria.ts';
 
 let dir: string;
 let n = 0;

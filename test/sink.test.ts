@@ -23,7 +23,7 @@ interface Received {
   at: number;
 }
 
-type Answer = { status: number; body?: string; headers?: Record<string, string> } | 'hang';
+type Answer = { status: number; body?: string; headers?: Record<string, string>; delayMs?: number } | 'hang';
 
 /** An HTTP server that records each write and answers what the test says. */
 class ScriptedInflux {
@@ -47,8 +47,13 @@ class ScriptedInflux {
           this.hanging.push(res);
           return;
         }
-        res.writeHead(a.status, { 'content-type': 'application/json', ...(a.headers ?? {}) });
-        res.end(a.body ?? '');
+        const answer = () => {
+          if (res.destroyed) return;
+          res.writeHead(a.status, { 'content-type': 'application/json', ...(a.headers ?? {}) });
+          res.end(a.body ?? '');
+        };
+        if (a.delayMs === undefined) answer();
+        else setTimeout(answer, a.delayMs);
       });
     });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
@@ -236,6 +241,18 @@ describe('outages', () => {
     assert.ok(everything.includes('<redacted>'));
   });
 
+  test('a token straddling the 4,000-character cut of a server message is scrubbed whole, not cut in half', async () => {
+    const { server, store, sink, logs } = await setup();
+    queue(store, 1);
+    const body = `${'x'.repeat(3975)} you sent ${TOKEN} and more`;
+    assert.ok(body.indexOf(TOKEN) < 4000 && body.indexOf(TOKEN) + TOKEN.length > 4000, 'the token straddles the cut');
+    server.answer = () => ({ status: 401, body: JSON.stringify({ code: 'unauthorized', message: body }) });
+    sink.start();
+    await until('an attempt logged', () => (logs.length > 0 && sink.status().lastError !== undefined ? true : undefined));
+    const everything = [...logs, sink.status().lastError!].join('\n');
+    for (let n = 6; n <= TOKEN.length; n++) assert.ok(!everything.includes(TOKEN.slice(0, n)), `the first ${n} characters of the token leaked`);
+  });
+
   test('no answer within the timeout: retried with the lines kept', async () => {
     const { server, store, sink } = await setup({}, { timeoutMs: 200 });
     queue(store, 1);
@@ -390,5 +407,91 @@ describe('helpers', () => {
     const everything = [...logs, JSON.stringify(sink.status()), inspect(sink, { depth: 6 })].join('\n');
     assert.ok(!everything.includes(TOKEN) && !everything.includes('hunter2'), everything);
     assert.match(sink.status().lastError!, /cannot reach InfluxDB at http:\/\/127\.0\.0\.1:1 \(org o, bucket b\): .*ECONNREFUSED/);
+  });
+});
+
+describe('refusals that are not the line\'s fault', () => {
+  test('a proxy answering 400 to everything for 4 s dead-letters nothing; every line arrives once the blip ends', { timeout: 60_000 }, async () => {
+    const { server, store, sink, logs } = await setup({ batchLines: 16 });
+    const lines = queue(store, 10);
+    let blipStart: number | undefined;
+    server.answer = () => {
+      blipStart ??= Date.now();
+      return Date.now() - blipStart < 4000 ? { status: 400, body: '{"code":"invalid","message":"bad request (proxy misconfigured)"}' } : { status: 204 };
+    };
+    const blipped = (r: Received) => r.at - blipStart! < 4000;
+    sink.start();
+    await until('outbox empty', () => store.outboxRows('eu-1') === 0, 40_000);
+    assert.equal(store.deadLetters('eu-1'), 0, logs.join('\n'));
+    assert.deepEqual(
+      server.received.filter((r) => !blipped(r)).flatMap((r) => r.lines).sort(),
+      [...lines].sort(),
+      'every line accepted exactly once after the blip',
+    );
+    assert.ok(server.received.filter(blipped).length >= 3, 'the blip was seen by several attempts');
+    assert.ok(logs.some((l) => /refused every line, also lines on their own .*nothing is dead-lettered/.test(l)), logs.join('\n'));
+  });
+
+  test('a line refused on its own several times over the window is a dead letter even with nothing else to compare', async () => {
+    const { server, store, sink, logs } = await setup({ refusalsToDeadLetter: 3, refusalWindowMs: 400 });
+    store.saveHeartbeat({ agent: { id: 'eu-1', region: 'eu' }, at: new Date().toISOString(), version: 't', uptime_s: 1, loop_lag_p99_ms: 0, rounds_late: 0, outbox_rows: 0, dead_letters: 0 });
+    server.answer = () => ({ status: 422, body: '{"message":"field type conflict"}' });
+    sink.start();
+    await until('dead letter', () => store.deadLetters('eu-1') === 1);
+    assert.ok(server.received.length >= 3, `${server.received.length} attempts`);
+    assert.ok(server.received.at(-1)!.at - server.received[0]!.at >= 400);
+    assert.ok(logs.some((l) => /refused on its own \d+ times over/.test(l)), logs.join('\n'));
+  });
+});
+
+describe('a slow server', () => {
+  test('timeouts halve the batch to the floor instead of sending the same batch again; successes grow it back', { timeout: 90_000 }, async () => {
+    // 100 ms per line: 40 lines take 4 s, 20 lines 2 s; the client gives up after 3 s (margins of 1 s
+    // either way on a busy machine).
+    const { server, store, sink, logs } = await setup({ batchLines: 80, minBatchLines: 20, growAfter: 2, backoff: { initialMs: 20, maxMs: 50 } }, { timeoutMs: 3000 });
+    const lines = queue(store, 20);
+    server.answer = (l) => ({ status: 204, delayMs: l.length * 100 });
+    sink.start();
+    await until('outbox empty', () => store.outboxRows('eu-1') === 0, 80_000);
+    const sizes = server.received.map((r) => r.lines.length);
+    assert.deepEqual(sizes.slice(0, 5), [80, 40, 20, 20, 40], `request sizes ${sizes.join(', ')}`);
+    const timesSent = new Map<string, number>();
+    for (const l of server.received.flatMap((r) => r.lines)) timesSent.set(l, (timesSent.get(l) ?? 0) + 1);
+    assert.ok(Math.max(...timesSent.values()) <= 4, 'no line sent more than once per size step');
+    assert.equal(timesSent.size, lines.length);
+    assert.ok(logs.some((l) => /did not answer a batch of 80 lines in time; batch size now 40 lines/.test(l)), logs.join('\n'));
+    assert.ok(logs.some((l) => /answers in time again; batch size now 40 lines/.test(l)), logs.join('\n'));
+  });
+});
+
+describe('a line that draws 5xx', () => {
+  test('after setAsideAfterMs the batch is bisected: the line is set aside, the rest flows, and the log says so', { timeout: 30_000 }, async () => {
+    const { server, store, sink, logs } = await setup({ batchLines: 100, setAsideAfterMs: 800 });
+    const lines = queue(store, 3);
+    const poison = lines[5]!;
+    server.answer = (l) => (l.includes(poison) ? { status: 500, body: '{"message":"internal error: panic in the parser"}' } : { status: 204 });
+    sink.start();
+    await until('outbox empty', () => store.outboxRows('eu-1') === 0, 20_000);
+    const dead = store.deadLetterList({ agent: 'eu-1' });
+    assert.deepEqual(
+      dead.map((d) => [d.line, d.status]),
+      [[poison, 500]],
+    );
+    assert.match(dead[0]!.message, /^set aside after 0 min of 5xx: InfluxDB .* answered 500: internal error: panic in the parser/);
+    assert.deepEqual(server.accepted((r) => (r.lines.includes(poison) ? 500 : 204)).sort(), lines.filter((l) => l !== poison).sort());
+    const first = server.received[0]!.at;
+    const firstOk = server.received.find((r) => !r.lines.includes(poison))!.at;
+    assert.ok(firstOk - first >= 800, 'held up until the set-aside time');
+    assert.ok(logs.some((l) => /answered 5xx to the batch at the head of the outbox .* bisecting it to set aside/.test(l)), logs.join('\n'));
+  });
+
+  test('a server answering 5xx to everything past the set-aside time sets nothing aside', { timeout: 30_000 }, async () => {
+    const { server, store, sink } = await setup({ batchLines: 100, setAsideAfterMs: 200 });
+    queue(store, 2);
+    server.answer = () => ({ status: 503, body: 'down' });
+    sink.start();
+    await until('bisecting attempts', () => server.received.length >= 20);
+    assert.equal(store.deadLetters('eu-1'), 0);
+    assert.equal(store.outboxRows('eu-1'), 8);
   });
 });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { roundToLines } from '../agent/sink/line-protocol.ts';
+import { roundToLines } from '../agent/core/line-protocol.ts';
 import { openStore, SCHEMA_VERSION, type Store } from '../agent/store/index.ts';
 import { AnylatError } from '../agent/util/errors.ts';
 import { ROOT, runAnylat } from './support/net.ts';

@@ -15,10 +15,10 @@ import { startReflector, type RunningReflector } from '../agent/reflector/index.
 import { MAX_TRANSFER_BYTES } from '../agent/reflector/bytes.ts';
 import { runRound, type ObservedSample } from '../agent/round/run-round.ts';
 import { openStore } from '../agent/store/index.ts';
-import { roundToLines } from '../agent/sink/line-protocol.ts';
+import { roundToLines } from '../agent/core/line-protocol.ts';
 import { UsageError } from '../agent/util/errors.ts';
 import { LagMonitor } from '../agent/util/lag.ts';
-import { startDelayRelay, type DelayRelay } from './support/delay-relay.ts';
+import { startDelayRelay, type DelayRelay } from '../bench/lib/delay-relay.ts';
 import { refusedPort, TIMER_EARLY_MS } from './support/net.ts';
 
 async function get(port: number, path: string, method = 'GET'): Promise<{ status: number; headers: http.IncomingHttpHeaders; bytes: number }> {

@@ -54,8 +54,9 @@ describe('web dashboard in Chromium', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  // The store holds two services (`api` from an old agent): the page opens on the overview, so these open `web`.
   it('shows every region with the saved numbers, draws every chart, and reports no error', async () => {
-    const { page, errors } = await openPage(browser, server.url);
+    const { page, errors } = await openPage(browser, `${server.url}?service=web`);
     await waitForRegions(page, REGIONS.map((s) => s.region), 20_000);
 
     const table = await benefitTable(page);
@@ -95,6 +96,11 @@ describe('web dashboard in Chromium', () => {
       ['old-1', 'silent'],
       ['us-1', 'ok'],
     ]);
+    const failedCell = await page.$eval('#health-table tr[data-agent="eu-1"]', (tr) => {
+      const heads = Array.from(document.querySelectorAll('#health-table thead th')).map((th) => th.textContent);
+      return tr.querySelectorAll('td')[heads.indexOf('Rounds failed')]?.textContent;
+    });
+    assert.equal(failedCell, '3', 'Agent health shows rounds_failed');
     const siteNow = await page.$eval('#sites .site-row[data-agent="eu-1"] .site-now', (e) => e.textContent);
     assert.equal(siteNow, 'now: us-east-1');
 
@@ -117,7 +123,7 @@ describe('web dashboard in Chromium', () => {
   });
 
   it('follows the metric selector and keeps the choice in the URL', async () => {
-    const { page, errors } = await openPage(browser, server.url);
+    const { page, errors } = await openPage(browser, `${server.url}?service=web`);
     await page.waitForSelector('body[data-loaded="true"]');
     await page.selectOption('#metric', 'tcp/connect');
     await page.waitForFunction(() => document.getElementById('benefit-caption')?.textContent?.includes('tcp/connect'));
@@ -126,13 +132,13 @@ describe('web dashboard in Chromium', () => {
       const tcp = filled.rounds.get(spec.agent)!.map((r) => r.benefit.find((b) => b.protocol === 'tcp')!.saved_ms);
       assert.equal((await benefitRow(page, spec.agent)).saved, ms(med(tcp), true), spec.agent);
     }
-    assert.match(page.url(), /\?metric=tcp%2Fconnect$/);
+    assert.match(page.url(), /\?service=web&metric=tcp%2Fconnect$/);
     assert.deepEqual(errors, []);
     await page.close();
   });
 
   it('refreshes on its own when an agent saves a new round', async () => {
-    const { page, errors } = await openPage(browser, `${server.url}?since=15m`);
+    const { page, errors } = await openPage(browser, `${server.url}?service=web&since=15m`);
     await page.waitForSelector('body[data-loaded="true"]');
     const spec = REGIONS.find((s) => s.agent === 'us-1')!;
     assert.equal((await benefitRow(page, spec.agent)).rounds, String(ROUNDS));

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { RoundResult } from '../agent/model.ts';
+import type { RoundResult } from '../agent/core/model.ts';
 import { openStore, SCHEMA_VERSION, type ServiceSummary } from '../agent/store/index.ts';
 import { MIGRATIONS } from '../agent/store/schema.ts';
 import { startWebServer } from '../agent/web/index.ts';

@@ -12,7 +12,7 @@ import { openStore, type Store } from '../agent/store/index.ts';
 import { LagMonitor } from '../agent/util/lag.ts';
 import { startWebServer, type WebServer } from '../agent/web/index.ts';
 import type { BenefitResponse, ServicesResponse } from '../agent/web/index.ts';
-import { fillStore } from './support/big-store.ts';
+import { fillStore } from '../bench/lib/big-store.ts';
 import { makeRound } from './support/rounds.ts';
 
 const AGENTS = 3;

@@ -246,6 +246,7 @@ describe('web dashboard server', () => {
     assert.deepEqual(us.issues, []);
     assert.equal(us.version, '0.1.0');
     assert.equal(us.round_interval_s, 60);
+    assert.deepEqual(us.round_intervals, [{ service: 'web', interval_s: 60 }]);
     assert.ok(us.heartbeat_age_s! >= 10 && us.heartbeat_age_s! < 60);
     const eu = by.get('eu-1')!;
     assert.equal(eu.status, 'warning');
@@ -253,6 +254,9 @@ describe('web dashboard server', () => {
     assert.equal(eu.outbox_rows, 37);
     assert.equal(eu.loop_lag_p99_ms, 3.4);
     assert.ok(eu.issues.some((i) => i.includes('2 dead letter')), eu.issues.join('; '));
+    assert.equal(eu.rounds_failed, 3);
+    assert.ok(eu.issues.includes('3 round(s) measured but not stored (store write failed)'), eu.issues.join('; '));
+    assert.equal(us.rounds_failed, null);
     const ap = by.get('ap-1')!;
     assert.equal(ap.status, 'warning');
     assert.equal(ap.version, '0.0.9');
@@ -300,7 +304,7 @@ describe('web dashboard server', () => {
     const api = await get<{ endpoints: Array<{ path: string }> }>(server, '/api');
     assert.deepEqual(
       api.body.endpoints.map((e) => e.path),
-      ['/api/services', '/api/benefit', '/api/latency', '/api/loss', '/api/sites', '/api/events', '/api/health'],
+      ['/api/services', '/api/overview', '/api/benefit', '/api/latency', '/api/loss', '/api/sites', '/api/events', '/api/health'],
     );
     assert.equal((await get(server, '/api/nope')).status, 404);
     assert.equal((await get(server, '/nope.js')).status, 404);
@@ -443,8 +447,8 @@ describe('web dashboard listen address', () => {
     const port = (taken.address() as { port: number }).port;
     try {
       await assert.rejects(startWebServer({ store, listen: `127.0.0.1:${port}`, log: () => {} }), (err: Error & { code?: string }) => {
-        assert.equal(err.code, 'ANYLAT_WEB_LISTEN');
-        assert.match(err.message, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use; set web\\.listen`));
+        assert.equal(err.code, 'ANYLAT_BIND');
+        assert.match(err.message, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use \\(EADDRINUSE\\); set web\\.listen`));
         return true;
       });
     } finally {

@@ -1,8 +1,7 @@
 // `anylat demo` (what `npm start` runs): the lab, one agent per region in its namespace, one
 // store, the web dashboard, a live benefit table in the terminal; Ctrl-C takes it all down.
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { checkHost, labDown } from '../lab/index.ts';
 import { DEFAULT_ROUNDS, DEMO_SERVICE, everySeconds, MAX_DERIVED_TIMEOUT_MS, type DemoRounds } from '../demo/agent-config.ts';
@@ -17,6 +16,7 @@ import { formatDuration, parseDuration } from '../util/duration.ts';
 import { EnvironmentError, UsageError } from '../util/errors.ts';
 import { parseListen } from '../web/index.ts';
 import { parseArgsOrUsage, parseCount } from './args.ts';
+import { ANYLAT_BIN } from '../util/package.ts';
 
 const DEFAULT_STORE = 'anylat-demo.db';
 const DEFAULT_DIR = '/run/anylat-demo';
@@ -79,14 +79,15 @@ function requireHost(): void {
   }
   const instead =
     process.platform === 'linux'
-      ? '  sudo npm start            (or: sudo anylat demo)\n'
+      ? '  sudo npm start            (or: sudo npx anylat demo)\n'
       : '  run it in a Linux VM or a container started with --privileged\n';
   throw new EnvironmentError(
     'ANYLAT_DEMO_HOST',
     `demo: ${why}. Run it as:\n${instead}` +
       'Without the lab, compare two endpoints of a local reflector (no root needed):\n' +
-      '  anylat reflector --bind 127.0.0.1 --bind ::1 --udp-port 8862 --tcp-port 8862 --http-port 8081 --site local &\n' +
-      '  anylat compare 127.0.0.1 v6=::1 --udp-port 8862 --tcp-port 8862 --http-url http://127.0.0.1:8081/',
+      '  npx anylat reflector --bind 127.0.0.1 --bind ::1 --udp-port 8862 --tcp-port 8862 --http-port 8081 --site local &\n' +
+      '  npx anylat compare 127.0.0.1 v6=::1 --udp-port 8862 --tcp-port 8862 --http-url http://127.0.0.1:8081/\n' +
+      '(npx runs this checkout\'s anylat; "npm link" or "npm install -g ." puts anylat on the PATH)',
   );
 }
 
@@ -113,7 +114,7 @@ function roundsFrom(values: { interval?: string; samples?: string; transfer?: bo
 
 /** How to run anylat from another terminal: `anylat` when on PATH, else through node, with sudo when this ran under it. */
 function anylatCommand(): string {
-  const bin = fileURLToPath(new URL('../../bin/anylat.js', import.meta.url));
+  const bin = ANYLAT_BIN;
   const same = (p: string) => {
     try {
       return realpathSync(p) === realpathSync(bin);
@@ -214,6 +215,12 @@ export async function run(argv: string[]): Promise<number> {
     await labDown();
   }
   log(`anylat demo: building the lab${values.topology ? ` from ${values.topology}` : ''} (about 5 s), then starting the agents`);
+  // The agents' configs, logs and links are rewritten at every start: the default directory, or
+  // one this run created, goes when it exits, whichever way, so nothing stays behind in /run. A
+  // directory the user named and that existed before is left alone.
+  const chosen = values.dir !== undefined || process.env.ANYLAT_DEMO_DIR !== undefined;
+  const removeDir = chosen && existsSync(dir) ? () => {} : () => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', removeDir);
   demo = await startDemo({
     dir,
     storePath,

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { readStampKeyFile } from '../probe/stamp-codec.ts';
+import { readStampKeyFile } from '../core/stamp-codec.ts';
 import { startReflector, type ReflectorOptions } from '../reflector/index.ts';
 import { BYTES_ROUTE_DEFAULTS } from '../reflector/bytes.ts';
 import { DEFAULT_DNS_PORT, DNS_REFLECTOR_DEFAULTS } from '../reflector/dns.ts';
@@ -39,6 +39,8 @@ options:
   --tls-cert F --tls-key F
                        PEM certificate and key: the HTTP endpoint speaks HTTPS
   --rate-limit PPS     STAMP packets per second accepted from one source (default ${STAMP_REFLECTOR_DEFAULTS.ratePerSourcePps}; 0 = none)
+  --tcp-per-source N   TCP echo connections open at once from one source (default 16; 0 = no
+                       cap, for a reflector behind a relay that connects from one address)
   -h, --help           this text`;
 
 const OPTIONS = {
@@ -58,6 +60,7 @@ const OPTIONS = {
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'rate-limit': { type: 'string' },
+  'tcp-per-source': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -91,6 +94,11 @@ export async function reflectorOptions(argv: string[]): Promise<ReflectorOptions
     rate = Number(values['rate-limit']);
     if (!Number.isFinite(rate) || rate < 0) throw new UsageError(`--rate-limit: expected packets per second ≥ 0, got "${values['rate-limit']}"`);
   }
+  let perSource: number | undefined;
+  if (values['tcp-per-source'] !== undefined) {
+    perSource = Number(values['tcp-per-source']);
+    if (!Number.isInteger(perSource) || perSource < 0) throw new UsageError(`--tcp-per-source: expected a whole number of connections ≥ 0, got "${values['tcp-per-source']}"`);
+  }
   let dnsRate: number | undefined;
   if (values['dns-rate-limit'] !== undefined) {
     dnsRate = Number(values['dns-rate-limit']);
@@ -116,7 +124,7 @@ export async function reflectorOptions(argv: string[]): Promise<ReflectorOptions
     site,
     binds: binds.map((b) => b.replace(/^\[(.*)\]$/, '$1')),
     udp: values['no-udp'] ? false : { port: udpPort, ...(authKey ? { authKey } : {}), ...(rate !== undefined ? { ratePerSourcePps: rate } : {}) },
-    tcp: values['no-tcp'] ? false : { port: tcpPort },
+    tcp: values['no-tcp'] ? false : { port: tcpPort, ...(perSource !== undefined ? { maxConnectionsPerSource: perSource } : {}) },
     http: values['no-http'] ? false : { port: httpPort, ...(tls ? { tls } : {}), ...(bytesRate !== undefined ? { bytesPerSecond: bytesRate } : {}) },
     dns: dns ? { port: dnsPort, ...(dnsRate !== undefined ? { ratePerSourceQps: dnsRate } : {}) } : false,
   };

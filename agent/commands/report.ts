@@ -1,7 +1,7 @@
 // `anylat report`: the benefit table from the embedded store, read-only, safe while agents write.
 import { parseArgs } from 'node:util';
 import { configPath, loadConfig } from '../config/load.ts';
-import { openStore, type ReportRow } from '../store/index.ts';
+import { openStore, type ReportRow, type TimingGap } from '../store/index.ts';
 import { formatDuration, parseDuration } from '../util/duration.ts';
 import { UsageError } from '../util/errors.ts';
 import { parseArgsOrUsage } from './args.ts';
@@ -18,7 +18,10 @@ rows compare against a path the accelerator answers itself and overstate the ben
   --since DUR      window ending now: 15m, 1h, 7d (default 1h)
   --service NAME   only this service
   --agent ID       only this agent (a store may hold several)
-  --json           print {store, since, until, rows} as JSON instead of a table`;
+  --json           print {store, since, until, rows, timing_gaps} as JSON instead of a table
+
+A metric measured in the window without a single pair (so no row) is listed under the table
+with the reason when it is the lag flags: "all 10 samples flagged for timing".`;
 
 function ms(v: number | undefined): string {
   if (v === undefined) return '-';
@@ -102,24 +105,33 @@ export async function run(argv: string[]): Promise<number> {
   const since = until - sinceMs;
   const store = openStore(storePath, { readonly: true });
   let rows: ReportRow[];
+  let gaps: TimingGap[];
   try {
-    rows = store.report({
+    const query = {
       since,
       ...(values.service === undefined ? {} : { service: values.service }),
       ...(values.agent === undefined ? {} : { agent: values.agent }),
-    });
+    };
+    rows = store.report(query);
+    gaps = store.timingGaps(query).filter((g) => g.note !== undefined);
   } finally {
     store.close();
   }
 
   if (values.json) {
-    const out = { store: storePath, since: new Date(since).toISOString(), until: new Date(until).toISOString(), rows };
+    const out = { store: storePath, since: new Date(since).toISOString(), until: new Date(until).toISOString(), rows, timing_gaps: gaps };
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     return 0;
   }
   const window = `the last ${formatDuration(sinceMs)}`;
   const filter = [values.service && `service ${values.service}`, values.agent && `agent ${values.agent}`].filter(Boolean).join(', ');
+  // Each metric that lost every pair to the lag flags, on one line: what would otherwise read as no data.
+  const gapLines = gaps.map((g) => `  ${g.agent}  ${g.service}  ${g.protocol}/${g.metric}: ${g.note} (${g.rounds} round${g.rounds === 1 ? '' : 's'})`).join('\n');
   if (rows.length === 0) {
+    if (gaps.length > 0) {
+      process.stdout.write(`no benefit rows in ${storePath} in ${window}${filter ? ` (${filter})` : ''}: no pair of samples was left\n${gapLines}\n`);
+      return 0;
+    }
     process.stdout.write(`no rounds with benefit rows in ${storePath} in ${window}${filter ? ` (${filter})` : ''}\n`);
     return 0;
   }
@@ -127,5 +139,6 @@ export async function run(argv: string[]): Promise<number> {
     `benefit over ${window}${filter ? ` (${filter})` : ''} in ${storePath}: median of round medians, positive = anycast faster\n\n`,
   );
   process.stdout.write(`${table(rows)}\n`);
+  if (gaps.length > 0) process.stdout.write(`\nwithout a row (no pair of samples was left):\n${gapLines}\n`);
   return 0;
 }

@@ -4,6 +4,7 @@ import { Agent, SHUTDOWN_DEFAULTS, type WebContext, type WebHandle } from '../ag
 import { formatDuration, parseDuration } from '../util/duration.ts';
 import { UsageError } from '../util/errors.ts';
 import { parseArgsOrUsage } from './args.ts';
+import { configPath, loadConfig } from '../config/load.ts';
 import { loadConfigOrReport } from './config.ts';
 
 export const RUN_USAGE = `usage: anylat run [--config FILE] [--grace D] [--drain D] [--outbox]
@@ -16,6 +17,11 @@ SIGTERM or SIGINT stops it: no new rounds; rounds in flight get --grace to finis
 abandoned, nothing of them stored); InfluxDB gets --drain to take what is queued (the rest stays
 in the store for the next start); exit 0. A second signal exits at once (130 for SIGINT, 143 for
 SIGTERM): everything already stored stays, nothing is half-written.
+
+SIGHUP reloads the config without losing a round: rounds in flight finish; services that did not
+change keep their schedule phase and state; removed ones stop after their current round; added
+ones start at their next slot. A config that does not validate is logged (every problem) and the
+running one kept. Changes to store, influx, web, metrics and agent.id need a restart.
 
 options:
   --config FILE   the config file (default: $ANYLAT_CONFIG, else ./anylat.yaml)
@@ -78,13 +84,23 @@ export async function run(argv: string[]): Promise<number> {
     process.on('SIGINT', onSignal);
   });
 
+  const file = configPath(values.config);
+  const onHangup = () => {
+    if (stopping) return;
+    log(`SIGHUP: reloading ${file}`);
+    agent.reload(() => loadConfig(file));
+  };
+  process.on('SIGHUP', onHangup);
+
   try {
     await agent.start();
   } catch (err) {
+    process.off('SIGHUP', onHangup);
     await agent.stop({ roundGraceMs: 0, drainMs: 0 }).catch(() => undefined);
     throw err;
   }
   const signal = await signalled;
+  process.off('SIGHUP', onHangup);
   log(`${signal}: stopping (rounds in flight get ${formatDuration(roundGraceMs)}, InfluxDB ${formatDuration(drainMs)}; a second signal exits at once)`);
   const r = await agent.stop({ roundGraceMs, drainMs });
   log(

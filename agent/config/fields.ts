@@ -127,10 +127,43 @@ export function oneOf<T extends string>(values: readonly T[]) {
   return leaf(`one of ${values.map((v) => `"${v}"`).join(', ')}`, (v) => (typeof v === 'string' && (values as readonly string[]).includes(v) ? (v as T) : undefined));
 }
 
+const CRON_FIELDS = [
+  { name: 'second', min: 0, max: 59 },
+  { name: 'minute', min: 0, max: 59 },
+  { name: 'hour', min: 0, max: 23 },
+  { name: 'day-of-month', min: 1, max: 31 },
+  { name: 'month', min: 1, max: 12 },
+  { name: 'day-of-week', min: 0, max: 7 },
+] as const;
+
+/**
+ * A step that leaves its field's range (`*\/70` minutes) matches only the first value: node-cron
+ * accepts it and the service runs hourly, not every 70 minutes as written.
+ */
+function cronStepProblem(expression: string): string | undefined {
+  const parts = expression.trim().split(/\s+/);
+  const fields = parts.length === 6 ? CRON_FIELDS : CRON_FIELDS.slice(1);
+  for (const [i, part] of parts.entries()) {
+    const field = fields[i];
+    if (!field) break;
+    for (const item of part.split(',')) {
+      const m = /^(\*|\d+(?:-\d+)?)\/(\d+)$/.exec(item);
+      if (!m) continue;
+      const step = Number(m[2]);
+      const span = field.max - field.min;
+      if (step > span) {
+        const first = m[1] === '*' ? field.min : Number(m[1]!.split('-')[0]);
+        return `"${item}" in the ${field.name} field steps past its range (${field.min}-${field.max}): it matches only ${field.name} ${first}, not every ${step} ${field.name}s; use a step of at most ${span}`;
+      }
+    }
+  }
+  return undefined;
+}
+
 /** A cron expression node-cron accepts: 5 fields, or 6 with seconds first. */
 export const cron = leaf('a cron expression (5 fields, or 6 with seconds first)', (v) => {
   if (typeof v !== 'string') return undefined;
-  const problem = validateCron(v);
+  const problem = validateCron(v) ?? cronStepProblem(v);
   return problem === undefined ? v.trim() : new Rejection(`expected a cron expression (5 fields, or 6 with seconds first), got ${show(v)}: ${problem}`);
 });
 

@@ -1,7 +1,8 @@
 // Loading a config: read, parse with positions, substitute `${ENV}`, validate, fill defaults. Every
 // problem found on the way becomes one line `file:line:col: path: what is wrong, what is expected`,
 // all of them at once, in file order, in one ConfigError (exit 2).
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { z } from 'zod';
@@ -9,10 +10,11 @@ import { ConfigError } from '../util/errors.ts';
 import { defaultDeadline, cronInterval } from '../schedule/timing.ts';
 import type { RoundProtocols } from '../round/run-round.ts';
 import { DEFAULT_TRANSFER_SIZES } from '../probe/transfer.ts';
-import { Secret } from './secret.ts';
+import { applyAgentParts } from './agents.ts';
+import { Secret } from '../core/secret.ts';
 import { configSchema, DEFAULTS } from './schema.ts';
 import { formatPath, readSource, type Anchor, type PathSegment, type Problem } from './source.ts';
-import type { AnylatConfig, ServiceConfig } from './types.ts';
+import type { AnylatConfig, ConfigOrigin, ServiceConfig } from './types.ts';
 
 /** Where `anylat run` and `config check` look when `--config` is not given. */
 export const DEFAULT_CONFIG_FILE = 'anylat.yaml';
@@ -22,6 +24,10 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** the default agent id; default os.hostname() */
   hostname?: string;
+  /** load the config as agent `agentId` sees it (`config check --agent`), whatever agent.id says */
+  agentId?: string;
+  /** and in this region, whatever agent.region says */
+  region?: string;
 }
 
 /** `--config`, else `$ANYLAT_CONFIG`, else ./anylat.yaml. */
@@ -40,7 +46,22 @@ export function loadConfig(file: string, options: LoadOptions = {}): AnylatConfi
     throw new ConfigError([`${file}: cannot read the config file: ${why}; pass --config FILE or set ANYLAT_CONFIG`]);
   }
   const baseDir = dirname(isAbsolute(file) ? file : resolve(file));
-  return parseConfig(text, file, { ...options, baseDir });
+  let publishedAtMs: number | undefined;
+  try {
+    publishedAtMs = Math.round(statSync(file).mtimeMs);
+  } catch {
+    // read a moment ago; a file replaced in between keeps no mtime, which is only informative
+  }
+  return parseConfig(text, file, { ...options, baseDir, origin: { kind: 'file', ...(publishedAtMs === undefined ? {} : { publishedAtMs }) } });
+}
+
+/** The version of a config text: what `/metrics`, the heartbeat and the fleet dashboard show. */
+export function configVersion(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 12);
+}
+
+function isDict(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function format(file: string, p: Problem): string {
@@ -49,17 +70,50 @@ function format(file: string, p: Problem): string {
 }
 
 /** Validates config text; `file` names it in messages, `baseDir` resolves relative paths in it. */
-export function parseConfig(text: string, file: string, options: LoadOptions & { baseDir: string }): AnylatConfig {
+export function parseConfig(text: string, file: string, options: LoadOptions & { baseDir: string; origin?: Omit<ConfigOrigin, 'version'> }): AnylatConfig {
   const env = options.env ?? process.env;
   const { source, problems, syntaxError, unusable } = readSource(text, env);
   if (!syntaxError) {
-    const result = configSchema(options.baseDir).safeParse(source.data ?? {}, { reportInput: false });
-    if (result.success && problems.length === 0) return build(result.data, file, options.hostname ?? hostname(), env, options.baseDir);
+    const data = source.data ?? {};
+    if (isDict(data) && isDict(data.agent)) {
+      // Given on the command line: what the file says there (an unset \${AGENT_ID}) does not matter.
+      const given = (key: 'id' | 'region', value: string) => {
+        (data.agent as Record<string, unknown>)[key] = value;
+        const at = formatPath(['agent', key]);
+        for (let i = problems.length - 1; i >= 0; i--) if (formatPath(problems[i]!.path) === at) problems.splice(i, 1);
+      };
+      if (options.agentId !== undefined) given('id', options.agentId);
+      if (options.region !== undefined) given('region', options.region);
+    }
+    const schema = configSchema(options.baseDir);
+    let result = schema.safeParse(data, { reportInput: false });
+    // The shared part is checked as written, then the agent's effective config (the shared part
+    // with its `agents:` entries applied) by the same rules, its problems traced to the entry.
+    let origin = (path: readonly PathSegment[]): PathSegment[] => [...path];
+    let parts: number[] | undefined;
+    let context = '';
+    if (result.success && problems.length === 0 && result.data.agents !== undefined && isDict(data)) {
+      const id = result.data.agent.id ?? options.hostname ?? hostname();
+      const applied = applyAgentParts(data, id);
+      context = ` (in agent ${id}'s config, with ${applied.matched.map((i) => `agents[${i}]`).join(', ') || 'no agents entry'} applied)`;
+      origin = applied.origin;
+      parts = applied.matched;
+      result = schema.safeParse(applied.data, { reportInput: false });
+    }
+    if (result.success && problems.length === 0) {
+      const config = build(result.data, file, options.hostname ?? hostname(), env, options.baseDir);
+      config.origin = { kind: 'file', ...options.origin, version: configVersion(text) };
+      if (parts !== undefined) config.agentParts = parts;
+      return config;
+    }
     for (const issue of result.error?.issues ?? []) {
       const anchor: Anchor = (issue as { params?: { anchor?: Anchor } }).params?.anchor ?? 'value';
-      const at = source.locate(issue.path as PathSegment[], anchor);
+      const from = origin(issue.path as PathSegment[]);
+      const at = source.locate(from, anchor);
       if (unusable.has(formatPath(at.path))) continue;
-      problems.push({ line: at.line, col: at.col, path: at.path, message: issue.message });
+      // A problem in the shared part that only this agent's entries bring about says so.
+      const message = context !== '' && from[0] !== 'agents' ? `${issue.message}${context}` : issue.message;
+      problems.push({ line: at.line, col: at.col, path: at.path, message });
     }
   }
   const lines = [...new Set(problems.sort((a, b) => a.line - b.line || a.col - b.col).map((p) => format(file, p)))];
@@ -149,6 +203,7 @@ function build(data: Parsed, file: string, host: string, env: NodeJS.ProcessEnv,
   const stateDir = env.STATE_DIRECTORY?.split(':')[0];
   const config: AnylatConfig = {
     file,
+    origin: { kind: 'file', version: '' },
     agent,
     services,
     store: {
@@ -165,8 +220,10 @@ function build(data: Parsed, file: string, host: string, env: NodeJS.ProcessEnv,
       token: new Secret((data.influx.token ?? data.influx.token_file)!),
       org: data.influx.org ?? '',
       bucket: data.influx.bucket,
+      setAsideAfterMs: data.influx.set_aside_after ?? 3_600_000,
     };
   }
   if (data.web) config.web = data.web.listen ?? { ...DEFAULTS.webListen };
+  if (data.metrics) config.metrics = data.metrics.listen ?? { ...DEFAULTS.metricsListen };
   return config;
 }

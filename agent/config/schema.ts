@@ -4,11 +4,11 @@
 // problem; a rule skips a field that already failed (it has its own message).
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { PROTOCOLS } from '../model.ts';
-import { QUERY_TYPES } from '../probe/dns-codec.ts';
+import { PROTOCOLS } from '../core/model.ts';
+import { QUERY_TYPES } from '../core/dns-codec.ts';
 import { DEFAULT_TRANSFER_SAMPLES, DEFAULT_TRANSFER_SIZES, MAX_TRANSFER_SIZE, parseSize, sizeLabel } from '../probe/transfer.ts';
-import { MAX_SITE_TLV_BYTES, parseStampKey } from '../probe/stamp-codec.ts';
-import { isReservedLabel, RESERVED_TAGS } from '../sink/line-protocol.ts';
+import { MAX_SITE_TLV_BYTES, parseStampKey } from '../core/stamp-codec.ts';
+import { isReservedLabel, RESERVED_TAGS } from '../core/line-protocol.ts';
 import { human } from './human.ts';
 import { cronInterval, DEFAULT_DEADLINE_SHARE, defaultDeadline } from '../schedule/timing.ts';
 import {
@@ -52,6 +52,8 @@ export const DEFAULTS = {
   retentionAgeMs: 30 * 86_400_000,
   retentionRows: 1_000_000,
   webListen: { host: '127.0.0.1', port: 8080 },
+  /** 9464: the port OpenTelemetry's Prometheus exporter made common for agents */
+  metricsListen: { host: '127.0.0.1', port: 9464 },
   storeFile: 'anylat.db',
   maxAnycast: 8,
 } as const;
@@ -224,17 +226,36 @@ function roundSettings(baseDir: string) {
   };
 }
 
+/** One name or a list of them (an `agents:` entry's `id` or `region`). */
+function names(what: string) {
+  return z.preprocess((v) => (typeof v === 'string' ? [v] : v), list(name(what), `${what}, or a list of them`));
+}
+
 /** The schema of anylat.yaml; `baseDir` resolves the relative file paths in it. */
 export function configSchema(baseDir: string) {
-  const service = mapping(
+  const serviceFields = {
+    name: name('a service name'),
+    anycast: anycastList,
+    unicast: dictionary(address, 'a mapping of unicast endpoint names to addresses (e.g. us-east-1: 203.0.113.10)'),
+    baseline: optional(text('"nearest" or a unicast endpoint name')),
+    ...roundSettings(baseDir),
+  };
+  const service = mapping(serviceFields, 'a service (a mapping with name, anycast, unicast, probes, ...)');
+  // An `agents:` entry's service: a new one (complete) or an override of a shared one by name
+  // (only the fields it changes); which of the two is known once the entries are applied.
+  const serviceOverride = mapping(
+    { ...serviceFields, anycast: optional(anycastList), unicast: optional(serviceFields.unicast) },
+    'a service to add, or the name of a shared service and the settings this agent changes',
+  );
+  const agentPart = mapping(
     {
-      name: name('a service name'),
-      anycast: anycastList,
-      unicast: dictionary(address, 'a mapping of unicast endpoint names to addresses (e.g. us-east-1: 203.0.113.10)'),
-      baseline: optional(text('"nearest" or a unicast endpoint name')),
-      ...roundSettings(baseDir),
+      id: optional(names('an agent id')),
+      region: optional(names('a region name')),
+      labels: optional(dictionary(labelValue, 'a mapping of label names to values')),
+      defaults: optional(mapping(roundSettings(baseDir), 'a mapping of settings this agent\'s services inherit')),
+      services: optional(list(serviceOverride, 'a list of services to add or override')),
     },
-    'a service (a mapping with name, anycast, unicast, probes, ...)',
+    'a mapping with id and/or region (who it applies to) and labels, defaults, services',
   );
   const schema = mapping(
     {
@@ -276,13 +297,16 @@ export function configSchema(baseDir: string) {
               })),
             org: optional(text('an organization name')),
             bucket: text('a bucket name (InfluxDB 1.x: database or database/retention-policy)'),
+            set_aside_after: optional(duration),
           },
-          'a mapping with url, token or token_file, org, bucket',
+          'a mapping with url, token or token_file, org, bucket, set_aside_after',
         ),
       ),
       web: z.preprocess((v) => (v === null ? {} : v), mapping({ listen: optional(listen) }, 'a mapping with listen').optional()),
+      metrics: z.preprocess((v) => (v === null ? {} : v), mapping({ listen: optional(listen) }, 'a mapping with listen (where /metrics is served)').optional()),
+      agents: optional(list(agentPart, 'a list of per-agent parts (each with id and/or region)')),
     },
-    'a mapping with agent, services and optionally defaults, store, influx, web',
+    'a mapping with agent, services and optionally defaults, store, influx, web, metrics, agents',
   );
   return schema.superRefine(crossFieldRules, { when: () => true });
 }
@@ -316,6 +340,14 @@ function crossFieldRules(root: unknown, ctx: Ctx): void {
   if (!isDict(root)) return;
   if (isDict(root.agent)) agentRules(root.agent, ctx);
   if (isDict(root.influx)) influxRules(root.influx, ctx);
+  if (Array.isArray(root.agents)) {
+    root.agents.forEach((part, j) => {
+      if (isDict(part) && part.id === undefined && part.region === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['agents', j], message: 'expected id and/or region: which agents this part applies to' });
+      }
+      if (isDict(part) && isDict(part.labels)) agentRules({ labels: part.labels }, ctx, ['agents', j, 'labels']);
+    });
+  }
   const defaults = isDict(root.defaults) ? root.defaults : undefined;
   if (!Array.isArray(root.services)) return;
   if (root.services.length === 0) {
@@ -337,10 +369,10 @@ function crossFieldRules(root: unknown, ctx: Ctx): void {
   });
 }
 
-function agentRules(agent: Dict, ctx: Ctx): void {
+function agentRules(agent: Dict, ctx: Ctx, at: Array<string | number> = ['agent', 'labels']): void {
   if (!isDict(agent.labels)) return;
   for (const key of Object.keys(agent.labels)) {
-    const path = ['agent', 'labels', key];
+    const path = [...at, key];
     if ((RESERVED_TAGS as readonly string[]).includes(key)) {
       ctx.addIssue({ code: 'custom', path, params: AT_KEY, message: `"${key}" is a tag anylat writes itself (${RESERVED_TAGS.join(', ')}); choose another label name` });
     } else if (key.startsWith('_')) {

@@ -63,11 +63,25 @@ export function readSource(text: string, env: NodeJS.ProcessEnv): { source: Conf
   // Only the first syntax error: the ones after it are usually the parser losing its footing.
   const syntax = doc.errors[0];
   if (syntax) {
-    const at = pos(syntax.pos[0]);
+    let at = pos(syntax.pos[0]);
+    // A line indented deeper than its key's siblings continues the value on the line above as a
+    // multi-line key; the parser reports it where that value starts, one line too early. Point at
+    // the over-indented line itself.
+    let indentHint = '';
+    if (syntax.code === 'BLOCK_AS_IMPLICIT_KEY') {
+      const lines = text.split(/\r?\n/);
+      for (let n = at.line; n < lines.length; n++) {
+        const next = lines[n]!;
+        if (next.trim() === '' || next.trimStart().startsWith('#')) continue;
+        at = { line: n + 1, col: next.length - next.trimStart().length + 1 };
+        indentHint = '; this line is indented deeper than the key above it: align it with that key, or indent it under a key that ends with ":"';
+        break;
+      }
+    }
     const lineText = text.split(/\r?\n/)[at.line - 1] ?? '';
     // `{ a: ${X} }` is the classic: in flow style `{` and `}` are YAML's own.
     const hint = /[[{].*\$\{/.test(lineText) ? '; quote values that use ${...} inside [ ] or { }, e.g. "${VAR}"' : '';
-    problems.push({ ...at, path: [], message: `YAML syntax: ${syntax.message.split('\n')[0] ?? syntax.message}${hint}` });
+    problems.push({ ...at, path: [], message: `YAML syntax: ${syntax.message.split('\n')[0] ?? syntax.message}${indentHint || hint}` });
   }
 
   // Values whose substitution failed: their schema problems would only repeat the first one.

@@ -1,7 +1,7 @@
 // The typed config every part after loading works on: defaults filled, durations in ms, files read,
 // relative paths made absolute. Field names are TypeScript's; the YAML's are snake_case.
 import type { RoundProtocols } from '../round/run-round.ts';
-import type { Secret } from './secret.ts';
+import type { Secret } from '../core/secret.ts';
 
 export interface AgentSection {
   /** `agent.id`, the host name when not set */
@@ -53,11 +53,29 @@ export interface InfluxSection {
   /** empty for InfluxDB 1.x and VictoriaMetrics, which ignore it */
   org: string;
   bucket: string;
+  /** a batch drawing 5xx this long is bisected and the lines the server refuses alone set aside */
+  setAsideAfterMs: number;
 }
 
 export interface WebSection {
   host: string;
   port: number;
+}
+
+/** `metrics.listen`: where `/metrics` (Prometheus) is served. */
+export interface MetricsSection {
+  host: string;
+  port: number;
+}
+
+/** Which text a config came from: what the fleet compares to see who runs an older one. */
+export interface ConfigOrigin {
+  /** `file` or `url` */
+  kind: 'file' | 'url';
+  /** the first 12 hex digits of the SHA-256 of the text: equal for every agent given the same text */
+  version: string;
+  /** when the text was published: the file's mtime, the server's Last-Modified (epoch ms) */
+  publishedAtMs?: number;
 }
 
 /** A loaded, validated config. */
@@ -69,4 +87,9 @@ export interface AnylatConfig {
   store: StoreSection;
   influx?: InfluxSection;
   web?: WebSection;
+  metrics?: MetricsSection;
+  /** set by the loader: which text this is */
+  origin: ConfigOrigin;
+  /** the indexes of the `agents:` entries that applied to this agent, when the config has any */
+  agentParts?: number[];
 }

@@ -45,17 +45,27 @@ export interface DemoRounds {
 
 export const DEFAULT_ROUNDS: DemoRounds = { intervalMs: 10_000, samples: 10, spacingMs: 100 };
 
-/** The longest timeout the demo derives, used to check that a round fits its interval up front. */
-export const MAX_DERIVED_TIMEOUT_MS = 1_000;
+/**
+ * The timeout the demo derives for the default topology, used to check that a round fits its
+ * interval before the lab exists (a topology with longer paths is checked when each agent loads
+ * its config).
+ */
+export const MAX_DERIVED_TIMEOUT_MS = 2_000;
 
 /**
  * A sample's timeout: three of the lab's longest round trips (an HTTP sample's connect, request and
- * warm second request share one timeout; a TCP echo needs two) plus 150 ms, at least 500 ms.
- * No longer, because every sample to a failed origin waits this long.
+ * warm second request share one timeout; a TCP echo needs two), plus 1 s so that one retransmitted
+ * SYN still answers in time (Linux resends a SYN after 1 s), plus 250 ms for the agent's own
+ * wake-ups on a busy machine (a loaded 2-CPU VM was seen taking 300 ms between a connect and the
+ * request the probe sends on it), at least 1.5 s. With 150 ms of slack instead, a healthy lab on a
+ * busy machine lost 10-80 % of its TCP echoes and warm HTTP requests to the 243 ms path (the wire,
+ * the edges and the reflector had answered every one within a few ms). A longer timeout costs a
+ * round nothing while paths answer, and every sample of a round is in flight at once, so samples
+ * waiting on a failed origin hold back no other path.
  */
 export function probeTimeoutMs(lab: LabDescription): number {
   const rtts = lab.agents.flatMap((a) => [...a.unicast.map((u) => u.rtt.meanMs), a.anycast.originRtt?.meanMs ?? 0]);
-  return Math.max(500, Math.ceil((3 * Math.max(...rtts) + 150) / 100) * 100);
+  return Math.max(1_500, Math.ceil((3 * Math.max(...rtts) + 1_250) / 100) * 100);
 }
 
 /** The agent id a demo agent gets for a lab region. */

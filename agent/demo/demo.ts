@@ -6,15 +6,15 @@ import { type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { labDown, labUp, spawnIn, type DownReport, type LabDescription } from '../lab/index.ts';
+import { labDown, labUp, niced, spawnIn, type DownReport, type LabDescription } from '../lab/index.ts';
 import type { InfluxTarget } from '../sink/index.ts';
 import { openStore, type Store } from '../store/index.ts';
 import { AnylatError } from '../util/errors.ts';
 import { startWebServer, type ListenSpec, type WebServer } from '../web/index.ts';
 import { agentConfigYaml, DEFAULT_ROUNDS, demoAgentId, type DemoRounds } from './agent-config.ts';
 import { DemoSinks } from './influx.ts';
+import { ANYLAT_BIN } from '../util/package.ts';
 
-const ANYLAT_BIN = fileURLToPath(new URL('../../bin/anylat.js', import.meta.url));
 
 /** How long an agent may take from spawn to "running" (tsx compiles the agent on its first start). */
 const AGENT_READY_TIMEOUT_MS = 60_000;
@@ -113,7 +113,9 @@ function spawnAgent(lab: LabDescription, region: string, opts: { dir: string; st
     const args = [ANYLAT_BIN, 'run', '--config', configFile, '--grace', `${AGENT_GRACE_MS}ms`, ...(opts.outbox ? ['--outbox'] : [])];
     // Detached: a Ctrl-C in the demo's terminal reaches the demo only, which then stops each agent
     // once (a second signal would make an agent abandon its round).
-    child = spawnIn(a.netns, link, args, { stdio: ['ignore', fd, fd], detached: true, env });
+    // At the lab's niceness: an agent stands in for a host of its own (lab/processes.ts, LAB_NICE).
+    const [cmd, ...rest] = niced([link, ...args]);
+    child = spawnIn(a.netns, cmd!, rest, { stdio: ['ignore', fd, fd], detached: true, env });
   } finally {
     closeSync(fd);
   }
@@ -201,7 +203,15 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     // The demo's handle creates the store (schema) before any agent, and serves the dashboard.
     store = openStore(storePath, { outbox: false, log });
     if (options.web !== null) {
-      web = await startWebServer({ store, listen: options.web ?? '127.0.0.1:8080', log });
+      try {
+        web = await startWebServer({ store, listen: options.web ?? '127.0.0.1:8080', log });
+      } catch (err) {
+        // The dashboard's own message names the config key (web.listen); the demo's is --web.
+        if (err instanceof AnylatError && err.code === 'ANYLAT_WEB_LISTEN') {
+          throw new AnylatError(err.code, err.message.replace(/; set web\.listen to .*$/, '; give the demo another one with --web ADDR (e.g. --web 127.0.0.1:8081)'), { cause: err });
+        }
+        throw err;
+      }
     }
     lab = await labUp({ ...(options.topology ? { topology: options.topology } : {}), ...(options.labDir ? { dir: options.labDir } : {}), log: (l) => log(`lab: ${l}`) });
     const description = lab;

@@ -3,7 +3,7 @@
 // its lines in the shared store's outbox (`anylat run --outbox`), and the demo process, in the root
 // namespace, runs one ordinary Sink per agent over that store: delivery, acknowledgement, backoff
 // and dead letters work exactly as they would in the agent itself.
-import { Secret } from '../config/secret.ts';
+import { Secret } from '../core/secret.ts';
 import { displayUrl, Sink, type InfluxTarget, type SinkStatus } from '../sink/index.ts';
 import type { Store } from '../store/index.ts';
 import { UsageError } from '../util/errors.ts';

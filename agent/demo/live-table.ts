@@ -1,6 +1,6 @@
 // The demo's terminal view: the benefit per region read back from the shared store, with the same
 // queries (and so the same numbers) as the web page, plus the newest events.
-import type { Metric, Protocol } from '../model.ts';
+import type { Metric, Protocol } from '../core/model.ts';
 import type { EventRow } from '../store/index.ts';
 import { DEFAULT_EVENT_LIMIT } from '../web/params.ts';
 import { DashboardQueries, type RegionBenefit, type StoreReader } from '../web/queries.ts';

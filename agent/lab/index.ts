@@ -18,7 +18,7 @@ export {
 } from './lab.ts';
 export { labStatus, type LabStatus } from './status.ts';
 export { addNamespace, deleteNamespace, execIn, ipBatch, labNamespaces, spawnIn, type ExecResult } from './netns.ts';
-export { isAlive, stopProcesses, type LabProcess } from './processes.ts';
+export { isAlive, LAB_NICE, niced, stopProcesses, type LabProcess } from './processes.ts';
 export { edgeFor, originFor, type Failures } from './routing.ts';
 export { labDir } from './state.ts';
 export { DEFAULT_TOPOLOGY_FILE, LAB_PREFIX, loadTopology, parseTopology, type LabLink, type LabNode, type LabTopology } from './topology.ts';

@@ -3,7 +3,6 @@
 // any process: what it needs is in the state directory.
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { AnylatError, EnvironmentError, UsageError } from '../util/errors.ts';
 import { addNamespace, deleteNamespace, ipBatch, labNamespaces, listeningIn, namespacePids, tcBatch } from './netns.ts';
 import { entry, isAlive, markedProcesses, startDaemon, startTimeOf, stopProcesses, TSX_IMPORT, type LabProcess } from './processes.ts';
@@ -11,8 +10,8 @@ import { addressCommands, edgeFor, interfacesOf, NO_FAILURES, originFor, routeCo
 import { labDir, readState, removeStateDir, withLock, writeState, type LabState } from './state.ts';
 import { allNodes, loadTopology, type LabLink, type LabNode, type LabTopology } from './topology.ts';
 import { directionParams, type WireSpec } from './wire-spec.ts';
+import { ANYLAT_BIN } from '../util/package.ts';
 
-const ANYLAT_BIN = fileURLToPath(new URL('../../bin/anylat.js', import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
 
 /** Options every lab call takes. */
@@ -75,7 +74,7 @@ export function checkHost(): void {
     );
   }
   if (process.getuid?.() !== 0) {
-    throw new EnvironmentError('ANYLAT_LAB_ROOT', 'the lab needs root (it creates network namespaces and TUN devices): run it with sudo, e.g. "sudo anylat lab up"');
+    throw new EnvironmentError('ANYLAT_LAB_ROOT', 'the lab needs root (it creates network namespaces and TUN devices): run it with sudo, e.g. "sudo npx anylat lab up" (or "sudo anylat lab up" after "npm link")');
   }
   try {
     accessSync('/dev/net/tun', constants.R_OK | constants.W_OK);
@@ -250,6 +249,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
           log: join(dir, 'logs', `edge-${e.region}.log`),
           argv: [process.execPath, '--import', TSX_IMPORT, entry('edge-main.ts'), dir, e.region],
           comm: { name: `anylat-edge-${e.region}`, binDir: join(dir, 'bin') },
+          favoured: true,
         });
         state.processes.push(proc);
         starting.push(waitListening(proc, topology.anycast, [...new Set([topology.ports.tcp, topology.ports.http, topology.ports.dns])], [topology.ports.udp, topology.ports.dns]));
@@ -260,9 +260,11 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
           name: o.id,
           netns: o.netns,
           log: join(dir, 'logs', `origin-${o.region}.log`),
-          // No per-source rate limit: an edge relays every agent it serves from one address.
-          argv: [process.execPath, ANYLAT_BIN, 'reflector', '--bind', o.address!, '--site', o.region, '--udp-port', String(topology.ports.udp), '--tcp-port', String(topology.ports.tcp), '--http-port', String(topology.ports.http), '--rate-limit', '0', '--dns-port', String(topology.ports.dns), '--dns-rate-limit', '0', '--bytes-rate-limit', '0'],
+          // No per-source rate limit or TCP connection cap: an edge relays every agent it serves
+          // from one address (with the cap of 16, a busy lab had edges' connections reset).
+          argv: [process.execPath, ANYLAT_BIN, 'reflector', '--bind', o.address!, '--site', o.region, '--udp-port', String(topology.ports.udp), '--tcp-port', String(topology.ports.tcp), '--http-port', String(topology.ports.http), '--rate-limit', '0', '--tcp-per-source', '0', '--dns-port', String(topology.ports.dns), '--dns-rate-limit', '0', '--bytes-rate-limit', '0'],
           comm: { name: `anylat-origin-${o.region}`, binDir: join(dir, 'bin') },
+          favoured: true,
         });
         state.processes.push(proc);
         starting.push(waitListening(proc, o.address!, [topology.ports.tcp, topology.ports.http, topology.ports.dns], [topology.ports.udp, topology.ports.dns]));

@@ -6,6 +6,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, syml
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LAB_PREFIX } from './topology.ts';
+import { siblingEntry } from '../util/package.ts';
 
 /** One process the lab started. */
 export interface LabProcess {
@@ -22,12 +23,27 @@ export interface LabProcess {
 /** Marks the environment of every lab process, so a sweep after a crash can recognise them. */
 export const LAB_ENV_MARK = 'ANYLAT_LAB_ROLE';
 
+/**
+ * The niceness of the processes that stand in for hosts of their own (edges, origins, a demo's
+ * agents). On one machine they share the CPUs with whatever else runs there (a browser showing
+ * the demo, test suites); at nice 0 a busy machine made them answer hundreds of ms late, which
+ * the agents reported as loss on a healthy lab. At -10 each gets about nine times the CPU share of
+ * an ordinary process when the machine is saturated; they use little, so they run when packets
+ * arrive. Without root the kernel refuses it and `nice` runs the command unchanged.
+ */
+export const LAB_NICE = -10;
+
+/** `argv` run under `nice -n LAB_NICE`: every thread of the process inherits it. */
+export function niced(argv: readonly string[]): string[] {
+  return ['nice', '-n', String(LAB_NICE), ...argv];
+}
+
 /** The `--import` URL that lets a plain `node` run the lab's TypeScript entry points. */
 export const TSX_IMPORT = import.meta.resolve('tsx');
 
 /** Absolute path of a lab entry point (`wire-main.ts`, `edge-main.ts`). */
 export function entry(file: string): string {
-  return fileURLToPath(new URL(`./${file}`, import.meta.url));
+  return fileURLToPath(siblingEntry(import.meta.url, `./${file}`));
 }
 
 /** The start time of `pid` (clock ticks since boot), or undefined when it does not exist. */
@@ -62,6 +78,8 @@ export function startDaemon(opts: {
   env?: NodeJS.ProcessEnv;
   /** run node under this name (a symlink to it in `binDir`), so ps and /proc/PID/comm show it */
   comm?: { name: string; binDir: string };
+  /** run it at LAB_NICE (a host of its own in the lab) */
+  favoured?: boolean;
 }): LabProcess {
   let argv = opts.argv;
   if (opts.comm && argv[0] === process.execPath) {
@@ -73,6 +91,7 @@ export function startDaemon(opts: {
     symlinkSync(process.execPath, link);
     argv = [link, ...argv.slice(1)];
   }
+  if (opts.favoured) argv = niced(argv);
   const fd = openSync(opts.log, 'a');
   try {
     const [cmd, ...args] = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...argv] : argv;

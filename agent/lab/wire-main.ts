@@ -5,6 +5,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { libc } from './libc.ts';
 import type { WireSpec, WireStats } from './wire-spec.ts';
+import { siblingEntry } from '../util/package.ts';
 
 let writeFailed = false;
 
@@ -50,7 +51,7 @@ const control = new SharedArrayBuffer(4);
 // Worker threads do not inherit the tsx loader, so the thread registers it before importing the
 // TypeScript module.
 const bootstrap = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})
-  .then((m) => { m.register(); return import(${JSON.stringify(new URL('./wire-worker.ts', import.meta.url).href)}); });`;
+  .then((m) => { m.register(); return import(${JSON.stringify(siblingEntry(import.meta.url, './wire-worker.ts').href)}); });`;
 const worker = new Worker(bootstrap, { eval: true, workerData: { links: spec.links, fds, control, spinUs: spec.spinUs ?? 100, realtimePriority: spec.realtimePriority ?? 10 } });
 let stopping = false;
 

@@ -15,10 +15,10 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Attempt, FailureReason } from '../model.ts';
+import type { Attempt, FailureReason } from '../core/model.ts';
 import { AnylatError } from '../util/errors.ts';
-import { decodeSiteAnswer, encodeSiteQuery, frameTcp, isSiteName, QUERY_TYPES, TcpFramer, type SiteQuery } from './dns-codec.ts';
-import { RxTimestamps } from './rx-timestamp.ts';
+import { decodeSiteAnswer, encodeSiteQuery, frameTcp, isSiteName, QUERY_TYPES, TcpFramer, type SiteQuery } from '../core/dns-codec.ts';
+import { RxTimestamps } from '../net/rx-timestamp.ts';
 import { checkSocketTarget, errorDetail, socketFailureReason } from './tcp.ts';
 import type { DnsProbeOptions, ProbeFactory, Prober, ProbeTarget } from './types.ts';
 
@@ -33,7 +33,7 @@ interface Pending {
 }
 
 function optionsError(target: ProbeTarget, message: string): AnylatError {
-  return new AnylatError('ANYLAT_PROBE_OPTIONS', `dns probe for ${target.endpoint}: ${message}`, { exitCode: 2 });
+  return new AnylatError('ANYLAT_PROBE_OPTIONS', `dns probe for ${target.endpoint}: ${message}`);
 }
 
 /** A dns prober, which also says how the arrival of each answer is timed. */

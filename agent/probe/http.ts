@@ -6,8 +6,15 @@
 //   connect  net.connect() -> 'connect'
 //   tls      'connect' -> 'secureConnect' (https)
 //   ttfb     request headers handed to the socket -> response headers parsed
-//   total    sample start -> end of the first response's body
-//   warm     a second request on the same, now warm, connection: dispatch -> end of its body
+//   total    sample start -> end of the first response's body, summed from the pieces above
+//   warm     a second request on the same, now warm, connection: its write -> end of its body
+//
+// On Linux connect is the kernel's handshake RTT (tcpi_rtt, as the tcp probe's), and over plain
+// http ttfb and warm are the kernel's RTT sample for their request (below) plus, for warm, the
+// body's parsing. total is the sum of its pieces (setup, connect, tls, our own work up to the
+// request's write, the response), so a stall while the sample only waited on the network is in
+// none of them; it lists the lag windows of the pieces the monotonic clock timed, and the round
+// flags it only when one of those could have been held up (docs/measurement.md).
 //
 // Over plain http on Linux, ttfb is instead the kernel's own RTT sample for the request, as the tcp
 // probe times its echo (tcp-info.ts): TCP_INFO is read right before undici writes the request and
@@ -29,10 +36,11 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { connect as tlsConnect } from 'node:tls';
 import { Client, errors as undiciErrors, type Dispatcher, type buildConnector } from 'undici';
-import type { Attempt, FailureReason, LagWindows, Metric } from '../model.ts';
+import type { Attempt, FailureReason, LagWindow, LagWindows, Metric } from '../core/model.ts';
 import { AnylatError } from '../util/errors.ts';
 import { VERSION } from '../version.ts';
-import { loadTcpInfo, readTcpInfo, RESPONSE_FALLBACKS, responseRttFromTcpInfo, type ResponseFallback, type TcpInfo } from './tcp-info.ts';
+import { awaitArrival, enableTcpArrival, loadTcpArrival } from '../net/tcp-arrival.ts';
+import { loadTcpInfo, readTcpInfo, RESPONSE_FALLBACKS, responseRttFromTcpInfo, TCP_ESTABLISHED, type ResponseFallback, type TcpInfo } from '../net/tcp-info.ts';
 import type { HttpProbeOptions, ProbeFactory, Prober, ProbeTarget } from './types.ts';
 
 /** Default response header naming the site that answered. */
@@ -122,10 +130,10 @@ function parseUrl(raw: string): ParsedUrl {
   try {
     url = new URL(raw);
   } catch {
-    throw new AnylatError('ANYLAT_HTTP_URL', `http probe: "${raw}" is not a URL; give one like https://api.example.com/health`, { exitCode: 2 });
+    throw new AnylatError('ANYLAT_HTTP_URL', `http probe: "${raw}" is not a URL; give one like https://api.example.com/health`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new AnylatError('ANYLAT_HTTP_URL', `http probe: "${raw}" must start with http:// or https://`, { exitCode: 2 });
+    throw new AnylatError('ANYLAT_HTTP_URL', `http probe: "${raw}" must start with http:// or https://`);
   }
   const https = url.protocol === 'https:';
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
@@ -165,6 +173,7 @@ function exchange(
   client: Client,
   options: Dispatcher.DispatchOptions,
   onHeaders: (at: number, status: number, headers: IncomingHttpHeaders) => ProbeFailure | undefined,
+  onEnd?: () => void,
 ): Promise<Response> {
   return new Promise((resolve, reject) => {
     let status = 0;
@@ -197,6 +206,7 @@ function exchange(
         const at = performance.now();
         if (done) return;
         done = true;
+        onEnd?.();
         resolve({ status, headers, headersAt, endAt: at });
       },
       onResponseError(_controller, err) {
@@ -220,9 +230,12 @@ export interface HttpProber extends Prober {
   ttfbTiming(): TtfbTiming;
 }
 
-/** Counts of timed ttfb values by clock; `fallbacks` says why the kernel could not time the others. */
+/** Counts of timed ttfb values by clock; `fallbacks` says why TCP_INFO could not time the others. */
 export interface TtfbTiming {
+  /** the kernel's RTT sample for the request (TCP_INFO) */
   kernel: number;
+  /** the request's write to the kernel's receive timestamp of the response (tcp-arrival.ts), where TCP_INFO had no clean sample */
+  arrival: number;
   monotonic: number;
   fallbacks: Record<ResponseFallback, number>;
 }
@@ -253,29 +266,38 @@ export function httpProber(target: ProbeTarget, options: HttpProbeOptions): Http
   const inflight = new Set<() => void>();
   watchRequestWrites();
   // Load koffi now, while setting up, so the first sample's event loop is not blocked by it.
-  const kernelTtfb = !url.https && (options.ttfbClock ?? 'kernel') === 'kernel' && loadTcpInfo();
-  const timing: TtfbTiming = { kernel: 0, monotonic: 0, fallbacks: Object.fromEntries(RESPONSE_FALLBACKS.map((f) => [f, 0])) as Record<ResponseFallback, number> };
+  const kernelClock = (options.ttfbClock ?? 'kernel') === 'kernel' && loadTcpInfo();
+  const kernelTtfb = !url.https && kernelClock;
+  const kernelArrival = kernelTtfb && loadTcpArrival();
+  const timing: TtfbTiming = { kernel: 0, arrival: 0, monotonic: 0, fallbacks: Object.fromEntries(RESPONSE_FALLBACKS.map((f) => [f, 0])) as Record<ResponseFallback, number> };
 
   const sample = (_seq: number): Promise<Attempt> =>
     new Promise<Attempt>((resolve) => {
       const t0 = performance.now();
       const values: Partial<Record<Metric, number>> = {};
       // When lag could have inflated each metric: the callback that ended a single exchange, or
-      // the stretch of several callbacks (TLS flights, the whole first request for total).
+      // the stretch of several callbacks (TLS flights); `total` lists its pieces' (see totalOf).
       const lagWindows: LagWindows = {};
       let site: string | undefined;
       let waitingFor = target.hostname ? 'dns lookup' : 'TCP connect';
       let client: Client | undefined;
       const sockets: Socket[] = [];
       let connections = 0;
+      let connectStart = 0;
       let readyAt = 0;
-      let lastWriteAt: number | undefined;
-      // The plain connection's TCP_INFO and bytes written when the first request was about to be.
-      let plain: Socket | undefined;
-      let requestStart: { info: TcpInfo | undefined; written: number } | undefined;
+      // The TCP connection under http or https, when the kernel clock is on and TCP_INFO reads.
+      let kernelSocket: Socket | undefined;
+      // Each request's write stamp with TCP_INFO and bytes written right before it (index 0: the
+      // first request, 1: the warm one).
+      const writes: Array<{ at: number; info: TcpInfo | undefined; written: number }> = [];
+      // Each request's response's first bytes as the kernel stamped them (tcp-arrival.ts), when watched.
+      const arrivals: Array<number | undefined> = [];
+      let arrivalSocket: Socket | undefined;
+      const stopWatching: Array<() => void> = [];
       let settled = false;
 
       const cleanup = () => {
+        for (const stop of stopWatching) stop();
         for (const s of sockets) s.destroy();
         client?.destroy().catch(() => {});
       };
@@ -305,6 +327,7 @@ export function httpProber(target: ProbeTarget, options: HttpProbeOptions): Http
 
       const connector = (_opts: buildConnector.Options, callback: buildConnector.Callback) => {
         const start = performance.now();
+        connectStart = start;
         if (settled) {
           callback(new ProbeFailure('error', 'sample already over'), null);
           return;
@@ -327,9 +350,16 @@ export function httpProber(target: ProbeTarget, options: HttpProbeOptions): Http
           handedOver = true;
           readyAt = performance.now();
           writeStamps.set(socket, (at) => {
-            lastWriteAt = at;
-            // Only the first request is timed as ttfb; the warm one's write must not move the start.
-            if (plain && !requestStart) requestStart = { info: readTcpInfo(plain), written: plain.bytesWritten };
+            // undici writes each request synchronously after this announcement (a GET has no body).
+            if (writes.length >= 2) return;
+            const index = writes.length;
+            writes.push({ at, info: kernelSocket && readTcpInfo(kernelSocket), written: kernelSocket?.bytesWritten ?? 0 });
+            if (arrivalSocket) {
+              const stop = awaitArrival(arrivalSocket, (stamp) => {
+                arrivals[index] = stamp;
+              });
+              if (stop) stopWatching.push(stop);
+            }
           });
           waitingFor = 'response headers';
           callback(null, socket);
@@ -342,8 +372,18 @@ export function httpProber(target: ProbeTarget, options: HttpProbeOptions): Http
           const connectedAt = performance.now();
           values.connect = connectedAt - start;
           lagWindows.connect = [connectedAt, connectedAt];
+          if (kernelClock) {
+            // The handshake's RTT sample, as the tcp probe's connect (tcp-info.ts): SYN out to
+            // SYN/ACK in, both stamped by the kernel, unless the SYN was retransmitted.
+            const info = readTcpInfo(tcp);
+            if (info) kernelSocket = tcp;
+            if (kernelArrival && enableTcpArrival(tcp)) arrivalSocket = tcp;
+            if (info && info.state === TCP_ESTABLISHED && info.rttUs > 0 && info.totalRetrans === 0) {
+              values.connect = info.rttUs / 1000;
+              delete lagWindows.connect;
+            }
+          }
           if (!url.https) {
-            if (kernelTtfb) plain = tcp;
             hand(tcp);
             return;
           }
@@ -370,6 +410,49 @@ export function httpProber(target: ProbeTarget, options: HttpProbeOptions): Http
         });
       };
 
+      // One request's response: from its write to its headers (`ttfb`) and to its body's end. Over
+      // plain http the kernel may time the first part (see the header comment); the body's end is
+      // the monotonic time after the headers, and it waited on the network only when a data
+      // segment came in after the headers were parsed: then its callback is exposed to lag too.
+      const timeResponse = (index: 0 | 1) => {
+        let headersAt = 0;
+        let headersInfo: TcpInfo | undefined;
+        let firstByte: { ms: number; kernel: boolean; arrival?: boolean; why?: ResponseFallback } | undefined;
+        let bodyWaited = true;
+        return {
+          onHeaders(at: number): { ms: number; kernel: boolean; arrival?: boolean; why?: ResponseFallback } {
+            headersAt = at;
+            const write = writes[index];
+            const monotonic = at - (write?.at ?? readyAt);
+            headersInfo = kernelSocket && readTcpInfo(kernelSocket);
+            let kernel: ReturnType<typeof responseRttFromTcpInfo> = { ok: false, why: 'unavailable' };
+            // Over https the first request's sample may be the handshake's end (see the header
+            // comment), and TLS records hide what was written: the monotonic clock times it.
+            if (!url.https && kernelSocket && write) kernel = responseRttFromTcpInfo(write.info, headersInfo, kernelSocket.bytesWritten - write.written, monotonic * 1000);
+            // No clean RTT sample (a bare ACK came first, ...): the response's receive timestamp, from
+            // the request's write, stamped right before undici's synchronous write (never after the
+            // headers' callback, which runs after it).
+            const arrived = arrivals[index];
+            const fromArrival = arrived === undefined || write === undefined ? undefined : arrived - write.at;
+            if (kernel.ok) firstByte = { ms: kernel.us / 1000, kernel: true };
+            else if (fromArrival !== undefined && fromArrival > 0 && fromArrival <= monotonic) firstByte = { ms: fromArrival, kernel: true, arrival: true, why: kernel.why };
+            else firstByte = { ms: monotonic, kernel: false, why: kernel.why };
+            return firstByte;
+          },
+          onEnd(): void {
+            const endInfo = kernelSocket && readTcpInfo(kernelSocket);
+            bodyWaited = headersInfo?.dataSegsIn === undefined || endInfo?.dataSegsIn === undefined || endInfo.dataSegsIn !== headersInfo.dataSegsIn;
+          },
+          /** request written -> body's end, and when lag could have reached it */
+          result(endAt: number): { ms: number; exposure: LagWindow[] } {
+            const exposure: LagWindow[] = [];
+            if (!firstByte!.kernel) exposure.push([headersAt, headersAt]);
+            if (bodyWaited) exposure.push([endAt, endAt]);
+            return { ms: firstByte!.ms + (endAt - headersAt), exposure };
+          },
+        };
+      };
+
       const run = async (): Promise<void> => {
         if (target.hostname) {
           const dns = await timeLookup(target.hostname);
@@ -385,49 +468,79 @@ export function httpProber(target: ProbeTarget, options: HttpProbeOptions): Http
           headersTimeout: timeoutMs + 1000,
           bodyTimeout: timeoutMs + 1000,
         });
-        const first = await exchange(client, requestOptions, (at, status, headers) => {
-          site = headerValue(headers, siteHeader);
-          if (status >= 400) return new ProbeFailure('http_status', `HTTP ${status}`);
-          values.ttfb = at - (lastWriteAt ?? readyAt);
-          // Stamped right before the headers are written: only a stall when they come back counts.
-          lagWindows.ttfb = lastWriteAt === undefined ? [readyAt, at] : [at, at];
-          if (plain) {
-            // What undici wrote since the stamp is the request, in one write (a GET has no body).
-            const kernel = requestStart
-              ? responseRttFromTcpInfo(requestStart.info, readTcpInfo(plain), plain.bytesWritten - requestStart.written, values.ttfb * 1000)
-              : ({ ok: false, why: 'unavailable' } as const);
-            if (kernel.ok) {
-              values.ttfb = kernel.us / 1000;
-              // Kernel timestamps at both ends: event-loop lag cannot reach it.
-              delete lagWindows.ttfb;
-              timing.kernel++;
+        const firstResponse = timeResponse(0);
+        const first = await exchange(
+          client,
+          requestOptions,
+          (at, status, headers) => {
+            site = headerValue(headers, siteHeader);
+            if (status >= 400) return new ProbeFailure('http_status', `HTTP ${status}`);
+            const ttfb = firstResponse.onHeaders(at);
+            values.ttfb = ttfb.ms;
+            if (ttfb.kernel) {
+              // Kernel timestamps (or a write stamped right before its syscall): event-loop lag cannot reach it.
+              if (ttfb.arrival) {
+                timing.arrival++;
+                timing.fallbacks[ttfb.why ?? 'unavailable']++;
+              } else {
+                timing.kernel++;
+              }
             } else {
+              // Stamped right before the headers are written: only a stall when they come back counts.
+              lagWindows.ttfb = writes[0] === undefined ? [readyAt, at] : [at, at];
               timing.monotonic++;
-              timing.fallbacks[kernel.why]++;
+              if (kernelClock && !url.https) timing.fallbacks[ttfb.why ?? 'unavailable']++;
             }
-          } else {
-            timing.monotonic++;
-          }
-          waitingFor = 'response body';
-          return undefined;
-        }).catch((err: unknown) => {
+            waitingFor = 'response body';
+            return undefined;
+          },
+          () => firstResponse.onEnd(),
+        ).catch((err: unknown) => {
           fail(performance.now(), err);
           return undefined;
         });
         if (!first) return;
-        values.total = first.endAt - t0;
-        lagWindows.total = [t0, first.endAt];
+        // total is the sum of its pieces: the lookup and setup up to the connect, the connect, the
+        // TLS handshake, our own work from hand-over to the request's write, and the response. Each
+        // piece the kernel timed is in without the event loop's delay; the others bring their lag
+        // windows, and a stall while the sample only waited on the network reaches none of them.
+        const response = firstResponse.result(first.endAt);
+        const requestAt = writes[0]?.at ?? readyAt;
+        values.total = connectStart - t0 + values.connect! + (values.tls ?? 0) + (requestAt - readyAt) + response.ms;
+        const totalWindows: LagWindow[] = [];
+        for (const m of ['dns', 'connect', 'tls'] as const) {
+          const w = lagWindows[m];
+          if (w !== undefined) totalWindows.push(w as LagWindow);
+        }
+        if (writes[0] === undefined) totalWindows.push([readyAt, first.headersAt]);
+        totalWindows.push(...response.exposure);
+        if (totalWindows.length > 0) lagWindows.total = totalWindows;
         let t1 = first.endAt;
         if (warm) {
           waitingFor = 'warm request';
           const start = performance.now();
+          const warmResponse = timeResponse(1);
           try {
-            const second = await exchange(client, requestOptions, (_at, status) =>
-              status >= 400 ? new ProbeFailure('http_status', `HTTP ${status} on the warm request`) : undefined,
+            const second = await exchange(
+              client,
+              requestOptions,
+              (at, status) => {
+                if (status >= 400) return new ProbeFailure('http_status', `HTTP ${status} on the warm request`);
+                warmResponse.onHeaders(at);
+                return undefined;
+              },
+              () => warmResponse.onEnd(),
             );
-            values.warm = second.endAt - start;
-            // From the dispatch, which undici may write a tick later, to the end of the body.
-            lagWindows.warm = [start, second.endAt];
+            if (writes[1] === undefined) {
+              // No write announced (another undici): from the dispatch, over every callback since.
+              values.warm = second.endAt - start;
+              lagWindows.warm = [start, second.endAt];
+            } else {
+              // As ttfb, from the request's write, plus the body.
+              const timed = warmResponse.result(second.endAt);
+              values.warm = timed.ms;
+              if (timed.exposure.length > 0) lagWindows.warm = timed.exposure;
+            }
             t1 = second.endAt;
           } catch (err) {
             if (connections > 1) {

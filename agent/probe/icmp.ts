@@ -1,35 +1,22 @@
-// ICMP echo through the system `ping` (via ping-lite). The value is the round trip ping prints (its
+// ICMP echo through the system `ping`, started from a worker thread (ping-runner.ts) so that
+// spawning it never blocks the event loop. The value is the round trip ping prints (its
 // summary's µs figure, else `time=`), which iputils takes from kernel receive timestamps; the child process's spawn and exit times never
 // enter it.
 //
 // Lag flagging: a successful echo reports t0 = t1 = the instant its result reached us. The value was
-// timed by another process and the kernel, so our event loop's lag cannot be in it, while spawn()
-// itself stalls the loop for 1-14 ms (fork/exec runs on the main thread): bracketing the call would
-// flag every ICMP sample as lagged and keep all of them out of the statistics.
+// timed by another process and the kernel, so our event loop's lag cannot be in it.
 import { accessSync, constants } from 'node:fs';
-import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
-import type { ChildProcess } from 'node:child_process';
-import type { Attempt } from '../model.ts';
+import type { Attempt } from '../core/model.ts';
 import { EnvironmentError } from '../util/errors.ts';
+import { runPing, type RunningPing } from './ping-runner.ts';
 import type { IcmpProbeOptions, ProbeFactory, Prober, ProbeTarget } from './types.ts';
 
-/** Where ping-lite runs ping from on Linux; it checks this path itself when constructed. */
+/** Where ping lives on Linux (iputils-ping); checked when a prober is set up. */
 export const DEFAULT_PING_PATH = '/bin/ping';
 
 /** How long past `timeoutMs` a ping that ignores `-W` may run before it is killed. */
 const KILL_GRACE_MS = 1000;
-
-// ping-lite 2.0.2 ships no types. `_bin` and the child's collected stdout are its (stable, long
-// unmaintained) internals: the first lets the binary be chosen, the second tells "no reply" from
-// "an ICMP error came back", which its callback folds together as `null`.
-interface PingLiteInstance {
-  _bin: string;
-  _ping?: ChildProcess & { stdout: (NodeJS.ReadableStream & { _stdout?: string }) | null };
-  send(callback: (err: Error | null, ms: number | null) => void): void;
-}
-type PingLiteConstructor = new (host: string, options: { args: string[] }) => PingLiteInstance;
-const PingLite = createRequire(import.meta.url)('ping-lite') as PingLiteConstructor;
 
 /** iputils' `rtt min/avg/max/mdev = 0.137/…`, BusyBox's `round-trip min/avg/max = …`: min, in µs resolution. */
 const SUMMARY = /^(?:rtt|round-trip) min\/avg\/max(?:\/[a-z]+)? = ([0-9]+\.[0-9]+)\//m;
@@ -68,57 +55,44 @@ export const createIcmpProbe = ((target: ProbeTarget, options: IcmpProbeSetup): 
   const pingPath = options.pingPath ?? DEFAULT_PING_PATH;
   checkBinary(pingPath);
   const args = ['-n', '-c', '1', '-W', waitSeconds(options.timeoutMs), target.address];
-  const running = new Set<PingLiteInstance>();
+  const running = new Set<RunningPing>();
 
   const sample = (_seq: number): Promise<Attempt> =>
     new Promise<Attempt>((resolve) => {
       const t0 = performance.now();
       let settled = false;
-      let guard: NodeJS.Timeout | undefined;
-      let pinger: PingLiteInstance | undefined;
+      const ping = runPing(pingPath, args);
+      running.add(ping);
       const finish = (attempt: Attempt) => {
         if (settled) return;
         settled = true;
-        if (guard) clearTimeout(guard);
-        if (pinger) running.delete(pinger);
+        clearTimeout(guard);
+        running.delete(ping);
         resolve(attempt);
       };
 
-      try {
-        // One instance per sample: ping-lite keeps the child on the instance, so concurrent sends
-        // on a shared one would read each other's output.
-        pinger = new PingLite(target.address, { args });
-        pinger._bin = pingPath;
-      } catch (err) {
-        finish({ ok: false, t0, t1: performance.now(), values: {}, reason: 'error', detail: (err as Error).message });
-        return;
-      }
-      const p = pinger;
-      running.add(p);
-
-      guard = setTimeout(() => {
-        p._ping?.kill('SIGKILL');
+      const guard = setTimeout(() => {
+        ping.kill();
         finish({ ok: false, t0, t1: performance.now(), values: {}, reason: 'timeout', detail: 'ping did not exit' });
       }, options.timeoutMs + KILL_GRACE_MS);
 
-      p.send((err, ms) => {
+      void ping.result.then(({ stdout, stderr, spawnError }) => {
         const t1 = performance.now();
-        const stdout = p._ping?.stdout?._stdout ?? '';
-        // ping-lite treats any stderr as failure, but ping warns there too (e.g. about the source
-        // address) while the echo succeeds: the reply line decides.
+        // Anything on stderr, or no output at all, is a failure unless a reply line says otherwise:
+        // ping warns on stderr too (e.g. about the source address) while the echo succeeds.
+        const err = spawnError ?? (stderr !== '' ? stderr : stdout === '' ? 'ping printed nothing' : undefined);
         const replied = /\btime=([0-9.]+) ms/.exec(stdout);
-        if (err && !replied) {
-          const text = err.message;
+        if (err !== undefined && !replied) {
           // `connect: Network is unreachable`, `connect: No route to host`: refused by our own stack.
-          const reason = /unreachable|no route to host/i.test(text) ? 'unreachable' : 'error';
-          finish({ ok: false, t0, t1, values: {}, reason, detail: firstLine(text) || 'ping failed' });
+          const reason = /unreachable|no route to host/i.test(err) ? 'unreachable' : 'error';
+          finish({ ok: false, t0, t1, values: {}, reason, detail: firstLine(err) || 'ping failed' });
           return;
         }
         // iputils prints time= with 3 significant digits (whole ms from 100 ms up, 0.1 ms from 10 ms),
         // but its summary line with 3 decimals: with one echo sent, its min is that echo's time.
         const summary = replied ? SUMMARY.exec(stdout) : null;
-        const rtt = summary ? Number(summary[1]) : err && replied ? Number(replied[1]) : ms;
-        if (typeof rtt === 'number' && Number.isFinite(rtt)) {
+        const rtt = summary ? Number(summary[1]) : replied ? Number(replied[1]) : undefined;
+        if (rtt !== undefined && Number.isFinite(rtt)) {
           // Timed by ping's process from kernel timestamps: no lag of ours is in it.
           finish({ ok: true, t0: t1, t1, values: { rtt }, lagWindows: {} });
           return;
@@ -136,7 +110,7 @@ export const createIcmpProbe = ((target: ProbeTarget, options: IcmpProbeSetup): 
     metrics: ['rtt'],
     sample,
     async close() {
-      for (const p of running) p._ping?.kill('SIGKILL');
+      for (const p of running) p.kill();
       running.clear();
       return undefined;
     },

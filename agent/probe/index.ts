@@ -1,5 +1,5 @@
 // The one place protocols are listed: a protocol without a probe fails to compile.
-import type { Protocol } from '../model.ts';
+import type { Protocol } from '../core/model.ts';
 import type { ProbeFactory } from './types.ts';
 import { createUdpProbe } from './udp.ts';
 import { createTcpProbe } from './tcp.ts';

@@ -9,10 +9,10 @@
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Attempt, FailureReason, LagWindows, Metric } from '../model.ts';
+import type { Attempt, FailureReason, LagWindows, Metric } from '../core/model.ts';
 import { AnylatError } from '../util/errors.ts';
-import { ECHO_FLAG_TURNAROUND, ECHO_NONCE_SIZE, ECHO_REQUEST_SIZE, encodeEchoRequest, parseEchoReply } from './echo-codec.ts';
-import { delayAcks, ECHO_FALLBACKS, ECHO_RTT_ROUNDING_US, echoRttFromTcpInfo, loadTcpInfo, readTcpInfo, TCP_ESTABLISHED, type EchoFallback, type TcpInfo } from './tcp-info.ts';
+import { ECHO_FLAG_TURNAROUND, ECHO_NONCE_SIZE, ECHO_REQUEST_SIZE, encodeEchoRequest, parseEchoReply } from '../core/echo-codec.ts';
+import { delayAcks, ECHO_FALLBACKS, ECHO_RTT_ROUNDING_US, echoRttFromTcpInfo, loadTcpInfo, readTcpInfo, TCP_ESTABLISHED, type EchoFallback, type TcpInfo } from '../net/tcp-info.ts';
 import type { ProbeFactory, ProbeTarget, Prober, TcpProbeOptions } from './types.ts';
 
 const SOCKET_REASONS: Readonly<Record<string, FailureReason>> = {
@@ -145,9 +145,13 @@ export function tcpProber(target: ProbeTarget, options: TcpProbeOptions): TcpPro
       const t0 = performance.now();
       const socket = net.connect({ host: target.address, port: options.port, autoSelectFamily: false, noDelay: true }, onConnect);
 
+      // The verdict waits one turn of the event loop: after a stall (a busy machine), timers run
+      // before I/O, and a reply that arrived in time but was not read yet would count as a timeout.
       const timer = setTimeout(() => {
-        const what = phase === 'connect' ? 'no connection' : 'no echo reply';
-        fail(performance.now(), 'timeout', `${what} within ${options.timeoutMs} ms`);
+        setImmediate(() => {
+          const what = phase === 'connect' ? 'no connection' : 'no echo reply';
+          fail(performance.now(), 'timeout', `${what} within ${options.timeoutMs} ms`);
+        });
       }, options.timeoutMs);
 
       const abort = () => fail(performance.now(), 'error', 'probe closed');

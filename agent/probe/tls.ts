@@ -8,7 +8,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { X509Certificate } from 'node:crypto';
-import type { Attempt, FailureReason, Metric } from '../model.ts';
+import type { Attempt, FailureReason, Metric } from '../core/model.ts';
 import { AnylatError } from '../util/errors.ts';
 import { checkSocketTarget, errorDetail, socketFailureReason } from './tcp.ts';
 import type { ProbeFactory } from './types.ts';

@@ -17,7 +17,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Attempt, FailureReason } from '../model.ts';
+import type { Attempt, FailureReason } from '../core/model.ts';
 import { AnylatError } from '../util/errors.ts';
 import { DEFAULT_SITE_HEADER } from './http.ts';
 import { errorDetail, socketFailureReason } from './tcp.ts';
@@ -53,7 +53,7 @@ export function sizeLabel(bytes: number): string {
 }
 
 function optionsError(target: ProbeTarget, message: string): AnylatError {
-  return new AnylatError('ANYLAT_PROBE_OPTIONS', `transfer probe for ${target.endpoint}: ${message}`, { exitCode: 2 });
+  return new AnylatError('ANYLAT_PROBE_OPTIONS', `transfer probe for ${target.endpoint}: ${message}`);
 }
 
 /** The URL of one size: the user's with `{size}` replaced, or the reflector's `/bytes/N` on the target. */

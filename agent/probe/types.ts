@@ -1,5 +1,5 @@
-import type { Attempt, Metric, PacketCounters, Protocol } from '../model.ts';
-import type { QueryType } from './dns-codec.ts';
+import type { Attempt, Metric, PacketCounters, Protocol } from '../core/model.ts';
+import type { QueryType } from '../core/dns-codec.ts';
 
 /** Where one probe sends its samples. The round resolves names once, before the first sample. */
 export interface ProbeTarget {
@@ -65,10 +65,10 @@ export interface HttpProbeOptions extends ProbeOptionsBase {
   /** also time a second request on the same connection (`warm`); default true */
   warm?: boolean;
   /**
-   * how `ttfb` is timed: `kernel` (default) reports, over plain http on Linux, the kernel's RTT
-   * sample for the request when it has a clean one (probe/http.ts), else the monotonic span;
-   * `monotonic` always times the request's write to the response headers' callback (the
-   * behaviour before kernel timing, kept for comparison)
+   * how `ttfb` is timed, and with it `connect`, `warm` and `total`: `kernel` (default) reports, on
+   * Linux, the handshake's RTT for connect and, over plain http, the kernel's RTT sample for each
+   * request when it has a clean one (probe/http.ts), else the monotonic span; `monotonic` always
+   * times them by the monotonic clock (the behaviour before kernel timing, kept for comparison)
    */
   ttfbClock?: 'kernel' | 'monotonic';
 }

@@ -10,9 +10,9 @@ import { createSocket, type Socket } from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Attempt, FailureReason, PacketCounters } from '../model.ts';
+import type { Attempt, FailureReason, PacketCounters } from '../core/model.ts';
 import { AnylatError } from '../util/errors.ts';
-import { RxTimestamps } from './rx-timestamp.ts';
+import { RxTimestamps } from '../net/rx-timestamp.ts';
 import type { ProbeFactory, Prober, ProbeTarget, UdpProbeOptions } from './types.ts';
 import {
   AUTH_BASE_BYTES,
@@ -31,7 +31,7 @@ import {
   readSiteValue,
   senderPacketBytes,
   type Tlv,
-} from './stamp-codec.ts';
+} from '../core/stamp-codec.ts';
 
 /** Sequence numbers remembered for late/duplicate accounting; older answered ones are forgotten. */
 const REMEMBERED_SEQS = 16_384;
@@ -48,7 +48,7 @@ interface Outstanding {
 }
 
 function optionsError(target: ProbeTarget, message: string): AnylatError {
-  return new AnylatError('ANYLAT_UDP_OPTIONS', `udp probe for ${target.endpoint}: ${message}`, { exitCode: 2 });
+  return new AnylatError('ANYLAT_UDP_OPTIONS', `udp probe for ${target.endpoint}: ${message}`);
 }
 
 function validate(target: ProbeTarget, o: UdpProbeOptions): void {
@@ -164,8 +164,10 @@ class StampSender implements UdpProber {
     return new Promise<Attempt>((resolve) => {
       const entry: Outstanding = { state: 'pending', timestamp, t0: 0, resolve };
       this.remember(seq, entry);
+      // The verdict waits one turn of the event loop: after a stall (a busy machine), timers run
+      // before I/O, and a reply that arrived in time but was not read yet would count as a timeout.
       entry.timer = setTimeout(() => {
-        this.settle(entry, 'timed_out', { ok: false, t0: entry.t0, t1: performance.now(), values: {}, reason: 'timeout' });
+        setImmediate(() => this.settle(entry, 'timed_out', { ok: false, t0: entry.t0, t1: performance.now(), values: {}, reason: 'timeout' }));
       }, this.options.timeoutMs);
       entry.t0 = performance.now();
       try {

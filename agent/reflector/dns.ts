@@ -9,8 +9,8 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { answerQuery, frameTcp, TcpFramer, type QueryVerdict } from '../probe/dns-codec.ts';
-import { AnylatError } from '../util/errors.ts';
+import { answerQuery, frameTcp, TcpFramer, type QueryVerdict } from '../core/dns-codec.ts';
+import { AnylatError, BindError } from '../util/errors.ts';
 import { SourceLimiter, sourceKey } from './stamp.ts';
 import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
 
@@ -48,11 +48,24 @@ function where(address: string, port: number): string {
 
 /** Starts the DNS part on every address in `binds`, UDP and TCP on the same port. */
 export async function startDnsReflector(options: DnsReflectorOptions): Promise<ReflectorPart> {
+  // UDP and TCP share one port number. With port 0 the kernel picks a free UDP port, which another
+  // program may hold on TCP: pick again rather than fail (a busy machine hit this in the tests).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await listenDns(options);
+    } catch (err) {
+      const inUse = err instanceof BindError && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
+      if (options.port !== 0 || !inUse || attempt >= 10) throw err;
+    }
+  }
+}
+
+async function listenDns(options: DnsReflectorOptions): Promise<ReflectorPart> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const rate = options.ratePerSourceQps ?? DNS_REFLECTOR_DEFAULTS.ratePerSourceQps;
-  if (!(rate >= 0) || !Number.isFinite(rate)) throw new AnylatError('ANYLAT_REFLECTOR_OPTIONS', `DNS reflector: ratePerSourceQps must be >= 0, got ${rate}`, { exitCode: 2 });
+  if (!(rate >= 0) || !Number.isFinite(rate)) throw new AnylatError('ANYLAT_REFLECTOR_OPTIONS', `DNS reflector: ratePerSourceQps must be >= 0, got ${rate}`);
   if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535) {
-    throw new AnylatError('ANYLAT_REFLECTOR_OPTIONS', `DNS reflector: port must be 0-65535, got ${options.port}`, { exitCode: 2 });
+    throw new AnylatError('ANYLAT_REFLECTOR_OPTIONS', `DNS reflector: port must be 0-65535, got ${options.port}`);
   }
   const maxQuery = options.maxQueryBytes ?? DNS_REFLECTOR_DEFAULTS.maxQueryBytes;
   const maxConnections = options.maxTcpConnections ?? DNS_REFLECTOR_DEFAULTS.maxTcpConnections;
@@ -225,11 +238,12 @@ export async function startDnsReflector(options: DnsReflectorOptions): Promise<R
   };
 }
 
-function bindError(transport: string, address: string, port: number, err: NodeJS.ErrnoException): AnylatError {
-  return new AnylatError(
-    'ANYLAT_REFLECTOR_BIND',
-    `DNS reflector: cannot listen on ${transport} ${where(address, port)} (${err.code ?? err.message}); ` +
-      (err.code === 'EACCES' ? 'port 53 needs root or CAP_NET_BIND_SERVICE; use the default --dns-port 8053 or grant the capability' : 'check the address is local and the port is free, or choose another --dns-port'),
-    { exitCode: 2, cause: err },
+function bindError(transport: string, address: string, port: number, err: NodeJS.ErrnoException): BindError {
+  return new BindError(
+    `DNS reflector (${transport})`,
+    address,
+    port,
+    err,
+    err.code === 'EACCES' ? 'use the default --dns-port 8053 or grant the capability' : 'check the address is local and the port is free, or choose another --dns-port',
   );
 }

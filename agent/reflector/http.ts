@@ -1,6 +1,8 @@
 // The reflector's HTTP endpoint: answers GET/HEAD on any path with its site and the source address
 // it saw, keeps connections alive so a prober's second ("warm") request rides the same one, and
-// bounds what a client can hold: header size, header and request deadlines, idle time, connections.
+// bounds what a client can hold: header size, header and whole-request deadlines, idle time, body
+// size, connections in all and from one source address (one sender cannot take the slots of others:
+// 1,024 half-open connections from one address used to reset every other client's request).
 //
 // Over plain http each connection's ACKs are delayed (TCP_QUICKACK off, Linux), as the TCP echo's
 // are (tcp-echo.ts): a response written at once then carries the ACK of its request, and the
@@ -21,8 +23,8 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { isIPv6, type Socket } from 'node:net';
-import { delayAcks, loadTcpInfo } from '../probe/tcp-info.ts';
-import { EnvironmentError } from '../util/errors.ts';
+import { delayAcks, loadTcpInfo } from '../net/tcp-info.ts';
+import { BindError } from '../util/errors.ts';
 import { bytesRoute, type BytesRouteOptions } from './bytes.ts';
 import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
 
@@ -39,11 +41,19 @@ export interface HttpReflectorOptions extends ReflectorCommonOptions {
   maxConnections?: number;
   /** the `/bytes/N` route's per-source budget (bytes.ts); default BYTES_ROUTE_DEFAULTS */
   bytes?: BytesRouteOptions;
+  /** open connections from one source address, per bound address (default 32) */
+  maxConnectionsPerSource?: number;
+  /** a request not fully received this long after it began is cut off (default 15 s) */
+  requestTimeoutMs?: number;
+  /** request bodies larger than this are refused (413) or cut off (default 64 KiB) */
+  maxBodyBytes?: number;
 }
 
 const MAX_HEADER_BYTES = 8 * 1024;
 const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 15_000;
+const MAX_BODY_BYTES = 64 * 1024;
+const MAX_CONNECTIONS_PER_SOURCE = 32;
 // Longer than a round's spacing between a sample's two requests, short enough to free idle sockets.
 const KEEP_ALIVE_MS = 5_000;
 const MAX_REQUESTS_PER_SOCKET = 1000;
@@ -54,6 +64,12 @@ interface Counters {
   not_allowed: number;
   client_errors: number;
   rejected_connections: number;
+  /** connections refused because their source already held maxConnectionsPerSource */
+  per_source_refused: number;
+  /** requests cut off at the whole-request deadline */
+  request_timeouts: number;
+  /** request bodies over maxBodyBytes (413, or the connection cut) */
+  bodies_too_large: number;
 }
 
 /** A v4 client on a dual-stack socket shows as `::ffff:a.b.c.d`; users expect `a.b.c.d`. */
@@ -67,24 +83,70 @@ function urlHost(address: string, port: number): string {
 }
 
 /**
- * Starts one HTTP (or HTTPS) server per bind address. Throws `EnvironmentError`
- * (`ANYLAT_REFLECTOR_BIND`) when an address cannot be listened on; servers already started are
+ * Starts one HTTP (or HTTPS) server per bind address. Throws `BindError`
+ * (`ANYLAT_BIND`) when an address cannot be listened on; servers already started are
  * closed first.
  */
 export async function startHttpReflector(options: HttpReflectorOptions): Promise<ReflectorPart> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const maxConnections = options.maxConnections ?? 1024;
-  const counters: Counters = { connections: 0, requests: 0, not_allowed: 0, client_errors: 0, rejected_connections: 0 };
+  const maxPerSource = options.maxConnectionsPerSource ?? MAX_CONNECTIONS_PER_SOURCE;
+  const requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  const maxBody = options.maxBodyBytes ?? MAX_BODY_BYTES;
+  const counters: Counters = {
+    connections: 0,
+    requests: 0,
+    not_allowed: 0,
+    client_errors: 0,
+    rejected_connections: 0,
+    per_source_refused: 0,
+    request_timeouts: 0,
+    bodies_too_large: 0,
+  };
   const scheme = options.tls ? 'https' : 'http';
   // koffi loads once, now, rather than in the first connection's callback.
   const canDelayAcks = !options.tls && loadTcpInfo();
   const bytes = bytesRoute(options.bytes);
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
+    if (!guard(req, res)) return;
     respond(req, res);
     // After the response is written, so it costs it nothing: the kernel leaves ping-pong mode when
     // a response was later than its delayed-ACK timer, and the next request would get a bare ACK.
     if (canDelayAcks) delayAcks(req.socket);
+  };
+
+  // The whole request, body included, must arrive within requestTimeoutMs, and its body stay under
+  // maxBody: Node's own requestTimeout is only checked every 30 s, and a GET body was read without
+  // end (28 GB in 20 s). Returns false when the request was refused.
+  const guard = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > maxBody) {
+      counters.requests++;
+      counters.bodies_too_large++;
+      const body = JSON.stringify({ error: `request body of ${declared} bytes is larger than ${maxBody}` });
+      res.writeHead(413, { connection: 'close', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body, () => req.socket.destroy());
+      return false;
+    }
+    if (req.complete) return true;
+    const deadline = setTimeout(() => {
+      counters.request_timeouts++;
+      req.socket.destroy();
+    }, requestTimeoutMs);
+    let bytes = 0;
+    req.on('data', (chunk: Buffer) => {
+      if (bytes > maxBody) return;
+      bytes += chunk.length;
+      if (bytes > maxBody) {
+        counters.bodies_too_large++;
+        clearTimeout(deadline);
+        req.socket.destroy();
+      }
+    });
+    req.once('end', () => clearTimeout(deadline));
+    req.once('close', () => clearTimeout(deadline));
+    return true;
   };
 
   const respond = (req: IncomingMessage, res: ServerResponse) => {
@@ -126,14 +188,35 @@ export async function startHttpReflector(options: HttpReflectorOptions): Promise
   };
 
   const make = (): Server => {
-    const serverOptions = { maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS };
+    const serverOptions = {
+      maxHeaderSize: MAX_HEADER_BYTES,
+      requestTimeout: requestTimeoutMs,
+      headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeoutMs),
+      // Node checks the two timeouts above this often (default 30 s: a half-open connection then
+      // held its slot up to 40 s).
+      connectionsCheckingInterval: 1000,
+    };
     const server: Server = options.tls
       ? createHttpsServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key }, handle)
       : createHttpServer(serverOptions, handle);
     server.keepAliveTimeout = KEEP_ALIVE_MS;
     server.maxRequestsPerSocket = MAX_REQUESTS_PER_SOCKET;
     server.maxConnections = maxConnections;
+    const perSource = new Map<string, number>();
     server.on('connection', (socket: Socket) => {
+      const source = plainAddress(socket.remoteAddress);
+      const held = perSource.get(source) ?? 0;
+      if (held >= maxPerSource) {
+        counters.per_source_refused++;
+        socket.destroy();
+        return;
+      }
+      perSource.set(source, held + 1);
+      socket.once('close', () => {
+        const left = (perSource.get(source) ?? 1) - 1;
+        if (left <= 0) perSource.delete(source);
+        else perSource.set(source, left);
+      });
       counters.connections++;
       if (canDelayAcks) delayAcks(socket);
     });
@@ -184,12 +267,7 @@ export async function startHttpReflector(options: HttpReflectorOptions): Promise
       }
     } catch (err) {
       await closeAll();
-      const e = err as NodeJS.ErrnoException;
-      throw new EnvironmentError(
-        'ANYLAT_REFLECTOR_BIND',
-        `http reflector: cannot listen on ${scheme}://${urlHost(address, port)}: ${e.code ?? e.message}. ` +
-          `Choose another --http-port or --bind address, or stop what holds it.`,
-      );
+      throw new BindError(`${scheme} reflector`, address, port, err, 'pick another --http-port or --bind address, or stop what holds it');
     }
     servers.push(server);
     const bound = server.address();

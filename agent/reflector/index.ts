@@ -15,7 +15,7 @@ export interface ReflectorOptions {
   /** STAMP on UDP; `false` leaves it out */
   udp: { port: number; authKey?: Buffer; ratePerSourcePps?: number } | false;
   /** the TCP echo; `false` leaves it out */
-  tcp: { port: number } | false;
+  tcp: { port: number; maxConnectionsPerSource?: number } | false;
   /** the HTTP(S) endpoint; `false` leaves it out */
   http: { port: number; tls?: { cert: string | Buffer; key: string | Buffer }; bytesPerSecond?: number } | false;
   /** the DNS answers (CHAOS TXT hostname.bind / id.server, NSID) on UDP and TCP; absent or `false` leaves it out */
@@ -53,7 +53,7 @@ export async function startReflector(options: ReflectorOptions): Promise<Running
       schemes.set(part, options.udp.authKey ? 'stamp (authenticated)' : 'stamp');
     }
     if (options.tcp) {
-      const part = await startTcpEcho({ ...common, port: options.tcp.port });
+      const part = await startTcpEcho({ ...common, port: options.tcp.port, ...(options.tcp.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: options.tcp.maxConnectionsPerSource } : {}) });
       parts.push(part);
       schemes.set(part, 'echo');
     }

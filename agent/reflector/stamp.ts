@@ -1,7 +1,10 @@
 // The STAMP Session-Reflector (RFC 8762, stateful, with RFC 8972 TLVs) on UDP.
 //
 // It faces the internet, so every request pays before it costs anything: size check, then the
-// per-source token bucket, then decoding (and HMAC in authenticated mode). A reply is built to
+// per-source token bucket, then decoding (and HMAC in authenticated mode). In authenticated mode
+// TLVs must be covered by an HMAC TLV (RFC 8972 §4.8; a site TLV appended to a signed packet was
+// answered), and each session keeps a replay window on sequence number and timestamp (a captured
+// packet was answered every time it was sent again). A reply is built to
 // the request's exact size and never sent if larger. One socket per local address, so a reply
 // leaves from the address the request was sent to (anycast needs that).
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
@@ -22,9 +25,9 @@ import {
   restampReflectorPacket,
   siteValue,
   type Tlv,
-} from '../probe/stamp-codec.ts';
-import { AnylatError } from '../util/errors.ts';
-import { RxTimestamps } from '../probe/rx-timestamp.ts';
+} from '../core/stamp-codec.ts';
+import { AnylatError, BindError } from '../util/errors.ts';
+import { RxTimestamps } from '../net/rx-timestamp.ts';
 import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
 
 export interface StampReflectorOptions extends ReflectorCommonOptions {
@@ -127,6 +130,46 @@ export class SourceLimiter {
 interface Session {
   seq: number;
   lastSeen: number;
+  /** authenticated mode: the highest sender sequence number accepted, and its timestamp */
+  maxSenderSeq?: number;
+  maxTimestamp?: bigint;
+  /** sender sequence numbers accepted within REPLAY_WINDOW below maxSenderSeq */
+  seen?: Set<number>;
+}
+
+/** Sender sequence numbers this far behind the highest one accepted are refused as replays. */
+const REPLAY_WINDOW = 64;
+
+/**
+ * Authenticated mode: is this (sequence number, timestamp) new for the session? A sequence number
+ * seen before, or older than the window, is a replay, unless its timestamp is later than anything
+ * the session accepted (the sender restarted its sequence on the same port): then the window
+ * starts over. Records the packet when it is new.
+ */
+function freshInWindow(s: Session, seq: number, timestamp: bigint): boolean {
+  if (s.maxSenderSeq === undefined || s.seen === undefined || s.maxTimestamp === undefined) {
+    s.maxSenderSeq = seq;
+    s.maxTimestamp = timestamp;
+    s.seen = new Set([seq]);
+    return true;
+  }
+  const max = s.maxSenderSeq;
+  const inWindow = seq > max || (max - seq < REPLAY_WINDOW && !s.seen.has(seq));
+  if (!inWindow) {
+    if (timestamp <= s.maxTimestamp) return false;
+    // A later timestamp with an old sequence number: the sender started over.
+    s.maxSenderSeq = seq;
+    s.maxTimestamp = timestamp;
+    s.seen = new Set([seq]);
+    return true;
+  }
+  s.seen.add(seq);
+  if (seq > max) {
+    s.maxSenderSeq = seq;
+    for (const old of s.seen) if (seq - old >= REPLAY_WINDOW) s.seen.delete(old);
+  }
+  if (timestamp > s.maxTimestamp) s.maxTimestamp = timestamp;
+  return true;
 }
 
 /** Per-session reflector sequence numbers, least recently active first (Map insertion order). */
@@ -175,7 +218,7 @@ class SessionTable {
 }
 
 function optionsError(message: string): AnylatError {
-  return new AnylatError('ANYLAT_REFLECTOR_OPTIONS', `STAMP reflector: ${message}`, { exitCode: 2 });
+  return new AnylatError('ANYLAT_REFLECTOR_OPTIONS', `STAMP reflector: ${message}`);
 }
 
 function positiveInt(name: string, value: number, min: number): number {
@@ -230,6 +273,10 @@ export async function startStampReflector(
     oversize: 0,
     rate_limited: 0,
     auth_failed: 0,
+    /** authenticated mode: TLVs without a verifying HMAC TLV over them (also in auth_failed) */
+    tlv_unprotected: 0,
+    /** authenticated mode: packets refused by the session's replay window */
+    replayed: 0,
     send_errors: 0,
     internal_errors: 0,
   };
@@ -270,7 +317,17 @@ export async function startStampReflector(
       }
     }
     const req = decoded.packet;
+    if (key && req.tlvs.length > 0 && !req.tlvHmacValid) {
+      // The packet HMAC covers the base packet only; TLVs need the HMAC TLV (RFC 8972 §4.8).
+      counts.auth_failed++;
+      counts.tlv_unprotected++;
+      return;
+    }
     const session = sessions.touch(`${from.address}|${from.port}|${local.address}|${local.port}|${req.ssid}`, t2);
+    if (key && !freshInWindow(session, req.seq, req.timestamp)) {
+      counts.replayed++;
+      return;
+    }
     const reply = encodeReflectorPacket(
       {
         seq: session.seq,
@@ -318,12 +375,7 @@ export async function startStampReflector(
           resolve();
         });
       }).catch((err: NodeJS.ErrnoException) => {
-        throw new AnylatError(
-          'ANYLAT_REFLECTOR_BIND',
-          `STAMP reflector: cannot listen on UDP ${address.includes(':') ? `[${address}]` : address}:${port} (${err.code ?? err.message}); ` +
-            (err.code === 'EACCES' ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE, or pick another --udp-port' : 'check the address is local and the port is free'),
-          { exitCode: 2, cause: err },
-        );
+        throw new BindError('STAMP reflector', address, port, err, 'pick another --udp-port or --bind address, or stop what holds it');
       });
       const bound = socket.address();
       // Port 0: the first socket picks a port, every other address listens on the same one.

@@ -1,4 +1,4 @@
-// The reflector's TCP echo part: answers each echo request frame (agent/probe/echo-codec.ts) with
+// The reflector's TCP echo part: answers each echo request frame (agent/core/echo-codec.ts) with
 // a reply naming this site, on connections that stay open for as many requests as the sender
 // likes. It faces the internet, so every connection is bounded: frames are checked byte by byte
 // and garbage closes the connection, the reply is never longer than its request, connections are
@@ -21,16 +21,16 @@
 
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { ECHO_FLAG_TURNAROUND, encodeEchoReply, parseEchoRequest, setEchoTurnaround } from '../probe/echo-codec.ts';
-import { delayAcks, echoRttFromTcpInfo, loadTcpInfo, readTcpInfo, type TcpInfo } from '../probe/tcp-info.ts';
-import { EnvironmentError } from '../util/errors.ts';
+import { ECHO_FLAG_TURNAROUND, encodeEchoReply, parseEchoRequest, setEchoTurnaround } from '../core/echo-codec.ts';
+import { delayAcks, echoRttFromTcpInfo, loadTcpInfo, readTcpInfo, type TcpInfo } from '../net/tcp-info.ts';
+import { BindError } from '../util/errors.ts';
 import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
 
 export interface TcpEchoOptions extends ReflectorCommonOptions {
   port: number;
   /** open connections across every bound address; default 1024 */
   maxConnections?: number;
-  /** open connections from one source address; default 16 */
+  /** open connections from one source address; default 16, 0 = no cap (a relay in front) */
   maxConnectionsPerSource?: number;
   /** close a connection that completes no request for this long; default 10 s */
   idleMs?: number;
@@ -69,7 +69,7 @@ export async function startTcpEcho(options: TcpEchoOptions): Promise<ReflectorPa
     const source = sourceKey(socket.remoteAddress);
     const fromSource = perSource.get(source) ?? 0;
     // Closing with RST tells a sender at once that it was turned away, and keeps no TIME_WAIT here.
-    if (counters.active >= maxConnections || fromSource >= maxPerSource) {
+    if (counters.active >= maxConnections || (maxPerSource > 0 && fromSource >= maxPerSource)) {
       counters.rejected++;
       socket.resetAndDestroy();
       return;
@@ -168,10 +168,7 @@ export async function startTcpEcho(options: TcpEchoOptions): Promise<ReflectorPa
     }
   } catch (err) {
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    const code = (err as { code?: unknown }).code;
-    const where = `${options.binds[servers.length]}:${options.port}`;
-    const hint = code === 'EADDRINUSE' ? 'another program uses this port; pick another --tcp-port' : code === 'EADDRNOTAVAIL' ? 'this host has no such address; check --bind' : code === 'EACCES' ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE' : 'check --bind and --tcp-port';
-    throw new EnvironmentError('ANYLAT_LISTEN', `tcp echo: cannot listen on ${where}: ${err instanceof Error ? err.message : String(err)} (${hint})`);
+    throw new BindError('tcp echo', options.binds[servers.length] ?? '?', options.port, err, 'pick another --tcp-port or --bind address, or stop what holds it');
   }
 
   return {

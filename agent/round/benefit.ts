@@ -2,7 +2,7 @@
 // samples taken in the same cycle. Hodges–Lehmann shift with the distribution-free confidence
 // interval that inverts the Wilcoxon signed-rank test (Hollander & Wolfe, §3.2–3.3).
 import { roundMs } from './stats.ts';
-import { PROTOCOL_METRICS, PROTOCOLS, RATE_METRICS, scopeOf, type BenefitRow, type EndpointKind, type Metric, type Protocol } from '../model.ts';
+import { PROTOCOL_METRICS, PROTOCOLS, RATE_METRICS, scopeOf, type BenefitRow, type EndpointKind, type Metric, type Protocol } from '../core/model.ts';
 
 /** Up to this many pairs the CI uses the exact signed-rank distribution; above it, the normal one. */
 export const EXACT_MAX_PAIRS = 100;

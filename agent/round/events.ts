@@ -1,7 +1,7 @@
 // Events a round implies against the one before it: the anycast site that answers changed, a path
 // stopped answering, a path came back. Events share the round's timestamp and their tags
 // (service, type) in InfluxDB, so several of one type are merged into one event per round.
-import type { AnylatEvent, EventType, PathResult, Protocol, RoundResult } from '../model.ts';
+import type { AnylatEvent, EventType, PathResult, Protocol, RoundResult } from '../core/model.ts';
 
 /** What events need to remember between rounds of one service; JSON-able, kept by the caller. */
 export interface RoundState {

@@ -1,6 +1,6 @@
 // The human-readable table of one round: each (protocol, metric) with anycast beside every unicast
 // endpoint, then the benefit rows with their confidence interval, then the headline.
-import { RATE_METRICS, type BenefitRow, type FailureReason, type PathResult, type RoundResult } from '../model.ts';
+import { RATE_METRICS, type BenefitRow, type FailureReason, type PathResult, type RoundResult } from '../core/model.ts';
 
 function ms(v: number | undefined): string {
   if (v === undefined) return '-';
@@ -116,8 +116,13 @@ function headline(benefit: BenefitRow[]): string[] {
   return [
     'Headline (end to end):',
     ...e2e.map((b) => {
+      const detail = `95% CI ${ci(b)}, ${pct(b.saved_pct)}, anycast faster in ${pct(Math.round(b.win_rate * 1000) / 10)} of ${b.pairs} pairs`;
+      // A CI that spans 0 does not tell faster from slower: say so, as the page and the demo do.
+      if (b.ci_low_ms !== undefined && b.ci_high_ms !== undefined && b.ci_low_ms <= 0 && b.ci_high_ms >= 0) {
+        return `  ${b.protocol} ${b.metric}: no clear difference between anycast and ${b.baseline} (saved ${b.saved_ms > 0 ? '+' : ''}${ms(b.saved_ms)} ms, ${detail})`;
+      }
       const verb = b.saved_ms >= 0 ? 'faster' : 'slower';
-      return `  ${b.protocol} ${b.metric}${b.size !== undefined ? ` ${b.size}` : ''}: anycast ${ms(Math.abs(b.saved_ms))} ms ${verb} than ${b.baseline} (95% CI ${ci(b)}, ${pct(b.saved_pct)}, anycast faster in ${pct(Math.round(b.win_rate * 1000) / 10)} of ${b.pairs} pairs)`;
+      return `  ${b.protocol} ${b.metric}${b.size !== undefined ? ` ${b.size}` : ''}: anycast ${ms(Math.abs(b.saved_ms))} ms ${verb} than ${b.baseline} (${detail})`;
     }),
   ];
 }

@@ -11,12 +11,13 @@ import {
   type AgentIdentity,
   type Attempt,
   type Endpoint,
+  type LagWindow,
   type Metric,
   type PacketCounters,
   type PathResult,
   type Protocol,
   type RoundResult,
-} from '../model.ts';
+} from '../core/model.ts';
 import { PROBES } from '../probe/index.ts';
 import { DEFAULT_TRANSFER_SAMPLES, sizeLabel } from '../probe/transfer.ts';
 import type { ProbeFactory, ProbeOptionsMap, Prober, ProbeTarget } from '../probe/types.ts';
@@ -122,7 +123,7 @@ interface Path {
 }
 
 function specError(message: string): AnylatError {
-  return new AnylatError('ANYLAT_ROUND_SPEC', `round: ${message}`, { exitCode: 2 });
+  return new AnylatError('ANYLAT_ROUND_SPEC', `round: ${message}`);
 }
 
 function checkSpec(spec: RoundSpec): void {
@@ -455,10 +456,18 @@ export function lagFlags(attempt: Attempt, span: 'none' | 'reply' | 'whole', lag
       continue;
     }
     const w = lagWindows[metric];
-    // One callback: only what ran before it can have delayed it. Several: any stall among them.
-    out[metric] = w !== undefined && (w[0] === w[1] ? lag.delayedAt(w[1], REPLY_LAG_SLACK_MS) : lag.overlaps(w[0] - REPLY_LAG_SLACK_MS, w[1]));
+    out[metric] = w !== undefined && (isOneWindow(w) ? exposed(w, lag) : w.some((piece) => exposed(piece, lag)));
   }
   return out;
+}
+
+function isOneWindow(w: LagWindow | readonly LagWindow[]): w is LagWindow {
+  return typeof w[0] === 'number';
+}
+
+// One callback: only what ran before it can have delayed it. Several: any stall among them.
+function exposed(w: LagWindow, lag: LagMonitor): boolean {
+  return w[0] === w[1] ? lag.delayedAt(w[1], REPLY_LAG_SLACK_MS) : lag.overlaps(w[0] - REPLY_LAG_SLACK_MS, w[1]);
 }
 
 function observe(paths: Path[], onSample: (sample: ObservedSample) => void): void {

@@ -1,6 +1,6 @@
 // Per-path statistics of one round. Pure functions over the samples of one (endpoint, protocol,
 // metric): what went out, what came back, and the distribution of what came back unflagged.
-import type { FailureReason, PathResult } from '../model.ts';
+import type { FailureReason, PathResult } from '../core/model.ts';
 
 /** One sample as the statistics see it: a value for this metric, or why there is none. */
 export interface SampleOutcome {

@@ -14,6 +14,10 @@
 //   `roundsAbandoned`; the runner decides what to keep (the agent keeps nothing of it).
 // - stop(): no new round starts; waiting rounds are dropped (logged); running rounds get the
 //   grace period, then their signal aborts with reason "shutdown".
+// - update() (a config reload): services whose timing did not change are left alone (their cron,
+//   phase, backlog and running round); a removed service's cron stops, its waiting rounds are
+//   dropped and its running round finishes; an added one starts its cron, so its first round is
+//   due at its next slot plus its phase; a changed schedule or deadline restarts the cron.
 import cron, { type ScheduledTask } from 'node-cron';
 import { isLate, MAX_BACKLOG, scheduledStart, type ServiceTiming } from './timing.ts';
 
@@ -62,14 +66,28 @@ interface ServiceState {
   phaseTimers: Set<NodeJS.Timeout>;
   backlog: Waiting[];
   running?: { promise: Promise<void>; controller: AbortController };
+  /** removed by update(): no new rounds; forgotten once its running round ends */
+  retired?: boolean;
+}
+
+/** What update() changed, by service name. */
+export interface ScheduleChanges {
+  added: string[];
+  removed: string[];
+  retimed: string[];
+}
+
+function sameTiming(a: ServiceTiming, b: ServiceTiming): boolean {
+  return a.schedule === b.schedule && a.intervalMs === b.intervalMs && a.phaseMs === b.phaseMs && a.deadlineMs === b.deadlineMs && a.lateAfterMs === b.lateAfterMs;
 }
 
 export class Scheduler {
-  private readonly services: ServiceState[];
+  private services: ServiceState[];
   private readonly run: RoundRunner;
   private readonly log: (line: string) => void;
   private readonly maxBacklog: number;
   private stopping = false;
+  private started = false;
   private readonly counters: SchedulerCounters = { roundsStarted: 0, roundsLate: 0, roundsSkipped: 0, roundsAbandoned: 0 };
 
   constructor(options: SchedulerOptions) {
@@ -81,15 +99,67 @@ export class Scheduler {
 
   /** Starts every service's cron. */
   start(): void {
+    this.started = true;
+    for (const s of this.services) this.startCron(s);
+  }
+
+  private startCron(s: ServiceState): void {
+    const onSlot = (ctx: { date: Date }) => this.onSlot(s, ctx.date.getTime());
+    // The task only reports slots: it returns at once, so node-cron never sees an overlap, and
+    // every slot it could not fire on time arrives as `execution:missed` (handled, not warned).
+    const task = cron.createTask(s.timing.schedule, onSlot, { name: `anylat:${s.timing.service}` });
+    task.on('execution:missed', onSlot);
+    s.task = task;
+    void task.start();
+  }
+
+  /** Stops a service's cron and drops its waiting rounds; its running round is left to finish. */
+  private stopCron(s: ServiceState): number {
+    const task = s.task;
+    s.task = undefined;
+    if (task) void task.destroy();
+    for (const t of s.phaseTimers) clearTimeout(t);
+    s.phaseTimers.clear();
+    const dropped = s.backlog.length;
+    s.backlog = [];
+    return dropped;
+  }
+
+  /**
+   * Applies a new set of service timings (a config reload) without touching what did not change:
+   * see the header. Rounds in flight are never aborted by an update.
+   */
+  update(timings: readonly ServiceTiming[]): ScheduleChanges {
+    const changes: ScheduleChanges = { added: [], removed: [], retimed: [] };
+    if (this.stopping) return changes;
+    const next = new Map(timings.map((t) => [t.service, t]));
     for (const s of this.services) {
-      const onSlot = (ctx: { date: Date }) => this.onSlot(s, ctx.date.getTime());
-      // The task only reports slots: it returns at once, so node-cron never sees an overlap, and
-      // every slot it could not fire on time arrives as `execution:missed` (handled, not warned).
-      const task = cron.createTask(s.timing.schedule, onSlot, { name: `anylat:${s.timing.service}` });
-      task.on('execution:missed', onSlot);
-      s.task = task;
-      void task.start();
+      if (s.retired) continue;
+      const t = next.get(s.timing.service);
+      if (t === undefined) {
+        s.retired = true;
+        const dropped = this.stopCron(s);
+        changes.removed.push(s.timing.service);
+        if (dropped > 0) this.log(`schedule: ${s.timing.service}: removed; ${dropped} waiting round${dropped === 1 ? '' : 's'} not started`);
+      } else if (!sameTiming(s.timing, t)) {
+        const dropped = this.stopCron(s);
+        s.timing = t;
+        if (this.started) this.startCron(s);
+        changes.retimed.push(t.service);
+        if (dropped > 0) this.log(`schedule: ${t.service}: new schedule; ${dropped} round${dropped === 1 ? '' : 's'} due under the old one not started`);
+      }
     }
+    this.services = this.services.filter((s) => !s.retired || s.running !== undefined);
+    const known = new Set(this.services.filter((s) => !s.retired).map((s) => s.timing.service));
+    for (const t of timings) {
+      if (known.has(t.service)) continue;
+      // A service removed and added back while its last round still runs: that round ends first.
+      const s: ServiceState = { timing: t, lastSlot: Number.NEGATIVE_INFINITY, phaseTimers: new Set(), backlog: [] };
+      this.services.push(s);
+      if (this.started) this.startCron(s);
+      changes.added.push(t.service);
+    }
+    return changes;
   }
 
   /** Counters since start (the heartbeat's rounds_late comes from here). */
@@ -102,8 +172,13 @@ export class Scheduler {
     return this.services.filter((s) => s.running).map((s) => s.timing.service);
   }
 
+  /** The services scheduled now (not those removed whose last round still runs), with their timing. */
+  timings(): ServiceTiming[] {
+    return this.services.filter((s) => !s.retired).map((s) => s.timing);
+  }
+
   private onSlot(s: ServiceState, slotMs: number): void {
-    if (this.stopping || slotMs <= s.lastSlot) return;
+    if (this.stopping || s.retired || slotMs <= s.lastSlot) return;
     s.lastSlot = slotMs;
     this.enqueueAt(s, scheduledStart(slotMs, s.timing));
   }
@@ -138,6 +213,10 @@ export class Scheduler {
   }
 
   private pump(s: ServiceState): void {
+    if (s.retired && !s.running) {
+      this.services = this.services.filter((x) => x !== s);
+      return;
+    }
     if (this.stopping || s.running) return;
     const next = s.backlog.shift();
     if (!next) return;
@@ -172,7 +251,9 @@ export class Scheduler {
     this.stopping = true;
     let dropped = 0;
     for (const s of this.services) {
-      if (s.task) await s.task.destroy();
+      const task = s.task;
+      s.task = undefined;
+      if (task) await task.destroy();
       for (const t of s.phaseTimers) clearTimeout(t);
       s.phaseTimers.clear();
       dropped += s.backlog.length;

@@ -36,16 +36,27 @@ export function validateCron(expression: string): string | undefined {
  * and phases. `*\/7 * * * * *` fires at :00, :07, … :56 and again at :00, so its interval is 4 s.
  */
 export function cronInterval(expression: string): number {
-  const task = cron.createTask(expression.trim(), () => undefined);
+  const key = expression.trim();
+  // Walking node-cron's next runs takes tens of ms, and a config load asks for each service's
+  // interval several times; a reload does it again while rounds are timing packets. Remembered
+  // per expression: the shortest gap of a cron's cycle does not depend on when it is asked.
+  const known = intervals.get(key);
+  if (known !== undefined) return known;
+  const task = cron.createTask(key, () => undefined);
   try {
     const runs = task.getNextRuns(GAP_SAMPLES).map((d) => d.getTime());
     let gap = Number.POSITIVE_INFINITY;
     for (let i = 1; i < runs.length; i++) gap = Math.min(gap, runs[i]! - runs[i - 1]!);
-    return Number.isFinite(gap) ? gap : 86_400_000;
+    const interval = Number.isFinite(gap) ? gap : 86_400_000;
+    if (intervals.size >= 1_000) intervals.clear();
+    intervals.set(key, interval);
+    return interval;
   } finally {
     void task.destroy();
   }
 }
+
+const intervals = new Map<string, number>();
 
 /** The deadline a service gets when its config sets none. */
 export function defaultDeadline(intervalMs: number): number {

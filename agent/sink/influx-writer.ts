@@ -5,7 +5,8 @@
 // batch auto-flush swallows errors, so a resolved flush() does not prove every line was written.
 // Here one call is one request, and only a 2xx lets the caller delete the lines.
 import { HttpError, InfluxDB, RequestTimedOutError, setLogger, type Transport } from '@influxdata/influxdb-client';
-import { Secret } from '../config/secret.ts';
+import { Secret } from '../core/secret.ts';
+import { linkSignal } from '../util/abort.ts';
 import { AnylatError } from '../util/errors.ts';
 import { parseRetryAfter } from './backoff.ts';
 import { displayUrl, redact } from './redact.ts';
@@ -26,7 +27,7 @@ export interface InfluxTarget {
 export type WriteOutcome =
   | { kind: 'ok'; status: number }
   /** keep the lines, try again later (unreachable, timeout, 5xx, 429, auth/bucket problems) */
-  | { kind: 'retry'; status?: number; message: string; retryAfterMs?: number }
+  | { kind: 'retry'; status?: number; message: string; retryAfterMs?: number; timedOut?: boolean }
   /** the server refused these lines as malformed: retrying them can never succeed */
   | { kind: 'reject'; status: number; message: string }
   /** the caller aborted (shutdown) before an answer: the lines' fate is unknown, keep them */
@@ -47,11 +48,14 @@ function installLogger(log: (line: string) => void): void {
   setLogger({ error: (m, e) => emit('error', m, e), warn: (m, e) => emit('warn', m, e) });
 }
 
+/** Longest server message kept, cut after the token is scrubbed (a cut first could split the token). */
+const MAX_SERVER_MESSAGE = 4000;
+
 function serverMessage(err: HttpError): string {
   const json = err.json as { message?: unknown; error?: unknown } | undefined;
   const fromJson = typeof json?.message === 'string' ? json.message : typeof json?.error === 'string' ? json.error : undefined;
   const text = (fromJson ?? err.body ?? '').trim();
-  return text.length > 0 ? text.slice(0, 4000) : (err.statusMessage ?? 'no message');
+  return text.length > 0 ? text : (err.statusMessage ?? 'no message');
 }
 
 export class InfluxWriter {
@@ -74,7 +78,7 @@ export class InfluxWriter {
       const client = new InfluxDB({ url: target.url, timeout: this.timeoutMs, ...(token === undefined ? {} : { token }) });
       this.transport = client.transport;
     } catch (err) {
-      throw new AnylatError('ANYLAT_INFLUX_URL', `influx.url ${displayUrl(target.url)}: ${this.clean(err)}; expected http(s)://host:port`, { exitCode: 2 });
+      throw new AnylatError('ANYLAT_INFLUX_URL', `influx.url ${displayUrl(target.url)}: ${this.clean(err)}; expected http(s)://host:port`);
     }
     this.path = `/api/v2/write?org=${encodeURIComponent(target.org)}&bucket=${encodeURIComponent(target.bucket)}&precision=ms`;
   }
@@ -87,14 +91,15 @@ export class InfluxWriter {
 
   /** Sends `lines` in one request. Never rejects. */
   async write(lines: readonly string[], signal?: AbortSignal): Promise<WriteOutcome> {
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const combined = signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
+    // Never AbortSignal.any([signal, timeout]) here: `signal` lives as long as the sink, and on
+    // Node 20 it would keep every request (callbacks and body) alive. See agent/util/abort.ts.
+    const link = linkSignal(signal, this.timeoutMs);
     let status: number | undefined;
     try {
       await this.transport.request(
         this.path,
         lines.join('\n'),
-        { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' }, gzipThreshold: this.gzipThreshold, signal: combined },
+        { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' }, gzipThreshold: this.gzipThreshold, signal: link.signal },
         (_headers, code) => {
           status = code;
         },
@@ -102,10 +107,12 @@ export class InfluxWriter {
       return { kind: 'ok', status: status ?? 204 };
     } catch (err) {
       if (signal?.aborted === true) return { kind: 'aborted' };
-      if (timeout.aborted || err instanceof RequestTimedOutError) {
-        return { kind: 'retry', message: `no answer from InfluxDB at ${this.target} within ${this.timeoutMs} ms` };
+      if (link.reason === 'timeout' || err instanceof RequestTimedOutError) {
+        return { kind: 'retry', timedOut: true, message: `no answer from InfluxDB at ${this.target} within ${this.timeoutMs} ms` };
       }
       return this.classify(err);
+    } finally {
+      link.dispose();
     }
   }
 
@@ -117,7 +124,7 @@ export class InfluxWriter {
       return { kind: 'retry', message: `cannot reach InfluxDB at ${this.target}: ${prefix}${text}` };
     }
     const status = err.statusCode;
-    const said = redact(serverMessage(err), this.secret?.reveal());
+    const said = redact(serverMessage(err), this.secret?.reveal()).slice(0, MAX_SERVER_MESSAGE);
     const retryAfterMs = parseRetryAfter(err.headers?.['retry-after']);
     const retry = (message: string): WriteOutcome => ({ kind: 'retry', status, message, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) });
     if (status === 401 || status === 403) {

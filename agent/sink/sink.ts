@@ -1,9 +1,14 @@
 // The sink drains one agent's outbox to InfluxDB, oldest line first, in batches. Lines leave the
-// outbox only after InfluxDB answered 2xx (acknowledged) or after it refused that very line as
-// malformed (dead letter). Everything else (unreachable, timeouts, 5xx, 429, a refused token)
-// keeps the lines and backs off. A refused batch is bisected so that only the lines the server
-// refuses on their own become dead letters and the rest of the batch, and everything behind it,
-// keeps flowing. Re-sending a line InfluxDB already has is harmless: same series, same timestamp,
+// outbox only after InfluxDB answered 2xx (acknowledged) or after that very line was proven to be
+// what the server refuses (dead letter). Everything else (unreachable, timeouts, 5xx, 429, a
+// refused token) keeps the lines and backs off. A refused batch is bisected; a line refused on its
+// own is only a suspect until the server accepts the rest of its batch without it (then the line is
+// the cause), because a proxy or an InfluxDB that refuses everything for a few seconds refuses
+// every line on its own too. A line refused alone again and again over minutes goes as well. A
+// timed-out write halves the batch (down to a floor) and successes grow it back, so a slow server
+// gets smaller batches instead of the same one again. A batch that keeps drawing 5xx for
+// `setAsideAfterMs` is bisected the same way, so one line the server chokes on cannot hold up the
+// rest forever. Re-sending a line InfluxDB already has is harmless: same series, same timestamp,
 // same values, so the point overwrites itself.
 import type { OutboxEntry, Store } from '../store/store.ts';
 import { Backoff, type BackoffOptions } from './backoff.ts';
@@ -16,6 +21,16 @@ export interface SinkOptions {
   influx: InfluxTarget;
   /** lines per request; default 5000 */
   batchLines?: number;
+  /** after timeouts the batch halves down to this many lines; default 100 (or batchLines if less) */
+  minBatchLines?: number;
+  /** successful writes in a row before a halved batch doubles again; default 5 */
+  growAfter?: number;
+  /** a batch that draws 5xx this long is bisected and the lines refused alone set aside; default 1 h */
+  setAsideAfterMs?: number;
+  /** a line refused alone on this many attempts, spread over at least `refusalWindowMs`, is a dead letter even unproven; default 3 */
+  refusalsToDeadLetter?: number;
+  /** default 2 min */
+  refusalWindowMs?: number;
   backoff?: BackoffOptions;
   /** when idle, look for new lines this often; `notify()` wakes it sooner; default 1000 ms */
   idlePollMs?: number;
@@ -38,10 +53,33 @@ export interface SinkStatus {
   delivered: number;
   deadLettered: number;
   consecutiveFailures: number;
+  /** lines per request now: smaller than configured after timeouts */
+  batchLines: number;
   lastError?: string;
   lastErrorAt?: string;
   lastDeliveryAt?: string;
   nextAttemptAt?: string;
+  /** lines in the last batch sent */
+  lastBatchLines: number;
+  /** failed attempts and refused lines since the sink was created, by class (see errorClass) */
+  errors: Record<SinkErrorClass, number>;
+}
+
+/** Why a write failed, in words an operator alerts on; low-cardinality, for metrics labels. */
+export const SINK_ERROR_CLASSES = ['unreachable', 'timeout', 'auth', 'not_found', 'throttled', 'server', 'rejected', 'store'] as const;
+export type SinkErrorClass = (typeof SINK_ERROR_CLASSES)[number];
+
+/** The class of a failed write: by the HTTP status when InfluxDB answered, else by what failed. */
+export function errorClass(outcome: { kind: 'retry' | 'reject'; status?: number; message: string }, fromStore = false): SinkErrorClass {
+  if (fromStore) return 'store';
+  if (outcome.kind === 'reject') return 'rejected';
+  const status = outcome.status;
+  if (status === undefined) return outcome.message.startsWith('no answer') ? 'timeout' : 'unreachable';
+  if (status === 401 || status === 403) return 'auth';
+  if (status === 404) return 'not_found';
+  if (status === 429) return 'throttled';
+  if (status === 408) return 'timeout';
+  return 'server';
 }
 
 export interface DrainResult {
@@ -55,11 +93,24 @@ export interface DrainResult {
 
 const FAILURE_LOG_EVERY_MS = 60_000;
 
+/** A request's answer that refuses its lines: 4xx malformed, or 5xx once a batch is set aside. */
+type Refusal = { kind: 'reject'; status: number; message: string } | { kind: 'retry'; status: number; message: string };
+
+interface RefusalRecord {
+  count: number;
+  firstAt: number;
+}
+
 export class Sink {
   private readonly store: Store;
   private readonly agent: string;
   private readonly writer: InfluxWriter;
-  private readonly batchLines: number;
+  private readonly maxBatchLines: number;
+  private readonly minBatchLines: number;
+  private readonly growAfter: number;
+  private readonly setAsideAfterMs: number;
+  private readonly refusalsToDeadLetter: number;
+  private readonly refusalWindowMs: number;
   private readonly idlePollMs: number;
   private readonly backoff: Backoff;
   private readonly log: (line: string) => void;
@@ -79,13 +130,27 @@ export class Sink {
   private lastFailureLog = Number.NEGATIVE_INFINITY;
   private lastDeliveryAt: number | undefined;
   private nextAttemptAt: number | undefined;
+  private lastBatchLines = 0;
+  private readonly errors = Object.fromEntries(SINK_ERROR_CLASSES.map((c) => [c, 0])) as Record<SinkErrorClass, number>;
+  private batchSize: number;
+  private successesAtSize = 0;
+  /** when the batch at the head of the outbox first drew a 5xx, until a write succeeds */
+  private fiveHundredsSince: number | undefined;
+  /** lines refused on their own and not (yet) proven the cause, by outbox id */
+  private readonly refusals = new Map<number, RefusalRecord>();
 
   constructor(options: SinkOptions) {
     this.store = options.store;
     this.agent = options.agent;
     this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.writer = new InfluxWriter(options.influx, this.log);
-    this.batchLines = Math.max(1, options.batchLines ?? 5000);
+    this.maxBatchLines = Math.max(1, options.batchLines ?? 5000);
+    this.minBatchLines = Math.min(this.maxBatchLines, Math.max(1, options.minBatchLines ?? 100));
+    this.batchSize = this.maxBatchLines;
+    this.growAfter = Math.max(1, options.growAfter ?? 5);
+    this.setAsideAfterMs = options.setAsideAfterMs ?? 3_600_000;
+    this.refusalsToDeadLetter = Math.max(1, options.refusalsToDeadLetter ?? 3);
+    this.refusalWindowMs = options.refusalWindowMs ?? 120_000;
     this.idlePollMs = options.idlePollMs ?? 1000;
     this.backoff = new Backoff(options.backoff);
     this.onDelivered = options.onDelivered;
@@ -139,6 +204,11 @@ export class Sink {
     this.loop = undefined;
   }
 
+  /** Lines per request now (the heartbeat's `sink_batch`); needs no store. */
+  get batchLines(): number {
+    return this.batchSize;
+  }
+
   status(): SinkStatus {
     const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
     const s: SinkStatus = {
@@ -149,6 +219,9 @@ export class Sink {
       delivered: this.delivered,
       deadLettered: this.deadLettered,
       consecutiveFailures: this.backoff.failures,
+      lastBatchLines: this.lastBatchLines,
+      errors: { ...this.errors },
+      batchLines: this.batchSize,
     };
     const optional = {
       lastError: this.lastError,
@@ -193,8 +266,9 @@ export class Sink {
   private async run(): Promise<void> {
     while (!this.halted) {
       let outcome: WriteOutcome | undefined;
+      let storeFailed = false;
       try {
-        const batch = this.store.readOutbox(this.batchLines, { agent: this.agent });
+        const batch = this.store.readOutbox(this.batchSize, { agent: this.agent });
         if (batch.length === 0) {
           if (this.draining) break;
           this.state = 'idle';
@@ -202,12 +276,15 @@ export class Sink {
           continue;
         }
         this.state = 'sending';
-        outcome = await this.deliver(batch, this.haltCtl.signal, true);
+        this.lastBatchLines = batch.length;
+        outcome = await this.deliver(batch, this.haltCtl.signal);
       } catch (err) {
+        storeFailed = true;
         outcome = { kind: 'retry', message: `store error while sending: ${this.writer.clean(err)}` };
       }
       if (outcome.kind === 'aborted') break;
       if (outcome.kind === 'retry') {
+        this.errors[errorClass(outcome, storeFailed)]++;
         this.failed(outcome.message, this.backoff.next(outcome.retryAfterMs));
         await this.sleep(this.nextAttemptAt! - Date.now());
       } else if (this.backoff.failures > 0) {
@@ -236,33 +313,156 @@ export class Sink {
     }
   }
 
-  /** Sends `entries`; on a malformed-data refusal, bisects until single lines are refused. */
-  private async deliver(entries: OutboxEntry[], signal: AbortSignal, top: boolean): Promise<WriteOutcome> {
+  /** Sends `entries` in one request; acknowledges them on 2xx. */
+  private async send(entries: readonly OutboxEntry[], signal: AbortSignal): Promise<WriteOutcome> {
     const res = await this.writer.write(
       entries.map((e) => e.line),
       signal,
     );
     if (res.kind === 'ok') {
       this.store.ack(entries.map((e) => e.id));
+      for (const e of entries) this.refusals.delete(e.id);
       this.delivered += entries.length;
       this.lastDeliveryAt = Date.now();
+      this.fiveHundredsSince = undefined;
       this.onDelivered?.(entries);
+    }
+    return res;
+  }
+
+  /** One batch from the head of the outbox: sent whole, or bisected when the server refuses it. */
+  private async deliver(batch: OutboxEntry[], signal: AbortSignal): Promise<WriteOutcome> {
+    const res = await this.send(batch, signal);
+    if (res.kind === 'ok') {
+      this.grow();
       return res;
     }
-    if (res.kind !== 'reject') return res;
-    if (entries.length === 1) {
-      const entry = entries[0]!;
-      this.store.deadLetter([entry.id], res.message, res.status);
-      this.deadLettered++;
-      this.lastError = `InfluxDB refused a line as malformed (${res.message}); it is in the dead letters`;
-      this.lastErrorAt = Date.now();
-      this.log(`sink: InfluxDB refused outbox line ${entry.id} (${res.message}); moved it to the dead letters: ${entry.line.slice(0, 200)}`);
-      return { kind: 'ok', status: res.status };
+    if (res.kind === 'retry' && res.timedOut === true) {
+      this.shrink();
+      return res;
     }
-    if (top) this.log(`sink: InfluxDB refused a batch of ${entries.length} lines (${res.message}); bisecting to find the refused lines`);
-    const mid = entries.length >> 1;
-    const left = await this.deliver(entries.slice(0, mid), signal, false);
-    if (left.kind !== 'ok') return left;
-    return this.deliver(entries.slice(mid), signal, false);
+    if (res.kind === 'retry' && res.status !== undefined && res.status >= 500) {
+      const now = Date.now();
+      this.fiveHundredsSince ??= now;
+      if (now - this.fiveHundredsSince < this.setAsideAfterMs) return res;
+      this.log(
+        `sink: InfluxDB has answered 5xx to the batch at the head of the outbox for ${Math.round((now - this.fiveHundredsSince) / 60_000)} min (${res.message}); ` +
+          `bisecting it to set aside the lines it refuses on their own so the rest flows`,
+      );
+      return this.isolate(batch, signal, { kind: 'retry', status: res.status, message: res.message });
+    }
+    if (res.kind !== 'reject') return res;
+    this.log(`sink: InfluxDB refused a batch of ${batch.length} lines (${res.message}); bisecting to find the refused lines`);
+    return this.isolate(batch, signal, res);
+  }
+
+  /**
+   * Bisects a refused batch. Lines refused on their own are suspects; they become dead letters
+   * once a request of other lines of the batch is accepted after their refusal (the server takes
+   * the batch without them: they are the cause). When two suspects turn up with nothing accepted
+   * in between, the rest of the batch goes in one request: refused too, the server is refusing
+   * everything for now (a proxy, a restart) and nothing is dead-lettered; the sink backs off.
+   */
+  private async isolate(batch: OutboxEntry[], signal: AbortSignal, first: Refusal): Promise<WriteOutcome> {
+    const fiveHundreds = first.kind === 'retry';
+    const refused = (o: WriteOutcome): o is Refusal =>
+      o.kind === 'reject' || (fiveHundreds && o.kind === 'retry' && o.timedOut !== true && o.status !== undefined && o.status >= 500);
+    let suspects: Array<{ entry: OutboxEntry; res: Refusal }> = [];
+    let accepted = 0;
+    let last: Refusal | undefined;
+    const prove = () => {
+      for (const s of suspects) this.deadLetterOne(s.entry, s.res, fiveHundreds ? 'set aside' : 'proven');
+      suspects = [];
+    };
+    // Pending parts, the next one last (left half first: oldest lines first). A batch of one line
+    // was refused on its own already.
+    const half = batch.length >> 1;
+    const pending: OutboxEntry[][] = batch.length > 1 ? [batch.slice(half), batch.slice(0, half)] : [];
+    if (batch.length === 1) suspects.push({ entry: batch[0]!, res: first });
+    while (pending.length > 0) {
+      let part = pending.pop()!;
+      if (suspects.length >= 2) {
+        part = [part, ...pending.reverse()].flat();
+        pending.length = 0;
+      }
+      const res = await this.send(part, signal);
+      if (res.kind === 'ok') {
+        accepted += part.length;
+        prove();
+        continue;
+      }
+      if (!refused(res)) {
+        this.noteRefusals(suspects);
+        return res;
+      }
+      last = res;
+      if (part.length === 1) suspects.push({ entry: part[0]!, res });
+      else if (suspects.length >= 2) break;
+      else pending.push(part.slice(part.length >> 1), part.slice(0, part.length >> 1));
+    }
+    const unproven = suspects.length;
+    this.noteRefusals(suspects);
+    if (accepted > 0) return { kind: 'ok', status: 204 };
+    const why = last ?? first;
+    const said = why ? why.message : 'refused';
+    return {
+      kind: 'retry',
+      ...(why?.status === undefined ? {} : { status: why.status }),
+      message:
+        unproven > 1 || (unproven === 1 && batch.length > 1)
+          ? `InfluxDB at ${this.writer.target} refused every line, also lines on their own (${said}); nothing is dead-lettered until it accepts the rest of a batch without them`
+          : `InfluxDB at ${this.writer.target} refused ${unproven === 1 ? 'a line' : 'the batch'} on its own (${said}); it is kept until the server accepts other lines without it`,
+    };
+  }
+
+  /** Counts solo refusals of unproven suspects; one refused alone often enough, over long enough, goes. */
+  private noteRefusals(suspects: ReadonlyArray<{ entry: OutboxEntry; res: Refusal }>): void {
+    const now = Date.now();
+    if (this.refusals.size > 100_000) this.refusals.clear();
+    for (const { entry, res } of suspects) {
+      const rec = this.refusals.get(entry.id) ?? { count: 0, firstAt: now };
+      rec.count++;
+      this.refusals.set(entry.id, rec);
+      // 5xx lines are set aside only when proven: a long outage must not empty the outbox.
+      if (res.kind === 'reject' && rec.count >= this.refusalsToDeadLetter && now - rec.firstAt >= this.refusalWindowMs) {
+        this.deadLetterOne(entry, res, `refused on its own ${rec.count} times over ${Math.round((now - rec.firstAt) / 1000)} s`);
+      }
+    }
+  }
+
+  private deadLetterOne(entry: OutboxEntry, res: Refusal, how: string): void {
+    const setAside = res.kind === 'retry';
+    const message = setAside ? `set aside after ${Math.round(this.setAsideAfterMs / 60_000)} min of 5xx: ${res.message}` : res.message;
+    this.store.deadLetter([entry.id], message, res.status);
+    this.refusals.delete(entry.id);
+    this.deadLettered++;
+    this.errors.rejected++;
+    this.lastError = setAside
+      ? `InfluxDB kept answering 5xx to a line (${res.message}); it is set aside in the dead letters`
+      : `InfluxDB refused a line as malformed (${res.message}); it is in the dead letters`;
+    this.lastErrorAt = Date.now();
+    this.log(
+      `sink: InfluxDB ${setAside ? 'kept answering 5xx to' : 'refused'} outbox line ${entry.id} (${res.message}; ${how}); ` +
+        `moved it to the dead letters (anylat outbox requeue puts it back): ${entry.line.slice(0, 200)}`,
+    );
+  }
+
+  private shrink(): void {
+    this.successesAtSize = 0;
+    if (this.batchSize <= this.minBatchLines) return;
+    const before = this.batchSize;
+    this.batchSize = Math.max(this.minBatchLines, Math.floor(this.batchSize / 2));
+    this.log(
+      `sink: InfluxDB at ${this.writer.target} did not answer a batch of ${before} lines in time; batch size now ${this.batchSize} lines ` +
+        `(the timed-out batch may have been stored and is sent again with the same timestamps)`,
+    );
+  }
+
+  private grow(): void {
+    if (this.batchSize >= this.maxBatchLines) return;
+    if (++this.successesAtSize < this.growAfter) return;
+    this.successesAtSize = 0;
+    this.batchSize = Math.min(this.maxBatchLines, this.batchSize * 2);
+    this.log(`sink: InfluxDB at ${this.writer.target} answers in time again; batch size now ${this.batchSize} lines`);
   }
 }

@@ -1,9 +1,10 @@
 // The embedded store: open it, save rounds and heartbeats, drain its outbox, query it.
 export { openStore, Store } from './store.ts';
-export type { DeadLetter, DroppedCounts, OutboxEntry, RoundSummary, StoreOptions } from './store.ts';
+export type { DeadLetter, DroppedCounts, OutboxEntry, OutboxStatus, RoundSummary, StoreOptions } from './store.ts';
 export type { RetentionOptions, RetentionResult } from './retention.ts';
 export { DEFAULT_MAX_DEAD_LETTERS, DEFAULT_MAX_OUTBOX_ROWS } from './retention.ts';
-export type { ReportQuery, ReportRow } from './report.ts';
-export { median, mean } from './report.ts';
-export type { AgentHealth, BenefitPoint, EventRow, LatencyPoint, LossPoint, SeriesQuery, ServiceSummary } from './queries.ts';
+export type { ReportQuery, ReportRow } from './queries.ts';
+export type { TimingGap } from './report.ts';
+export { median, mean, timingNote } from './report.ts';
+export type { AgentHealth, BenefitPoint, EventRow, LatencyPoint, LossPoint, LossTotal, RoundGaps, SeriesQuery, ServiceSummary } from './queries.ts';
 export { SCHEMA_VERSION } from './schema.ts';

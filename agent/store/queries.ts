@@ -2,8 +2,47 @@
 // said otherwise, with `t` in milliseconds since the epoch (the round's start), ready to be
 // split into chart series by the caller.
 import type Database from 'better-sqlite3';
-import { PROTOCOL_METRICS, PROTOCOLS, type EndpointKind, type EventType, type Metric, type Protocol, type Scope } from '../model.ts';
-import type { ReportQuery, ReportRow } from './report.ts';
+import { PROTOCOL_METRICS, PROTOCOLS, type EndpointKind, type EventType, type Metric, type Protocol, type Scope } from '../core/model.ts';
+
+/** The benefit table's window and filters (`anylat report`, the page's summary). */
+export interface ReportQuery {
+  /** epoch ms; rounds that started at or after it */
+  since: number;
+  /** epoch ms; rounds that started before it (default: no bound) */
+  until?: number;
+  service?: string;
+  agent?: string;
+}
+
+/** One line of the benefit table. */
+export interface ReportRow {
+  agent: string;
+  agent_region: string;
+  service: string;
+  protocol: Protocol;
+  metric: Metric;
+  scope: Scope;
+  /** transfer only: the object size */
+  size?: string;
+  /** rounds with a benefit row for this key in the window */
+  rounds: number;
+  first_round_at: string;
+  last_round_at: string;
+  /** medians over rounds of each round's value (absent when no round had one) */
+  anycast_p50_ms?: number;
+  baseline_p50_ms?: number;
+  saved_ms?: number;
+  saved_pct?: number;
+  /** medians over rounds of each round's CI bounds: a typical round's interval, not a CI of the window */
+  ci_low_ms?: number;
+  ci_high_ms?: number;
+  /** mean over rounds of each round's win rate (share of pairs where anycast was faster) */
+  win_rate?: number;
+  /** pairs over all rounds */
+  pairs: number;
+  /** baseline endpoint name -> rounds that compared against it */
+  baselines: Record<string, number>;
+}
 
 /** Time window and optional filters shared by the series queries. `since`/`until` are epoch ms. */
 export interface SeriesQuery {
@@ -88,6 +127,7 @@ export interface AgentHealth {
   loop_lag_p99_ms?: number;
   rounds_late?: number;
   rounds_skipped?: number;
+  rounds_failed?: number;
   outbox_rows?: number;
   dead_letters?: number;
   dropped_rows?: number;
@@ -203,7 +243,7 @@ export function agentHealth(db: Database.Database, now: number, groups = true): 
   return rows.map((r) => {
     const hb = JSON.parse(r.body) as Record<string, unknown>;
     const out: AgentHealth = { agent: r.agent, agent_region: r.agent_region, t: r.at, age_s: Math.max(0, (now - r.at) / 1000), last_round_t: r.last_round_t };
-    for (const k of ['uptime_s', 'loop_lag_p99_ms', 'rounds_late', 'rounds_skipped', 'outbox_rows', 'dead_letters', 'dropped_rows'] as const) {
+    for (const k of ['uptime_s', 'loop_lag_p99_ms', 'rounds_late', 'rounds_skipped', 'rounds_failed', 'outbox_rows', 'dead_letters', 'dropped_rows'] as const) {
       if (typeof hb[k] === 'number') out[k] = hb[k];
     }
     if (typeof hb.version === 'string') out.version = hb.version;
@@ -254,8 +294,9 @@ function summaryOrder(r: ReportRow): [string, string, number, number, number, nu
  * aggregated in SQL. Medians sort a typed array, so a median of exactly zero may come out as -0
  * where report.ts gives 0 (JSON writes both as 0).
  */
-export function benefitSummary(db: Database.Database, query: ReportQuery): ReportRow[] {
-  const { where, params } = roundFilter(query);
+export function benefitSummary(db: Database.Database, query: ReportQuery & { protocol?: Protocol; metric?: Metric }): ReportRow[] {
+  // protocol and metric narrow it to one row per agent (the dashboard's overview needs one metric per service)
+  const { where, params } = roundFilter(query, 'b');
   const from = `FROM benefit b JOIN rounds r ON r.id = b.round_id ${where}`;
   const key = 'r.agent, r.service, b.protocol, b.metric, b.scope, b.size';
   type Group = { agent: string; service: string; protocol: Protocol; metric: Metric; scope: Scope; size: string | null };
@@ -447,4 +488,69 @@ export function siteRuns(db: Database.Database, query: SeriesQuery & { protocol:
        FROM numbered GROUP BY agent, run ORDER BY agent, run`,
     )
     .all({ ...params, protocol: query.protocol, metric: query.metric }) as SiteRun[];
+}
+
+/** Samples sent and answered on one path (endpoint, protocol, metric) of an agent's service, over a window. */
+export interface LossTotal {
+  service: string;
+  agent: string;
+  endpoint: string;
+  kind: EndpointKind;
+  protocol: Protocol;
+  metric: Metric;
+  sent: number;
+  received: number;
+}
+
+/** Sent and received summed over the window's rounds, per service, agent and path (give `protocol` to read only its paths). */
+export function lossTotals(db: Database.Database, query: SeriesQuery): LossTotal[] {
+  const { where, params } = roundFilter({ since: query.since, until: query.until, service: query.service, agent: query.agent, protocol: query.protocol }, 'p');
+  return db
+    .prepare(
+      `SELECT r.service, r.agent, p.endpoint, p.kind, p.protocol, p.metric, SUM(p.sent) AS sent, SUM(p.received) AS received
+       FROM paths p JOIN rounds r ON r.id = p.round_id ${where}
+       GROUP BY r.service, r.agent, p.endpoint, p.kind, p.protocol, p.metric`,
+    )
+    .all(params) as LossTotal[];
+}
+
+/** Gaps between an agent's consecutive round starts: per service, and (`service` null) over all its services. */
+export interface RoundGaps {
+  agent: string;
+  service: string | null;
+  /** ms, oldest first; empty with one round */
+  gaps: number[];
+}
+
+/** RoundGaps of every agent and service with a round in the window (read in index order, as plain rows). */
+export function roundGaps(db: Database.Database, query: { since: number; until?: number }): RoundGaps[] {
+  const { where, params } = roundFilter(query);
+  const rows = db
+    .prepare(`SELECT r.agent, r.service, r.started_at FROM rounds r ${where} ORDER BY r.started_at`)
+    .raw(true)
+    .iterate(params) as IterableIterator<[string, string, number]>;
+  const last = new Map<string, { agent: string; service: string | null; t: number; gaps: number[] }>();
+  const step = (agent: string, service: string | null, t: number): void => {
+    const k = `${agent}\u0000${service ?? ''}`;
+    const g = last.get(k);
+    if (!g) last.set(k, { agent, service, t, gaps: [] });
+    // over all services, two rounds started at the same instant are one start
+    else if (service !== null || t !== g.t) {
+      g.gaps.push(t - g.t);
+      g.t = t;
+    }
+  };
+  for (const [agent, service, t] of rows) {
+    step(agent, service, t);
+    step(agent, null, t);
+  }
+  return [...last.values()].map(({ agent, service, gaps }) => ({ agent, service, gaps }));
+}
+
+/** The (service, protocol, metric, scope) combinations benefit rows hold in a window: what each service measures there. */
+export function benefitMetrics(db: Database.Database, query: { since: number; until?: number }): Array<{ service: string; protocol: Protocol; metric: Metric; scope: Scope }> {
+  const { where, params } = roundFilter(query);
+  return db
+    .prepare(`SELECT DISTINCT r.service, b.protocol, b.metric, b.scope FROM benefit b JOIN rounds r ON r.id = b.round_id ${where}`)
+    .all(params) as Array<{ service: string; protocol: Protocol; metric: Metric; scope: Scope }>;
 }

@@ -3,47 +3,8 @@
 // panel shows with InfluxQL `median("saved_ms")` / `mean("win_rate")` over the same window,
 // because each round writes exactly one `benefit` point per (protocol, metric).
 import type Database from 'better-sqlite3';
-import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../model.ts';
-import { reportOrder, roundFilter } from './queries.ts';
-
-export interface ReportQuery {
-  /** epoch ms; rounds that started at or after it */
-  since: number;
-  /** epoch ms; rounds that started before it (default: no bound) */
-  until?: number;
-  service?: string;
-  agent?: string;
-}
-
-/** One line of the benefit table. */
-export interface ReportRow {
-  agent: string;
-  agent_region: string;
-  service: string;
-  protocol: Protocol;
-  metric: Metric;
-  scope: Scope;
-  /** transfer only: the object size */
-  size?: string;
-  /** rounds with a benefit row for this key in the window */
-  rounds: number;
-  first_round_at: string;
-  last_round_at: string;
-  /** medians over rounds of each round's value (absent when no round had one) */
-  anycast_p50_ms?: number;
-  baseline_p50_ms?: number;
-  saved_ms?: number;
-  saved_pct?: number;
-  /** medians over rounds of each round's CI bounds: a typical round's interval, not a CI of the window */
-  ci_low_ms?: number;
-  ci_high_ms?: number;
-  /** mean over rounds of each round's win rate (share of pairs where anycast was faster) */
-  win_rate?: number;
-  /** pairs over all rounds */
-  pairs: number;
-  /** baseline endpoint name -> rounds that compared against it */
-  baselines: Record<string, number>;
-}
+import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../core/model.ts';
+import { reportOrder, roundFilter, type ReportQuery, type ReportRow } from './queries.ts';
 
 /** Median as InfluxQL computes it: the middle value, or the mean of the two middle values. */
 export function median(values: readonly number[]): number | undefined {
@@ -143,4 +104,87 @@ export function benefitReport(db: Database.Database, query: ReportQuery): Report
     out.push(report);
   }
   return out.sort(compare);
+}
+
+/**
+ * A protocol and metric an agent measured in the window without a single benefit row: each round
+ * lost every pair, and this says whether the lag flags (samples timed while the agent's event loop
+ * was held up, kept out of the statistics) are why.
+ */
+export interface TimingGap {
+  agent: string;
+  service: string;
+  protocol: Protocol;
+  metric: Metric;
+  /** rounds in the window that measured this metric */
+  rounds: number;
+  /** samples that came back, per side, and how many of them were flagged */
+  anycast: { received: number; flagged: number };
+  unicast: { received: number; flagged: number };
+  /** for humans: "all 10 samples flagged for timing"; undefined when flags are not the reason */
+  note?: string;
+}
+
+/** What a `TimingGap` says in words, or undefined when flags are not why there is no pair. */
+export function timingNote(gap: Pick<TimingGap, 'anycast' | 'unicast'>): string | undefined {
+  const { anycast: a, unicast: u } = gap;
+  const received = a.received + u.received;
+  const flagged = a.flagged + u.flagged;
+  if (flagged === 0) return undefined;
+  if (flagged === received) return `all ${received} samples flagged for timing`;
+  if (a.received > 0 && a.flagged === a.received) return `all ${a.received} anycast samples flagged for timing`;
+  if (u.received > 0 && u.flagged === u.received) return `all ${u.received} unicast samples flagged for timing`;
+  return `${flagged} of ${received} samples flagged for timing, no pair left`;
+}
+
+/**
+ * Every (agent, service, protocol, metric) with rounds in the window but no benefit row, with its
+ * samples and flags per side. `protocol`/`metric` narrow it to one metric (the page asks that way).
+ */
+export function timingGaps(db: Database.Database, query: ReportQuery & { protocol?: Protocol; metric?: Metric }): TimingGap[] {
+  const { where, params } = roundFilter(query, 'p');
+  const rows = db
+    .prepare(
+      `SELECT r.agent, r.service, p.protocol, p.metric, COUNT(DISTINCT r.id) AS rounds,
+              SUM(CASE WHEN p.kind = 'anycast' THEN p.received ELSE 0 END) AS a_received,
+              SUM(CASE WHEN p.kind = 'anycast' THEN p.flagged ELSE 0 END) AS a_flagged,
+              SUM(CASE WHEN p.kind = 'unicast' THEN p.received ELSE 0 END) AS u_received,
+              SUM(CASE WHEN p.kind = 'unicast' THEN p.flagged ELSE 0 END) AS u_flagged
+       FROM paths p JOIN rounds r ON r.id = p.round_id ${where}
+       GROUP BY r.agent, r.service, p.protocol, p.metric`,
+    )
+    .all(params) as Array<{
+    agent: string;
+    service: string;
+    protocol: Protocol;
+    metric: Metric;
+    rounds: number;
+    a_received: number;
+    a_flagged: number;
+    u_received: number;
+    u_flagged: number;
+  }>;
+  const b = roundFilter(query, 'b');
+  const withBenefit = new Set(
+    (db.prepare(`SELECT DISTINCT r.agent, r.service, b.protocol, b.metric FROM benefit b JOIN rounds r ON r.id = b.round_id ${b.where}`).all(b.params) as Array<{ agent: string; service: string; protocol: string; metric: string }>).map(
+      (k) => JSON.stringify([k.agent, k.service, k.protocol, k.metric]),
+    ),
+  );
+  const out: TimingGap[] = [];
+  for (const r of rows) {
+    if (withBenefit.has(JSON.stringify([r.agent, r.service, r.protocol, r.metric]))) continue;
+    const gap: TimingGap = {
+      agent: r.agent,
+      service: r.service,
+      protocol: r.protocol,
+      metric: r.metric,
+      rounds: r.rounds,
+      anycast: { received: r.a_received, flagged: r.a_flagged },
+      unicast: { received: r.u_received, flagged: r.u_flagged },
+    };
+    const note = timingNote(gap);
+    if (note !== undefined) gap.note = note;
+    out.push(gap);
+  }
+  return out.sort((a, b) => a.service.localeCompare(b.service) || a.agent.localeCompare(b.agent) || PROTOCOLS.indexOf(a.protocol) - PROTOCOLS.indexOf(b.protocol) || PROTOCOL_METRICS[a.protocol].indexOf(a.metric) - PROTOCOL_METRICS[b.protocol].indexOf(b.metric));
 }

@@ -194,7 +194,6 @@ function tooNew(path: string, version: number): AnylatError {
   return new AnylatError(
     'ANYLAT_STORE_SCHEMA',
     `store ${path} has schema version ${version}, newer than this anylat understands (${SCHEMA_VERSION}): upgrade anylat or point store.path at another file`,
-    { exitCode: 2 },
   );
 }
 
@@ -224,6 +223,6 @@ export function checkReadable(db: Database.Database, path: string): void {
   const current = appliedVersion(db);
   if (current > SCHEMA_VERSION) throw tooNew(path, current);
   if (current === 0) {
-    throw new AnylatError('ANYLAT_STORE_EMPTY', `store ${path} has no anylat data yet (no schema): is this the store an agent writes?`, { exitCode: 2 });
+    throw new AnylatError('ANYLAT_STORE_EMPTY', `store ${path} has no anylat data yet (no schema): is this the store an agent writes?`);
   }
 }

@@ -3,16 +3,17 @@
 // letters, agent heartbeats and retention. SQLite in WAL mode: readers in other processes never
 // block the writer, and several agents may write one file (short IMMEDIATE transactions plus a
 // busy timeout serialize them).
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { AgentHeartbeat, BenefitRow, Metric, PathResult, Protocol, RoundResult } from '../model.ts';
-import { heartbeatLine, isoToMs, roundToLines } from '../sink/line-protocol.ts';
+import type { AgentHeartbeat, BenefitRow, Metric, PathResult, Protocol, RoundResult, Scope } from '../core/model.ts';
+import { heartbeatLine, isoToMs, roundToLines } from '../core/line-protocol.ts';
 import { AnylatError } from '../util/errors.ts';
 import { applyRetention, describeRetention, type RetentionOptions, type RetentionResult } from './retention.ts';
 import { checkReadable, migrate } from './schema.ts';
-import { benefitReport, type ReportQuery, type ReportRow } from './report.ts';
+import { benefitReport, timingGaps, type TimingGap } from './report.ts';
 import * as q from './queries.ts';
+import type { ReportQuery, ReportRow } from './queries.ts';
 
 export type { RetentionOptions, RetentionResult } from './retention.ts';
 
@@ -52,6 +53,18 @@ export interface DeadLetter {
   failed_at: string;
 }
 
+/** What `anylat outbox status` shows for one agent. */
+export interface OutboxStatus {
+  agent: string;
+  outbox_rows: number;
+  oldest_queued_at?: string;
+  dead_letters: number;
+  first_failed_at?: string;
+  last_failed_at?: string;
+  /** the most common dead-letter messages, most frequent first */
+  reasons: Array<{ count: number; status?: number; message: string }>;
+}
+
 /** Rows retention dropped through this handle since it was opened. */
 export interface DroppedCounts {
   rounds: number;
@@ -79,7 +92,7 @@ function storeError(path: string, err: unknown): AnylatError {
   return new AnylatError(
     'ANYLAT_STORE_OPEN',
     `cannot open store ${path}: ${msg}; check store.path (or --store) and that the directory is writable`,
-    { exitCode: 2, cause: err },
+    { cause: err },
   );
 }
 
@@ -95,6 +108,49 @@ function dropNulls<T extends object>(row: Record<string, unknown>): T {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(row)) if (v !== null) out[k] = v;
   return out as T;
+}
+
+/**
+ * A read-only handle that changes nothing and needs no write access anywhere. SQLite reads a WAL
+ * store through its -shm file and creates it when missing, which a user who may read the store
+ * but not write its folder cannot (nor anyone on a read-only mount): after a clean agent stop the
+ * -wal and -shm files are gone and the plain read-only open fails ("attempt to write a readonly
+ * database"). Then, when no -wal file holds data (no writer has anything uncheckpointed), the file
+ * is read into memory and opened from there: the same bytes, a consistent snapshot. (better-sqlite3
+ * is built without URI file names, so SQLite's `immutable=1` is not available.)
+ */
+function openReadOnly(path: string): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+    db.prepare('SELECT COUNT(*) FROM sqlite_master').get();
+    return db;
+  } catch (err) {
+    db?.close();
+    const msg = err instanceof Error ? err.message : String(err);
+    if (!existsSync(path) || /does not exist/i.test(msg) || !/readonly database|unable to open|disk I\/O|read-only file system/i.test(msg)) throw err;
+    let walBytes = 0;
+    try {
+      walBytes = statSync(`${path}-wal`).size;
+    } catch {
+      // no -wal file: nothing is waiting to be checkpointed
+    }
+    if (walBytes > 0) {
+      throw new AnylatError(
+        'ANYLAT_STORE_READONLY_WAL',
+        `cannot read store ${path}: its folder is not writable for this user and ${path}-wal holds data not yet in the store ` +
+          `(an agent is writing it, or was killed): run this as the agent's user, or let this user write the folder`,
+        { cause: err },
+      );
+    }
+    const image = readFileSync(path);
+    // The header marks the file as WAL (bytes 18-19 = 2); an in-memory copy cannot use a WAL.
+    if (image.length >= 20 && image[18] === 2 && image[19] === 2) {
+      image[18] = 1;
+      image[19] = 1;
+    }
+    return new Database(image, { readonly: true });
+  }
 }
 
 /** Opens (creating and migrating when writable) the store at `path`. */
@@ -121,13 +177,10 @@ export class Store {
     this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     try {
       if (!this.readonly && path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-      this.db = new Database(path, { readonly: this.readonly, fileMustExist: this.readonly });
+      this.db = this.readonly ? openReadOnly(path) : new Database(path);
     } catch (err) {
       if (this.readonly && err instanceof Error && /unable to open|does not exist/i.test(err.message)) {
-        throw new AnylatError('ANYLAT_STORE_MISSING', `no store at ${path}: check --store (or store.path in the config); an agent creates it on its first round`, {
-          exitCode: 2,
-          cause: err,
-        });
+        throw new AnylatError('ANYLAT_STORE_MISSING', `no store at ${path}: check --store (or store.path in the config); an agent creates it on its first round`, { cause: err });
       }
       throw storeError(path, err);
     }
@@ -285,6 +338,16 @@ export class Store {
     return row.n;
   }
 
+  /** When the oldest line waiting for InfluxDB was queued (epoch ms), or undefined when none waits. */
+  outboxOldestAt(agent?: string): number | undefined {
+    const row = (
+      agent === undefined
+        ? this.db.prepare('SELECT created_at FROM outbox ORDER BY id LIMIT 1').get()
+        : this.db.prepare('SELECT created_at FROM outbox WHERE agent = ? ORDER BY id LIMIT 1').get(agent)
+    ) as { created_at: number } | undefined;
+    return row?.created_at;
+  }
+
   /** Lines InfluxDB rejected, still kept (of one agent when given). */
   deadLetters(agent?: string): number {
     const row = (
@@ -304,6 +367,71 @@ export class Store {
       Record<string, unknown> & { failed_at: number }
     >;
     return rows.map((r) => dropNulls<DeadLetter>({ ...r, failed_at: new Date(r.failed_at).toISOString() }));
+  }
+
+  /**
+   * Moves dead letters back into the outbox (of one agent when given; those that failed at or
+   * after `since`, epoch ms, when given), under their old outbox ids where free so they keep their
+   * place: the oldest lines go first. For `anylat outbox requeue` once the cause is fixed.
+   */
+  requeueDeadLetters(opts: { agent?: string; since?: number } = {}): number {
+    this.writable();
+    const where: string[] = [];
+    if (opts.agent !== undefined) where.push('agent = @agent');
+    if (opts.since !== undefined) where.push('failed_at >= @since');
+    const params = { ...(opts.agent === undefined ? {} : { agent: opts.agent }), ...(opts.since === undefined ? {} : { since: opts.since }) };
+    const select = this.db.prepare(`SELECT id, outbox_id, agent, line FROM dead_letters ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY outbox_id`);
+    const taken = this.db.prepare('SELECT 1 FROM outbox WHERE id = ?').pluck();
+    const withId = this.db.prepare('INSERT INTO outbox (id, agent, line, created_at) VALUES (?, ?, ?, ?)');
+    const withoutId = this.db.prepare('INSERT INTO outbox (agent, line, created_at) VALUES (?, ?, ?)');
+    const drop = this.db.prepare('DELETE FROM dead_letters WHERE id = ?');
+    const now = Date.now();
+    return this.db
+      .transaction(() => {
+        const rows = select.all(params) as Array<{ id: number; outbox_id: number; agent: string; line: string }>;
+        for (const r of rows) {
+          if (taken.get(r.outbox_id) === undefined) withId.run(r.outbox_id, r.agent, r.line, now);
+          else withoutId.run(r.agent, r.line, now);
+          drop.run(r.id);
+        }
+        return rows.length;
+      })
+      .immediate();
+  }
+
+  /** Per agent: lines waiting, the oldest one's age, dead letters and their most common reasons. */
+  outboxStatus(opts: { agent?: string } = {}): OutboxStatus[] {
+    const filter = opts.agent === undefined ? '' : 'WHERE agent = @agent';
+    const params = opts.agent === undefined ? {} : { agent: opts.agent };
+    const waiting = this.db.prepare(`SELECT agent, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox ${filter} GROUP BY agent`).all(params) as Array<{
+      agent: string;
+      n: number;
+      oldest: number;
+    }>;
+    const dead = this.db
+      .prepare(`SELECT agent, COUNT(*) AS n, MIN(failed_at) AS first, MAX(failed_at) AS last FROM dead_letters ${filter} GROUP BY agent`)
+      .all(params) as Array<{ agent: string; n: number; first: number; last: number }>;
+    const reasons = this.db
+      .prepare(`SELECT agent, status, message, COUNT(*) AS n FROM dead_letters ${filter} GROUP BY agent, status, message ORDER BY n DESC, message`)
+      .all(params) as Array<{ agent: string; status: number | null; message: string; n: number }>;
+    const agents = [...new Set([...waiting.map((w) => w.agent), ...dead.map((d) => d.agent)])].sort();
+    const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+    return agents.map((agent) => {
+      const w = waiting.find((x) => x.agent === agent);
+      const d = dead.find((x) => x.agent === agent);
+      return dropNulls<OutboxStatus>({
+        agent,
+        outbox_rows: w?.n ?? 0,
+        oldest_queued_at: iso(w?.oldest),
+        dead_letters: d?.n ?? 0,
+        first_failed_at: iso(d?.first),
+        last_failed_at: iso(d?.last),
+        reasons: reasons
+          .filter((r) => r.agent === agent)
+          .slice(0, 5)
+          .map((r) => ({ count: r.n, ...(r.status === null ? {} : { status: r.status }), message: r.message.slice(0, 300) })),
+      });
+    });
   }
 
   // ---------------------------------------------------------------- retention
@@ -343,6 +471,11 @@ export class Store {
   /** The benefit table `anylat report` prints (see report.ts for the exact definitions). */
   report(query: ReportQuery): ReportRow[] {
     return benefitReport(this.db, query);
+  }
+
+  /** Metrics measured in the window without any benefit row, and whether lag flags are why (report.ts). */
+  timingGaps(query: ReportQuery & { protocol?: Protocol; metric?: Metric }): TimingGap[] {
+    return timingGaps(this.db, query);
   }
 
   /** Rounds started in [since, until), oldest first. */
@@ -457,7 +590,7 @@ export class Store {
   }
 
   /** `report()`'s rows aggregated in SQL: the same numbers at a fraction of the cost over long windows. */
-  benefitSummary(query: ReportQuery): ReportRow[] {
+  benefitSummary(query: ReportQuery & { protocol?: Protocol; metric?: Metric }): ReportRow[] {
     return q.benefitSummary(this.db, query);
   }
 
@@ -474,6 +607,21 @@ export class Store {
   /** `lossSeries` as parallel arrays per agent and path. */
   lossColumns(query: q.SeriesQuery): q.LossColumns[] {
     return q.lossColumns(this.db, query);
+  }
+
+  /** Gaps between round starts per agent and service, and per agent over all services. */
+  roundGaps(query: { since: number; until?: number }): q.RoundGaps[] {
+    return q.roundGaps(this.db, query);
+  }
+
+  /** What each service's benefit rows hold in a window (service, protocol, metric, scope). */
+  benefitMetrics(query: { since: number; until?: number }): Array<{ service: string; protocol: Protocol; metric: Metric; scope: Scope }> {
+    return q.benefitMetrics(this.db, query);
+  }
+
+  /** Sent and received per service, agent and path over a window (the dashboard's overview). */
+  lossTotals(query: q.SeriesQuery): q.LossTotal[] {
+    return q.lossTotals(this.db, query);
   }
 
   /** Runs of rounds per agent in which the same anycast site answered. */

@@ -4,7 +4,7 @@
 // through another thread.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
-import { AnylatError } from '../util/errors.ts';
+import { BindError } from '../util/errors.ts';
 import { answerRequest, errorReply } from './answer.ts';
 import { isLoopbackIp } from './listen.ts';
 import type { QuerySource } from './source.ts';
@@ -100,12 +100,7 @@ export async function serveDashboard(source: QuerySource, binding: Binding, log:
       });
     });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'EADDRINUSE' ? 'the address is in use' : code === 'EADDRNOTAVAIL' ? 'no interface has that address' : (err as Error).message;
-    throw new AnylatError('ANYLAT_WEB_LISTEN', `web dashboard: cannot listen on ${binding.shown}: ${why}; set web.listen to another address or port`, {
-      exitCode: 2,
-      cause: err,
-    });
+    throw new BindError('web dashboard', binding.bind, binding.port, err, 'set web.listen (or --listen) to another address or port');
   }
   server.on('error', (err) => log(`web dashboard: ${err.message}`));
   const bound = server.address();

@@ -18,7 +18,6 @@ function badListen(text: string, why: string): AnylatError {
   return new AnylatError(
     'ANYLAT_WEB_LISTEN',
     `web listen address "${text}": ${why}; expected host:port such as 127.0.0.1:8080 or [::1]:8080`,
-    { exitCode: 2 },
   );
 }
 
@@ -62,7 +61,7 @@ export async function resolveListen(addr: ListenAddress): Promise<{ bind: string
     throw new AnylatError(
       'ANYLAT_WEB_LISTEN',
       `web listen address ${addr.host}:${addr.port}: cannot resolve "${addr.host}" (${(err as Error).message}); use an IP address such as 127.0.0.1`,
-      { exitCode: 2, cause: err },
+      { cause: err },
     );
   }
   if (found.length === 0) throw badListen(`${addr.host}:${addr.port}`, `"${addr.host}" resolves to no address`);

@@ -1,6 +1,6 @@
 // Query parameters of the JSON endpoints. Each endpoint declares the ones it reads; anything else
 // (a typo such as `sinse`) is refused with a 400 naming it instead of being silently ignored.
-import { METRICS, PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol } from '../model.ts';
+import { METRICS, PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol } from '../core/model.ts';
 import { formatDuration, parseDuration } from '../util/duration.ts';
 import { AnylatError } from '../util/errors.ts';
 

@@ -1,8 +1,8 @@
 // What the dashboard's JSON endpoints answer, computed from the store's public read API. Nothing
 // here writes; everything takes `now` so a response describes one instant. The heavy lifting
 // (medians over a window, site runs) is done in SQL by the store; this shapes it for the page.
-import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../model.ts';
-import type { AgentHealth, EventRow, ReportRow, ServiceSummary, Store } from '../store/index.ts';
+import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../core/model.ts';
+import type { AgentHealth, EventRow, LossTotal, ReportRow, ServiceSummary, Store } from '../store/index.ts';
 import { median } from '../store/index.ts';
 import type { BenefitColumns, LossColumns, SiteRun } from '../store/queries.ts';
 import { WebParamError, type Params } from './params.ts';
@@ -10,20 +10,34 @@ import { WebParamError, type Params } from './params.ts';
 /** The part of the store the dashboard reads. */
 export type StoreReader = Pick<
   Store,
-  'services' | 'benefitSummary' | 'latestBenefit' | 'benefitColumns' | 'lossColumns' | 'siteRuns' | 'events' | 'agentHealth' | 'rounds'
+  | 'services'
+  | 'benefitSummary'
+  | 'benefitMetrics'
+  | 'latestBenefit'
+  | 'benefitColumns'
+  | 'lossColumns'
+  | 'lossTotals'
+  | 'roundGaps'
+  | 'siteRuns'
+  | 'events'
+  | 'agentHealth'
+  | 'timingGaps'
 >;
 
 /** Stands in for a store file no agent has created yet: every query is empty. */
 export const EMPTY_STORE: StoreReader = {
   services: () => [],
   benefitSummary: () => [],
+  benefitMetrics: () => [],
+  timingGaps: () => [],
   latestBenefit: () => undefined,
   benefitColumns: () => new Map(),
   lossColumns: () => [],
+  lossTotals: () => [],
+  roundGaps: () => [],
   siteRuns: () => [],
   events: () => [],
   agentHealth: () => [],
-  rounds: () => [],
 };
 
 /** The window every windowed response states, so a reader knows what the numbers cover. */
@@ -90,6 +104,11 @@ export interface RegionBenefit {
   agent_region: string;
   /** the selected metric over the window (medians of the rounds' values); null without rounds */
   headline: RegionHeadline | null;
+  /**
+   * without a headline, why, when the agent did measure the metric: its samples were flagged for
+   * timing ("all 10 samples flagged for timing"); null otherwise
+   */
+  note: string | null;
   /** the selected metric in the agent's newest round of the window */
   latest: LatestRound | null;
   /** who answered the anycast address in the newest round (the selected protocol) */
@@ -139,6 +158,45 @@ export interface EventsResponse extends Window {
   events: EventRow[];
 }
 
+/** One service in one region, as the overview shows it: the service's headline metric over the window. */
+export interface OverviewRegion {
+  agent: string;
+  agent_region: string;
+  /** the service's headline metric in this region over the window; null without rounds in it */
+  headline: RegionHeadline | null;
+  /** without a headline, why, when its samples were flagged for timing (as RegionBenefit's) */
+  note: string | null;
+  /**
+   * Loss over the window on the headline metric's protocol: samples not answered over samples sent,
+   * per path the worst of its metrics (a request that failed counts once), the worst anycast path
+   * and the worst unicast endpoint. null without samples.
+   */
+  anycast_loss_pct: number | null;
+  unicast_loss_pct: number | null;
+  /** the unicast endpoint with that loss, when above 0 */
+  unicast_loss_endpoint: string | null;
+  /** start of this agent's newest round of the service (any window) */
+  last_round_t: number | null;
+  /** median gap between this agent's rounds of the service over the last hour, in seconds */
+  interval_s: number | null;
+}
+
+export interface OverviewService {
+  service: string;
+  /** the headline `protocol/metric`, chosen as /api/benefit chooses it without `metric` */
+  metric: string | null;
+  scope: Scope | null;
+  regions: OverviewRegion[];
+}
+
+/** `GET /api/overview`: every service × region on one screen. */
+export interface OverviewResponse {
+  since: string;
+  from_t: number;
+  to_t: number;
+  services: OverviewService[];
+}
+
 export type HealthStatus = 'ok' | 'warning' | 'silent';
 
 export interface HealthRow {
@@ -151,8 +209,13 @@ export interface HealthRow {
   heartbeat_age_s: number | null;
   last_round_t: number | null;
   last_round_age_s: number | null;
-  /** median gap between the agent's rounds over the last hour (all services) */
+  /**
+   * median gap between the agent's rounds over the last hour, all services together: what tells
+   * whether it is still running (with 20 services it is far shorter than any one service's interval)
+   */
   round_interval_s: number | null;
+  /** per service, the median gap between its rounds over the last hour (null with fewer than 2), by service name */
+  round_intervals: Array<{ service: string; interval_s: number | null }>;
   /** a round older than this (3 round intervals, at least 60 s) is late; silent when the heartbeat is late too */
   silent_after_s: number;
   version: string | null;
@@ -160,6 +223,7 @@ export interface HealthRow {
   loop_lag_p99_ms: number | null;
   rounds_late: number | null;
   rounds_skipped: number | null;
+  rounds_failed: number | null;
   outbox_rows: number | null;
   dead_letters: number | null;
   dropped_rows: number | null;
@@ -193,6 +257,29 @@ function human(s: number): string {
 }
 
 const metricKey = (protocol: string, metric: string): string => `${protocol}/${metric}`;
+
+/**
+ * The headline metric when none is asked for, in order of preference: the end-to-end primary of what
+ * the service measures. Never `http/dns` (it times the resolver, not the path); a service measuring
+ * none of these gets its first end-to-end metric other than that.
+ */
+export const PRIMARY_METRICS: ReadonlyArray<readonly [Protocol, Metric]> = [
+  ['udp', 'rtt'],
+  ['tcp', 'rtt'],
+  ['http', 'ttfb'],
+  ['tls', 'handshake'],
+];
+
+/** The metric a view shows by default among `options` (see PRIMARY_METRICS). */
+export function defaultMetric<T extends { protocol: Protocol; metric: Metric; scope: Scope }>(options: readonly T[]): T | null {
+  const e2e = options.filter((o) => o.scope === 'end_to_end');
+  for (const [protocol, metric] of PRIMARY_METRICS) {
+    const found = e2e.find((o) => o.protocol === protocol && o.metric === metric);
+    if (found) return found;
+  }
+  return e2e.find((o) => !(o.protocol === 'http' && o.metric === 'dns')) ?? e2e[0] ?? null;
+}
+
 
 function byRegion<T extends { agent: string; agent_region: string }>(a: T, b: T): number {
   return a.agent_region.localeCompare(b.agent_region) || a.agent.localeCompare(b.agent);
@@ -306,7 +393,7 @@ export class DashboardQueries {
       const found = options.find((o) => o.key === key);
       return { options, selected: found ?? { key, ...params.metric, scope: 'end_to_end', agents: 0 } };
     }
-    return { options, selected: options.find((o) => o.scope === 'end_to_end') ?? null };
+    return { options, selected: defaultMetric(options) };
   }
 
   private selectedMetric(w: Window, params: Params): { key: string; protocol: Protocol; metric: Metric } | null {
@@ -323,6 +410,7 @@ export class DashboardQueries {
     const rows = this.store.benefitSummary({ since: w.from_t, until: now + 1, service: w.service });
     const { options, selected } = this.selectMetric(rows, params);
     const sites = selected ? this.siteRuns(w, selected) : new Map<string, SiteSegment[]>();
+    const notes = this.timingNotes(rows, w.agents, { since: w.from_t, until: now + 1, service: w.service }, selected);
     const regions: RegionBenefit[] = w.agents.map(({ agent, agent_region }) => {
       const mine = rows.filter((r) => r.agent === agent);
       // Prefer the end-to-end row when an agent changed terminatesTcp inside the window.
@@ -340,6 +428,7 @@ export class DashboardQueries {
         agent,
         agent_region: mine[mine.length - 1]?.agent_region ?? agent_region,
         headline: chosen ? headlineOf(chosen) : null,
+        note: chosen ? null : (notes.get(agent) ?? null),
         latest: last
           ? {
               t: last.t,
@@ -425,12 +514,102 @@ export class DashboardQueries {
     return { ...this.windowOnly(w), events };
   }
 
-  /** Median gap between an agent's rounds over the last hour, in seconds; null with fewer than 2. */
-  private roundIntervalS(agent: string, now: number): number | null {
-    const starts = [...new Set(this.store.rounds({ agent, since: now - 3_600_000 }).map((r) => Date.parse(r.started_at)))].sort((a, b) => a - b);
-    const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
-    const m = median(gaps);
-    return m === undefined ? null : m / 1000;
+  /**
+   * Median gaps between rounds over the last hour, in seconds (null with fewer than 2): per agent
+   * over all its services (`all`), and per agent and service.
+   */
+  private roundIntervals(now: number): { all: Map<string, number | null>; byService: Map<string, Map<string, number | null>> } {
+    const all = new Map<string, number | null>();
+    const byService = new Map<string, Map<string, number | null>>();
+    for (const g of this.store.roundGaps({ since: now - 3_600_000 })) {
+      const m = median(g.gaps);
+      const s = m === undefined ? null : m / 1000;
+      if (g.service === null) {
+        all.set(g.agent, s);
+        continue;
+      }
+      let mine = byService.get(g.agent);
+      if (!mine) byService.set(g.agent, (mine = new Map()));
+      mine.set(g.service, s);
+    }
+    return { all, byService };
+  }
+
+  /**
+   * Every service × region over the window: the headline metric each service's own view opens on,
+   * its saved ms, CI and verdict inputs, and its loss. One summary query for all services.
+   */
+  overview(params: Params, now: number): OverviewResponse {
+    const from = now - params.sinceMs;
+    const measured = this.store.benefitMetrics({ since: from, until: now + 1 });
+    const intervals = this.roundIntervals(now).byService;
+    // Every agent that ever ran each service, in its latest region: one that stopped still gets a row.
+    const agents = new Map<string, Map<string, { agent_region: string; last_t: number }>>();
+    for (const r of this.serviceRows()) {
+      let m = agents.get(r.service);
+      if (!m) agents.set(r.service, (m = new Map()));
+      const prev = m.get(r.agent);
+      if (!prev || r.last_t > prev.last_t) m.set(r.agent, { agent_region: r.agent_region, last_t: r.last_t });
+    }
+    const services = [...agents.keys()].sort().map((service): OverviewService => {
+      // The headline metric the service's own view opens on (selectMetric's default), then only its rows.
+      const options = new Map<string, { key: string; protocol: Protocol; metric: Metric; scope: Scope }>();
+      for (const m of measured) {
+        if (m.service !== service) continue;
+        const key = metricKey(m.protocol, m.metric);
+        const prev = options.get(key);
+        if (!prev || m.scope === 'end_to_end') options.set(key, { key, protocol: m.protocol, metric: m.metric, scope: m.scope });
+      }
+      const selected = defaultMetric([...options.values()]);
+      const mine = selected ? this.store.benefitSummary({ since: from, until: now + 1, service, protocol: selected.protocol, metric: selected.metric }) : [];
+      const losses = selected ? this.store.lossTotals({ since: from, until: now + 1, service, protocol: selected.protocol }) : [];
+      const notes = this.timingNotes(mine, [...agents.get(service)!.keys()].map((agent) => ({ agent })), { since: from, until: now + 1, service }, selected);
+      const regions = [...agents.get(service)!]
+        .map(([agent, a]) => ({ agent, agent_region: a.agent_region, last_t: a.last_t }))
+        .sort(byRegion)
+        .map(({ agent, agent_region, last_t }): OverviewRegion => {
+          const chosen = selected
+            ? mine
+                .filter((r) => r.agent === agent)
+                .sort((a, b) => (a.scope === b.scope ? 0 : a.scope === 'end_to_end' ? -1 : 1))[0]
+            : undefined;
+          const note = chosen ? null : (notes.get(agent) ?? null);
+          const loss = selected ? lossOf(losses.filter((l) => l.agent === agent)) : undefined;
+          return {
+            agent,
+            agent_region: chosen?.agent_region ?? agent_region,
+            headline: chosen ? headlineOf(chosen) : null,
+            note,
+            anycast_loss_pct: loss?.anycast ?? null,
+            unicast_loss_pct: loss?.unicast ?? null,
+            unicast_loss_endpoint: loss?.unicastEndpoint ?? null,
+            last_round_t: last_t,
+            interval_s: intervals.get(agent)?.get(service) ?? null,
+          };
+        });
+      return { service, metric: selected?.key ?? null, scope: selected?.scope ?? null, regions };
+    });
+    return { since: params.since, from_t: from, to_t: now, services };
+  }
+
+  /**
+   * Agents that measured the selected metric in the window without one pair (so no summary row):
+   * why, when the lag flags are the reason ("all 10 samples flagged for timing").
+   */
+  private timingNotes(
+    rows: readonly ReportRow[],
+    agents: ReadonlyArray<{ agent: string }>,
+    window: { since: number; until: number; service: string },
+    selected: { protocol: Protocol; metric: Metric } | null,
+  ): Map<string, string> {
+    const notes = new Map<string, string>();
+    if (!selected) return notes;
+    const measured = new Set(rows.filter((r) => r.protocol === selected.protocol && r.metric === selected.metric).map((r) => r.agent));
+    if (agents.every((a) => measured.has(a.agent))) return notes;
+    for (const g of this.store.timingGaps({ ...window, protocol: selected.protocol, metric: selected.metric })) {
+      if (g.note !== undefined) notes.set(g.agent, g.note);
+    }
+    return notes;
   }
 
   health(now: number): HealthResponse {
@@ -442,11 +621,12 @@ export class DashboardQueries {
       if (!prev || s.last_t > prev.last_t) known.set(s.agent, { agent_region: s.agent_region, last_t: s.last_t });
     }
     const ids = [...new Set([...beats.keys(), ...known.keys()])];
+    const intervals = this.roundIntervals(now);
     const agents = ids.map((agent): HealthRow => {
       const hb = beats.get(agent);
       const k = known.get(agent);
       const lastRound = hb?.last_round_t ?? k?.last_t ?? null;
-      const interval = this.roundIntervalS(agent, now);
+      const interval = intervals.all.get(agent) ?? null;
       const silentAfter = Math.max(60, 3 * (interval ?? 60));
       const heartbeatLateAfter = Math.max(HEARTBEAT_LATE_AFTER_S, silentAfter);
       const hbAge = hb ? hb.age_s : null;
@@ -468,6 +648,7 @@ export class DashboardQueries {
       if (hb?.dropped_rows) issues.push(`${hb.dropped_rows} row(s) dropped by retention`);
       if (hb?.rounds_late) issues.push(`${hb.rounds_late} round(s) started late`);
       if (hb?.rounds_skipped) issues.push(`${hb.rounds_skipped} round(s) skipped or abandoned`);
+      if (hb?.rounds_failed) issues.push(`${hb.rounds_failed} round(s) measured but not stored (store write failed)`);
       if (status === 'ok' && issues.length > 0) status = 'warning';
       return {
         agent,
@@ -479,12 +660,16 @@ export class DashboardQueries {
         last_round_t: lastRound,
         last_round_age_s: roundAge,
         round_interval_s: interval,
+        round_intervals: [...(intervals.byService.get(agent) ?? [])]
+          .map(([service, interval_s]) => ({ service, interval_s }))
+          .sort((a, b) => a.service.localeCompare(b.service)),
         silent_after_s: silentAfter,
         version: hb?.version ?? null,
         uptime_s: hb?.uptime_s ?? null,
         loop_lag_p99_ms: hb?.loop_lag_p99_ms ?? null,
         rounds_late: hb?.rounds_late ?? null,
         rounds_skipped: hb?.rounds_skipped ?? null,
+        rounds_failed: hb?.rounds_failed ?? null,
         outbox_rows: hb?.outbox_rows ?? null,
         dead_letters: hb?.dead_letters ?? null,
         dropped_rows: hb?.dropped_rows ?? null,
@@ -511,4 +696,26 @@ function headlineOf(r: ReportRow): RegionHeadline {
     win_rate: r.win_rate ?? null,
     baselines,
   };
+}
+
+/** Loss in % of samples sent: per path the worst of its metrics, then the worst anycast path and unicast endpoint. */
+function lossOf(totals: readonly LossTotal[]): { anycast: number | null; unicast: number | null; unicastEndpoint: string | null } {
+  const worst = new Map<string, { kind: LossTotal['kind']; pct: number }>();
+  for (const t of totals) {
+    if (t.sent <= 0) continue;
+    const pct = (100 * (t.sent - t.received)) / t.sent;
+    const prev = worst.get(t.endpoint);
+    if (!prev || pct > prev.pct) worst.set(t.endpoint, { kind: t.kind, pct });
+  }
+  let anycast: number | null = null;
+  let unicast: number | null = null;
+  let unicastEndpoint: string | null = null;
+  for (const [endpoint, { kind, pct }] of [...worst].sort((a, b) => a[0].localeCompare(b[0]))) {
+    if (kind === 'anycast') anycast = Math.max(anycast ?? 0, pct);
+    else if (unicast === null || pct > unicast) {
+      unicast = pct;
+      unicastEndpoint = endpoint;
+    }
+  }
+  return { anycast, unicast, unicastEndpoint: unicast ? unicastEndpoint : null };
 }

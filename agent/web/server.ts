@@ -83,7 +83,6 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       throw new AnylatError(
         'ANYLAT_WEB_PUBLIC',
         `web dashboard: ${shown} is reachable from other hosts and the page has no authentication; listen on 127.0.0.1 (the default), or set web.listen to this address explicitly in the config to allow it`,
-        { exitCode: 2 },
       );
     }
     log(`warning: web dashboard listens on ${shown}, reachable from other hosts without authentication; it shows measurements only, never config or tokens`);

@@ -3,7 +3,7 @@
 // probe callback in flight, and the round then flags those samples and drops them from its
 // statistics. On its own thread, the dashboard costs the agent's event loop nothing per request.
 import { Worker } from 'node:worker_threads';
-import { AnylatError } from '../util/errors.ts';
+import { AnylatError, isErrorCode } from '../util/errors.ts';
 import type { Binding } from './http.ts';
 import { SERVICES_TTL_MS } from './source.ts';
 
@@ -61,7 +61,7 @@ function spawn(data: WorkerData, heapMb: number, log: (line: string) => void, on
     let failure: AnylatError | undefined;
     worker.on('message', (m: FromWorker) => {
       if (m.type === 'log') log(m.line);
-      else if (m.type === 'failed') failure = new AnylatError(m.code, m.message, { exitCode: m.exitCode });
+      else if (m.type === 'failed') failure = new AnylatError(isErrorCode(m.code) ? m.code : 'ANYLAT_WEB_INTERNAL', m.message);
       else {
         listening = true;
         // Its listening socket keeps the process alive, as an in-thread server's would.

@@ -8,6 +8,8 @@ export const ACCURACY_METRICS = ['udp rtt', 'tcp connect (kernel)', 'tcp connect
  * prober), next to the default kernel clock's `tcp rtt (echo)`.
  */
 export const EXTRA_METRICS = ['tcp rtt (echo, monotonic clock)', 'transfer download'] as const;
+/** The http prober's metrics whose flagged share the driver reports (the URL is an IP: no dns). */
+export const HTTP_METRICS = ['connect', 'ttfb', 'total', 'warm'] as const;
 /** What a SampleRecord's first element indexes. */
 export const SAMPLE_METRICS = [...ACCURACY_METRICS, ...EXTRA_METRICS] as const;
 export type AccuracyMetric = (typeof SAMPLE_METRICS)[number];
@@ -63,6 +65,11 @@ export interface PhaseResult {
   busy: { paths: number; samples: number; failures: number; failureReasons: Record<string, number>; samplesPerSecond: number };
   /** how the measured (default, kernel clock) tcp prober timed its echoes: summed echoTiming() */
   echoTiming: EchoTiming;
+  /**
+   * every metric of the measured (default clock, warm on) http prober: samples with a value, how
+   * many the round flagged for event-loop lag, how many the kernel timed (no lag window at all)
+   */
+  httpFlags: Record<(typeof HTTP_METRICS)[number], { n: number; flagged: number; kernel: number }>;
   cpuPct: number;
   eventLoopUtilization: number;
   lagP99Ms: number;

@@ -48,8 +48,17 @@ async function waitForPing(url: string, child: ChildProcess, logs: () => string,
   throw new Error(`influxd did not answer ${url}/ping within ${timeoutMs} ms:\n${logs()}`);
 }
 
+export interface InfluxOptions {
+  /**
+   * Shard group duration of the database's default retention policy (InfluxQL duration, e.g. `1d`).
+   * 1.x answers SHOW TAG VALUES ... WHERE time per shard, so a tag retired 3 days ago leaves a
+   * 1-day variable only when shards are shorter than that (and the index is tsi1).
+   */
+  shardDuration?: string;
+}
+
 /** Starts influxd in a temp directory, creates `database`, and returns a handle to stop it. */
-export async function startInfluxDB(database = 'anylat'): Promise<InfluxServer> {
+export async function startInfluxDB(database = 'anylat', options: InfluxOptions = {}): Promise<InfluxServer> {
   if (!existsSync(INFLUXD_BIN)) {
     throw new Error(`${INFLUXD_BIN} not found: install the Debian package "influxdb" to run the dashboard query tests`);
   }
@@ -66,6 +75,9 @@ bind-address = "127.0.0.1:${rpcPort}"
   dir = "${join(dir, 'data')}"
   wal-dir = "${join(dir, 'wal')}"
   query-log-enabled = false
+  # tsi1, not the in-memory index: only tsi1 honours a time condition in SHOW TAG VALUES, which the
+  # dashboards' variables use so that a retired region leaves "All" (1.x's default inmem ignores it).
+  index-version = "tsi1"
 
 [monitor]
   store-enabled = false
@@ -129,6 +141,6 @@ bind-address = "127.0.0.1:${rpcPort}"
     if (res.status !== 204) throw new Error(`InfluxDB rejected the write (${res.status}): ${await res.text()}`);
   };
 
-  await query(`CREATE DATABASE "${database}"`);
+  await query(`CREATE DATABASE "${database}"${options.shardDuration ? ` WITH SHARD DURATION ${options.shardDuration}` : ''}`);
   return { url, database, write, query, stop };
 }

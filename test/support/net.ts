@@ -1,35 +1,13 @@
 // Shared test plumbing: free loopback ports and the anylat CLI as a child process.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { createSocket } from 'node:dgram';
-import { fileURLToPath } from 'node:url';
+import { spawn, spawnSync } from 'node:child_process';
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const ANYLAT_BIN = fileURLToPath(new URL('../../bin/anylat.js', import.meta.url));
+// the benchmarks start anylat too (bench:soak); they may not import test/
+export { ROOT, ANYLAT_BIN, startAnylat } from '../../bench/lib/anylat-process.ts';
+import { ROOT, ANYLAT_BIN } from '../../bench/lib/anylat-process.ts';
 
-/** A TCP port free on `host` right now (bound then released). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-/** A UDP port free on `host` right now. */
-export async function freeUdpPort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket(host.includes(':') ? 'udp6' : 'udp4');
-    s.once('error', reject);
-    s.bind(0, host, () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+// the benchmarks start servers too; they may not import test/ (test/imports.test.ts)
+export { freePort, freeUdpPort } from '../../bench/lib/ports.ts';
+import { freePort } from '../../bench/lib/ports.ts';
 
 /** A port on 127.0.0.1 where nothing listens: connecting to it is refused. */
 export async function refusedPort(): Promise<number> {
@@ -61,50 +39,6 @@ export function runAnylat(args: string[], options: { env?: NodeJS.ProcessEnv; ti
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-/** Starts `anylat ...args` in the background; resolves once `ready` matches its output. */
-export async function startAnylat(
-  args: string[],
-  options: { env?: NodeJS.ProcessEnv; ready?: RegExp; timeoutMs?: number; cwd?: string } = {},
-): Promise<{ child: ChildProcess; output: () => string; stop: (signal?: NodeJS.Signals) => Promise<number | null> }> {
-  const child = spawn(process.execPath, [ANYLAT_BIN, ...args], {
-    cwd: options.cwd ?? ROOT,
-    env: { ...process.env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const onData = (d: Buffer) => (out += d.toString());
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  if (options.ready) {
-    const ready = options.ready;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`anylat ${args.join(' ')} not ready in time:\n${out}`)), options.timeoutMs ?? 20_000);
-      const check = () => {
-        if (ready.test(out)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      child.stdout!.on('data', check);
-      child.stderr!.on('data', check);
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`anylat ${args.join(' ')} exited with ${code} before ready:\n${out}`));
-      });
-      check();
-    });
-  }
-  return {
-    child,
-    output: () => out,
-    stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
-    },
-  };
 }
 
 /** The unprivileged user the non-root tests run anylat as. */

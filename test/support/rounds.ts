@@ -1,6 +1,6 @@
 // Round results for store, sink and report tests: what the round engine produces, with values a
 // test chooses (or derives from the round's number, so each round's points are recognisable).
-import type { BenefitRow, PathResult, RoundResult } from '../../agent/model.ts';
+import type { BenefitRow, PathResult, RoundResult } from '../../agent/core/model.ts';
 
 export interface RoundSpec {
   agent?: string;

@@ -1,7 +1,7 @@
 // A store filled through the store's own saveRound/saveHeartbeat with rounds whose numbers the web
 // tests know: three regions of service `web` (anycast saves ~30 ms in ap-south, ~0 in us-east, and
 // costs ~6 ms in eu-west after its site moved), plus an old agent of service `api`.
-import type { AgentHeartbeat, BenefitRow, PathResult, RoundResult } from '../../agent/model.ts';
+import type { AgentHeartbeat, BenefitRow, PathResult, RoundResult } from '../../agent/core/model.ts';
 import type { Store } from '../../agent/store/index.ts';
 
 export interface RegionSpec {
@@ -162,7 +162,7 @@ export function fillStore(store: Store, now: number = Date.now()): Filled {
   }
   rounds.set('old-1', oldRounds);
   store.saveHeartbeat(heartbeat('us-1', 'us-east', now - 10_000));
-  store.saveHeartbeat(heartbeat('eu-1', 'eu-west', now - 5_000, { dead_letters: 2, outbox_rows: 37, loop_lag_p99_ms: 3.4 }));
+  store.saveHeartbeat(heartbeat('eu-1', 'eu-west', now - 5_000, { dead_letters: 2, outbox_rows: 37, loop_lag_p99_ms: 3.4, rounds_failed: 3 }));
   store.saveHeartbeat(heartbeat('ap-1', 'ap-south', now - 20 * 60_000, { version: '0.0.9' }));
   return { now, rounds, startOf };
 }

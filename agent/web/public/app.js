@@ -3,11 +3,15 @@
 'use strict';
 
 (() => {
-  /** Refresh period by window: a day-long chart need not reload every 5 s (each reload queries the store). */
+  /**
+   * Refresh period by window: a day-long chart need not reload every 5 s (each reload queries the
+   * store). The overview reads every service's window at once: at least 15 s.
+   */
   function refreshMs() {
     const m = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(state.since);
     const seconds = m ? Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2]] : 3600;
-    return seconds <= 3600 ? 5000 : seconds <= 6 * 3600 ? 15000 : 30000;
+    const ms = seconds <= 3600 ? 5000 : seconds <= 6 * 3600 ? 15000 : 30000;
+    return document.body.dataset.view === 'overview' ? Math.max(ms, 15000) : ms;
   }
   /** Series colours, one per region (in the benefit table's order) or per path. */
   const PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#ca8a04', '#db2777'];
@@ -29,13 +33,19 @@
     return { service: q.get('service') || '', since: q.get('since') || '1h', metric: q.get('metric') || '' };
   }
 
-  function writeState() {
+  function stateUrl(s) {
     const q = new URLSearchParams();
-    if (state.service) q.set('service', state.service);
-    if (state.since !== '1h') q.set('since', state.since);
-    if (state.metric) q.set('metric', state.metric);
+    if (s.service) q.set('service', s.service);
+    if (s.since !== '1h') q.set('since', s.since);
+    if (s.metric) q.set('metric', s.metric);
     const search = q.toString();
-    history.replaceState(null, '', search ? `?${search}` : location.pathname);
+    return search ? `?${search}` : location.pathname;
+  }
+
+  /** `push`: a new history entry (another view), so the browser's Back returns to the one before. */
+  function writeState(push) {
+    if (push) history.pushState(null, '', stateUrl(state));
+    else history.replaceState(null, '', stateUrl(state));
   }
 
   function el(tag, attrs, ...children) {
@@ -171,9 +181,23 @@
       ],
       legend: { live: true },
       cursor: { drag: { x: false, y: false } },
+      // Not hovered, uPlot's legend would read "Time: --" and "–": show each series' latest value instead.
+      hooks: { setLegend: [(u) => u.legend.idx == null && showLatest(u)] },
     };
     const plotObj = new uPlot(opts, data, container);
     charts.set(name, { plot: plotObj, signature, container });
+  }
+
+  /** Points the legend at the newest x and, per series, its newest non-null value. */
+  function showLatest(u) {
+    const n = u.data[0].length;
+    if (n === 0) return;
+    const idxs = u.data.map((ys, i) => {
+      if (i === 0) return n - 1;
+      for (let j = n - 1; j >= 0; j--) if (ys[j] !== null && ys[j] !== undefined) return j;
+      return null;
+    });
+    u.setLegend({ idxs }, false);
   }
 
   /** Tick steps in seconds: whole seconds, minutes, hours and days, so labels stay short. */
@@ -245,17 +269,30 @@
   function renderControls(services, benefit) {
     const svc = $('service');
     const names = services.services.map((s) => s.service);
-    svc.replaceChildren(...names.map((n) => el('option', { value: n }, n)));
-    svc.value = benefit.service || '';
+    const all = names.length > 1 ? [el('option', { value: '' }, `All services (${names.length})`)] : [];
+    svc.replaceChildren(...all, ...names.map((n) => el('option', { value: n }, n)));
+    svc.value = benefit ? benefit.service || '' : '';
     svc.disabled = names.length === 0;
 
     const met = $('metric');
+    if (!benefit) {
+      met.replaceChildren(el('option', { value: '' }, 'each service: its headline'));
+      met.disabled = true;
+      syncSince();
+      return;
+    }
+    met.disabled = false;
+
     const auto = !state.metric && benefit.metric ? `auto: ${benefit.metric}` : 'auto: first end-to-end';
     const opts = [el('option', { value: '' }, auto)];
     for (const m of benefit.metrics) opts.push(el('option', { value: m.key }, `${m.key} (${m.scope === 'end_to_end' ? 'end to end' : 'edge'})`));
     if (state.metric && !benefit.metrics.some((m) => m.key === state.metric)) opts.push(el('option', { value: state.metric }, `${state.metric} (no data)`));
     met.replaceChildren(...opts);
     met.value = state.metric;
+    syncSince();
+  }
+
+  function syncSince() {
     const since = $('since');
     if (![...since.options].some((o) => o.value === state.since)) since.append(el('option', { value: state.since }, `last ${state.since}`));
     since.value = state.since;
@@ -275,7 +312,7 @@
         { 'data-agent': r.agent, 'data-region': r.agent_region },
         el('td', { 'data-col': 'region' }, swatch, r.agent_region),
         el('td', { 'data-col': 'agent' }, r.agent),
-        el('td', { class: `num strong ${v.cls}`, 'data-col': 'saved' }, h ? ms(h.saved_ms, true) : 'no rounds'),
+        el('td', { class: `num strong ${v.cls}`, 'data-col': 'saved' }, h ? ms(h.saved_ms, true) : r.note || 'no rounds'),
         el('td', { class: 'num', 'data-col': 'ci' }, h ? ci(h.ci_low_ms, h.ci_high_ms) : '–'),
         el('td', { class: 'num', 'data-col': 'saved_pct' }, h ? pct(h.saved_pct) : '–'),
         el('td', { class: 'num', 'data-col': 'win_rate' }, h ? rate(h.win_rate) : '–'),
@@ -402,6 +439,83 @@
     $('events-empty').hidden = rows.length > 0;
   }
 
+  /** A link to a service's own view, keeping the window. */
+  function serviceHref(service) {
+    return stateUrl({ service, since: state.since, metric: '' });
+  }
+
+  function openService(service) {
+    state.service = service;
+    state.metric = '';
+    writeState(true);
+    window.scrollTo(0, 0);
+    refresh();
+  }
+
+  function lossCell(v) {
+    if (v === null || v === undefined) return { text: '–', cls: '' };
+    return { text: `${v.toFixed(v > 0 && v < 0.1 ? 2 : 1)}%`, cls: v > 0 ? 'bad' : '' };
+  }
+
+  function renderOverview(overview) {
+    $('overview-caption').textContent = `${overview.since} window · each service on its headline metric · click a row for its charts`;
+    const rows = overview.services.flatMap((s) =>
+      s.regions.map((r, i) => {
+        const h = r.headline;
+        const v = verdict(h);
+        const any = lossCell(r.anycast_loss_pct);
+        const uni = lossCell(r.unicast_loss_pct);
+        const scope = s.scope === 'edge' ? ' (edge)' : '';
+        const tr = el(
+          'tr',
+          { class: `clickable${i === 0 ? ' svc-first' : ''}`, 'data-service': s.service, 'data-agent': r.agent, 'data-region': r.agent_region, title: `${s.service} in ${r.agent_region}: open its charts` },
+          el('td', { 'data-col': 'service' }, el('a', { href: serviceHref(s.service) }, s.service)),
+          el('td', { 'data-col': 'region' }, r.agent_region),
+          el('td', { 'data-col': 'agent' }, r.agent),
+          el('td', { 'data-col': 'metric' }, s.metric ? `${s.metric}${scope}` : '–'),
+          el('td', { class: `num strong ${v.cls}`, 'data-col': 'saved' }, h ? ms(h.saved_ms, true) : r.note || 'no rounds in window'),
+          el('td', { class: 'num', 'data-col': 'ci' }, h ? ci(h.ci_low_ms, h.ci_high_ms) : '–'),
+          el('td', { 'data-col': 'verdict' }, el('span', { class: `badge ${v.cls}` }, v.text)),
+          el('td', { class: 'num', 'data-col': 'saved_pct' }, h ? pct(h.saved_pct) : '–'),
+          el('td', { class: 'num', 'data-col': 'win_rate' }, h ? rate(h.win_rate) : '–'),
+          el('td', { class: `num ${any.cls}`, 'data-col': 'anycast_loss' }, any.text),
+          el('td', { class: `num ${uni.cls}`, 'data-col': 'unicast_loss', title: r.unicast_loss_endpoint ? `worst unicast endpoint: ${r.unicast_loss_endpoint}` : undefined }, uni.text),
+          el('td', { class: 'num', 'data-col': 'rounds' }, h ? String(h.rounds) : '0'),
+          el('td', { class: 'num', 'data-col': 'interval' }, r.interval_s === null ? '–' : duration(r.interval_s)),
+          el('td', { class: 'num', 'data-col': 'last_round' }, ago(r.last_round_t)),
+        );
+        tr.addEventListener('click', (ev) => {
+          // A plain click on the link or the row opens the view here; a modified click on the link keeps the browser's meaning.
+          if (ev.target.closest('a') && (ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.button !== 0)) return;
+          ev.preventDefault();
+          openService(s.service);
+        });
+        return tr;
+      }),
+    );
+    replaceRows($('overview-table').tBodies[0], rows);
+    const empty = $('overview-empty');
+    empty.hidden = rows.length > 0;
+    empty.textContent = 'Waiting for the first round: no agent has written to the store yet.';
+  }
+
+  /** "5 s, each of 20 services", "5 s: api, web · 60 s: dns": each service's own round interval, shortest first. */
+  function intervalsText(list) {
+    if (!list || list.length === 0) return '–';
+    const groups = new Map();
+    const sorted = [...list].sort((a, b) => (a.interval_s ?? Infinity) - (b.interval_s ?? Infinity));
+    for (const x of sorted) {
+      const d = x.interval_s === null ? 'one round' : duration(x.interval_s);
+      if (!groups.has(d)) groups.set(d, []);
+      groups.get(d).push(x.service);
+    }
+    if (groups.size === 1) {
+      const [[d, names]] = [...groups];
+      return names.length === 1 ? `${d} (${names[0]})` : `${d}, each of ${names.length} services`;
+    }
+    return [...groups].map(([d, names]) => `${d}: ${names.length > 3 ? `${names.length} services` : names.join(', ')}`).join(' · ');
+  }
+
   function renderHealth(health) {
     const rows = health.agents.map((a) =>
       el(
@@ -413,10 +527,15 @@
         el('td', {}, a.version || '–'),
         el('td', { class: 'num' }, ago(a.heartbeat_t)),
         el('td', { class: 'num' }, ago(a.last_round_t)),
-        el('td', { class: 'num' }, duration(a.round_interval_s)),
+        el(
+          'td',
+          { 'data-col': 'intervals', title: (a.round_intervals || []).map((x) => `${x.service}: every ${x.interval_s === null ? '?' : duration(x.interval_s)}`).join('\n') || undefined },
+          intervalsText(a.round_intervals),
+        ),
         el('td', { class: 'num' }, duration(a.uptime_s)),
         el('td', { class: 'num' }, ms(a.loop_lag_p99_ms)),
         el('td', { class: 'num' }, a.rounds_late === null ? '–' : String(a.rounds_late)),
+        el('td', { class: `num${a.rounds_failed ? ' bad' : ''}` }, a.rounds_failed === null || a.rounds_failed === undefined ? '–' : String(a.rounds_failed)),
         el('td', { class: 'num' }, a.outbox_rows === null ? '–' : String(a.outbox_rows)),
         el('td', { class: 'num' }, a.dead_letters === null ? '–' : String(a.dead_letters)),
         el('td', { class: 'notes' }, a.issues.join('; ')),
@@ -427,6 +546,12 @@
   }
 
   // ------------------------------------------------------------------ refresh loop
+
+  function showView(view) {
+    $('overview-section').hidden = view !== 'overview';
+    $('service-view').hidden = view !== 'service';
+    document.body.dataset.view = view;
+  }
 
   function setStatus(text, cls) {
     const s = $('status');
@@ -446,6 +571,17 @@
       const services = await getJson('/api/services');
       const known = services.services.map((s) => s.service);
       if (state.service && !known.includes(state.service)) state.service = '';
+      // More than one service and none chosen: every service × region on one screen.
+      if (!state.service && known.length > 1) {
+        const [overview, health] = await Promise.all([getJson('/api/overview', { since: state.since }), getJson('/api/health')]);
+        showView('overview');
+        renderControls(services, null);
+        renderOverview(overview);
+        renderHealth(health);
+        setStatus(`updated ${clock(Date.now())} · refreshes every ${refreshMs() / 1000} s`, 'ok');
+        document.body.dataset.loaded = 'true';
+        return;
+      }
       const params = { service: state.service || services.default_service || '', since: state.since };
       const benefit = await getJson('/api/benefit', { ...params, metric: state.metric });
       // The metric benefit chose (the default when none was picked), so the others need not choose again.
@@ -459,6 +595,8 @@
       ]);
       // One colour per agent, in the benefit table's order, shared by every chart.
       const colors = new Map(benefit.regions.map((r, i) => [r.agent, PALETTE[i % PALETTE.length]]));
+      // Shown before drawing: a chart sizes itself to its container's width.
+      showView('service');
       renderControls(services, benefit);
       renderBenefit(benefit, colors);
       renderBenefitChart(latency, colors);
@@ -487,7 +625,7 @@
     return (ev) => {
       state[key] = ev.target.value;
       if (key === 'service') state.metric = '';
-      writeState();
+      writeState(key === 'service');
       refresh();
     };
   }
@@ -503,6 +641,10 @@
     $('metric').addEventListener('change', onControl('metric'));
     $('since').addEventListener('change', onControl('since'));
     $('controls').addEventListener('submit', (ev) => ev.preventDefault());
+    window.addEventListener('popstate', () => {
+      Object.assign(state, readState());
+      refresh();
+    });
     let resizeTimer;
     window.addEventListener('resize', () => {
       clearTimeout(resizeTimer);

@@ -1,7 +1,7 @@
 // InfluxDB line protocol for everything the agent writes (DESIGN.md, "InfluxDB schema"). This is
 // the only serializer: the outbox stores its output, the sink sends it, and the dashboard tests
 // load InfluxDB with it. Timestamps are milliseconds (write with precision=ms).
-import type { AgentHeartbeat, AgentIdentity, AnylatEvent, BenefitRow, PathResult, RoundResult } from '../model.ts';
+import type { AgentHeartbeat, AgentIdentity, AnylatEvent, BenefitRow, PathResult, RoundResult } from './model.ts';
 
 export const MEASUREMENTS = { latency: 'latency', benefit: 'benefit', agent: 'agent', event: 'event' } as const;
 
@@ -64,9 +64,14 @@ export const FIELD_KEYS = [
   'loop_lag_p99_ms',
   'rounds_late',
   'rounds_skipped',
+  'rounds_failed',
+  'sink_batch',
   'outbox_rows',
   'dead_letters',
   'dropped_rows',
+  'config_version',
+  'config_published_s',
+  'config_reload_ok',
   'message',
   'from',
   'to',
@@ -202,9 +207,14 @@ export function heartbeatLine(hb: AgentHeartbeat): string | undefined {
       loop_lag_p99_ms: float(hb.loop_lag_p99_ms),
       rounds_late: int(hb.rounds_late),
       rounds_skipped: int(hb.rounds_skipped),
+      rounds_failed: int(hb.rounds_failed),
+      sink_batch: int(hb.sink_batch),
       outbox_rows: int(hb.outbox_rows),
       dead_letters: int(hb.dead_letters),
       dropped_rows: int(hb.dropped_rows),
+      config_version: str(hb.config_version),
+      config_published_s: int(hb.config_published_s),
+      config_reload_ok: int(hb.config_reload_ok),
     },
     isoToMs(hb.at),
   );

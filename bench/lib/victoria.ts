@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { freePort } from './net.ts';
+import { freePort } from './ports.ts';
 
 export const VICTORIA_BIN = process.env.ANYLAT_VICTORIA_BIN ?? '/usr/bin/victoria-metrics';
 

@@ -79,7 +79,14 @@ export type FailureReason = (typeof FAILURE_REASONS)[number];
  * entry was timed by the kernel or another process and is never flagged. Without `lagWindows` the
  * round falls back to `t0`/`t1`.
  */
-export type LagWindows = Partial<Record<Metric, readonly [number, number]>>;
+export type LagWindows = Partial<Record<Metric, LagWindow | readonly LagWindow[]>>;
+
+/**
+ * When one metric was exposed to event-loop lag: `[at, at]` for one callback, `[from, to]` for a
+ * stretch of several. A metric summed from several timed pieces (http `total`) lists one per piece
+ * the monotonic clock timed; it is flagged when any of them is.
+ */
+export type LagWindow = readonly [number, number];
 
 export type Attempt =
   | {
@@ -206,8 +213,18 @@ export interface AgentHeartbeat {
   rounds_late: number;
   /** rounds that never reached the store: skipped after a stall or abandoned at their deadline */
   rounds_skipped?: number;
+  /** rounds measured but lost because the store could not be written (disk full, I/O error) */
+  rounds_failed?: number;
+  /** lines per InfluxDB request now: smaller than configured after timeouts (absent without InfluxDB) */
+  sink_batch?: number;
   outbox_rows: number;
   dead_letters: number;
   /** rows the store's retention dropped since the agent started */
   dropped_rows?: number;
+  /** the running config's version (a hash of its text; equal across agents given the same text) */
+  config_version?: string;
+  /** when that config was published (file mtime, the server's Last-Modified), epoch seconds */
+  config_published_s?: number;
+  /** 1 when the last reload was applied (or had nothing to change), 0 when it failed; absent before one */
+  config_reload_ok?: number;
 }

@@ -491,5 +491,5 @@ export async function readStampKeyFile(path: string): Promise<Buffer> {
 }
 
 function keyError(message: string, cause?: unknown): AnylatError {
-  return new AnylatError('ANYLAT_STAMP_KEY', message, { exitCode: 2, cause });
+  return new AnylatError('ANYLAT_STAMP_KEY', message, { cause });
 }

@@ -1,0 +1,217 @@
+// `anylat demo` without the terminal: the lab, one `anylat run` agent per lab region inside its
+// namespace, all writing to one store file, the web dashboard over that store in this (root
+// namespace) process, and optionally the InfluxDB delivery of the agents' outboxes. The command
+// and the end-to-end tests both start it through startDemo.
+import {} from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { labDown, labUp, niced, spawnIn } from "../lab/index.js";
+import { openStore } from "../store/index.js";
+import { AnylatError } from "../util/errors.js";
+import { startWebServer } from "../web/index.js";
+import { agentConfigYaml, DEFAULT_ROUNDS, demoAgentId } from "./agent-config.js";
+import { DemoSinks } from "./influx.js";
+const ANYLAT_BIN = fileURLToPath(new URL('../../bin/anylat.js', import.meta.url));
+/** How long an agent may take from spawn to "running" (tsx compiles the agent on its first start). */
+const AGENT_READY_TIMEOUT_MS = 60_000;
+/** What a demo agent gets for rounds in flight at shutdown; it is killed a little after that. */
+const AGENT_GRACE_MS = 3_000;
+const AGENT_KILL_AFTER_MS = AGENT_GRACE_MS + 4_000;
+/** What InfluxDB gets at shutdown to take the queued lines (the rest stays in the outbox). */
+const SINK_DRAIN_MS = 3_000;
+/** The last lines of a log file, for error messages. */
+export function logTail(file, lines = 12) {
+    try {
+        return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    }
+    catch {
+        return '(no log)';
+    }
+}
+function removeStore(path) {
+    for (const suffix of ['', '-wal', '-shm'])
+        rmSync(`${path}${suffix}`, { force: true });
+}
+function spawnAgent(lab, region, opts) {
+    const a = lab.agents.find((x) => x.region === region);
+    const id = demoAgentId(region);
+    const configFile = join(opts.dir, 'configs', `${id}.yaml`);
+    const logFile = join(opts.dir, 'logs', `${id}.log`);
+    writeFileSync(configFile, agentConfigYaml(lab, region, opts.storePath, opts.rounds));
+    // The kernel names a process after the file it executed: a symlink to node makes `ps` show
+    // which region each agent is (and `lab down` finds it in its namespace regardless).
+    const link = join(opts.dir, 'bin', `anylat-${id}`);
+    rmSync(link, { force: true });
+    symlinkSync(process.execPath, link);
+    const env = { ...process.env };
+    // The agents never talk to InfluxDB themselves (they cannot reach it from the lab).
+    for (const k of ['INFLUX_URL', 'INFLUX_TOKEN', 'INFLUX_ORG', 'INFLUX_BUCKET'])
+        delete env[k];
+    const fd = openSync(logFile, 'a');
+    let child;
+    try {
+        const args = [ANYLAT_BIN, 'run', '--config', configFile, '--grace', `${AGENT_GRACE_MS}ms`, ...(opts.outbox ? ['--outbox'] : [])];
+        // Detached: a Ctrl-C in the demo's terminal reaches the demo only, which then stops each agent
+        // once (a second signal would make an agent abandon its round).
+        // At the lab's niceness: an agent stands in for a host of its own (lab/processes.ts, LAB_NICE).
+        const [cmd, ...rest] = niced([link, ...args]);
+        child = spawnIn(a.netns, cmd, rest, { stdio: ['ignore', fd, fd], detached: true, env });
+    }
+    finally {
+        closeSync(fd);
+    }
+    if (child.pid === undefined)
+        throw new AnylatError('ANYLAT_DEMO_AGENT', `cannot start the agent for ${region} (ip netns exec failed to spawn)`);
+    const exited = new Promise((res) => child.once('exit', (code, signal) => res(code ?? signal ?? 'unknown')));
+    return { agent: { region, id, netns: a.netns, configFile, logFile, pid: child.pid, exited }, child };
+}
+async function waitRunning(agent, child) {
+    const deadline = Date.now() + AGENT_READY_TIMEOUT_MS;
+    for (;;) {
+        let text = '';
+        try {
+            text = readFileSync(agent.logFile, 'utf8');
+        }
+        catch {
+            // not created yet
+        }
+        if (/ running \d+ services?/.test(text))
+            return;
+        if (child.exitCode !== null || child.signalCode !== null) {
+            throw new AnylatError('ANYLAT_DEMO_AGENT', `the agent for ${agent.region} exited (${child.exitCode ?? child.signalCode}) before it ran; the end of ${agent.logFile}:\n    ${logTail(agent.logFile).split('\n').join('\n    ')}`);
+        }
+        if (Date.now() > deadline) {
+            throw new AnylatError('ANYLAT_DEMO_AGENT', `the agent for ${agent.region} was not running after ${AGENT_READY_TIMEOUT_MS / 1000} s; the end of ${agent.logFile}:\n    ${logTail(agent.logFile).split('\n').join('\n    ')}`);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+    }
+}
+async function stopAgent(agent, child, fast) {
+    const running = () => child.exitCode === null && child.signalCode === null;
+    let killed = false;
+    if (running()) {
+        child.kill(fast ? 'SIGKILL' : 'SIGTERM');
+        killed = fast;
+        const timer = setTimeout(() => {
+            if (running()) {
+                killed = true;
+                child.kill('SIGKILL');
+            }
+        }, fast ? 0 : AGENT_KILL_AFTER_MS);
+        await agent.exited;
+        clearTimeout(timer);
+    }
+    return { region: agent.region, exit: await agent.exited, killed };
+}
+/**
+ * Starts the demo. Throws (after undoing what it started) when the lab cannot come up (not Linux,
+ * not root, a lab already up: EnvironmentError, exit 2), the dashboard's address is taken, or an
+ * agent does not start.
+ */
+export async function startDemo(options) {
+    const log = options.log ?? (() => { });
+    const rounds = options.rounds ?? DEFAULT_ROUNDS;
+    const startedAt = Date.now();
+    const dir = resolve(options.dir);
+    const storePath = resolve(options.storePath);
+    for (const sub of ['configs', 'logs', 'bin'])
+        mkdirSync(join(dir, sub), { recursive: true });
+    if (options.freshStore)
+        removeStore(storePath);
+    const children = [];
+    let store;
+    let web;
+    let lab;
+    let sinks;
+    const exitListeners = [];
+    let stopping = false;
+    const teardown = async (fast) => {
+        stopping = true;
+        const agents = await Promise.all(children.map(({ agent, child }) => stopAgent(agent, child, fast)));
+        const report = { agents, lab: { namespaces: [], processes: [] } };
+        if (sinks)
+            report.influx = await sinks.drain(fast ? 0 : SINK_DRAIN_MS);
+        if (web)
+            await web.close().catch((err) => log(`web: close failed: ${err.message}`));
+        store?.close();
+        try {
+            report.lab = await labDown({ ...(options.labDir ? { dir: options.labDir } : {}) });
+        }
+        catch (err) {
+            report.lab = { error: err.message };
+        }
+        return report;
+    };
+    try {
+        // The demo's handle creates the store (schema) before any agent, and serves the dashboard.
+        store = openStore(storePath, { outbox: false, log });
+        if (options.web !== null) {
+            try {
+                web = await startWebServer({ store, listen: options.web ?? '127.0.0.1:8080', log });
+            }
+            catch (err) {
+                // The dashboard's own message names the config key (web.listen); the demo's is --web.
+                if (err instanceof AnylatError && err.code === 'ANYLAT_WEB_LISTEN') {
+                    throw new AnylatError(err.code, err.message.replace(/; set web\.listen to .*$/, '; give the demo another one with --web ADDR (e.g. --web 127.0.0.1:8081)'), { exitCode: err.exitCode, cause: err });
+                }
+                throw err;
+            }
+        }
+        lab = await labUp({ ...(options.topology ? { topology: options.topology } : {}), ...(options.labDir ? { dir: options.labDir } : {}), log: (l) => log(`lab: ${l}`) });
+        const description = lab;
+        log(`starting ${description.agents.length} agents (${description.agents.map((a) => a.region).join(', ')}), one in each agent namespace`);
+        for (const a of description.agents) {
+            children.push(spawnAgent(description, a.region, { dir, storePath, rounds, outbox: options.influx !== undefined }));
+        }
+        for (const { agent } of children) {
+            void agent.exited.then((exit) => {
+                if (stopping)
+                    return;
+                const tail = logTail(agent.logFile);
+                for (const l of exitListeners)
+                    l(agent, exit, tail);
+            });
+        }
+        await Promise.all(children.map(({ agent, child }) => waitRunning(agent, child)));
+        if (options.influx) {
+            sinks = new DemoSinks(store, options.influx, (l) => log(`influx: ${l}`));
+            for (const { agent } of children)
+                sinks.add(agent.id);
+        }
+    }
+    catch (err) {
+        log(`demo: could not start (${err.message.split('\n')[0]}); cleaning up`);
+        // Only take down a lab this call brought up: ANYLAT_LAB_EXISTS means someone else's is running.
+        if (lab)
+            await teardown(true);
+        else {
+            if (web)
+                await web.close().catch(() => undefined);
+            store?.close();
+        }
+        throw err;
+    }
+    let stopped;
+    return {
+        lab,
+        store,
+        storePath,
+        web,
+        agents: children.map((c) => c.agent),
+        sinks,
+        rounds,
+        startedAt,
+        onAgentExit: (listener) => exitListeners.push(listener),
+        stop: (opts = {}) => {
+            // A second, fast stop while a graceful one runs: kill what is left, the lab still goes down.
+            if (stopped && opts.fast) {
+                for (const { child } of children)
+                    if (child.exitCode === null && child.signalCode === null)
+                        child.kill('SIGKILL');
+            }
+            stopped ??= teardown(opts.fast === true);
+            return stopped;
+        },
+    };
+}

@@ -1,0 +1,157 @@
+// An accelerator edge: holds the anycast address, terminates TCP (accepts on the anycast address,
+// opens its own connection to the serving origin, splices the two) and relays UDP (one upstream
+// socket per client, replies sent from the anycast address the client asked). The serving origin
+// is asked for per new flow, so a failover moves new TCP connections and the next UDP packet of
+// every client; established TCP connections stay where they are, as on Global Accelerator.
+import { createSocket } from 'node:dgram';
+import { connect, createServer } from 'node:net';
+/** Starts an edge's listeners; resolves once every one is bound. */
+export async function startEdge(opts) {
+    const log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+    const idleMs = opts.udpIdleMs ?? 60_000;
+    const maxFlows = opts.maxUdpFlows ?? 4096;
+    const connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
+    const stats = { udpIn: 0, udpOut: 0, udpDropped: 0, tcpAccepted: 0, tcpFailed: 0, tcpOpen: 0 };
+    const servers = [];
+    const fronts = [];
+    const flows = new Map();
+    const sockets = new Set();
+    const closeFlow = (key) => {
+        const f = flows.get(key);
+        if (!f)
+            return;
+        flows.delete(key);
+        f.upstream.close();
+    };
+    for (const port of opts.udpPorts) {
+        const front = createSocket('udp4');
+        front.on('message', (msg, rinfo) => {
+            stats.udpIn++;
+            const origin = opts.origin();
+            if (!origin) {
+                stats.udpDropped++;
+                return;
+            }
+            const key = `${rinfo.address}:${rinfo.port}`;
+            let flow = flows.get(key);
+            if (flow && flow.origin !== origin.name) {
+                closeFlow(key);
+                flow = undefined;
+            }
+            if (!flow) {
+                if (flows.size >= maxFlows)
+                    closeFlow(flows.keys().next().value);
+                const upstream = createSocket('udp4');
+                const created = { upstream, origin: origin.name, address: origin.address, lastSeen: 0 };
+                upstream.on('message', (reply, from) => {
+                    // Only the origin's own replies go back, from the anycast address the client used.
+                    if (from.address !== created.address || from.port !== port)
+                        return;
+                    stats.udpOut++;
+                    front.send(reply, rinfo.port, rinfo.address);
+                });
+                upstream.on('error', (err) => {
+                    log(`udp flow ${key} -> ${origin.name}: ${err.message}`);
+                    closeFlow(key);
+                });
+                flow = created;
+            }
+            // Map order is least-recently-used first: re-insert on every packet.
+            flows.delete(key);
+            flows.set(key, flow);
+            flow.lastSeen = Date.now();
+            flow.upstream.send(msg, port, flow.address);
+        });
+        await new Promise((resolve, reject) => {
+            front.once('error', reject);
+            front.bind(port, opts.anycast, () => {
+                front.off('error', reject);
+                front.on('error', (err) => log(`udp ${opts.anycast}:${port}: ${err.message}`));
+                resolve();
+            });
+        });
+        fronts.push(front);
+    }
+    const sweep = setInterval(() => {
+        const cutoff = Date.now() - idleMs;
+        for (const [key, f] of flows)
+            if (f.lastSeen < cutoff)
+                closeFlow(key);
+    }, Math.min(idleMs, 10_000));
+    sweep.unref();
+    for (const port of opts.tcpPorts) {
+        const server = createServer({ allowHalfOpen: true, noDelay: true }, (client) => {
+            stats.tcpAccepted++;
+            stats.tcpOpen++;
+            sockets.add(client);
+            const origin = opts.origin();
+            if (!origin) {
+                stats.tcpFailed++;
+                stats.tcpOpen--;
+                sockets.delete(client);
+                client.resetAndDestroy();
+                return;
+            }
+            const upstream = connect({ host: origin.address, port, allowHalfOpen: true, noDelay: true });
+            sockets.add(upstream);
+            let connected = false;
+            const timer = setTimeout(() => {
+                if (!connected)
+                    upstream.destroy(new Error(`no answer from ${origin.name} (${origin.address}:${port}) within ${connectTimeoutMs} ms`));
+            }, connectTimeoutMs);
+            upstream.once('connect', () => {
+                connected = true;
+                clearTimeout(timer);
+            });
+            let done = false;
+            const finish = (err) => {
+                if (done)
+                    return;
+                done = true;
+                clearTimeout(timer);
+                stats.tcpOpen--;
+                sockets.delete(client);
+                sockets.delete(upstream);
+                if (err && !connected) {
+                    // The origin never answered: the client sees a reset, as from an edge with no endpoint.
+                    stats.tcpFailed++;
+                    log(`tcp ${client.remoteAddress}:${client.remotePort} -> ${origin.name}: ${err.message}`);
+                    client.resetAndDestroy();
+                    upstream.destroy();
+                    return;
+                }
+                client.destroy();
+                upstream.destroy();
+            };
+            client.on('error', finish);
+            upstream.on('error', finish);
+            // Each FIN is passed on by pipe (allowHalfOpen); a side closes once both directions ended.
+            client.on('close', () => finish());
+            upstream.on('close', () => finish());
+            client.pipe(upstream);
+            upstream.pipe(client);
+        });
+        await new Promise((resolve, reject) => {
+            server.once('error', reject);
+            server.listen(port, opts.anycast, () => {
+                server.off('error', reject);
+                resolve();
+            });
+        });
+        servers.push(server);
+    }
+    return {
+        stats: () => ({ ...stats }),
+        close: async () => {
+            clearInterval(sweep);
+            for (const key of [...flows.keys()])
+                closeFlow(key);
+            for (const s of sockets)
+                s.destroy();
+            await Promise.all([
+                ...servers.map((s) => new Promise((r) => s.close(() => r()))),
+                ...fronts.map((f) => new Promise((r) => f.close(() => r()))),
+            ]);
+        },
+    };
+}

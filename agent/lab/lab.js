@@ -1,0 +1,343 @@
+// The lab's lifecycle: up (namespaces, wire, addresses, routes, edges, origins), down (everything
+// it made, also after a crash), status, and fail/heal of edges and origins. Each call works from
+// any process: what it needs is in the state directory.
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AnylatError, EnvironmentError, UsageError } from "../util/errors.js";
+import { addNamespace, deleteNamespace, ipBatch, labNamespaces, listeningIn, namespacePids } from "./netns.js";
+import { entry, isAlive, markedProcesses, startDaemon, startTimeOf, stopProcesses, TSX_IMPORT } from "./processes.js";
+import { addressCommands, edgeFor, interfacesOf, NO_FAILURES, originFor, routeCommands } from "./routing.js";
+import { labDir, readState, removeStateDir, withLock, writeState } from "./state.js";
+import { allNodes, loadTopology } from "./topology.js";
+import { directionParams } from "./wire-spec.js";
+const ANYLAT_BIN = fileURLToPath(new URL('../../bin/anylat.js', import.meta.url));
+const READY_TIMEOUT_MS = 30_000;
+/** Throws EnvironmentError (exit 2) unless this host can run the lab: Linux, root, TUN, iproute2. */
+export function checkHost() {
+    if (process.platform !== 'linux') {
+        throw new EnvironmentError('ANYLAT_LAB_PLATFORM', `the lab needs Linux (network namespaces and TUN devices); this is ${process.platform}. Run it in a Linux VM, or in a container started with --privileged`);
+    }
+    if (process.getuid?.() !== 0) {
+        throw new EnvironmentError('ANYLAT_LAB_ROOT', 'the lab needs root (it creates network namespaces and TUN devices): run it with sudo, e.g. "sudo npx anylat lab up" (or "sudo anylat lab up" after "npm link")');
+    }
+    try {
+        accessSync('/dev/net/tun', constants.R_OK | constants.W_OK);
+    }
+    catch {
+        throw new EnvironmentError('ANYLAT_LAB_TUN', 'the lab needs /dev/net/tun: load the module ("modprobe tun"), or in a container add --device /dev/net/tun --cap-add NET_ADMIN');
+    }
+    for (const bin of ['ip', 'ss']) {
+        if (!['/usr/sbin', '/sbin', '/usr/bin', '/bin'].some((d) => existsSync(join(d, bin)))) {
+            throw new EnvironmentError('ANYLAT_LAB_IPROUTE', `the lab needs "${bin}" from iproute2: install it (apt-get install iproute2)`);
+        }
+    }
+}
+function sumRtt(links) {
+    const delay = links.reduce((s, l) => s + l.delayMs, 0);
+    const jitter = links.reduce((s, l) => s + l.jitterMs, 0);
+    // Each link is crossed twice, each crossing adding uniform [0, jitter]: mean jitter/2 each way.
+    return { minMs: round3(2 * delay), meanMs: round3(2 * delay + jitter) };
+}
+function round3(x) {
+    return Math.round(x * 1000) / 1000;
+}
+/** Describes a lab from its state: who is where, what the anycast address reaches, expected RTTs. */
+export function describeLab(state, dir) {
+    const t = state.topology;
+    const f = state.failures;
+    return {
+        dir,
+        topologyFile: t.file,
+        anycast: t.anycast,
+        ports: t.ports,
+        failures: f,
+        agents: t.agents.map((a) => {
+            const e = edgeFor(t, a, f);
+            const o = e ? originFor(t, e.node, f) : undefined;
+            return {
+                region: a.region,
+                id: a.id,
+                netns: a.netns,
+                anycast: {
+                    edge: e?.node.region ?? null,
+                    origin: o?.node.region ?? null,
+                    edgeRtt: e ? sumRtt([e.link]) : null,
+                    originRtt: e && o ? sumRtt([e.link, o.link]) : null,
+                },
+                unicast: t.origins.map((origin) => {
+                    const link = t.links.find((l) => l.class === 'internet' && l.a.node === a.id && l.b.node === origin.id);
+                    return { origin: origin.region, address: origin.address, rtt: sumRtt([link]), lossPct: link.lossPct, failed: f.origins.includes(origin.region) };
+                }),
+            };
+        }),
+        edges: t.edges.map((e) => ({ region: e.region, id: e.id, netns: e.netns, failed: f.edges.includes(e.region), origin: originFor(t, e, f)?.node.region ?? null })),
+        origins: t.origins.map((o) => ({ region: o.region, id: o.id, netns: o.netns, address: o.address, site: o.region, failed: f.origins.includes(o.region) })),
+        links: t.links,
+        processes: state.processes,
+    };
+}
+function logTail(file, lines = 15) {
+    try {
+        return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n    ');
+    }
+    catch {
+        return '(no log)';
+    }
+}
+async function waitUntil(what, proc, check) {
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    for (;;) {
+        if (await check())
+            return;
+        // The log's tail goes into the message: a failed `up` removes the state directory with it.
+        if (!isAlive(proc))
+            throw new AnylatError('ANYLAT_LAB_START', `${proc.name} exited before ${what}; the end of its log:\n    ${logTail(proc.log)}`);
+        if (Date.now() > deadline)
+            throw new AnylatError('ANYLAT_LAB_START', `${proc.name} not ${what} after ${READY_TIMEOUT_MS / 1000} s; the end of its log:\n    ${logTail(proc.log)}`);
+        await new Promise((r) => setTimeout(r, 50));
+    }
+}
+async function waitListening(proc, address, tcp, udp) {
+    await waitUntil(`listening on ${address} (tcp ${[...new Set(tcp)].join(',')}, udp ${udp.join(',')})`, proc, async () => {
+        const l = await listeningIn(proc.netns);
+        return tcp.every((p) => l.tcp.includes(`${address}:${p}`)) && udp.every((p) => l.udp.includes(`${address}:${p}`));
+    });
+}
+function wireSpec(t, dir) {
+    return {
+        title: 'anylat-wire',
+        readyFile: join(dir, 'wire.ready'),
+        statsFile: join(dir, 'wire-stats.json'),
+        links: t.links.map((l) => {
+            const p = directionParams({ delayMs: l.delayMs, jitterMs: l.jitterMs, lossPct: l.lossPct });
+            return { id: l.id, a: { netns: l.a.netns, ifname: l.a.ifname }, b: { netns: l.b.netns, ifname: l.b.ifname }, ab: p, ba: { ...p } };
+        }),
+    };
+}
+/** Writes `spec` to `specFile`, starts a wire process for it and waits until its TUN devices exist. */
+export async function startWire(spec, files, name = 'wire') {
+    writeFileSync(files.specFile, JSON.stringify(spec, null, 2));
+    const proc = startDaemon({
+        role: 'wire',
+        name,
+        log: files.log,
+        argv: [process.execPath, '--import', TSX_IMPORT, entry('wire-main.ts'), files.specFile],
+        comm: { name: spec.title, binDir: join(dirname(files.specFile), 'bin') },
+    });
+    await waitUntil('ready', proc, () => existsSync(spec.readyFile));
+    return proc;
+}
+/** Brings the lab up; throws (after cleaning up) if any part fails. */
+export async function labUp(opts = {}) {
+    checkHost();
+    const dir = labDir(opts.dir);
+    const log = opts.log ?? (() => { });
+    const topology = typeof opts.topology === 'object' ? opts.topology : loadTopology(opts.topology);
+    return withLock(dir, async () => {
+        const leftovers = labNamespaces();
+        if (leftovers.length > 0 || readState(dir)) {
+            throw new EnvironmentError('ANYLAT_LAB_EXISTS', `a lab is already up (or left behind by a crash): ${leftovers.length > 0 ? `namespaces ${leftovers.join(', ')}` : `state in ${dir}`}. Run "anylat lab down" first`);
+        }
+        mkdirSync(join(dir, 'logs'), { recursive: true });
+        const state = { version: 1, phase: 'starting', createdAt: new Date().toISOString(), topology, failures: { edges: [], origins: [] }, processes: [] };
+        writeState(dir, state);
+        try {
+            const nodes = allNodes(topology);
+            log(`creating ${nodes.length} namespaces`);
+            for (const n of nodes)
+                await addNamespace(n.netns);
+            log(`starting the wire: ${topology.links.length} links`);
+            state.processes.push(await startWire(wireSpec(topology, dir), { specFile: join(dir, 'wire-spec.json'), log: join(dir, 'logs', 'wire.log') }));
+            writeState(dir, state);
+            log('addresses and routes');
+            await Promise.all(nodes.map((n) => ipBatch(n.netns, [...addressCommands(topology, n), ...routeCommands(topology, n, NO_FAILURES)])));
+            log(`starting ${topology.edges.length} edges and ${topology.origins.length} origins`);
+            const starting = [];
+            for (const e of topology.edges) {
+                const proc = startDaemon({
+                    role: 'edge',
+                    name: e.id,
+                    netns: e.netns,
+                    log: join(dir, 'logs', `edge-${e.region}.log`),
+                    argv: [process.execPath, '--import', TSX_IMPORT, entry('edge-main.ts'), dir, e.region],
+                    comm: { name: `anylat-edge-${e.region}`, binDir: join(dir, 'bin') },
+                    favoured: true,
+                });
+                state.processes.push(proc);
+                starting.push(waitListening(proc, topology.anycast, [...new Set([topology.ports.tcp, topology.ports.http, topology.ports.dns])], [topology.ports.udp, topology.ports.dns]));
+            }
+            for (const o of topology.origins) {
+                const proc = startDaemon({
+                    role: 'origin',
+                    name: o.id,
+                    netns: o.netns,
+                    log: join(dir, 'logs', `origin-${o.region}.log`),
+                    // No per-source rate limit or TCP connection cap: an edge relays every agent it serves
+                    // from one address (with the cap of 16, a busy lab had edges' connections reset).
+                    argv: [process.execPath, ANYLAT_BIN, 'reflector', '--bind', o.address, '--site', o.region, '--udp-port', String(topology.ports.udp), '--tcp-port', String(topology.ports.tcp), '--http-port', String(topology.ports.http), '--rate-limit', '0', '--tcp-per-source', '0', '--dns-port', String(topology.ports.dns), '--dns-rate-limit', '0'],
+                    comm: { name: `anylat-origin-${o.region}`, binDir: join(dir, 'bin') },
+                    favoured: true,
+                });
+                state.processes.push(proc);
+                starting.push(waitListening(proc, o.address, [topology.ports.tcp, topology.ports.http, topology.ports.dns], [topology.ports.udp, topology.ports.dns]));
+            }
+            writeState(dir, state);
+            await Promise.all(starting);
+            state.phase = 'up';
+            writeState(dir, state);
+            log('lab is up');
+            return describeLab(state, dir);
+        }
+        catch (err) {
+            log(`failed, cleaning up: ${err.message}`);
+            await teardown(dir);
+            throw err;
+        }
+    });
+}
+async function teardown(dir) {
+    let state;
+    try {
+        state = readState(dir);
+    }
+    catch {
+        state = undefined;
+    }
+    const victims = new Map();
+    for (const p of state?.processes ?? [])
+        victims.set(p.pid, p);
+    const namespaces = labNamespaces();
+    // Anything running in a lab namespace goes with it (edges, reflectors, agents a demo started).
+    for (const ns of namespaces) {
+        for (const pid of await namespacePids(ns)) {
+            const st = startTimeOf(pid);
+            if (st !== undefined)
+                victims.set(pid, { pid, startTime: st });
+        }
+    }
+    // The wire lives in the root namespace: found by its mark when the state file is gone.
+    for (const pid of markedProcesses()) {
+        const st = startTimeOf(pid);
+        if (st !== undefined)
+            victims.set(pid, { pid, startTime: st });
+    }
+    const stopped = await stopProcesses([...victims.values()]);
+    const problems = [];
+    for (const ns of namespaces) {
+        try {
+            await deleteNamespace(ns);
+        }
+        catch (err) {
+            problems.push(err.message);
+        }
+    }
+    if (problems.length > 0) {
+        // The state stays, so a second `lab down` can finish the job.
+        throw new AnylatError('ANYLAT_LAB_DOWN_INCOMPLETE', `lab down could not remove everything:\n  ${problems.join('\n  ')}\nrun "anylat lab down" again; "ip netns list" shows what is left`);
+    }
+    removeStateDir(dir);
+    return { namespaces, processes: stopped };
+}
+/** Removes every lab namespace and process (also after a crash); safe when nothing is up. */
+export async function labDown(opts = {}) {
+    checkHost();
+    const dir = labDir(opts.dir);
+    return withLock(dir, () => teardown(dir));
+}
+/** The running lab's state; throws EnvironmentError (exit 2) when no lab is up. */
+export function requireLab(opts = {}) {
+    return requireState(labDir(opts.dir));
+}
+function requireState(dir) {
+    const state = readState(dir);
+    if (!state)
+        throw new EnvironmentError('ANYLAT_LAB_DOWN', `no lab is up (no state in ${dir}): run "anylat lab up" first`);
+    return state;
+}
+/** Reads the lab's description without touching anything; throws when no lab is up. */
+export function labDescription(opts = {}) {
+    const dir = labDir(opts.dir);
+    return describeLab(requireState(dir), dir);
+}
+/** Re-installs every route and interface state so they match the state's failures. */
+async function applyFailures(state, previous) {
+    const t = state.topology;
+    const f = state.failures;
+    const isFailed = (n) => (n.kind === 'edge' ? f.edges : n.kind === 'origin' ? f.origins : []).includes(n.region);
+    const wasFailed = (n) => (n.kind === 'edge' ? previous.edges : n.kind === 'origin' ? previous.origins : []).includes(n.region);
+    // A failed node's interfaces go down (it stops answering, and its routes with them); a healed
+    // one's come back up and get their routes again.
+    for (const n of allNodes(t)) {
+        if (isFailed(n) && !wasFailed(n))
+            await ipBatch(n.netns, interfacesOf(t, n).map((i) => `link set dev ${i} down`));
+        if (!isFailed(n) && wasFailed(n))
+            await ipBatch(n.netns, interfacesOf(t, n).map((i) => `link set dev ${i} up`));
+    }
+    await Promise.all(allNodes(t).filter((n) => !isFailed(n)).map((n) => ipBatch(n.netns, routeCommands(t, n, f))));
+    for (const p of state.processes)
+        if (p.role === 'edge' && isAlive(p))
+            process.kill(p.pid, 'SIGHUP');
+}
+function kindOf(kind) {
+    if (kind !== 'edge' && kind !== 'origin')
+        throw new UsageError(`lab: expected "edge" or "origin", got "${kind}"`);
+    return kind;
+}
+function checkRegion(t, kind, region) {
+    const nodes = kind === 'edge' ? t.edges : t.origins;
+    if (!nodes.some((n) => n.region === region)) {
+        throw new UsageError(`lab: no ${kind} in region "${region}" (${kind}s: ${nodes.map((n) => n.region).join(', ')})`);
+    }
+}
+/**
+ * Fails an edge (agents' anycast routes move to the next-nearest edge) or an origin (edges relay
+ * to the next-nearest origin; its unicast address stops answering). Idempotent.
+ */
+export async function fail(kind, region, opts = {}) {
+    checkHost();
+    const k = kindOf(kind);
+    const dir = labDir(opts.dir);
+    return withLock(dir, async () => {
+        const state = requireState(dir);
+        checkRegion(state.topology, k, region);
+        const previous = structuredClone(state.failures);
+        const list = k === 'edge' ? state.failures.edges : state.failures.origins;
+        if (!list.includes(region))
+            list.push(region);
+        writeState(dir, state);
+        await applyFailures(state, previous);
+        return describeLab(state, dir);
+    });
+}
+/** Heals one edge or origin, or (no arguments) everything. Idempotent. */
+export async function heal(kind, region, opts = {}) {
+    checkHost();
+    const dir = labDir(opts.dir);
+    return withLock(dir, async () => {
+        const state = requireState(dir);
+        const previous = structuredClone(state.failures);
+        if (kind === undefined)
+            state.failures = { edges: [], origins: [] };
+        else {
+            const k = kindOf(kind);
+            if (region === undefined)
+                throw new UsageError(`lab heal ${k}: which region? e.g. "anylat lab heal ${k} us-east"`);
+            checkRegion(state.topology, k, region);
+            if (k === 'edge')
+                state.failures.edges = state.failures.edges.filter((r) => r !== region);
+            else
+                state.failures.origins = state.failures.origins.filter((r) => r !== region);
+        }
+        writeState(dir, state);
+        await applyFailures(state, previous);
+        return describeLab(state, dir);
+    });
+}
+/** Resolves `agent/us-east` (or `anylat-agent-us-east`) to the lab node. */
+export function findNode(t, name) {
+    const node = allNodes(t).find((n) => n.id === name || n.netns === name);
+    if (!node)
+        throw new UsageError(`lab: no node "${name}" (nodes: ${allNodes(t).map((n) => n.id).join(', ')})`);
+    return node;
+}

@@ -1,0 +1,92 @@
+// The lab's state on disk, so `status`, `fail`, `heal` and `down` work from any process: the
+// resolved topology, what is failed, and which processes the lab started. Written atomically
+// (temp file + rename); mutations hold a lock file.
+import { mkdirSync, openSync, closeSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { AnylatError } from "../util/errors.js";
+/** Where the lab keeps its state: `$ANYLAT_LAB_DIR`, else /run/anylat-lab. */
+export function labDir(dir) {
+    return dir ?? process.env.ANYLAT_LAB_DIR ?? '/run/anylat-lab';
+}
+export function statePath(dir) {
+    return join(dir, 'state.json');
+}
+/** Reads the state file; undefined when there is none (no lab, or it was torn down). */
+export function readState(dir) {
+    let text;
+    try {
+        text = readFileSync(statePath(dir), 'utf8');
+    }
+    catch {
+        return undefined;
+    }
+    try {
+        return JSON.parse(text);
+    }
+    catch (err) {
+        throw new AnylatError('ANYLAT_LAB_STATE', `${statePath(dir)} is not valid JSON (${err.message}); run "anylat lab down" to clean up`);
+    }
+}
+export function writeState(dir, state) {
+    mkdirSync(dir, { recursive: true });
+    const file = statePath(dir);
+    writeFileSync(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
+    renameSync(`${file}.tmp`, file);
+}
+export function removeStateDir(dir) {
+    rmSync(dir, { recursive: true, force: true });
+}
+function pidAlive(pid) {
+    try {
+        process.kill(pid, 0);
+        return true;
+    }
+    catch (err) {
+        return err.code === 'EPERM';
+    }
+}
+/**
+ * Runs `fn` holding `<dir>.lock` (next to the state directory, so `down` may remove the directory
+ * while holding it). A lock left by a dead process is taken over.
+ */
+export async function withLock(dir, fn, timeoutMs = 60_000) {
+    const lock = `${dir.replace(/\/+$/, '')}.lock`;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        try {
+            const fd = openSync(lock, 'wx');
+            writeSync(fd, String(process.pid));
+            closeSync(fd);
+            break;
+        }
+        catch (err) {
+            if (err.code !== 'EEXIST')
+                throw err;
+            let text;
+            let age;
+            try {
+                text = readFileSync(lock, 'utf8');
+                age = Date.now() - statSync(lock).mtimeMs;
+            }
+            catch {
+                continue;
+            }
+            const holder = Number(text);
+            // An empty file is a lock being written this instant, unless it has stayed empty.
+            const stale = text === '' ? age > 5000 : !Number.isInteger(holder) || holder <= 0 || !pidAlive(holder);
+            if (stale) {
+                rmSync(lock, { force: true });
+                continue;
+            }
+            if (Date.now() > deadline)
+                throw new AnylatError('ANYLAT_LAB_BUSY', `another anylat lab command (pid ${text || 'unknown'}) holds ${lock}; wait for it or remove the file if that process is not anylat`);
+            await new Promise((r) => setTimeout(r, 50));
+        }
+    }
+    try {
+        return await fn();
+    }
+    finally {
+        rmSync(lock, { force: true });
+    }
+}

@@ -1,0 +1,340 @@
+// The lab's topology file (agent/lab/topology.yaml is the default and its documentation): read,
+// checked, and resolved into every namespace, link, address and delay the lab creates. Nothing
+// here touches the system, so `anylat lab show` works anywhere.
+import { readFileSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { LineCounter, isMap, parseDocument } from 'yaml';
+import { ConfigError } from "../util/errors.js";
+/** The topology file `anylat lab up` uses when none is given. */
+export const DEFAULT_TOPOLOGY_FILE = fileURLToPath(new URL('./topology.yaml', import.meta.url));
+/** Prefix of every namespace and process the lab creates. */
+export const LAB_PREFIX = 'anylat-';
+const REGION = /^[a-z][a-z0-9-]{0,11}$/;
+const CLASS_DEFAULTS = {
+    access: { stretch: 1, extraMs: 1, jitterMs: 0.2, lossPct: 0 },
+    backbone: { stretch: 1, extraMs: 0.5, jitterMs: 0.1, lossPct: 0 },
+    internet: { stretch: 1.25, extraMs: 1.5, jitterMs: 2, lossPct: 0 },
+};
+const TOP_KEYS = ['anycast', 'ports', 'link_prefix', 'agents', 'edges', 'origins', 'distance_ms', 'classes', 'overrides'];
+class Problems {
+    file;
+    locate;
+    list = [];
+    constructor(file, locate) {
+        this.file = file;
+        this.locate = locate;
+    }
+    add(path, message) {
+        const where = path.length === 0 ? '' : ` ${path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('')}:`;
+        this.list.push(`${this.file}:${this.locate(path)}:${where} ${message}`);
+    }
+}
+function ipToInt(ip) {
+    return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+}
+function intToIp(n) {
+    return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+function inPrefix(ip, base, bits) {
+    const size = 2 ** (32 - bits);
+    const v = ipToInt(ip);
+    return v >= base && v < base + size;
+}
+/** 10/8, 172.16/12, 192.168/16 and the benchmarking range 198.18/15: never routed on the internet. */
+export function isLabAddress(ip) {
+    return (isIPv4(ip) &&
+        (inPrefix(ip, ipToInt('10.0.0.0'), 8) ||
+            inPrefix(ip, ipToInt('172.16.0.0'), 12) ||
+            inPrefix(ip, ipToInt('192.168.0.0'), 16) ||
+            inPrefix(ip, ipToInt('198.18.0.0'), 15)));
+}
+const PRIVATE_HINT = 'an IPv4 address in 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 or 198.18.0.0/15';
+/** Reads, checks and resolves a topology file. Throws ConfigError listing every problem with its line. */
+export function loadTopology(file = DEFAULT_TOPOLOGY_FILE) {
+    let text;
+    try {
+        text = readFileSync(file, 'utf8');
+    }
+    catch (err) {
+        throw new ConfigError([`${file}: cannot read the topology file (${err.code ?? String(err)})`]);
+    }
+    return parseTopology(text, file);
+}
+/** Checks and resolves topology YAML; `file` names it in messages. */
+export function parseTopology(text, file = '<topology>') {
+    const lines = new LineCounter();
+    const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
+    if (doc.errors.length > 0) {
+        throw new ConfigError(doc.errors.map((e) => `${file}:${e.linePos?.[0]?.line ?? 1}: ${e.message.split('\n')[0].replace(/:$/, '')}`));
+    }
+    const locate = (path) => {
+        for (let depth = path.length; depth >= 0; depth--) {
+            const node = doc.getIn(path.slice(0, depth), true);
+            if (node && typeof node === 'object' && 'range' in node && node.range)
+                return lines.linePos(node.range[0]).line;
+        }
+        return 1;
+    };
+    const p = new Problems(file, locate);
+    const raw = doc.toJS();
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || !isMap(doc.contents)) {
+        throw new ConfigError([`${file}:1: expected a mapping with anycast, agents, edges, origins, distance_ms, ...`]);
+    }
+    const data = raw;
+    for (const key of Object.keys(data))
+        if (!TOP_KEYS.includes(key))
+            p.add([key], `unknown key (known: ${TOP_KEYS.join(', ')})`);
+    const num = (path, v, min, max, what) => {
+        if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+            p.add(path, `expected ${what}, got ${JSON.stringify(v) ?? 'nothing'}`);
+            return undefined;
+        }
+        return v;
+    };
+    // anycast
+    const anycast = data.anycast ?? '198.18.0.10';
+    if (typeof anycast !== 'string' || !isLabAddress(anycast))
+        p.add(['anycast'], `expected ${PRIVATE_HINT}, got ${JSON.stringify(anycast)}`);
+    // ports
+    const ports = { udp: 862, tcp: 862, http: 8080, dns: 8053 };
+    if (data.ports !== undefined) {
+        if (data.ports === null || typeof data.ports !== 'object' || Array.isArray(data.ports))
+            p.add(['ports'], 'expected a mapping with udp, tcp, http, dns');
+        else
+            for (const [k, v] of Object.entries(data.ports)) {
+                if (k !== 'udp' && k !== 'tcp' && k !== 'http' && k !== 'dns')
+                    p.add(['ports', k], 'unknown key (known: udp, tcp, http, dns)');
+                else {
+                    const port = num(['ports', k], v, 1, 65535, 'a port 1..65535');
+                    if (port !== undefined) {
+                        if (!Number.isInteger(port))
+                            p.add(['ports', k], `expected a whole port number, got ${port}`);
+                        ports[k] = port;
+                    }
+                }
+            }
+        if (ports.tcp === ports.http)
+            p.add(['ports', 'http'], `the http port must differ from the tcp port (both ${ports.tcp})`);
+        // DNS listens on UDP and TCP: it shares neither with another part.
+        for (const other of ['udp', 'tcp', 'http']) {
+            if (ports.dns === ports[other])
+                p.add(['ports', 'dns'], `the dns port must differ from the ${other} port (both ${ports.dns}): DNS listens on UDP and TCP`);
+        }
+    }
+    // regions
+    const regionList = (key) => {
+        const v = data[key];
+        if (!Array.isArray(v) || v.length === 0) {
+            p.add([key], `expected a list of region names, e.g. [us-east, eu-west], got ${JSON.stringify(v) ?? 'nothing'}`);
+            return [];
+        }
+        const seen = new Set();
+        return v.flatMap((r, i) => {
+            if (typeof r !== 'string' || !REGION.test(r)) {
+                p.add([key, i], `expected a region name (lower-case letters, digits, "-"; at most 12 characters, starting with a letter), got ${JSON.stringify(r)}`);
+                return [];
+            }
+            if (seen.has(r)) {
+                p.add([key, i], `region "${r}" is listed twice`);
+                return [];
+            }
+            seen.add(r);
+            return [r];
+        });
+    };
+    const agentRegions = regionList('agents');
+    const edgeRegions = regionList('edges');
+    const origins = [];
+    if (data.origins === null || typeof data.origins !== 'object' || Array.isArray(data.origins) || Object.keys(data.origins).length === 0) {
+        p.add(['origins'], 'expected a mapping of region to unicast address, e.g. {us-east: 10.78.0.1}');
+    }
+    else {
+        const seen = new Set();
+        for (const [r, addr] of Object.entries(data.origins)) {
+            if (!REGION.test(r))
+                p.add(['origins', r], 'expected a region name (lower-case letters, digits, "-"; at most 12 characters, starting with a letter)');
+            else if (typeof addr !== 'string' || !isLabAddress(addr))
+                p.add(['origins', r], `expected ${PRIVATE_HINT}, got ${JSON.stringify(addr)}`);
+            else if (addr === anycast || seen.has(addr))
+                p.add(['origins', r], `address ${addr} is already used; every origin needs its own, other than the anycast address`);
+            else {
+                seen.add(addr);
+                origins.push({ region: r, address: addr });
+            }
+        }
+    }
+    // link prefix
+    const linkCount = agentRegions.length * edgeRegions.length + edgeRegions.length * origins.length + agentRegions.length * origins.length;
+    let linkBase = ipToInt('10.77.0.0');
+    const prefixText = data.link_prefix ?? '10.77.0.0/16';
+    const m = typeof prefixText === 'string' ? /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(prefixText) : null;
+    if (!m || !isLabAddress(m[1]) || Number(m[2]) < 8 || Number(m[2]) > 30) {
+        p.add(['link_prefix'], `expected a CIDR prefix inside ${PRIVATE_HINT.replace('an IPv4 address in ', '')}, e.g. 10.77.0.0/16, got ${JSON.stringify(prefixText)}`);
+    }
+    else {
+        const bits = Number(m[2]);
+        const size = 2 ** (32 - bits);
+        linkBase = ipToInt(m[1]) - (ipToInt(m[1]) % size);
+        if (linkCount * 4 > size)
+            p.add(['link_prefix'], `${prefixText} holds ${size / 4} /30 links; this topology needs ${linkCount}: use a shorter prefix`);
+        for (const o of origins)
+            if (inPrefix(o.address, linkBase, bits))
+                p.add(['origins', o.region], `${o.address} lies inside link_prefix ${prefixText}`);
+        if (typeof anycast === 'string' && isIPv4(anycast) && inPrefix(anycast, linkBase, bits))
+            p.add(['anycast'], `${anycast} lies inside link_prefix ${prefixText}`);
+    }
+    // distances
+    const distance = new Map();
+    const dist = data.distance_ms;
+    if (dist !== undefined && (dist === null || typeof dist !== 'object' || Array.isArray(dist))) {
+        p.add(['distance_ms'], 'expected a mapping: region -> {other region: one-way ms}');
+    }
+    else if (dist) {
+        for (const [r1, row] of Object.entries(dist)) {
+            if (row === null || typeof row !== 'object' || Array.isArray(row)) {
+                p.add(['distance_ms', r1], 'expected a mapping: other region -> one-way ms');
+                continue;
+            }
+            for (const [r2, v] of Object.entries(row)) {
+                const ms = num(['distance_ms', r1, r2], v, 0, 10_000, 'a one-way delay in ms ≥ 0');
+                if (ms === undefined)
+                    continue;
+                const key = [r1, r2].sort().join(' ');
+                if (distance.has(key) && distance.get(key) !== ms)
+                    p.add(['distance_ms', r1, r2], `${r1} ↔ ${r2} is given twice with different values`);
+                distance.set(key, ms);
+            }
+        }
+    }
+    const distanceOf = (r1, r2, path) => {
+        if (r1 === r2)
+            return 0;
+        const d = distance.get([r1, r2].sort().join(' '));
+        if (d === undefined) {
+            p.add(path, `no one-way delay between ${r1} and ${r2}: add distance_ms.${r1}.${r2}`);
+            return 0;
+        }
+        return d;
+    };
+    // classes
+    const classes = structuredClone(CLASS_DEFAULTS);
+    const cls = data.classes;
+    if (cls !== undefined) {
+        if (cls === null || typeof cls !== 'object' || Array.isArray(cls))
+            p.add(['classes'], 'expected a mapping with access, backbone, internet');
+        else
+            for (const [name, spec] of Object.entries(cls)) {
+                if (name !== 'access' && name !== 'backbone' && name !== 'internet') {
+                    p.add(['classes', name], 'unknown link class (known: access, backbone, internet)');
+                    continue;
+                }
+                if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
+                    p.add(['classes', name], 'expected a mapping with stretch, extra_ms, jitter_ms, loss_pct');
+                    continue;
+                }
+                for (const [k, v] of Object.entries(spec)) {
+                    const path = ['classes', name, k];
+                    if (k === 'stretch')
+                        classes[name].stretch = num(path, v, 0, 100, 'a factor ≥ 0') ?? 1;
+                    else if (k === 'extra_ms')
+                        classes[name].extraMs = num(path, v, 0, 10_000, 'ms ≥ 0') ?? 0;
+                    else if (k === 'jitter_ms')
+                        classes[name].jitterMs = num(path, v, 0, 10_000, 'ms ≥ 0') ?? 0;
+                    else if (k === 'loss_pct')
+                        classes[name].lossPct = num(path, v, 0, 100, 'a percentage 0..100') ?? 0;
+                    else
+                        p.add(path, 'unknown key (known: stretch, extra_ms, jitter_ms, loss_pct)');
+                }
+            }
+    }
+    // nodes and links
+    const node = (kind, region, address) => ({
+        kind,
+        region,
+        id: `${kind}/${region}`,
+        netns: `${LAB_PREFIX}${kind}-${region}`,
+        ...(address ? { address } : {}),
+    });
+    const agents = agentRegions.map((r) => node('agent', r));
+    const edges = edgeRegions.map((r) => node('edge', r, typeof anycast === 'string' ? anycast : undefined));
+    const originNodes = origins.map((o) => node('origin', o.region, o.address));
+    const links = [];
+    const ifPrefix = { agent: 'a-', edge: 'e-', origin: 'o-' };
+    const addLink = (klass, x, y) => {
+        const c = classes[klass];
+        const d = distanceOf(x.region, y.region, ['distance_ms']);
+        const base = linkBase + 4 * links.length;
+        links.push({
+            id: `${x.id}~${y.id}`,
+            class: klass,
+            prefix: `${intToIp(base)}/30`,
+            delayMs: round3(d * c.stretch + c.extraMs),
+            jitterMs: c.jitterMs,
+            lossPct: c.lossPct,
+            a: { node: x.id, netns: x.netns, ifname: `${ifPrefix[y.kind]}${y.region}`, address: intToIp(base + 1) },
+            b: { node: y.id, netns: y.netns, ifname: `${ifPrefix[x.kind]}${x.region}`, address: intToIp(base + 2) },
+        });
+    };
+    for (const a of agents)
+        for (const e of edges)
+            addLink('access', a, e);
+    for (const e of edges)
+        for (const o of originNodes)
+            addLink('backbone', e, o);
+    for (const a of agents)
+        for (const o of originNodes)
+            addLink('internet', a, o);
+    // overrides
+    const ov = data.overrides;
+    if (ov !== undefined && ov !== null) {
+        if (!Array.isArray(ov))
+            p.add(['overrides'], 'expected a list of {between: [agent/REGION, origin/REGION], delay_ms, jitter_ms, loss_pct}');
+        else
+            ov.forEach((item, i) => {
+                if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+                    p.add(['overrides', i], 'expected a mapping {between: [X, Y], delay_ms, jitter_ms, loss_pct}');
+                    return;
+                }
+                const o = item;
+                const between = o.between;
+                if (!Array.isArray(between) || between.length !== 2 || !between.every((b) => typeof b === 'string')) {
+                    p.add(['overrides', i, 'between'], 'expected two node names, e.g. [agent/ap-south, origin/us-east]');
+                    return;
+                }
+                const [x, y] = between;
+                const link = links.find((l) => (l.a.node === x && l.b.node === y) || (l.a.node === y && l.b.node === x));
+                if (!link) {
+                    p.add(['overrides', i, 'between'], `no link joins ${x} and ${y} (links join agent-edge, edge-origin and agent-origin; names are kind/region)`);
+                    return;
+                }
+                for (const [k, v] of Object.entries(o)) {
+                    const path = ['overrides', i, k];
+                    if (k === 'between')
+                        continue;
+                    if (k === 'delay_ms')
+                        link.delayMs = num(path, v, 0, 10_000, 'ms ≥ 0') ?? link.delayMs;
+                    else if (k === 'jitter_ms')
+                        link.jitterMs = num(path, v, 0, 10_000, 'ms ≥ 0') ?? link.jitterMs;
+                    else if (k === 'loss_pct')
+                        link.lossPct = num(path, v, 0, 100, 'a percentage 0..100') ?? link.lossPct;
+                    else
+                        p.add(path, 'unknown key (known: between, delay_ms, jitter_ms, loss_pct)');
+                }
+            });
+    }
+    if (p.list.length > 0)
+        throw new ConfigError([...new Set(p.list)]);
+    return { file, anycast: anycast, ports, agents, edges, origins: originNodes, links };
+}
+function round3(x) {
+    return Math.round(x * 1000) / 1000;
+}
+/** Every node of the topology, agents first. */
+export function allNodes(t) {
+    return [...t.agents, ...t.edges, ...t.origins];
+}
+/** The link between two nodes (by id, either order). */
+export function linkBetween(t, x, y) {
+    return t.links.find((l) => (l.a.node === x && l.b.node === y) || (l.a.node === y && l.b.node === x));
+}

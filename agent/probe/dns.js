@@ -1,0 +1,247 @@
+// The dns probe: the query time of one DNS question to an endpoint, and the site that answered,
+// taken from the answer's NSID (EDNS option 3) or, for the CHAOS names, its TXT record (see
+// dns-codec.ts). An anycast DNS service answering from another site is then a site change like any
+// other protocol's (round/events.ts).
+//
+// Over UDP one connected socket carries every sample, matched to its answer by query id and
+// question; the answer's arrival is the kernel's receive stamp (rx-timestamp.ts) where the host
+// has it, so event-loop lag does not inflate it. Over TCP one connection is kept open (opened by
+// the first, uncounted, sample, as `dig +keepopen` would) and each query is timed from its write
+// to its answer's callback: the connection's setup is no part of a DNS query time.
+//
+// Any well-formed answer is a sample, whatever its rcode: a server that REFUSES the CHAOS names
+// still answered, in its query time. A truncated UDP answer is a `protocol` failure naming the fix.
+import { createSocket } from 'node:dgram';
+import { randomInt } from 'node:crypto';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { AnylatError } from "../util/errors.js";
+import { decodeSiteAnswer, encodeSiteQuery, frameTcp, isSiteName, QUERY_TYPES, TcpFramer } from "./dns-codec.js";
+import { RxTimestamps } from "../net/rx-timestamp.js";
+import { checkSocketTarget, errorDetail, socketFailureReason } from "./tcp.js";
+/** Defaults of a dns probe's options. */
+export const DNS_PROBE_DEFAULTS = { qname: 'hostname.bind', qtype: 'A', transport: 'udp', nsid: true };
+function optionsError(target, message) {
+    return new AnylatError('ANYLAT_PROBE_OPTIONS', `dns probe for ${target.endpoint}: ${message}`, { exitCode: 2 });
+}
+class DnsSender {
+    target;
+    options;
+    metrics = ['query'];
+    transport;
+    pending = new Map();
+    udp;
+    rx;
+    tcp;
+    tcpOpening;
+    framer = new TcpFramer();
+    closed = false;
+    /** set when connect() of the UDP socket failed (no route): every sample fails with it */
+    connectFailure;
+    constructor(target, options) {
+        this.target = target;
+        this.options = options;
+        this.transport = options.transport ?? DNS_PROBE_DEFAULTS.transport;
+    }
+    get rxClock() {
+        return this.rx ? 'kernel' : 'monotonic';
+    }
+    where() {
+        const a = this.target.address;
+        return `${net.isIPv6(a) ? `[${a}]` : a}:${this.options.port}`;
+    }
+    async open() {
+        if (this.transport !== 'udp')
+            return;
+        const socket = createSocket(net.isIPv6(this.target.address) ? 'udp6' : 'udp4');
+        this.udp = socket;
+        socket.on('message', (msg) => {
+            const handledAt = performance.now();
+            // Synchronously, before Node reads the next datagram: the stamp is this datagram's.
+            this.onAnswer(msg, handledAt, this.rx?.receivedAt());
+        });
+        // An ICMP error carries no query id; it answers the oldest query still waiting.
+        socket.on('error', (err) => {
+            const first = this.pending.values().next().value;
+            if (first)
+                this.settle(first, this.failure(first, socketFailureReason(err) ?? 'unreachable', `answer from ${this.where()}: ${errorDetail(err)}`));
+        });
+        await new Promise((resolve) => {
+            const done = (err) => {
+                socket.off('error', done);
+                if (err)
+                    this.connectFailure = { reason: socketFailureReason(err) ?? 'unreachable', detail: `connect to ${this.where()}: ${errorDetail(err)}` };
+                resolve();
+            };
+            socket.once('error', done);
+            socket.connect(this.options.port, this.target.address, done);
+        });
+        if (!this.connectFailure)
+            this.rx = RxTimestamps.enable(socket);
+    }
+    failure(p, reason, detail) {
+        return { ok: false, t0: p.t0, t1: performance.now(), values: {}, reason, detail };
+    }
+    settle(p, attempt) {
+        if (this.pending.get(p.query.id) !== p)
+            return;
+        this.pending.delete(p.query.id);
+        clearTimeout(p.timer);
+        p.resolve(attempt);
+    }
+    onAnswer(msg, handledAt, receivedAt) {
+        if (msg.length < 2)
+            return;
+        const p = this.pending.get(msg.readUInt16BE(0));
+        if (!p)
+            return;
+        const answer = decodeSiteAnswer(msg, p.query);
+        // Not an answer to this query (spoofed id, another question): keep waiting for the real one.
+        if (!answer.ok)
+            return;
+        const kernelTimed = receivedAt !== undefined && receivedAt >= p.t0 && receivedAt <= handledAt;
+        const t1 = kernelTimed ? receivedAt : handledAt;
+        if (answer.truncated && this.transport === 'udp') {
+            this.settle(p, {
+                ok: false,
+                t0: p.t0,
+                t1,
+                values: {},
+                reason: 'protocol',
+                detail: `${this.where()} truncated its answer (TC); set transport: tcp (--dns-transport tcp)${this.options.nsid === false ? ' or turn nsid back on (anylat pads EDNS queries so the answer fits)' : ''}`,
+            });
+            return;
+        }
+        const attempt = { ok: true, t0: p.t0, t1, values: { query: t1 - p.t0 }, lagWindows: kernelTimed ? {} : { query: [t1, t1] } };
+        if (answer.site !== undefined)
+            attempt.site = answer.site;
+        this.settle(p, attempt);
+    }
+    /** The open TCP connection, opening it when there is none; a failure to connect is a sample's failure. */
+    connectTcp() {
+        if (this.tcp && !this.tcp.destroyed)
+            return Promise.resolve(this.tcp);
+        this.tcpOpening ??= new Promise((resolve) => {
+            const socket = net.connect({ host: this.target.address, port: this.options.port, noDelay: true });
+            const timer = setTimeout(() => {
+                socket.destroy();
+                resolve({ reason: 'timeout', detail: `connect to ${this.where()}: no answer within ${this.options.timeoutMs} ms` });
+            }, this.options.timeoutMs);
+            socket.once('connect', () => {
+                clearTimeout(timer);
+                this.framer = new TcpFramer();
+                this.tcp = socket;
+                resolve(socket);
+            });
+            socket.on('data', (chunk) => {
+                const at = performance.now();
+                let messages;
+                try {
+                    messages = this.framer.push(chunk);
+                }
+                catch {
+                    socket.destroy();
+                    return;
+                }
+                for (const m of messages)
+                    this.onAnswer(m, at, undefined);
+            });
+            socket.on('error', (err) => {
+                clearTimeout(timer);
+                resolve({ reason: socketFailureReason(err) ?? 'error', detail: `${this.where()}: ${errorDetail(err)}` });
+            });
+            socket.on('close', () => {
+                clearTimeout(timer);
+                if (this.tcp === socket)
+                    this.tcp = undefined;
+                // Queries waiting on a connection that closed will get no answer on it.
+                for (const p of [...this.pending.values()])
+                    this.settle(p, this.failure(p, 'reset', `${this.where()} closed the connection before answering`));
+            });
+        }).finally(() => {
+            this.tcpOpening = undefined;
+        });
+        return this.tcpOpening;
+    }
+    newId() {
+        for (;;) {
+            const id = randomInt(0, 65_536);
+            if (!this.pending.has(id))
+                return id;
+        }
+    }
+    async sample(_seq) {
+        const start = performance.now();
+        if (this.closed || this.connectFailure) {
+            const f = this.connectFailure ?? { reason: 'error', detail: 'dns prober is closed' };
+            return { ok: false, t0: start, t1: start, values: {}, reason: f.reason, detail: f.detail };
+        }
+        let tcp;
+        if (this.transport === 'tcp') {
+            const c = await this.connectTcp();
+            if (!(c instanceof net.Socket))
+                return { ok: false, t0: start, t1: performance.now(), values: {}, ...c };
+            tcp = c;
+        }
+        const query = {
+            id: this.newId(),
+            qname: this.options.qname ?? DNS_PROBE_DEFAULTS.qname,
+            qtype: this.options.qtype ?? (isSiteName(this.options.qname ?? DNS_PROBE_DEFAULTS.qname) ? 'TXT' : DNS_PROBE_DEFAULTS.qtype),
+            nsid: this.options.nsid ?? DNS_PROBE_DEFAULTS.nsid,
+        };
+        const message = encodeSiteQuery(query);
+        const wire = tcp ? frameTcp(message) : message;
+        return new Promise((resolve) => {
+            const p = { query, t0: 0, resolve, timer: setTimeout(() => this.settle(p, this.failure(p, 'timeout', `no answer from ${this.where()} within ${this.options.timeoutMs} ms`)), this.options.timeoutMs) };
+            this.pending.set(query.id, p);
+            p.t0 = performance.now();
+            try {
+                if (tcp)
+                    tcp.write(wire);
+                else
+                    this.udp.send(wire, (err) => {
+                        if (err)
+                            this.settle(p, this.failure(p, socketFailureReason(err) ?? 'error', `send to ${this.where()}: ${errorDetail(err)}`));
+                    });
+            }
+            catch (err) {
+                this.settle(p, this.failure(p, socketFailureReason(err) ?? 'error', `send to ${this.where()}: ${errorDetail(err)}`));
+            }
+        });
+    }
+    async close() {
+        if (this.closed)
+            return undefined;
+        this.closed = true;
+        for (const p of [...this.pending.values()])
+            this.settle(p, this.failure(p, 'error', 'dns prober closed before the answer'));
+        this.tcp?.destroy();
+        const udp = this.udp;
+        if (udp) {
+            await new Promise((resolve) => {
+                try {
+                    udp.close(() => resolve());
+                }
+                catch {
+                    resolve();
+                }
+            });
+        }
+        return undefined;
+    }
+}
+/** Sets up a dns prober for one target: a connected UDP socket, or a TCP connection opened at the first sample. */
+export const createDnsProbe = async (target, options) => {
+    checkSocketTarget('dns', target, options);
+    const transport = options.transport ?? DNS_PROBE_DEFAULTS.transport;
+    if (transport !== 'udp' && transport !== 'tcp')
+        throw optionsError(target, `transport must be udp or tcp, got ${String(transport)}`);
+    if (options.qtype !== undefined && !QUERY_TYPES.includes(options.qtype))
+        throw optionsError(target, `qtype must be one of ${QUERY_TYPES.join(', ')}, got ${options.qtype}`);
+    const qname = options.qname ?? DNS_PROBE_DEFAULTS.qname;
+    if (qname.length === 0 || qname.length > 253)
+        throw optionsError(target, `qname must be a DNS name, got "${qname}"`);
+    const sender = new DnsSender(target, options);
+    await sender.open();
+    return sender;
+};

@@ -1,0 +1,217 @@
+// The tcp probe: connect time to an IP literal and, when the far end is an anylat reflector, an
+// echo on the open connection (the second of two: see echo()). On Linux both are the kernel's own
+// RTT samples read from TCP_INFO (tcp-info.ts): connect is the handshake's, the echo is the sample
+// the reply's ACK gave, recovered from tcpi_rtt before and after and checked to be the only one.
+// Where the kernel cannot say (not Linux, or an echo whose ACK came apart from its reply), the
+// monotonic clock times it, and the lag monitor may flag it. Either way, the reflector's own
+// turnaround, when it reports one (echo-codec.ts, type 3 replies), is subtracted, as STAMP does.
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { AnylatError } from "../util/errors.js";
+import { ECHO_FLAG_TURNAROUND, ECHO_NONCE_SIZE, ECHO_REQUEST_SIZE, encodeEchoRequest, parseEchoReply } from "../core/echo-codec.js";
+import { delayAcks, ECHO_FALLBACKS, ECHO_RTT_ROUNDING_US, echoRttFromTcpInfo, loadTcpInfo, readTcpInfo, TCP_ESTABLISHED } from "../net/tcp-info.js";
+const SOCKET_REASONS = {
+    ECONNREFUSED: 'refused',
+    ETIMEDOUT: 'timeout',
+    ECONNRESET: 'reset',
+    ECONNABORTED: 'reset',
+    EPIPE: 'reset',
+    EHOSTUNREACH: 'unreachable',
+    ENETUNREACH: 'unreachable',
+    EHOSTDOWN: 'unreachable',
+    ENETDOWN: 'unreachable',
+};
+/**
+ * The failure reason for a socket error (`ECONNREFUSED` -> `refused`, ...), or undefined when the
+ * error is not one of the socket-level outcomes a target can cause.
+ */
+export function socketFailureReason(err) {
+    const code = err?.code;
+    return typeof code === 'string' ? SOCKET_REASONS[code] : undefined;
+}
+/** A human-readable line for an error: its code (when it has one) and message. */
+export function errorDetail(err) {
+    if (!(err instanceof Error))
+        return String(err);
+    const code = err.code;
+    return typeof code === 'string' && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
+}
+/** Throws for options no config loader should have let through: a bug, not a target's failure. */
+export function checkSocketTarget(protocol, target, options) {
+    const where = `${protocol} probe for ${target.endpoint}`;
+    if (net.isIP(target.address) === 0) {
+        throw new AnylatError('ANYLAT_PROBE_OPTIONS', `${where}: address must be an IP literal (resolve names before probing), got "${target.address}"`);
+    }
+    if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65_535) {
+        throw new AnylatError('ANYLAT_PROBE_OPTIONS', `${where}: port must be an integer 1..65535, got ${options.port}`);
+    }
+    if (!Number.isFinite(options.timeoutMs) || options.timeoutMs <= 0) {
+        throw new AnylatError('ANYLAT_PROBE_OPTIONS', `${where}: timeoutMs must be a positive number, got ${options.timeoutMs}`);
+    }
+}
+// Each side's kernel figure is within ECHO_RTT_ROUNDING_US, and the reflector stamps its write a
+// syscall's entry early: a turnaround up to this much longer than the round trip is still rounding.
+const TURNAROUND_SLACK_US = 2 * ECHO_RTT_ROUNDING_US + 5;
+/**
+ * The echo's rtt in ms from the monotonic span, the kernel's sample (when read) and the
+ * reflector's turnaround when `asked` (undefined: a reflector that does not report it; null: it
+ * could not tell), counting in `timing` how it was arrived at.
+ */
+function echoRtt(spanMs, kernel, asked, turnaroundUs, timing) {
+    let ms = spanMs;
+    if (kernel?.ok) {
+        ms = kernel.us / 1000;
+        timing.kernel++;
+    }
+    else {
+        timing.monotonic++;
+        if (kernel)
+            timing.fallbacks[kernel.why]++;
+    }
+    if (!asked)
+        return { ms, kernel: kernel?.ok === true };
+    if (turnaroundUs === undefined)
+        timing.turnaround.unreported++;
+    else if (turnaroundUs === null)
+        timing.turnaround.unknown++;
+    else if (turnaroundUs > ms * 1000 + TURNAROUND_SLACK_US)
+        timing.turnaround.rejected++;
+    else {
+        // Both figures are rounded to 7 us: on a path of a few microseconds (loopback) the difference
+        // can come out at or below zero, and no round trip is shorter than 1 us.
+        ms = Math.max(0.001, ms - turnaroundUs / 1000);
+        timing.turnaround.subtracted++;
+    }
+    return { ms, kernel: kernel?.ok === true };
+}
+/** Sets up a tcp prober for one target. */
+export const createTcpProbe = (target, options) => tcpProber(target, options);
+/** `createTcpProbe` with its concrete type. */
+export function tcpProber(target, options) {
+    checkSocketTarget('tcp', target, options);
+    // Load koffi now, while setting up, so the first sample's event loop is not blocked by it.
+    const kernel = (options.connectClock ?? 'kernel') === 'kernel' && loadTcpInfo();
+    const bestEcho = options.echo && (options.echoClock ?? 'kernel') === 'kernel';
+    const kernelEcho = bestEcho && loadTcpInfo();
+    const echoFlags = bestEcho ? ECHO_FLAG_TURNAROUND : 0;
+    const metrics = options.echo ? ['connect', 'rtt'] : ['connect'];
+    const inFlight = new Set();
+    const timing = { kernel: 0, monotonic: 0, fallbacks: Object.fromEntries(ECHO_FALLBACKS.map((f) => [f, 0])), turnaround: { subtracted: 0, unknown: 0, rejected: 0, unreported: 0 } };
+    const sample = (_seq) => new Promise((resolve) => {
+        const values = {};
+        // A kernel-timed connect has no window: lag cannot touch it.
+        const lagWindows = {};
+        let phase = 'connect';
+        let settled = false;
+        const t0 = performance.now();
+        const socket = net.connect({ host: target.address, port: options.port, autoSelectFamily: false, noDelay: true }, onConnect);
+        const timer = setTimeout(() => {
+            const what = phase === 'connect' ? 'no connection' : 'no echo reply';
+            fail(performance.now(), 'timeout', `${what} within ${options.timeoutMs} ms`);
+        }, options.timeoutMs);
+        const abort = () => fail(performance.now(), 'error', 'probe closed');
+        inFlight.add(abort);
+        function settle(attempt) {
+            if (settled)
+                return;
+            settled = true;
+            clearTimeout(timer);
+            inFlight.delete(abort);
+            socket.destroy();
+            resolve(attempt);
+        }
+        function fail(t1, reason, detail) {
+            settle({ ok: false, t0, t1, values, lagWindows, reason, detail: phase === 'echo' ? `echo: ${detail}` : detail });
+        }
+        // Errors after the sample settled (a late RST on a socket being destroyed) are nobody's.
+        socket.on('error', (err) => fail(performance.now(), socketFailureReason(err) ?? 'error', errorDetail(err)));
+        function onConnect() {
+            const t1 = performance.now();
+            values.connect = t1 - t0;
+            lagWindows.connect = [t1, t1];
+            if (kernel) {
+                const info = readTcpInfo(socket);
+                if (info && info.state === TCP_ESTABLISHED && info.rttUs > 0 && info.totalRetrans === 0) {
+                    values.connect = info.rttUs / 1000;
+                    delete lagWindows.connect;
+                }
+            }
+            if (!options.echo) {
+                settle({ ok: true, t0, t1, values, lagWindows });
+                return;
+            }
+            phase = 'echo';
+            // The timed request then carries the ACK of the first reply, which is how the reflector
+            // finds the request's arrival in its kernel (reflector/tcp-echo.ts).
+            if (kernelEcho)
+                delayAcks(socket);
+            echo();
+        }
+        // Two echoes on the connection: the first, untimed, carries the site and absorbs whatever a
+        // TCP-terminating edge (Global Accelerator, the lab's edges) does on a connection's first
+        // bytes, i.e. open its own connection to the origin; the second, on the established path
+        // end to end, is the one timed. Timing the first would add the edge's connect to the origin.
+        function echo() {
+            let round = 0;
+            let nonce = Buffer.alloc(0);
+            let request = Buffer.alloc(0);
+            let received = Buffer.alloc(0);
+            let tSent = 0;
+            let before;
+            let site;
+            const send = (timed) => {
+                nonce = randomBytes(ECHO_NONCE_SIZE);
+                request = encodeEchoRequest(nonce, ECHO_REQUEST_SIZE, echoFlags);
+                received = Buffer.alloc(0);
+                // Read before the write: the request's transmit timestamp is taken inside it.
+                if (timed && kernelEcho)
+                    before = readTcpInfo(socket);
+                tSent = performance.now();
+                socket.write(request);
+            };
+            socket.on('data', (chunk) => {
+                const t2 = performance.now();
+                if (settled)
+                    return;
+                received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+                const reply = parseEchoReply(received, request.length);
+                if (reply.kind === 'need')
+                    return;
+                if (reply.kind === 'invalid')
+                    return fail(t2, 'protocol', `not an anylat echo reply (${reply.why})`);
+                if (!reply.nonce.equals(nonce))
+                    return fail(t2, 'protocol', 'the reply carries another nonce');
+                if (received.length > reply.length)
+                    return fail(t2, 'protocol', 'bytes after the reply');
+                if (reply.site !== '')
+                    site = reply.site;
+                if (round++ === 0) {
+                    send(true);
+                    return;
+                }
+                const kernelSample = kernelEcho ? echoRttFromTcpInfo(before, readTcpInfo(socket), request.length, (t2 - tSent) * 1000) : undefined;
+                const rtt = echoRtt(t2 - tSent, kernelSample, echoFlags !== 0, reply.turnaround, timing);
+                values.rtt = rtt.ms;
+                // The kernel's sample has kernel timestamps at both ends: event-loop lag cannot reach it.
+                if (!rtt.kernel)
+                    lagWindows.rtt = [t2, t2];
+                settle(site === undefined ? { ok: true, t0, t1: t2, values, lagWindows } : { ok: true, t0, t1: t2, values, lagWindows, site });
+            });
+            socket.on('end', () => fail(performance.now(), 'reset', 'closed by the far end before replying'));
+            send(false);
+        }
+    });
+    return {
+        metrics,
+        connectClock: kernel ? 'kernel' : 'monotonic',
+        echoClock: kernelEcho ? 'kernel' : 'monotonic',
+        echoTiming: () => ({ ...timing, fallbacks: { ...timing.fallbacks }, turnaround: { ...timing.turnaround } }),
+        sample,
+        close: async () => {
+            for (const abort of [...inFlight])
+                abort();
+            return undefined;
+        },
+    };
+}

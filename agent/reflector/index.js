@@ -1,0 +1,68 @@
+// The reflector: the STAMP Session-Reflector (UDP), the TCP echo, the HTTP endpoint and, when asked,
+// the DNS site answers, started together on the same bind addresses with the same site name, and
+// closed together.
+import { startDnsReflector } from "./dns.js";
+import { startHttpReflector } from "./http.js";
+import { localAddresses, startStampReflector } from "./stamp.js";
+import { startTcpEcho } from "./tcp-echo.js";
+/**
+ * Starts every enabled part. When one cannot listen (port taken, address missing), the parts
+ * already started are closed and its error is thrown.
+ */
+export async function startReflector(options) {
+    const binds = options.binds && options.binds.length > 0 ? options.binds : localAddresses();
+    const common = { site: options.site, binds, ...(options.log ? { log: options.log } : {}) };
+    const parts = [];
+    const schemes = new Map();
+    try {
+        if (options.udp) {
+            const part = await startStampReflector({
+                ...common,
+                port: options.udp.port,
+                ...(options.udp.authKey ? { authKey: options.udp.authKey } : {}),
+                ...(options.udp.ratePerSourcePps !== undefined ? { ratePerSourcePps: options.udp.ratePerSourcePps } : {}),
+            });
+            parts.push(part);
+            schemes.set(part, options.udp.authKey ? 'stamp (authenticated)' : 'stamp');
+        }
+        if (options.tcp) {
+            const part = await startTcpEcho({ ...common, port: options.tcp.port, ...(options.tcp.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: options.tcp.maxConnectionsPerSource } : {}) });
+            parts.push(part);
+            schemes.set(part, 'echo');
+        }
+        if (options.http) {
+            const part = await startHttpReflector({
+                ...common,
+                port: options.http.port,
+                ...(options.http.tls ? { tls: options.http.tls } : {}),
+                ...(options.http.bytesPerSecond !== undefined ? { bytes: { bytesPerSecond: options.http.bytesPerSecond } } : {}),
+            });
+            parts.push(part);
+            schemes.set(part, options.http.tls ? 'https' : 'http');
+        }
+        if (options.dns) {
+            const part = await startDnsReflector({
+                ...common,
+                port: options.dns.port,
+                ...(options.dns.ratePerSourceQps !== undefined ? { ratePerSourceQps: options.dns.ratePerSourceQps } : {}),
+            });
+            parts.push(part);
+            schemes.set(part, 'dns (udp+tcp)');
+        }
+    }
+    catch (err) {
+        await Promise.allSettled(parts.map((p) => p.close()));
+        throw err;
+    }
+    const listening = parts.flatMap((p) => p.listening.map((l) => ({ kind: p.kind, scheme: schemes.get(p), address: l.address, port: l.port })));
+    let closing;
+    return {
+        parts,
+        listening,
+        stats: () => Object.fromEntries(parts.map((p) => [p.kind, p.stats()])),
+        close: () => {
+            closing ??= Promise.allSettled(parts.map((p) => p.close())).then(() => undefined);
+            return closing;
+        },
+    };
+}

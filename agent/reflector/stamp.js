@@ -1,0 +1,348 @@
+// The STAMP Session-Reflector (RFC 8762, stateful, with RFC 8972 TLVs) on UDP.
+//
+// It faces the internet, so every request pays before it costs anything: size check, then the
+// per-source token bucket, then decoding (and HMAC in authenticated mode). A reply is built to
+// the request's exact size and never sent if larger. One socket per local address, so a reply
+// leaves from the address the request was sent to (anycast needs that).
+import { createSocket } from 'node:dgram';
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { MAX_PACKET_BYTES, MIN_KEY_BYTES, TLV_EXTRA_PADDING, TLV_FLAG_U, TLV_HMAC, TLV_SITE, UNAUTH_BASE_BYTES, WallClock, decodeSenderPacket, encodeReflectorPacket, restampReflectorPacket, siteValue, } from "../core/stamp-codec.js";
+import { AnylatError } from "../util/errors.js";
+import { RxTimestamps } from "../net/rx-timestamp.js";
+/** Defaults for the abuse limits; docs/measurement.md ("Reflector limits") documents them. */
+export const STAMP_REFLECTOR_DEFAULTS = {
+    ratePerSourcePps: 100,
+    maxSessions: 4096,
+    sessionIdleMs: 300_000,
+    maxPacketBytes: MAX_PACKET_BYTES,
+    /** rate-limit buckets tracked at once (spoofed sources cannot grow memory past this) */
+    maxSources: 65_536,
+};
+/**
+ * Addresses of this host's interfaces, one per entry, for binding one socket each. IPv6 link-local
+ * addresses (fe80::/10) are left out: they need a zone and never carry a service address.
+ */
+export function localAddresses() {
+    const out = [];
+    for (const list of Object.values(networkInterfaces())) {
+        for (const a of list ?? []) {
+            if (a.family === 'IPv6' && /^fe[89ab]/i.test(a.address))
+                continue;
+            if (!out.includes(a.address))
+                out.push(a.address);
+        }
+    }
+    return out;
+}
+/** The rate-limit key of a source: the IPv4 address, or the IPv6 /64 one host can rotate within. */
+export function sourceKey(address) {
+    const bare = address.split('%')[0];
+    if (isIP(bare) !== 6)
+        return bare;
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
+    if (mapped)
+        return mapped[1];
+    const [head = '', tail] = bare.split('::');
+    const headGroups = head === '' ? [] : head.split(':');
+    const tailGroups = tail === undefined || tail === '' ? [] : tail.split(':');
+    const groups = tail === undefined ? headGroups : [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups];
+    return `${groups
+        .slice(0, 4)
+        .map((g) => parseInt(g, 16).toString(16))
+        .join(':')}::/64`;
+}
+/** Token buckets per source, bounded in number; a bucket that has refilled is forgotten. */
+export class SourceLimiter {
+    ratePerMs;
+    burst;
+    maxEntries;
+    buckets = new Map();
+    constructor(ratePerMs, burst, maxEntries) {
+        this.ratePerMs = ratePerMs;
+        this.burst = burst;
+        this.maxEntries = maxEntries;
+    }
+    take(key, now) {
+        return this.takeMany(key, now, 1);
+    }
+    /** Takes `n` tokens at once, or none when the bucket holds fewer (the reflector's byte budget). */
+    takeMany(key, now, n) {
+        if (this.ratePerMs === 0)
+            return true;
+        let b = this.buckets.get(key);
+        if (b) {
+            b.tokens = Math.min(this.burst, b.tokens + (now - b.at) * this.ratePerMs);
+            b.at = now;
+        }
+        else {
+            if (this.buckets.size >= this.maxEntries)
+                this.buckets.delete(this.buckets.keys().next().value);
+            b = { tokens: this.burst, at: now };
+            this.buckets.set(key, b);
+        }
+        if (b.tokens < n)
+            return false;
+        b.tokens -= n;
+        return true;
+    }
+    sweep(now) {
+        const refillMs = this.burst / this.ratePerMs;
+        for (const [k, b] of this.buckets)
+            if (now - b.at >= refillMs)
+                this.buckets.delete(k);
+    }
+    get size() {
+        return this.buckets.size;
+    }
+}
+/** Per-session reflector sequence numbers, least recently active first (Map insertion order). */
+class SessionTable {
+    max;
+    idleMs;
+    sessions = new Map();
+    evicted = 0;
+    expired = 0;
+    constructor(max, idleMs) {
+        this.max = max;
+        this.idleMs = idleMs;
+    }
+    touch(key, now) {
+        let s = this.sessions.get(key);
+        if (s && now - s.lastSeen > this.idleMs) {
+            this.sessions.delete(key);
+            this.expired++;
+            s = undefined;
+        }
+        if (s) {
+            this.sessions.delete(key);
+        }
+        else {
+            s = { seq: 0, lastSeen: now };
+            while (this.sessions.size >= this.max) {
+                this.sessions.delete(this.sessions.keys().next().value);
+                this.evicted++;
+            }
+        }
+        s.lastSeen = now;
+        this.sessions.set(key, s);
+        return s;
+    }
+    sweep(now) {
+        for (const [k, s] of this.sessions) {
+            if (now - s.lastSeen <= this.idleMs)
+                break;
+            this.sessions.delete(k);
+            this.expired++;
+        }
+    }
+    get size() {
+        return this.sessions.size;
+    }
+}
+function optionsError(message) {
+    return new AnylatError('ANYLAT_REFLECTOR_OPTIONS', `STAMP reflector: ${message}`, { exitCode: 2 });
+}
+function positiveInt(name, value, min) {
+    if (!Number.isInteger(value) || value < min)
+        throw optionsError(`${name} must be an integer >= ${min}, got ${value}`);
+    return value;
+}
+/** The reply's TLVs: same order and sizes as the request's, so the reply is exactly as large. */
+function reflectTlvs(tlvs, site, authenticated) {
+    return tlvs.map((t) => {
+        switch (t.type) {
+            case TLV_SITE:
+                return { flags: 0, type: t.type, value: siteValue(site, t.value.length) };
+            case TLV_EXTRA_PADDING:
+                return { flags: 0, type: t.type, value: t.value };
+            case TLV_HMAC:
+                // Authenticated: the codec recomputes it over the reply. Otherwise we cannot check it.
+                return authenticated ? { flags: 0, type: t.type, value: t.value } : { flags: t.flags | TLV_FLAG_U, type: t.type, value: t.value };
+            default:
+                return { flags: t.flags | TLV_FLAG_U, type: t.type, value: t.value };
+        }
+    });
+}
+/** Starts the STAMP reflector on every address in `binds`. */
+export async function startStampReflector(options) {
+    const log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
+    const key = options.authKey;
+    if (key !== undefined && key.length < MIN_KEY_BYTES)
+        throw optionsError(`the key has ${key.length} octets, at least ${MIN_KEY_BYTES} are needed`);
+    if (options.binds.length === 0)
+        throw optionsError('no address to bind; pass at least one --bind address');
+    for (const b of options.binds)
+        if (isIP(b.split('%')[0]) === 0)
+            throw optionsError(`bind address "${b}" is not an IP address`);
+    if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535)
+        throw optionsError(`port must be 0-65535, got ${options.port}`);
+    const rate = options.ratePerSourcePps ?? STAMP_REFLECTOR_DEFAULTS.ratePerSourcePps;
+    if (!(rate >= 0) || !Number.isFinite(rate))
+        throw optionsError(`ratePerSourcePps must be >= 0, got ${rate}`);
+    const maxSessions = positiveInt('maxSessions', options.maxSessions ?? STAMP_REFLECTOR_DEFAULTS.maxSessions, 1);
+    const idleMs = positiveInt('sessionIdleMs', options.sessionIdleMs ?? STAMP_REFLECTOR_DEFAULTS.sessionIdleMs, 1);
+    const maxPacket = positiveInt('maxPacketBytes', options.maxPacketBytes ?? STAMP_REFLECTOR_DEFAULTS.maxPacketBytes, UNAUTH_BASE_BYTES);
+    const counts = {
+        received: 0,
+        reflected: 0,
+        malformed: 0,
+        oversize: 0,
+        rate_limited: 0,
+        auth_failed: 0,
+        send_errors: 0,
+        internal_errors: 0,
+    };
+    // One second of traffic as burst: a round's samples pass, a flood is cut after a second's worth.
+    const limiter = new SourceLimiter(rate / 1000, Math.max(1, rate), STAMP_REFLECTOR_DEFAULTS.maxSources);
+    const sessions = new SessionTable(maxSessions, idleMs);
+    const clock = new WallClock();
+    const handle = (socket, local, msg, from, receivedAt) => {
+        const t2 = performance.now();
+        counts.received++;
+        if (msg.length > maxPacket) {
+            counts.oversize++;
+            return;
+        }
+        if (!limiter.take(sourceKey(from.address), t2)) {
+            counts.rate_limited++;
+            return;
+        }
+        const decoded = decodeSenderPacket(msg, key, maxPacket);
+        if (!decoded.ok) {
+            switch (decoded.reason) {
+                case 'too_short':
+                    // In authenticated mode an unauthenticated-sized packet is refused for its mode.
+                    if (key && msg.length >= UNAUTH_BASE_BYTES)
+                        counts.auth_failed++;
+                    else
+                        counts.malformed++;
+                    return;
+                case 'too_long':
+                    counts.oversize++;
+                    return;
+                case 'bad_hmac':
+                case 'bad_tlv_hmac':
+                    counts.auth_failed++;
+                    return;
+                case 'bad_tlv':
+                    counts.malformed++;
+                    return;
+            }
+        }
+        const req = decoded.packet;
+        const session = sessions.touch(`${from.address}|${from.port}|${local.address}|${local.port}|${req.ssid}`, t2);
+        const reply = encodeReflectorPacket({
+            seq: session.seq,
+            timestamp: 0n,
+            ssid: req.ssid,
+            // T2 is when the kernel received the packet (Linux), so the time this process took to get
+            // to it counts as the reflector's, and the sender subtracts it with T3 − T2.
+            receiveTimestamp: clock.ntp(receivedAt !== undefined && receivedAt <= t2 ? receivedAt : t2),
+            senderSeq: req.seq,
+            senderTimestamp: req.timestamp,
+            senderErrorEstimate: req.errorEstimate,
+            // Node cannot read a received datagram's TTL / Hop Limit; 0 says "unknown".
+            senderTtl: 0,
+            tlvs: reflectTlvs(req.tlvs, options.site, key !== undefined),
+            padding: req.padding,
+        }, key);
+        if (reply.length > msg.length) {
+            // Unreachable by construction; if it ever happens, drop rather than amplify.
+            counts.internal_errors++;
+            return;
+        }
+        session.seq = (session.seq + 1) >>> 0;
+        restampReflectorPacket(reply, clock.ntp(performance.now()), key);
+        socket.send(reply, from.port, from.address, (err) => {
+            if (err)
+                counts.send_errors++;
+        });
+        counts.reflected++;
+    };
+    const sockets = [];
+    const listening = [];
+    let port = options.port;
+    try {
+        for (const address of options.binds) {
+            // ipv6Only: `::` must not also take IPv4 traffic that a 0.0.0.0 socket (or none) should get.
+            const v6 = isIP(address.split('%')[0]) === 6;
+            const socket = createSocket(v6 ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' });
+            sockets.push(socket);
+            await new Promise((resolve, reject) => {
+                socket.once('error', reject);
+                socket.bind({ port, address, exclusive: true }, () => {
+                    socket.off('error', reject);
+                    resolve();
+                });
+            }).catch((err) => {
+                throw new AnylatError('ANYLAT_REFLECTOR_BIND', `STAMP reflector: cannot listen on UDP ${address.includes(':') ? `[${address}]` : address}:${port} (${err.code ?? err.message}); ` +
+                    (err.code === 'EACCES' ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE, or pick another --udp-port' : 'check the address is local and the port is free'), { exitCode: 2, cause: err });
+            });
+            const bound = socket.address();
+            // Port 0: the first socket picks a port, every other address listens on the same one.
+            if (port === 0)
+                port = bound.port;
+            const local = { address: bound.address, port: bound.port };
+            listening.push(local);
+            const rx = RxTimestamps.enable(socket);
+            socket.on('message', (msg, from) => {
+                // Synchronously, before Node reads the next datagram: the stamp is this datagram's.
+                const receivedAt = rx?.receivedAt();
+                try {
+                    handle(socket, local, msg, from, receivedAt);
+                }
+                catch (err) {
+                    counts.internal_errors++;
+                    log(`STAMP reflector: dropped a packet after an internal error: ${err.message}`);
+                }
+            });
+            socket.on('error', (err) => log(`STAMP reflector on ${local.address}:${local.port}: ${err.message}`));
+        }
+    }
+    catch (err) {
+        for (const s of sockets) {
+            try {
+                s.close();
+            }
+            catch {
+                // already closed by its failed bind
+            }
+        }
+        throw err;
+    }
+    const sweeper = setInterval(() => {
+        const now = performance.now();
+        sessions.sweep(now);
+        limiter.sweep(now);
+        clock.refresh();
+    }, Math.min(10_000, idleMs));
+    sweeper.unref();
+    let closed = false;
+    return {
+        kind: 'udp',
+        listening,
+        stats: () => ({
+            ...counts,
+            sessions: sessions.size,
+            sessions_evicted: sessions.evicted,
+            sessions_expired: sessions.expired,
+            sources_tracked: limiter.size,
+        }),
+        close: async () => {
+            if (closed)
+                return;
+            closed = true;
+            clearInterval(sweeper);
+            await Promise.all(sockets.map((s) => new Promise((resolve) => {
+                try {
+                    s.close(() => resolve());
+                }
+                catch {
+                    resolve();
+                }
+            })));
+        },
+    };
+}

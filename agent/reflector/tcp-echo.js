@@ -1,0 +1,170 @@
+// The reflector's TCP echo part: answers each echo request frame (agent/core/echo-codec.ts) with
+// a reply naming this site, on connections that stay open for as many requests as the sender
+// likes. It faces the internet, so every connection is bounded: frames are checked byte by byte
+// and garbage closes the connection, the reply is never longer than its request, connections are
+// capped in total and per source address, and a connection that completes no request within
+// `idleMs` is closed (trickling one byte at a time does not keep it open).
+//
+// Each connection's ACKs are delayed (TCP_QUICKACK off, Linux): a reply is written at once, so it
+// carries the ACK of its request, and the sender's kernel takes one RTT sample from its request
+// leaving to this reply arriving, which the tcp probe reads as the echo's rtt. Left to itself the
+// kernel acknowledges the first requests of a connection with a bare ACK (quick-ACK mode), and the
+// sender's sample would end at that ACK instead: the probe then falls back to its own clock.
+//
+// A request that asks for it (ECHO_FLAG_TURNAROUND) gets this side's turnaround, from the request's
+// arrival in the kernel to the reply's write, which the sender subtracts like STAMP's T3 - T2. Node
+// gives no kernel receive time for TCP, so the arrival is found the same way the sender finds its
+// round trip: the request also acknowledges the previous reply (the probe delays its ACKs too), so
+// the kernel's RTT sample for that reply (tcp-info.ts, echoRttFromTcpInfo) ends at the request's
+// arrival: arrival = the previous reply's write + that sample. When the sample is not clean (first
+// request of a connection, a bare ACK in between, pipelined requests) the field says "unknown".
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { ECHO_FLAG_TURNAROUND, encodeEchoReply, parseEchoRequest, setEchoTurnaround } from "../core/echo-codec.js";
+import { delayAcks, echoRttFromTcpInfo, loadTcpInfo, readTcpInfo } from "../net/tcp-info.js";
+import { EnvironmentError } from "../util/errors.js";
+/** IPv4-mapped IPv6 sources count as the IPv4 address they are. */
+function sourceKey(address) {
+    if (!address)
+        return '?';
+    return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+}
+/** Starts one TCP echo listener per address in `binds`. Rejects when any of them cannot listen. */
+export async function startTcpEcho(options) {
+    const maxConnections = options.maxConnections ?? 1024;
+    const maxPerSource = options.maxConnectionsPerSource ?? 16;
+    const idleMs = options.idleMs ?? 10_000;
+    const log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
+    const counters = { accepted: 0, active: 0, echoes: 0, malformed: 0, rejected: 0, idle_closed: 0, errors: 0 };
+    const perSource = new Map();
+    const sockets = new Set();
+    // koffi loads once, now, rather than in the first connection's callback.
+    const canDelayAcks = loadTcpInfo();
+    function onConnection(socket) {
+        socket.on('error', () => counters.errors++);
+        const source = sourceKey(socket.remoteAddress);
+        const fromSource = perSource.get(source) ?? 0;
+        // Closing with RST tells a sender at once that it was turned away, and keeps no TIME_WAIT here.
+        if (counters.active >= maxConnections || (maxPerSource > 0 && fromSource >= maxPerSource)) {
+            counters.rejected++;
+            socket.resetAndDestroy();
+            return;
+        }
+        counters.accepted++;
+        counters.active++;
+        perSource.set(source, fromSource + 1);
+        sockets.add(socket);
+        socket.setNoDelay(true);
+        if (canDelayAcks)
+            delayAcks(socket);
+        let idle = setTimeout(onIdle, idleMs);
+        function onIdle() {
+            counters.idle_closed++;
+            socket.destroy();
+        }
+        socket.once('close', () => {
+            counters.active--;
+            sockets.delete(socket);
+            const left = (perSource.get(source) ?? 1) - 1;
+            if (left <= 0)
+                perSource.delete(source);
+            else
+                perSource.set(source, left);
+            clearTimeout(idle);
+        });
+        let pending = Buffer.alloc(0);
+        // The last reply written for a request that asked for turnaround: when, its length, and
+        // TCP_INFO read just before writing it.
+        let last;
+        socket.on('data', (chunk) => {
+            pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+            // Only the first request of a read can have arrived alone on the previous reply's ACK.
+            let first = true;
+            for (;;) {
+                const request = parseEchoRequest(pending);
+                if (request.kind === 'need')
+                    return;
+                if (request.kind === 'invalid') {
+                    counters.malformed++;
+                    pending = Buffer.alloc(0);
+                    socket.resetAndDestroy();
+                    return;
+                }
+                pending = pending.subarray(request.length);
+                counters.echoes++;
+                clearTimeout(idle);
+                idle = setTimeout(onIdle, idleMs);
+                const wantsTurnaround = (request.flags & ECHO_FLAG_TURNAROUND) !== 0;
+                const reply = encodeEchoReply(request.nonce, options.site, request.length, wantsTurnaround);
+                let flushed;
+                if (wantsTurnaround && canDelayAcks) {
+                    let arrival;
+                    if (first && last) {
+                        const now = performance.now();
+                        const k = echoRttFromTcpInfo(last.info, readTcpInfo(socket), last.bytes, (now - last.at) * 1000);
+                        if (k.ok)
+                            arrival = last.at + k.us / 1000;
+                    }
+                    const info = readTcpInfo(socket);
+                    const at = performance.now();
+                    if (arrival !== undefined)
+                        setEchoTurnaround(reply, (at - arrival) * 1000);
+                    flushed = socket.write(reply);
+                    // Queued behind earlier bytes, the reply leaves later than `at`: no anchor then.
+                    last = socket.writableLength === 0 ? { at, bytes: reply.length, info } : undefined;
+                }
+                else {
+                    flushed = socket.write(reply);
+                    last = undefined;
+                }
+                first = false;
+                // After the write, so it costs the reply nothing: the kernel leaves ping-pong mode when a
+                // reply was later than its delayed-ACK timer, and the next request would get a bare ACK.
+                if (canDelayAcks)
+                    delayAcks(socket);
+                // A sender that does not read its replies stops being read: TCP pushes back on it.
+                if (!flushed && !socket.isPaused()) {
+                    socket.pause();
+                    socket.once('drain', () => socket.resume());
+                }
+            }
+        });
+    }
+    const servers = [];
+    const listening = [];
+    try {
+        for (const address of options.binds) {
+            const server = net.createServer({ noDelay: true }, onConnection);
+            await new Promise((resolve, reject) => {
+                server.once('error', reject);
+                // ipv6Only lets `::` and `0.0.0.0` both be bound on one port.
+                server.listen({ host: address, port: options.port, ipv6Only: net.isIPv6(address) }, () => {
+                    server.off('error', reject);
+                    resolve();
+                });
+            });
+            server.on('error', (err) => log(`tcp echo on ${address}: ${err.message}`));
+            servers.push(server);
+            const bound = server.address();
+            listening.push({ address, port: typeof bound === 'object' && bound ? bound.port : options.port });
+        }
+    }
+    catch (err) {
+        await Promise.all(servers.map((s) => new Promise((resolve) => s.close(() => resolve()))));
+        const code = err.code;
+        const where = `${options.binds[servers.length]}:${options.port}`;
+        const hint = code === 'EADDRINUSE' ? 'another program uses this port; pick another --tcp-port' : code === 'EADDRNOTAVAIL' ? 'this host has no such address; check --bind' : code === 'EACCES' ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE' : 'check --bind and --tcp-port';
+        throw new EnvironmentError('ANYLAT_LISTEN', `tcp echo: cannot listen on ${where}: ${err instanceof Error ? err.message : String(err)} (${hint})`);
+    }
+    return {
+        kind: 'tcp',
+        listening,
+        stats: () => ({ ...counters }),
+        close: async () => {
+            const closed = Promise.all(servers.map((s) => new Promise((resolve) => s.close(() => resolve()))));
+            for (const socket of sockets)
+                socket.destroy();
+            await closed;
+        },
+    };
+}

@@ -1,0 +1,516 @@
+// The embedded store: every round in one transaction (round, paths, benefit rows, events, the
+// service's state and the round's InfluxDB lines in the outbox), the outbox the sink drains, dead
+// letters, agent heartbeats and retention. SQLite in WAL mode: readers in other processes never
+// block the writer, and several agents may write one file (short IMMEDIATE transactions plus a
+// busy timeout serialize them).
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { heartbeatLine, isoToMs, roundToLines } from "../core/line-protocol.js";
+import { AnylatError } from "../util/errors.js";
+import { applyRetention, describeRetention } from "./retention.js";
+import { checkReadable, migrate } from "./schema.js";
+import { benefitReport } from "./report.js";
+import * as q from "./queries.js";
+function storeError(path, err) {
+    if (err instanceof AnylatError)
+        return err;
+    const msg = err instanceof Error ? err.message : String(err);
+    return new AnylatError('ANYLAT_STORE_OPEN', `cannot open store ${path}: ${msg}; check store.path (or --store) and that the directory is writable`, { exitCode: 2, cause: err });
+}
+function num(v) {
+    return v === undefined || Number.isNaN(v) ? null : v;
+}
+function isoOrUndefined(ms) {
+    return ms === null ? undefined : new Date(ms).toISOString();
+}
+function dropNulls(row) {
+    const out = {};
+    for (const [k, v] of Object.entries(row))
+        if (v !== null)
+            out[k] = v;
+    return out;
+}
+/** Opens (creating and migrating when writable) the store at `path`. */
+export function openStore(path, options = {}) {
+    return new Store(path, options);
+}
+export class Store {
+    path;
+    readonly;
+    db;
+    options;
+    log;
+    counts = { rounds: 0, outbox: 0, deadLetters: 0 };
+    lastRetention = Number.NEGATIVE_INFINITY;
+    stmt;
+    /** round totals kept by the schema (false only for a read-only handle on an older file) */
+    groups;
+    constructor(path, options = {}) {
+        this.path = path;
+        this.options = options;
+        this.readonly = options.readonly === true;
+        this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
+        try {
+            if (!this.readonly && path !== ':memory:')
+                mkdirSync(dirname(path), { recursive: true });
+            this.db = new Database(path, { readonly: this.readonly, fileMustExist: this.readonly });
+        }
+        catch (err) {
+            if (this.readonly && err instanceof Error && /unable to open|does not exist/i.test(err.message)) {
+                throw new AnylatError('ANYLAT_STORE_MISSING', `no store at ${path}: check --store (or store.path in the config); an agent creates it on its first round`, {
+                    exitCode: 2,
+                    cause: err,
+                });
+            }
+            throw storeError(path, err);
+        }
+        try {
+            this.db.pragma(`busy_timeout = ${Math.max(0, Math.round(options.busyTimeoutMs ?? 5000))}`);
+            if (this.readonly) {
+                checkReadable(this.db, path);
+            }
+            else {
+                this.db.pragma('journal_mode = WAL');
+                // FULL: a committed round survives a power cut, not only a killed process. Rounds come
+                // minutes apart, so one fsync per commit costs nothing that matters.
+                this.db.pragma('synchronous = FULL');
+                this.db.pragma('foreign_keys = ON');
+                migrate(this.db, path);
+            }
+            this.stmt = this.readonly ? undefined : prepareWrites(this.db);
+            this.groups = q.hasRoundGroups(this.db);
+            // A writer trims once at open (a lowered limit takes effect now), then at most every
+            // retentionIntervalMs as it writes.
+            if (this.stmt !== undefined && options.retention)
+                this.applyRetention(Date.now());
+        }
+        catch (err) {
+            this.db.close();
+            throw storeError(path, err);
+        }
+    }
+    writable() {
+        if (this.stmt === undefined)
+            throw new AnylatError('ANYLAT_STORE_READONLY', `store ${this.path} is open read-only`);
+        return this.stmt;
+    }
+    // ---------------------------------------------------------------- writes
+    /**
+     * Saves one round in ONE transaction: the round, its paths, benefit rows and events, the
+     * service's state for the next round (`opts.state`, any JSON value, kept per agent and service)
+     * and its InfluxDB lines in the outbox. Either all of it is written or nothing. Returns the id.
+     */
+    saveRound(round, opts = {}) {
+        const s = this.writable();
+        const started = isoToMs(round.started_at);
+        const scheduled = round.scheduled_at === undefined ? null : isoToMs(round.scheduled_at);
+        const lines = this.options.outbox === false ? [] : roundToLines(round);
+        const state = opts.state === undefined ? undefined : JSON.stringify(opts.state);
+        const now = Date.now();
+        const id = this.db
+            .transaction(() => {
+            const roundId = Number(s.round.run({
+                agent: round.agent.id,
+                agent_region: round.agent.region,
+                labels: round.agent.labels ? JSON.stringify(round.agent.labels) : null,
+                service: round.service,
+                started_at: started,
+                scheduled_at: scheduled,
+                duration_ms: round.duration_ms,
+                saved_at: now,
+            }).lastInsertRowid);
+            round.paths.forEach((p, ord) => s.path.run(pathParams(roundId, ord, p)));
+            round.benefit.forEach((b, ord) => s.benefit.run(benefitParams(roundId, ord, b)));
+            for (const e of round.events ?? []) {
+                s.event.run({
+                    round_id: roundId,
+                    agent: round.agent.id,
+                    service: e.service,
+                    type: e.type,
+                    message: e.message,
+                    from_value: e.from ?? null,
+                    to_value: e.to ?? null,
+                    at: started,
+                });
+            }
+            if (state !== undefined)
+                s.state.run(round.agent.id, round.service, state, roundId, now);
+            for (const line of lines)
+                s.outbox.run(round.agent.id, line, now);
+            return roundId;
+        })
+            .immediate();
+        this.maybeRetention(now);
+        return id;
+    }
+    /** Records the agent's heartbeat (for the dashboard's agent health) and queues its line. */
+    saveHeartbeat(hb) {
+        const s = this.writable();
+        const at = isoToMs(hb.at);
+        const line = this.options.outbox === false ? undefined : heartbeatLine(hb);
+        const now = Date.now();
+        this.db
+            .transaction(() => {
+            s.heartbeat.run(hb.agent.id, hb.agent.region, at, JSON.stringify(hb));
+            if (line !== undefined)
+                s.outbox.run(hb.agent.id, line, now);
+        })
+            .immediate();
+        this.maybeRetention(now);
+    }
+    /** The state saved with `agent`'s last round of `service`, or undefined before its first round. */
+    serviceState(service, agent) {
+        const row = this.db.prepare('SELECT state FROM service_state WHERE agent = ? AND service = ?').get(agent, service);
+        return row === undefined ? undefined : JSON.parse(row.state);
+    }
+    // ---------------------------------------------------------------- outbox (the sink's API)
+    /** The oldest `limit` outbox entries (of one agent when given), oldest first. */
+    readOutbox(limit, opts = {}) {
+        const sql = opts.agent === undefined
+            ? 'SELECT id, agent, line FROM outbox ORDER BY id LIMIT ?'
+            : 'SELECT id, agent, line FROM outbox WHERE agent = ? ORDER BY id LIMIT ?';
+        const args = opts.agent === undefined ? [limit] : [opts.agent, limit];
+        return this.db.prepare(sql).all(...args);
+    }
+    /** Deletes delivered entries (InfluxDB answered 2xx). Returns how many were still there. */
+    ack(ids) {
+        const s = this.writable();
+        if (ids.length === 0)
+            return 0;
+        return this.db
+            .transaction(() => {
+            let n = 0;
+            for (const id of ids)
+                n += s.ack.run(id).changes;
+            return n;
+        })
+            .immediate();
+    }
+    /** Moves entries InfluxDB rejected as malformed to the dead letters, with the server's message. */
+    deadLetter(ids, serverMessage, status) {
+        const s = this.writable();
+        if (ids.length === 0)
+            return 0;
+        const now = Date.now();
+        return this.db
+            .transaction(() => {
+            let n = 0;
+            for (const id of ids) {
+                n += s.deadLetter.run(status ?? null, serverMessage, now, id).changes;
+                s.ack.run(id);
+            }
+            return n;
+        })
+            .immediate();
+    }
+    /** Lines waiting for InfluxDB (of one agent when given). */
+    outboxRows(agent) {
+        const row = (agent === undefined
+            ? this.db.prepare('SELECT COUNT(*) AS n FROM outbox').get()
+            : this.db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE agent = ?').get(agent));
+        return row.n;
+    }
+    /** When the oldest line waiting for InfluxDB was queued (epoch ms), or undefined when none waits. */
+    outboxOldestAt(agent) {
+        const row = (agent === undefined
+            ? this.db.prepare('SELECT created_at FROM outbox ORDER BY id LIMIT 1').get()
+            : this.db.prepare('SELECT created_at FROM outbox WHERE agent = ? ORDER BY id LIMIT 1').get(agent));
+        return row?.created_at;
+    }
+    /** Lines InfluxDB rejected, still kept (of one agent when given). */
+    deadLetters(agent) {
+        const row = (agent === undefined
+            ? this.db.prepare('SELECT COUNT(*) AS n FROM dead_letters').get()
+            : this.db.prepare('SELECT COUNT(*) AS n FROM dead_letters WHERE agent = ?').get(agent));
+        return row.n;
+    }
+    /** The most recent dead letters, newest first. */
+    deadLetterList(opts = {}) {
+        const where = opts.agent === undefined ? '' : 'WHERE agent = @agent';
+        const rows = this.db
+            .prepare(`SELECT id, outbox_id, agent, line, status, message, failed_at FROM dead_letters ${where} ORDER BY id DESC LIMIT @limit`)
+            .all({ ...(opts.agent === undefined ? {} : { agent: opts.agent }), limit: opts.limit ?? 100 });
+        return rows.map((r) => dropNulls({ ...r, failed_at: new Date(r.failed_at).toISOString() }));
+    }
+    /**
+     * Moves dead letters back into the outbox (of one agent when given; those that failed at or
+     * after `since`, epoch ms, when given), under their old outbox ids where free so they keep their
+     * place: the oldest lines go first. For `anylat outbox requeue` once the cause is fixed.
+     */
+    requeueDeadLetters(opts = {}) {
+        this.writable();
+        const where = [];
+        if (opts.agent !== undefined)
+            where.push('agent = @agent');
+        if (opts.since !== undefined)
+            where.push('failed_at >= @since');
+        const params = { ...(opts.agent === undefined ? {} : { agent: opts.agent }), ...(opts.since === undefined ? {} : { since: opts.since }) };
+        const select = this.db.prepare(`SELECT id, outbox_id, agent, line FROM dead_letters ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY outbox_id`);
+        const taken = this.db.prepare('SELECT 1 FROM outbox WHERE id = ?').pluck();
+        const withId = this.db.prepare('INSERT INTO outbox (id, agent, line, created_at) VALUES (?, ?, ?, ?)');
+        const withoutId = this.db.prepare('INSERT INTO outbox (agent, line, created_at) VALUES (?, ?, ?)');
+        const drop = this.db.prepare('DELETE FROM dead_letters WHERE id = ?');
+        const now = Date.now();
+        return this.db
+            .transaction(() => {
+            const rows = select.all(params);
+            for (const r of rows) {
+                if (taken.get(r.outbox_id) === undefined)
+                    withId.run(r.outbox_id, r.agent, r.line, now);
+                else
+                    withoutId.run(r.agent, r.line, now);
+                drop.run(r.id);
+            }
+            return rows.length;
+        })
+            .immediate();
+    }
+    /** Per agent: lines waiting, the oldest one's age, dead letters and their most common reasons. */
+    outboxStatus(opts = {}) {
+        const filter = opts.agent === undefined ? '' : 'WHERE agent = @agent';
+        const params = opts.agent === undefined ? {} : { agent: opts.agent };
+        const waiting = this.db.prepare(`SELECT agent, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox ${filter} GROUP BY agent`).all(params);
+        const dead = this.db
+            .prepare(`SELECT agent, COUNT(*) AS n, MIN(failed_at) AS first, MAX(failed_at) AS last FROM dead_letters ${filter} GROUP BY agent`)
+            .all(params);
+        const reasons = this.db
+            .prepare(`SELECT agent, status, message, COUNT(*) AS n FROM dead_letters ${filter} GROUP BY agent, status, message ORDER BY n DESC, message`)
+            .all(params);
+        const agents = [...new Set([...waiting.map((w) => w.agent), ...dead.map((d) => d.agent)])].sort();
+        const iso = (ms) => (ms === undefined ? undefined : new Date(ms).toISOString());
+        return agents.map((agent) => {
+            const w = waiting.find((x) => x.agent === agent);
+            const d = dead.find((x) => x.agent === agent);
+            return dropNulls({
+                agent,
+                outbox_rows: w?.n ?? 0,
+                oldest_queued_at: iso(w?.oldest),
+                dead_letters: d?.n ?? 0,
+                first_failed_at: iso(d?.first),
+                last_failed_at: iso(d?.last),
+                reasons: reasons
+                    .filter((r) => r.agent === agent)
+                    .slice(0, 5)
+                    .map((r) => ({ count: r.n, ...(r.status === null ? {} : { status: r.status }), message: r.message.slice(0, 300) })),
+            });
+        });
+    }
+    // ---------------------------------------------------------------- retention
+    /** Rows retention dropped through this handle since it was opened. */
+    dropped() {
+        return { ...this.counts };
+    }
+    /** Total rows dropped (rounds + undelivered lines + dead letters): the heartbeat's `dropped_rows`. */
+    get droppedRows() {
+        return this.counts.rounds + this.counts.outbox + this.counts.deadLetters;
+    }
+    /** Runs one retention pass now; logs a line for each kind of drop. */
+    applyRetention(now = Date.now()) {
+        this.writable();
+        const r = this.options.retention;
+        if (!r)
+            return { roundsByAge: 0, roundsByCount: 0, outbox: 0, deadLetters: 0 };
+        this.lastRetention = now;
+        const res = applyRetention(this.db, r, now);
+        this.counts.rounds += res.roundsByAge + res.roundsByCount;
+        this.counts.outbox += res.outbox;
+        this.counts.deadLetters += res.deadLetters;
+        for (const line of describeRetention(res, r))
+            this.log(line);
+        return res;
+    }
+    maybeRetention(now) {
+        if (!this.options.retention)
+            return;
+        if (now - this.lastRetention < (this.options.retentionIntervalMs ?? 60_000))
+            return;
+        this.applyRetention(now);
+    }
+    // ---------------------------------------------------------------- reads
+    /** The benefit table `anylat report` prints (see report.ts for the exact definitions). */
+    report(query) {
+        return benefitReport(this.db, query);
+    }
+    /** Rounds started in [since, until), oldest first. */
+    rounds(query = {}) {
+        const { where, params } = q.roundFilter(query);
+        const rows = this.db
+            .prepare(`SELECT id, agent, agent_region, service, started_at, scheduled_at, duration_ms FROM rounds r ${where}
+         ORDER BY started_at, id LIMIT @limit`)
+            .all({ ...params, limit: query.limit ?? -1 });
+        return rows.map((r) => {
+            const out = {
+                id: r.id,
+                agent: r.agent,
+                agent_region: r.agent_region,
+                service: r.service,
+                started_at: new Date(r.started_at).toISOString(),
+                duration_ms: r.duration_ms,
+            };
+            const scheduled = isoOrUndefined(r.scheduled_at);
+            if (scheduled !== undefined)
+                out.scheduled_at = scheduled;
+            return out;
+        });
+    }
+    /** One round exactly as it was saved (undefined once retention dropped it). */
+    getRound(id) {
+        const r = this.db.prepare('SELECT * FROM rounds WHERE id = ?').get(id);
+        if (!r)
+            return undefined;
+        const paths = this.db.prepare('SELECT * FROM paths WHERE round_id = ? ORDER BY ord').all(id).map((p) => {
+            const { round_id: _r, ord: _o, failures, ...rest } = p;
+            const out = dropNulls(rest);
+            if (typeof failures === 'string')
+                out.failures = JSON.parse(failures);
+            return out;
+        });
+        const benefit = this.db.prepare('SELECT * FROM benefit WHERE round_id = ? ORDER BY ord').all(id).map((b) => {
+            const { round_id: _r, ord: _o, ...rest } = b;
+            return dropNulls(rest);
+        });
+        const events = this.db.prepare('SELECT type, service, message, from_value, to_value FROM events WHERE round_id = ? ORDER BY id').all(id).map((e) => dropNulls({ type: e.type, service: e.service, message: e.message, from: e.from_value, to: e.to_value }));
+        const agent = { id: r.agent, region: r.agent_region };
+        if (r.labels !== null)
+            agent.labels = JSON.parse(r.labels);
+        const round = {
+            agent,
+            service: r.service,
+            started_at: new Date(r.started_at).toISOString(),
+            duration_ms: r.duration_ms,
+            paths,
+            benefit,
+        };
+        const scheduled = isoOrUndefined(r.scheduled_at);
+        if (scheduled !== undefined)
+            round.scheduled_at = scheduled;
+        if (events.length > 0)
+            round.events = events;
+        return round;
+    }
+    /** Benefit per agent region over time (one point per round and benefit row). */
+    benefitSeries(query) {
+        return q.benefitSeries(this.db, query);
+    }
+    /** Anycast vs baseline p50 over time, per agent, protocol and metric. */
+    latencySeries(query) {
+        return q.latencySeries(this.db, query);
+    }
+    /** Loss per path (endpoint, protocol) over time. */
+    lossSeries(query) {
+        return q.lossSeries(this.db, query);
+    }
+    /** Site changes and paths going down/up, newest first. */
+    events(query) {
+        return q.events(this.db, query);
+    }
+    /** The last heartbeat of each agent that ever wrote one. */
+    agentHealth(now = Date.now()) {
+        return q.agentHealth(this.db, now, this.groups);
+    }
+    /** Services and agents present in the store, with their round counts. */
+    services() {
+        return q.services(this.db, this.groups);
+    }
+    /** `report()`'s rows aggregated in SQL: the same numbers at a fraction of the cost over long windows. */
+    benefitSummary(query) {
+        return q.benefitSummary(this.db, query);
+    }
+    /** The newest benefit row of one agent in a window (give protocol and metric). */
+    latestBenefit(query) {
+        return q.latestBenefit(this.db, query);
+    }
+    /** `benefitSeries` as parallel arrays per agent. */
+    benefitColumns(query) {
+        return q.benefitColumns(this.db, query);
+    }
+    /** `lossSeries` as parallel arrays per agent and path. */
+    lossColumns(query) {
+        return q.lossColumns(this.db, query);
+    }
+    /** Sent and received per service, agent and path over a window (the dashboard's overview). */
+    lossTotals(query) {
+        return q.lossTotals(this.db, query);
+    }
+    /** Runs of rounds per agent in which the same anycast site answered. */
+    siteRuns(query) {
+        return q.siteRuns(this.db, query);
+    }
+    close() {
+        if (this.db.open)
+            this.db.close();
+    }
+}
+function prepareWrites(db) {
+    return {
+        round: db.prepare(`INSERT INTO rounds (agent, agent_region, labels, service, started_at, scheduled_at, duration_ms, saved_at)
+       VALUES (@agent, @agent_region, @labels, @service, @started_at, @scheduled_at, @duration_ms, @saved_at)`),
+        path: db.prepare(`INSERT INTO paths (round_id, ord, endpoint, kind, address, protocol, metric, scope, site, sent, received, loss_pct,
+         min_ms, p50_ms, p90_ms, p99_ms, max_ms, mean_ms, stddev_ms, jitter_ms, flagged, failures, late, duplicate, stray, invalid)
+       VALUES (@round_id, @ord, @endpoint, @kind, @address, @protocol, @metric, @scope, @site, @sent, @received, @loss_pct,
+         @min_ms, @p50_ms, @p90_ms, @p99_ms, @max_ms, @mean_ms, @stddev_ms, @jitter_ms, @flagged, @failures, @late, @duplicate, @stray, @invalid)`),
+        benefit: db.prepare(`INSERT INTO benefit (round_id, ord, protocol, metric, scope, baseline, anycast_p50_ms, baseline_p50_ms, saved_ms, saved_pct,
+         ci_low_ms, ci_high_ms, win_rate, pairs)
+       VALUES (@round_id, @ord, @protocol, @metric, @scope, @baseline, @anycast_p50_ms, @baseline_p50_ms, @saved_ms, @saved_pct,
+         @ci_low_ms, @ci_high_ms, @win_rate, @pairs)`),
+        event: db.prepare(`INSERT INTO events (round_id, agent, service, type, message, from_value, to_value, at)
+       VALUES (@round_id, @agent, @service, @type, @message, @from_value, @to_value, @at)`),
+        state: db.prepare(`INSERT INTO service_state (agent, service, state, round_id, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (agent, service) DO UPDATE SET state = excluded.state, round_id = excluded.round_id, updated_at = excluded.updated_at`),
+        outbox: db.prepare('INSERT INTO outbox (agent, line, created_at) VALUES (?, ?, ?)'),
+        heartbeat: db.prepare(`INSERT INTO heartbeats (agent, agent_region, at, body) VALUES (?, ?, ?, ?)
+       ON CONFLICT (agent) DO UPDATE SET agent_region = excluded.agent_region, at = excluded.at, body = excluded.body`),
+        ack: db.prepare('DELETE FROM outbox WHERE id = ?'),
+        deadLetter: db.prepare(`INSERT INTO dead_letters (outbox_id, agent, line, status, message, failed_at)
+       SELECT id, agent, line, ?, ?, ? FROM outbox WHERE id = ?`),
+    };
+}
+function pathParams(roundId, ord, p) {
+    return {
+        round_id: roundId,
+        ord,
+        endpoint: p.endpoint,
+        kind: p.kind,
+        address: p.address,
+        protocol: p.protocol,
+        metric: p.metric,
+        scope: p.scope,
+        site: p.site ?? null,
+        sent: p.sent,
+        received: p.received,
+        loss_pct: p.loss_pct,
+        min_ms: num(p.min_ms),
+        p50_ms: num(p.p50_ms),
+        p90_ms: num(p.p90_ms),
+        p99_ms: num(p.p99_ms),
+        max_ms: num(p.max_ms),
+        mean_ms: num(p.mean_ms),
+        stddev_ms: num(p.stddev_ms),
+        jitter_ms: num(p.jitter_ms),
+        flagged: p.flagged,
+        failures: p.failures === undefined ? null : JSON.stringify(p.failures),
+        late: num(p.late),
+        duplicate: num(p.duplicate),
+        stray: num(p.stray),
+        invalid: num(p.invalid),
+    };
+}
+function benefitParams(roundId, ord, b) {
+    return {
+        round_id: roundId,
+        ord,
+        protocol: b.protocol,
+        metric: b.metric,
+        scope: b.scope,
+        baseline: b.baseline,
+        anycast_p50_ms: num(b.anycast_p50_ms),
+        baseline_p50_ms: num(b.baseline_p50_ms),
+        saved_ms: num(b.saved_ms),
+        saved_pct: num(b.saved_pct),
+        ci_low_ms: num(b.ci_low_ms),
+        ci_high_ms: num(b.ci_high_ms),
+        win_rate: num(b.win_rate),
+        pairs: b.pairs,
+    };
+}

@@ -1,0 +1,133 @@
+// Runs the dashboard (HTTP server and store reads, see worker.ts) on a worker thread of its own.
+// better-sqlite3 is synchronous: a query over a long window on the agent's thread delays every
+// probe callback in flight, and the round then flags those samples and drops them from its
+// statistics. On its own thread, the dashboard costs the agent's event loop nothing per request.
+import { Worker } from 'node:worker_threads';
+import { AnylatError } from "../util/errors.js";
+import { SERVICES_TTL_MS } from "./source.js";
+/**
+ * The worker's heap. A window is capped in rounds (see MAX_WINDOW_ROUNDS), which keeps an answer
+ * well below this; should one still need more, the worker is stopped (not the agent) and started
+ * again.
+ */
+export const WORKER_HEAP_MB = 512;
+/** The dashboard thread's nice value on Linux: CPU goes to the agent's thread first. */
+export const WORKER_NICE = 10;
+/** How long close() lets a request in progress finish before stopping the thread. */
+const CLOSE_GRACE_MS = 1_000;
+/** Restarts after the thread died: at once, then backing off to this. */
+const MAX_RESTART_DELAY_MS = 60_000;
+/**
+ * The worker's script. The compiled agent (bin/build.js) starts the compiled worker.js; run from
+ * its TypeScript, the agent's tsx loader is not inherited by a worker, which registers it itself
+ * before importing worker.ts.
+ */
+function workerScript() {
+    const compiled = new URL(import.meta.url).pathname.endsWith('.js');
+    const entry = new URL(compiled ? './worker.js' : './worker.ts', import.meta.url);
+    if (compiled)
+        return `import(${JSON.stringify(entry.href)});`;
+    const tsx = import.meta.resolve('tsx/esm/api');
+    return `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); });`;
+}
+/** One worker: resolves with it once it listens; rejects with its error when it cannot. */
+function spawn(data, heapMb, log, onDied) {
+    return new Promise((resolve, reject) => {
+        const worker = new Worker(workerScript(), { eval: true, workerData: data, execArgv: [], resourceLimits: { maxOldGenerationSizeMb: heapMb } });
+        let listening = false;
+        let failure;
+        worker.on('message', (m) => {
+            if (m.type === 'log')
+                log(m.line);
+            else if (m.type === 'failed')
+                failure = new AnylatError(m.code, m.message, { exitCode: m.exitCode });
+            else {
+                listening = true;
+                // Its listening socket keeps the process alive, as an in-thread server's would.
+                resolve({ worker, port: m.port });
+            }
+        });
+        worker.on('error', (err) => {
+            const why = err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+                ? `it ran out of memory (${heapMb} MB) answering a request`
+                : `its thread failed: ${err.stack ?? err.message}`;
+            if (listening)
+                onDied(why);
+            else
+                failure ??= new AnylatError('ANYLAT_WEB_WORKER', `web dashboard: cannot start its thread: ${err.message}`, { cause: err });
+        });
+        worker.on('exit', (code) => {
+            if (!listening)
+                reject(failure ?? new AnylatError('ANYLAT_WEB_WORKER', `web dashboard: its thread exited (${code}) before it listened`));
+        });
+    });
+}
+/**
+ * Starts the dashboard on its own thread over the store file `storePath` and resolves once it
+ * listens. A thread that dies later (out of memory, a bug) is logged and started again on the
+ * same port; its open requests fail (the page retries).
+ */
+export async function startDashboardThread(options) {
+    const heapMb = options.heapMb ?? WORKER_HEAP_MB;
+    const data = { storePath: options.storePath, binding: options.binding, servicesTtlMs: SERVICES_TTL_MS };
+    let closed = false;
+    let current;
+    let restartTimer;
+    let delay = 0;
+    const start = async () => {
+        const w = await spawn(data, heapMb, options.log, (why) => {
+            current = undefined;
+            if (closed)
+                return;
+            options.log(`web dashboard: ${why}; starting it again`);
+            schedule();
+        });
+        if (closed) {
+            await w.worker.terminate();
+            return w.port;
+        }
+        current = w.worker;
+        // The same port from now on, also when 0 was asked: the page's URL stays valid.
+        data.binding = { ...data.binding, port: w.port };
+        w.worker.once('exit', () => {
+            if (current === w.worker && !closed) {
+                current = undefined;
+                options.log('web dashboard: its thread stopped; starting it again');
+                schedule();
+            }
+        });
+        return w.port;
+    };
+    const schedule = () => {
+        if (closed || restartTimer !== undefined)
+            return;
+        restartTimer = setTimeout(() => {
+            restartTimer = undefined;
+            start().then(() => {
+                delay = 0;
+            }, (err) => {
+                delay = Math.min(MAX_RESTART_DELAY_MS, Math.max(1_000, delay * 2));
+                options.log(`web dashboard: could not start again (${err.message}); next try in ${delay / 1000} s`);
+                schedule();
+            });
+        }, delay);
+    };
+    const port = await start();
+    return {
+        port,
+        async close() {
+            closed = true;
+            clearTimeout(restartTimer);
+            const worker = current;
+            current = undefined;
+            if (!worker)
+                return;
+            const exited = new Promise((resolve) => worker.once('exit', () => resolve()));
+            worker.postMessage({ type: 'close' });
+            // A query in progress is synchronous: the close waits for it, up to the grace.
+            const timer = setTimeout(() => void worker.terminate(), CLOSE_GRACE_MS);
+            await exited;
+            clearTimeout(timer);
+        },
+    };
+}

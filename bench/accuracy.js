@@ -1,0 +1,189 @@
+// npm run bench:accuracy [-- --quick]
+//
+// How close are anylat's figures to the kernel's? On the bench lab (bench/topology.yaml: origins
+// 1, 10, 50 and 150 ms away one way, no jitter), anylat's round engine measures every origin with
+// udp (STAMP rtt), tcp (connect timed by the kernel's tcpi_rtt and, in a second prober, by the
+// monotonic clock; the echo rtt, likewise timed from the kernel's RTT sample and, in the second
+// prober, by the monotonic clock), http (ttfb from the kernel's RTT sample and, in the second prober, the monotonic clock), icmp and dns (a CHAOS TXT query over UDP to the lab reflector's DNS answers), while `ping` (kernel timestamps, in
+// another process) measures the same origins in the same run. For each sample,
+// bias = anylat's value − the median ping round trip to that origin in that phase; the wire's
+// ~0.1 ms per crossing is in both and cancels. ttfb also holds the server's time to answer, which
+// ping has not: for it the reference is the wire as well, a packet capture of each http prober's
+// connections in the agent's namespace (lib/capture.ts). Three phases: idle; the agent busy with many
+// concurrent paths in the same process; another process loading every CPU.
+import { join } from 'node:path';
+import { ACCURACY_METRICS, SAMPLE_METRICS } from "./lib/accuracy-protocol.js";
+import { AgentChild } from "./lib/child.js";
+import { BENCH_PORTS, LOAD_PORTS, withBenchLab } from "./lib/lab.js";
+import { loadCpus } from "./lib/load.js";
+import { BENCH_DIR, benchArgs, describeMachine, fmt, machineNote, markdownTable, progress, signed, writeResult } from "./lib/output.js";
+import { assertTcpdump, WireTtfbReference } from "./lib/capture.js";
+import { PingReference } from "./lib/reference.js";
+import { median, quantile, round } from "./lib/stats.js";
+const USAGE = `usage: npm run bench:accuracy [-- --quick] [-- --out FILE]
+  Linux, root: brings up the bench lab (bench/topology.yaml), measures, takes it down.
+  --quick   10 s per phase instead of 60 s (under a minute in all)`;
+const PHASES = [
+    { phase: 'idle', what: 'the measured paths only', busyPaths: 0, busyRatePerPath: 0, loadCpus: false },
+    { phase: 'busy', what: 'plus 1,000 udp/tcp paths at 1 sample/s each in the same agent process', busyPaths: 1000, busyRatePerPath: 1, loadCpus: false },
+    { phase: 'loaded', what: 'the measured paths while one busy-loop process per CPU runs', busyPaths: 0, busyRatePerPath: 0, loadCpus: true },
+];
+function summarize(result, refMedian) {
+    return SAMPLE_METRICS.map((metric, idx) => {
+        const rows = result.records.filter((r) => r[0] === idx);
+        const bias = (r) => r[2] - (refMedian[r[1]] ?? Number.NaN);
+        const kept = rows.filter((r) => r[3] === 0);
+        const perTarget = {};
+        for (const name of Object.keys(refMedian)) {
+            const mine = kept.filter((r) => r[1] === name).map(bias);
+            perTarget[name] = { n: mine.length, medianMs: round(median(mine)), p95Ms: round(quantile(mine, 0.95)) };
+        }
+        return {
+            metric,
+            n: rows.length,
+            flaggedPct: rows.length === 0 ? Number.NaN : round((100 * (rows.length - kept.length)) / rows.length, 1),
+            kernelPct: rows.length === 0 ? Number.NaN : round((100 * rows.filter((r) => r[4] === 1).length) / rows.length, 1),
+            medianMs: round(median(kept.map(bias))),
+            p95Ms: round(quantile(kept.map(bias), 0.95)),
+            allP95Ms: round(quantile(rows.map(bias), 0.95)),
+            perTarget,
+        };
+    });
+}
+async function main() {
+    const args = benchArgs('accuracy', USAGE);
+    const durationMs = args.quick ? 10_000 : 60_000;
+    const started = Date.now();
+    const before = machineNote();
+    assertTcpdump();
+    const out = await withBenchLab(async (lab) => {
+        const child = new AgentChild(lab.agentNetns, join(BENCH_DIR, 'accuracy-agent.ts'));
+        const reference = new PingReference(lab.agentNetns, lab.targets.map((t) => t.address), 150);
+        // One capture per http prober: each one's connections go to their own port.
+        const wire = new WireTtfbReference(lab.agentNetns, BENCH_PORTS.http);
+        const wireMono = new WireTtfbReference(lab.agentNetns, lab.description.ports.http);
+        try {
+            await wire.start();
+            await wireMono.start();
+            const setup = { targets: lab.targets.map((t) => ({ name: t.name, address: t.address })), ports: BENCH_PORTS, monotonicHttpPort: lab.description.ports.http, dnsPort: lab.description.ports.dns, loadPorts: LOAD_PORTS, samples: 10, spacingMs: 250 };
+            await child.request({ setup });
+            progress('warming up the agent (3 s, not counted)');
+            await child.request({ phase: 'warmup', durationMs: 3000, busyPaths: 0, busyRatePerPath: 0 });
+            reference.start();
+            const phases = [];
+            for (const plan of PHASES) {
+                progress(`phase ${plan.phase}: ${plan.what} (${durationMs / 1000} s)`);
+                const load = plan.loadCpus ? loadCpus() : undefined;
+                try {
+                    const result = await child.request({ phase: plan.phase, durationMs, busyPaths: plan.busyPaths, busyRatePerPath: plan.busyRatePerPath });
+                    const refMedian = {};
+                    const refSpread = {};
+                    const refN = {};
+                    const wireMedian = {};
+                    const wireTtfbs = {};
+                    const wireMonoMedian = {};
+                    const wireMonoTtfbs = {};
+                    const wireToPing = [];
+                    for (const t of lab.targets) {
+                        const rtts = reference.between(t.address, result.startedAt, result.endedAt);
+                        refMedian[t.name] = median(rtts);
+                        refSpread[t.name] = quantile(rtts, 0.95) - median(rtts);
+                        refN[t.name] = rtts.length;
+                        const ttfbs = wire.between(t.address, result.startedAt, result.endedAt);
+                        wireMedian[t.name] = median(ttfbs);
+                        wireTtfbs[t.name] = ttfbs;
+                        const mono = wireMono.between(t.address, result.startedAt, result.endedAt);
+                        wireMonoMedian[t.name] = median(mono);
+                        wireMonoTtfbs[t.name] = mono;
+                        for (const v of ttfbs)
+                            wireToPing.push(v - refMedian[t.name]);
+                    }
+                    phases.push({ plan, result, refMedian, refSpread, refN, wireMedian, wireTtfbs, wireMonoMedian, wireMonoTtfbs, wireToPing });
+                }
+                finally {
+                    await load?.stop();
+                }
+            }
+            await reference.stop();
+            lab.assertIntact();
+            return { phases, targets: lab.targets };
+        }
+        finally {
+            await reference.stop();
+            await wire.stop();
+            await wireMono.stop();
+            await child.close();
+        }
+    });
+    const after = machineNote();
+    report(out.phases, out.targets, { quick: args.quick, durationMs, elapsedS: Math.round((Date.now() - started) / 1000), before, after }, args.out);
+}
+function report(phases, targets, run, outFile) {
+    const summaries = phases.map((p) => ({ phase: p.plan.phase, metrics: summarize(p.result, p.refMedian) }));
+    const headers = ['metric', ...phases.flatMap((p) => [`${p.plan.phase} median`, `${p.plan.phase} p95`, `${p.plan.phase} flagged`])];
+    const rows = ACCURACY_METRICS.map((metric) => [
+        metric,
+        ...summaries.flatMap((s) => {
+            const m = s.metrics.find((x) => x.metric === metric);
+            return [signed(m.medianMs, 3), signed(m.p95Ms, 3), `${fmt(m.flaggedPct, 1)}%`];
+        }),
+    ]);
+    const lines = [];
+    lines.push(`anylat − ping, ms (bias of each sample against the median ping round trip to the same origin in the same phase; origins at ${targets.map((t) => t.configuredRttMs).join(', ')} ms RTT; ${run.durationMs / 1000} s per phase)`, '');
+    lines.push(markdownTable(headers, rows), '');
+    lines.push(markdownTable(['phase', 'what runs', 'measured samples', 'background samples/s', 'agent CPU', 'event-loop utilization', 'loop lag p99 ms'], phases.map((p) => [p.plan.phase, p.plan.what, p.result.records.length, p.result.busy.samplesPerSecond, `${fmt(p.result.cpuPct, 1)}%`, fmt(p.result.eventLoopUtilization, 2), fmt(p.result.lagP99Ms, 2)])), '');
+    lines.push(markdownTable(['origin', 'configured RTT ms', ...phases.flatMap((p) => [`ping ${p.plan.phase} median`, `ping ${p.plan.phase} p95 − median`])], targets.map((t) => [t.name, fmt(t.configuredRttMs, 1), ...phases.flatMap((p) => [fmt(p.refMedian[t.name], 3), fmt(p.refSpread[t.name], 3)])])), '');
+    const echo = (s, metric) => s.metrics.find((x) => x.metric === metric);
+    lines.push('tcp echo rtt by clock: the default (the kernel\'s RTT sample for the echo from TCP_INFO, the monotonic clock where the kernel has no clean one, minus the reflector\'s reported turnaround) and, in a second prober, the monotonic clock alone; anylat − ping, ms', '');
+    lines.push(markdownTable(['phase', 'timed by the kernel', 'turnaround subtracted', 'default median', 'default p95', 'default flagged', 'monotonic median', 'monotonic p95', 'monotonic all p95', 'monotonic flagged'], summaries.map((s, i) => {
+        const k = echo(s, 'tcp rtt (echo)');
+        const m = echo(s, 'tcp rtt (echo, monotonic clock)');
+        const t = phases[i].result.echoTiming;
+        const echoes = t.kernel + t.monotonic;
+        const subtracted = echoes === 0 ? Number.NaN : (100 * t.turnaround.subtracted) / echoes;
+        return [s.phase, `${fmt(k.kernelPct, 1)}%`, `${fmt(subtracted, 1)}%`, signed(k.medianMs, 3), signed(k.p95Ms, 3), `${fmt(k.flaggedPct, 1)}%`, signed(m.medianMs, 3), signed(m.p95Ms, 3), signed(m.allP95Ms, 3), `${fmt(m.flaggedPct, 1)}%`];
+    })), '');
+    lines.push(`http ttfb timed by the kernel (the rest by the monotonic clock): ${summaries.map((s) => `${s.phase} ${fmt(echo(s, 'http ttfb').kernelPct, 1)}%`).join(', ')}`, '');
+    lines.push("http ttfb against the wire: each connection's ttfb as the agent's interfaces saw it (tcpdump, kernel timestamps: the request's first data segment out to the response's first in) is the truth ttfb should equal; the server's own time to answer is in both, and varies. median: anylat's median − the wire's, per origin, pooled; p95: the same for p95 (each side against the wire's median per origin). wire ttfb − ping: the server's own time to answer, which ttfb includes and ping does not; ms", '');
+    // Every value against the wire's median ttfb to its origin in that phase: anylat's samples and the
+    // wire's own, so their medians and p95s compare like with like.
+    // Each prober against the capture of its own connections (its own port).
+    const against = (p, metric, wireMedian, wireTtfbs) => {
+        const idx = SAMPLE_METRICS.indexOf(metric);
+        const byName = new Map(targets.map((t) => [t.name, wireMedian[t.name] ?? Number.NaN]));
+        const mine = p.result.records.filter((r) => r[0] === idx && r[3] === 0).map((r) => r[2] - (byName.get(r[1]) ?? Number.NaN));
+        const wires = targets.flatMap((t) => (wireTtfbs[t.name] ?? []).map((v) => v - wireMedian[t.name]));
+        return { n: wires.length, medianMs: round(median(mine) - median(wires)), p95Ms: round(quantile(mine, 0.95) - quantile(wires, 0.95)) };
+    };
+    const wireRows = phases.map((p) => ({
+        phase: p.plan.phase,
+        server: round(median(p.wireToPing)),
+        kernel: against(p, 'http ttfb', p.wireMedian, p.wireTtfbs),
+        monotonic: against(p, 'http ttfb (monotonic)', p.wireMonoMedian, p.wireMonoTtfbs),
+    }));
+    lines.push(markdownTable(['phase', 'wire ttfb samples', 'wire ttfb − ping median', 'ttfb (kernel) median', 'ttfb (kernel) p95', 'ttfb (monotonic) median', 'ttfb (monotonic) p95'], wireRows.map((w) => [w.phase, w.kernel.n + w.monotonic.n, signed(w.server, 3), signed(w.kernel.medianMs, 3), signed(w.kernel.p95Ms, 3), signed(w.monotonic.medianMs, 3), signed(w.monotonic.p95Ms, 3)])), '');
+    const failures = phases.flatMap((p) => Object.entries(p.result.failures).map(([m, n]) => `${p.plan.phase} ${m}: ${n}`));
+    if (failures.length > 0)
+        lines.push(`failed samples (not in the figures): ${failures.join(', ')}`, '');
+    lines.push(`machine: ${describeMachine(run.before)}; at the end: load ${run.after.loadavg.join(' / ')}; ran ${run.elapsedS} s`);
+    process.stdout.write(`${lines.join('\n')}\n`);
+    writeResult(outFile, {
+        benchmark: 'accuracy',
+        quick: run.quick,
+        durationPerPhaseS: run.durationMs / 1000,
+        elapsedS: run.elapsedS,
+        machine: { before: run.before, after: run.after },
+        targets,
+        phases: phases.map((p, i) => ({
+            phase: p.plan.phase,
+            what: p.plan.what,
+            agent: { cpuPct: p.result.cpuPct, eventLoopUtilization: p.result.eventLoopUtilization, lagP99Ms: p.result.lagP99Ms, busy: p.result.busy },
+            reference: Object.fromEntries(targets.map((t) => [t.name, { n: p.refN[t.name], medianMs: round(p.refMedian[t.name]), p95MinusMedianMs: round(p.refSpread[t.name]) }])),
+            failures: p.result.failures,
+            echoTiming: p.result.echoTiming,
+            wire: { ttfbMedianMs: Object.fromEntries(targets.map((t) => [t.name, round(p.wireMedian[t.name])])), ...wireRows[i] },
+            metrics: summaries[i].metrics,
+        })),
+    });
+}
+await main();

@@ -1,0 +1,2 @@
+// What bench/scale.ts and its agent side (bench/scale-agent.ts) say to each other.
+export {};

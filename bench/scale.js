@@ -1,0 +1,203 @@
+// npm run bench:scale [-- --quick]
+//
+// How many paths can one agent process watch on this machine before its own overhead bends the
+// numbers? On the bench lab, one agent process runs N paths (services of 4 origins × udp and tcp
+// with echo) scheduled by anylat's scheduler on a cron, measured by runRound, saved to the embedded
+// store with their InfluxDB lines: the same parts `anylat run` uses. N grows until rounds run late,
+// the agent cannot keep the offered rate, or udp's p95 bias leaves 1 ms. Each step runs in a fresh
+// process (its peak RSS is the step's). `ping` in another process measures the same origins
+// meanwhile: bias = anylat's value − the median ping round trip to that origin. Then ICMP alone,
+// whose probe starts one `ping` process per sample, to find its ceiling.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cronInterval } from "../agent/schedule/timing.js";
+import { AgentChild } from "./lib/child.js";
+import { BENCH_PORTS, withBenchLab } from "./lib/lab.js";
+import { BENCH_DIR, benchArgs, describeMachine, fmt, machineNote, markdownTable, progress, signed, writeResult } from "./lib/output.js";
+import { PingReference } from "./lib/reference.js";
+import { median, quantile, round } from "./lib/stats.js";
+const USAGE = `usage: npm run bench:scale [-- --quick] [-- --out FILE]
+  Linux, root: brings up the bench lab (bench/topology.yaml), measures, takes it down.
+  --quick   one udp/tcp step (1,250 paths) and one icmp step, under a minute`;
+/** What a step must meet to count as kept up (issue 6's targets). */
+const TARGET = { p95BiasMs: 1, sustainedShare: 0.95 };
+// Windows are whole numbers of schedule intervals: every service then has the same number of
+// rounds in the window whatever its phase, so samples counted / window = the rate it kept.
+function plans(quick) {
+    if (quick) {
+        return {
+            grow: [{ label: 'udp+tcp', kind: 'udp+tcp', paths: 1248, schedule: '*/5 * * * * *', samples: 4, spacingMs: 600, warmupMs: 300, windowMs: 10_000 }],
+            icmp: [{ label: 'icmp', kind: 'icmp', paths: 60, schedule: '*/5 * * * * *', samples: 4, spacingMs: 800, warmupMs: 300, windowMs: 5_000 }],
+        };
+    }
+    const grow = [248, 504, 1000, 2000, 3000].map((paths) => ({ label: 'udp+tcp', kind: 'udp+tcp', paths, schedule: '*/10 * * * * *', samples: 10, spacingMs: 500, warmupMs: 300, windowMs: 20_000 }));
+    // 4 samples in a 5 s interval leave a round ~1.3 s of its 4.5 s deadline for ping's own time.
+    const icmp = [124, 248, 500].map((paths) => ({ label: 'icmp', kind: 'icmp', paths, schedule: '*/5 * * * * *', samples: 4, spacingMs: 800, warmupMs: 300, windowMs: 5_000 }));
+    return { grow, icmp };
+}
+function biasOf(series, ref) {
+    const all = [];
+    let total = 0;
+    let flagged = 0;
+    for (const [target, flat] of Object.entries(series ?? {})) {
+        const r = ref[target]?.medianMs ?? Number.NaN;
+        for (let i = 0; i < flat.length; i += 2) {
+            total++;
+            if (flat[i + 1] === 1)
+                flagged++;
+            else
+                all.push(flat[i] - r);
+        }
+    }
+    return { n: total, flaggedPct: total === 0 ? Number.NaN : round((100 * flagged) / total, 1), medianMs: round(median(all)), p95Ms: round(quantile(all, 0.95)) };
+}
+async function runStep(lab, reference, plan) {
+    const storeDir = mkdtempSync(join(tmpdir(), 'anylat-bench-scale-'));
+    const child = new AgentChild(lab.agentNetns, join(BENCH_DIR, 'scale-agent.ts'));
+    try {
+        const setup = { targets: lab.targets.map((t) => ({ name: t.name, address: t.address })), ports: BENCH_PORTS, storeDir, step: plan };
+        const result = await child.request(setup);
+        const ref = {};
+        for (const t of lab.targets) {
+            const rtts = reference.between(t.address, result.windowStart, result.windowEnd);
+            ref[t.name] = { n: rtts.length, medianMs: round(median(rtts)) };
+        }
+        const bias = {};
+        for (const metric of Object.keys(result.values))
+            bias[metric] = biasOf(result.values[metric], ref);
+        const intervalS = cronInterval(plan.schedule) / 1000;
+        const offeredPerS = (result.paths * plan.samples) / intervalS;
+        // Samples are counted by their own monotonic timestamps over exactly windowMs.
+        const sustainedPerS = result.samples / (plan.windowMs / 1000);
+        const why = [];
+        if (result.rounds.late > 0)
+            why.push(`${result.rounds.late} rounds late`);
+        if (result.rounds.abandoned > 0)
+            why.push(`${result.rounds.abandoned} rounds abandoned`);
+        if (result.rounds.skipped > 0)
+            why.push(`${result.rounds.skipped} rounds skipped`);
+        if (sustainedPerS < TARGET.sustainedShare * offeredPerS)
+            why.push(`sustained ${Math.round(sustainedPerS)} of ${Math.round(offeredPerS)} samples/s`);
+        const headline = plan.kind === 'icmp' ? 'icmp rtt' : 'udp rtt';
+        if (!(bias[headline].p95Ms <= TARGET.p95BiasMs))
+            why.push(`${headline} p95 bias ${fmt(bias[headline].p95Ms, 2)} ms`);
+        const withinTarget = Object.entries(bias)
+            .filter(([, x]) => x.p95Ms <= TARGET.p95BiasMs)
+            .map(([m]) => m);
+        return { plan, offeredPerS, sustainedPerS, result, reference: ref, bias, keptUp: why.length === 0, why, withinTarget };
+    }
+    finally {
+        await child.close();
+        rmSync(storeDir, { recursive: true, force: true });
+    }
+}
+async function main() {
+    const args = benchArgs('scale', USAGE);
+    const { grow, icmp } = plans(args.quick);
+    const started = Date.now();
+    const before = machineNote();
+    const outcomes = await withBenchLab(async (lab) => {
+        const reference = new PingReference(lab.agentNetns, lab.targets.map((t) => t.address), 400);
+        reference.start();
+        const out = [];
+        try {
+            for (const plan of grow) {
+                progress(`udp+tcp: ${plan.paths} paths (${plan.schedule}, ${plan.samples} samples ${plan.spacingMs} ms apart)`);
+                const o = await runStep(lab, reference, plan);
+                out.push(o);
+                progress(`  ${Math.round(o.sustainedPerS)} samples/s, CPU ${o.result.cpuPct}%, peak RSS ${o.result.peakRssMb} MB, ${o.keptUp ? 'kept up' : `did not keep up: ${o.why.join(', ')}`}`);
+                if (!o.keptUp)
+                    break;
+            }
+            for (const plan of icmp) {
+                progress(`icmp: ${plan.paths} paths`);
+                const o = await runStep(lab, reference, plan);
+                out.push(o);
+                progress(`  ${Math.round(o.sustainedPerS)} samples/s, CPU ${o.result.cpuPct}%, ${o.keptUp ? 'kept up' : `did not keep up: ${o.why.join(', ')}`}`);
+                if (!o.keptUp)
+                    break;
+            }
+        }
+        finally {
+            await reference.stop();
+        }
+        lab.assertIntact();
+        return out;
+    });
+    report(outcomes, { quick: args.quick, elapsedS: Math.round((Date.now() - started) / 1000), before, after: machineNote() }, args.out);
+}
+function report(outcomes, run, outFile) {
+    const lines = [];
+    const b = (o, metric) => o.bias[metric];
+    const biasCell = (x) => (x ? `${signed(x.medianMs)} / ${signed(x.p95Ms)}` : '-');
+    const grow = outcomes.filter((o) => o.plan.kind === 'udp+tcp');
+    const icmp = outcomes.filter((o) => o.plan.kind === 'icmp');
+    // The columns both tables share, from 'offered samples/s' to 'rounds started / late / abandoned'.
+    const loadCells = (o) => [
+        Math.round(o.offeredPerS),
+        Math.round(o.sustainedPerS),
+        `${fmt(o.result.cpuPct, 0)}%`,
+        `${fmt(o.result.machineCpuPct, 0)}%`,
+        o.result.peakRssMb,
+        fmt(o.result.lagP99Ms, 1),
+        `${o.result.rounds.started} / ${o.result.rounds.late} / ${o.result.rounds.abandoned}`,
+    ];
+    lines.push('One agent process, udp + tcp (connect and echo) to 4 origins; bias = anylat − ping (median / p95, ms); CPU is the agent process (100% = one core), machine CPU all cores (the lab runs on them too)', '');
+    lines.push(markdownTable(['paths', 'services', 'offered samples/s', 'sustained samples/s', 'agent CPU', 'machine CPU', 'peak RSS MB', 'loop lag p99 ms', 'rounds started / late / abandoned', 'udp rtt bias', 'tcp connect bias', 'tcp echo bias', 'flagged udp / echo', 'p95 ≤ 1 ms', 'kept up'], grow.map((o) => [
+        o.result.paths,
+        o.result.services,
+        ...loadCells(o),
+        biasCell(b(o, 'udp rtt')),
+        biasCell(b(o, 'tcp connect')),
+        biasCell(b(o, 'tcp rtt')),
+        `${fmt(b(o, 'udp rtt')?.flaggedPct, 1)}% / ${fmt(b(o, 'tcp rtt')?.flaggedPct, 1)}%`,
+        ['udp rtt', 'tcp connect', 'tcp rtt'].filter((m) => o.withinTarget.includes(m)).map((m) => ({ 'udp rtt': 'udp', 'tcp connect': 'connect', 'tcp rtt': 'echo' })[m]).join(', ') || 'none',
+        o.keptUp ? 'yes' : `no: ${o.why.join('; ')}`,
+    ])), '');
+    lines.push(`tcp echoes timed by the kernel (the rest by the monotonic clock): ${grow.map((o) => `${o.result.paths} paths ${o.result.echoes.total === 0 ? '-' : `${fmt((100 * o.result.echoes.kernel) / o.result.echoes.total, 1)}%`}`).join(', ')}`, '');
+    lines.push('ICMP alone (one `ping` process per sample)', '');
+    lines.push(markdownTable(['paths', 'offered samples/s', 'sustained samples/s', 'agent CPU', 'machine CPU', 'peak RSS MB', 'loop lag p99 ms', 'rounds started / late / abandoned', 'icmp rtt bias', 'kept up'], icmp.map((o) => [
+        o.result.paths,
+        ...loadCells(o),
+        biasCell(b(o, 'icmp rtt')),
+        o.keptUp ? 'yes' : `no: ${o.why.join('; ')}`,
+    ])), '');
+    const failures = outcomes.flatMap((o) => Object.entries(o.result.failures).map(([k, n]) => `${o.result.paths} ${o.plan.kind} paths: ${k} ${n}`));
+    if (failures.length > 0)
+        lines.push(`failed samples: ${failures.join(', ')}`, '');
+    lines.push(`machine: ${describeMachine(run.before)}; at the end: load ${run.after.loadavg.join(' / ')}; ran ${run.elapsedS} s`);
+    process.stdout.write(`${lines.join('\n')}\n`);
+    writeResult(outFile, {
+        benchmark: 'scale',
+        quick: run.quick,
+        elapsedS: run.elapsedS,
+        machine: { before: run.before, after: run.after },
+        target: TARGET,
+        steps: outcomes.map((o) => ({
+            kind: o.plan.kind,
+            plan: o.plan,
+            paths: o.result.paths,
+            services: o.result.services,
+            offeredPerS: round(o.offeredPerS, 1),
+            sustainedPerS: round(o.sustainedPerS, 1),
+            rounds: o.result.rounds,
+            cpuPct: o.result.cpuPct,
+            machineCpuPct: o.result.machineCpuPct,
+            eventLoopUtilization: o.result.eventLoopUtilization,
+            lagP99Ms: o.result.lagP99Ms,
+            peakRssMb: o.result.peakRssMb,
+            rssMb: o.result.rssMb,
+            heapUsedMb: o.result.heapUsedMb,
+            failures: o.result.failures,
+            reference: o.reference,
+            bias: o.bias,
+            echoes: o.result.echoes,
+            keptUp: o.keptUp,
+            why: o.why,
+            withinTarget: o.withinTarget,
+            schedulerLog: o.result.log,
+        })),
+    });
+}
+await main();
