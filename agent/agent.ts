@@ -3,9 +3,11 @@
 // own, so an InfluxDB outage never holds up a round and an agent restart never loses one.
 import { performance } from 'node:perf_hooks';
 import { isDeepStrictEqual } from 'node:util';
-import type { AgentHeartbeat, AgentIdentity, Endpoint, RoundResult } from './core/model.ts';
+import type { AgentHeartbeat, AgentIdentity, AnylatEvent, Endpoint, PathTrace, RoundResult } from './core/model.ts';
 import type { AnylatConfig, ServiceConfig } from './config/types.ts';
 import { deriveEvents, type RoundState } from './round/events.ts';
+import { TraceLimiter, traceRequests, type BenefitHistory, type TraceRequest } from './round/trace-trigger.ts';
+import { trace } from './net/trace.ts';
 import { runRound, type RoundSpec } from './round/run-round.ts';
 import { agentFamilies, type AgentHealth } from './metrics/agent-metrics.ts';
 import { renderExposition } from './metrics/exposition.ts';
@@ -37,6 +39,8 @@ export interface WebContext {
   /** the agent's counters, as the heartbeat reports them */
   heartbeat: () => AgentHeartbeat;
   log: (line: string) => void;
+  /** `/metrics` text, when `web.metrics` is set */
+  metrics?: () => string;
 }
 
 export interface WebHandle {
@@ -137,6 +141,11 @@ export class Agent {
   private readonly reloads = { applied: 0, unchanged: 0, failed: 0 };
   private lastReload: { ok: boolean; atMs: number } | undefined;
   private readonly startedAtMs = Date.now();
+  /** path context (`trace:`): benefit history per service, rate limit per path, traces running */
+  private readonly benefitHistory = new Map<string, BenefitHistory>();
+  private traceLimiter: TraceLimiter | undefined;
+  private readonly tracing = new Set<Promise<void>>();
+  private readonly traceAbort = new AbortController();
 
   constructor(options: AgentOptions) {
     this.current = options.config;
@@ -173,9 +182,11 @@ export class Agent {
       this.sink.start();
     }
     this.lag = new LagMonitor().start();
+    if (c.metrics || c.web?.metrics) this.loopDelay = new LoopDelay();
     if (c.web) {
       if (this.webStarter) {
         const ctx: WebContext = { config: c, store: this.store, heartbeat: () => this.heartbeat(false), log: this.log };
+        if (c.web.metrics) ctx.metrics = () => this.metricsText();
         if (this.sink) {
           const sink = this.sink;
           ctx.sinkStatus = () => sink.status();
@@ -187,7 +198,6 @@ export class Agent {
       }
     }
     if (c.metrics) {
-      this.loopDelay = new LoopDelay();
       this.metricsServer = await startMetricsServer({ ...c.metrics, render: () => this.metricsText(), log: this.log });
       this.log(`metrics: Prometheus metrics on ${this.metricsServer.url}`);
     }
@@ -251,8 +261,9 @@ export class Agent {
     const previous = store.serviceState(service.name, this.identity.id) as RoundState | undefined;
     const { events, state } = deriveEvents(previous, round);
     if (events.length > 0) round.events = events;
+    let roundId: number;
     try {
-      store.saveRound(round, { state });
+      roundId = store.saveRound(round, { state });
     } catch (err) {
       // The round was measured but is lost: count it, so the heartbeat and the dashboards show it.
       this.roundsFailed++;
@@ -262,6 +273,64 @@ export class Agent {
     this.roundsSaved++;
     this.sink?.notify();
     this.log(roundLogLine(round, slot.late));
+    this.traceAfter(round, roundId, events);
+  }
+
+  /**
+   * Path context: when the round calls for it (trace-trigger.ts) and the path's rate limit allows,
+   * traces the paths one after another in the background; the round is never held up. Each trace
+   * is saved with the round (and queued for InfluxDB) when it ends.
+   */
+  private traceAfter(round: RoundResult, roundId: number, events: AnylatEvent[]): void {
+    const cfg = this.current.trace;
+    if (!cfg?.enabled) return;
+    const { requests, history } = traceRequests(round, events, this.benefitHistory.get(round.service), cfg.shiftMs);
+    this.benefitHistory.set(round.service, history);
+    if (!this.traceLimiter) this.traceLimiter = new TraceLimiter(cfg.minIntervalMs);
+    else this.traceLimiter.setInterval(cfg.minIntervalMs);
+    const limiter = this.traceLimiter;
+    const todo = requests.filter((r) => limiter.take(`${round.service}/${r.endpoint}`));
+    if (todo.length === 0 || this.traceAbort.signal.aborted) return;
+    const run = async (): Promise<void> => {
+      for (const r of todo) {
+        if (this.traceAbort.signal.aborted) return;
+        await this.traceOne(round, roundId, r, cfg.maxHops, cfg.port, cfg.names);
+      }
+    };
+    const p = run().finally(() => this.tracing.delete(p));
+    this.tracing.add(p);
+  }
+
+  private async traceOne(round: RoundResult, roundId: number, r: TraceRequest, maxHops: number, port: number, names: boolean): Promise<void> {
+    const tracedAt = new Date();
+    try {
+      const res = await trace(r.address, { maxHops, port, names, signal: this.traceAbort.signal });
+      const t: PathTrace = {
+        agent: round.agent,
+        service: round.service,
+        trigger: r.trigger,
+        reason: r.reason,
+        endpoint: r.endpoint,
+        kind: r.kind,
+        address: r.address,
+        at: round.started_at,
+        traced_at: tracedAt.toISOString(),
+        duration_ms: res.duration_ms,
+        reached: res.reached,
+        hops: res.hops,
+      };
+      const saved = this.store?.saveTrace(roundId, t) ?? false;
+      if (saved) this.sink?.notify();
+      const hops = res.hops.map((h) => h.address ?? '*').join(' > ');
+      this.log(`trace ${round.service} ${r.endpoint} (${r.trigger}): ${hops}${res.reached ? '' : ' (not reached)'}${saved ? '' : '; not stored (the round is gone)'}`);
+    } catch (err) {
+      this.log(`trace ${round.service} ${r.endpoint} (${r.trigger}): failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  /** Traces still running (tests wait for them). */
+  async tracesSettled(): Promise<void> {
+    while (this.tracing.size > 0) await Promise.allSettled([...this.tracing]);
   }
 
   /**
@@ -284,6 +353,7 @@ export class Agent {
       this.lastReload = { ok: false, atMs };
       this.log(`config: reload failed, keeping version ${this.current.origin.version}: ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}`);
       for (const p of err.problems) this.log(`config: ${p}`);
+      this.writeHeartbeat();
       return { result: 'failed', version: this.current.origin.version, added: [], removed: [], changed: [], needsRestart: [], problems: [...err.problems] };
     }
     const old = this.current;
@@ -333,6 +403,8 @@ export class Agent {
         (old.origin.version !== applied.origin.version ? ` (was ${old.origin.version})` : ''),
     );
     if (needsRestart.length > 0) this.log(`config: ${needsRestart.join(', ')} changed; that takes effect at the next start (the running ones are kept)`);
+    // The fleet dashboard sees the new version (or the failure) now, not at the next minute's heartbeat.
+    this.writeHeartbeat();
     return result;
   }
 
@@ -439,6 +511,9 @@ export class Agent {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
     const rounds = this.scheduler ? await this.scheduler.stop(graceMs) : { finished: 0, aborted: 0, dropped: 0, stillRunning: 0 };
+    // Traces in flight stop at their next probe window; what they found so far is saved.
+    this.traceAbort.abort();
+    await this.tracesSettled();
     const result: StopResult = { roundsFinished: rounds.finished, roundsAbandoned: rounds.aborted, roundsNotStarted: rounds.dropped };
     this.writeHeartbeat();
     if (this.sink) {

@@ -9,6 +9,7 @@ const COMMANDS: Record<string, Command> = {
   compare: { summary: 'one round now: anycast vs each unicast endpoint, per protocol', load: () => import('./commands/compare.ts') },
   reflector: { summary: 'the far end: STAMP reflector, TCP echo, HTTP endpoint', load: () => import('./commands/reflector.ts') },
   report: { summary: 'benefit table from the embedded store', load: () => import('./commands/report.ts') },
+  trace: { summary: 'the route to an address hop by hop (UDP, rising TTL; Linux)', load: () => import('./commands/trace.ts') },
   outbox: { summary: 'outbox status|requeue: lines waiting for InfluxDB, dead letters back in line', load: () => import('./commands/outbox.ts') },
   config: { summary: 'config check: validate a config file', load: () => import('./commands/config.ts') },
   lab: { summary: 'lab up|down|status|fail|heal: the emulated topology (Linux, root)', load: () => import('./commands/lab.ts') },

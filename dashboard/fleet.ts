@@ -1,9 +1,9 @@
 // "Fleet": are the agents alive, current, on time, and is their data reaching InfluxDB?
 import * as common from '@grafana/grafana-foundation-sdk/common';
 import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
-import { DASHBOARD_TAG, UIDS, UNITS, baseDashboard, tagVariable, zeroIsGood } from './common.ts';
+import { DASHBOARD_TAG, UIDS, UNITS, baseDashboard, tagVariable, thresholdColor, zeroIsGood } from './common.ts';
 import { from, target } from './influxql.ts';
-import { column, organize, tablePanel, timeSeries } from './panels.ts';
+import { column, organize, statPanel, tablePanel, timeSeries } from './panels.ts';
 import type { AgentField } from './schema.ts';
 
 /** Panel ids, stable: alert rules link to them. */
@@ -17,8 +17,11 @@ export const FLEET_PANELS = {
   deadLetters: 7,
   dropped: 8,
   roundsFailed: 9,
+  configVersions: 10,
+  configPerAgent: 11,
   rowAgents: 100,
   rowPipeline: 101,
+  rowConfig: 102,
 } as const;
 
 const VARIABLES = [
@@ -189,6 +192,72 @@ const roundsFailed = perAgent(
   .thresholds(zeroIsGood())
   .colorScheme(new dashboard.FieldColorBuilder().mode(dashboard.FieldColorModeId.PaletteClassic));
 
+// ---- Config: which version each agent runs (docs/fleet.md) ----
+
+/** Each agent's last heartbeat of its config (version, publication time, last reload). */
+function configPerAgentQuery() {
+  return heartbeats()
+    .select((f) => [
+      f.last('config_version').as('config_version'),
+      f.expr`${f.last('config_published_s')} * 1000`.as('published'),
+      f.last('config_reload_ok').as('reload_ok'),
+    ])
+    .groupBy('agent', 'agent_region');
+}
+
+const configVersions = statPanel({
+  id: FLEET_PANELS.configVersions,
+  title: 'Config versions in the fleet',
+  description:
+    'How many different config versions the agents run, each agent counted by its last heartbeat. 1: every agent runs the same config. More: some agents have not picked up the newest one yet (a poll still to come, a version their copy did not validate, an agent that reads its own file); the table beside lists them oldest first.',
+  unit: UNITS.count,
+  w: 6,
+  h: 8,
+})
+  .withTarget(
+    target(
+      from('agent')
+        .fromSubquery(heartbeats().select((f) => [f.last('config_version').as('config_version')]).groupBy('agent'))
+        .select((f) => [f.count(f.fn('distinct', 'config_version')).as('versions')]),
+    ),
+  )
+  .thresholds(zeroIsGood(2))
+  .colorScheme(thresholdColor());
+
+const configPerAgent = tablePanel({
+  id: FLEET_PANELS.configPerAgent,
+  title: 'Config per agent',
+  description:
+    'The config each agent runs: its version (a hash of the config text, the same on every agent given the same text), when that version was published (the config server’s Last-Modified, or the file’s modification time), and whether its last reload was applied or failed (a failed one keeps the previous version running: the agent log lists every problem). Oldest first; a red "Published" is older than the newest config any agent of the selection runs.',
+  unit: UNITS.text,
+  w: 18,
+  h: 8,
+})
+  .withTarget(target(configPerAgentQuery()).table())
+  .withTarget(target(heartbeats().select((f) => [f.expr`${f.max('config_published_s')} * 1000`.as('newest')]), 'B').table())
+  // The newest publication time becomes the "Published" column's threshold: older is red.
+  .withTransformation({ id: 'configFromData', options: { configRefId: 'B', mappings: [{ fieldName: 'newest', handlerKey: 'threshold1' }] } })
+  .withTransformation(organize({ exclude: ['Time'], order: ['agent', 'agent_region', 'config_version', 'published', 'reload_ok'] }))
+  .withTransformation({ id: 'sortBy', options: { sort: [{ field: 'published', desc: false }] } })
+  .overrideByName('agent', column(UNITS.text, 'Agent'))
+  .overrideByName('agent_region', column(UNITS.text, 'Region'))
+  .overrideByName('config_version', column(UNITS.text, 'Config version'))
+  .overrideByName('published', [
+    ...column(UNITS.fromNow, 'Published'),
+    { id: 'custom.cellOptions', value: { type: 'color-text' } },
+    { id: 'thresholds', value: { mode: 'absolute', steps: [{ value: null, color: 'red' }, { value: 0, color: 'green' }] } },
+    { id: 'color', value: { mode: 'thresholds' } },
+  ])
+  .overrideByName('reload_ok', [
+    ...column(UNITS.text, 'Last reload'),
+    { id: 'custom.cellOptions', value: { type: 'color-text' } },
+    {
+      id: 'mappings',
+      value: [{ type: 'value', options: { '1': { text: 'applied', color: 'green', index: 0 }, '0': { text: 'failed', color: 'red', index: 1 } } }],
+    },
+    { id: 'noValue', value: 'none since start' },
+  ]);
+
 /** The "Fleet" dashboard. */
 export function fleetDashboard(): dashboard.DashboardBuilder {
   return baseDashboard(
@@ -208,5 +277,8 @@ export function fleetDashboard(): dashboard.DashboardBuilder {
     .withRow(new dashboard.RowBuilder('Data pipeline').id(FLEET_PANELS.rowPipeline))
     .withPanel(outbox)
     .withPanel(deadLetters)
-    .withPanel(dropped);
+    .withPanel(dropped)
+    .withRow(new dashboard.RowBuilder('Config').id(FLEET_PANELS.rowConfig))
+    .withPanel(configVersions)
+    .withPanel(configPerAgent);
 }

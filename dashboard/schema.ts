@@ -13,6 +13,7 @@ export const TAGS = {
   benefit: ['agent', 'agent_region', 'service', 'protocol', 'metric', 'scope', 'baseline'],
   agent: ['agent', 'agent_region'],
   event: ['agent', 'agent_region', 'service', 'type'],
+  trace: ['agent', 'agent_region', 'service', 'endpoint', 'kind', 'trigger'],
 } as const satisfies Record<Measurement, readonly string[]>;
 
 type NumericOrString<T> = { [K in keyof T]-?: NonNullable<T[K]> extends number | string ? K : never }[keyof T] & string;
@@ -25,6 +26,8 @@ export type BenefitField = Exclude<NumericOrString<BenefitRow>, 'protocol' | 'me
 export type AgentField = Exclude<NumericOrString<AgentHeartbeat>, 'at'>;
 /** Fields of `event`. */
 export type EventField = 'message' | 'from' | 'to';
+/** Fields of `trace`: one point per hop. */
+export type TraceField = 'hop' | 'address' | 'rtt_ms' | 'name' | 'reached';
 
 export type TagOf<M extends Measurement> = (typeof TAGS)[M][number];
 export type FieldOf<M extends Measurement> = M extends 'latency'
@@ -33,5 +36,7 @@ export type FieldOf<M extends Measurement> = M extends 'latency'
     ? BenefitField
     : M extends 'agent'
       ? AgentField
-      : EventField;
+      : M extends 'event'
+        ? EventField
+        : TraceField;
 export type ColumnOf<M extends Measurement> = TagOf<M> | FieldOf<M>;

@@ -46,11 +46,17 @@ describe('agents: per-agent parts of a shared config', () => {
     const c = asAgent('eu-1', 'eu-west-1');
     assert.deepEqual(c.agentParts, [0]);
     assert.deepEqual(c.agent, { id: 'eu-1', region: 'eu-west-1', labels: { env: 'prod', rack: 'r1' } });
-    assert.deepEqual(c.services.map((s) => s.name), ['api', 'office']);
+    assert.deepEqual(
+      c.services.map((s) => s.name),
+      ['api', 'office'],
+    );
     const [api, office] = c.services;
     assert.equal(api!.samples, 50);
     assert.deepEqual(api!.anycast, ['192.0.2.10', '192.0.2.11'], 'fields the entry does not set stay shared');
-    assert.deepEqual(api!.unicast.map((u) => u.name), ['us-east-1', 'eu-west-1']);
+    assert.deepEqual(
+      api!.unicast.map((u) => u.name),
+      ['us-east-1', 'eu-west-1'],
+    );
     assert.equal(office!.samples, 20, 'an added service inherits the shared defaults');
     assert.deepEqual(office!.probes, { udp: { port: 862 } });
     assert.deepEqual(office!.unicast, [{ name: 'dublin', host: '198.51.100.7' }]);
@@ -71,10 +77,12 @@ describe('agents: per-agent parts of a shared config', () => {
     assert.equal(us.origin.version, asAgent('eu-1', 'eu-west-1').origin.version);
   });
 
-  it('anylat config check --agent prints that agent\'s effective config', async () => {
+  it("anylat config check --agent prints that agent's effective config", async () => {
     const file = join(scratch, 'fleet.yaml');
     writeFileSync(file, FLEET);
-    const r = await runAnylat(['config', 'check', '--config', file, '--agent', 'eu-1', '--region', 'eu-west-1'], { env: { AGENT_ID: undefined, AGENT_REGION: undefined } });
+    const r = await runAnylat(['config', 'check', '--config', file, '--agent', 'eu-1', '--region', 'eu-west-1'], {
+      env: { AGENT_ID: undefined, AGENT_REGION: undefined },
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^agent eu-1 \(region eu-west-1, labels env=prod rack=r1\)$/m);
     assert.match(r.stdout, /^agents: agents\[0\] applied$/m);

@@ -246,7 +246,7 @@ function get(u: Unit, section: string, key: string): string | undefined {
 const KNOWN: Record<string, string[]> = {
   Unit: ['Description', 'Documentation', 'Wants', 'After', 'Requires', 'Before'],
   Service: [
-    'Type', 'User', 'Group', 'ExecStart', 'ExecStartPre', 'Environment', 'EnvironmentFile', 'Restart', 'RestartSec', 'RestartPreventExitStatus',
+    'Type', 'User', 'Group', 'ExecStart', 'ExecStartPre', 'ExecReload', 'Environment', 'EnvironmentFile', 'Restart', 'RestartSec', 'RestartPreventExitStatus',
     'TimeoutStopSec', 'StateDirectory', 'StateDirectoryMode', 'WorkingDirectory', 'UMask', 'AmbientCapabilities', 'CapabilityBoundingSet',
     'NoNewPrivileges', 'ProtectSystem', 'ProtectHome', 'PrivateTmp', 'PrivateDevices', 'ProtectKernelTunables', 'ProtectKernelModules',
     'ProtectKernelLogs', 'ProtectControlGroups', 'ProtectClock', 'ProtectHostname', 'RestrictNamespaces', 'RestrictRealtime',

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { configVersion } from '../agent/config/load.ts';
+import { VERSION } from '../agent/version.ts';
 import { agentFamilies, type AgentHealth } from '../agent/metrics/agent-metrics.ts';
 import { renderExposition } from '../agent/metrics/exposition.ts';
 import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';
@@ -24,7 +25,14 @@ let udpPort: number;
 
 before(async () => {
   udpPort = await freeUdpPort();
-  reflector = await startReflector({ site: 'm-site', binds: ['127.0.0.1', '127.0.0.2'], udp: { port: udpPort }, tcp: false, http: false, log: () => {} });
+  reflector = await startReflector({
+    site: 'm-site',
+    binds: ['127.0.0.1', '127.0.0.2'],
+    udp: { port: udpPort },
+    tcp: false,
+    http: false,
+    log: () => {},
+  });
 });
 
 after(async () => {
@@ -51,9 +59,21 @@ const HEALTH: AgentHealth = {
   services: 2,
   rounds: { started: 10, late: 1, skipped: 0, abandoned: 1, failed: 0, stored: 9 },
   store: { outboxRows: 120, outboxOldestAtMs: 1_700_000_090_000, deadLetters: 1, droppedRows: 0 },
-  sink: { delivered: 500, deadLettered: 1, lastBatchLines: 60, consecutiveFailures: 2, errors: { unreachable: 2, timeout: 0, rejected: 1 } },
+  sink: {
+    delivered: 500,
+    deadLettered: 1,
+    lastBatchLines: 60,
+    consecutiveFailures: 2,
+    errors: { unreachable: 2, timeout: 0, rejected: 1 },
+  },
   loopLag: { p99Ms: 2.5, maxMs: 14 },
-  config: { version: 'abc123def456', source: 'url', publishedAtMs: 1_700_000_000_000, lastReload: { ok: false, atMs: 1_700_000_050_000 }, reloads: { applied: 1, unchanged: 0, failed: 1 } },
+  config: {
+    version: 'abc123def456',
+    source: 'url',
+    publishedAtMs: 1_700_000_000_000,
+    lastReload: { ok: false, atMs: 1_700_000_050_000 },
+    reloads: { applied: 1, unchanged: 0, failed: 1 },
+  },
 };
 
 describe('metrics text', () => {
@@ -120,7 +140,10 @@ metrics:
     writeFileSync(file, config(3));
     const agent = await startAnylat(['run', '--config', file], { ready: /running 1 service/ });
     try {
-      assert.match(agent.output(), new RegExp(`metrics: Prometheus metrics on http://127\\.0\\.0\\.1:${metricsPort}/metrics`));
+      assert.match(
+        agent.output(),
+        new RegExp(`metrics: Prometheus metrics on http://127\\.0\\.0\\.1:${metricsPort}/metrics`),
+      );
       const url = `http://127.0.0.1:${metricsPort}/metrics`;
       const scrape = async () => {
         const res = await fetch(url);
@@ -133,13 +156,21 @@ metrics:
       const deadline = Date.now() + 30_000;
       for (;;) {
         text = await scrape();
-        if ((sample(text, 'anylat_rounds_stored_total') ?? 0) >= 2 && (sample(text, 'anylat_sink_errors_total{class="unreachable"}') ?? 0) >= 1) break;
-        if (Date.now() > deadline) assert.fail(`no stored rounds or sink errors after 30 s:\n${text}\n${agent.output()}`);
+        if (
+          (sample(text, 'anylat_rounds_stored_total') ?? 0) >= 2 &&
+          (sample(text, 'anylat_sink_errors_total{class="unreachable"}') ?? 0) >= 1
+        )
+          break;
+        if (Date.now() > deadline)
+          assert.fail(`no stored rounds or sink errors after 30 s:\n${text}\n${agent.output()}`);
         await sleep(250);
       }
       const lint = promtool(text);
       assert.equal(lint.code, 0, `${lint.output}\n${text}`);
-      const stored = agent.output().split('\n').filter((l) => / round loop: /.test(l)).length;
+      const stored = agent
+        .output()
+        .split('\n')
+        .filter((l) => / round loop: /.test(l)).length;
       assert.ok(sample(text, 'anylat_rounds_stored_total')! <= stored + 1);
       assert.ok(sample(text, 'anylat_outbox_rows')! > 0, 'nothing was delivered, so the outbox holds the lines');
       assert.ok(sample(text, 'anylat_outbox_oldest_age_seconds')! >= 0);
@@ -156,7 +187,12 @@ metrics:
       );
       prometheus = spawn(
         PROMETHEUS,
-        [`--config.file=${join(scratch, 'prometheus.yml')}`, `--storage.tsdb.path=${promDir}`, `--web.listen-address=127.0.0.1:${promPort}`, '--log.level=warn'],
+        [
+          `--config.file=${join(scratch, 'prometheus.yml')}`,
+          `--storage.tsdb.path=${promDir}`,
+          `--web.listen-address=127.0.0.1:${promPort}`,
+          '--log.level=warn',
+        ],
         { stdio: ['ignore', 'ignore', 'pipe'] },
       );
       let promLog = '';
@@ -165,7 +201,9 @@ metrics:
         try {
           const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q)}`);
           if (!res.ok) return [];
-          const body = (await res.json()) as { data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
+          const body = (await res.json()) as {
+            data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> };
+          };
           return body.data.result;
         } catch {
           return [];
@@ -176,13 +214,18 @@ metrics:
         for (;;) {
           const r = await query(q);
           if (ok(r)) return r;
-          if (Date.now() > end) assert.fail(`Prometheus: ${what} not seen in 60 s (query ${q}: ${JSON.stringify(r)})\n${promLog}`);
+          if (Date.now() > end)
+            assert.fail(`Prometheus: ${what} not seen in 60 s (query ${q}: ${JSON.stringify(r)})\n${promLog}`);
           await sleep(500);
         }
       };
       await until('up{job="anylat"}', (r) => r[0]?.value[1] === '1', 'up == 1');
       await until('anylat_rounds_stored_total', (r) => Number(r[0]?.value[1] ?? 0) >= 1, 'anylat_rounds_stored_total');
-      await until('anylat_sink_errors_total{class="unreachable"}', (r) => Number(r[0]?.value[1] ?? 0) >= 1, 'sink errors by class');
+      await until(
+        'anylat_sink_errors_total{class="unreachable"}',
+        (r) => Number(r[0]?.value[1] ?? 0) >= 1,
+        'sink errors by class',
+      );
 
       // SIGHUP with a changed service: the reload is counted and the new version served.
       writeFileSync(file, config(4));
@@ -193,11 +236,63 @@ metrics:
       assert.equal(applied[0]?.value[1], '1');
       const ok = await query('anylat_config_last_reload_success');
       assert.equal(ok[0]?.value[1], '1');
-      assert.match(agent.output(), new RegExp(`config: version ${secondVersion} applied: changed loop \\(was ${firstVersion}\\)`));
+      assert.match(
+        agent.output(),
+        new RegExp(`config: version ${secondVersion} applied: changed loop \\(was ${firstVersion}\\)`),
+      );
     } finally {
       prometheus?.kill('SIGTERM');
       const code = await agent.stop('SIGTERM');
       assert.equal(code, 0, agent.output());
+    }
+  });
+
+  it("web.metrics: true serves /metrics next to the page, from the dashboard's thread", async () => {
+    const webPort = await freePort();
+    const file = join(scratch, 'web-metrics.yaml');
+    writeFileSync(
+      file,
+      `agent:
+  id: web-metrics-test
+  region: lab
+services:
+  - name: loop
+    anycast: 127.0.0.1
+    unicast:
+      lo-two: 127.0.0.2
+    probes:
+      udp: { port: ${udpPort} }
+    samples: 2
+    spacing: 20ms
+    timeout: 300ms
+    schedule: "* * * * * *"
+    deadline: 800ms
+store:
+  path: ${join(scratch, 'web-state', 'anylat.db')}
+web:
+  listen: 127.0.0.1:${webPort}
+  metrics: true
+`,
+    );
+    const agent = await startAnylat(['run', '--config', file], { ready: /running 1 service/ });
+    try {
+      let text = '';
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const res = await fetch(`http://127.0.0.1:${webPort}/metrics`);
+        assert.equal(res.status, 200);
+        assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+        text = await res.text();
+        if ((sample(text, 'anylat_rounds_stored_total') ?? 0) >= 1) break;
+        if (Date.now() > deadline) assert.fail(`no stored round in /metrics after 30 s:\n${text}\n${agent.output()}`);
+        await sleep(250);
+      }
+      const lint = promtool(text);
+      assert.equal(lint.code, 0, `${lint.output}\n${text}`);
+      assert.equal(sample(text, `anylat_agent_info{agent="web-metrics-test",region="lab",version="${VERSION}"}`), 1);
+      assert.equal((await fetch(`http://127.0.0.1:${webPort}/`)).status, 200, 'the page is still served');
+    } finally {
+      assert.equal(await agent.stop('SIGTERM'), 0, agent.output());
     }
   });
 });

@@ -25,7 +25,14 @@ let udpPort: number;
 
 before(async () => {
   udpPort = await freeUdpPort();
-  reflector = await startReflector({ site: 'r-site', binds: ['127.0.0.1', '127.0.0.2'], udp: { port: udpPort }, tcp: false, http: false, log: () => {} });
+  reflector = await startReflector({
+    site: 'r-site',
+    binds: ['127.0.0.1', '127.0.0.2'],
+    udp: { port: udpPort },
+    tcp: false,
+    http: false,
+    log: () => {},
+  });
 });
 
 after(async () => {
@@ -65,7 +72,12 @@ function storedRounds(service: string): Array<{ id: number; scheduledMs: number;
   try {
     return s.rounds({ service }).map((r) => {
       const full = s.getRound(r.id)!;
-      return { id: r.id, scheduledMs: Date.parse(r.scheduled_at!), startedMs: Date.parse(r.started_at), sent: full.paths[0]?.sent ?? 0 };
+      return {
+        id: r.id,
+        scheduledMs: Date.parse(r.scheduled_at!),
+        startedMs: Date.parse(r.started_at),
+        sent: full.paths[0]?.sent ?? 0,
+      };
     });
   } finally {
     s.close();
@@ -100,13 +112,16 @@ describe('config reload', () => {
       reloadAt = Date.now();
       const r = agent.reload(() => loadConfig(second));
       assert.equal(r.result, 'applied', lines.join('\n'));
-      assert.deepEqual({ added: r.added, removed: r.removed, changed: r.changed, needsRestart: r.needsRestart }, {
-        added: ['added'],
-        removed: ['gone'],
-        changed: ['change'],
-        needsRestart: [],
-      });
-      assert.ok(agent.running().includes('gone'), 'the removed service\'s round in flight was not cut short');
+      assert.deepEqual(
+        { added: r.added, removed: r.removed, changed: r.changed, needsRestart: r.needsRestart },
+        {
+          added: ['added'],
+          removed: ['gone'],
+          changed: ['change'],
+          needsRestart: [],
+        },
+      );
+      assert.ok(agent.running().includes('gone'), "the removed service's round in flight was not cut short");
 
       // A config that does not validate: nothing changes, and the problems are config check's lines.
       const bad = writeConfig('bad', service('keep', 0));
@@ -122,11 +137,17 @@ describe('config reload', () => {
       assert.ok(expected.length > 0 && expected.every((l) => l.startsWith(`${bad}:`)), expected.join('\n'));
       assert.deepEqual(failed.problems, expected);
       for (const p of expected) assert.ok(lines.includes(`config: ${p}`), `not logged: ${p}`);
-      assert.deepEqual(agent.config.services.map((s) => s.name), ['keep', 'change', 'added']);
+      assert.deepEqual(
+        agent.config.services.map((s) => s.name),
+        ['keep', 'change', 'added'],
+      );
 
       // Rounds go on for a few seconds under the new config.
       const settle = Date.now() + 60_000;
-      while (storedRounds('added').length < 3 || storedRounds('change').filter((x) => x.scheduledMs > reloadAt).length < 2) {
+      while (
+        storedRounds('added').length < 3 ||
+        storedRounds('change').filter((x) => x.scheduledMs > reloadAt).length < 2
+      ) {
         if (Date.now() > settle) assert.fail(`the new config's rounds did not come:\n${lines.join('\n')}`);
         await sleep(100);
       }
@@ -141,7 +162,8 @@ describe('config reload', () => {
     // keep: one round per second across the reload, none lost, none doubled, the same phase.
     const keep = storedRounds('keep');
     const keepPhase = phaseFor(AGENT_ID, 'keep', INTERVAL);
-    for (let i = 1; i < keep.length; i++) assert.equal(keep[i]!.scheduledMs - keep[i - 1]!.scheduledMs, INTERVAL, `keep lost or doubled a round:\n${log}`);
+    for (let i = 1; i < keep.length; i++)
+      assert.equal(keep[i]!.scheduledMs - keep[i - 1]!.scheduledMs, INTERVAL, `keep lost or doubled a round:\n${log}`);
     for (const k of keep) assert.equal(k.scheduledMs % INTERVAL, keepPhase);
     assert.ok(keep.some((k) => k.scheduledMs < reloadAt) && keep.some((k) => k.scheduledMs > reloadAt + INTERVAL));
     assert.ok(keep.every((k) => k.sent === 4));
@@ -153,8 +175,10 @@ describe('config reload', () => {
 
     // change: rounds started before the reload ran the old settings, every later one the new, no gap.
     const change = storedRounds('change');
-    for (let i = 1; i < change.length; i++) assert.equal(change[i]!.scheduledMs - change[i - 1]!.scheduledMs, INTERVAL, log);
-    for (const c of change) assert.equal(c.sent, c.startedMs < reloadAt ? 3 : 6, `round started ${new Date(c.startedMs).toISOString()}`);
+    for (let i = 1; i < change.length; i++)
+      assert.equal(change[i]!.scheduledMs - change[i - 1]!.scheduledMs, INTERVAL, log);
+    for (const c of change)
+      assert.equal(c.sent, c.startedMs < reloadAt ? 3 : 6, `round started ${new Date(c.startedMs).toISOString()}`);
 
     // added: starts after the reload at its own phase, one round per second.
     const added = storedRounds('added');

@@ -60,7 +60,7 @@ function schemaOneFile(path: string, source: string): void {
   db.prepare('INSERT INTO schema_migrations VALUES (1, ?, ?)').run(MIGRATIONS[0]!.name, new Date().toISOString());
   db.prepare('ATTACH DATABASE ? AS src').run(source);
   for (const table of ['rounds', 'paths', 'benefit', 'events', 'service_state', 'heartbeats']) {
-    // Schema 1's columns only: later migrations added some (size, schema 3).
+    // Schema 1's columns only: later migrations added some (size, schema 4).
     const columns = (db.prepare(`SELECT name FROM pragma_table_info('${table}', 'main')`).all() as Array<{ name: string }>).map((c) => c.name).join(', ');
     db.exec(`INSERT INTO main.${table} (${columns}) SELECT ${columns} FROM src.${table}`);
   }
@@ -119,8 +119,8 @@ describe('round totals (schema 2)', () => {
     // The agent's own handle migrates, keeping every round, and the totals match the count.
     const upgraded = openStore(path, { retention: RETENTION, outbox: false });
     try {
-      assert.deepEqual(versions(path), [1, 2, 3]);
-      assert.equal(SCHEMA_VERSION, 3);
+      assert.deepEqual(versions(path), [1, 2, 3, 4]);
+      assert.equal(SCHEMA_VERSION, 4);
       assert.deepEqual(upgraded.services(), expected);
       assert.equal(upgraded.rounds().length, 3 * ROUNDS + 3 + 1);
       upgraded.saveRound(makeRound({ agent: 'eu-1', region: 'eu-north', startedAt: now - 5_000 }));
@@ -132,7 +132,7 @@ describe('round totals (schema 2)', () => {
     }
     const again = openStore(path, { retention: RETENTION, outbox: false });
     again.close();
-    assert.deepEqual(versions(path), [1, 2, 3], 'a second open changes nothing');
+    assert.deepEqual(versions(path), [1, 2, 3, 4], 'a second open changes nothing');
   });
 
   it('stay right as rounds are saved and retention drops them, by count and by age', () => {

@@ -3,7 +3,10 @@
 import { parseArgs } from 'node:util';
 import { PROTOCOLS } from '../core/model.ts';
 import { configPath, loadConfig, type LoadOptions } from '../config/load.ts';
+import { configToken, fetchConfig, isConfigUrl, parseRemoteConfig } from '../config/remote.ts';
+import type { Secret } from '../core/secret.ts';
 import type { AnylatConfig } from '../config/types.ts';
+import { displayUrl } from '../sink/redact.ts';
 import { phaseFor } from '../schedule/timing.ts';
 import { formatDuration } from '../util/duration.ts';
 import { ConfigError, UsageError } from '../util/errors.ts';
@@ -39,7 +42,7 @@ export function summarize(config: AnylatConfig): string {
     ...(config.agentParts === undefined ? [] : [config.agentParts.length === 0 ? 'agents: no entry applies to this agent' : `agents: ${config.agentParts.map((i) => `agents[${i}]`).join(', ')} applied`]),
     `store ${config.store.path} (keeps ${formatDuration(config.store.retention.ageMs)}, at most ${config.store.retention.rows} rounds)`,
     config.influx ? `influx ${config.influx.url} bucket ${config.influx.bucket}${config.influx.org ? ` org ${config.influx.org}` : ''} (token set)` : 'influx: not configured (rounds stay in the store)',
-    config.web ? `web dashboard on ${config.web.host.includes(':') ? `[${config.web.host}]` : config.web.host}:${config.web.port}` : 'web: off',
+    config.web ? `web dashboard on ${config.web.host.includes(':') ? `[${config.web.host}]` : config.web.host}:${config.web.port}${config.web.metrics ? ' (and /metrics)' : ''}` : 'web: off',
     ...(config.metrics ? [`metrics: Prometheus /metrics on ${config.metrics.host.includes(':') ? `[${config.metrics.host}]` : config.metrics.host}:${config.metrics.port}`] : []),
     `${config.services.length} service${config.services.length === 1 ? '' : 's'}:`,
   ];
@@ -54,7 +57,7 @@ export function summarize(config: AnylatConfig): string {
 }
 
 /** Every problem on its own line, as editors and CI annotate them, then a count. */
-function reportProblems(err: ConfigError, file: string): string {
+export function reportProblems(err: ConfigError, file: string): string {
   const n = err.problems.length;
   return `${err.problems.join('\n')}\nanylat: ${n} problem${n === 1 ? '' : 's'} in ${file}\n`;
 }
@@ -72,6 +75,11 @@ export function loadConfigOrReport(flag: string | undefined, options: LoadOption
     process.stderr.write(reportProblems(err, file));
     return err.exitCode;
   }
+}
+
+function configTokenOrUndefined(): { token?: Secret } {
+  const token = configToken(undefined);
+  return token ? { token } : {};
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -97,7 +105,24 @@ export async function run(argv: string[]): Promise<number> {
   const options: LoadOptions = {};
   if (values.agent !== undefined) options.agentId = values.agent;
   if (values.region !== undefined) options.region = values.region;
-  const config = loadConfigOrReport(values.config, options);
+  const spec = configPath(values.config);
+  let config: AnylatConfig | number;
+  if (isConfigUrl(spec)) {
+    const r = await fetchConfig(spec, { ...(configTokenOrUndefined()) });
+    if (r.kind !== 'new') {
+      process.stderr.write(`anylat: ${r.kind === 'failed' ? r.message : `${displayUrl(spec)} answered 304 Not Modified`}\n`);
+      return 2;
+    }
+    try {
+      config = parseRemoteConfig(r.text, spec, { ...options, ...(r.publishedAtMs === undefined ? {} : { publishedAtMs: r.publishedAtMs }) });
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      process.stderr.write(reportProblems(err, displayUrl(spec)));
+      return err.exitCode;
+    }
+  } else {
+    config = loadConfigOrReport(values.config, options);
+  }
   if (typeof config === 'number') return config;
   process.stdout.write(`${summarize(config)}\n`);
   return 0;

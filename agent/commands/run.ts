@@ -5,9 +5,16 @@ import { formatDuration, parseDuration } from '../util/duration.ts';
 import { UsageError } from '../util/errors.ts';
 import { parseArgsOrUsage } from './args.ts';
 import { configPath, loadConfig } from '../config/load.ts';
-import { loadConfigOrReport } from './config.ts';
+import { ConfigPoller, configToken, defaultCachePath, isConfigUrl } from '../config/remote.ts';
+import type { AnylatConfig } from '../config/types.ts';
+import { displayUrl } from '../sink/redact.ts';
+import { ConfigError } from '../util/errors.ts';
+import { loadConfigOrReport, reportProblems } from './config.ts';
 
-export const RUN_USAGE = `usage: anylat run [--config FILE] [--grace D] [--drain D] [--outbox]
+/** How often a config URL is polled by default. */
+export const DEFAULT_CONFIG_POLL_MS = 60_000;
+
+export const RUN_USAGE = `usage: anylat run [--config FILE|URL] [--grace D] [--drain D] [--outbox]
 
 Runs the agent: every service's rounds on its schedule, each round saved to the embedded store,
 the store's outbox delivered to InfluxDB when the config has an influx section, and an "agent"
@@ -23,8 +30,18 @@ change keep their schedule phase and state; removed ones stop after their curren
 ones start at their next slot. A config that does not validate is logged (every problem) and the
 running one kept. Changes to store, influx, web, metrics and agent.id need a restart.
 
+A config URL (http:// or https://, checked against the system's CA store) is fetched at start,
+then polled (--config-poll, with If-None-Match/If-Modified-Since); a new version is applied like
+SIGHUP, only when it validates (else every problem is logged and the running one kept). The last
+good version is cached (--config-cache) so the agent starts while the server is down.
+
 options:
-  --config FILE   the config file (default: $ANYLAT_CONFIG, else ./anylat.yaml)
+  --config FILE|URL  the config file or URL (default: $ANYLAT_CONFIG, else ./anylat.yaml)
+  --config-poll D    how often to poll a config URL; 0 = only at start and on SIGHUP (default 1m)
+  --config-token-file F  send the bearer token in F to the config URL (or $ANYLAT_CONFIG_TOKEN_FILE,
+                     or the token itself in $ANYLAT_CONFIG_TOKEN)
+  --config-cache F   where the last good config of a URL is kept (default: beside the default
+                     store: $STATE_DIRECTORY, else the working directory, anylat.config-cache.json)
   --grace D       how long rounds in flight may finish at shutdown (default ${formatDuration(SHUTDOWN_DEFAULTS.roundGraceMs)})
   --drain D       how long to deliver queued points to InfluxDB at shutdown (default ${formatDuration(SHUTDOWN_DEFAULTS.drainMs)})
   --outbox        queue InfluxDB lines in the store's outbox even without an influx section, for
@@ -36,6 +53,9 @@ const OPTIONS = {
   grace: { type: 'string' },
   drain: { type: 'string' },
   outbox: { type: 'boolean' },
+  'config-poll': { type: 'string' },
+  'config-token-file': { type: 'string' },
+  'config-cache': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -51,7 +71,13 @@ async function startDashboard(ctx: WebContext): Promise<WebHandle> {
   const listen = ctx.config.web!;
   // Setting web.listen to a non-loopback address in the config is the explicit consent the
   // dashboard asks for (it has no authentication and says so in the log).
-  const server = await startWebServer({ store: ctx.store, listen: { host: listen.host, port: listen.port }, allowPublic: true, log: ctx.log });
+  const server = await startWebServer({
+    store: ctx.store,
+    listen: { host: listen.host, port: listen.port },
+    allowPublic: true,
+    log: ctx.log,
+    ...(ctx.metrics ? { metrics: ctx.metrics } : {}),
+  });
   return { url: server.url, close: () => server.close() };
 }
 
@@ -65,7 +91,23 @@ export async function run(argv: string[]): Promise<number> {
   const roundGraceMs = values.grace === undefined ? SHUTDOWN_DEFAULTS.roundGraceMs : parseDuration(values.grace, '--grace');
   const drainMs = values.drain === undefined ? SHUTDOWN_DEFAULTS.drainMs : parseDuration(values.drain, '--drain');
 
-  const config = loadConfigOrReport(values.config);
+  const spec = configPath(values.config);
+  let poller: ConfigPoller | undefined;
+  let config: AnylatConfig | number;
+  if (isConfigUrl(spec)) {
+    const pollMs = values['config-poll'] === undefined ? DEFAULT_CONFIG_POLL_MS : parseDuration(values['config-poll'], '--config-poll');
+    try {
+      const token = configToken(values['config-token-file']);
+      poller = new ConfigPoller({ url: spec, pollMs, cachePath: values['config-cache'] ?? defaultCachePath(), log, ...(token ? { token } : {}) });
+      config = await poller.initial();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      process.stderr.write(reportProblems(err, displayUrl(spec)));
+      return err.exitCode;
+    }
+  } else {
+    config = loadConfigOrReport(values.config);
+  }
   if (typeof config === 'number') return config;
 
   const agent = new Agent({ config, log, web: startDashboard, outbox: values.outbox === true });
@@ -84,11 +126,11 @@ export async function run(argv: string[]): Promise<number> {
     process.on('SIGINT', onSignal);
   });
 
-  const file = configPath(values.config);
   const onHangup = () => {
     if (stopping) return;
-    log(`SIGHUP: reloading ${file}`);
-    agent.reload(() => loadConfig(file));
+    log(`SIGHUP: reloading ${poller ? displayUrl(spec) : spec}`);
+    if (poller) void poller.check();
+    else agent.reload(() => loadConfig(spec));
   };
   process.on('SIGHUP', onHangup);
 
@@ -99,8 +141,10 @@ export async function run(argv: string[]): Promise<number> {
     await agent.stop({ roundGraceMs: 0, drainMs: 0 }).catch(() => undefined);
     throw err;
   }
+  poller?.start((load) => agent.reload(load));
   const signal = await signalled;
   process.off('SIGHUP', onHangup);
+  await poller?.stop();
   log(`${signal}: stopping (rounds in flight get ${formatDuration(roundGraceMs)}, InfluxDB ${formatDuration(drainMs)}; a second signal exits at once)`);
   const r = await agent.stop({ roundGraceMs, drainMs });
   log(

@@ -47,11 +47,13 @@ export function applyAgentParts(data: Dict, id: string): AppliedParts {
     matched.push(j);
     if (isDict(part.labels) && agent) {
       agent.labels = { ...(isDict(agent.labels) ? agent.labels : {}), ...part.labels };
-      for (const k of Object.keys(part.labels)) origins.set(formatPath(['agent', 'labels', k]), ['agents', j, 'labels', k]);
+      for (const k of Object.keys(part.labels))
+        origins.set(formatPath(['agent', 'labels', k]), ['agents', j, 'labels', k]);
     }
     if (isDict(part.defaults)) {
       out.defaults = { ...(isDict(out.defaults) ? out.defaults : {}), ...part.defaults };
-      for (const k of Object.keys(part.defaults)) origins.set(formatPath(['defaults', k]), ['agents', j, 'defaults', k]);
+      for (const k of Object.keys(part.defaults))
+        origins.set(formatPath(['defaults', k]), ['agents', j, 'defaults', k]);
     }
     if (Array.isArray(part.services)) {
       part.services.forEach((svc, k) => {

@@ -15,6 +15,7 @@ import { Secret } from '../core/secret.ts';
 import { configSchema, DEFAULTS } from './schema.ts';
 import { formatPath, readSource, type Anchor, type PathSegment, type Problem } from './source.ts';
 import type { AnylatConfig, ConfigOrigin, ServiceConfig } from './types.ts';
+import { TRACE_CONFIG_DEFAULTS } from './types.ts';
 
 /** Where `anylat run` and `config check` look when `--config` is not given. */
 export const DEFAULT_CONFIG_FILE = 'anylat.yaml';
@@ -223,7 +224,20 @@ function build(data: Parsed, file: string, host: string, env: NodeJS.ProcessEnv,
       setAsideAfterMs: data.influx.set_aside_after ?? 3_600_000,
     };
   }
-  if (data.web) config.web = data.web.listen ?? { ...DEFAULTS.webListen };
+  if (data.web) {
+    config.web = data.web.listen ?? { ...DEFAULTS.webListen };
+    if (data.web.metrics === true) config.web.metrics = true;
+  }
   if (data.metrics) config.metrics = data.metrics.listen ?? { ...DEFAULTS.metricsListen };
+  if (data.trace) {
+    config.trace = {
+      enabled: data.trace.enabled ?? true,
+      shiftMs: data.trace.shift_ms ?? TRACE_CONFIG_DEFAULTS.shiftMs,
+      minIntervalMs: data.trace.min_interval ?? TRACE_CONFIG_DEFAULTS.minIntervalMs,
+      maxHops: data.trace.max_hops ?? TRACE_CONFIG_DEFAULTS.maxHops,
+      port: data.trace.port ?? TRACE_CONFIG_DEFAULTS.port,
+      names: data.trace.names ?? true,
+    };
+  }
   return config;
 }

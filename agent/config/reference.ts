@@ -12,6 +12,7 @@ import { DEFAULT_SITE_TLV_BYTES } from '../core/stamp-codec.ts';
 import { formatDuration } from '../util/duration.ts';
 import { PACKAGE_ROOT } from '../util/package.ts';
 import { configSchema, DEFAULTS } from './schema.ts';
+import { TRACE_CONFIG_DEFAULTS } from './types.ts';
 
 /** One key of anylat.yaml. */
 export interface ReferenceRow {
@@ -142,6 +143,14 @@ export const MEANINGS: Record<string, string> = {
   'agents[].labels': "labels added to the matching agents' labels",
   'agents[].defaults': 'round settings that override `defaults` for the matching agents',
   'agents[].services': 'services added for the matching agents, or (same name) replacing a shared one',
+  'web.metrics': '`true`: also serve Prometheus `/metrics` on the dashboard\'s address',
+  trace: 'path context: trace the route to the anycast address and the baseline when a site changes, a path goes down or the benefit shifts',
+  'trace.enabled': 'take traces on those events',
+  'trace.shift_ms': "a benefit that moves this far from its recent median triggers a trace",
+  'trace.min_interval': 'at most one trace per path in this time',
+  'trace.max_hops': 'the highest TTL tried',
+  'trace.port': 'the first UDP destination port (one more per hop)',
+  'trace.names': 'look up the reverse name of each hop',
   web: "the agent's own dashboard; off unless `web:` is present",
   'web.listen': 'where the dashboard listens',
 };
@@ -166,6 +175,13 @@ export const DEFAULT_TEXT: Record<string, string> = {
   'services[].probes.dns.qtype': '`TXT` for the site names, else `A`',
   'services[].probes.dns.nsid': '`true`',
   'influx.set_aside_after': '`1h`',
+  'web.metrics': '`false`',
+  'trace.enabled': '`true` when `trace:` is present',
+  'trace.shift_ms': String(TRACE_CONFIG_DEFAULTS.shiftMs),
+  'trace.min_interval': ms(TRACE_CONFIG_DEFAULTS.minIntervalMs),
+  'trace.max_hops': String(TRACE_CONFIG_DEFAULTS.maxHops),
+  'trace.port': String(TRACE_CONFIG_DEFAULTS.port),
+  'trace.names': '`true`',
   'metrics.listen': `\`${DEFAULTS.metricsListen.host}:${DEFAULTS.metricsListen.port}\``,
   'services[].probes.tls.insecure': '`false`',
   'services[].probes.http.insecure': '`false`',

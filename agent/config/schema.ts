@@ -302,11 +302,25 @@ export function configSchema(baseDir: string) {
           'a mapping with url, token or token_file, org, bucket, set_aside_after',
         ),
       ),
-      web: z.preprocess((v) => (v === null ? {} : v), mapping({ listen: optional(listen) }, 'a mapping with listen').optional()),
+      web: z.preprocess((v) => (v === null ? {} : v), mapping({ listen: optional(listen), metrics: optional(bool) }, 'a mapping with listen (and metrics)').optional()),
       metrics: z.preprocess((v) => (v === null ? {} : v), mapping({ listen: optional(listen) }, 'a mapping with listen (where /metrics is served)').optional()),
+      trace: z.preprocess(
+        (v) => (v === null ? {} : v),
+        mapping(
+          {
+            enabled: optional(bool),
+            shift_ms: optional(number(0.1, 60_000, 'a benefit shift in ms')),
+            min_interval: optional(duration),
+            max_hops: optional(integer(1, 64, 'a number of hops')),
+            port: optional(integer(1, 65_000, 'a port number')),
+            names: optional(bool),
+          },
+          'a mapping with enabled, shift_ms, min_interval, max_hops, port, names',
+        ).optional(),
+      ),
       agents: optional(list(agentPart, 'a list of per-agent parts (each with id and/or region)')),
     },
-    'a mapping with agent, services and optionally defaults, store, influx, web, metrics, agents',
+    'a mapping with agent, services and optionally defaults, store, influx, web, metrics, trace, agents',
   );
   return schema.superRefine(crossFieldRules, { when: () => true });
 }

@@ -60,6 +60,8 @@ export interface InfluxSection {
 export interface WebSection {
   host: string;
   port: number;
+  /** `web.metrics: true`: `/metrics` (Prometheus) next to the page */
+  metrics?: boolean;
 }
 
 /** `metrics.listen`: where `/metrics` (Prometheus) is served. */
@@ -79,6 +81,23 @@ export interface ConfigOrigin {
 }
 
 /** A loaded, validated config. */
+/** `trace:`: trace the anycast address and the baseline when a site changes, a path goes down or the benefit shifts. */
+export interface TraceSection {
+  enabled: boolean;
+  /** a benefit (end_to_end saved_ms) this far from its recent median triggers a trace */
+  shiftMs: number;
+  /** at most one trace per (service, endpoint) within this */
+  minIntervalMs: number;
+  maxHops: number;
+  /** first UDP destination port of the probes */
+  port: number;
+  /** reverse names of hop addresses (getnameinfo: /etc/hosts, then DNS) */
+  names: boolean;
+}
+
+/** What `trace:` means when it says nothing (a `trace:` block alone turns tracing on). */
+export const TRACE_CONFIG_DEFAULTS = { shiftMs: 20, minIntervalMs: 10 * 60_000, maxHops: 16, port: 33434 } as const;
+
 export interface AnylatConfig {
   /** the file it came from, as given */
   file: string;
@@ -88,6 +107,8 @@ export interface AnylatConfig {
   influx?: InfluxSection;
   web?: WebSection;
   metrics?: MetricsSection;
+  /** `trace:`: path context when something changes (absent: no traces) */
+  trace?: TraceSection;
   /** set by the loader: which text this is */
   origin: ConfigOrigin;
   /** the indexes of the `agents:` entries that applied to this agent, when the config has any */

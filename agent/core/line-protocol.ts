@@ -1,9 +1,9 @@
 // InfluxDB line protocol for everything the agent writes (DESIGN.md, "InfluxDB schema"). This is
 // the only serializer: the outbox stores its output, the sink sends it, and the dashboard tests
 // load InfluxDB with it. Timestamps are milliseconds (write with precision=ms).
-import type { AgentHeartbeat, AgentIdentity, AnylatEvent, BenefitRow, PathResult, RoundResult } from './model.ts';
+import type { AgentHeartbeat, AgentIdentity, AnylatEvent, BenefitRow, PathResult, PathTrace, RoundResult } from './model.ts';
 
-export const MEASUREMENTS = { latency: 'latency', benefit: 'benefit', agent: 'agent', event: 'event' } as const;
+export const MEASUREMENTS = { latency: 'latency', benefit: 'benefit', agent: 'agent', event: 'event', trace: 'trace' } as const;
 
 /** Tag keys the schema owns; config labels may not reuse them. */
 export const RESERVED_TAGS = [
@@ -18,9 +18,10 @@ export const RESERVED_TAGS = [
   'baseline',
   'type',
   'size',
+  'trigger',
 ] as const;
 
-type FieldValue = { float: number } | { int: number } | { str: string };
+type FieldValue = { float: number } | { int: number } | { str: string } | { bool: boolean };
 
 const LATENCY_FLOATS = [
   'loss_pct',
@@ -120,6 +121,8 @@ function line(measurement: string, tags: Record<string, string | undefined>, fie
     } else if ('int' in v) {
       if (!Number.isInteger(v.int)) continue;
       fieldParts.push(`${escapeKey(k)}=${v.int}i`);
+    } else if ('bool' in v) {
+      fieldParts.push(`${escapeKey(k)}=${v.bool ? 'true' : 'false'}`);
     } else {
       fieldParts.push(`${escapeKey(k)}="${escapeString(v.str)}"`);
     }
@@ -218,6 +221,26 @@ export function heartbeatLine(hb: AgentHeartbeat): string | undefined {
     },
     isoToMs(hb.at),
   );
+}
+
+/**
+ * The points of one trace, one per hop. They share their tags, so each hop is stamped with the
+ * triggering round's start plus (hop − 1) ms: distinct points, and a re-sent batch overwrites
+ * itself. `address`, `rtt_ms` and `name` are absent for a hop nobody answered; `reached` is always
+ * written (true on the hop where the target answered).
+ */
+export function traceLines(t: PathTrace): string[] {
+  const ms = isoToMs(t.at);
+  const tags = { ...agentTags(t.agent), service: t.service, endpoint: t.endpoint, kind: t.kind, trigger: t.trigger };
+  const out: Array<string | undefined> = t.hops.map((h) =>
+    line(
+      MEASUREMENTS.trace,
+      tags,
+      { hop: int(h.ttl), address: str(h.address), rtt_ms: float(h.rtt_ms), name: str(h.name), reached: { bool: h.reached === true } },
+      ms + h.ttl - 1,
+    ),
+  );
+  return out.filter((l): l is string => l !== undefined);
 }
 
 /** Every point of one round, stamped with the round's start: latency, benefit, then events. */

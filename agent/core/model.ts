@@ -176,6 +176,40 @@ export interface AgentIdentity {
   labels?: Record<string, string>;
 }
 
+/** What made the agent trace a path: an event of the round, or its benefit leaving its recent median. */
+export const TRACE_TRIGGERS = ['site_change', 'path_down', 'benefit_shift'] as const;
+export type TraceTrigger = (typeof TRACE_TRIGGERS)[number];
+
+/** One TTL of a trace: who answered (no address when nobody did before the probe timeout). */
+export interface TraceHop {
+  ttl: number;
+  address?: string;
+  rtt_ms?: number;
+  name?: string;
+  /** the target itself answered (port unreachable, or a reply) */
+  reached?: boolean;
+  /** an ICMP error other than time exceeded / port unreachable: `!N`, `!H`, `!P`, `!A`, `!<code>` */
+  note?: string;
+}
+
+/** A trace the agent took because something changed: stored with the round's events, written as `trace`. */
+export interface PathTrace {
+  agent: AgentIdentity;
+  service: string;
+  trigger: TraceTrigger;
+  /** why, in words (the event's message, or the shift) */
+  reason: string;
+  endpoint: string;
+  kind: EndpointKind;
+  address: string;
+  /** the start of the round that triggered it (the event's time) */
+  at: string;
+  traced_at: string;
+  duration_ms: number;
+  reached: boolean;
+  hops: TraceHop[];
+}
+
 export const EVENT_TYPES = ['site_change', 'path_down', 'path_up'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -14,7 +14,13 @@ export interface AgentHealth {
   rounds: { started: number; late: number; skipped: number; abandoned: number; failed: number; stored: number };
   store: { outboxRows: number; outboxOldestAtMs?: number; deadLetters: number; droppedRows: number };
   /** absent without InfluxDB */
-  sink?: { delivered: number; deadLettered: number; lastBatchLines: number; consecutiveFailures: number; errors: Record<string, number> };
+  sink?: {
+    delivered: number;
+    deadLettered: number;
+    lastBatchLines: number;
+    consecutiveFailures: number;
+    errors: Record<string, number>;
+  };
   loopLag: { p99Ms: number; maxMs: number };
   config: {
     version: string;
@@ -31,8 +37,18 @@ const s = (ms: number) => ms / 1000;
 
 /** The families, in a fixed order, from a snapshot taken at `nowMs`. */
 export function agentFamilies(h: AgentHealth, nowMs = Date.now()): MetricFamily[] {
-  const gauge = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'gauge', samples: [{ value }] });
-  const counter = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
+  const gauge = (name: string, help: string, value: number): MetricFamily => ({
+    name,
+    help,
+    type: 'gauge',
+    samples: [{ value }],
+  });
+  const counter = (name: string, help: string, value: number): MetricFamily => ({
+    name,
+    help,
+    type: 'counter',
+    samples: [{ value }],
+  });
   const out: MetricFamily[] = [
     {
       name: 'anylat_agent_info',
@@ -43,28 +59,60 @@ export function agentFamilies(h: AgentHealth, nowMs = Date.now()): MetricFamily[
     gauge('anylat_start_time_seconds', 'When the agent process started, seconds since the epoch.', s(h.startedAtMs)),
     gauge('anylat_services', 'Services the running config measures.', h.services),
     counter('anylat_rounds_started_total', 'Rounds started by the schedule.', h.rounds.started),
-    counter('anylat_rounds_late_total', 'Rounds that started late (behind the previous round, or past the tolerance).', h.rounds.late),
-    counter('anylat_rounds_skipped_total', 'Rounds never started: more were waiting than the backlog holds (a stalled agent, a stepped clock).', h.rounds.skipped),
-    counter('anylat_rounds_abandoned_total', 'Rounds abandoned at their deadline; nothing of them is stored.', h.rounds.abandoned),
+    counter(
+      'anylat_rounds_late_total',
+      'Rounds that started late (behind the previous round, or past the tolerance).',
+      h.rounds.late,
+    ),
+    counter(
+      'anylat_rounds_skipped_total',
+      'Rounds never started: more were waiting than the backlog holds (a stalled agent, a stepped clock).',
+      h.rounds.skipped,
+    ),
+    counter(
+      'anylat_rounds_abandoned_total',
+      'Rounds abandoned at their deadline; nothing of them is stored.',
+      h.rounds.abandoned,
+    ),
     counter('anylat_rounds_failed_total', 'Rounds that ended but could not be written to the store.', h.rounds.failed),
     counter('anylat_rounds_stored_total', 'Rounds written to the embedded store.', h.rounds.stored),
-    gauge('anylat_outbox_rows', 'InfluxDB lines waiting in the store\'s outbox.', h.store.outboxRows),
+    gauge('anylat_outbox_rows', "InfluxDB lines waiting in the store's outbox.", h.store.outboxRows),
     gauge(
       'anylat_outbox_oldest_age_seconds',
       'Age of the oldest line waiting in the outbox; 0 when it is empty.',
       h.store.outboxOldestAtMs === undefined ? 0 : Math.max(0, s(nowMs - h.store.outboxOldestAtMs)),
     ),
-    gauge('anylat_dead_letters', 'Lines InfluxDB refused as malformed, kept in the store (anylat outbox requeue puts them back).', h.store.deadLetters),
-    counter('anylat_store_dropped_rows_total', 'Rows the store\'s retention dropped since the agent started.', h.store.droppedRows),
-    gauge('anylat_event_loop_lag_p99_seconds', '99th percentile of the event loop\'s delay over the last minute.', s(h.loopLag.p99Ms)),
+    gauge(
+      'anylat_dead_letters',
+      'Lines InfluxDB refused as malformed, kept in the store (anylat outbox requeue puts them back).',
+      h.store.deadLetters,
+    ),
+    counter(
+      'anylat_store_dropped_rows_total',
+      "Rows the store's retention dropped since the agent started.",
+      h.store.droppedRows,
+    ),
+    gauge(
+      'anylat_event_loop_lag_p99_seconds',
+      "99th percentile of the event loop's delay over the last minute.",
+      s(h.loopLag.p99Ms),
+    ),
     gauge('anylat_event_loop_lag_max_seconds', 'Longest event-loop delay over the last minute.', s(h.loopLag.maxMs)),
   ];
   if (h.sink) {
     out.push(
       counter('anylat_sink_delivered_lines_total', 'Lines InfluxDB acknowledged.', h.sink.delivered),
-      counter('anylat_sink_dead_lettered_lines_total', 'Lines InfluxDB refused on their own, moved to the dead letters.', h.sink.deadLettered),
+      counter(
+        'anylat_sink_dead_lettered_lines_total',
+        'Lines InfluxDB refused on their own, moved to the dead letters.',
+        h.sink.deadLettered,
+      ),
       gauge('anylat_sink_batch_lines', 'Lines in the last batch sent to InfluxDB.', h.sink.lastBatchLines),
-      gauge('anylat_sink_consecutive_failures', 'Failed attempts since the last accepted write (0 when writes go through).', h.sink.consecutiveFailures),
+      gauge(
+        'anylat_sink_consecutive_failures',
+        'Failed attempts since the last accepted write (0 when writes go through).',
+        h.sink.consecutiveFailures,
+      ),
       {
         name: 'anylat_sink_errors_total',
         help: 'Failed writes to InfluxDB by class: unreachable, timeout, auth, not_found, throttled, server, rejected (a line refused as malformed), store.',
@@ -81,18 +129,35 @@ export function agentFamilies(h: AgentHealth, nowMs = Date.now()): MetricFamily[
     samples: [{ labels: { version: c.version, source: c.source }, value: 1 }],
   });
   if (c.publishedAtMs !== undefined) {
-    out.push(gauge('anylat_config_published_time_seconds', 'When the running config was published (the file\'s mtime, the server\'s Last-Modified), seconds since the epoch.', s(c.publishedAtMs)));
+    out.push(
+      gauge(
+        'anylat_config_published_time_seconds',
+        "When the running config was published (the file's mtime, the server's Last-Modified), seconds since the epoch.",
+        s(c.publishedAtMs),
+      ),
+    );
   }
   out.push({
     name: 'anylat_config_reloads_total',
     help: 'Config reloads (SIGHUP, a new version at the URL) by result: applied, unchanged, failed (the running config was kept).',
     type: 'counter',
-    samples: (['applied', 'unchanged', 'failed'] as const).map((result) => ({ labels: { result }, value: c.reloads[result] })),
+    samples: (['applied', 'unchanged', 'failed'] as const).map((result) => ({
+      labels: { result },
+      value: c.reloads[result],
+    })),
   });
   if (c.lastReload) {
     out.push(
-      gauge('anylat_config_last_reload_success', 'Whether the last reload was applied or unchanged (1) or failed (0).', c.lastReload.ok ? 1 : 0),
-      gauge('anylat_config_last_reload_time_seconds', 'When the last reload was attempted, seconds since the epoch.', s(c.lastReload.atMs)),
+      gauge(
+        'anylat_config_last_reload_success',
+        'Whether the last reload was applied or unchanged (1) or failed (0).',
+        c.lastReload.ok ? 1 : 0,
+      ),
+      gauge(
+        'anylat_config_last_reload_time_seconds',
+        'When the last reload was attempted, seconds since the epoch.',
+        s(c.lastReload.atMs),
+      ),
     );
   }
   return out;

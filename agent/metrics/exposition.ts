@@ -49,11 +49,14 @@ export function renderExposition(families: readonly MetricFamily[]): string {
     if (!METRIC_NAME.test(f.name)) throw new Error(`metrics: "${f.name}" is not a Prometheus metric name`);
     if (seen.has(f.name)) throw new Error(`metrics: "${f.name}" is declared twice`);
     seen.add(f.name);
-    if (f.type === 'counter' && !f.name.endsWith('_total')) throw new Error(`metrics: counter "${f.name}" must end in _total`);
+    if (f.type === 'counter' && !f.name.endsWith('_total'))
+      throw new Error(`metrics: counter "${f.name}" must end in _total`);
     out.push(`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`);
     for (const s of f.samples) {
       const labels = Object.entries(s.labels ?? {});
-      for (const [k] of labels) if (!LABEL_NAME.test(k) || k.startsWith('__')) throw new Error(`metrics: "${k}" is not a Prometheus label name`);
+      for (const [k] of labels)
+        if (!LABEL_NAME.test(k) || k.startsWith('__'))
+          throw new Error(`metrics: "${k}" is not a Prometheus label name`);
       const set = labels.length === 0 ? '' : `{${labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}`;
       out.push(`${f.name}${set} ${formatValue(s.value)}`);
     }

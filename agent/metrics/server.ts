@@ -14,7 +14,12 @@ export interface MetricsServer {
 }
 
 /** Answers one request for /metrics; shared by the metrics server and anything else that routes to it. */
-export function handleMetrics(req: IncomingMessage, res: ServerResponse, render: () => string, log: (line: string) => void): void {
+export function handleMetrics(
+  req: IncomingMessage,
+  res: ServerResponse,
+  render: () => string,
+  log: (line: string) => void,
+): void {
   const path = (req.url ?? '/').split('?')[0];
   if (path !== '/metrics') {
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found: anylat serves /metrics here\n');
@@ -29,14 +34,21 @@ export function handleMetrics(req: IncomingMessage, res: ServerResponse, render:
     body = render();
   } catch (err) {
     log(`metrics: cannot render: ${err instanceof Error ? err.message : String(err)}`);
-    res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('cannot render metrics; see the agent log\n');
+    res
+      .writeHead(500, { 'content-type': 'text/plain; charset=utf-8' })
+      .end('cannot render metrics; see the agent log\n');
     return;
   }
   res.writeHead(200, { 'content-type': EXPOSITION_CONTENT_TYPE, 'cache-control': 'no-store' });
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
-export async function startMetricsServer(options: { host: string; port: number; render: () => string; log: (line: string) => void }): Promise<MetricsServer> {
+export async function startMetricsServer(options: {
+  host: string;
+  port: number;
+  render: () => string;
+  log: (line: string) => void;
+}): Promise<MetricsServer> {
   const server = createServer((req, res) => handleMetrics(req, res, options.render, options.log));
   server.keepAliveTimeout = 65_000; // longer than Prometheus' default scrape interval: one connection per scraper
   await new Promise<void>((resolve, reject) => {

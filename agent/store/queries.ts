@@ -2,7 +2,7 @@
 // said otherwise, with `t` in milliseconds since the epoch (the round's start), ready to be
 // split into chart series by the caller.
 import type Database from 'better-sqlite3';
-import { PROTOCOL_METRICS, PROTOCOLS, type EndpointKind, type EventType, type Metric, type Protocol, type Scope } from '../core/model.ts';
+import { PROTOCOL_METRICS, PROTOCOLS, type EndpointKind, type EventType, type Metric, type Protocol, type Scope, type TraceHop } from '../core/model.ts';
 
 /** The benefit table's window and filters (`anylat report`, the page's summary). */
 export interface ReportQuery {
@@ -223,6 +223,37 @@ export function events(db: Database.Database, query: SeriesQuery & { limit?: num
        ORDER BY e.at DESC, e.id DESC LIMIT @limit`,
     )
     .all({ ...params, limit: query.limit ?? 1000 }) as EventRow[];
+}
+
+/** One stored trace: the event's time, why, which path, and its hops. */
+export interface TraceRow {
+  t: number;
+  agent: string;
+  agent_region: string;
+  service: string;
+  trigger: string;
+  reason: string;
+  endpoint: string;
+  kind: string;
+  address: string;
+  reached: boolean;
+  duration_ms: number;
+  hops: TraceHop[];
+}
+
+/** Newest first; [] on a file without the traces table (a read-only handle on an older store). */
+export function traces(db: Database.Database, query: SeriesQuery & { limit?: number }): TraceRow[] {
+  if (db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'traces'`).get() === undefined) return [];
+  const { where, params } = roundFilter({ since: query.since, until: query.until, service: query.service, agent: query.agent });
+  const rows = db
+    .prepare(
+      `SELECT x.at AS t, x.agent, r.agent_region, x.service, x.trigger, x.reason, x.endpoint, x.kind, x.address,
+              x.reached, x.duration_ms, x.hops
+       FROM traces x JOIN rounds r ON r.id = x.round_id ${where}
+       ORDER BY x.at DESC, x.id DESC LIMIT @limit`,
+    )
+    .all({ ...params, limit: query.limit ?? 100 }) as Array<Omit<TraceRow, 'reached' | 'hops'> & { reached: number; hops: string }>;
+  return rows.map((r) => ({ ...r, reached: r.reached === 1, hops: JSON.parse(r.hops) as TraceHop[] }));
 }
 
 /**

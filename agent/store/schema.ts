@@ -170,9 +170,35 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    // Path context: the hops the agent traced when a round had a site change, a path down or a
+    // benefit shift, kept with that round (deleted with it by retention).
+    version: 3,
+    name: 'traces taken on events (hops as JSON), kept with their round',
+    sql: `
+      CREATE TABLE traces (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        round_id    INTEGER NOT NULL REFERENCES rounds (id) ON DELETE CASCADE,
+        agent       TEXT    NOT NULL,
+        service     TEXT    NOT NULL,
+        trigger     TEXT    NOT NULL,
+        reason      TEXT    NOT NULL,
+        endpoint    TEXT    NOT NULL,
+        kind        TEXT    NOT NULL CHECK (kind IN ('anycast', 'unicast')),
+        address     TEXT    NOT NULL,
+        at          INTEGER NOT NULL,
+        traced_at   INTEGER NOT NULL,
+        duration_ms REAL    NOT NULL,
+        reached     INTEGER NOT NULL,
+        hops        TEXT    NOT NULL
+      );
+      CREATE INDEX traces_round ON traces (round_id);
+      CREATE INDEX traces_at ON traces (at);
+    `,
+  },
+  {
     // The transfer protocol downloads objects of several sizes; a size is a tag of its paths and
     // benefit rows (NULL for every other protocol).
-    version: 3,
+    version: 4,
     name: 'size of transfer paths and benefit rows',
     sql: `
       ALTER TABLE paths ADD COLUMN size TEXT;

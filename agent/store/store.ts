@@ -6,8 +6,8 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { AgentHeartbeat, BenefitRow, Metric, PathResult, Protocol, RoundResult, Scope } from '../core/model.ts';
-import { heartbeatLine, isoToMs, roundToLines } from '../core/line-protocol.ts';
+import type { AgentHeartbeat, BenefitRow, Metric, PathResult, PathTrace, Protocol, RoundResult, Scope } from '../core/model.ts';
+import { heartbeatLine, isoToMs, roundToLines, traceLines } from '../core/line-protocol.ts';
 import { AnylatError } from '../util/errors.ts';
 import { applyRetention, describeRetention, type RetentionOptions, type RetentionResult } from './retention.ts';
 import { checkReadable, migrate } from './schema.ts';
@@ -261,6 +261,44 @@ export class Store {
       .immediate();
     this.maybeRetention(now);
     return id;
+  }
+
+  /**
+   * Saves a trace taken because of round `roundId` (its hops as JSON) and queues its `trace` lines,
+   * in one transaction. False when the round is gone (retention took it while the trace ran).
+   */
+  saveTrace(roundId: number, t: PathTrace): boolean {
+    this.writable();
+    const lines = this.options.outbox === false ? [] : traceLines(t);
+    const now = Date.now();
+    return this.db
+      .transaction(() => {
+        if (this.db.prepare('SELECT 1 FROM rounds WHERE id = ?').get(roundId) === undefined) return false;
+        this.db
+          .prepare(
+            `INSERT INTO traces (round_id, agent, service, trigger, reason, endpoint, kind, address, at, traced_at, duration_ms, reached, hops)
+             VALUES (@round_id, @agent, @service, @trigger, @reason, @endpoint, @kind, @address, @at, @traced_at, @duration_ms, @reached, @hops)`,
+          )
+          .run({
+            round_id: roundId,
+            agent: t.agent.id,
+            service: t.service,
+            trigger: t.trigger,
+            reason: t.reason,
+            endpoint: t.endpoint,
+            kind: t.kind,
+            address: t.address,
+            at: isoToMs(t.at),
+            traced_at: isoToMs(t.traced_at),
+            duration_ms: t.duration_ms,
+            reached: t.reached ? 1 : 0,
+            hops: JSON.stringify(t.hops),
+          });
+        const outbox = this.db.prepare('INSERT INTO outbox (agent, line, created_at) VALUES (?, ?, ?)');
+        for (const line of lines) outbox.run(t.agent.id, line, now);
+        return true;
+      })
+      .immediate();
   }
 
   /** Records the agent's heartbeat (for the dashboard's agent health) and queues its line. */
@@ -577,6 +615,11 @@ export class Store {
   /** Site changes and paths going down/up, newest first. */
   events(query: q.SeriesQuery & { limit?: number }): q.EventRow[] {
     return q.events(this.db, query);
+  }
+
+  /** Traces taken on events, newest first (none from a file older than schema 3). */
+  traces(query: q.SeriesQuery & { limit?: number }): q.TraceRow[] {
+    return q.traces(this.db, query);
   }
 
   /** The last heartbeat of each agent that ever wrote one. */

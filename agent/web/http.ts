@@ -33,6 +33,9 @@ export interface Binding {
   shown: string;
 }
 
+/** Prometheus' text exposition format, version 0.0.4. */
+const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
+
 function send(res: ServerResponse, status: number, type: string, body: Uint8Array | string, head: boolean, extra: Record<string, string> = {}): void {
   const buf = typeof body === 'string' ? Buffer.from(body) : body;
   res.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': type, 'Content-Length': String(buf.byteLength), ...extra });
@@ -57,7 +60,12 @@ function loopbackHostOk(hostHeader: string | undefined, boundHost: string): bool
  * its port. Fails with ANYLAT_WEB_LISTEN (exit code 2) when the address cannot be bound, and at
  * once when a file of the page is missing.
  */
-export async function serveDashboard(source: QuerySource, binding: Binding, log: (line: string) => void): Promise<{ server: Server; port: number }> {
+export async function serveDashboard(
+  source: QuerySource,
+  binding: Binding,
+  log: (line: string) => void,
+  metrics?: () => Promise<string>,
+): Promise<{ server: Server; port: number }> {
   const files = loadStatic();
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const head = req.method === 'HEAD';
@@ -74,6 +82,17 @@ export async function serveDashboard(source: QuerySource, binding: Binding, log:
       url = new URL(req.url ?? '/', 'http://dashboard.invalid');
     } catch {
       sendJson(res, 400, errorReply(400, 'ANYLAT_WEB_URL', 'malformed request URL').body, head);
+      return;
+    }
+    if (url.pathname === '/metrics' && metrics) {
+      // `web.metrics: true`: the agent's Prometheus metrics next to the page (rendered by the agent).
+      metrics().then(
+        (text) => send(res, 200, PROMETHEUS_TEXT, text, head, { 'Cache-Control': 'no-store' }),
+        (err: unknown) => {
+          log(`web dashboard: /metrics: ${err instanceof Error ? err.message : String(err)}`);
+          send(res, 503, 'text/plain; charset=utf-8', 'metrics unavailable; see the agent log\n', head);
+        },
+      );
       return;
     }
     if (url.pathname === '/api' || url.pathname.startsWith('/api/')) {

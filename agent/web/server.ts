@@ -36,6 +36,8 @@ export interface WebServerOptions {
    * never for an agent. A `store` without a file (`:memory:`) is always served inline.
    */
   inline?: boolean;
+  /** also serve `/metrics` (Prometheus text) with what this returns: `web.metrics: true` */
+  metrics?: () => string;
 }
 
 export interface WebServer {
@@ -54,11 +56,16 @@ function fileOf(store: { readonly path?: string }): string | undefined {
 }
 
 /** The dashboard on the caller's thread. */
-async function serveInline(source: QuerySource, binding: Binding, log: (line: string) => void): Promise<{ port: number; close: () => Promise<void> }> {
+async function serveInline(
+  source: QuerySource,
+  binding: Binding,
+  log: (line: string) => void,
+  metrics?: () => string,
+): Promise<{ port: number; close: () => Promise<void> }> {
   let server: Server;
   let port: number;
   try {
-    ({ server, port } = await serveDashboard(source, binding, log));
+    ({ server, port } = await serveDashboard(source, binding, log, metrics ? async () => metrics() : undefined));
   } catch (err) {
     source.close();
     throw err;
@@ -92,8 +99,8 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   const file = options.storePath ?? fileOf(options.store!);
   const running =
     options.inline === true || file === undefined
-      ? await serveInline(options.storePath !== undefined ? fileSource(options.storePath) : storeSource(options.store!), binding, log)
-      : await startDashboardThread({ storePath: file, binding, log });
+      ? await serveInline(options.storePath !== undefined ? fileSource(options.storePath) : storeSource(options.store!), binding, log, options.metrics)
+      : await startDashboardThread({ storePath: file, binding, log, ...(options.metrics ? { metrics: options.metrics } : {}) });
   const url = `http://${hostPort(isIP(addr.host) !== 0 ? addr.host : bind, running.port)}/`;
   log(`web dashboard on ${url}`);
   return { url, host: bind, port: running.port, close: () => running.close() };

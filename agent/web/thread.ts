@@ -12,12 +12,15 @@ export interface WorkerData {
   storePath: string;
   binding: Binding;
   servicesTtlMs: number;
+  /** serve /metrics, asking the agent's thread for the text */
+  metrics?: boolean;
 }
 
-export type ToWorker = { type: 'close' };
+export type ToWorker = { type: 'close' } | { type: 'metrics'; id: number; text?: string; error?: string };
 
 export type FromWorker =
   | { type: 'listening'; port: number }
+  | { type: 'metrics-request'; id: number }
   | { type: 'failed'; code: string; exitCode: number; message: string }
   | { type: 'log'; line: string };
 
@@ -54,14 +57,28 @@ function workerScript(): string {
 }
 
 /** One worker: resolves with it once it listens; rejects with its error when it cannot. */
-function spawn(data: WorkerData, heapMb: number, log: (line: string) => void, onDied: (why: string) => void): Promise<{ worker: Worker; port: number }> {
+function spawn(
+  data: WorkerData,
+  heapMb: number,
+  log: (line: string) => void,
+  onDied: (why: string) => void,
+  metrics?: () => string,
+): Promise<{ worker: Worker; port: number }> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(workerScript(), { eval: true, workerData: data, execArgv: [], resourceLimits: { maxOldGenerationSizeMb: heapMb } });
     let listening = false;
     let failure: AnylatError | undefined;
     worker.on('message', (m: FromWorker) => {
       if (m.type === 'log') log(m.line);
-      else if (m.type === 'failed') failure = new AnylatError(isErrorCode(m.code) ? m.code : 'ANYLAT_WEB_INTERNAL', m.message);
+      else if (m.type === 'metrics-request') {
+        let reply: ToWorker;
+        try {
+          reply = { type: 'metrics', id: m.id, text: metrics ? metrics() : '' };
+        } catch (err) {
+          reply = { type: 'metrics', id: m.id, error: err instanceof Error ? err.message : String(err) };
+        }
+        worker.postMessage(reply);
+      } else if (m.type === 'failed') failure = new AnylatError(isErrorCode(m.code) ? m.code : 'ANYLAT_WEB_INTERNAL', m.message);
       else {
         listening = true;
         // Its listening socket keeps the process alive, as an in-thread server's would.
@@ -87,21 +104,34 @@ function spawn(data: WorkerData, heapMb: number, log: (line: string) => void, on
  * listens. A thread that dies later (out of memory, a bug) is logged and started again on the
  * same port; its open requests fail (the page retries).
  */
-export async function startDashboardThread(options: { storePath: string; binding: Binding; log: (line: string) => void; heapMb?: number }): Promise<DashboardThread> {
+export async function startDashboardThread(options: {
+  storePath: string;
+  binding: Binding;
+  log: (line: string) => void;
+  heapMb?: number;
+  /** serve /metrics with this text (rendered on the caller's thread) */
+  metrics?: () => string;
+}): Promise<DashboardThread> {
   const heapMb = options.heapMb ?? WORKER_HEAP_MB;
-  const data: WorkerData = { storePath: options.storePath, binding: options.binding, servicesTtlMs: SERVICES_TTL_MS };
+  const data: WorkerData = { storePath: options.storePath, binding: options.binding, servicesTtlMs: SERVICES_TTL_MS, ...(options.metrics ? { metrics: true } : {}) };
   let closed = false;
   let current: Worker | undefined;
   let restartTimer: NodeJS.Timeout | undefined;
   let delay = 0;
 
   const start = async (): Promise<number> => {
-    const w = await spawn(data, heapMb, options.log, (why) => {
-      current = undefined;
-      if (closed) return;
-      options.log(`web dashboard: ${why}; starting it again`);
-      schedule();
-    });
+    const w = await spawn(
+      data,
+      heapMb,
+      options.log,
+      (why) => {
+        current = undefined;
+        if (closed) return;
+        options.log(`web dashboard: ${why}; starting it again`);
+        schedule();
+      },
+      options.metrics,
+    );
     if (closed) {
       await w.worker.terminate();
       return w.port;

@@ -12,7 +12,18 @@ import { WORKER_NICE, type FromWorker, type ToWorker, type WorkerData } from './
 const port = parentPort;
 if (port === null) throw new Error('agent/web/worker.ts runs as a worker thread (see thread.ts)');
 const send = (m: FromWorker): void => port.postMessage(m);
-const { storePath, binding, servicesTtlMs } = workerData as WorkerData;
+const { storePath, binding, servicesTtlMs, metrics } = workerData as WorkerData;
+
+// /metrics (web.metrics: true): the text comes from the agent's thread, which holds the counters.
+const pendingMetrics = new Map<number, { resolve: (text: string) => void; reject: (err: Error) => void }>();
+let metricsId = 0;
+function requestMetrics(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const id = ++metricsId;
+    pendingMetrics.set(id, { resolve, reject });
+    send({ type: 'metrics-request', id });
+  });
+}
 
 // On a busy machine (the agent's box has few cores) the dashboard gives way: on Linux a thread has
 // its own nice value, and 0 names the calling thread, so this lowers only this one. Elsewhere it
@@ -29,6 +40,13 @@ let source: QuerySource | undefined;
 let server: Server | undefined;
 
 port.on('message', (m: ToWorker) => {
+  if (m.type === 'metrics') {
+    const p = pendingMetrics.get(m.id);
+    pendingMetrics.delete(m.id);
+    if (m.error !== undefined) p?.reject(new Error(m.error));
+    else p?.resolve(m.text ?? '');
+    return;
+  }
   if (m.type !== 'close') return;
   void (server ? closeServer(server) : Promise.resolve()).then(() => {
     source?.close();
@@ -38,7 +56,7 @@ port.on('message', (m: ToWorker) => {
 
 try {
   source = fileSource(storePath, servicesTtlMs);
-  const served = await serveDashboard(source, binding, (line) => send({ type: 'log', line }));
+  const served = await serveDashboard(source, binding, (line) => send({ type: 'log', line }), metrics === true ? requestMetrics : undefined);
   server = served.server;
   send({ type: 'listening', port: served.port });
 } catch (err) {
