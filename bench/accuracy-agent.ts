@@ -10,7 +10,7 @@ import { tcpProber, type EchoTiming, type TcpProber } from '../agent/probe/tcp.t
 import { runRound, type ObservedSample, type RoundDeps, type RoundProtocols, type RoundSpec } from '../agent/round/run-round.ts';
 import { LagMonitor } from '../agent/util/lag.ts';
 import { serveCommands } from './lib/child.ts';
-import { HTTP_METRICS, SAMPLE_METRICS, type AccuracyMetric, type AccuracySetup, type PhaseCommand, type PhaseResult, type SampleRecord } from './lib/accuracy-protocol.ts';
+import { HTTP_METRICS, SAMPLE_METRICS, type AccuracyMetric, type AccuracySetup, type PhaseCommand, type PhaseResult, type SampleRecord, type TransferRecord } from './lib/accuracy-protocol.ts';
 
 const TIMEOUT_MS = 2000;
 const lag = new LagMonitor().start();
@@ -70,7 +70,46 @@ async function loopRounds(make: () => RoundSpec, until: number, onSample: (s: Ob
   }
 }
 
+/** Downloads only, one at a time (the round runs them alone), until the phase ends. */
+async function runTransferPhase(cmd: PhaseCommand): Promise<PhaseResult> {
+  const su = setup!;
+  const transfers: TransferRecord[] = [];
+  const failures: Record<string, number> = {};
+  const t0 = performance.now();
+  const startedAt = Date.now();
+  const cpu0 = process.cpuUsage();
+  await loopRounds(
+    () => spec('transfer', { transfer: { sizes: su.transfer.sizes, port: su.ports.http, samples: 1, sampleTimeoutMs: 15_000 } }, 1, 0),
+    t0 + cmd.durationMs,
+    (s) => {
+      const v = s.attempt.values.download;
+      if (v === undefined) {
+        failures['transfer download'] = (failures['transfer download'] ?? 0) + 1;
+        return;
+      }
+      transfers.push([s.endpoint, s.size ?? 0, Math.round(v * 1000) / 1000, s.flaggedMetrics.includes('download') ? 1 : 0]);
+    },
+  );
+  const elapsed = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    phase: cmd.phase,
+    startedAt,
+    endedAt: Date.now(),
+    records: [],
+    httpFlags: Object.fromEntries(HTTP_METRICS.map((m) => [m, { n: 0, flagged: 0, kernel: 0 }])) as PhaseResult['httpFlags'],
+    transfers,
+    failures,
+    echoTiming: echoTimingOf([]),
+    busy: { paths: 0, samples: 0, failures: 0, failureReasons: {}, samplesPerSecond: 0 },
+    cpuPct: Math.round(((cpu.user + cpu.system) / 1000 / elapsed) * 1000) / 10,
+    eventLoopUtilization: 0,
+    lagP99Ms: lag.takeP99(),
+  };
+}
+
 async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
+  if (cmd.transfer) return runTransferPhase(cmd);
   const su = setup!;
   const records: SampleRecord[] = [];
   const failures: Record<string, number> = {};

@@ -14,12 +14,17 @@
 import { join } from 'node:path';
 import { ACCURACY_METRICS, HTTP_METRICS, SAMPLE_METRICS, type AccuracySetup, type PhaseCommand, type PhaseResult } from './lib/accuracy-protocol.ts';
 import { AgentChild } from './lib/child.ts';
-import { BENCH_PORTS, LOAD_PORTS, withBenchLab, type BenchTarget } from './lib/lab.ts';
+import { BENCH_PORTS, BENCH_TOPOLOGY, LOAD_PORTS, withBenchLab, type BenchTarget } from './lib/lab.ts';
 import { loadCpus } from './lib/load.ts';
 import { BENCH_DIR, benchArgs, describeMachine, fmt, machineNote, markdownTable, progress, signed, writeResult } from './lib/output.ts';
 import { assertTcpdump, WireTtfbReference } from './lib/capture.ts';
 import { PingReference } from './lib/reference.ts';
 import { median, quantile, round } from './lib/stats.ts';
+import { loadTopology } from '../agent/lab/topology.ts';
+import { sizeLabel } from '../agent/probe/transfer.ts';
+
+/** The transfer phase's sizes: one that fits in the first flights, one that needs slow start, one that fills the link. */
+const TRANSFER_SIZES = [16 * 1024, 256 * 1024, 2 * 1024 * 1024] as const;
 
 const USAGE = `usage: npm run bench:accuracy [-- --quick] [-- --out FILE]
   Linux, root: brings up the bench lab (bench/topology.yaml), measures, takes it down.
@@ -91,7 +96,7 @@ async function main(): Promise<void> {
     try {
       await wire.start();
       await wireMono.start();
-      const setup: AccuracySetup = { targets: lab.targets.map((t) => ({ name: t.name, address: t.address })), ports: BENCH_PORTS, monotonicHttpPort: lab.description.ports.http, dnsPort: lab.description.ports.dns, loadPorts: LOAD_PORTS, samples: 10, spacingMs: 250 };
+      const setup: AccuracySetup = { targets: lab.targets.map((t) => ({ name: t.name, address: t.address })), ports: BENCH_PORTS, monotonicHttpPort: lab.description.ports.http, dnsPort: lab.description.ports.dns, transfer: { sizes: [...TRANSFER_SIZES] }, loadPorts: LOAD_PORTS, samples: 10, spacingMs: 250 };
       await child.request({ setup });
       progress('warming up the agent (3 s, not counted)');
       await child.request<PhaseResult>({ phase: 'warmup', durationMs: 3000, busyPaths: 0, busyRatePerPath: 0 } satisfies PhaseCommand);
@@ -129,8 +134,10 @@ async function main(): Promise<void> {
         }
       }
       await reference.stop();
+      progress(`phase transfer: downloads of ${TRANSFER_SIZES.map(sizeLabel).join(', ')} from every origin, one at a time, nothing else running (${durationMs / 1000} s)`);
+      const transfer = await child.request<PhaseResult>({ phase: 'transfer', durationMs, busyPaths: 0, busyRatePerPath: 0, transfer: true } satisfies PhaseCommand);
       lab.assertIntact();
-      return { phases, targets: lab.targets };
+      return { phases, targets: lab.targets, transfer, rateMbit: benchRateMbit() };
     } finally {
       await reference.stop();
       await wire.stop();
@@ -139,7 +146,7 @@ async function main(): Promise<void> {
     }
   });
   const after = machineNote();
-  report(out.phases, out.targets, { quick: args.quick, durationMs, elapsedS: Math.round((Date.now() - started) / 1000), before, after }, args.out);
+  report(out.phases, out.targets, { quick: args.quick, durationMs, elapsedS: Math.round((Date.now() - started) / 1000), before, after }, args.out, { result: out.transfer, rateMbit: out.rateMbit });
 }
 
 function report(
@@ -147,6 +154,7 @@ function report(
   targets: BenchTarget[],
   run: { quick: boolean; durationMs: number; elapsedS: number; before: ReturnType<typeof machineNote>; after: ReturnType<typeof machineNote> },
   outFile: string,
+  transfer: { result: PhaseResult; rateMbit: number | undefined },
 ): void {
   const summaries = phases.map((p) => ({ phase: p.plan.phase, metrics: summarize(p.result, p.refMedian) }));
   const headers = ['metric', ...phases.flatMap((p) => [`${p.plan.phase} median`, `${p.plan.phase} p95`, `${p.plan.phase} flagged`])];
@@ -242,6 +250,18 @@ function report(
     '',
   );
   const failures = phases.flatMap((p) => Object.entries(p.result.failures).map(([m, n]) => `${p.plan.phase} ${m}: ${n}`));
+  const transferRows = transferTable(transfer.result, targets, transfer.rateMbit);
+  lines.push(
+    `transfer download against the link (phase transfer: downloads only, one at a time): measured median of the download (first byte to last) per origin and size, and the physical limit of the lab link (${transfer.rateMbit ?? '?'} Mbit/s, the configured RTT): TCP slow start from 10 segments of 1448 bytes, doubling each round trip, until a flight fills the link, then the link's rate; ms`,
+    '',
+    markdownTable(
+      ['origin', 'RTT ms', 'size', 'downloads (flagged)', 'limit ms', 'measured median', 'measured − limit', 'measured p95', 'goodput median Mbit/s'],
+      transferRows.map((r) => [r.origin, fmt(r.rttMs, 0), sizeLabel(r.size), `${r.n} (${r.flagged})`, fmt(r.limitMs, 1), fmt(r.medianMs, 1), signed(r.medianMs - r.limitMs, 1), fmt(r.p95Ms, 1), fmt(r.goodputMbps, 1)]),
+    ),
+    '',
+  );
+  const transferFailures = Object.entries(transfer.result.failures).map(([m, n]) => `${m}: ${n}`);
+  if (transferFailures.length > 0) failures.push(...transferFailures.map((f) => `transfer ${f}`));
   if (failures.length > 0) lines.push(`failed samples (not in the figures): ${failures.join(', ')}`, '');
   lines.push(`machine: ${describeMachine(run.before)}; at the end: load ${run.after.loadavg.join(' / ')}; ran ${run.elapsedS} s`);
   process.stdout.write(`${lines.join('\n')}\n`);
@@ -252,6 +272,7 @@ function report(
     elapsedS: run.elapsedS,
     machine: { before: run.before, after: run.after },
     targets,
+    transfer: { rateMbit: transfer.rateMbit, rows: transferRows, failures: transfer.result.failures },
     phases: phases.map((p, i) => ({
       phase: p.plan.phase,
       what: p.plan.what,
@@ -264,6 +285,57 @@ function report(
       metrics: summaries[i]!.metrics,
     })),
   });
+}
+
+/** The bench lab's internet links' bandwidth, Mbit/s (bench/topology.yaml). */
+function benchRateMbit(): number | undefined {
+  return loadTopology(BENCH_TOPOLOGY).links.find((l) => l.class === 'internet')?.rateMbit;
+}
+
+/**
+ * The shortest a download of `bytes` can take, first byte to last, over a path of `rttMs` and
+ * `mbit`: flights of a congestion window that starts at 10 segments and doubles each round trip
+ * (slow start), each flight's first byte one round trip after the previous one's, or right after
+ * its last byte once a flight takes longer than a round trip to send (the link is full).
+ */
+export function downloadLimitMs(bytes: number, rttMs: number, mbit: number): number {
+  const bytesPerMs = (mbit * 1e6) / 8 / 1000;
+  let cwnd = 10 * 1448;
+  let left = bytes;
+  let t = 0;
+  for (;;) {
+    const flight = Math.min(cwnd, left);
+    const sendMs = flight / bytesPerMs;
+    left -= flight;
+    if (left <= 0) return t + sendMs;
+    t += Math.max(rttMs, sendMs);
+    cwnd *= 2;
+  }
+}
+
+function transferTable(result: PhaseResult, targets: BenchTarget[], rateMbit: number | undefined) {
+  const rows = [];
+  for (const t of targets) {
+    for (const size of TRANSFER_SIZES) {
+      // Flagged downloads count too: the agent reading a fast download's last bytes is the lag the
+      // monitor sees at its end (its own work), and the figure is the download's either way.
+      const all = (result.transfers ?? []).filter((r) => r[0] === t.name && r[1] === size);
+      const mine = all.map((r) => r[2]);
+      const medianMs = median(mine);
+      rows.push({
+        origin: t.name,
+        rttMs: t.configuredRttMs,
+        size,
+        n: mine.length,
+        flagged: all.filter((r) => r[3] === 1).length,
+        limitMs: rateMbit === undefined ? Number.NaN : round(downloadLimitMs(size, t.configuredRttMs, rateMbit), 1),
+        medianMs: round(medianMs, 1),
+        p95Ms: round(quantile(mine, 0.95), 1),
+        goodputMbps: round((size * 8) / (medianMs * 1000), 1),
+      });
+    }
+  }
+  return rows;
 }
 
 await main();

@@ -15,7 +15,7 @@ const common = { site, binds: [address], log: (line: string) => process.stderr.w
 const parts = [
   await startStampReflector({ ...common, port: Number(udp), ratePerSourcePps: 0, maxSessions: 65_536 }),
   await startTcpEcho({ ...common, port: Number(tcp), maxConnections: 32_768, maxConnectionsPerSource: 32_768 }),
-  await startHttpReflector({ ...common, port: Number(http), maxConnections: 32_768 }),
+  await startHttpReflector({ ...common, port: Number(http), maxConnections: 32_768, bytes: { bytesPerSecond: 0 } }),
 ];
 process.stdout.write(`ready ${address}\n`);
 const stop = () => void Promise.all(parts.map((p) => p.close())).then(() => process.exit(0));

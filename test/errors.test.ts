@@ -29,6 +29,7 @@ describe('error codes', () => {
       dns: () => PROBES.dns(target, { port: 53, timeoutMs: 100, transport: 'quic' as 'udp' }),
       // icmp has no options of its own to get wrong: what it can lack is ping
       icmp: () => PROBES.icmp(target, { timeoutMs: 100, pingPath: '/nonexistent/ping' } as Parameters<typeof PROBES.icmp>[1]),
+      transfer: () => PROBES.transfer(target, { sizes: [1], size: 0, timeoutMs: 100 }),
     } satisfies { [P in keyof typeof PROBES]: () => unknown };
     for (const [protocol, make] of Object.entries(bad)) {
       await assert.rejects(

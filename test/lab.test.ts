@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { ANYLAT_BIN, NOBODY, ROOT, assertNobodyCanRead, runAnylat } from './support/net.ts';
 import { labUp, loadTopology, parseTopology, type LabDescription, type LabStatus } from '../agent/lab/index.ts';
+import { rateCommands } from '../agent/lab/lab.ts';
 import { AnylatError, ConfigError } from '../agent/util/errors.ts';
 import { needsRoot } from './support/root.ts';
 
@@ -315,6 +316,40 @@ describe('lab topology file (no root needed)', () => {
         return true;
       },
     );
+  });
+
+  it('rate_mbit caps a class or one link; each end of a capped link gets a tbf qdisc, the dns port its own number', () => {
+    const t = parseTopology(
+      [
+        'agents: [x]',
+        'edges: [x]',
+        'origins: { y: 10.78.0.9 }',
+        'distance_ms: { y: { x: 40 } }',
+        'classes:',
+        '  internet: { rate_mbit: 50 }',
+        'overrides:',
+        '  - { between: [agent/x, edge/x], rate_mbit: 200 }',
+        '  - { between: [origin/y, agent/x], rate_mbit: 0 }',
+      ].join('\n'),
+    );
+    assert.deepEqual(
+      t.links.map((l) => [l.id, l.rateMbit]),
+      [
+        ['agent/x~edge/x', 200],
+        ['edge/x~origin/y', undefined],
+        ['agent/x~origin/y', undefined],
+      ],
+    );
+    assert.equal(t.ports.dns, 8053);
+    const agent = t.agents[0]!;
+    assert.deepEqual(rateCommands(t, agent), ['qdisc replace dev e-x root tbf rate 200mbit burst 25000 latency 50ms']);
+    assert.deepEqual(rateCommands(t, t.edges[0]!), ['qdisc replace dev a-x root tbf rate 200mbit burst 25000 latency 50ms']);
+    assert.deepEqual(rateCommands(t, t.origins[0]!), []);
+    const shipped = loadTopology();
+    assert.deepEqual([...new Set(shipped.links.map((l) => `${l.class} ${l.rateMbit}`))].sort(), ['access 100', 'backbone 1000', 'internet 100']);
+    assert.throws(() => parseTopology('agents: [x]\nedges: [x]\norigins: { y: 10.78.0.9 }\ndistance_ms: { y: { x: 1 } }\nports: { dns: 862 }\n', 't.yaml'), {
+      message: 't.yaml:5: ports.dns: the dns port must differ from the udp port (both 862): DNS listens on UDP and TCP\nt.yaml:5: ports.dns: the dns port must differ from the tcp port (both 862): DNS listens on UDP and TCP',
+    });
   });
 
   it('a missing distance names the pair and the key to add', () => {

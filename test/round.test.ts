@@ -114,7 +114,7 @@ function recordingProbes(log: Launch[], live: { now: number; max: number }): typ
         },
       };
     }) as ProbeFactory<P>;
-  return { udp: wrap('udp', PROBES.udp), tcp: wrap('tcp', PROBES.tcp), tls: wrap('tls', PROBES.tls), http: wrap('http', PROBES.http), icmp: wrap('icmp', PROBES.icmp), dns: wrap('dns', PROBES.dns) };
+  return { udp: wrap('udp', PROBES.udp), tcp: wrap('tcp', PROBES.tcp), tls: wrap('tls', PROBES.tls), http: wrap('http', PROBES.http), icmp: wrap('icmp', PROBES.icmp), dns: wrap('dns', PROBES.dns), transfer: wrap('transfer', PROBES.transfer) };
 }
 
 test('a round over udp, tcp and http against the reflector: every path answered, site seen, benefit computed', async () => {

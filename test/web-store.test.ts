@@ -51,7 +51,7 @@ function versions(path: string): number[] {
 
 /**
  * A store file as anylat wrote it before round totals existed: schema 1 exactly as shipped, with
- * the rows a current store saved for the same rounds (the tables schema 1 has did not change).
+ * the rows a current store saved for the same rounds, in the columns schema 1 has.
  */
 function schemaOneFile(path: string, source: string): void {
   const db = new Database(path);
@@ -61,7 +61,9 @@ function schemaOneFile(path: string, source: string): void {
   db.prepare('INSERT INTO schema_migrations VALUES (1, ?, ?)').run(MIGRATIONS[0]!.name, new Date().toISOString());
   db.prepare('ATTACH DATABASE ? AS src').run(source);
   for (const table of ['rounds', 'paths', 'benefit', 'events', 'service_state', 'heartbeats']) {
-    db.exec(`INSERT INTO main.${table} SELECT * FROM src.${table}`);
+    // Schema 1's columns only: later migrations added some (size, schema 4).
+    const columns = (db.prepare(`SELECT name FROM pragma_table_info('${table}', 'main')`).all() as Array<{ name: string }>).map((c) => c.name).join(', ');
+    db.exec(`INSERT INTO main.${table} (${columns}) SELECT ${columns} FROM src.${table}`);
   }
   db.exec('DETACH DATABASE src');
   db.close();

@@ -7,6 +7,7 @@ import { PROTOCOLS, type Endpoint, type Protocol } from '../core/model.ts';
 import { isHostName } from '../config/fields.ts';
 import { QUERY_TYPES, type QueryType } from '../core/dns-codec.ts';
 import { readStampKeyFile } from '../core/stamp-codec.ts';
+import { DEFAULT_TRANSFER_PORT, DEFAULT_TRANSFER_SAMPLES, DEFAULT_TRANSFER_SIZES, MAX_TRANSFER_SIZE, parseSize, sizeLabel } from '../probe/transfer.ts';
 import { DEFAULT_DNS_PORT } from '../reflector/dns.ts';
 import { formatRound } from '../round/format.ts';
 import { DEFAULT_MAX_IN_FLIGHT, runRound, type RoundProtocols, type RoundSpec } from '../round/run-round.ts';
@@ -53,6 +54,13 @@ options:
   --dns-qname NAME     DNS: the name asked (default hostname.bind: CHAOS TXT, answered with the site)
   --dns-qtype TYPE     DNS: record type for another name: ${QUERY_TYPES.join(', ')} (default A)
   --no-nsid            DNS: send a plain query (no EDNS, no NSID request, no padding)
+  --transfer-sizes L   transfer: object sizes to download (default 16KiB,256KiB,2MiB; at most 10MiB)
+  --transfer-url URL   transfer: download this URL, {size} replaced by the size in bytes (default
+                       the reflector's http://<endpoint>:<transfer-port>/bytes/<size>)
+  --transfer-port N    transfer: the reflector's HTTP port (default ${DEFAULT_TRANSFER_PORT})
+  --transfer-samples N transfer: downloads per endpoint and size (default ${DEFAULT_TRANSFER_SAMPLES}); they run one at a time
+                       after the other samples
+  --transfer-timeout D transfer: per download (default: --timeout)
   --anycast-terminates-tcp true|false
                        the anycast side ends TCP at its edge (Global Accelerator's default: true);
                        when true, TCP and HTTP connect times are scope=edge, not in the headline
@@ -89,6 +97,11 @@ const OPTIONS = {
   'dns-qname': { type: 'string' },
   'dns-qtype': { type: 'string' },
   'no-nsid': { type: 'boolean' },
+  'transfer-sizes': { type: 'string' },
+  'transfer-url': { type: 'string' },
+  'transfer-port': { type: 'string' },
+  'transfer-samples': { type: 'string' },
+  'transfer-timeout': { type: 'string' },
   'anycast-terminates-tcp': { type: 'string' },
   'max-in-flight': { type: 'string' },
   'lag-threshold': { type: 'string' },
@@ -172,6 +185,51 @@ function checkUrl(text: string): string {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--http-url: only http:// and https:// URLs can be probed, got "${url.protocol}"`);
   return url.toString();
+}
+
+/** The transfer probe's options from the --transfer-* flags, checked like the config's probes.transfer. */
+function transferOptions(
+  values: { 'transfer-sizes'?: string; 'transfer-url'?: string; 'transfer-port'?: string; 'transfer-samples'?: string; 'transfer-timeout'?: string },
+  insecure: boolean,
+  ca: Buffer | undefined,
+): NonNullable<RoundProtocols['transfer']> {
+  let sizes = [...DEFAULT_TRANSFER_SIZES];
+  const text = values['transfer-sizes'];
+  if (text !== undefined) {
+    sizes = [];
+    for (const item of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+      const n = parseSize(item);
+      if (n === undefined || n < 1 || n > MAX_TRANSFER_SIZE) throw new UsageError(`--transfer-sizes: expected sizes from 1B to 10MiB like 16KiB,256KiB,2MiB, got "${item}"`);
+      if (sizes.includes(n)) throw new UsageError(`--transfer-sizes: ${sizeLabel(n)} is given twice`);
+      sizes.push(n);
+    }
+    if (sizes.length === 0) throw new UsageError(`--transfer-sizes: expected at least one size, e.g. 16KiB,256KiB,2MiB`);
+  }
+  const out: NonNullable<RoundProtocols['transfer']> = { sizes };
+  const url = values['transfer-url'];
+  if (url !== undefined) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url.replaceAll('{size}', '1'));
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) throw new UsageError(`--transfer-url: expected an http:// or https:// URL, got "${url}"`);
+    if (!url.includes('{size}') && sizes.length > 1) throw new UsageError(`--transfer-url: the URL has no {size} but ${sizes.length} sizes are asked; put {size} where the size in bytes goes, or give one --transfer-sizes`);
+    out.url = url;
+    if (insecure) out.insecure = true;
+    if (ca) out.ca = ca;
+  }
+  if (values['transfer-port'] !== undefined) out.port = parsePort(values['transfer-port'], '--transfer-port', DEFAULT_TRANSFER_PORT);
+  if (values['transfer-samples'] !== undefined) {
+    out.samples = parseCount(values['transfer-samples'], '--transfer-samples', DEFAULT_TRANSFER_SAMPLES);
+    if (out.samples > 100) throw new UsageError(`--transfer-samples: at most 100 downloads per size, got ${out.samples}`);
+  }
+  if (values['transfer-timeout'] !== undefined) {
+    out.sampleTimeoutMs = parseDuration(values['transfer-timeout'], '--transfer-timeout');
+    if (out.sampleTimeoutMs <= 0) throw new UsageError(`--transfer-timeout: must be more than 0, got "${values['transfer-timeout']}"`);
+  }
+  return out;
 }
 
 /** The dns probe's options from the --dns-* flags, checked like the config's probes.dns. */
@@ -260,6 +318,9 @@ export async function compareSpec(argv: string[]): Promise<{ spec: RoundSpec; js
         break;
       case 'dns':
         opts.dns = dnsOptions(values);
+        break;
+      case 'transfer':
+        opts.transfer = transferOptions(values, insecure, ca);
         break;
     }
   }

@@ -48,7 +48,7 @@ function table(rows: ReportRow[]): string {
     r.service,
     `${r.agent} (${r.agent_region})`,
     r.scope,
-    `${r.protocol}/${r.metric}`,
+    `${r.protocol}/${r.metric}${r.size !== undefined ? ` ${r.size}` : ''}`,
     String(r.rounds),
     ms(r.anycast_p50_ms),
     ms(r.baseline_p50_ms),

@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import { ConfigError } from '../util/errors.ts';
 import { defaultDeadline, cronInterval } from '../schedule/timing.ts';
 import type { RoundProtocols } from '../round/run-round.ts';
+import { DEFAULT_TRANSFER_SIZES } from '../probe/transfer.ts';
 import { applyAgentParts } from './agents.ts';
 import { Secret } from '../core/secret.ts';
 import { configSchema, DEFAULTS } from './schema.ts';
@@ -151,6 +152,17 @@ function probes(raw: RawProbes): RoundProtocols {
     if (raw.http.ttfb_clock) out.http.ttfbClock = raw.http.ttfb_clock;
   }
   if (raw.icmp) out.icmp = {};
+  if (raw.transfer) {
+    const t = raw.transfer;
+    out.transfer = { sizes: t.sizes ?? [...DEFAULT_TRANSFER_SIZES] };
+    if (t.url) out.transfer.url = t.url;
+    if (t.port !== undefined) out.transfer.port = t.port;
+    if (t.samples !== undefined) out.transfer.samples = t.samples;
+    if (t.timeout !== undefined) out.transfer.sampleTimeoutMs = t.timeout;
+    if (t.site_header) out.transfer.siteHeader = t.site_header;
+    if (t.insecure !== undefined) out.transfer.insecure = t.insecure;
+    if (t.ca_file) out.transfer.ca = t.ca_file;
+  }
   if (raw.dns) {
     out.dns = { port: raw.dns.port ?? DEFAULTS.dnsPort };
     if (raw.dns.transport) out.dns.transport = raw.dns.transport;

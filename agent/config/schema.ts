@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { PROTOCOLS } from '../core/model.ts';
 import { QUERY_TYPES } from '../core/dns-codec.ts';
+import { DEFAULT_TRANSFER_SAMPLES, DEFAULT_TRANSFER_SIZES, MAX_TRANSFER_SIZE, parseSize, sizeLabel } from '../probe/transfer.ts';
 import { MAX_SITE_TLV_BYTES, parseStampKey } from '../core/stamp-codec.ts';
 import { isReservedLabel, RESERVED_TAGS } from '../core/line-protocol.ts';
 import { human } from './human.ts';
@@ -171,10 +172,43 @@ function probesSchema(baseDir: string) {
           'dns probe settings (port, transport, qname, qtype, nsid) or nothing',
         ),
       ),
+      transfer: probeEntry(
+        mapping(
+          {
+            sizes: optional(list(transferSize, 'a list of sizes like [16KiB, 256KiB, 2MiB]')),
+            url: optional(transferUrlField),
+            port: optional(port),
+            samples: optional(integer(1, 100, 'a number of downloads per size')),
+            timeout: optional(duration),
+            site_header: optional(headerName),
+            insecure: optional(bool),
+            ca_file: optional(pem),
+          },
+          'transfer probe settings (sizes, url, port, samples, timeout, site_header, insecure, ca_file) or nothing',
+        ),
+      ),
     },
     `a mapping of probes (${PROTOCOLS.join(', ')})`,
   );
 }
+
+/** A transfer size: `16KiB`, `2MiB`, `500kB` or bytes, 1 byte to the reflector's cap. */
+const transferSize = leaf(`a size from 1B to ${MAX_TRANSFER_SIZE / (1024 * 1024)}MiB like 16KiB, 256KiB or 2MiB`, (v) => {
+  if (typeof v !== 'string' && typeof v !== 'number') return undefined;
+  const n = parseSize(v);
+  return n !== undefined && n >= 1 && n <= MAX_TRANSFER_SIZE ? n : undefined;
+});
+
+/** The URL a transfer downloads; `{size}` in it becomes the size in bytes. */
+const transferUrlField = leaf('an http:// or https:// URL, with {size} where the size in bytes goes', (v) => {
+  if (typeof v !== 'string') return undefined;
+  try {
+    const u = new URL(v.replaceAll('{size}', '1'));
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' ? v.trim() : undefined;
+  } catch {
+    return undefined;
+  }
+});
 
 /** `anycast: 192.0.2.1` or a list of them (Global Accelerator has two static addresses). */
 const anycastList = z.preprocess((v) => (typeof v === 'string' || typeof v === 'number' ? [v] : v), list(address, 'an IP address, a host name, or a list of them'));
@@ -437,7 +471,47 @@ function serviceRules(svc: Dict, defaults: Dict | undefined, i: number, ctx: Ctx
     }
   }
 
+  if (probes?.value && isDict(probes.value.transfer)) {
+    const t = probes.value.transfer;
+    const sizes = Array.isArray(t.sizes) ? t.sizes.length : DEFAULT_TRANSFER_SIZES.length;
+    if (good(t.url, isStr) && !t.url.includes('{size}') && sizes > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [...probes.src.path, 'transfer', 'url'],
+        message: `the url has no {size} but ${sizes} sizes are asked (${Array.isArray(t.sizes) ? 'sizes' : `by default ${DEFAULT_TRANSFER_SIZES.map(sizeLabel).join(', ')}`}): put {size} where the size in bytes goes, or give one size`,
+      });
+    }
+    if (Array.isArray(t.sizes)) {
+      if (t.sizes.length === 0) ctx.addIssue({ code: 'custom', path: [...probes.src.path, 'transfer', 'sizes'], message: 'expected at least one size, e.g. [16KiB, 256KiB, 2MiB]' });
+      const seen = new Map<number, number>();
+      t.sizes.forEach((v, j) => {
+        if (!good(v, isNum)) return;
+        const first = seen.get(v);
+        if (first !== undefined) ctx.addIssue({ code: 'custom', path: [...probes.src.path, 'transfer', 'sizes', j], message: `${sizeLabel(v)} is listed twice (also sizes[${first}])` });
+        else seen.set(v, j);
+      });
+    }
+  }
+
   timingRules(svc, defaults, i, ctx);
+}
+
+/**
+ * The longest the transfer downloads of one round can take: they run one at a time, after the other
+ * samples, so samples × endpoints × sizes × their timeout. undefined without transfer; null when a
+ * setting it needs failed its own check.
+ */
+function transferBudget(svc: Dict, defaults: Dict | undefined, i: number, roundTimeout: number): { ms: number; text: string } | undefined | null {
+  const probes = pick(svc, defaults, 'probes', i, isProbes, undefined)?.value;
+  if (!probes || probes.transfer === undefined) return undefined;
+  const t = probes.transfer;
+  if (!isDict(t)) return null;
+  const samples = t.samples === undefined ? DEFAULT_TRANSFER_SAMPLES : good(t.samples, isNum) ? t.samples : undefined;
+  const timeout = t.timeout === undefined ? roundTimeout : good(t.timeout, isNum) ? t.timeout : undefined;
+  const sizes = t.sizes === undefined ? DEFAULT_TRANSFER_SIZES.length : Array.isArray(t.sizes) ? t.sizes.length : undefined;
+  const endpoints = (Array.isArray(svc.anycast) ? svc.anycast.length : 1) + (isDict(svc.unicast) ? Object.keys(svc.unicast).length : 0);
+  if (samples === undefined || timeout === undefined || sizes === undefined) return null;
+  return { ms: samples * endpoints * sizes * timeout, text: `${samples} transfer samples × ${endpoints} endpoints × ${sizes} sizes × ${human(timeout)}` };
 }
 
 function timingRules(svc: Dict, defaults: Dict | undefined, i: number, ctx: Ctx): void {
@@ -462,9 +536,11 @@ function timingRules(svc: Dict, defaults: Dict | undefined, i: number, ctx: Ctx)
   const deadlineMs = deadline.value ?? defaultDeadline(interval);
   const isName = (a: unknown) => typeof a === 'string' && isIP(a) === 0;
   const names = (Array.isArray(svc.anycast) && svc.anycast.some(isName)) || (isDict(svc.unicast) && Object.values(svc.unicast).some(isName));
-  const needs = (samples.value - 1) * spacing.value + timeout.value + (names ? timeout.value : 0);
+  const transfer = transferBudget(svc, defaults, i, timeout.value);
+  if (transfer === null) return;
+  const needs = (samples.value - 1) * spacing.value + timeout.value + (names ? timeout.value : 0) + (transfer?.ms ?? 0);
   if (needs <= deadlineMs) return;
-  const formula = `(samples - 1) × spacing + timeout = ${samples.value - 1} × ${human(spacing.value)} + ${human(timeout.value)}${names ? ` + ${human(timeout.value)} to resolve host names` : ''} = ${human(needs)}`;
+  const formula = `(samples - 1) × spacing + timeout${transfer ? ' + transfer downloads' : ''} = ${samples.value - 1} × ${human(spacing.value)} + ${human(timeout.value)}${names ? ` + ${human(timeout.value)} to resolve host names` : ''}${transfer ? ` + ${transfer.text}` : ''} = ${human(needs)}`;
   const limit =
     deadline.value !== undefined
       ? `its deadline ${human(deadlineMs)}`
@@ -474,6 +550,6 @@ function timingRules(svc: Dict, defaults: Dict | undefined, i: number, ctx: Ctx)
   ctx.addIssue({
     code: 'custom',
     path: where ? ['services', i, where] : ['services', i],
-    message: `a round may take up to ${formula}, longer than ${limit}; lower samples, spacing or timeout, or schedule rounds less often`,
+    message: `a round may take up to ${formula}, longer than ${limit}; lower samples, spacing or timeout${transfer ? ', or the transfer samples, sizes or timeout' : ''}, or schedule rounds less often`,
   });
 }

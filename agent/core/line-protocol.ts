@@ -17,6 +17,7 @@ export const RESERVED_TAGS = [
   'scope',
   'baseline',
   'type',
+  'size',
   'trigger',
 ] as const;
 
@@ -169,6 +170,7 @@ export function latencyLine(agent: AgentIdentity, service: string, path: PathRes
       protocol: path.protocol,
       metric: path.metric,
       scope: path.scope,
+      size: path.size,
     },
     fields,
     ms,
@@ -181,7 +183,7 @@ export function benefitLine(agent: AgentIdentity, service: string, row: BenefitR
   fields.pairs = int(row.pairs);
   return line(
     MEASUREMENTS.benefit,
-    { ...agentTags(agent), service, protocol: row.protocol, metric: row.metric, scope: row.scope, baseline: row.baseline },
+    { ...agentTags(agent), service, protocol: row.protocol, metric: row.metric, scope: row.scope, baseline: row.baseline, size: row.size },
     fields,
     ms,
   );

@@ -2,11 +2,11 @@
 // the alert rules all import these names instead of spelling them again (DESIGN.md, "Concepts").
 
 /** Protocols a probe can speak. The probe registry is keyed by this union. */
-export const PROTOCOLS = ['udp', 'tcp', 'tls', 'http', 'icmp', 'dns'] as const;
+export const PROTOCOLS = ['udp', 'tcp', 'tls', 'http', 'icmp', 'dns', 'transfer'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
 
 /** What a probe times. */
-export const METRICS = ['rtt', 'connect', 'handshake', 'dns', 'ttfb', 'total', 'warm', 'tls', 'query'] as const;
+export const METRICS = ['rtt', 'connect', 'handshake', 'dns', 'ttfb', 'total', 'warm', 'tls', 'query', 'download', 'goodput_mbps'] as const;
 export type Metric = (typeof METRICS)[number];
 
 /** Metrics each protocol can report, in display order. */
@@ -17,7 +17,11 @@ export const PROTOCOL_METRICS: { readonly [P in Protocol]: readonly Metric[] } =
   http: ['dns', 'connect', 'tls', 'ttfb', 'total', 'warm'],
   icmp: ['rtt'],
   dns: ['query'],
+  transfer: ['ttfb', 'download', 'goodput_mbps'],
 };
+
+/** Metrics that are not a time (their `*_ms` fields hold another unit) and have no benefit row. */
+export const RATE_METRICS: readonly Metric[] = ['goodput_mbps'];
 
 /**
  * `edge`: the anycast side of this metric ends at the accelerator's edge (a TCP handshake when the
@@ -124,6 +128,8 @@ export interface PathResult {
   protocol: Protocol;
   metric: Metric;
   scope: Scope;
+  /** transfer only: the object size downloaded (`16KiB`, `2MiB`), a tag */
+  size?: string;
   site?: string;
   sent: number;
   received: number;
@@ -151,6 +157,8 @@ export interface BenefitRow {
   protocol: Protocol;
   metric: Metric;
   scope: Scope;
+  /** transfer only: the object size, as on its paths */
+  size?: string;
   baseline: string;
   anycast_p50_ms: number;
   baseline_p50_ms: number;

@@ -6,6 +6,13 @@ import { formatDuration } from '../util/duration.ts';
 
 /** The service every demo agent measures. */
 export const DEMO_SERVICE = 'demo';
+/**
+ * The same endpoints measured by downloads (the transfer protocol) once a minute, with `anylat demo
+ * --transfer`: its own service, because a round of downloads takes longer than the demo's short
+ * latency rounds allow. Off by default: every downloaded byte crosses the lab's one user-space wire
+ * process, and on a busy 2-core machine the latency rounds then miss their deadlines.
+ */
+export const DEMO_TRANSFER_SERVICE = 'demo-transfer';
 
 /**
  * Where the lab's default regions would be (an AWS region's city), for the heartbeat's lat/lon.
@@ -32,6 +39,8 @@ export interface DemoRounds {
   spacingMs: number;
   /** per sample; default from the lab's longest path (see probeTimeoutMs) */
   timeoutMs?: number;
+  /** also measure service `demo-transfer` (downloads once a minute); default off: see DEMO_TRANSFER_SERVICE */
+  transfer?: boolean;
 }
 
 export const DEFAULT_ROUNDS: DemoRounds = { intervalMs: 10_000, samples: 10, spacingMs: 100 };
@@ -116,9 +125,27 @@ export function agentConfigYaml(lab: LabDescription, region: string, storePath: 
     `    max_in_flight: ${rounds.samples * paths}`,
     `    schedule: "${everySeconds(rounds.intervalMs)}"`,
     `    deadline: ${ms(deadlineMs)}`,
+    ...(rounds.transfer ? transferService(lab, timeoutMs) : []),
     'store:',
     `  path: ${JSON.stringify(storePath)}`,
     '',
   ];
   return lines.join('\n');
+}
+
+/** The `demo-transfer` service of `--transfer` (see DEMO_TRANSFER_SERVICE). */
+function transferService(lab: LabDescription, timeoutMs: number): string[] {
+  return [
+    `  - name: ${DEMO_TRANSFER_SERVICE}`,
+    `    anycast: ${lab.anycast}`,
+    '    unicast:',
+    ...lab.origins.map((o) => `      ${o.region}: ${o.address}`),
+    '    baseline: nearest',
+    '    terminates_tcp: true',
+    '    # One download of each size per endpoint a minute, one at a time, through the lab links\' bandwidth limits.',
+    '    probes:',
+    `      transfer: { port: ${lab.ports.http}, sizes: [16KiB, 256KiB, 2MiB], samples: 1, timeout: 4s }`,
+    `    timeout: ${ms(timeoutMs)}`,
+    `    schedule: "${everySeconds(60_000)}"`,
+  ];
 }

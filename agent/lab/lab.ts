@@ -4,7 +4,7 @@
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { AnylatError, EnvironmentError, UsageError } from '../util/errors.ts';
-import { addNamespace, deleteNamespace, ipBatch, labNamespaces, listeningIn, namespacePids } from './netns.ts';
+import { addNamespace, deleteNamespace, ipBatch, labNamespaces, listeningIn, namespacePids, tcBatch } from './netns.ts';
 import { entry, isAlive, markedProcesses, startDaemon, startTimeOf, stopProcesses, TSX_IMPORT, type LabProcess } from './processes.ts';
 import { addressCommands, edgeFor, interfacesOf, NO_FAILURES, originFor, routeCommands, type Failures } from './routing.ts';
 import { labDir, readState, removeStateDir, withLock, writeState, type LabState } from './state.ts';
@@ -173,6 +173,24 @@ function wireSpec(t: LabTopology, dir: string): WireSpec {
   };
 }
 
+/**
+ * `tc` commands that cap each of `node`'s shaped links at its rate, one token bucket (tbf) on the
+ * node's end of the link, so each direction is capped by its sender. The bucket holds 1 ms of the
+ * rate (at least 16 KiB, a couple of TSO bursts), and at most 50 ms of queue waits behind it:
+ * enough for a TCP flow to fill the link, short enough not to hide the link's own delay.
+ */
+export function rateCommands(t: LabTopology, node: LabNode): string[] {
+  const out: string[] = [];
+  for (const l of t.links) {
+    if (l.rateMbit === undefined) continue;
+    const burst = Math.max(16 * 1024, Math.ceil((l.rateMbit * 1e6) / 8 / 1000));
+    for (const end of [l.a, l.b]) {
+      if (end.netns === node.netns) out.push(`qdisc replace dev ${end.ifname} root tbf rate ${l.rateMbit}mbit burst ${burst} latency 50ms`);
+    }
+  }
+  return out;
+}
+
 /** Writes `spec` to `specFile`, starts a wire process for it and waits until its TUN devices exist. */
 export async function startWire(spec: WireSpec, files: { specFile: string; log: string }, name = 'wire'): Promise<LabProcess> {
   writeFileSync(files.specFile, JSON.stringify(spec, null, 2));
@@ -215,6 +233,11 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
 
       log('addresses and routes');
       await Promise.all(nodes.map((n) => ipBatch(n.netns, [...addressCommands(topology, n), ...routeCommands(topology, n, NO_FAILURES)])));
+      const shaped = topology.links.filter((l) => l.rateMbit !== undefined);
+      if (shaped.length > 0) {
+        log(`bandwidth limits on ${shaped.length} links`);
+        await Promise.all(nodes.map((n) => tcBatch(n.netns, rateCommands(topology, n))));
+      }
 
       log(`starting ${topology.edges.length} edges and ${topology.origins.length} origins`);
       const starting: Array<Promise<void>> = [];
@@ -239,7 +262,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
           log: join(dir, 'logs', `origin-${o.region}.log`),
           // No per-source rate limit or TCP connection cap: an edge relays every agent it serves
           // from one address (with the cap of 16, a busy lab had edges' connections reset).
-          argv: [process.execPath, ANYLAT_BIN, 'reflector', '--bind', o.address!, '--site', o.region, '--udp-port', String(topology.ports.udp), '--tcp-port', String(topology.ports.tcp), '--http-port', String(topology.ports.http), '--rate-limit', '0', '--tcp-per-source', '0', '--dns-port', String(topology.ports.dns), '--dns-rate-limit', '0'],
+          argv: [process.execPath, ANYLAT_BIN, 'reflector', '--bind', o.address!, '--site', o.region, '--udp-port', String(topology.ports.udp), '--tcp-port', String(topology.ports.tcp), '--http-port', String(topology.ports.http), '--rate-limit', '0', '--tcp-per-source', '0', '--dns-port', String(topology.ports.dns), '--dns-rate-limit', '0', '--bytes-rate-limit', '0'],
           comm: { name: `anylat-origin-${o.region}`, binDir: join(dir, 'bin') },
           favoured: true,
         });

@@ -39,6 +39,14 @@ export async function ip(args: string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
+/** Runs `tc` commands (one per line, no leading `tc`) inside namespace `netns`, in one exec. */
+export async function tcBatch(netns: string, commands: string[]): Promise<void> {
+  if (commands.length === 0) return;
+  const input = `${commands.join('\n')}\n`;
+  const r = await run('tc', ['-n', netns, '-batch', '-'], { input });
+  if (r.code !== 0) throw new AnylatError('ANYLAT_LAB_TC', `tc -n ${netns} failed: ${r.stderr.trim() || `exit ${r.code}`}\n  batch:\n    ${input.trim().split('\n').join('\n    ')}`);
+}
+
 /** Runs `ip` commands (one per line, no leading `ip`) inside namespace `netns`, in one exec. */
 export async function ipBatch(netns: string, commands: string[]): Promise<void> {
   if (commands.length === 0) return;

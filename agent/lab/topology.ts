@@ -24,6 +24,8 @@ export interface LinkParams {
   jitterMs: number;
   /** packets lost per direction, percent */
   lossPct: number;
+  /** bandwidth per direction, Mbit/s (a tbf qdisc on each end's device); absent: unlimited */
+  rateMbit?: number;
 }
 
 /** An agent, edge or origin: one network namespace. */
@@ -75,6 +77,8 @@ interface ClassSpec {
   extraMs: number;
   jitterMs: number;
   lossPct: number;
+  /** 0: unlimited */
+  rateMbit?: number;
 }
 
 const REGION = /^[a-z][a-z0-9-]{0,11}$/;
@@ -290,7 +294,7 @@ export function parseTopology(text: string, file = '<topology>'): LabTopology {
           continue;
         }
         if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
-          p.add(['classes', name], 'expected a mapping with stretch, extra_ms, jitter_ms, loss_pct');
+          p.add(['classes', name], 'expected a mapping with stretch, extra_ms, jitter_ms, loss_pct, rate_mbit');
           continue;
         }
         for (const [k, v] of Object.entries(spec)) {
@@ -299,7 +303,8 @@ export function parseTopology(text: string, file = '<topology>'): LabTopology {
           else if (k === 'extra_ms') classes[name].extraMs = num(path, v, 0, 10_000, 'ms ≥ 0') ?? 0;
           else if (k === 'jitter_ms') classes[name].jitterMs = num(path, v, 0, 10_000, 'ms ≥ 0') ?? 0;
           else if (k === 'loss_pct') classes[name].lossPct = num(path, v, 0, 100, 'a percentage 0..100') ?? 0;
-          else p.add(path, 'unknown key (known: stretch, extra_ms, jitter_ms, loss_pct)');
+          else if (k === 'rate_mbit') classes[name].rateMbit = num(path, v, 0, 100_000, 'Mbit/s ≥ 0 (0: unlimited)') ?? 0;
+          else p.add(path, 'unknown key (known: stretch, extra_ms, jitter_ms, loss_pct, rate_mbit)');
         }
       }
   }
@@ -328,6 +333,7 @@ export function parseTopology(text: string, file = '<topology>'): LabTopology {
       delayMs: round3(d * c.stretch + c.extraMs),
       jitterMs: c.jitterMs,
       lossPct: c.lossPct,
+      ...(c.rateMbit ? { rateMbit: c.rateMbit } : {}),
       a: { node: x.id, netns: x.netns, ifname: `${ifPrefix[y.kind]}${y.region}`, address: intToIp(base + 1) },
       b: { node: y.id, netns: y.netns, ifname: `${ifPrefix[x.kind]}${x.region}`, address: intToIp(base + 2) },
     });
@@ -364,7 +370,13 @@ export function parseTopology(text: string, file = '<topology>'): LabTopology {
           if (k === 'delay_ms') link.delayMs = num(path, v, 0, 10_000, 'ms ≥ 0') ?? link.delayMs;
           else if (k === 'jitter_ms') link.jitterMs = num(path, v, 0, 10_000, 'ms ≥ 0') ?? link.jitterMs;
           else if (k === 'loss_pct') link.lossPct = num(path, v, 0, 100, 'a percentage 0..100') ?? link.lossPct;
-          else p.add(path, 'unknown key (known: between, delay_ms, jitter_ms, loss_pct)');
+          else if (k === 'rate_mbit') {
+            const r = num(path, v, 0, 100_000, 'Mbit/s ≥ 0 (0: unlimited)');
+            if (r !== undefined) {
+              if (r > 0) link.rateMbit = r;
+              else delete link.rateMbit;
+            }
+          } else p.add(path, 'unknown key (known: between, delay_ms, jitter_ms, loss_pct, rate_mbit)');
         }
       });
   }

@@ -7,6 +7,7 @@ import { createTlsProbe } from './tls.ts';
 import { createHttpProbe } from './http.ts';
 import { createIcmpProbe } from './icmp.ts';
 import { createDnsProbe } from './dns.ts';
+import { createTransferProbe } from './transfer.ts';
 
 /** Probe factories by protocol. */
 export const PROBES: { readonly [P in Protocol]: ProbeFactory<P> } = {
@@ -16,6 +17,7 @@ export const PROBES: { readonly [P in Protocol]: ProbeFactory<P> } = {
   http: createHttpProbe,
   icmp: createIcmpProbe,
   dns: createDnsProbe,
+  transfer: createTransferProbe,
 };
 
 export type { Prober, ProbeTarget, ProbeOptionsMap } from './types.ts';

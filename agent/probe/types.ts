@@ -87,6 +87,25 @@ export interface DnsProbeOptions extends ProbeOptionsBase {
   nsid?: boolean;
 }
 
+export interface TransferProbeOptions extends ProbeOptionsBase {
+  /** the object sizes in bytes; the round makes one prober per (endpoint, size) */
+  sizes: readonly number[];
+  /** the one size this prober downloads (set by the round from `sizes`) */
+  size?: number;
+  /** a URL to download instead of the reflector's `/bytes/N`; `{size}` is replaced by the size in bytes */
+  url?: string;
+  /** the reflector's HTTP port when `url` is not set (default 8080) */
+  port?: number;
+  /** transfer samples per (endpoint, size) per round (default 3) */
+  samples?: number;
+  /** a download's timeout, instead of the round's per-sample timeout */
+  sampleTimeoutMs?: number;
+  insecure?: boolean;
+  ca?: string | Buffer;
+  /** response header naming the site (default `x-anylat-site`) */
+  siteHeader?: string;
+}
+
 /** Options for each protocol, keyed like the registry. */
 export interface ProbeOptionsMap {
   udp: UdpProbeOptions;
@@ -95,6 +114,7 @@ export interface ProbeOptionsMap {
   http: HttpProbeOptions;
   icmp: IcmpProbeOptions;
   dns: DnsProbeOptions;
+  transfer: TransferProbeOptions;
 }
 
 /**

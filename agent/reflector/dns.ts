@@ -159,7 +159,8 @@ async function listenDns(options: DnsReflectorOptions): Promise<ReflectorPart> {
 
   let port = options.port;
   try {
-    for (const address of options.binds) {
+    for (let i = 0, attempt = 0; i < options.binds.length; ) {
+      const address = options.binds[i]!;
       const v6 = isIP(address.split('%')[0]!) === 6;
       const udp = createSocket(v6 ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' });
       udpSockets.push(udp);
@@ -194,17 +195,28 @@ async function listenDns(options: DnsReflectorOptions): Promise<ReflectorPart> {
         serveTcp(socket, perServer);
       });
       servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
+      const tcpError = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+        server.once('error', resolve);
         server.listen({ host: address, port, ipv6Only: v6, exclusive: true }, () => {
-          server.off('error', reject);
-          resolve();
+          server.off('error', resolve);
+          resolve(undefined);
         });
-      }).catch((err: NodeJS.ErrnoException) => {
-        throw bindError('TCP', address, port, err);
       });
+      if (tcpError) {
+        // Port 0: the port UDP picked is taken on TCP here; pick another pair (a few times).
+        if (options.port === 0 && i === 0 && tcpError.code === 'EADDRINUSE' && attempt < 20) {
+          attempt++;
+          udpSockets.pop();
+          servers.pop();
+          udp.close();
+          port = 0;
+          continue;
+        }
+        throw bindError('TCP', address, port, tcpError);
+      }
       server.on('error', (err) => log(`DNS reflector on TCP ${where(address, port)}: ${err.message}`));
       listening.push({ address: local.address, port: local.port });
+      i++;
     }
   } catch (err) {
     await closeAll();

@@ -2,7 +2,7 @@
 // samples taken in the same cycle. Hodges–Lehmann shift with the distribution-free confidence
 // interval that inverts the Wilcoxon signed-rank test (Hollander & Wolfe, §3.2–3.3).
 import { roundMs } from './stats.ts';
-import { PROTOCOL_METRICS, PROTOCOLS, scopeOf, type BenefitRow, type EndpointKind, type Metric, type Protocol } from '../core/model.ts';
+import { PROTOCOL_METRICS, PROTOCOLS, RATE_METRICS, scopeOf, type BenefitRow, type EndpointKind, type Metric, type Protocol } from '../core/model.ts';
 
 /** Up to this many pairs the CI uses the exact signed-rank distribution; above it, the normal one. */
 export const EXACT_MAX_PAIRS = 100;
@@ -136,6 +136,8 @@ export interface PathSeries {
   kind: EndpointKind;
   protocol: Protocol;
   metric: Metric;
+  /** transfer: the object size (a tag); paths of different sizes are never compared */
+  size?: string;
   /** the path's p50 this round (unflagged values); absent when nothing came back */
   p50?: number;
   /** value of cycle c, or undefined when that sample failed or was flagged */
@@ -162,7 +164,7 @@ export function chooseBaseline(candidates: readonly PathSeries[], baseline: stri
 }
 
 /**
- * Benefit rows, one per (protocol, metric) where both the anycast path and its baseline returned
+ * Benefit rows, one per (protocol, metric, and size for transfer) where both the anycast path and its baseline returned
  * unflagged values in at least one common cycle. Rows follow PROTOCOLS and PROTOCOL_METRICS order.
  */
 export function computeBenefit(series: readonly PathSeries[], options: BenefitOptions): BenefitRow[] {
@@ -170,41 +172,47 @@ export function computeBenefit(series: readonly PathSeries[], options: BenefitOp
   const rows: BenefitRow[] = [];
   for (const protocol of PROTOCOLS) {
     for (const metric of PROTOCOL_METRICS[protocol]) {
-      const here = series.filter((s) => s.protocol === protocol && s.metric === metric);
-      const any = here.find((s) => s.endpoint === anycastName);
-      if (!any || any.p50 === undefined) continue;
-      const base = chooseBaseline(
-        here.filter((s) => s.kind === 'unicast'),
-        options.baseline,
-      );
-      if (!base) continue;
-      const diffs: number[] = [];
-      let wins = 0;
-      const cycles = Math.min(any.byCycle.length, base.byCycle.length);
-      for (let c = 0; c < cycles; c++) {
-        const a = any.byCycle[c];
-        const b = base.byCycle[c];
-        if (a === undefined || b === undefined) continue;
-        diffs.push(b - a);
-        if (a < b) wins++;
+      // A rate (goodput) is not a time saved: baseline − anycast would read backwards.
+      if (RATE_METRICS.includes(metric)) continue;
+      const sizes = [...new Set(series.filter((s) => s.protocol === protocol && s.metric === metric).map((s) => s.size))];
+      for (const size of sizes) {
+        const here = series.filter((s) => s.protocol === protocol && s.metric === metric && s.size === size);
+        const any = here.find((s) => s.endpoint === anycastName);
+        if (!any || any.p50 === undefined) continue;
+        const base = chooseBaseline(
+          here.filter((s) => s.kind === 'unicast'),
+          options.baseline,
+        );
+        if (!base) continue;
+        const diffs: number[] = [];
+        let wins = 0;
+        const cycles = Math.min(any.byCycle.length, base.byCycle.length);
+        for (let c = 0; c < cycles; c++) {
+          const a = any.byCycle[c];
+          const b = base.byCycle[c];
+          if (a === undefined || b === undefined) continue;
+          diffs.push(b - a);
+          if (a < b) wins++;
+        }
+        if (diffs.length === 0) continue;
+        const shift = shiftWithInterval(diffs);
+        const ci = shift.low !== undefined && shift.high !== undefined ? { ci_low_ms: roundMs(shift.low), ci_high_ms: roundMs(shift.high) } : {};
+        const row: BenefitRow = {
+          protocol,
+          metric,
+          scope: scopeOf(protocol, metric, options.terminatesTcp),
+          ...(size !== undefined ? { size } : {}),
+          baseline: base.endpoint,
+          anycast_p50_ms: roundMs(any.p50),
+          baseline_p50_ms: roundMs(base.p50!),
+          saved_ms: roundMs(shift.estimate),
+          saved_pct: base.p50! > 0 ? roundMs((shift.estimate / base.p50!) * 100) : 0,
+          ...ci,
+          win_rate: Math.round((wins / diffs.length) * 10_000) / 10_000,
+          pairs: diffs.length,
+        };
+        rows.push(row);
       }
-      if (diffs.length === 0) continue;
-      const shift = shiftWithInterval(diffs);
-      const ci = shift.low !== undefined && shift.high !== undefined ? { ci_low_ms: roundMs(shift.low), ci_high_ms: roundMs(shift.high) } : {};
-      const row: BenefitRow = {
-        protocol,
-        metric,
-        scope: scopeOf(protocol, metric, options.terminatesTcp),
-        baseline: base.endpoint,
-        anycast_p50_ms: roundMs(any.p50),
-        baseline_p50_ms: roundMs(base.p50!),
-        saved_ms: roundMs(shift.estimate),
-        saved_pct: base.p50! > 0 ? roundMs((shift.estimate / base.p50!) * 100) : 0,
-        ...ci,
-        win_rate: Math.round((wins / diffs.length) * 10_000) / 10_000,
-        pairs: diffs.length,
-      };
-      rows.push(row);
     }
   }
   return rows;

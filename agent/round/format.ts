@@ -1,6 +1,6 @@
 // The human-readable table of one round: each (protocol, metric) with anycast beside every unicast
 // endpoint, then the benefit rows with their confidence interval, then the headline.
-import type { BenefitRow, FailureReason, PathResult, RoundResult } from '../core/model.ts';
+import { RATE_METRICS, type BenefitRow, type FailureReason, type PathResult, type RoundResult } from '../core/model.ts';
 
 function ms(v: number | undefined): string {
   if (v === undefined) return '-';
@@ -41,13 +41,14 @@ function pathSection(paths: PathResult[]): string[] {
   const out: string[] = [];
   const groups = new Map<string, PathResult[]>();
   for (const p of paths) {
-    const key = `${p.protocol} ${p.metric}`;
+    const key = `${p.protocol} ${p.metric}${p.size !== undefined ? ` ${p.size}` : ''}`;
     const g = groups.get(key);
     if (g) g.push(p);
     else groups.set(key, [p]);
   }
   for (const [key, group] of groups) {
-    out.push(`${key} (scope ${group[0]!.scope})`);
+    // goodput is a rate: its columns hold Mbit/s, not ms.
+    out.push(`${key} (scope ${group[0]!.scope})${RATE_METRICS.includes(group[0]!.metric) ? ' in Mbit/s, not ms' : ''}`);
     const rows = group.map((p) => {
       const notes = [failures(p.failures), udpExtras(p)].filter((s) => s !== '').join('; ');
       return [
@@ -84,7 +85,7 @@ function ci(row: BenefitRow): string {
 function benefitSection(benefit: BenefitRow[]): string[] {
   if (benefit.length === 0) return ['Benefit: none computed (the anycast path or every baseline returned no unflagged sample).', ''];
   const rows = [...benefit.filter((b) => b.scope === 'end_to_end'), ...benefit.filter((b) => b.scope !== 'end_to_end')].map((b) => [
-    `${b.protocol} ${b.metric}`,
+    `${b.protocol} ${b.metric}${b.size !== undefined ? ` ${b.size}` : ''}`,
     b.scope,
     b.baseline,
     ms(b.anycast_p50_ms),
@@ -121,7 +122,7 @@ function headline(benefit: BenefitRow[]): string[] {
         return `  ${b.protocol} ${b.metric}: no clear difference between anycast and ${b.baseline} (saved ${b.saved_ms > 0 ? '+' : ''}${ms(b.saved_ms)} ms, ${detail})`;
       }
       const verb = b.saved_ms >= 0 ? 'faster' : 'slower';
-      return `  ${b.protocol} ${b.metric}: anycast ${ms(Math.abs(b.saved_ms))} ms ${verb} than ${b.baseline} (${detail})`;
+      return `  ${b.protocol} ${b.metric}${b.size !== undefined ? ` ${b.size}` : ''}: anycast ${ms(Math.abs(b.saved_ms))} ms ${verb} than ${b.baseline} (${detail})`;
     }),
   ];
 }

@@ -19,6 +19,7 @@ import {
   type RoundResult,
 } from '../core/model.ts';
 import { PROBES } from '../probe/index.ts';
+import { DEFAULT_TRANSFER_SAMPLES, sizeLabel } from '../probe/transfer.ts';
 import type { ProbeFactory, ProbeOptionsMap, Prober, ProbeTarget } from '../probe/types.ts';
 import { AnylatError } from '../util/errors.ts';
 import { LagMonitor } from '../util/lag.ts';
@@ -85,6 +86,8 @@ export interface ObservedSample {
   kind: Endpoint['kind'];
   address: string;
   protocol: Protocol;
+  /** transfer: the object size in bytes */
+  size?: number;
   /** the cycle it belongs to, 0 … samples − 1 */
   cycle: number;
   attempt: Attempt;
@@ -105,6 +108,8 @@ const LAG_SETTLE_MS = 10;
 interface Path {
   endpoint: Endpoint;
   protocol: Protocol;
+  /** transfer: the object size in bytes this path downloads */
+  size?: number;
   address: string;
   prober?: Prober;
   /** the metrics its prober reports (absent when no prober could be made) */
@@ -252,7 +257,7 @@ async function createProbers(paths: Path[], spec: RoundSpec, probes: NonNullable
       const target: ProbeTarget = { endpoint: path.endpoint.name, address: path.address };
       if (isIP(path.endpoint.host) === 0) target.hostname = path.endpoint.host;
       const factory = probes[path.protocol] as ProbeFactory<Protocol>;
-      const options = { ...spec.protocols[path.protocol], timeoutMs: spec.timeoutMs } as ProbeOptionsMap[Protocol];
+      const options = { ...spec.protocols[path.protocol], timeoutMs: sampleTimeout(spec, path), ...(path.size !== undefined ? { size: path.size } : {}) } as ProbeOptionsMap[Protocol];
       path.prober = await factory(target, options);
       path.metrics = path.prober.metrics;
       path.lagSpan = lagSpan(path.protocol, path.prober);
@@ -301,14 +306,19 @@ export async function runRound(spec: RoundSpec, deps: RoundDeps = {}): Promise<R
     for (const protocol of protocols) {
       for (const endpoint of spec.endpoints) {
         const r = resolved.get(endpoint.name)!;
-        const path: Path = {
-          endpoint,
-          protocol,
-          address: 'address' in r ? r.address : endpoint.host,
-          attempts: new Array(spec.samples).fill(undefined),
-        };
-        if ('failure' in r) path.dnsFailure = r.failure;
-        paths.push(path);
+        // A transfer path per size, with its own sample count: each sample is a whole download.
+        const transfer = protocol === 'transfer' ? spec.protocols.transfer : undefined;
+        for (const size of transfer ? transfer.sizes : [undefined]) {
+          const path: Path = {
+            endpoint,
+            protocol,
+            address: 'address' in r ? r.address : endpoint.host,
+            attempts: new Array(transfer ? (transfer.samples ?? DEFAULT_TRANSFER_SAMPLES) : spec.samples).fill(undefined),
+          };
+          if (size !== undefined) path.size = size;
+          if ('failure' in r) path.dnsFailure = r.failure;
+          paths.push(path);
+        }
       }
     }
 
@@ -352,8 +362,10 @@ export async function runRound(spec: RoundSpec, deps: RoundDeps = {}): Promise<R
  * are close in time. A launch waits for a free slot when `maxInFlight` samples are out.
  */
 async function sampleAll(paths: Path[], spec: RoundSpec, maxInFlight: number, random: () => number, lag: LagMonitor): Promise<void> {
-  const live = paths.filter((p) => p.prober !== undefined);
-  if (live.length === 0 || spec.signal?.aborted) return;
+  const all = paths.filter((p) => p.prober !== undefined);
+  if (all.length === 0 || spec.signal?.aborted) return;
+  // Downloads run alone, after the latency samples (see sampleTransfers).
+  const live = all.filter((p) => p.protocol !== 'transfer');
   const slots = new Slots(maxInFlight);
   if (spec.warmup !== false) {
     // Sequence number N: past every counted cycle (0 … N−1), so a prober keyed on it never mixes them.
@@ -391,13 +403,38 @@ async function sampleAll(paths: Path[], spec: RoundSpec, maxInFlight: number, ra
     }
   }
   await Promise.all(running);
+  await sampleTransfers(all.filter((p) => p.protocol === 'transfer'), spec, random);
   // A reply handled right after a blocked stretch can run before the monitor's timer sees the
   // block; let the monitor tick once more before asking it which samples overlapped lag.
   await new Promise((resolve) => setTimeout(resolve, LAG_SETTLE_MS));
-  for (const path of live) {
+  for (const path of all) {
     const span = path.lagSpan ?? 'whole';
     for (const entry of path.attempts) {
       if (entry) entry.flagged = lagFlags(entry.attempt, span, lag);
+    }
+  }
+}
+
+/** A sample's timeout: a transfer path's own when set, else the round's. */
+function sampleTimeout(spec: RoundSpec, path: Path): number {
+  return path.protocol === 'transfer' ? (spec.protocols.transfer?.sampleTimeoutMs ?? spec.timeoutMs) : spec.timeoutMs;
+}
+
+/**
+ * Transfer samples, one at a time, after every other sample of the round has come back: a download
+ * fills the link for its duration, and would delay the latency samples it overlapped (and be slowed
+ * by them). Cycle c downloads sample c of every (endpoint, size) in a fresh random order, so the
+ * anycast and unicast downloads of one size in a cycle are close in time and pair for the benefit.
+ */
+async function sampleTransfers(paths: Path[], spec: RoundSpec, random: () => number): Promise<void> {
+  const cycles = Math.max(0, ...paths.map((p) => p.attempts.length));
+  for (let cycle = 0; cycle < cycles; cycle++) {
+    for (const path of shuffled(paths, random)) {
+      const prober = path.prober;
+      if (spec.signal?.aborted || !prober) return;
+      if (cycle >= path.attempts.length) continue;
+      const attempt = await timedSample(prober, cycle, sampleTimeout(spec, path));
+      path.attempts[cycle] = { attempt, flagged: {} };
     }
   }
 }
@@ -438,7 +475,7 @@ function observe(paths: Path[], onSample: (sample: ObservedSample) => void): voi
     path.attempts.forEach((entry, cycle) => {
       if (!entry) return;
       const flaggedMetrics = (Object.keys(entry.flagged) as Metric[]).filter((m) => entry.flagged[m] === true);
-      onSample({ endpoint: path.endpoint.name, kind: path.endpoint.kind, address: path.address, protocol: path.protocol, cycle, attempt: entry.attempt, flagged: flaggedMetrics.length > 0, flaggedMetrics });
+      onSample({ endpoint: path.endpoint.name, kind: path.endpoint.kind, address: path.address, protocol: path.protocol, ...(path.size !== undefined ? { size: path.size } : {}), cycle, attempt: entry.attempt, flagged: flaggedMetrics.length > 0, flaggedMetrics });
     });
   }
 }
@@ -495,8 +532,9 @@ function buildRows(paths: Path[], spec: RoundSpec, terminatesTcp: boolean): { pa
         if (path.metrics !== undefined && !path.metrics.includes(metric)) continue;
         const outcomes: SampleOutcome[] =
           path.dnsFailure !== undefined
-            ? Array.from({ length: spec.samples }, () => ({ reason: 'dns' as const, flagged: false }))
+            ? Array.from({ length: path.attempts.length }, () => ({ reason: 'dns' as const, flagged: false }))
             : path.attempts.map((entry) => outcome(entry, metric));
+        const size = path.size !== undefined ? sizeLabel(path.size) : undefined;
         const stats = summarize(outcomes);
         const site = mostFrequent(path.attempts.map((e) => e?.attempt.site));
         const row: PathResult = {
@@ -506,6 +544,7 @@ function buildRows(paths: Path[], spec: RoundSpec, terminatesTcp: boolean): { pa
           protocol,
           metric,
           scope: scopeOf(protocol, metric, terminatesTcp),
+          ...(size !== undefined ? { size } : {}),
           ...(site !== undefined ? { site } : {}),
           ...roundStats(stats),
           ...(path.counters ?? {}),
@@ -516,6 +555,7 @@ function buildRows(paths: Path[], spec: RoundSpec, terminatesTcp: boolean): { pa
           kind: path.endpoint.kind,
           protocol,
           metric,
+          ...(size !== undefined ? { size } : {}),
           ...(stats.p50_ms !== undefined ? { p50: stats.p50_ms } : {}),
           byCycle: outcomes.map((o) => (o.value !== undefined && !o.flagged ? o.value : undefined)),
         });

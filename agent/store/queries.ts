@@ -35,6 +35,8 @@ export interface ReportRow {
   protocol: Protocol;
   metric: Metric;
   scope: Scope;
+  /** transfer only: the object size */
+  size?: string;
   /** rounds with a benefit row for this key in the window */
   rounds: number;
   first_round_at: string;
@@ -287,8 +289,19 @@ function medianOf(values: number[]): number | undefined {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-function summaryOrder(r: ReportRow): [string, string, number, number, number] {
-  return [r.service, r.agent, r.scope === 'end_to_end' ? 0 : 1, PROTOCOLS.indexOf(r.protocol), PROTOCOL_METRICS[r.protocol].indexOf(r.metric)];
+/** Bytes of a size tag as the transfer probe writes it (`16KiB`, `2MiB`, `500B`): smaller sizes first. */
+function labelBytes(label: string): number {
+  const m = /^(\d+)(B|KiB|MiB)$/.exec(label);
+  return m ? Number(m[1]) * (m[2] === 'MiB' ? 1024 * 1024 : m[2] === 'KiB' ? 1024 : 1) : 0;
+}
+
+/** Sort key of a report row; report.ts and the web's SQL twin (queries.ts) share it. */
+export function reportOrder(r: ReportRow): [string, string, number, number, number, number] {
+  return [r.service, r.agent, r.scope === 'end_to_end' ? 0 : 1, PROTOCOLS.indexOf(r.protocol), PROTOCOL_METRICS[r.protocol].indexOf(r.metric), r.size === undefined ? 0 : labelBytes(r.size)];
+}
+
+function summaryOrder(r: ReportRow): [string, string, number, number, number, number] {
+  return reportOrder(r);
 }
 
 /**
@@ -300,8 +313,8 @@ export function benefitSummary(db: Database.Database, query: ReportQuery & { pro
   // protocol and metric narrow it to one row per agent (the dashboard's overview needs one metric per service)
   const { where, params } = roundFilter(query, 'b');
   const from = `FROM benefit b JOIN rounds r ON r.id = b.round_id ${where}`;
-  const key = 'r.agent, r.service, b.protocol, b.metric, b.scope';
-  type Group = { agent: string; service: string; protocol: Protocol; metric: Metric; scope: Scope };
+  const key = 'r.agent, r.service, b.protocol, b.metric, b.scope, b.size';
+  type Group = { agent: string; service: string; protocol: Protocol; metric: Metric; scope: Scope; size: string | null };
   const groups = db
     .prepare(
       `SELECT ${key}, COUNT(*) AS rounds, SUM(b.pairs) AS pairs, MIN(r.started_at) AS first_t, MAX(r.started_at) AS last_t,
@@ -321,7 +334,7 @@ export function benefitSummary(db: Database.Database, query: ReportQuery & { pro
        ORDER BY MIN(r.started_at), MIN(r.id)`,
     )
     .all(params) as Array<Group & { baseline: string; agent_region: string; n: number; last_t: number; last_id: number }>;
-  const keyOf = (g: Group) => `${g.agent}\u0000${g.service}\u0000${g.protocol}\u0000${g.metric}\u0000${g.scope}`;
+  const keyOf = (g: Group) => `${g.agent}\u0000${g.service}\u0000${g.protocol}\u0000${g.metric}\u0000${g.scope}\u0000${g.size ?? ''}`;
   const extra = new Map<string, { baselines: Record<string, number>; region: string; last: [number, number] }>();
   for (const p of parts) {
     const k = keyOf(p);
@@ -342,6 +355,7 @@ export function benefitSummary(db: Database.Database, query: ReportQuery & { pro
       protocol: g.protocol,
       metric: g.metric,
       scope: g.scope,
+      ...(g.size !== null ? { size: g.size } : {}),
       rounds: g.rounds,
       first_round_at: new Date(g.first_t).toISOString(),
       last_round_at: new Date(g.last_t).toISOString(),

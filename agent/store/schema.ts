@@ -195,6 +195,16 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX traces_at ON traces (at);
     `,
   },
+  {
+    // The transfer protocol downloads objects of several sizes; a size is a tag of its paths and
+    // benefit rows (NULL for every other protocol).
+    version: 4,
+    name: 'size of transfer paths and benefit rows',
+    sql: `
+      ALTER TABLE paths ADD COLUMN size TEXT;
+      ALTER TABLE benefit ADD COLUMN size TEXT;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -677,15 +677,15 @@ function prepareWrites(db: Database.Database) {
     ),
     path: db.prepare(
       `INSERT INTO paths (round_id, ord, endpoint, kind, address, protocol, metric, scope, site, sent, received, loss_pct,
-         min_ms, p50_ms, p90_ms, p99_ms, max_ms, mean_ms, stddev_ms, jitter_ms, flagged, failures, late, duplicate, stray, invalid)
+         min_ms, p50_ms, p90_ms, p99_ms, max_ms, mean_ms, stddev_ms, jitter_ms, flagged, failures, late, duplicate, stray, invalid, size)
        VALUES (@round_id, @ord, @endpoint, @kind, @address, @protocol, @metric, @scope, @site, @sent, @received, @loss_pct,
-         @min_ms, @p50_ms, @p90_ms, @p99_ms, @max_ms, @mean_ms, @stddev_ms, @jitter_ms, @flagged, @failures, @late, @duplicate, @stray, @invalid)`,
+         @min_ms, @p50_ms, @p90_ms, @p99_ms, @max_ms, @mean_ms, @stddev_ms, @jitter_ms, @flagged, @failures, @late, @duplicate, @stray, @invalid, @size)`,
     ),
     benefit: db.prepare(
       `INSERT INTO benefit (round_id, ord, protocol, metric, scope, baseline, anycast_p50_ms, baseline_p50_ms, saved_ms, saved_pct,
-         ci_low_ms, ci_high_ms, win_rate, pairs)
+         ci_low_ms, ci_high_ms, win_rate, pairs, size)
        VALUES (@round_id, @ord, @protocol, @metric, @scope, @baseline, @anycast_p50_ms, @baseline_p50_ms, @saved_ms, @saved_pct,
-         @ci_low_ms, @ci_high_ms, @win_rate, @pairs)`,
+         @ci_low_ms, @ci_high_ms, @win_rate, @pairs, @size)`,
     ),
     event: db.prepare(
       `INSERT INTO events (round_id, agent, service, type, message, from_value, to_value, at)
@@ -738,6 +738,7 @@ function pathParams(roundId: number, ord: number, p: PathResult): Params {
     duplicate: num(p.duplicate),
     stray: num(p.stray),
     invalid: num(p.invalid),
+    size: p.size ?? null,
   };
 }
 
@@ -757,5 +758,6 @@ function benefitParams(roundId: number, ord: number, b: BenefitRow): Params {
     ci_high_ms: num(b.ci_high_ms),
     win_rate: num(b.win_rate),
     pairs: b.pairs,
+    size: b.size ?? null,
   };
 }

@@ -46,6 +46,7 @@ export const ERROR_CODES = {
   ANYLAT_LAB_START: { exit: 1, meaning: 'a lab process exited or was not ready in time' },
   ANYLAT_LAB_EXEC: { exit: 1, meaning: 'a lab helper command could not be run' },
   ANYLAT_LAB_IP: { exit: 1, meaning: 'an ip command failed while building or removing the lab' },
+  ANYLAT_LAB_TC: { exit: 1, meaning: "a tc command failed while setting the lab links' bandwidth" },
   ANYLAT_LAB_DOWN_INCOMPLETE: { exit: 1, meaning: 'lab down could not remove everything' },
   ANYLAT_TRACE_UNAVAILABLE: { exit: 1, meaning: 'this host cannot trace (not Linux, or koffi cannot load libc)' },
   ANYLAT_TRACE_TARGET: { exit: 2, meaning: 'trace was given a target, port or hop count it cannot use' },

@@ -7,7 +7,7 @@ export const ACCURACY_METRICS = ['udp rtt', 'tcp connect (kernel)', 'tcp connect
  * Measured besides, for the echo-clock table: the same echo timed by the monotonic clock (a second
  * prober), next to the default kernel clock's `tcp rtt (echo)`.
  */
-export const EXTRA_METRICS = ['tcp rtt (echo, monotonic clock)'] as const;
+export const EXTRA_METRICS = ['tcp rtt (echo, monotonic clock)', 'transfer download'] as const;
 /** The http prober's metrics whose flagged share the driver reports (the URL is an IP: no dns). */
 export const HTTP_METRICS = ['connect', 'ttfb', 'total', 'warm'] as const;
 /** What a SampleRecord's first element indexes. */
@@ -26,6 +26,8 @@ export interface AccuracySetup {
   dnsPort: number;
   /** the reflectors that answer the background load (other processes than the measured ones) */
   loadPorts: { udp: number; tcp: number; http: number };
+  /** the transfer phase: one download of each size from every origin per round (the bench reflector's /bytes/N) */
+  transfer: { sizes: number[] };
   /** samples per round and spacing of the measured rounds */
   samples: number;
   spacingMs: number;
@@ -38,6 +40,8 @@ export interface PhaseCommand {
   busyPaths: number;
   /** samples per second per background path */
   busyRatePerPath: number;
+  /** measure transfer downloads only (nothing else runs meanwhile, so they have the links to themselves) */
+  transfer?: boolean;
 }
 
 /**
@@ -46,7 +50,12 @@ export interface PhaseCommand {
  */
 export type SampleRecord = [number, string, number, 0 | 1, 0 | 1];
 
+/** One transfer download: [target name, size in bytes, download ms, flagged 0/1]. */
+export type TransferRecord = [string, number, number, 0 | 1];
+
 export interface PhaseResult {
+  /** the transfer phase's downloads */
+  transfers?: TransferRecord[];
   phase: string;
   startedAt: number;
   endedAt: number;

@@ -4,16 +4,15 @@
 // medians and the mean of their win rates, the numbers a Grafana panel shows with InfluxQL
 // `median("saved_ms")` / `mean("win_rate")` over the same window.
 import type Database from 'better-sqlite3';
-import { PROTOCOL_METRICS, PROTOCOLS } from '../../agent/core/model.ts';
-import { mean, median, roundFilter, type BenefitPoint, type ReportQuery, type ReportRow } from '../../agent/store/queries.ts';
+import { mean, median, reportOrder, roundFilter, type BenefitPoint, type ReportQuery, type ReportRow } from '../../agent/store/queries.ts';
 
 /** A benefit row as the store keeps it, with its round's start. */
-type Row = Omit<BenefitPoint, 't'> & { started_at: number };
+type Row = Omit<BenefitPoint, 't'> & { started_at: number; size: string | null };
 
 const NUMERIC = ['anycast_p50_ms', 'baseline_p50_ms', 'saved_ms', 'saved_pct', 'ci_low_ms', 'ci_high_ms'] as const;
 
-function order(r: ReportRow): [string, string, number, number, number] {
-  return [r.service, r.agent, r.scope === 'end_to_end' ? 0 : 1, PROTOCOLS.indexOf(r.protocol), PROTOCOL_METRICS[r.protocol].indexOf(r.metric)];
+function order(r: ReportRow): [string, string, number, number, number, number] {
+  return reportOrder(r);
 }
 
 function compare(a: ReportRow, b: ReportRow): number {
@@ -30,7 +29,7 @@ export function benefitReport(db: Database.Database, query: ReportQuery): Report
   const { where, params } = roundFilter(query);
   const rows = db
     .prepare(
-      `SELECT r.started_at, r.agent, r.agent_region, r.service, b.protocol, b.metric, b.scope, b.baseline,
+      `SELECT r.started_at, r.agent, r.agent_region, r.service, b.protocol, b.metric, b.scope, b.size, b.baseline,
               b.anycast_p50_ms, b.baseline_p50_ms, b.saved_ms, b.saved_pct, b.ci_low_ms, b.ci_high_ms, b.win_rate, b.pairs
        FROM benefit b JOIN rounds r ON r.id = b.round_id ${where}
        ORDER BY r.started_at, r.id, b.ord`,
@@ -39,7 +38,7 @@ export function benefitReport(db: Database.Database, query: ReportQuery): Report
 
   const groups = new Map<string, Row[]>();
   for (const row of rows) {
-    const key = JSON.stringify([row.agent, row.service, row.protocol, row.metric, row.scope]);
+    const key = JSON.stringify([row.agent, row.service, row.protocol, row.metric, row.scope, row.size]);
     const list = groups.get(key);
     if (list) list.push(row);
     else groups.set(key, [row]);
@@ -59,6 +58,7 @@ export function benefitReport(db: Database.Database, query: ReportQuery): Report
       protocol: first.protocol,
       metric: first.metric,
       scope: first.scope,
+      ...(first.size !== null ? { size: first.size } : {}),
       rounds: list.length,
       first_round_at: new Date(first.started_at).toISOString(),
       last_round_at: new Date(last.started_at).toISOString(),

@@ -337,7 +337,7 @@
           { class: row.scope === 'edge' ? 'edge' : '' },
           el('td', {}, r.agent_region),
           el('td', {}, r.agent),
-          el('td', {}, `${row.protocol}/${row.metric}`),
+          el('td', {}, `${row.protocol}/${row.metric}${row.size ? ` ${row.size}` : ''}`),
           el('td', {}, row.scope === 'edge' ? 'edge' : 'end to end'),
           el('td', { class: 'num' }, String(row.rounds)),
           el('td', { class: 'num' }, ms(row.anycast_p50_ms)),
