@@ -5,7 +5,6 @@
 import { type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { favourSession, labDown, labUp, niced, spawnIn, type DownReport, type LabDescription } from '../lab/index.ts';
 import type { InfluxTarget } from '../sink/index.ts';
 import { openStore, type Store } from '../store/index.ts';
