@@ -6,7 +6,15 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/', 'dist/', 'provisioning/', 'test/fixtures/', 'bench/results/', 'test/artifacts/', '**/*.d.ts'],
+    ignores: [
+      'node_modules/',
+      'dist/',
+      'provisioning/',
+      'test/fixtures/',
+      'bench/results/',
+      'test/artifacts/',
+      '**/*.d.ts',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,
@@ -19,9 +27,15 @@ export default tseslint.config(
     linterOptions: { reportUnusedDisableDirectives: 'error' },
     rules: {
       // `_` marks a parameter or binding kept for its position (a callback's signature, a tuple)
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       // `typeof import('koffi')`: the type of a module loaded lazily, on the platforms that have it
-      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports', disallowTypeAnnotations: false }],
+      '@typescript-eslint/consistent-type-imports': [
+        'error',
+        { fixStyle: 'inline-type-imports', disallowTypeAnnotations: false },
+      ],
       // `interface IcmpProbeOptions extends ProbeOptionsBase {}` names a protocol's options even when it adds none
       '@typescript-eslint/no-empty-object-type': ['error', { allowInterfaces: 'with-single-extends' }],
       // a `let` assigned later but read by a closure declared before the assignment stays a `let`

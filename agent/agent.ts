@@ -92,7 +92,11 @@ function defaultLog(line: string): void {
 /** Endpoints of a service as the round names them: `anycast`, `anycast-2`, … then the unicast names. */
 export function endpointsOf(service: ServiceConfig): Endpoint[] {
   return [
-    ...service.anycast.map((host, i): Endpoint => ({ name: i === 0 ? 'anycast' : `anycast-${i + 1}`, kind: 'anycast', host })),
+    ...service.anycast.map((host, i): Endpoint => ({
+      name: i === 0 ? 'anycast' : `anycast-${i + 1}`,
+      kind: 'anycast',
+      host,
+    })),
     ...service.unicast.map((u): Endpoint => ({ name: u.name, kind: 'unicast', host: u.host })),
   ];
 }
@@ -113,8 +117,14 @@ export function roundLogLine(round: RoundResult, late: boolean): string {
     ? `${lead.protocol} ${lead.metric} ${lead.saved_ms >= 0 ? 'saved' : 'lost'} ${Math.abs(lead.saved_ms).toFixed(1)} ms (${lead.saved_pct.toFixed(1)}%) vs ${lead.baseline}`
     : 'no end-to-end benefit (no pair of comparable samples)';
   const lossy = round.paths.filter((p) => p.loss_pct > 0);
-  const loss = lossy.length === 0 ? 'no loss' : `loss on ${[...new Set(lossy.map((p) => `${p.endpoint}/${p.protocol}`))].join(', ')}`;
-  const lateBy = late && round.scheduled_at ? `; late by ${fmtMs(Date.parse(round.started_at) - Date.parse(round.scheduled_at))}` : '';
+  const loss =
+    lossy.length === 0
+      ? 'no loss'
+      : `loss on ${[...new Set(lossy.map((p) => `${p.endpoint}/${p.protocol}`))].join(', ')}`;
+  const lateBy =
+    late && round.scheduled_at
+      ? `; late by ${fmtMs(Date.parse(round.started_at) - Date.parse(round.scheduled_at))}`
+      : '';
   const events = (round.events ?? []).map((e) => `; ${e.type}: ${e.message}`).join('');
   return `round ${round.service}: ${fmtMs(round.duration_ms)}, ${benefit}; ${loss}${lateBy}${events}`;
 }
@@ -194,7 +204,9 @@ export class Agent {
         this.web = await this.webStarter(ctx);
         this.log(`web: dashboard on ${this.web.url}`);
       } else {
-        this.log(`web: web.listen is set (${c.web.host}:${c.web.port}) but nothing was given to serve it; no dashboard`);
+        this.log(
+          `web: web.listen is set (${c.web.host}:${c.web.port}) but nothing was given to serve it; no dashboard`,
+        );
       }
     }
     if (c.metrics) {
@@ -249,11 +261,17 @@ export class Agent {
     });
     const outcome = await Promise.race([pending, abandoned]);
     if (outcome === 'abandoned') {
-      const why = slot.signal.reason === 'shutdown' ? 'the agent is shutting down' : `it passed its ${service.deadlineMs} ms deadline`;
+      const why =
+        slot.signal.reason === 'shutdown'
+          ? 'the agent is shutting down'
+          : `it passed its ${service.deadlineMs} ms deadline`;
       this.log(`round ${slot.service}: abandoned (${why}); nothing of it is stored`);
       pending.then(
         (r) => this.log(`round ${slot.service}: the abandoned round ended after ${fmtMs(r.duration_ms)}; discarded`),
-        (err: unknown) => this.log(`round ${slot.service}: the abandoned round failed: ${err instanceof Error ? err.message : String(err)}`),
+        (err: unknown) =>
+          this.log(
+            `round ${slot.service}: the abandoned round failed: ${err instanceof Error ? err.message : String(err)}`,
+          ),
       );
       return;
     }
@@ -267,7 +285,9 @@ export class Agent {
     } catch (err) {
       // The round was measured but is lost: count it, so the heartbeat and the dashboards show it.
       this.roundsFailed++;
-      this.log(`round ${slot.service}: measured but not stored (${err instanceof Error ? err.message : String(err)}); counted in rounds_failed (${this.roundsFailed} so far)`);
+      this.log(
+        `round ${slot.service}: measured but not stored (${err instanceof Error ? err.message : String(err)}); counted in rounds_failed (${this.roundsFailed} so far)`,
+      );
       return;
     }
     this.roundsSaved++;
@@ -301,7 +321,14 @@ export class Agent {
     this.tracing.add(p);
   }
 
-  private async traceOne(round: RoundResult, roundId: number, r: TraceRequest, maxHops: number, port: number, names: boolean): Promise<void> {
+  private async traceOne(
+    round: RoundResult,
+    roundId: number,
+    r: TraceRequest,
+    maxHops: number,
+    port: number,
+    names: boolean,
+  ): Promise<void> {
     const tracedAt = new Date();
     try {
       const res = await trace(r.address, { maxHops, port, names, signal: this.traceAbort.signal });
@@ -322,9 +349,13 @@ export class Agent {
       const saved = this.store?.saveTrace(roundId, t) ?? false;
       if (saved) this.sink?.notify();
       const hops = res.hops.map((h) => h.address ?? '*').join(' > ');
-      this.log(`trace ${round.service} ${r.endpoint} (${r.trigger}): ${hops}${res.reached ? '' : ' (not reached)'}${saved ? '' : '; not stored (the round is gone)'}`);
+      this.log(
+        `trace ${round.service} ${r.endpoint} (${r.trigger}): ${hops}${res.reached ? '' : ' (not reached)'}${saved ? '' : '; not stored (the round is gone)'}`,
+      );
     } catch (err) {
-      this.log(`trace ${round.service} ${r.endpoint} (${r.trigger}): failed: ${err instanceof Error ? err.message : String(err)}`);
+      this.log(
+        `trace ${round.service} ${r.endpoint} (${r.trigger}): failed: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
   }
 
@@ -351,17 +382,30 @@ export class Agent {
       if (!(err instanceof ConfigError)) throw err;
       this.reloads.failed++;
       this.lastReload = { ok: false, atMs };
-      this.log(`config: reload failed, keeping version ${this.current.origin.version}: ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}`);
+      this.log(
+        `config: reload failed, keeping version ${this.current.origin.version}: ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}`,
+      );
       for (const p of err.problems) this.log(`config: ${p}`);
       this.writeHeartbeat();
-      return { result: 'failed', version: this.current.origin.version, added: [], removed: [], changed: [], needsRestart: [], problems: [...err.problems] };
+      return {
+        result: 'failed',
+        version: this.current.origin.version,
+        added: [],
+        removed: [],
+        changed: [],
+        needsRestart: [],
+        problems: [...err.problems],
+      };
     }
     const old = this.current;
     const needsRestart: string[] = [];
     const fixed = {
       'agent.id': [old.agent.id, next.agent.id],
       store: [old.store, next.store],
-      influx: [old.influx && { ...old.influx, token: old.influx.token.reveal() }, next.influx && { ...next.influx, token: next.influx.token.reveal() }],
+      influx: [
+        old.influx && { ...old.influx, token: old.influx.token.reveal() },
+        next.influx && { ...next.influx, token: next.influx.token.reveal() },
+      ],
       web: [old.web, next.web],
       metrics: [old.metrics, next.metrics],
     } as const;
@@ -377,7 +421,9 @@ export class Agent {
     const oldServices = this.services;
     const added = next.services.filter((s) => !oldServices.has(s.name)).map((s) => s.name);
     const removed = [...oldServices.keys()].filter((name) => !next.services.some((s) => s.name === name));
-    const changed = next.services.filter((s) => oldServices.has(s.name) && !isDeepStrictEqual(oldServices.get(s.name), s)).map((s) => s.name);
+    const changed = next.services
+      .filter((s) => oldServices.has(s.name) && !isDeepStrictEqual(oldServices.get(s.name), s))
+      .map((s) => s.name);
     const identityChanged = !isDeepStrictEqual(old.agent, applied.agent);
 
     this.current = applied;
@@ -387,7 +433,15 @@ export class Agent {
     const schedule = this.scheduler?.update(timings);
 
     const nothing = added.length === 0 && removed.length === 0 && changed.length === 0 && !identityChanged;
-    const result: ReloadResult = { result: nothing ? 'unchanged' : 'applied', version: applied.origin.version, added, removed, changed, needsRestart, problems: [] };
+    const result: ReloadResult = {
+      result: nothing ? 'unchanged' : 'applied',
+      version: applied.origin.version,
+      added,
+      removed,
+      changed,
+      needsRestart,
+      problems: [],
+    };
     this.reloads[result.result]++;
     this.lastReload = { ok: true, atMs };
     const list = (what: string, names: string[]) => (names.length > 0 ? [`${what} ${names.join(', ')}`] : []);
@@ -402,7 +456,10 @@ export class Agent {
       `config: version ${applied.origin.version} ${nothing ? 'has no change to apply' : `applied: ${parts.join('; ')}`}` +
         (old.origin.version !== applied.origin.version ? ` (was ${old.origin.version})` : ''),
     );
-    if (needsRestart.length > 0) this.log(`config: ${needsRestart.join(', ')} changed; that takes effect at the next start (the running ones are kept)`);
+    if (needsRestart.length > 0)
+      this.log(
+        `config: ${needsRestart.join(', ')} changed; that takes effect at the next start (the running ones are kept)`,
+      );
     // The fleet dashboard sees the new version (or the failure) now, not at the next minute's heartbeat.
     this.writeHeartbeat();
     return result;
@@ -427,7 +484,11 @@ export class Agent {
         failed: this.roundsFailed,
         stored: this.roundsSaved,
       },
-      store: { outboxRows: store?.outboxRows(a.id) ?? 0, deadLetters: store?.deadLetters(a.id) ?? 0, droppedRows: store?.droppedRows ?? 0 },
+      store: {
+        outboxRows: store?.outboxRows(a.id) ?? 0,
+        deadLetters: store?.deadLetters(a.id) ?? 0,
+        droppedRows: store?.droppedRows ?? 0,
+      },
       loopLag: this.loopDelay?.value() ?? { p99Ms: 0, maxMs: 0 },
       config: {
         version: this.current.origin.version,
@@ -440,7 +501,13 @@ export class Agent {
     if (this.lastReload) h.config.lastReload = { ...this.lastReload };
     if (this.sink) {
       const st = this.sink.status();
-      h.sink = { delivered: st.delivered, deadLettered: st.deadLettered, lastBatchLines: st.lastBatchLines, consecutiveFailures: st.consecutiveFailures, errors: st.errors };
+      h.sink = {
+        delivered: st.delivered,
+        deadLettered: st.deadLettered,
+        lastBatchLines: st.lastBatchLines,
+        consecutiveFailures: st.consecutiveFailures,
+        errors: st.errors,
+      };
     }
     return h;
   }
@@ -468,7 +535,8 @@ export class Agent {
       dropped_rows: this.store?.droppedRows ?? 0,
       config_version: this.current.origin.version,
     };
-    if (this.current.origin.publishedAtMs !== undefined) hb.config_published_s = Math.round(this.current.origin.publishedAtMs / 1000);
+    if (this.current.origin.publishedAtMs !== undefined)
+      hb.config_published_s = Math.round(this.current.origin.publishedAtMs / 1000);
     if (this.lastReload) hb.config_reload_ok = this.lastReload.ok ? 1 : 0;
     if (this.sink) hb.sink_batch = this.sink.batchLines;
     if (a.lat !== undefined) hb.lat = a.lat;
@@ -510,11 +578,17 @@ export class Agent {
     const drainMs = bounds.drainMs ?? SHUTDOWN_DEFAULTS.drainMs;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
-    const rounds = this.scheduler ? await this.scheduler.stop(graceMs) : { finished: 0, aborted: 0, dropped: 0, stillRunning: 0 };
+    const rounds = this.scheduler
+      ? await this.scheduler.stop(graceMs)
+      : { finished: 0, aborted: 0, dropped: 0, stillRunning: 0 };
     // Traces in flight stop at their next probe window; what they found so far is saved.
     this.traceAbort.abort();
     await this.tracesSettled();
-    const result: StopResult = { roundsFinished: rounds.finished, roundsAbandoned: rounds.aborted, roundsNotStarted: rounds.dropped };
+    const result: StopResult = {
+      roundsFinished: rounds.finished,
+      roundsAbandoned: rounds.aborted,
+      roundsNotStarted: rounds.dropped,
+    };
     this.writeHeartbeat();
     if (this.sink) {
       const drained = await this.sink.drain(drainMs);
@@ -523,7 +597,10 @@ export class Agent {
     }
     if (this.metricsServer) await this.metricsServer.close();
     this.loopDelay?.stop();
-    if (this.web) await this.web.close().catch((err: unknown) => this.log(`web: close failed: ${err instanceof Error ? err.message : String(err)}`));
+    if (this.web)
+      await this.web
+        .close()
+        .catch((err: unknown) => this.log(`web: close failed: ${err instanceof Error ? err.message : String(err)}`));
     this.lag?.stop();
     this.store?.close();
     this.store = undefined;

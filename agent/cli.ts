@@ -5,14 +5,32 @@ import { AnylatError } from './util/errors.ts';
 type Command = { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> };
 
 const COMMANDS: Record<string, Command> = {
-  run: { summary: 'scheduled agent: rounds on schedule, embedded store, InfluxDB', load: () => import('./commands/run.ts') },
-  compare: { summary: 'one round now: anycast vs each unicast endpoint, per protocol', load: () => import('./commands/compare.ts') },
-  reflector: { summary: 'the far end: STAMP reflector, TCP echo, HTTP endpoint', load: () => import('./commands/reflector.ts') },
+  run: {
+    summary: 'scheduled agent: rounds on schedule, embedded store, InfluxDB',
+    load: () => import('./commands/run.ts'),
+  },
+  compare: {
+    summary: 'one round now: anycast vs each unicast endpoint, per protocol',
+    load: () => import('./commands/compare.ts'),
+  },
+  reflector: {
+    summary: 'the far end: STAMP reflector, TCP echo, HTTP endpoint',
+    load: () => import('./commands/reflector.ts'),
+  },
   report: { summary: 'benefit table from the embedded store', load: () => import('./commands/report.ts') },
-  trace: { summary: 'the route to an address hop by hop (UDP, rising TTL; Linux)', load: () => import('./commands/trace.ts') },
-  outbox: { summary: 'outbox status|requeue: lines waiting for InfluxDB, dead letters back in line', load: () => import('./commands/outbox.ts') },
+  trace: {
+    summary: 'the route to an address hop by hop (UDP, rising TTL; Linux)',
+    load: () => import('./commands/trace.ts'),
+  },
+  outbox: {
+    summary: 'outbox status|requeue: lines waiting for InfluxDB, dead letters back in line',
+    load: () => import('./commands/outbox.ts'),
+  },
   config: { summary: 'config check: validate a config file', load: () => import('./commands/config.ts') },
-  lab: { summary: 'lab up|down|status|fail|heal: the emulated topology (Linux, root)', load: () => import('./commands/lab.ts') },
+  lab: {
+    summary: 'lab up|down|status|fail|heal: the emulated topology (Linux, root)',
+    load: () => import('./commands/lab.ts'),
+  },
   demo: { summary: 'lab + agents + embedded store + web dashboard', load: () => import('./commands/demo.ts') },
 };
 
@@ -54,7 +72,9 @@ try {
     process.stderr.write(`anylat: ${err.message}\n`);
     process.exitCode = err.exitCode;
   } else {
-    process.stderr.write(`anylat: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(
+      `anylat: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
     process.exitCode = 1;
   }
 }

@@ -7,10 +7,25 @@ import type { Endpoint, Metric } from '../agent/core/model.ts';
 import { PROBES } from '../agent/probe/index.ts';
 import { ECHO_FALLBACKS } from '../agent/net/tcp-info.ts';
 import { tcpProber, type EchoTiming, type TcpProber } from '../agent/probe/tcp.ts';
-import { runRound, type ObservedSample, type RoundDeps, type RoundProtocols, type RoundSpec } from '../agent/round/run-round.ts';
+import {
+  runRound,
+  type ObservedSample,
+  type RoundDeps,
+  type RoundProtocols,
+  type RoundSpec,
+} from '../agent/round/run-round.ts';
 import { LagMonitor } from '../agent/util/lag.ts';
 import { serveCommands } from './lib/child.ts';
-import { HTTP_METRICS, SAMPLE_METRICS, type AccuracyMetric, type AccuracySetup, type PhaseCommand, type PhaseResult, type SampleRecord, type TransferRecord } from './lib/accuracy-protocol.ts';
+import {
+  HTTP_METRICS,
+  SAMPLE_METRICS,
+  type AccuracyMetric,
+  type AccuracySetup,
+  type PhaseCommand,
+  type PhaseResult,
+  type SampleRecord,
+  type TransferRecord,
+} from './lib/accuracy-protocol.ts';
 
 const TIMEOUT_MS = 2000;
 const lag = new LagMonitor().start();
@@ -39,7 +54,8 @@ function echoTimingOf(probers: TcpProber[]): EchoTiming {
     out.kernel += t.kernel;
     out.monotonic += t.monotonic;
     for (const f of ECHO_FALLBACKS) out.fallbacks[f] += t.fallbacks[f];
-    for (const k of Object.keys(out.turnaround) as Array<keyof EchoTiming['turnaround']>) out.turnaround[k] += t.turnaround[k];
+    for (const k of Object.keys(out.turnaround) as Array<keyof EchoTiming['turnaround']>)
+      out.turnaround[k] += t.turnaround[k];
   }
   return out;
 }
@@ -48,14 +64,36 @@ function endpoints(targets: AccuracySetup['targets']): Endpoint[] {
   return targets.map((t) => ({ name: t.name, kind: 'unicast', host: t.address }));
 }
 
-function spec(service: string, protocols: RoundProtocols, samples: number, spacingMs: number, signal?: AbortSignal): RoundSpec {
-  const s: RoundSpec = { service, agent: { id: 'bench', region: 'bench' }, endpoints: endpoints(setup!.targets), protocols, samples, spacingMs, timeoutMs: TIMEOUT_MS, terminatesTcp: false, lag };
+function spec(
+  service: string,
+  protocols: RoundProtocols,
+  samples: number,
+  spacingMs: number,
+  signal?: AbortSignal,
+): RoundSpec {
+  const s: RoundSpec = {
+    service,
+    agent: { id: 'bench', region: 'bench' },
+    endpoints: endpoints(setup!.targets),
+    protocols,
+    samples,
+    spacingMs,
+    timeoutMs: TIMEOUT_MS,
+    terminatesTcp: false,
+    lag,
+  };
   if (signal) s.signal = signal;
   return s;
 }
 
 /** Runs rounds of `s` back to back until `until` (performance.now) leaves no room for another. */
-async function loopRounds(make: () => RoundSpec, until: number, onSample: (s: ObservedSample) => void, signal?: AbortSignal, probes?: RoundDeps['probes']): Promise<void> {
+async function loopRounds(
+  make: () => RoundSpec,
+  until: number,
+  onSample: (s: ObservedSample) => void,
+  signal?: AbortSignal,
+  probes?: RoundDeps['probes'],
+): Promise<void> {
   for (;;) {
     const s = make();
     // The last round may run over by its slowest sample's round trip.
@@ -79,7 +117,13 @@ async function runTransferPhase(cmd: PhaseCommand): Promise<PhaseResult> {
   const startedAt = Date.now();
   const cpu0 = process.cpuUsage();
   await loopRounds(
-    () => spec('transfer', { transfer: { sizes: su.transfer.sizes, port: su.ports.http, samples: 1, sampleTimeoutMs: 15_000 } }, 1, 0),
+    () =>
+      spec(
+        'transfer',
+        { transfer: { sizes: su.transfer.sizes, port: su.ports.http, samples: 1, sampleTimeoutMs: 15_000 } },
+        1,
+        0,
+      ),
     t0 + cmd.durationMs,
     (s) => {
       const v = s.attempt.values.download;
@@ -87,7 +131,12 @@ async function runTransferPhase(cmd: PhaseCommand): Promise<PhaseResult> {
         failures['transfer download'] = (failures['transfer download'] ?? 0) + 1;
         return;
       }
-      transfers.push([s.endpoint, s.size ?? 0, Math.round(v * 1000) / 1000, s.flaggedMetrics.includes('download') ? 1 : 0]);
+      transfers.push([
+        s.endpoint,
+        s.size ?? 0,
+        Math.round(v * 1000) / 1000,
+        s.flaggedMetrics.includes('download') ? 1 : 0,
+      ]);
     },
   );
   const elapsed = performance.now() - t0;
@@ -97,7 +146,9 @@ async function runTransferPhase(cmd: PhaseCommand): Promise<PhaseResult> {
     startedAt,
     endedAt: Date.now(),
     records: [],
-    httpFlags: Object.fromEntries(HTTP_METRICS.map((m) => [m, { n: 0, flagged: 0, kernel: 0 }])) as PhaseResult['httpFlags'],
+    httpFlags: Object.fromEntries(
+      HTTP_METRICS.map((m) => [m, { n: 0, flagged: 0, kernel: 0 }]),
+    ) as PhaseResult['httpFlags'],
     transfers,
     failures,
     echoTiming: echoTimingOf([]),
@@ -120,7 +171,13 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
       return;
     }
     const kernel = s.attempt.lagWindows !== undefined && s.attempt.lagWindows[metric] === undefined;
-    records.push([SAMPLE_METRICS.indexOf(row), s.endpoint, Math.round(value * 1000) / 1000, s.flaggedMetrics.includes(metric) ? 1 : 0, kernel ? 1 : 0]);
+    records.push([
+      SAMPLE_METRICS.indexOf(row),
+      s.endpoint,
+      Math.round(value * 1000) / 1000,
+      s.flaggedMetrics.includes(metric) ? 1 : 0,
+      kernel ? 1 : 0,
+    ]);
   };
 
   // Background paths first, spread over one spacing so they do not start in one burst.
@@ -134,7 +191,10 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
       (async () => {
         await new Promise((r) => setTimeout(r, (i / services) * busySpacing));
         // Their own reflectors: the measured ones' event loops are not the load's.
-        const protocols: RoundProtocols = { udp: { port: su.loadPorts.udp }, tcp: { port: su.loadPorts.tcp, echo: true } };
+        const protocols: RoundProtocols = {
+          udp: { port: su.loadPorts.udp },
+          tcp: { port: su.loadPorts.tcp, echo: true },
+        };
         await loopRounds(
           () => spec(`busy-${i}`, protocols, 10, busySpacing, busyCtl.signal),
           Number.POSITIVE_INFINITY,
@@ -161,7 +221,9 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
   const busyAtStart = busy.samples;
   const until = t0 + cmd.durationMs;
   measuredTcp = [];
-  const httpFlags = Object.fromEntries(HTTP_METRICS.map((m) => [m, { n: 0, flagged: 0, kernel: 0 }])) as PhaseResult['httpFlags'];
+  const httpFlags = Object.fromEntries(
+    HTTP_METRICS.map((m) => [m, { n: 0, flagged: 0, kernel: 0 }]),
+  ) as PhaseResult['httpFlags'];
   const countHttp = (s: ObservedSample) => {
     for (const m of HTTP_METRICS) {
       if (s.attempt.values[m] === undefined) continue;
@@ -173,7 +235,19 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
   };
   await Promise.all([
     loopRounds(
-      () => spec('measured', { udp: { port: su.ports.udp }, tcp: { port: su.ports.tcp, echo: true }, http: { url: `http://bench.anylat.test:${su.ports.http}/` }, icmp: {}, dns: { port: su.dnsPort } }, su.samples, su.spacingMs),
+      () =>
+        spec(
+          'measured',
+          {
+            udp: { port: su.ports.udp },
+            tcp: { port: su.ports.tcp, echo: true },
+            http: { url: `http://bench.anylat.test:${su.ports.http}/` },
+            icmp: {},
+            dns: { port: su.dnsPort },
+          },
+          su.samples,
+          su.spacingMs,
+        ),
       until,
       (s) => {
         if (s.protocol === 'udp') record('udp rtt', s, 'rtt');
@@ -183,8 +257,7 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
         } else if (s.protocol === 'http') {
           record('http ttfb', s, 'ttfb');
           countHttp(s);
-        }
-        else if (s.protocol === 'icmp') record('icmp rtt', s, 'rtt');
+        } else if (s.protocol === 'icmp') record('icmp rtt', s, 'rtt');
         else if (s.protocol === 'dns') record('dns query', s, 'query');
       },
       undefined,
@@ -228,7 +301,13 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
     failures,
     echoTiming: echoTimingOf(measuredTcp),
     httpFlags,
-    busy: { paths: services * 2 * su.targets.length, samples: busySamples, failures: busy.failures, failureReasons: busy.reasons, samplesPerSecond: Math.round((busySamples / elapsed) * 1000) },
+    busy: {
+      paths: services * 2 * su.targets.length,
+      samples: busySamples,
+      failures: busy.failures,
+      failureReasons: busy.reasons,
+      samplesPerSecond: Math.round((busySamples / elapsed) * 1000),
+    },
     cpuPct: Math.round(((cpu.user + cpu.system) / 1000 / elapsed) * 1000) / 10,
     eventLoopUtilization: Math.round(elu.utilization * 1000) / 1000,
     lagP99Ms: Math.round(lagP99Ms * 1000) / 1000,

@@ -12,11 +12,28 @@
 // connections in the agent's namespace (lib/capture.ts). Three phases: idle; the agent busy with many
 // concurrent paths in the same process; another process loading every CPU.
 import { join } from 'node:path';
-import { ACCURACY_METRICS, HTTP_METRICS, SAMPLE_METRICS, type AccuracySetup, type PhaseCommand, type PhaseResult } from './lib/accuracy-protocol.ts';
+import {
+  ACCURACY_METRICS,
+  HTTP_METRICS,
+  SAMPLE_METRICS,
+  type AccuracySetup,
+  type PhaseCommand,
+  type PhaseResult,
+} from './lib/accuracy-protocol.ts';
 import { AgentChild } from './lib/child.ts';
 import { BENCH_PORTS, BENCH_TOPOLOGY, LOAD_PORTS, withBenchLab, type BenchTarget } from './lib/lab.ts';
 import { loadCpus } from './lib/load.ts';
-import { BENCH_DIR, benchArgs, describeMachine, fmt, machineNote, markdownTable, progress, signed, writeResult } from './lib/output.ts';
+import {
+  BENCH_DIR,
+  benchArgs,
+  describeMachine,
+  fmt,
+  machineNote,
+  markdownTable,
+  progress,
+  signed,
+  writeResult,
+} from './lib/output.ts';
 import { assertTcpdump, WireTtfbReference } from './lib/capture.ts';
 import { PingReference } from './lib/reference.ts';
 import { median, quantile, round } from './lib/stats.ts';
@@ -40,8 +57,20 @@ interface PhasePlan {
 
 const PHASES: PhasePlan[] = [
   { phase: 'idle', what: 'the measured paths only', busyPaths: 0, busyRatePerPath: 0, loadCpus: false },
-  { phase: 'busy', what: 'plus 1,000 udp/tcp paths at 1 sample/s each in the same agent process', busyPaths: 1000, busyRatePerPath: 1, loadCpus: false },
-  { phase: 'loaded', what: 'the measured paths while one busy-loop process per CPU runs', busyPaths: 0, busyRatePerPath: 0, loadCpus: true },
+  {
+    phase: 'busy',
+    what: 'plus 1,000 udp/tcp paths at 1 sample/s each in the same agent process',
+    busyPaths: 1000,
+    busyRatePerPath: 1,
+    loadCpus: false,
+  },
+  {
+    phase: 'loaded',
+    what: 'the measured paths while one busy-loop process per CPU runs',
+    busyPaths: 0,
+    busyRatePerPath: 0,
+    loadCpus: true,
+  },
 ];
 
 export interface MetricSummary {
@@ -89,24 +118,58 @@ async function main(): Promise<void> {
   assertTcpdump();
   const out = await withBenchLab(async (lab) => {
     const child = new AgentChild(lab.agentNetns, join(BENCH_DIR, 'accuracy-agent.ts'));
-    const reference = new PingReference(lab.agentNetns, lab.targets.map((t) => t.address), 150);
+    const reference = new PingReference(
+      lab.agentNetns,
+      lab.targets.map((t) => t.address),
+      150,
+    );
     // One capture per http prober: each one's connections go to their own port.
     const wire = new WireTtfbReference(lab.agentNetns, BENCH_PORTS.http);
     const wireMono = new WireTtfbReference(lab.agentNetns, lab.description.ports.http);
     try {
       await wire.start();
       await wireMono.start();
-      const setup: AccuracySetup = { targets: lab.targets.map((t) => ({ name: t.name, address: t.address })), ports: BENCH_PORTS, monotonicHttpPort: lab.description.ports.http, dnsPort: lab.description.ports.dns, transfer: { sizes: [...TRANSFER_SIZES] }, loadPorts: LOAD_PORTS, samples: 10, spacingMs: 250 };
+      const setup: AccuracySetup = {
+        targets: lab.targets.map((t) => ({ name: t.name, address: t.address })),
+        ports: BENCH_PORTS,
+        monotonicHttpPort: lab.description.ports.http,
+        dnsPort: lab.description.ports.dns,
+        transfer: { sizes: [...TRANSFER_SIZES] },
+        loadPorts: LOAD_PORTS,
+        samples: 10,
+        spacingMs: 250,
+      };
       await child.request({ setup });
       progress('warming up the agent (3 s, not counted)');
-      await child.request<PhaseResult>({ phase: 'warmup', durationMs: 3000, busyPaths: 0, busyRatePerPath: 0 } satisfies PhaseCommand);
+      await child.request<PhaseResult>({
+        phase: 'warmup',
+        durationMs: 3000,
+        busyPaths: 0,
+        busyRatePerPath: 0,
+      } satisfies PhaseCommand);
       reference.start();
-      const phases: Array<{ plan: PhasePlan; result: PhaseResult; refMedian: Record<string, number>; refSpread: Record<string, number>; refN: Record<string, number>; wireMedian: Record<string, number>; wireTtfbs: Record<string, number[]>; wireMonoMedian: Record<string, number>; wireMonoTtfbs: Record<string, number[]>; wireToPing: number[] }> = [];
+      const phases: Array<{
+        plan: PhasePlan;
+        result: PhaseResult;
+        refMedian: Record<string, number>;
+        refSpread: Record<string, number>;
+        refN: Record<string, number>;
+        wireMedian: Record<string, number>;
+        wireTtfbs: Record<string, number[]>;
+        wireMonoMedian: Record<string, number>;
+        wireMonoTtfbs: Record<string, number[]>;
+        wireToPing: number[];
+      }> = [];
       for (const plan of PHASES) {
         progress(`phase ${plan.phase}: ${plan.what} (${durationMs / 1000} s)`);
         const load = plan.loadCpus ? loadCpus() : undefined;
         try {
-          const result = await child.request<PhaseResult>({ phase: plan.phase, durationMs, busyPaths: plan.busyPaths, busyRatePerPath: plan.busyRatePerPath } satisfies PhaseCommand);
+          const result = await child.request<PhaseResult>({
+            phase: plan.phase,
+            durationMs,
+            busyPaths: plan.busyPaths,
+            busyRatePerPath: plan.busyRatePerPath,
+          } satisfies PhaseCommand);
           const refMedian: Record<string, number> = {};
           const refSpread: Record<string, number> = {};
           const refN: Record<string, number> = {};
@@ -128,14 +191,33 @@ async function main(): Promise<void> {
             wireMonoTtfbs[t.name] = mono;
             for (const v of ttfbs) wireToPing.push(v - refMedian[t.name]!);
           }
-          phases.push({ plan, result, refMedian, refSpread, refN, wireMedian, wireTtfbs, wireMonoMedian, wireMonoTtfbs, wireToPing });
+          phases.push({
+            plan,
+            result,
+            refMedian,
+            refSpread,
+            refN,
+            wireMedian,
+            wireTtfbs,
+            wireMonoMedian,
+            wireMonoTtfbs,
+            wireToPing,
+          });
         } finally {
           await load?.stop();
         }
       }
       await reference.stop();
-      progress(`phase transfer: downloads of ${TRANSFER_SIZES.map(sizeLabel).join(', ')} from every origin, one at a time, nothing else running (${durationMs / 1000} s)`);
-      const transfer = await child.request<PhaseResult>({ phase: 'transfer', durationMs, busyPaths: 0, busyRatePerPath: 0, transfer: true } satisfies PhaseCommand);
+      progress(
+        `phase transfer: downloads of ${TRANSFER_SIZES.map(sizeLabel).join(', ')} from every origin, one at a time, nothing else running (${durationMs / 1000} s)`,
+      );
+      const transfer = await child.request<PhaseResult>({
+        phase: 'transfer',
+        durationMs,
+        busyPaths: 0,
+        busyRatePerPath: 0,
+        transfer: true,
+      } satisfies PhaseCommand);
       lab.assertIntact();
       return { phases, targets: lab.targets, transfer, rateMbit: benchRateMbit() };
     } finally {
@@ -146,18 +228,44 @@ async function main(): Promise<void> {
     }
   });
   const after = machineNote();
-  report(out.phases, out.targets, { quick: args.quick, durationMs, elapsedS: Math.round((Date.now() - started) / 1000), before, after }, args.out, { result: out.transfer, rateMbit: out.rateMbit });
+  report(
+    out.phases,
+    out.targets,
+    { quick: args.quick, durationMs, elapsedS: Math.round((Date.now() - started) / 1000), before, after },
+    args.out,
+    { result: out.transfer, rateMbit: out.rateMbit },
+  );
 }
 
 function report(
-  phases: Array<{ plan: PhasePlan; result: PhaseResult; refMedian: Record<string, number>; refSpread: Record<string, number>; refN: Record<string, number>; wireMedian: Record<string, number>; wireTtfbs: Record<string, number[]>; wireMonoMedian: Record<string, number>; wireMonoTtfbs: Record<string, number[]>; wireToPing: number[] }>,
+  phases: Array<{
+    plan: PhasePlan;
+    result: PhaseResult;
+    refMedian: Record<string, number>;
+    refSpread: Record<string, number>;
+    refN: Record<string, number>;
+    wireMedian: Record<string, number>;
+    wireTtfbs: Record<string, number[]>;
+    wireMonoMedian: Record<string, number>;
+    wireMonoTtfbs: Record<string, number[]>;
+    wireToPing: number[];
+  }>,
   targets: BenchTarget[],
-  run: { quick: boolean; durationMs: number; elapsedS: number; before: ReturnType<typeof machineNote>; after: ReturnType<typeof machineNote> },
+  run: {
+    quick: boolean;
+    durationMs: number;
+    elapsedS: number;
+    before: ReturnType<typeof machineNote>;
+    after: ReturnType<typeof machineNote>;
+  },
   outFile: string,
   transfer: { result: PhaseResult; rateMbit: number | undefined },
 ): void {
   const summaries = phases.map((p) => ({ phase: p.plan.phase, metrics: summarize(p.result, p.refMedian) }));
-  const headers = ['metric', ...phases.flatMap((p) => [`${p.plan.phase} median`, `${p.plan.phase} p95`, `${p.plan.phase} flagged`])];
+  const headers = [
+    'metric',
+    ...phases.flatMap((p) => [`${p.plan.phase} median`, `${p.plan.phase} p95`, `${p.plan.phase} flagged`]),
+  ];
   const rows = ACCURACY_METRICS.map((metric) => [
     metric,
     ...summaries.flatMap((s) => {
@@ -166,37 +274,86 @@ function report(
     }),
   ]);
   const lines: string[] = [];
-  lines.push(`anylat − ping, ms (bias of each sample against the median ping round trip to the same origin in the same phase; origins at ${targets.map((t) => t.configuredRttMs).join(', ')} ms RTT; ${run.durationMs / 1000} s per phase)`, '');
+  lines.push(
+    `anylat − ping, ms (bias of each sample against the median ping round trip to the same origin in the same phase; origins at ${targets.map((t) => t.configuredRttMs).join(', ')} ms RTT; ${run.durationMs / 1000} s per phase)`,
+    '',
+  );
   lines.push(markdownTable(headers, rows), '');
   lines.push(
     markdownTable(
-      ['phase', 'what runs', 'measured samples', 'background samples/s', 'agent CPU', 'event-loop utilization', 'loop lag p99 ms'],
-      phases.map((p) => [p.plan.phase, p.plan.what, p.result.records.length, p.result.busy.samplesPerSecond, `${fmt(p.result.cpuPct, 1)}%`, fmt(p.result.eventLoopUtilization, 2), fmt(p.result.lagP99Ms, 2)]),
+      [
+        'phase',
+        'what runs',
+        'measured samples',
+        'background samples/s',
+        'agent CPU',
+        'event-loop utilization',
+        'loop lag p99 ms',
+      ],
+      phases.map((p) => [
+        p.plan.phase,
+        p.plan.what,
+        p.result.records.length,
+        p.result.busy.samplesPerSecond,
+        `${fmt(p.result.cpuPct, 1)}%`,
+        fmt(p.result.eventLoopUtilization, 2),
+        fmt(p.result.lagP99Ms, 2),
+      ]),
     ),
     '',
   );
   lines.push(
     markdownTable(
-      ['origin', 'configured RTT ms', ...phases.flatMap((p) => [`ping ${p.plan.phase} median`, `ping ${p.plan.phase} p95 − median`])],
-      targets.map((t) => [t.name, fmt(t.configuredRttMs, 1), ...phases.flatMap((p) => [fmt(p.refMedian[t.name], 3), fmt(p.refSpread[t.name], 3)])]),
+      [
+        'origin',
+        'configured RTT ms',
+        ...phases.flatMap((p) => [`ping ${p.plan.phase} median`, `ping ${p.plan.phase} p95 − median`]),
+      ],
+      targets.map((t) => [
+        t.name,
+        fmt(t.configuredRttMs, 1),
+        ...phases.flatMap((p) => [fmt(p.refMedian[t.name], 3), fmt(p.refSpread[t.name], 3)]),
+      ]),
     ),
     '',
   );
   const echo = (s: (typeof summaries)[number], metric: string) => s.metrics.find((x) => x.metric === metric)!;
   lines.push(
-    'tcp echo rtt by clock: the default (the kernel\'s RTT sample for the echo from TCP_INFO, the monotonic clock where the kernel has no clean one, minus the reflector\'s reported turnaround) and, in a second prober, the monotonic clock alone; anylat − ping, ms',
+    "tcp echo rtt by clock: the default (the kernel's RTT sample for the echo from TCP_INFO, the monotonic clock where the kernel has no clean one, minus the reflector's reported turnaround) and, in a second prober, the monotonic clock alone; anylat − ping, ms",
     '',
   );
   lines.push(
     markdownTable(
-      ['phase', 'timed by the kernel', 'turnaround subtracted', 'default median', 'default p95', 'default flagged', 'monotonic median', 'monotonic p95', 'monotonic all p95', 'monotonic flagged'],
+      [
+        'phase',
+        'timed by the kernel',
+        'turnaround subtracted',
+        'default median',
+        'default p95',
+        'default flagged',
+        'monotonic median',
+        'monotonic p95',
+        'monotonic all p95',
+        'monotonic flagged',
+      ],
       summaries.map((s, i) => {
         const k = echo(s, 'tcp rtt (echo)');
         const m = echo(s, 'tcp rtt (echo, monotonic clock)');
         const t = phases[i]!.result.echoTiming;
         const echoes = t.kernel + t.monotonic;
         const subtracted = echoes === 0 ? Number.NaN : (100 * t.turnaround.subtracted) / echoes;
-        return [s.phase, `${fmt(k.kernelPct, 1)}%`, `${fmt(subtracted, 1)}%`, signed(k.medianMs, 3), signed(k.p95Ms, 3), `${fmt(k.flaggedPct, 1)}%`, signed(m.medianMs, 3), signed(m.p95Ms, 3), signed(m.allP95Ms, 3), `${fmt(m.flaggedPct, 1)}%`];
+        return [
+          s.phase,
+          `${fmt(k.kernelPct, 1)}%`,
+          `${fmt(subtracted, 1)}%`,
+          signed(k.medianMs, 3),
+          signed(k.p95Ms, 3),
+          `${fmt(k.flaggedPct, 1)}%`,
+          signed(m.medianMs, 3),
+          signed(m.p95Ms, 3),
+          signed(m.allP95Ms, 3),
+          `${fmt(m.flaggedPct, 1)}%`,
+        ];
       }),
     ),
     '',
@@ -212,12 +369,23 @@ function report(
   // Every value against the wire's median ttfb to its origin in that phase: anylat's samples and the
   // wire's own, so their medians and p95s compare like with like.
   // Each prober against the capture of its own connections (its own port).
-  const against = (p: (typeof phases)[number], metric: string, wireMedian: Record<string, number>, wireTtfbs: Record<string, number[]>) => {
+  const against = (
+    p: (typeof phases)[number],
+    metric: string,
+    wireMedian: Record<string, number>,
+    wireTtfbs: Record<string, number[]>,
+  ) => {
     const idx = SAMPLE_METRICS.indexOf(metric as (typeof SAMPLE_METRICS)[number]);
     const byName = new Map(targets.map((t) => [t.name, wireMedian[t.name] ?? Number.NaN]));
-    const mine = p.result.records.filter((r) => r[0] === idx && r[3] === 0).map((r) => r[2] - (byName.get(r[1]) ?? Number.NaN));
+    const mine = p.result.records
+      .filter((r) => r[0] === idx && r[3] === 0)
+      .map((r) => r[2] - (byName.get(r[1]) ?? Number.NaN));
     const wires = targets.flatMap((t) => (wireTtfbs[t.name] ?? []).map((v) => v - wireMedian[t.name]!));
-    return { n: wires.length, medianMs: round(median(mine) - median(wires)), p95Ms: round(quantile(mine, 0.95) - quantile(wires, 0.95)) };
+    return {
+      n: wires.length,
+      medianMs: round(median(mine) - median(wires)),
+      p95Ms: round(quantile(mine, 0.95) - quantile(wires, 0.95)),
+    };
   };
   const wireRows = phases.map((p) => ({
     phase: p.plan.phase,
@@ -227,43 +395,90 @@ function report(
   }));
   lines.push(
     markdownTable(
-      ['phase', 'wire ttfb samples', 'wire ttfb − ping median', 'ttfb (kernel) median', 'ttfb (kernel) p95', 'ttfb (monotonic) median', 'ttfb (monotonic) p95'],
-      wireRows.map((w) => [w.phase, w.kernel.n + w.monotonic.n, signed(w.server, 3), signed(w.kernel.medianMs, 3), signed(w.kernel.p95Ms, 3), signed(w.monotonic.medianMs, 3), signed(w.monotonic.p95Ms, 3)]),
+      [
+        'phase',
+        'wire ttfb samples',
+        'wire ttfb − ping median',
+        'ttfb (kernel) median',
+        'ttfb (kernel) p95',
+        'ttfb (monotonic) median',
+        'ttfb (monotonic) p95',
+      ],
+      wireRows.map((w) => [
+        w.phase,
+        w.kernel.n + w.monotonic.n,
+        signed(w.server, 3),
+        signed(w.kernel.medianMs, 3),
+        signed(w.kernel.p95Ms, 3),
+        signed(w.monotonic.medianMs, 3),
+        signed(w.monotonic.p95Ms, 3),
+      ]),
     ),
     '',
   );
   lines.push(
-    'http: share of each metric\'s samples flagged for event-loop lag (kept out of the figures) and share timed by the kernel alone (no lag window), default prober (kernel clock, warm request on), per phase',
+    "http: share of each metric's samples flagged for event-loop lag (kept out of the figures) and share timed by the kernel alone (no lag window), default prober (kernel clock, warm request on), per phase",
     '',
   );
   lines.push(
     markdownTable(
-      ['http metric', ...phases.flatMap((p) => [`${p.plan.phase} flagged`, `${p.plan.phase} kernel-timed`, `${p.plan.phase} n`])],
+      [
+        'http metric',
+        ...phases.flatMap((p) => [`${p.plan.phase} flagged`, `${p.plan.phase} kernel-timed`, `${p.plan.phase} n`]),
+      ],
       HTTP_METRICS.map((m) => [
         m,
         ...phases.flatMap((p) => {
           const c = p.result.httpFlags[m];
-          return [`${fmt(c.n === 0 ? Number.NaN : (100 * c.flagged) / c.n, 1)}%`, `${fmt(c.n === 0 ? Number.NaN : (100 * c.kernel) / c.n, 1)}%`, c.n];
+          return [
+            `${fmt(c.n === 0 ? Number.NaN : (100 * c.flagged) / c.n, 1)}%`,
+            `${fmt(c.n === 0 ? Number.NaN : (100 * c.kernel) / c.n, 1)}%`,
+            c.n,
+          ];
         }),
       ]),
     ),
     '',
   );
-  const failures = phases.flatMap((p) => Object.entries(p.result.failures).map(([m, n]) => `${p.plan.phase} ${m}: ${n}`));
+  const failures = phases.flatMap((p) =>
+    Object.entries(p.result.failures).map(([m, n]) => `${p.plan.phase} ${m}: ${n}`),
+  );
   const transferRows = transferTable(transfer.result, targets, transfer.rateMbit);
   lines.push(
     `transfer download against the link (phase transfer: downloads only, one at a time): measured median of the download (first byte to last) per origin and size, and the physical limit of the lab link (${transfer.rateMbit ?? '?'} Mbit/s, the configured RTT): TCP slow start from 10 segments of 1448 bytes, doubling each round trip, until a flight fills the link, then the link's rate; ms`,
     '',
     markdownTable(
-      ['origin', 'RTT ms', 'size', 'downloads (flagged)', 'limit ms', 'measured median', 'measured − limit', 'measured p95', 'goodput median Mbit/s'],
-      transferRows.map((r) => [r.origin, fmt(r.rttMs, 0), sizeLabel(r.size), `${r.n} (${r.flagged})`, fmt(r.limitMs, 1), fmt(r.medianMs, 1), signed(r.medianMs - r.limitMs, 1), fmt(r.p95Ms, 1), fmt(r.goodputMbps, 1)]),
+      [
+        'origin',
+        'RTT ms',
+        'size',
+        'downloads (flagged)',
+        'limit ms',
+        'measured median',
+        'measured − limit',
+        'measured p95',
+        'goodput median Mbit/s',
+      ],
+      transferRows.map((r) => [
+        r.origin,
+        fmt(r.rttMs, 0),
+        sizeLabel(r.size),
+        `${r.n} (${r.flagged})`,
+        fmt(r.limitMs, 1),
+        fmt(r.medianMs, 1),
+        signed(r.medianMs - r.limitMs, 1),
+        fmt(r.p95Ms, 1),
+        fmt(r.goodputMbps, 1),
+      ]),
     ),
     '',
   );
   const transferFailures = Object.entries(transfer.result.failures).map(([m, n]) => `${m}: ${n}`);
   if (transferFailures.length > 0) failures.push(...transferFailures.map((f) => `transfer ${f}`));
   if (failures.length > 0) lines.push(`failed samples (not in the figures): ${failures.join(', ')}`, '');
-  lines.push(`machine: ${describeMachine(run.before)}; at the end: load ${run.after.loadavg.join(' / ')}; ran ${run.elapsedS} s`);
+  lines.push(
+    `machine: ${describeMachine(run.before)}; at the end: load ${run.after.loadavg.join(' / ')}; ran ${run.elapsedS} s`,
+  );
   process.stdout.write(`${lines.join('\n')}\n`);
   writeResult(outFile, {
     benchmark: 'accuracy',
@@ -276,12 +491,25 @@ function report(
     phases: phases.map((p, i) => ({
       phase: p.plan.phase,
       what: p.plan.what,
-      agent: { cpuPct: p.result.cpuPct, eventLoopUtilization: p.result.eventLoopUtilization, lagP99Ms: p.result.lagP99Ms, busy: p.result.busy },
-      reference: Object.fromEntries(targets.map((t) => [t.name, { n: p.refN[t.name], medianMs: round(p.refMedian[t.name]!), p95MinusMedianMs: round(p.refSpread[t.name]!) }])),
+      agent: {
+        cpuPct: p.result.cpuPct,
+        eventLoopUtilization: p.result.eventLoopUtilization,
+        lagP99Ms: p.result.lagP99Ms,
+        busy: p.result.busy,
+      },
+      reference: Object.fromEntries(
+        targets.map((t) => [
+          t.name,
+          { n: p.refN[t.name], medianMs: round(p.refMedian[t.name]!), p95MinusMedianMs: round(p.refSpread[t.name]!) },
+        ]),
+      ),
       failures: p.result.failures,
       echoTiming: p.result.echoTiming,
       httpFlags: p.result.httpFlags,
-      wire: { ttfbMedianMs: Object.fromEntries(targets.map((t) => [t.name, round(p.wireMedian[t.name]!)])), ...wireRows[i] },
+      wire: {
+        ttfbMedianMs: Object.fromEntries(targets.map((t) => [t.name, round(p.wireMedian[t.name]!)])),
+        ...wireRows[i],
+      },
       metrics: summaries[i]!.metrics,
     })),
   });

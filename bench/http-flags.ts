@@ -14,7 +14,9 @@ import { startReflector } from '../agent/reflector/index.ts';
 import { startDelayRelay } from './lib/delay-relay.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, cli: { type: 'string', default: ROOT } } });
+const { values } = parseArgs({
+  options: { runs: { type: 'string', default: '3' }, cli: { type: 'string', default: ROOT } },
+});
 const runs = Number(values.runs);
 const cli = join(values.cli!, 'agent', 'cli.ts');
 
@@ -28,7 +30,10 @@ interface JsonPath {
 
 function compare(args: string[]): Promise<JsonPath[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', cli, 'compare', ...args, '--json'], { cwd: values.cli, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', cli, 'compare', ...args, '--json'], {
+      cwd: values.cli,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += String(c)));
@@ -40,7 +45,14 @@ function compare(args: string[]): Promise<JsonPath[]> {
   });
 }
 
-const reflector = await startReflector({ site: 'far', binds: ['127.0.0.1'], udp: false, tcp: false, http: { port: 0 }, log: () => {} });
+const reflector = await startReflector({
+  site: 'far',
+  binds: ['127.0.0.1'],
+  udp: false,
+  tcp: false,
+  http: { port: 0 },
+  log: () => {},
+});
 const port = reflector.listening.find((l) => l.kind === 'http')!.port;
 const near = await startDelayRelay({ listen: '127.0.0.2', target: '127.0.0.1', delayMs: 5, tcpPort: port });
 const far = await startDelayRelay({ listen: '127.0.0.3', target: '127.0.0.1', delayMs: 25, tcpPort: port });
@@ -53,7 +65,17 @@ try {
   for (const shape of shapes) {
     const sums = new Map<string, { received: number; flagged: number }>();
     for (let i = 0; i < runs; i++) {
-      const paths = await compare(['127.0.0.2', 'far=127.0.0.3', '--protocol', 'http', '--http-url', `http://svc.anylat.test:${port}/`, '--anycast-terminates-tcp', 'false', ...shape.args]);
+      const paths = await compare([
+        '127.0.0.2',
+        'far=127.0.0.3',
+        '--protocol',
+        'http',
+        '--http-url',
+        `http://svc.anylat.test:${port}/`,
+        '--anycast-terminates-tcp',
+        'false',
+        ...shape.args,
+      ]);
       for (const p of paths) {
         const key = `${p.endpoint === 'anycast' ? '10 ms' : '50 ms'}\u0000${p.metric}`;
         const s = sums.get(key) ?? { received: 0, flagged: 0 };

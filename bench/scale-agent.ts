@@ -29,10 +29,19 @@ async function run(setup: ScaleSetup): Promise<ScaleResult> {
   const { step, targets, ports } = setup;
   const perService = step.kind === 'icmp' ? targets.length : 2 * targets.length;
   const services = Math.max(1, Math.round(step.paths / perService));
-  const endpoints: Endpoint[] = targets.map((t, i) => (i === 0 ? { name: 'anycast', kind: 'anycast', host: t.address } : { name: t.name, kind: 'unicast', host: t.address }));
+  const endpoints: Endpoint[] = targets.map((t, i) =>
+    i === 0
+      ? { name: 'anycast', kind: 'anycast', host: t.address }
+      : { name: t.name, kind: 'unicast', host: t.address },
+  );
   const nameOf = new Map(targets.map((t, i) => [i === 0 ? 'anycast' : t.name, t.name]));
-  const protocols: RoundProtocols = step.kind === 'icmp' ? { icmp: {} } : { udp: { port: ports.udp }, tcp: { port: ports.tcp, echo: true } };
-  const store = openStore(join(setup.storeDir, 'scale.db'), { retention: { maxAgeMs: 3_600_000, maxRows: 1_000_000 }, outbox: true, log: () => {} });
+  const protocols: RoundProtocols =
+    step.kind === 'icmp' ? { icmp: {} } : { udp: { port: ports.udp }, tcp: { port: ports.tcp, echo: true } };
+  const store = openStore(join(setup.storeDir, 'scale.db'), {
+    retention: { maxAgeMs: 3_600_000, maxRows: 1_000_000 },
+    outbox: true,
+    log: () => {},
+  });
   const lag = new LagMonitor().start();
   const log: string[] = [];
   const failures: Record<string, number> = {};
@@ -61,7 +70,8 @@ async function run(setup: ScaleSetup): Promise<ScaleResult> {
       echoes.total++;
       if (s.attempt.lagWindows !== undefined && s.attempt.lagWindows.rtt === undefined) echoes.kernel++;
     }
-    for (const [metric, v] of Object.entries(s.attempt.values) as Array<[Metric, number]>) keep(`${s.protocol} ${metric}`, target, v, s.flaggedMetrics.includes(metric));
+    for (const [metric, v] of Object.entries(s.attempt.values) as Array<[Metric, number]>)
+      keep(`${s.protocol} ${metric}`, target, v, s.flaggedMetrics.includes(metric));
   };
 
   const timings = Array.from({ length: services }, (_, i) => serviceTiming(AGENT.id, `svc-${i}`, step.schedule));
@@ -70,7 +80,19 @@ async function run(setup: ScaleSetup): Promise<ScaleResult> {
     log: (line) => log.push(line),
     run: async (slot) => {
       const round = await runRound(
-        { service: slot.service, agent: AGENT, endpoints, protocols, samples: step.samples, spacingMs: step.spacingMs, timeoutMs: TIMEOUT_MS, terminatesTcp: true, lag, scheduledAt: slot.scheduledAt, signal: slot.signal },
+        {
+          service: slot.service,
+          agent: AGENT,
+          endpoints,
+          protocols,
+          samples: step.samples,
+          spacingMs: step.spacingMs,
+          timeoutMs: TIMEOUT_MS,
+          terminatesTcp: true,
+          lag,
+          scheduledAt: slot.scheduledAt,
+          signal: slot.signal,
+        },
         { onSample },
       );
       store.saveRound(round);
@@ -123,7 +145,8 @@ async function run(setup: ScaleSetup): Promise<ScaleResult> {
       saved: savedInWindow,
     },
     cpuPct: Math.round(((cpu.user + cpu.system) / 1000 / elapsed) * 1000) / 10,
-    machineCpuPct: Math.round((1000 * (machine1.busy - machine0.busy)) / Math.max(1, machine1.total - machine0.total)) / 10,
+    machineCpuPct:
+      Math.round((1000 * (machine1.busy - machine0.busy)) / Math.max(1, machine1.total - machine0.total)) / 10,
     eventLoopUtilization: Math.round(elu.utilization * 1000) / 1000,
     lagP99Ms: Math.round(lagP99Ms * 1000) / 1000,
     peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),

@@ -14,7 +14,17 @@ import { join } from 'node:path';
 import { cronInterval } from '../agent/schedule/timing.ts';
 import { AgentChild } from './lib/child.ts';
 import { BENCH_PORTS, withBenchLab, type BenchLab } from './lib/lab.ts';
-import { BENCH_DIR, benchArgs, describeMachine, fmt, machineNote, markdownTable, progress, signed, writeResult } from './lib/output.ts';
+import {
+  BENCH_DIR,
+  benchArgs,
+  describeMachine,
+  fmt,
+  machineNote,
+  markdownTable,
+  progress,
+  signed,
+  writeResult,
+} from './lib/output.ts';
 import { PingReference } from './lib/reference.ts';
 import type { ScaleResult, ScaleSetup, ScaleStep } from './lib/scale-protocol.ts';
 import { median, quantile, round } from './lib/stats.ts';
@@ -35,13 +45,53 @@ interface StepPlan extends ScaleStep {
 function plans(quick: boolean): { grow: StepPlan[]; icmp: StepPlan[] } {
   if (quick) {
     return {
-      grow: [{ label: 'udp+tcp', kind: 'udp+tcp', paths: 1248, schedule: '*/5 * * * * *', samples: 4, spacingMs: 600, warmupMs: 300, windowMs: 10_000 }],
-      icmp: [{ label: 'icmp', kind: 'icmp', paths: 60, schedule: '*/5 * * * * *', samples: 4, spacingMs: 800, warmupMs: 300, windowMs: 5_000 }],
+      grow: [
+        {
+          label: 'udp+tcp',
+          kind: 'udp+tcp',
+          paths: 1248,
+          schedule: '*/5 * * * * *',
+          samples: 4,
+          spacingMs: 600,
+          warmupMs: 300,
+          windowMs: 10_000,
+        },
+      ],
+      icmp: [
+        {
+          label: 'icmp',
+          kind: 'icmp',
+          paths: 60,
+          schedule: '*/5 * * * * *',
+          samples: 4,
+          spacingMs: 800,
+          warmupMs: 300,
+          windowMs: 5_000,
+        },
+      ],
     };
   }
-  const grow = [248, 504, 1000, 2000, 3000].map((paths): StepPlan => ({ label: 'udp+tcp', kind: 'udp+tcp', paths, schedule: '*/10 * * * * *', samples: 10, spacingMs: 500, warmupMs: 300, windowMs: 20_000 }));
+  const grow = [248, 504, 1000, 2000, 3000].map((paths): StepPlan => ({
+    label: 'udp+tcp',
+    kind: 'udp+tcp',
+    paths,
+    schedule: '*/10 * * * * *',
+    samples: 10,
+    spacingMs: 500,
+    warmupMs: 300,
+    windowMs: 20_000,
+  }));
   // 4 samples in a 5 s interval leave a round ~1.3 s of its 4.5 s deadline for ping's own time.
-  const icmp = [124, 248, 500].map((paths): StepPlan => ({ label: 'icmp', kind: 'icmp', paths, schedule: '*/5 * * * * *', samples: 4, spacingMs: 800, warmupMs: 300, windowMs: 5_000 }));
+  const icmp = [124, 248, 500].map((paths): StepPlan => ({
+    label: 'icmp',
+    kind: 'icmp',
+    paths,
+    schedule: '*/5 * * * * *',
+    samples: 4,
+    spacingMs: 800,
+    warmupMs: 300,
+    windowMs: 5_000,
+  }));
   return { grow, icmp };
 }
 
@@ -77,14 +127,24 @@ function biasOf(series: Record<string, number[]> | undefined, ref: Record<string
       else all.push(flat[i]! - r);
     }
   }
-  return { n: total, flaggedPct: total === 0 ? Number.NaN : round((100 * flagged) / total, 1), medianMs: round(median(all)), p95Ms: round(quantile(all, 0.95)) };
+  return {
+    n: total,
+    flaggedPct: total === 0 ? Number.NaN : round((100 * flagged) / total, 1),
+    medianMs: round(median(all)),
+    p95Ms: round(quantile(all, 0.95)),
+  };
 }
 
 async function runStep(lab: BenchLab, reference: PingReference, plan: StepPlan): Promise<StepOutcome> {
   const storeDir = mkdtempSync(join(tmpdir(), 'anylat-bench-scale-'));
   const child = new AgentChild(lab.agentNetns, join(BENCH_DIR, 'scale-agent.ts'));
   try {
-    const setup: ScaleSetup = { targets: lab.targets.map((t) => ({ name: t.name, address: t.address })), ports: BENCH_PORTS, storeDir, step: plan };
+    const setup: ScaleSetup = {
+      targets: lab.targets.map((t) => ({ name: t.name, address: t.address })),
+      ports: BENCH_PORTS,
+      storeDir,
+      step: plan,
+    };
     const result = await child.request<ScaleResult>(setup);
     const ref: StepOutcome['reference'] = {};
     for (const t of lab.targets) {
@@ -101,13 +161,25 @@ async function runStep(lab: BenchLab, reference: PingReference, plan: StepPlan):
     if (result.rounds.late > 0) why.push(`${result.rounds.late} rounds late`);
     if (result.rounds.abandoned > 0) why.push(`${result.rounds.abandoned} rounds abandoned`);
     if (result.rounds.skipped > 0) why.push(`${result.rounds.skipped} rounds skipped`);
-    if (sustainedPerS < TARGET.sustainedShare * offeredPerS) why.push(`sustained ${Math.round(sustainedPerS)} of ${Math.round(offeredPerS)} samples/s`);
+    if (sustainedPerS < TARGET.sustainedShare * offeredPerS)
+      why.push(`sustained ${Math.round(sustainedPerS)} of ${Math.round(offeredPerS)} samples/s`);
     const headline = plan.kind === 'icmp' ? 'icmp rtt' : 'udp rtt';
-    if (!(bias[headline]!.p95Ms <= TARGET.p95BiasMs)) why.push(`${headline} p95 bias ${fmt(bias[headline]!.p95Ms, 2)} ms`);
+    if (!(bias[headline]!.p95Ms <= TARGET.p95BiasMs))
+      why.push(`${headline} p95 bias ${fmt(bias[headline]!.p95Ms, 2)} ms`);
     const withinTarget = Object.entries(bias)
       .filter(([, x]) => x.p95Ms <= TARGET.p95BiasMs)
       .map(([m]) => m);
-    return { plan, offeredPerS, sustainedPerS, result, reference: ref, bias, keptUp: why.length === 0, why, withinTarget };
+    return {
+      plan,
+      offeredPerS,
+      sustainedPerS,
+      result,
+      reference: ref,
+      bias,
+      keptUp: why.length === 0,
+      why,
+      withinTarget,
+    };
   } finally {
     await child.close();
     rmSync(storeDir, { recursive: true, force: true });
@@ -120,7 +192,11 @@ async function main(): Promise<void> {
   const started = Date.now();
   const before = machineNote();
   const outcomes = await withBenchLab(async (lab) => {
-    const reference = new PingReference(lab.agentNetns, lab.targets.map((t) => t.address), 400);
+    const reference = new PingReference(
+      lab.agentNetns,
+      lab.targets.map((t) => t.address),
+      400,
+    );
     reference.start();
     const out: StepOutcome[] = [];
     try {
@@ -128,14 +204,18 @@ async function main(): Promise<void> {
         progress(`udp+tcp: ${plan.paths} paths (${plan.schedule}, ${plan.samples} samples ${plan.spacingMs} ms apart)`);
         const o = await runStep(lab, reference, plan);
         out.push(o);
-        progress(`  ${Math.round(o.sustainedPerS)} samples/s, CPU ${o.result.cpuPct}%, peak RSS ${o.result.peakRssMb} MB, ${o.keptUp ? 'kept up' : `did not keep up: ${o.why.join(', ')}`}`);
+        progress(
+          `  ${Math.round(o.sustainedPerS)} samples/s, CPU ${o.result.cpuPct}%, peak RSS ${o.result.peakRssMb} MB, ${o.keptUp ? 'kept up' : `did not keep up: ${o.why.join(', ')}`}`,
+        );
         if (!o.keptUp) break;
       }
       for (const plan of icmp) {
         progress(`icmp: ${plan.paths} paths`);
         const o = await runStep(lab, reference, plan);
         out.push(o);
-        progress(`  ${Math.round(o.sustainedPerS)} samples/s, CPU ${o.result.cpuPct}%, ${o.keptUp ? 'kept up' : `did not keep up: ${o.why.join(', ')}`}`);
+        progress(
+          `  ${Math.round(o.sustainedPerS)} samples/s, CPU ${o.result.cpuPct}%, ${o.keptUp ? 'kept up' : `did not keep up: ${o.why.join(', ')}`}`,
+        );
         if (!o.keptUp) break;
       }
     } finally {
@@ -144,10 +224,23 @@ async function main(): Promise<void> {
     lab.assertIntact();
     return out;
   });
-  report(outcomes, { quick: args.quick, elapsedS: Math.round((Date.now() - started) / 1000), before, after: machineNote() }, args.out);
+  report(
+    outcomes,
+    { quick: args.quick, elapsedS: Math.round((Date.now() - started) / 1000), before, after: machineNote() },
+    args.out,
+  );
 }
 
-function report(outcomes: StepOutcome[], run: { quick: boolean; elapsedS: number; before: ReturnType<typeof machineNote>; after: ReturnType<typeof machineNote> }, outFile: string): void {
+function report(
+  outcomes: StepOutcome[],
+  run: {
+    quick: boolean;
+    elapsedS: number;
+    before: ReturnType<typeof machineNote>;
+    after: ReturnType<typeof machineNote>;
+  },
+  outFile: string,
+): void {
   const lines: string[] = [];
   const b = (o: StepOutcome, metric: string) => o.bias[metric];
   const biasCell = (x: Bias | undefined) => (x ? `${signed(x.medianMs)} / ${signed(x.p95Ms)}` : '-');
@@ -163,10 +256,29 @@ function report(outcomes: StepOutcome[], run: { quick: boolean; elapsedS: number
     fmt(o.result.lagP99Ms, 1),
     `${o.result.rounds.started} / ${o.result.rounds.late} / ${o.result.rounds.abandoned}`,
   ];
-  lines.push('One agent process, udp + tcp (connect and echo) to 4 origins; bias = anylat − ping (median / p95, ms); CPU is the agent process (100% = one core), machine CPU all cores (the lab runs on them too)', '');
+  lines.push(
+    'One agent process, udp + tcp (connect and echo) to 4 origins; bias = anylat − ping (median / p95, ms); CPU is the agent process (100% = one core), machine CPU all cores (the lab runs on them too)',
+    '',
+  );
   lines.push(
     markdownTable(
-      ['paths', 'services', 'offered samples/s', 'sustained samples/s', 'agent CPU', 'machine CPU', 'peak RSS MB', 'loop lag p99 ms', 'rounds started / late / abandoned', 'udp rtt bias', 'tcp connect bias', 'tcp echo bias', 'flagged udp / echo', 'p95 ≤ 1 ms', 'kept up'],
+      [
+        'paths',
+        'services',
+        'offered samples/s',
+        'sustained samples/s',
+        'agent CPU',
+        'machine CPU',
+        'peak RSS MB',
+        'loop lag p99 ms',
+        'rounds started / late / abandoned',
+        'udp rtt bias',
+        'tcp connect bias',
+        'tcp echo bias',
+        'flagged udp / echo',
+        'p95 ≤ 1 ms',
+        'kept up',
+      ],
       grow.map((o) => [
         o.result.paths,
         o.result.services,
@@ -175,17 +287,34 @@ function report(outcomes: StepOutcome[], run: { quick: boolean; elapsedS: number
         biasCell(b(o, 'tcp connect')),
         biasCell(b(o, 'tcp rtt')),
         `${fmt(b(o, 'udp rtt')?.flaggedPct, 1)}% / ${fmt(b(o, 'tcp rtt')?.flaggedPct, 1)}%`,
-        ['udp rtt', 'tcp connect', 'tcp rtt'].filter((m) => o.withinTarget.includes(m)).map((m) => ({ 'udp rtt': 'udp', 'tcp connect': 'connect', 'tcp rtt': 'echo' })[m]).join(', ') || 'none',
+        ['udp rtt', 'tcp connect', 'tcp rtt']
+          .filter((m) => o.withinTarget.includes(m))
+          .map((m) => ({ 'udp rtt': 'udp', 'tcp connect': 'connect', 'tcp rtt': 'echo' })[m])
+          .join(', ') || 'none',
         o.keptUp ? 'yes' : `no: ${o.why.join('; ')}`,
       ]),
     ),
     '',
   );
-  lines.push(`tcp echoes timed by the kernel (the rest by the monotonic clock): ${grow.map((o) => `${o.result.paths} paths ${o.result.echoes.total === 0 ? '-' : `${fmt((100 * o.result.echoes.kernel) / o.result.echoes.total, 1)}%`}`).join(', ')}`, '');
+  lines.push(
+    `tcp echoes timed by the kernel (the rest by the monotonic clock): ${grow.map((o) => `${o.result.paths} paths ${o.result.echoes.total === 0 ? '-' : `${fmt((100 * o.result.echoes.kernel) / o.result.echoes.total, 1)}%`}`).join(', ')}`,
+    '',
+  );
   lines.push('ICMP alone (one `ping` process per sample)', '');
   lines.push(
     markdownTable(
-      ['paths', 'offered samples/s', 'sustained samples/s', 'agent CPU', 'machine CPU', 'peak RSS MB', 'loop lag p99 ms', 'rounds started / late / abandoned', 'icmp rtt bias', 'kept up'],
+      [
+        'paths',
+        'offered samples/s',
+        'sustained samples/s',
+        'agent CPU',
+        'machine CPU',
+        'peak RSS MB',
+        'loop lag p99 ms',
+        'rounds started / late / abandoned',
+        'icmp rtt bias',
+        'kept up',
+      ],
       icmp.map((o) => [
         o.result.paths,
         ...loadCells(o),
@@ -195,9 +324,13 @@ function report(outcomes: StepOutcome[], run: { quick: boolean; elapsedS: number
     ),
     '',
   );
-  const failures = outcomes.flatMap((o) => Object.entries(o.result.failures).map(([k, n]) => `${o.result.paths} ${o.plan.kind} paths: ${k} ${n}`));
+  const failures = outcomes.flatMap((o) =>
+    Object.entries(o.result.failures).map(([k, n]) => `${o.result.paths} ${o.plan.kind} paths: ${k} ${n}`),
+  );
   if (failures.length > 0) lines.push(`failed samples: ${failures.join(', ')}`, '');
-  lines.push(`machine: ${describeMachine(run.before)}; at the end: load ${run.after.loadavg.join(' / ')}; ran ${run.elapsedS} s`);
+  lines.push(
+    `machine: ${describeMachine(run.before)}; at the end: load ${run.after.loadavg.join(' / ')}; ran ${run.elapsedS} s`,
+  );
   process.stdout.write(`${lines.join('\n')}\n`);
   writeResult(outFile, {
     benchmark: 'scale',

@@ -84,7 +84,15 @@ function syntheticRound(service: string, startedAt: number, seed: number): Round
     win_rate: 1,
     pairs: 20,
   }));
-  return { agent: AGENT, service, started_at: new Date(startedAt).toISOString(), scheduled_at: new Date(startedAt).toISOString(), duration_ms: 1900, paths, benefit };
+  return {
+    agent: AGENT,
+    service,
+    started_at: new Date(startedAt).toISOString(),
+    scheduled_at: new Date(startedAt).toISOString(),
+    duration_ms: 1900,
+    paths,
+    benefit,
+  };
 }
 
 /** Field values in a line: VictoriaMetrics stores each as one row. */
@@ -142,12 +150,22 @@ interface DrainRun {
 
 async function drainRun(vm: Victoria, label: string, minutes: number, batchLines: number): Promise<DrainRun> {
   const dir = mkdtempSync(join(tmpdir(), 'anylat-bench-sink-'));
-  const store = openStore(join(dir, 'agent.db'), { retention: { maxAgeMs: 7 * 86_400_000, maxRows: 10_000_000 }, outbox: true, log: () => {} });
+  const store = openStore(join(dir, 'agent.db'), {
+    retention: { maxAgeMs: 7 * 86_400_000, maxRows: 10_000_000 },
+    outbox: true,
+    log: () => {},
+  });
   try {
     progress(`${label}: saving ${minutes} min × ${SERVICES} services of rounds`);
     const filled = fill(store, minutes, Date.now());
     const rowsBefore = await rowsInserted(vm);
-    const sink = new Sink({ store, agent: AGENT.id, influx: { url: vm.url, org: '', bucket: 'anylat' }, batchLines, log: (l) => progress(`  ${l}`) });
+    const sink = new Sink({
+      store,
+      agent: AGENT.id,
+      influx: { url: vm.url, org: '', bucket: 'anylat' },
+      batchLines,
+      log: (l) => progress(`  ${l}`),
+    });
     progress(`${label}: draining ${filled.lines} lines, ${batchLines} per request`);
     const t0 = performance.now();
     const drained = await sink.drain(600_000);
@@ -187,26 +205,65 @@ async function main(): Promise<void> {
       runs.push(await drainRun(vm, 'backlog of 10 min', 10, 5000));
     } else {
       runs.push(await drainRun(vm, 'backlog of 1 h', 60, 5000));
-      for (const batch of [1000, 10_000, 20_000]) runs.push(await drainRun(vm, `backlog of 30 min, batch ${batch}`, 30, batch));
+      for (const batch of [1000, 10_000, 20_000])
+        runs.push(await drainRun(vm, `backlog of 30 min, batch ${batch}`, 30, batch));
     }
   } finally {
     await vm.destroy();
   }
   const after = machineNote();
   const lines: string[] = [];
-  lines.push(`Outbox → VictoriaMetrics (InfluxDB /api/v2/write, gzip), ${SERVICES} services × anycast + 2 unicast × udp, tcp, http, icmp: ${runs[0]!.fill.lines / runs[0]!.fill.rounds} lines per round`, '');
+  lines.push(
+    `Outbox → VictoriaMetrics (InfluxDB /api/v2/write, gzip), ${SERVICES} services × anycast + 2 unicast × udp, tcp, http, icmp: ${runs[0]!.fill.lines / runs[0]!.fill.rounds} lines per round`,
+    '',
+  );
   lines.push(
     markdownTable(
-      ['run', 'rounds', 'lines (points)', 'field values', 'lines per request', 'drain time s', 'points/s', 'field values/s', 'all arrived', 'store: rounds saved/s'],
-      runs.map((r) => [r.label, r.fill.rounds, r.lines, r.fields, r.batchLines, fmt(r.seconds, 2), Math.round(r.linesPerS), Math.round(r.fieldsPerS), r.complete ? 'yes' : `no (${r.rowsArrived} of ${r.fields} field values)`, Math.round(r.fill.rounds / r.fill.seconds)]),
+      [
+        'run',
+        'rounds',
+        'lines (points)',
+        'field values',
+        'lines per request',
+        'drain time s',
+        'points/s',
+        'field values/s',
+        'all arrived',
+        'store: rounds saved/s',
+      ],
+      runs.map((r) => [
+        r.label,
+        r.fill.rounds,
+        r.lines,
+        r.fields,
+        r.batchLines,
+        fmt(r.seconds, 2),
+        Math.round(r.linesPerS),
+        Math.round(r.fieldsPerS),
+        r.complete ? 'yes' : `no (${r.rowsArrived} of ${r.fields} field values)`,
+        Math.round(r.fill.rounds / r.fill.seconds),
+      ]),
     ),
     '',
   );
   const hour = runs.find((r) => r.label === 'backlog of 1 h');
-  if (hour) lines.push(`A one-hour outage of ${SERVICES} services (${hour.lines} points) drains in ${fmt(hour.seconds, 1)} s.`, '');
-  lines.push(`machine: ${describeMachine(before)}; at the end: load ${after.loadavg.join(' / ')}; ran ${Math.round((Date.now() - started) / 1000)} s`);
+  if (hour)
+    lines.push(
+      `A one-hour outage of ${SERVICES} services (${hour.lines} points) drains in ${fmt(hour.seconds, 1)} s.`,
+      '',
+    );
+  lines.push(
+    `machine: ${describeMachine(before)}; at the end: load ${after.loadavg.join(' / ')}; ran ${Math.round((Date.now() - started) / 1000)} s`,
+  );
   process.stdout.write(`${lines.join('\n')}\n`);
-  writeResult(args.out, { benchmark: 'sink', quick: args.quick, elapsedS: Math.round((Date.now() - started) / 1000), machine: { before, after }, services: SERVICES, runs });
+  writeResult(args.out, {
+    benchmark: 'sink',
+    quick: args.quick,
+    elapsedS: Math.round((Date.now() - started) / 1000),
+    machine: { before, after },
+    services: SERVICES,
+    runs,
+  });
 }
 
 await main();

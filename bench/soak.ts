@@ -43,7 +43,23 @@ function heapAfterGc(): number {
 /** The reflector in its own process, so that its memory is not counted as the agent's. */
 async function startReflectorChild(udp: number, tcp: number, http: number): Promise<() => Promise<unknown>> {
   const r = await startAnylat(
-    ['reflector', '--bind', '127.0.0.1', '--bind', '127.0.0.2', '--site', 'soak', '--udp-port', String(udp), '--tcp-port', String(tcp), '--http-port', String(http), '--rate-limit', '0'],
+    [
+      'reflector',
+      '--bind',
+      '127.0.0.1',
+      '--bind',
+      '127.0.0.2',
+      '--site',
+      'soak',
+      '--udp-port',
+      String(udp),
+      '--tcp-port',
+      String(tcp),
+      '--http-port',
+      String(http),
+      '--rate-limit',
+      '0',
+    ],
     { ready: /listening http/, timeoutMs: 120_000 },
   );
   return () => r.stop();
@@ -109,13 +125,23 @@ async function main(): Promise<void> {
     });
     await agent.start();
     const running = agent;
-    progress(`soak: ${services} services × udp, tcp echo, http every 5 s for ${minutes} min; VictoriaMetrics ${vm.url}`);
+    progress(
+      `soak: ${services} services × udp, tcp echo, http every 5 s for ${minutes} min; VictoriaMetrics ${vm.url}`,
+    );
     for (let m = 1; m <= minutes; m++) {
       await new Promise((r) => setTimeout(r, t0 + m * 60_000 - Date.now()));
       const hb = running.heartbeat(false);
-      const s: Sample = { minute: m, rounds: running.saved, outboxRows: hb.outbox_rows, heapAfterGcMb: heapAfterGc(), rssMb: process.memoryUsage().rss / 1e6 };
+      const s: Sample = {
+        minute: m,
+        rounds: running.saved,
+        outboxRows: hb.outbox_rows,
+        heapAfterGcMb: heapAfterGc(),
+        rssMb: process.memoryUsage().rss / 1e6,
+      };
       samples.push(s);
-      progress(`minute ${m}: ${s.rounds} rounds, outbox ${s.outboxRows}, heap after GC ${fmt(s.heapAfterGcMb, 1)} MB, RSS ${fmt(s.rssMb, 1)} MB`);
+      progress(
+        `minute ${m}: ${s.rounds} rounds, outbox ${s.outboxRows}, heap after GC ${fmt(s.heapAfterGcMb, 1)} MB, RSS ${fmt(s.rssMb, 1)} MB`,
+      );
     }
   } finally {
     await agent?.stop({ roundGraceMs: 5000, drainMs: 5000 }).catch(() => undefined);
@@ -126,17 +152,36 @@ async function main(): Promise<void> {
   const first = samples[0];
   const last = samples.at(-1);
   const lines: string[] = [];
-  lines.push(`agent soak: ${services} services × (anycast + 1 unicast) × udp, tcp echo, http, every 5 s (${(services / 5).toFixed(1)} rounds/s), VictoriaMetrics on loopback`, '');
-  lines.push(markdownTable(['minute', 'rounds', 'outbox rows', 'heap after GC MB', 'RSS MB'], samples.map((s) => [s.minute, s.rounds, s.outboxRows, fmt(s.heapAfterGcMb, 1), fmt(s.rssMb, 1)])), '');
+  lines.push(
+    `agent soak: ${services} services × (anycast + 1 unicast) × udp, tcp echo, http, every 5 s (${(services / 5).toFixed(1)} rounds/s), VictoriaMetrics on loopback`,
+    '',
+  );
+  lines.push(
+    markdownTable(
+      ['minute', 'rounds', 'outbox rows', 'heap after GC MB', 'RSS MB'],
+      samples.map((s) => [s.minute, s.rounds, s.outboxRows, fmt(s.heapAfterGcMb, 1), fmt(s.rssMb, 1)]),
+    ),
+    '',
+  );
   if (first && last && last !== first) {
     const rounds = last.rounds - first.rounds;
     const grew = last.heapAfterGcMb - first.heapAfterGcMb;
-    lines.push(`heap after GC ${fmt(first.heapAfterGcMb, 1)} → ${fmt(last.heapAfterGcMb, 1)} MB from minute ${first.minute} to ${last.minute} (${rounds} rounds: ${fmt((grew * 1e6) / Math.max(1, rounds) / 1000, 2)} kB a round)`, '');
+    lines.push(
+      `heap after GC ${fmt(first.heapAfterGcMb, 1)} → ${fmt(last.heapAfterGcMb, 1)} MB from minute ${first.minute} to ${last.minute} (${rounds} rounds: ${fmt((grew * 1e6) / Math.max(1, rounds) / 1000, 2)} kB a round)`,
+      '',
+    );
   }
   if (logs.length > 0) lines.push('sink log:', ...logs.slice(0, 20).map((l) => `  ${l}`), '');
   lines.push(`machine: ${describeMachine(before)}; ran ${Math.round((Date.now() - t0) / 1000)} s`);
   process.stdout.write(`${lines.join('\n')}\n`);
-  writeResult(out, { benchmark: 'soak', minutes, services, machine: { before, after: machineNote() }, samples, sinkLog: logs });
+  writeResult(out, {
+    benchmark: 'soak',
+    minutes,
+    services,
+    machine: { before, after: machineNote() },
+    samples,
+    sinkLog: logs,
+  });
 }
 
 await main();

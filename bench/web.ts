@@ -123,7 +123,10 @@ interface ClientReply {
   message?: string;
 }
 
-function ask(client: Worker, request: { base: string; since: string; min: number; max: number; budgetMs: number }): Promise<{ ms: number[]; rounds: number }> {
+function ask(
+  client: Worker,
+  request: { base: string; since: string; min: number; max: number; budgetMs: number },
+): Promise<{ ms: number[]; rounds: number }> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     client.once('error', onError);
@@ -236,8 +239,14 @@ async function main(): Promise<void> {
   let fillS: number;
   try {
     const path = join(dir, 'anylat.db');
-    store = openStore(path, { retention: { maxAgeMs: 30 * 86_400_000, maxRows: 10_000_000 }, outbox: false, log: () => {} });
-    progress(`filling a store with ${plan.rounds} rounds (${AGENTS} agents, one round a minute each: ${fmt((plan.rounds * GAP_MS) / 86_400_000, 1)} days)`);
+    store = openStore(path, {
+      retention: { maxAgeMs: 30 * 86_400_000, maxRows: 10_000_000 },
+      outbox: false,
+      log: () => {},
+    });
+    progress(
+      `filling a store with ${plan.rounds} rounds (${AGENTS} agents, one round a minute each: ${fmt((plan.rounds * GAP_MS) / 86_400_000, 1)} days)`,
+    );
     const t0 = performance.now();
     const now = Date.now();
     fillStore(path, { rounds: plan.rounds, agents: AGENTS, gapMs: GAP_MS, now });
@@ -256,7 +265,9 @@ async function main(): Promise<void> {
         const base = servers[mode]!.url;
         // Warm-up: the dashboard's connection and page cache, the client's connections.
         await ask(client, { base, since, min: 1, max: 1, budgetMs: 0 });
-        const { result, lag } = await watchLoop(() => ask(client!, { base, since, min: plan.min, max: plan.max, budgetMs: plan.budgetMs }));
+        const { result, lag } = await watchLoop(() =>
+          ask(client!, { base, since, min: plan.min, max: plan.max, budgetMs: plan.budgetMs }),
+        );
         const run: Run = {
           window: since,
           roundsInWindow: result.rounds,
@@ -289,7 +300,18 @@ async function main(): Promise<void> {
   );
   lines.push(
     markdownTable(
-      ['window', 'rounds in window', 'mode', 'refreshes', 'refresh median ms', 'refresh p95 ms', 'agent-thread lag p99 ms', 'lag max ms', 'ticks late > 1 ms', 'agent time flagged %'],
+      [
+        'window',
+        'rounds in window',
+        'mode',
+        'refreshes',
+        'refresh median ms',
+        'refresh p95 ms',
+        'agent-thread lag p99 ms',
+        'lag max ms',
+        'ticks late > 1 ms',
+        'agent time flagged %',
+      ],
       runs.map((r) => [
         r.window,
         r.roundsInWindow,
@@ -314,9 +336,21 @@ async function main(): Promise<void> {
     `Idle (no request, ${fmt(idle.seconds, 1)} s): agent-thread lag p99 ${fmt(idle.lagP99Ms, 2)} ms, max ${fmt(idle.lagMaxMs, 1)} ms, ${idle.lateTicks} of ${idle.ticks} ticks late > 1 ms, ${fmt(idle.flaggedPct, 1)}% of the time flagged.`,
     '',
   );
-  lines.push(`machine: ${describeMachine(before)}; at the end: load ${after.loadavg.join(' / ')}; store filled in ${fmt(fillS, 1)} s; ran ${Math.round((Date.now() - started) / 1000)} s`);
+  lines.push(
+    `machine: ${describeMachine(before)}; at the end: load ${after.loadavg.join(' / ')}; store filled in ${fmt(fillS, 1)} s; ran ${Math.round((Date.now() - started) / 1000)} s`,
+  );
   process.stdout.write(`${lines.join('\n')}\n`);
-  writeResult(args.out, { benchmark: 'web', quick: args.quick, elapsedS: Math.round((Date.now() - started) / 1000), machine: { before, after }, agents: AGENTS, rounds: plan.rounds, plan, idle, runs });
+  writeResult(args.out, {
+    benchmark: 'web',
+    quick: args.quick,
+    elapsedS: Math.round((Date.now() - started) / 1000),
+    machine: { before, after },
+    agents: AGENTS,
+    rounds: plan.rounds,
+    plan,
+    idle,
+    runs,
+  });
 }
 
 await main();

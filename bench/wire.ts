@@ -44,7 +44,19 @@ function summarize(link: string, load: string, configuredRttMs: number, p: Pinge
   const t = p.times;
   // min, mean and max from ping's summary (µs); p50 and p99 from time=, which has 3 significant
   // digits (0.1 ms from 10 ms, whole ms from 100 ms up).
-  return { link, load, configuredRttMs, sent: p.sent, lost: p.sent - p.received, n: t.length, min: p.min ?? Math.min(...t), p50: quantile(t, 0.5), mean: p.avg ?? mean(t), p99: quantile(t, 0.99), max: p.max ?? Math.max(...t) };
+  return {
+    link,
+    load,
+    configuredRttMs,
+    sent: p.sent,
+    lost: p.sent - p.received,
+    n: t.length,
+    min: p.min ?? Math.min(...t),
+    p50: quantile(t, 0.5),
+    mean: p.avg ?? mean(t),
+    p99: quantile(t, 0.99),
+    max: p.max ?? Math.max(...t),
+  };
 }
 
 interface Pinged {
@@ -58,7 +70,9 @@ interface Pinged {
 
 async function ping(ns: string, address: string, count: number): Promise<Pinged> {
   // -W 2: a reply later than 2 s counts as lost (the wire holds none that long).
-  const r = await execIn(ns, 'ping', ['-n', '-c', String(count), '-i', '0.01', '-W', '2', address], { timeoutMs: 600_000 });
+  const r = await execIn(ns, 'ping', ['-n', '-c', String(count), '-i', '0.01', '-W', '2', address], {
+    timeoutMs: 600_000,
+  });
   const times = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
   const c = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
   if (!c) throw new Error(`ping printed no summary: ${r.stdout}${r.stderr}`);
@@ -89,12 +103,22 @@ async function main(): Promise<void> {
       ab: directionParams({ delayMs: d }),
       ba: directionParams({ delayMs: d }),
     }));
-    wire.p = await startWire({ title: 'anylat-wire-bench', links, readyFile: join(dir, 'ready'), statsFile: join(dir, 'stats.json') }, { specFile: join(dir, 'spec.json'), log: join(dir, 'wire.log') });
+    wire.p = await startWire(
+      { title: 'anylat-wire-bench', links, readyFile: join(dir, 'ready'), statsFile: join(dir, 'stats.json') },
+      { specFile: join(dir, 'spec.json'), log: join(dir, 'wire.log') },
+    );
     for (const [ns, host] of [
       [A, 1],
       [B, 2],
     ] as const) {
-      await ipBatch(ns, ['link set dev lo up', ...DELAYS.flatMap((_, i) => [`link set dev b${i} addrgenmode none`, `address add 10.98.${i}.${host}/30 dev b${i}`, `link set dev b${i} up`])]);
+      await ipBatch(ns, [
+        'link set dev lo up',
+        ...DELAYS.flatMap((_, i) => [
+          `link set dev b${i} addrgenmode none`,
+          `address add 10.98.${i}.${host}/30 dev b${i}`,
+          `link set dev b${i} up`,
+        ]),
+      ]);
     }
     for (const load of LOADS) {
       const hog = load === 'idle' ? undefined : loadCpus();
@@ -118,18 +142,59 @@ async function main(): Promise<void> {
   }
   const after = machineNote();
   const table = markdownTable(
-    ['link', 'machine', 'configured RTT', 'lost', 'min', 'p50', 'mean', 'p99', 'max', 'p50 − configured', 'mean − configured'],
+    [
+      'link',
+      'machine',
+      'configured RTT',
+      'lost',
+      'min',
+      'p50',
+      'mean',
+      'p99',
+      'max',
+      'p50 − configured',
+      'mean − configured',
+    ],
     rows.map((r) => {
       const wire = r.link !== 'loopback (no wire)';
-      return [r.link, r.load, r.configuredRttMs, `${r.lost} of ${r.sent}`, fmt(r.min, 3), fmt(r.p50, 3), fmt(r.mean, 3), fmt(r.p99, 3), fmt(r.max, 3), wire ? fmt(r.p50 - r.configuredRttMs, 3) : '-', wire ? fmt(r.mean - r.configuredRttMs, 3) : '-'];
+      return [
+        r.link,
+        r.load,
+        r.configuredRttMs,
+        `${r.lost} of ${r.sent}`,
+        fmt(r.min, 3),
+        fmt(r.p50, 3),
+        fmt(r.mean, 3),
+        fmt(r.p99, 3),
+        fmt(r.max, 3),
+        wire ? fmt(r.p50 - r.configuredRttMs, 3) : '-',
+        wire ? fmt(r.mean - r.configuredRttMs, 3) : '-',
+      ];
     }),
   );
   // The wire's own counters over both passes: every packet it read, it forwarded.
   const counted = Object.values(stats?.links ?? {}).flatMap((l) => [l.ab, l.ba]);
-  const sum = (k: 'received' | 'forwarded' | 'lost' | 'overflow' | 'writeErrors') => counted.reduce((a, c) => a + c[k], 0);
+  const sum = (k: 'received' | 'forwarded' | 'lost' | 'overflow' | 'writeErrors') =>
+    counted.reduce((a, c) => a + c[k], 0);
   const wireLine = `wire: ${sum('received')} packets read, ${sum('forwarded')} forwarded, ${sum('overflow')} dropped for a full queue, ${sum('writeErrors')} write errors; lateness p50 ${stats?.lateness_us.p50 ?? '-'} µs, p99 ${stats?.lateness_us.p99 ?? '-'} µs, max ${stats?.lateness_us.max ?? '-'} µs (last ${stats?.lateness_us.samples ?? 0} packets)`;
-  process.stdout.write(`ping -c ${count} -i 0.01 -W 2, RTT in ms (min, mean, max: ping's summary, µs; p50, p99: its time=, 3 significant digits)\n\n${table}\n\n${wireLine}\nmachine: ${describeMachine(before)}; at the end: load ${after.loadavg.join(' / ')}; ran ${Math.round((Date.now() - started) / 1000)} s\n`);
-  writeResult(args.out, { benchmark: 'wire', quick: args.quick, count, machine: { before, after }, wire: stats, rows: rows.map((r) => ({ ...r, min: round(r.min), p50: round(r.p50), mean: round(r.mean), p99: round(r.p99), max: round(r.max) })) });
+  process.stdout.write(
+    `ping -c ${count} -i 0.01 -W 2, RTT in ms (min, mean, max: ping's summary, µs; p50, p99: its time=, 3 significant digits)\n\n${table}\n\n${wireLine}\nmachine: ${describeMachine(before)}; at the end: load ${after.loadavg.join(' / ')}; ran ${Math.round((Date.now() - started) / 1000)} s\n`,
+  );
+  writeResult(args.out, {
+    benchmark: 'wire',
+    quick: args.quick,
+    count,
+    machine: { before, after },
+    wire: stats,
+    rows: rows.map((r) => ({
+      ...r,
+      min: round(r.min),
+      p50: round(r.p50),
+      mean: round(r.mean),
+      p99: round(r.p99),
+      max: round(r.max),
+    })),
+  });
 }
 
 await main();

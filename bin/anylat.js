@@ -12,6 +12,8 @@ if (compiledIsFresh()) {
   register();
   await import('../agent/cli.ts');
 } else {
-  console.error('anylat: the compiled agent (dist/agent/cli.js) is missing and there are no sources to run; reinstall the package');
+  console.error(
+    'anylat: the compiled agent (dist/agent/cli.js) is missing and there are no sources to run; reinstall the package',
+  );
   process.exit(1);
 }

@@ -48,7 +48,9 @@ const started = Date.now();
 rmSync(DIST, { recursive: true, force: true });
 const run = spawnSync(process.execPath, [tsc, '-p', config], { cwd: ROOT, stdio: 'inherit' });
 if (run.status !== 0) {
-  console.error(`anylat build: tsc failed (exit ${run.status ?? run.signal}); nothing stamped, so the agent keeps running from its sources`);
+  console.error(
+    `anylat build: tsc failed (exit ${run.status ?? run.signal}); nothing stamped, so the agent keeps running from its sources`,
+  );
   process.exit(1);
 }
 for (const asset of ASSETS) {

@@ -109,7 +109,11 @@ function reduce(refId: string, of: string, reducer: 'last' | 'max' | 'min' | 'me
 }
 
 function threshold(refId: string, of: string, type: 'gt' | 'lt', value: number): AlertQuery {
-  return expression(refId, { type: 'threshold', expression: of, conditions: [{ evaluator: { type, params: [value] } }] });
+  return expression(refId, {
+    type: 'threshold',
+    expression: of,
+    conditions: [{ evaluator: { type, params: [value] } }],
+  });
 }
 
 function math(refId: string, expr: string): AlertQuery {
@@ -141,7 +145,14 @@ function anycastSlower(o: AlertOptions): AlertRule {
     data: [
       // Per (region, service, protocol, primary metric) over the last 10 minutes: the median of the
       // rounds' savings, and the highest CI high bound of any of those rounds.
-      influx('A', end.select((f) => [f.fn('median', 'saved_ms').as('saved_ms')]).groupBy('agent_region', 'service', 'protocol', 'metric').build(), 600),
+      influx(
+        'A',
+        end
+          .select((f) => [f.fn('median', 'saved_ms').as('saved_ms')])
+          .groupBy('agent_region', 'service', 'protocol', 'metric')
+          .build(),
+        600,
+      ),
       influx(
         'B',
         from('benefit')
@@ -200,7 +211,8 @@ const anycastDown: AlertRule = {
   execErrState: 'Error',
   for: '0s',
   annotations: {
-    summary: 'Anycast address {{ $labels.endpoint }} of {{ $labels.service }} does not answer {{ $labels.protocol }} from {{ $labels.agent }} ({{ $labels.agent_region }}): 100% loss for 5 minutes.',
+    summary:
+      'Anycast address {{ $labels.endpoint }} of {{ $labels.service }} does not answer {{ $labels.protocol }} from {{ $labels.agent }} ({{ $labels.agent_region }}): 100% loss for 5 minutes.',
     description: `What: every {{ $labels.protocol }} attempt from this agent to the anycast address {{ $labels.endpoint }} failed for the last 5 minutes (the agent also reported a path_down event). Users routed like this agent cannot reach {{ $labels.service }} through the accelerator.
 Check:
 1. "Accelerator benefit" → "Recent events" and the red markers: one agent, or every agent on this address? Every agent points at the accelerator (listener, endpoint group health checks); one agent at its network.
@@ -309,7 +321,8 @@ const siteChanged: AlertRule = {
   execErrState: 'Error',
   for: '0s',
   annotations: {
-    summary: 'The anycast site answering {{ $labels.agent }} ({{ $labels.agent_region }}) for {{ $labels.service }} changed {{ printf "%.0f" $values.B.Value }} time(s) in the last 15 minutes.',
+    summary:
+      'The anycast site answering {{ $labels.agent }} ({{ $labels.agent_region }}) for {{ $labels.service }} changed {{ printf "%.0f" $values.B.Value }} time(s) in the last 15 minutes.',
     description: `What: the agent reported a site_change event — a different accelerator edge location now answers its anycast probes. This is information, not necessarily a problem: routing changes move users to another edge.
 Check:
 1. "Accelerator benefit" → "Recent events" for the from → to sites, and "Anycast site per agent and anycast address" for how often it flips (flapping between two sites makes latency unstable).
@@ -345,7 +358,8 @@ const deadLetters: AlertRule = {
   execErrState: 'Error',
   for: '0s',
   annotations: {
-    summary: 'InfluxDB rejected {{ printf "%.0f" $values.B.Value }} line(s) from agent {{ $labels.agent }} ({{ $labels.agent_region }}) as malformed in the last 15 minutes; they are in its dead-letter table, not in InfluxDB.',
+    summary:
+      'InfluxDB rejected {{ printf "%.0f" $values.B.Value }} line(s) from agent {{ $labels.agent }} ({{ $labels.agent_region }}) as malformed in the last 15 minutes; they are in its dead-letter table, not in InfluxDB.',
     description: `What: InfluxDB answered a write from this agent with 400, 413, 422 or another 4xx that means "this data is wrong" (not 401/403/404/429, which stay queued in the outbox). The agent narrowed the batch down to the refused lines and moved only those to its dead-letter table; everything else was delivered. Those rounds are missing from the dashboards.
 Check:
 1. On the agent host: sqlite3 <store.path> "SELECT failed_at, status, message, line FROM dead_letters ORDER BY id DESC LIMIT 20" — the server's message says why (a field type conflict means something else wrote the same measurement and field with another type; 413 a line too large).
@@ -388,7 +402,8 @@ const outboxGrowing: AlertRule = {
   execErrState: 'Error',
   for: '5m',
   annotations: {
-    summary: 'The outbox of agent {{ $labels.agent }} ({{ $labels.agent_region }}) has not drained for 15 minutes and grew by {{ printf "%.0f" $values.D.Value }} rows.',
+    summary:
+      'The outbox of agent {{ $labels.agent }} ({{ $labels.agent_region }}) has not drained for 15 minutes and grew by {{ printf "%.0f" $values.D.Value }} rows.',
     description: `What: over the last 15 minutes (and 5 more) the agent's outbox — rounds stored locally and not yet accepted by InfluxDB — never went back to 0 and is larger now than at the start. Writes are failing or too slow; heartbeats may still arrive late, in order.
 Check:
 1. The agent's log for InfluxDB write errors: unreachable, timeouts, 5xx and 429 (rate limits) mean InfluxDB cannot keep up; 401/403 a token without write permission; 404 a wrong org or bucket (on 1.8: db/rp) — those lines wait in the outbox until fixed.
@@ -423,7 +438,8 @@ const roundsFailing: AlertRule = {
   execErrState: 'Error',
   for: '0s',
   annotations: {
-    summary: '{{ printf "%.0f" $values.B.Value }} round(s) of agent {{ $labels.agent }} ({{ $labels.agent_region }}) never reached its store in the last 15 minutes.',
+    summary:
+      '{{ printf "%.0f" $values.B.Value }} round(s) of agent {{ $labels.agent }} ({{ $labels.agent_region }}) never reached its store in the last 15 minutes.',
     description: `What: the agent's rounds_failed counter rose: rounds were abandoned at their deadline or the embedded store refused them, so their measurements are lost (gaps in every dashboard for this agent).
 Check:
 1. The agent's log around the time: "deadline" means rounds take longer than their interval (too many samples, long timeouts, a slow target); store errors name the SQLite problem (disk full, read-only file system, locked database).
@@ -437,7 +453,16 @@ Act: fix the cause (shorter timeouts or fewer samples, free disk space); the ale
 /** All rules, in the order they appear in the YAML. */
 export function alertRules(options: Partial<AlertOptions> = {}): AlertRule[] {
   const o = { ...DEFAULT_ALERT_OPTIONS, ...options };
-  return [anycastSlower(o), pathLoss, anycastDown, agentSilent, siteChanged, deadLetters, outboxGrowing, roundsFailing].map((r) => ({
+  return [
+    anycastSlower(o),
+    pathLoss,
+    anycastDown,
+    agentSilent,
+    siteChanged,
+    deadLetters,
+    outboxGrowing,
+    roundsFailing,
+  ].map((r) => ({
     ...r,
     annotations: { ...r.annotations, runbook_url: `${o.docsUrl}/grafana.md#${RUNBOOK_ANCHORS[r.uid]!}` },
   }));
@@ -474,7 +499,14 @@ export function alertingFiles(options: Partial<AlertOptions> = {}): Map<string, 
           {
             orgId: 1,
             name: CONTACT_POINT,
-            receivers: [{ uid: 'anylat-webhook', type: 'webhook', settings: { url: `\${${WEBHOOK_ENV}}`, httpMethod: 'POST' }, disableResolveMessage: false }],
+            receivers: [
+              {
+                uid: 'anylat-webhook',
+                type: 'webhook',
+                settings: { url: `\${${WEBHOOK_ENV}}`, httpMethod: 'POST' },
+                disableResolveMessage: false,
+              },
+            ],
           },
         ],
       },

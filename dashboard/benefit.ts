@@ -62,11 +62,16 @@ function benefitQuery(): SelectBuilder<'benefit'> {
  * CI. InfluxQL has no conditional: ceil(x / (|x| + ε)) is 1 for x > 0 and 0 for x ≤ 0.
  */
 function significant(f: Fns<'benefit'>) {
-  return f.expr`ceil(${f.col('ci_low_ms')} / (abs(${f.col('ci_low_ms')}) + 0.000001)) + ceil(0 - ${f.col('ci_high_ms')} / (abs(${f.col('ci_high_ms')}) + 0.000001))`.as('significant');
+  return f.expr`ceil(${f.col('ci_low_ms')} / (abs(${f.col('ci_low_ms')}) + 0.000001)) + ceil(0 - ${f.col('ci_high_ms')} / (abs(${f.col('ci_high_ms')}) + 0.000001))`.as(
+    'significant',
+  );
 }
 
 /** Share (%) of the selection's rounds whose CI excludes 0, per the inner query's filters. */
-function significantShare(inner: SelectBuilder<'benefit'>, ...groupBy: Array<'agent_region'>): SelectBuilder<'benefit'> {
+function significantShare(
+  inner: SelectBuilder<'benefit'>,
+  ...groupBy: Array<'agent_region'>
+): SelectBuilder<'benefit'> {
   const outer = from('benefit')
     .select((f) => [f.expr`100 * ${f.mean(new Sel(ident('significant')))}`.as('significant_pct')])
     .fromSubquery(inner.select((f) => [significant(f)]));
@@ -106,12 +111,18 @@ const VARIABLES = [
       'What was timed. Only end-to-end metrics are listed: a TCP handshake the accelerator answers at its edge would overstate the benefit.',
     measurement: 'benefit',
     tag: 'metric',
-    where: (w) => [w.is('scope', 'end_to_end'), w.v('service', 'service'), w.v('protocol', 'protocol'), w.vRaw('metric', 'metrics')],
+    where: (w) => [
+      w.is('scope', 'end_to_end'),
+      w.v('service', 'service'),
+      w.v('protocol', 'protocol'),
+      w.vRaw('metric', 'metrics'),
+    ],
   }),
   tagVariable({
     name: 'region',
     label: 'Agent region',
-    description: 'Where the agents run (their configured region), i.e. where your users are. Only regions with data in the time range are listed.',
+    description:
+      'Where the agents run (their configured region), i.e. where your users are. Only regions with data in the time range are listed.',
     measurement: 'benefit',
     tag: 'agent_region',
     where: (w) => [w.v('service', 'service')],
@@ -135,9 +146,28 @@ const headline = statPanel({
   .thresholds(benefitThresholds())
   .colorScheme(thresholdColor())
   .textMode(common.BigValueTextMode.ValueAndName)
-  .withTarget(target(benefitQuery().select((f) => [f.fn('median', 'saved_ms').as('range')]), 'A'))
-  .withTarget(target(benefitQuery().select((f) => [f.fn('median', 'saved_ms').as('last 15 min')]).timeWindow(NOW_WINDOW), 'B'))
-  .withTarget(target(benefitQuery().select((f) => [f.fn('median', 'saved_ms').as('a week earlier')]).timeWindow(WEEK_EARLIER_WINDOW), 'C'))
+  .withTarget(
+    target(
+      benefitQuery().select((f) => [f.fn('median', 'saved_ms').as('range')]),
+      'A',
+    ),
+  )
+  .withTarget(
+    target(
+      benefitQuery()
+        .select((f) => [f.fn('median', 'saved_ms').as('last 15 min')])
+        .timeWindow(NOW_WINDOW),
+      'B',
+    ),
+  )
+  .withTarget(
+    target(
+      benefitQuery()
+        .select((f) => [f.fn('median', 'saved_ms').as('a week earlier')])
+        .timeWindow(WEEK_EARLIER_WINDOW),
+      'C',
+    ),
+  )
   .withTarget(target(significantShare(benefitQuery()), 'D'))
   .overrideByName('significant_pct', [
     { id: 'unit', value: UNITS.percent },
@@ -163,7 +193,11 @@ const fleet = statPanel({
     target(
       from('benefit')
         .select((f) => [f.mean(f.col('saved_ms')).as('regions weighted equally')])
-        .fromSubquery(benefitQuery().select((f) => [f.fn('median', 'saved_ms').as('saved_ms')]).groupBy('agent_region')),
+        .fromSubquery(
+          benefitQuery()
+            .select((f) => [f.fn('median', 'saved_ms').as('saved_ms')])
+            .groupBy('agent_region'),
+        ),
       'A',
     ),
   )
@@ -171,13 +205,19 @@ const fleet = statPanel({
     target(
       from('benefit')
         .select((f) => [f.expr`${f.mean(f.col('saved_ms'))}`.as('last 15 min, regions weighted equally')])
-        .fromSubquery(benefitQuery().select((f) => [f.fn('median', 'saved_ms').as('saved_ms')]).timeWindow(NOW_WINDOW).groupBy('agent_region'))
+        .fromSubquery(
+          benefitQuery()
+            .select((f) => [f.fn('median', 'saved_ms').as('saved_ms')])
+            .timeWindow(NOW_WINDOW)
+            .groupBy('agent_region'),
+        )
         .timeWindow(NOW_WINDOW),
       'B',
     ),
   );
 
-const toPathDetail = (vars: Record<string, string>) => dataLink('Path detail', UIDS.pathDetail, { service: '${service}', ...vars });
+const toPathDetail = (vars: Record<string, string>) =>
+  dataLink('Path detail', UIDS.pathDetail, { service: '${service}', ...vars });
 
 const map = geomapPanel({
   id: BENEFIT_PANELS.map,
@@ -203,7 +243,12 @@ const map = geomapPanel({
       .type('markers')
       .name('Agents')
       .tooltip(true)
-      .location(new common.FrameGeometrySourceBuilder().mode(common.FrameGeometrySourceMode.Coords).latitude('lat').longitude('lon'))
+      .location(
+        new common.FrameGeometrySourceBuilder()
+          .mode(common.FrameGeometrySourceMode.Coords)
+          .latitude('lat')
+          .longitude('lon'),
+      )
       .config({
         showLegend: true,
         style: {
@@ -225,7 +270,14 @@ const map = geomapPanel({
       'A',
     ).table(),
   )
-  .withTarget(target(benefitQuery().select((f) => [f.fn('median', 'saved_ms').as('saved_ms')]).groupBy('agent'), 'B').table())
+  .withTarget(
+    target(
+      benefitQuery()
+        .select((f) => [f.fn('median', 'saved_ms').as('saved_ms')])
+        .groupBy('agent'),
+      'B',
+    ).table(),
+  )
   // Location comes from the heartbeat, benefit from the rounds: join them on the agent id.
   .withTransformation({ id: 'joinByField', options: { byField: 'agent', mode: 'inner' } });
 
@@ -292,11 +344,19 @@ const matrix = tablePanel({
     target(
       from('benefit')
         .select((f) => [f.fn('median', 'saved_ms').as('saved_ms')])
-        .where((w) => [w.is('scope', 'end_to_end'), w.v('service', 'service'), w.in('metric', PRIMARY_METRICS), w.v('agent_region', 'region')])
+        .where((w) => [
+          w.is('scope', 'end_to_end'),
+          w.v('service', 'service'),
+          w.in('metric', PRIMARY_METRICS),
+          w.v('agent_region', 'region'),
+        ])
         .groupBy('agent_region', 'protocol'),
     ).table(),
   )
-  .withTransformation({ id: 'groupingToMatrix', options: { rowField: 'agent_region', columnField: 'protocol', valueField: 'saved_ms', emptyValue: 'null' } })
+  .withTransformation({
+    id: 'groupingToMatrix',
+    options: { rowField: 'agent_region', columnField: 'protocol', valueField: 'saved_ms', emptyValue: 'null' },
+  })
   .overrideByRegexp('/.*/', [
     { id: 'custom.cellOptions', value: { type: 'color-text' } },
     { id: 'thresholds', value: benefitThresholds().build() },
@@ -309,10 +369,19 @@ const matrix = tablePanel({
  * percentile returns null for p5 below 10 points per bucket, which a region with one or two agents
  * never reaches, so the band would vanish exactly where it is needed.
  */
-function band(name: 'anycast' | 'baseline', color: string): Array<{ matcher: dashboard.MatcherConfig; properties: dashboard.DynamicConfigValue[] }> {
+function band(
+  name: 'anycast' | 'baseline',
+  color: string,
+): Array<{ matcher: dashboard.MatcherConfig; properties: dashboard.DynamicConfigValue[] }> {
   const hidden = { id: 'custom.hideFrom', value: { legend: true, tooltip: false, viz: false } };
   return [
-    { matcher: { id: 'byName', options: `${name} p50` }, properties: [{ id: 'color', value: { mode: 'fixed', fixedColor: color } }, { id: 'custom.lineWidth', value: 2 }] },
+    {
+      matcher: { id: 'byName', options: `${name} p50` },
+      properties: [
+        { id: 'color', value: { mode: 'fixed', fixedColor: color } },
+        { id: 'custom.lineWidth', value: 2 },
+      ],
+    },
     {
       matcher: { id: 'byName', options: `${name} max` },
       properties: [
@@ -323,7 +392,14 @@ function band(name: 'anycast' | 'baseline', color: string): Array<{ matcher: das
         hidden,
       ],
     },
-    { matcher: { id: 'byName', options: `${name} min` }, properties: [{ id: 'color', value: { mode: 'fixed', fixedColor: color } }, { id: 'custom.lineWidth', value: 0 }, hidden] },
+    {
+      matcher: { id: 'byName', options: `${name} min` },
+      properties: [
+        { id: 'color', value: { mode: 'fixed', fixedColor: color } },
+        { id: 'custom.lineWidth', value: 0 },
+        hidden,
+      ],
+    },
   ];
 }
 
@@ -369,7 +445,13 @@ const benefitOverTime = timeSeries({
   .thresholdsStyle(new common.GraphThresholdsStyleConfigBuilder().mode(common.GraphThresholdsStyleMode.Dashed))
   .dataLinks([toPathDetail({ region: '${__field.labels.agent_region}' })])
   .withTarget(
-    target(benefitQuery().select((f) => [f.fn('median', 'saved_ms').as('saved_ms')]).groupByTime('$__interval').groupBy('agent_region').fill('none')).alias('$tag_agent_region'),
+    target(
+      benefitQuery()
+        .select((f) => [f.fn('median', 'saved_ms').as('saved_ms')])
+        .groupByTime('$__interval')
+        .groupBy('agent_region')
+        .fill('none'),
+    ).alias('$tag_agent_region'),
   );
 
 const loss = timeSeries({
@@ -387,7 +469,12 @@ const loss = timeSeries({
     target(
       from('latency')
         .select((f) => [f.expr`100 * (1 - ${f.sum('received')} / ${f.sum('sent')})`.as('loss_pct')])
-        .where((w) => [w.v('service', 'service'), w.v('protocol', 'protocol'), w.in('metric', LOSS_METRICS), w.v('agent_region', 'region')])
+        .where((w) => [
+          w.v('service', 'service'),
+          w.v('protocol', 'protocol'),
+          w.in('metric', LOSS_METRICS),
+          w.v('agent_region', 'region'),
+        ])
         .groupByTime('$__interval')
         .groupBy('agent_region', 'endpoint')
         .fill('none'),
@@ -408,7 +495,12 @@ const sites = stateTimeline({
     target(
       from('latency')
         .select((f) => [f.last('site')])
-        .where((w) => [w.is('kind', 'anycast'), w.v('service', 'service'), w.v('protocol', 'protocol'), w.v('agent_region', 'region')])
+        .where((w) => [
+          w.is('kind', 'anycast'),
+          w.v('service', 'service'),
+          w.v('protocol', 'protocol'),
+          w.v('agent_region', 'region'),
+        ])
         .groupByTime('$__interval')
         .groupBy('agent', 'endpoint')
         .fill('none'),
@@ -427,14 +519,27 @@ const events = tablePanel({
   .withTarget(
     target(
       from('event')
-        .select((f) => [f.col('agent'), f.col('agent_region'), f.col('type'), f.col('message'), f.col('from'), f.col('to')])
+        .select((f) => [
+          f.col('agent'),
+          f.col('agent_region'),
+          f.col('type'),
+          f.col('message'),
+          f.col('from'),
+          f.col('to'),
+        ])
         .where((w) => [w.v('service', 'service'), w.v('agent_region', 'region')])
         .newestFirst()
         .limit(100),
     ).table(),
   )
   .overrideByName('Time', column(UNITS.time))
-  .overrideByName('agent', [...column(UNITS.text, 'Agent'), { id: 'links', value: [toPathDetail({ agent: '${__data.fields.agent}', region: '${__data.fields.agent_region}' }).build()] }])
+  .overrideByName('agent', [
+    ...column(UNITS.text, 'Agent'),
+    {
+      id: 'links',
+      value: [toPathDetail({ agent: '${__data.fields.agent}', region: '${__data.fields.agent_region}' }).build()],
+    },
+  ])
   .overrideByName('agent_region', column(UNITS.text, 'Region'))
   .overrideByName('type', column(UNITS.text, 'Type'))
   .overrideByName('message', column(UNITS.text, 'Message'))

@@ -170,7 +170,13 @@ export function dataLink(title: string, uid: string, vars: Record<string, string
 }
 
 /** A custom (fixed-list) variable: `options` maps the text a user sees to the value queries get. */
-export function customVariable(v: { name: string; label: string; description: string; options: Record<string, string>; current: string }): dashboard.CustomVariableBuilder {
+export function customVariable(v: {
+  name: string;
+  label: string;
+  description: string;
+  options: Record<string, string>;
+  current: string;
+}): dashboard.CustomVariableBuilder {
   const entries = Object.entries(v.options);
   const current = entries.find(([text]) => text === v.current);
   if (!current) throw new Error(`custom variable ${v.name}: current ${v.current} is not an option`);

@@ -217,7 +217,11 @@ const configVersions = statPanel({
   .withTarget(
     target(
       from('agent')
-        .fromSubquery(heartbeats().select((f) => [f.last('config_version').as('config_version')]).groupBy('agent'))
+        .fromSubquery(
+          heartbeats()
+            .select((f) => [f.last('config_version').as('config_version')])
+            .groupBy('agent'),
+        )
         .select((f) => [f.count(f.fn('distinct', 'config_version')).as('versions')]),
     ),
   )
@@ -234,10 +238,20 @@ const configPerAgent = tablePanel({
   h: 8,
 })
   .withTarget(target(configPerAgentQuery()).table())
-  .withTarget(target(heartbeats().select((f) => [f.expr`${f.max('config_published_s')} * 1000`.as('newest')]), 'B').table())
+  .withTarget(
+    target(
+      heartbeats().select((f) => [f.expr`${f.max('config_published_s')} * 1000`.as('newest')]),
+      'B',
+    ).table(),
+  )
   // The newest publication time becomes the "Published" column's threshold: older is red.
-  .withTransformation({ id: 'configFromData', options: { configRefId: 'B', mappings: [{ fieldName: 'newest', handlerKey: 'threshold1' }] } })
-  .withTransformation(organize({ exclude: ['Time'], order: ['agent', 'agent_region', 'config_version', 'published', 'reload_ok'] }))
+  .withTransformation({
+    id: 'configFromData',
+    options: { configRefId: 'B', mappings: [{ fieldName: 'newest', handlerKey: 'threshold1' }] },
+  })
+  .withTransformation(
+    organize({ exclude: ['Time'], order: ['agent', 'agent_region', 'config_version', 'published', 'reload_ok'] }),
+  )
   .withTransformation({ id: 'sortBy', options: { sort: [{ field: 'published', desc: false }] } })
   .overrideByName('agent', column(UNITS.text, 'Agent'))
   .overrideByName('agent_region', column(UNITS.text, 'Region'))
@@ -245,7 +259,16 @@ const configPerAgent = tablePanel({
   .overrideByName('published', [
     ...column(UNITS.fromNow, 'Published'),
     { id: 'custom.cellOptions', value: { type: 'color-text' } },
-    { id: 'thresholds', value: { mode: 'absolute', steps: [{ value: null, color: 'red' }, { value: 0, color: 'green' }] } },
+    {
+      id: 'thresholds',
+      value: {
+        mode: 'absolute',
+        steps: [
+          { value: null, color: 'red' },
+          { value: 0, color: 'green' },
+        ],
+      },
+    },
     { id: 'color', value: { mode: 'thresholds' } },
   ])
   .overrideByName('reload_ok', [
@@ -253,7 +276,15 @@ const configPerAgent = tablePanel({
     { id: 'custom.cellOptions', value: { type: 'color-text' } },
     {
       id: 'mappings',
-      value: [{ type: 'value', options: { '1': { text: 'applied', color: 'green', index: 0 }, '0': { text: 'failed', color: 'red', index: 1 } } }],
+      value: [
+        {
+          type: 'value',
+          options: {
+            '1': { text: 'applied', color: 'green', index: 0 },
+            '0': { text: 'failed', color: 'red', index: 1 },
+          },
+        },
+      ],
     },
     { id: 'noValue', value: 'none since start' },
   ]);

@@ -33,11 +33,16 @@ export function renderAll(options: Partial<AlertOptions> = {}): Map<string, stri
  * and expressions). The committed files use the defaults; the golden test checks those.
  */
 export function parseOptions(argv: readonly string[]): Partial<AlertOptions> {
-  const { values } = parseArgs({ args: [...argv], options: { 'anycast-slower-ms': { type: 'string' }, 'docs-url': { type: 'string' } }, strict: true });
+  const { values } = parseArgs({
+    args: [...argv],
+    options: { 'anycast-slower-ms': { type: 'string' }, 'docs-url': { type: 'string' } },
+    strict: true,
+  });
   const out: Partial<AlertOptions> = {};
   if (values['anycast-slower-ms'] !== undefined) {
     const n = Number(values['anycast-slower-ms']);
-    if (!Number.isFinite(n) || n < 0) throw new Error(`--anycast-slower-ms must be a number of milliseconds ≥ 0, got ${values['anycast-slower-ms']}`);
+    if (!Number.isFinite(n) || n < 0)
+      throw new Error(`--anycast-slower-ms must be a number of milliseconds ≥ 0, got ${values['anycast-slower-ms']}`);
     out.anycastSlowerMs = n;
   }
   if (values['docs-url'] !== undefined) out.docsUrl = values['docs-url'].replace(/\/+$/, '');

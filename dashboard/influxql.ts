@@ -55,7 +55,8 @@ export interface Fns<M extends Measurement> {
 }
 
 function fns<M extends Measurement>(): Fns<M> {
-  const fn = (name: string, of: Arg<M>, ...params: number[]) => new Sel(`${name}(${[arg(of), ...params.map(String)].join(', ')})`);
+  const fn = (name: string, of: Arg<M>, ...params: number[]) =>
+    new Sel(`${name}(${[arg(of), ...params.map(String)].join(', ')})`);
   return {
     fn,
     mean: (of) => fn('mean', of),
@@ -67,7 +68,8 @@ function fns<M extends Measurement>(): Fns<M> {
     first: (of) => fn('first', of),
     percentile: (of, p) => fn('percentile', of, p),
     col: (c) => new Sel(ident(c)),
-    expr: (strings, ...parts) => new Sel(strings.reduce((acc, s, i) => acc + s + (i < parts.length ? parts[i]!.sql : ''), '')),
+    expr: (strings, ...parts) =>
+      new Sel(strings.reduce((acc, s, i) => acc + s + (i < parts.length ? parts[i]!.sql : ''), '')),
   };
 }
 
@@ -198,7 +200,11 @@ export function from<M extends Measurement>(measurement: M): SelectBuilder<M> {
  * region) leave the list: InfluxDB 3 lists what the range holds; 1.x honours it per shard with the
  * tsi1 index (docs/grafana.md, "InfluxDB versions").
  */
-export function showTagValues<M extends Measurement>(measurement: M, tag: TagOf<M>, pick?: (w: Conds<M>) => Cond[]): string {
+export function showTagValues<M extends Measurement>(
+  measurement: M,
+  tag: TagOf<M>,
+  pick?: (w: Conds<M>) => Cond[],
+): string {
   const cs = pick ? pick(conds<M>()) : [];
   return `SHOW TAG VALUES FROM ${ident(measurement)} WITH KEY = ${ident(tag)} WHERE ${[...cs.map((c) => c.sql), '$timeFilter'].join(' AND ')}`;
 }

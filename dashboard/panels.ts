@@ -40,7 +40,9 @@ export function timeSeries(p: PanelBase): timeseries.PanelBuilder {
         .placement(common.LegendPlacement.Bottom)
         .calcs(['mean', 'lastNotNull', 'max']),
     )
-    .tooltip(new common.VizTooltipOptionsBuilder().mode(common.TooltipDisplayMode.Multi).sort(common.SortOrder.Descending));
+    .tooltip(
+      new common.VizTooltipOptionsBuilder().mode(common.TooltipDisplayMode.Multi).sort(common.SortOrder.Descending),
+    );
 }
 
 /** A single number reduced from one value per query. */
@@ -59,7 +61,14 @@ export function statPanel(p: PanelBase): stat.PanelBuilder {
 }
 
 export function tablePanel(p: PanelBase): table.PanelBuilder {
-  return new table.PanelBuilder().datasource({ ...DATASOURCE }).id(p.id).title(p.title).description(p.description).unit(p.unit).span(p.w).height(p.h);
+  return new table.PanelBuilder()
+    .datasource({ ...DATASOURCE })
+    .id(p.id)
+    .title(p.title)
+    .description(p.description)
+    .unit(p.unit)
+    .span(p.w)
+    .height(p.h);
 }
 
 export function stateTimeline(p: PanelBase): statetimeline.PanelBuilder {
@@ -73,11 +82,23 @@ export function stateTimeline(p: PanelBase): statetimeline.PanelBuilder {
     .height(p.h)
     .showValue(common.VisibilityMode.Auto)
     .mergeValues(true)
-    .legend(new common.VizLegendOptionsBuilder().showLegend(false).displayMode(common.LegendDisplayMode.List).placement(common.LegendPlacement.Bottom));
+    .legend(
+      new common.VizLegendOptionsBuilder()
+        .showLegend(false)
+        .displayMode(common.LegendDisplayMode.List)
+        .placement(common.LegendPlacement.Bottom),
+    );
 }
 
 export function geomapPanel(p: PanelBase): geomap.PanelBuilder {
-  return new geomap.PanelBuilder().datasource({ ...DATASOURCE }).id(p.id).title(p.title).description(p.description).unit(p.unit).span(p.w).height(p.h);
+  return new geomap.PanelBuilder()
+    .datasource({ ...DATASOURCE })
+    .id(p.id)
+    .title(p.title)
+    .description(p.description)
+    .unit(p.unit)
+    .span(p.w)
+    .height(p.h);
 }
 
 /**

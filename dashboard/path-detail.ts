@@ -3,7 +3,16 @@
 // samples flagged for event-loop lag, stray UDP packets).
 import * as common from '@grafana/grafana-foundation-sdk/common';
 import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
-import { DASHBOARD_TAG, LOSS_METRICS, PRIMARY_METRICS, UIDS, UNITS, baseDashboard, tagVariable, zeroIsGood } from './common.ts';
+import {
+  DASHBOARD_TAG,
+  LOSS_METRICS,
+  PRIMARY_METRICS,
+  UIDS,
+  UNITS,
+  baseDashboard,
+  tagVariable,
+  zeroIsGood,
+} from './common.ts';
 import { from, target } from './influxql.ts';
 import { column, organize, tablePanel, timeSeries } from './panels.ts';
 
@@ -40,7 +49,8 @@ const VARIABLES = [
   tagVariable({
     name: 'region',
     label: 'Agent region',
-    description: 'Narrows the agent list to one or more regions; links from the overview set it, so they land on an agent of the region they came from.',
+    description:
+      'Narrows the agent list to one or more regions; links from the overview set it, so they land on an agent of the region they came from.',
     measurement: 'latency',
     tag: 'agent_region',
     where: (w) => [w.v('service', 'service')],
@@ -57,7 +67,8 @@ const VARIABLES = [
   tagVariable({
     name: 'endpoint',
     label: 'Endpoint',
-    description: '`anycast` is the accelerator address; the others are the regional unicast endpoints it is compared with.',
+    description:
+      '`anycast` is the accelerator address; the others are the regional unicast endpoints it is compared with.',
     measurement: 'latency',
     tag: 'endpoint',
     where: (w) => [w.v('service', 'service'), w.v('agent', 'agent')],
@@ -85,7 +96,10 @@ const edgeVsEndToEnd = timeSeries({
       paths()
         .select((f) => [f.mean('p50_ms')])
         .where((w) => [
-          w.any(w.all(w.is('protocol', 'tcp'), w.in('metric', ['connect', 'rtt'])), w.all(w.is('protocol', 'udp'), w.is('metric', 'rtt'))),
+          w.any(
+            w.all(w.is('protocol', 'tcp'), w.in('metric', ['connect', 'rtt'])),
+            w.all(w.is('protocol', 'udp'), w.is('metric', 'rtt')),
+          ),
         ])
         .groupByTime('$__interval')
         .groupBy('endpoint', 'protocol', 'metric', 'scope')
@@ -127,17 +141,16 @@ const httpRequest = timeSeries({
   unit: UNITS.ms,
   w: 12,
   h: 8,
-})
-  .withTarget(
-    target(
-      paths()
-        .select((f) => [f.mean('p50_ms')])
-        .where((w) => [w.is('protocol', 'http'), w.in('metric', ['ttfb', 'total', 'warm'])])
-        .groupByTime('$__interval')
-        .groupBy('endpoint', 'metric')
-        .fill('none'),
-    ).alias('$tag_endpoint $tag_metric'),
-  );
+}).withTarget(
+  target(
+    paths()
+      .select((f) => [f.mean('p50_ms')])
+      .where((w) => [w.is('protocol', 'http'), w.in('metric', ['ttfb', 'total', 'warm'])])
+      .groupByTime('$__interval')
+      .groupBy('endpoint', 'metric')
+      .fill('none'),
+  ).alias('$tag_endpoint $tag_metric'),
+);
 
 const tls = timeSeries({
   id: PATH_PANELS.tls,
@@ -147,17 +160,16 @@ const tls = timeSeries({
   unit: UNITS.ms,
   w: 12,
   h: 8,
-})
-  .withTarget(
-    target(
-      paths()
-        .select((f) => [f.mean('p50_ms')])
-        .where((w) => [w.is('protocol', 'tls'), w.is('metric', 'handshake')])
-        .groupByTime('$__interval')
-        .groupBy('endpoint')
-        .fill('none'),
-    ).alias('$tag_endpoint'),
-  );
+}).withTarget(
+  target(
+    paths()
+      .select((f) => [f.mean('p50_ms')])
+      .where((w) => [w.is('protocol', 'tls'), w.is('metric', 'handshake')])
+      .groupByTime('$__interval')
+      .groupBy('endpoint')
+      .fill('none'),
+  ).alias('$tag_endpoint'),
+);
 
 const icmp = timeSeries({
   id: PATH_PANELS.icmp,
@@ -167,17 +179,16 @@ const icmp = timeSeries({
   unit: UNITS.ms,
   w: 12,
   h: 8,
-})
-  .withTarget(
-    target(
-      paths()
-        .select((f) => [f.mean('p50_ms')])
-        .where((w) => [w.is('protocol', 'icmp'), w.is('metric', 'rtt')])
-        .groupByTime('$__interval')
-        .groupBy('endpoint')
-        .fill('none'),
-    ).alias('$tag_endpoint'),
-  );
+}).withTarget(
+  target(
+    paths()
+      .select((f) => [f.mean('p50_ms')])
+      .where((w) => [w.is('protocol', 'icmp'), w.is('metric', 'rtt')])
+      .groupByTime('$__interval')
+      .groupBy('endpoint')
+      .fill('none'),
+  ).alias('$tag_endpoint'),
+);
 
 const jitter = timeSeries({
   id: PATH_PANELS.jitter,
@@ -187,17 +198,16 @@ const jitter = timeSeries({
   unit: UNITS.ms,
   w: 12,
   h: 8,
-})
-  .withTarget(
-    target(
-      paths()
-        .select((f) => [f.mean('jitter_ms')])
-        .where((w) => [w.is('metric', 'rtt')])
-        .groupByTime('$__interval')
-        .groupBy('endpoint', 'protocol')
-        .fill('none'),
-    ).alias('$tag_endpoint $tag_protocol'),
-  );
+}).withTarget(
+  target(
+    paths()
+      .select((f) => [f.mean('jitter_ms')])
+      .where((w) => [w.is('metric', 'rtt')])
+      .groupByTime('$__interval')
+      .groupBy('endpoint', 'protocol')
+      .fill('none'),
+  ).alias('$tag_endpoint $tag_protocol'),
+);
 
 const loss = timeSeries({
   id: PATH_PANELS.loss,
@@ -255,7 +265,12 @@ const udpAccounting = timeSeries({
   .withTarget(
     target(
       paths()
-        .select((f) => [f.sum('late').as('late'), f.sum('duplicate').as('duplicate'), f.sum('stray').as('stray'), f.sum('invalid').as('invalid')])
+        .select((f) => [
+          f.sum('late').as('late'),
+          f.sum('duplicate').as('duplicate'),
+          f.sum('stray').as('stray'),
+          f.sum('invalid').as('invalid'),
+        ])
         .where((w) => [w.is('protocol', 'udp')])
         .groupByTime('$__interval')
         .groupBy('endpoint')
@@ -319,7 +334,12 @@ const distribution = timeSeries({
   .withTarget(
     target(
       paths()
-        .select((f) => [f.mean('min_ms').as('min'), f.mean('p50_ms').as('p50'), f.mean('p90_ms').as('p90'), f.mean('p99_ms').as('p99')])
+        .select((f) => [
+          f.mean('min_ms').as('min'),
+          f.mean('p50_ms').as('p50'),
+          f.mean('p90_ms').as('p90'),
+          f.mean('p99_ms').as('p99'),
+        ])
         .where((w) => [w.is('scope', 'end_to_end'), w.in('metric', PRIMARY_METRICS)])
         .groupByTime('$__interval')
         .groupBy('protocol')
@@ -339,7 +359,16 @@ const traces = tablePanel({
   .withTarget(
     target(
       from('trace')
-        .select((f) => [f.col('endpoint'), f.col('kind'), f.col('trigger'), f.col('hop'), f.col('address'), f.col('rtt_ms'), f.col('name'), f.col('reached')])
+        .select((f) => [
+          f.col('endpoint'),
+          f.col('kind'),
+          f.col('trigger'),
+          f.col('hop'),
+          f.col('address'),
+          f.col('rtt_ms'),
+          f.col('name'),
+          f.col('reached'),
+        ])
         .where((w) => [w.v('service', 'service'), w.v('agent', 'agent')])
         .newestFirst()
         .limit(200),

@@ -19,7 +19,10 @@ export const TAGS = {
 type NumericOrString<T> = { [K in keyof T]-?: NonNullable<T[K]> extends number | string ? K : never }[keyof T] & string;
 
 /** Fields of `latency`: the numeric statistics of a path plus its `site` string. */
-export type LatencyField = Exclude<NumericOrString<PathResult>, 'endpoint' | 'kind' | 'address' | 'protocol' | 'metric' | 'scope'>;
+export type LatencyField = Exclude<
+  NumericOrString<PathResult>,
+  'endpoint' | 'kind' | 'address' | 'protocol' | 'metric' | 'scope'
+>;
 /** Fields of `benefit`. */
 export type BenefitField = Exclude<NumericOrString<BenefitRow>, 'protocol' | 'metric' | 'scope' | 'baseline'>;
 /** Fields of `agent` (the heartbeat). */

@@ -13,7 +13,16 @@ import { ALERT_RULES, APP_LABEL, CONTACT_POINT, LOSS_ALERT_PCT, WEBHOOK_ENV } fr
 import { ROOT } from '../dashboard/generate.ts';
 import { DATASOURCE_UID } from '../dashboard/influxql.ts';
 import { evaluateRule, noDataOutcome, type Evaluation, type RuleDefinition } from './fixtures/grafana/grafana.ts';
-import { DEAD_LETTERS, LOSSY, OLD_DEAD_LETTERS, OUTBOX, SAMPLES, SITE_CHANGE, buildScenario, type Scenario } from './fixtures/grafana/scenario.ts';
+import {
+  DEAD_LETTERS,
+  LOSSY,
+  OLD_DEAD_LETTERS,
+  OUTBOX,
+  SAMPLES,
+  SITE_CHANGE,
+  buildScenario,
+  type Scenario,
+} from './fixtures/grafana/scenario.ts';
 import { startInfluxDB, type InfluxServer } from './support/influxdb.ts';
 
 const DIR = join(ROOT, 'provisioning/alerting');
@@ -21,7 +30,19 @@ const DIR = join(ROOT, 'provisioning/alerting');
 // The YAML keys Grafana's file provisioning reads (pkg/services/provisioning/alerting: types.go,
 // rules_types.go, contact_point_types.go, notification_policy_types.go → ngalert Route).
 const KEYS = {
-  file: ['apiVersion', 'groups', 'deleteRules', 'contactPoints', 'deleteContactPoints', 'policies', 'resetPolicies', 'muteTimes', 'deleteMuteTimes', 'templates', 'deleteTemplates'],
+  file: [
+    'apiVersion',
+    'groups',
+    'deleteRules',
+    'contactPoints',
+    'deleteContactPoints',
+    'policies',
+    'resetPolicies',
+    'muteTimes',
+    'deleteMuteTimes',
+    'templates',
+    'deleteTemplates',
+  ],
   group: ['orgId', 'name', 'folder', 'interval', 'rules'],
   rule: [
     'uid',
@@ -68,14 +89,17 @@ type Obj = Record<string, unknown>;
 
 function onlyKeys(o: unknown, allowed: readonly string[], where: string): asserts o is Obj {
   assert.ok(o && typeof o === 'object' && !Array.isArray(o), `${where} is not a mapping`);
-  for (const k of Object.keys(o)) assert.ok(allowed.includes(k), `${where}: "${k}" is not a key Grafana's file provisioning reads`);
+  for (const k of Object.keys(o))
+    assert.ok(allowed.includes(k), `${where}: "${k}" is not a key Grafana's file provisioning reads`);
 }
 
 const files = readdirSync(DIR)
   .filter((f) => /\.ya?ml$/.test(f))
   .map((f) => ({ name: f, doc: parse(readFileSync(join(DIR, f), 'utf8')) as Obj }));
 const groups = files.flatMap((f) => (f.doc.groups as Obj[] | undefined) ?? []);
-const rules = groups.flatMap((g) => g.rules as Obj[]) as unknown as Array<RuleDefinition & Obj & { uid: string; labels: Record<string, string>; annotations: Record<string, string> }>;
+const rules = groups.flatMap((g) => g.rules as Obj[]) as unknown as Array<
+  RuleDefinition & Obj & { uid: string; labels: Record<string, string>; annotations: Record<string, string> }
+>;
 const contactPoints = files.flatMap((f) => (f.doc.contactPoints as Obj[] | undefined) ?? []);
 const policies = files.flatMap((f) => (f.doc.policies as Obj[] | undefined) ?? []);
 
@@ -93,7 +117,11 @@ describe('alerting provisioning files', () => {
         onlyKeys(r, KEYS.rule, `rule ${String(r.uid)}`);
         for (const d of r.data as Obj[]) {
           onlyKeys(d, KEYS.query, `rule ${String(r.uid)} data ${String(d.refId)}`);
-          onlyKeys(d.relativeTimeRange, KEYS.relativeTimeRange, `rule ${String(r.uid)} data ${String(d.refId)} relativeTimeRange`);
+          onlyKeys(
+            d.relativeTimeRange,
+            KEYS.relativeTimeRange,
+            `rule ${String(r.uid)} data ${String(d.refId)} relativeTimeRange`,
+          );
         }
       }
     }
@@ -103,7 +131,8 @@ describe('alerting provisioning files', () => {
     }
     const walk = (route: Obj, where: string): void => {
       onlyKeys(route, KEYS.route, where);
-      for (const [i, child] of ((route.routes as Obj[] | undefined) ?? []).entries()) walk(child, `${where}.routes[${i}]`);
+      for (const [i, child] of ((route.routes as Obj[] | undefined) ?? []).entries())
+        walk(child, `${where}.routes[${i}]`);
     };
     for (const [i, p] of policies.entries()) walk(p, `policies[${i}]`);
   });
@@ -117,7 +146,10 @@ describe('alerting provisioning files', () => {
       assert.equal(new Set(refIds).size, refIds.length, `${r.uid}: duplicate refIds`);
       assert.ok(refIds.includes(r.condition), `${r.uid}: condition ${r.condition} is not one of ${refIds.join(',')}`);
       for (const [i, d] of r.data.entries()) {
-        assert.ok([DATASOURCE_UID, '__expr__'].includes(d.datasourceUid), `${r.uid}/${d.refId}: datasourceUid ${d.datasourceUid}`);
+        assert.ok(
+          [DATASOURCE_UID, '__expr__'].includes(d.datasourceUid),
+          `${r.uid}/${d.refId}: datasourceUid ${d.datasourceUid}`,
+        );
         assert.equal(d.model.refId, d.refId);
         if (d.datasourceUid === DATASOURCE_UID) {
           assert.ok(d.relativeTimeRange.from > d.relativeTimeRange.to, `${r.uid}/${d.refId}: empty time range`);
@@ -126,8 +158,15 @@ describe('alerting provisioning files', () => {
           assert.match(String(d.model.query), /\$timeFilter/);
           assert.doesNotMatch(String(d.model.query), /\$__interval/, 'alert queries use fixed buckets');
         } else {
-          const used = d.model.type === 'math' ? [...String(d.model.expression).matchAll(/\$(\w+)/g)].map((m) => m[1]!) : [String(d.model.expression)];
-          for (const ref of used) assert.ok(refIds.slice(0, i).includes(ref), `${r.uid}/${d.refId} reads ${ref}, which is not defined before it`);
+          const used =
+            d.model.type === 'math'
+              ? [...String(d.model.expression).matchAll(/\$(\w+)/g)].map((m) => m[1]!)
+              : [String(d.model.expression)];
+          for (const ref of used)
+            assert.ok(
+              refIds.slice(0, i).includes(ref),
+              `${r.uid}/${d.refId} reads ${ref}, which is not defined before it`,
+            );
         }
       }
       assert.ok(['OK', 'NoData', 'Alerting', 'KeepLast'].includes(r.noDataState));
@@ -139,7 +178,9 @@ describe('alerting provisioning files', () => {
   it('dashboards and alert rules name the same folder the same way, by title, whatever order Grafana provisions them in', () => {
     // Alerting provisioning names folders by title and creates a missing one with a random uid; a
     // dashboards provider naming the folder by uid would then make a second one (grafana#125079).
-    const provider = parse(readFileSync(join(ROOT, 'provisioning/dashboards/anylat.yaml'), 'utf8')) as { providers: Array<Record<string, unknown>> };
+    const provider = parse(readFileSync(join(ROOT, 'provisioning/dashboards/anylat.yaml'), 'utf8')) as {
+      providers: Array<Record<string, unknown>>;
+    };
     assert.equal(provider.providers.length, 1);
     const p = provider.providers[0]!;
     assert.equal(p.folderUid, undefined, 'the dashboards provider must not name the folder by uid');
@@ -174,28 +215,46 @@ describe('alerting provisioning files', () => {
   it('every rule explains itself and carries routing labels', () => {
     for (const r of rules) {
       assert.ok(r.annotations.summary && r.annotations.summary.length > 30, `${r.uid}: summary`);
-      assert.ok(r.annotations.description && /Check:/.test(r.annotations.description) && /Act:/.test(r.annotations.description), `${r.uid}: runbook-style description`);
+      assert.ok(
+        r.annotations.description && /Check:/.test(r.annotations.description) && /Act:/.test(r.annotations.description),
+        `${r.uid}: runbook-style description`,
+      );
       assert.equal(r.labels.app, APP_LABEL.app);
       assert.ok(['critical', 'warning', 'info'].includes(r.labels.severity!), `${r.uid}: severity`);
       assert.ok(r.labels.signal, `${r.uid}: signal label`);
       assert.ok(r.dashboardUid && typeof r.panelId === 'number', `${r.uid}: links to a dashboard panel`);
-      const panels = (JSON.parse(readFileSync(join(ROOT, `provisioning/dashboards/${String(r.dashboardUid)}.json`), 'utf8')) as { panels: Array<{ id: number }> }).panels;
-      assert.ok(panels.some((p) => p.id === r.panelId), `${r.uid}: panel ${String(r.panelId)} exists in ${String(r.dashboardUid)}`);
+      const panels = (
+        JSON.parse(readFileSync(join(ROOT, `provisioning/dashboards/${String(r.dashboardUid)}.json`), 'utf8')) as {
+          panels: Array<{ id: number }>;
+        }
+      ).panels;
+      assert.ok(
+        panels.some((p) => p.id === r.panelId),
+        `${r.uid}: panel ${String(r.panelId)} exists in ${String(r.dashboardUid)}`,
+      );
       for (const [, ref] of JSON.stringify(r.annotations).matchAll(/\$values\.(\w+)/g)) {
-        assert.ok(r.data.some((d) => d.refId === ref && d.datasourceUid === '__expr__'), `${r.uid}: annotation uses $values.${ref}`);
+        assert.ok(
+          r.data.some((d) => d.refId === ref && d.datasourceUid === '__expr__'),
+          `${r.uid}: annotation uses $values.${ref}`,
+        );
       }
     }
   });
 
   it('every data entry validates against Grafana’s alert query schema, every expression model against the expression schema', () => {
     const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
-    const schema = JSON.parse(readFileSync(new URL('./fixtures/grafana-jsonschema/expr.jsonschema.json', import.meta.url), 'utf8')) as Obj;
+    const schema = JSON.parse(
+      readFileSync(new URL('./fixtures/grafana-jsonschema/expr.jsonschema.json', import.meta.url), 'utf8'),
+    ) as Obj;
     ajv.addSchema({ ...schema, $id: 'expr' });
-    const alerting = JSON.parse(readFileSync(new URL('./fixtures/grafana-jsonschema/alerting.jsonschema.json', import.meta.url), 'utf8')) as Obj;
+    const alerting = JSON.parse(
+      readFileSync(new URL('./fixtures/grafana-jsonschema/alerting.jsonschema.json', import.meta.url), 'utf8'),
+    ) as Obj;
     ajv.addSchema({ ...alerting, $id: 'alerting' });
     const query = ajv.getSchema('alerting#/definitions/Query');
     assert.ok(query);
-    for (const r of rules) for (const d of r.data) assert.ok(query(d), `${r.uid}/${d.refId}: ${JSON.stringify(query.errors)}`);
+    for (const r of rules)
+      for (const d of r.data) assert.ok(query(d), `${r.uid}/${d.refId}: ${JSON.stringify(query.errors)}`);
     assert.equal(query({ refId: 'A', datasourceUID: 'x' }), false, 'a misspelt key is caught');
     const byType: Record<string, string> = { reduce: 'TypeReduce', threshold: 'TypeThreshold', math: 'TypeMath' };
     let checked = 0;
@@ -265,7 +324,11 @@ describe('alert rules on a real InfluxDB', () => {
         .get(uid)!
         .instances.filter((i) => i.state === 'Alerting')
         .map((i) => i.labels);
-    const states = (uid: string) => results.get(uid)!.instances.map((i) => `${JSON.stringify(i.labels)}=${i.state}`).sort();
+    const states = (uid: string) =>
+      results
+        .get(uid)!
+        .instances.map((i) => `${JSON.stringify(i.labels)}=${i.state}`)
+        .sort();
 
     it('anycast slower than its baseline: ap-south-1/shop on each primary metric it loses on', () => {
       // ap-1 loses 2 ms on udp/rtt and 5 ms on http/ttfb with every CI below 0; eu-west-1 for both
@@ -277,13 +340,21 @@ describe('alert rules on a real InfluxDB', () => {
         '{"agent_region":"eu-west-1","metric":"rtt","protocol":"udp","service":"shop"}=Normal',
         '{"agent_region":"eu-west-1","metric":"ttfb","protocol":"http","service":"shop"}=Normal',
       ]);
-      const median = results.get('anylat-anycast-slower')!.numbers.C!.find((n) => n.labels.agent_region === 'ap-south-1' && n.labels.protocol === 'udp')!;
+      const median = results
+        .get('anylat-anycast-slower')!
+        .numbers.C!.find((n) => n.labels.agent_region === 'ap-south-1' && n.labels.protocol === 'udp')!;
       assert.equal(median.value, -2);
     });
 
     it(`loss above ${LOSS_ALERT_PCT}%: the one lossy path only`, () => {
-      assert.deepEqual(firing('anylat-path-loss'), [{ agent: LOSSY.agent, agent_region: 'ap-south-1', service: 'shop', endpoint: LOSSY.endpoint, protocol: 'udp' }]);
-      const loss = results.get('anylat-path-loss')!.numbers.B!.find((n) => n.labels.endpoint === LOSSY.endpoint && n.labels.agent === LOSSY.agent && n.labels.protocol === 'udp')!;
+      assert.deepEqual(firing('anylat-path-loss'), [
+        { agent: LOSSY.agent, agent_region: 'ap-south-1', service: 'shop', endpoint: LOSSY.endpoint, protocol: 'udp' },
+      ]);
+      const loss = results
+        .get('anylat-path-loss')!
+        .numbers.B!.find(
+          (n) => n.labels.endpoint === LOSSY.endpoint && n.labels.agent === LOSSY.agent && n.labels.protocol === 'udp',
+        )!;
       assert.ok(Math.abs(loss.value! - (100 * LOSSY.lostPerRound) / SAMPLES) < 1e-9);
       // every other path was evaluated: 3 live agents × 3 endpoints × 4 protocols (udp rtt, http total,
       // tls handshake, icmp rtt; tcp has only a connect here, no echo), plus eu-1's api paths
@@ -296,14 +367,20 @@ describe('alert rules on a real InfluxDB', () => {
     });
 
     it('anycast site changed: the agent whose site changed 4 minutes ago, not the one 40 minutes ago', () => {
-      assert.deepEqual(firing('anylat-site-changed'), [{ agent: SITE_CHANGE.agent, agent_region: 'eu-west-1', service: 'shop' }]);
+      assert.deepEqual(firing('anylat-site-changed'), [
+        { agent: SITE_CHANGE.agent, agent_region: 'eu-west-1', service: 'shop' },
+      ]);
     });
 
     it('new dead letters: the agent that just got them, not the one holding old ones', () => {
       assert.deepEqual(firing('anylat-dead-letters'), [{ agent: DEAD_LETTERS.agent, agent_region: 'ap-south-1' }]);
       const added = results.get('anylat-dead-letters')!.numbers.B!;
       assert.equal(added.find((n) => n.labels.agent === DEAD_LETTERS.agent)!.value, DEAD_LETTERS.count);
-      assert.equal(added.find((n) => n.labels.agent === OLD_DEAD_LETTERS.agent)!.value, 0, `${OLD_DEAD_LETTERS.agent} holds ${OLD_DEAD_LETTERS.count} old dead letters`);
+      assert.equal(
+        added.find((n) => n.labels.agent === OLD_DEAD_LETTERS.agent)!.value,
+        0,
+        `${OLD_DEAD_LETTERS.agent} holds ${OLD_DEAD_LETTERS.count} old dead letters`,
+      );
       assert.equal(added.length, 3, 'the silent agent has no heartbeat in the window');
     });
 

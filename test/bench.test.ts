@@ -18,14 +18,20 @@ before(() => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs `npm run bench:NAME -- --quick --out FILE` (the script package.json names). */
-function runBench(name: string): Promise<{ code: number | null; stdout: string; stderr: string; json: Record<string, unknown> }> {
-  const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+function runBench(
+  name: string,
+): Promise<{ code: number | null; stdout: string; stderr: string; json: Record<string, unknown> }> {
+  const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> })
+    .scripts;
   const script = scripts[`bench:${name}`];
   assert.ok(script, `package.json has a bench:${name} script`);
   const out = join(dir, `${name}.json`);
   const [cmd, ...args] = script.split(' ');
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd === 'node' ? process.execPath : cmd!, [...args, '--quick', '--out', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd === 'node' ? process.execPath : cmd!, [...args, '--quick', '--out', out], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -47,7 +53,12 @@ function runBench(name: string): Promise<{ code: number | null; stdout: string; 
 function tables(text: string): Array<{ header: string[]; rows: string[][] }> {
   const out: Array<{ header: string[]; rows: string[][] }> = [];
   const lines = text.split('\n');
-  const cells = (l: string) => l.trim().replace(/^\||\|$/g, '').split('|').map((c) => c.trim());
+  const cells = (l: string) =>
+    l
+      .trim()
+      .replace(/^\||\|$/g, '')
+      .split('|')
+      .map((c) => c.trim());
   for (let i = 0; i + 1 < lines.length; i++) {
     if (!lines[i]!.startsWith('|') || !/^\|(-+:?|---:?)(\|-+:?)*\|$/.test(lines[i + 1]!.replace(/\s/g, ''))) continue;
     const header = cells(lines[i]!);
@@ -82,50 +93,154 @@ function assertFilled(t: { header: string[]; rows: string[][] }, what: string, c
 }
 
 describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
-  test('bench:accuracy: anylat − ping per metric and phase, the phases, the reference', needsRoot('bench:accuracy builds a lab'), async () => {
-    const r = await runBench('accuracy');
-    assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
-    const [bias, phases, reference, echo, wire, http] = tables(r.stdout);
-    const phaseNames = ['idle', 'busy', 'loaded'];
-    assertFilled(bias!, 'bias table', ['metric', ...phaseNames.flatMap((p) => [`${p} median`, `${p} p95`, `${p} flagged`])]);
-    assert.deepEqual(
-      bias!.rows.map((row) => row[0]),
-      ['udp rtt', 'tcp connect (kernel)', 'tcp connect (monotonic)', 'tcp rtt (echo)', 'http ttfb', 'http ttfb (monotonic)', 'icmp rtt', 'dns query'],
-    );
-    assertFilled(phases!, 'phase table', ['phase', 'what runs', 'measured samples', 'background samples/s', 'agent CPU', 'event-loop utilization', 'loop lag p99 ms']);
-    assertFilled(reference!, 'reference table', ['origin', 'configured RTT ms', ...phaseNames.flatMap((p) => [`ping ${p} median`, `ping ${p} p95 − median`])]);
-    assert.deepEqual(reference!.rows.map((row) => row[0]), ['d1', 'd10', 'd50', 'd150']);
-    const byPhase = ['phase', ...phaseNames];
-    assertFilled(echo!, 'echo clock table', ['phase', 'timed by the kernel', 'turnaround subtracted', 'default median', 'default p95', 'default flagged', 'monotonic median', 'monotonic p95', 'monotonic all p95', 'monotonic flagged']);
-    assert.deepEqual(['phase', ...echo!.rows.map((row) => row[0])], byPhase);
-    // The packet capture saw the http probers' connections: tcpdump is installed and parsed.
-    assertFilled(wire!, 'wire ttfb table', ['phase', 'wire ttfb samples', 'wire ttfb − ping median', 'ttfb (kernel) median', 'ttfb (kernel) p95', 'ttfb (monotonic) median', 'ttfb (monotonic) p95']);
-    assert.deepEqual(['phase', ...wire!.rows.map((row) => row[0])], byPhase);
-    for (const row of wire!.rows) assert.ok(Number(row[1]) > 0, `${row[0]}: no wire ttfb captured`);
-    assertFilled(http!, 'http flagged table', ['http metric', ...phaseNames.flatMap((p) => [`${p} flagged`, `${p} kernel-timed`, `${p} n`])]);
-    assert.deepEqual(http!.rows.map((row) => row[0]), ['connect', 'ttfb', 'total', 'warm']);
-    assert.equal(r.json.benchmark, 'accuracy');
-    assert.equal(r.json.quick, true);
-    assert.deepEqual((r.json.phases as Array<{ phase: string }>).map((p) => p.phase), phaseNames);
-  });
+  test(
+    'bench:accuracy: anylat − ping per metric and phase, the phases, the reference',
+    needsRoot('bench:accuracy builds a lab'),
+    async () => {
+      const r = await runBench('accuracy');
+      assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
+      const [bias, phases, reference, echo, wire, http] = tables(r.stdout);
+      const phaseNames = ['idle', 'busy', 'loaded'];
+      assertFilled(bias!, 'bias table', [
+        'metric',
+        ...phaseNames.flatMap((p) => [`${p} median`, `${p} p95`, `${p} flagged`]),
+      ]);
+      assert.deepEqual(
+        bias!.rows.map((row) => row[0]),
+        [
+          'udp rtt',
+          'tcp connect (kernel)',
+          'tcp connect (monotonic)',
+          'tcp rtt (echo)',
+          'http ttfb',
+          'http ttfb (monotonic)',
+          'icmp rtt',
+          'dns query',
+        ],
+      );
+      assertFilled(phases!, 'phase table', [
+        'phase',
+        'what runs',
+        'measured samples',
+        'background samples/s',
+        'agent CPU',
+        'event-loop utilization',
+        'loop lag p99 ms',
+      ]);
+      assertFilled(reference!, 'reference table', [
+        'origin',
+        'configured RTT ms',
+        ...phaseNames.flatMap((p) => [`ping ${p} median`, `ping ${p} p95 − median`]),
+      ]);
+      assert.deepEqual(
+        reference!.rows.map((row) => row[0]),
+        ['d1', 'd10', 'd50', 'd150'],
+      );
+      const byPhase = ['phase', ...phaseNames];
+      assertFilled(echo!, 'echo clock table', [
+        'phase',
+        'timed by the kernel',
+        'turnaround subtracted',
+        'default median',
+        'default p95',
+        'default flagged',
+        'monotonic median',
+        'monotonic p95',
+        'monotonic all p95',
+        'monotonic flagged',
+      ]);
+      assert.deepEqual(['phase', ...echo!.rows.map((row) => row[0])], byPhase);
+      // The packet capture saw the http probers' connections: tcpdump is installed and parsed.
+      assertFilled(wire!, 'wire ttfb table', [
+        'phase',
+        'wire ttfb samples',
+        'wire ttfb − ping median',
+        'ttfb (kernel) median',
+        'ttfb (kernel) p95',
+        'ttfb (monotonic) median',
+        'ttfb (monotonic) p95',
+      ]);
+      assert.deepEqual(['phase', ...wire!.rows.map((row) => row[0])], byPhase);
+      for (const row of wire!.rows) assert.ok(Number(row[1]) > 0, `${row[0]}: no wire ttfb captured`);
+      assertFilled(http!, 'http flagged table', [
+        'http metric',
+        ...phaseNames.flatMap((p) => [`${p} flagged`, `${p} kernel-timed`, `${p} n`]),
+      ]);
+      assert.deepEqual(
+        http!.rows.map((row) => row[0]),
+        ['connect', 'ttfb', 'total', 'warm'],
+      );
+      assert.equal(r.json.benchmark, 'accuracy');
+      assert.equal(r.json.quick, true);
+      assert.deepEqual(
+        (r.json.phases as Array<{ phase: string }>).map((p) => p.phase),
+        phaseNames,
+      );
+    },
+  );
 
-  test('bench:scale: a udp/tcp step and an icmp step with every column', needsRoot('bench:scale builds a lab'), async () => {
-    const r = await runBench('scale');
-    assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
-    const [grow, icmp] = tables(r.stdout);
-    assertFilled(grow!, 'udp/tcp table', ['paths', 'services', 'offered samples/s', 'sustained samples/s', 'agent CPU', 'machine CPU', 'peak RSS MB', 'loop lag p99 ms', 'rounds started / late / abandoned', 'udp rtt bias', 'tcp connect bias', 'tcp echo bias', 'flagged udp / echo', 'p95 ≤ 1 ms', 'kept up']);
-    assertFilled(icmp!, 'icmp table', ['paths', 'offered samples/s', 'sustained samples/s', 'agent CPU', 'machine CPU', 'peak RSS MB', 'loop lag p99 ms', 'rounds started / late / abandoned', 'icmp rtt bias', 'kept up']);
-    assert.equal(r.json.benchmark, 'scale');
-    const steps = r.json.steps as Array<{ kind: string; rounds: { started: number } }>;
-    assert.deepEqual(steps.map((s) => s.kind), ['udp+tcp', 'icmp']);
-    for (const s of steps) assert.ok(s.rounds.started > 0, `${s.kind}: rounds ran`);
-  });
+  test(
+    'bench:scale: a udp/tcp step and an icmp step with every column',
+    needsRoot('bench:scale builds a lab'),
+    async () => {
+      const r = await runBench('scale');
+      assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
+      const [grow, icmp] = tables(r.stdout);
+      assertFilled(grow!, 'udp/tcp table', [
+        'paths',
+        'services',
+        'offered samples/s',
+        'sustained samples/s',
+        'agent CPU',
+        'machine CPU',
+        'peak RSS MB',
+        'loop lag p99 ms',
+        'rounds started / late / abandoned',
+        'udp rtt bias',
+        'tcp connect bias',
+        'tcp echo bias',
+        'flagged udp / echo',
+        'p95 ≤ 1 ms',
+        'kept up',
+      ]);
+      assertFilled(icmp!, 'icmp table', [
+        'paths',
+        'offered samples/s',
+        'sustained samples/s',
+        'agent CPU',
+        'machine CPU',
+        'peak RSS MB',
+        'loop lag p99 ms',
+        'rounds started / late / abandoned',
+        'icmp rtt bias',
+        'kept up',
+      ]);
+      assert.equal(r.json.benchmark, 'scale');
+      const steps = r.json.steps as Array<{ kind: string; rounds: { started: number } }>;
+      assert.deepEqual(
+        steps.map((s) => s.kind),
+        ['udp+tcp', 'icmp'],
+      );
+      for (const s of steps) assert.ok(s.rounds.started > 0, `${s.kind}: rounds ran`);
+    },
+  );
 
   test('bench:sink: the outbox drains into VictoriaMetrics, every field arrives', async () => {
     const r = await runBench('sink');
     assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
     const [t] = tables(r.stdout);
-    assertFilled(t!, 'sink table', ['run', 'rounds', 'lines (points)', 'field values', 'lines per request', 'drain time s', 'points/s', 'field values/s', 'all arrived', 'store: rounds saved/s']);
+    assertFilled(t!, 'sink table', [
+      'run',
+      'rounds',
+      'lines (points)',
+      'field values',
+      'lines per request',
+      'drain time s',
+      'points/s',
+      'field values/s',
+      'all arrived',
+      'store: rounds saved/s',
+    ]);
     assert.equal(t!.rows[0]![8], 'yes', 'VictoriaMetrics counted every field value the outbox held');
     assert.equal(r.json.benchmark, 'sink');
   });
@@ -134,7 +249,18 @@ describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
     const r = await runBench('web');
     assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
     const [t] = tables(r.stdout);
-    assertFilled(t!, 'web table', ['window', 'rounds in window', 'mode', 'refreshes', 'refresh median ms', 'refresh p95 ms', 'agent-thread lag p99 ms', 'lag max ms', 'ticks late > 1 ms', 'agent time flagged %']);
+    assertFilled(t!, 'web table', [
+      'window',
+      'rounds in window',
+      'mode',
+      'refreshes',
+      'refresh median ms',
+      'refresh p95 ms',
+      'agent-thread lag p99 ms',
+      'lag max ms',
+      'ticks late > 1 ms',
+      'agent time flagged %',
+    ]);
     assert.deepEqual(
       t!.rows.map((row) => `${row[0]} ${row[2]}`),
       ['1h', '6h', '24h', '7d'].flatMap((w) => [`${w} thread`, `${w} inline`]),
@@ -143,29 +269,78 @@ describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
     assert.equal(r.json.quick, true);
     const runs = r.json.runs as Array<Record<string, unknown> & { agent: Record<string, unknown> }>;
     assert.equal(runs.length, 8);
-    const fields = ['window', 'roundsInWindow', 'mode', 'refreshes', 'refreshMs', 'refreshMedianMs', 'refreshP95Ms', 'agent'];
-    const agentFields = ['seconds', 'ticks', 'lagP99Ms', 'lagMaxMs', 'lateTicks', 'flaggedPct', 'flaggedBusyPct', 'utilization'];
+    const fields = [
+      'window',
+      'roundsInWindow',
+      'mode',
+      'refreshes',
+      'refreshMs',
+      'refreshMedianMs',
+      'refreshP95Ms',
+      'agent',
+    ];
+    const agentFields = [
+      'seconds',
+      'ticks',
+      'lagP99Ms',
+      'lagMaxMs',
+      'lateTicks',
+      'flaggedPct',
+      'flaggedBusyPct',
+      'utilization',
+    ];
     for (const run of runs) {
-      for (const f of fields) assert.ok(run[f] !== undefined && run[f] !== null, `${run.window} ${run.mode}: ${f} is filled`);
-      for (const f of agentFields) assert.equal(typeof run.agent[f], 'number', `${run.window} ${run.mode}: agent.${f} is a number`);
+      for (const f of fields)
+        assert.ok(run[f] !== undefined && run[f] !== null, `${run.window} ${run.mode}: ${f} is filled`);
+      for (const f of agentFields)
+        assert.equal(typeof run.agent[f], 'number', `${run.window} ${run.mode}: agent.${f} is a number`);
       assert.ok((run.roundsInWindow as number) > 0, `${run.window} ${run.mode}: the window holds rounds`);
     }
-    for (const f of agentFields) assert.equal(typeof (r.json.idle as Record<string, unknown>)[f], 'number', `idle.${f} is a number`);
+    for (const f of agentFields)
+      assert.equal(typeof (r.json.idle as Record<string, unknown>)[f], 'number', `idle.${f} is a number`);
   });
 
-  test('bench:wire: ping over the wire against loopback, idle and under a CPU hog, with the loss', needsRoot('bench:wire creates network namespaces and TUN devices'), async () => {
-    const r = await runBench('wire');
-    assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
-    const [t] = tables(r.stdout);
-    assert.deepEqual(t!.header, ['link', 'machine', 'configured RTT', 'lost', 'min', 'p50', 'mean', 'p99', 'max', 'p50 − configured', 'mean − configured']);
-    const links = ['loopback (no wire)', '0 ms each way', '1 ms each way', '10 ms each way', '50 ms each way'];
-    assert.deepEqual(t!.rows.map((row) => row[0]), [...links, ...links]);
-    assert.deepEqual([...new Set(t!.rows.map((row) => row[1]))].map((m) => (m ?? '').replace(/\d+ busy loops/, 'N busy loops')), ['idle', 'CPU hog (N busy loops)']);
-    for (const row of t!.rows) {
-      assert.match(row[3]!, /^\d+ of 100$/, `lost in ${row.join(' | ')}`);
-      assert.ok(row.slice(4, 9).every((c) => /^\d+\.\d{3}$/.test(c)), `figures in ${row.join(' | ')}`);
-    }
-    assert.match(r.stdout, /^wire: \d+ packets read, \d+ forwarded, \d+ dropped for a full queue, \d+ write errors; lateness p50 [\d.]+ µs/m);
-    assert.equal(r.json.benchmark, 'wire');
-  });
+  test(
+    'bench:wire: ping over the wire against loopback, idle and under a CPU hog, with the loss',
+    needsRoot('bench:wire creates network namespaces and TUN devices'),
+    async () => {
+      const r = await runBench('wire');
+      assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
+      const [t] = tables(r.stdout);
+      assert.deepEqual(t!.header, [
+        'link',
+        'machine',
+        'configured RTT',
+        'lost',
+        'min',
+        'p50',
+        'mean',
+        'p99',
+        'max',
+        'p50 − configured',
+        'mean − configured',
+      ]);
+      const links = ['loopback (no wire)', '0 ms each way', '1 ms each way', '10 ms each way', '50 ms each way'];
+      assert.deepEqual(
+        t!.rows.map((row) => row[0]),
+        [...links, ...links],
+      );
+      assert.deepEqual(
+        [...new Set(t!.rows.map((row) => row[1]))].map((m) => (m ?? '').replace(/\d+ busy loops/, 'N busy loops')),
+        ['idle', 'CPU hog (N busy loops)'],
+      );
+      for (const row of t!.rows) {
+        assert.match(row[3]!, /^\d+ of 100$/, `lost in ${row.join(' | ')}`);
+        assert.ok(
+          row.slice(4, 9).every((c) => /^\d+\.\d{3}$/.test(c)),
+          `figures in ${row.join(' | ')}`,
+        );
+      }
+      assert.match(
+        r.stdout,
+        /^wire: \d+ packets read, \d+ forwarded, \d+ dropped for a full queue, \d+ write errors; lateness p50 [\d.]+ µs/m,
+      );
+      assert.equal(r.json.benchmark, 'wire');
+    },
+  );
 });

@@ -4,7 +4,17 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -27,7 +37,8 @@ describe('bin/compiled.js: when the compiled agent may run', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  const load = async (): Promise<CompiledModule> => (await import(pathToFileURL(join(dir, 'bin', 'compiled.js')).href)) as CompiledModule;
+  const load = async (): Promise<CompiledModule> =>
+    (await import(pathToFileURL(join(dir, 'bin', 'compiled.js')).href)) as CompiledModule;
   const at = (path: string, seconds: number) => utimesSync(join(dir, path), seconds, seconds);
   const T = 1_700_000_000;
 
@@ -47,7 +58,10 @@ describe('bin/compiled.js: when the compiled agent may run', () => {
     at('dist/.compiled', T + 10);
     const m = await load();
     assert.equal(m.compiledIsFresh(), true);
-    assert.deepEqual(m.runnable(join(dir, 'bench', 'scale.ts')), { script: join(dir, 'dist', 'bench', 'scale.js'), execArgv: [] });
+    assert.deepEqual(m.runnable(join(dir, 'bench', 'scale.ts')), {
+      script: join(dir, 'dist', 'bench', 'scale.js'),
+      execArgv: [],
+    });
   });
 
   it('no once any source, however deep, changed after the build', async () => {
@@ -88,7 +102,10 @@ describe('bin/anylat.js in an installed package (dist/, no sources)', () => {
   it('runs dist/ whatever the stamp and ANYLAT_SOURCE say: there is nothing else to run', async () => {
     mkdirSync(join(dir, 'dist', 'agent'), { recursive: true });
     writeFileSync(join(dir, 'dist', 'agent', 'cli.js'), "console.log('dist ran');\n");
-    const run = spawnSync(process.execPath, [join(dir, 'bin', 'anylat.js')], { encoding: 'utf8', env: { ...process.env, ANYLAT_SOURCE: '1' } });
+    const run = spawnSync(process.execPath, [join(dir, 'bin', 'anylat.js')], {
+      encoding: 'utf8',
+      env: { ...process.env, ANYLAT_SOURCE: '1' },
+    });
     assert.equal(run.status, 0, run.stderr);
     assert.equal(run.stdout, 'dist ran\n');
   });
@@ -99,14 +116,26 @@ describe('npm run build', () => {
     const build = spawnSync(process.execPath, [join(ROOT, 'bin', 'build.js')], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(build.status, 0, build.stderr);
     assert.match(build.stdout, /compiled agent\/ and bench\/ to dist\/ in [\d.]+ s/);
-    for (const f of ['cli.js', 'web/worker.js', 'net/tcp-info.js', 'web/public/index.html', 'lab/topology.yaml', 'lab/wire-worker.js']) {
+    for (const f of [
+      'cli.js',
+      'web/worker.js',
+      'net/tcp-info.js',
+      'web/public/index.html',
+      'lab/topology.yaml',
+      'lab/wire-worker.js',
+    ]) {
       assert.ok(existsSync(join(ROOT, 'dist', 'agent', f)), `dist/agent/${f} after the build`);
     }
-    for (const f of ['dist/bench/scale-agent.js', 'dist/bench/lib/child.js', 'dist/.compiled']) assert.ok(existsSync(join(ROOT, f)), `${f} after the build`);
+    for (const f of ['dist/bench/scale-agent.js', 'dist/bench/lib/child.js', 'dist/.compiled'])
+      assert.ok(existsSync(join(ROOT, f)), `${f} after the build`);
     // nothing is written beside the sources any more
-    for (const f of ['agent/cli.js', 'agent/net/tcp-info.js', 'bench/lib/child.js']) assert.equal(existsSync(join(ROOT, f)), false, `${f} beside its source`);
+    for (const f of ['agent/cli.js', 'agent/net/tcp-info.js', 'bench/lib/child.js'])
+      assert.equal(existsSync(join(ROOT, f)), false, `${f} beside its source`);
     // Relative imports point at the compiled files, so nothing in the compiled agent needs tsx.
-    assert.doesNotMatch(readFileSync(join(ROOT, 'dist', 'agent', 'cli.js'), 'utf8'), /from "\.[^"]*\.ts"|import\("\.[^"]*\.ts"\)/);
+    assert.doesNotMatch(
+      readFileSync(join(ROOT, 'dist', 'agent', 'cli.js'), 'utf8'),
+      /from "\.[^"]*\.ts"|import\("\.[^"]*\.ts"\)/,
+    );
 
     const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
     const compiled = await runAnylat(['--version']);

@@ -23,7 +23,14 @@ let tcpPort: number;
 let httpPort: number;
 
 before(async () => {
-  reflector = await startReflector({ site: 'lab-1', binds: ['127.0.0.1'], udp: { port: 0, ratePerSourcePps: 0 }, tcp: { port: 0 }, http: { port: 0 }, log: () => {} });
+  reflector = await startReflector({
+    site: 'lab-1',
+    binds: ['127.0.0.1'],
+    udp: { port: 0, ratePerSourcePps: 0 },
+    tcp: { port: 0 },
+    http: { port: 0 },
+    log: () => {},
+  });
   const port = (kind: 'udp' | 'tcp' | 'http') => reflector.listening.find((l) => l.kind === kind)!.port;
   udpPort = port('udp');
   tcpPort = port('tcp');
@@ -44,9 +51,31 @@ function ports(): string[] {
   return ['--udp-port', String(udpPort), '--tcp-port', String(tcpPort), '--http-url', `http://127.0.0.1:${httpPort}/`];
 }
 
-const PATH_FIELDS = ['endpoint', 'kind', 'address', 'protocol', 'metric', 'scope', 'sent', 'received', 'loss_pct', 'flagged'] as const;
+const PATH_FIELDS = [
+  'endpoint',
+  'kind',
+  'address',
+  'protocol',
+  'metric',
+  'scope',
+  'sent',
+  'received',
+  'loss_pct',
+  'flagged',
+] as const;
 const STAT_FIELDS = ['min_ms', 'p50_ms', 'p90_ms', 'p99_ms', 'max_ms', 'mean_ms', 'stddev_ms', 'jitter_ms'] as const;
-const BENEFIT_FIELDS = ['protocol', 'metric', 'scope', 'baseline', 'anycast_p50_ms', 'baseline_p50_ms', 'saved_ms', 'saved_pct', 'win_rate', 'pairs'] as const;
+const BENEFIT_FIELDS = [
+  'protocol',
+  'metric',
+  'scope',
+  'baseline',
+  'anycast_p50_ms',
+  'baseline_p50_ms',
+  'saved_ms',
+  'saved_pct',
+  'win_rate',
+  'pairs',
+] as const;
 
 test('table: anycast beside each unicast per protocol and metric, the benefit, the headline; a refused endpoint is a result', async () => {
   const dead = await freePort('127.0.0.4');
@@ -69,7 +98,14 @@ test('table: anycast beside each unicast per protocol and metric, the benefit, t
   ]);
   assert.equal(res.code, 0, res.stderr);
   const out = res.stdout;
-  for (const heading of ['tcp connect (scope edge)', 'tcp rtt (scope end_to_end)', 'http connect (scope edge)', 'http ttfb (scope end_to_end)', 'http total (scope end_to_end)', 'http warm (scope end_to_end)']) {
+  for (const heading of [
+    'tcp connect (scope edge)',
+    'tcp rtt (scope end_to_end)',
+    'http connect (scope edge)',
+    'http ttfb (scope end_to_end)',
+    'http total (scope end_to_end)',
+    'http warm (scope end_to_end)',
+  ]) {
     assert.ok(out.includes(heading), `missing "${heading}" in\n${out}`);
   }
   assert.match(out, /^ {2}anycast +127\.0\.0\.1 +lab-1 +\d+\.\d+ /m);
@@ -79,13 +115,36 @@ test('table: anycast beside each unicast per protocol and metric, the benefit, t
   assert.match(out, /^ {2}tcp rtt +end_to_end +eu /m);
   assert.match(out, /^ {2}tcp connect +edge +eu /m);
   // Both endpoints are the same address: usually no clear difference, now and then a CI off 0.
-  assert.match(out, /^Headline \(end to end\):\n {2}tcp rtt: (anycast \d+\.\d+ ms (faster|slower) than eu|no clear difference between anycast and eu) \(/m);
+  assert.match(
+    out,
+    /^Headline \(end to end\):\n {2}tcp rtt: (anycast \d+\.\d+ ms (faster|slower) than eu|no clear difference between anycast and eu) \(/m,
+  );
   const headline = out.slice(out.indexOf('Headline'));
   assert.ok(!headline.includes('connect'), 'edge-scoped connect times never make the headline');
 });
 
 test('--json prints a RoundResult with every documented field', async () => {
-  const res = await runAnylat(['compare', '127.0.0.1', 'eu=127.0.0.1', 'dead=127.0.0.4', '--protocol', 'udp,tcp', ...ports(), '--samples', '8', '--spacing', '10ms', '--json', '--service', 'shop', '--agent', 'probe-1', '--region', 'eu-west-1', ...CALM]);
+  const res = await runAnylat([
+    'compare',
+    '127.0.0.1',
+    'eu=127.0.0.1',
+    'dead=127.0.0.4',
+    '--protocol',
+    'udp,tcp',
+    ...ports(),
+    '--samples',
+    '8',
+    '--spacing',
+    '10ms',
+    '--json',
+    '--service',
+    'shop',
+    '--agent',
+    'probe-1',
+    '--region',
+    'eu-west-1',
+    ...CALM,
+  ]);
   assert.equal(res.code, 0, res.stderr);
   const round = JSON.parse(res.stdout) as RoundResult;
   assert.deepEqual(round.agent, { id: 'probe-1', region: 'eu-west-1' });
@@ -94,7 +153,17 @@ test('--json prints a RoundResult with every documented field', async () => {
   assert.equal(typeof round.duration_ms, 'number');
   assert.deepEqual(
     round.paths.map((p) => `${p.endpoint} ${p.protocol} ${p.metric}`),
-    ['anycast udp rtt', 'eu udp rtt', 'dead udp rtt', 'anycast tcp connect', 'eu tcp connect', 'dead tcp connect', 'anycast tcp rtt', 'eu tcp rtt', 'dead tcp rtt'],
+    [
+      'anycast udp rtt',
+      'eu udp rtt',
+      'dead udp rtt',
+      'anycast tcp connect',
+      'eu tcp connect',
+      'dead tcp connect',
+      'anycast tcp rtt',
+      'eu tcp rtt',
+      'dead tcp rtt',
+    ],
   );
   for (const p of round.paths) {
     for (const f of PATH_FIELDS) assert.ok(f in p, `path ${p.endpoint} ${p.protocol} ${p.metric} lacks ${f}`);
@@ -108,7 +177,13 @@ test('--json prints a RoundResult with every documented field', async () => {
     } else {
       assert.equal(p.site, 'lab-1');
       assert.equal(p.received, 8);
-      if (p.flagged <= 6) for (const f of STAT_FIELDS) assert.equal(typeof (p as unknown as Record<string, unknown>)[f], 'number', `${p.endpoint} ${p.protocol} ${p.metric}: ${f}`);
+      if (p.flagged <= 6)
+        for (const f of STAT_FIELDS)
+          assert.equal(
+            typeof (p as unknown as Record<string, unknown>)[f],
+            'number',
+            `${p.endpoint} ${p.protocol} ${p.metric}: ${f}`,
+          );
     }
   }
   const udp = round.paths.find((p) => p.protocol === 'udp' && p.endpoint === 'anycast') as PathResult;
@@ -125,11 +200,26 @@ test('--json prints a RoundResult with every documented field', async () => {
 
 test('relay: a path with a known extra delay shows up as the benefit, inside its CI', async (t) => {
   far.held.udp.up.length = far.held.udp.down.length = far.held.tcp.up.length = far.held.tcp.down.length = 0;
-  const res = await runAnylat(['compare', '127.0.0.3', 'far=127.0.0.2', 'near=127.0.0.1', '--protocol', 'udp,tcp', ...ports(), '--samples', '30', '--baseline', 'far', '--json', ...CALM]);
+  const res = await runAnylat([
+    'compare',
+    '127.0.0.3',
+    'far=127.0.0.2',
+    'near=127.0.0.1',
+    '--protocol',
+    'udp,tcp',
+    ...ports(),
+    '--samples',
+    '30',
+    '--baseline',
+    'far',
+    '--json',
+    ...CALM,
+  ]);
   assert.equal(res.code, 0, res.stderr);
   const round = JSON.parse(res.stdout) as RoundResult;
   const median = (a: number[]) => a.slice().sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
-  const row = (protocol: string, metric: string) => round.benefit.find((b) => b.protocol === protocol && b.metric === metric) as BenefitRow;
+  const row = (protocol: string, metric: string) =>
+    round.benefit.find((b) => b.protocol === protocol && b.metric === metric) as BenefitRow;
   for (const [protocol, held] of [
     ['udp', far.held.udp],
     ['tcp', far.held.tcp],
@@ -180,23 +270,41 @@ test('bad arguments say what to fix', async () => {
   await usage(['192.0.2.1', 'eu'], /"eu" is not name=address/);
   await usage(['192.0.2.1', '=192.0.2.2'], /endpoint name "" in "=192.0.2.2"/);
   await usage(['192.0.2.1', 'eu='], /address "" in "eu="/);
-  await usage(['192.0.2.1', 'eu=bad_host!'], /address "bad_host!" in "eu=bad_host!" is neither an IP address nor a host name/);
+  await usage(
+    ['192.0.2.1', 'eu=bad_host!'],
+    /address "bad_host!" in "eu=bad_host!" is neither an IP address nor a host name/,
+  );
   await usage(['192.0.2.1', 'eu=300.1.2.3'], /address "300.1.2.3"/);
   await usage(['192.0.2.1,nope!', 'eu=192.0.2.2'], /anycast address "nope!"/);
   await usage(['x=192.0.2.1', 'eu=192.0.2.2'], /the first argument is the anycast address/);
   await usage(['192.0.2.1', 'anycast-2=192.0.2.2'], /"anycast-2" is reserved/);
   await usage(['192.0.2.1', 'eu=192.0.2.2', 'eu=192.0.2.3'], /"eu" is given twice/);
-  await usage(['192.0.2.1', 'eu=192.0.2.2', '--protocol', 'udp,smtp'], /--protocol: unknown protocol "smtp"; choose from udp, tcp, tls, http, icmp/);
-  await usage(['192.0.2.1', 'eu=192.0.2.2', '--baseline', 'us'], /--baseline: "us" names no unicast endpoint; use nearest or one of: eu/);
+  await usage(
+    ['192.0.2.1', 'eu=192.0.2.2', '--protocol', 'udp,smtp'],
+    /--protocol: unknown protocol "smtp"; choose from udp, tcp, tls, http, icmp/,
+  );
+  await usage(
+    ['192.0.2.1', 'eu=192.0.2.2', '--baseline', 'us'],
+    /--baseline: "us" names no unicast endpoint; use nearest or one of: eu/,
+  );
   await usage(['192.0.2.1', 'eu=192.0.2.2', '--spacing', 'soon'], /--spacing: expected a duration like 50ms/);
   await usage(['192.0.2.1', 'eu=192.0.2.2', '--timeout', '0'], /--timeout: must be more than 0/);
   await usage(['192.0.2.1', 'eu=192.0.2.2', '--samples', '0'], /--samples: expected a whole number ≥ 1, got "0"/);
   await usage(['192.0.2.1', 'eu=192.0.2.2', '--udp-port', '0'], /--udp-port: expected a port number 1..65535, got "0"/);
-  await usage(['192.0.2.1', 'eu=192.0.2.2', '--anycast-terminates-tcp', 'maybe'], /--anycast-terminates-tcp: expected true or false/);
-  await usage(['192.0.2.1', 'eu=192.0.2.2', '--protocol', 'http', '--http-url', 'ftp://x/'], /--http-url: only http:\/\/ and https:\/\//);
+  await usage(
+    ['192.0.2.1', 'eu=192.0.2.2', '--anycast-terminates-tcp', 'maybe'],
+    /--anycast-terminates-tcp: expected true or false/,
+  );
+  await usage(
+    ['192.0.2.1', 'eu=192.0.2.2', '--protocol', 'http', '--http-url', 'ftp://x/'],
+    /--http-url: only http:\/\/ and https:\/\//,
+  );
   await usage(['192.0.2.1', 'eu=192.0.2.2', '--lag-threshold', '0'], /--lag-threshold: must be more than 0/);
   await usage(['192.0.2.1', 'eu=192.0.2.2', '--frob'], /compare: unknown option --frob/);
-  await usage(['192.0.2.1', 'eu=192.0.2.2', '--ca-file', '/nonexistent/ca.pem'], /--ca-file \/nonexistent\/ca.pem: cannot read it \(ENOENT\)/);
+  await usage(
+    ['192.0.2.1', 'eu=192.0.2.2', '--ca-file', '/nonexistent/ca.pem'],
+    /--ca-file \/nonexistent\/ca.pem: cannot read it \(ENOENT\)/,
+  );
 });
 
 test('bad arguments on the command line exit 2 with the message on stderr and nothing on stdout', async () => {
@@ -210,7 +318,14 @@ test('bad arguments on the command line exit 2 with the message on stderr and no
 });
 
 test('options reach the round spec: comma anycast list, defaults, terminates-tcp false', async () => {
-  const parsed = await compareSpec(['198.51.100.10,198.51.100.11', 'us-east-1=203.0.113.7', 'eu=[2001:db8::1]', '--anycast-terminates-tcp', 'false', '--no-echo']);
+  const parsed = await compareSpec([
+    '198.51.100.10,198.51.100.11',
+    'us-east-1=203.0.113.7',
+    'eu=[2001:db8::1]',
+    '--anycast-terminates-tcp',
+    'false',
+    '--no-echo',
+  ]);
   assert.notEqual(parsed, 'help');
   if (parsed === 'help') return;
   const { spec, json } = parsed;

@@ -33,7 +33,9 @@ function resolveDefaults(value: string): string {
 }
 
 function env(service: string): Record<string, string> {
-  return Object.fromEntries(Object.entries(compose.services[service]?.environment ?? {}).map(([k, v]) => [k, resolveDefaults(String(v))]));
+  return Object.fromEntries(
+    Object.entries(compose.services[service]?.environment ?? {}).map(([k, v]) => [k, resolveDefaults(String(v))]),
+  );
 }
 
 function mounts(service: string): Array<{ source: string; target: string; bind: boolean }> {
@@ -72,24 +74,43 @@ describe('docker-compose.yml', () => {
     const context = typeof build === 'string' ? build : build!.context;
     const dockerfile = typeof build === 'object' && build.dockerfile ? build.dockerfile : 'Dockerfile';
     assert.ok(statSync(join(ROOT, context)).isDirectory());
-    assert.ok(existsSync(join(ROOT, context, dockerfile)), `${dockerfile} missing: docker compose up --build would fail`);
-    assert.equal(compose.services.agent!.image, compose.services.reflector!.image, 'the agent runs the image the reflector builds');
+    assert.ok(
+      existsSync(join(ROOT, context, dockerfile)),
+      `${dockerfile} missing: docker compose up --build would fail`,
+    );
+    assert.equal(
+      compose.services.agent!.image,
+      compose.services.reflector!.image,
+      'the agent runs the image the reflector builds',
+    );
   });
 
   it('Grafana gets ./provisioning where the dashboard provider looks, and every variable it reads', () => {
     const m = mounts('grafana').find((x) => x.source === './provisioning');
     assert.ok(m, 'provisioning is mounted');
-    const provider = parse(readFileSync(join(ROOT, 'provisioning/dashboards/anylat.yaml'), 'utf8')) as { providers: Array<{ options: { path: string } }> };
+    const provider = parse(readFileSync(join(ROOT, 'provisioning/dashboards/anylat.yaml'), 'utf8')) as {
+      providers: Array<{ options: { path: string } }>;
+    };
     assert.equal(provider.providers[0]!.options.path, `${m.target}/dashboards`);
     const wanted = new Set<string>();
-    for (const f of ['datasources/influxdb.yaml', 'alerting/anylat-contact-points.yaml', 'alerting/anylat-rules.yaml']) {
+    for (const f of [
+      'datasources/influxdb.yaml',
+      'alerting/anylat-contact-points.yaml',
+      'alerting/anylat-rules.yaml',
+    ]) {
       const text = readFileSync(join(ROOT, 'provisioning', f), 'utf8')
         .split('\n')
         .filter((l) => !l.trimStart().startsWith('#'))
         .join('\n');
       for (const [, name] of text.matchAll(/\$\{(\w+)\}/g)) wanted.add(name!);
     }
-    assert.deepEqual([...wanted].sort(), ['ANYLAT_ALERT_WEBHOOK_URL', 'ANYLAT_DOCS_URL', 'ANYLAT_INFLUX_DATABASE', 'ANYLAT_INFLUX_TOKEN', 'ANYLAT_INFLUX_URL']);
+    assert.deepEqual([...wanted].sort(), [
+      'ANYLAT_ALERT_WEBHOOK_URL',
+      'ANYLAT_DOCS_URL',
+      'ANYLAT_INFLUX_DATABASE',
+      'ANYLAT_INFLUX_TOKEN',
+      'ANYLAT_INFLUX_URL',
+    ]);
     const g = env('grafana');
     for (const name of wanted) assert.ok(g[name], `grafana's environment lacks ${name}`);
     assert.equal(g.ANYLAT_INFLUX_URL, 'http://influxdb:8086');

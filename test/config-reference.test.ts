@@ -4,14 +4,28 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { configReference, meaningOf, MEANINGS, DEFAULT_TEXT, REFERENCE_FILE, referenceRows } from '../agent/config/reference.ts';
+import {
+  configReference,
+  meaningOf,
+  MEANINGS,
+  DEFAULT_TEXT,
+  REFERENCE_FILE,
+  referenceRows,
+} from '../agent/config/reference.ts';
 
 describe('configuration reference', () => {
   const rows = referenceRows();
   const paths = rows.map((r) => r.path);
 
   it('walks the whole schema: every section, nested probe settings, required keys', () => {
-    for (const p of ['agent.region', 'services[].unicast', 'services[].probes.tcp.echo_clock', 'influx.bucket', 'web.listen', 'defaults.samples']) {
+    for (const p of [
+      'agent.region',
+      'services[].unicast',
+      'services[].probes.tcp.echo_clock',
+      'influx.bucket',
+      'web.listen',
+      'defaults.samples',
+    ]) {
       assert.ok(paths.includes(p), `${p} in the reference`);
     }
     const req = (p: string) => rows.find((r) => r.path === p)?.required;
@@ -22,12 +36,26 @@ describe('configuration reference', () => {
   });
 
   it('has a meaning for every key of the schema, and none for a key it does not have', () => {
-    assert.deepEqual(paths.filter((p) => meaningOf(p) === undefined), [], 'add the key to MEANINGS in agent/config/reference.ts');
-    assert.deepEqual(Object.keys(MEANINGS).filter((p) => !paths.includes(p)), []);
-    assert.deepEqual(Object.keys(DEFAULT_TEXT).filter((p) => !paths.includes(p)), []);
+    assert.deepEqual(
+      paths.filter((p) => meaningOf(p) === undefined),
+      [],
+      'add the key to MEANINGS in agent/config/reference.ts',
+    );
+    assert.deepEqual(
+      Object.keys(MEANINGS).filter((p) => !paths.includes(p)),
+      [],
+    );
+    assert.deepEqual(
+      Object.keys(DEFAULT_TEXT).filter((p) => !paths.includes(p)),
+      [],
+    );
   });
 
   it('docs/configuration.md is what the schema generates (refresh: npm run docs:config)', () => {
-    assert.equal(readFileSync(REFERENCE_FILE, 'utf8'), configReference(), 'docs/configuration.md is stale: run `npm run docs:config` and commit it');
+    assert.equal(
+      readFileSync(REFERENCE_FILE, 'utf8'),
+      configReference(),
+      'docs/configuration.md is stale: run `npm run docs:config` and commit it',
+    );
   });
 });

@@ -82,12 +82,15 @@ describe('good configs', () => {
       intervalMs: 60_000,
       deadlineMs: 54_000,
     });
-    assert.deepEqual(c.store, { path: join(FIXTURES, 'anylat.db'), retention: { ageMs: 30 * 86_400_000, rows: 1_000_000 } });
+    assert.deepEqual(c.store, {
+      path: join(FIXTURES, 'anylat.db'),
+      retention: { ageMs: 30 * 86_400_000, rows: 1_000_000 },
+    });
     assert.equal(c.influx, undefined);
     assert.equal(c.web, undefined);
   });
 
-  it('the store defaults to systemd\'s STATE_DIRECTORY when it is set', () => {
+  it("the store defaults to systemd's STATE_DIRECTORY when it is set", () => {
     const c = parseConfig(readFileSync(join(FIXTURES, 'good-minimal.yaml'), 'utf8'), 'x.yaml', {
       env: { STATE_DIRECTORY: '/var/lib/anylat' },
       baseDir: FIXTURES,
@@ -97,15 +100,30 @@ describe('good configs', () => {
 
   it('a full config: env substitution, defaults inherited, files read, paths resolved', () => {
     const env = { AGENT_REGION: 'eu-west-1', AGENT_LAT: '53.35', UDP_PORT: '8620' };
-    const c = parseConfig(readFileSync(join(FIXTURES, 'good-full.yaml'), 'utf8'), 'good-full.yaml', { env, baseDir: FIXTURES });
-    assert.deepEqual(c.agent, { id: 'lab-agent', region: 'eu-west-1', lat: 53.35, lon: -6.26, labels: { team: 'sre', tier: '1', note: 'costs ${PER_HOUR}' } });
+    const c = parseConfig(readFileSync(join(FIXTURES, 'good-full.yaml'), 'utf8'), 'good-full.yaml', {
+      env,
+      baseDir: FIXTURES,
+    });
+    assert.deepEqual(c.agent, {
+      id: 'lab-agent',
+      region: 'eu-west-1',
+      lat: 53.35,
+      lon: -6.26,
+      labels: { team: 'sre', tier: '1', note: 'costs ${PER_HOUR}' },
+    });
     const [api, web] = c.services;
     assert.ok(api && web);
     // Inherited from defaults: probes (with the port from the environment, as a number), timing.
     assert.equal(api.probes.udp?.port, 8620);
-    assert.equal(api.probes.udp?.authKey?.toString('hex'), '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff');
+    assert.equal(
+      api.probes.udp?.authKey?.toString('hex'),
+      '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff',
+    );
     assert.deepEqual(api.probes.icmp, {});
-    assert.deepEqual([api.samples, api.spacingMs, api.timeoutMs, api.schedule, api.intervalMs, api.deadlineMs], [10, 20, 500, '*/15 * * * * *', 15_000, 13_500]);
+    assert.deepEqual(
+      [api.samples, api.spacingMs, api.timeoutMs, api.schedule, api.intervalMs, api.deadlineMs],
+      [10, 20, 500, '*/15 * * * * *', 15_000, 13_500],
+    );
     assert.equal(api.terminatesTcp, false, '${TERMINATES:-false} is the boolean false');
     assert.equal(api.baseline, 'eu-west-1');
     assert.deepEqual(api.anycast, ['192.0.2.10', '198.51.100.10']);
@@ -119,10 +137,18 @@ describe('good configs', () => {
     assert.equal(web.probes.tls?.port, 443);
     assert.equal(web.probes.tls?.serverName, 'web.example.com');
     assert.match(String(web.probes.tls?.ca), /BEGIN CERTIFICATE/);
-    assert.deepEqual(web.probes.http, { url: 'https://web.example.com/health', siteHeader: 'x-site', warm: false, ttfbClock: 'monotonic' });
+    assert.deepEqual(web.probes.http, {
+      url: 'https://web.example.com/health',
+      siteHeader: 'x-site',
+      warm: false,
+      ttfbClock: 'monotonic',
+    });
     assert.deepEqual([web.samples, web.deadlineMs, web.maxInFlight], [5, 5000, 4]);
     assert.deepEqual(web.unicast, [{ name: 'ap-southeast-2', host: '2001:db8::10' }]);
-    assert.deepEqual(c.store, { path: join(FIXTURES, 'data/anylat.db'), retention: { ageMs: 7 * 86_400_000, rows: 50_000 } });
+    assert.deepEqual(c.store, {
+      path: join(FIXTURES, 'data/anylat.db'),
+      retention: { ageMs: 7 * 86_400_000, rows: 50_000 },
+    });
     assert.equal(c.influx?.url, 'http://127.0.0.1:8086');
     assert.equal(c.influx?.token.reveal(), 'file-token');
     assert.deepEqual([c.influx?.org, c.influx?.bucket], ['acme', 'anylat']);
@@ -185,7 +211,10 @@ describe('${ENV} interpolation', () => {
     assert.deepEqual(interpolate('${A:-}', {}), { ok: true, value: '', changed: true });
   });
   it('says what is wrong', () => {
-    assert.deepEqual(interpolate('${NOPE}', env), { ok: false, message: 'environment variable NOPE is not set; set it, or give a default with ${NOPE:-value}' });
+    assert.deepEqual(interpolate('${NOPE}', env), {
+      ok: false,
+      message: 'environment variable NOPE is not set; set it, or give a default with ${NOPE:-value}',
+    });
     assert.equal(interpolate('${1X}', env).ok, false);
     assert.equal(interpolate('${A', env).ok, false);
   });
@@ -196,18 +225,28 @@ describe('anylat config check', () => {
   after(() => rmSync(scratch, { recursive: true, force: true }));
 
   it('accepts anylat.example.yaml and summarizes it', async () => {
-    const r = await runAnylat(['config', 'check', '--config', 'anylat.example.yaml'], { env: { INFLUX_TOKEN: 'example-token' } });
+    const r = await runAnylat(['config', 'check', '--config', 'anylat.example.yaml'], {
+      env: { INFLUX_TOKEN: 'example-token' },
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^anylat\.example\.yaml: OK$/m);
-    assert.match(r.stdout, /api: anycast 192\.0\.2\.10, 198\.51\.100\.10 vs us-east-1=203\.0\.113\.10, eu-west-1=203\.0\.113\.20/);
+    assert.match(
+      r.stdout,
+      /api: anycast 192\.0\.2\.10, 198\.51\.100\.10 vs us-east-1=203\.0\.113\.10, eu-west-1=203\.0\.113\.20/,
+    );
     assert.match(r.stdout, /udp,tcp,tls,http,icmp; 20 samples 100ms apart/);
     assert.ok(!r.stdout.includes('example-token'));
   });
 
   it('without INFLUX_TOKEN the example names the variable and its line, exit 2', async () => {
-    const r = await runAnylat(['config', 'check', '--config', 'anylat.example.yaml'], { env: { INFLUX_TOKEN: undefined } });
+    const r = await runAnylat(['config', 'check', '--config', 'anylat.example.yaml'], {
+      env: { INFLUX_TOKEN: undefined },
+    });
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /^anylat\.example\.yaml:\d+:10: influx\.token: environment variable INFLUX_TOKEN is not set/m);
+    assert.match(
+      r.stderr,
+      /^anylat\.example\.yaml:\d+:10: influx\.token: environment variable INFLUX_TOKEN is not set/m,
+    );
   });
 
   it('prints every problem and a count, exit 2', async () => {
@@ -230,7 +269,10 @@ describe('anylat config check', () => {
     assert.match(viaEnv.stdout, new RegExp(`^${file}: OK$`, 'm'));
     const none = await runAnylat(['config', 'check'], { cwd: scratch, env: { ANYLAT_CONFIG: '' } });
     assert.equal(none.code, 2);
-    assert.match(none.stderr, /^anylat\.yaml: cannot read the config file: no such file; pass --config FILE or set ANYLAT_CONFIG$/m);
+    assert.match(
+      none.stderr,
+      /^anylat\.yaml: cannot read the config file: no such file; pass --config FILE or set ANYLAT_CONFIG$/m,
+    );
   });
 
   it('rejects bad usage with exit 2', async () => {
@@ -243,6 +285,9 @@ describe('anylat config check', () => {
   });
 
   it('loadConfig reports an unreadable file as a ConfigError', () => {
-    assert.throws(() => loadConfig(join(scratch, 'nope.yaml')), (e: unknown) => e instanceof ConfigError && /no such file/.test(e.message));
+    assert.throws(
+      () => loadConfig(join(scratch, 'nope.yaml')),
+      (e: unknown) => e instanceof ConfigError && /no such file/.test(e.message),
+    );
   });
 });

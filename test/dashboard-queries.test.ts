@@ -79,8 +79,16 @@ describe('every query of every dashboard runs and returns data', () => {
             queries++;
             // This one-hour scenario has nothing a week back, and us-1 went silent 20 minutes ago so
             // its region has no "last 15 min"; grafana-fleet.test.ts reads both figures.
-            if (uid === 'anylat-benefit' && p.id === BENEFIT_PANELS.headline && (t.refId === 'C' || (t.refId === 'B' && run.repeatValue === 'us-west-2'))) continue;
-            assert.ok(t.series.length > 0, `panel ${p.id} "${p.title}"${run.repeatValue ? ` (${run.repeatValue})` : ''} returned nothing for:\n${t.sent}`);
+            if (
+              uid === 'anylat-benefit' &&
+              p.id === BENEFIT_PANELS.headline &&
+              (t.refId === 'C' || (t.refId === 'B' && run.repeatValue === 'us-west-2'))
+            )
+              continue;
+            assert.ok(
+              t.series.length > 0,
+              `panel ${p.id} "${p.title}"${run.repeatValue ? ` (${run.repeatValue})` : ''} returned nothing for:\n${t.sent}`,
+            );
           }
         }
       }
@@ -145,7 +153,10 @@ describe('Accelerator benefit', () => {
   it('p50 over time: one panel per region, anycast and baseline with their min–max band', async () => {
     const r = await DashboardRunner.open(dash(), range, q, { service: 'shop', region: '$__all' });
     const runs = await r.run(BENEFIT_PANELS.p50Band);
-    assert.deepEqual(runs.map((x) => x.repeatValue), ['ap-south-1', 'eu-west-1', 'us-west-2']);
+    assert.deepEqual(
+      runs.map((x) => x.repeatValue),
+      ['ap-south-1', 'eu-west-1', 'us-west-2'],
+    );
     const eu = runs.find((x) => x.repeatValue === 'eu-west-1')!.targets[0]!;
     assert.match(eu.sent, /"agent_region" =~ \/\^eu-west-1\$\//);
     const s = eu.series[0]!;
@@ -186,7 +197,9 @@ describe('Accelerator benefit', () => {
     const expected = (100 * LOSSY.lostPerRound) / SAMPLES;
     lossy.slice(-LOSSY.rounds).forEach((v) => close(v, expected, 'lossy bucket'));
     lossy.slice(0, -LOSSY.rounds).forEach((v) => close(v, 0, 'before the loss'));
-    for (const s of series) if (s !== seriesWith(series, { agent_region: 'ap-south-1', endpoint: LOSSY.endpoint })) column(s, 'loss_pct').forEach((v) => close(v, 0, JSON.stringify(s.tags)));
+    for (const s of series)
+      if (s !== seriesWith(series, { agent_region: 'ap-south-1', endpoint: LOSSY.endpoint }))
+        column(s, 'loss_pct').forEach((v) => close(v, 0, JSON.stringify(s.tags)));
   });
 
   it('anycast site per agent: the site change shows up where and when it happened', async () => {
@@ -248,32 +261,63 @@ describe('Path detail', () => {
     const series = await r.series(PATH_PANELS.edgeVsEndToEnd);
     const eu1 = agent('eu-1');
     const last = (tags: Record<string, string>) => column(seriesWith(series, tags), 'mean').at(-1);
-    close(last({ endpoint: 'anycast', protocol: 'tcp', metric: 'connect', scope: 'edge' }), 5, 'anycast tcp connect (edge)');
-    close(last({ endpoint: BASELINE, protocol: 'tcp', metric: 'connect', scope: 'end_to_end' }), eu1.udpBaseline, 'unicast tcp connect');
-    close(last({ endpoint: 'anycast', protocol: 'udp', metric: 'rtt', scope: 'end_to_end' }), eu1.udpAnycast, 'anycast udp');
+    close(
+      last({ endpoint: 'anycast', protocol: 'tcp', metric: 'connect', scope: 'edge' }),
+      5,
+      'anycast tcp connect (edge)',
+    );
+    close(
+      last({ endpoint: BASELINE, protocol: 'tcp', metric: 'connect', scope: 'end_to_end' }),
+      eu1.udpBaseline,
+      'unicast tcp connect',
+    );
+    close(
+      last({ endpoint: 'anycast', protocol: 'udp', metric: 'rtt', scope: 'end_to_end' }),
+      eu1.udpAnycast,
+      'anycast udp',
+    );
     close(last({ endpoint: FAR, protocol: 'udp', metric: 'rtt' }), eu1.udpBaseline + 50, 'far udp');
     assert.equal(series.length, 6);
   });
 
   it('HTTP phases: one stacked panel per endpoint with dns, connect, tls, ttfb', async () => {
-    const r = await DashboardRunner.open(dash(), range, q, { service: 'shop', agent: 'eu-1', endpoint: ['anycast', BASELINE] });
+    const r = await DashboardRunner.open(dash(), range, q, {
+      service: 'shop',
+      agent: 'eu-1',
+      endpoint: ['anycast', BASELINE],
+    });
     const runs = await r.run(PATH_PANELS.httpPhases);
-    assert.deepEqual(runs.map((x) => x.repeatValue), ['anycast', BASELINE]);
+    assert.deepEqual(
+      runs.map((x) => x.repeatValue),
+      ['anycast', BASELINE],
+    );
     const anycast = runs[0]!.targets[0]!.series;
     assert.deepEqual(anycast.map((s) => s.tags?.metric).sort(), ['connect', 'dns', 'tls', 'ttfb']);
     for (const [metric, p50] of Object.entries(HTTP_PHASE_P50)) {
       const expected = metric === 'ttfb' ? agent('eu-1').ttfbAnycast : p50;
       column(seriesWith(anycast, { metric }), 'mean').forEach((v) => close(v, expected, metric));
     }
-    close(column(seriesWith(runs[1]!.targets[0]!.series, { metric: 'ttfb' }), 'mean').at(-1), agent('eu-1').ttfbBaseline, 'baseline ttfb');
+    close(
+      column(seriesWith(runs[1]!.targets[0]!.series, { metric: 'ttfb' }), 'mean').at(-1),
+      agent('eu-1').ttfbBaseline,
+      'baseline ttfb',
+    );
   });
 
   it('HTTP request, TLS, ICMP and jitter', async () => {
     const r = await DashboardRunner.open(dash(), range, q, { service: 'shop', agent: 'eu-1', endpoint: '$__all' });
     const eu1 = agent('eu-1');
     const http = await r.series(PATH_PANELS.httpRequest);
-    close(column(seriesWith(http, { endpoint: 'anycast', metric: 'total' }), 'mean').at(-1), eu1.ttfbAnycast + HTTP_TRANSFER_MS, 'total');
-    close(column(seriesWith(http, { endpoint: 'anycast', metric: 'warm' }), 'mean').at(-1), eu1.ttfbAnycast - HTTP_WARM_SAVES_MS, 'warm');
+    close(
+      column(seriesWith(http, { endpoint: 'anycast', metric: 'total' }), 'mean').at(-1),
+      eu1.ttfbAnycast + HTTP_TRANSFER_MS,
+      'total',
+    );
+    close(
+      column(seriesWith(http, { endpoint: 'anycast', metric: 'warm' }), 'mean').at(-1),
+      eu1.ttfbAnycast - HTTP_WARM_SAVES_MS,
+      'warm',
+    );
     const tls = await r.series(PATH_PANELS.tls);
     close(column(seriesWith(tls, { endpoint: 'anycast' }), 'mean').at(-1), 2 * eu1.udpAnycast, 'tls handshake');
     const icmp = await r.series(PATH_PANELS.icmp);
@@ -286,13 +330,29 @@ describe('Path detail', () => {
   it('quality: loss, flagged samples and UDP packet accounting', async () => {
     const eu1 = await DashboardRunner.open(dash(), range, q, { service: 'shop', agent: 'eu-1', endpoint: '$__all' });
     const flagged = await eu1.series(PATH_PANELS.flagged);
-    column(seriesWith(flagged, { endpoint: 'anycast', protocol: 'udp' }), 'flagged_pct').forEach((v) => close(v, (100 * FLAGGED.perRound) / SAMPLES, 'flagged %'));
-    column(seriesWith(flagged, { endpoint: BASELINE, protocol: 'udp' }), 'flagged_pct').forEach((v) => close(v, 0, 'unflagged'));
+    column(seriesWith(flagged, { endpoint: 'anycast', protocol: 'udp' }), 'flagged_pct').forEach((v) =>
+      close(v, (100 * FLAGGED.perRound) / SAMPLES, 'flagged %'),
+    );
+    column(seriesWith(flagged, { endpoint: BASELINE, protocol: 'udp' }), 'flagged_pct').forEach((v) =>
+      close(v, 0, 'unflagged'),
+    );
 
-    const ap1 = await DashboardRunner.open(dash(), range, q, { service: 'shop', agent: LOSSY.agent, endpoint: '$__all' });
+    const ap1 = await DashboardRunner.open(dash(), range, q, {
+      service: 'shop',
+      agent: LOSSY.agent,
+      endpoint: '$__all',
+    });
     const loss = await ap1.series(PATH_PANELS.loss);
-    close(column(seriesWith(loss, { endpoint: LOSSY.endpoint, protocol: 'udp' }), 'loss_pct').at(-1), (100 * LOSSY.lostPerRound) / SAMPLES, 'udp loss');
-    close(column(seriesWith(loss, { endpoint: LOSSY.endpoint, protocol: 'http' }), 'loss_pct').at(-1), 0, 'http no loss');
+    close(
+      column(seriesWith(loss, { endpoint: LOSSY.endpoint, protocol: 'udp' }), 'loss_pct').at(-1),
+      (100 * LOSSY.lostPerRound) / SAMPLES,
+      'udp loss',
+    );
+    close(
+      column(seriesWith(loss, { endpoint: LOSSY.endpoint, protocol: 'http' }), 'loss_pct').at(-1),
+      0,
+      'http no loss',
+    );
     const accounting = await ap1.series(PATH_PANELS.udpAccounting);
     const s = seriesWith(accounting, { endpoint: LOSSY.endpoint });
     assert.equal(s.values.length, LOSSY.rounds);
@@ -351,7 +411,10 @@ describe('Fleet', () => {
   it('per-agent pipeline panels: outbox growth and dead letters', async () => {
     const r = await DashboardRunner.open(dash(), range, q);
     const outbox = column(seriesWith(await r.series(FLEET_PANELS.outbox), { agent: OUTBOX.agent }), 'last');
-    assert.deepEqual(outbox.slice(-3), [20, 10, 0].map((d) => OUTBOX.sinceK * OUTBOX.perMinute - d));
+    assert.deepEqual(
+      outbox.slice(-3),
+      [20, 10, 0].map((d) => OUTBOX.sinceK * OUTBOX.perMinute - d),
+    );
     const dead = column(seriesWith(await r.series(FLEET_PANELS.deadLetters), { agent: DEAD_LETTERS.agent }), 'last');
     assert.equal(dead.at(-1), DEAD_LETTERS.count);
     close(column(seriesWith(await r.series(FLEET_PANELS.loopLag), { agent: 'eu-1' }), 'last').at(-1), 2.5, 'loop lag');

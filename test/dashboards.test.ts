@@ -49,7 +49,9 @@ interface DashboardJson {
 }
 
 const generated = renderAll();
-const dashboardPaths = [...generated.keys()].filter((p) => p.startsWith('provisioning/dashboards/') && p.endsWith('.json'));
+const dashboardPaths = [...generated.keys()].filter(
+  (p) => p.startsWith('provisioning/dashboards/') && p.endsWith('.json'),
+);
 const dashboards = dashboardPaths.map((p) => ({ path: p, json: JSON.parse(generated.get(p)!) as DashboardJson }));
 
 function allPanels(d: DashboardJson): Panel[] {
@@ -82,7 +84,12 @@ function makeAjv(): Ajv {
   // (DashboardLink), while Grafana reads a DataLink there: title, url, targetBlank.
   (dash.definitions.FieldConfig as { properties: Record<string, unknown> }).properties.links = {
     type: 'array',
-    items: { type: 'object', required: ['title', 'url'], additionalProperties: false, properties: { title: { type: 'string' }, url: { type: 'string' }, targetBlank: { type: 'boolean' } } },
+    items: {
+      type: 'object',
+      required: ['title', 'url'],
+      additionalProperties: false,
+      properties: { title: { type: 'string' }, url: { type: 'string' }, targetBlank: { type: 'boolean' } },
+    },
   };
   ajv.addSchema({ ...dash, $id: 'dashboard' });
   for (const file of new Set(Object.values(PANEL_SCHEMAS))) ajv.addSchema({ ...loadSchema(file), $id: file });
@@ -137,7 +144,10 @@ describe('dashboards against Grafana JSON schemas', () => {
         assert.ok(options(p.options), `panel ${p.id} "${p.title}" options:\n${explain(options)}`);
         const custom = ajv.getSchema(`${file}#/definitions/FieldConfig`);
         if (custom) {
-          assert.ok(custom(p.fieldConfig?.defaults?.custom ?? {}), `panel ${p.id} "${p.title}" fieldConfig.custom:\n${explain(custom)}`);
+          assert.ok(
+            custom(p.fieldConfig?.defaults?.custom ?? {}),
+            `panel ${p.id} "${p.title}" fieldConfig.custom:\n${explain(custom)}`,
+          );
         }
         checked.push(p.type);
       }
@@ -164,7 +174,10 @@ describe('project lint of the dashboards', () => {
 
     it(`${json.uid}: panel ids are unique`, () => {
       const ids = panels.map((p) => p.id);
-      assert.ok(ids.every((id) => typeof id === 'number'), 'every panel has an id');
+      assert.ok(
+        ids.every((id) => typeof id === 'number'),
+        'every panel has an id',
+      );
       assert.equal(new Set(ids).size, ids.length, `duplicate ids in ${JSON.stringify(ids)}`);
     });
 
@@ -173,7 +186,10 @@ describe('project lint of the dashboards', () => {
         if (p.type === 'row') continue;
         assert.ok(p.fieldConfig?.defaults?.unit, `panel ${p.id} "${p.title}" has no unit`);
         assert.ok(p.title && p.title.length > 3, `panel ${p.id} has no title`);
-        assert.ok(p.description && p.description.length > 60, `panel ${p.id} "${p.title}" needs a description a newcomer understands`);
+        assert.ok(
+          p.description && p.description.length > 60,
+          `panel ${p.id} "${p.title}" needs a description a newcomer understands`,
+        );
       }
     });
 
@@ -188,9 +204,16 @@ describe('project lint of the dashboards', () => {
           assert.equal(t.datasource?.uid, DATASOURCE_UID, `panel ${p.id} target ${t.refId}`);
           assert.equal(t.rawQuery, true);
           const query = t.query ?? '';
-          assert.ok(query.includes('$timeFilter') || EXPLICIT_WINDOW.test(query), `panel ${p.id} "${p.title}": no $timeFilter in ${query}`);
+          assert.ok(
+            query.includes('$timeFilter') || EXPLICIT_WINDOW.test(query),
+            `panel ${p.id} "${p.title}": no $timeFilter in ${query}`,
+          );
           if (TIME_SERIES_PANELS.has(p.type)) {
-            assert.match(query, /GROUP BY time\(\$__interval\)/, `panel ${p.id} "${p.title}" is a time series without GROUP BY time($__interval)`);
+            assert.match(
+              query,
+              /GROUP BY time\(\$__interval\)/,
+              `panel ${p.id} "${p.title}" is a time series without GROUP BY time($__interval)`,
+            );
             assert.equal(t.resultFormat, 'time_series');
           } else {
             assert.doesNotMatch(query, /GROUP BY time\(/, `panel ${p.id} "${p.title}" reduces to one value per series`);
@@ -201,8 +224,12 @@ describe('project lint of the dashboards', () => {
     });
 
     it(`${json.uid}: every panel fits the 24-column grid and none overlaps another`, () => {
-      const boxes = panels.map((p) => ({ id: p.id, ...((p as { gridPos?: { x: number; y: number; w: number; h: number } }).gridPos ?? { x: 0, y: 0, w: 0, h: 0 }) }));
-      for (const b of boxes) assert.ok(b.x >= 0 && b.w > 0 && b.x + b.w <= 24, `panel ${b.id}: x ${b.x} + w ${b.w} is wider than the grid`);
+      const boxes = panels.map((p) => ({
+        id: p.id,
+        ...((p as { gridPos?: { x: number; y: number; w: number; h: number } }).gridPos ?? { x: 0, y: 0, w: 0, h: 0 }),
+      }));
+      for (const b of boxes)
+        assert.ok(b.x >= 0 && b.w > 0 && b.x + b.w <= 24, `panel ${b.id}: x ${b.x} + w ${b.w} is wider than the grid`);
       for (const [i, a] of boxes.entries()) {
         for (const b of boxes.slice(i + 1)) {
           const overlap = a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
@@ -212,17 +239,25 @@ describe('project lint of the dashboards', () => {
     });
 
     it(`${json.uid}: every $variable a query uses exists, and repeats use multi-value variables`, () => {
-      const queries = [...panels.flatMap((p) => (p.targets ?? []).map((t) => t.query ?? '')), ...json.templating.list.filter((v) => v.type === 'query').map((v) => v.query ?? '')];
+      const queries = [
+        ...panels.flatMap((p) => (p.targets ?? []).map((t) => t.query ?? '')),
+        ...json.templating.list.filter((v) => v.type === 'query').map((v) => v.query ?? ''),
+      ];
       for (const q of queries) {
         for (const [, name] of q.matchAll(/\$\{?(\w+)/g)) {
           assert.ok(BUILT_INS.has(name!) || variables.has(name!), `unknown variable $${name} in ${q}`);
         }
       }
       for (const p of panels) {
-        if (p.repeat) assert.ok(variables.get(p.repeat)?.multi, `panel ${p.id} repeats over ${p.repeat}, which must be multi-value`);
+        if (p.repeat)
+          assert.ok(
+            variables.get(p.repeat)?.multi,
+            `panel ${p.id} repeats over ${p.repeat}, which must be multi-value`,
+          );
       }
       for (const title of panels.map((p) => p.title ?? '')) {
-        for (const [, name] of title.matchAll(/\$(\w+)/g)) assert.ok(variables.has(name!), `title uses unknown $${name}`);
+        for (const [, name] of title.matchAll(/\$(\w+)/g))
+          assert.ok(variables.has(name!), `title uses unknown $${name}`);
       }
     });
 
@@ -250,7 +285,10 @@ describe('the InfluxQL builder', () => {
     assert.equal(literal("it's"), "'it\\'s'");
     const q = from('latency')
       .select((f) => [f.mean('p50_ms').as('p50 ms'), f.expr`100 * ${f.sum('flagged')} / ${f.sum('received')}`])
-      .where((w) => [w.in('endpoint', ['eu.west/1', 'a|b']), w.any(w.is('kind', 'anycast'), w.v('protocol', 'protocol'))])
+      .where((w) => [
+        w.in('endpoint', ['eu.west/1', 'a|b']),
+        w.any(w.is('kind', 'anycast'), w.v('protocol', 'protocol')),
+      ])
       .groupByTime('$__interval')
       .groupBy('endpoint')
       .fill('none')
@@ -261,7 +299,14 @@ describe('the InfluxQL builder', () => {
     );
     assert.equal(showTagValues('event', 'type'), 'SHOW TAG VALUES FROM "event" WITH KEY = "type" WHERE $timeFilter');
     assert.throws(() => from('agent').build(), /selects nothing/);
-    assert.throws(() => from('agent').select((f) => [f.last('version')]).fill(0).build(), /fill\(\) needs groupByTime/);
+    assert.throws(
+      () =>
+        from('agent')
+          .select((f) => [f.last('version')])
+          .fill(0)
+          .build(),
+      /fill\(\) needs groupByTime/,
+    );
   });
 });
 
@@ -269,7 +314,9 @@ describe('hand-written provisioning files', () => {
   it('the datasource is InfluxQL with the fixed uid, POST, and a Token header from the environment', () => {
     const ds = parse(readFileSync(join(ROOT, 'provisioning/datasources/influxdb.yaml'), 'utf8')) as {
       apiVersion: number;
-      datasources: Array<Record<string, unknown> & { jsonData: Record<string, unknown>; secureJsonData: Record<string, unknown> }>;
+      datasources: Array<
+        Record<string, unknown> & { jsonData: Record<string, unknown>; secureJsonData: Record<string, unknown> }
+      >;
     };
     assert.equal(ds.apiVersion, 1);
     assert.equal(ds.datasources.length, 1);
@@ -285,7 +332,20 @@ describe('hand-written provisioning files', () => {
     assert.match(String(d.secureJsonData.httpHeaderValue1), /^Token \$\{\w+\}$/);
     for (const k of Object.keys(d)) {
       assert.ok(
-        ['name', 'type', 'uid', 'access', 'url', 'database', 'isDefault', 'editable', 'orgId', 'version', 'jsonData', 'secureJsonData'].includes(k),
+        [
+          'name',
+          'type',
+          'uid',
+          'access',
+          'url',
+          'database',
+          'isDefault',
+          'editable',
+          'orgId',
+          'version',
+          'jsonData',
+          'secureJsonData',
+        ].includes(k),
         `unknown datasource key ${k}`,
       );
     }

@@ -10,7 +10,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitForLabFree } from '../agent/demo/lab-busy.ts';
 import { labDown } from '../agent/lab/index.ts';
-import { benefitTable, chartInk, inkProblems, launchChromium, openPage, saveScreenshot, waitForRegions, type Browser } from './support/browser.ts';
+import {
+  benefitTable,
+  chartInk,
+  inkProblems,
+  launchChromium,
+  openPage,
+  saveScreenshot,
+  waitForRegions,
+  type Browser,
+} from './support/browser.ts';
 import { freePort, startAnylat } from './support/net.ts';
 import { needsRoot } from './support/root.ts';
 
@@ -25,87 +34,122 @@ function labNamespacesNow(): string[] {
     .filter((n) => n.startsWith('anylat-'));
 }
 
-describe('anylat demo in Chromium (Linux, root)', needsRoot('the demo builds the lab: network namespaces and TUN devices'), () => {
-  let scratch: string;
-  let demo: Awaited<ReturnType<typeof startAnylat>> | undefined;
-  let browser: Browser | undefined;
-  let url: string;
+describe(
+  'anylat demo in Chromium (Linux, root)',
+  needsRoot('the demo builds the lab: network namespaces and TUN devices'),
+  () => {
+    let scratch: string;
+    let demo: Awaited<ReturnType<typeof startAnylat>> | undefined;
+    let browser: Browser | undefined;
+    let url: string;
 
-  before(async () => {
-    assert.equal(process.getuid?.(), 0, 'this test needs root (the demo builds the lab)');
-    await waitForLabFree(90_000);
-    await labDown();
-    scratch = mkdtempSync(join(tmpdir(), 'anylat-demo-browser-'));
-    const port = await freePort();
-    url = `http://127.0.0.1:${port}/`;
-    demo = await startAnylat(
-      ['demo', '--duration', '150s', '--web', `127.0.0.1:${port}`, '--interval', '5s', '--dir', join(scratch, 'demo'), '--store', join(scratch, 'demo.db')],
-      { ready: /Ctrl-C stops the agents/, timeoutMs: 90_000 },
-    );
-    browser = await launchChromium();
-  });
-
-  after(async () => {
-    await browser?.close();
-    if (demo && demo.child.exitCode === null && demo.child.signalCode === null) {
-      await demo.stop('SIGKILL');
+    before(async () => {
+      assert.equal(process.getuid?.(), 0, 'this test needs root (the demo builds the lab)');
+      await waitForLabFree(90_000);
       await labDown();
-    }
-    if (scratch) rmSync(scratch, { recursive: true, force: true });
-  });
+      scratch = mkdtempSync(join(tmpdir(), 'anylat-demo-browser-'));
+      const port = await freePort();
+      url = `http://127.0.0.1:${port}/`;
+      demo = await startAnylat(
+        [
+          'demo',
+          '--duration',
+          '150s',
+          '--web',
+          `127.0.0.1:${port}`,
+          '--interval',
+          '5s',
+          '--dir',
+          join(scratch, 'demo'),
+          '--store',
+          join(scratch, 'demo.db'),
+        ],
+        { ready: /Ctrl-C stops the agents/, timeoutMs: 90_000 },
+      );
+      browser = await launchChromium();
+    });
 
-  it('the page shows every region with the measured benefit and draws every chart, without an error', async () => {
-    const { page, errors } = await openPage(browser!, url);
-    await waitForRegions(page, REGIONS, 90_000);
-    await page.waitForFunction(
-      ([regions, n]) =>
-        regions.every((region) => Number(document.querySelector(`#benefit-table tr[data-region="${region}"] td[data-col="rounds"]`)?.textContent ?? 0) >= n),
-      [REGIONS, ROUNDS_BEFORE_SCREENSHOT] as const,
-      { timeout: 90_000, polling: 500 },
-    );
+    after(async () => {
+      await browser?.close();
+      if (demo && demo.child.exitCode === null && demo.child.signalCode === null) {
+        await demo.stop('SIGKILL');
+        await labDown();
+      }
+      if (scratch) rmSync(scratch, { recursive: true, force: true });
+    });
 
-    const table = await benefitTable(page);
-    assert.deepEqual(table.map((r) => r.region).sort(), [...REGIONS].sort());
-    const row = (region: string) => table.find((r) => r.region === region)!;
-    for (const region of REGIONS) {
-      assert.equal(row(region).agent, `demo-${region}`);
-      assert.match(row(region).saved ?? '', /^[+-]?\d+\.\d+ ms$/, `${region} saved: ${JSON.stringify(row(region))}`);
-    }
-    // ap-south is far from both origins: about 29 ms saved through its edge to eu-west.
-    const saved = Number(/^\+?(-?\d+\.\d+) ms$/.exec(row('ap-south').saved!)![1]);
-    assert.ok(saved > 20 && saved < 35, `ap-south saved ${saved} ms`);
-    assert.equal(row('ap-south').site, 'eu-west');
-    assert.equal(row('ap-south').verdict, 'anycast faster');
-    assert.equal(row('us-east').site, 'us-east');
-    assert.equal(row('eu-west').site, 'eu-west');
+    it('the page shows every region with the measured benefit and draws every chart, without an error', async () => {
+      const { page, errors } = await openPage(browser!, url);
+      await waitForRegions(page, REGIONS, 90_000);
+      await page.waitForFunction(
+        ([regions, n]) =>
+          regions.every(
+            (region) =>
+              Number(
+                document.querySelector(`#benefit-table tr[data-region="${region}"] td[data-col="rounds"]`)
+                  ?.textContent ?? 0,
+              ) >= n,
+          ),
+        [REGIONS, ROUNDS_BEFORE_SCREENSHOT] as const,
+        { timeout: 90_000, polling: 500 },
+      );
 
-    // The health table lists the three agents, none silent.
-    const health = await page.$$eval('#health-table tbody tr', (rows) => rows.map((r) => [(r as HTMLElement).dataset.agent, r.querySelector('td')?.textContent]));
-    assert.deepEqual(health.map((h) => h[0]).sort(), REGIONS.map((r) => `demo-${r}`).sort());
-    for (const [agent, status] of health) assert.notEqual(status, 'silent', `${agent} silent`);
+      const table = await benefitTable(page);
+      assert.deepEqual(table.map((r) => r.region).sort(), [...REGIONS].sort());
+      const row = (region: string) => table.find((r) => r.region === region)!;
+      for (const region of REGIONS) {
+        assert.equal(row(region).agent, `demo-${region}`);
+        assert.match(row(region).saved ?? '', /^[+-]?\d+\.\d+ ms$/, `${region} saved: ${JSON.stringify(row(region))}`);
+      }
+      // ap-south is far from both origins: about 29 ms saved through its edge to eu-west.
+      const saved = Number(/^\+?(-?\d+\.\d+) ms$/.exec(row('ap-south').saved!)![1]);
+      assert.ok(saved > 20 && saved < 35, `ap-south saved ${saved} ms`);
+      assert.equal(row('ap-south').site, 'eu-west');
+      assert.equal(row('ap-south').verdict, 'anycast faster');
+      assert.equal(row('us-east').site, 'us-east');
+      assert.equal(row('eu-west').site, 'eu-west');
 
-    await page.waitForFunction(() => document.querySelectorAll('[data-chart] canvas').length >= 7);
-    const png = await saveScreenshot(page, 'demo-dashboard');
-    const ink = await chartInk(page, png);
-    assert.deepEqual(ink.map((c) => c.name).sort(), ['benefit', ...REGIONS.map((r) => `latency:demo-${r}`), ...REGIONS.map((r) => `loss:demo-${r}`)].sort());
-    assert.deepEqual(inkProblems(ink), []);
-    assert.deepEqual(errors, []);
-    await page.close();
+      // The health table lists the three agents, none silent.
+      const health = await page.$$eval('#health-table tbody tr', (rows) =>
+        rows.map((r) => [(r as HTMLElement).dataset.agent, r.querySelector('td')?.textContent]),
+      );
+      assert.deepEqual(health.map((h) => h[0]).sort(), REGIONS.map((r) => `demo-${r}`).sort());
+      for (const [agent, status] of health) assert.notEqual(status, 'silent', `${agent} silent`);
 
-    // The terminal printed the same kind of table: a row per region with its site and numbers.
-    const out = demo!.output();
-    for (const region of REGIONS) assert.match(out, new RegExp(`^  ${region}\\s+(us-east|eu-west)\\s+\\d+\\.\\d+ ms\\s+\\d+\\.\\d+ ms (us-east|eu-west)\\s+[+-]?\\d`, 'm'), `no table row for ${region}:\n${out}`);
-  });
+      await page.waitForFunction(() => document.querySelectorAll('[data-chart] canvas').length >= 7);
+      const png = await saveScreenshot(page, 'demo-dashboard');
+      const ink = await chartInk(page, png);
+      assert.deepEqual(
+        ink.map((c) => c.name).sort(),
+        ['benefit', ...REGIONS.map((r) => `latency:demo-${r}`), ...REGIONS.map((r) => `loss:demo-${r}`)].sort(),
+      );
+      assert.deepEqual(inkProblems(ink), []);
+      assert.deepEqual(errors, []);
+      await page.close();
 
-  it('Ctrl-C stops the agents, takes the lab down and exits 0', async () => {
-    const code = await demo!.stop('SIGINT');
-    const out = demo!.output();
-    assert.equal(code, 0, out);
-    assert.match(out, /SIGINT: stopping the agents/);
-    assert.match(out, /agents stopped: us-east exit 0, eu-west exit 0, ap-south exit 0/);
-    assert.match(out, /lab down: \d+ namespaces removed/);
-    assert.deepEqual(labNamespacesNow(), []);
-    await assert.rejects(fetch(url), 'the dashboard is gone with the demo');
-    assert.equal(existsSync(join(scratch, 'demo')), false, 'the agents directory the demo created is gone with it');
-  });
-});
+      // The terminal printed the same kind of table: a row per region with its site and numbers.
+      const out = demo!.output();
+      for (const region of REGIONS)
+        assert.match(
+          out,
+          new RegExp(
+            `^  ${region}\\s+(us-east|eu-west)\\s+\\d+\\.\\d+ ms\\s+\\d+\\.\\d+ ms (us-east|eu-west)\\s+[+-]?\\d`,
+            'm',
+          ),
+          `no table row for ${region}:\n${out}`,
+        );
+    });
+
+    it('Ctrl-C stops the agents, takes the lab down and exits 0', async () => {
+      const code = await demo!.stop('SIGINT');
+      const out = demo!.output();
+      assert.equal(code, 0, out);
+      assert.match(out, /SIGINT: stopping the agents/);
+      assert.match(out, /agents stopped: us-east exit 0, eu-west exit 0, ap-south exit 0/);
+      assert.match(out, /lab down: \d+ namespaces removed/);
+      assert.deepEqual(labNamespacesNow(), []);
+      await assert.rejects(fetch(url), 'the dashboard is gone with the demo');
+      assert.equal(existsSync(join(scratch, 'demo')), false, 'the agents directory the demo created is gone with it');
+    });
+  },
+);

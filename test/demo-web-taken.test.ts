@@ -29,15 +29,29 @@ after(async () => {
 test('a taken dashboard address: exit 2, the address, and "--web ADDR" to pick another', async () => {
   const lines: string[] = [];
   await assert.rejects(
-    () => startDemo({ dir: join(scratch, 'demo'), storePath: join(scratch, 'demo.db'), web: { host: '127.0.0.1', port }, log: (l) => lines.push(l) }),
+    () =>
+      startDemo({
+        dir: join(scratch, 'demo'),
+        storePath: join(scratch, 'demo.db'),
+        web: { host: '127.0.0.1', port },
+        log: (l) => lines.push(l),
+      }),
     (err: unknown) => {
       assert.ok(err instanceof AnylatError, String(err));
       assert.equal(err.code, 'ANYLAT_BIND');
       assert.equal(err.exitCode, 2);
-      assert.match(err.message, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use \\(EADDRINUSE\\); give the demo another one with --web ADDR \\(e\\.g\\. --web 127\\.0\\.0\\.1:8081\\)$`));
+      assert.match(
+        err.message,
+        new RegExp(
+          `cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use \\(EADDRINUSE\\); give the demo another one with --web ADDR \\(e\\.g\\. --web 127\\.0\\.0\\.1:8081\\)$`,
+        ),
+      );
       assert.doesNotMatch(err.message, /web\.listen/);
       return true;
     },
   );
-  assert.ok(lines.some((l) => /could not start/.test(l)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => /could not start/.test(l)),
+    lines.join('\n'),
+  );
 });

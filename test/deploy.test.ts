@@ -4,7 +4,18 @@
 // NoNewPrivileges settings still let ping open raw sockets and the reflector bind port < 1024.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { NOBODY, ROOT, assertNobodyCanRead, runAnylat } from './support/net.ts';
@@ -51,7 +62,10 @@ function ignored(path: string, patterns: string[]): boolean {
 
 function execForm(args: string): string[] {
   const parsed = JSON.parse(args) as unknown;
-  assert.ok(Array.isArray(parsed) && parsed.every((a) => typeof a === 'string'), `expected exec form (JSON array), got ${args}`);
+  assert.ok(
+    Array.isArray(parsed) && parsed.every((a) => typeof a === 'string'),
+    `expected exec form (JSON array), got ${args}`,
+  );
   return parsed as string[];
 }
 
@@ -76,7 +90,10 @@ describe('Dockerfile', () => {
   });
 
   it('installs ping in the image that runs, compiles the agent, and keeps production dependencies only', () => {
-    assert.ok(inFinal.some((i) => i.op === 'RUN' && /apt-get install\b.*\biputils-ping\b/.test(i.args)), 'iputils-ping in the final stage');
+    assert.ok(
+      inFinal.some((i) => i.op === 'RUN' && /apt-get install\b.*\biputils-ping\b/.test(i.args)),
+      'iputils-ping in the final stage',
+    );
     // `npm ci` runs `prepare` (the build), which needs TypeScript; the dev dependencies go after it.
     const install = ins.find((i) => i.op === 'RUN' && /\bnpm ci\b/.test(i.args));
     assert.ok(install, 'a RUN with npm ci');
@@ -88,8 +105,14 @@ describe('Dockerfile', () => {
         `${f} is in the build stage before npm ci builds`,
       );
     }
-    assert.ok(inFinal.some((i) => i.op === 'COPY' && i.args === '--from=build /opt/anylat/dist/agent ./dist/agent'), 'the compiled agent goes into the image');
-    assert.ok(!inFinal.some((i) => i.op === 'COPY' && /(^| )(\.\/)?agent( |$)|\/opt\/anylat\/agent /.test(i.args)), 'the image carries dist/, not the sources');
+    assert.ok(
+      inFinal.some((i) => i.op === 'COPY' && i.args === '--from=build /opt/anylat/dist/agent ./dist/agent'),
+      'the compiled agent goes into the image',
+    );
+    assert.ok(
+      !inFinal.some((i) => i.op === 'COPY' && /(^| )(\.\/)?agent( |$)|\/opt\/anylat\/agent /.test(i.args)),
+      'the image carries dist/, not the sources',
+    );
     // Without a current build bin/anylat.js runs the TypeScript through tsx: it must survive the prune.
     assert.match(readFileSync(join(ROOT, 'bin/anylat.js'), 'utf8'), /import\('tsx\/esm\/api'\)/);
     assert.ok(pkg.dependencies.tsx, 'tsx is a runtime dependency');
@@ -107,7 +130,8 @@ describe('Dockerfile', () => {
         assert.ok(!ignored(src.replace(/^\.\//, ''), patterns), `COPY ${src}: excluded by .dockerignore`);
       }
     }
-    for (const p of ['node_modules', '.git', 'tmp']) assert.ok(ignored(p, patterns), `.dockerignore should exclude ${p}`);
+    for (const p of ['node_modules', '.git', 'tmp'])
+      assert.ok(ignored(p, patterns), `.dockerignore should exclude ${p}`);
   });
 
   it('the entrypoint is bin/anylat.js and the default command is a valid `anylat run`', async () => {
@@ -135,7 +159,10 @@ describe('Dockerfile', () => {
   });
 
   it('keeps the store in a volume the runtime user owns', () => {
-    const env = inFinal.filter((i) => i.op === 'ENV').map((i) => i.args).join(' ');
+    const env = inFinal
+      .filter((i) => i.op === 'ENV')
+      .map((i) => i.args)
+      .join(' ');
     assert.match(env, /\bSTATE_DIRECTORY=\/var\/lib\/anylat\b/);
     assert.ok(inFinal.some((i) => i.op === 'VOLUME' && i.args === '/var/lib/anylat'));
     const user = inFinal.find((i) => i.op === 'USER')?.args;
@@ -143,7 +170,7 @@ describe('Dockerfile', () => {
     assert.ok(inFinal.some((i) => i.op === 'RUN' && i.args.includes(`chown ${user}:${user} /var/lib/anylat`)));
   });
 
-  it('the runtime user can bind the reflector\'s port 862: node gets CAP_NET_BIND_SERVICE, setcap is removed again', () => {
+  it("the runtime user can bind the reflector's port 862: node gets CAP_NET_BIND_SERVICE, setcap is removed again", () => {
     const user = inFinal.find((i) => i.op === 'USER')!.args;
     assert.notEqual(user, 'root');
     const run = inFinal.find((i) => i.op === 'RUN' && /\bsetcap\b/.test(i.args));
@@ -154,7 +181,7 @@ describe('Dockerfile', () => {
     assert.ok(inFinal.indexOf(run) < inFinal.findIndex((i) => i.op === 'USER'), 'set as root, before USER');
   });
 
-  it('exposes the reflector\'s default ports', async () => {
+  it("exposes the reflector's default ports", async () => {
     const help = await runAnylat(['reflector', '--help']);
     const udp = /--udp-port N\s+STAMP port \(default (\d+)/.exec(help.stdout)?.[1];
     const tcp = /--tcp-port N\s+TCP echo port \(default (\d+)/.exec(help.stdout)?.[1];
@@ -175,7 +202,14 @@ describe('what the image carries runs without devDependencies', () => {
 
   it('config check and a loopback compare work from the pruned copy', async () => {
     mkdirSync(dir, { recursive: true });
-    for (const f of ['package.json', 'package-lock.json', 'anylat.example.yaml', 'tsconfig.json', 'tsconfig.build.json']) cpSync(join(ROOT, f), join(dir, f));
+    for (const f of [
+      'package.json',
+      'package-lock.json',
+      'anylat.example.yaml',
+      'tsconfig.json',
+      'tsconfig.build.json',
+    ])
+      cpSync(join(ROOT, f), join(dir, f));
     for (const d of ['bin', 'agent', 'bench']) cpSync(join(ROOT, d), join(dir, d), { recursive: true });
     // A worktree's node_modules may be a link to a shared one: copy what it points at, never the
     // link, or the prune below would delete the shared packages.
@@ -186,19 +220,28 @@ describe('what the image carries runs without devDependencies', () => {
     const build = spawnSync(process.execPath, [join(dir, 'bin', 'build.js')], { cwd: dir, encoding: 'utf8' });
     assert.equal(build.status, 0, build.stderr);
     // as in the image: the compiled agent only (bin/anylat.js then has no sources to fall back on)
-    for (const d of ['agent', 'bench', 'dist/bench', 'dist/bin']) rmSync(join(dir, d), { recursive: true, force: true });
+    for (const d of ['agent', 'bench', 'dist/bench', 'dist/bin'])
+      rmSync(join(dir, d), { recursive: true, force: true });
     // What `npm ci --omit=dev` leaves out: every package the lock file marks dev-only.
-    const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
+    const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { dev?: boolean }>;
+    };
     const devOnly = Object.entries(lock.packages).filter(([path, p]) => path !== '' && p.dev === true);
     for (const [path] of devOnly) rmSync(join(dir, path), { recursive: true, force: true });
     for (const dev of Object.keys(pkg.devDependencies)) {
-      assert.ok(devOnly.some(([path]) => path === `node_modules/${dev}`), `${dev} is not marked dev in package-lock.json`);
+      assert.ok(
+        devOnly.some(([path]) => path === `node_modules/${dev}`),
+        `${dev} is not marked dev in package-lock.json`,
+      );
       assert.equal(existsSync(join(dir, 'node_modules', dev)), false, `${dev} still installed`);
     }
 
     const anylat = (args: string[], env: NodeJS.ProcessEnv = {}) =>
       new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [join(dir, 'bin/anylat.js'), ...args], { cwd: dir, env: { ...process.env, ...env } });
+        const child = spawn(process.execPath, [join(dir, 'bin/anylat.js'), ...args], {
+          cwd: dir,
+          env: { ...process.env, ...env },
+        });
         let stdout = '';
         let stderr = '';
         child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -209,7 +252,20 @@ describe('what the image carries runs without devDependencies', () => {
     assert.equal(version.stdout, `${pkg.version} (compiled)\n`, version.stderr);
     const check = await anylat(['config', 'check', '--config', 'anylat.example.yaml'], { INFLUX_TOKEN: 'x' });
     assert.equal(check.code, 0, check.stderr);
-    const cmp = await anylat(['compare', '127.0.0.1', 'lo=127.0.0.2', '--protocol', 'icmp', '--samples', '2', '--spacing', '20ms', '--timeout', '1s', '--json']);
+    const cmp = await anylat([
+      'compare',
+      '127.0.0.1',
+      'lo=127.0.0.2',
+      '--protocol',
+      'icmp',
+      '--samples',
+      '2',
+      '--spacing',
+      '20ms',
+      '--timeout',
+      '1s',
+      '--json',
+    ]);
     assert.equal(cmp.code, 0, cmp.stderr);
     assert.equal((JSON.parse(cmp.stdout) as { service: string }).service, 'adhoc');
   });
@@ -246,11 +302,40 @@ function get(u: Unit, section: string, key: string): string | undefined {
 const KNOWN: Record<string, string[]> = {
   Unit: ['Description', 'Documentation', 'Wants', 'After', 'Requires', 'Before'],
   Service: [
-    'Type', 'User', 'Group', 'ExecStart', 'ExecStartPre', 'ExecReload', 'Environment', 'EnvironmentFile', 'Restart', 'RestartSec', 'RestartPreventExitStatus',
-    'TimeoutStopSec', 'StateDirectory', 'StateDirectoryMode', 'WorkingDirectory', 'UMask', 'AmbientCapabilities', 'CapabilityBoundingSet',
-    'NoNewPrivileges', 'ProtectSystem', 'ProtectHome', 'PrivateTmp', 'PrivateDevices', 'ProtectKernelTunables', 'ProtectKernelModules',
-    'ProtectKernelLogs', 'ProtectControlGroups', 'ProtectClock', 'ProtectHostname', 'RestrictNamespaces', 'RestrictRealtime',
-    'RestrictSUIDSGID', 'LockPersonality', 'RestrictAddressFamilies',
+    'Type',
+    'User',
+    'Group',
+    'ExecStart',
+    'ExecStartPre',
+    'ExecReload',
+    'Environment',
+    'EnvironmentFile',
+    'Restart',
+    'RestartSec',
+    'RestartPreventExitStatus',
+    'TimeoutStopSec',
+    'StateDirectory',
+    'StateDirectoryMode',
+    'WorkingDirectory',
+    'UMask',
+    'AmbientCapabilities',
+    'CapabilityBoundingSet',
+    'NoNewPrivileges',
+    'ProtectSystem',
+    'ProtectHome',
+    'PrivateTmp',
+    'PrivateDevices',
+    'ProtectKernelTunables',
+    'ProtectKernelModules',
+    'ProtectKernelLogs',
+    'ProtectControlGroups',
+    'ProtectClock',
+    'ProtectHostname',
+    'RestrictNamespaces',
+    'RestrictRealtime',
+    'RestrictSUIDSGID',
+    'LockPersonality',
+    'RestrictAddressFamilies',
   ],
   Install: ['WantedBy'],
 };
@@ -265,7 +350,10 @@ function execStart(u: Unit): { node: string; script: string; args: string[] } {
 }
 
 function caps(value: string | undefined): string[] {
-  return (value ?? '').split(/\s+/).filter(Boolean).map((c) => c.replace(/^CAP_/, '').toLowerCase());
+  return (value ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((c) => c.replace(/^CAP_/, '').toLowerCase());
 }
 
 /** Runs a command as an unprivileged user with the unit's capabilities and NoNewPrivileges (setpriv). */
@@ -273,8 +361,17 @@ function asUnit(u: Unit, command: string[], options: { ambient?: boolean } = {})
   assertNobodyCanRead();
   const ambient = options.ambient === false ? [] : caps(get(u, 'Service', 'AmbientCapabilities'));
   const bounding = caps(get(u, 'Service', 'CapabilityBoundingSet'));
-  const args = [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', `--bounding-set=-all${bounding.map((c) => `,+${c}`).join('')}`];
-  if (ambient.length > 0) args.push(`--inh-caps=${ambient.map((c) => `+${c}`).join(',')}`, `--ambient-caps=${ambient.map((c) => `+${c}`).join(',')}`);
+  const args = [
+    `--reuid=${NOBODY}`,
+    `--regid=${NOBODY}`,
+    '--clear-groups',
+    `--bounding-set=-all${bounding.map((c) => `,+${c}`).join('')}`,
+  ];
+  if (ambient.length > 0)
+    args.push(
+      `--inh-caps=${ambient.map((c) => `+${c}`).join(',')}`,
+      `--ambient-caps=${ambient.map((c) => `+${c}`).join(',')}`,
+    );
   if (get(u, 'Service', 'NoNewPrivileges') === 'yes') args.push('--no-new-privs');
   return spawn('setpriv', [...args, ...command], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
 }
@@ -290,7 +387,9 @@ function collect(child: ReturnType<typeof spawn>): Promise<{ code: number | null
 }
 
 const canSwitchUser = process.getuid?.() === 0 && spawnSync('setpriv', ['--help']).status === 0;
-const needsRoot = canSwitchUser ? false : 'needs root and setpriv (util-linux) to run as another user with capabilities';
+const needsRoot = canSwitchUser
+  ? false
+  : 'needs root and setpriv (util-linux) to run as another user with capabilities';
 
 for (const [file, command] of [
   ['deploy/anylat.service', 'run'],
@@ -302,7 +401,8 @@ for (const [file, command] of [
     it('uses only known directives, in the right sections', () => {
       for (const [section, entries] of Object.entries(u)) {
         assert.ok(KNOWN[section], `unknown section [${section}]`);
-        for (const [key] of entries) assert.ok(KNOWN[section]!.includes(key), `[${section}] ${key} is not a directive this test knows`);
+        for (const [key] of entries)
+          assert.ok(KNOWN[section]!.includes(key), `[${section}] ${key} is not a directive this test knows`);
       }
       assert.equal(get(u, 'Install', 'WantedBy'), 'multi-user.target');
     });
@@ -314,7 +414,8 @@ for (const [file, command] of [
       assert.equal(args[0], command);
       const help = await runAnylat([command, '--help']);
       assert.equal(help.code, 0);
-      for (const flag of args.filter((a) => a.startsWith('--'))) assert.ok(help.stdout.includes(flag), `${flag} is not an option of anylat ${command}`);
+      for (const flag of args.filter((a) => a.startsWith('--')))
+        assert.ok(help.stdout.includes(flag), `${flag} is not an option of anylat ${command}`);
     });
 
     it('restarts on failure but not on a bad config (exit 2), as a dedicated user', () => {
@@ -330,7 +431,8 @@ for (const [file, command] of [
       for (const c of ambient) assert.ok(bounding.includes(c), `ambient ${c} is not in CapabilityBoundingSet`);
       assert.notEqual(get(u, 'Service', 'MemoryDenyWriteExecute'), 'yes', 'V8 needs W+X memory');
       const families = (get(u, 'Service', 'RestrictAddressFamilies') ?? '').split(/\s+/);
-      for (const f of ['AF_INET', 'AF_INET6', 'AF_UNIX', 'AF_NETLINK']) assert.ok(families.includes(f), `RestrictAddressFamilies lacks ${f}`);
+      for (const f of ['AF_INET', 'AF_INET6', 'AF_UNIX', 'AF_NETLINK'])
+        assert.ok(families.includes(f), `RestrictAddressFamilies lacks ${f}`);
     });
   });
 }
@@ -343,22 +445,49 @@ describe('deploy/anylat.service specifics', () => {
     assert.deepEqual(args, ['run', '--config', '/etc/anylat/anylat.yaml']);
     assert.equal(get(u, 'Service', 'StateDirectory'), 'anylat');
     assert.equal(get(u, 'Service', 'WorkingDirectory'), '/var/lib/anylat');
-    assert.match(readFileSync(join(ROOT, 'anylat.example.yaml'), 'utf8'), /^ {2}path: \/var\/lib\/anylat\/anylat\.db$/m);
+    assert.match(
+      readFileSync(join(ROOT, 'anylat.example.yaml'), 'utf8'),
+      /^ {2}path: \/var\/lib\/anylat\/anylat\.db$/m,
+    );
     assert.deepEqual(caps(get(u, 'Service', 'AmbientCapabilities')), ['net_raw']);
     // The shutdown bounds fit in the stop timeout.
     assert.ok(Number.parseInt(get(u, 'Service', 'TimeoutStopSec')!, 10) >= 5 + 3 + 2);
   });
 
-  it('with its capabilities and NoNewPrivileges, a non-root agent can still ping (and cannot without them)', { skip: needsRoot }, async () => {
-    const icmp = ['node', 'bin/anylat.js', 'compare', '127.0.0.1', 'lo=127.0.0.2', '--protocol', 'icmp', '--samples', '2', '--spacing', '20ms', '--timeout', '1s', '--json'];
-    const received = (out: string) => (JSON.parse(out) as { paths: Array<{ received: number }> }).paths.map((p) => p.received);
-    const withCaps = await collect(asUnit(u, icmp));
-    assert.equal(withCaps.code, 0, withCaps.stderr);
-    assert.deepEqual(received(withCaps.stdout), [2, 2]);
-    const without = await collect(asUnit(u, icmp, { ambient: false }));
-    assert.equal(without.code, 0, without.stderr);
-    assert.deepEqual(received(without.stdout), [0, 0], 'the control: without the ambient capability ping cannot open its socket');
-  });
+  it(
+    'with its capabilities and NoNewPrivileges, a non-root agent can still ping (and cannot without them)',
+    { skip: needsRoot },
+    async () => {
+      const icmp = [
+        'node',
+        'bin/anylat.js',
+        'compare',
+        '127.0.0.1',
+        'lo=127.0.0.2',
+        '--protocol',
+        'icmp',
+        '--samples',
+        '2',
+        '--spacing',
+        '20ms',
+        '--timeout',
+        '1s',
+        '--json',
+      ];
+      const received = (out: string) =>
+        (JSON.parse(out) as { paths: Array<{ received: number }> }).paths.map((p) => p.received);
+      const withCaps = await collect(asUnit(u, icmp));
+      assert.equal(withCaps.code, 0, withCaps.stderr);
+      assert.deepEqual(received(withCaps.stdout), [2, 2]);
+      const without = await collect(asUnit(u, icmp, { ambient: false }));
+      assert.equal(without.code, 0, without.stderr);
+      assert.deepEqual(
+        received(without.stdout),
+        [0, 0],
+        'the control: without the ambient capability ping cannot open its socket',
+      );
+    },
+  );
 });
 
 describe('deploy/reflector.service specifics', () => {
@@ -369,72 +498,127 @@ describe('deploy/reflector.service specifics', () => {
     assert.equal(get(u, 'Service', 'Environment'), 'REFLECTOR_ARGS=');
   });
 
-  it('the image\'s file capability: a non-root reflector run by a node with cap_net_bind_service=+ep binds a port below 1024 (the plain node cannot)', { skip: needsRoot }, async () => {
-    // What the Dockerfile does to the image's node, done to a copy of this machine's.
-    let port = 0;
-    for (let p = 700 + Math.floor(Math.random() * 200); p < 1000 && port === 0; p++) {
-      const probe = spawnSync(process.execPath, ['-e', `require('dgram').createSocket('udp4').bind(${p},'127.0.0.1',function(){this.close()}).on('error',()=>process.exit(1))`]);
-      if (probe.status === 0) port = p;
-    }
-    assert.ok(port > 0);
-    const dir = join(ROOT, 'tmp', `node-cap-${process.pid}`);
-    mkdirSync(dir, { recursive: true });
-    try {
-      const node = join(dir, 'node');
-      copyFileSync(process.execPath, node);
-      chmodSync(dir, 0o755);
-      const set = spawnSync('setcap', ['cap_net_bind_service=+ep', node], { encoding: 'utf8' });
-      assert.equal(set.status, 0, `setcap (libcap2-bin): ${set.stderr}`);
-      assertNobodyCanRead();
-      const asNobody = (bin: string) =>
-        spawn('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', bin, 'bin/anylat.js', 'reflector', '--bind', '127.0.0.1', '--udp-port', String(port), '--no-tcp', '--no-http', '--site', 'image'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-      const child = asNobody(node);
+  it(
+    "the image's file capability: a non-root reflector run by a node with cap_net_bind_service=+ep binds a port below 1024 (the plain node cannot)",
+    { skip: needsRoot },
+    async () => {
+      // What the Dockerfile does to the image's node, done to a copy of this machine's.
+      let port = 0;
+      for (let p = 700 + Math.floor(Math.random() * 200); p < 1000 && port === 0; p++) {
+        const probe = spawnSync(process.execPath, [
+          '-e',
+          `require('dgram').createSocket('udp4').bind(${p},'127.0.0.1',function(){this.close()}).on('error',()=>process.exit(1))`,
+        ]);
+        if (probe.status === 0) port = p;
+      }
+      assert.ok(port > 0);
+      const dir = join(ROOT, 'tmp', `node-cap-${process.pid}`);
+      mkdirSync(dir, { recursive: true });
+      try {
+        const node = join(dir, 'node');
+        copyFileSync(process.execPath, node);
+        chmodSync(dir, 0o755);
+        const set = spawnSync('setcap', ['cap_net_bind_service=+ep', node], { encoding: 'utf8' });
+        assert.equal(set.status, 0, `setcap (libcap2-bin): ${set.stderr}`);
+        assertNobodyCanRead();
+        const asNobody = (bin: string) =>
+          spawn(
+            'setpriv',
+            [
+              `--reuid=${NOBODY}`,
+              `--regid=${NOBODY}`,
+              '--clear-groups',
+              bin,
+              'bin/anylat.js',
+              'reflector',
+              '--bind',
+              '127.0.0.1',
+              '--udp-port',
+              String(port),
+              '--no-tcp',
+              '--no-http',
+              '--site',
+              'image',
+            ],
+            { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+          );
+        const child = asNobody(node);
+        const result = collect(child);
+        let out = '';
+        child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+        const deadline = Date.now() + 30_000;
+        while (!out.includes('listening') && child.exitCode === null && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 50));
+        child.kill('SIGTERM');
+        const r = await result;
+        assert.match(r.stdout, new RegExp(`listening udp +127\\.0\\.0\\.1:${port} stamp site=image`), r.stderr);
+        const without = await collect(asNobody(process.execPath));
+        assert.notEqual(without.code, 0, 'the control: the plain node must not bind it');
+        assert.match(without.stderr, /EACCES|permission/i);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it(
+    'with its capabilities, a non-root reflector binds a port below 1024 (and cannot without them)',
+    { skip: needsRoot },
+    async () => {
+      // A privileged port free on loopback right now.
+      let port = 0;
+      for (let p = 700 + Math.floor(Math.random() * 200); p < 1000 && port === 0; p++) {
+        const probe = spawnSync(process.execPath, [
+          '-e',
+          `require('dgram').createSocket('udp4').bind(${p},'127.0.0.1',function(){this.close()}).on('error',()=>process.exit(1))`,
+        ]);
+        if (probe.status === 0) port = p;
+      }
+      assert.ok(port > 0);
+      const args = [
+        'node',
+        'bin/anylat.js',
+        'reflector',
+        '--bind',
+        '127.0.0.1',
+        '--udp-port',
+        String(port),
+        '--no-tcp',
+        '--no-http',
+        '--site',
+        'cap-test',
+      ];
+      const child = asUnit(u, args);
       const result = collect(child);
       let out = '';
       child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      const deadline = Date.now() + 30_000;
-      while (!out.includes('listening') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const deadline = Date.now() + 15_000;
+      while (!out.includes('listening') && child.exitCode === null && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
       child.kill('SIGTERM');
       const r = await result;
-      assert.match(r.stdout, new RegExp(`listening udp +127\\.0\\.0\\.1:${port} stamp site=image`), r.stderr);
-      const without = await collect(asNobody(process.execPath));
-      assert.notEqual(without.code, 0, 'the control: the plain node must not bind it');
+      assert.match(r.stdout, new RegExp(`listening udp +127\\.0\\.0\\.1:${port} stamp site=cap-test`), r.stderr);
+      assert.equal(r.code, 0, r.stderr);
+      const without = await collect(asUnit(u, args, { ambient: false }));
+      assert.notEqual(without.code, 0, 'the control: without CAP_NET_BIND_SERVICE the bind must fail');
       assert.match(without.stderr, /EACCES|permission/i);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('with its capabilities, a non-root reflector binds a port below 1024 (and cannot without them)', { skip: needsRoot }, async () => {
-    // A privileged port free on loopback right now.
-    let port = 0;
-    for (let p = 700 + Math.floor(Math.random() * 200); p < 1000 && port === 0; p++) {
-      const probe = spawnSync(process.execPath, ['-e', `require('dgram').createSocket('udp4').bind(${p},'127.0.0.1',function(){this.close()}).on('error',()=>process.exit(1))`]);
-      if (probe.status === 0) port = p;
-    }
-    assert.ok(port > 0);
-    const args = ['node', 'bin/anylat.js', 'reflector', '--bind', '127.0.0.1', '--udp-port', String(port), '--no-tcp', '--no-http', '--site', 'cap-test'];
-    const child = asUnit(u, args);
-    const result = collect(child);
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    const deadline = Date.now() + 15_000;
-    while (!out.includes('listening') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    child.kill('SIGTERM');
-    const r = await result;
-    assert.match(r.stdout, new RegExp(`listening udp +127\\.0\\.0\\.1:${port} stamp site=cap-test`), r.stderr);
-    assert.equal(r.code, 0, r.stderr);
-    const without = await collect(asUnit(u, args, { ambient: false }));
-    assert.notEqual(without.code, 0, 'the control: without CAP_NET_BIND_SERVICE the bind must fail');
-    assert.match(without.stderr, /EACCES|permission/i);
-  });
+    },
+  );
 });
 
 // The agent's documentation must name the units' and the image's paths.
 describe('docs/agent.md', () => {
   it('names the files and paths the units and the image use', () => {
     const text = readFileSync(join(ROOT, 'docs/agent.md'), 'utf8');
-    for (const s of ['deploy/anylat.service', 'deploy/reflector.service', '/etc/anylat/anylat.yaml', '/etc/anylat/anylat.env', '/var/lib/anylat', '/opt/anylat', 'docker build']) {
+    for (const s of [
+      'deploy/anylat.service',
+      'deploy/reflector.service',
+      '/etc/anylat/anylat.yaml',
+      '/etc/anylat/anylat.env',
+      '/var/lib/anylat',
+      '/opt/anylat',
+      'docker build',
+    ]) {
       assert.ok(text.includes(s), `docs/agent.md does not mention ${s}`);
     }
   });

@@ -22,7 +22,15 @@ import { freePort, freeUdpPort, refusedPort } from './support/net.ts';
 const SITE = 'edge-fra';
 
 async function dnsReflector(site: string, bind: string, port = 0, ratePerSourceQps = 0): Promise<RunningReflector> {
-  return startReflector({ site, binds: [bind], udp: false, tcp: false, http: false, dns: { port, ratePerSourceQps }, log: () => {} });
+  return startReflector({
+    site,
+    binds: [bind],
+    udp: false,
+    tcp: false,
+    http: false,
+    dns: { port, ratePerSourceQps },
+    log: () => {},
+  });
 }
 
 function dnsPort(r: RunningReflector): number {
@@ -63,23 +71,38 @@ async function tcpExchange(port: number, message: Buffer): Promise<Buffer> {
 }
 
 /** What `dig CH TXT <name>` sends, with or without `+nsid` (dig's EDNS size is 1232). */
-function digQuery(name: string, opts: { nsid?: boolean; cls?: 'CH' | 'IN'; type?: 'TXT' | 'A'; rd?: boolean } = {}): Buffer {
+function digQuery(
+  name: string,
+  opts: { nsid?: boolean; cls?: 'CH' | 'IN'; type?: 'TXT' | 'A'; rd?: boolean } = {},
+): Buffer {
   const packet: dnsPacket.Packet = {
     type: 'query',
     id: 4242,
     flags: opts.rd === false ? 0 : dnsPacket.RECURSION_DESIRED,
     questions: [{ name, type: opts.type ?? 'TXT', class: opts.cls ?? 'CH' }],
   };
-  if (opts.nsid) packet.additionals = [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0, options: [{ code: 3, data: Buffer.alloc(0) }] } as unknown as dnsPacket.Answer];
+  if (opts.nsid)
+    packet.additionals = [
+      {
+        type: 'OPT',
+        name: '.',
+        udpPayloadSize: 1232,
+        flags: 0,
+        options: [{ code: 3, data: Buffer.alloc(0) }],
+      } as unknown as dnsPacket.Answer,
+    ];
   return dnsPacket.encode(packet);
 }
 
 function txtOf(p: dnsPacket.DecodedPacket): string[] {
-  return (p.answers ?? []).filter((a) => a.type === 'TXT').map((a) => Buffer.concat((a as { data: Buffer[] }).data).toString());
+  return (p.answers ?? [])
+    .filter((a) => a.type === 'TXT')
+    .map((a) => Buffer.concat((a as { data: Buffer[] }).data).toString());
 }
 
 function nsidOf(p: dnsPacket.DecodedPacket): string | undefined {
-  const opt = (p.additionals ?? []).find((a) => a.type === 'OPT') as unknown as { options: Array<{ code: number; data: Buffer }> } | undefined;
+  const opt = (p.additionals ?? []).find((a) => a.type === 'OPT') as unknown as
+    { options: Array<{ code: number; data: Buffer }> } | undefined;
   return opt?.options.find((o) => o.code === 3)?.data.toString();
 }
 
@@ -149,7 +172,12 @@ describe('reflector --dns', () => {
   });
 
   test('drops responses and runts, and answers odd queries with a 12-byte header only', async () => {
-    const response = dnsPacket.encode({ type: 'response', id: 1, flags: 0, questions: [{ name: 'hostname.bind', type: 'TXT', class: 'CH' }] });
+    const response = dnsPacket.encode({
+      type: 'response',
+      id: 1,
+      flags: 0,
+      questions: [{ name: 'hostname.bind', type: 'TXT', class: 'CH' }],
+    });
     assert.deepEqual(await udpExchange(port, response, 300), [], 'a response is never answered');
     assert.deepEqual(await udpExchange(port, Buffer.alloc(5), 300), [], 'shorter than a header');
     // A header claiming 1000 questions with nothing behind it.
@@ -202,7 +230,10 @@ describe('dns probe', () => {
       test(`times a query over ${transport} and takes the site from ${nsid ? 'NSID' : 'the CHAOS TXT'} (${qname})`, async () => {
         if (transport === 'udp' && !nsid) {
           // A plain query over UDP gets a truncated answer from the reflector: the probe says how to fix it.
-          const p = await createDnsProbe({ endpoint: 'anycast', address: '127.0.0.1' }, { port, timeoutMs: 2000, transport, qname, nsid });
+          const p = await createDnsProbe(
+            { endpoint: 'anycast', address: '127.0.0.1' },
+            { port, timeoutMs: 2000, transport, qname, nsid },
+          );
           const a = await p.sample(0);
           await p.close();
           assert.equal(a.ok, false);
@@ -210,7 +241,10 @@ describe('dns probe', () => {
           assert.match(!a.ok ? (a.detail ?? '') : '', /truncated.*transport: tcp/);
           return;
         }
-        const p = await createDnsProbe({ endpoint: 'anycast', address: '127.0.0.1' }, { port, timeoutMs: 2000, transport, qname, nsid });
+        const p = await createDnsProbe(
+          { endpoint: 'anycast', address: '127.0.0.1' },
+          { port, timeoutMs: 2000, transport, qname, nsid },
+        );
         const attempts = [];
         for (let i = 0; i < 5; i++) attempts.push(await p.sample(i));
         await p.close();
@@ -229,13 +263,19 @@ describe('dns probe', () => {
     const a = await udp.sample(0);
     await udp.close();
     assert.equal(!a.ok && a.reason, 'refused');
-    const tcp = await createDnsProbe({ endpoint: 'x', address: '127.0.0.1' }, { port: refused, timeoutMs: 1000, transport: 'tcp' });
+    const tcp = await createDnsProbe(
+      { endpoint: 'x', address: '127.0.0.1' },
+      { port: refused, timeoutMs: 1000, transport: 'tcp' },
+    );
     const b = await tcp.sample(0);
     await tcp.close();
     assert.equal(!b.ok && b.reason, 'refused');
     const silent = createSocket('udp4');
     await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', () => resolve()));
-    const s = await createDnsProbe({ endpoint: 'x', address: '127.0.0.1' }, { port: silent.address().port, timeoutMs: 300 });
+    const s = await createDnsProbe(
+      { endpoint: 'x', address: '127.0.0.1' },
+      { port: silent.address().port, timeoutMs: 300 },
+    );
     const c = await s.sample(0);
     await s.close();
     silent.close();
@@ -275,7 +315,10 @@ test('a round over dns: anycast and unicast rows with their sites, written as pr
     assert.equal(first.benefit[0]?.scope, 'end_to_end');
     const lines = roundToLines(first);
     const anycastLine = lines.find((l) => l.startsWith('latency,') && l.includes(',endpoint=anycast,'));
-    assert.ok(anycastLine?.includes(',metric=query,protocol=dns,scope=end_to_end,') && anycastLine.includes('site="edge-a"'), lines.join('\n'));
+    assert.ok(
+      anycastLine?.includes(',metric=query,protocol=dns,scope=end_to_end,') && anycastLine.includes('site="edge-a"'),
+      lines.join('\n'),
+    );
     const s1 = deriveEvents(undefined, first);
 
     // The anycast address is now answered by another site.
@@ -295,7 +338,19 @@ test('a round over dns: anycast and unicast rows with their sites, written as pr
 });
 
 test('compare --protocol dns: flags fill the probe options; bad values exit 2 naming the flag', async () => {
-  const parsed = await compareSpec(['127.0.0.2', 'us=127.0.0.3', '--protocol', 'dns,udp', '--dns-port', '5353', '--dns-transport', 'tcp', '--dns-qname', 'id.server', '--no-nsid']);
+  const parsed = await compareSpec([
+    '127.0.0.2',
+    'us=127.0.0.3',
+    '--protocol',
+    'dns,udp',
+    '--dns-port',
+    '5353',
+    '--dns-transport',
+    'tcp',
+    '--dns-qname',
+    'id.server',
+    '--no-nsid',
+  ]);
   assert.notEqual(parsed, 'help');
   if (parsed === 'help') return;
   assert.deepEqual(parsed.spec.protocols.dns, { port: 5353, transport: 'tcp', qname: 'id.server', nsid: false });
@@ -304,10 +359,16 @@ test('compare --protocol dns: flags fill the probe options; bad values exit 2 na
   for (const [args, message] of [
     [['--dns-port', '70000'], '--dns-port: expected a port number 1..65535, got "70000"'],
     [['--dns-transport', 'quic'], '--dns-transport: expected udp or tcp, got "quic"'],
-    [['--dns-qname', 'not a name'], '--dns-qname: expected a DNS name such as hostname.bind, id.server or example.com, got "not a name"'],
+    [
+      ['--dns-qname', 'not a name'],
+      '--dns-qname: expected a DNS name such as hostname.bind, id.server or example.com, got "not a name"',
+    ],
     [['--dns-qtype', 'MX'], '--dns-qtype: expected one of A, AAAA, TXT, SOA, NS, got "MX"'],
   ] as const) {
-    await assert.rejects(compareSpec(['127.0.0.2', 'us=127.0.0.3', '--protocol', 'dns', ...args]), (err: unknown) => err instanceof UsageError && err.message === message && err.exitCode === 2);
+    await assert.rejects(
+      compareSpec(['127.0.0.2', 'us=127.0.0.3', '--protocol', 'dns', ...args]),
+      (err: unknown) => err instanceof UsageError && err.message === message && err.exitCode === 2,
+    );
   }
 });
 
@@ -327,20 +388,32 @@ test('reflector --dns / --dns-port: the DNS part on 8053 by default, on the port
   const holder = net.createServer().listen(port, '127.0.0.1');
   await new Promise((resolve) => holder.once('listening', resolve));
   try {
-    await assert.rejects(dnsReflector('x', '127.0.0.1', port), /DNS reflector \(TCP\): cannot listen on 127\.0\.0\.1:\d+: the address is in use \(EADDRINUSE\); choose another --dns-port/);
+    await assert.rejects(
+      dnsReflector('x', '127.0.0.1', port),
+      /DNS reflector \(TCP\): cannot listen on 127\.0\.0\.1:\d+: the address is in use \(EADDRINUSE\); choose another --dns-port/,
+    );
   } finally {
     holder.close();
   }
 });
 
 test('config: probes.dns takes port, transport, qname, qtype, nsid; the port defaults to 53', () => {
-  const text = (dns: string) => `agent: { id: a, region: r }\nservices:\n  - name: d\n    anycast: 192.0.2.53\n    unicast: { us: 203.0.113.53 }\n    probes:\n      dns:${dns}\n`;
+  const text = (dns: string) =>
+    `agent: { id: a, region: r }\nservices:\n  - name: d\n    anycast: 192.0.2.53\n    unicast: { us: 203.0.113.53 }\n    probes:\n      dns:${dns}\n`;
   assert.deepEqual(parseConfig(text(''), 't.yaml', { baseDir: '/tmp' }).services[0]!.probes, { dns: { port: 53 } });
-  assert.deepEqual(parseConfig(text(' { port: 8053, transport: tcp, qname: example.com, qtype: AAAA, nsid: false }'), 't.yaml', { baseDir: '/tmp' }).services[0]!.probes, {
-    dns: { port: 8053, transport: 'tcp', qname: 'example.com', qtype: 'AAAA', nsid: false },
-  });
+  assert.deepEqual(
+    parseConfig(text(' { port: 8053, transport: tcp, qname: example.com, qtype: AAAA, nsid: false }'), 't.yaml', {
+      baseDir: '/tmp',
+    }).services[0]!.probes,
+    {
+      dns: { port: 8053, transport: 'tcp', qname: 'example.com', qtype: 'AAAA', nsid: false },
+    },
+  );
   assert.throws(
     () => parseConfig(text(' { qtype: MX }'), 't.yaml', { baseDir: '/tmp' }),
-    (err: unknown) => err instanceof ConfigError && err.problems[0] === 't.yaml:7:21: services[0].probes.dns.qtype: expected one of "A", "AAAA", "TXT", "SOA", "NS", got "MX"',
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      err.problems[0] ===
+        't.yaml:7:21: services[0].probes.dns.qtype: expected one of "A", "AAAA", "TXT", "SOA", "NS", got "MX"',
   );
 });

@@ -28,7 +28,8 @@ describe('error codes', () => {
       http: () => PROBES.http(target, { url: 'ftp://example.com/', timeoutMs: 100 }),
       dns: () => PROBES.dns(target, { port: 53, timeoutMs: 100, transport: 'quic' as 'udp' }),
       // icmp has no options of its own to get wrong: what it can lack is ping
-      icmp: () => PROBES.icmp(target, { timeoutMs: 100, pingPath: '/nonexistent/ping' } as Parameters<typeof PROBES.icmp>[1]),
+      icmp: () =>
+        PROBES.icmp(target, { timeoutMs: 100, pingPath: '/nonexistent/ping' } as Parameters<typeof PROBES.icmp>[1]),
       transfer: () => PROBES.transfer(target, { sizes: [1], size: 0, timeoutMs: 100 }),
     } satisfies { [P in keyof typeof PROBES]: () => unknown };
     for (const [protocol, make] of Object.entries(bad)) {
@@ -40,7 +41,7 @@ describe('error codes', () => {
     }
   });
 
-  it('the exit code is the code\'s, from the one table', () => {
+  it("the exit code is the code's, from the one table", () => {
     for (const [code, { exit }] of Object.entries(ERROR_CODES)) {
       assert.equal(new AnylatError(code as keyof typeof ERROR_CODES, 'x').exitCode, exit, code);
     }
@@ -49,10 +50,14 @@ describe('error codes', () => {
   it('docs/agent.md lists every code with its exit code, and no other', () => {
     const text = readFileSync(join(ROOT, 'docs', 'agent.md'), 'utf8');
     const section = text.slice(text.indexOf('## Exit codes and error codes'));
-    const rows = [...section.matchAll(/^\| `(ANYLAT_[A-Z_]+)` \| (\d) \|/gm)].map((m) => [m[1]!, Number(m[2])] as const);
+    const rows = [...section.matchAll(/^\| `(ANYLAT_[A-Z_]+)` \| (\d) \|/gm)].map(
+      (m) => [m[1]!, Number(m[2])] as const,
+    );
     assert.deepEqual(
       rows.sort(([a], [b]) => a.localeCompare(b)),
-      Object.entries(ERROR_CODES).map(([c, v]) => [c, v.exit] as const).sort(([a], [b]) => a.localeCompare(b)),
+      Object.entries(ERROR_CODES)
+        .map(([c, v]) => [c, v.exit] as const)
+        .sort(([a], [b]) => a.localeCompare(b)),
     );
   });
 });
@@ -78,16 +83,28 @@ describe('"cannot listen" is one error, said one way', () => {
     assert.ok(e instanceof BindError && e instanceof EnvironmentError, String(e));
     assert.equal(e.code, 'ANYLAT_BIND');
     assert.equal(e.exitCode, 2);
-    assert.match(e.message, new RegExp(`^${what}: cannot listen on 127\\.0\\.0\\.1:${p()}: the address is in use \\(EADDRINUSE\\); `));
+    assert.match(
+      e.message,
+      new RegExp(`^${what}: cannot listen on 127\\.0\\.0\\.1:${p()}: the address is in use \\(EADDRINUSE\\); `),
+    );
     assert.match(e.message, option);
     return true;
   };
 
   it('by the STAMP reflector, the TCP echo and the HTTP reflector', async () => {
     const log = () => {};
-    await assert.rejects(startStampReflector({ site: 's', binds: ['127.0.0.1'], port: udpPort, log }), isBind('STAMP reflector', () => udpPort, /--udp-port/));
-    await assert.rejects(startTcpEcho({ site: 's', binds: ['127.0.0.1'], port, log }), isBind('tcp echo', () => port, /--tcp-port/));
-    await assert.rejects(startHttpReflector({ site: 's', binds: ['127.0.0.1'], port, log }), isBind('http reflector', () => port, /--http-port/));
+    await assert.rejects(
+      startStampReflector({ site: 's', binds: ['127.0.0.1'], port: udpPort, log }),
+      isBind('STAMP reflector', () => udpPort, /--udp-port/),
+    );
+    await assert.rejects(
+      startTcpEcho({ site: 's', binds: ['127.0.0.1'], port, log }),
+      isBind('tcp echo', () => port, /--tcp-port/),
+    );
+    await assert.rejects(
+      startHttpReflector({ site: 's', binds: ['127.0.0.1'], port, log }),
+      isBind('http reflector', () => port, /--http-port/),
+    );
   });
 
   it('by the web dashboard (on its own thread: same code and words)', async () => {
@@ -98,7 +115,12 @@ describe('"cannot listen" is one error, said one way', () => {
         assert.ok(e instanceof AnylatError);
         assert.equal(e.code, 'ANYLAT_BIND');
         assert.equal(e.exitCode, 2);
-        assert.match(e.message, new RegExp(`^web dashboard: cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use \\(EADDRINUSE\\); set web\\.listen`));
+        assert.match(
+          e.message,
+          new RegExp(
+            `^web dashboard: cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use \\(EADDRINUSE\\); set web\\.listen`,
+          ),
+        );
         return true;
       });
     } finally {

@@ -14,7 +14,13 @@ import { FLEET_PANELS } from '../dashboard/fleet.ts';
 import { ROOT } from '../dashboard/generate.ts';
 import { PATH_PANELS } from '../dashboard/path-detail.ts';
 import { DashboardRunner, column, rows, seriesWith, type DashboardModel } from './fixtures/grafana/dashboard-runner.ts';
-import { evaluateRule, panelIntervalMs, type Evaluation, type RuleDefinition, type TimeRange } from './fixtures/grafana/grafana.ts';
+import {
+  evaluateRule,
+  panelIntervalMs,
+  type Evaluation,
+  type RuleDefinition,
+  type TimeRange,
+} from './fixtures/grafana/grafana.ts';
 import {
   DAY,
   GAP_2H,
@@ -45,14 +51,21 @@ function load(uid: string): DashboardModel {
 
 function close(actual: unknown, expected: number, what: string, tolerance = 1e-6): void {
   assert.equal(typeof actual, 'number', `${what}: ${String(actual)} is not a number`);
-  assert.ok(Math.abs((actual as number) - expected) <= tolerance, `${what}: expected ${expected} (± ${tolerance}), got ${String(actual)}`);
+  assert.ok(
+    Math.abs((actual as number) - expected) <= tolerance,
+    `${what}: expected ${expected} (± ${tolerance}), got ${String(actual)}`,
+  );
 }
 
 let influx: InfluxServer;
 let fleet: Fleet;
 const q = (s: string) => influx.query(s);
 /** Grafana's range for "Last <span>" ending at the fleet's now, ~1000 px wide panels, 1m minimum interval. */
-const rangeOf = (spanMs: number): TimeRange => ({ fromMs: fleet.now - spanMs, toMs: fleet.now, intervalMs: panelIntervalMs(spanMs, 1000, MINUTE) });
+const rangeOf = (spanMs: number): TimeRange => ({
+  fromMs: fleet.now - spanMs,
+  toMs: fleet.now,
+  intervalMs: panelIntervalMs(spanMs, 1000, MINUTE),
+});
 const RANGES = { '6h': 6 * HOUR, '7d': 7 * DAY } as const;
 
 before(async () => {
@@ -67,7 +80,10 @@ after(async () => {
 });
 
 /** The value of the one column a stat target returns. */
-function statValue(run: { targets: Array<{ refId: string; series: Array<{ columns: string[]; values: unknown[][] }> }> }, refId: string): unknown {
+function statValue(
+  run: { targets: Array<{ refId: string; series: Array<{ columns: string[]; values: unknown[][] }> }> },
+  refId: string,
+): unknown {
   const t = run.targets.find((x) => x.refId === refId)!;
   if (t.series.length === 0) return undefined;
   assert.equal(t.series.length, 1, `target ${refId} returns one series`);
@@ -82,11 +98,15 @@ function significantShare(rs: ReturnType<typeof benefitRows>): number {
 
 describe('Accelerator benefit on a real fleet', () => {
   const dash = () => load('anylat-benefit');
-  const open = (span: number, selections: Record<string, string | string[]>) => DashboardRunner.open(dash(), rangeOf(span), q, selections);
+  const open = (span: number, selections: Record<string, string | string[]>) =>
+    DashboardRunner.open(dash(), rangeOf(span), q, selections);
 
   it('defaults to the end-to-end primary metric of what the service measures, never dns', async () => {
     const shop = await open(RANGES['6h'], { service: 'shop' });
-    assert.deepEqual(shop.options('protocol'), ['http', 'tcp', 'tls', 'udp'].filter((p) => shop.options('protocol').includes(p)));
+    assert.deepEqual(
+      shop.options('protocol'),
+      ['http', 'tcp', 'tls', 'udp'].filter((p) => shop.options('protocol').includes(p)),
+    );
     assert.equal(shop.variables.find((v) => v.name === 'protocol')!.value, 'udp');
     assert.equal(shop.variables.find((v) => v.name === 'metric')!.value, 'rtt');
     // The HTTP-only service (host-name endpoints: its http rows include dns) opens on http ttfb.
@@ -97,7 +117,11 @@ describe('Accelerator benefit on a real fleet', () => {
     // Every end-to-end metric stays one choice away (dns, the tls phase, total, warm).
     const every = await open(RANGES['6h'], { service: 'web', metrics: 'every end-to-end metric' });
     assert.deepEqual(every.options('metric'), ['dns', 'tls', 'total', 'ttfb', 'warm']);
-    assert.equal(every.variables.find((v) => v.name === 'metric')!.value, 'dns', 'with every metric offered, Grafana would take the first: why primary is the default');
+    assert.equal(
+      every.variables.find((v) => v.name === 'metric')!.value,
+      'dns',
+      'with every metric offered, Grafana would take the first: why primary is the default',
+    );
   });
 
   it('region variable lists what the range holds: the retired region leaves All, the 30-hour-silent one leaves the 6-hour view', async () => {
@@ -105,7 +129,10 @@ describe('Accelerator benefit on a real fleet', () => {
     assert.deepEqual(six.options('region'), regionsWithData(fleet, fleet.now - RANGES['6h'], fleet.now));
     assert.ok(!six.options('region').includes(RETIRED.region) && !six.options('region').includes(SILENT_30H.region));
     const day = await open(DAY, { service: 'shop' });
-    assert.ok(!day.options('region').includes(RETIRED.region), `${RETIRED.region} retired 3 days ago is not offered on a 1-day view`);
+    assert.ok(
+      !day.options('region').includes(RETIRED.region),
+      `${RETIRED.region} retired 3 days ago is not offered on a 1-day view`,
+    );
     const week = await open(RANGES['7d'], { service: 'shop' });
     assert.ok(week.options('region').includes(RETIRED.region) && week.options('region').includes(SILENT_30H.region));
   });
@@ -116,10 +143,15 @@ describe('Accelerator benefit on a real fleet', () => {
       const runs = await r.run(BENEFIT_PANELS.headline);
       const from = fleet.now - RANGES[span];
       const regions = regionsWithData(fleet, from, fleet.now);
-      assert.deepEqual(runs.map((x) => x.repeatValue), regions, 'one panel per region with data in the range');
+      assert.deepEqual(
+        runs.map((x) => x.repeatValue),
+        regions,
+        'one panel per region with data in the range',
+      );
       for (const run of runs) {
         const region = run.repeatValue!;
-        const rowsIn = (a: number, b: number) => benefitRows(fleet, { service: 'shop', protocol: 'udp', metric: 'rtt', fromMs: a, toMs: b, region });
+        const rowsIn = (a: number, b: number) =>
+          benefitRows(fleet, { service: 'shop', protocol: 'udp', metric: 'rtt', fromMs: a, toMs: b, region });
         const range = rowsIn(from, fleet.now);
         // What the panel computes, exactly, from the rows the agents wrote ...
         close(statValue(run, 'A'), median(range.map((x) => x.saved_ms)), `${region} range median`);
@@ -133,7 +165,8 @@ describe('Accelerator benefit on a real fleet', () => {
           assert.equal(statValue(run, 'B'), undefined);
         } else {
           close(statValue(run, 'B'), median(now.map((x) => x.saved_ms)), `${region} last 15 min`);
-          const truthNow = region === SLOWER.region ? TRUTH_UDP_SAVED[region]! - SLOWER.extraMs : TRUTH_UDP_SAVED[region]!;
+          const truthNow =
+            region === SLOWER.region ? TRUTH_UDP_SAVED[region]! - SLOWER.extraMs : TRUTH_UDP_SAVED[region]!;
           close(statValue(run, 'B'), truthNow, `${region} last 15 min vs truth`, 0.5);
         }
         const week = rowsIn(from - 7 * DAY, fleet.now - 7 * DAY);
@@ -141,7 +174,11 @@ describe('Accelerator benefit on a real fleet', () => {
         else close(statValue(run, 'C'), median(week.map((x) => x.saved_ms)), `${region} a week earlier`);
       }
       // Regions that save time do so significantly; the one next to the origin mostly does not.
-      const share = (region: string) => statValue(runs.find((x) => x.repeatValue === region)!, 'D') as number;
+      const share = (region: string) =>
+        statValue(
+          runs.find((x) => x.repeatValue === region)!,
+          'D',
+        ) as number;
       assert.equal(share('eu-west-1'), 100);
       assert.ok(share(NEAR_ORIGIN) < 50, `${NEAR_ORIGIN}: ${share(NEAR_ORIGIN)}% of rounds significant`);
     });
@@ -150,13 +187,29 @@ describe('Accelerator benefit on a real fleet', () => {
       const r = await open(RANGES[span], { service: 'shop', region: '$__all' });
       const from = fleet.now - RANGES[span];
       const perRegion = regionsWithData(fleet, from, fleet.now).map((region) =>
-        median(benefitRows(fleet, { service: 'shop', protocol: 'udp', metric: 'rtt', fromMs: from, toMs: fleet.now, region }).map((x) => x.saved_ms)),
+        median(
+          benefitRows(fleet, {
+            service: 'shop',
+            protocol: 'udp',
+            metric: 'rtt',
+            fromMs: from,
+            toMs: fleet.now,
+            region,
+          }).map((x) => x.saved_ms),
+        ),
       );
       const equal = perRegion.reduce((a, b) => a + b, 0) / perRegion.length;
       const [run] = await r.run(BENEFIT_PANELS.fleet);
       close(statValue(run!, 'A'), equal, 'regions weighted equally');
-      const pooled = median(benefitRows(fleet, { service: 'shop', protocol: 'udp', metric: 'rtt', fromMs: from, toMs: fleet.now }).map((x) => x.saved_ms));
-      assert.ok(Math.abs(equal - pooled) > 0.5, `the pooled median (${pooled}) would differ from the equal-weight mean (${equal})`);
+      const pooled = median(
+        benefitRows(fleet, { service: 'shop', protocol: 'udp', metric: 'rtt', fromMs: from, toMs: fleet.now }).map(
+          (x) => x.saved_ms,
+        ),
+      );
+      assert.ok(
+        Math.abs(equal - pooled) > 0.5,
+        `the pooled median (${pooled}) would differ from the equal-weight mean (${equal})`,
+      );
     });
   }
 
@@ -168,21 +221,35 @@ describe('Accelerator benefit on a real fleet', () => {
     assert.ok(nearTruth < -0.3 && nearTruth > -0.8, `next to the origin: ${nearTruth} ms`);
     const two = await open(RANGES['6h'], { service: 'shop', region: ['eu-west-1', 'ap-south-1'] });
     const runs = await two.run(BENEFIT_PANELS.headline);
-    assert.deepEqual(runs.map((x) => x.repeatValue), ['eu-west-1', 'ap-south-1']);
+    assert.deepEqual(
+      runs.map((x) => x.repeatValue),
+      ['eu-west-1', 'ap-south-1'],
+    );
     const table = rows(await two.series(BENEFIT_PANELS.perRegion, 'A'));
     const sig = rows(await two.series(BENEFIT_PANELS.perRegion, 'B'));
     assert.deepEqual(table.map((t) => t.agent_region).sort(), ['ap-south-1', 'eu-west-1']);
     for (const run of runs) {
       const row = table.find((t) => t.agent_region === run.repeatValue)!;
       close(row.saved_ms, statValue(run, 'A') as number, `${run.repeatValue} table = headline`);
-      close(sig.find((t) => t.agent_region === run.repeatValue)!.significant_pct, statValue(run, 'D') as number, `${run.repeatValue} significant`);
+      close(
+        sig.find((t) => t.agent_region === run.repeatValue)!.significant_pct,
+        statValue(run, 'D') as number,
+        `${run.repeatValue} significant`,
+      );
     }
   });
 
   it('the HTTP-only service: headline on ttfb per region', async () => {
     const r = await open(RANGES['6h'], { service: 'web', region: ['eu-west-1'] });
     const [run] = await r.run(BENEFIT_PANELS.headline);
-    const rs = benefitRows(fleet, { service: 'web', protocol: 'http', metric: 'ttfb', fromMs: fleet.now - RANGES['6h'], toMs: fleet.now, region: 'eu-west-1' });
+    const rs = benefitRows(fleet, {
+      service: 'web',
+      protocol: 'http',
+      metric: 'ttfb',
+      fromMs: fleet.now - RANGES['6h'],
+      toMs: fleet.now,
+      region: 'eu-west-1',
+    });
     close(statValue(run!, 'A'), median(rs.map((x) => x.saved_ms)), 'web ttfb');
     close(statValue(run!, 'A'), TRUTH_UDP_SAVED['eu-west-1']!, 'web ttfb vs truth', 0.5);
   });
@@ -199,30 +266,57 @@ describe('Accelerator benefit on a real fleet', () => {
       ] as const) {
         const cell = cells.find((c) => c.agent_region === region && c.protocol === protocol);
         assert.ok(cell, `${region} × ${protocol}`);
-        close(cell.saved_ms, median(benefitRows(fleet, { service: 'shop', protocol, metric, fromMs: from, toMs: fleet.now, region }).map((x) => x.saved_ms)), `${region} × ${protocol}`);
+        close(
+          cell.saved_ms,
+          median(
+            benefitRows(fleet, { service: 'shop', protocol, metric, fromMs: from, toMs: fleet.now, region }).map(
+              (x) => x.saved_ms,
+            ),
+          ),
+          `${region} × ${protocol}`,
+        );
       }
     }
     assert.ok(!cells.some((c) => c.protocol === 'icmp'), 'icmp is edge only');
     const matrix = load('anylat-benefit').panels.find((p) => p.id === BENEFIT_PANELS.matrix)!;
-    assert.deepEqual(matrix.transformations?.[0]?.options, { rowField: 'agent_region', columnField: 'protocol', valueField: 'saved_ms', emptyValue: 'null' });
+    assert.deepEqual(matrix.transformations?.[0]?.options, {
+      rowField: 'agent_region',
+      columnField: 'protocol',
+      valueField: 'saved_ms',
+      emptyValue: 'null',
+    });
   });
 
   it('loss counts each failed request once: 20% of HTTP requests failing after TLS reads 20%, not 10%', async () => {
     const web = await open(RANGES['6h'], { service: 'web', region: '$__all' });
     const series = await web.series(BENEFIT_PANELS.loss);
-    const failing = column(seriesWith(series, { agent_region: 'us-west-2', endpoint: HTTP_FAILS.endpoint }), 'loss_pct');
+    const failing = column(
+      seriesWith(series, { agent_region: 'us-west-2', endpoint: HTTP_FAILS.endpoint }),
+      'loss_pct',
+    );
     failing.forEach((v, i) => close(v, (100 * HTTP_FAILS.failedPerRound) / SAMPLES, `bucket ${i}`));
     const anycast = column(seriesWith(series, { agent_region: 'us-west-2', endpoint: 'anycast' }), 'loss_pct');
     anycast.forEach((v) => close(v, 0, 'anycast web'));
     const shop = await open(RANGES['6h'], { service: 'shop', region: ['ap-south-1'] });
-    const lossy = column(seriesWith(await shop.series(BENEFIT_PANELS.loss), { agent_region: 'ap-south-1', endpoint: LOSSY_ANYCAST.endpoint }), 'loss_pct');
+    const lossy = column(
+      seriesWith(await shop.series(BENEFIT_PANELS.loss), {
+        agent_region: 'ap-south-1',
+        endpoint: LOSSY_ANYCAST.endpoint,
+      }),
+      'loss_pct',
+    );
     lossy.forEach((v) => close(v, (100 * LOSSY_ANYCAST.lostPerRound) / SAMPLES, 'ap-south-1 anycast udp'));
   });
 
   it('site panel: one line per agent and anycast address', async () => {
     const r = await open(RANGES['6h'], { service: 'shop', region: ['eu-west-1'] });
     const series = await r.series(BENEFIT_PANELS.sites);
-    assert.deepEqual(series.map((s) => `${s.tags?.agent} ${s.tags?.endpoint}`).sort(), ['eu-1 anycast', 'eu-1 anycast-2', 'eu-2 anycast', 'eu-2 anycast-2']);
+    assert.deepEqual(series.map((s) => `${s.tags?.agent} ${s.tags?.endpoint}`).sort(), [
+      'eu-1 anycast',
+      'eu-1 anycast-2',
+      'eu-2 anycast',
+      'eu-2 anycast-2',
+    ]);
     const a1 = column(seriesWith(series, { agent: SITE_CHANGE.agent, endpoint: 'anycast' }), 'last');
     assert.equal(a1.at(-1), SITE_CHANGE.to);
     assert.ok(a1.includes(SITE_CHANGE.from));
@@ -235,10 +329,16 @@ describe('Accelerator benefit on a real fleet', () => {
     const r = await DashboardRunner.open(d, rangeOf(RANGES['6h']), q, { service: 'shop', region: '$__all' });
     const byName = (name: string) => d.annotations!.list.find((a) => a.name === name)!.target!.query!;
     const sites = rows((await r.runQuery(byName(EVENT_ANNOTATIONS[0].name))).series);
-    assert.deepEqual(sites.map((s) => [s.agent, s.time]), [[SITE_CHANGE.agent, fleet.newest - (SITE_CHANGE.atK - 1) * MINUTE]]);
+    assert.deepEqual(
+      sites.map((s) => [s.agent, s.time]),
+      [[SITE_CHANGE.agent, fleet.newest - (SITE_CHANGE.atK - 1) * MINUTE]],
+    );
     assert.match(String(sites[0]!.text), /edge-dub -> edge-lhr/);
     const downs = rows((await r.runQuery(byName(EVENT_ANNOTATIONS[1].name))).series);
-    assert.deepEqual(downs.map((s) => [s.agent, s.time]), [[PATH_DOWN.agent, fleet.newest - (PATH_DOWN.minutes - 1) * MINUTE]]);
+    assert.deepEqual(
+      downs.map((s) => [s.agent, s.time]),
+      [[PATH_DOWN.agent, fleet.newest - (PATH_DOWN.minutes - 1) * MINUTE]],
+    );
   });
 
   it('data links carry agent and region to Path detail, which then lists only that region’s agents', async () => {
@@ -250,35 +350,65 @@ describe('Accelerator benefit on a real fleet', () => {
     assert.match(url, /var-region=\$\{__data\.fields\.agent_region\}/);
     const over = d.panels.find((p) => p.id === BENEFIT_PANELS.benefitOverTime)!;
     assert.match(over.fieldConfig!.defaults!.links![0]!.url, /var-region=\$\{__field\.labels\.agent_region\}/);
-    const path = await DashboardRunner.open(load('anylat-path-detail'), rangeOf(RANGES['6h']), q, { service: 'shop', region: ['ap-south-1'] });
+    const path = await DashboardRunner.open(load('anylat-path-detail'), rangeOf(RANGES['6h']), q, {
+      service: 'shop',
+      region: ['ap-south-1'],
+    });
     assert.deepEqual(path.options('agent'), ['ap-1']);
-    const eu = await DashboardRunner.open(load('anylat-path-detail'), rangeOf(RANGES['6h']), q, { service: 'shop', region: ['eu-west-1'], agent: 'eu-2' });
+    const eu = await DashboardRunner.open(load('anylat-path-detail'), rangeOf(RANGES['6h']), q, {
+      service: 'shop',
+      region: ['eu-west-1'],
+      agent: 'eu-2',
+    });
     assert.deepEqual(eu.options('agent'), ['eu-1', 'eu-2']);
   });
 });
 
 describe('Path detail and Fleet on the real fleet', () => {
   it('latency distribution: p50 inside the min–p90 band, p99 above, per endpoint', async () => {
-    const r = await DashboardRunner.open(load('anylat-path-detail'), rangeOf(RANGES['6h']), q, { service: 'shop', region: ['ap-south-1'], agent: 'ap-1', endpoint: ['anycast', 'us-east-1'] });
+    const r = await DashboardRunner.open(load('anylat-path-detail'), rangeOf(RANGES['6h']), q, {
+      service: 'shop',
+      region: ['ap-south-1'],
+      agent: 'ap-1',
+      endpoint: ['anycast', 'us-east-1'],
+    });
     const runs = await r.run(PATH_PANELS.distribution);
-    assert.deepEqual(runs.map((x) => x.repeatValue), ['anycast', 'us-east-1']);
+    assert.deepEqual(
+      runs.map((x) => x.repeatValue),
+      ['anycast', 'us-east-1'],
+    );
     const udp = seriesWith(runs[0]!.targets[0]!.series, { protocol: 'udp' });
     const [p50, min, p90, p99] = ['p50', 'min', 'p90', 'p99'].map((c) => column(udp, c) as number[]);
     p50!.forEach((v, i) => assert.ok(min![i]! <= v && v <= p90![i]! && p90![i]! <= p99![i]!, `bucket ${i}`));
     close(p50!.at(-1), 100 + SLOWER.extraMs, 'ap-1 anycast udp p50 now', 1);
-    assert.deepEqual(runs[0]!.targets[0]!.series.map((s) => s.tags?.protocol).sort(), ['tcp', 'tls', 'udp'], 'primary end-to-end metrics only');
+    assert.deepEqual(
+      runs[0]!.targets[0]!.series.map((s) => s.tags?.protocol).sort(),
+      ['tcp', 'tls', 'udp'],
+      'primary end-to-end metrics only',
+    );
   });
 
   it('loss per path counts each HTTP request once', async () => {
-    const r = await DashboardRunner.open(load('anylat-path-detail'), rangeOf(RANGES['6h']), q, { service: 'web', region: ['us-west-2'], agent: HTTP_FAILS.agent, endpoint: '$__all' });
+    const r = await DashboardRunner.open(load('anylat-path-detail'), rangeOf(RANGES['6h']), q, {
+      service: 'web',
+      region: ['us-west-2'],
+      agent: HTTP_FAILS.agent,
+      endpoint: '$__all',
+    });
     const loss = await r.series(PATH_PANELS.loss);
-    column(seriesWith(loss, { endpoint: HTTP_FAILS.endpoint, protocol: 'http' }), 'loss_pct').forEach((v) => close(v, 20, 'http loss'));
+    column(seriesWith(loss, { endpoint: HTTP_FAILS.endpoint, protocol: 'http' }), 'loss_pct').forEach((v) =>
+      close(v, 20, 'http loss'),
+    );
   });
 
   it('Fleet: rounds_failed per agent, in the table and over time', async () => {
     const r = await DashboardRunner.open(load('anylat-fleet'), rangeOf(RANGES['6h']), q, { region: '$__all' });
     const table = rows(await r.series(FLEET_PANELS.agents));
-    close(table.find((t) => t.agent === ROUNDS_FAILED.agent)!.rounds_failed, ROUNDS_FAILED.sinceK, 'use-1 rounds failed');
+    close(
+      table.find((t) => t.agent === ROUNDS_FAILED.agent)!.rounds_failed,
+      ROUNDS_FAILED.sinceK,
+      'use-1 rounds failed',
+    );
     close(table.find((t) => t.agent === 'eu-1')!.rounds_failed, 0, 'eu-1 rounds failed');
     const s = column(seriesWith(await r.series(FLEET_PANELS.roundsFailed), { agent: ROUNDS_FAILED.agent }), 'last');
     assert.equal(s.at(-1), ROUNDS_FAILED.sinceK);
@@ -286,7 +416,11 @@ describe('Path detail and Fleet on the real fleet', () => {
 });
 
 describe('alerts on the real fleet', () => {
-  const provisioned = (parse(readFileSync(join(ROOT, 'provisioning/alerting/anylat-rules.yaml'), 'utf8')) as { groups: Array<{ rules: Array<RuleDefinition & { uid: string; labels: Record<string, string> }> }> }).groups[0]!.rules;
+  const provisioned = (
+    parse(readFileSync(join(ROOT, 'provisioning/alerting/anylat-rules.yaml'), 'utf8')) as {
+      groups: Array<{ rules: Array<RuleDefinition & { uid: string; labels: Record<string, string> }> }>;
+    }
+  ).groups[0]!.rules;
   const rule = (uid: string) => provisioned.find((r) => r.uid === uid)!;
   const firing = (e: Evaluation) =>
     e.instances
@@ -295,14 +429,27 @@ describe('alerts on the real fleet', () => {
       .sort();
 
   it('anycast slower fires for the significantly slower region on every primary metric, for the whole pending period, and never next to the origin', async () => {
-    const slowSeries = ['ap-south-1 shop tcp rtt', 'ap-south-1 shop tls handshake', 'ap-south-1 shop udp rtt', 'ap-south-1 web http ttfb'];
+    const slowSeries = [
+      'ap-south-1 shop tcp rtt',
+      'ap-south-1 shop tls handshake',
+      'ap-south-1 shop udp rtt',
+      'ap-south-1 web http ttfb',
+    ];
     // Evaluated every minute, the rule must hold for its `for` (10m): check the whole stretch.
     for (const minutesAgo of [0, 5, 10]) {
       const e = await evaluateRule(rule('anylat-anycast-slower'), fleet.now - minutesAgo * MINUTE, q);
-      const labelled = e.instances.filter((i) => i.state === 'Alerting').map((i) => `${i.labels.agent_region} ${i.labels.service} ${i.labels.protocol} ${i.labels.metric}`).sort();
+      const labelled = e.instances
+        .filter((i) => i.state === 'Alerting')
+        .map((i) => `${i.labels.agent_region} ${i.labels.service} ${i.labels.protocol} ${i.labels.metric}`)
+        .sort();
       assert.deepEqual(labelled, slowSeries, `${minutesAgo} minutes ago`);
-      const near = e.numbers.C!.find((n) => n.labels.agent_region === NEAR_ORIGIN && n.labels.service === 'shop' && n.labels.protocol === 'udp')!;
-      assert.ok(near.value! < -0.3 && near.value! > -0.8, `next to the origin the median is ${near.value} ms, and it stays quiet`);
+      const near = e.numbers.C!.find(
+        (n) => n.labels.agent_region === NEAR_ORIGIN && n.labels.service === 'shop' && n.labels.protocol === 'udp',
+      )!;
+      assert.ok(
+        near.value! < -0.3 && near.value! > -0.8,
+        `next to the origin the median is ${near.value} ms, and it stays quiet`,
+      );
     }
     // Before the slowdown began nothing fires.
     const before = await evaluateRule(rule('anylat-anycast-slower'), fleet.now - (SLOWER.minutes + 15) * MINUTE, q);
@@ -312,11 +459,17 @@ describe('alerts on the real fleet', () => {
   it('anycast slower: the CI check alone keeps the near-origin region quiet, and the threshold is an option of the generator', async () => {
     const lenient = alertRules({ anycastSlowerMs: 0.1 }).find((r) => r.uid === 'anylat-anycast-slower')!;
     const e = await evaluateRule(lenient, fleet.now, q);
-    assert.ok(!e.instances.some((i) => i.state === 'Alerting' && i.labels.agent_region === NEAR_ORIGIN), 'a CI spanning 0 never pages');
+    assert.ok(
+      !e.instances.some((i) => i.state === 'Alerting' && i.labels.agent_region === NEAR_ORIGIN),
+      'a CI spanning 0 never pages',
+    );
     const strict = alertRules({ anycastSlowerMs: 8 }).find((r) => r.uid === 'anylat-anycast-slower')!;
     const s = await evaluateRule(strict, fleet.now, q);
     assert.deepEqual(
-      s.instances.filter((i) => i.state === 'Alerting').map((i) => `${i.labels.protocol} ${i.labels.metric}`).sort(),
+      s.instances
+        .filter((i) => i.state === 'Alerting')
+        .map((i) => `${i.labels.protocol} ${i.labels.metric}`)
+        .sort(),
       ['tls handshake'],
       'only the tls handshake (two round trips: −20 ms) is slower than −8 ms',
     );
@@ -331,10 +484,23 @@ describe('alerts on the real fleet', () => {
 
   it('loss: the lossy anycast path at 10%, the HTTP path at 20% (each request once), the down path at 100%', async () => {
     const e = await evaluateRule(rule('anylat-path-loss'), fleet.now, q);
-    const value = (labels: Record<string, string>) => e.numbers.B!.find((n) => Object.entries(labels).every(([k, v]) => n.labels[k] === v))!.value;
-    close(value({ agent: LOSSY_ANYCAST.agent, service: 'shop', endpoint: 'anycast', protocol: 'udp' }), 10, 'anycast udp loss');
-    close(value({ agent: HTTP_FAILS.agent, service: 'web', endpoint: HTTP_FAILS.endpoint, protocol: 'http' }), 20, 'http loss');
-    close(value({ agent: PATH_DOWN.agent, service: 'shop', endpoint: PATH_DOWN.endpoint, protocol: 'udp' }), 100, 'down path');
+    const value = (labels: Record<string, string>) =>
+      e.numbers.B!.find((n) => Object.entries(labels).every(([k, v]) => n.labels[k] === v))!.value;
+    close(
+      value({ agent: LOSSY_ANYCAST.agent, service: 'shop', endpoint: 'anycast', protocol: 'udp' }),
+      10,
+      'anycast udp loss',
+    );
+    close(
+      value({ agent: HTTP_FAILS.agent, service: 'web', endpoint: HTTP_FAILS.endpoint, protocol: 'http' }),
+      20,
+      'http loss',
+    );
+    close(
+      value({ agent: PATH_DOWN.agent, service: 'shop', endpoint: PATH_DOWN.endpoint, protocol: 'udp' }),
+      100,
+      'down path',
+    );
     assert.equal(
       e.instances.filter((i) => i.state === 'Alerting').length,
       1 + 1 + 4,
@@ -346,8 +512,13 @@ describe('alerts on the real fleet', () => {
     const r = rule('anylat-anycast-down');
     assert.equal(r.labels.severity, 'critical');
     const e = await evaluateRule(r, fleet.now, q);
-    const down = e.instances.filter((i) => i.state === 'Alerting').map((i) => `${i.labels.agent} ${i.labels.service} ${i.labels.endpoint} ${i.labels.protocol}`);
-    assert.deepEqual(down.sort(), ['icmp', 'tcp', 'tls', 'udp'].map((p) => `${PATH_DOWN.agent} shop ${PATH_DOWN.endpoint} ${p}`));
+    const down = e.instances
+      .filter((i) => i.state === 'Alerting')
+      .map((i) => `${i.labels.agent} ${i.labels.service} ${i.labels.endpoint} ${i.labels.protocol}`);
+    assert.deepEqual(
+      down.sort(),
+      ['icmp', 'tcp', 'tls', 'udp'].map((p) => `${PATH_DOWN.agent} shop ${PATH_DOWN.endpoint} ${p}`),
+    );
   });
 
   it('rounds failing: the agent whose rounds_failed rose', async () => {

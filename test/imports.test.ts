@@ -55,8 +55,14 @@ describe('imports', () => {
   });
 
   it('every part of the agent has a layer', () => {
-    const parts = [...new Set(files.filter((f) => f.startsWith('agent/') && !f.startsWith('agent/web/public/')).map(partOf))];
-    assert.deepEqual(parts.filter((p) => layerOf(p) === undefined), [], 'add the new part to LAYERS in test/imports.test.ts and to docs/architecture.md');
+    const parts = [
+      ...new Set(files.filter((f) => f.startsWith('agent/') && !f.startsWith('agent/web/public/')).map(partOf)),
+    ];
+    assert.deepEqual(
+      parts.filter((p) => layerOf(p) === undefined),
+      [],
+      'add the new part to LAYERS in test/imports.test.ts and to docs/architecture.md',
+    );
   });
 
   it('no part imports one on its own layer or above', () => {
@@ -80,7 +86,9 @@ describe('imports', () => {
   });
 
   it('bench/ and agent/ never import test/', () => {
-    const wrong = [...graph].flatMap(([from, tos]) => (from.startsWith('test/') ? [] : tos.filter((t) => t.startsWith('test/')).map((t) => `${from} -> ${t}`)));
+    const wrong = [...graph].flatMap(([from, tos]) =>
+      from.startsWith('test/') ? [] : tos.filter((t) => t.startsWith('test/')).map((t) => `${from} -> ${t}`),
+    );
     assert.deepEqual(wrong, []);
   });
 });

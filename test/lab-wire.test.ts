@@ -7,7 +7,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DelayLine } from '../agent/lab/delay-line.ts';
 import { loadCpus } from '../bench/lib/load.ts';
-import { addNamespace, deleteNamespace, directionParams, execIn, favourSession, ipBatch, niced, spawnIn, startWire, stopProcesses, type LabProcess, type WireLink, type WireStats } from '../agent/lab/index.ts';
+import {
+  addNamespace,
+  deleteNamespace,
+  directionParams,
+  execIn,
+  favourSession,
+  ipBatch,
+  niced,
+  spawnIn,
+  startWire,
+  stopProcesses,
+  type LabProcess,
+  type WireLink,
+  type WireStats,
+} from '../agent/lab/index.ts';
 import { needsRoot } from './support/root.ts';
 
 const A = 'anylat-wt-a';
@@ -30,7 +44,10 @@ const index = (id: string) => LINKS.findIndex((l) => l.id === id);
 let dir: string;
 let wire: LabProcess | undefined;
 
-async function pingTimes(i: number, count: number): Promise<{ times: number[]; transmitted: number; received: number }> {
+async function pingTimes(
+  i: number,
+  count: number,
+): Promise<{ times: number[]; transmitted: number; received: number }> {
   const r = await execIn(A, 'ping', ['-n', '-c', String(count), '-i', '0.01', '-W', '2', addrB(i)]);
   const times = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
   const summary = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
@@ -119,7 +136,14 @@ describe('lab wire (Linux, root)', needsRoot('network namespaces and TUN devices
       [A, addrA],
       [B, addrB],
     ] as const) {
-      await ipBatch(ns, ['link set dev lo up', ...LINKS.flatMap((_, i) => [`link set dev t${i} addrgenmode none`, `address add ${addr(i)}/30 dev t${i}`, `link set dev t${i} up`])]);
+      await ipBatch(ns, [
+        'link set dev lo up',
+        ...LINKS.flatMap((_, i) => [
+          `link set dev t${i} addrgenmode none`,
+          `address add ${addr(i)}/30 dev t${i}`,
+          `link set dev t${i} up`,
+        ]),
+      ]);
     }
   });
 
@@ -135,7 +159,10 @@ describe('lab wire (Linux, root)', needsRoot('network namespaces and TUN devices
       assert.equal(received, 40, 'no loss was configured');
       const floor = 2 * delay;
       assert.ok(Math.min(...times) >= floor, `a packet arrived early: min ${Math.min(...times)} ms < ${floor} ms`);
-      assert.ok(median(times) <= floor + 1, `median ${median(times)} ms, expected ${floor}..${floor + 1} ms (${times.join(' ')})`);
+      assert.ok(
+        median(times) <= floor + 1,
+        `median ${median(times)} ms, expected ${floor}..${floor + 1} ms (${times.join(' ')})`,
+      );
     });
   }
 
@@ -144,7 +171,10 @@ describe('lab wire (Linux, root)', needsRoot('network namespaces and TUN devices
     const since = Date.now();
     const share = 1 - seqs.length / 2000;
     // Binomial(2000, 0.25): sd ≈ 0.0097, so ±0.05 is five sd.
-    assert.ok(Math.abs(share - 0.25) < 0.05, `lost ${(share * 100).toFixed(1)}% (${2000 - seqs.length} of 2000), expected about 25%`);
+    assert.ok(
+      Math.abs(share - 0.25) < 0.05,
+      `lost ${(share * 100).toFixed(1)}% (${2000 - seqs.length} of 2000), expected about 25%`,
+    );
     const stats = (await wireStats(since)).links.loss!;
     assert.equal(stats.ab.lost, 2000 - seqs.length, 'every missing datagram is one the wire counted as lost');
     assert.equal(stats.ab.forwarded, seqs.length);
@@ -159,8 +189,16 @@ describe('lab wire (Linux, root)', needsRoot('network namespaces and TUN devices
       const since = Date.now();
       const seqs = await udpSequence(index('d1'), 3000, 20);
       const stats = (await wireStats(since)).links.d1!.ab;
-      assert.equal(stats.overflow + stats.writeErrors + stats.lost, 0, `the wire dropped packets: ${JSON.stringify(stats)}`);
-      assert.equal(seqs.length, 3000, `${3000 - seqs.length} of 3000 datagrams lost under load (wire: ${JSON.stringify(stats)})`);
+      assert.equal(
+        stats.overflow + stats.writeErrors + stats.lost,
+        0,
+        `the wire dropped packets: ${JSON.stringify(stats)}`,
+      );
+      assert.equal(
+        seqs.length,
+        3000,
+        `${3000 - seqs.length} of 3000 datagrams lost under load (wire: ${JSON.stringify(stats)})`,
+      );
     } finally {
       await hog.stop();
     }
@@ -223,7 +261,10 @@ describe('delay line (the wire scheduling rules, no devices)', () => {
     assert.deepEqual(verdicts, ['lost', 'queued', 'queued', 'queued']);
     assert.equal(lossy.stats.lost, 1);
     const small = new DelayLine(directionParams({ delayMs: 5, queueLimit: 2 }));
-    assert.deepEqual([1, 2, 3].map((n) => small.offer(pkt(n), 0)), ['queued', 'queued', 'overflow']);
+    assert.deepEqual(
+      [1, 2, 3].map((n) => small.offer(pkt(n), 0)),
+      ['queued', 'queued', 'overflow'],
+    );
     assert.equal(small.stats.overflow, 1);
   });
 });

@@ -37,7 +37,11 @@ function running(pid: number, startTime: string): boolean {
 /** ping's own time= values from inside a namespace (kernel timestamps, not ours). */
 async function ping(netns: string, address: string, count = 40): Promise<number[]> {
   const out = await new Promise<string>((resolve) => {
-    const child = spawn('ip', ['netns', 'exec', netns, 'ping', '-n', '-c', String(count), '-i', '0.01', '-W', '2', address], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', netns, 'ping', '-n', '-c', String(count), '-i', '0.01', '-W', '2', address],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let text = '';
     child.stdout.on('data', (d: Buffer) => (text += d.toString()));
     child.stderr.on('data', (d: Buffer) => (text += d.toString()));
@@ -60,7 +64,10 @@ function assertRtt(times: number[], expected: { minMs: number; meanMs: number },
   const min = Math.min(...times);
   const med = median(times);
   assert.ok(min >= expected.minMs - 0.5, `${what}: min ${min} ms is below the configured ${expected.minMs} ms`);
-  assert.ok(Math.abs(med - expected.meanMs) <= 1, `${what}: median ${med} ms, configured mean ${expected.meanMs} ms (min ${min})`);
+  assert.ok(
+    Math.abs(med - expected.meanMs) <= 1,
+    `${what}: median ${med} ms, configured mean ${expected.meanMs} ms (min ${min})`,
+  );
 }
 
 interface PathRow {
@@ -79,7 +86,12 @@ interface PathRow {
  * event loop stalled, e.g. on a loaded machine), which is then asserted instead.
  */
 function unflagged(p: PathRow, key: 'min_ms' | 'p50_ms'): number | undefined {
-  if (p[key] === undefined) assert.equal(p.flagged, p.received, `${p.endpoint} ${p.protocol} ${p.metric}: no ${key} although unflagged samples came back`);
+  if (p[key] === undefined)
+    assert.equal(
+      p.flagged,
+      p.received,
+      `${p.endpoint} ${p.protocol} ${p.metric}: no ${key} although unflagged samples came back`,
+    );
   return p[key];
 }
 
@@ -88,9 +100,24 @@ async function compareFrom(d: LabDescription, region: string): Promise<PathRow[]
   const agent = d.agents.find((a) => a.region === region)!;
   const r = await runAnylat(
     [
-      'lab', 'exec', agent.id, '--', process.execPath, ANYLAT_BIN, 'compare', d.anycast,
+      'lab',
+      'exec',
+      agent.id,
+      '--',
+      process.execPath,
+      ANYLAT_BIN,
+      'compare',
+      d.anycast,
       ...d.origins.map((o) => `${o.region}=${o.address}`),
-      '--protocol', 'udp,tcp', '--samples', '4', '--spacing', '20ms', '--timeout', '1s', '--json',
+      '--protocol',
+      'udp,tcp',
+      '--samples',
+      '4',
+      '--spacing',
+      '20ms',
+      '--timeout',
+      '1s',
+      '--json',
     ],
     { timeoutMs: 60_000 },
   );
@@ -108,155 +135,182 @@ function agentOf(d: LabDescription, region: string) {
   return d.agents.find((a) => a.region === region)!;
 }
 
-describe('anylat lab (Linux, root)', needsRoot('network namespaces and TUN devices for the lab, and uid 65534 for the non-root check'), () => {
-  let d: LabDescription;
+describe(
+  'anylat lab (Linux, root)',
+  needsRoot('network namespaces and TUN devices for the lab, and uid 65534 for the non-root check'),
+  () => {
+    let d: LabDescription;
 
-  before(async () => {
-    assert.equal(process.getuid?.(), 0, 'these tests need root (network namespaces, TUN devices)');
-    await lab('down');
-    d = JSON.parse(await lab('up', '--json')) as LabDescription;
-  });
+    before(async () => {
+      assert.equal(process.getuid?.(), 0, 'these tests need root (network namespaces, TUN devices)');
+      await lab('down');
+      d = JSON.parse(await lab('up', '--json')) as LabDescription;
+    });
 
-  after(async () => {
-    await runAnylat(['lab', 'down'], { timeoutMs: 60_000 });
-  });
+    after(async () => {
+      await runAnylat(['lab', 'down'], { timeoutMs: 60_000 });
+    });
 
-  it('up creates one namespace per agent, edge and origin, all anylat-', () => {
-    const expected = [...d.agents, ...d.edges, ...d.origins].map((n) => n.netns).sort();
-    assert.deepEqual(labNamespaces().sort(), expected);
-    assert.deepEqual(
-      d.agents.map((a) => a.region),
-      ['us-east', 'eu-west', 'ap-south'],
-    );
-    assert.deepEqual(
-      d.origins.map((o) => o.region),
-      ['us-east', 'eu-west'],
-    );
-  });
+    it('up creates one namespace per agent, edge and origin, all anylat-', () => {
+      const expected = [...d.agents, ...d.edges, ...d.origins].map((n) => n.netns).sort();
+      assert.deepEqual(labNamespaces().sort(), expected);
+      assert.deepEqual(
+        d.agents.map((a) => a.region),
+        ['us-east', 'eu-west', 'ap-south'],
+      );
+      assert.deepEqual(
+        d.origins.map((o) => o.region),
+        ['us-east', 'eu-west'],
+      );
+    });
 
-  it('every agent reaches the anycast address (answered by its edge) and every origin, at the configured delays', async () => {
-    const checks = d.agents.flatMap((a) => [
-      ping(a.netns, d.anycast).then((t) => assertRtt(t, a.anycast.edgeRtt!, `${a.id} -> anycast (edge ${a.anycast.edge})`)),
-      ...a.unicast.map((u) => ping(a.netns, u.address).then((t) => assertRtt(t, u.rtt, `${a.id} -> origin ${u.origin} ${u.address}`))),
-    ]);
-    await Promise.all(checks);
-  });
+    it('every agent reaches the anycast address (answered by its edge) and every origin, at the configured delays', async () => {
+      const checks = d.agents.flatMap((a) => [
+        ping(a.netns, d.anycast).then((t) =>
+          assertRtt(t, a.anycast.edgeRtt!, `${a.id} -> anycast (edge ${a.anycast.edge})`),
+        ),
+        ...a.unicast.map((u) =>
+          ping(a.netns, u.address).then((t) => assertRtt(t, u.rtt, `${a.id} -> origin ${u.origin} ${u.address}`)),
+        ),
+      ]);
+      await Promise.all(checks);
+    });
 
-  it('UDP (STAMP) and TCP echo through the edge reach the nearest origin, which names its site', async () => {
-    for (const region of ['ap-south', 'us-east']) {
-      const a = agentOf(d, region);
-      const paths = await compareFrom(d, region);
-      for (const [protocol, metric] of [
-        ['udp', 'rtt'],
-        ['tcp', 'rtt'],
-      ] as const) {
-        const p = row(paths, 'anycast', protocol, metric);
-        assert.equal(p.received, 4, `${region} anycast ${protocol}: ${JSON.stringify(p)}`);
-        assert.equal(p.site, a.anycast.origin, `${region} anycast ${protocol} site`);
-        for (const u of a.unicast) assert.equal(row(paths, u.origin, protocol, metric).site, u.origin);
+    it('UDP (STAMP) and TCP echo through the edge reach the nearest origin, which names its site', async () => {
+      for (const region of ['ap-south', 'us-east']) {
+        const a = agentOf(d, region);
+        const paths = await compareFrom(d, region);
+        for (const [protocol, metric] of [
+          ['udp', 'rtt'],
+          ['tcp', 'rtt'],
+        ] as const) {
+          const p = row(paths, 'anycast', protocol, metric);
+          assert.equal(p.received, 4, `${region} anycast ${protocol}: ${JSON.stringify(p)}`);
+          assert.equal(p.site, a.anycast.origin, `${region} anycast ${protocol} site`);
+          for (const u of a.unicast) assert.equal(row(paths, u.origin, protocol, metric).site, u.origin);
+        }
+        // The UDP round trip crosses access + backbone links both ways: never less than that.
+        const udpMin = unflagged(row(paths, 'anycast', 'udp', 'rtt'), 'min_ms');
+        if (udpMin !== undefined)
+          assert.ok(
+            udpMin >= a.anycast.originRtt!.minMs - 0.05,
+            `${region} udp via edge ${udpMin} ms < configured ${a.anycast.originRtt!.minMs} ms`,
+          );
+        // The edge terminates TCP: the handshake is answered over the access link alone.
+        const connect = unflagged(row(paths, 'anycast', 'tcp', 'connect'), 'p50_ms');
+        if (connect !== undefined)
+          assert.ok(connect < a.anycast.edgeRtt!.meanMs + 2, `${region} tcp connect to the edge took ${connect} ms`);
       }
-      // The UDP round trip crosses access + backbone links both ways: never less than that.
-      const udpMin = unflagged(row(paths, 'anycast', 'udp', 'rtt'), 'min_ms');
-      if (udpMin !== undefined) assert.ok(udpMin >= a.anycast.originRtt!.minMs - 0.05, `${region} udp via edge ${udpMin} ms < configured ${a.anycast.originRtt!.minMs} ms`);
-      // The edge terminates TCP: the handshake is answered over the access link alone.
-      const connect = unflagged(row(paths, 'anycast', 'tcp', 'connect'), 'p50_ms');
-      if (connect !== undefined) assert.ok(connect < a.anycast.edgeRtt!.meanMs + 2, `${region} tcp connect to the edge took ${connect} ms`);
-    }
-  });
-
-  it('fail origin eu-west: the edges relay to us-east, so the site seen via anycast changes; heal restores it', async () => {
-    assert.equal(agentOf(d, 'ap-south').anycast.origin, 'eu-west');
-    const failed = JSON.parse(await lab('fail', 'origin', 'eu-west', '--json')) as LabDescription;
-    assert.deepEqual(failed.failures.origins, ['eu-west']);
-    assert.equal(agentOf(failed, 'ap-south').anycast.origin, 'us-east');
-    const paths = await compareFrom(failed, 'ap-south');
-    const udp = row(paths, 'anycast', 'udp', 'rtt');
-    assert.equal(udp.site, 'us-east');
-    const udpMin = unflagged(udp, 'min_ms');
-    if (udpMin !== undefined) assert.ok(udpMin >= agentOf(failed, 'ap-south').anycast.originRtt!.minMs - 0.05, `udp via edge to us-east: ${udpMin} ms`);
-    assert.equal(row(paths, 'anycast', 'tcp', 'rtt').site, 'us-east');
-    // The failed origin's unicast address stops answering altogether.
-    assert.equal(row(paths, 'eu-west', 'udp', 'rtt').received, 0);
-
-    const healed = JSON.parse(await lab('heal', 'origin', 'eu-west', '--json')) as LabDescription;
-    assert.deepEqual(healed.failures.origins, []);
-    const again = await compareFrom(healed, 'ap-south');
-    assert.equal(row(again, 'anycast', 'udp', 'rtt').site, 'eu-west');
-    assert.equal(row(again, 'eu-west', 'udp', 'rtt').received, 4);
-  });
-
-  it('fail edge ap-south: its agent is routed to the next-nearest edge (longer RTT); heal moves it back', async () => {
-    const failed = JSON.parse(await lab('fail', 'edge', 'ap-south', '--json')) as LabDescription;
-    const a = agentOf(failed, 'ap-south');
-    assert.equal(a.anycast.edge, 'eu-west');
-    assertRtt(await ping(a.netns, d.anycast), a.anycast.edgeRtt!, 'ap-south -> anycast after its edge failed');
-    assert.ok(a.anycast.edgeRtt!.minMs > agentOf(d, 'ap-south').anycast.edgeRtt!.minMs + 50);
-
-    const healed = JSON.parse(await lab('heal', '--json')) as LabDescription;
-    const h = agentOf(healed, 'ap-south');
-    assert.equal(h.anycast.edge, 'ap-south');
-    assertRtt(await ping(h.netns, d.anycast), h.anycast.edgeRtt!, 'ap-south -> anycast after heal');
-  });
-
-  it('status reports the lab up: every process alive, every link up with its delay', async () => {
-    const s = JSON.parse(await lab('status', '--json')) as LabStatus;
-    assert.equal(s.up, true);
-    assert.equal(s.processes.length, 1 + d.edges.length + d.origins.length);
-    assert.ok(s.processes.every((p) => p.alive));
-    assert.equal(s.links.length, d.links.length);
-    assert.ok(s.links.every((l) => l.up));
-    const text = await lab('status');
-    assert.match(text, /lab up/);
-    assert.match(text, /agent\/ap-south~origin\/us-east\s+internet\s+120\.25/);
-  });
-
-  it('down removes every namespace and process; a second down is fine', async () => {
-    const state = JSON.parse(readFileSync(STATE, 'utf8')) as { processes: Array<{ pid: number; startTime: string; name: string }> };
-    assert.match(await lab('down'), /removed 8 namespaces/);
-    assert.deepEqual(labNamespaces(), []);
-    for (const p of state.processes) assert.equal(running(p.pid, p.startTime), false, `${p.name} (pid ${p.pid}) still runs`);
-    assert.equal(existsSync(STATE), false);
-    assert.match(await lab('down'), /nothing to remove/);
-  });
-
-  it('down cleans up after a crash (wire and edges killed with SIGKILL, state left behind)', async () => {
-    const up = JSON.parse(await lab('up', '--json')) as LabDescription;
-    for (const p of up.processes.filter((x) => x.role === 'wire' || x.role === 'edge')) process.kill(p.pid, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 200));
-    const s = JSON.parse(await lab('status', '--json')) as LabStatus;
-    assert.equal(s.up, false, 'status notices the dead processes');
-    assert.ok(s.processes.some((p) => !p.alive));
-    await lab('down');
-    assert.deepEqual(labNamespaces(), []);
-    for (const p of up.processes) assert.equal(running(p.pid, p.startTime), false, `${p.name} (pid ${p.pid}) still runs`);
-  });
-
-  it('a part that cannot start: up names it with the end of its log, and leaves nothing behind', async () => {
-    const t = loadTopology();
-    t.ports.http = t.ports.tcp; // the reflector cannot bind HTTP where its TCP echo listens
-    await assert.rejects(labUp({ topology: t }), (err: unknown) => {
-      assert.ok(err instanceof AnylatError);
-      assert.equal(err.code, 'ANYLAT_LAB_START');
-      assert.match(err.message, /^origin\/(us-east|eu-west) exited before listening/);
-      assert.match(err.message, /EADDRINUSE/);
-      return true;
     });
-    assert.deepEqual(labNamespaces(), []);
-    assert.equal(existsSync(STATE), false);
-  });
 
-  it('without root: exit 2 and a message that says so', async () => {
-    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      assertNobodyCanRead();
-      const child = spawn(process.execPath, [ANYLAT_BIN, 'lab', 'up'], { cwd: ROOT, uid: NOBODY, gid: NOBODY, stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      child.stderr.on('data', (x: Buffer) => (stderr += x.toString()));
-      child.on('close', (code) => resolve({ code, stderr }));
+    it('fail origin eu-west: the edges relay to us-east, so the site seen via anycast changes; heal restores it', async () => {
+      assert.equal(agentOf(d, 'ap-south').anycast.origin, 'eu-west');
+      const failed = JSON.parse(await lab('fail', 'origin', 'eu-west', '--json')) as LabDescription;
+      assert.deepEqual(failed.failures.origins, ['eu-west']);
+      assert.equal(agentOf(failed, 'ap-south').anycast.origin, 'us-east');
+      const paths = await compareFrom(failed, 'ap-south');
+      const udp = row(paths, 'anycast', 'udp', 'rtt');
+      assert.equal(udp.site, 'us-east');
+      const udpMin = unflagged(udp, 'min_ms');
+      if (udpMin !== undefined)
+        assert.ok(
+          udpMin >= agentOf(failed, 'ap-south').anycast.originRtt!.minMs - 0.05,
+          `udp via edge to us-east: ${udpMin} ms`,
+        );
+      assert.equal(row(paths, 'anycast', 'tcp', 'rtt').site, 'us-east');
+      // The failed origin's unicast address stops answering altogether.
+      assert.equal(row(paths, 'eu-west', 'udp', 'rtt').received, 0);
+
+      const healed = JSON.parse(await lab('heal', 'origin', 'eu-west', '--json')) as LabDescription;
+      assert.deepEqual(healed.failures.origins, []);
+      const again = await compareFrom(healed, 'ap-south');
+      assert.equal(row(again, 'anycast', 'udp', 'rtt').site, 'eu-west');
+      assert.equal(row(again, 'eu-west', 'udp', 'rtt').received, 4);
     });
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /needs root/);
-  });
-});
+
+    it('fail edge ap-south: its agent is routed to the next-nearest edge (longer RTT); heal moves it back', async () => {
+      const failed = JSON.parse(await lab('fail', 'edge', 'ap-south', '--json')) as LabDescription;
+      const a = agentOf(failed, 'ap-south');
+      assert.equal(a.anycast.edge, 'eu-west');
+      assertRtt(await ping(a.netns, d.anycast), a.anycast.edgeRtt!, 'ap-south -> anycast after its edge failed');
+      assert.ok(a.anycast.edgeRtt!.minMs > agentOf(d, 'ap-south').anycast.edgeRtt!.minMs + 50);
+
+      const healed = JSON.parse(await lab('heal', '--json')) as LabDescription;
+      const h = agentOf(healed, 'ap-south');
+      assert.equal(h.anycast.edge, 'ap-south');
+      assertRtt(await ping(h.netns, d.anycast), h.anycast.edgeRtt!, 'ap-south -> anycast after heal');
+    });
+
+    it('status reports the lab up: every process alive, every link up with its delay', async () => {
+      const s = JSON.parse(await lab('status', '--json')) as LabStatus;
+      assert.equal(s.up, true);
+      assert.equal(s.processes.length, 1 + d.edges.length + d.origins.length);
+      assert.ok(s.processes.every((p) => p.alive));
+      assert.equal(s.links.length, d.links.length);
+      assert.ok(s.links.every((l) => l.up));
+      const text = await lab('status');
+      assert.match(text, /lab up/);
+      assert.match(text, /agent\/ap-south~origin\/us-east\s+internet\s+120\.25/);
+    });
+
+    it('down removes every namespace and process; a second down is fine', async () => {
+      const state = JSON.parse(readFileSync(STATE, 'utf8')) as {
+        processes: Array<{ pid: number; startTime: string; name: string }>;
+      };
+      assert.match(await lab('down'), /removed 8 namespaces/);
+      assert.deepEqual(labNamespaces(), []);
+      for (const p of state.processes)
+        assert.equal(running(p.pid, p.startTime), false, `${p.name} (pid ${p.pid}) still runs`);
+      assert.equal(existsSync(STATE), false);
+      assert.match(await lab('down'), /nothing to remove/);
+    });
+
+    it('down cleans up after a crash (wire and edges killed with SIGKILL, state left behind)', async () => {
+      const up = JSON.parse(await lab('up', '--json')) as LabDescription;
+      for (const p of up.processes.filter((x) => x.role === 'wire' || x.role === 'edge'))
+        process.kill(p.pid, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 200));
+      const s = JSON.parse(await lab('status', '--json')) as LabStatus;
+      assert.equal(s.up, false, 'status notices the dead processes');
+      assert.ok(s.processes.some((p) => !p.alive));
+      await lab('down');
+      assert.deepEqual(labNamespaces(), []);
+      for (const p of up.processes)
+        assert.equal(running(p.pid, p.startTime), false, `${p.name} (pid ${p.pid}) still runs`);
+    });
+
+    it('a part that cannot start: up names it with the end of its log, and leaves nothing behind', async () => {
+      const t = loadTopology();
+      t.ports.http = t.ports.tcp; // the reflector cannot bind HTTP where its TCP echo listens
+      await assert.rejects(labUp({ topology: t }), (err: unknown) => {
+        assert.ok(err instanceof AnylatError);
+        assert.equal(err.code, 'ANYLAT_LAB_START');
+        assert.match(err.message, /^origin\/(us-east|eu-west) exited before listening/);
+        assert.match(err.message, /EADDRINUSE/);
+        return true;
+      });
+      assert.deepEqual(labNamespaces(), []);
+      assert.equal(existsSync(STATE), false);
+    });
+
+    it('without root: exit 2 and a message that says so', async () => {
+      const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        assertNobodyCanRead();
+        const child = spawn(process.execPath, [ANYLAT_BIN, 'lab', 'up'], {
+          cwd: ROOT,
+          uid: NOBODY,
+          gid: NOBODY,
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+        let stderr = '';
+        child.stderr.on('data', (x: Buffer) => (stderr += x.toString()));
+        child.on('close', (code) => resolve({ code, stderr }));
+      });
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /needs root/);
+    });
+  },
+);
 
 describe('lab topology file (no root needed)', () => {
   it('the default topology resolves to 8 namespaces and 21 links with delays from its formula', () => {
@@ -343,25 +397,45 @@ describe('lab topology file (no root needed)', () => {
     assert.equal(t.ports.dns, 8053);
     const agent = t.agents[0]!;
     assert.deepEqual(rateCommands(t, agent), ['qdisc replace dev e-x root tbf rate 200mbit burst 25000 latency 50ms']);
-    assert.deepEqual(rateCommands(t, t.edges[0]!), ['qdisc replace dev a-x root tbf rate 200mbit burst 25000 latency 50ms']);
+    assert.deepEqual(rateCommands(t, t.edges[0]!), [
+      'qdisc replace dev a-x root tbf rate 200mbit burst 25000 latency 50ms',
+    ]);
     assert.deepEqual(rateCommands(t, t.origins[0]!), []);
     const shipped = loadTopology();
-    assert.deepEqual([...new Set(shipped.links.map((l) => `${l.class} ${l.rateMbit}`))].sort(), ['access 100', 'backbone 1000', 'internet 100']);
-    assert.throws(() => parseTopology('agents: [x]\nedges: [x]\norigins: { y: 10.78.0.9 }\ndistance_ms: { y: { x: 1 } }\nports: { dns: 862 }\n', 't.yaml'), {
-      message: 't.yaml:5: ports.dns: the dns port must differ from the udp port (both 862): DNS listens on UDP and TCP\nt.yaml:5: ports.dns: the dns port must differ from the tcp port (both 862): DNS listens on UDP and TCP',
-    });
+    assert.deepEqual([...new Set(shipped.links.map((l) => `${l.class} ${l.rateMbit}`))].sort(), [
+      'access 100',
+      'backbone 1000',
+      'internet 100',
+    ]);
+    assert.throws(
+      () =>
+        parseTopology(
+          'agents: [x]\nedges: [x]\norigins: { y: 10.78.0.9 }\ndistance_ms: { y: { x: 1 } }\nports: { dns: 862 }\n',
+          't.yaml',
+        ),
+      {
+        message:
+          't.yaml:5: ports.dns: the dns port must differ from the udp port (both 862): DNS listens on UDP and TCP\nt.yaml:5: ports.dns: the dns port must differ from the tcp port (both 862): DNS listens on UDP and TCP',
+      },
+    );
   });
 
   it('a missing distance names the pair and the key to add', () => {
-    assert.throws(() => parseTopology('agents: [us-east, eu-west]\nedges: [us-east]\norigins: {us-east: 10.78.0.1}\n', 't.yaml'), {
-      message: 't.yaml:1: distance_ms: no one-way delay between eu-west and us-east: add distance_ms.eu-west.us-east',
-    });
+    assert.throws(
+      () => parseTopology('agents: [us-east, eu-west]\nedges: [us-east]\norigins: {us-east: 10.78.0.1}\n', 't.yaml'),
+      {
+        message: 't.yaml:1: distance_ms: no one-way delay between eu-west and us-east: add distance_ms.eu-west.us-east',
+      },
+    );
   });
 
   it('lab show checks a file without root; a bad one exits 2 with the message', async () => {
     const ok = await runAnylat(['lab', 'show']);
     assert.equal(ok.code, 0, ok.stderr);
-    assert.match(ok.stdout, /ap-south\s+ap-south -> eu-west\s+2 \/ 2\.2\s+113 \/ 113\.3\s+240\.5 \/ 242\.5\s+140\.5 \/ 142\.5/);
+    assert.match(
+      ok.stdout,
+      /ap-south\s+ap-south -> eu-west\s+2 \/ 2\.2\s+113 \/ 113\.3\s+240\.5 \/ 242\.5\s+140\.5 \/ 142\.5/,
+    );
     const bad = await runAnylat(['lab', 'show', '--topology', '/nonexistent/topology.yaml']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /\/nonexistent\/topology\.yaml: cannot read the topology file \(ENOENT\)/);

@@ -47,7 +47,10 @@ test('work a callback does after stamping its time does not flag that stamp', as
     );
     await sleep(5);
     const [at] = stamps;
-    assert.ok(lag.windowsSince(at! - 50).some((w) => w.from <= at! && w.to >= at!), 'the callback ran inside a recorded stall');
+    assert.ok(
+      lag.windowsSince(at! - 50).some((w) => w.from <= at! && w.to >= at!),
+      'the callback ran inside a recorded stall',
+    );
     assert.equal(lag.delayedAt(at!, 2), false);
     // The next callback, which waited for that work, was held up.
     const next = await new Promise<number>((resolve) => {

@@ -6,7 +6,15 @@ import { strict as assert } from 'node:assert';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { AgentHeartbeat, RoundResult } from '../agent/core/model.ts';
-import { eventLine, FIELD_KEYS, heartbeatLine, isoToMs, isReservedLabel, RESERVED_TAGS, roundToLines } from '../agent/core/line-protocol.ts';
+import {
+  eventLine,
+  FIELD_KEYS,
+  heartbeatLine,
+  isoToMs,
+  isReservedLabel,
+  RESERVED_TAGS,
+  roundToLines,
+} from '../agent/core/line-protocol.ts';
 
 const GOLDEN = new URL('./golden/line-protocol.txt', import.meta.url);
 
@@ -103,7 +111,13 @@ const ROUND: RoundResult = {
     },
   ],
   events: [
-    { type: 'site_change', service: 'web shop', message: 'anycast/udp: "edge-eu" -> edge\\us\nnow', from: 'edge-eu', to: 'edge\\us' },
+    {
+      type: 'site_change',
+      service: 'web shop',
+      message: 'anycast/udp: "edge-eu" -> edge\\us\nnow',
+      from: 'edge-eu',
+      to: 'edge\\us',
+    },
     { type: 'path_down', service: 'web shop', message: 'us-east-1/tcp stopped answering' },
   ],
 };
@@ -126,12 +140,24 @@ const HEARTBEAT: AgentHeartbeat = {
 };
 
 function allLines(): string[] {
-  const bare: AgentHeartbeat = { ...HEARTBEAT, agent: { id: 'ap-1', region: 'ap-southeast-2' }, version: '0.1.0', lat: undefined, lon: undefined, dropped_rows: undefined };
+  const bare: AgentHeartbeat = {
+    ...HEARTBEAT,
+    agent: { id: 'ap-1', region: 'ap-southeast-2' },
+    version: '0.1.0',
+    lat: undefined,
+    lon: undefined,
+    dropped_rows: undefined,
+  };
   return [...roundToLines(ROUND), heartbeatLine(HEARTBEAT)!, heartbeatLine(bare)!];
 }
 
 /** Splits a line into measurement, tags, fields and timestamp, honouring escapes and quotes. */
-function parse(line: string): { measurement: string; tags: Record<string, string>; fields: Record<string, string>; ts: string } {
+function parse(line: string): {
+  measurement: string;
+  tags: Record<string, string>;
+  fields: Record<string, string>;
+  ts: string;
+} {
   const parts: string[] = [];
   let cur = '';
   let quoted = false;
@@ -201,7 +227,18 @@ test('tags: the schema tags plus labels, sorted, escaped; no address, no error t
   const lines = roundToLines(ROUND).map(parse);
   const latency = lines.filter((l) => l.measurement === 'latency');
   assert.equal(latency.length, 3);
-  assert.deepEqual(Object.keys(latency[0]!.tags), ['agent', 'agent_region', 'dc', 'endpoint', 'kind', 'metric', 'protocol', 'scope', 'service', 'team']);
+  assert.deepEqual(Object.keys(latency[0]!.tags), [
+    'agent',
+    'agent_region',
+    'dc',
+    'endpoint',
+    'kind',
+    'metric',
+    'protocol',
+    'scope',
+    'service',
+    'team',
+  ]);
   // Spaces, commas and equals signs in tag values are backslash-escaped.
   assert.equal(latency[0]!.tags.service, 'web\\ shop');
   assert.equal(latency[0]!.tags.team, 'net\\ ops');
@@ -238,14 +275,25 @@ test('types: counts are integers (i), measurements floats, names and messages st
   assert.equal(anycast!.fields.loss_pct, '5', 'a whole-number float stays a float (no i)');
   assert.equal(anycast!.fields.p50_ms, '10.4');
   assert.equal(anycast!.fields.site, '"edge \\"eu\\""', 'string fields are quoted, inner quotes escaped');
-  const benefit = roundToLines(ROUND).map(parse).find((l) => l.measurement === 'benefit')!;
+  const benefit = roundToLines(ROUND)
+    .map(parse)
+    .find((l) => l.measurement === 'benefit')!;
   assert.equal(benefit.fields.pairs, '20i');
   assert.equal(benefit.fields.win_rate, '1');
   const hb = parse(heartbeatLine(HEARTBEAT)!);
   assert.equal(hb.measurement, 'agent');
   assert.deepEqual(hb.tags, { agent: 'eu-1', agent_region: 'eu-west-1' });
   assert.equal(hb.fields.version, '"0.1.0"');
-  for (const k of ['rounds_late', 'rounds_skipped', 'rounds_failed', 'sink_batch', 'outbox_rows', 'dead_letters', 'dropped_rows']) assert.match(hb.fields[k]!, /^\d+i$/, k);
+  for (const k of [
+    'rounds_late',
+    'rounds_skipped',
+    'rounds_failed',
+    'sink_batch',
+    'outbox_rows',
+    'dead_letters',
+    'dropped_rows',
+  ])
+    assert.match(hb.fields[k]!, /^\d+i$/, k);
   for (const k of ['uptime_s', 'lat', 'lon', 'loop_lag_p99_ms']) assert.match(hb.fields[k]!, /^-?[\d.]+$/, k);
 });
 
@@ -254,9 +302,13 @@ test('absent metrics stay absent (never 0); loss is always written', () => {
   assert.deepEqual(Object.keys(failed!.fields).sort(), ['flagged', 'loss_pct', 'received', 'sent']);
   assert.equal(failed!.fields.loss_pct, '100');
   assert.equal(icmp!.fields.loss_pct, '0');
-  const noCi = roundToLines(ROUND).map(parse).filter((l) => l.measurement === 'benefit')[1]!;
+  const noCi = roundToLines(ROUND)
+    .map(parse)
+    .filter((l) => l.measurement === 'benefit')[1]!;
   assert.ok(!('ci_low_ms' in noCi.fields) && !('ci_high_ms' in noCi.fields));
-  const down = roundToLines(ROUND).map(parse).filter((l) => l.measurement === 'event')[1]!;
+  const down = roundToLines(ROUND)
+    .map(parse)
+    .filter((l) => l.measurement === 'event')[1]!;
   assert.deepEqual(Object.keys(down.fields), ['message'], 'an event without from/to writes neither');
   const bare = parse(heartbeatLine({ ...HEARTBEAT, lat: undefined, lon: undefined, dropped_rows: undefined })!);
   assert.ok(!('lat' in bare.fields) && !('lon' in bare.fields) && !('dropped_rows' in bare.fields));
@@ -280,7 +332,12 @@ test('string fields escape quotes, backslashes and newlines so a line stays one 
 });
 
 test('empty tag values are left out instead of writing an invalid line', () => {
-  const line = roundToLines({ ...ROUND, agent: { id: 'eu-1', region: 'eu-west-1', labels: { team: '' } }, benefit: [], events: [] })[0]!;
+  const line = roundToLines({
+    ...ROUND,
+    agent: { id: 'eu-1', region: 'eu-west-1', labels: { team: '' } },
+    benefit: [],
+    events: [],
+  })[0]!;
   assert.ok(!line.includes('team='), line);
 });
 

@@ -37,11 +37,16 @@ describe('anylat outbox', () => {
   it('status lists waiting lines and dead letters with their reasons, as text and JSON', async () => {
     const text = await runAnylat(['outbox', 'status', '--store', storePath]);
     assert.equal(text.code, 0, text.stderr);
-    assert.match(text.stdout, /^agent eu-1: 8 lines waiting for InfluxDB \(oldest queued .* ago\); 4 dead letters \(last .* ago\)$/m);
+    assert.match(
+      text.stdout,
+      /^agent eu-1: 8 lines waiting for InfluxDB \(oldest queued .* ago\); 4 dead letters \(last .* ago\)$/m,
+    );
     assert.match(text.stdout, /^ +2 × 400 400: bad request \(proxy\)$/m);
     assert.match(text.stdout, /^ +2 × 422 422: field type conflict$/m);
     const json = await runAnylat(['outbox', 'status', '--store', storePath, '--json']);
-    const parsed = JSON.parse(json.stdout) as { agents: Array<{ agent: string; outbox_rows: number; dead_letters: number; reasons: unknown[] }> };
+    const parsed = JSON.parse(json.stdout) as {
+      agents: Array<{ agent: string; outbox_rows: number; dead_letters: number; reasons: unknown[] }>;
+    };
     assert.deepEqual(
       parsed.agents.map((a) => [a.agent, a.outbox_rows, a.dead_letters, a.reasons.length]),
       [['eu-1', 8, 4, 2]],
@@ -75,7 +80,10 @@ describe('anylat outbox', () => {
       lines,
       'every line back, in the original order',
     );
-    assert.ok(oldIds.every((id) => store.readOutbox(100).some((e) => e.id === id)), 'under their old ids');
+    assert.ok(
+      oldIds.every((id) => store.readOutbox(100).some((e) => e.id === id)),
+      'under their old ids',
+    );
     store.close();
 
     const received: string[] = [];
@@ -90,7 +98,17 @@ describe('anylat outbox', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
       const w = openStore(storePath, { retention: { maxAgeMs: 86_400_000, maxRows: 10_000 } });
-      const sink = new Sink({ store: w, agent: 'eu-1', influx: { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, org: 'o', bucket: 'b', token: 't' }, log: () => {} });
+      const sink = new Sink({
+        store: w,
+        agent: 'eu-1',
+        influx: {
+          url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+          org: 'o',
+          bucket: 'b',
+          token: 't',
+        },
+        log: () => {},
+      });
       const res = await sink.drain(10_000);
       w.close();
       assert.deepEqual(res, { delivered: 12, remaining: 0, ended: 'empty' });

@@ -29,10 +29,27 @@ let reflector: ChildProcess | undefined;
 let port = 0;
 
 before(async () => {
-  reflector = spawn(process.execPath, ['--import', 'tsx', 'agent/cli.ts', 'reflector', '--bind', '127.0.0.1', '--no-udp', '--no-tcp', '--http-port', '0', '--site', 'far'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  reflector = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'agent/cli.ts',
+      'reflector',
+      '--bind',
+      '127.0.0.1',
+      '--no-udp',
+      '--no-tcp',
+      '--http-port',
+      '0',
+      '--site',
+      'far',
+    ],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   port = await new Promise<number>((resolve, reject) => {
     let out = '';
     reflector!.stdout!.on('data', (chunk: Buffer) => {
@@ -52,8 +69,16 @@ after(() => {
  * `onWrite` picks (0: the first, 1: the warm one) was handed to the socket, while its response
  * is on its way back. Returns each attempt with the wall-clock span the caller waited.
  */
-async function stalledSamples(url: string, n: number, onWrite: 0 | 1, options: { warm?: boolean } = {}): Promise<Array<{ attempt: Attempt; spanMs: number }>> {
-  const probe = httpProber({ endpoint: 'test', address: '127.0.0.1' }, { url, timeoutMs: 5000, warm: options.warm ?? true });
+async function stalledSamples(
+  url: string,
+  n: number,
+  onWrite: 0 | 1,
+  options: { warm?: boolean } = {},
+): Promise<Array<{ attempt: Attempt; spanMs: number }>> {
+  const probe = httpProber(
+    { endpoint: 'test', address: '127.0.0.1' },
+    { url, timeoutMs: 5000, warm: options.warm ?? true },
+  );
   let writes = 0;
   const onSend = () => {
     if (writes++ !== onWrite) return;
@@ -83,95 +108,140 @@ async function stalledSamples(url: string, n: number, onWrite: 0 | 1, options: {
 }
 
 describe('http probe: a blocked event loop', () => {
-  test('a stall while the first response is on its way is in none of connect, ttfb and total (the kernel timed them) and they carry no lag window', linuxOnly, async () => {
-    const lag = new LagMonitor({ thresholdMs: 1 }).start();
-    try {
-      const samples = await stalledSamples(`http://svc.anylat.test:${port}/`, 2, 0, { warm: false });
+  test(
+    'a stall while the first response is on its way is in none of connect, ttfb and total (the kernel timed them) and they carry no lag window',
+    linuxOnly,
+    async () => {
+      const lag = new LagMonitor({ thresholdMs: 1 }).start();
+      try {
+        const samples = await stalledSamples(`http://svc.anylat.test:${port}/`, 2, 0, { warm: false });
+        for (const { attempt: a, spanMs } of samples) {
+          assert.equal(a.ok, true, JSON.stringify(a));
+          assert.ok(spanMs >= STALL_MS - TIMER_EARLY_MS, `the stall held the sample up: ${spanMs} ms`);
+          const { connect, ttfb, total } = a.values;
+          assert.ok(
+            total! < UNDER_STALL_MS,
+            `total ${total} ms while the sample took ${spanMs.toFixed(1)} ms: the stall is in it`,
+          );
+          assert.ok(connect! + ttfb! <= total!, JSON.stringify(a.values));
+          for (const m of ['connect', 'ttfb', 'total'] as const)
+            assert.ok(!(m in a.lagWindows!), `${m} has a lag window: ${JSON.stringify(a.lagWindows)}`);
+          // So the round flags none of them, though the loop was blocked inside the sample.
+          assert.deepEqual(lagFlags(a, 'whole', lag), { connect: false, ttfb: false, total: false });
+        }
+      } finally {
+        lag.stop();
+      }
+    },
+  );
+
+  test(
+    'a stall while the warm response is on its way is not in warm (the kernel timed it) and warm carries no lag window',
+    linuxOnly,
+    async () => {
+      const samples = await stalledSamples(`http://svc.anylat.test:${port}/`, 2, 1);
       for (const { attempt: a, spanMs } of samples) {
         assert.equal(a.ok, true, JSON.stringify(a));
         assert.ok(spanMs >= STALL_MS - TIMER_EARLY_MS, `the stall held the sample up: ${spanMs} ms`);
-        const { connect, ttfb, total } = a.values;
-        assert.ok(total! < UNDER_STALL_MS, `total ${total} ms while the sample took ${spanMs.toFixed(1)} ms: the stall is in it`);
-        assert.ok(connect! + ttfb! <= total!, JSON.stringify(a.values));
-        for (const m of ['connect', 'ttfb', 'total'] as const) assert.ok(!(m in a.lagWindows!), `${m} has a lag window: ${JSON.stringify(a.lagWindows)}`);
-        // So the round flags none of them, though the loop was blocked inside the sample.
-        assert.deepEqual(lagFlags(a, 'whole', lag), { connect: false, ttfb: false, total: false });
+        assert.ok(
+          a.values.warm! > 0 && a.values.warm! < UNDER_STALL_MS,
+          `warm ${a.values.warm} ms while the sample took ${spanMs.toFixed(1)} ms: the stall is in it`,
+        );
+        assert.ok(!('warm' in a.lagWindows!), `warm has a lag window: ${JSON.stringify(a.lagWindows)}`);
       }
-    } finally {
-      lag.stop();
-    }
-  });
+    },
+  );
 
-  test('a stall while the warm response is on its way is not in warm (the kernel timed it) and warm carries no lag window', linuxOnly, async () => {
-    const samples = await stalledSamples(`http://svc.anylat.test:${port}/`, 2, 1);
-    for (const { attempt: a, spanMs } of samples) {
-      assert.equal(a.ok, true, JSON.stringify(a));
-      assert.ok(spanMs >= STALL_MS - TIMER_EARLY_MS, `the stall held the sample up: ${spanMs} ms`);
-      assert.ok(a.values.warm! > 0 && a.values.warm! < UNDER_STALL_MS, `warm ${a.values.warm} ms while the sample took ${spanMs.toFixed(1)} ms: the stall is in it`);
-      assert.ok(!('warm' in a.lagWindows!), `warm has a lag window: ${JSON.stringify(a.lagWindows)}`);
-    }
-  });
-
-  test('a server that acknowledges first: ttfb, warm and total come from the response\'s kernel receive timestamp, and a stall while it is on its way is in none of them', linuxOnly, async () => {
-    const LATE_MS = 300; // after TCP_DELACK_MAX (200 ms): a bare ACK goes first, TCP_INFO has no sample
-    const STALL = { afterMs: 50, ms: 500 }; // covers the response's arrival, however late the server's timer
-    const server = spawn(process.execPath, ['-e', `require('node:http').createServer((q, r) => setTimeout(() => r.end('late'), ${LATE_MS})).listen(0, '127.0.0.1', function () { console.log(this.address().port) })`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    try {
-      const serverPort = await new Promise<number>((resolve) => server.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
-      const probe = httpProber({ endpoint: 'test', address: '127.0.0.1' }, { url: `http://svc.anylat.test:${serverPort}/`, timeoutMs: 5000 });
-      const onSend = () => {
-        setTimeout(() => {
-          const until = performance.now() + STALL.ms;
-          while (performance.now() < until);
-        }, STALL.afterMs);
-      };
-      subscribe('undici:client:sendHeaders', onSend);
+  test(
+    "a server that acknowledges first: ttfb, warm and total come from the response's kernel receive timestamp, and a stall while it is on its way is in none of them",
+    linuxOnly,
+    async () => {
+      const LATE_MS = 300; // after TCP_DELACK_MAX (200 ms): a bare ACK goes first, TCP_INFO has no sample
+      const STALL = { afterMs: 50, ms: 500 }; // covers the response's arrival, however late the server's timer
+      const server = spawn(
+        process.execPath,
+        [
+          '-e',
+          `require('node:http').createServer((q, r) => setTimeout(() => r.end('late'), ${LATE_MS})).listen(0, '127.0.0.1', function () { console.log(this.address().port) })`,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
       try {
-        // One sample: two stalls of half a second already hold a CPU that other tests share.
-        for (let seq = 0; seq < 1; seq++) {
-          const t = performance.now();
-          const a = await probe.sample(seq);
-          const spanMs = performance.now() - t;
-          assert.equal(a.ok, true, JSON.stringify(a));
-          assert.ok(spanMs >= 2 * (STALL.afterMs + STALL.ms) - TIMER_EARLY_MS, `both responses waited for a stall: ${spanMs} ms`);
-          const { ttfb, warm, total } = a.values;
-          for (const [m, v] of [['ttfb', ttfb], ['warm', warm]] as const) {
-            assert.ok(v! >= LATE_MS - TIMER_EARLY_MS, `${m} ${v} ms holds the server's ${LATE_MS} ms`);
-            assert.ok(v! < STALL.afterMs + STALL.ms - TIMER_EARLY_MS, `${m} ${v} ms: the stall is in it`);
+        const serverPort = await new Promise<number>((resolve) =>
+          server.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))),
+        );
+        const probe = httpProber(
+          { endpoint: 'test', address: '127.0.0.1' },
+          { url: `http://svc.anylat.test:${serverPort}/`, timeoutMs: 5000 },
+        );
+        const onSend = () => {
+          setTimeout(() => {
+            const until = performance.now() + STALL.ms;
+            while (performance.now() < until);
+          }, STALL.afterMs);
+        };
+        subscribe('undici:client:sendHeaders', onSend);
+        try {
+          // One sample: two stalls of half a second already hold a CPU that other tests share.
+          for (let seq = 0; seq < 1; seq++) {
+            const t = performance.now();
+            const a = await probe.sample(seq);
+            const spanMs = performance.now() - t;
+            assert.equal(a.ok, true, JSON.stringify(a));
+            assert.ok(
+              spanMs >= 2 * (STALL.afterMs + STALL.ms) - TIMER_EARLY_MS,
+              `both responses waited for a stall: ${spanMs} ms`,
+            );
+            const { ttfb, warm, total } = a.values;
+            for (const [m, v] of [
+              ['ttfb', ttfb],
+              ['warm', warm],
+            ] as const) {
+              assert.ok(v! >= LATE_MS - TIMER_EARLY_MS, `${m} ${v} ms holds the server's ${LATE_MS} ms`);
+              assert.ok(v! < STALL.afterMs + STALL.ms - TIMER_EARLY_MS, `${m} ${v} ms: the stall is in it`);
+            }
+            assert.ok(total! >= ttfb! && total! < STALL.afterMs + STALL.ms, `total ${total} ms`);
+            for (const m of ['ttfb', 'total', 'warm'] as const)
+              assert.ok(!(m in a.lagWindows!), `${m} has a lag window: ${JSON.stringify(a.lagWindows)}`);
           }
-          assert.ok(total! >= ttfb! && total! < STALL.afterMs + STALL.ms, `total ${total} ms`);
-          for (const m of ['ttfb', 'total', 'warm'] as const) assert.ok(!(m in a.lagWindows!), `${m} has a lag window: ${JSON.stringify(a.lagWindows)}`);
+        } finally {
+          unsubscribe('undici:client:sendHeaders', onSend);
+          await probe.close();
         }
+        assert.equal(probe.ttfbTiming().arrival, 1, JSON.stringify(probe.ttfbTiming()));
       } finally {
-        unsubscribe('undici:client:sendHeaders', onSend);
-        await probe.close();
+        server.kill('SIGTERM');
       }
-      assert.equal(probe.ttfbTiming().arrival, 1, JSON.stringify(probe.ttfbTiming()));
-    } finally {
-      server.kill('SIGTERM');
-    }
-  });
+    },
+  );
 
-  test('while the probe holds Node\'s reading back for the receive timestamp, a server that closes or resets without answering still ends the sample at once', linuxOnly, async () => {
-    for (const how of ['end', 'reset'] as const) {
-      const server = net.createServer((socket) => {
-        socket.once('data', () => (how === 'end' ? socket.end() : socket.resetAndDestroy()));
-      });
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      try {
-        const probe = httpProber({ endpoint: 'test', address: '127.0.0.1' }, { url: `http://svc.anylat.test:${(server.address() as AddressInfo).port}/`, timeoutMs: 20_000 });
-        const t = performance.now();
-        const a = await probe.sample(0);
-        const took = performance.now() - t;
-        await probe.close();
-        assert.equal(a.ok, false, JSON.stringify(a));
-        assert.ok(a.ok === false && a.reason !== 'timeout', `${how}: ${JSON.stringify(a)}`);
-        assert.ok(took < 10_000, `${how}: the sample waited ${took} ms for a closed connection`);
-      } finally {
-        server.close();
+  test(
+    "while the probe holds Node's reading back for the receive timestamp, a server that closes or resets without answering still ends the sample at once",
+    linuxOnly,
+    async () => {
+      for (const how of ['end', 'reset'] as const) {
+        const server = net.createServer((socket) => {
+          socket.once('data', () => (how === 'end' ? socket.end() : socket.resetAndDestroy()));
+        });
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        try {
+          const probe = httpProber(
+            { endpoint: 'test', address: '127.0.0.1' },
+            { url: `http://svc.anylat.test:${(server.address() as AddressInfo).port}/`, timeoutMs: 20_000 },
+          );
+          const t = performance.now();
+          const a = await probe.sample(0);
+          const took = performance.now() - t;
+          await probe.close();
+          assert.equal(a.ok, false, JSON.stringify(a));
+          assert.ok(a.ok === false && a.reason !== 'timeout', `${how}: ${JSON.stringify(a)}`);
+          assert.ok(took < 10_000, `${how}: the sample waited ${took} ms for a closed connection`);
+        } finally {
+          server.close();
+        }
       }
-    }
-  });
+    },
+  );
 
   test('the monotonic clock still times the whole wait, and names only the callbacks lag could reach', async () => {
     const LATE_MS = 300;
@@ -183,7 +253,14 @@ describe('http probe: a blocked event loop', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
-      const probe = httpProber({ endpoint: 'test', address: '127.0.0.1' }, { url: `http://svc.anylat.test:${(server.address() as AddressInfo).port}/`, timeoutMs: 5000, ttfbClock: 'monotonic' });
+      const probe = httpProber(
+        { endpoint: 'test', address: '127.0.0.1' },
+        {
+          url: `http://svc.anylat.test:${(server.address() as AddressInfo).port}/`,
+          timeoutMs: 5000,
+          ttfbClock: 'monotonic',
+        },
+      );
       const a = await probe.sample(0);
       await probe.close();
       assert.equal(a.ok, true, JSON.stringify(a));

@@ -11,7 +11,13 @@ import net, { type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Attempt } from '../agent/core/model.ts';
 import { httpProber, type HttpProber, type TtfbTiming } from '../agent/probe/http.ts';
-import { delayAcks, ECHO_RTT_ROUNDING_US, readTcpInfo, responseRttFromTcpInfo, type TcpInfo } from '../agent/net/tcp-info.ts';
+import {
+  delayAcks,
+  ECHO_RTT_ROUNDING_US,
+  readTcpInfo,
+  responseRttFromTcpInfo,
+  type TcpInfo,
+} from '../agent/net/tcp-info.ts';
 import type { HttpProbeOptions, ProbeTarget } from '../agent/probe/types.ts';
 import { startHttpReflector } from '../agent/reflector/http.ts';
 import type { ReflectorPart } from '../agent/reflector/types.ts';
@@ -20,7 +26,14 @@ import { makeSelfSignedCert, type TestCert } from './support/tls-cert.ts';
 const HOST = 'svc.anylat.test';
 const linuxOnly = { skip: process.platform !== 'linux' && 'the kernel ttfb clock reads TCP_INFO (Linux)' };
 const target = (address = '127.0.0.1'): ProbeTarget => ({ endpoint: 'test', address });
-const NO_FALLBACKS = { unavailable: 0, retransmitted: 0, separate_ack: 0, split_request: 0, not_acked: 0, inconsistent: 0 };
+const NO_FALLBACKS = {
+  unavailable: 0,
+  retransmitted: 0,
+  separate_ack: 0,
+  split_request: 0,
+  not_acked: 0,
+  inconsistent: 0,
+};
 
 let reflector: ReflectorPart;
 before(async () => {
@@ -64,7 +77,10 @@ async function sampled(probe: HttpProber, n: number): Promise<Array<{ attempt: A
 }
 
 /** A node:http server on 127.0.0.1:0; `onConnection` sees each accepted socket first. */
-async function plainServer(handler: (req: IncomingMessage, res: ServerResponse) => void, onConnection?: (socket: net.Socket) => void): Promise<{ port: number; stop: () => Promise<void> }> {
+async function plainServer(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  onConnection?: (socket: net.Socket) => void,
+): Promise<{ port: number; stop: () => Promise<void> }> {
   const server: Server = createServer(handler);
   if (onConnection) server.on('connection', onConnection);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -77,7 +93,10 @@ async function plainServer(handler: (req: IncomingMessage, res: ServerResponse) 
   };
 }
 
-async function oneSample(port: number, options: Partial<HttpProbeOptions> = {}): Promise<{ attempt: Attempt; timing: TtfbTiming; probe: HttpProber }> {
+async function oneSample(
+  port: number,
+  options: Partial<HttpProbeOptions> = {},
+): Promise<{ attempt: Attempt; timing: TtfbTiming; probe: HttpProber }> {
   const probe = httpProber(target(), { url: `http://${HOST}:${port}/`, timeoutMs: 3000, warm: false, ...options });
   const attempt = await probe.sample(0);
   await probe.close();
@@ -85,10 +104,18 @@ async function oneSample(port: number, options: Partial<HttpProbeOptions> = {}):
 }
 
 /** a ttfb that the monotonic clock timed, for `why` (undefined: the kernel was not asked) */
-function assertMonotonic(r: { attempt: Attempt; timing: TtfbTiming }, why: keyof TtfbTiming['fallbacks'] | undefined): void {
+function assertMonotonic(
+  r: { attempt: Attempt; timing: TtfbTiming },
+  why: keyof TtfbTiming['fallbacks'] | undefined,
+): void {
   const a = r.attempt;
   assert.equal(a.ok, true, JSON.stringify(a));
-  assert.deepEqual(r.timing, { kernel: 0, arrival: 0, monotonic: 1, fallbacks: why ? { ...NO_FALLBACKS, [why]: 1 } : NO_FALLBACKS });
+  assert.deepEqual(r.timing, {
+    kernel: 0,
+    arrival: 0,
+    monotonic: 1,
+    fallbacks: why ? { ...NO_FALLBACKS, [why]: 1 } : NO_FALLBACKS,
+  });
   // Timed in user space: the round may flag it for event-loop lag when the headers came back.
   assert.ok(a.lagWindows?.ttfb, `a monotonic ttfb keeps its lag window: ${JSON.stringify(a.lagWindows)}`);
 }
@@ -98,81 +125,109 @@ function assertArrival(r: { attempt: Attempt; timing: TtfbTiming }, why: keyof T
   const a = r.attempt;
   assert.equal(a.ok, true, JSON.stringify(a));
   assert.deepEqual(r.timing, { kernel: 0, arrival: 1, monotonic: 0, fallbacks: { ...NO_FALLBACKS, [why]: 1 } });
-  assert.ok(a.lagWindows && !('ttfb' in a.lagWindows), `a ttfb timed from the kernel's receive timestamp has no lag window: ${JSON.stringify(a.lagWindows)}`);
+  assert.ok(
+    a.lagWindows && !('ttfb' in a.lagWindows),
+    `a ttfb timed from the kernel's receive timestamp has no lag window: ${JSON.stringify(a.lagWindows)}`,
+  );
 }
 
 describe('http probe: ttfb from the kernel', () => {
-  test('against the anylat reflector, ttfb is the kernel sample: positive, inside the monotonic span, no lag window', linuxOnly, async () => {
-    for (const { address, port } of reflector.listening) {
-      const probe = httpProber(target(address), { url: `http://${HOST}:${port}/`, timeoutMs: 3000, warm: false });
-      assert.equal(probe.ttfbClock, 'kernel');
-      const samples = await sampled(probe, 10);
-      await probe.close();
-      for (const { attempt: a, spanMs } of samples) {
-        assert.equal(a.ok, true, JSON.stringify(a));
-        assert.equal(a.site, 'edge-test');
-        const ttfb = a.values.ttfb!;
-        assert.ok(ttfb > 0, `ttfb ${ttfb} ms`);
-        assert.ok(ttfb <= spanMs, `${address}: kernel ttfb ${ttfb} ms > monotonic span ${spanMs} ms`);
-        assert.ok(a.values.connect! + ttfb <= a.values.total!);
-        assert.ok(a.lagWindows && !('ttfb' in a.lagWindows), `a kernel-timed ttfb is never flagged for lag: ${JSON.stringify(a.lagWindows)}`);
+  test(
+    'against the anylat reflector, ttfb is the kernel sample: positive, inside the monotonic span, no lag window',
+    linuxOnly,
+    async () => {
+      for (const { address, port } of reflector.listening) {
+        const probe = httpProber(target(address), { url: `http://${HOST}:${port}/`, timeoutMs: 3000, warm: false });
+        assert.equal(probe.ttfbClock, 'kernel');
+        const samples = await sampled(probe, 10);
+        await probe.close();
+        for (const { attempt: a, spanMs } of samples) {
+          assert.equal(a.ok, true, JSON.stringify(a));
+          assert.equal(a.site, 'edge-test');
+          const ttfb = a.values.ttfb!;
+          assert.ok(ttfb > 0, `ttfb ${ttfb} ms`);
+          assert.ok(ttfb <= spanMs, `${address}: kernel ttfb ${ttfb} ms > monotonic span ${spanMs} ms`);
+          assert.ok(a.values.connect! + ttfb <= a.values.total!);
+          assert.ok(
+            a.lagWindows && !('ttfb' in a.lagWindows),
+            `a kernel-timed ttfb is never flagged for lag: ${JSON.stringify(a.lagWindows)}`,
+          );
+        }
+        // Every ttfb is the kernel's: its RTT sample, or where the reflector (sharing this busy
+        // machine and this event loop) took longer than its delayed-ACK timer to answer and a bare
+        // ACK went first, the response's receive timestamp; no other reason to miss the RTT sample.
+        const timing = probe.ttfbTiming();
+        assert.deepEqual(
+          { ...timing, kernel: timing.kernel + timing.arrival, arrival: 0 },
+          { kernel: 10, arrival: 0, monotonic: 0, fallbacks: { ...NO_FALLBACKS, separate_ack: timing.arrival } },
+          `${address}: every ttfb timed by the kernel: ${JSON.stringify(timing)}`,
+        );
+        assert.ok(timing.kernel >= 5, `${address}: the reflector's responses carry the ACK: ${JSON.stringify(timing)}`);
       }
-      // Every ttfb is the kernel's: its RTT sample, or where the reflector (sharing this busy
-      // machine and this event loop) took longer than its delayed-ACK timer to answer and a bare
-      // ACK went first, the response's receive timestamp; no other reason to miss the RTT sample.
-      const timing = probe.ttfbTiming();
-      assert.deepEqual(
-        { ...timing, kernel: timing.kernel + timing.arrival, arrival: 0 },
-        { kernel: 10, arrival: 0, monotonic: 0, fallbacks: { ...NO_FALLBACKS, separate_ack: timing.arrival } },
-        `${address}: every ttfb timed by the kernel: ${JSON.stringify(timing)}`,
-      );
-      assert.ok(timing.kernel >= 5, `${address}: the reflector's responses carry the ACK: ${JSON.stringify(timing)}`);
-    }
-  });
+    },
+  );
 
-  test('the warm request rides the same connection and does not disturb the first one\'s timing', linuxOnly, async () => {
-    const { port } = reflector.listening[0]!;
-    const probe = httpProber(target(), { url: `http://${HOST}:${port}/`, timeoutMs: 3000 });
-    for (let seq = 0; seq < 3; seq++) {
-      const a = await probe.sample(seq);
-      assert.equal(a.ok, true, JSON.stringify(a));
-      assert.ok(a.values.warm! > 0 && a.values.ttfb! > 0);
-      assert.ok(!('ttfb' in a.lagWindows!));
-    }
-    await probe.close();
-    assert.deepEqual(probe.ttfbTiming(), { kernel: 3, arrival: 0, monotonic: 0, fallbacks: NO_FALLBACKS });
-  });
+  test(
+    "the warm request rides the same connection and does not disturb the first one's timing",
+    linuxOnly,
+    async () => {
+      const { port } = reflector.listening[0]!;
+      const probe = httpProber(target(), { url: `http://${HOST}:${port}/`, timeoutMs: 3000 });
+      for (let seq = 0; seq < 3; seq++) {
+        const a = await probe.sample(seq);
+        assert.equal(a.ok, true, JSON.stringify(a));
+        assert.ok(a.values.warm! > 0 && a.values.ttfb! > 0);
+        assert.ok(!('ttfb' in a.lagWindows!));
+      }
+      await probe.close();
+      assert.deepEqual(probe.ttfbTiming(), { kernel: 3, arrival: 0, monotonic: 0, fallbacks: NO_FALLBACKS });
+    },
+  );
 
   // The kernel's sample ends at the first segment back; when that is the response, the server's
   // time to answer is in it, as ttfb means: a reflector-like server that answers 10 ms late (below
   // the delayed-ACK timer, so its ACK still waits for the response).
-  test('the sample runs to the response, the server\'s time to answer included', linuxOnly, async () => {
+  test("the sample runs to the response, the server's time to answer included", linuxOnly, async () => {
     const LATE_MS = 10;
     const srv = await plainServer((_req, res) => setTimeout(() => res.end('late'), LATE_MS), delayAcks);
     after(() => srv.stop());
     const r = await oneSample(srv.port);
     assert.equal(r.attempt.ok, true, JSON.stringify(r.attempt));
     assert.equal(r.timing.kernel, 1, JSON.stringify(r.timing));
-    assert.ok(r.attempt.values.ttfb! >= LATE_MS - TIMER_EARLY_MS, `ttfb ${r.attempt.values.ttfb} ms < the server's ${LATE_MS} ms`);
+    assert.ok(
+      r.attempt.values.ttfb! >= LATE_MS - TIMER_EARLY_MS,
+      `ttfb ${r.attempt.values.ttfb} ms < the server's ${LATE_MS} ms`,
+    );
     assert.ok(!('ttfb' in r.attempt.lagWindows!));
   });
 
-  test('fallback to the receive timestamp: a plain node:http server answering after the delayed-ACK timer (a bare ACK goes first)', linuxOnly, async () => {
-    const LATE_MS = 300; // TCP_DELACK_MAX is 200 ms
-    const srv = await plainServer((_req, res) => setTimeout(() => res.end('late'), LATE_MS));
-    after(() => srv.stop());
-    const r = await oneSample(srv.port);
-    assertArrival(r, 'separate_ack');
-    assert.ok(r.attempt.values.ttfb! >= LATE_MS - TIMER_EARLY_MS, `the receive timestamp still times the whole wait: ${r.attempt.values.ttfb} ms`);
-  });
+  test(
+    'fallback to the receive timestamp: a plain node:http server answering after the delayed-ACK timer (a bare ACK goes first)',
+    linuxOnly,
+    async () => {
+      const LATE_MS = 300; // TCP_DELACK_MAX is 200 ms
+      const srv = await plainServer((_req, res) => setTimeout(() => res.end('late'), LATE_MS));
+      after(() => srv.stop());
+      const r = await oneSample(srv.port);
+      assertArrival(r, 'separate_ack');
+      assert.ok(
+        r.attempt.values.ttfb! >= LATE_MS - TIMER_EARLY_MS,
+        `the receive timestamp still times the whole wait: ${r.attempt.values.ttfb} ms`,
+      );
+    },
+  );
 
-  test('fallback to the receive timestamp: a plain node:http server answering at once (Linux acknowledges a connection\'s first data at once)', linuxOnly, async () => {
-    const srv = await plainServer((_req, res) => res.end('ok'));
-    after(() => srv.stop());
-    const r = await oneSample(srv.port);
-    assertArrival(r, 'separate_ack');
-    assert.ok(r.attempt.values.ttfb! > 0);
-  });
+  test(
+    "fallback to the receive timestamp: a plain node:http server answering at once (Linux acknowledges a connection's first data at once)",
+    linuxOnly,
+    async () => {
+      const srv = await plainServer((_req, res) => res.end('ok'));
+      after(() => srv.stop());
+      const r = await oneSample(srv.port);
+      assertArrival(r, 'separate_ack');
+      assert.ok(r.attempt.values.ttfb! > 0);
+    },
+  );
 
   test('ttfbClock: monotonic times every ttfb in user space, as before', async () => {
     const r = await oneSample(reflector.listening[0]!.port, { ttfbClock: 'monotonic' });
@@ -185,7 +240,13 @@ describe('http probe: ttfb from the kernel', () => {
     let secure: ReflectorPart;
     before(async () => {
       cert = await makeSelfSignedCert({ names: [HOST], ips: ['127.0.0.1'] });
-      secure = await startHttpReflector({ site: 'edge-tls', binds: ['127.0.0.1'], port: 0, tls: { cert: cert.cert, key: cert.key }, log: () => {} });
+      secure = await startHttpReflector({
+        site: 'edge-tls',
+        binds: ['127.0.0.1'],
+        port: 0,
+        tls: { cert: cert.cert, key: cert.key },
+        log: () => {},
+      });
     });
     after(async () => {
       await secure?.close();
@@ -193,7 +254,12 @@ describe('http probe: ttfb from the kernel', () => {
     });
 
     test('keeps the monotonic clock: the end of the TLS handshake is still in flight when the request goes', async () => {
-      const probe = httpProber(target(), { url: `https://${HOST}:${secure.listening[0]!.port}/`, ca: cert.cert, timeoutMs: 3000, warm: false });
+      const probe = httpProber(target(), {
+        url: `https://${HOST}:${secure.listening[0]!.port}/`,
+        ca: cert.cert,
+        timeoutMs: 3000,
+        warm: false,
+      });
       assert.equal(probe.ttfbClock, 'monotonic');
       const attempt = await probe.sample(0);
       await probe.close();
@@ -253,25 +319,68 @@ describe('reflector: each response carries the ACK of its request', () => {
 });
 
 describe('responseRttFromTcpInfo: one clean sample or a reason', () => {
-  const base: TcpInfo = { state: 1, caState: 0, retransmits: 0, rtoUs: 201_000, sndMss: 1448, rttUs: 1000, rttvarUs: 500, totalRetrans: 0, bytesAcked: 1, segsIn: 1, minRttUs: 1000, dataSegsIn: 0, dataSegsOut: 0 };
+  const base: TcpInfo = {
+    state: 1,
+    caState: 0,
+    retransmits: 0,
+    rtoUs: 201_000,
+    sndMss: 1448,
+    rttUs: 1000,
+    rttvarUs: 500,
+    totalRetrans: 0,
+    bytesAcked: 1,
+    segsIn: 1,
+    minRttUs: 1000,
+    dataSegsIn: 0,
+    dataSegsOut: 0,
+  };
   // the request: 80 bytes in one segment, answered by one segment that carried its ACK
-  const next = (over: Partial<TcpInfo>): TcpInfo => ({ ...base, rttUs: 1100, bytesAcked: 81, segsIn: 2, dataSegsIn: 1, dataSegsOut: 1, ...over });
+  const next = (over: Partial<TcpInfo>): TcpInfo => ({
+    ...base,
+    rttUs: 1100,
+    bytesAcked: 81,
+    segsIn: 2,
+    dataSegsIn: 1,
+    dataSegsOut: 1,
+    ...over,
+  });
   test('srtt moved by one sample: m = 8*S1 - 7*S0', () => {
-    assert.deepEqual(responseRttFromTcpInfo(base, next({}), 80, 2500), { ok: true, us: 8 * 1100 - 7 * 1000, exact: false });
+    assert.deepEqual(responseRttFromTcpInfo(base, next({}), 80, 2500), {
+      ok: true,
+      us: 8 * 1100 - 7 * 1000,
+      exact: false,
+    });
   });
   test('headers and body already in as several segments: the first carried the ACK, the only sample', () => {
-    assert.deepEqual(responseRttFromTcpInfo(base, next({ segsIn: 4, dataSegsIn: 3 }), 80, 2500), { ok: true, us: 1800, exact: false });
+    assert.deepEqual(responseRttFromTcpInfo(base, next({ segsIn: 4, dataSegsIn: 3 }), 80, 2500), {
+      ok: true,
+      us: 1800,
+      exact: false,
+    });
   });
   test('a new minimum is the sample, exactly', () => {
-    assert.deepEqual(responseRttFromTcpInfo(base, next({ rttUs: 960, minRttUs: 700 }), 80, 900), { ok: true, us: 700, exact: true });
+    assert.deepEqual(responseRttFromTcpInfo(base, next({ rttUs: 960, minRttUs: 700 }), 80, 900), {
+      ok: true,
+      us: 700,
+      exact: true,
+    });
   });
   test('never more than the monotonic span that contains it (rounding of tcpi_rtt)', () => {
     const m = 8 * 1100 - 7 * 1000;
-    assert.deepEqual(responseRttFromTcpInfo(base, next({}), 80, m - ECHO_RTT_ROUNDING_US + 1), { ok: true, us: m - ECHO_RTT_ROUNDING_US + 1, exact: false });
+    assert.deepEqual(responseRttFromTcpInfo(base, next({}), 80, m - ECHO_RTT_ROUNDING_US + 1), {
+      ok: true,
+      us: m - ECHO_RTT_ROUNDING_US + 1,
+      exact: false,
+    });
   });
   const cases: Array<[string, TcpInfo | undefined, TcpInfo | undefined, string]> = [
     ['no TCP_INFO', undefined, next({}), 'unavailable'],
-    ['a kernel older than the counters (< 4.6)', { ...base, dataSegsOut: undefined }, next({ dataSegsOut: undefined }), 'unavailable'],
+    [
+      'a kernel older than the counters (< 4.6)',
+      { ...base, dataSegsOut: undefined },
+      next({ dataSegsOut: undefined }),
+      'unavailable',
+    ],
     ['no handshake sample (srtt 0)', { ...base, rttUs: 0 }, next({}), 'unavailable'],
     ['a retransmission', base, next({ totalRetrans: 1 }), 'retransmitted'],
     ['a bare ACK before the response', base, next({ segsIn: 3 }), 'separate_ack'],

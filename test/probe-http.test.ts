@@ -34,7 +34,10 @@ class Recorder {
   server!: Server;
   port = 0;
 
-  constructor(private readonly handler: (req: IncomingMessage, res: ServerResponse) => void, private readonly tls?: TestCert) {}
+  constructor(
+    private readonly handler: (req: IncomingMessage, res: ServerResponse) => void,
+    private readonly tls?: TestCert,
+  ) {}
 
   async start(address = '127.0.0.1'): Promise<this> {
     const ids = new WeakMap<Socket, number>();
@@ -48,7 +51,9 @@ class Recorder {
       });
       this.handler(req, res);
     };
-    this.server = this.tls ? createHttpsServer({ cert: this.tls.cert, key: this.tls.key }, onRequest) : createHttpServer(onRequest);
+    this.server = this.tls
+      ? createHttpsServer({ cert: this.tls.cert, key: this.tls.key }, onRequest)
+      : createHttpServer(onRequest);
     this.server.on(this.tls ? 'secureConnection' : 'connection', (s: Socket) => ids.set(s, ++this.connections));
     await new Promise<void>((resolve) => this.server.listen(0, address, resolve));
     this.port = (this.server.address() as AddressInfo).port;
@@ -62,7 +67,9 @@ class Recorder {
 }
 
 /** A raw TCP server whose behaviour on each connection the test decides. */
-async function rawServer(onSocket: (s: Socket) => void): Promise<{ port: number; sockets: Socket[]; stop: () => Promise<void> }> {
+async function rawServer(
+  onSocket: (s: Socket) => void,
+): Promise<{ port: number; sockets: Socket[]; stop: () => Promise<void> }> {
   const sockets: Socket[] = [];
   const server = createNetServer((s) => {
     sockets.push(s);
@@ -134,7 +141,10 @@ test('http: a sample against the reflector has every metric, in a sensible order
 test('http: Host and SNI come from the URL while the connection goes to the endpoint address', async () => {
   const rec = await new Recorder((_req, res) => res.end('ok')).start('::1');
   cleanups.push(() => rec.stop());
-  const a = await sampleOnce({ endpoint: 'eu', address: '::1' }, { url: `http://${HOST}:${rec.port}/path?q=1`, timeoutMs: 2000 });
+  const a = await sampleOnce(
+    { endpoint: 'eu', address: '::1' },
+    { url: `http://${HOST}:${rec.port}/path?q=1`, timeoutMs: 2000 },
+  );
   assert.equal(a.ok, true, JSON.stringify(a));
   assert.equal(rec.seen.length, 2);
   for (const s of rec.seen) {
@@ -160,7 +170,10 @@ test('http: every sample opens a new connection and warms it with a second reque
   await p.close();
   for (const a of attempts) assert.equal(a.ok, true, JSON.stringify(a));
   assert.equal(rec.connections, 4);
-  assert.deepEqual(rec.seen.map((s) => s.connection), [1, 1, 2, 2, 3, 3, 4, 4]);
+  assert.deepEqual(
+    rec.seen.map((s) => s.connection),
+    [1, 1, 2, 2, 3, 3, 4, 4],
+  );
 });
 
 test('http: warm: false sends one request per sample and does not report warm', async () => {
@@ -206,7 +219,11 @@ test('http: https with a CA has tls; insecure accepts a name the certificate lac
   assert.ok(v.connect + v.tls + v.ttfb <= v.total);
   assert.equal(a.site, 'edge-tls');
 
-  const insecure = await sampleOnce(LO4, { url: `https://other.anylat.test:${rec.port}/`, insecure: true, timeoutMs: 2000 });
+  const insecure = await sampleOnce(LO4, {
+    url: `https://other.anylat.test:${rec.port}/`,
+    insecure: true,
+    timeoutMs: 2000,
+  });
   assert.equal(insecure.ok, true, JSON.stringify(insecure));
   assert.ok(insecure.values.tls! > 0);
 
@@ -214,14 +231,21 @@ test('http: https with a CA has tls; insecure accepts a name the certificate lac
   assert.equal(untrusted.reason, 'tls');
   assert.match(untrusted.detail, /self-signed|self signed/i);
 
-  const wrongName = await sampleOnce(LO4, { url: `https://other.anylat.test:${rec.port}/`, ca: cert.cert, timeoutMs: 2000 });
+  const wrongName = await sampleOnce(LO4, {
+    url: `https://other.anylat.test:${rec.port}/`,
+    ca: cert.cert,
+    timeoutMs: 2000,
+  });
   assert.equal(failure(wrongName).reason, 'tls');
   assert.match(failure(wrongName).detail, /other\.anylat\.test/);
   assert.deepEqual(keys(wrongName), ['connect'], 'TCP connected before the handshake failed');
 });
 
 test('http: an endpoint configured by name gets a timed dns lookup', async () => {
-  const p = createHttpProbe({ endpoint: 'us-east-1', address: '127.0.0.1', hostname: 'localhost' }, { url: `http://${HOST}:${rport}/`, timeoutMs: 2000 });
+  const p = createHttpProbe(
+    { endpoint: 'us-east-1', address: '127.0.0.1', hostname: 'localhost' },
+    { url: `http://${HOST}:${rport}/`, timeoutMs: 2000 },
+  );
   assert.deepEqual(p.metrics, ['dns', 'connect', 'ttfb', 'total', 'warm']);
   const a = await p.sample(1);
   await p.close();
@@ -296,7 +320,12 @@ test('http: a server that accepts and never answers is a timeout that keeps conn
   // The probe closed its connection when it gave up.
   const server = silent.sockets[0]!;
   let timer: NodeJS.Timeout | undefined;
-  const closed = server.closed || (await Promise.race([once(server, 'close').then(() => true), new Promise((r) => (timer = setTimeout(() => r(false), 2000)))]));
+  const closed =
+    server.closed ||
+    (await Promise.race([
+      once(server, 'close').then(() => true),
+      new Promise((r) => (timer = setTimeout(() => r(false), 2000))),
+    ]));
   clearTimeout(timer);
   assert.equal(closed, true, 'the probe left its connection open after the timeout');
 });
@@ -335,7 +364,8 @@ test('http: a URL that is not http(s) is rejected when the probe is set up', () 
   for (const url of ['not a url', 'ftp://svc.anylat.test/']) {
     assert.throws(
       () => createHttpProbe(LO4, { url, timeoutMs: 1000 }),
-      (err: unknown) => err instanceof AnylatError && err.code === 'ANYLAT_HTTP_URL' && err.exitCode === 2 && err.message.includes(url),
+      (err: unknown) =>
+        err instanceof AnylatError && err.code === 'ANYLAT_HTTP_URL' && err.exitCode === 2 && err.message.includes(url),
     );
   }
 });

@@ -88,8 +88,15 @@ async function sampleInNamespace(addresses: string[], timeoutMs: number): Promis
     console.log(JSON.stringify(out));
   `;
   const { stdout } = await run('ip', [
-    'netns', 'exec', NS_A,
-    process.execPath, '--import', 'tsx', '--input-type=module', '-e', script,
+    'netns',
+    'exec',
+    NS_A,
+    process.execPath,
+    '--import',
+    'tsx',
+    '--input-type=module',
+    '-e',
+    script,
   ]);
   return JSON.parse(stdout) as Attempt[];
 }
@@ -101,7 +108,7 @@ function assertLoopbackEcho(a: Attempt): void {
   assert.deepEqual(Object.keys(a.values), ['rtt']);
 }
 
-test('icmp: 127.0.0.1 answers with a sub-ms rtt from ping\'s time=', async () => {
+test("icmp: 127.0.0.1 answers with a sub-ms rtt from ping's time=", async () => {
   const p = createIcmpProbe({ endpoint: 'lo4', address: '127.0.0.1' }, { timeoutMs: 1000 });
   assert.deepEqual(p.metrics, ['rtt']);
   assertLoopbackEcho(await p.sample(1));
@@ -114,7 +121,7 @@ test('icmp: ::1 answers with a sub-ms rtt', async () => {
   await p.close();
 });
 
-test('icmp: the value is ping\'s time=, not how long the ping process ran', async () => {
+test("icmp: the value is ping's time=, not how long the ping process ran", async () => {
   const p = createIcmpProbe({ endpoint: 'lo4', address: '127.0.0.1' }, { timeoutMs: 1000 });
   const started = performance.now();
   const a = await p.sample(1);
@@ -163,19 +170,23 @@ test('icmp: no reply is a timeout; ICMP errors and missing routes are unreachabl
   assert.ok(silent!.t1 - silent!.t0 >= 300, `gave up after ${silent!.t1 - silent!.t0} ms`);
 
   assert.equal(router!.ok === false && router!.reason, 'unreachable', JSON.stringify(router));
-  assert.match(router!.ok === false ? router!.detail ?? '' : '', /Destination Host Unreachable/);
+  assert.match(router!.ok === false ? (router!.detail ?? '') : '', /Destination Host Unreachable/);
   assert.deepEqual(router!.values, {});
 
   assert.equal(noRoute!.ok === false && noRoute!.reason, 'unreachable', JSON.stringify(noRoute));
-  assert.match(noRoute!.ok === false ? noRoute!.detail ?? '' : '', /Network is unreachable/);
+  assert.match(noRoute!.ok === false ? (noRoute!.detail ?? '') : '', /Network is unreachable/);
 
   assert.equal(rejected!.ok === false && rejected!.reason, 'unreachable', JSON.stringify(rejected));
-  assert.match(rejected!.ok === false ? rejected!.detail ?? '' : '', /No route to host/);
+  assert.match(rejected!.ok === false ? (rejected!.detail ?? '') : '', /No route to host/);
 });
 
 test('icmp: a missing ping binary is an EnvironmentError saying what to install', () => {
   assert.throws(
-    () => createIcmpProbe({ endpoint: 'x', address: '127.0.0.1' }, { timeoutMs: 1000, pingPath: '/nonexistent/anylat/ping' }),
+    () =>
+      createIcmpProbe(
+        { endpoint: 'x', address: '127.0.0.1' },
+        { timeoutMs: 1000, pingPath: '/nonexistent/anylat/ping' },
+      ),
     (err: unknown) => {
       assert.ok(err instanceof AnylatError);
       assert.equal(err.name, 'EnvironmentError');
@@ -192,7 +203,7 @@ test('icmp: a missing ping binary is an EnvironmentError saying what to install'
 // iputils prints time= with 3 significant digits: `time=143 ms` for a 142.517 ms echo. Its
 // summary line keeps µs. A round trip this long cannot be made on this machine without the lab,
 // so a script prints exactly what iputils 20221126 prints for such an echo.
-test('icmp: from 100 ms up the value keeps ping\'s µs (summary line), not time=\'s whole ms', async () => {
+test("icmp: from 100 ms up the value keeps ping's µs (summary line), not time='s whole ms", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'anylat-fake-ping-'));
   try {
     const bin = join(dir, 'ping');

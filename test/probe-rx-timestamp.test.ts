@@ -55,7 +55,10 @@ test('RxTimestamps: a datagram handled after a stall is stamped when it arrived'
     assert.ok(receivedAt !== undefined, 'the kernel stamped it');
     assert.ok(handledAt - sentAt >= STALL_MS, 'handled after the stall');
     assert.ok(receivedAt >= sentAt, `received ${receivedAt - sentAt} ms after sending`);
-    assert.ok(receivedAt - sentAt < STALL_MS / 2, `received ${receivedAt - sentAt} ms after sending: the stall is not in it`);
+    assert.ok(
+      receivedAt - sentAt < STALL_MS / 2,
+      `received ${receivedAt - sentAt} ms after sending: the stall is not in it`,
+    );
   } finally {
     rx.close();
     tx.close();
@@ -66,13 +69,19 @@ describe('udp probe against a reflector in another process', () => {
   let reflector: Awaited<ReturnType<typeof startAnylat>>;
   let port: number;
   before(async () => {
-    reflector = await startAnylat(['reflector', '--bind', '127.0.0.1', '--udp-port', '0', '--no-tcp', '--no-http', '--rate-limit', '0'], { ready: /listening udp/ });
+    reflector = await startAnylat(
+      ['reflector', '--bind', '127.0.0.1', '--udp-port', '0', '--no-tcp', '--no-http', '--rate-limit', '0'],
+      { ready: /listening udp/ },
+    );
     port = Number(/listening udp +127\.0\.0\.1:(\d+)/.exec(reflector.output())![1]);
   });
   after(() => reflector.stop());
 
   test('a reply that waits behind a blocked event loop is timed at its kernel arrival', async () => {
-    const prober = (await createUdpProbe({ endpoint: 'r', address: '127.0.0.1' }, { port, timeoutMs: 2000 })) as UdpProber;
+    const prober = (await createUdpProbe(
+      { endpoint: 'r', address: '127.0.0.1' },
+      { port, timeoutMs: 2000 },
+    )) as UdpProber;
     assert.equal(prober.rxClock, 'kernel');
     try {
       await prober.sample(0); // the reflector's first packet compiles its code paths

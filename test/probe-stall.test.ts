@@ -15,7 +15,10 @@ let udpPort: number;
 let tcpPort: number;
 
 before(async () => {
-  reflector = await startAnylat(['reflector', '--bind', '127.0.0.1', '--udp-port', '0', '--tcp-port', '0', '--no-http', '--site', 'stall'], { ready: /listening tcp .*\n/ });
+  reflector = await startAnylat(
+    ['reflector', '--bind', '127.0.0.1', '--udp-port', '0', '--tcp-port', '0', '--no-http', '--site', 'stall'],
+    { ready: /listening tcp .*\n/ },
+  );
   udpPort = Number(/listening udp +127\.0\.0\.1:(\d+)/.exec(reflector.output())![1]);
   tcpPort = Number(/listening tcp +127\.0\.0\.1:(\d+)/.exec(reflector.output())![1]);
 });
@@ -43,7 +46,10 @@ test('udp: a reply that arrived during a stall longer than the timeout is an ans
 });
 
 test('tcp: a connect that completed during a stall longer than the timeout is an answer, not a timeout', async () => {
-  const prober = await createTcpProbe({ endpoint: 'anycast', address: '127.0.0.1' }, { port: tcpPort, timeoutMs: 100, echo: false });
+  const prober = await createTcpProbe(
+    { endpoint: 'anycast', address: '127.0.0.1' },
+    { port: tcpPort, timeoutMs: 100, echo: false },
+  );
   const pending = prober.sample(0);
   stall(1_000);
   const a = await pending;
@@ -56,7 +62,10 @@ test('a target that does not answer still times out (the verdict waits one turn,
   const silent = createSocket('udp4');
   await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
   try {
-    const prober = await createUdpProbe({ endpoint: 'anycast', address: '127.0.0.1' }, { port: silent.address().port, timeoutMs: 100 });
+    const prober = await createUdpProbe(
+      { endpoint: 'anycast', address: '127.0.0.1' },
+      { port: silent.address().port, timeoutMs: 100 },
+    );
     const a = await prober.sample(0);
     await prober.close();
     assert.equal(a.ok, false);

@@ -7,8 +7,24 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { createTcpProbe, socketFailureReason, tcpProber, type EchoTiming } from '../agent/probe/tcp.ts';
-import { decodeTcpInfo, delayAcks, ECHO_RTT_ROUNDING_US, echoRttFromTcpInfo, loadTcpInfo, readTcpInfo, socketFd, TCP_ESTABLISHED, type TcpInfo } from '../agent/net/tcp-info.ts';
-import { encodeEchoReply, encodeEchoRequest, ECHO_REQUEST_SIZE, parseEchoReply, setEchoTurnaround } from '../agent/core/echo-codec.ts';
+import {
+  decodeTcpInfo,
+  delayAcks,
+  ECHO_RTT_ROUNDING_US,
+  echoRttFromTcpInfo,
+  loadTcpInfo,
+  readTcpInfo,
+  socketFd,
+  TCP_ESTABLISHED,
+  type TcpInfo,
+} from '../agent/net/tcp-info.ts';
+import {
+  encodeEchoReply,
+  encodeEchoRequest,
+  ECHO_REQUEST_SIZE,
+  parseEchoReply,
+  setEchoTurnaround,
+} from '../agent/core/echo-codec.ts';
 import { startTcpEcho } from '../agent/reflector/tcp-echo.ts';
 import type { ReflectorPart } from '../agent/reflector/types.ts';
 import type { Attempt } from '../agent/core/model.ts';
@@ -20,7 +36,10 @@ const run = promisify(execFile);
 const target = (address = '127.0.0.1') => ({ endpoint: 'test', address });
 
 /** A listening server on 127.0.0.1:0 that runs `onSocket` for each connection. */
-async function serve(onSocket: (socket: net.Socket) => void, host = '127.0.0.1'): Promise<{ port: number; close: () => Promise<void> }> {
+async function serve(
+  onSocket: (socket: net.Socket) => void,
+  host = '127.0.0.1',
+): Promise<{ port: number; close: () => Promise<void> }> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
@@ -76,32 +95,37 @@ function synDroppingListener(): { port: number; filler: Promise<net.Socket>; clo
 function quickAckSetter(): (socket: net.Socket) => void {
   const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
   const setsockopt = koffi.load(null).func('int setsockopt(int, int, int, void *, uint32_t)');
-  return (socket) => assert.equal(setsockopt(socketFd(socket)!, 6 /* IPPROTO_TCP */, 12 /* TCP_QUICKACK */, new Int32Array([1]), 4), 0);
+  return (socket) =>
+    assert.equal(setsockopt(socketFd(socket)!, 6 /* IPPROTO_TCP */, 12 /* TCP_QUICKACK */, new Int32Array([1]), 4), 0);
 }
 
 describe('tcp-info', () => {
-  test('reads the kernel handshake RTT of a connected socket (Linux)', { skip: process.platform !== 'linux' && 'TCP_INFO is Linux-only' }, async () => {
-    assert.equal(loadTcpInfo(), true);
-    const srv = await serve(() => {});
-    after(srv.close);
-    const socket = await new Promise<net.Socket>((resolve) => {
-      const s = net.connect({ host: '127.0.0.1', port: srv.port }, () => resolve(s));
-    });
-    const info = readTcpInfo(socket);
-    assert.ok(info, 'TCP_INFO read failed');
-    assert.equal(info.state, TCP_ESTABLISHED);
-    assert.ok(info.rttUs > 0, `rtt ${info.rttUs}`);
-    // Offsets checked against values the kernel guarantees: RTO is at least TCP_RTO_MIN (200 ms)
-    // and above the RTT, the MSS is set, nothing was retransmitted on loopback.
-    assert.ok(info.rtoUs >= 200_000, `rto ${info.rtoUs}`);
-    assert.ok(info.rttUs < info.rtoUs);
-    assert.ok(info.sndMss > 0);
-    assert.equal(info.totalRetrans, 0);
-    if (info.minRttUs !== undefined) assert.equal(info.minRttUs, info.rttUs, 'one sample so far: min = smoothed');
-    socket.destroy();
-    assert.equal(socketFd(socket), undefined);
-    assert.equal(readTcpInfo(socket), undefined, 'a closed socket reads as undefined, never throws');
-  });
+  test(
+    'reads the kernel handshake RTT of a connected socket (Linux)',
+    { skip: process.platform !== 'linux' && 'TCP_INFO is Linux-only' },
+    async () => {
+      assert.equal(loadTcpInfo(), true);
+      const srv = await serve(() => {});
+      after(srv.close);
+      const socket = await new Promise<net.Socket>((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port: srv.port }, () => resolve(s));
+      });
+      const info = readTcpInfo(socket);
+      assert.ok(info, 'TCP_INFO read failed');
+      assert.equal(info.state, TCP_ESTABLISHED);
+      assert.ok(info.rttUs > 0, `rtt ${info.rttUs}`);
+      // Offsets checked against values the kernel guarantees: RTO is at least TCP_RTO_MIN (200 ms)
+      // and above the RTT, the MSS is set, nothing was retransmitted on loopback.
+      assert.ok(info.rtoUs >= 200_000, `rto ${info.rtoUs}`);
+      assert.ok(info.rttUs < info.rtoUs);
+      assert.ok(info.sndMss > 0);
+      assert.equal(info.totalRetrans, 0);
+      if (info.minRttUs !== undefined) assert.equal(info.minRttUs, info.rttUs, 'one sample so far: min = smoothed');
+      socket.destroy();
+      assert.equal(socketFd(socket), undefined);
+      assert.equal(readTcpInfo(socket), undefined, 'a closed socket reads as undefined, never throws');
+    },
+  );
 
   test('refuses a struct shorter than the fields it reads', () => {
     assert.equal(decodeTcpInfo(new Uint8Array(256), 100), undefined);
@@ -111,60 +135,104 @@ describe('tcp-info', () => {
     assert.equal(short.dataSegsIn, undefined);
   });
 
-  test('an echo: the kernel RTT sample recovered from tcpi_rtt before and after, inside the monotonic span (Linux)', { skip: process.platform !== 'linux' && 'TCP_INFO is Linux-only' }, async () => {
-    const reflector = await startTcpEcho({ site: 's', binds: ['127.0.0.1'], port: 0, log: () => {} });
-    after(() => reflector.close());
-    const socket = await new Promise<net.Socket>((resolve) => {
-      const s = net.connect({ host: '127.0.0.1', port: reflector.listening[0]!.port, noDelay: true }, () => resolve(s));
-    });
-    after(() => socket.destroy());
-    const handshake = readTcpInfo(socket)!;
-    assert.equal(handshake.bytesAcked, 1, 'the SYN counts as one acknowledged byte');
-    assert.equal(handshake.dataSegsIn, 0, 'no data came in yet');
-    const echo = () =>
-      new Promise<{ before: TcpInfo; after: TcpInfo; spanUs: number }>((resolve) => {
-        const request = encodeEchoRequest(randomBytes(8));
-        let got = Buffer.alloc(0);
-        const onData = (chunk: Buffer) => {
-          const t2 = performance.now();
-          got = Buffer.concat([got, chunk]);
-          if (parseEchoReply(got, request.length).kind !== 'frame') return;
-          socket.off('data', onData);
-          resolve({ before, after: readTcpInfo(socket)!, spanUs: (t2 - t1) * 1000 });
-        };
-        socket.on('data', onData);
-        const before = readTcpInfo(socket)!;
-        const t1 = performance.now();
-        socket.write(request);
+  test(
+    'an echo: the kernel RTT sample recovered from tcpi_rtt before and after, inside the monotonic span (Linux)',
+    { skip: process.platform !== 'linux' && 'TCP_INFO is Linux-only' },
+    async () => {
+      const reflector = await startTcpEcho({ site: 's', binds: ['127.0.0.1'], port: 0, log: () => {} });
+      after(() => reflector.close());
+      const socket = await new Promise<net.Socket>((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port: reflector.listening[0]!.port, noDelay: true }, () =>
+          resolve(s),
+        );
       });
-    for (let i = 1; i <= 5; i++) {
-      const e = await echo();
-      assert.equal(e.after.bytesAcked, 1 + i * ECHO_REQUEST_SIZE, 'every request acknowledged');
-      assert.equal(e.after.dataSegsIn! - e.before.dataSegsIn!, 1, 'one reply segment');
-      assert.equal(e.after.segsIn! - e.before.segsIn!, 1, 'and nothing else: the reflector delays its ACK onto the reply');
-      const k = echoRttFromTcpInfo(e.before, e.after, ECHO_REQUEST_SIZE, e.spanUs);
-      assert.ok(k.ok, `no kernel sample: ${JSON.stringify(k)}`);
-      assert.ok(k.us > 0 && k.us <= e.spanUs, `kernel ${k.us} us outside (0, ${e.spanUs}] us`);
-      if (k.exact) assert.equal(k.us, e.after.minRttUs, 'a new minimum is the sample itself');
-      else assert.ok(Math.abs(k.us - (8 * e.after.rttUs - 7 * e.before.rttUs)) <= ECHO_RTT_ROUNDING_US);
-    }
-  });
+      after(() => socket.destroy());
+      const handshake = readTcpInfo(socket)!;
+      assert.equal(handshake.bytesAcked, 1, 'the SYN counts as one acknowledged byte');
+      assert.equal(handshake.dataSegsIn, 0, 'no data came in yet');
+      const echo = () =>
+        new Promise<{ before: TcpInfo; after: TcpInfo; spanUs: number }>((resolve) => {
+          const request = encodeEchoRequest(randomBytes(8));
+          let got = Buffer.alloc(0);
+          const onData = (chunk: Buffer) => {
+            const t2 = performance.now();
+            got = Buffer.concat([got, chunk]);
+            if (parseEchoReply(got, request.length).kind !== 'frame') return;
+            socket.off('data', onData);
+            resolve({ before, after: readTcpInfo(socket)!, spanUs: (t2 - t1) * 1000 });
+          };
+          socket.on('data', onData);
+          const before = readTcpInfo(socket)!;
+          const t1 = performance.now();
+          socket.write(request);
+        });
+      for (let i = 1; i <= 5; i++) {
+        const e = await echo();
+        assert.equal(e.after.bytesAcked, 1 + i * ECHO_REQUEST_SIZE, 'every request acknowledged');
+        assert.equal(e.after.dataSegsIn! - e.before.dataSegsIn!, 1, 'one reply segment');
+        assert.equal(
+          e.after.segsIn! - e.before.segsIn!,
+          1,
+          'and nothing else: the reflector delays its ACK onto the reply',
+        );
+        const k = echoRttFromTcpInfo(e.before, e.after, ECHO_REQUEST_SIZE, e.spanUs);
+        assert.ok(k.ok, `no kernel sample: ${JSON.stringify(k)}`);
+        assert.ok(k.us > 0 && k.us <= e.spanUs, `kernel ${k.us} us outside (0, ${e.spanUs}] us`);
+        if (k.exact) assert.equal(k.us, e.after.minRttUs, 'a new minimum is the sample itself');
+        else assert.ok(Math.abs(k.us - (8 * e.after.rttUs - 7 * e.before.rttUs)) <= ECHO_RTT_ROUNDING_US);
+      }
+    },
+  );
 
   describe('echoRttFromTcpInfo: one clean sample or a reason', () => {
-    const base: TcpInfo = { state: 1, caState: 0, retransmits: 0, rtoUs: 201_000, sndMss: 1448, rttUs: 1000, rttvarUs: 500, totalRetrans: 0, bytesAcked: 65, segsIn: 3, minRttUs: 900, dataSegsIn: 1 };
-    const next = (over: Partial<TcpInfo>): TcpInfo => ({ ...base, rttUs: 1100, bytesAcked: 129, segsIn: 4, dataSegsIn: 2, ...over });
+    const base: TcpInfo = {
+      state: 1,
+      caState: 0,
+      retransmits: 0,
+      rtoUs: 201_000,
+      sndMss: 1448,
+      rttUs: 1000,
+      rttvarUs: 500,
+      totalRetrans: 0,
+      bytesAcked: 65,
+      segsIn: 3,
+      minRttUs: 900,
+      dataSegsIn: 1,
+    };
+    const next = (over: Partial<TcpInfo>): TcpInfo => ({
+      ...base,
+      rttUs: 1100,
+      bytesAcked: 129,
+      segsIn: 4,
+      dataSegsIn: 2,
+      ...over,
+    });
     test('srtt moved by one sample: m = 8*S1 - 7*S0', () => {
-      assert.deepEqual(echoRttFromTcpInfo(base, next({}), 64, 2500), { ok: true, us: 8 * 1100 - 7 * 1000, exact: false });
+      assert.deepEqual(echoRttFromTcpInfo(base, next({}), 64, 2500), {
+        ok: true,
+        us: 8 * 1100 - 7 * 1000,
+        exact: false,
+      });
     });
     test('a new minimum is the sample, exactly', () => {
-      assert.deepEqual(echoRttFromTcpInfo(base, next({ rttUs: 990, minRttUs: 300 }), 64, 400), { ok: true, us: 300, exact: true });
+      assert.deepEqual(echoRttFromTcpInfo(base, next({ rttUs: 990, minRttUs: 300 }), 64, 400), {
+        ok: true,
+        us: 300,
+        exact: true,
+      });
     });
     test('never more than the monotonic span that contains it (rounding of tcpi_rtt)', () => {
       assert.deepEqual(echoRttFromTcpInfo(base, next({}), 64, 1796), { ok: true, us: 1796, exact: false });
     });
     const cases: Array<[string, TcpInfo | undefined, TcpInfo | undefined, number, string]> = [
       ['no TCP_INFO', undefined, next({}), 2500, 'unavailable'],
-      ['a kernel older than the counters (< 4.6)', { ...base, dataSegsIn: undefined }, next({ dataSegsIn: undefined }), 2500, 'unavailable'],
+      [
+        'a kernel older than the counters (< 4.6)',
+        { ...base, dataSegsIn: undefined },
+        next({ dataSegsIn: undefined }),
+        2500,
+        'unavailable',
+      ],
       ['a retransmission', base, next({ totalRetrans: 1 }), 2500, 'retransmitted'],
       ['a bare ACK before the reply', base, next({ segsIn: 5 }), 2500, 'separate_ack'],
       ['a reply in two segments', base, next({ segsIn: 5, dataSegsIn: 3 }), 2500, 'split_reply'],
@@ -173,7 +241,8 @@ describe('tcp-info', () => {
       ['a sample below the minimum it did not replace', base, next({ rttUs: 880 }), 2500, 'inconsistent'],
     ];
     for (const [name, before, afterInfo, span, why] of cases) {
-      test(`${name}: ${why}`, () => assert.deepEqual(echoRttFromTcpInfo(before, afterInfo, 64, span), { ok: false, why }));
+      test(`${name}: ${why}`, () =>
+        assert.deepEqual(echoRttFromTcpInfo(before, afterInfo, 64, span), { ok: false, why }));
     }
   });
 });
@@ -202,7 +271,12 @@ describe('tcp probe: connect', () => {
   });
 
   test('monotonic clock: connect is t1 - t0', async () => {
-    const probe = tcpProber(target(), { port: srv.port, timeoutMs: TIMEOUT_MS, echo: false, connectClock: 'monotonic' });
+    const probe = tcpProber(target(), {
+      port: srv.port,
+      timeoutMs: TIMEOUT_MS,
+      echo: false,
+      connectClock: 'monotonic',
+    });
     assert.equal(probe.connectClock, 'monotonic');
     const a = await probe.sample(0);
     assert.equal(a.ok, true);
@@ -262,9 +336,18 @@ describe('tcp probe: connect', () => {
   });
 
   test('bad options are a bug, not a sample', () => {
-    assert.throws(() => tcpProber(target('example.com'), { port: 80, timeoutMs: 100, echo: false }), (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_PROBE_OPTIONS' && /IP literal/.test(e.message));
-    assert.throws(() => tcpProber(target(), { port: 0, timeoutMs: 100, echo: false }), /port must be an integer 1\.\.65535, got 0/);
-    assert.throws(() => tcpProber(target(), { port: 80, timeoutMs: 0, echo: false }), /timeoutMs must be a positive number/);
+    assert.throws(
+      () => tcpProber(target('example.com'), { port: 80, timeoutMs: 100, echo: false }),
+      (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_PROBE_OPTIONS' && /IP literal/.test(e.message),
+    );
+    assert.throws(
+      () => tcpProber(target(), { port: 0, timeoutMs: 100, echo: false }),
+      /port must be an integer 1\.\.65535, got 0/,
+    );
+    assert.throws(
+      () => tcpProber(target(), { port: 80, timeoutMs: 0, echo: false }),
+      /timeoutMs must be a positive number/,
+    );
   });
 
   test('unreachable: no route, and an unreachable route (in a throwaway network namespace)', async () => {
@@ -285,9 +368,16 @@ describe('tcp probe: connect', () => {
         await probe.close();
       }
       process.stdout.write(JSON.stringify(out));`;
-    const { stdout } = await run('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT });
+    const { stdout } = await run(
+      'ip',
+      ['netns', 'exec', ns, process.execPath, '--import', 'tsx', '--input-type=module', '-e', script],
+      { cwd: ROOT },
+    );
     const [hostUnreachable, netUnreachable] = JSON.parse(stdout) as Attempt[];
-    for (const [a, code] of [[hostUnreachable, 'EHOSTUNREACH'], [netUnreachable, 'ENETUNREACH']] as const) {
+    for (const [a, code] of [
+      [hostUnreachable, 'EHOSTUNREACH'],
+      [netUnreachable, 'ENETUNREACH'],
+    ] as const) {
       assertFailed(a!);
       assert.equal(a.reason, 'unreachable');
       assert.match(a.detail ?? '', new RegExp(code));
@@ -334,7 +424,10 @@ describe('tcp probe: echo', () => {
     return (await timedEchoAgainst(onSocket)).attempt;
   }
 
-  async function timedEchoAgainst(onSocket: (socket: net.Socket) => void, timeoutMs = TIMEOUT_MS): Promise<{ attempt: Attempt; timing: EchoTiming }> {
+  async function timedEchoAgainst(
+    onSocket: (socket: net.Socket) => void,
+    timeoutMs = TIMEOUT_MS,
+  ): Promise<{ attempt: Attempt; timing: EchoTiming }> {
     const srv = await serve(onSocket);
     try {
       const probe = tcpProber(target(), { port: srv.port, timeoutMs, echo: true });
@@ -358,39 +451,60 @@ describe('tcp probe: echo', () => {
     assert.deepEqual(a.lagWindows?.rtt, [a.t1, a.t1]);
   }
 
-  test('kernel clock: the echo is the kernel RTT sample, inside the monotonic span, with no lag window', linuxOnly, async () => {
-    for (const { address, port } of reflector.listening) {
-      const probe = tcpProber(target(address), { port, timeoutMs: TIMEOUT_MS, echo: true });
-      assert.equal(probe.echoClock, 'kernel');
-      for (let seq = 0; seq < 5; seq++) {
-        const a = await probe.sample(seq);
-        assert.equal(a.ok, true, JSON.stringify(a));
-        assert.ok(a.values.rtt! > 0 && a.values.rtt! <= a.t1 - a.t0, `rtt ${a.values.rtt} ms`);
-        assert.ok(a.lagWindows && !('rtt' in a.lagWindows), `a kernel-timed echo is never flagged for lag: ${JSON.stringify(a.lagWindows)}`);
+  test(
+    'kernel clock: the echo is the kernel RTT sample, inside the monotonic span, with no lag window',
+    linuxOnly,
+    async () => {
+      for (const { address, port } of reflector.listening) {
+        const probe = tcpProber(target(address), { port, timeoutMs: TIMEOUT_MS, echo: true });
+        assert.equal(probe.echoClock, 'kernel');
+        for (let seq = 0; seq < 5; seq++) {
+          const a = await probe.sample(seq);
+          assert.equal(a.ok, true, JSON.stringify(a));
+          assert.ok(a.values.rtt! > 0 && a.values.rtt! <= a.t1 - a.t0, `rtt ${a.values.rtt} ms`);
+          assert.ok(
+            a.lagWindows && !('rtt' in a.lagWindows),
+            `a kernel-timed echo is never flagged for lag: ${JSON.stringify(a.lagWindows)}`,
+          );
+        }
+        await probe.close();
+        const timing = probe.echoTiming();
+        assert.deepEqual(
+          { ...timing, turnaround: undefined },
+          {
+            kernel: 5,
+            monotonic: 0,
+            fallbacks: {
+              unavailable: 0,
+              retransmitted: 0,
+              separate_ack: 0,
+              split_reply: 0,
+              not_acked: 0,
+              inconsistent: 0,
+            },
+            turnaround: undefined,
+          },
+          `${address}: every echo timed by the kernel`,
+        );
+        // The reflector reports a turnaround for each. It stamps its writes in user space, so a
+        // preempted write can make one look longer than the round trip on a busy machine: that one
+        // is not believed (rejected), never subtracted.
+        assert.equal(timing.turnaround.subtracted + timing.turnaround.rejected, 5, JSON.stringify(timing.turnaround));
+        assert.ok(timing.turnaround.subtracted >= 3, JSON.stringify(timing.turnaround));
       }
-      await probe.close();
-      const timing = probe.echoTiming();
-      assert.deepEqual(
-        { ...timing, turnaround: undefined },
-        { kernel: 5, monotonic: 0, fallbacks: { unavailable: 0, retransmitted: 0, separate_ack: 0, split_reply: 0, not_acked: 0, inconsistent: 0 }, turnaround: undefined },
-        `${address}: every echo timed by the kernel`,
-      );
-      // The reflector reports a turnaround for each. It stamps its writes in user space, so a
-      // preempted write can make one look longer than the round trip on a busy machine: that one
-      // is not believed (rejected), never subtracted.
-      assert.equal(timing.turnaround.subtracted + timing.turnaround.rejected, 5, JSON.stringify(timing.turnaround));
-      assert.ok(timing.turnaround.subtracted >= 3, JSON.stringify(timing.turnaround));
-    }
-  });
+    },
+  );
 
   // The sample ends when the ACK of the request arrives. A reply carrying that ACK makes it the
   // echo's round trip, the far end's time to answer included: here a reflector that answers
   // 10 ms late (below the 40 ms delayed-ACK timer, so the ACK still waits for the reply).
-  test('kernel clock: the sample runs to the reply, the far end\'s time to answer included', linuxOnly, async () => {
+  test("kernel clock: the sample runs to the reply, the far end's time to answer included", linuxOnly, async () => {
     const LATE_MS = 10;
     const r = await timedEchoAgainst((socket) => {
       delayAcks(socket);
-      socket.on('data', (request: Buffer) => setTimeout(() => socket.write(encodeEchoReply(request.subarray(8, 16), 'late', request.length)), LATE_MS));
+      socket.on('data', (request: Buffer) =>
+        setTimeout(() => socket.write(encodeEchoReply(request.subarray(8, 16), 'late', request.length)), LATE_MS),
+      );
     }, 2000);
     const a = r.attempt;
     assert.equal(a.ok, true, JSON.stringify(a));
@@ -416,22 +530,34 @@ describe('tcp probe: echo', () => {
     };
   }
 
-  test('the reflector\'s reported turnaround is taken out of the round trip, as STAMP does', async () => {
+  test("the reflector's reported turnaround is taken out of the round trip, as STAMP does", async () => {
     const LATE_MS = 20;
-    const r = await timedEchoAgainst(reportingServer(LATE_MS, (us) => us), 2000);
+    const r = await timedEchoAgainst(
+      reportingServer(LATE_MS, (us) => us),
+      2000,
+    );
     const a = r.attempt;
     assert.equal(a.ok, true, JSON.stringify(a));
     assert.equal(r.timing.turnaround.subtracted, 1, JSON.stringify(r.timing));
-    assert.ok(a.values.rtt! > 0 && a.values.rtt! < LATE_MS / 2, `rtt ${a.values.rtt} ms still holds the far end's ${LATE_MS} ms`);
+    assert.ok(
+      a.values.rtt! > 0 && a.values.rtt! < LATE_MS / 2,
+      `rtt ${a.values.rtt} ms still holds the far end's ${LATE_MS} ms`,
+    );
   });
 
   test('a turnaround longer than the round trip is not believed; "unknown" subtracts nothing', async () => {
     const LATE_MS = 10;
-    const tooLong = await timedEchoAgainst(reportingServer(LATE_MS, () => 10_000_000), 2000);
+    const tooLong = await timedEchoAgainst(
+      reportingServer(LATE_MS, () => 10_000_000),
+      2000,
+    );
     assert.equal(tooLong.attempt.ok, true, JSON.stringify(tooLong.attempt));
     assert.equal(tooLong.timing.turnaround.rejected, 1, JSON.stringify(tooLong.timing));
     assert.ok(tooLong.attempt.values.rtt! >= LATE_MS - TIMER_EARLY_MS);
-    const unknown = await timedEchoAgainst(reportingServer(LATE_MS, () => null), 2000);
+    const unknown = await timedEchoAgainst(
+      reportingServer(LATE_MS, () => null),
+      2000,
+    );
     assert.equal(unknown.attempt.ok, true, JSON.stringify(unknown.attempt));
     assert.equal(unknown.timing.turnaround.unknown, 1, JSON.stringify(unknown.timing));
     assert.ok(unknown.attempt.values.rtt! >= LATE_MS - TIMER_EARLY_MS);
@@ -439,7 +565,13 @@ describe('tcp probe: echo', () => {
 
   test('a reflector that predates turnaround reports (type 2 replies) is timed as before', async () => {
     const LATE_MS = 10;
-    const r = await timedEchoAgainst((socket) => socket.on('data', (request: Buffer) => setTimeout(() => socket.write(encodeEchoReply(request.subarray(8, 16), 'old', request.length)), LATE_MS)), 2000);
+    const r = await timedEchoAgainst(
+      (socket) =>
+        socket.on('data', (request: Buffer) =>
+          setTimeout(() => socket.write(encodeEchoReply(request.subarray(8, 16), 'old', request.length)), LATE_MS),
+        ),
+      2000,
+    );
     assert.equal(r.attempt.ok, true, JSON.stringify(r.attempt));
     assert.equal(r.attempt.site, 'old');
     assert.equal(r.timing.turnaround.unreported, 1);
@@ -470,7 +602,10 @@ describe('tcp probe: echo', () => {
       });
     }, 3000);
     assertFellBack(r, 'separate_ack');
-    assert.ok(r.attempt.values.rtt! >= LATE_MS - TIMER_EARLY_MS, `the monotonic clock still times the whole echo: ${r.attempt.values.rtt} ms`);
+    assert.ok(
+      r.attempt.values.rtt! >= LATE_MS - TIMER_EARLY_MS,
+      `the monotonic clock still times the whole echo: ${r.attempt.values.rtt} ms`,
+    );
   });
 
   test('fallback: a reply written in two parts', linuxOnly, async () => {
@@ -485,7 +620,7 @@ describe('tcp probe: echo', () => {
     assertFellBack(r, 'split_reply');
   });
 
-  test('monotonic echo clock: write to the reply\'s callback, exposed to lag', async () => {
+  test("monotonic echo clock: write to the reply's callback, exposed to lag", async () => {
     const { address, port } = reflector.listening[0]!;
     const probe = tcpProber(target(address), { port, timeoutMs: TIMEOUT_MS, echo: true, echoClock: 'monotonic' });
     assert.equal(probe.echoClock, 'monotonic');
@@ -494,15 +629,27 @@ describe('tcp probe: echo', () => {
     assert.equal(a.ok, true, JSON.stringify(a));
     assert.deepEqual(a.lagWindows?.rtt, [a.t1, a.t1]);
     assert.deepEqual([probe.echoTiming().kernel, probe.echoTiming().monotonic], [0, 1]);
-    assert.deepEqual(probe.echoTiming().turnaround, { subtracted: 0, unknown: 0, rejected: 0, unreported: 0 }, 'the reflector is not asked for its turnaround');
+    assert.deepEqual(
+      probe.echoTiming().turnaround,
+      { subtracted: 0, unknown: 0, rejected: 0, unreported: 0 },
+      'the reflector is not asked for its turnaround',
+    );
   });
 
   const protocolCases: Array<[string, (request: Buffer) => Buffer, RegExp]> = [
     ['garbage', () => randomBytes(64), /not an anylat echo reply/],
     ['the request mirrored back (a plain echo server)', (request) => request, /unexpected frame type 1/],
     ['another nonce', () => encodeEchoReply(randomBytes(8), 'x', ECHO_REQUEST_SIZE), /another nonce/],
-    ['a reply longer than the request', (request) => encodeEchoReply(request.subarray(8, 16), 'x'.repeat(100), 200), /frame length 117 outside 17\.\.64/],
-    ['bytes after the reply', (request) => Buffer.concat([encodeEchoReply(request.subarray(8, 16), 'x', 64), Buffer.from('!')]), /bytes after the reply/],
+    [
+      'a reply longer than the request',
+      (request) => encodeEchoReply(request.subarray(8, 16), 'x'.repeat(100), 200),
+      /frame length 117 outside 17\.\.64/,
+    ],
+    [
+      'bytes after the reply',
+      (request) => Buffer.concat([encodeEchoReply(request.subarray(8, 16), 'x', 64), Buffer.from('!')]),
+      /bytes after the reply/,
+    ],
   ];
   for (const [name, reply, detail] of protocolCases) {
     test(`a reply that is ${name} is a protocol failure that keeps connect`, async () => {
@@ -578,7 +725,10 @@ describe('tcp probe: echo', () => {
       assert.equal(a.ok, true, JSON.stringify(a));
       assert.equal(requests, 2, 'two echo requests on the one connection');
       assert.ok(a.t1 - a.t0 >= FIRST_DELAY_MS - 1, `the sample waited for the first reply (${a.t1 - a.t0} ms)`);
-      assert.ok(a.values.rtt! < FIRST_DELAY_MS, `rtt ${a.values.rtt} ms must not include the first reply's ${FIRST_DELAY_MS} ms`);
+      assert.ok(
+        a.values.rtt! < FIRST_DELAY_MS,
+        `rtt ${a.values.rtt} ms must not include the first reply's ${FIRST_DELAY_MS} ms`,
+      );
       assert.equal(a.site, 'second');
     } finally {
       await srv.close();

@@ -38,7 +38,11 @@ async function startTlsServer(cert: TestCert, options: tls.TlsOptions = {}, host
   // so a probe that offered a session would be caught.
   const cache = new Map<string, Buffer>();
   const server = tls.createServer({ key: cert.key, cert: cert.cert, ...options }, (socket) => {
-    handshakes.push({ reused: socket.isSessionReused(), servername: socket.servername, protocol: socket.getProtocol() });
+    handshakes.push({
+      reused: socket.isSessionReused(),
+      servername: socket.servername,
+      protocol: socket.getProtocol(),
+    });
     socket.on('error', () => {});
     // Writing makes a TLS 1.3 server send its session tickets, as any real server does.
     socket.end('ok\n');
@@ -47,7 +51,9 @@ async function startTlsServer(cert: TestCert, options: tls.TlsOptions = {}, host
     cache.set(id.toString('hex'), data);
     cb();
   });
-  server.on('resumeSession', (id: Buffer, cb: (err: Error | null, data: Buffer | null) => void) => cb(null, cache.get(id.toString('hex')) ?? null));
+  server.on('resumeSession', (id: Buffer, cb: (err: Error | null, data: Buffer | null) => void) =>
+    cb(null, cache.get(id.toString('hex')) ?? null),
+  );
   server.on('tlsClientError', () => {});
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as net.AddressInfo;
@@ -66,7 +72,11 @@ describe('tls probe', () => {
     await cert.cleanup();
   });
 
-  const sampleOnce = async (options: Partial<TlsProbeOptions>, address = '127.0.0.1', port = server.port): Promise<Attempt> => {
+  const sampleOnce = async (
+    options: Partial<TlsProbeOptions>,
+    address = '127.0.0.1',
+    port = server.port,
+  ): Promise<Attempt> => {
     const probe = await createTlsProbe(target(address), { port, timeoutMs: TIMEOUT_MS, ...options });
     try {
       return await probe.sample(0);
@@ -176,7 +186,11 @@ describe('tls probe', () => {
       const session = await connect();
       assert.ok(session, 'the server issued a session');
       await connect(session);
-      assert.deepEqual(srv.handshakes.map((h) => h.reused), [false, true], 'the control client was resumed');
+      assert.deepEqual(
+        srv.handshakes.map((h) => h.reused),
+        [false, true],
+        'the control client was resumed',
+      );
 
       const probe = await createTlsProbe(target(), { port: srv.port, timeoutMs: TIMEOUT_MS, ca: cert.cert });
       for (let seq = 0; seq < 5; seq++) {
@@ -188,14 +202,29 @@ describe('tls probe', () => {
       const probed = srv.handshakes.slice(2);
       assert.equal(probed.length, 5);
       assert.ok(probed.every((h) => h.protocol === version));
-      assert.deepEqual(probed.map((h) => h.reused), [false, false, false, false, false]);
+      assert.deepEqual(
+        probed.map((h) => h.reused),
+        [false, false, false, false, false],
+      );
     });
   }
 
   test('bad options are a bug, not a sample', () => {
-    assert.throws(() => createTlsProbe(target(), { port: 443, timeoutMs: 100, serverName: '10.0.0.1' }), (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_PROBE_OPTIONS' && /serverName must be a host name/.test(e.message));
-    assert.throws(() => createTlsProbe(target(), { port: 443, timeoutMs: 100, ca: 'not a pem' }), /CA bundle is not usable PEM: no "-----BEGIN CERTIFICATE-----" block found/);
+    assert.throws(
+      () => createTlsProbe(target(), { port: 443, timeoutMs: 100, serverName: '10.0.0.1' }),
+      (e: unknown) =>
+        e instanceof AnylatError &&
+        e.code === 'ANYLAT_PROBE_OPTIONS' &&
+        /serverName must be a host name/.test(e.message),
+    );
+    assert.throws(
+      () => createTlsProbe(target(), { port: 443, timeoutMs: 100, ca: 'not a pem' }),
+      /CA bundle is not usable PEM: no "-----BEGIN CERTIFICATE-----" block found/,
+    );
     const broken = cert.cert.replace(/\n[A-Za-z0-9+/]{20}/, '\n' + 'A'.repeat(20));
-    assert.throws(() => createTlsProbe(target(), { port: 443, timeoutMs: 100, ca: cert.cert + broken }), /certificate 2 of 2 does not parse/);
+    assert.throws(
+      () => createTlsProbe(target(), { port: 443, timeoutMs: 100, ca: cert.cert + broken }),
+      /certificate 2 of 2 does not parse/,
+    );
   });
 });

@@ -73,7 +73,10 @@ describe('STAMP codec', () => {
     assert.equal(buf.readBigUInt64BE(4), ts);
     assert.equal(buf.readUInt16BE(12), ERROR_ESTIMATE);
     assert.equal(buf.readUInt16BE(14), 0x1234);
-    assert.ok(buf.subarray(16).every((b) => b === 0), 'MBZ octets are zero');
+    assert.ok(
+      buf.subarray(16).every((b) => b === 0),
+      'MBZ octets are zero',
+    );
     const d = decodeSenderPacket(buf);
     assert.ok(d.ok);
     assert.equal(d.packet.seq, 0xdeadbeef);
@@ -87,7 +90,10 @@ describe('STAMP codec', () => {
     const buf = encodeSenderPacket({ seq: 7, timestamp: ts, ssid: 9 }, KEY);
     assert.equal(buf.length, AUTH_BASE_BYTES);
     assert.equal(buf.readUInt32BE(0), 7);
-    assert.ok(buf.subarray(4, 16).every((b) => b === 0), 'MBZ after the sequence number');
+    assert.ok(
+      buf.subarray(4, 16).every((b) => b === 0),
+      'MBZ after the sequence number',
+    );
     assert.equal(buf.readBigUInt64BE(16), ts);
     assert.equal(buf.readUInt16BE(26), 9);
     assert.deepEqual(buf.subarray(96), hmac16(KEY, buf.subarray(0, 96)));
@@ -203,13 +209,28 @@ describe('STAMP codec', () => {
       }
       // The same for the reflector's packets.
       const reply = encodeReflectorPacket(
-        { seq: 0, timestamp: 5n, ssid: 4, receiveTimestamp: 4n, senderSeq: 1, senderTimestamp: 99n, senderErrorEstimate: 0, senderTtl: 0, tlvs, padding: 0 },
+        {
+          seq: 0,
+          timestamp: 5n,
+          ssid: 4,
+          receiveTimestamp: 4n,
+          senderSeq: 1,
+          senderTimestamp: 99n,
+          senderErrorEstimate: 0,
+          senderTtl: 0,
+          tlvs,
+          padding: 0,
+        },
         key,
       );
       for (let len = 0; len <= reply.length; len++) {
         const cut = reply.subarray(0, len);
         const d = decodeReflectorPacket(cut, key);
-        assert.equal(d.ok, len >= base && (boundaries.has(len) || cut.subarray(base).every((b) => b === 0)), `reflector len ${len}`);
+        assert.equal(
+          d.ok,
+          len >= base && (boundaries.has(len) || cut.subarray(base).every((b) => b === 0)),
+          `reflector len ${len}`,
+        );
       }
     }
   });
@@ -281,20 +302,34 @@ describe('STAMP codec', () => {
   });
 
   test('keys: hex text of at least 16 octets, clear errors otherwise', async () => {
-    assert.deepEqual(parseStampKey(`${KEY.toString('hex').slice(0, 32)}\n${KEY.toString('hex').slice(32)}\n`, 'k'), KEY);
+    assert.deepEqual(
+      parseStampKey(`${KEY.toString('hex').slice(0, 32)}\n${KEY.toString('hex').slice(32)}\n`, 'k'),
+      KEY,
+    );
     for (const [text, msg] of [
       ['', /empty/],
       ['zz'.repeat(16), /hexadecimal/],
       ['abc', /odd number/],
       ['00'.repeat(15), /15 octets, at least 16/],
     ] as const) {
-      assert.throws(() => parseStampKey(text, 'key.hex'), (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_STAMP_KEY' && msg.test(e.message) && e.message.startsWith('key.hex: '));
+      assert.throws(
+        () => parseStampKey(text, 'key.hex'),
+        (e: unknown) =>
+          e instanceof AnylatError &&
+          e.code === 'ANYLAT_STAMP_KEY' &&
+          msg.test(e.message) &&
+          e.message.startsWith('key.hex: '),
+      );
     }
     const dir = await mkdtemp(join(tmpdir(), 'anylat-key-'));
     try {
       await writeFile(join(dir, 'k'), KEY.toString('hex'));
       assert.deepEqual(await readStampKeyFile(join(dir, 'k')), KEY);
-      await assert.rejects(readStampKeyFile(join(dir, 'missing')), (e: unknown) => e instanceof AnylatError && /missing: cannot read the STAMP key file \(ENOENT\)/.test(e.message));
+      await assert.rejects(
+        readStampKeyFile(join(dir, 'missing')),
+        (e: unknown) =>
+          e instanceof AnylatError && /missing: cannot read the STAMP key file \(ENOENT\)/.test(e.message),
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -352,7 +387,15 @@ function replyTo(raw: Buffer, o: ReplyOptions = {}): Buffer {
   const t3 = ntpFromUnixMs(unixMsFromNtp(t2) + (o.turnaroundMs ?? 0));
   const tlvs = o.dropTlvs
     ? []
-    : req.tlvs.map((t) => (t.type === TLV_SITE ? { flags: o.siteFlags ?? 0, type: t.type, value: o.site === undefined ? t.value : siteValue(o.site, t.value.length) } : t));
+    : req.tlvs.map((t) =>
+        t.type === TLV_SITE
+          ? {
+              flags: o.siteFlags ?? 0,
+              type: t.type,
+              value: o.site === undefined ? t.value : siteValue(o.site, t.value.length),
+            }
+          : t,
+      );
   return encodeReflectorPacket(
     {
       seq: 0,
@@ -398,7 +441,10 @@ describe('udp probe against the anylat reflector', () => {
     test(`success over ${host}: rtt measured, site arrives, counters clean`, async () => {
       const reflector = await startStampReflector({ site: 'edge-fra', binds: [host], port: 0 });
       closers.push(() => reflector.close());
-      const prober = await createUdpProbe({ endpoint: 'anycast', address: host }, { port: reflector.listening[0]!.port, timeoutMs: 3000 });
+      const prober = await createUdpProbe(
+        { endpoint: 'anycast', address: host },
+        { port: reflector.listening[0]!.port, timeoutMs: 3000 },
+      );
       const attempts: Attempt[] = [];
       for (let i = 0; i < 10; i++) attempts.push(await prober.sample(i));
       const counters = await prober.close();
@@ -417,7 +463,10 @@ describe('udp probe against the anylat reflector', () => {
   test('authenticated mode: success with the shared key', async () => {
     const reflector = await startStampReflector({ site: 'auth-site', binds: ['127.0.0.1'], port: 0, authKey: KEY });
     closers.push(() => reflector.close());
-    const prober = await createUdpProbe({ endpoint: 'anycast', address: '127.0.0.1' }, { port: reflector.listening[0]!.port, timeoutMs: 3000, authKey: KEY });
+    const prober = await createUdpProbe(
+      { endpoint: 'anycast', address: '127.0.0.1' },
+      { port: reflector.listening[0]!.port, timeoutMs: 3000, authKey: KEY },
+    );
     for (let i = 0; i < 5; i++) {
       const a = await prober.sample(i);
       assertOk(a);
@@ -433,7 +482,10 @@ describe('udp probe against the anylat reflector', () => {
     closers.push(() => reflector.close());
     const port = reflector.listening[0]!.port;
     for (const authKey of [OTHER_KEY, undefined]) {
-      const prober = await createUdpProbe({ endpoint: 'anycast', address: '127.0.0.1' }, { port, timeoutMs: 300, authKey });
+      const prober = await createUdpProbe(
+        { endpoint: 'anycast', address: '127.0.0.1' },
+        { port, timeoutMs: 300, authKey },
+      );
       const a = await prober.sample(0);
       assert.equal(a.ok, false);
       assert.equal(!a.ok && a.reason, 'timeout');
@@ -446,7 +498,10 @@ describe('udp probe against the anylat reflector', () => {
   test('samples in flight together each get their own reply', async () => {
     const reflector = await startStampReflector({ site: 'edge', binds: ['::1'], port: 0 });
     closers.push(() => reflector.close());
-    const prober = await createUdpProbe({ endpoint: 'anycast', address: '::1' }, { port: reflector.listening[0]!.port, timeoutMs: 5000 });
+    const prober = await createUdpProbe(
+      { endpoint: 'anycast', address: '::1' },
+      { port: reflector.listening[0]!.port, timeoutMs: 5000 },
+    );
     const attempts = await Promise.all(Array.from({ length: 20 }, (_, i) => prober.sample(i)));
     for (const a of attempts) {
       assertOk(a);
@@ -459,7 +514,10 @@ describe('udp probe against the anylat reflector', () => {
   test('siteTlvBytes 0: bare 44-octet packets, no site', async () => {
     const reflector = await startStampReflector({ site: 'edge', binds: ['127.0.0.1'], port: 0 });
     closers.push(() => reflector.close());
-    const prober = await createUdpProbe({ endpoint: 'anycast', address: '127.0.0.1' }, { port: reflector.listening[0]!.port, timeoutMs: 3000, siteTlvBytes: 0 });
+    const prober = await createUdpProbe(
+      { endpoint: 'anycast', address: '127.0.0.1' },
+      { port: reflector.listening[0]!.port, timeoutMs: 3000, siteTlvBytes: 0 },
+    );
     const a = await prober.sample(0);
     assertOk(a);
     assert.equal(a.site, undefined);
@@ -467,9 +525,16 @@ describe('udp probe against the anylat reflector', () => {
   });
 
   test('a long site name is cut to the room the sender reserved', async () => {
-    const reflector = await startStampReflector({ site: 'a-very-long-site-name-from-somewhere', binds: ['127.0.0.1'], port: 0 });
+    const reflector = await startStampReflector({
+      site: 'a-very-long-site-name-from-somewhere',
+      binds: ['127.0.0.1'],
+      port: 0,
+    });
     closers.push(() => reflector.close());
-    const prober = await createUdpProbe({ endpoint: 'anycast', address: '127.0.0.1' }, { port: reflector.listening[0]!.port, timeoutMs: 3000, siteTlvBytes: 6 });
+    const prober = await createUdpProbe(
+      { endpoint: 'anycast', address: '127.0.0.1' },
+      { port: reflector.listening[0]!.port, timeoutMs: 3000, siteTlvBytes: 6 },
+    );
     const a = await prober.sample(0);
     assertOk(a);
     assert.equal(a.site, 'a-very');
@@ -483,8 +548,15 @@ describe('udp probe failures and misbehaving peers', () => {
     for (const c of closers.reverse()) await c();
   });
 
-  async function probeTo(peer: Peer, host = '127.0.0.1', extra: { timeoutMs?: number; authKey?: Buffer; siteTlvBytes?: number } = {}) {
-    const prober = await createUdpProbe({ endpoint: 'eu-west-1', address: host }, { port: peer.port, timeoutMs: extra.timeoutMs ?? 3000, authKey: extra.authKey, siteTlvBytes: extra.siteTlvBytes });
+  async function probeTo(
+    peer: Peer,
+    host = '127.0.0.1',
+    extra: { timeoutMs?: number; authKey?: Buffer; siteTlvBytes?: number } = {},
+  ) {
+    const prober = await createUdpProbe(
+      { endpoint: 'eu-west-1', address: host },
+      { port: peer.port, timeoutMs: extra.timeoutMs ?? 3000, authKey: extra.authKey, siteTlvBytes: extra.siteTlvBytes },
+    );
     return prober;
   }
 
@@ -609,7 +681,18 @@ describe('udp probe failures and misbehaving peers', () => {
       p.send(forged);
       p.send(
         encodeReflectorPacket(
-          { seq: 0, timestamp: 2n, ssid: 0, receiveTimestamp: 1n, senderSeq: seqOf(req), senderTimestamp: 0n, senderErrorEstimate: 0, senderTtl: 0, tlvs: [], padding: 0 },
+          {
+            seq: 0,
+            timestamp: 2n,
+            ssid: 0,
+            receiveTimestamp: 1n,
+            senderSeq: seqOf(req),
+            senderTimestamp: 0n,
+            senderErrorEstimate: 0,
+            senderTtl: 0,
+            tlvs: [],
+            padding: 0,
+          },
           OTHER_KEY,
         ),
       ); // signed with another key
@@ -630,7 +713,8 @@ describe('udp probe failures and misbehaving peers', () => {
     const prober = await probeTo(peer, '127.0.0.1', { timeoutMs: 60_000 });
     const pending = prober.sample(0);
     // close only once the request is out and at the peer (a fixed 20 ms was too short on a busy machine)
-    for (let waited = 0; peer.requests.length === 0 && waited < 10_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+    for (let waited = 0; peer.requests.length === 0 && waited < 10_000; waited += 10)
+      await new Promise((r) => setTimeout(r, 10));
     await prober.close();
     const a = await pending;
     assert.equal(a.ok, false);
@@ -640,7 +724,13 @@ describe('udp probe failures and misbehaving peers', () => {
   });
 
   test('bad options throw a coded error', async () => {
-    const bad: Array<[string, Partial<{ address: string; port: number; timeoutMs: number; siteTlvBytes: number; authKey: Buffer }>, RegExp]> = [
+    const bad: Array<
+      [
+        string,
+        Partial<{ address: string; port: number; timeoutMs: number; siteTlvBytes: number; authKey: Buffer }>,
+        RegExp,
+      ]
+    > = [
       ['name', { address: 'example.com' }, /not an IP address/],
       ['port', { port: 0 }, /port must be 1-65535/],
       ['timeout', { timeoutMs: 0 }, /timeout must be a positive/],
@@ -649,7 +739,11 @@ describe('udp probe failures and misbehaving peers', () => {
     ];
     for (const [, o, msg] of bad) {
       await assert.rejects(
-        async () => createUdpProbe({ endpoint: 'x', address: o.address ?? '127.0.0.1' }, { port: o.port ?? 862, timeoutMs: o.timeoutMs ?? 1000, siteTlvBytes: o.siteTlvBytes, authKey: o.authKey }),
+        async () =>
+          createUdpProbe(
+            { endpoint: 'x', address: o.address ?? '127.0.0.1' },
+            { port: o.port ?? 862, timeoutMs: o.timeoutMs ?? 1000, siteTlvBytes: o.siteTlvBytes, authKey: o.authKey },
+          ),
         (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_UDP_OPTIONS' && msg.test(e.message),
       );
     }
@@ -670,7 +764,9 @@ describe('udp probe: unreachable targets (network namespaces)', needsRoot('netwo
       await run('ip', ['netns', 'add', NS_A]);
       await run('ip', ['netns', 'add', NS_B]);
     } catch (err) {
-      throw new Error(`these tests need network namespaces (root and iproute2: "ip netns add" failed): ${(err as Error).message}`);
+      throw new Error(
+        `these tests need network namespaces (root and iproute2: "ip netns add" failed): ${(err as Error).message}`,
+      );
     }
     await inNs(NS_A, 'ip', 'link', 'set', 'lo', 'up');
     await inNs(NS_A, 'ip', 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1', 'netns', NS_B);
@@ -707,7 +803,10 @@ describe('udp probe: unreachable targets (network namespaces)', needsRoot('netwo
     // Linux reports only "hard" ICMP errors (port/protocol unreachable) to a UDP socket without
     // IP_RECVERR, which Node cannot set: a router's host-unreachable shows up as silence.
     assert.equal(!router!.attempt.ok && router!.attempt.reason, 'timeout', JSON.stringify(router));
-    for (const [r, code] of [[noRoute, 'ENETUNREACH'], [rejected, 'EHOSTUNREACH']] as const) {
+    for (const [r, code] of [
+      [noRoute, 'ENETUNREACH'],
+      [rejected, 'EHOSTUNREACH'],
+    ] as const) {
       assert.equal(r!.attempt.ok, false, JSON.stringify(r));
       assert.equal(!r!.attempt.ok && r!.attempt.reason, 'unreachable', JSON.stringify(r));
       assert.match(!r!.attempt.ok ? (r!.attempt.detail ?? '') : '', new RegExp(code));

@@ -31,25 +31,71 @@ after(async () => {
 const LISTEN = /^listening (udp|tcp|http) +(\S+):(\d+) (.+) site=(\S+)$/gm;
 
 function listening(out: string): Array<{ kind: string; address: string; port: number; scheme: string; site: string }> {
-  return [...out.matchAll(LISTEN)].map((m) => ({ kind: m[1]!, address: m[2]!, port: Number(m[3]), scheme: m[4]!, site: m[5]! }));
+  return [...out.matchAll(LISTEN)].map((m) => ({
+    kind: m[1]!,
+    address: m[2]!,
+    port: Number(m[3]),
+    scheme: m[4]!,
+    site: m[5]!,
+  }));
 }
 
 const CALM = ['--lag-threshold', '250ms'];
 
 test('prints one line per listening socket, answers a compare, stops cleanly on SIGTERM', async () => {
-  const r = await startAnylat(['reflector', '--bind', '127.0.0.1', '--bind', '127.0.0.2', '--udp-port', '0', '--tcp-port', '0', '--http-port', '0', '--site', 'fra-1'], {
-    ready: /listening http +127\.0\.0\.2:\d+/,
-  });
+  const r = await startAnylat(
+    [
+      'reflector',
+      '--bind',
+      '127.0.0.1',
+      '--bind',
+      '127.0.0.2',
+      '--udp-port',
+      '0',
+      '--tcp-port',
+      '0',
+      '--http-port',
+      '0',
+      '--site',
+      'fra-1',
+    ],
+    {
+      ready: /listening http +127\.0\.0\.2:\d+/,
+    },
+  );
   try {
     const lines = listening(r.output());
     assert.deepEqual(
       lines.map((l) => `${l.kind} ${l.address} ${l.scheme} ${l.site}`),
-      ['udp 127.0.0.1 stamp fra-1', 'udp 127.0.0.2 stamp fra-1', 'tcp 127.0.0.1 echo fra-1', 'tcp 127.0.0.2 echo fra-1', 'http 127.0.0.1 http fra-1', 'http 127.0.0.2 http fra-1'],
+      [
+        'udp 127.0.0.1 stamp fra-1',
+        'udp 127.0.0.2 stamp fra-1',
+        'tcp 127.0.0.1 echo fra-1',
+        'tcp 127.0.0.2 echo fra-1',
+        'http 127.0.0.1 http fra-1',
+        'http 127.0.0.2 http fra-1',
+      ],
     );
     const port = (kind: string) => lines.find((l) => l.kind === kind && l.address === '127.0.0.1')!.port;
     // Port 0 gives STAMP one port on every address; the TCP parts may differ per address.
     assert.equal(lines.find((l) => l.kind === 'udp' && l.address === '127.0.0.2')!.port, port('udp'));
-    const res = await runAnylat(['compare', '127.0.0.1', 'eu=127.0.0.1', '--udp-port', String(port('udp')), '--tcp-port', String(port('tcp')), '--http-url', `http://127.0.0.1:${port('http')}/`, '--samples', '5', '--spacing', '10ms', '--json', ...CALM]);
+    const res = await runAnylat([
+      'compare',
+      '127.0.0.1',
+      'eu=127.0.0.1',
+      '--udp-port',
+      String(port('udp')),
+      '--tcp-port',
+      String(port('tcp')),
+      '--http-url',
+      `http://127.0.0.1:${port('http')}/`,
+      '--samples',
+      '5',
+      '--spacing',
+      '10ms',
+      '--json',
+      ...CALM,
+    ]);
     assert.equal(res.code, 0, res.stderr);
     const round = JSON.parse(res.stdout) as RoundResult;
     for (const p of round.paths) {
@@ -60,23 +106,48 @@ test('prints one line per listening socket, answers a compare, stops cleanly on 
     const code = await r.stop('SIGTERM');
     assert.equal(code, 0);
     assert.match(r.output(), /^stopped on SIGTERM; udp: received=\d+ reflected=\d+/m);
-    assert.match(r.output(), /udp: received=12 reflected=12 /, 'one warm-up and five samples from each of two endpoints');
+    assert.match(
+      r.output(),
+      /udp: received=12 reflected=12 /,
+      'one warm-up and five samples from each of two endpoints',
+    );
   }
 });
 
 test('SIGINT stops it too, with exit 0', async () => {
-  const r = await startAnylat(['reflector', '--bind', '127.0.0.1', '--udp-port', '0', '--no-tcp', '--no-http'], { ready: /listening udp/ });
+  const r = await startAnylat(['reflector', '--bind', '127.0.0.1', '--udp-port', '0', '--no-tcp', '--no-http'], {
+    ready: /listening udp/,
+  });
   assert.equal(listening(r.output()).length, 1);
   assert.equal(await r.stop('SIGINT'), 0);
   assert.match(r.output(), /stopped on SIGINT; udp: /);
 });
 
 test('STAMP authenticated mode: a sender with the key is answered, one without is not', async () => {
-  const r = await startAnylat(['reflector', '--bind', '127.0.0.1', '--udp-port', '0', '--no-tcp', '--no-http', '--auth-key-file', keyFile], { ready: /listening udp/ });
+  const r = await startAnylat(
+    ['reflector', '--bind', '127.0.0.1', '--udp-port', '0', '--no-tcp', '--no-http', '--auth-key-file', keyFile],
+    { ready: /listening udp/ },
+  );
   try {
     const [udp] = listening(r.output());
     assert.equal(udp!.scheme, 'stamp (authenticated)');
-    const base = ['compare', '127.0.0.1', 'eu=127.0.0.1', '--protocol', 'udp', '--udp-port', String(udp!.port), '--samples', '4', '--spacing', '10ms', '--timeout', '300ms', '--json', ...CALM];
+    const base = [
+      'compare',
+      '127.0.0.1',
+      'eu=127.0.0.1',
+      '--protocol',
+      'udp',
+      '--udp-port',
+      String(udp!.port),
+      '--samples',
+      '4',
+      '--spacing',
+      '10ms',
+      '--timeout',
+      '300ms',
+      '--json',
+      ...CALM,
+    ];
     const withKey = JSON.parse((await runAnylat([...base, '--auth-key-file', keyFile])).stdout) as RoundResult;
     for (const p of withKey.paths) assert.equal(p.received, 4, JSON.stringify(p.failures));
     const without = JSON.parse((await runAnylat(base)).stdout) as RoundResult;
@@ -87,13 +158,34 @@ test('STAMP authenticated mode: a sender with the key is answered, one without i
   } finally {
     assert.equal(await r.stop(), 0);
   }
-  assert.match(r.output(), /auth_failed=10 /, 'the unauthenticated packets (warm-up included) were refused and counted');
+  assert.match(
+    r.output(),
+    /auth_failed=10 /,
+    'the unauthenticated packets (warm-up included) were refused and counted',
+  );
 });
 
 test('HTTPS with --tls-cert/--tls-key: tls handshake and https timed through the URL host', async () => {
-  const r = await startAnylat(['reflector', '--bind', '127.0.0.1', '--no-udp', '--no-tcp', '--http-port', '0', '--tls-cert', cert.certPath, '--tls-key', cert.keyPath, '--site', 'edge-x'], {
-    ready: /listening http/,
-  });
+  const r = await startAnylat(
+    [
+      'reflector',
+      '--bind',
+      '127.0.0.1',
+      '--no-udp',
+      '--no-tcp',
+      '--http-port',
+      '0',
+      '--tls-cert',
+      cert.certPath,
+      '--tls-key',
+      cert.keyPath,
+      '--site',
+      'edge-x',
+    ],
+    {
+      ready: /listening http/,
+    },
+  );
   try {
     const [https] = listening(r.output());
     assert.equal(https!.scheme, 'https');
@@ -120,8 +212,12 @@ test('HTTPS with --tls-cert/--tls-key: tls handshake and https timed through the
     ]);
     assert.equal(res.code, 0, res.stderr);
     const round = JSON.parse(res.stdout) as RoundResult;
-    assert.deepEqual([...new Set(round.paths.map((p) => `${p.protocol} ${p.metric}`))], ['tls handshake', 'http connect', 'http tls', 'http ttfb', 'http total', 'http warm']);
-    for (const p of round.paths) assert.equal(p.received, 4, `${p.endpoint} ${p.protocol} ${p.metric}: ${JSON.stringify(p.failures)}`);
+    assert.deepEqual(
+      [...new Set(round.paths.map((p) => `${p.protocol} ${p.metric}`))],
+      ['tls handshake', 'http connect', 'http tls', 'http ttfb', 'http total', 'http warm'],
+    );
+    for (const p of round.paths)
+      assert.equal(p.received, 4, `${p.endpoint} ${p.protocol} ${p.metric}: ${JSON.stringify(p.failures)}`);
     assert.equal(round.paths.find((p) => p.protocol === 'http')!.site, 'edge-x');
   } finally {
     assert.equal(await r.stop(), 0);
@@ -133,7 +229,17 @@ test('a port already taken is exit 2 naming the address and the option', async (
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
   const taken = (blocker.address() as { port: number }).port;
   try {
-    const res = await runAnylat(['reflector', '--bind', '127.0.0.1', '--udp-port', '0', '--tcp-port', String(taken), '--http-port', '0']);
+    const res = await runAnylat([
+      'reflector',
+      '--bind',
+      '127.0.0.1',
+      '--udp-port',
+      '0',
+      '--tcp-port',
+      String(taken),
+      '--http-port',
+      '0',
+    ]);
     assert.equal(res.code, 2);
     assert.match(res.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${taken}.*--tcp-port`));
     assert.doesNotMatch(res.stdout, /listening tcp/);
@@ -148,7 +254,10 @@ test('bad arguments say what to fix, naming the option', async () => {
     [['--udp-port', '70000'], /--udp-port: expected a port number 0\.\.65535, got "70000"/],
     [['--http-port', 'web'], /--http-port: expected a port number/],
     [['--tls-cert', 'c.pem'], /--tls-cert and --tls-key go together/],
-    [['--tls-cert', '/nonexistent/c.pem', '--tls-key', '/nonexistent/k.pem'], /--tls-cert \/nonexistent\/c\.pem: cannot read it \(ENOENT\)/],
+    [
+      ['--tls-cert', '/nonexistent/c.pem', '--tls-key', '/nonexistent/k.pem'],
+      /--tls-cert \/nonexistent\/c\.pem: cannot read it \(ENOENT\)/,
+    ],
     [['--no-udp', '--no-tcp', '--no-http'], /leave nothing to run/],
     [['--auth-key-file', '/nonexistent/key'], /\/nonexistent\/key: cannot read the STAMP key file/],
     [['--rate-limit', 'fast'], /--rate-limit: expected packets per second ≥ 0, got "fast"/],
@@ -174,7 +283,10 @@ test('on the command line a bad argument is exit 2, the message on stderr, nothi
   const res = await runAnylat(['reflector', '--bind', 'eth0']);
   assert.equal(res.code, 2);
   assert.equal(res.stdout, '');
-  assert.equal(res.stderr, 'anylat: --bind eth0: expected an IP address of this host (e.g. 0.0.0.0, 192.0.2.10 or ::1)\n');
+  assert.equal(
+    res.stderr,
+    'anylat: --bind eth0: expected an IP address of this host (e.g. 0.0.0.0, 192.0.2.10 or ::1)\n',
+  );
   const help = await runAnylat(['reflector', '--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /--auth-key-file F/);

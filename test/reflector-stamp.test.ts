@@ -46,7 +46,9 @@ class Client {
   }
 
   send(buf: Buffer, port: number, address: string): Promise<void> {
-    return new Promise((resolve, reject) => this.socket.send(buf, port, address, (err) => (err ? reject(err) : resolve())));
+    return new Promise((resolve, reject) =>
+      this.socket.send(buf, port, address, (err) => (err ? reject(err) : resolve())),
+    );
   }
 
   /** The next datagram, or undefined after `timeoutMs`. */
@@ -79,7 +81,16 @@ class Client {
 
 let seqCounter = 0;
 function request(o: { tlvs?: Tlv[]; key?: Buffer; padding?: number; ssid?: number } = {}): Buffer {
-  return encodeSenderPacket({ seq: seqCounter++, timestamp: ntpFromUnixMs(Date.now()), ssid: o.ssid ?? 7, tlvs: o.tlvs ?? [emptySiteTlv(32)], padding: o.padding }, o.key);
+  return encodeSenderPacket(
+    {
+      seq: seqCounter++,
+      timestamp: ntpFromUnixMs(Date.now()),
+      ssid: o.ssid ?? 7,
+      tlvs: o.tlvs ?? [emptySiteTlv(32)],
+      padding: o.padding,
+    },
+    o.key,
+  );
 }
 
 /** Sends one valid request and waits for its reply: everything sent before it has been handled. */
@@ -95,7 +106,15 @@ async function sync(client: Client, port: number, host: string): Promise<void> {
 }
 
 function outcomes(s: Record<string, number>): number {
-  return s.reflected! + s.malformed! + s.oversize! + s.rate_limited! + s.auth_failed! + s.internal_errors! + (s.replayed ?? 0);
+  return (
+    s.reflected! +
+    s.malformed! +
+    s.oversize! +
+    s.rate_limited! +
+    s.auth_failed! +
+    s.internal_errors! +
+    (s.replayed ?? 0)
+  );
 }
 
 describe('STAMP reflector', () => {
@@ -105,7 +124,13 @@ describe('STAMP reflector', () => {
   });
 
   async function reflector(options: Partial<Parameters<typeof startStampReflector>[0]> = {}): Promise<ReflectorPart> {
-    const r = await startStampReflector({ site: 'edge-test', binds: ['127.0.0.1'], port: 0, log: () => {}, ...options });
+    const r = await startStampReflector({
+      site: 'edge-test',
+      binds: ['127.0.0.1'],
+      port: 0,
+      log: () => {},
+      ...options,
+    });
     closers.push(() => r.close());
     return r;
   }
@@ -124,7 +149,10 @@ describe('STAMP reflector', () => {
       ['127.0.0.1', '127.0.0.2', '::1'],
     );
     const port = r.listening[0]!.port;
-    assert.ok(r.listening.every((l) => l.port === port), 'port 0 resolves to one port for all addresses');
+    assert.ok(
+      r.listening.every((l) => l.port === port),
+      'port 0 resolves to one port for all addresses',
+    );
     const v4 = await client('0.0.0.0');
     for (const dest of ['127.0.0.2', '127.0.0.1']) {
       await v4.send(request(), port, dest);
@@ -227,7 +255,12 @@ describe('STAMP reflector', () => {
       const r = await reflector({ ratePerSourcePps: 0, authKey: key });
       const port = r.listening[0]!.port;
       const c = await client();
-      const full = request({ key, tlvs: key ? [emptySiteTlv(32), hmacTlvPlaceholder()] : [emptySiteTlv(32), { flags: 0, type: 251, value: Buffer.alloc(5, 1) }] });
+      const full = request({
+        key,
+        tlvs: key
+          ? [emptySiteTlv(32), hmacTlvPlaceholder()]
+          : [emptySiteTlv(32), { flags: 0, type: 251, value: Buffer.alloc(5, 1) }],
+      });
       const replySizes: number[] = [];
       for (let len = 0; len <= full.length; len++) {
         await c.send(full.subarray(0, len), port, '127.0.0.1');
@@ -239,7 +272,8 @@ describe('STAMP reflector', () => {
       const last = r.stats();
       const sent = full.length + 1;
       // Wait for every datagram to be handled: the reflector's counters add up to what was sent.
-      for (let i = 0; i < 200 && outcomes(r.stats()) < sent; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      for (let i = 0; i < 200 && outcomes(r.stats()) < sent; i++)
+        await new Promise((resolve) => setTimeout(resolve, 10));
       const s = r.stats();
       assert.equal(s.received, sent, `${JSON.stringify(last)}`);
       assert.equal(outcomes(s), sent);
@@ -260,7 +294,11 @@ describe('STAMP reflector', () => {
       if (key) {
         assert.equal(s.malformed! + s.auth_failed! + s.replayed!, sent - expected.length);
         assert.equal(s.replayed, 2);
-        assert.equal(s.auth_failed, base - 44 + 1, 'packets of 44-111 octets are unauthenticated-sized; one has a TLV without the HMAC TLV');
+        assert.equal(
+          s.auth_failed,
+          base - 44 + 1,
+          'packets of 44-111 octets are unauthenticated-sized; one has a TLV without the HMAC TLV',
+        );
         assert.equal(s.tlv_unprotected, 1);
       } else {
         assert.equal(s.malformed, sent - expected.length);
@@ -285,7 +323,10 @@ describe('STAMP reflector', () => {
     assert.equal(s.received, sentSizes.length + 60);
     assert.equal(outcomes(s), s.received);
     assert.ok(s.malformed! > 0 && s.oversize! > 0, JSON.stringify(s));
-    assert.ok(s.reflected! >= 60 + sentSizes.filter((n) => n === 44).length, 'every 44-octet datagram is a valid request');
+    assert.ok(
+      s.reflected! >= 60 + sentSizes.filter((n) => n === 44).length,
+      'every 44-octet datagram is a valid request',
+    );
     assert.equal(s.internal_errors, 0);
     // The last sync drained every earlier reply, so no reply is pending now; any left would be a bug.
     assert.equal(c.drain().length, 0);
@@ -350,7 +391,11 @@ describe('STAMP reflector', () => {
     for (let i = 0; i < 5; i++) await c.send(captured, port, '127.0.0.1');
     // Later packets of the same session, and an out-of-order one inside the window, are answered.
     const t = Date.now();
-    const mk = (seq: number, at: number) => encodeSenderPacket({ seq, timestamp: ntpFromUnixMs(at), ssid: 7, tlvs: [emptySiteTlv(32), hmacTlvPlaceholder()] }, KEY);
+    const mk = (seq: number, at: number) =>
+      encodeSenderPacket(
+        { seq, timestamp: ntpFromUnixMs(at), ssid: 7, tlvs: [emptySiteTlv(32), hmacTlvPlaceholder()] },
+        KEY,
+      );
     const base = captured.readUInt32BE(0);
     await c.send(mk(base + 2, t + 20), port, '127.0.0.1');
     await c.send(mk(base + 1, t + 10), port, '127.0.0.1');
@@ -389,7 +434,10 @@ describe('STAMP reflector', () => {
     const floodReflected = s.reflected! - floodSize / 50;
     assert.equal(s.received, floodSize + floodSize / 50);
     // At most one second of burst plus what refilled while the flood lasted.
-    assert.ok(floodReflected <= rate + Math.ceil(rate * seconds) + 1, `${floodReflected} reflected in ${seconds.toFixed(2)} s`);
+    assert.ok(
+      floodReflected <= rate + Math.ceil(rate * seconds) + 1,
+      `${floodReflected} reflected in ${seconds.toFixed(2)} s`,
+    );
     assert.ok(floodReflected >= rate, `the first ${rate} (the burst) pass: ${floodReflected}`);
     assert.equal(s.rate_limited, floodSize - floodReflected);
     assert.ok(s.rate_limited! > 0);
@@ -437,7 +485,13 @@ describe('STAMP reflector', () => {
     const r = await reflector();
     await assert.rejects(
       startStampReflector({ site: 's', binds: ['127.0.0.1'], port: r.listening[0]!.port, log: () => {} }),
-      (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_BIND' && e.exitCode === 2 && /cannot listen on 127\.0\.0\.1:\d+: the address is in use \(EADDRINUSE\); pick another --udp-port/.test(e.message),
+      (e: unknown) =>
+        e instanceof AnylatError &&
+        e.code === 'ANYLAT_BIND' &&
+        e.exitCode === 2 &&
+        /cannot listen on 127\.0\.0\.1:\d+: the address is in use \(EADDRINUSE\); pick another --udp-port/.test(
+          e.message,
+        ),
     );
     await assert.rejects(
       startStampReflector({ site: 's', binds: ['192.0.2.1'], port: 0, log: () => {} }),

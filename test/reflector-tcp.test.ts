@@ -20,7 +20,13 @@ import {
   setEchoTurnaround,
   truncateUtf8,
 } from '../agent/core/echo-codec.ts';
-import { delayAcks, ECHO_RTT_ROUNDING_US, echoRttFromTcpInfo, readTcpInfo, type TcpInfo } from '../agent/net/tcp-info.ts';
+import {
+  delayAcks,
+  ECHO_RTT_ROUNDING_US,
+  echoRttFromTcpInfo,
+  readTcpInfo,
+  type TcpInfo,
+} from '../agent/net/tcp-info.ts';
 import { createTcpProbe } from '../agent/probe/tcp.ts';
 import { AnylatError } from '../agent/util/errors.ts';
 
@@ -73,7 +79,10 @@ describe('reflector: tcp echo', () => {
     await c.connected;
     // Pipelined in one write: the reflector must split the stream into frames itself.
     c.socket.write(Buffer.concat(sizes.map((size, i) => encodeEchoRequest(nonces[i]!, size))));
-    await eventually(() => c.received().length >= sizes.reduce((n, s) => n + Math.min(s, 17 + 'edge-fra'.length), 0), 'all replies arrived');
+    await eventually(
+      () => c.received().length >= sizes.reduce((n, s) => n + Math.min(s, 17 + 'edge-fra'.length), 0),
+      'all replies arrived',
+    );
     let rest = c.received();
     for (let i = 0; i < sizes.length; i++) {
       const reply = parseEchoReply(rest, sizes[i]!);
@@ -106,7 +115,13 @@ describe('reflector: tcp echo', () => {
 
   test('random bytes and truncated frames: dropped, counted, never a crash', async () => {
     // Caps high enough that all 150 connections at once reach the parser.
-    const fuzzed = await startTcpEcho({ site: 'edge-fra', binds: ['127.0.0.1'], port: 0, maxConnectionsPerSource: 1_000, log: () => {} });
+    const fuzzed = await startTcpEcho({
+      site: 'edge-fra',
+      binds: ['127.0.0.1'],
+      port: 0,
+      maxConnectionsPerSource: 1_000,
+      log: () => {},
+    });
     after(() => fuzzed.close());
     const port = fuzzed.listening[0]!.port;
     const before = fuzzed.stats();
@@ -156,7 +171,10 @@ describe('reflector: tcp echo', () => {
     assert.ok(malformed >= surelyBad, `${malformed} counted malformed, ${surelyBad} cannot be anything else`);
     assert.ok(malformed <= expectedMalformed, `${malformed} counted malformed, ${expectedMalformed} went unanswered`);
     // Still serving.
-    const probe = await createTcpProbe({ endpoint: 'anycast', address: '127.0.0.1' }, { port, timeoutMs: 1_000, echo: true });
+    const probe = await createTcpProbe(
+      { endpoint: 'anycast', address: '127.0.0.1' },
+      { port, timeoutMs: 1_000, echo: true },
+    );
     const a = await probe.sample(0);
     assert.equal(a.ok, true, JSON.stringify(a));
     assert.equal(a.site, 'edge-fra');
@@ -176,13 +194,22 @@ describe('reflector: tcp echo', () => {
   });
 
   test('caps connections per source: the next one is reset and counted', async () => {
-    const capped = await startTcpEcho({ site: 's', binds: ['127.0.0.1'], port: 0, maxConnectionsPerSource: 2, log: () => {} });
+    const capped = await startTcpEcho({
+      site: 's',
+      binds: ['127.0.0.1'],
+      port: 0,
+      maxConnectionsPerSource: 2,
+      log: () => {},
+    });
     after(() => capped.close());
     const capPort = capped.listening[0]!.port;
     const held = [client(capPort), client(capPort)];
     await Promise.all(held.map((c) => c.connected));
     await eventually(() => capped.stats().active === 2, 'two connections held');
-    const probe = await createTcpProbe({ endpoint: 'anycast', address: '127.0.0.1' }, { port: capPort, timeoutMs: 1_000, echo: true });
+    const probe = await createTcpProbe(
+      { endpoint: 'anycast', address: '127.0.0.1' },
+      { port: capPort, timeoutMs: 1_000, echo: true },
+    );
     const turnedAway = await probe.sample(0);
     assert.equal(turnedAway.ok, false);
     if (!turnedAway.ok) assert.equal(turnedAway.reason, 'reset');
@@ -205,13 +232,22 @@ describe('reflector: tcp echo', () => {
   });
 
   test('per-source cap 0 (a relay in front): 40 connections from one source all get echoes', async () => {
-    const open = await startTcpEcho({ site: 's', binds: ['127.0.0.1'], port: 0, maxConnectionsPerSource: 0, log: () => {} });
+    const open = await startTcpEcho({
+      site: 's',
+      binds: ['127.0.0.1'],
+      port: 0,
+      maxConnectionsPerSource: 0,
+      log: () => {},
+    });
     after(() => open.close());
     const openPort = open.listening[0]!.port;
     const held = Array.from({ length: 40 }, () => client(openPort));
     await Promise.all(held.map((c) => c.connected));
     await eventually(() => open.stats().active === 40, 'forty connections held');
-    const probe = await createTcpProbe({ endpoint: 'anycast', address: '127.0.0.1' }, { port: openPort, timeoutMs: 5_000, echo: true });
+    const probe = await createTcpProbe(
+      { endpoint: 'anycast', address: '127.0.0.1' },
+      { port: openPort, timeoutMs: 5_000, echo: true },
+    );
     const answered = await probe.sample(0);
     assert.equal(answered.ok, true, JSON.stringify(answered));
     assert.equal(open.stats().rejected, 0);
@@ -253,7 +289,10 @@ describe('reflector: tcp echo', () => {
   test('listens on every bound address, IPv4 and IPv6', async () => {
     const both = await startTcpEcho({ site: 'dual', binds: ['127.0.0.1', '::1'], port: 0, log: () => {} });
     after(() => both.close());
-    assert.deepEqual(both.listening.map((l) => l.address), ['127.0.0.1', '::1']);
+    assert.deepEqual(
+      both.listening.map((l) => l.address),
+      ['127.0.0.1', '::1'],
+    );
     for (const { address, port: p } of both.listening) {
       const probe = await createTcpProbe({ endpoint: 'anycast', address }, { port: p, timeoutMs: 1_000, echo: true });
       const a = await probe.sample(0);
@@ -266,13 +305,22 @@ describe('reflector: tcp echo', () => {
   test('a port in use is a clear error with a stable code', async () => {
     await assert.rejects(
       startTcpEcho({ site: 's', binds: ['127.0.0.1'], port, log: () => {} }),
-      (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_BIND' && e.exitCode === 2 && new RegExp(`127\\.0\\.0\\.1:${port}.*pick another --tcp-port`).test(e.message),
+      (e: unknown) =>
+        e instanceof AnylatError &&
+        e.code === 'ANYLAT_BIND' &&
+        e.exitCode === 2 &&
+        new RegExp(`127\\.0\\.0\\.1:${port}.*pick another --tcp-port`).test(e.message),
     );
   });
 
   /** One echo on `socket`: TCP_INFO before and after, the monotonic span, the parsed reply. */
   function echoOn(socket: net.Socket, flags: number, stallMs = 0) {
-    return new Promise<{ before: TcpInfo | undefined; after: TcpInfo | undefined; spanMs: number; reply: ReturnType<typeof parseEchoReply> }>((resolve) => {
+    return new Promise<{
+      before: TcpInfo | undefined;
+      after: TcpInfo | undefined;
+      spanMs: number;
+      reply: ReturnType<typeof parseEchoReply>;
+    }>((resolve) => {
       const request = encodeEchoRequest(randomBytes(8), ECHO_REQUEST_SIZE, flags);
       let got = Buffer.alloc(0);
       const onData = (chunk: Buffer) => {
@@ -294,57 +342,84 @@ describe('reflector: tcp echo', () => {
 
   const linuxOnly = { skip: process.platform !== 'linux' && 'TCP_INFO and TCP_QUICKACK are Linux-only' };
 
-  test('delays its ACKs: each reply carries the ACK of its request, the first included (Linux)', linuxOnly, async () => {
-    const accepted = part.stats().accepted!;
-    const c = client(port);
-    await c.connected;
-    c.socket.setNoDelay(true);
-    // Its ACK policy is set when it accepts: a request sent before that would race it.
-    await eventually(() => part.stats().accepted! > accepted, 'the reflector took the connection');
-    for (let i = 0; i < 3; i++) {
-      const e = await echoOn(c.socket, 0);
-      assert.equal(e.reply.kind, 'frame');
-      // Left to the kernel's quick-ACK mode, the first request would get a bare ACK of its own.
-      assert.equal(e.after!.segsIn! - e.before!.segsIn!, 1, `echo ${i + 1}: one segment came back, the reply carrying the ACK`);
-      assert.equal(e.after!.bytesAcked! - e.before!.bytesAcked!, ECHO_REQUEST_SIZE);
-    }
-    c.socket.destroy();
-  });
+  test(
+    'delays its ACKs: each reply carries the ACK of its request, the first included (Linux)',
+    linuxOnly,
+    async () => {
+      const accepted = part.stats().accepted!;
+      const c = client(port);
+      await c.connected;
+      c.socket.setNoDelay(true);
+      // Its ACK policy is set when it accepts: a request sent before that would race it.
+      await eventually(() => part.stats().accepted! > accepted, 'the reflector took the connection');
+      for (let i = 0; i < 3; i++) {
+        const e = await echoOn(c.socket, 0);
+        assert.equal(e.reply.kind, 'frame');
+        // Left to the kernel's quick-ACK mode, the first request would get a bare ACK of its own.
+        assert.equal(
+          e.after!.segsIn! - e.before!.segsIn!,
+          1,
+          `echo ${i + 1}: one segment came back, the reply carrying the ACK`,
+        );
+        assert.equal(e.after!.bytesAcked! - e.before!.bytesAcked!, ECHO_REQUEST_SIZE);
+      }
+      c.socket.destroy();
+    },
+  );
 
-  test('reports its turnaround when asked, measured from the request\'s arrival in its kernel (Linux)', linuxOnly, async () => {
-    const STALL_MS = 20;
-    const c = client(port);
-    await c.connected;
-    c.socket.setNoDelay(true);
-    // The next request must carry the ACK of the previous reply: that is how the reflector dates it.
-    assert.equal(delayAcks(c.socket), true);
-    const first = await echoOn(c.socket, ECHO_FLAG_TURNAROUND);
-    assert.equal(first.reply.kind, 'frame');
-    if (first.reply.kind !== 'frame') return;
-    assert.equal(first.reply.turnaround, null, 'the first request of a connection has nothing to date it by');
-    const quick = await echoOn(c.socket, ECHO_FLAG_TURNAROUND);
-    assert.ok(quick.reply.kind === 'frame' && typeof quick.reply.turnaround === 'number', JSON.stringify(quick.reply));
-    if (quick.reply.kind !== 'frame' || typeof quick.reply.turnaround !== 'number') return;
-    assert.ok(quick.reply.turnaround / 1000 <= quick.spanMs, `turnaround ${quick.reply.turnaround} us within the ${quick.spanMs} ms exchange`);
-    // The request reaches the reflector's kernel at once but its callback only after this process
-    // stops blocking: the turnaround holds that wait, which the sender's clock alone cannot tell.
-    const stalled = await echoOn(c.socket, ECHO_FLAG_TURNAROUND, STALL_MS);
-    assert.ok(stalled.reply.kind === 'frame' && typeof stalled.reply.turnaround === 'number', JSON.stringify(stalled.reply));
-    if (stalled.reply.kind !== 'frame' || typeof stalled.reply.turnaround !== 'number') return;
-    // Compared with this side's own kernel sample of the same exchange: the turnaround holds the
-    // stall and what is left is the path. (Under load the kernel may deliver the request a few ms
-    // late, which is path, not turnaround: hence halves rather than the whole stall.)
-    const k = echoRttFromTcpInfo(stalled.before, stalled.after, ECHO_REQUEST_SIZE, stalled.spanMs * 1000);
-    assert.ok(k.ok, JSON.stringify(k));
-    const turnaround = stalled.reply.turnaround;
-    assert.ok(turnaround <= k.us + 2 * ECHO_RTT_ROUNDING_US + 5, `turnaround ${turnaround} us longer than the ${k.us} us round trip`);
-    assert.ok(turnaround >= (STALL_MS * 1000) / 2, `turnaround ${turnaround} us misses the ${STALL_MS} ms stall`);
-    assert.ok(k.us - turnaround < (STALL_MS * 1000) / 2, `round trip ${k.us} us − turnaround ${turnaround} us still holds the stall`);
-    // A request that does not ask gets the plain reply an older sender expects.
-    const plain = await echoOn(c.socket, 0);
-    assert.ok(plain.reply.kind === 'frame' && plain.reply.turnaround === undefined);
-    c.socket.destroy();
-  });
+  test(
+    "reports its turnaround when asked, measured from the request's arrival in its kernel (Linux)",
+    linuxOnly,
+    async () => {
+      const STALL_MS = 20;
+      const c = client(port);
+      await c.connected;
+      c.socket.setNoDelay(true);
+      // The next request must carry the ACK of the previous reply: that is how the reflector dates it.
+      assert.equal(delayAcks(c.socket), true);
+      const first = await echoOn(c.socket, ECHO_FLAG_TURNAROUND);
+      assert.equal(first.reply.kind, 'frame');
+      if (first.reply.kind !== 'frame') return;
+      assert.equal(first.reply.turnaround, null, 'the first request of a connection has nothing to date it by');
+      const quick = await echoOn(c.socket, ECHO_FLAG_TURNAROUND);
+      assert.ok(
+        quick.reply.kind === 'frame' && typeof quick.reply.turnaround === 'number',
+        JSON.stringify(quick.reply),
+      );
+      if (quick.reply.kind !== 'frame' || typeof quick.reply.turnaround !== 'number') return;
+      assert.ok(
+        quick.reply.turnaround / 1000 <= quick.spanMs,
+        `turnaround ${quick.reply.turnaround} us within the ${quick.spanMs} ms exchange`,
+      );
+      // The request reaches the reflector's kernel at once but its callback only after this process
+      // stops blocking: the turnaround holds that wait, which the sender's clock alone cannot tell.
+      const stalled = await echoOn(c.socket, ECHO_FLAG_TURNAROUND, STALL_MS);
+      assert.ok(
+        stalled.reply.kind === 'frame' && typeof stalled.reply.turnaround === 'number',
+        JSON.stringify(stalled.reply),
+      );
+      if (stalled.reply.kind !== 'frame' || typeof stalled.reply.turnaround !== 'number') return;
+      // Compared with this side's own kernel sample of the same exchange: the turnaround holds the
+      // stall and what is left is the path. (Under load the kernel may deliver the request a few ms
+      // late, which is path, not turnaround: hence halves rather than the whole stall.)
+      const k = echoRttFromTcpInfo(stalled.before, stalled.after, ECHO_REQUEST_SIZE, stalled.spanMs * 1000);
+      assert.ok(k.ok, JSON.stringify(k));
+      const turnaround = stalled.reply.turnaround;
+      assert.ok(
+        turnaround <= k.us + 2 * ECHO_RTT_ROUNDING_US + 5,
+        `turnaround ${turnaround} us longer than the ${k.us} us round trip`,
+      );
+      assert.ok(turnaround >= (STALL_MS * 1000) / 2, `turnaround ${turnaround} us misses the ${STALL_MS} ms stall`);
+      assert.ok(
+        k.us - turnaround < (STALL_MS * 1000) / 2,
+        `round trip ${k.us} us − turnaround ${turnaround} us still holds the stall`,
+      );
+      // A request that does not ask gets the plain reply an older sender expects.
+      const plain = await echoOn(c.socket, 0);
+      assert.ok(plain.reply.kind === 'frame' && plain.reply.turnaround === undefined);
+      c.socket.destroy();
+    },
+  );
 
   test('type 3 replies: the turnaround field, never longer than the request, unknown until set', () => {
     const nonce = randomBytes(8);

@@ -29,18 +29,56 @@ before(() => {
         service: 'web',
         startedAt: now - (50 - i * 10) * MIN,
         benefit: [
-          benefitRow(s, { win_rate: wins[i]!, baseline: i === 2 ? 'eu-west-1' : 'us-east-1', ci_low_ms: s - 2, ci_high_ms: s + 3 }),
-          benefitRow(35, { protocol: 'tcp', metric: 'connect', scope: 'edge', anycast_p50_ms: 1, baseline_p50_ms: 36, saved_pct: (35 / 36) * 100, ci_low_ms: undefined, ci_high_ms: undefined }),
+          benefitRow(s, {
+            win_rate: wins[i]!,
+            baseline: i === 2 ? 'eu-west-1' : 'us-east-1',
+            ci_low_ms: s - 2,
+            ci_high_ms: s + 3,
+          }),
+          benefitRow(35, {
+            protocol: 'tcp',
+            metric: 'connect',
+            scope: 'edge',
+            anycast_p50_ms: 1,
+            baseline_p50_ms: 36,
+            saved_pct: (35 / 36) * 100,
+            ci_low_ms: undefined,
+            ci_high_ms: undefined,
+          }),
         ],
       }),
     ),
   );
-  store.saveRound(makeRound({ agent: 'eu-1', region: 'eu-west-1', service: 'web', startedAt: now - 120 * MIN, benefit: [benefitRow(1000)] }));
+  store.saveRound(
+    makeRound({
+      agent: 'eu-1',
+      region: 'eu-west-1',
+      service: 'web',
+      startedAt: now - 120 * MIN,
+      benefit: [benefitRow(1000)],
+    }),
+  );
   // us-1 / web: two rounds; eu-1 / api: one.
   for (const [i, s] of [3, 5].entries()) {
-    store.saveRound(makeRound({ agent: 'us-1', region: 'us-east-1', service: 'web', startedAt: now - (30 - i) * MIN, benefit: [benefitRow(s, { baseline: 'us-west-2' })] }));
+    store.saveRound(
+      makeRound({
+        agent: 'us-1',
+        region: 'us-east-1',
+        service: 'web',
+        startedAt: now - (30 - i) * MIN,
+        benefit: [benefitRow(s, { baseline: 'us-west-2' })],
+      }),
+    );
   }
-  store.saveRound(makeRound({ agent: 'eu-1', region: 'eu-west-1', service: 'api', startedAt: now - 5 * MIN, benefit: [benefitRow(7)] }));
+  store.saveRound(
+    makeRound({
+      agent: 'eu-1',
+      region: 'eu-west-1',
+      service: 'api',
+      startedAt: now - 5 * MIN,
+      benefit: [benefitRow(7)],
+    }),
+  );
   store.close();
 });
 
@@ -52,7 +90,7 @@ async function json(args: string[]): Promise<{ store: string; since: string; unt
   return JSON.parse(res.stdout) as { store: string; since: string; until: string; rows: ReportRow[] };
 }
 
-test('--json: one row per agent, service, protocol, metric and scope, with the window\'s medians', async () => {
+test("--json: one row per agent, service, protocol, metric and scope, with the window's medians", async () => {
   const out = await json(['--store', storePath, '--since', '1h']);
   assert.equal(out.store, storePath);
   assert.equal(Date.parse(out.until) - Date.parse(out.since), 3_600_000);
@@ -105,12 +143,67 @@ test('the table shows the same numbers a user can read', async () => {
   const res = await runAnylat(['report', '--store', storePath, '--since', '1h']);
   assert.equal(res.code, 0, res.stderr);
   const lines = res.stdout.trimEnd().split('\n');
-  assert.equal(lines[0], `benefit over the last 1h in ${storePath}: median of round medians, positive = anycast faster`);
+  assert.equal(
+    lines[0],
+    `benefit over the last 1h in ${storePath}: median of round medians, positive = anycast faster`,
+  );
   const cells = (line: string) => line.trim().split(/\s{2,}/);
-  assert.deepEqual(cells(lines[2]!), ['SERVICE', 'AGENT', 'SCOPE', 'PROBE', 'ROUNDS', 'ANYCAST P50', 'BASELINE P50', 'BASELINE', 'SAVED', 'CI (PER ROUND)', 'SAVED %', 'WIN RATE']);
-  assert.deepEqual(cells(lines[4]!), ['web', 'eu-1 (eu-west-1)', 'end_to_end', 'udp/rtt', '5', '10.0 ms', '40.0 ms', 'us-east-1×4 eu-west-1×1', '30.0 ms', '[28.0, 33.0] ms', '75.0%', '85%']);
-  assert.deepEqual(cells(lines[5]!), ['web', 'eu-1 (eu-west-1)', 'edge', 'tcp/connect', '5', '1.00 ms', '36.0 ms', 'us-east-1', '35.0 ms', '-', '97.2%', '100%']);
-  assert.deepEqual(cells(lines[6]!), ['web', 'us-1 (us-east-1)', 'end_to_end', 'udp/rtt', '2', '10.0 ms', '14.0 ms', 'us-west-2', '4.00 ms', '[3.0, 5.0] ms', '28.2%', '100%']);
+  assert.deepEqual(cells(lines[2]!), [
+    'SERVICE',
+    'AGENT',
+    'SCOPE',
+    'PROBE',
+    'ROUNDS',
+    'ANYCAST P50',
+    'BASELINE P50',
+    'BASELINE',
+    'SAVED',
+    'CI (PER ROUND)',
+    'SAVED %',
+    'WIN RATE',
+  ]);
+  assert.deepEqual(cells(lines[4]!), [
+    'web',
+    'eu-1 (eu-west-1)',
+    'end_to_end',
+    'udp/rtt',
+    '5',
+    '10.0 ms',
+    '40.0 ms',
+    'us-east-1×4 eu-west-1×1',
+    '30.0 ms',
+    '[28.0, 33.0] ms',
+    '75.0%',
+    '85%',
+  ]);
+  assert.deepEqual(cells(lines[5]!), [
+    'web',
+    'eu-1 (eu-west-1)',
+    'edge',
+    'tcp/connect',
+    '5',
+    '1.00 ms',
+    '36.0 ms',
+    'us-east-1',
+    '35.0 ms',
+    '-',
+    '97.2%',
+    '100%',
+  ]);
+  assert.deepEqual(cells(lines[6]!), [
+    'web',
+    'us-1 (us-east-1)',
+    'end_to_end',
+    'udp/rtt',
+    '2',
+    '10.0 ms',
+    '14.0 ms',
+    'us-west-2',
+    '4.00 ms',
+    '[3.0, 5.0] ms',
+    '28.2%',
+    '100%',
+  ]);
   assert.equal(lines.length, 7);
 });
 
@@ -118,7 +211,20 @@ test('--config reads store.path from the config file', async () => {
   const cfg = join(dir, 'anylat.yaml');
   writeFileSync(
     cfg,
-    ['agent:', '  region: eu-west-1', 'services:', '  - name: api', '    anycast: 192.0.2.10', '    unicast:', '      us-east-1: 203.0.113.10', '    probes:', '      udp:', 'store:', '  path: anylat.db', ''].join('\n'),
+    [
+      'agent:',
+      '  region: eu-west-1',
+      'services:',
+      '  - name: api',
+      '    anycast: 192.0.2.10',
+      '    unicast:',
+      '      us-east-1: 203.0.113.10',
+      '    probes:',
+      '      udp:',
+      'store:',
+      '  path: anylat.db',
+      '',
+    ].join('\n'),
   );
   const viaConfig = await json(['--config', cfg, '--since', '1h']);
   const direct = await json(['--store', storePath, '--since', '1h']);

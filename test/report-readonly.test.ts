@@ -21,7 +21,10 @@ function makeStore(dir: string): string {
   const path = join(dir, 'anylat.db');
   const store = openStore(path, { retention: { maxAgeMs: 86_400_000, maxRows: 1000 } });
   const now = Date.now();
-  for (let i = 0; i < 3; i++) store.saveRound(makeRound({ agent: 'eu-1', service: 'web', startedAt: now - (10 - i) * 60_000, benefit: [benefitRow(20 + i)] }));
+  for (let i = 0; i < 3; i++)
+    store.saveRound(
+      makeRound({ agent: 'eu-1', service: 'web', startedAt: now - (10 - i) * 60_000, benefit: [benefitRow(20 + i)] }),
+    );
   // A clean stop, as the agent's: SQLite checkpoints and removes the -wal and -shm files.
   store.close();
   assert.ok(!existsSync(`${path}-wal`) && !existsSync(`${path}-shm`));

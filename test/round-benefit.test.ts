@@ -139,10 +139,21 @@ test('95% CI coverage holds with the normal approximation too (n = 150)', (t) =>
   assert.ok(coverage >= 0.915 && coverage <= 0.985, `coverage ${coverage}`);
 });
 
-function series(endpoint: string, kind: 'anycast' | 'unicast', values: Array<number | undefined>, metric: 'rtt' | 'connect' = 'rtt', protocol: 'udp' | 'tcp' = 'udp'): PathSeries {
+function series(
+  endpoint: string,
+  kind: 'anycast' | 'unicast',
+  values: Array<number | undefined>,
+  metric: 'rtt' | 'connect' = 'rtt',
+  protocol: 'udp' | 'tcp' = 'udp',
+): PathSeries {
   const present = values.filter((v): v is number => v !== undefined).sort((a, b) => a - b);
   const mid = present.length / 2;
-  const p50 = present.length === 0 ? undefined : present.length % 2 ? present[Math.floor(mid)] : (present[mid - 1]! + present[mid]!) / 2;
+  const p50 =
+    present.length === 0
+      ? undefined
+      : present.length % 2
+        ? present[Math.floor(mid)]
+        : (present[mid - 1]! + present[mid]!) / 2;
   return { endpoint, kind, protocol, metric, p50, byCycle: values };
 }
 
@@ -186,6 +197,9 @@ test('benefit against a named baseline, scope edge for a terminated TCP connect,
   assert.equal(notTerminated[0]!.scope, 'end_to_end');
   assert.equal(notTerminated[0]!.baseline, 'eu');
   // anycast-2 is measured but is not the benefit's subject
-  const extra = computeBenefit([series('anycast-2', 'anycast', [1, 1, 1]), series('eu', 'unicast', [9, 9, 9])], { baseline: 'nearest', terminatesTcp: true });
+  const extra = computeBenefit([series('anycast-2', 'anycast', [1, 1, 1]), series('eu', 'unicast', [9, 9, 9])], {
+    baseline: 'nearest',
+    terminatesTcp: true,
+  });
   assert.deepEqual(extra, []);
 });

@@ -4,7 +4,13 @@ import type { PathResult, RoundResult } from '../agent/core/model.ts';
 import { deriveEvents } from '../agent/round/events.ts';
 import { roundToLines } from '../agent/core/line-protocol.ts';
 
-function path(endpoint: string, protocol: PathResult['protocol'], metric: PathResult['metric'], received: number, site?: string): PathResult {
+function path(
+  endpoint: string,
+  protocol: PathResult['protocol'],
+  metric: PathResult['metric'],
+  received: number,
+  site?: string,
+): PathResult {
   return {
     endpoint,
     kind: endpoint.startsWith('anycast') ? 'anycast' : 'unicast',
@@ -21,17 +27,30 @@ function path(endpoint: string, protocol: PathResult['protocol'], metric: PathRe
 }
 
 function round(paths: PathResult[]): RoundResult {
-  return { agent: { id: 'a', region: 'r' }, service: 'shop', started_at: '2026-01-01T00:00:00.000Z', duration_ms: 1, paths, benefit: [] };
+  return {
+    agent: { id: 'a', region: 'r' },
+    service: 'shop',
+    started_at: '2026-01-01T00:00:00.000Z',
+    duration_ms: 1,
+    paths,
+    benefit: [],
+  };
 }
 
 test('first round: no site change can be seen, a path already down is reported', () => {
-  const { events, state } = deriveEvents(undefined, round([path('anycast', 'udp', 'rtt', 10, 'edge-fra'), path('eu', 'udp', 'rtt', 0)]));
+  const { events, state } = deriveEvents(
+    undefined,
+    round([path('anycast', 'udp', 'rtt', 10, 'edge-fra'), path('eu', 'udp', 'rtt', 0)]),
+  );
   assert.deepEqual(events, [{ type: 'path_down', service: 'shop', message: 'eu udp down (100% loss)' }]);
   assert.deepEqual(state, { sites: { 'anycast/udp': 'edge-fra' }, down: ['eu/udp'] });
 });
 
 test('site change per anycast protocol, merged into one event with from/to', () => {
-  const prev = { sites: { 'anycast/udp': 'edge-fra', 'anycast/tcp': 'edge-fra', 'anycast-2/udp': 'edge-ams' }, down: [] };
+  const prev = {
+    sites: { 'anycast/udp': 'edge-fra', 'anycast/tcp': 'edge-fra', 'anycast-2/udp': 'edge-ams' },
+    down: [],
+  };
   const { events, state } = deriveEvents(
     prev,
     round([
@@ -43,7 +62,13 @@ test('site change per anycast protocol, merged into one event with from/to', () 
     ]),
   );
   assert.deepEqual(events, [
-    { type: 'site_change', service: 'shop', message: 'anycast udp: edge-fra -> edge-lhr; anycast tcp: edge-fra -> edge-lhr', from: 'edge-fra', to: 'edge-lhr' },
+    {
+      type: 'site_change',
+      service: 'shop',
+      message: 'anycast udp: edge-fra -> edge-lhr; anycast tcp: edge-fra -> edge-lhr',
+      from: 'edge-fra',
+      to: 'edge-lhr',
+    },
   ]);
   assert.deepEqual(state.sites, { 'anycast/udp': 'edge-lhr', 'anycast/tcp': 'edge-lhr', 'anycast-2/udp': 'edge-ams' });
   // unicast sites are not tracked: a unicast endpoint answering from another site is not an anycast event
@@ -51,19 +76,28 @@ test('site change per anycast protocol, merged into one event with from/to', () 
 });
 
 test('down then up: one event each way, several paths merged; the site survives an outage', () => {
-  const r1 = deriveEvents({ sites: { 'anycast/udp': 'edge-fra' }, down: [] }, round([path('anycast', 'udp', 'rtt', 0), path('eu', 'udp', 'rtt', 0), path('us', 'udp', 'rtt', 10)]));
+  const r1 = deriveEvents(
+    { sites: { 'anycast/udp': 'edge-fra' }, down: [] },
+    round([path('anycast', 'udp', 'rtt', 0), path('eu', 'udp', 'rtt', 0), path('us', 'udp', 'rtt', 10)]),
+  );
   assert.deepEqual(
     r1.events.map((e) => [e.type, e.message]),
     [['path_down', 'anycast udp down (100% loss); eu udp down (100% loss)']],
   );
   assert.deepEqual(r1.state, { sites: { 'anycast/udp': 'edge-fra' }, down: ['anycast/udp', 'eu/udp'] });
-  const r2 = deriveEvents(r1.state, round([path('anycast', 'udp', 'rtt', 0), path('eu', 'udp', 'rtt', 9), path('us', 'udp', 'rtt', 10)]));
+  const r2 = deriveEvents(
+    r1.state,
+    round([path('anycast', 'udp', 'rtt', 0), path('eu', 'udp', 'rtt', 9), path('us', 'udp', 'rtt', 10)]),
+  );
   assert.deepEqual(
     r2.events.map((e) => [e.type, e.message]),
     [['path_up', 'eu udp up']],
     'anycast stays down: no second path_down',
   );
-  const r3 = deriveEvents(r2.state, round([path('anycast', 'udp', 'rtt', 10, 'edge-ams'), path('eu', 'udp', 'rtt', 10), path('us', 'udp', 'rtt', 10)]));
+  const r3 = deriveEvents(
+    r2.state,
+    round([path('anycast', 'udp', 'rtt', 10, 'edge-ams'), path('eu', 'udp', 'rtt', 10), path('us', 'udp', 'rtt', 10)]),
+  );
   assert.deepEqual(
     r3.events.map((e) => [e.type, e.from, e.to]),
     [
@@ -86,5 +120,8 @@ test('the state survives JSON and the events serialize as one point per type', (
   assert.deepEqual(again.events, [], 'still down: nothing new');
   const lines = roundToLines({ ...r, events: first.events }).filter((l) => l.startsWith('event'));
   assert.equal(lines.length, 1);
-  assert.match(lines[0]!, /^event,agent=a,agent_region=r,service=shop,type=path_down message="anycast udp down \(100% loss\); eu udp down \(100% loss\)" \d+$/);
+  assert.match(
+    lines[0]!,
+    /^event,agent=a,agent_region=r,service=shop,type=path_down message="anycast udp down \(100% loss\); eu udp down \(100% loss\)" \d+$/,
+  );
 });

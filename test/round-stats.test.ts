@@ -81,11 +81,25 @@ test('summarize: nothing came back leaves the distribution absent, never zero', 
 
 test('summarize: one sample gives location figures but no spread', () => {
   const s = summarize([{ value: 7.25, flagged: false }]);
-  assert.deepEqual(s, { sent: 1, received: 1, loss_pct: 0, flagged: 0, min_ms: 7.25, p50_ms: 7.25, p90_ms: 7.25, p99_ms: 7.25, max_ms: 7.25, mean_ms: 7.25 });
+  assert.deepEqual(s, {
+    sent: 1,
+    received: 1,
+    loss_pct: 0,
+    flagged: 0,
+    min_ms: 7.25,
+    p50_ms: 7.25,
+    p90_ms: 7.25,
+    p99_ms: 7.25,
+    max_ms: 7.25,
+    mean_ms: 7.25,
+  });
 });
 
 test('summarize: only flagged values → received but no distribution', () => {
-  const s = summarize([{ value: 3, flagged: true }, { value: 4, flagged: true }]);
+  const s = summarize([
+    { value: 3, flagged: true },
+    { value: 4, flagged: true },
+  ]);
   assert.equal(s.received, 2);
   assert.equal(s.flagged, 2);
   assert.equal(s.loss_pct, 0);

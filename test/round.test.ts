@@ -11,7 +11,13 @@ import type { Attempt, Protocol } from '../agent/core/model.ts';
 import { PROBES } from '../agent/probe/index.ts';
 import type { ProbeFactory, Prober } from '../agent/probe/types.ts';
 import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';
-import { OVERRUN_GRACE_MS, REPLY_LAG_SLACK_MS, runRound, type ObservedSample, type RoundSpec } from '../agent/round/run-round.ts';
+import {
+  OVERRUN_GRACE_MS,
+  REPLY_LAG_SLACK_MS,
+  runRound,
+  type ObservedSample,
+  type RoundSpec,
+} from '../agent/round/run-round.ts';
 import { LagMonitor } from '../agent/util/lag.ts';
 import { freePort } from './support/net.ts';
 
@@ -49,7 +55,14 @@ function startNxdomainServer(): Promise<Socket> {
 }
 
 before(async () => {
-  reflector = await startReflector({ site: 'site-a', binds: ['127.0.0.1'], udp: { port: 0, ratePerSourcePps: 0 }, tcp: { port: 0 }, http: { port: 0 }, log: () => {} });
+  reflector = await startReflector({
+    site: 'site-a',
+    binds: ['127.0.0.1'],
+    udp: { port: 0, ratePerSourcePps: 0 },
+    tcp: { port: 0 },
+    http: { port: 0 },
+    log: () => {},
+  });
   udpPort = portOf('udp');
   tcpPort = portOf('tcp');
   httpPort = portOf('http');
@@ -114,7 +127,15 @@ function recordingProbes(log: Launch[], live: { now: number; max: number }): typ
         },
       };
     }) as ProbeFactory<P>;
-  return { udp: wrap('udp', PROBES.udp), tcp: wrap('tcp', PROBES.tcp), tls: wrap('tls', PROBES.tls), http: wrap('http', PROBES.http), icmp: wrap('icmp', PROBES.icmp), dns: wrap('dns', PROBES.dns), transfer: wrap('transfer', PROBES.transfer) };
+  return {
+    udp: wrap('udp', PROBES.udp),
+    tcp: wrap('tcp', PROBES.tcp),
+    tls: wrap('tls', PROBES.tls),
+    http: wrap('http', PROBES.http),
+    icmp: wrap('icmp', PROBES.icmp),
+    dns: wrap('dns', PROBES.dns),
+    transfer: wrap('transfer', PROBES.transfer),
+  };
 }
 
 test('a round over udp, tcp and http against the reflector: every path answered, site seen, benefit computed', async () => {
@@ -122,7 +143,11 @@ test('a round over udp, tcp and http against the reflector: every path answered,
   const calm = new LagMonitor({ thresholdMs: 60_000 }).start();
   const round = await runRound(
     spec({
-      protocols: { udp: { port: udpPort }, tcp: { port: tcpPort, echo: true }, http: { url: `http://127.0.0.1:${httpPort}/` } },
+      protocols: {
+        udp: { port: udpPort },
+        tcp: { port: tcpPort, echo: true },
+        http: { url: `http://127.0.0.1:${httpPort}/` },
+      },
       samples: 12,
       lag: calm,
     }),
@@ -132,7 +157,8 @@ test('a round over udp, tcp and http against the reflector: every path answered,
   assert.ok(!Number.isNaN(Date.parse(round.started_at)));
   const keys = round.paths.map((p) => `${p.endpoint} ${p.protocol} ${p.metric}`);
   for (const e of ['anycast', 'u1']) {
-    for (const pm of ['udp rtt', 'tcp connect', 'tcp rtt', 'http connect', 'http ttfb', 'http total', 'http warm']) assert.ok(keys.includes(`${e} ${pm}`), `${e} ${pm} in ${keys.join(', ')}`);
+    for (const pm of ['udp rtt', 'tcp connect', 'tcp rtt', 'http connect', 'http ttfb', 'http total', 'http warm'])
+      assert.ok(keys.includes(`${e} ${pm}`), `${e} ${pm} in ${keys.join(', ')}`);
   }
   for (const p of round.paths) {
     assert.equal(p.sent, 12, `${p.endpoint} ${p.protocol} ${p.metric}`);
@@ -141,19 +167,42 @@ test('a round over udp, tcp and http against the reflector: every path answered,
     assert.equal(p.site, 'site-a');
     assert.equal(p.scope, p.metric === 'connect' ? 'edge' : 'end_to_end');
     assert.equal(p.flagged, 0);
-    assert.ok(p.min_ms! > 0 && p.min_ms! <= p.p50_ms! && p.p50_ms! <= p.p90_ms! && p.p90_ms! <= p.p99_ms! && p.p99_ms! <= p.max_ms!);
+    assert.ok(
+      p.min_ms! > 0 &&
+        p.min_ms! <= p.p50_ms! &&
+        p.p50_ms! <= p.p90_ms! &&
+        p.p90_ms! <= p.p99_ms! &&
+        p.p99_ms! <= p.max_ms!,
+    );
     assert.ok(p.stddev_ms! >= 0 && p.jitter_ms! >= 0 && p.mean_ms! >= p.min_ms!);
   }
   const udp = round.paths.find((p) => p.protocol === 'udp' && p.endpoint === 'anycast')!;
-  assert.deepEqual([udp.late, udp.duplicate, udp.stray, udp.invalid], [0, 0, 0, 0], 'STAMP counters are carried into the path');
+  assert.deepEqual(
+    [udp.late, udp.duplicate, udp.stray, udp.invalid],
+    [0, 0, 0, 0],
+    'STAMP counters are carried into the path',
+  );
   assert.deepEqual(
     round.benefit.map((b) => `${b.protocol} ${b.metric} ${b.scope} ${b.baseline} ${b.pairs}`),
-    ['udp rtt end_to_end u1 12', 'tcp connect edge u1 12', 'tcp rtt end_to_end u1 12', 'http connect edge u1 12', 'http ttfb end_to_end u1 12', 'http total end_to_end u1 12', 'http warm end_to_end u1 12'],
+    [
+      'udp rtt end_to_end u1 12',
+      'tcp connect edge u1 12',
+      'tcp rtt end_to_end u1 12',
+      'http connect edge u1 12',
+      'http ttfb end_to_end u1 12',
+      'http total end_to_end u1 12',
+      'http warm end_to_end u1 12',
+    ],
   );
   for (const b of round.benefit) {
-    const any = round.paths.find((p) => p.endpoint === 'anycast' && p.protocol === b.protocol && p.metric === b.metric)!;
+    const any = round.paths.find(
+      (p) => p.endpoint === 'anycast' && p.protocol === b.protocol && p.metric === b.metric,
+    )!;
     assert.equal(b.anycast_p50_ms, any.p50_ms);
-    assert.ok(b.ci_low_ms! <= b.saved_ms && b.saved_ms <= b.ci_high_ms!, `${b.protocol} ${b.metric}: ${b.ci_low_ms} ≤ ${b.saved_ms} ≤ ${b.ci_high_ms}`);
+    assert.ok(
+      b.ci_low_ms! <= b.saved_ms && b.saved_ms <= b.ci_high_ms!,
+      `${b.protocol} ${b.metric}: ${b.ci_low_ms} ≤ ${b.saved_ms} ≤ ${b.ci_high_ms}`,
+    );
   }
 });
 
@@ -177,7 +226,10 @@ test('interleaving: each cycle launches every path once, in an order that change
   );
   // One uncounted warm-up sample per path first (seq N), then the N counted cycles.
   const warmup = log.slice(0, 6);
-  assert.ok(warmup.every((l) => l.seq === samples), `warm-up first: ${warmup.map((l) => l.seq).join(',')}`);
+  assert.ok(
+    warmup.every((l) => l.seq === samples),
+    `warm-up first: ${warmup.map((l) => l.seq).join(',')}`,
+  );
   log.splice(0, 6);
   assert.equal(log.length, 6 * samples);
   const orders: string[] = [];
@@ -200,7 +252,12 @@ test('interleaving: each cycle launches every path once, in an order that change
   const start = Math.max(...warmup.map((l) => l.end!));
   for (let c = 0; c < samples; c++) {
     const cycle = log.slice(c * 6, c * 6 + 6);
-    cycle.forEach((l, i) => assert.ok(l.at >= start + c * spacingMs + (i * spacingMs) / 6 - 2, `cycle ${c} launch ${i} at +${l.at - start} ms`));
+    cycle.forEach((l, i) =>
+      assert.ok(
+        l.at >= start + c * spacingMs + (i * spacingMs) / 6 - 2,
+        `cycle ${c} launch ${i} at +${l.at - start} ms`,
+      ),
+    );
   }
 });
 
@@ -214,7 +271,11 @@ test('in-flight bound: never more samples out than allowed', async () => {
         { name: 'u1', kind: 'unicast', host: '127.0.0.1' },
         { name: 'u2', kind: 'unicast', host: '127.0.0.1' },
       ],
-      protocols: { udp: { port: udpPort }, tcp: { port: tcpPort, echo: true }, http: { url: `http://127.0.0.1:${httpPort}/` } },
+      protocols: {
+        udp: { port: udpPort },
+        tcp: { port: tcpPort, echo: true },
+        http: { url: `http://127.0.0.1:${httpPort}/` },
+      },
       samples: 6,
       spacingMs: 0,
       maxInFlight: 2,
@@ -230,7 +291,9 @@ test('in-flight bound: never more samples out than allowed', async () => {
 });
 
 test('per-sample timeout: a silent reflector is a probe timeout, a prober that overruns is the round’s timeout', async () => {
-  const silent = await runRound(spec({ protocols: { udp: { port: silentPort } }, samples: 3, spacingMs: 0, timeoutMs: 150 }));
+  const silent = await runRound(
+    spec({ protocols: { udp: { port: silentPort } }, samples: 3, spacingMs: 0, timeoutMs: 150 }),
+  );
   for (const p of silent.paths) {
     assert.equal(p.received, 0);
     assert.equal(p.loss_pct, 100);
@@ -240,9 +303,15 @@ test('per-sample timeout: a silent reflector is a probe timeout, a prober that o
   assert.deepEqual(silent.benefit, [], 'no benefit without anycast data');
 
   // A prober that never settles: only the round's own deadline can end its samples.
-  const stuck: ProbeFactory<'udp'> = () => ({ metrics: ['rtt'], sample: () => new Promise<Attempt>(() => {}), close: async () => undefined });
+  const stuck: ProbeFactory<'udp'> = () => ({
+    metrics: ['rtt'],
+    sample: () => new Promise<Attempt>(() => {}),
+    close: async () => undefined,
+  });
   const t0 = performance.now();
-  const round = await runRound(spec({ samples: 2, spacingMs: 0, timeoutMs: 100 }), { probes: { ...PROBES, udp: stuck } });
+  const round = await runRound(spec({ samples: 2, spacingMs: 0, timeoutMs: 100 }), {
+    probes: { ...PROBES, udp: stuck },
+  });
   const took = performance.now() - t0;
   for (const p of round.paths) {
     assert.equal(p.loss_pct, 100);
@@ -315,7 +384,15 @@ test('an unresolvable name is a path with 100% loss and failure dns; a name is r
 });
 
 test('the default resolver resolves a name from /etc/hosts once', async () => {
-  const round = await runRound(spec({ endpoints: [{ name: 'anycast', kind: 'anycast', host: 'localhost' }, { name: 'u1', kind: 'unicast', host: '127.0.0.1' }], samples: 2 }));
+  const round = await runRound(
+    spec({
+      endpoints: [
+        { name: 'anycast', kind: 'anycast', host: 'localhost' },
+        { name: 'u1', kind: 'unicast', host: '127.0.0.1' },
+      ],
+      samples: 2,
+    }),
+  );
   const any = round.paths.find((p) => p.endpoint === 'anycast')!;
   assert.ok(any.address === '127.0.0.1' || any.address === '::1', any.address);
 });
@@ -359,13 +436,24 @@ test('samples that overlapped a blocked event loop are flagged, counted as recei
   try {
     // A connect timed by the monotonic clock: a stall before its callback runs is in the value.
     // Spaced wider than the stall, so it holds up only the sample that caused it.
-    const round = await runRound(spec({ samples: 6, spacingMs: 80, lag, protocols: { tcp: { port: tcpPort, echo: false, connectClock: 'monotonic' } } }), {
-      probes: { ...PROBES, tcp: stalling('tcp', (e, seq) => e === 'anycast' && (seq === 1 || seq === 3)) },
-    });
+    const round = await runRound(
+      spec({
+        samples: 6,
+        spacingMs: 80,
+        lag,
+        protocols: { tcp: { port: tcpPort, echo: false, connectClock: 'monotonic' } },
+      }),
+      {
+        probes: { ...PROBES, tcp: stalling('tcp', (e, seq) => e === 'anycast' && (seq === 1 || seq === 3)) },
+      },
+    );
     const any = round.paths.find((p) => p.endpoint === 'anycast')!;
     assert.equal(any.received, 6);
     assert.ok(any.flagged >= 2, `flagged ${any.flagged}`);
-    assert.ok(any.max_ms === undefined || any.max_ms < 25, `the stalled samples (≥ 25 ms) are out of the figures: max ${any.max_ms}`);
+    assert.ok(
+      any.max_ms === undefined || any.max_ms < 25,
+      `the stalled samples (≥ 25 ms) are out of the figures: max ${any.max_ms}`,
+    );
     const b = round.benefit[0];
     if (b) assert.ok(b.pairs <= 6 - any.flagged, `pairs ${b.pairs} with ${any.flagged} anycast samples flagged`);
   } finally {
@@ -377,9 +465,17 @@ test('values the kernel timed are never flagged: a stall while their reply waits
   const lag = new LagMonitor({ thresholdMs: 1 }).start();
   try {
     const stallAll = () => true;
-    const round = await runRound(spec({ samples: 4, spacingMs: 10, lag, protocols: { udp: { port: udpPort }, tcp: { port: tcpPort, echo: false } } }), {
-      probes: { ...PROBES, udp: stalling('udp', stallAll), tcp: stalling('tcp', stallAll) },
-    });
+    const round = await runRound(
+      spec({
+        samples: 4,
+        spacingMs: 10,
+        lag,
+        protocols: { udp: { port: udpPort }, tcp: { port: tcpPort, echo: false } },
+      }),
+      {
+        probes: { ...PROBES, udp: stalling('udp', stallAll), tcp: stalling('tcp', stallAll) },
+      },
+    );
     for (const p of round.paths) {
       assert.equal(p.received, 4, `${p.endpoint} ${p.protocol}`);
       assert.equal(p.flagged, 0, `${p.endpoint} ${p.protocol} ${p.metric}`);
@@ -391,7 +487,7 @@ test('values the kernel timed are never flagged: a stall while their reply waits
   }
 });
 
-test('http: a stall while the response is on its way delays none of its callbacks: neither ttfb nor total is flagged for it, both keep the server\'s time', async () => {
+test("http: a stall while the response is on its way delays none of its callbacks: neither ttfb nor total is flagged for it, both keep the server's time", async () => {
   const SERVER_MS = 150;
   const STALL_MS = 50;
   const slow = createServer((_req, res) => setTimeout(() => res.end('ok'), SERVER_MS));
@@ -404,10 +500,19 @@ test('http: a stall while the response is on its way delays none of its callback
     // 20 ms into each sample the loop stalls for 50 ms; the response comes ~150 ms in. This node:http
     // server acknowledges the request at once, so on Linux ttfb runs to the response's kernel
     // receive timestamp, elsewhere to the headers' callback, its only exposure (and total's).
-    await runRound(spec({ samples: 3, spacingMs: 250, lag, endpoints: [{ name: 'anycast', kind: 'anycast', host: '127.0.0.1' }], protocols: { http: { url: `http://127.0.0.1:${port}/`, warm: false } } }), {
-      probes: { ...PROBES, http: stalling('http', () => true, STALL_MS, 20, stalls) },
-      onSample: (s) => seen.push(s),
-    });
+    await runRound(
+      spec({
+        samples: 3,
+        spacingMs: 250,
+        lag,
+        endpoints: [{ name: 'anycast', kind: 'anycast', host: '127.0.0.1' }],
+        protocols: { http: { url: `http://127.0.0.1:${port}/`, warm: false } },
+      }),
+      {
+        probes: { ...PROBES, http: stalling('http', () => true, STALL_MS, 20, stalls) },
+        onSample: (s) => seen.push(s),
+      },
+    );
     assert.equal(seen.length, 3);
     assert.ok(stalls.length >= 3, `stalled ${stalls.length} times`);
     const noise = lag.windowsSince(0).filter((w) => !stalls.some(([from, to]) => w.from < to && w.to > from));
@@ -440,8 +545,19 @@ test('onSample sees every counted sample once, with its flag, and the statistics
     const round = await runRound(
       // The monotonic clock: a stall right after launch holds up the connect callback, so it is in
       // connect and total (the kernel clock would leave it out of both: nothing to flag).
-      spec({ samples: 6, spacingMs: 10, lag, protocols: { http: { url: `http://127.0.0.1:${httpPort}/`, warm: false, ttfbClock: 'monotonic' }, tcp: { port: refusedTcpPort, echo: false } } }),
-      { probes: { ...PROBES, http: stalling('http', (e, seq) => e === 'u1' && seq === 2) }, onSample: (s) => seen.push(s) },
+      spec({
+        samples: 6,
+        spacingMs: 10,
+        lag,
+        protocols: {
+          http: { url: `http://127.0.0.1:${httpPort}/`, warm: false, ttfbClock: 'monotonic' },
+          tcp: { port: refusedTcpPort, echo: false },
+        },
+      }),
+      {
+        probes: { ...PROBES, http: stalling('http', (e, seq) => e === 'u1' && seq === 2) },
+        onSample: (s) => seen.push(s),
+      },
     );
     // 2 endpoints × 2 protocols × 6 cycles; the warm-up samples are not counted, so not seen.
     assert.equal(seen.length, 24);
@@ -454,7 +570,11 @@ test('onSample sees every counted sample once, with its flag, and the statistics
         const metric = protocol === 'http' ? 'total' : 'connect';
         const path = round.paths.find((p) => p.endpoint === e && p.protocol === protocol && p.metric === metric)!;
         // A failed sample is never in the statistics, flagged or not.
-        assert.equal(mine.filter((s) => s.flaggedMetrics.includes(metric) && s.attempt.ok).length, path.flagged, `${e} ${protocol}`);
+        assert.equal(
+          mine.filter((s) => s.flaggedMetrics.includes(metric) && s.attempt.ok).length,
+          path.flagged,
+          `${e} ${protocol}`,
+        );
         assert.equal(mine.filter((s) => s.attempt.ok).length, path.received, `${e} ${protocol}`);
         for (const s of mine) assert.equal(s.flagged, s.flaggedMetrics.length > 0);
         if (protocol === 'http') {
@@ -465,7 +585,12 @@ test('onSample sees every counted sample once, with its flag, and the statistics
         }
       }
     }
-    assert.ok(seen.some((s) => s.endpoint === 'u1' && s.protocol === 'http' && s.cycle === 2 && s.flaggedMetrics.includes('total')), 'the stalled sample is seen flagged');
+    assert.ok(
+      seen.some(
+        (s) => s.endpoint === 'u1' && s.protocol === 'http' && s.cycle === 2 && s.flaggedMetrics.includes('total'),
+      ),
+      'the stalled sample is seen flagged',
+    );
   } finally {
     lag.stop();
   }
@@ -498,9 +623,17 @@ test('an aborted round stops launching, ends what is in flight and rejects', asy
   const log: Launch[] = [];
   const live = { now: 0, max: 0 };
   const controller = new AbortController();
-  const pending = runRound(spec({ protocols: { udp: { port: udpPort }, tcp: { port: tcpPort, echo: true } }, samples: 200, spacingMs: 20, signal: controller.signal }), {
-    probes: recordingProbes(log, live),
-  });
+  const pending = runRound(
+    spec({
+      protocols: { udp: { port: udpPort }, tcp: { port: tcpPort, echo: true } },
+      samples: 200,
+      spacingMs: 20,
+      signal: controller.signal,
+    }),
+    {
+      probes: recordingProbes(log, live),
+    },
+  );
   while (log.filter((l) => l.seq === 3).length === 0) await new Promise((r) => setTimeout(r, 5));
   controller.abort();
   await assert.rejects(pending, (err: unknown) => (err as { code?: string }).code === 'ANYLAT_ROUND_ABORTED');

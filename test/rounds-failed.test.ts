@@ -58,15 +58,25 @@ async function until(what: string, fn: () => boolean, timeoutMs = 30_000): Promi
 }
 
 describe('rounds_failed', () => {
-  it('rounds lost to a full disk are counted in the heartbeat and the agent line', { skip: !isRoot && 'needs root to mount a tmpfs' }, async () => {
-    assert.ok(mounted, 'mounted a 2 MB tmpfs');
-    const udp = await freeUdpPort();
-    const tcp = await freePort();
-    reflector = await startReflector({ site: 'full', binds: ['127.0.0.1', '127.0.0.2'], udp: { port: udp }, tcp: { port: tcp }, http: false, log: () => {} });
-    const file = join(scratch, 'anylat.yaml');
-    writeFileSync(
-      file,
-      `agent: { id: full-disk, region: lab }
+  it(
+    'rounds lost to a full disk are counted in the heartbeat and the agent line',
+    { skip: !isRoot && 'needs root to mount a tmpfs' },
+    async () => {
+      assert.ok(mounted, 'mounted a 2 MB tmpfs');
+      const udp = await freeUdpPort();
+      const tcp = await freePort();
+      reflector = await startReflector({
+        site: 'full',
+        binds: ['127.0.0.1', '127.0.0.2'],
+        udp: { port: udp },
+        tcp: { port: tcp },
+        http: false,
+        log: () => {},
+      });
+      const file = join(scratch, 'anylat.yaml');
+      writeFileSync(
+        file,
+        `agent: { id: full-disk, region: lab }
 services:
   - name: loop
     anycast: 127.0.0.1
@@ -79,38 +89,49 @@ services:
     deadline: 800ms
 store: { path: ${join(mnt, 'anylat.db')} }
 `,
-    );
-    const logs: string[] = [];
-    const agent = new Agent({ config: loadConfig(file), log: (l) => logs.push(l), outbox: true, heartbeatIntervalMs: 500 });
-    await agent.start();
-    let filler: string | undefined;
-    try {
-      await until('a round saved', () => agent.saved >= 1);
-      filler = fill(mnt);
-      await until('two rounds lost', () => agent.failed >= 2);
-      assert.ok(logs.some((l) => /round loop: measured but not stored \(.*(full|disk).*\); counted in rounds_failed/i.test(l)), logs.join('\n'));
-      assert.equal(agent.heartbeat(false).rounds_failed, agent.failed);
-      unlinkSync(filler);
-      filler = undefined;
-      const lost = agent.failed;
-      await until('a round saved again', () => agent.saved >= 2 && agent.failed >= lost);
-      await sleep(1200);
-    } finally {
-      if (filler) unlinkSync(filler);
-      await agent.stop({ roundGraceMs: 1000, drainMs: 0 });
-    }
-    const store = openStore(join(mnt, 'anylat.db'), { readonly: true });
-    try {
-      const agentLines = store
-        .readOutbox(100_000, { agent: 'full-disk' })
-        .map((e) => e.line)
-        .filter((l) => l.startsWith('agent,'));
-      const counted = agentLines.map((l) => Number(/[ ,]rounds_failed=(\d+)i/.exec(l)?.[1] ?? -1));
-      assert.ok(Math.max(...counted) >= 2, `agent lines: ${agentLines.join('\n')}`);
-      const health = store.agentHealth().find((h) => h.agent === 'full-disk');
-      assert.ok((health?.rounds_failed ?? 0) >= 2, JSON.stringify(health));
-    } finally {
-      store.close();
-    }
-  });
+      );
+      const logs: string[] = [];
+      const agent = new Agent({
+        config: loadConfig(file),
+        log: (l) => logs.push(l),
+        outbox: true,
+        heartbeatIntervalMs: 500,
+      });
+      await agent.start();
+      let filler: string | undefined;
+      try {
+        await until('a round saved', () => agent.saved >= 1);
+        filler = fill(mnt);
+        await until('two rounds lost', () => agent.failed >= 2);
+        assert.ok(
+          logs.some((l) =>
+            /round loop: measured but not stored \(.*(full|disk).*\); counted in rounds_failed/i.test(l),
+          ),
+          logs.join('\n'),
+        );
+        assert.equal(agent.heartbeat(false).rounds_failed, agent.failed);
+        unlinkSync(filler);
+        filler = undefined;
+        const lost = agent.failed;
+        await until('a round saved again', () => agent.saved >= 2 && agent.failed >= lost);
+        await sleep(1200);
+      } finally {
+        if (filler) unlinkSync(filler);
+        await agent.stop({ roundGraceMs: 1000, drainMs: 0 });
+      }
+      const store = openStore(join(mnt, 'anylat.db'), { readonly: true });
+      try {
+        const agentLines = store
+          .readOutbox(100_000, { agent: 'full-disk' })
+          .map((e) => e.line)
+          .filter((l) => l.startsWith('agent,'));
+        const counted = agentLines.map((l) => Number(/[ ,]rounds_failed=(\d+)i/.exec(l)?.[1] ?? -1));
+        assert.ok(Math.max(...counted) >= 2, `agent lines: ${agentLines.join('\n')}`);
+        const health = store.agentHealth().find((h) => h.agent === 'full-disk');
+        assert.ok((health?.rounds_failed ?? 0) >= 2, JSON.stringify(health));
+      } finally {
+        store.close();
+      }
+    },
+  );
 });

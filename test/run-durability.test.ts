@@ -44,7 +44,14 @@ before(async () => {
   // One port on both loopback addresses: 127.0.0.1 plays the anycast address, 127.0.0.2 a region.
   const udpPort = await freeUdpPort();
   const tcpPort = await freePort();
-  reflector = await startReflector({ site: 'lab-site', binds: ['127.0.0.1', '127.0.0.2'], udp: { port: udpPort }, tcp: { port: tcpPort }, http: false, log: () => {} });
+  reflector = await startReflector({
+    site: 'lab-site',
+    binds: ['127.0.0.1', '127.0.0.2'],
+    udp: { port: udpPort },
+    tcp: { port: tcpPort },
+    http: false,
+    log: () => {},
+  });
   vm = await Victoria.start();
   writeFileSync(
     join(scratch, 'anylat.yaml'),
@@ -89,7 +96,12 @@ function roundsLogged(output: string): number {
   return output.split('\n').filter((l) => / round loop: \d/.test(l)).length;
 }
 
-async function until(what: string, fn: () => boolean | Promise<boolean>, detail: () => string, timeoutMs = 20_000): Promise<void> {
+async function until(
+  what: string,
+  fn: () => boolean | Promise<boolean>,
+  detail: () => string,
+  timeoutMs = 20_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await fn())) {
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}:\n${detail()}`);
@@ -120,7 +132,11 @@ const lives: Life[] = [];
 async function launch(): Promise<Running> {
   const n = lives.length + 1;
   const spawnedAt = Date.now();
-  const a = await startAnylat(['run', '--config', configFile()], { ready: /running 1 service/, timeoutMs: 30_000, env: { DURABILITY_TOKEN: TOKEN } });
+  const a = await startAnylat(['run', '--config', configFile()], {
+    ready: /running 1 service/,
+    timeoutMs: 30_000,
+    env: { DURABILITY_TOKEN: TOKEN },
+  });
   children.push(a.child);
   // 'close' (not 'exit'): every line the agent wrote to its pipes has been read.
   return { n, spawnedAt, child: a.child, output: a.output, closed: once(a.child, 'close') };
@@ -130,7 +146,11 @@ async function launch(): Promise<Running> {
 function look(): { outbox: string[]; deadLetters: number; rounds: number } {
   const s = openStore(storePath(), { readonly: true });
   try {
-    return { outbox: s.readOutbox(1_000_000, { agent: AGENT }).map((e) => e.line), deadLetters: s.deadLetters(), rounds: s.rounds().length };
+    return {
+      outbox: s.readOutbox(1_000_000, { agent: AGENT }).map((e) => e.line),
+      deadLetters: s.deadLetters(),
+      rounds: s.rounds().length,
+    };
   } finally {
     s.close();
   }
@@ -154,7 +174,14 @@ async function kill(a: Running, when: string): Promise<Life> {
   a.child.kill('SIGKILL');
   await a.closed;
   assert.equal(a.child.signalCode, 'SIGKILL', a.output());
-  const life: Life = { n: a.n, spawnedAt: a.spawnedAt, endedAt: Date.now(), how: 'SIGKILL', output: a.output(), unacked: [] };
+  const life: Life = {
+    n: a.n,
+    spawnedAt: a.spawnedAt,
+    endedAt: Date.now(),
+    how: 'SIGKILL',
+    output: a.output(),
+    unacked: [],
+  };
   life.unacked = inspectAfterDeath(`kill ${a.n} (${when})`);
   lives.push(life);
   return life;
@@ -263,8 +290,12 @@ test('SIGKILL mid-run, restart: every round reaches InfluxDB, acknowledged lines
   await waitRounds(a, atStop + 3);
   await until('the sink to notice the outage', () => /cannot reach InfluxDB/.test(a.output()), a.output);
   const l2 = await killAtNextRound(a, 'InfluxDB down, backlog queued');
-  const backlogRounds = (u: string[]) => new Set(u.filter((l) => l.startsWith('latency,')).map((l) => parseLine(l).ts)).size;
-  assert.ok(backlogRounds(l2.unacked) >= 3, `backlog at kill 2 holds ${backlogRounds(l2.unacked)} rounds:\n${l2.output}`);
+  const backlogRounds = (u: string[]) =>
+    new Set(u.filter((l) => l.startsWith('latency,')).map((l) => parseLine(l).ts)).size;
+  assert.ok(
+    backlogRounds(l2.unacked) >= 3,
+    `backlog at kill 2 holds ${backlogRounds(l2.unacked)} rounds:\n${l2.output}`,
+  );
 
   // Life 3: starts with InfluxDB still down; killed again. The backlog survives the restart whole.
   a = await launch();
@@ -295,7 +326,14 @@ test('SIGKILL mid-run, restart: every round reaches InfluxDB, acknowledged lines
   assert.equal(life5.child.exitCode, 0, life5.output());
   const out5 = life5.output();
   assert.match(out5, /InfluxDB took \d+ lines, 0 stay in the outbox/);
-  lives.push({ n: 5, spawnedAt: spawned5, endedAt: Date.now(), how: 'SIGTERM', output: out5, unacked: inspectAfterDeath('SIGTERM') });
+  lives.push({
+    n: 5,
+    spawnedAt: spawned5,
+    endedAt: Date.now(),
+    how: 'SIGTERM',
+    output: out5,
+    unacked: inspectAfterDeath('SIGTERM'),
+  });
   for (const l of lives) assert.ok(!l.output.includes(TOKEN), 'the token never appears in the log');
 
   // ---- the store: every logged round is there; nothing is left to send; nothing dead-lettered
@@ -304,7 +342,9 @@ test('SIGKILL mid-run, restart: every round reaches InfluxDB, acknowledged lines
   try {
     assert.equal(s.outboxRows(), 0, 'outbox empty at the end');
     assert.equal(s.deadLetters(), 0, 'no dead letters');
-    rounds = s.rounds({ agent: AGENT }).map((r) => ({ id: r.id, started: Date.parse(r.started_at), lines: roundToLines(s.getRound(r.id)!) }));
+    rounds = s
+      .rounds({ agent: AGENT })
+      .map((r) => ({ id: r.id, started: Date.parse(r.started_at), lines: roundToLines(s.getRound(r.id)!) }));
   } finally {
     s.close();
   }
@@ -320,14 +360,21 @@ test('SIGKILL mid-run, restart: every round reaches InfluxDB, acknowledged lines
     // A killed agent may have committed one round whose log line it never wrote; every round it
     // logged as saved must be in the store.
     assert.ok(stored >= logged, `life ${l.n}: ${logged} rounds logged, ${stored} stored:\n${l.output}`);
-    assert.ok(stored <= logged + (l.how === 'SIGKILL' ? 1 : 0), `life ${l.n}: ${logged} rounds logged, ${stored} stored:\n${l.output}`);
+    assert.ok(
+      stored <= logged + (l.how === 'SIGKILL' ? 1 : 0),
+      `life ${l.n}: ${logged} rounds logged, ${stored} stored:\n${l.output}`,
+    );
   }
 
   // Whatever a dead agent left in its outbox is a line of a stored round or a heartbeat: the
   // outbox holds the same bytes roundToLines makes from the stored round.
   const roundLines = new Set(rounds.flatMap((r) => r.lines));
   for (const l of lives) {
-    for (const line of l.unacked) assert.ok(roundLines.has(line) || line.startsWith('agent,'), `life ${l.n} left an outbox line no stored round makes: ${line}`);
+    for (const line of l.unacked)
+      assert.ok(
+        roundLines.has(line) || line.startsWith('agent,'),
+        `life ${l.n} left an outbox line no stored round makes: ${line}`,
+      );
   }
 
   // ---- VictoriaMetrics: each field of each line, at its timestamp, as many times as allowed
@@ -359,13 +406,16 @@ test('SIGKILL mid-run, restart: every round reaches InfluxDB, acknowledged lines
   for (const [key, e] of expected) {
     const values = held.get(key) ?? [];
     if (values.length < e.min) problems.push(`${key}: missing (${values.length} of ${e.min})`);
-    else if (values.length > e.max) problems.push(`${key}: ${values.length} samples, at most ${e.max} allowed (re-sent after its acknowledgement)`);
-    for (const x of values) if (!e.values.has(x)) problems.push(`${key}: value ${x}, expected ${[...e.values].join(' or ')}`);
+    else if (values.length > e.max)
+      problems.push(`${key}: ${values.length} samples, at most ${e.max} allowed (re-sent after its acknowledgement)`);
+    for (const x of values)
+      if (!e.values.has(x)) problems.push(`${key}: value ${x}, expected ${[...e.values].join(' or ')}`);
     resent += Math.max(0, values.length - e.min);
   }
   for (const key of held.keys()) {
     // Heartbeats delivered before a kill are in no outbox snapshot: counted below instead.
-    if (!expected.has(key) && !key.startsWith('agent_')) problems.push(`${key}: in VictoriaMetrics but in no stored round`);
+    if (!expected.has(key) && !key.startsWith('agent_'))
+      problems.push(`${key}: in VictoriaMetrics but in no stored round`);
   }
   assert.equal(
     problems.length,
@@ -394,7 +444,12 @@ test('SIGKILL mid-run, restart: every round reaches InfluxDB, acknowledged lines
   };
   t.diagnostic(
     `${rounds.length} rounds over ${lives.length} lives; at each kill: ` +
-      [l1, l2, l3, l4].map((l) => `${l.unacked.length} lines unacknowledged, ${l.unacked.filter((x) => copies(x) > 1).length} of them re-sent`).join('; ') +
+      [l1, l2, l3, l4]
+        .map(
+          (l) =>
+            `${l.unacked.length} lines unacknowledged, ${l.unacked.filter((x) => copies(x) > 1).length} of them re-sent`,
+        )
+        .join('; ') +
       `; ${resent} samples held twice in all`,
   );
 });

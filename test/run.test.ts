@@ -22,7 +22,14 @@ before(async () => {
   // One port on both loopback addresses: the config gives a probe one port for all endpoints.
   udpPort = await freeUdpPort();
   tcpPort = await freePort();
-  reflector = await startReflector({ site: 'lab-site', binds: ['127.0.0.1', '127.0.0.2'], udp: { port: udpPort }, tcp: { port: tcpPort }, http: false, log: () => {} });
+  reflector = await startReflector({
+    site: 'lab-site',
+    binds: ['127.0.0.1', '127.0.0.2'],
+    udp: { port: udpPort },
+    tcp: { port: tcpPort },
+    http: false,
+    log: () => {},
+  });
 });
 
 after(async () => {
@@ -109,10 +116,17 @@ describe('anylat run', () => {
         assert.equal(p.received, 3, `udp to ${p.endpoint} lost samples`);
         assert.equal(p.site, 'lab-site');
       }
-      assert.ok(full.paths.some((p) => p.protocol === 'tcp' && p.metric === 'rtt' && p.received > 0), 'tcp echo measured');
+      assert.ok(
+        full.paths.some((p) => p.protocol === 'tcp' && p.metric === 'rtt' && p.received > 0),
+        'tcp echo measured',
+      );
       // A round has a benefit row when it had comparable pairs (samples taken while the loop
       // lagged are kept out, so not necessarily every round of three samples).
-      assert.ok(rounds.some((r) => s.getRound(r.id)!.benefit.some((b) => b.protocol === 'udp' && b.metric === 'rtt' && b.baseline === 'lo-two')));
+      assert.ok(
+        rounds.some((r) =>
+          s.getRound(r.id)!.benefit.some((b) => b.protocol === 'udp' && b.metric === 'rtt' && b.baseline === 'lo-two'),
+        ),
+      );
       // The last heartbeat (written at shutdown) counts exactly the rounds the log called late.
       const [health] = s.agentHealth();
       assert.equal(health?.agent, 'run-test-basic');
@@ -136,7 +150,8 @@ describe('anylat run', () => {
       assert.equal(res.status, 200);
       services = await res.json();
       if (JSON.stringify(services).includes('"loop"')) break;
-      if (Date.now() > deadline) assert.fail(`the dashboard never listed the service: ${JSON.stringify(services)}\n${agent.output()}`);
+      if (Date.now() > deadline)
+        assert.fail(`the dashboard never listed the service: ${JSON.stringify(services)}\n${agent.output()}`);
       await sleep(200);
     }
     assert.equal(await agent.stop('SIGINT'), 0, agent.output());
@@ -155,7 +170,10 @@ describe('anylat run', () => {
   bucket: anylat
 `,
       );
-      const agent = await startAnylat(['run', '--config', file], { ready: /running 1 service/, env: { RUN_TEST_TOKEN: 'run-test-secret-token' } });
+      const agent = await startAnylat(['run', '--config', file], {
+        ready: /running 1 service/,
+        env: { RUN_TEST_TOKEN: 'run-test-secret-token' },
+      });
       await sleep(3_500);
       const code = await agent.stop('SIGTERM');
       const out = agent.output();
@@ -177,7 +195,9 @@ describe('anylat run', () => {
       assert.ok(rounds.length >= 2, out);
       const starts = rounds.map((r) => Date.parse(r.started_at)).sort((a, b) => a - b);
       // One point per round for the anycast udp path (`sent` is always written): same timestamps, no duplicates.
-      const series = await vm.export('latency_sent{agent="run-test-influx",endpoint="anycast",protocol="udp",metric="rtt"}');
+      const series = await vm.export(
+        'latency_sent{agent="run-test-influx",endpoint="anycast",protocol="udp",metric="rtt"}',
+      );
       assert.equal(series.length, 1, JSON.stringify(series));
       assert.deepEqual(series[0]!.timestamps, starts);
       assert.equal(series[0]!.metric.agent_region, 'lab');
@@ -225,7 +245,10 @@ describe('anylat run', () => {
   it('a bad config exits 2 with every problem and starts nothing', async () => {
     const file = join(scratch, 'bad.yaml');
     const store = join(scratch, 'bad', 'anylat.db');
-    writeFileSync(file, `agent: { region: lab }\nservices:\n  - name: x\n    anycast: 127.0.0.1\n    unicast: { a: 127.0.0.2 }\n    probes: { udp: {} }\n    schedule: "* * * * * *"\n    deadline: 2s\nstore: { path: ${store} }\n`);
+    writeFileSync(
+      file,
+      `agent: { region: lab }\nservices:\n  - name: x\n    anycast: 127.0.0.1\n    unicast: { a: 127.0.0.2 }\n    probes: { udp: {} }\n    schedule: "* * * * * *"\n    deadline: 2s\nstore: { path: ${store} }\n`,
+    );
     const r = await runAnylat(['run', '--config', file]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /bad\.yaml:8:15: services\[0\]\.deadline: deadline 2s must be shorter than the interval/);

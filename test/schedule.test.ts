@@ -5,7 +5,15 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { Scheduler, type ScheduledRound } from '../agent/schedule/scheduler.ts';
-import { cronInterval, isLate, lateTolerance, MAX_PHASE_MS, phaseFor, serviceTiming, type ServiceTiming } from '../agent/schedule/timing.ts';
+import {
+  cronInterval,
+  isLate,
+  lateTolerance,
+  MAX_PHASE_MS,
+  phaseFor,
+  serviceTiming,
+  type ServiceTiming,
+} from '../agent/schedule/timing.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -26,7 +34,7 @@ async function until(what: string, test: () => boolean, timeoutMs = 15_000): Pro
 }
 
 describe('timing', () => {
-  it('a cron\'s interval is its shortest gap', () => {
+  it("a cron's interval is its shortest gap", () => {
     assert.equal(cronInterval('* * * * * *'), 1_000);
     assert.equal(cronInterval('*/7 * * * * *'), 4_000, ':56 to :00 is 4 s');
     assert.equal(cronInterval('*/30 * * * * *'), 30_000);
@@ -41,13 +49,20 @@ describe('timing', () => {
       for (let i = 0; i < 200; i++) {
         const p = phaseFor('agent-1', `service-${i}`, interval);
         assert.equal(p, phaseFor('agent-1', `service-${i}`, interval), 'same inputs, same phase');
-        assert.ok(Number.isInteger(p) && p >= 0 && p < Math.min(interval, MAX_PHASE_MS), `${p} out of range for ${interval}`);
+        assert.ok(
+          Number.isInteger(p) && p >= 0 && p < Math.min(interval, MAX_PHASE_MS),
+          `${p} out of range for ${interval}`,
+        );
         phases.add(p);
       }
       assert.ok(phases.size > 150, `phases should spread, got ${phases.size} distinct of 200`);
       // Spread over the whole range: some in each quarter.
       const bound = Math.min(interval, MAX_PHASE_MS);
-      for (let q = 0; q < 4; q++) assert.ok([...phases].some((p) => p >= (q * bound) / 4 && p < ((q + 1) * bound) / 4), `quarter ${q} empty`);
+      for (let q = 0; q < 4; q++)
+        assert.ok(
+          [...phases].some((p) => p >= (q * bound) / 4 && p < ((q + 1) * bound) / 4),
+          `quarter ${q} empty`,
+        );
     }
     assert.notEqual(phaseFor('agent-1', 'api', 60_000), phaseFor('agent-2', 'api', 60_000));
   });
@@ -78,7 +93,12 @@ describe('scheduler (real node-cron timers, 1-second cron)', () => {
   /** Every scheduled_at from first to last, 1 s apart: no slot missing, none twice. */
   function assertContiguous(rounds: Array<{ scheduledAt: Date }>): void {
     const at = rounds.map((r) => r.scheduledAt.getTime());
-    for (let i = 1; i < at.length; i++) assert.equal(at[i]! - at[i - 1]!, 1_000, `round ${i}: ${new Date(at[i - 1]!).toISOString()} then ${new Date(at[i]!).toISOString()}`);
+    for (let i = 1; i < at.length; i++)
+      assert.equal(
+        at[i]! - at[i - 1]!,
+        1_000,
+        `round ${i}: ${new Date(at[i - 1]!).toISOString()} then ${new Date(at[i]!).toISOString()}`,
+      );
   }
 
   it('runs every service on its slot plus its phase', async () => {
@@ -86,7 +106,9 @@ describe('scheduler (real node-cron timers, 1-second cron)', () => {
     const timings = [timing('alpha'), timing('beta')];
     scheduler = new Scheduler({ timings, run: async (r) => void seen.push(r), log: () => {} });
     scheduler.start();
-    await until('two rounds of each service', () => ['alpha', 'beta'].every((s) => seen.filter((r) => r.service === s).length >= 2));
+    await until('two rounds of each service', () =>
+      ['alpha', 'beta'].every((s) => seen.filter((r) => r.service === s).length >= 2),
+    );
     for (const t of timings) {
       const mine = seen.filter((r) => r.service === t.service);
       assertContiguous(mine);
@@ -101,7 +123,11 @@ describe('scheduler (real node-cron timers, 1-second cron)', () => {
   it('a blocked event loop loses no round: every slot runs, late, and is counted', async () => {
     const seen: ScheduledRound[] = [];
     const logs: string[] = [];
-    scheduler = new Scheduler({ timings: [timing('svc')], run: async (r) => void seen.push(r), log: (l) => logs.push(l) });
+    scheduler = new Scheduler({
+      timings: [timing('svc')],
+      run: async (r) => void seen.push(r),
+      log: (l) => logs.push(l),
+    });
     scheduler.start();
     await until('two rounds before the block', () => seen.length >= 2);
     const before = seen.length;
@@ -112,10 +138,19 @@ describe('scheduler (real node-cron timers, 1-second cron)', () => {
     await until('the rounds after the block', () => seen.some((r) => r.scheduledAt.getTime() > blockedTo + 1_000));
     const snapshot = seen.slice();
     assertContiguous(snapshot);
-    const duringBlock = snapshot.filter((r) => r.scheduledAt.getTime() > blockedFrom && r.scheduledAt.getTime() < blockedTo);
-    assert.ok(duringBlock.length >= 3, `expected at least 3 rounds due during the 3.2 s block, got ${duringBlock.length}`);
+    const duringBlock = snapshot.filter(
+      (r) => r.scheduledAt.getTime() > blockedFrom && r.scheduledAt.getTime() < blockedTo,
+    );
+    assert.ok(
+      duringBlock.length >= 3,
+      `expected at least 3 rounds due during the 3.2 s block, got ${duringBlock.length}`,
+    );
     for (const r of duringBlock) {
-      assert.equal(r.late, true, `round due ${r.scheduledAt.toISOString()} ran at ${r.startedAt.toISOString()} and should be late`);
+      assert.equal(
+        r.late,
+        true,
+        `round due ${r.scheduledAt.toISOString()} ran at ${r.startedAt.toISOString()} and should be late`,
+      );
       assert.ok(r.startedAt.getTime() >= blockedTo);
     }
     const stats = scheduler.stats();
@@ -157,7 +192,12 @@ describe('scheduler (real node-cron timers, 1-second cron)', () => {
   it('beyond the backlog bound, the oldest waiting rounds are skipped, logged and counted', async () => {
     const seen: ScheduledRound[] = [];
     const logs: string[] = [];
-    scheduler = new Scheduler({ timings: [timing('stalled')], run: async (r) => void seen.push(r), log: (l) => logs.push(l), maxBacklog: 2 });
+    scheduler = new Scheduler({
+      timings: [timing('stalled')],
+      run: async (r) => void seen.push(r),
+      log: (l) => logs.push(l),
+      maxBacklog: 2,
+    });
     scheduler.start();
     await until('a first round', () => seen.length >= 1);
     block(4_300);
@@ -165,14 +205,18 @@ describe('scheduler (real node-cron timers, 1-second cron)', () => {
     await until('rounds after the stall', () => seen.some((r) => r.scheduledAt.getTime() > after + 1_000));
     const stats = scheduler.stats();
     assert.ok(stats.roundsSkipped >= 1, `expected skipped rounds, stats ${JSON.stringify(stats)}`);
-    assert.equal(logs.filter((l) => /skipped \d+ rounds? due .*more than 2 were waiting/.test(l)).length >= 1, true, logs.join('\n'));
+    assert.equal(
+      logs.filter((l) => /skipped \d+ rounds? due .*more than 2 were waiting/.test(l)).length >= 1,
+      true,
+      logs.join('\n'),
+    );
     // Ran + skipped covers every slot from the first to the last: nothing vanished silently.
     const at = seen.map((r) => r.scheduledAt.getTime());
     const span = (at.at(-1)! - at[0]!) / 1_000 + 1;
     assert.equal(seen.length + stats.roundsSkipped, span);
   });
 
-  it('the deadline aborts a round\'s signal, counted; the next round still runs', async () => {
+  it("the deadline aborts a round's signal, counted; the next round still runs", async () => {
     const seen: Array<{ round: ScheduledRound; reason?: unknown }> = [];
     scheduler = new Scheduler({
       timings: [timing('hung', 300)],

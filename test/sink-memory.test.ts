@@ -43,10 +43,16 @@ describe('sink memory with a long-lived signal', () => {
   after(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
   test('2,000 writes of 16 kB with one long-lived signal leave the heap (after GC) and its listeners as they were', async (t) => {
-    const writer = new InfluxWriter({ url: `http://127.0.0.1:${port}`, org: 'o', bucket: 'b', token: 't', gzipThresholdBytes: 1 << 30 }, () => {});
+    const writer = new InfluxWriter(
+      { url: `http://127.0.0.1:${port}`, org: 'o', bucket: 'b', token: 't', gzipThresholdBytes: 1 << 30 },
+      () => {},
+    );
     const longLived = new AbortController();
     // Each body is distinct, so a retained body cannot be shared with another one.
-    const body = (i: number) => Array.from({ length: 80 }, (_, j) => `latency,agent=a,service=s${j} p50_ms=${i}.${j} ${1_700_000_000_000 + i}`.padEnd(200, ' '));
+    const body = (i: number) =>
+      Array.from({ length: 80 }, (_, j) =>
+        `latency,agent=a,service=s${j} p50_ms=${i}.${j} ${1_700_000_000_000 + i}`.padEnd(200, ' '),
+      );
     for (let i = 0; i < 50; i++) assert.equal((await writer.write(body(i), longLived.signal)).kind, 'ok');
     const before = await settledHeap();
     const n = 2000;
@@ -56,11 +62,20 @@ describe('sink memory with a long-lived signal', () => {
     }
     const afterHeap = await settledHeap();
     const grewMb = (afterHeap - before) / 1e6;
-    t.diagnostic(`heap after GC: ${(before / 1e6).toFixed(1)} MB -> ${(afterHeap / 1e6).toFixed(1)} MB over ${n} writes`);
+    t.diagnostic(
+      `heap after GC: ${(before / 1e6).toFixed(1)} MB -> ${(afterHeap / 1e6).toFixed(1)} MB over ${n} writes`,
+    );
     // Retaining each request would keep n × 16 kB = 32 MB of bodies alone; a bound of 8 MB holds
     // on a loaded machine and still catches a leak of a quarter of the requests.
-    assert.ok(grewMb < 8, `heap after GC grew by ${grewMb.toFixed(1)} MB over ${n} writes (from ${(before / 1e6).toFixed(1)} MB)`);
-    assert.equal(getEventListeners(longLived.signal, 'abort').length, 0, 'no abort listener left on the long-lived signal');
+    assert.ok(
+      grewMb < 8,
+      `heap after GC grew by ${grewMb.toFixed(1)} MB over ${n} writes (from ${(before / 1e6).toFixed(1)} MB)`,
+    );
+    assert.equal(
+      getEventListeners(longLived.signal, 'abort').length,
+      0,
+      'no abort listener left on the long-lived signal',
+    );
     assert.ok(writes >= n + 50);
   });
 
@@ -71,7 +86,10 @@ describe('sink memory with a long-lived signal', () => {
     await new Promise<void>((resolve) => hang.listen(0, '127.0.0.1', resolve));
     const hangPort = (hang.address() as { port: number }).port;
     try {
-      const writer = new InfluxWriter({ url: `http://127.0.0.1:${hangPort}`, org: 'o', bucket: 'b', timeoutMs: 300 }, () => {});
+      const writer = new InfluxWriter(
+        { url: `http://127.0.0.1:${hangPort}`, org: 'o', bucket: 'b', timeoutMs: 300 },
+        () => {},
+      );
       const longLived = new AbortController();
       const timedOut = await writer.write(['m f=1 1'], longLived.signal);
       assert.equal(timedOut.kind, 'retry');

@@ -26,7 +26,11 @@ afterEach(async () => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-async function setup(agent: string, opts: Partial<SinkOptions> = {}, vmFlags: string[] = []): Promise<{ vm: Victoria; store: Store; sink: Sink; logs: string[] }> {
+async function setup(
+  agent: string,
+  opts: Partial<SinkOptions> = {},
+  vmFlags: string[] = [],
+): Promise<{ vm: Victoria; store: Store; sink: Sink; logs: string[] }> {
   const vm = await Victoria.start({ flags: vmFlags });
   const store = openStore(join(dir, `vm${++n}.db`), { retention: { maxAgeMs: 86_400_000, maxRows: 10_000 } });
   const logs: string[] = [];
@@ -57,7 +61,9 @@ async function until(what: string, fn: () => boolean, timeoutMs = 30_000): Promi
 }
 
 function find(series: ExportedSeries[], name: string, labels: Record<string, string>): ExportedSeries[] {
-  return series.filter((s) => s.metric.__name__ === name && Object.entries(labels).every(([k, v]) => s.metric[k] === v));
+  return series.filter(
+    (s) => s.metric.__name__ === name && Object.entries(labels).every(([k, v]) => s.metric[k] === v),
+  );
 }
 
 function labelsOf(s: ExportedSeries): Record<string, string> {
@@ -75,11 +81,39 @@ test('every measurement and field of the schema arrives with its tags and values
     startedAt: t,
     labels: { team: 'net' },
     paths: [
-      udpPath('anycast', 10.4, { site: 'edge-eu', sent: 20, received: 19, loss_pct: 5, flagged: 1, late: 1, duplicate: 0, stray: 2, invalid: 0 }),
+      udpPath('anycast', 10.4, {
+        site: 'edge-eu',
+        sent: 20,
+        received: 19,
+        loss_pct: 5,
+        flagged: 1,
+        late: 1,
+        duplicate: 0,
+        stray: 2,
+        invalid: 0,
+      }),
       udpPath('us-east-1', 41),
     ],
-    benefit: [benefitRow(30.6, { anycast_p50_ms: 10.4, baseline_p50_ms: 41, saved_pct: 74.6, ci_low_ms: 30.2, ci_high_ms: 31, win_rate: 0.95, pairs: 20 })],
-    events: [{ type: 'site_change', service: 'web', message: 'anycast/udp: edge-us -> edge-eu', from: 'edge-us', to: 'edge-eu' }],
+    benefit: [
+      benefitRow(30.6, {
+        anycast_p50_ms: 10.4,
+        baseline_p50_ms: 41,
+        saved_pct: 74.6,
+        ci_low_ms: 30.2,
+        ci_high_ms: 31,
+        win_rate: 0.95,
+        pairs: 20,
+      }),
+    ],
+    events: [
+      {
+        type: 'site_change',
+        service: 'web',
+        message: 'anycast/udp: edge-us -> edge-eu',
+        from: 'edge-us',
+        to: 'edge-eu',
+      },
+    ],
   });
   store.saveRound(round);
   const hb: AgentHeartbeat = {
@@ -102,28 +136,84 @@ test('every measurement and field of the schema arrives with its tags and values
   const series = await vm.export(`{agent="${agent}"}`);
 
   const common = { agent, agent_region: 'eu-west-1', team: 'net', service: 'web' };
-  const latencyTags = (endpoint: string, kind: string) => ({ ...common, endpoint, kind, protocol: 'udp', metric: 'rtt', scope: 'end_to_end' });
+  const latencyTags = (endpoint: string, kind: string) => ({
+    ...common,
+    endpoint,
+    kind,
+    protocol: 'udp',
+    metric: 'rtt',
+    scope: 'end_to_end',
+  });
   const expect: Array<[string, Record<string, string>, number, number]> = [];
   const anycast = round.paths[0]!;
-  for (const f of ['sent', 'received', 'loss_pct', 'min_ms', 'p50_ms', 'p90_ms', 'p99_ms', 'max_ms', 'mean_ms', 'stddev_ms', 'jitter_ms', 'flagged', 'late', 'duplicate', 'stray', 'invalid'] as const) {
+  for (const f of [
+    'sent',
+    'received',
+    'loss_pct',
+    'min_ms',
+    'p50_ms',
+    'p90_ms',
+    'p99_ms',
+    'max_ms',
+    'mean_ms',
+    'stddev_ms',
+    'jitter_ms',
+    'flagged',
+    'late',
+    'duplicate',
+    'stray',
+    'invalid',
+  ] as const) {
     expect.push([`latency_${f}`, latencyTags('anycast', 'anycast'), anycast[f]!, t]);
   }
   // VictoriaMetrics keeps a string field as a series of zeros: the name and tags, not the text.
   expect.push(['latency_site', latencyTags('anycast', 'anycast'), 0, t]);
   // The unicast path reported no site and no packet counters: only what it has.
   const unicast = round.paths[1]!;
-  for (const f of ['sent', 'received', 'loss_pct', 'min_ms', 'p50_ms', 'p90_ms', 'p99_ms', 'max_ms', 'mean_ms', 'stddev_ms', 'jitter_ms', 'flagged'] as const) {
+  for (const f of [
+    'sent',
+    'received',
+    'loss_pct',
+    'min_ms',
+    'p50_ms',
+    'p90_ms',
+    'p99_ms',
+    'max_ms',
+    'mean_ms',
+    'stddev_ms',
+    'jitter_ms',
+    'flagged',
+  ] as const) {
     expect.push([`latency_${f}`, latencyTags('us-east-1', 'unicast'), unicast[f]!, t]);
   }
   const b = round.benefit[0]!;
   const benefitTags = { ...common, protocol: 'udp', metric: 'rtt', scope: 'end_to_end', baseline: 'us-east-1' };
-  for (const f of ['anycast_p50_ms', 'baseline_p50_ms', 'saved_ms', 'saved_pct', 'ci_low_ms', 'ci_high_ms', 'win_rate', 'pairs'] as const) {
+  for (const f of [
+    'anycast_p50_ms',
+    'baseline_p50_ms',
+    'saved_ms',
+    'saved_pct',
+    'ci_low_ms',
+    'ci_high_ms',
+    'win_rate',
+    'pairs',
+  ] as const) {
     expect.push([`benefit_${f}`, benefitTags, b[f]!, t]);
   }
   const eventTags = { ...common, type: 'site_change' };
   for (const f of ['message', 'from', 'to']) expect.push([`event_${f}`, eventTags, 0, t]);
   const agentTags = { agent, agent_region: 'eu-west-1', team: 'net' };
-  for (const f of ['uptime_s', 'lat', 'lon', 'loop_lag_p99_ms', 'rounds_late', 'rounds_skipped', 'outbox_rows', 'dead_letters', 'dropped_rows'] as const) {
+  for (const f of [
+    'uptime_s',
+    'lat',
+    'lon',
+    'loop_lag_p99_ms',
+    'rounds_late',
+    'rounds_skipped',
+    'outbox_rows',
+    'dead_letters',
+    'dropped_rows',
+  ] as const) {
     expect.push([`agent_${f}`, agentTags, hb[f]!, t + 1000]);
   }
   expect.push(['agent_version', agentTags, 0, t + 1000]);
@@ -137,7 +227,9 @@ test('every measurement and field of the schema arrives with its tags and values
   }
   // Nothing else arrived: a statistic or counter a path did not report is absent, not zero.
   const expected = new Set(expect.map(([name, tags]) => `${name} ${JSON.stringify(Object.entries(tags).sort())}`));
-  const extra = series.filter((s) => !expected.has(`${s.metric.__name__} ${JSON.stringify(Object.entries(labelsOf(s)).sort())}`));
+  const extra = series.filter(
+    (s) => !expected.has(`${s.metric.__name__} ${JSON.stringify(Object.entries(labelsOf(s)).sort())}`),
+  );
   assert.deepEqual(
     extra.map((s) => s.metric.__name__),
     [],
@@ -169,10 +261,17 @@ test('VictoriaMetrics stopped during a stream of rounds: after it returns every 
   }
   await until('outbox empty', () => store.outboxRows(agent) === 0);
   assert.ok(queuedDuringOutage >= 10 * 4, `rounds queued while VictoriaMetrics was down: ${queuedDuringOutage} lines`);
-  assert.ok(logs.some((l) => /cannot reach InfluxDB at http:\/\/127\.0\.0\.1:\d+ .*lines kept in the outbox/.test(l)), logs.join('\n'));
+  assert.ok(
+    logs.some((l) => /cannot reach InfluxDB at http:\/\/127\.0\.0\.1:\d+ .*lines kept in the outbox/.test(l)),
+    logs.join('\n'),
+  );
 
   const ids = delivered.map((e) => e.id);
-  assert.deepEqual(ids, [...ids].sort((a, b) => a - b), 'acknowledged in outbox order');
+  assert.deepEqual(
+    ids,
+    [...ids].sort((a, b) => a - b),
+    'acknowledged in outbox order',
+  );
   assert.equal(new Set(ids).size, ids.length, 'each line acknowledged once');
   assert.equal(ids.length, rounds * 4);
 
@@ -222,11 +321,17 @@ test('a line the server refuses becomes a dead letter with its message; the rest
 
   const dead = store.deadLetterList({ agent });
   assert.equal(dead.length, 1);
-  assert.equal(dead[0]!.line, roundToLines(poisoned).find((l) => l.startsWith('event,')));
+  assert.equal(
+    dead[0]!.line,
+    roundToLines(poisoned).find((l) => l.startsWith('event,')),
+  );
   assert.equal(dead[0]!.status, 400);
   assert.match(dead[0]!.message, /^400: .*too long line/);
   assert.equal(sink.status().deadLetters, 1);
-  assert.ok(logs.some((l) => /refused outbox line \d+ \(400: .*too long line.*moved it to the dead letters/.test(l)), logs.join('\n'));
+  assert.ok(
+    logs.some((l) => /refused outbox line \d+ \(400: .*too long line.*moved it to the dead letters/.test(l)),
+    logs.join('\n'),
+  );
 
   const series = await vm.export(`{agent="${agent}"}`);
   const p50 = find(series, 'latency_p50_ms', { endpoint: 'anycast' })[0]!;

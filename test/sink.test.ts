@@ -204,20 +204,30 @@ describe('outages', () => {
   test('503 and refused connections keep every line; delivery resumes in order, exactly the queued lines', async () => {
     const { server, store, sink, logs } = await setup({ batchLines: 4 });
     const lines = queue(store, 3);
-    server.answer = (_l, i) => (i <= 3 ? { status: 503, body: '{"code":"unavailable","message":"down for maintenance"}' } : { status: 204 });
+    server.answer = (_l, i) =>
+      i <= 3 ? { status: 503, body: '{"code":"unavailable","message":"down for maintenance"}' } : { status: 204 };
     sink.start();
     await until('outbox empty', () => store.outboxRows('eu-1') === 0);
     const ok = server.accepted((_r, i) => (i < 3 ? 503 : 204));
     assert.deepEqual(ok, lines, 'after the outage every line went once, in order');
-    assert.ok(logs.some((l) => /answered 503: down for maintenance; 12 lines kept in the outbox, retrying in/.test(l)), logs.join('\n'));
-    assert.ok(logs.some((l) => /accepts writes again after 3 failed attempts/.test(l)), logs.join('\n'));
+    assert.ok(
+      logs.some((l) => /answered 503: down for maintenance; 12 lines kept in the outbox, retrying in/.test(l)),
+      logs.join('\n'),
+    );
+    assert.ok(
+      logs.some((l) => /accepts writes again after 3 failed attempts/.test(l)),
+      logs.join('\n'),
+    );
     assert.equal(sink.status().consecutiveFailures, 0);
   });
 
   test('429 with Retry-After: the next attempt waits at least that long', async () => {
     const { server, store, sink } = await setup({ backoff: { initialMs: 10, maxMs: 20 } });
     queue(store, 1);
-    server.answer = (_l, i) => (i === 1 ? { status: 429, body: '{"code":"too many requests","message":"slow down"}', headers: { 'retry-after': '1' } } : { status: 204 });
+    server.answer = (_l, i) =>
+      i === 1
+        ? { status: 429, body: '{"code":"too many requests","message":"slow down"}', headers: { 'retry-after': '1' } }
+        : { status: 204 };
     sink.start();
     await until('outbox empty', () => store.outboxRows('eu-1') === 0);
     const gap = server.received[1]!.at - server.received[0]!.at;
@@ -229,7 +239,10 @@ describe('outages', () => {
     const { server, store, sink, logs } = await setup();
     queue(store, 1);
     // A server that echoes what it got must not make us print the token either.
-    server.answer = (_l, _i) => ({ status: 401, body: JSON.stringify({ code: 'unauthorized', message: `bad token Token ${TOKEN}` }) });
+    server.answer = (_l, _i) => ({
+      status: 401,
+      body: JSON.stringify({ code: 'unauthorized', message: `bad token Token ${TOKEN}` }),
+    });
     sink.start();
     await until('three attempts', () => server.received.length >= 3);
     const status = sink.status();
@@ -248,9 +261,12 @@ describe('outages', () => {
     assert.ok(body.indexOf(TOKEN) < 4000 && body.indexOf(TOKEN) + TOKEN.length > 4000, 'the token straddles the cut');
     server.answer = () => ({ status: 401, body: JSON.stringify({ code: 'unauthorized', message: body }) });
     sink.start();
-    await until('an attempt logged', () => (logs.length > 0 && sink.status().lastError !== undefined ? true : undefined));
+    await until('an attempt logged', () =>
+      logs.length > 0 && sink.status().lastError !== undefined ? true : undefined,
+    );
     const everything = [...logs, sink.status().lastError!].join('\n');
-    for (let n = 6; n <= TOKEN.length; n++) assert.ok(!everything.includes(TOKEN.slice(0, n)), `the first ${n} characters of the token leaked`);
+    for (let n = 6; n <= TOKEN.length; n++)
+      assert.ok(!everything.includes(TOKEN.slice(0, n)), `the first ${n} characters of the token leaked`);
   });
 
   test('no answer within the timeout: retried with the lines kept', async () => {
@@ -307,7 +323,13 @@ describe('store trouble', () => {
     sink.start();
     await delay(60);
     store.close();
-    await until('the error is logged', () => logs.some((l) => /^sink: store error while sending: The database connection is not open; the lines kept in the outbox, retrying in/.test(l)));
+    await until('the error is logged', () =>
+      logs.some((l) =>
+        /^sink: store error while sending: The database connection is not open; the lines kept in the outbox, retrying in/.test(
+          l,
+        ),
+      ),
+    );
     // Still alive and backing off like an outage (status() itself needs the store, so peek).
     assert.equal((sink as unknown as { state: string }).state, 'backoff');
     await sink.stop();
@@ -331,7 +353,12 @@ describe('malformed lines', () => {
       .map((e) => e.line);
     server.answer = (lines) => {
       const broken = lines.find((l) => l.includes('BROKEN'));
-      return broken ? { status: 400, body: JSON.stringify({ code: 'invalid', message: `unable to parse '${broken}': missing fields` }) } : { status: 204 };
+      return broken
+        ? {
+            status: 400,
+            body: JSON.stringify({ code: 'invalid', message: `unable to parse '${broken}': missing fields` }),
+          }
+        : { status: 204 };
     };
     sink.start();
     await until('outbox empty', () => store.outboxRows('eu-1') === 0);
@@ -345,8 +372,14 @@ describe('malformed lines', () => {
     assert.equal(dead[0]!.message, `400: unable to parse 'latency,agent=eu-1 BROKEN${bad[0]}': missing fields`);
     assert.equal(sink.status().deadLetters, 2);
     assert.equal(sink.status().deadLettered, 2);
-    assert.ok(logs.some((l) => /refused a batch of 20 lines .*bisecting/.test(l)), logs.join('\n'));
-    assert.ok(server.received.length <= 2 * 2 * Math.ceil(Math.log2(20)) + 1, `${server.received.length} requests for 2 bad lines in 20`);
+    assert.ok(
+      logs.some((l) => /refused a batch of 20 lines .*bisecting/.test(l)),
+      logs.join('\n'),
+    );
+    assert.ok(
+      server.received.length <= 2 * 2 * Math.ceil(Math.log2(20)) + 1,
+      `${server.received.length} requests for 2 bad lines in 20`,
+    );
   });
 
   test('413 (too large) is split until it fits; a single line still too large is a dead letter', async () => {
@@ -355,7 +388,10 @@ describe('malformed lines', () => {
     server.answer = (l) => (l.length > 3 ? { status: 413, body: 'request too large' } : { status: 204 });
     sink.start();
     await until('outbox empty', () => store.outboxRows('eu-1') === 0);
-    assert.deepEqual(server.accepted((r) => (r.lines.length > 3 ? 413 : 204)), lines);
+    assert.deepEqual(
+      server.accepted((r) => (r.lines.length > 3 ? 413 : 204)),
+      lines,
+    );
     assert.equal(store.deadLetters(), 0);
   });
 });
@@ -373,9 +409,15 @@ describe('helpers', () => {
 
   test('backoff doubles with jitter in [d/2, d] up to the cap; Retry-After wins, within bounds', () => {
     const low = new Backoff({ initialMs: 100, maxMs: 1000, random: () => 0 });
-    assert.deepEqual([1, 2, 3, 4, 5, 6].map(() => low.next()), [50, 100, 200, 400, 500, 500]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6].map(() => low.next()),
+      [50, 100, 200, 400, 500, 500],
+    );
     const high = new Backoff({ initialMs: 100, maxMs: 1000, random: () => 0.999999 });
-    assert.deepEqual([1, 2, 3, 4, 5].map(() => high.next()), [100, 200, 400, 800, 1000]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map(() => high.next()),
+      [100, 200, 400, 800, 1000],
+    );
     high.reset();
     assert.equal(high.failures, 0);
     const ra = new Backoff({ initialMs: 100, maxMs: 1000, maxRetryAfterMs: 60_000, random: () => 0 });
@@ -387,7 +429,10 @@ describe('helpers', () => {
   test('redact removes the token, authorization values and URL credentials', () => {
     assert.equal(redact(`got ${TOKEN} back`, TOKEN), 'got <redacted> back');
     assert.equal(redact('Authorization: Token abc.def-123'), 'Authorization: Token <redacted>');
-    assert.equal(redact('GET http://admin:hunter2@influx:8086/write?db=x&p=hunter2'), 'GET http://<redacted>@influx:8086/write?db=x&p=<redacted>');
+    assert.equal(
+      redact('GET http://admin:hunter2@influx:8086/write?db=x&p=hunter2'),
+      'GET http://<redacted>@influx:8086/write?db=x&p=<redacted>',
+    );
   });
 
   test('the sink never prints the token, also when the URL carries credentials', async () => {
@@ -406,92 +451,152 @@ describe('helpers', () => {
     assert.equal(res.remaining, 4);
     const everything = [...logs, JSON.stringify(sink.status()), inspect(sink, { depth: 6 })].join('\n');
     assert.ok(!everything.includes(TOKEN) && !everything.includes('hunter2'), everything);
-    assert.match(sink.status().lastError!, /cannot reach InfluxDB at http:\/\/127\.0\.0\.1:1 \(org o, bucket b\): .*ECONNREFUSED/);
+    assert.match(
+      sink.status().lastError!,
+      /cannot reach InfluxDB at http:\/\/127\.0\.0\.1:1 \(org o, bucket b\): .*ECONNREFUSED/,
+    );
   });
 });
 
-describe('refusals that are not the line\'s fault', () => {
-  test('a proxy answering 400 to everything for 4 s dead-letters nothing; every line arrives once the blip ends', { timeout: 60_000 }, async () => {
-    const { server, store, sink, logs } = await setup({ batchLines: 16 });
-    const lines = queue(store, 10);
-    let blipStart: number | undefined;
-    server.answer = () => {
-      blipStart ??= Date.now();
-      return Date.now() - blipStart < 4000 ? { status: 400, body: '{"code":"invalid","message":"bad request (proxy misconfigured)"}' } : { status: 204 };
-    };
-    const blipped = (r: Received) => r.at - blipStart! < 4000;
-    sink.start();
-    await until('outbox empty', () => store.outboxRows('eu-1') === 0, 40_000);
-    assert.equal(store.deadLetters('eu-1'), 0, logs.join('\n'));
-    assert.deepEqual(
-      server.received.filter((r) => !blipped(r)).flatMap((r) => r.lines).sort(),
-      [...lines].sort(),
-      'every line accepted exactly once after the blip',
-    );
-    assert.ok(server.received.filter(blipped).length >= 3, 'the blip was seen by several attempts');
-    assert.ok(logs.some((l) => /refused every line, also lines on their own .*nothing is dead-lettered/.test(l)), logs.join('\n'));
-  });
+describe("refusals that are not the line's fault", () => {
+  test(
+    'a proxy answering 400 to everything for 4 s dead-letters nothing; every line arrives once the blip ends',
+    { timeout: 60_000 },
+    async () => {
+      const { server, store, sink, logs } = await setup({ batchLines: 16 });
+      const lines = queue(store, 10);
+      let blipStart: number | undefined;
+      server.answer = () => {
+        blipStart ??= Date.now();
+        return Date.now() - blipStart < 4000
+          ? { status: 400, body: '{"code":"invalid","message":"bad request (proxy misconfigured)"}' }
+          : { status: 204 };
+      };
+      const blipped = (r: Received) => r.at - blipStart! < 4000;
+      sink.start();
+      await until('outbox empty', () => store.outboxRows('eu-1') === 0, 40_000);
+      assert.equal(store.deadLetters('eu-1'), 0, logs.join('\n'));
+      assert.deepEqual(
+        server.received
+          .filter((r) => !blipped(r))
+          .flatMap((r) => r.lines)
+          .sort(),
+        [...lines].sort(),
+        'every line accepted exactly once after the blip',
+      );
+      assert.ok(server.received.filter(blipped).length >= 3, 'the blip was seen by several attempts');
+      assert.ok(
+        logs.some((l) => /refused every line, also lines on their own .*nothing is dead-lettered/.test(l)),
+        logs.join('\n'),
+      );
+    },
+  );
 
   test('a line refused on its own several times over the window is a dead letter even with nothing else to compare', async () => {
     const { server, store, sink, logs } = await setup({ refusalsToDeadLetter: 3, refusalWindowMs: 400 });
-    store.saveHeartbeat({ agent: { id: 'eu-1', region: 'eu' }, at: new Date().toISOString(), version: 't', uptime_s: 1, loop_lag_p99_ms: 0, rounds_late: 0, outbox_rows: 0, dead_letters: 0 });
+    store.saveHeartbeat({
+      agent: { id: 'eu-1', region: 'eu' },
+      at: new Date().toISOString(),
+      version: 't',
+      uptime_s: 1,
+      loop_lag_p99_ms: 0,
+      rounds_late: 0,
+      outbox_rows: 0,
+      dead_letters: 0,
+    });
     server.answer = () => ({ status: 422, body: '{"message":"field type conflict"}' });
     sink.start();
     await until('dead letter', () => store.deadLetters('eu-1') === 1);
     assert.ok(server.received.length >= 3, `${server.received.length} attempts`);
     assert.ok(server.received.at(-1)!.at - server.received[0]!.at >= 400);
-    assert.ok(logs.some((l) => /refused on its own \d+ times over/.test(l)), logs.join('\n'));
+    assert.ok(
+      logs.some((l) => /refused on its own \d+ times over/.test(l)),
+      logs.join('\n'),
+    );
   });
 });
 
 describe('a slow server', () => {
-  test('timeouts halve the batch to the floor instead of sending the same batch again; successes grow it back', { timeout: 90_000 }, async () => {
-    // 100 ms per line: 40 lines take 4 s, 20 lines 2 s; the client gives up after 3 s (margins of 1 s
-    // either way on a busy machine).
-    const { server, store, sink, logs } = await setup({ batchLines: 80, minBatchLines: 20, growAfter: 2, backoff: { initialMs: 20, maxMs: 50 } }, { timeoutMs: 3000 });
-    const lines = queue(store, 20);
-    server.answer = (l) => ({ status: 204, delayMs: l.length * 100 });
-    sink.start();
-    await until('outbox empty', () => store.outboxRows('eu-1') === 0, 80_000);
-    const sizes = server.received.map((r) => r.lines.length);
-    assert.deepEqual(sizes.slice(0, 5), [80, 40, 20, 20, 40], `request sizes ${sizes.join(', ')}`);
-    const timesSent = new Map<string, number>();
-    for (const l of server.received.flatMap((r) => r.lines)) timesSent.set(l, (timesSent.get(l) ?? 0) + 1);
-    assert.ok(Math.max(...timesSent.values()) <= 4, 'no line sent more than once per size step');
-    assert.equal(timesSent.size, lines.length);
-    assert.ok(logs.some((l) => /did not answer a batch of 80 lines in time; batch size now 40 lines/.test(l)), logs.join('\n'));
-    assert.ok(logs.some((l) => /answers in time again; batch size now 40 lines/.test(l)), logs.join('\n'));
-  });
+  test(
+    'timeouts halve the batch to the floor instead of sending the same batch again; successes grow it back',
+    { timeout: 90_000 },
+    async () => {
+      // 100 ms per line: 40 lines take 4 s, 20 lines 2 s; the client gives up after 3 s (margins of 1 s
+      // either way on a busy machine).
+      const { server, store, sink, logs } = await setup(
+        { batchLines: 80, minBatchLines: 20, growAfter: 2, backoff: { initialMs: 20, maxMs: 50 } },
+        { timeoutMs: 3000 },
+      );
+      const lines = queue(store, 20);
+      server.answer = (l) => ({ status: 204, delayMs: l.length * 100 });
+      sink.start();
+      await until('outbox empty', () => store.outboxRows('eu-1') === 0, 80_000);
+      const sizes = server.received.map((r) => r.lines.length);
+      assert.deepEqual(sizes.slice(0, 5), [80, 40, 20, 20, 40], `request sizes ${sizes.join(', ')}`);
+      const timesSent = new Map<string, number>();
+      for (const l of server.received.flatMap((r) => r.lines)) timesSent.set(l, (timesSent.get(l) ?? 0) + 1);
+      assert.ok(Math.max(...timesSent.values()) <= 4, 'no line sent more than once per size step');
+      assert.equal(timesSent.size, lines.length);
+      assert.ok(
+        logs.some((l) => /did not answer a batch of 80 lines in time; batch size now 40 lines/.test(l)),
+        logs.join('\n'),
+      );
+      assert.ok(
+        logs.some((l) => /answers in time again; batch size now 40 lines/.test(l)),
+        logs.join('\n'),
+      );
+    },
+  );
 });
 
 describe('a line that draws 5xx', () => {
-  test('after setAsideAfterMs the batch is bisected: the line is set aside, the rest flows, and the log says so', { timeout: 30_000 }, async () => {
-    const { server, store, sink, logs } = await setup({ batchLines: 100, setAsideAfterMs: 800 });
-    const lines = queue(store, 3);
-    const poison = lines[5]!;
-    server.answer = (l) => (l.includes(poison) ? { status: 500, body: '{"message":"internal error: panic in the parser"}' } : { status: 204 });
-    sink.start();
-    await until('outbox empty', () => store.outboxRows('eu-1') === 0, 20_000);
-    const dead = store.deadLetterList({ agent: 'eu-1' });
-    assert.deepEqual(
-      dead.map((d) => [d.line, d.status]),
-      [[poison, 500]],
-    );
-    assert.match(dead[0]!.message, /^set aside after 0 min of 5xx: InfluxDB .* answered 500: internal error: panic in the parser/);
-    assert.deepEqual(server.accepted((r) => (r.lines.includes(poison) ? 500 : 204)).sort(), lines.filter((l) => l !== poison).sort());
-    const first = server.received[0]!.at;
-    const firstOk = server.received.find((r) => !r.lines.includes(poison))!.at;
-    assert.ok(firstOk - first >= 800, 'held up until the set-aside time');
-    assert.ok(logs.some((l) => /answered 5xx to the batch at the head of the outbox .* bisecting it to set aside/.test(l)), logs.join('\n'));
-  });
+  test(
+    'after setAsideAfterMs the batch is bisected: the line is set aside, the rest flows, and the log says so',
+    { timeout: 30_000 },
+    async () => {
+      const { server, store, sink, logs } = await setup({ batchLines: 100, setAsideAfterMs: 800 });
+      const lines = queue(store, 3);
+      const poison = lines[5]!;
+      server.answer = (l) =>
+        l.includes(poison)
+          ? { status: 500, body: '{"message":"internal error: panic in the parser"}' }
+          : { status: 204 };
+      sink.start();
+      await until('outbox empty', () => store.outboxRows('eu-1') === 0, 20_000);
+      const dead = store.deadLetterList({ agent: 'eu-1' });
+      assert.deepEqual(
+        dead.map((d) => [d.line, d.status]),
+        [[poison, 500]],
+      );
+      assert.match(
+        dead[0]!.message,
+        /^set aside after 0 min of 5xx: InfluxDB .* answered 500: internal error: panic in the parser/,
+      );
+      assert.deepEqual(
+        server.accepted((r) => (r.lines.includes(poison) ? 500 : 204)).sort(),
+        lines.filter((l) => l !== poison).sort(),
+      );
+      const first = server.received[0]!.at;
+      const firstOk = server.received.find((r) => !r.lines.includes(poison))!.at;
+      assert.ok(firstOk - first >= 800, 'held up until the set-aside time');
+      assert.ok(
+        logs.some((l) => /answered 5xx to the batch at the head of the outbox .* bisecting it to set aside/.test(l)),
+        logs.join('\n'),
+      );
+    },
+  );
 
-  test('a server answering 5xx to everything past the set-aside time sets nothing aside', { timeout: 30_000 }, async () => {
-    const { server, store, sink } = await setup({ batchLines: 100, setAsideAfterMs: 200 });
-    queue(store, 2);
-    server.answer = () => ({ status: 503, body: 'down' });
-    sink.start();
-    await until('bisecting attempts', () => server.received.length >= 20);
-    assert.equal(store.deadLetters('eu-1'), 0);
-    assert.equal(store.outboxRows('eu-1'), 8);
-  });
+  test(
+    'a server answering 5xx to everything past the set-aside time sets nothing aside',
+    { timeout: 30_000 },
+    async () => {
+      const { server, store, sink } = await setup({ batchLines: 100, setAsideAfterMs: 200 });
+      queue(store, 2);
+      server.answer = () => ({ status: 503, body: 'down' });
+      sink.start();
+      await until('bisecting attempts', () => server.received.length >= 20);
+      assert.equal(store.deadLetters('eu-1'), 0);
+      assert.equal(store.outboxRows('eu-1'), 8);
+    },
+  );
 });

@@ -40,7 +40,14 @@ function tableCounts(path: string): Record<string, number> {
 }
 
 /** Runs TypeScript in a separate node process (the repo's tsx loader), like a second agent would. */
-function nodeProcess(code: string, env: Record<string, string>): { done: Promise<{ code: number | null; out: string }>; onOutput: (re: RegExp) => Promise<void>; running: () => boolean } {
+function nodeProcess(
+  code: string,
+  env: Record<string, string>,
+): {
+  done: Promise<{ code: number | null; out: string }>;
+  onOutput: (re: RegExp) => Promise<void>;
+  running: () => boolean;
+} {
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
     cwd: ROOT,
     env: { ...process.env, ...env },
@@ -100,7 +107,15 @@ describe('one round, one transaction', () => {
       startedAt: Date.parse('2025-03-01T12:00:00.000Z'),
       seq: 7,
       labels: { team: 'net' },
-      events: [{ type: 'site_change', service: 'web', message: 'anycast/udp: edge-eu -> edge-us', from: 'edge-eu', to: 'edge-us' }],
+      events: [
+        {
+          type: 'site_change',
+          service: 'web',
+          message: 'anycast/udp: edge-eu -> edge-us',
+          from: 'edge-eu',
+          to: 'edge-us',
+        },
+      ],
     });
     round.paths[2]!.failures = { timeout: 1 };
     const id = store.saveRound(round, { state: { sites: { 'anycast/udp': 'edge-us' }, down: [] } });
@@ -110,9 +125,21 @@ describe('one round, one transaction', () => {
       roundToLines(round),
     );
     assert.deepEqual(store.serviceState('web', 'eu-1'), { sites: { 'anycast/udp': 'edge-us' }, down: [] });
-    assert.equal(store.serviceState('web', 'us-1'), undefined, 'state is per agent: another agent sharing the file has its own');
+    assert.equal(
+      store.serviceState('web', 'us-1'),
+      undefined,
+      'state is per agent: another agent sharing the file has its own',
+    );
     assert.equal(store.serviceState('api', 'eu-1'), undefined);
-    assert.deepEqual(tableCounts(path), { rounds: 1, paths: 3, benefit: 1, events: 1, service_state: 1, outbox: 5, dead_letters: 0 });
+    assert.deepEqual(tableCounts(path), {
+      rounds: 1,
+      paths: 3,
+      benefit: 1,
+      events: 1,
+      service_state: 1,
+      outbox: 5,
+      dead_letters: 0,
+    });
     store.close();
   });
 
@@ -122,7 +149,11 @@ describe('one round, one transaction', () => {
     store.saveRound(makeRound({ startedAt: Date.now() - 60_000, seq: 1 }), { state: { v: 1 } });
     const before = tableCounts(path);
     // The third path breaks a schema rule after the round row and two paths were inserted.
-    const broken = makeRound({ startedAt: Date.now(), seq: 2, events: [{ type: 'path_up', service: 'web', message: 'up' }] });
+    const broken = makeRound({
+      startedAt: Date.now(),
+      seq: 2,
+      events: [{ type: 'path_up', service: 'web', message: 'up' }],
+    });
     broken.paths[2] = { ...broken.paths[2]!, kind: 'multicast' as 'unicast' };
     assert.throws(() => store.saveRound(broken, { state: { v: 2 } }), /CHECK constraint failed/);
     assert.deepEqual(tableCounts(path), before);
@@ -194,7 +225,10 @@ describe('outbox and dead letters', () => {
     store.saveRound(makeRound({ startedAt: t - 5000 }));
     store.saveHeartbeat(hb(t - 60_000, 3));
     store.saveHeartbeat(hb(t, 7));
-    const lines = store.readOutbox(100).map((e) => e.line).filter((l) => l.startsWith('agent,'));
+    const lines = store
+      .readOutbox(100)
+      .map((e) => e.line)
+      .filter((l) => l.startsWith('agent,'));
     assert.equal(lines.length, 2);
     const [health] = store.agentHealth(t + 2000);
     assert.equal(health!.agent, 'eu-1');
@@ -218,11 +252,19 @@ describe('retention', () => {
   test('by age: old rounds go with everything hanging off them, undelivered lines stay; it logs and counts', () => {
     const logs: string[] = [];
     const path = fresh();
-    const store = openStore(path, { retention: { maxAgeMs: 7 * DAY, maxRows: 1000 }, log: (l) => logs.push(l), retentionIntervalMs: 3_600_000 });
+    const store = openStore(path, {
+      retention: { maxAgeMs: 7 * DAY, maxRows: 1000 },
+      log: (l) => logs.push(l),
+      retentionIntervalMs: 3_600_000,
+    });
     const now = Date.now();
     const old = [10, 9, 8].map((d, i) =>
       store.saveRound(
-        makeRound({ startedAt: now - d * DAY, seq: i, events: [{ type: 'path_down', service: 'web', message: 'down' }] }),
+        makeRound({
+          startedAt: now - d * DAY,
+          seq: i,
+          events: [{ type: 'path_down', service: 'web', message: 'down' }],
+        }),
         { state: { i } },
       ),
     );
@@ -232,11 +274,21 @@ describe('retention', () => {
     assert.equal(res.roundsByAge, 3);
     for (const id of old) assert.equal(store.getRound(id), undefined, `round ${id} was dropped`);
     assert.ok(store.getRound(fresh1));
-    assert.deepEqual(tableCounts(path), { rounds: 1, paths: 3, benefit: 1, events: 0, service_state: 1, outbox: outboxBefore, dead_letters: 0 });
+    assert.deepEqual(tableCounts(path), {
+      rounds: 1,
+      paths: 3,
+      benefit: 1,
+      events: 0,
+      service_state: 1,
+      outbox: outboxBefore,
+      dead_letters: 0,
+    });
     assert.equal(outboxBefore, 3 * 5 + 4, 'three old rounds of 5 lines (with an event), one of 4');
     assert.equal(store.dropped().rounds, 3);
     assert.equal(store.droppedRows, 3);
-    assert.deepEqual(logs, ['store: retention dropped 3 rounds older than 7d (with their paths, benefit rows and events)']);
+    assert.deepEqual(logs, [
+      'store: retention dropped 3 rounds older than 7d (with their paths, benefit rows and events)',
+    ]);
     assert.equal(store.applyRetention(now).roundsByAge, 0, 'a second pass finds nothing');
     assert.equal(logs.length, 1, 'and logs nothing');
     store.close();
@@ -245,7 +297,11 @@ describe('retention', () => {
   test('by rows: only the newest maxRows rounds stay, and the log line says how many went and why', () => {
     const logs: string[] = [];
     const path = fresh();
-    const store = openStore(path, { retention: { maxAgeMs: 30 * DAY, maxRows: 5 }, log: (l) => logs.push(l), retentionIntervalMs: 3_600_000 });
+    const store = openStore(path, {
+      retention: { maxAgeMs: 30 * DAY, maxRows: 5 },
+      log: (l) => logs.push(l),
+      retentionIntervalMs: 3_600_000,
+    });
     const t = Date.now() - 60_000;
     for (let i = 0; i < 8; i++) store.saveRound(makeRound({ startedAt: t + i * 1000, seq: i }));
     const res = store.applyRetention();
@@ -256,14 +312,20 @@ describe('retention', () => {
       [1503, 1504, 1505, 1506, 1507],
     );
     assert.equal(tableCounts(path).paths, 15);
-    assert.deepEqual(logs, ['store: retention dropped the 3 oldest rounds to keep at most 5 (with their paths, benefit rows and events)']);
+    assert.deepEqual(logs, [
+      'store: retention dropped the 3 oldest rounds to keep at most 5 (with their paths, benefit rows and events)',
+    ]);
     assert.equal(store.dropped().rounds, 3);
     store.close();
   });
 
   test('the outbox cap drops the oldest undelivered lines only when it must, counts them and says they are lost', () => {
     const logs: string[] = [];
-    const store = openStore(fresh(), { retention: { maxAgeMs: 30 * DAY, maxRows: 1000, maxOutboxRows: 10 }, log: (l) => logs.push(l), retentionIntervalMs: 0 });
+    const store = openStore(fresh(), {
+      retention: { maxAgeMs: 30 * DAY, maxRows: 1000, maxOutboxRows: 10 },
+      log: (l) => logs.push(l),
+      retentionIntervalMs: 0,
+    });
     const t = Date.now();
     const lines: string[] = [];
     for (let i = 0; i < 4; i++) {
@@ -281,13 +343,21 @@ describe('retention', () => {
     assert.equal(store.droppedRows, 6);
     assert.equal(store.rounds().length, 4, 'rounds are not dropped with the lines');
     assert.ok(logs.length >= 1);
-    for (const l of logs) assert.match(l, /^store: retention dropped \d+ undelivered InfluxDB lines, the oldest, to keep the outbox at most 10 lines; they will never reach InfluxDB/);
+    for (const l of logs)
+      assert.match(
+        l,
+        /^store: retention dropped \d+ undelivered InfluxDB lines, the oldest, to keep the outbox at most 10 lines; they will never reach InfluxDB/,
+      );
     store.close();
   });
 
   test('dead letters go by age and by count', () => {
     const logs: string[] = [];
-    const store = openStore(fresh(), { retention: { maxAgeMs: 7 * DAY, maxRows: 1000, maxDeadLetters: 2 }, log: (l) => logs.push(l), retentionIntervalMs: 3_600_000 });
+    const store = openStore(fresh(), {
+      retention: { maxAgeMs: 7 * DAY, maxRows: 1000, maxDeadLetters: 2 },
+      log: (l) => logs.push(l),
+      retentionIntervalMs: 3_600_000,
+    });
     store.saveRound(makeRound({ startedAt: Date.now() }));
     const ids = store.readOutbox(4).map((e) => e.id);
     store.deadLetter(ids, 'bad', 400);
@@ -308,11 +378,18 @@ describe('opening', () => {
     const path = fresh();
     openStore(path, { retention: RETENTION }).close();
     const ro = openStore(path, { readonly: true });
-    assert.throws(() => ro.saveRound(makeRound({ startedAt: Date.now() })), (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_STORE_READONLY');
+    assert.throws(
+      () => ro.saveRound(makeRound({ startedAt: Date.now() })),
+      (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_STORE_READONLY',
+    );
     ro.close();
     assert.throws(
       () => openStore(join(dir, 'missing.db'), { readonly: true }),
-      (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_STORE_MISSING' && e.exitCode === 2 && e.message.includes('missing.db'),
+      (e: unknown) =>
+        e instanceof AnylatError &&
+        e.code === 'ANYLAT_STORE_MISSING' &&
+        e.exitCode === 2 &&
+        e.message.includes('missing.db'),
     );
   });
 
@@ -320,12 +397,19 @@ describe('opening', () => {
     const path = fresh();
     openStore(path, { retention: RETENTION }).close();
     const db = new Database(path);
-    db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(SCHEMA_VERSION + 1, 'future', 'x');
+    db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+      SCHEMA_VERSION + 1,
+      'future',
+      'x',
+    );
     db.close();
     for (const readonly of [false, true]) {
       assert.throws(
         () => openStore(path, { retention: RETENTION, readonly }),
-        (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_STORE_SCHEMA' && /newer than this anylat understands/.test(e.message),
+        (e: unknown) =>
+          e instanceof AnylatError &&
+          e.code === 'ANYLAT_STORE_SCHEMA' &&
+          /newer than this anylat understands/.test(e.message),
       );
     }
   });
@@ -336,7 +420,8 @@ describe('opening', () => {
     writeFileSync(path, 'this is not sqlite, just text that is long enough to have a header page........');
     assert.throws(
       () => openStore(path, { retention: RETENTION }),
-      (e: unknown) => e instanceof AnylatError && e.code === 'ANYLAT_STORE_OPEN' && e.message.includes(path) && e.exitCode === 2,
+      (e: unknown) =>
+        e instanceof AnylatError && e.code === 'ANYLAT_STORE_OPEN' && e.message.includes(path) && e.exitCode === 2,
     );
   });
 });
@@ -344,7 +429,13 @@ describe('opening', () => {
 describe('several processes on one file', () => {
   test('anylat report reads in another process while an agent process writes', async () => {
     const path = fresh();
-    const writer = nodeProcess(WRITER, { STORE: path, AGENT: 'eu-1', ROUNDS: '150', BASE: String(Date.now() - 300_000), PAUSE_MS: '15' });
+    const writer = nodeProcess(WRITER, {
+      STORE: path,
+      AGENT: 'eu-1',
+      ROUNDS: '150',
+      BASE: String(Date.now() - 300_000),
+      PAUSE_MS: '15',
+    });
     await writer.onOutput(/first round saved/);
     const seen: number[] = [];
     let whileWriting = 0;
@@ -359,7 +450,11 @@ describe('several processes on one file', () => {
     assert.equal(w.code, 0, w.out);
     assert.match(w.out, /done 150/);
     assert.ok(whileWriting >= 2, `only ${whileWriting} reads overlapped the writer`);
-    assert.deepEqual(seen, [...seen].sort((a, b) => a - b), 'each read sees a consistent, growing store');
+    assert.deepEqual(
+      seen,
+      [...seen].sort((a, b) => a - b),
+      'each read sees a consistent, growing store',
+    );
     const final = await runAnylat(['report', '--store', path, '--since', '1d', '--json']);
     assert.equal((JSON.parse(final.stdout) as { rows: Array<{ rounds: number }> }).rows[0]!.rounds, 150);
   });
@@ -387,7 +482,10 @@ describe('several processes on one file', () => {
         const lines = store.readOutbox(10_000, { agent });
         assert.equal(lines.length, 200 * 4);
         const stamps = lines.map((l) => Number(l.line.slice(l.line.lastIndexOf(' ') + 1)));
-        assert.deepEqual(stamps, [...stamps].sort((x, y) => x - y));
+        assert.deepEqual(
+          stamps,
+          [...stamps].sort((x, y) => x - y),
+        );
         assert.equal(new Set(stamps).size, 200);
       }
     } finally {
@@ -405,7 +503,14 @@ describe('report numbers', () => {
       store.saveRound(
         makeRound({
           startedAt: t + i * 1000,
-          benefit: [benefitRow(s, { win_rate: [1, 0.5, 0.75, 1][i]!, baseline: i === 3 ? 'eu-west-1' : 'us-east-1', ci_low_ms: s - i, ci_high_ms: s + 2 })],
+          benefit: [
+            benefitRow(s, {
+              win_rate: [1, 0.5, 0.75, 1][i]!,
+              baseline: i === 3 ? 'eu-west-1' : 'us-east-1',
+              ci_low_ms: s - i,
+              ci_high_ms: s + 2,
+            }),
+          ],
         }),
       ),
     );

@@ -23,7 +23,8 @@ let server: WebServer;
 function httpPath(endpoint: string, metric: 'ttfb' | 'total', received: number, flagged: number): PathResult {
   const p = udpPath(endpoint, 20, { protocol: 'http', metric, sent: received, received, flagged });
   if (flagged === received) {
-    for (const k of ['min_ms', 'p50_ms', 'p90_ms', 'p99_ms', 'max_ms', 'mean_ms', 'stddev_ms', 'jitter_ms'] as const) delete p[k];
+    for (const k of ['min_ms', 'p50_ms', 'p90_ms', 'p99_ms', 'max_ms', 'mean_ms', 'stddev_ms', 'jitter_ms'] as const)
+      delete p[k];
   }
   return p;
 }
@@ -41,7 +42,12 @@ before(async () => {
         region: 'ap-south',
         service: 'web',
         startedAt: now - (20 - i) * MIN,
-        paths: [httpPath('anycast', 'ttfb', 5, 0), httpPath('u1', 'ttfb', 5, 0), httpPath('anycast', 'total', 5, 5), httpPath('u1', 'total', 5, 5)],
+        paths: [
+          httpPath('anycast', 'ttfb', 5, 0),
+          httpPath('u1', 'ttfb', 5, 0),
+          httpPath('anycast', 'total', 5, 5),
+          httpPath('u1', 'total', 5, 5),
+        ],
         benefit: [benefitRow(3, { protocol: 'http', metric: 'ttfb', baseline: 'u1' })],
       }),
     );
@@ -52,15 +58,43 @@ before(async () => {
         region: 'eu-west',
         service: 'web',
         startedAt: now - (18 - i) * MIN,
-        paths: [httpPath('anycast', 'ttfb', 5, 0), httpPath('u1', 'ttfb', 5, 0), httpPath('anycast', 'total', 5, 5), httpPath('u1', 'total', 5, 1)],
+        paths: [
+          httpPath('anycast', 'ttfb', 5, 0),
+          httpPath('u1', 'ttfb', 5, 0),
+          httpPath('anycast', 'total', 5, 5),
+          httpPath('u1', 'total', 5, 1),
+        ],
         benefit: [benefitRow(2, { protocol: 'http', metric: 'ttfb', baseline: 'u1' })],
       }),
     );
   }
   // sa-1: ttfb as well as total lost every sample to the flags.
-  store.saveRound(makeRound({ agent: 'sa-1', region: 'sa-east', service: 'web', startedAt: now - 12 * MIN, paths: [httpPath('anycast', 'ttfb', 5, 5), httpPath('u1', 'ttfb', 5, 5), httpPath('anycast', 'total', 5, 5), httpPath('u1', 'total', 5, 5)], benefit: [] }));
+  store.saveRound(
+    makeRound({
+      agent: 'sa-1',
+      region: 'sa-east',
+      service: 'web',
+      startedAt: now - 12 * MIN,
+      paths: [
+        httpPath('anycast', 'ttfb', 5, 5),
+        httpPath('u1', 'ttfb', 5, 5),
+        httpPath('anycast', 'total', 5, 5),
+        httpPath('u1', 'total', 5, 5),
+      ],
+      benefit: [],
+    }),
+  );
   // us-1: one round that measured only total, every sample flagged.
-  store.saveRound(makeRound({ agent: 'us-1', region: 'us-east', service: 'web', startedAt: now - 10 * MIN, paths: [httpPath('anycast', 'total', 5, 5), httpPath('u1', 'total', 5, 5)], benefit: [] }));
+  store.saveRound(
+    makeRound({
+      agent: 'us-1',
+      region: 'us-east',
+      service: 'web',
+      startedAt: now - 10 * MIN,
+      paths: [httpPath('anycast', 'total', 5, 5), httpPath('u1', 'total', 5, 5)],
+      benefit: [],
+    }),
+  );
   store.close();
   server = await startWebServer({ storePath, listen: '127.0.0.1:0', log: () => {} });
 });
@@ -71,10 +105,22 @@ after(async () => {
 });
 
 test('timingNote: all flagged, one side all flagged, some flagged, none', () => {
-  assert.equal(timingNote({ anycast: { received: 5, flagged: 5 }, unicast: { received: 5, flagged: 5 } }), 'all 10 samples flagged for timing');
-  assert.equal(timingNote({ anycast: { received: 10, flagged: 10 }, unicast: { received: 10, flagged: 2 } }), 'all 10 anycast samples flagged for timing');
-  assert.equal(timingNote({ anycast: { received: 10, flagged: 3 }, unicast: { received: 10, flagged: 10 } }), 'all 10 unicast samples flagged for timing');
-  assert.equal(timingNote({ anycast: { received: 10, flagged: 3 }, unicast: { received: 10, flagged: 4 } }), '7 of 20 samples flagged for timing, no pair left');
+  assert.equal(
+    timingNote({ anycast: { received: 5, flagged: 5 }, unicast: { received: 5, flagged: 5 } }),
+    'all 10 samples flagged for timing',
+  );
+  assert.equal(
+    timingNote({ anycast: { received: 10, flagged: 10 }, unicast: { received: 10, flagged: 2 } }),
+    'all 10 anycast samples flagged for timing',
+  );
+  assert.equal(
+    timingNote({ anycast: { received: 10, flagged: 3 }, unicast: { received: 10, flagged: 10 } }),
+    'all 10 unicast samples flagged for timing',
+  );
+  assert.equal(
+    timingNote({ anycast: { received: 10, flagged: 3 }, unicast: { received: 10, flagged: 4 } }),
+    '7 of 20 samples flagged for timing, no pair left',
+  );
   assert.equal(timingNote({ anycast: { received: 10, flagged: 0 }, unicast: { received: 0, flagged: 0 } }), undefined);
 });
 
@@ -94,7 +140,9 @@ test('report: the metric without a row is listed with why, under the table and i
     text.stdout,
   );
   const json = await runAnylat(['report', '--store', storePath, '--since', '1h', '--json']);
-  const out = JSON.parse(json.stdout) as { timing_gaps: Array<{ agent: string; metric: string; note: string; anycast: { received: number; flagged: number } }> };
+  const out = JSON.parse(json.stdout) as {
+    timing_gaps: Array<{ agent: string; metric: string; note: string; anycast: { received: number; flagged: number } }>;
+  };
   assert.deepEqual(
     out.timing_gaps.map((g) => [g.agent, g.metric, g.note, g.anycast.flagged]),
     [
@@ -108,7 +156,10 @@ test('report: the metric without a row is listed with why, under the table and i
   // A window that holds only such a metric: no table, and no "no rounds" either.
   const only = await runAnylat(['report', '--store', storePath, '--since', '1h', '--agent', 'us-1']);
   assert.equal(only.code, 0, only.stderr);
-  assert.equal(only.stdout, `no benefit rows in ${storePath} in the last 1h (agent us-1): no pair of samples was left\n  us-1  web  http/total: all 10 samples flagged for timing (1 round)\n`);
+  assert.equal(
+    only.stdout,
+    `no benefit rows in ${storePath} in the last 1h (agent us-1): no pair of samples was left\n  us-1  web  http/total: all 10 samples flagged for timing (1 round)\n`,
+  );
 });
 
 test('page API: a region without a headline says its samples were flagged, one that has one says nothing', async () => {

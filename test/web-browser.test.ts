@@ -9,7 +9,16 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { openStore, type Store } from '../agent/store/index.ts';
 import { startWebServer, type WebServer } from '../agent/web/index.ts';
-import { benefitTable, chartInk, inkProblems, launchChromium, openPage, saveScreenshot, waitForRegions, type Browser } from './support/browser.ts';
+import {
+  benefitTable,
+  chartInk,
+  inkProblems,
+  launchChromium,
+  openPage,
+  saveScreenshot,
+  waitForRegions,
+  type Browser,
+} from './support/browser.ts';
 import { CI_HALF_WIDTH, fillStore, LOSSY, regionRound, REGIONS, ROUNDS, type Filled } from './support/web-data.ts';
 
 const RETENTION = { maxAgeMs: 30 * 86_400_000, maxRows: 1_000_000 };
@@ -57,7 +66,11 @@ describe('web dashboard in Chromium', () => {
   // The store holds two services (`api` from an old agent): the page opens on the overview, so these open `web`.
   it('shows every region with the saved numbers, draws every chart, and reports no error', async () => {
     const { page, errors } = await openPage(browser, `${server.url}?service=web`);
-    await waitForRegions(page, REGIONS.map((s) => s.region), 20_000);
+    await waitForRegions(
+      page,
+      REGIONS.map((s) => s.region),
+      20_000,
+    );
 
     const table = await benefitTable(page);
     assert.deepEqual(
@@ -70,9 +83,17 @@ describe('web dashboard in Chromium', () => {
       const cells = table.find((r) => r.agent === spec.agent)!;
       assert.equal(cells.region, spec.region);
       assert.equal(cells.saved, ms(spec.saved, true), `${spec.agent} saved`);
-      assert.equal(cells.ci, `[${(spec.saved - CI_HALF_WIDTH).toFixed(1)}, ${(spec.saved + CI_HALF_WIDTH).toFixed(1)}] ms`, `${spec.agent} CI`);
+      assert.equal(
+        cells.ci,
+        `[${(spec.saved - CI_HALF_WIDTH).toFixed(1)}, ${(spec.saved + CI_HALF_WIDTH).toFixed(1)}] ms`,
+        `${spec.agent} CI`,
+      );
       assert.equal(cells.saved_pct, `${med(udp.map((b) => b.saved_pct)).toFixed(1)}%`, `${spec.agent} saved %`);
-      assert.equal(cells.win_rate, `${Math.round((100 * udp.reduce((a, b) => a + b.win_rate, 0)) / udp.length)}%`, `${spec.agent} win rate`);
+      assert.equal(
+        cells.win_rate,
+        `${Math.round((100 * udp.reduce((a, b) => a + b.win_rate, 0)) / udp.length)}%`,
+        `${spec.agent} win rate`,
+      );
       assert.equal(cells.anycast_p50, ms(med(udp.map((b) => b.anycast_p50_ms))), `${spec.agent} anycast p50`);
       assert.equal(cells.baseline_p50, ms(med(udp.map((b) => b.baseline_p50_ms))), `${spec.agent} baseline p50`);
       assert.equal(cells.baseline, spec.baseline);
@@ -80,12 +101,18 @@ describe('web dashboard in Chromium', () => {
       assert.equal(cells.rounds, String(ROUNDS));
       assert.equal(
         cells.verdict,
-        spec.saved - CI_HALF_WIDTH > 0 ? 'anycast faster' : spec.saved + CI_HALF_WIDTH < 0 ? 'anycast slower' : 'no clear difference',
+        spec.saved - CI_HALF_WIDTH > 0
+          ? 'anycast faster'
+          : spec.saved + CI_HALF_WIDTH < 0
+            ? 'anycast slower'
+            : 'no clear difference',
       );
     }
 
     // Site change, events and health made it to the page.
-    const event = await page.$eval('#events-table tbody tr', (tr) => Array.from(tr.querySelectorAll('td')).map((td) => td.textContent));
+    const event = await page.$eval('#events-table tbody tr', (tr) =>
+      Array.from(tr.querySelectorAll('td')).map((td) => td.textContent),
+    );
     assert.deepEqual(event.slice(1, 5), ['eu-west', 'eu-1', 'site change', 'eu-west-1 → us-east-1']);
     const health = await page.$$eval('#health-table tbody tr', (rows) =>
       rows.map((r) => [(r as HTMLElement).dataset.agent, r.querySelector('td')?.textContent]),
@@ -109,12 +136,19 @@ describe('web dashboard in Chromium', () => {
     const png = await saveScreenshot(page, 'web-dashboard');
     const ink = await chartInk(page, png);
     const names = ink.map((c) => c.name).sort();
-    assert.deepEqual(names, ['benefit', ...REGIONS.map((s) => `latency:${s.agent}`), ...REGIONS.map((s) => `loss:${s.agent}`)].sort());
+    assert.deepEqual(
+      names,
+      ['benefit', ...REGIONS.map((s) => `latency:${s.agent}`), ...REGIONS.map((s) => `loss:${s.agent}`)].sort(),
+    );
     const MIN_PIXELS = 50;
     assert.deepEqual(inkProblems(ink, MIN_PIXELS), []);
     // The lossy path's spikes are drawn in its own colour.
     const loss = ink.find((c) => c.name === `loss:${LOSSY.agent}`)!;
-    const pathIndex = await page.$$eval(`[data-chart="loss:${LOSSY.agent}"] .u-legend .u-series th`, (ths, label) => ths.findIndex((th) => th.textContent?.trim() === label) - 1, `${LOSSY.endpoint} ${LOSSY.protocol}`);
+    const pathIndex = await page.$$eval(
+      `[data-chart="loss:${LOSSY.agent}"] .u-legend .u-series th`,
+      (ths, label) => ths.findIndex((th) => th.textContent?.trim() === label) - 1,
+      `${LOSSY.endpoint} ${LOSSY.protocol}`,
+    );
     assert.ok(pathIndex >= 0, 'lossy path in the legend');
     assert.ok(loss.pixels[pathIndex]! >= MIN_PIXELS, `lossy path drew ${loss.pixels[pathIndex]} pixels`);
 
@@ -127,7 +161,10 @@ describe('web dashboard in Chromium', () => {
     await page.waitForSelector('body[data-loaded="true"]');
     await page.selectOption('#metric', 'tcp/connect');
     await page.waitForFunction(() => document.getElementById('benefit-caption')?.textContent?.includes('tcp/connect'));
-    assert.match(await page.$eval('#benefit-caption', (e) => e.textContent ?? ''), /edge scope: overstates the benefit/);
+    assert.match(
+      await page.$eval('#benefit-caption', (e) => e.textContent ?? ''),
+      /edge scope: overstates the benefit/,
+    );
     for (const spec of REGIONS) {
       const tcp = filled.rounds.get(spec.agent)!.map((r) => r.benefit.find((b) => b.protocol === 'tcp')!.saved_ms);
       assert.equal((await benefitRow(page, spec.agent)).saved, ms(med(tcp), true), spec.agent);
@@ -144,7 +181,8 @@ describe('web dashboard in Chromium', () => {
     assert.equal((await benefitRow(page, spec.agent)).rounds, String(ROUNDS));
     store.saveRound(regionRound(spec, ROUNDS, Date.now() - 1000));
     await page.waitForFunction(
-      ([agent, n]) => document.querySelector(`#benefit-table tr[data-agent="${agent}"] td[data-col="rounds"]`)?.textContent === n,
+      ([agent, n]) =>
+        document.querySelector(`#benefit-table tr[data-agent="${agent}"] td[data-col="rounds"]`)?.textContent === n,
       [spec.agent, String(ROUNDS + 1)] as const,
       { timeout: 20_000 },
     );

@@ -12,11 +12,25 @@ import { openStore, type Store } from '../agent/store/index.ts';
 import { startWebServer, type WebServer } from '../agent/web/index.ts';
 import type { BenefitResponse, HealthResponse, OverviewResponse } from '../agent/web/index.ts';
 import { launchChromium, openPage, type Browser } from './support/browser.ts';
-import { AGENTS, fillOverviewStore, lossOf, SERVICES, verdictOf, type AgentName, type OverviewFill } from './support/overview-data.ts';
+import {
+  AGENTS,
+  fillOverviewStore,
+  lossOf,
+  SERVICES,
+  verdictOf,
+  type AgentName,
+  type OverviewFill,
+} from './support/overview-data.ts';
 
 const RETENTION = { maxAgeMs: 30 * 86_400_000, maxRows: 1_000_000 };
 /** The metric each service's figures must be on: the end-to-end primary of what it measures. */
-const HEADLINE: Record<string, string> = { web: 'udp/rtt', shop: 'http/ttfb', stream: 'tcp/rtt', login: 'tls/handshake', api: 'udp/rtt' };
+const HEADLINE: Record<string, string> = {
+  web: 'udp/rtt',
+  shop: 'http/ttfb',
+  stream: 'tcp/rtt',
+  login: 'tls/handshake',
+  api: 'udp/rtt',
+};
 
 function med(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
@@ -56,8 +70,12 @@ function truth(fill: OverviewFill, service: string, agent: string) {
 async function overviewRows(page: Page): Promise<Array<Record<string, string>>> {
   return page.$$eval('#overview-table tbody tr[data-service]', (rows) =>
     rows.map((tr) => {
-      const out: Record<string, string> = { service: (tr as HTMLElement).dataset.service ?? '', agent: (tr as HTMLElement).dataset.agent ?? '' };
-      for (const td of Array.from(tr.querySelectorAll('td'))) out[(td as HTMLElement).dataset.col ?? ''] = (td.textContent ?? '').trim();
+      const out: Record<string, string> = {
+        service: (tr as HTMLElement).dataset.service ?? '',
+        agent: (tr as HTMLElement).dataset.agent ?? '',
+      };
+      for (const td of Array.from(tr.querySelectorAll('td')))
+        out[(td as HTMLElement).dataset.col ?? ''] = (td.textContent ?? '').trim();
       return out;
     }),
   );
@@ -123,7 +141,10 @@ describe('web overview: every service × region', () => {
   it("a service's own view opens on the same headline metric: HTTP ttfb, never DNS", async () => {
     const body = (await (await fetch(new URL('/api/benefit?service=shop', server.url))).json()) as BenefitResponse;
     assert.equal(body.metric, 'http/ttfb');
-    assert.ok(body.metrics.some((m) => m.key === 'http/dns'), 'dns is measured (and end to end) but not the default');
+    assert.ok(
+      body.metrics.some((m) => m.key === 'http/dns'),
+      'dns is measured (and end to end) but not the default',
+    );
   });
 
   it('agent health gives each service its own round interval, not the agent-wide rate', async () => {
@@ -168,7 +189,10 @@ describe('web overview: every service × region', () => {
     assert.equal(rows.find((r) => r.service === 'stream' && r.agent === 'eu-1')!.verdict, 'anycast slower');
 
     // Agent health labels each service's interval.
-    const every = await page.$eval('#health-table tbody tr[data-agent="us-1"] td[data-col="intervals"]', (td) => td.textContent);
+    const every = await page.$eval(
+      '#health-table tbody tr[data-agent="us-1"] td[data-col="intervals"]',
+      (td) => td.textContent,
+    );
     assert.equal(every, '10 s: shop, stream, web · 60 s: api, login');
 
     // Click the shop row of ap-south: its own view, on ttfb, with the same figure.
@@ -200,11 +224,18 @@ describe('web overview: every service × region', () => {
     await page.waitForFunction(() => document.querySelectorAll('[data-chart] canvas').length >= 7);
     const legend = () =>
       page.$$eval('[data-chart="benefit"] .u-legend .u-series', (trs) =>
-        trs.map((tr) => [tr.querySelector('.u-label')?.textContent ?? '', tr.querySelector('.u-value')?.textContent ?? '']),
+        trs.map((tr) => [
+          tr.querySelector('.u-label')?.textContent ?? '',
+          tr.querySelector('.u-value')?.textContent ?? '',
+        ]),
       );
     const latest = (agent: AgentName) => fill.rounds.get(`web/${agent}`)!.at(-1)!.benefit[0]!.saved_ms!.toFixed(2);
-    const expected = (Object.keys(AGENTS) as AgentName[]).sort((a, b) => AGENTS[a].localeCompare(AGENTS[b])).map((a) => [`${AGENTS[a]} (${a})`, latest(a)]);
-    const newest = Math.max(...(Object.keys(AGENTS) as AgentName[]).map((a) => Date.parse(fill.rounds.get(`web/${a}`)!.at(-1)!.started_at)));
+    const expected = (Object.keys(AGENTS) as AgentName[])
+      .sort((a, b) => AGENTS[a].localeCompare(AGENTS[b]))
+      .map((a) => [`${AGENTS[a]} (${a})`, latest(a)]);
+    const newest = Math.max(
+      ...(Object.keys(AGENTS) as AgentName[]).map((a) => Date.parse(fill.rounds.get(`web/${a}`)!.at(-1)!.started_at)),
+    );
 
     const before = await legend();
     assert.deepEqual(before.slice(1), expected);
@@ -220,12 +251,16 @@ describe('web overview: every service × region', () => {
     const rect = (await box.boundingBox())!;
     await page.mouse.move(rect.x + 3, rect.y + rect.height / 2);
     await page.waitForFunction(
-      (want) => document.querySelector('[data-chart="benefit"] .u-legend .u-series:nth-child(2) .u-value')?.textContent !== want,
+      (want) =>
+        document.querySelector('[data-chart="benefit"] .u-legend .u-series:nth-child(2) .u-value')?.textContent !==
+        want,
       expected[0]![1],
     );
     await page.mouse.move(rect.x + rect.width / 2, rect.y + rect.height + 200);
     await page.waitForFunction(
-      (want) => document.querySelector('[data-chart="benefit"] .u-legend .u-series:nth-child(2) .u-value')?.textContent === want,
+      (want) =>
+        document.querySelector('[data-chart="benefit"] .u-legend .u-series:nth-child(2) .u-value')?.textContent ===
+        want,
       expected[0]![1],
     );
     assert.deepEqual((await legend()).slice(1), expected);

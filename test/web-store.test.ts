@@ -43,7 +43,9 @@ function counted(path: string): ServiceSummary[] {
 function versions(path: string): number[] {
   const db = new Database(path, { readonly: true });
   try {
-    return (db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as Array<{ version: number }>).map((r) => r.version);
+    return (
+      db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as Array<{ version: number }>
+    ).map((r) => r.version);
   } finally {
     db.close();
   }
@@ -62,7 +64,11 @@ function schemaOneFile(path: string, source: string): void {
   db.prepare('ATTACH DATABASE ? AS src').run(source);
   for (const table of ['rounds', 'paths', 'benefit', 'events', 'service_state', 'heartbeats']) {
     // Schema 1's columns only: later migrations added some (size, schema 4).
-    const columns = (db.prepare(`SELECT name FROM pragma_table_info('${table}', 'main')`).all() as Array<{ name: string }>).map((c) => c.name).join(', ');
+    const columns = (
+      db.prepare(`SELECT name FROM pragma_table_info('${table}', 'main')`).all() as Array<{ name: string }>
+    )
+      .map((c) => c.name)
+      .join(', ');
     db.exec(`INSERT INTO main.${table} (${columns}) SELECT ${columns} FROM src.${table}`);
   }
   db.exec('DETACH DATABASE src');
@@ -144,7 +150,8 @@ describe('round totals (schema 2)', () => {
     const store = openStore(path, { retention: RETENTION, outbox: false });
     // Interleaved agents, so dropping the oldest rounds takes some of each.
     for (let i = 0; i < 30; i++) {
-      for (const agent of ['a-1', 'b-1']) store.saveRound(makeRound({ agent, region: agent.replace('-1', ''), startedAt: now - 10 * HOUR + i * 60_000 }));
+      for (const agent of ['a-1', 'b-1'])
+        store.saveRound(makeRound({ agent, region: agent.replace('-1', ''), startedAt: now - 10 * HOUR + i * 60_000 }));
     }
     store.saveRound(makeRound({ agent: 'c-1', region: 'c', service: 'dns', startedAt: now - 9 * HOUR }));
     assert.deepEqual(store.services(), counted(path));
@@ -200,9 +207,15 @@ describe('the dashboard aggregates in SQL', () => {
         }),
         benefitRow(40 - i / 3, { protocol: 'tcp', metric: 'connect', scope: 'edge', anycast_p50_ms: 2 }),
       ];
-      store.saveRound(makeRound({ agent: 'eu-1', region: i < 30 ? 'eu-west' : 'eu-north', startedAt: t, seq: i, benefit }));
-      if (i % 2 === 0) store.saveRound(makeRound({ agent: 'us-1', region: 'us-east', startedAt: t + 7_000, seq: i, benefit: benefit.slice(0, 1) }));
-      if (i % 10 === 0) store.saveRound(makeRound({ agent: 'us-1', region: 'us-east', service: 'api', startedAt: t + 9_000, seq: i }));
+      store.saveRound(
+        makeRound({ agent: 'eu-1', region: i < 30 ? 'eu-west' : 'eu-north', startedAt: t, seq: i, benefit }),
+      );
+      if (i % 2 === 0)
+        store.saveRound(
+          makeRound({ agent: 'us-1', region: 'us-east', startedAt: t + 7_000, seq: i, benefit: benefit.slice(0, 1) }),
+        );
+      if (i % 10 === 0)
+        store.saveRound(makeRound({ agent: 'us-1', region: 'us-east', service: 'api', startedAt: t + 9_000, seq: i }));
     }
     const json = (x: unknown) => JSON.parse(JSON.stringify(x)) as unknown;
     const windows = [
@@ -236,7 +249,8 @@ describe('the dashboard aggregates in SQL', () => {
     const store = openStore(path, { retention: RETENTION, outbox: false });
     const now = Date.now();
     const t = (i: number) => now - 20 * 60_000 + i * 60_000;
-    const anycast = (site: string | undefined, endpoint = 'anycast') => udpPath(endpoint, 10, { kind: 'anycast', ...(site === undefined ? {} : { site }) });
+    const anycast = (site: string | undefined, endpoint = 'anycast') =>
+      udpPath(endpoint, 10, { kind: 'anycast', ...(site === undefined ? {} : { site }) });
     const sites: Array<Array<string | undefined>> = [
       ['edge-a'],
       ['edge-a'],
@@ -251,7 +265,10 @@ describe('the dashboard aggregates in SQL', () => {
       store.saveRound(makeRound({ startedAt: t(i), paths }));
     });
     // A round without an anycast path of this protocol is not part of any run.
-    const tcpOnly: RoundResult = makeRound({ startedAt: t(7), paths: [{ ...udpPath('anycast', 2, { site: 'edge-c' }), protocol: 'tcp', metric: 'connect', scope: 'edge' }] });
+    const tcpOnly: RoundResult = makeRound({
+      startedAt: t(7),
+      paths: [{ ...udpPath('anycast', 2, { site: 'edge-c' }), protocol: 'tcp', metric: 'connect', scope: 'edge' }],
+    });
     store.saveRound(tcpOnly);
     store.saveRound(makeRound({ startedAt: t(8), paths: [anycast('edge-b')] }));
     assert.deepEqual(store.siteRuns({ since: now - HOUR, service: 'web', protocol: 'udp', metric: 'rtt' }), [
@@ -277,8 +294,20 @@ describe('the dashboard aggregates in SQL', () => {
     for (const [agent, c] of columns) {
       const mine = rows.filter((p) => p.agent === agent);
       assert.equal(mine.length, ROUNDS);
-      for (const k of ['t', 'anycast_p50_ms', 'baseline_p50_ms', 'baseline', 'saved_ms', 'ci_low_ms', 'ci_high_ms'] as const) {
-        assert.deepEqual(c[k], mine.map((p) => p[k]), `${agent} ${k}`);
+      for (const k of [
+        't',
+        'anycast_p50_ms',
+        'baseline_p50_ms',
+        'baseline',
+        'saved_ms',
+        'ci_low_ms',
+        'ci_high_ms',
+      ] as const) {
+        assert.deepEqual(
+          c[k],
+          mine.map((p) => p[k]),
+          `${agent} ${k}`,
+        );
       }
       assert.deepEqual(store.latestBenefit({ ...q, agent, protocol: 'udp', metric: 'rtt' }), mine.at(-1));
     }
@@ -288,7 +317,12 @@ describe('the dashboard aggregates in SQL', () => {
     for (const c of lossColumns) {
       const mine = loss.filter((p) => p.agent === c.agent && p.endpoint === c.endpoint && p.protocol === c.protocol);
       assert.ok(mine.every((p) => p.kind === c.kind));
-      for (const k of ['t', 'loss_pct', 'sent', 'received'] as const) assert.deepEqual(c[k], mine.map((p) => p[k]), `${c.agent} ${c.endpoint} ${k}`);
+      for (const k of ['t', 'loss_pct', 'sent', 'received'] as const)
+        assert.deepEqual(
+          c[k],
+          mine.map((p) => p[k]),
+          `${c.agent} ${c.endpoint} ${k}`,
+        );
     }
     store.close();
   });

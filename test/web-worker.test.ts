@@ -20,7 +20,13 @@ const ROUNDS = 12_000;
 const GAP_MS = 20_000;
 /** The longest stretch the monitor saw the loop held up within [t0, t1]. */
 function longestStall(lag: LagMonitor, t0: number, t1: number): number {
-  return Math.max(0, ...lag.windowsSince(t0).filter((w) => w.from <= t1).map((w) => w.to - w.from));
+  return Math.max(
+    0,
+    ...lag
+      .windowsSince(t0)
+      .filter((w) => w.from <= t1)
+      .map((w) => w.to - w.from),
+  );
 }
 
 /** Times `path` three times; per request its duration and the longest stall of this thread meanwhile. */
@@ -83,7 +89,8 @@ describe('web dashboard on its own thread', () => {
     const path = '/api/benefit?since=400d';
     const off = await measure(worker, path);
     const on = await measure(inline, path);
-    const show = (xs: typeof off) => xs.map((x) => `${x.ms.toFixed(0)} ms request, longest stall ${x.stall.toFixed(1)} ms`).join('; ');
+    const show = (xs: typeof off) =>
+      xs.map((x) => `${x.ms.toFixed(0)} ms request, longest stall ${x.stall.toFixed(1)} ms`).join('; ');
     // Inline, the query blocks this thread for most of the request: the monitor sees it.
     for (const x of on) assert.ok(x.stall >= x.ms / 2, `inline: ${show(on)}`);
     // On the worker, no stall comes near the request's length (best of three, against a
@@ -91,7 +98,7 @@ describe('web dashboard on its own thread', () => {
     assert.ok(Math.min(...off.map((x) => x.stall / x.ms)) < 1 / 4, `worker: ${show(off)}`);
   });
 
-  it('closes while a long query is still running, and the file stays the agent\'s', async () => {
+  it("closes while a long query is still running, and the file stays the agent's", async () => {
     const extra = await startWebServer({ store, listen: '127.0.0.1:0', log: () => {} });
     // Answered or cut off, whichever comes first: what matters is that close() returns.
     const pending = fetch(new URL('/api/loss?since=400d', extra.url))
@@ -103,6 +110,9 @@ describe('web dashboard on its own thread', () => {
     await assert.rejects(fetch(new URL('/api/health', extra.url)), 'nothing listens any more');
     // The agent's handle writes on as before.
     store.saveRound(makeRound({ agent: 'agent-0', region: 'region-0', startedAt: Date.now() }));
-    assert.equal(store.services().reduce((n, s) => n + s.rounds, 0), ROUNDS + 1);
+    assert.equal(
+      store.services().reduce((n, s) => n + s.rounds, 0),
+      ROUNDS + 1,
+    );
   });
 });

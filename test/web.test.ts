@@ -10,7 +10,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore, type Store } from '../agent/store/index.ts';
 import { startWebServer, type WebServer } from '../agent/web/index.ts';
-import type { BenefitResponse, EventsResponse, HealthResponse, LatencyResponse, LossResponse, ServicesResponse, SitesResponse } from '../agent/web/index.ts';
+import type {
+  BenefitResponse,
+  EventsResponse,
+  HealthResponse,
+  LatencyResponse,
+  LossResponse,
+  ServicesResponse,
+  SitesResponse,
+} from '../agent/web/index.ts';
 import { HEARTBEAT_INTERVAL_MS } from '../agent/agent.ts';
 import { HEARTBEAT_LATE_AFTER_S } from '../agent/web/queries.ts';
 import { fillStore, LOSSY, regionRound, REGIONS, ROUNDS, type Filled } from './support/web-data.ts';
@@ -29,7 +37,10 @@ function close(actual: number | null | undefined, expected: number, what: string
   assert.ok(Math.abs(actual - expected) < 1e-9, `${what}: expected ${expected}, got ${actual}`);
 }
 
-async function get<T>(server: WebServer, path: string): Promise<{ status: number; type: string | null; headers: Headers; body: T }> {
+async function get<T>(
+  server: WebServer,
+  path: string,
+): Promise<{ status: number; type: string | null; headers: Headers; body: T }> {
   const res = await fetch(new URL(path, server.url));
   const type = res.headers.get('content-type');
   const body = (type?.startsWith('application/json') ? await res.json() : await res.text()) as T;
@@ -62,7 +73,10 @@ describe('web dashboard server', () => {
 
   it('logs where it listens, on loopback', () => {
     assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
-    assert.ok(logs.some((l) => l.includes(server.url)), logs.join('\n'));
+    assert.ok(
+      logs.some((l) => l.includes(server.url)),
+      logs.join('\n'),
+    );
   });
 
   it('lists services with their agents; the default is the service measured last', async () => {
@@ -176,17 +190,35 @@ describe('web dashboard server', () => {
     for (const spec of REGIONS) {
       const r = body.regions.find((x) => x.agent === spec.agent)!;
       const rounds = filled.rounds.get(spec.agent)!;
-      assert.deepEqual(r.t, rounds.map((_, i) => filled.startOf(spec, i)));
-      assert.deepEqual(r.anycast_p50_ms, rounds.map((x) => x.benefit[0]!.anycast_p50_ms));
-      assert.deepEqual(r.baseline_p50_ms, rounds.map((x) => x.benefit[0]!.baseline_p50_ms));
-      assert.deepEqual(r.saved_ms, rounds.map((x) => x.benefit[0]!.saved_ms));
-      assert.deepEqual(r.baseline, rounds.map(() => spec.baseline));
+      assert.deepEqual(
+        r.t,
+        rounds.map((_, i) => filled.startOf(spec, i)),
+      );
+      assert.deepEqual(
+        r.anycast_p50_ms,
+        rounds.map((x) => x.benefit[0]!.anycast_p50_ms),
+      );
+      assert.deepEqual(
+        r.baseline_p50_ms,
+        rounds.map((x) => x.benefit[0]!.baseline_p50_ms),
+      );
+      assert.deepEqual(
+        r.saved_ms,
+        rounds.map((x) => x.benefit[0]!.saved_ms),
+      );
+      assert.deepEqual(
+        r.baseline,
+        rounds.map(() => spec.baseline),
+      );
     }
     // The window cuts: 5 minutes hold only the newest rounds.
     const short = await get<LatencyResponse>(server, '/api/latency?since=5m');
     const us = short.body.regions.find((x) => x.agent === 'us-1')!;
     const spec = REGIONS.find((s) => s.agent === 'us-1')!;
-    const expected = filled.rounds.get('us-1')!.map((_, i) => filled.startOf(spec, i)).filter((t) => t >= short.body.from_t);
+    const expected = filled.rounds
+      .get('us-1')!
+      .map((_, i) => filled.startOf(spec, i))
+      .filter((t) => t >= short.body.from_t);
     assert.ok(expected.length > 0 && expected.length < ROUNDS);
     assert.deepEqual(us.t, expected);
   });
@@ -199,10 +231,19 @@ describe('web dashboard server', () => {
       ['anycast/udp', 'anycast/tcp', 'eu-west-1/udp', 'us-east-1/udp', 'us-east-1/tcp'],
     );
     const lossy = us.paths.find((p) => p.endpoint === LOSSY.endpoint && p.protocol === LOSSY.protocol)!;
-    assert.deepEqual(lossy.loss_pct, Array.from({ length: ROUNDS }, (_, i) => (i % LOSSY.every === 0 ? LOSSY.lossPct : 0)));
-    assert.deepEqual(lossy.received, Array.from({ length: ROUNDS }, (_, i) => (i % LOSSY.every === 0 ? 19 : 20)));
+    assert.deepEqual(
+      lossy.loss_pct,
+      Array.from({ length: ROUNDS }, (_, i) => (i % LOSSY.every === 0 ? LOSSY.lossPct : 0)),
+    );
+    assert.deepEqual(
+      lossy.received,
+      Array.from({ length: ROUNDS }, (_, i) => (i % LOSSY.every === 0 ? 19 : 20)),
+    );
     for (const r of body.regions.filter((x) => x.agent !== LOSSY.agent)) {
-      assert.ok(r.paths.every((p) => p.loss_pct.every((v) => v === 0)), `${r.agent} has no loss`);
+      assert.ok(
+        r.paths.every((p) => p.loss_pct.every((v) => v === 0)),
+        `${r.agent} has no loss`,
+      );
     }
   });
 
@@ -212,18 +253,38 @@ describe('web dashboard server', () => {
     const sites = body.regions.find((r) => r.agent === 'eu-1')!;
     assert.equal(sites.current, 'us-east-1');
     assert.deepEqual(sites.segments, [
-      { site: 'eu-west-1', from_t: filled.startOf(eu, 0), to_t: filled.startOf(eu, eu.changeAt! - 1), rounds: eu.changeAt },
-      { site: 'us-east-1', from_t: filled.startOf(eu, eu.changeAt!), to_t: filled.startOf(eu, ROUNDS - 1), rounds: ROUNDS - eu.changeAt! },
+      {
+        site: 'eu-west-1',
+        from_t: filled.startOf(eu, 0),
+        to_t: filled.startOf(eu, eu.changeAt! - 1),
+        rounds: eu.changeAt,
+      },
+      {
+        site: 'us-east-1',
+        from_t: filled.startOf(eu, eu.changeAt!),
+        to_t: filled.startOf(eu, ROUNDS - 1),
+        rounds: ROUNDS - eu.changeAt!,
+      },
     ]);
     const ap = body.regions.find((r) => r.agent === 'ap-1')!;
-    assert.deepEqual(ap.segments.map((s) => [s.site, s.rounds]), [['eu-west-1', ROUNDS]]);
+    assert.deepEqual(
+      ap.segments.map((s) => [s.site, s.rounds]),
+      [['eu-west-1', ROUNDS]],
+    );
 
     const events = await get<EventsResponse>(server, '/api/events');
     assert.equal(events.body.events.length, 1);
     const e = events.body.events[0]!;
     assert.deepEqual(
       { t: e.t, agent: e.agent, region: e.agent_region, type: e.type, from: e.from, to: e.to },
-      { t: filled.startOf(eu, eu.changeAt!), agent: 'eu-1', region: 'eu-west', type: 'site_change', from: 'eu-west-1', to: 'us-east-1' },
+      {
+        t: filled.startOf(eu, eu.changeAt!),
+        agent: 'eu-1',
+        region: 'eu-west',
+        type: 'site_change',
+        from: 'eu-west-1',
+        to: 'us-east-1',
+      },
     );
     const none = await get<EventsResponse>(server, '/api/events?since=3m');
     assert.deepEqual(none.body.events, []);
@@ -253,7 +314,10 @@ describe('web dashboard server', () => {
     assert.equal(eu.dead_letters, 2);
     assert.equal(eu.outbox_rows, 37);
     assert.equal(eu.loop_lag_p99_ms, 3.4);
-    assert.ok(eu.issues.some((i) => i.includes('2 dead letter')), eu.issues.join('; '));
+    assert.ok(
+      eu.issues.some((i) => i.includes('2 dead letter')),
+      eu.issues.join('; '),
+    );
     assert.equal(eu.rounds_failed, 3);
     assert.ok(eu.issues.includes('3 round(s) measured but not stored (store write failed)'), eu.issues.join('; '));
     assert.equal(us.rounds_failed, null);
@@ -264,10 +328,16 @@ describe('web dashboard server', () => {
     const old = by.get('old-1')!;
     assert.equal(old.status, 'silent');
     assert.equal(old.heartbeat_t, null);
-    assert.equal(old.last_round_t, filled.rounds.get('old-1')!.map((r) => Date.parse(r.started_at)).at(-1));
+    assert.equal(
+      old.last_round_t,
+      filled.rounds
+        .get('old-1')!
+        .map((r) => Date.parse(r.started_at))
+        .at(-1),
+    );
   });
 
-  it('calls a heartbeat late after three of the agent\'s heartbeat intervals', () => {
+  it("calls a heartbeat late after three of the agent's heartbeat intervals", () => {
     assert.equal(HEARTBEAT_LATE_AFTER_S, (3 * HEARTBEAT_INTERVAL_MS) / 1000);
   });
 
@@ -304,7 +374,16 @@ describe('web dashboard server', () => {
     const api = await get<{ endpoints: Array<{ path: string }> }>(server, '/api');
     assert.deepEqual(
       api.body.endpoints.map((e) => e.path),
-      ['/api/services', '/api/overview', '/api/benefit', '/api/latency', '/api/loss', '/api/sites', '/api/events', '/api/health'],
+      [
+        '/api/services',
+        '/api/overview',
+        '/api/benefit',
+        '/api/latency',
+        '/api/loss',
+        '/api/sites',
+        '/api/events',
+        '/api/health',
+      ],
     );
     assert.equal((await get(server, '/api/nope')).status, 404);
     assert.equal((await get(server, '/nope.js')).status, 404);
@@ -324,7 +403,11 @@ describe('web dashboard server', () => {
       ['/app.js', /^text\/javascript; charset=utf-8$/],
       ['/style.css', /^text\/css; charset=utf-8$/],
       ['/favicon.svg', /^image\/svg\+xml$/],
-      ['/vendor/uPlot.iife.min.js', /^text\/javascript; charset=utf-8$/, require.resolve('uplot/dist/uPlot.iife.min.js')],
+      [
+        '/vendor/uPlot.iife.min.js',
+        /^text\/javascript; charset=utf-8$/,
+        require.resolve('uplot/dist/uPlot.iife.min.js'),
+      ],
       ['/vendor/uPlot.min.css', /^text\/css; charset=utf-8$/, require.resolve('uplot/dist/uPlot.min.css')],
     ];
     for (const [path, type, file] of files) {
@@ -359,10 +442,13 @@ describe('web dashboard server', () => {
   it('refuses a request whose Host is not loopback (DNS rebinding)', async () => {
     const status = (host: string) =>
       new Promise<number>((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port: server.port, path: '/api/services', headers: { host } }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        });
+        const req = request(
+          { host: '127.0.0.1', port: server.port, path: '/api/services', headers: { host } },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
         req.on('error', reject);
         req.end();
       });
@@ -384,7 +470,16 @@ describe('web dashboard server', () => {
   });
 
   it('never shows where the store lives', async () => {
-    for (const path of ['/api/services', '/api/benefit', '/api/latency', '/api/loss', '/api/sites', '/api/events', '/api/health', '/api']) {
+    for (const path of [
+      '/api/services',
+      '/api/benefit',
+      '/api/latency',
+      '/api/loss',
+      '/api/sites',
+      '/api/events',
+      '/api/health',
+      '/api',
+    ]) {
       const res = await fetch(new URL(path, server.url));
       assert.ok(!(await res.text()).includes(dir), path);
     }
@@ -407,17 +502,23 @@ describe('web dashboard listen address', () => {
 
   it('refuses an address other hosts can reach unless allowed, and warns when allowed', async () => {
     for (const listen of ['0.0.0.0:0', '[::]:0', '192.0.2.1:8080', { host: '10.1.2.3', port: 8080 }]) {
-      await assert.rejects(startWebServer({ store, listen, log: () => {} }), (err: Error & { code?: string; exitCode?: number }) => {
-        assert.equal(err.code, 'ANYLAT_WEB_PUBLIC', String(err));
-        assert.equal(err.exitCode, 2);
-        assert.match(err.message, /reachable from other hosts/);
-        return true;
-      });
+      await assert.rejects(
+        startWebServer({ store, listen, log: () => {} }),
+        (err: Error & { code?: string; exitCode?: number }) => {
+          assert.equal(err.code, 'ANYLAT_WEB_PUBLIC', String(err));
+          assert.equal(err.exitCode, 2);
+          assert.match(err.message, /reachable from other hosts/);
+          return true;
+        },
+      );
     }
     const logs: string[] = [];
     const open = await startWebServer({ store, listen: '0.0.0.0:0', allowPublic: true, log: (l) => logs.push(l) });
     try {
-      assert.ok(logs.some((l) => /^warning: .*reachable from other hosts/.test(l)), logs.join('\n'));
+      assert.ok(
+        logs.some((l) => /^warning: .*reachable from other hosts/.test(l)),
+        logs.join('\n'),
+      );
       // Bound to every interface; asked here over loopback only.
       const res = await fetch(`http://127.0.0.1:${open.port}/api/services`, { headers: { host: 'dashboard.example' } });
       assert.equal(res.status, 200);
@@ -446,11 +547,19 @@ describe('web dashboard listen address', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const port = (taken.address() as { port: number }).port;
     try {
-      await assert.rejects(startWebServer({ store, listen: `127.0.0.1:${port}`, log: () => {} }), (err: Error & { code?: string }) => {
-        assert.equal(err.code, 'ANYLAT_BIND');
-        assert.match(err.message, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use \\(EADDRINUSE\\); set web\\.listen`));
-        return true;
-      });
+      await assert.rejects(
+        startWebServer({ store, listen: `127.0.0.1:${port}`, log: () => {} }),
+        (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'ANYLAT_BIND');
+          assert.match(
+            err.message,
+            new RegExp(
+              `cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use \\(EADDRINUSE\\); set web\\.listen`,
+            ),
+          );
+          return true;
+        },
+      );
     } finally {
       await new Promise((resolve) => taken.close(resolve));
     }

@@ -33,6 +33,7 @@ export function parsePort(text: string | undefined, option: string, fallback: nu
 /** A whole number ≥ `min` from an option's text. */
 export function parseCount(text: string | undefined, option: string, fallback: number, min = 1): number {
   if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text.trim()) || Number(text) < min) throw new UsageError(`${option}: expected a whole number ≥ ${min}, got "${text}"`);
+  if (!/^\d+$/.test(text.trim()) || Number(text) < min)
+    throw new UsageError(`${option}: expected a whole number ≥ ${min}, got "${text}"`);
   return Number(text);
 }

@@ -7,7 +7,14 @@ import { PROTOCOLS, type Endpoint, type Protocol } from '../core/model.ts';
 import { isHostName } from '../config/fields.ts';
 import { QUERY_TYPES, type QueryType } from '../core/dns-codec.ts';
 import { readStampKeyFile } from '../core/stamp-codec.ts';
-import { DEFAULT_TRANSFER_PORT, DEFAULT_TRANSFER_SAMPLES, DEFAULT_TRANSFER_SIZES, MAX_TRANSFER_SIZE, parseSize, sizeLabel } from '../probe/transfer.ts';
+import {
+  DEFAULT_TRANSFER_PORT,
+  DEFAULT_TRANSFER_SAMPLES,
+  DEFAULT_TRANSFER_SIZES,
+  MAX_TRANSFER_SIZE,
+  parseSize,
+  sizeLabel,
+} from '../probe/transfer.ts';
 import { DEFAULT_DNS_PORT } from '../reflector/dns.ts';
 import { formatRound } from '../round/format.ts';
 import { DEFAULT_MAX_IN_FLIGHT, runRound, type RoundProtocols, type RoundSpec } from '../round/run-round.ts';
@@ -126,27 +133,40 @@ export function checkHost(text: string): string | undefined {
 }
 
 function parseEndpoints(positionals: string[]): Endpoint[] {
-  if (positionals.length === 0) throw new UsageError('compare: give the anycast address and at least one name=unicast endpoint, e.g. anylat compare 198.51.100.10 us-east-1=203.0.113.7');
+  if (positionals.length === 0)
+    throw new UsageError(
+      'compare: give the anycast address and at least one name=unicast endpoint, e.g. anylat compare 198.51.100.10 us-east-1=203.0.113.7',
+    );
   const [anycastArg, ...unicastArgs] = positionals as [string, ...string[]];
-  if (anycastArg.includes('=')) throw new UsageError(`compare: the first argument is the anycast address (no name=), got "${anycastArg}"`);
+  if (anycastArg.includes('='))
+    throw new UsageError(`compare: the first argument is the anycast address (no name=), got "${anycastArg}"`);
   const endpoints: Endpoint[] = [];
   const anycasts = anycastArg.split(',').map((s) => s.trim());
   anycasts.forEach((a, i) => {
     const host = checkHost(a);
-    if (host === undefined) throw new UsageError(`compare: anycast address "${a}" is neither an IP address nor a host name`);
+    if (host === undefined)
+      throw new UsageError(`compare: anycast address "${a}" is neither an IP address nor a host name`);
     endpoints.push({ name: i === 0 ? 'anycast' : `anycast-${i + 1}`, kind: 'anycast', host });
   });
-  if (unicastArgs.length === 0) throw new UsageError('compare: no unicast endpoint to compare with; add at least one name=address, e.g. us-east-1=203.0.113.7');
+  if (unicastArgs.length === 0)
+    throw new UsageError(
+      'compare: no unicast endpoint to compare with; add at least one name=address, e.g. us-east-1=203.0.113.7',
+    );
   for (const arg of unicastArgs) {
     const eq = arg.indexOf('=');
     if (eq < 0) throw new UsageError(`compare: "${arg}" is not name=address (e.g. us-east-1=203.0.113.7)`);
     const name = arg.slice(0, eq);
     const addr = arg.slice(eq + 1);
-    if (!NAME.test(name)) throw new UsageError(`compare: endpoint name "${name}" in "${arg}": use letters, digits, '.', '_' or '-' (up to 63), starting with a letter or digit`);
-    if (/^anycast(-\d+)?$/.test(name) || name === 'nearest') throw new UsageError(`compare: "${name}" is reserved; name the unicast endpoint after its region or site`);
+    if (!NAME.test(name))
+      throw new UsageError(
+        `compare: endpoint name "${name}" in "${arg}": use letters, digits, '.', '_' or '-' (up to 63), starting with a letter or digit`,
+      );
+    if (/^anycast(-\d+)?$/.test(name) || name === 'nearest')
+      throw new UsageError(`compare: "${name}" is reserved; name the unicast endpoint after its region or site`);
     if (endpoints.some((e) => e.name === name)) throw new UsageError(`compare: endpoint name "${name}" is given twice`);
     const host = checkHost(addr);
-    if (host === undefined) throw new UsageError(`compare: address "${addr}" in "${arg}" is neither an IP address nor a host name`);
+    if (host === undefined)
+      throw new UsageError(`compare: address "${addr}" in "${arg}" is neither an IP address nor a host name`);
     endpoints.push({ name, kind: 'unicast', host });
   }
   return endpoints;
@@ -160,7 +180,8 @@ function parseProtocols(text: string | undefined): Protocol[] {
     .filter((s) => s !== '');
   if (list.length === 0) throw new UsageError(`--protocol: expected a list of ${PROTOCOLS.join(',')}, got "${text}"`);
   for (const p of list) {
-    if (!(PROTOCOLS as readonly string[]).includes(p)) throw new UsageError(`--protocol: unknown protocol "${p}"; choose from ${PROTOCOLS.join(', ')}`);
+    if (!(PROTOCOLS as readonly string[]).includes(p))
+      throw new UsageError(`--protocol: unknown protocol "${p}"; choose from ${PROTOCOLS.join(', ')}`);
   }
   return PROTOCOLS.filter((p) => list.includes(p));
 }
@@ -183,13 +204,20 @@ function checkUrl(text: string): string {
   } catch {
     throw new UsageError(`--http-url: "${text}" is not a URL; expected e.g. https://app.example.com/health`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--http-url: only http:// and https:// URLs can be probed, got "${url.protocol}"`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new UsageError(`--http-url: only http:// and https:// URLs can be probed, got "${url.protocol}"`);
   return url.toString();
 }
 
 /** The transfer probe's options from the --transfer-* flags, checked like the config's probes.transfer. */
 function transferOptions(
-  values: { 'transfer-sizes'?: string; 'transfer-url'?: string; 'transfer-port'?: string; 'transfer-samples'?: string; 'transfer-timeout'?: string },
+  values: {
+    'transfer-sizes'?: string;
+    'transfer-url'?: string;
+    'transfer-port'?: string;
+    'transfer-samples'?: string;
+    'transfer-timeout'?: string;
+  },
   insecure: boolean,
   ca: Buffer | undefined,
 ): NonNullable<RoundProtocols['transfer']> {
@@ -197,13 +225,18 @@ function transferOptions(
   const text = values['transfer-sizes'];
   if (text !== undefined) {
     sizes = [];
-    for (const item of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    for (const item of text
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '')) {
       const n = parseSize(item);
-      if (n === undefined || n < 1 || n > MAX_TRANSFER_SIZE) throw new UsageError(`--transfer-sizes: expected sizes from 1B to 10MiB like 16KiB,256KiB,2MiB, got "${item}"`);
+      if (n === undefined || n < 1 || n > MAX_TRANSFER_SIZE)
+        throw new UsageError(`--transfer-sizes: expected sizes from 1B to 10MiB like 16KiB,256KiB,2MiB, got "${item}"`);
       if (sizes.includes(n)) throw new UsageError(`--transfer-sizes: ${sizeLabel(n)} is given twice`);
       sizes.push(n);
     }
-    if (sizes.length === 0) throw new UsageError(`--transfer-sizes: expected at least one size, e.g. 16KiB,256KiB,2MiB`);
+    if (sizes.length === 0)
+      throw new UsageError(`--transfer-sizes: expected at least one size, e.g. 16KiB,256KiB,2MiB`);
   }
   const out: NonNullable<RoundProtocols['transfer']> = { sizes };
   const url = values['transfer-url'];
@@ -214,40 +247,60 @@ function transferOptions(
     } catch {
       parsed = undefined;
     }
-    if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) throw new UsageError(`--transfer-url: expected an http:// or https:// URL, got "${url}"`);
-    if (!url.includes('{size}') && sizes.length > 1) throw new UsageError(`--transfer-url: the URL has no {size} but ${sizes.length} sizes are asked; put {size} where the size in bytes goes, or give one --transfer-sizes`);
+    if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:'))
+      throw new UsageError(`--transfer-url: expected an http:// or https:// URL, got "${url}"`);
+    if (!url.includes('{size}') && sizes.length > 1)
+      throw new UsageError(
+        `--transfer-url: the URL has no {size} but ${sizes.length} sizes are asked; put {size} where the size in bytes goes, or give one --transfer-sizes`,
+      );
     out.url = url;
     if (insecure) out.insecure = true;
     if (ca) out.ca = ca;
   }
-  if (values['transfer-port'] !== undefined) out.port = parsePort(values['transfer-port'], '--transfer-port', DEFAULT_TRANSFER_PORT);
+  if (values['transfer-port'] !== undefined)
+    out.port = parsePort(values['transfer-port'], '--transfer-port', DEFAULT_TRANSFER_PORT);
   if (values['transfer-samples'] !== undefined) {
     out.samples = parseCount(values['transfer-samples'], '--transfer-samples', DEFAULT_TRANSFER_SAMPLES);
-    if (out.samples > 100) throw new UsageError(`--transfer-samples: at most 100 downloads per size, got ${out.samples}`);
+    if (out.samples > 100)
+      throw new UsageError(`--transfer-samples: at most 100 downloads per size, got ${out.samples}`);
   }
   if (values['transfer-timeout'] !== undefined) {
     out.sampleTimeoutMs = parseDuration(values['transfer-timeout'], '--transfer-timeout');
-    if (out.sampleTimeoutMs <= 0) throw new UsageError(`--transfer-timeout: must be more than 0, got "${values['transfer-timeout']}"`);
+    if (out.sampleTimeoutMs <= 0)
+      throw new UsageError(`--transfer-timeout: must be more than 0, got "${values['transfer-timeout']}"`);
   }
   return out;
 }
 
 /** The dns probe's options from the --dns-* flags, checked like the config's probes.dns. */
-function dnsOptions(values: { 'dns-port'?: string; 'dns-transport'?: string; 'dns-qname'?: string; 'dns-qtype'?: string; 'no-nsid'?: boolean }): NonNullable<RoundProtocols['dns']> {
-  const out: NonNullable<RoundProtocols['dns']> = { port: parsePort(values['dns-port'], '--dns-port', DEFAULT_DNS_PORT) };
+function dnsOptions(values: {
+  'dns-port'?: string;
+  'dns-transport'?: string;
+  'dns-qname'?: string;
+  'dns-qtype'?: string;
+  'no-nsid'?: boolean;
+}): NonNullable<RoundProtocols['dns']> {
+  const out: NonNullable<RoundProtocols['dns']> = {
+    port: parsePort(values['dns-port'], '--dns-port', DEFAULT_DNS_PORT),
+  };
   const transport = values['dns-transport'];
   if (transport !== undefined) {
-    if (transport !== 'udp' && transport !== 'tcp') throw new UsageError(`--dns-transport: expected udp or tcp, got "${transport}"`);
+    if (transport !== 'udp' && transport !== 'tcp')
+      throw new UsageError(`--dns-transport: expected udp or tcp, got "${transport}"`);
     out.transport = transport;
   }
   const qname = values['dns-qname'];
   if (qname !== undefined) {
-    if (!isHostName(qname)) throw new UsageError(`--dns-qname: expected a DNS name such as hostname.bind, id.server or example.com, got "${qname}"`);
+    if (!isHostName(qname))
+      throw new UsageError(
+        `--dns-qname: expected a DNS name such as hostname.bind, id.server or example.com, got "${qname}"`,
+      );
     out.qname = qname;
   }
   const qtype = values['dns-qtype']?.toUpperCase();
   if (qtype !== undefined) {
-    if (!(QUERY_TYPES as readonly string[]).includes(qtype)) throw new UsageError(`--dns-qtype: expected one of ${QUERY_TYPES.join(', ')}, got "${values['dns-qtype']}"`);
+    if (!(QUERY_TYPES as readonly string[]).includes(qtype))
+      throw new UsageError(`--dns-qtype: expected one of ${QUERY_TYPES.join(', ')}, got "${values['dns-qtype']}"`);
     out.qtype = qtype as QueryType;
   }
   if (values['no-nsid']) out.nsid = false;
@@ -255,24 +308,34 @@ function dnsOptions(values: { 'dns-port'?: string; 'dns-transport'?: string; 'dn
 }
 
 /** Parses and checks the command line into a round spec (reads key and CA files). */
-export async function compareSpec(argv: string[]): Promise<{ spec: RoundSpec; json: boolean; lagThresholdMs: number } | 'help'> {
-  const { values, positionals } = parseArgsOrUsage(() => parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }), 'compare');
+export async function compareSpec(
+  argv: string[],
+): Promise<{ spec: RoundSpec; json: boolean; lagThresholdMs: number } | 'help'> {
+  const { values, positionals } = parseArgsOrUsage(
+    () => parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }),
+    'compare',
+  );
   if (values.help) return 'help';
   const endpoints = parseEndpoints(positionals);
   const protocols = parseProtocols(values.protocol);
   const samples = parseCount(values.samples, '--samples', 20);
-  if (samples > 100_000) throw new UsageError(`--samples: ${samples} is more than one round should take (at most 100000)`);
+  if (samples > 100_000)
+    throw new UsageError(`--samples: ${samples} is more than one round should take (at most 100000)`);
   const spacingMs = values.spacing === undefined ? 50 : parseDuration(values.spacing, '--spacing');
   const timeoutMs = values.timeout === undefined ? 2000 : parseDuration(values.timeout, '--timeout');
   if (timeoutMs <= 0) throw new UsageError(`--timeout: must be more than 0, got "${values.timeout}"`);
   const baseline = values.baseline ?? 'nearest';
   if (baseline !== 'nearest' && !endpoints.some((e) => e.kind === 'unicast' && e.name === baseline)) {
     const names = endpoints.filter((e) => e.kind === 'unicast').map((e) => e.name);
-    throw new UsageError(`--baseline: "${baseline}" names no unicast endpoint; use nearest or one of: ${names.join(', ')}`);
+    throw new UsageError(
+      `--baseline: "${baseline}" names no unicast endpoint; use nearest or one of: ${names.join(', ')}`,
+    );
   }
   const maxInFlight = parseCount(values['max-in-flight'], '--max-in-flight', DEFAULT_MAX_IN_FLIGHT);
-  const lagThresholdMs = values['lag-threshold'] === undefined ? 1 : parseDuration(values['lag-threshold'], '--lag-threshold');
-  if (lagThresholdMs <= 0) throw new UsageError(`--lag-threshold: must be more than 0, got "${values['lag-threshold']}"`);
+  const lagThresholdMs =
+    values['lag-threshold'] === undefined ? 1 : parseDuration(values['lag-threshold'], '--lag-threshold');
+  if (lagThresholdMs <= 0)
+    throw new UsageError(`--lag-threshold: must be more than 0, got "${values['lag-threshold']}"`);
   const terminatesTcp = parseBool(values['anycast-terminates-tcp'], '--anycast-terminates-tcp', true);
   const insecure = values.insecure === true;
   let ca: Buffer | undefined;
@@ -280,16 +343,20 @@ export async function compareSpec(argv: string[]): Promise<{ spec: RoundSpec; js
     try {
       ca = await readFile(values['ca-file']);
     } catch (err) {
-      throw new UsageError(`--ca-file ${values['ca-file']}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      throw new UsageError(
+        `--ca-file ${values['ca-file']}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+      );
     }
   }
-  if (values.sni !== undefined && checkHost(values.sni) === undefined) throw new UsageError(`--sni: "${values.sni}" is not a host name`);
+  if (values.sni !== undefined && checkHost(values.sni) === undefined)
+    throw new UsageError(`--sni: "${values.sni}" is not a host name`);
 
   const opts: RoundProtocols = {};
   for (const p of protocols) {
     switch (p) {
       case 'udp': {
-        const authKey = values['auth-key-file'] !== undefined ? await readStampKeyFile(values['auth-key-file']) : undefined;
+        const authKey =
+          values['auth-key-file'] !== undefined ? await readStampKeyFile(values['auth-key-file']) : undefined;
         opts.udp = { port: parsePort(values['udp-port'], '--udp-port', 862), ...(authKey ? { authKey } : {}) };
         break;
       }
@@ -306,7 +373,10 @@ export async function compareSpec(argv: string[]): Promise<{ spec: RoundSpec; js
         break;
       case 'http':
         opts.http = {
-          url: values['http-url'] !== undefined ? checkUrl(values['http-url']) : `http://${urlHost(endpoints[0]!.host)}:8080/`,
+          url:
+            values['http-url'] !== undefined
+              ? checkUrl(values['http-url'])
+              : `http://${urlHost(endpoints[0]!.host)}:8080/`,
           ...(insecure ? { insecure } : {}),
           ...(ca ? { ca } : {}),
           ...(values['site-header'] !== undefined ? { siteHeader: values['site-header'] } : {}),

@@ -38,12 +38,32 @@ export function summarize(config: AnylatConfig): string {
   const lines = [
     `${config.file}: OK`,
     `version ${config.origin.version} (a hash of the text: every agent given the same text shows the same)`,
-    `agent ${a.id} (region ${a.region}${a.lat !== undefined && a.lon !== undefined ? `, ${a.lat},${a.lon}` : ''}${Object.keys(a.labels).length ? `, labels ${Object.entries(a.labels).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''})`,
-    ...(config.agentParts === undefined ? [] : [config.agentParts.length === 0 ? 'agents: no entry applies to this agent' : `agents: ${config.agentParts.map((i) => `agents[${i}]`).join(', ')} applied`]),
+    `agent ${a.id} (region ${a.region}${a.lat !== undefined && a.lon !== undefined ? `, ${a.lat},${a.lon}` : ''}${
+      Object.keys(a.labels).length
+        ? `, labels ${Object.entries(a.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ')}`
+        : ''
+    })`,
+    ...(config.agentParts === undefined
+      ? []
+      : [
+          config.agentParts.length === 0
+            ? 'agents: no entry applies to this agent'
+            : `agents: ${config.agentParts.map((i) => `agents[${i}]`).join(', ')} applied`,
+        ]),
     `store ${config.store.path} (keeps ${formatDuration(config.store.retention.ageMs)}, at most ${config.store.retention.rows} rounds)`,
-    config.influx ? `influx ${config.influx.url} bucket ${config.influx.bucket}${config.influx.org ? ` org ${config.influx.org}` : ''} (token set)` : 'influx: not configured (rounds stay in the store)',
-    config.web ? `web dashboard on ${config.web.host.includes(':') ? `[${config.web.host}]` : config.web.host}:${config.web.port}${config.web.metrics ? ' (and /metrics)' : ''}` : 'web: off',
-    ...(config.metrics ? [`metrics: Prometheus /metrics on ${config.metrics.host.includes(':') ? `[${config.metrics.host}]` : config.metrics.host}:${config.metrics.port}`] : []),
+    config.influx
+      ? `influx ${config.influx.url} bucket ${config.influx.bucket}${config.influx.org ? ` org ${config.influx.org}` : ''} (token set)`
+      : 'influx: not configured (rounds stay in the store)',
+    config.web
+      ? `web dashboard on ${config.web.host.includes(':') ? `[${config.web.host}]` : config.web.host}:${config.web.port}${config.web.metrics ? ' (and /metrics)' : ''}`
+      : 'web: off',
+    ...(config.metrics
+      ? [
+          `metrics: Prometheus /metrics on ${config.metrics.host.includes(':') ? `[${config.metrics.host}]` : config.metrics.host}:${config.metrics.port}`,
+        ]
+      : []),
     `${config.services.length} service${config.services.length === 1 ? '' : 's'}:`,
   ];
   for (const s of config.services) {
@@ -87,7 +107,12 @@ export async function run(argv: string[]): Promise<number> {
     () =>
       parseArgs({
         args: argv,
-        options: { config: { type: 'string' }, agent: { type: 'string' }, region: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+        options: {
+          config: { type: 'string' },
+          agent: { type: 'string' },
+          region: { type: 'string' },
+          help: { type: 'boolean', short: 'h' },
+        },
         allowPositionals: true,
         strict: true,
       }),
@@ -99,7 +124,11 @@ export async function run(argv: string[]): Promise<number> {
   }
   const [sub, ...extra] = positionals;
   if (sub !== 'check') {
-    throw new UsageError(sub === undefined ? `config: expected a subcommand: check\n\n${CONFIG_USAGE}` : `config: unknown subcommand "${sub}" (expected: check)`);
+    throw new UsageError(
+      sub === undefined
+        ? `config: expected a subcommand: check\n\n${CONFIG_USAGE}`
+        : `config: unknown subcommand "${sub}" (expected: check)`,
+    );
   }
   if (extra.length > 0) throw new UsageError(`config check: unexpected argument "${extra[0]}" (use --config FILE)`);
   const options: LoadOptions = {};
@@ -108,13 +137,18 @@ export async function run(argv: string[]): Promise<number> {
   const spec = configPath(values.config);
   let config: AnylatConfig | number;
   if (isConfigUrl(spec)) {
-    const r = await fetchConfig(spec, { ...(configTokenOrUndefined()) });
+    const r = await fetchConfig(spec, { ...configTokenOrUndefined() });
     if (r.kind !== 'new') {
-      process.stderr.write(`anylat: ${r.kind === 'failed' ? r.message : `${displayUrl(spec)} answered 304 Not Modified`}\n`);
+      process.stderr.write(
+        `anylat: ${r.kind === 'failed' ? r.message : `${displayUrl(spec)} answered 304 Not Modified`}\n`,
+      );
       return 2;
     }
     try {
-      config = parseRemoteConfig(r.text, spec, { ...options, ...(r.publishedAtMs === undefined ? {} : { publishedAtMs: r.publishedAtMs }) });
+      config = parseRemoteConfig(r.text, spec, {
+        ...options,
+        ...(r.publishedAtMs === undefined ? {} : { publishedAtMs: r.publishedAtMs }),
+      });
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       process.stderr.write(reportProblems(err, displayUrl(spec)));

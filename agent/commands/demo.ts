@@ -4,7 +4,13 @@ import { existsSync, realpathSync, rmSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkHost, labDown } from '../lab/index.ts';
-import { DEFAULT_ROUNDS, DEMO_SERVICE, everySeconds, MAX_DERIVED_TIMEOUT_MS, type DemoRounds } from '../demo/agent-config.ts';
+import {
+  DEFAULT_ROUNDS,
+  DEMO_SERVICE,
+  everySeconds,
+  MAX_DERIVED_TIMEOUT_MS,
+  type DemoRounds,
+} from '../demo/agent-config.ts';
 import { startDemo, type DemoStopReport, type RunningDemo } from '../demo/demo.ts';
 import { failureHints } from '../demo/expected.ts';
 import { influxFromEnv, INFLUX_ENV } from '../demo/influx.ts';
@@ -101,13 +107,16 @@ function roundsFrom(values: { interval?: string; samples?: string; transfer?: bo
     } catch (err) {
       throw new UsageError(`--interval: ${(err as Error).message}`);
     }
-    if (rounds.intervalMs < 3_000) throw new UsageError(`--interval: at least 3s (a round takes about 2 s), got ${values.interval}`);
+    if (rounds.intervalMs < 3_000)
+      throw new UsageError(`--interval: at least 3s (a round takes about 2 s), got ${values.interval}`);
   }
   rounds.samples = parseCount(values.samples, '--samples', rounds.samples);
   // A round must fit well inside its interval: (samples - 1) × spacing + timeout, plus warm-up.
   const roundMs = (rounds.samples - 1) * rounds.spacingMs + (rounds.timeoutMs ?? MAX_DERIVED_TIMEOUT_MS);
   if (roundMs > rounds.intervalMs - 2_000) {
-    throw new UsageError(`--samples: ${rounds.samples} samples ${rounds.spacingMs} ms apart take up to ${(roundMs / 1000).toFixed(1)} s per round, too long for a round every ${formatDuration(rounds.intervalMs)}; lower --samples or raise --interval`);
+    throw new UsageError(
+      `--samples: ${rounds.samples} samples ${rounds.spacingMs} ms apart take up to ${(roundMs / 1000).toFixed(1)} s per round, too long for a round every ${formatDuration(rounds.intervalMs)}; lower --samples or raise --interval`,
+    );
   }
   return rounds;
 }
@@ -128,7 +137,13 @@ function anylatCommand(): string {
   return process.env.SUDO_USER ? `sudo ${base}` : base;
 }
 
-function introLines(demo: RunningDemo, influx: InfluxTarget | undefined, fresh: boolean, dir: string, labDir: string | undefined): string[] {
+function introLines(
+  demo: RunningDemo,
+  influx: InfluxTarget | undefined,
+  fresh: boolean,
+  dir: string,
+  labDir: string | undefined,
+): string[] {
   const lab = demo.lab;
   const r = demo.rounds;
   const anylat = anylatCommand();
@@ -155,8 +170,13 @@ function introLines(demo: RunningDemo, influx: InfluxTarget | undefined, fresh: 
 }
 
 function summary(report: DemoStopReport, storePath: string): string[] {
-  const lines = [`agents stopped: ${report.agents.map((a) => `${a.region} ${a.killed ? 'killed' : `exit ${a.exit}`}`).join(', ')}`];
-  if (report.influx) lines.push(`influxdb: ${report.influx.delivered} lines delivered at shutdown, ${report.influx.remaining} left in the store's outbox`);
+  const lines = [
+    `agents stopped: ${report.agents.map((a) => `${a.region} ${a.killed ? 'killed' : `exit ${a.exit}`}`).join(', ')}`,
+  ];
+  if (report.influx)
+    lines.push(
+      `influxdb: ${report.influx.delivered} lines delivered at shutdown, ${report.influx.remaining} left in the store's outbox`,
+    );
   if ('error' in report.lab) lines.push(`lab down FAILED: ${report.lab.error}`);
   else lines.push(`lab down: ${report.lab.namespaces.length} namespaces removed`);
   lines.push(`the rounds stay in ${storePath}: ${anylatCommand()} report --store ${storePath}`);
@@ -164,14 +184,19 @@ function summary(report: DemoStopReport, storePath: string): string[] {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgsOrUsage(() => parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }), 'demo');
+  const { values, positionals } = parseArgsOrUsage(
+    () => parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }),
+    'demo',
+  );
   if (values.help) {
     process.stdout.write(`${DEMO_USAGE}\n`);
     return 0;
   }
-  if (positionals.length > 0) throw new UsageError(`demo: unexpected argument "${positionals[0]}" (see anylat demo --help)`);
+  if (positionals.length > 0)
+    throw new UsageError(`demo: unexpected argument "${positionals[0]}" (see anylat demo --help)`);
   const durationMs = values.duration === undefined ? undefined : parseDuration(values.duration, '--duration');
-  if (durationMs !== undefined && durationMs <= 0) throw new UsageError(`--duration: expected a duration greater than zero, got "${values.duration}"`);
+  if (durationMs !== undefined && durationMs <= 0)
+    throw new UsageError(`--duration: expected a duration greater than zero, got "${values.duration}"`);
   const web = parseListen(values.web ?? DEFAULT_WEB);
   const rounds = roundsFrom(values);
   const influx = influxFromEnv();
@@ -214,7 +239,9 @@ export async function run(argv: string[]): Promise<number> {
     log('removing what a crashed lab left behind ("anylat lab down")');
     await labDown();
   }
-  log(`anylat demo: building the lab${values.topology ? ` from ${values.topology}` : ''} (about 5 s), then starting the agents`);
+  log(
+    `anylat demo: building the lab${values.topology ? ` from ${values.topology}` : ''} (about 5 s), then starting the agents`,
+  );
   // The agents' configs, logs and links are rewritten at every start: the default directory, or
   // one this run created, goes when it exits, whichever way, so nothing stays behind in /run. A
   // directory the user named and that existed before is left alone.
@@ -233,7 +260,9 @@ export async function run(argv: string[]): Promise<number> {
   });
   const running = demo;
   const labDirOpt = running.lab.dir;
-  running.onAgentExit((agent, exit, tail) => log(`agent ${agent.id} exited (${exit}); the end of ${agent.logFile}:\n  ${tail.split('\n').join('\n  ')}`));
+  running.onAgentExit((agent, exit, tail) =>
+    log(`agent ${agent.id} exited (${exit}); the end of ${agent.logFile}:\n  ${tail.split('\n').join('\n  ')}`),
+  );
   screen.setIntro(introLines(running, influx, fresh, dir, labDirOpt));
 
   const regions = running.agents.map((a) => ({ region: a.region, agent: a.id }));
@@ -242,7 +271,8 @@ export async function run(argv: string[]): Promise<number> {
   let tables = 0;
   const refresh = () => {
     const counts = new Map(regions.map((r) => [r.agent, 0]));
-    for (const s of running.store.services()) if (s.service === DEMO_SERVICE && counts.has(s.agent)) counts.set(s.agent, s.rounds);
+    for (const s of running.store.services())
+      if (s.service === DEMO_SERVICE && counts.has(s.agent)) counts.set(s.agent, s.rounds);
     const advanced = regions.filter((r) => (counts.get(r.agent) ?? 0) > (seen.get(r.agent) ?? 0));
     if (advanced.length === 0) return;
     pendingSince ??= Date.now();
@@ -261,16 +291,21 @@ export async function run(argv: string[]): Promise<number> {
       log(`table: ${(err as Error).message}`);
     }
   }, 1_000);
-  const deadline = durationMs === undefined ? undefined : setTimeout(() => {
-    stopRequested ??= `--duration ${values.duration}`;
-    wake?.();
-  }, durationMs);
+  const deadline =
+    durationMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          stopRequested ??= `--duration ${values.duration}`;
+          wake?.();
+        }, durationMs);
 
   if (stopRequested === undefined) await new Promise<void>((r) => (wake = r));
   clearInterval(timer);
   if (deadline) clearTimeout(deadline);
   screen.release();
-  log(`${stopRequested}: stopping the agents (rounds in flight finish), then taking the lab down; Ctrl-C again to hurry`);
+  log(
+    `${stopRequested}: stopping the agents (rounds in flight finish), then taking the lab down; Ctrl-C again to hurry`,
+  );
   const report = await running.stop();
   for (const line of summary(report, storePath)) log(line);
   if (tables === 0) log('no round was completed before the demo stopped');

@@ -30,7 +30,11 @@ function json(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-function options(argv: string[], allowed: { topology?: boolean; json?: boolean }, command: string): { topology?: string; json: boolean; positionals: string[] } {
+function options(
+  argv: string[],
+  allowed: { topology?: boolean; json?: boolean },
+  command: string,
+): { topology?: string; json: boolean; positionals: string[] } {
   let parsed;
   try {
     parsed = parseArgs({
@@ -43,9 +47,14 @@ function options(argv: string[], allowed: { topology?: boolean; json?: boolean }
     throw new UsageError(`lab ${command}: ${(err as Error).message}`);
   }
   const v = parsed.values;
-  if (v.topology !== undefined && !allowed.topology) throw new UsageError(`lab ${command}: --topology is not an option here (it belongs to "lab up" and "lab show")`);
+  if (v.topology !== undefined && !allowed.topology)
+    throw new UsageError(`lab ${command}: --topology is not an option here (it belongs to "lab up" and "lab show")`);
   if (v.json && !allowed.json) throw new UsageError(`lab ${command}: --json is not an option here`);
-  return { ...(v.topology !== undefined ? { topology: v.topology } : {}), json: v.json === true, positionals: parsed.positionals };
+  return {
+    ...(v.topology !== undefined ? { topology: v.topology } : {}),
+    json: v.json === true,
+    positionals: parsed.positionals,
+  };
 }
 
 function noPositionals(p: string[], command: string): void {
@@ -55,7 +64,14 @@ function noPositionals(p: string[], command: string): void {
 export async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const beforeCmd = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help' || beforeCmd.includes('--help') || beforeCmd.includes('-h')) {
+  if (
+    command === undefined ||
+    command === '--help' ||
+    command === '-h' ||
+    command === 'help' ||
+    beforeCmd.includes('--help') ||
+    beforeCmd.includes('-h')
+  ) {
     process.stdout.write(`${LAB_USAGE}\n`);
     return command === undefined ? 2 : 0;
   }
@@ -98,9 +114,14 @@ export async function run(argv: string[]): Promise<number> {
       const o = options(rest, { json: true }, command);
       const [kind, region, extra] = o.positionals;
       if (extra !== undefined) throw new UsageError(`lab ${command}: unexpected argument "${extra}"`);
-      if (command === 'fail' && (kind === undefined || region === undefined)) throw new UsageError('lab fail: expected "edge REGION" or "origin REGION", e.g. anylat lab fail origin us-east');
+      if (command === 'fail' && (kind === undefined || region === undefined))
+        throw new UsageError(
+          'lab fail: expected "edge REGION" or "origin REGION", e.g. anylat lab fail origin us-east',
+        );
       if (kind !== undefined && kind !== 'edge' && kind !== 'origin' && !(command === 'heal' && kind === 'all')) {
-        throw new UsageError(`lab ${command}: expected "edge" or "origin"${command === 'heal' ? ' (or nothing, or "all")' : ''}, got "${kind}"`);
+        throw new UsageError(
+          `lab ${command}: expected "edge" or "origin"${command === 'heal' ? ' (or nothing, or "all")' : ''}, got "${kind}"`,
+        );
       }
       const d =
         command === 'fail'
@@ -112,7 +133,9 @@ export async function run(argv: string[]): Promise<number> {
       else {
         const f = d.failures;
         const failed = [...f.edges.map((r) => `edge/${r}`), ...f.origins.map((r) => `origin/${r}`)];
-        process.stdout.write(`lab: failed now: ${failed.length === 0 ? 'none' : failed.join(', ')}\n\n${formatDescription(d)}\n`);
+        process.stdout.write(
+          `lab: failed now: ${failed.length === 0 ? 'none' : failed.join(', ')}\n\n${formatDescription(d)}\n`,
+        );
       }
       return 0;
     }
@@ -120,7 +143,17 @@ export async function run(argv: string[]): Promise<number> {
       const o = options(rest, { topology: true, json: true }, command);
       noPositionals(o.positionals, command);
       const t = loadTopology(o.topology);
-      const d = describeLab({ version: 1, phase: 'up', createdAt: new Date().toISOString(), topology: t, failures: { edges: [], origins: [] }, processes: [] }, labDir());
+      const d = describeLab(
+        {
+          version: 1,
+          phase: 'up',
+          createdAt: new Date().toISOString(),
+          topology: t,
+          failures: { edges: [], origins: [] },
+          processes: [],
+        },
+        labDir(),
+      );
       if (o.json) json({ ...d, processes: undefined, dir: undefined });
       else process.stdout.write(`${formatDescription(d)}\n\n${formatLinks(d.links)}\n`);
       return 0;
@@ -128,7 +161,10 @@ export async function run(argv: string[]): Promise<number> {
     case 'exec': {
       const sep = rest.indexOf('--');
       const [name, ...cmd] = sep < 0 ? rest : [...rest.slice(0, sep), ...rest.slice(sep + 1)];
-      if (name === undefined || cmd.length === 0) throw new UsageError('lab exec: expected NODE -- CMD [ARG...], e.g. anylat lab exec agent/us-east -- ping -c 3 198.18.0.10');
+      if (name === undefined || cmd.length === 0)
+        throw new UsageError(
+          'lab exec: expected NODE -- CMD [ARG...], e.g. anylat lab exec agent/us-east -- ping -c 3 198.18.0.10',
+        );
       checkHost();
       const node = findNode(requireLab().topology, name);
       const child = spawnIn(node.netns, cmd[0]!, cmd.slice(1), { stdio: 'inherit' });
@@ -141,6 +177,8 @@ export async function run(argv: string[]): Promise<number> {
       });
     }
     default:
-      throw new UsageError(`lab: unknown command "${command}" (commands: up, down, status, fail, heal, show, exec; see anylat lab --help)`);
+      throw new UsageError(
+        `lab: unknown command "${command}" (commands: up, down, status, fail, heal, show, exec; see anylat lab --help)`,
+      );
   }
 }

@@ -28,8 +28,13 @@ function ago(iso: string | undefined, now: number): string {
 }
 
 function describe(s: OutboxStatus, now: number): string {
-  const lines = [`agent ${s.agent}: ${s.outbox_rows} line${s.outbox_rows === 1 ? '' : 's'} waiting for InfluxDB${s.oldest_queued_at ? ` (oldest queued ${ago(s.oldest_queued_at, now)})` : ''}; ${s.dead_letters} dead letter${s.dead_letters === 1 ? '' : 's'}${s.last_failed_at ? ` (last ${ago(s.last_failed_at, now)})` : ''}`];
-  for (const r of s.reasons) lines.push(`  ${String(r.count).padStart(6)} × ${r.status === undefined ? '' : `${r.status} `}${r.message.replace(/\s+/g, ' ').slice(0, 160)}`);
+  const lines = [
+    `agent ${s.agent}: ${s.outbox_rows} line${s.outbox_rows === 1 ? '' : 's'} waiting for InfluxDB${s.oldest_queued_at ? ` (oldest queued ${ago(s.oldest_queued_at, now)})` : ''}; ${s.dead_letters} dead letter${s.dead_letters === 1 ? '' : 's'}${s.last_failed_at ? ` (last ${ago(s.last_failed_at, now)})` : ''}`,
+  ];
+  for (const r of s.reasons)
+    lines.push(
+      `  ${String(r.count).padStart(6)} × ${r.status === undefined ? '' : `${r.status} `}${r.message.replace(/\s+/g, ' ').slice(0, 160)}`,
+    );
   return lines.join('\n');
 }
 
@@ -58,16 +63,21 @@ export async function run(argv: string[]): Promise<number> {
   }
   const [action, extra] = positionals;
   if (action !== 'status' && action !== 'requeue') {
-    throw new UsageError(`outbox: ${action === undefined ? 'expected status or requeue' : `unknown action "${action}", expected status or requeue`} (see anylat outbox --help)`);
+    throw new UsageError(
+      `outbox: ${action === undefined ? 'expected status or requeue' : `unknown action "${action}", expected status or requeue`} (see anylat outbox --help)`,
+    );
   }
   if (extra !== undefined) throw new UsageError(`outbox: unexpected argument "${extra}"`);
-  if (values.store !== undefined && values.config !== undefined) throw new UsageError('outbox: give --store or --config, not both');
-  if (values.agent !== undefined && values.agent.trim() === '') throw new UsageError('--agent: expected a value, got an empty string');
+  if (values.store !== undefined && values.config !== undefined)
+    throw new UsageError('outbox: give --store or --config, not both');
+  if (values.agent !== undefined && values.agent.trim() === '')
+    throw new UsageError('--agent: expected a value, got an empty string');
   const agent = values.agent === undefined ? {} : { agent: values.agent };
   const storePath = values.store ?? loadConfig(configPath(values.config)).store.path;
 
   if (action === 'status') {
-    if (values.since !== undefined || values.all) throw new UsageError('outbox status: --since and --all are for requeue');
+    if (values.since !== undefined || values.all)
+      throw new UsageError('outbox status: --since and --all are for requeue');
     const store = openStore(storePath, { readonly: true });
     let status: OutboxStatus[];
     try {
@@ -80,7 +90,11 @@ export async function run(argv: string[]): Promise<number> {
       return 0;
     }
     const now = Date.now();
-    process.stdout.write(status.length === 0 ? `nothing waiting and no dead letters in ${storePath}\n` : `${status.map((s) => describe(s, now)).join('\n')}\n`);
+    process.stdout.write(
+      status.length === 0
+        ? `nothing waiting and no dead letters in ${storePath}\n`
+        : `${status.map((s) => describe(s, now)).join('\n')}\n`,
+    );
     return 0;
   }
 

@@ -74,30 +74,47 @@ async function readPem(path: string, option: string): Promise<Buffer> {
 
 /** Parses and checks the command line into reflector options (reads key and certificate files). */
 export async function reflectorOptions(argv: string[]): Promise<ReflectorOptions | 'help'> {
-  const { values, positionals } = parseArgsOrUsage(() => parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }), 'reflector');
+  const { values, positionals } = parseArgsOrUsage(
+    () => parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }),
+    'reflector',
+  );
   if (values.help) return 'help';
-  if (positionals.length > 0) throw new UsageError(`reflector: unexpected argument "${positionals[0]}" (every setting is an --option; see anylat reflector --help)`);
+  if (positionals.length > 0)
+    throw new UsageError(
+      `reflector: unexpected argument "${positionals[0]}" (every setting is an --option; see anylat reflector --help)`,
+    );
   const binds = values.bind ?? [];
   for (const b of binds) {
     const bare = b.replace(/^\[(.*)\]$/, '$1');
-    if (isIP(bare.split('%')[0]!) === 0) throw new UsageError(`--bind ${b}: expected an IP address of this host (e.g. 0.0.0.0, 192.0.2.10 or ::1)`);
+    if (isIP(bare.split('%')[0]!) === 0)
+      throw new UsageError(`--bind ${b}: expected an IP address of this host (e.g. 0.0.0.0, 192.0.2.10 or ::1)`);
   }
   const site = values.site ?? hostname();
-  if (site.trim() === '' || /[\u0000-\u001f\u007f]/.test(site)) throw new UsageError(`--site: expected a printable name (e.g. us-east-1), got ${JSON.stringify(site)}`);
+  if (site.trim() === '' || /[\u0000-\u001f\u007f]/.test(site))
+    throw new UsageError(`--site: expected a printable name (e.g. us-east-1), got ${JSON.stringify(site)}`);
   const dns = values.dns === true || values['dns-port'] !== undefined || values['dns-rate-limit'] !== undefined;
-  if (values['no-udp'] && values['no-tcp'] && values['no-http'] && !dns) throw new UsageError('--no-udp, --no-tcp and --no-http together leave nothing to run; drop one of them or add --dns');
+  if (values['no-udp'] && values['no-tcp'] && values['no-http'] && !dns)
+    throw new UsageError(
+      '--no-udp, --no-tcp and --no-http together leave nothing to run; drop one of them or add --dns',
+    );
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) {
-    throw new UsageError('--tls-cert and --tls-key go together: give both (PEM certificate and its private key) or neither');
+    throw new UsageError(
+      '--tls-cert and --tls-key go together: give both (PEM certificate and its private key) or neither',
+    );
   }
   let rate: number | undefined;
   if (values['rate-limit'] !== undefined) {
     rate = Number(values['rate-limit']);
-    if (!Number.isFinite(rate) || rate < 0) throw new UsageError(`--rate-limit: expected packets per second ≥ 0, got "${values['rate-limit']}"`);
+    if (!Number.isFinite(rate) || rate < 0)
+      throw new UsageError(`--rate-limit: expected packets per second ≥ 0, got "${values['rate-limit']}"`);
   }
   let perSource: number | undefined;
   if (values['tcp-per-source'] !== undefined) {
     perSource = Number(values['tcp-per-source']);
-    if (!Number.isInteger(perSource) || perSource < 0) throw new UsageError(`--tcp-per-source: expected a whole number of connections ≥ 0, got "${values['tcp-per-source']}"`);
+    if (!Number.isInteger(perSource) || perSource < 0)
+      throw new UsageError(
+        `--tcp-per-source: expected a whole number of connections ≥ 0, got "${values['tcp-per-source']}"`,
+      );
   }
   let dnsRate: number | undefined;
   if (values['dns-rate-limit'] !== undefined) {
@@ -109,7 +126,8 @@ export async function reflectorOptions(argv: string[]): Promise<ReflectorOptions
   let bytesRate: number | undefined;
   if (values['bytes-rate-limit'] !== undefined) {
     bytesRate = Number(values['bytes-rate-limit']);
-    if (!/^\s*\d+\s*$/.test(values['bytes-rate-limit'])) throw new UsageError(`--bytes-rate-limit: expected bytes per second ≥ 0, got "${values['bytes-rate-limit']}"`);
+    if (!/^\s*\d+\s*$/.test(values['bytes-rate-limit']))
+      throw new UsageError(`--bytes-rate-limit: expected bytes per second ≥ 0, got "${values['bytes-rate-limit']}"`);
   }
   const dnsPort = parsePort(values['dns-port'], '--dns-port', DEFAULT_DNS_PORT, true);
   const udpPort = parsePort(values['udp-port'], '--udp-port', 862, true);
@@ -123,9 +141,15 @@ export async function reflectorOptions(argv: string[]): Promise<ReflectorOptions
   return {
     site,
     binds: binds.map((b) => b.replace(/^\[(.*)\]$/, '$1')),
-    udp: values['no-udp'] ? false : { port: udpPort, ...(authKey ? { authKey } : {}), ...(rate !== undefined ? { ratePerSourcePps: rate } : {}) },
-    tcp: values['no-tcp'] ? false : { port: tcpPort, ...(perSource !== undefined ? { maxConnectionsPerSource: perSource } : {}) },
-    http: values['no-http'] ? false : { port: httpPort, ...(tls ? { tls } : {}), ...(bytesRate !== undefined ? { bytesPerSecond: bytesRate } : {}) },
+    udp: values['no-udp']
+      ? false
+      : { port: udpPort, ...(authKey ? { authKey } : {}), ...(rate !== undefined ? { ratePerSourcePps: rate } : {}) },
+    tcp: values['no-tcp']
+      ? false
+      : { port: tcpPort, ...(perSource !== undefined ? { maxConnectionsPerSource: perSource } : {}) },
+    http: values['no-http']
+      ? false
+      : { port: httpPort, ...(tls ? { tls } : {}), ...(bytesRate !== undefined ? { bytesPerSecond: bytesRate } : {}) },
     dns: dns ? { port: dnsPort, ...(dnsRate !== undefined ? { ratePerSourceQps: dnsRate } : {}) } : false,
   };
 }
@@ -148,13 +172,20 @@ export async function run(argv: string[]): Promise<number> {
   const log = (line: string) => process.stderr.write(`anylat reflector: ${line}\n`);
   const reflector = await startReflector({ ...options, log });
   for (const l of reflector.listening) {
-    process.stdout.write(`listening ${l.kind.padEnd(4)} ${hostPort(l.address, l.port)} ${l.scheme} site=${options.site}\n`);
+    process.stdout.write(
+      `listening ${l.kind.padEnd(4)} ${hostPort(l.address, l.port)} ${l.scheme} site=${options.site}\n`,
+    );
   }
   const signal = await stop;
   await reflector.close();
   const stats = reflector.stats();
   const summary = Object.entries(stats)
-    .map(([kind, counters]) => `${kind}: ${Object.entries(counters).map(([k, v]) => `${k}=${v}`).join(' ')}`)
+    .map(
+      ([kind, counters]) =>
+        `${kind}: ${Object.entries(counters)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')}`,
+    )
     .join('; ');
   process.stdout.write(`stopped on ${signal}; ${summary}\n`);
   return 0;

@@ -43,7 +43,20 @@ function baselines(b: Record<string, number>): string {
 }
 
 function table(rows: ReportRow[]): string {
-  const header = ['SERVICE', 'AGENT', 'SCOPE', 'PROBE', 'ROUNDS', 'ANYCAST P50', 'BASELINE P50', 'BASELINE', 'SAVED', 'CI (PER ROUND)', 'SAVED %', 'WIN RATE'];
+  const header = [
+    'SERVICE',
+    'AGENT',
+    'SCOPE',
+    'PROBE',
+    'ROUNDS',
+    'ANYCAST P50',
+    'BASELINE P50',
+    'BASELINE',
+    'SAVED',
+    'CI (PER ROUND)',
+    'SAVED %',
+    'WIN RATE',
+  ];
   const body = rows.map((r) => [
     r.service,
     `${r.agent} (${r.agent_region})`,
@@ -54,7 +67,9 @@ function table(rows: ReportRow[]): string {
     ms(r.baseline_p50_ms),
     baselines(r.baselines),
     ms(r.saved_ms),
-    r.ci_low_ms === undefined || r.ci_high_ms === undefined ? '-' : `[${r.ci_low_ms.toFixed(1)}, ${r.ci_high_ms.toFixed(1)}] ms`,
+    r.ci_low_ms === undefined || r.ci_high_ms === undefined
+      ? '-'
+      : `[${r.ci_low_ms.toFixed(1)}, ${r.ci_high_ms.toFixed(1)}] ms`,
     pct(r.saved_pct),
     r.win_rate === undefined ? '-' : `${Math.round(r.win_rate * 100)}%`,
   ]);
@@ -97,7 +112,8 @@ export async function run(argv: string[]): Promise<number> {
   const sinceMs = parseDuration(values.since, '--since');
   if (sinceMs <= 0) throw new UsageError(`--since: expected a window longer than 0, got "${values.since}"`);
   for (const k of ['store', 'service', 'agent'] as const) {
-    if (values[k] !== undefined && values[k]!.trim() === '') throw new UsageError(`--${k}: expected a value, got an empty string`);
+    if (values[k] !== undefined && values[k]!.trim() === '')
+      throw new UsageError(`--${k}: expected a value, got an empty string`);
   }
   const storePath = values.store ?? loadConfig(configPath(values.config)).store.path;
 
@@ -119,17 +135,32 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   if (values.json) {
-    const out = { store: storePath, since: new Date(since).toISOString(), until: new Date(until).toISOString(), rows, timing_gaps: gaps };
+    const out = {
+      store: storePath,
+      since: new Date(since).toISOString(),
+      until: new Date(until).toISOString(),
+      rows,
+      timing_gaps: gaps,
+    };
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     return 0;
   }
   const window = `the last ${formatDuration(sinceMs)}`;
-  const filter = [values.service && `service ${values.service}`, values.agent && `agent ${values.agent}`].filter(Boolean).join(', ');
+  const filter = [values.service && `service ${values.service}`, values.agent && `agent ${values.agent}`]
+    .filter(Boolean)
+    .join(', ');
   // Each metric that lost every pair to the lag flags, on one line: what would otherwise read as no data.
-  const gapLines = gaps.map((g) => `  ${g.agent}  ${g.service}  ${g.protocol}/${g.metric}: ${g.note} (${g.rounds} round${g.rounds === 1 ? '' : 's'})`).join('\n');
+  const gapLines = gaps
+    .map(
+      (g) =>
+        `  ${g.agent}  ${g.service}  ${g.protocol}/${g.metric}: ${g.note} (${g.rounds} round${g.rounds === 1 ? '' : 's'})`,
+    )
+    .join('\n');
   if (rows.length === 0) {
     if (gaps.length > 0) {
-      process.stdout.write(`no benefit rows in ${storePath} in ${window}${filter ? ` (${filter})` : ''}: no pair of samples was left\n${gapLines}\n`);
+      process.stdout.write(
+        `no benefit rows in ${storePath} in ${window}${filter ? ` (${filter})` : ''}: no pair of samples was left\n${gapLines}\n`,
+      );
       return 0;
     }
     process.stdout.write(`no rounds with benefit rows in ${storePath} in ${window}${filter ? ` (${filter})` : ''}\n`);

@@ -82,23 +82,36 @@ async function startDashboard(ctx: WebContext): Promise<WebHandle> {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgsOrUsage(() => parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }), 'run');
+  const { values, positionals } = parseArgsOrUsage(
+    () => parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }),
+    'run',
+  );
   if (values.help) {
     process.stdout.write(`${RUN_USAGE}\n`);
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`run: unexpected argument "${positionals[0]}" (use --config FILE)`);
-  const roundGraceMs = values.grace === undefined ? SHUTDOWN_DEFAULTS.roundGraceMs : parseDuration(values.grace, '--grace');
+  const roundGraceMs =
+    values.grace === undefined ? SHUTDOWN_DEFAULTS.roundGraceMs : parseDuration(values.grace, '--grace');
   const drainMs = values.drain === undefined ? SHUTDOWN_DEFAULTS.drainMs : parseDuration(values.drain, '--drain');
 
   const spec = configPath(values.config);
   let poller: ConfigPoller | undefined;
   let config: AnylatConfig | number;
   if (isConfigUrl(spec)) {
-    const pollMs = values['config-poll'] === undefined ? DEFAULT_CONFIG_POLL_MS : parseDuration(values['config-poll'], '--config-poll');
+    const pollMs =
+      values['config-poll'] === undefined
+        ? DEFAULT_CONFIG_POLL_MS
+        : parseDuration(values['config-poll'], '--config-poll');
     try {
       const token = configToken(values['config-token-file']);
-      poller = new ConfigPoller({ url: spec, pollMs, cachePath: values['config-cache'] ?? defaultCachePath(), log, ...(token ? { token } : {}) });
+      poller = new ConfigPoller({
+        url: spec,
+        pollMs,
+        cachePath: values['config-cache'] ?? defaultCachePath(),
+        log,
+        ...(token ? { token } : {}),
+      });
       config = await poller.initial();
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
@@ -116,7 +129,9 @@ export async function run(argv: string[]): Promise<number> {
   const signalled = new Promise<NodeJS.Signals>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
-        log(`${signal} again: exiting now; stored rounds are safe, rounds in flight are lost, the outbox is kept for the next start`);
+        log(
+          `${signal} again: exiting now; stored rounds are safe, rounds in flight are lost, the outbox is kept for the next start`,
+        );
         process.exit(SIGNAL_EXIT[signal] ?? 1);
       }
       stopping = signal;
@@ -145,11 +160,15 @@ export async function run(argv: string[]): Promise<number> {
   const signal = await signalled;
   process.off('SIGHUP', onHangup);
   await poller?.stop();
-  log(`${signal}: stopping (rounds in flight get ${formatDuration(roundGraceMs)}, InfluxDB ${formatDuration(drainMs)}; a second signal exits at once)`);
+  log(
+    `${signal}: stopping (rounds in flight get ${formatDuration(roundGraceMs)}, InfluxDB ${formatDuration(drainMs)}; a second signal exits at once)`,
+  );
   const r = await agent.stop({ roundGraceMs, drainMs });
   log(
     `stopped: ${r.roundsFinished} round${r.roundsFinished === 1 ? '' : 's'} finished, ${r.roundsAbandoned} abandoned, ${r.roundsNotStarted} not started` +
-      (r.delivered !== undefined ? `; InfluxDB took ${r.delivered} lines, ${r.remaining} stay in the outbox for the next start` : ''),
+      (r.delivered !== undefined
+        ? `; InfluxDB took ${r.delivered} lines, ${r.remaining} stay in the outbox for the next start`
+        : ''),
   );
   // Sockets of an abandoned round may still be open; they must not keep a stopped agent alive.
   setTimeout(() => process.exit(0), 2_000).unref();

@@ -3,9 +3,7 @@
 // the line of the value it came from.
 
 /** The outcome of interpolating one string: the new text, or what is wrong with it. */
-export type Interpolation =
-  | { ok: true; value: string; changed: boolean }
-  | { ok: false; message: string };
+export type Interpolation = { ok: true; value: string; changed: boolean } | { ok: false; message: string };
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -36,19 +34,28 @@ export function interpolate(text: string, env: NodeJS.ProcessEnv): Interpolation
     }
     const end = text.indexOf('}', start + 2);
     if (end < 0) {
-      return { ok: false, message: `unterminated "\${" in "${text}"; write \${NAME} or \${NAME:-default}, or $\${ for a literal "\${"` };
+      return {
+        ok: false,
+        message: `unterminated "\${" in "${text}"; write \${NAME} or \${NAME:-default}, or $\${ for a literal "\${"`,
+      };
     }
     const body = text.slice(start + 2, end);
     const sep = body.indexOf(':-');
     const name = sep < 0 ? body : body.slice(0, sep);
     if (!NAME.test(name)) {
-      return { ok: false, message: `"\${${body}}" is not a variable reference; write \${NAME} or \${NAME:-default} (NAME: letters, digits, _)` };
+      return {
+        ok: false,
+        message: `"\${${body}}" is not a variable reference; write \${NAME} or \${NAME:-default} (NAME: letters, digits, _)`,
+      };
     }
     const value = env[name];
     if (sep >= 0) {
       out += value === undefined || value === '' ? body.slice(sep + 2) : value;
     } else if (value === undefined) {
-      return { ok: false, message: `environment variable ${name} is not set; set it, or give a default with \${${name}:-value}` };
+      return {
+        ok: false,
+        message: `environment variable ${name} is not set; set it, or give a default with \${${name}:-value}`,
+      };
     } else {
       out += value;
     }

@@ -34,7 +34,10 @@ export function leaf<T>(expected: string, check: (v: unknown) => T | Rejection |
     }
     const r = check(v);
     if (r === undefined || r instanceof Rejection) {
-      ctx.addIssue({ code: 'custom', message: r instanceof Rejection ? r.message : `expected ${expected}, got ${show(v)}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: r instanceof Rejection ? r.message : `expected ${expected}, got ${show(v)}`,
+      });
       return z.NEVER;
     }
     return r;
@@ -60,7 +63,8 @@ export function isHostName(s: string): boolean {
 export const address = leaf('an IP address or host name', (v) => {
   if (typeof v !== 'string') return undefined;
   if (isIP(v) !== 0 || isHostName(v)) return v;
-  if (IPV4ISH.test(v)) return new Rejection(`expected an IP address or host name, got ${show(v)} (not a valid IPv4 address)`);
+  if (IPV4ISH.test(v))
+    return new Rejection(`expected an IP address or host name, got ${show(v)} (not a valid IPv4 address)`);
   return undefined;
 });
 
@@ -71,7 +75,9 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
 /** A name that becomes a tag value: letters, digits, `-`, `_`, `.`, at most 63 characters. */
 export function name(what: string) {
-  return leaf(`${what} (letters, digits, "-", "_", "."; at most 63 characters)`, (v) => (typeof v === 'string' && NAME.test(v) ? v : undefined));
+  return leaf(`${what} (letters, digits, "-", "_", "."; at most 63 characters)`, (v) =>
+    typeof v === 'string' && NAME.test(v) ? v : undefined,
+  );
 }
 
 /** Tests `name`'s rule for map keys (unicast endpoint names), which zod sees as record keys. */
@@ -81,7 +87,8 @@ export function isName(s: string): boolean {
 
 /** A duration with a unit (`50ms`, `2s`, `1m`); a bare number is refused because its unit is a guess. */
 export const duration = leaf('a duration like 50ms, 2s, 5m, 1h or 7d', (v) => {
-  if (numeric(v) !== undefined) return new Rejection(`expected a duration with a unit like 50ms, 2s, 5m, 1h or 7d, got ${show(v)} (which unit?)`);
+  if (numeric(v) !== undefined)
+    return new Rejection(`expected a duration with a unit like 50ms, 2s, 5m, 1h or 7d, got ${show(v)} (which unit?)`);
   if (typeof v !== 'string') return undefined;
   try {
     const ms = parseDuration(v, '');
@@ -124,7 +131,9 @@ export const bool = leaf('true or false', (v) => {
 
 /** A string from a fixed set. */
 export function oneOf<T extends string>(values: readonly T[]) {
-  return leaf(`one of ${values.map((v) => `"${v}"`).join(', ')}`, (v) => (typeof v === 'string' && (values as readonly string[]).includes(v) ? (v as T) : undefined));
+  return leaf(`one of ${values.map((v) => `"${v}"`).join(', ')}`, (v) =>
+    typeof v === 'string' && (values as readonly string[]).includes(v) ? (v as T) : undefined,
+  );
 }
 
 const CRON_FIELDS = [
@@ -164,7 +173,9 @@ function cronStepProblem(expression: string): string | undefined {
 export const cron = leaf('a cron expression (5 fields, or 6 with seconds first)', (v) => {
   if (typeof v !== 'string') return undefined;
   const problem = validateCron(v) ?? cronStepProblem(v);
-  return problem === undefined ? v.trim() : new Rejection(`expected a cron expression (5 fields, or 6 with seconds first), got ${show(v)}: ${problem}`);
+  return problem === undefined
+    ? v.trim()
+    : new Rejection(`expected a cron expression (5 fields, or 6 with seconds first), got ${show(v)}: ${problem}`);
 });
 
 /** An http:// or https:// URL. */
@@ -186,7 +197,10 @@ export function text(what: string) {
 /** A secret: never echoed back in a message. */
 export const secretText = z.unknown().transform((v, ctx): string => {
   if (typeof v !== 'string' || v.trim() === '') {
-    ctx.addIssue({ code: 'custom', message: `expected a non-empty token${typeof v === 'string' ? '' : ` (a string, got ${v === null || v === undefined ? 'nothing' : typeof v === 'object' ? 'a mapping or list' : `a ${typeof v}`})`}` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a non-empty token${typeof v === 'string' ? '' : ` (a string, got ${v === null || v === undefined ? 'nothing' : typeof v === 'object' ? 'a mapping or list' : `a ${typeof v}`})`}`,
+    });
     return z.NEVER;
   }
   return v;
@@ -195,7 +209,9 @@ export const secretText = z.unknown().transform((v, ctx): string => {
 const HEADER = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** An HTTP header name. */
-export const headerName = leaf('an HTTP header name', (v) => (typeof v === 'string' && HEADER.test(v) ? v.toLowerCase() : undefined));
+export const headerName = leaf('an HTTP header name', (v) =>
+  typeof v === 'string' && HEADER.test(v) ? v.toLowerCase() : undefined,
+);
 
 /** A file read when the config is loaded, its path relative to the config file's directory. */
 export function fileContents<T>(baseDir: string, what: string, parse: (contents: Buffer, path: string) => T) {
@@ -207,7 +223,14 @@ export function fileContents<T>(baseDir: string, what: string, parse: (contents:
       contents = readFileSync(path);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? String(err);
-      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'a directory' : code;
+      const why =
+        code === 'ENOENT'
+          ? 'no such file'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : code === 'EISDIR'
+              ? 'a directory'
+              : code;
       return new Rejection(`cannot read ${what} "${path}": ${why}`);
     }
     try {
@@ -220,20 +243,28 @@ export function fileContents<T>(baseDir: string, what: string, parse: (contents:
 
 /** A path kept as a path (the store), made absolute against the config file's directory. */
 export function filePath(baseDir: string) {
-  return leaf('a file path', (v) => (typeof v === 'string' && v.trim() !== '' ? (isAbsolute(v) ? v : resolve(baseDir, v)) : undefined));
+  return leaf('a file path', (v) =>
+    typeof v === 'string' && v.trim() !== '' ? (isAbsolute(v) ? v : resolve(baseDir, v)) : undefined,
+  );
 }
 
 /** `host:port`, `[v6]:port`, or a bare port (loopback). */
-export const listen = leaf('host:port (e.g. 127.0.0.1:8080) or a port', (v): { host: string; port: number } | undefined => {
-  const asPort = (s: string) => (/^\d+$/.test(s) && Number(s) >= 1 && Number(s) <= 65_535 ? Number(s) : undefined);
-  if (typeof v === 'number') return Number.isInteger(v) && v >= 1 && v <= 65_535 ? { host: '127.0.0.1', port: v } : undefined;
-  if (typeof v !== 'string') return undefined;
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(v.trim()) ?? (asPort(v.trim()) !== undefined ? ['', undefined, '', v.trim()] : null);
-  if (!m) return undefined;
-  const host = m[1] ?? (m[2] === '' || m[2] === undefined ? '127.0.0.1' : m[2]);
-  const p = asPort(m[3]!);
-  if (p === undefined) return undefined;
-  if (m[1] !== undefined && isIP(host) !== 6) return undefined;
-  if (isIP(host) === 0 && !isHostName(host)) return undefined;
-  return { host, port: p };
-});
+export const listen = leaf(
+  'host:port (e.g. 127.0.0.1:8080) or a port',
+  (v): { host: string; port: number } | undefined => {
+    const asPort = (s: string) => (/^\d+$/.test(s) && Number(s) >= 1 && Number(s) <= 65_535 ? Number(s) : undefined);
+    if (typeof v === 'number')
+      return Number.isInteger(v) && v >= 1 && v <= 65_535 ? { host: '127.0.0.1', port: v } : undefined;
+    if (typeof v !== 'string') return undefined;
+    const m =
+      /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(v.trim()) ??
+      (asPort(v.trim()) !== undefined ? ['', undefined, '', v.trim()] : null);
+    if (!m) return undefined;
+    const host = m[1] ?? (m[2] === '' || m[2] === undefined ? '127.0.0.1' : m[2]);
+    const p = asPort(m[3]!);
+    if (p === undefined) return undefined;
+    if (m[1] !== undefined && isIP(host) !== 6) return undefined;
+    if (isIP(host) === 0 && !isHostName(host)) return undefined;
+    return { host, port: p };
+  },
+);

@@ -43,7 +43,14 @@ export function loadConfig(file: string, options: LoadOptions = {}): AnylatConfi
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? String(err);
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'a directory' : code;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'a directory'
+            : code;
     throw new ConfigError([`${file}: cannot read the config file: ${why}; pass --config FILE or set ANYLAT_CONFIG`]);
   }
   const baseDir = dirname(isAbsolute(file) ? file : resolve(file));
@@ -53,7 +60,11 @@ export function loadConfig(file: string, options: LoadOptions = {}): AnylatConfi
   } catch {
     // read a moment ago; a file replaced in between keeps no mtime, which is only informative
   }
-  return parseConfig(text, file, { ...options, baseDir, origin: { kind: 'file', ...(publishedAtMs === undefined ? {} : { publishedAtMs }) } });
+  return parseConfig(text, file, {
+    ...options,
+    baseDir,
+    origin: { kind: 'file', ...(publishedAtMs === undefined ? {} : { publishedAtMs }) },
+  });
 }
 
 /** The version of a config text: what `/metrics`, the heartbeat and the fleet dashboard show. */
@@ -71,7 +82,11 @@ function format(file: string, p: Problem): string {
 }
 
 /** Validates config text; `file` names it in messages, `baseDir` resolves relative paths in it. */
-export function parseConfig(text: string, file: string, options: LoadOptions & { baseDir: string; origin?: Omit<ConfigOrigin, 'version'> }): AnylatConfig {
+export function parseConfig(
+  text: string,
+  file: string,
+  options: LoadOptions & { baseDir: string; origin?: Omit<ConfigOrigin, 'version'> },
+): AnylatConfig {
   const env = options.env ?? process.env;
   const { source, problems, syntaxError, unusable } = readSource(text, env);
   if (!syntaxError) {
@@ -123,7 +138,12 @@ export function parseConfig(text: string, file: string, options: LoadOptions & {
 
 type Parsed = z.output<ReturnType<typeof configSchema>>;
 type RawProbes = NonNullable<Parsed['services'][number]['probes']>;
-type RawSettings = Partial<Pick<Parsed['services'][number], 'probes' | 'samples' | 'spacing' | 'timeout' | 'schedule' | 'deadline' | 'terminates_tcp' | 'max_in_flight'>>;
+type RawSettings = Partial<
+  Pick<
+    Parsed['services'][number],
+    'probes' | 'samples' | 'spacing' | 'timeout' | 'schedule' | 'deadline' | 'terminates_tcp' | 'max_in_flight'
+  >
+>;
 
 function probes(raw: RawProbes): RoundProtocols {
   const out: RoundProtocols = {};
@@ -197,7 +217,11 @@ function build(data: Parsed, file: string, host: string, env: NodeJS.ProcessEnv,
     if (inFlight !== undefined) svc.maxInFlight = inFlight;
     return svc;
   });
-  const agent: AnylatConfig['agent'] = { id: data.agent.id ?? host, region: data.agent.region, labels: data.agent.labels ?? {} };
+  const agent: AnylatConfig['agent'] = {
+    id: data.agent.id ?? host,
+    region: data.agent.region,
+    labels: data.agent.labels ?? {},
+  };
   if (data.agent.lat !== undefined) agent.lat = data.agent.lat;
   if (data.agent.lon !== undefined) agent.lon = data.agent.lon;
   // systemd's StateDirectory= exports STATE_DIRECTORY: the store goes there unless told otherwise.

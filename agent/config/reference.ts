@@ -36,7 +36,8 @@ function expectedOf(s: z.ZodType): string {
     const msg = r.success ? undefined : r.error.issues[0]?.message;
     const m = msg === undefined ? null : /^(?:required: )?expected (.*?)(?:, got .*)?$/.exec(msg);
     // "a non-empty token (a string, got nothing)": drop the bracket the ", got" cut opened
-    if (m?.[1]) return m[1].split('(').length > m[1].split(')').length ? m[1].slice(0, m[1].lastIndexOf('(')).trim() : m[1];
+    if (m?.[1])
+      return m[1].split('(').length > m[1].split(')').length ? m[1].slice(0, m[1].lastIndexOf('(')).trim() : m[1];
   }
   return '';
 }
@@ -55,7 +56,8 @@ export function walkSchema(schema: z.ZodType, path = '', required = true, out: R
     }
     case 'object': {
       // a list's items are described by the list's own row
-      if (path !== '' && !path.endsWith('[]')) out.push({ path, required, expected: expectedOf(schema), kind: 'mapping' });
+      if (path !== '' && !path.endsWith('[]'))
+        out.push({ path, required, expected: expectedOf(schema), kind: 'mapping' });
       for (const [key, value] of Object.entries(d.shape as Record<string, z.ZodType>)) {
         walkSchema(value, path === '' ? key : `${path}.${key}`, true, out);
       }
@@ -73,36 +75,44 @@ const ROUND = '`services[].{samples,spacing,timeout,schedule,deadline,terminates
 
 /** The meaning of each key; `defaults.*` repeats `services[].*` and is described once, below. */
 export const MEANINGS: Record<string, string> = {
-  agent: "who this agent is; its id, region and labels are tags on every point it writes",
+  agent: 'who this agent is; its id, region and labels are tags on every point it writes',
   'agent.id': 'the `agent` tag on every point',
   'agent.region': 'the `agent_region` tag',
   'agent.lat': 'where the agent is (degrees), written in the heartbeat for the fleet map',
   'agent.lon': 'where the agent is (degrees), written in the heartbeat for the fleet map',
-  'agent.labels': "extra tags on every point, e.g. `team: sre`; not one of anylat's own tag or field names, nor `time` or `_…`",
+  'agent.labels':
+    "extra tags on every point, e.g. `team: sre`; not one of anylat's own tag or field names, nor `time` or `_…`",
   defaults: `settings every service inherits unless it sets them itself: ${ROUND}`,
   services: 'what to compare: one entry per service',
   'services[].name': 'the `service` tag; unique',
   'services[].anycast': 'the anycast address(es): the first is endpoint `anycast`, the others `anycast-2`, …',
   'services[].anycast[]': 'one anycast address or host name',
-  'services[].unicast': '`name: address` for each regional endpoint; the name is the `endpoint` tag (not `anycast` or `anycast-N`)',
-  'services[].baseline': '`nearest` (the unicast endpoint with the lowest p50 in each round) or a unicast endpoint name',
-  'services[].probes': "which protocols to probe, with their settings; a service's `probes` replaces `defaults.probes` as a whole",
+  'services[].unicast':
+    '`name: address` for each regional endpoint; the name is the `endpoint` tag (not `anycast` or `anycast-N`)',
+  'services[].baseline':
+    '`nearest` (the unicast endpoint with the lowest p50 in each round) or a unicast endpoint name',
+  'services[].probes':
+    "which protocols to probe, with their settings; a service's `probes` replaces `defaults.probes` as a whole",
   'services[].probes.udp': 'STAMP (RFC 8762) round trip to an anylat reflector',
   'services[].probes.udp.port': "the reflector's UDP port",
-  'services[].probes.udp.auth_key_file': 'STAMP authenticated mode: the HMAC-SHA-256 key, hex, shared with the reflector',
+  'services[].probes.udp.auth_key_file':
+    'STAMP authenticated mode: the HMAC-SHA-256 key, hex, shared with the reflector',
   'services[].probes.udp.site_tlv_bytes': "room for the reflector's site name in each request (0: do not ask for it)",
   'services[].probes.tcp': 'TCP connect, and `rtt` over the open connection when the far end runs the reflector',
   'services[].probes.tcp.port': 'the TCP port',
   'services[].probes.tcp.echo': "time an echo on the open connection (the far end runs anylat's reflector)",
-  'services[].probes.tcp.connect_clock': '`kernel` (TCP_INFO after the handshake, where available) or `monotonic` (the event loop)',
+  'services[].probes.tcp.connect_clock':
+    '`kernel` (TCP_INFO after the handshake, where available) or `monotonic` (the event loop)',
   'services[].probes.tcp.echo_clock': '`kernel` (TCP_INFO) or `monotonic` (the event loop)',
   'services[].probes.tls': 'TLS handshake time, after TCP',
   'services[].probes.tls.port': 'the TLS port',
-  'services[].probes.tls.server_name': 'the name sent (SNI) and checked against the certificate; required unless `insecure`',
+  'services[].probes.tls.server_name':
+    'the name sent (SNI) and checked against the certificate; required unless `insecure`',
   'services[].probes.tls.insecure': 'accept any certificate (and send no server name)',
   'services[].probes.tls.ca_file': 'a PEM CA file to trust instead of the system roots',
   'services[].probes.http': 'dns, connect, tls, ttfb, total and a warm second request against a URL',
-  'services[].probes.http.url': "the URL; its host is replaced by each endpoint's address, the Host header and SNI keep the name",
+  'services[].probes.http.url':
+    "the URL; its host is replaced by each endpoint's address, the Host header and SNI keep the name",
   'services[].probes.http.site_header': 'a response header that names the site that answered',
   'services[].probes.http.insecure': 'accept any certificate',
   'services[].probes.http.ca_file': 'a PEM CA file to trust instead of the system roots',
@@ -115,10 +125,12 @@ export const MEANINGS: Record<string, string> = {
   'services[].probes.dns.qname': 'the name asked (`hostname.bind`: CHAOS TXT, answered with the site)',
   'services[].probes.dns.qtype': 'the record type for a name other than the CHAOS site names',
   'services[].probes.dns.nsid': "ask for the server's NSID (EDNS option 3)",
-  'services[].probes.transfer': 'downloads of several sizes (`ttfb`, `download`, `goodput_mbps` per size): the split-TCP benefit; run alone after the other samples',
+  'services[].probes.transfer':
+    'downloads of several sizes (`ttfb`, `download`, `goodput_mbps` per size): the split-TCP benefit; run alone after the other samples',
   'services[].probes.transfer.sizes': 'the object sizes, each a `size` tag',
   'services[].probes.transfer.sizes[]': 'one size, at most 10MiB',
-  'services[].probes.transfer.url': "download from this URL instead of the reflector's `/bytes/N`; `{size}` is replaced by the byte count",
+  'services[].probes.transfer.url':
+    "download from this URL instead of the reflector's `/bytes/N`; `{size}` is replaced by the byte count",
   'services[].probes.transfer.port': "the reflector's HTTP port",
   'services[].probes.transfer.samples': 'downloads per endpoint and size per round',
   'services[].probes.transfer.timeout': 'per download',
@@ -129,8 +141,10 @@ export const MEANINGS: Record<string, string> = {
   'services[].spacing': "between one path's consecutive samples",
   'services[].timeout': 'per sample',
   'services[].schedule': 'when rounds run: cron, 5 fields, or 6 with seconds first (`*/30 * * * * *`)',
-  'services[].deadline': "a round still running this long after it started is abandoned; shorter than the schedule's interval",
-  'services[].terminates_tcp': "the anycast side ends TCP at its edge (Global Accelerator's default): TCP and HTTP connect become `scope=edge`",
+  'services[].deadline':
+    "a round still running this long after it started is abandoned; shorter than the schedule's interval",
+  'services[].terminates_tcp':
+    "the anycast side ends TCP at its edge (Global Accelerator's default): TCP and HTTP connect become `scope=edge`",
   'services[].max_in_flight': 'samples in flight at once in a round',
   store: 'the embedded SQLite store every round is written to first',
   'store.path': 'the SQLite file',
@@ -154,8 +168,9 @@ export const MEANINGS: Record<string, string> = {
   'agents[].labels': "labels added to the matching agents' `agent.labels`",
   'agents[].defaults': "round settings the matching agents' services inherit, over `defaults`",
   'agents[].services': 'services added for the matching agents, or overriding a shared service of the same name',
-  'web.metrics': '`true`: also serve Prometheus `/metrics` on the dashboard\'s address',
-  trace: 'path context: trace the route to the anycast address and the baseline when a site changes, a path goes down or the benefit shifts',
+  'web.metrics': "`true`: also serve Prometheus `/metrics` on the dashboard's address",
+  trace:
+    'path context: trace the route to the anycast address and the baseline when a site changes, a path goes down or the benefit shifts',
   'trace.enabled': 'take traces on those events',
   'trace.shift_ms': 'a benefit that moves this far from its recent median triggers a trace',
   'trace.min_interval': 'at most one trace per path in this time',
@@ -230,7 +245,8 @@ const REPEATS: ReadonlyArray<readonly [string, string]> = [
 
 /** The key of `services[]` a repeated key stands for, and how. */
 function repeatOf(path: string): { key: string; how: string } | undefined {
-  for (const [prefix, how] of REPEATS) if (path.startsWith(prefix)) return { key: `services[].${path.slice(prefix.length)}`, how };
+  for (const [prefix, how] of REPEATS)
+    if (path.startsWith(prefix)) return { key: `services[].${path.slice(prefix.length)}`, how };
   return undefined;
 }
 
@@ -254,7 +270,7 @@ export function configReference(): string {
     '',
     'Every key `anylat.yaml` accepts, generated from the schema the agent validates with, so the',
     'types and the required keys here are the ones `anylat config check` enforces. "expects" is',
-    "worded as the error messages word it. How the file is read (environment variables, relative",
+    'worded as the error messages word it. How the file is read (environment variables, relative',
     'paths, the rules between fields, the messages): [agent.md](agent.md#the-config-file); a',
     'commented example: `anylat.example.yaml`.',
     '',
@@ -270,7 +286,10 @@ export function configReference(): string {
     const head = list.find((r) => r.path === top);
     if (head) {
       const meaning = meaningOf(top);
-      lines.push(`${meaning ? `${meaning[0]!.toUpperCase()}${meaning.slice(1)}. ` : ''}${head.required ? 'Required' : 'Optional'}; expects ${cell(head.expected)}.`, '');
+      lines.push(
+        `${meaning ? `${meaning[0]!.toUpperCase()}${meaning.slice(1)}. ` : ''}${head.required ? 'Required' : 'Optional'}; expects ${cell(head.expected)}.`,
+        '',
+      );
     }
     // repeated keys (`defaults.x`, an `agents:` part's services) are listed once, under `services`
     const keys = list.filter((r) => r.path !== top && repeatOf(r.path) === undefined);
@@ -278,7 +297,9 @@ export function configReference(): string {
       lines.push('| key | required | expects | default | meaning |', '|---|---|---|---|---|');
       for (const r of keys) {
         const dflt = DEFAULT_TEXT[r.path];
-        lines.push(`| \`${r.path}\` | ${r.required ? 'yes' : ''} | ${cell(r.expected)} | ${cell(dflt ?? '')} | ${cell(meaningOf(r.path) ?? '')} |`);
+        lines.push(
+          `| \`${r.path}\` | ${r.required ? 'yes' : ''} | ${cell(r.expected)} | ${cell(dflt ?? '')} | ${cell(meaningOf(r.path) ?? '')} |`,
+        );
       }
       lines.push('');
     }

@@ -6,7 +6,13 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { PROTOCOLS } from '../core/model.ts';
 import { QUERY_TYPES } from '../core/dns-codec.ts';
-import { DEFAULT_TRANSFER_SAMPLES, DEFAULT_TRANSFER_SIZES, MAX_TRANSFER_SIZE, parseSize, sizeLabel } from '../probe/transfer.ts';
+import {
+  DEFAULT_TRANSFER_SAMPLES,
+  DEFAULT_TRANSFER_SIZES,
+  MAX_TRANSFER_SIZE,
+  parseSize,
+  sizeLabel,
+} from '../probe/transfer.ts';
 import { MAX_SITE_TLV_BYTES, parseStampKey } from '../core/stamp-codec.ts';
 import { isReservedLabel, RESERVED_TAGS } from '../core/line-protocol.ts';
 import { human } from './human.ts';
@@ -93,14 +99,21 @@ function mapping<S extends z.ZodRawShape>(shape: S, what: string) {
 
 function list<S extends z.ZodType>(item: S, what: string) {
   return z.array(item, {
-    error: (iss) => (iss.input === undefined || iss.input === null ? `required: expected ${what}` : `expected ${what}, got ${show(iss.input)}`),
+    error: (iss) =>
+      iss.input === undefined || iss.input === null
+        ? `required: expected ${what}`
+        : `expected ${what}, got ${show(iss.input)}`,
   });
 }
 
 function dictionary<S extends z.ZodType>(value: S, what: string) {
   return z.record(z.string(), value, {
     error: (iss) =>
-      iss.code === 'invalid_type' ? (iss.input === undefined || iss.input === null ? `required: expected ${what}` : `expected ${what}, got ${show(iss.input)}`) : undefined,
+      iss.code === 'invalid_type'
+        ? iss.input === undefined || iss.input === null
+          ? `required: expected ${what}`
+          : `expected ${what}, got ${show(iss.input)}`
+        : undefined,
   });
 }
 
@@ -117,15 +130,22 @@ const labelValue = leaf('a label value (text)', (v) => {
 
 function probesSchema(baseDir: string) {
   const pem = fileContents(baseDir, 'the CA file', (buf, path) => {
-    if (!buf.toString('utf8').includes('-----BEGIN CERTIFICATE-----')) throw new Error(`expected a PEM CA file, but "${path}" holds no "-----BEGIN CERTIFICATE-----"`);
+    if (!buf.toString('utf8').includes('-----BEGIN CERTIFICATE-----'))
+      throw new Error(`expected a PEM CA file, but "${path}" holds no "-----BEGIN CERTIFICATE-----"`);
     return buf;
   });
-  const stampKey = fileContents(baseDir, 'the STAMP key file', (buf, path) => parseStampKey(buf.toString('utf8'), path));
+  const stampKey = fileContents(baseDir, 'the STAMP key file', (buf, path) =>
+    parseStampKey(buf.toString('utf8'), path),
+  );
   return mapping(
     {
       udp: probeEntry(
         mapping(
-          { port: optional(port), auth_key_file: optional(stampKey), site_tlv_bytes: optional(integer(0, MAX_SITE_TLV_BYTES, 'a size in bytes')) },
+          {
+            port: optional(port),
+            auth_key_file: optional(stampKey),
+            site_tlv_bytes: optional(integer(0, MAX_SITE_TLV_BYTES, 'a size in bytes')),
+          },
           'udp probe settings (port, auth_key_file, site_tlv_bytes) or nothing',
         ),
       ),
@@ -193,11 +213,14 @@ function probesSchema(baseDir: string) {
 }
 
 /** A transfer size: `16KiB`, `2MiB`, `500kB` or bytes, 1 byte to the reflector's cap. */
-const transferSize = leaf(`a size from 1B to ${MAX_TRANSFER_SIZE / (1024 * 1024)}MiB like 16KiB, 256KiB or 2MiB`, (v) => {
-  if (typeof v !== 'string' && typeof v !== 'number') return undefined;
-  const n = parseSize(v);
-  return n !== undefined && n >= 1 && n <= MAX_TRANSFER_SIZE ? n : undefined;
-});
+const transferSize = leaf(
+  `a size from 1B to ${MAX_TRANSFER_SIZE / (1024 * 1024)}MiB like 16KiB, 256KiB or 2MiB`,
+  (v) => {
+    if (typeof v !== 'string' && typeof v !== 'number') return undefined;
+    const n = parseSize(v);
+    return n !== undefined && n >= 1 && n <= MAX_TRANSFER_SIZE ? n : undefined;
+  },
+);
 
 /** The URL a transfer downloads; `{size}` in it becomes the size in bytes. */
 const transferUrlField = leaf('an http:// or https:// URL, with {size} where the size in bytes goes', (v) => {
@@ -211,7 +234,10 @@ const transferUrlField = leaf('an http:// or https:// URL, with {size} where the
 });
 
 /** `anycast: 192.0.2.1` or a list of them (Global Accelerator has two static addresses). */
-const anycastList = z.preprocess((v) => (typeof v === 'string' || typeof v === 'number' ? [v] : v), list(address, 'an IP address, a host name, or a list of them'));
+const anycastList = z.preprocess(
+  (v) => (typeof v === 'string' || typeof v === 'number' ? [v] : v),
+  list(address, 'an IP address, a host name, or a list of them'),
+);
 
 function roundSettings(baseDir: string) {
   return {
@@ -252,7 +278,7 @@ export function configSchema(baseDir: string) {
       id: optional(names('an agent id')),
       region: optional(names('a region name')),
       labels: optional(dictionary(labelValue, 'a mapping of label names to values')),
-      defaults: optional(mapping(roundSettings(baseDir), 'a mapping of settings this agent\'s services inherit')),
+      defaults: optional(mapping(roundSettings(baseDir), "a mapping of settings this agent's services inherit")),
       services: optional(list(serviceOverride, 'a list of services to add or override')),
     },
     'a mapping with id and/or region (who it applies to) and labels, defaults, services',
@@ -290,11 +316,13 @@ export function configSchema(baseDir: string) {
           {
             url: httpUrl,
             token: optional(secretText),
-            token_file: optional(fileContents(baseDir, 'the token file', (buf, path) => {
+            token_file: optional(
+              fileContents(baseDir, 'the token file', (buf, path) => {
                 const token = buf.toString('utf8').trim();
                 if (token === '') throw new Error(`the token file "${path}" is empty; put the InfluxDB token in it`);
                 return token;
-              })),
+              }),
+            ),
             org: optional(text('an organization name')),
             bucket: text('a bucket name (InfluxDB 1.x: database or database/retention-policy)'),
             set_aside_after: optional(duration),
@@ -302,8 +330,17 @@ export function configSchema(baseDir: string) {
           'a mapping with url, token or token_file, org, bucket, set_aside_after',
         ),
       ),
-      web: z.preprocess((v) => (v === null ? {} : v), mapping({ listen: optional(listen), metrics: optional(bool) }, 'a mapping with listen (and metrics)').optional()),
-      metrics: z.preprocess((v) => (v === null ? {} : v), mapping({ listen: optional(listen) }, 'a mapping with listen (where /metrics is served)').optional()),
+      web: z.preprocess(
+        (v) => (v === null ? {} : v),
+        mapping(
+          { listen: optional(listen), metrics: optional(bool) },
+          'a mapping with listen (and metrics)',
+        ).optional(),
+      ),
+      metrics: z.preprocess(
+        (v) => (v === null ? {} : v),
+        mapping({ listen: optional(listen) }, 'a mapping with listen (where /metrics is served)').optional(),
+      ),
       trace: z.preprocess(
         (v) => (v === null ? {} : v),
         mapping(
@@ -344,9 +381,20 @@ const isStr = (x: unknown): x is string => typeof x === 'string';
 /** Where a service's setting comes from: the service, `defaults`, or anylat's default. */
 type Source = { from: 'service' | 'defaults' | 'builtin'; path: Array<string | number> };
 
-function pick<T>(svc: Dict, defaults: Dict | undefined, key: string, i: number, test: (x: unknown) => x is T, builtin: T | undefined): { value: T | undefined; src: Source } | undefined {
-  if (svc[key] !== undefined) return good(svc[key], test) ? { value: svc[key], src: { from: 'service', path: ['services', i, key] } } : undefined;
-  if (defaults && defaults[key] !== undefined) return good(defaults[key], test) ? { value: defaults[key], src: { from: 'defaults', path: ['defaults', key] } } : undefined;
+function pick<T>(
+  svc: Dict,
+  defaults: Dict | undefined,
+  key: string,
+  i: number,
+  test: (x: unknown) => x is T,
+  builtin: T | undefined,
+): { value: T | undefined; src: Source } | undefined {
+  if (svc[key] !== undefined)
+    return good(svc[key], test) ? { value: svc[key], src: { from: 'service', path: ['services', i, key] } } : undefined;
+  if (defaults && defaults[key] !== undefined)
+    return good(defaults[key], test)
+      ? { value: defaults[key], src: { from: 'defaults', path: ['defaults', key] } }
+      : undefined;
   return { value: builtin, src: { from: 'builtin', path: ['services', i] } };
 }
 
@@ -357,7 +405,11 @@ function crossFieldRules(root: unknown, ctx: Ctx): void {
   if (Array.isArray(root.agents)) {
     root.agents.forEach((part, j) => {
       if (isDict(part) && part.id === undefined && part.region === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['agents', j], message: 'expected id and/or region: which agents this part applies to' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['agents', j],
+          message: 'expected id and/or region: which agents this part applies to',
+        });
       }
       if (isDict(part) && isDict(part.labels)) agentRules({ labels: part.labels }, ctx, ['agents', j, 'labels']);
     });
@@ -374,7 +426,11 @@ function crossFieldRules(root: unknown, ctx: Ctx): void {
     if (good(svc.name, isStr)) {
       const first = firstByName.get(svc.name);
       if (first !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['services', i, 'name'], message: `duplicate service name "${svc.name}" (also services[${first}]); names must be unique` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['services', i, 'name'],
+          message: `duplicate service name "${svc.name}" (also services[${first}]); names must be unique`,
+        });
       } else {
         firstByName.set(svc.name, i);
       }
@@ -388,24 +444,58 @@ function agentRules(agent: Dict, ctx: Ctx, at: Array<string | number> = ['agent'
   for (const key of Object.keys(agent.labels)) {
     const path = [...at, key];
     if ((RESERVED_TAGS as readonly string[]).includes(key)) {
-      ctx.addIssue({ code: 'custom', path, params: AT_KEY, message: `"${key}" is a tag anylat writes itself (${RESERVED_TAGS.join(', ')}); choose another label name` });
+      ctx.addIssue({
+        code: 'custom',
+        path,
+        params: AT_KEY,
+        message: `"${key}" is a tag anylat writes itself (${RESERVED_TAGS.join(', ')}); choose another label name`,
+      });
     } else if (key.startsWith('_')) {
-      ctx.addIssue({ code: 'custom', path, params: AT_KEY, message: `"${key}": names starting with "_" are InfluxDB's own columns; choose another label name` });
+      ctx.addIssue({
+        code: 'custom',
+        path,
+        params: AT_KEY,
+        message: `"${key}": names starting with "_" are InfluxDB's own columns; choose another label name`,
+      });
     } else if (key === 'time') {
-      ctx.addIssue({ code: 'custom', path, params: AT_KEY, message: '"time" is InfluxDB\'s timestamp column (a tag named time is dropped); choose another label name' });
+      ctx.addIssue({
+        code: 'custom',
+        path,
+        params: AT_KEY,
+        message: '"time" is InfluxDB\'s timestamp column (a tag named time is dropped); choose another label name',
+      });
     } else if (isReservedLabel(key)) {
-      ctx.addIssue({ code: 'custom', path, params: AT_KEY, message: `"${key}" is a field anylat writes; a tag with the same name makes queries ambiguous; choose another label name` });
+      ctx.addIssue({
+        code: 'custom',
+        path,
+        params: AT_KEY,
+        message: `"${key}" is a field anylat writes; a tag with the same name makes queries ambiguous; choose another label name`,
+      });
     } else if (!/^[A-Za-z][A-Za-z0-9_]{0,62}$/.test(key)) {
-      ctx.addIssue({ code: 'custom', path, params: AT_KEY, message: `expected a label name (a letter, then letters, digits, "_"), got "${key}"` });
+      ctx.addIssue({
+        code: 'custom',
+        path,
+        params: AT_KEY,
+        message: `expected a label name (a letter, then letters, digits, "_"), got "${key}"`,
+      });
     }
   }
 }
 
 function influxRules(influx: Dict, ctx: Ctx): void {
   if (influx.token !== undefined && influx.token_file !== undefined) {
-    ctx.addIssue({ code: 'custom', path: ['influx', 'token_file'], params: AT_KEY, message: 'set token or token_file, not both' });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['influx', 'token_file'],
+      params: AT_KEY,
+      message: 'set token or token_file, not both',
+    });
   } else if (influx.token === undefined && influx.token_file === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['influx'], message: 'required: token or token_file (the InfluxDB API token; InfluxDB 1.x: user:password)' });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['influx'],
+      message: 'required: token or token_file (the InfluxDB API token; InfluxDB 1.x: user:password)',
+    });
   }
 }
 
@@ -418,13 +508,27 @@ function serviceRules(svc: Dict, defaults: Dict | undefined, i: number, ctx: Ctx
   if (isDict(svc.unicast)) {
     const names = Object.keys(svc.unicast);
     if (names.length === 0) {
-      ctx.addIssue({ code: 'custom', path: at('unicast'), message: 'expected at least one unicast endpoint (name: address); the benefit is measured against them' });
+      ctx.addIssue({
+        code: 'custom',
+        path: at('unicast'),
+        message: 'expected at least one unicast endpoint (name: address); the benefit is measured against them',
+      });
     }
     for (const n of names) {
       if (n === 'anycast' || /^anycast-\d+$/.test(n)) {
-        ctx.addIssue({ code: 'custom', path: at('unicast', n), params: AT_KEY, message: `"${n}" is reserved for the anycast address(es); name unicast endpoints after their region, e.g. us-east-1` });
+        ctx.addIssue({
+          code: 'custom',
+          path: at('unicast', n),
+          params: AT_KEY,
+          message: `"${n}" is reserved for the anycast address(es); name unicast endpoints after their region, e.g. us-east-1`,
+        });
       } else if (!isName(n)) {
-        ctx.addIssue({ code: 'custom', path: at('unicast', n), params: AT_KEY, message: `expected an endpoint name (letters, digits, "-", "_", "."), got "${n}"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: at('unicast', n),
+          params: AT_KEY,
+          message: `expected an endpoint name (letters, digits, "-", "_", "."), got "${n}"`,
+        });
       } else {
         unicastNames.push(n);
       }
@@ -432,20 +536,35 @@ function serviceRules(svc: Dict, defaults: Dict | undefined, i: number, ctx: Ctx
   }
 
   if (Array.isArray(svc.anycast)) {
-    if (svc.anycast.length === 0) ctx.addIssue({ code: 'custom', path: at('anycast'), message: 'expected at least one anycast address' });
+    if (svc.anycast.length === 0)
+      ctx.addIssue({ code: 'custom', path: at('anycast'), message: 'expected at least one anycast address' });
     if (svc.anycast.length > DEFAULTS.maxAnycast) {
-      ctx.addIssue({ code: 'custom', path: at('anycast'), message: `expected at most ${DEFAULTS.maxAnycast} anycast addresses, got ${svc.anycast.length}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: at('anycast'),
+        message: `expected at most ${DEFAULTS.maxAnycast} anycast addresses, got ${svc.anycast.length}`,
+      });
     }
     const seen = new Map<string, number>();
     svc.anycast.forEach((a, j) => {
       if (!good(a, isStr)) return;
       const first = seen.get(a);
-      if (first !== undefined) ctx.addIssue({ code: 'custom', path: at('anycast', j), message: `"${a}" is listed twice (also anycast[${first}])` });
+      if (first !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: at('anycast', j),
+          message: `"${a}" is listed twice (also anycast[${first}])`,
+        });
       else seen.set(a, j);
     });
   }
 
-  if (good(svc.baseline, isStr) && svc.baseline !== 'nearest' && isDict(svc.unicast) && !unicastNames.includes(svc.baseline)) {
+  if (
+    good(svc.baseline, isStr) &&
+    svc.baseline !== 'nearest' &&
+    isDict(svc.unicast) &&
+    !unicastNames.includes(svc.baseline)
+  ) {
     const near = suggest(svc.baseline, unicastNames);
     ctx.addIssue({
       code: 'custom',
@@ -456,9 +575,17 @@ function serviceRules(svc: Dict, defaults: Dict | undefined, i: number, ctx: Ctx
 
   const probes = pick(svc, defaults, 'probes', i, isProbes, undefined);
   if (probes && probes.value === undefined) {
-    ctx.addIssue({ code: 'custom', path: at(), message: `expected probes (here or in defaults): at least one of ${PROTOCOLS.join(', ')}` });
+    ctx.addIssue({
+      code: 'custom',
+      path: at(),
+      message: `expected probes (here or in defaults): at least one of ${PROTOCOLS.join(', ')}`,
+    });
   } else if (probes?.value && Object.keys(probes.value).length === 0) {
-    ctx.addIssue({ code: 'custom', path: probes.src.path, message: `expected at least one probe: ${PROTOCOLS.join(', ')}` });
+    ctx.addIssue({
+      code: 'custom',
+      path: probes.src.path,
+      message: `expected at least one probe: ${PROTOCOLS.join(', ')}`,
+    });
   } else if (probes?.value && isDict(probes.value.tls)) {
     const tls = probes.value.tls;
     if (tls.server_name === undefined && tls.insecure !== true) {
@@ -466,7 +593,8 @@ function serviceRules(svc: Dict, defaults: Dict | undefined, i: number, ctx: Ctx
         code: 'custom',
         path: [...probes.src.path, 'tls'],
         params: AT_KEY,
-        message: 'set server_name (the name the certificate is for, sent as SNI), or insecure: true to skip certificate checks',
+        message:
+          'set server_name (the name the certificate is for, sent as SNI), or insecure: true to skip certificate checks',
       });
     }
   }
@@ -482,12 +610,22 @@ function serviceRules(svc: Dict, defaults: Dict | undefined, i: number, ctx: Ctx
       });
     }
     if (Array.isArray(t.sizes)) {
-      if (t.sizes.length === 0) ctx.addIssue({ code: 'custom', path: [...probes.src.path, 'transfer', 'sizes'], message: 'expected at least one size, e.g. [16KiB, 256KiB, 2MiB]' });
+      if (t.sizes.length === 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: [...probes.src.path, 'transfer', 'sizes'],
+          message: 'expected at least one size, e.g. [16KiB, 256KiB, 2MiB]',
+        });
       const seen = new Map<number, number>();
       t.sizes.forEach((v, j) => {
         if (!good(v, isNum)) return;
         const first = seen.get(v);
-        if (first !== undefined) ctx.addIssue({ code: 'custom', path: [...probes.src.path, 'transfer', 'sizes', j], message: `${sizeLabel(v)} is listed twice (also sizes[${first}])` });
+        if (first !== undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: [...probes.src.path, 'transfer', 'sizes', j],
+            message: `${sizeLabel(v)} is listed twice (also sizes[${first}])`,
+          });
         else seen.set(v, j);
       });
     }
@@ -501,17 +639,27 @@ function serviceRules(svc: Dict, defaults: Dict | undefined, i: number, ctx: Ctx
  * samples, so samples × endpoints × sizes × their timeout. undefined without transfer; null when a
  * setting it needs failed its own check.
  */
-function transferBudget(svc: Dict, defaults: Dict | undefined, i: number, roundTimeout: number): { ms: number; text: string } | undefined | null {
+function transferBudget(
+  svc: Dict,
+  defaults: Dict | undefined,
+  i: number,
+  roundTimeout: number,
+): { ms: number; text: string } | undefined | null {
   const probes = pick(svc, defaults, 'probes', i, isProbes, undefined)?.value;
   if (!probes || probes.transfer === undefined) return undefined;
   const t = probes.transfer;
   if (!isDict(t)) return null;
   const samples = t.samples === undefined ? DEFAULT_TRANSFER_SAMPLES : good(t.samples, isNum) ? t.samples : undefined;
   const timeout = t.timeout === undefined ? roundTimeout : good(t.timeout, isNum) ? t.timeout : undefined;
-  const sizes = t.sizes === undefined ? DEFAULT_TRANSFER_SIZES.length : Array.isArray(t.sizes) ? t.sizes.length : undefined;
-  const endpoints = (Array.isArray(svc.anycast) ? svc.anycast.length : 1) + (isDict(svc.unicast) ? Object.keys(svc.unicast).length : 0);
+  const sizes =
+    t.sizes === undefined ? DEFAULT_TRANSFER_SIZES.length : Array.isArray(t.sizes) ? t.sizes.length : undefined;
+  const endpoints =
+    (Array.isArray(svc.anycast) ? svc.anycast.length : 1) + (isDict(svc.unicast) ? Object.keys(svc.unicast).length : 0);
   if (samples === undefined || timeout === undefined || sizes === undefined) return null;
-  return { ms: samples * endpoints * sizes * timeout, text: `${samples} transfer samples × ${endpoints} endpoints × ${sizes} sizes × ${human(timeout)}` };
+  return {
+    ms: samples * endpoints * sizes * timeout,
+    text: `${samples} transfer samples × ${endpoints} endpoints × ${sizes} sizes × ${human(timeout)}`,
+  };
 }
 
 function timingRules(svc: Dict, defaults: Dict | undefined, i: number, ctx: Ctx): void {
@@ -535,7 +683,9 @@ function timingRules(svc: Dict, defaults: Dict | undefined, i: number, ctx: Ctx)
   if (!deadline || samples?.value === undefined || spacing?.value === undefined || timeout?.value === undefined) return;
   const deadlineMs = deadline.value ?? defaultDeadline(interval);
   const isName = (a: unknown) => typeof a === 'string' && isIP(a) === 0;
-  const names = (Array.isArray(svc.anycast) && svc.anycast.some(isName)) || (isDict(svc.unicast) && Object.values(svc.unicast).some(isName));
+  const names =
+    (Array.isArray(svc.anycast) && svc.anycast.some(isName)) ||
+    (isDict(svc.unicast) && Object.values(svc.unicast).some(isName));
   const transfer = transferBudget(svc, defaults, i, timeout.value);
   if (transfer === null) return;
   const needs = (samples.value - 1) * spacing.value + timeout.value + (names ? timeout.value : 0) + (transfer?.ms ?? 0);

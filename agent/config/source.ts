@@ -43,17 +43,28 @@ export function formatPath(path: readonly PathSegment[]): string {
 }
 
 function keyText(key: unknown): string | undefined {
-  if (isScalar(key) && (typeof key.value === 'string' || typeof key.value === 'number' || typeof key.value === 'boolean')) {
+  if (
+    isScalar(key) &&
+    (typeof key.value === 'string' || typeof key.value === 'number' || typeof key.value === 'boolean')
+  ) {
     return String(key.value);
   }
   return undefined;
 }
 
 /** Parses `text` (the contents of `file`), substituting `${ENV}` in values from `env`. */
-export function readSource(text: string, env: NodeJS.ProcessEnv): { source: ConfigSource; problems: Problem[]; syntaxError: boolean; unusable: Set<string> } {
+export function readSource(
+  text: string,
+  env: NodeJS.ProcessEnv,
+): { source: ConfigSource; problems: Problem[]; syntaxError: boolean; unusable: Set<string> } {
   const lineCounter = new LineCounter();
   // Duplicate keys are found below so the message can name the path and the first occurrence.
-  const doc: Document = parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: false, keepSourceTokens: true });
+  const doc: Document = parseDocument(text, {
+    lineCounter,
+    uniqueKeys: false,
+    prettyErrors: false,
+    keepSourceTokens: true,
+  });
   const problems: Problem[] = [];
   const pos = (offset: number) => {
     const p = lineCounter.linePos(offset);
@@ -74,14 +85,19 @@ export function readSource(text: string, env: NodeJS.ProcessEnv): { source: Conf
         const next = lines[n]!;
         if (next.trim() === '' || next.trimStart().startsWith('#')) continue;
         at = { line: n + 1, col: next.length - next.trimStart().length + 1 };
-        indentHint = '; this line is indented deeper than the key above it: align it with that key, or indent it under a key that ends with ":"';
+        indentHint =
+          '; this line is indented deeper than the key above it: align it with that key, or indent it under a key that ends with ":"';
         break;
       }
     }
     const lineText = text.split(/\r?\n/)[at.line - 1] ?? '';
     // `{ a: ${X} }` is the classic: in flow style `{` and `}` are YAML's own.
     const hint = /[[{].*\$\{/.test(lineText) ? '; quote values that use ${...} inside [ ] or { }, e.g. "${VAR}"' : '';
-    problems.push({ ...at, path: [], message: `YAML syntax: ${syntax.message.split('\n')[0] ?? syntax.message}${indentHint || hint}` });
+    problems.push({
+      ...at,
+      path: [],
+      message: `YAML syntax: ${syntax.message.split('\n')[0] ?? syntax.message}${indentHint || hint}`,
+    });
   }
 
   // Values whose substitution failed: their schema problems would only repeat the first one.
@@ -99,7 +115,11 @@ export function readSource(text: string, env: NodeJS.ProcessEnv): { source: Conf
         }
         const first = seen.get(key);
         if (first !== undefined) {
-          problems.push({ ...at, path: [...path, key], message: `duplicate key "${key}" (first at line ${first}); each key may appear once` });
+          problems.push({
+            ...at,
+            path: [...path, key],
+            message: `duplicate key "${key}" (first at line ${first}); each key may appear once`,
+          });
           continue;
         }
         seen.set(key, at.line);
@@ -127,7 +147,8 @@ export function readSource(text: string, env: NodeJS.ProcessEnv): { source: Conf
     let node: unknown = doc.contents;
     let keyNode: Node | undefined;
     const shown: PathSegment[] = [];
-    const offsetOf = (n: unknown): number | undefined => (n && typeof n === 'object' && 'range' in n ? (n as Node).range?.[0] : undefined);
+    const offsetOf = (n: unknown): number | undefined =>
+      n && typeof n === 'object' && 'range' in n ? (n as Node).range?.[0] : undefined;
     const at = (offset: number | undefined) => ({ ...pos(offset ?? 0), path: [...path] });
     for (const seg of path) {
       if (seg === 0 && isScalar(node)) {

@@ -74,7 +74,13 @@ export function encodeSiteQuery(q: SiteQuery): Buffer {
   };
   if (!q.nsid) return dnsPacket.encode(packet);
   const options: Array<{ code: number; data: Buffer }> = [{ code: NSID_OPTION, data: Buffer.alloc(0) }];
-  const opt = { type: 'OPT', name: '.', udpPayloadSize: QUERY_EDNS_UDP_BYTES, flags: 0, options } as unknown as dnsPacket.Answer;
+  const opt = {
+    type: 'OPT',
+    name: '.',
+    udpPayloadSize: QUERY_EDNS_UDP_BYTES,
+    flags: 0,
+    options,
+  } as unknown as dnsPacket.Answer;
   packet.additionals = [opt];
   const bare = dnsPacket.encodingLength(packet);
   // A padding option costs 4 bytes of header besides its own length.
@@ -126,7 +132,8 @@ export function decodeSiteAnswer(buf: Buffer, q: SiteQuery): SiteAnswer {
   const rcode = (p as { rcode?: string }).rcode ?? 'NOERROR';
   const truncated = p.flag_tc === true;
   // A header-only error (FORMERR) carries no question; any other answer must echo ours.
-  if (question && question.name.toLowerCase() !== q.qname.toLowerCase().replace(/\.$/, '')) return { ok: false, why: `answers "${question.name}"` };
+  if (question && question.name.toLowerCase() !== q.qname.toLowerCase().replace(/\.$/, ''))
+    return { ok: false, why: `answers "${question.name}"` };
   const answer: SiteAnswer = { ok: true, rcode, truncated };
   const nsid = optOf(p)?.options.find((o) => o.code === NSID_OPTION)?.data;
   const fromNsid = nsid ? siteText(nsid) : undefined;
@@ -134,7 +141,9 @@ export function decodeSiteAnswer(buf: Buffer, q: SiteQuery): SiteAnswer {
   if (rcode === 'NOERROR' && isSiteName(q.qname)) {
     for (const a of p.answers ?? []) {
       if (a.type !== 'TXT') continue;
-      const parts = (Array.isArray(a.data) ? a.data : [a.data]).map((d) => (typeof d === 'string' ? Buffer.from(d) : d));
+      const parts = (Array.isArray(a.data) ? a.data : [a.data]).map((d) =>
+        typeof d === 'string' ? Buffer.from(d) : d,
+      );
       const site = siteText(Buffer.concat(parts));
       if (site !== undefined) return { ...answer, site, siteFrom: 'txt' };
     }
@@ -161,7 +170,11 @@ function headerOnly(query: Buffer, rcode: number): Buffer {
  * header). `transport` decides the size limit: over UDP the answer never exceeds the query's own
  * size nor what the query allows; over TCP only the 64 KiB frame bounds it.
  */
-export function answerQuery(query: Buffer, site: string, transport: 'udp' | 'tcp'): { reply: Buffer; verdict: QueryVerdict } | undefined {
+export function answerQuery(
+  query: Buffer,
+  site: string,
+  transport: 'udp' | 'tcp',
+): { reply: Buffer; verdict: QueryVerdict } | undefined {
   if (query.length < 12) return undefined;
   const flags = query.readUInt16BE(2);
   // Never answer a response: two reflectors must not be able to bounce packets between them.
@@ -169,16 +182,26 @@ export function answerQuery(query: Buffer, site: string, transport: 'udp' | 'tcp
   if (((flags >> 11) & 0xf) !== 0) return { reply: headerOnly(query, RCODE_NOTIMP), verdict: 'notimp' };
   // One question, no answer or authority, at most the OPT record: a plain query. Checked on the
   // header before any decoding, so a query claiming thousands of records costs nothing.
-  const [qd, an, ns, ar] = [query.readUInt16BE(4), query.readUInt16BE(6), query.readUInt16BE(8), query.readUInt16BE(10)];
-  if (qd !== 1 || an !== 0 || ns !== 0 || ar > 1) return { reply: headerOnly(query, RCODE_FORMERR), verdict: 'formerr' };
+  const [qd, an, ns, ar] = [
+    query.readUInt16BE(4),
+    query.readUInt16BE(6),
+    query.readUInt16BE(8),
+    query.readUInt16BE(10),
+  ];
+  if (qd !== 1 || an !== 0 || ns !== 0 || ar > 1)
+    return { reply: headerOnly(query, RCODE_FORMERR), verdict: 'formerr' };
   const p = decode(query);
   const question = p?.questions?.[0];
   if (!p || !question) return { reply: headerOnly(query, RCODE_FORMERR), verdict: 'formerr' };
   const opt = optOf(p);
-  if (p.additionals && p.additionals.length > 0 && !opt) return { reply: headerOnly(query, RCODE_FORMERR), verdict: 'formerr' };
+  if (p.additionals && p.additionals.length > 0 && !opt)
+    return { reply: headerOnly(query, RCODE_FORMERR), verdict: 'formerr' };
 
   const siteBytes = Buffer.from(site, 'utf8').subarray(0, MAX_SITE_BYTES);
-  const chaosSite = question.class === 'CH' && (question.type === 'TXT' || (question.type as string) === 'ANY') && isSiteName(question.name);
+  const chaosSite =
+    question.class === 'CH' &&
+    (question.type === 'TXT' || (question.type as string) === 'ANY') &&
+    isSiteName(question.name);
   let rcode = chaosSite ? 0 : RCODE_REFUSED;
   let extendedRcode = 0;
   const answerOptions: Array<{ code: number; data: Buffer }> = [];
@@ -190,9 +213,18 @@ export function answerQuery(query: Buffer, site: string, transport: 'udp' | 'tcp
     answerOptions.push({ code: NSID_OPTION, data: siteBytes });
   }
   const answers: dnsPacket.Answer[] =
-    rcode === 0 && extendedRcode === 0 && chaosSite ? [{ type: 'TXT', class: 'CH', name: question.name, ttl: 0, data: [siteBytes] } as dnsPacket.Answer] : [];
+    rcode === 0 && extendedRcode === 0 && chaosSite
+      ? [{ type: 'TXT', class: 'CH', name: question.name, ttl: 0, data: [siteBytes] } as dnsPacket.Answer]
+      : [];
   const responseOpt = opt
-    ? ({ type: 'OPT', name: '.', udpPayloadSize: MAX_EDNS_UDP_BYTES, extendedRcode, flags: 0, options: answerOptions } as unknown as dnsPacket.Answer)
+    ? ({
+        type: 'OPT',
+        name: '.',
+        udpPayloadSize: MAX_EDNS_UDP_BYTES,
+        extendedRcode,
+        flags: 0,
+        options: answerOptions,
+      } as unknown as dnsPacket.Answer)
     : undefined;
   const header = FLAG_QR | (chaosSite ? FLAG_AA : 0) | (flags & FLAG_RD) | rcode;
   const build = (tc: boolean, withAnswers: boolean) =>
@@ -202,7 +234,9 @@ export function answerQuery(query: Buffer, site: string, transport: 'udp' | 'tcp
       flags: (header & 0x7fff) | (tc ? FLAG_TC : 0),
       questions: [question],
       answers: withAnswers ? answers : [],
-      ...(responseOpt ? { additionals: [tc ? ({ ...responseOpt, options: [] } as dnsPacket.Answer) : responseOpt] } : {}),
+      ...(responseOpt
+        ? { additionals: [tc ? ({ ...responseOpt, options: [] } as dnsPacket.Answer) : responseOpt] }
+        : {}),
     });
   let reply = build(false, true);
   const verdict: QueryVerdict = extendedRcode !== 0 ? 'formerr' : chaosSite ? 'answered' : 'refused';
@@ -237,7 +271,8 @@ export class TcpFramer {
     const out: Buffer[] = [];
     while (this.pending.length >= 2) {
       const len = this.pending.readUInt16BE(0);
-      if (len > this.maxMessageBytes) throw new Error(`a DNS message of ${len} bytes, more than the ${this.maxMessageBytes} accepted`);
+      if (len > this.maxMessageBytes)
+        throw new Error(`a DNS message of ${len} bytes, more than the ${this.maxMessageBytes} accepted`);
       if (this.pending.length < 2 + len) break;
       out.push(this.pending.subarray(2, 2 + len));
       this.pending = this.pending.subarray(2 + len);

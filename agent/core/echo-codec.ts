@@ -53,13 +53,12 @@ export const ECHO_NONCE_SIZE = 8;
 
 /** Result of looking at the start of a byte stream for one frame. */
 export type FrameParse<T> =
-  | { kind: 'need'; bytes: number }
-  | ({ kind: 'frame'; length: number } & T)
-  | { kind: 'invalid'; why: string };
+  { kind: 'need'; bytes: number } | ({ kind: 'frame'; length: number } & T) | { kind: 'invalid'; why: string };
 
 /** Builds a request frame of `size` bytes carrying `nonce` (8 bytes) and `flags` (ECHO_FLAG_*). */
 export function encodeEchoRequest(nonce: Buffer, size: number = ECHO_REQUEST_SIZE, flags = 0): Buffer {
-  if (nonce.length !== ECHO_NONCE_SIZE) throw new RangeError(`echo nonce must be ${ECHO_NONCE_SIZE} bytes, got ${nonce.length}`);
+  if (nonce.length !== ECHO_NONCE_SIZE)
+    throw new RangeError(`echo nonce must be ${ECHO_NONCE_SIZE} bytes, got ${nonce.length}`);
   if (!Number.isInteger(size) || size < ECHO_MIN_REQUEST || size > ECHO_MAX_REQUEST) {
     throw new RangeError(`echo request size must be ${ECHO_MIN_REQUEST}..${ECHO_MAX_REQUEST} bytes, got ${size}`);
   }
@@ -110,7 +109,8 @@ export function truncateUtf8(text: string, maxBytes: number): Buffer {
  * holds ECHO_TURNAROUND_UNKNOWN until setEchoTurnaround fills it, right before the write.
  */
 export function encodeEchoReply(nonce: Buffer, site: string, requestLength: number, turnaround = false): Buffer {
-  if (nonce.length !== ECHO_NONCE_SIZE) throw new RangeError(`echo nonce must be ${ECHO_NONCE_SIZE} bytes, got ${nonce.length}`);
+  if (nonce.length !== ECHO_NONCE_SIZE)
+    throw new RangeError(`echo nonce must be ${ECHO_NONCE_SIZE} bytes, got ${nonce.length}`);
   const min = turnaround ? ECHO_REPLY_TURNAROUND_MIN : ECHO_REPLY_MIN;
   const room = Math.min(255, requestLength - min);
   if (room < 0) throw new RangeError(`echo request of ${requestLength} bytes has no room for a reply`);
@@ -140,7 +140,10 @@ const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
  * longer reply is invalid, whatever it says. `turnaround` is what a type 3 reply carries:
  * microseconds, or null when the reflector could not tell; undefined for a type 2 reply.
  */
-export function parseEchoReply(buf: Buffer, maxLength: number): FrameParse<{ nonce: Buffer; site: string; turnaround?: number | null }> {
+export function parseEchoReply(
+  buf: Buffer,
+  maxLength: number,
+): FrameParse<{ nonce: Buffer; site: string; turnaround?: number | null }> {
   const head = parseHeader(buf, [ECHO_TYPE_REPLY, ECHO_TYPE_REPLY_TURNAROUND], ECHO_REPLY_MIN, maxLength);
   if (head.kind !== 'frame') return head;
   const withTurnaround = buf[5] === ECHO_TYPE_REPLY_TURNAROUND;

@@ -1,9 +1,23 @@
 // InfluxDB line protocol for everything the agent writes (DESIGN.md, "InfluxDB schema"). This is
 // the only serializer: the outbox stores its output, the sink sends it, and the dashboard tests
 // load InfluxDB with it. Timestamps are milliseconds (write with precision=ms).
-import type { AgentHeartbeat, AgentIdentity, AnylatEvent, BenefitRow, PathResult, PathTrace, RoundResult } from './model.ts';
+import type {
+  AgentHeartbeat,
+  AgentIdentity,
+  AnylatEvent,
+  BenefitRow,
+  PathResult,
+  PathTrace,
+  RoundResult,
+} from './model.ts';
 
-export const MEASUREMENTS = { latency: 'latency', benefit: 'benefit', agent: 'agent', event: 'event', trace: 'trace' } as const;
+export const MEASUREMENTS = {
+  latency: 'latency',
+  benefit: 'benefit',
+  agent: 'agent',
+  event: 'event',
+  trace: 'trace',
+} as const;
 
 /** Tag keys the schema owns; config labels may not reuse them. */
 export const RESERVED_TAGS = [
@@ -34,9 +48,15 @@ const LATENCY_FLOATS = [
   'stddev_ms',
   'jitter_ms',
 ] as const satisfies ReadonlyArray<keyof PathResult>;
-const LATENCY_INTS = ['sent', 'received', 'flagged', 'late', 'duplicate', 'stray', 'invalid'] as const satisfies ReadonlyArray<
-  keyof PathResult
->;
+const LATENCY_INTS = [
+  'sent',
+  'received',
+  'flagged',
+  'late',
+  'duplicate',
+  'stray',
+  'invalid',
+] as const satisfies ReadonlyArray<keyof PathResult>;
 const BENEFIT_FLOATS = [
   'anycast_p50_ms',
   'baseline_p50_ms',
@@ -106,7 +126,12 @@ function formatFloat(n: number): string {
   return String(n);
 }
 
-function line(measurement: string, tags: Record<string, string | undefined>, fields: Record<string, FieldValue | undefined>, ms: number): string | undefined {
+function line(
+  measurement: string,
+  tags: Record<string, string | undefined>,
+  fields: Record<string, FieldValue | undefined>,
+  ms: number,
+): string | undefined {
   const tagPart = Object.keys(tags)
     .filter((k) => tags[k] !== undefined && tags[k] !== '')
     .sort()
@@ -183,7 +208,15 @@ export function benefitLine(agent: AgentIdentity, service: string, row: BenefitR
   fields.pairs = int(row.pairs);
   return line(
     MEASUREMENTS.benefit,
-    { ...agentTags(agent), service, protocol: row.protocol, metric: row.metric, scope: row.scope, baseline: row.baseline, size: row.size },
+    {
+      ...agentTags(agent),
+      service,
+      protocol: row.protocol,
+      metric: row.metric,
+      scope: row.scope,
+      baseline: row.baseline,
+      size: row.size,
+    },
     fields,
     ms,
   );
@@ -236,7 +269,13 @@ export function traceLines(t: PathTrace): string[] {
     line(
       MEASUREMENTS.trace,
       tags,
-      { hop: int(h.ttl), address: str(h.address), rtt_ms: float(h.rtt_ms), name: str(h.name), reached: { bool: h.reached === true } },
+      {
+        hop: int(h.ttl),
+        address: str(h.address),
+        rtt_ms: float(h.rtt_ms),
+        name: str(h.name),
+        reached: { bool: h.reached === true },
+      },
       ms + h.ttl - 1,
     ),
   );

@@ -6,7 +6,19 @@ export const PROTOCOLS = ['udp', 'tcp', 'tls', 'http', 'icmp', 'dns', 'transfer'
 export type Protocol = (typeof PROTOCOLS)[number];
 
 /** What a probe times. */
-export const METRICS = ['rtt', 'connect', 'handshake', 'dns', 'ttfb', 'total', 'warm', 'tls', 'query', 'download', 'goodput_mbps'] as const;
+export const METRICS = [
+  'rtt',
+  'connect',
+  'handshake',
+  'dns',
+  'ttfb',
+  'total',
+  'warm',
+  'tls',
+  'query',
+  'download',
+  'goodput_mbps',
+] as const;
 export type Metric = (typeof METRICS)[number];
 
 /** Metrics each protocol can report, in display order. */

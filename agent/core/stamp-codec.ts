@@ -53,7 +53,13 @@ export function errorEstimate(e: { synchronized: boolean; scale: number; multipl
 }
 
 /** Decoded Error Estimate and the error it states, in seconds. */
-export function readErrorEstimate(field: number): { synchronized: boolean; ptp: boolean; scale: number; multiplier: number; seconds: number } {
+export function readErrorEstimate(field: number): {
+  synchronized: boolean;
+  ptp: boolean;
+  scale: number;
+  multiplier: number;
+  seconds: number;
+} {
   const scale = (field >> 8) & 0x3f;
   const multiplier = field & 0xff;
   return {
@@ -193,7 +199,10 @@ function readTlvArea(buf: Buffer, start: number, seqField: Buffer, key: Buffer |
     const length = buf.readUInt16BE(offset + 2);
     const valueStart = offset + TLV_HEADER_BYTES;
     if (length > end - valueStart) {
-      return fail('bad_tlv', `TLV type ${type} at offset ${offset} claims ${length} octets, ${end - valueStart} remain`);
+      return fail(
+        'bad_tlv',
+        `TLV type ${type} at offset ${offset} claims ${length} octets, ${end - valueStart} remain`,
+      );
     }
     if (type === TLV_HMAC) {
       if (valueStart + length !== end) return fail('bad_tlv', `HMAC TLV at offset ${offset} is not the last TLV`);
@@ -217,7 +226,13 @@ function readTlvArea(buf: Buffer, start: number, seqField: Buffer, key: Buffer |
  * last; in authenticated mode its value is computed here (RFC 8972 §4.8: over the Sequence Number
  * and every TLV before it), so callers pass it as a placeholder. Unauthenticated, it is copied.
  */
-function writeTlvArea(buf: Buffer, start: number, tlvs: readonly Tlv[], padding: number, key: Buffer | undefined): void {
+function writeTlvArea(
+  buf: Buffer,
+  start: number,
+  tlvs: readonly Tlv[],
+  padding: number,
+  key: Buffer | undefined,
+): void {
   let offset = start;
   for (const t of tlvs) if (t.type !== TLV_HMAC) offset = writeTlv(buf, offset, t);
   const hmacTlv = tlvs.find((t) => t.type === TLV_HMAC);
@@ -297,7 +312,11 @@ export function encodeSenderPacket(p: SenderPacketInput, key?: Buffer): Buffer {
 /** Decodes a Session-Sender test packet; with `key`, only an authenticated packet that verifies. */
 export function decodeSenderPacket(buf: Buffer, key?: Buffer, maxBytes = MAX_PACKET_BYTES): Decoded<SenderPacket> {
   const base = key ? AUTH_BASE_BYTES : UNAUTH_BASE_BYTES;
-  if (buf.length < base) return fail('too_short', `${buf.length} octets, a ${key ? 'authenticated' : 'unauthenticated'} test packet has at least ${base}`);
+  if (buf.length < base)
+    return fail(
+      'too_short',
+      `${buf.length} octets, a ${key ? 'authenticated' : 'unauthenticated'} test packet has at least ${base}`,
+    );
   if (buf.length > maxBytes) return fail('too_long', `${buf.length} octets, at most ${maxBytes} accepted`);
   if (key) {
     const expected = stampHmac(key, buf.subarray(0, AUTH_HMAC_OFFSET));
@@ -349,7 +368,10 @@ export interface ReflectorPacket {
   size: number;
 }
 
-export type ReflectorPacketInput = Omit<ReflectorPacket, 'authenticated' | 'tlvHmacValid' | 'size' | 'errorEstimate'> & {
+export type ReflectorPacketInput = Omit<
+  ReflectorPacket,
+  'authenticated' | 'tlvHmacValid' | 'size' | 'errorEstimate'
+> & {
   errorEstimate?: number;
 };
 
@@ -366,8 +388,30 @@ interface ReflectorLayout {
   base: number;
 }
 
-const UNAUTH_REFLECTOR: ReflectorLayout = { seq: 0, ts: 4, ee: 12, ssid: 14, rx: 16, sseq: 24, sts: 28, see: 36, ttl: 40, base: UNAUTH_BASE_BYTES };
-const AUTH_REFLECTOR: ReflectorLayout = { seq: 0, ts: 16, ee: 24, ssid: 26, rx: 32, sseq: 48, sts: 64, see: 72, ttl: 80, base: AUTH_BASE_BYTES };
+const UNAUTH_REFLECTOR: ReflectorLayout = {
+  seq: 0,
+  ts: 4,
+  ee: 12,
+  ssid: 14,
+  rx: 16,
+  sseq: 24,
+  sts: 28,
+  see: 36,
+  ttl: 40,
+  base: UNAUTH_BASE_BYTES,
+};
+const AUTH_REFLECTOR: ReflectorLayout = {
+  seq: 0,
+  ts: 16,
+  ee: 24,
+  ssid: 26,
+  rx: 32,
+  sseq: 48,
+  sts: 64,
+  see: 72,
+  ttl: 80,
+  base: AUTH_BASE_BYTES,
+};
 
 /** Encodes a Session-Reflector test packet; authenticated when `key` is given. */
 export function encodeReflectorPacket(p: ReflectorPacketInput, key?: Buffer): Buffer {
@@ -398,9 +442,17 @@ export function restampReflectorPacket(buf: Buffer, timestamp: bigint, key?: Buf
 }
 
 /** Decodes a Session-Reflector test packet; with `key`, only an authenticated packet that verifies. */
-export function decodeReflectorPacket(buf: Buffer, key?: Buffer, maxBytes = MAX_PACKET_BYTES): Decoded<ReflectorPacket> {
+export function decodeReflectorPacket(
+  buf: Buffer,
+  key?: Buffer,
+  maxBytes = MAX_PACKET_BYTES,
+): Decoded<ReflectorPacket> {
   const l = key ? AUTH_REFLECTOR : UNAUTH_REFLECTOR;
-  if (buf.length < l.base) return fail('too_short', `${buf.length} octets, a ${key ? 'authenticated' : 'unauthenticated'} reflector packet has at least ${l.base}`);
+  if (buf.length < l.base)
+    return fail(
+      'too_short',
+      `${buf.length} octets, a ${key ? 'authenticated' : 'unauthenticated'} reflector packet has at least ${l.base}`,
+    );
   if (buf.length > maxBytes) return fail('too_long', `${buf.length} octets, at most ${maxBytes} accepted`);
   if (key) {
     const expected = stampHmac(key, buf.subarray(0, AUTH_HMAC_OFFSET));
@@ -471,11 +523,18 @@ export const MIN_KEY_BYTES = 16;
  */
 export function parseStampKey(text: string, source: string): Buffer {
   const hex = text.replace(/\s+/g, '');
-  if (hex === '') throw keyError(`${source}: the key is empty; put at least ${MIN_KEY_BYTES * 2} hex digits in it (e.g. \`openssl rand -hex 32\`)`);
-  if (!/^[0-9a-fA-F]+$/.test(hex)) throw keyError(`${source}: the key must be hexadecimal digits only (e.g. \`openssl rand -hex 32\`)`);
+  if (hex === '')
+    throw keyError(
+      `${source}: the key is empty; put at least ${MIN_KEY_BYTES * 2} hex digits in it (e.g. \`openssl rand -hex 32\`)`,
+    );
+  if (!/^[0-9a-fA-F]+$/.test(hex))
+    throw keyError(`${source}: the key must be hexadecimal digits only (e.g. \`openssl rand -hex 32\`)`);
   if (hex.length % 2 !== 0) throw keyError(`${source}: the key has an odd number of hex digits (${hex.length})`);
   const key = Buffer.from(hex, 'hex');
-  if (key.length < MIN_KEY_BYTES) throw keyError(`${source}: the key has ${key.length} octets, at least ${MIN_KEY_BYTES} are needed (e.g. \`openssl rand -hex 32\`)`);
+  if (key.length < MIN_KEY_BYTES)
+    throw keyError(
+      `${source}: the key has ${key.length} octets, at least ${MIN_KEY_BYTES} are needed (e.g. \`openssl rand -hex 32\`)`,
+    );
   return key;
 }
 
@@ -485,7 +544,10 @@ export async function readStampKeyFile(path: string): Promise<Buffer> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw keyError(`${path}: cannot read the STAMP key file (${(err as NodeJS.ErrnoException).code ?? String(err)})`, err);
+    throw keyError(
+      `${path}: cannot read the STAMP key file (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+      err,
+    );
   }
   return parseStampKey(text, path);
 }

@@ -72,7 +72,9 @@ export function demoAgentId(region: string): string {
 export function everySeconds(intervalMs: number): string {
   const s = intervalMs / 1000;
   if (!Number.isInteger(s) || s < 1 || 60 % s !== 0) {
-    throw new RangeError(`round interval must be a whole number of seconds that divides a minute (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60), got ${intervalMs} ms`);
+    throw new RangeError(
+      `round interval must be a whole number of seconds that divides a minute (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60), got ${intervalMs} ms`,
+    );
   }
   return s === 60 ? '0 * * * * *' : `*/${s} * * * * *`;
 }
@@ -85,7 +87,12 @@ function ms(v: number): string {
  * The YAML config of the demo agent in `region`: the anycast address against every origin's
  * unicast address, UDP STAMP, TCP echo, HTTP, ICMP and DNS on the lab's ports, writing to `storePath`.
  */
-export function agentConfigYaml(lab: LabDescription, region: string, storePath: string, rounds: DemoRounds = DEFAULT_ROUNDS): string {
+export function agentConfigYaml(
+  lab: LabDescription,
+  region: string,
+  storePath: string,
+  rounds: DemoRounds = DEFAULT_ROUNDS,
+): string {
   const agent = lab.agents.find((a) => a.region === region);
   if (!agent) throw new RangeError(`the lab has no agent in region "${region}"`);
   const coords = REGION_COORDINATES[region];
@@ -142,7 +149,7 @@ function transferService(lab: LabDescription, timeoutMs: number): string[] {
     ...lab.origins.map((o) => `      ${o.region}: ${o.address}`),
     '    baseline: nearest',
     '    terminates_tcp: true',
-    '    # One download of each size per endpoint a minute, one at a time, through the lab links\' bandwidth limits.',
+    "    # One download of each size per endpoint a minute, one at a time, through the lab links' bandwidth limits.",
     '    probes:',
     `      transfer: { port: ${lab.ports.http}, sizes: [16KiB, 256KiB, 2MiB], samples: 1, timeout: 4s }`,
     `    timeout: ${ms(timeoutMs)}`,

@@ -14,7 +14,6 @@ import { agentConfigYaml, DEFAULT_ROUNDS, demoAgentId, type DemoRounds } from '.
 import { DemoSinks } from './influx.ts';
 import { ANYLAT_BIN } from '../util/package.ts';
 
-
 /** How long an agent may take from spawn to "running" (tsx compiles the agent on its first start). */
 const AGENT_READY_TIMEOUT_MS = 60_000;
 /** What a demo agent gets for rounds in flight at shutdown; it is killed a little after that. */
@@ -92,7 +91,11 @@ function removeStore(path: string): void {
   for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
 }
 
-function spawnAgent(lab: LabDescription, region: string, opts: { dir: string; storePath: string; rounds: DemoRounds; outbox: boolean }): { agent: DemoAgent; child: ChildProcess } {
+function spawnAgent(
+  lab: LabDescription,
+  region: string,
+  opts: { dir: string; storePath: string; rounds: DemoRounds; outbox: boolean },
+): { agent: DemoAgent; child: ChildProcess } {
   const a = lab.agents.find((x) => x.region === region)!;
   const id = demoAgentId(region);
   const configFile = join(opts.dir, 'configs', `${id}.yaml`);
@@ -109,7 +112,15 @@ function spawnAgent(lab: LabDescription, region: string, opts: { dir: string; st
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    const args = [ANYLAT_BIN, 'run', '--config', configFile, '--grace', `${AGENT_GRACE_MS}ms`, ...(opts.outbox ? ['--outbox'] : [])];
+    const args = [
+      ANYLAT_BIN,
+      'run',
+      '--config',
+      configFile,
+      '--grace',
+      `${AGENT_GRACE_MS}ms`,
+      ...(opts.outbox ? ['--outbox'] : []),
+    ];
     // Detached: a Ctrl-C in the demo's terminal reaches the demo only, which then stops each agent
     // once (a second signal would make an agent abandon its round).
     // At the lab's niceness: an agent stands in for a host of its own (lab/processes.ts, LAB_NICE).
@@ -118,10 +129,13 @@ function spawnAgent(lab: LabDescription, region: string, opts: { dir: string; st
   } finally {
     closeSync(fd);
   }
-  if (child.pid === undefined) throw new AnylatError('ANYLAT_DEMO_AGENT', `cannot start the agent for ${region} (ip netns exec failed to spawn)`);
+  if (child.pid === undefined)
+    throw new AnylatError('ANYLAT_DEMO_AGENT', `cannot start the agent for ${region} (ip netns exec failed to spawn)`);
   // Detached, it leads its own session: favour it as a whole (autogroup), not only its threads.
   favourSession(child.pid);
-  const exited = new Promise<number | string>((res) => child.once('exit', (code, signal) => res(code ?? signal ?? 'unknown')));
+  const exited = new Promise<number | string>((res) =>
+    child.once('exit', (code, signal) => res(code ?? signal ?? 'unknown')),
+  );
   return { agent: { region, id, netns: a.netns, configFile, logFile, pid: child.pid, exited }, child };
 }
 
@@ -136,27 +150,40 @@ async function waitRunning(agent: DemoAgent, child: ChildProcess): Promise<void>
     }
     if (/ running \d+ services?/.test(text)) return;
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new AnylatError('ANYLAT_DEMO_AGENT', `the agent for ${agent.region} exited (${child.exitCode ?? child.signalCode}) before it ran; the end of ${agent.logFile}:\n    ${logTail(agent.logFile).split('\n').join('\n    ')}`);
+      throw new AnylatError(
+        'ANYLAT_DEMO_AGENT',
+        `the agent for ${agent.region} exited (${child.exitCode ?? child.signalCode}) before it ran; the end of ${agent.logFile}:\n    ${logTail(agent.logFile).split('\n').join('\n    ')}`,
+      );
     }
     if (Date.now() > deadline) {
-      throw new AnylatError('ANYLAT_DEMO_AGENT', `the agent for ${agent.region} was not running after ${AGENT_READY_TIMEOUT_MS / 1000} s; the end of ${agent.logFile}:\n    ${logTail(agent.logFile).split('\n').join('\n    ')}`);
+      throw new AnylatError(
+        'ANYLAT_DEMO_AGENT',
+        `the agent for ${agent.region} was not running after ${AGENT_READY_TIMEOUT_MS / 1000} s; the end of ${agent.logFile}:\n    ${logTail(agent.logFile).split('\n').join('\n    ')}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-async function stopAgent(agent: DemoAgent, child: ChildProcess, fast: boolean): Promise<{ region: string; exit: number | string; killed: boolean }> {
+async function stopAgent(
+  agent: DemoAgent,
+  child: ChildProcess,
+  fast: boolean,
+): Promise<{ region: string; exit: number | string; killed: boolean }> {
   const running = () => child.exitCode === null && child.signalCode === null;
   let killed = false;
   if (running()) {
     child.kill(fast ? 'SIGKILL' : 'SIGTERM');
     killed = fast;
-    const timer = setTimeout(() => {
-      if (running()) {
-        killed = true;
-        child.kill('SIGKILL');
-      }
-    }, fast ? 0 : AGENT_KILL_AFTER_MS);
+    const timer = setTimeout(
+      () => {
+        if (running()) {
+          killed = true;
+          child.kill('SIGKILL');
+        }
+      },
+      fast ? 0 : AGENT_KILL_AFTER_MS,
+    );
     await agent.exited;
     clearTimeout(timer);
   }
@@ -210,16 +237,31 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
         // The dashboard's own message names the config key (web.listen); the demo's is --web.
         // (it comes from the dashboard's thread as an AnylatError with the code, not as a BindError)
         if (err instanceof AnylatError && err.code === 'ANYLAT_BIND') {
-          throw new AnylatError(err.code, err.message.replace(/; set web\.listen .*$/, '; give the demo another one with --web ADDR (e.g. --web 127.0.0.1:8081)'), { cause: err });
+          throw new AnylatError(
+            err.code,
+            err.message.replace(
+              /; set web\.listen .*$/,
+              '; give the demo another one with --web ADDR (e.g. --web 127.0.0.1:8081)',
+            ),
+            { cause: err },
+          );
         }
         throw err;
       }
     }
-    lab = await labUp({ ...(options.topology ? { topology: options.topology } : {}), ...(options.labDir ? { dir: options.labDir } : {}), log: (l) => log(`lab: ${l}`) });
+    lab = await labUp({
+      ...(options.topology ? { topology: options.topology } : {}),
+      ...(options.labDir ? { dir: options.labDir } : {}),
+      log: (l) => log(`lab: ${l}`),
+    });
     const description = lab;
-    log(`starting ${description.agents.length} agents (${description.agents.map((a) => a.region).join(', ')}), one in each agent namespace`);
+    log(
+      `starting ${description.agents.length} agents (${description.agents.map((a) => a.region).join(', ')}), one in each agent namespace`,
+    );
     for (const a of description.agents) {
-      children.push(spawnAgent(description, a.region, { dir, storePath, rounds, outbox: options.influx !== undefined }));
+      children.push(
+        spawnAgent(description, a.region, { dir, storePath, rounds, outbox: options.influx !== undefined }),
+      );
     }
     for (const { agent } of children) {
       void agent.exited.then((exit) => {
@@ -258,11 +300,11 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     stop: (opts = {}) => {
       // A second, fast stop while a graceful one runs: kill what is left, the lab still goes down.
       if (stopped && opts.fast) {
-        for (const { child } of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        for (const { child } of children)
+          if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       }
       stopped ??= teardown(opts.fast === true);
       return stopped;
     },
   };
 }
-

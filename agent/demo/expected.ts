@@ -81,15 +81,20 @@ export function failureHints(opts: LabOptions = {}): Array<{ args: string; effec
   const hints: Array<{ args: string; effects: string[] }> = [];
   const gainer = [...now].filter((e) => e.savedMs !== null).sort((x, y) => y.savedMs! - x.savedMs!)[0];
   if (gainer?.site && state.topology.origins.length > 1) {
-    const after = expectedBenefits(describeLab({ ...state, failures: { edges: [], origins: [gainer.site] } }, labDir(opts.dir)));
+    const after = expectedBenefits(
+      describeLab({ ...state, failures: { edges: [], origins: [gainer.site] } }, labDir(opts.dir)),
+    );
     hints.push({ args: `lab fail origin ${gainer.site}`, effects: changes(now, after) });
   }
   let worst: { edge: string; effects: string[]; saved: number } | undefined;
   for (const e of state.topology.edges) {
-    const after = expectedBenefits(describeLab({ ...state, failures: { edges: [e.region], origins: [] } }, labDir(opts.dir)));
+    const after = expectedBenefits(
+      describeLab({ ...state, failures: { edges: [e.region], origins: [] } }, labDir(opts.dir)),
+    );
     const saved = Math.min(...after.map((x) => x.savedMs ?? Infinity));
     if (worst === undefined || saved < worst.saved) worst = { edge: e.region, effects: changes(now, after), saved };
   }
-  if (worst && state.topology.edges.length > 1) hints.push({ args: `lab fail edge ${worst.edge}`, effects: worst.effects });
+  if (worst && state.topology.edges.length > 1)
+    hints.push({ args: `lab fail edge ${worst.edge}`, effects: worst.effects });
   return hints;
 }

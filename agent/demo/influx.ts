@@ -27,12 +27,20 @@ export function influxFromEnv(env: NodeJS.ProcessEnv = process.env): InfluxTarge
   try {
     parsed = new URL(url);
   } catch {
-    throw new UsageError(`INFLUX_URL: expected an http:// or https:// URL such as http://127.0.0.1:8086, got "${displayUrl(url)}"`);
+    throw new UsageError(
+      `INFLUX_URL: expected an http:// or https:// URL such as http://127.0.0.1:8086, got "${displayUrl(url)}"`,
+    );
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new UsageError(`INFLUX_URL: expected an http:// or https:// URL such as http://127.0.0.1:8086, got "${displayUrl(url)}"`);
+    throw new UsageError(
+      `INFLUX_URL: expected an http:// or https:// URL such as http://127.0.0.1:8086, got "${displayUrl(url)}"`,
+    );
   }
-  const target: InfluxTarget = { url, org: env.INFLUX_ORG?.trim() ?? '', bucket: env.INFLUX_BUCKET?.trim() || 'anylat' };
+  const target: InfluxTarget = {
+    url,
+    org: env.INFLUX_ORG?.trim() ?? '',
+    bucket: env.INFLUX_BUCKET?.trim() || 'anylat',
+  };
   const token = env.INFLUX_TOKEN?.trim();
   if (token) target.token = new Secret(token);
   return target;
@@ -51,7 +59,12 @@ export class DemoSinks {
   /** Starts delivering `agent`'s outbox lines. Idempotent. */
   add(agent: string): void {
     if (this.sinks.has(agent)) return;
-    const sink = new Sink({ store: this.store, agent, influx: this.influx, log: (line) => this.log(`${agent}: ${line}`) });
+    const sink = new Sink({
+      store: this.store,
+      agent,
+      influx: this.influx,
+      log: (line) => this.log(`${agent}: ${line}`),
+    });
     this.sinks.set(agent, sink);
     sink.start();
   }
@@ -64,6 +77,9 @@ export class DemoSinks {
   /** Delivers what InfluxDB takes within `withinMs`, then stops; the rest stays in the outbox. */
   async drain(withinMs: number): Promise<{ delivered: number; remaining: number }> {
     const results = await Promise.all([...this.sinks.values()].map((s) => s.drain(withinMs)));
-    return { delivered: results.reduce((n, r) => n + r.delivered, 0), remaining: results.reduce((n, r) => n + r.remaining, 0) };
+    return {
+      delivered: results.reduce((n, r) => n + r.delivered, 0),
+      remaining: results.reduce((n, r) => n + r.remaining, 0),
+    };
   }
 }

@@ -51,7 +51,10 @@ export function demoSnapshot(store: StoreReader, opts: SnapshotOptions, now: num
   const services = store.services();
   const known = services.some((s) => s.service === opts.service);
   const benefit = known
-    ? queries.benefit({ service: opts.service, sinceMs: windowMs, since: window, metric, limit: DEFAULT_EVENT_LIMIT }, now)
+    ? queries.benefit(
+        { service: opts.service, sinceMs: windowMs, since: window, metric, limit: DEFAULT_EVENT_LIMIT },
+        now,
+      )
     : undefined;
   const byAgent = new Map((benefit?.regions ?? []).map((r) => [r.agent, r]));
   const regions = opts.regions.map(({ region, agent }) => {
@@ -66,7 +69,9 @@ export function demoSnapshot(store: StoreReader, opts: SnapshotOptions, now: num
       last_round_t: r?.last_round_t ?? null,
     };
   });
-  const events = known ? store.events({ since: opts.eventsSince, service: opts.service, limit: opts.eventLimit ?? 6 }) : [];
+  const events = known
+    ? store.events({ since: opts.eventsSince, service: opts.service, limit: opts.eventLimit ?? 6 })
+    : [];
   return { at: now, service: opts.service, metric: `${metric.protocol}/${metric.metric}`, window, regions, events };
 }
 
@@ -102,7 +107,12 @@ function clock(t: number): string {
 
 function pad(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 /**
@@ -111,11 +121,25 @@ function pad(rows: string[][]): string[] {
  * `staleAfterMs`: a region whose newest round is older than this is marked.
  */
 export function formatSnapshot(s: DemoSnapshot, staleAfterMs: number): string[] {
-  const header = ['region', 'site', 'anycast', 'baseline', 'saved', '95% CI', 'win', 'verdict', `${s.window} median`, 'rounds'];
+  const header = [
+    'region',
+    'site',
+    'anycast',
+    'baseline',
+    'saved',
+    '95% CI',
+    'win',
+    'verdict',
+    `${s.window} median`,
+    'rounds',
+  ];
   const rows = s.regions.map((r) => {
     const l = r.latest;
     if (!l) return [r.region, '-', '-', '-', 'waiting for its first round', '', '', '', '', String(r.rounds)];
-    const stale = r.last_round_t !== null && s.at - r.last_round_t > staleAfterMs ? ` (no round for ${Math.round((s.at - r.last_round_t) / 1000)} s)` : '';
+    const stale =
+      r.last_round_t !== null && s.at - r.last_round_t > staleAfterMs
+        ? ` (no round for ${Math.round((s.at - r.last_round_t) / 1000)} s)`
+        : '';
     return [
       r.region,
       r.site ?? '-',
@@ -135,7 +159,10 @@ export function formatSnapshot(s: DemoSnapshot, staleAfterMs: number): string[] 
   ];
   if (s.events.length > 0) {
     lines.push('events (newest first):');
-    for (const e of s.events) lines.push(`  ${clock(e.t)}  ${e.agent_region.padEnd(10)} ${e.type.replace('_', ' ').padEnd(12)} ${clip(e.message, MESSAGE_WIDTH)}`);
+    for (const e of s.events)
+      lines.push(
+        `  ${clock(e.t)}  ${e.agent_region.padEnd(10)} ${e.type.replace('_', ' ').padEnd(12)} ${clip(e.message, MESSAGE_WIDTH)}`,
+      );
   }
   return lines;
 }

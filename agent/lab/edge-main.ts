@@ -55,7 +55,9 @@ const edge = await startEdge({
   origin: choose,
   log,
 });
-log(`listening on ${t.anycast}: udp ${t.ports.udp}, ${t.ports.dns}, tcp ${[...new Set([t.ports.tcp, t.ports.http, t.ports.dns])].join(', ')}`);
+log(
+  `listening on ${t.anycast}: udp ${t.ports.udp}, ${t.ports.dns}, tcp ${[...new Set([t.ports.tcp, t.ports.http, t.ports.dns])].join(', ')}`,
+);
 
 const statsFile = join(dir, `edge-${region}.stats.json`);
 const timer = setInterval(() => {
@@ -65,7 +67,10 @@ const timer = setInterval(() => {
     // state gone: the lab is being torn down
   }
   try {
-    writeFileSync(`${statsFile}.tmp`, JSON.stringify({ pid: process.pid, at: new Date().toISOString(), serving: serving ?? null, ...edge.stats() }));
+    writeFileSync(
+      `${statsFile}.tmp`,
+      JSON.stringify({ pid: process.pid, at: new Date().toISOString(), serving: serving ?? null, ...edge.stats() }),
+    );
     renameSync(`${statsFile}.tmp`, statsFile);
   } catch {
     // the state directory is gone (lab down in progress, or removed by hand): keep relaying

@@ -112,10 +112,13 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
     });
     fronts.push(front);
   }
-  const sweep = setInterval(() => {
-    const cutoff = Date.now() - idleMs;
-    for (const [key, f] of flows) if (f.lastSeen < cutoff) closeFlow(key);
-  }, Math.min(idleMs, 10_000));
+  const sweep = setInterval(
+    () => {
+      const cutoff = Date.now() - idleMs;
+      for (const [key, f] of flows) if (f.lastSeen < cutoff) closeFlow(key);
+    },
+    Math.min(idleMs, 10_000),
+  );
   sweep.unref();
 
   for (const port of opts.tcpPorts) {
@@ -135,7 +138,10 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       sockets.add(upstream);
       let connected = false;
       const timer = setTimeout(() => {
-        if (!connected) upstream.destroy(new Error(`no answer from ${origin.name} (${origin.address}:${port}) within ${connectTimeoutMs} ms`));
+        if (!connected)
+          upstream.destroy(
+            new Error(`no answer from ${origin.name} (${origin.address}:${port}) within ${connectTimeoutMs} ms`),
+          );
       }, connectTimeoutMs);
       upstream.once('connect', () => {
         connected = true;

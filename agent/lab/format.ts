@@ -5,7 +5,14 @@ import type { LabLink } from './topology.ts';
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 function ms(x: number): string {
@@ -14,7 +21,15 @@ function ms(x: number): string {
 
 /** Per agent: where anycast leads and the round trips each path implies. */
 export function formatPaths(d: LabDescription): string {
-  const rows = [['agent', 'anycast: edge -> origin', 'edge rtt ms', 'via edge rtt ms', ...d.origins.map((o) => `unicast ${o.region} rtt ms`)]];
+  const rows = [
+    [
+      'agent',
+      'anycast: edge -> origin',
+      'edge rtt ms',
+      'via edge rtt ms',
+      ...d.origins.map((o) => `unicast ${o.region} rtt ms`),
+    ],
+  ];
   for (const a of d.agents) {
     const ac = a.anycast;
     rows.push([
@@ -29,9 +44,22 @@ export function formatPaths(d: LabDescription): string {
 }
 
 /** The links with their one-way delay, jitter and loss. */
-export function formatLinks(links: Array<LabLink & { up?: boolean; stats?: LabStatus['links'][number]['stats'] }>): string {
+export function formatLinks(
+  links: Array<LabLink & { up?: boolean; stats?: LabStatus['links'][number]['stats'] }>,
+): string {
   const withStats = links.some((l) => l.stats !== undefined || l.up !== undefined);
-  const rows = [['link', 'class', 'delay ms', 'jitter ms', 'loss %', 'a address', 'b address', ...(withStats ? ['state', 'packets a>b', 'packets b>a', 'lost'] : [])]];
+  const rows = [
+    [
+      'link',
+      'class',
+      'delay ms',
+      'jitter ms',
+      'loss %',
+      'a address',
+      'b address',
+      ...(withStats ? ['state', 'packets a>b', 'packets b>a', 'lost'] : []),
+    ],
+  ];
   for (const l of links) {
     rows.push([
       l.id,
@@ -42,7 +70,12 @@ export function formatLinks(links: Array<LabLink & { up?: boolean; stats?: LabSt
       l.a.address,
       l.b.address,
       ...(withStats
-        ? [l.up === false ? 'DOWN' : 'up', String(l.stats?.ab.forwarded ?? '-'), String(l.stats?.ba.forwarded ?? '-'), String(l.stats ? l.stats.ab.lost + l.stats.ba.lost : '-')]
+        ? [
+            l.up === false ? 'DOWN' : 'up',
+            String(l.stats?.ab.forwarded ?? '-'),
+            String(l.stats?.ba.forwarded ?? '-'),
+            String(l.stats ? l.stats.ab.lost + l.stats.ba.lost : '-'),
+          ]
         : []),
     ]);
   }
@@ -65,7 +98,9 @@ export function formatDescription(d: LabDescription): string {
 export function formatStatus(s: LabStatus): string {
   if (s.phase === 'down') {
     const stray = s.namespaces.map((n) => n.name);
-    return stray.length === 0 ? `no lab is up (state directory ${s.dir})` : `no lab state in ${s.dir}, but namespaces are left: ${stray.join(', ')}; run "anylat lab down"`;
+    return stray.length === 0
+      ? `no lab is up (state directory ${s.dir})`
+      : `no lab state in ${s.dir}, but namespaces are left: ${stray.join(', ')}; run "anylat lab down"`;
   }
   const d = s.description!;
   const out = [
@@ -79,13 +114,19 @@ export function formatStatus(s: LabStatus): string {
       ...s.processes.map((p) => [p.name, String(p.pid), p.alive ? 'yes' : 'NO', p.netns ?? '(root)', p.log]),
     ]),
     '',
-    table([['namespace', 'present'], ...s.namespaces.map((n) => [n.name, n.present ? (n.expected ? 'yes' : 'yes (not in topology)') : 'MISSING'])]),
+    table([
+      ['namespace', 'present'],
+      ...s.namespaces.map((n) => [n.name, n.present ? (n.expected ? 'yes' : 'yes (not in topology)') : 'MISSING']),
+    ]),
     '',
     formatLinks(s.links),
   ];
   if (s.wireLateness && s.wireLateness.samples > 0) {
     const l = s.wireLateness;
-    out.push('', `wire scheduling: packets left ${l.p50} µs (p50), ${l.p99} µs (p99), ${l.max} µs (max) after their due time (last ${l.samples} packets)`);
+    out.push(
+      '',
+      `wire scheduling: packets left ${l.p50} µs (p50), ${l.p99} µs (p99), ${l.max} µs (max) after their due time (last ${l.samples} packets)`,
+    );
   }
   return out.join('\n');
 }

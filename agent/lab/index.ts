@@ -21,5 +21,13 @@ export { addNamespace, deleteNamespace, execIn, ipBatch, labNamespaces, spawnIn,
 export { favourSession, isAlive, LAB_NICE, niced, stopProcesses, type LabProcess } from './processes.ts';
 export { edgeFor, originFor, type Failures } from './routing.ts';
 export { labDir } from './state.ts';
-export { DEFAULT_TOPOLOGY_FILE, LAB_PREFIX, loadTopology, parseTopology, type LabLink, type LabNode, type LabTopology } from './topology.ts';
+export {
+  DEFAULT_TOPOLOGY_FILE,
+  LAB_PREFIX,
+  loadTopology,
+  parseTopology,
+  type LabLink,
+  type LabNode,
+  type LabTopology,
+} from './topology.ts';
 export { directionParams, type WireLink, type WireSpec, type WireStats } from './wire-spec.ts';

@@ -5,8 +5,25 @@ import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSy
 import { dirname, join } from 'node:path';
 import { AnylatError, EnvironmentError, UsageError } from '../util/errors.ts';
 import { addNamespace, deleteNamespace, ipBatch, labNamespaces, listeningIn, namespacePids, tcBatch } from './netns.ts';
-import { entry, isAlive, markedProcesses, startDaemon, startTimeOf, stopProcesses, TSX_IMPORT, type LabProcess } from './processes.ts';
-import { addressCommands, edgeFor, interfacesOf, NO_FAILURES, originFor, routeCommands, type Failures } from './routing.ts';
+import {
+  entry,
+  isAlive,
+  markedProcesses,
+  startDaemon,
+  startTimeOf,
+  stopProcesses,
+  TSX_IMPORT,
+  type LabProcess,
+} from './processes.ts';
+import {
+  addressCommands,
+  edgeFor,
+  interfacesOf,
+  NO_FAILURES,
+  originFor,
+  routeCommands,
+  type Failures,
+} from './routing.ts';
 import { labDir, readState, removeStateDir, withLock, writeState, type LabState } from './state.ts';
 import { allNodes, loadTopology, type LabLink, type LabNode, type LabTopology } from './topology.ts';
 import { directionParams, type WireSpec } from './wire-spec.ts';
@@ -74,16 +91,25 @@ export function checkHost(): void {
     );
   }
   if (process.getuid?.() !== 0) {
-    throw new EnvironmentError('ANYLAT_LAB_ROOT', 'the lab needs root (it creates network namespaces and TUN devices): run it with sudo, e.g. "sudo npx anylat lab up" (or "sudo anylat lab up" after "npm link")');
+    throw new EnvironmentError(
+      'ANYLAT_LAB_ROOT',
+      'the lab needs root (it creates network namespaces and TUN devices): run it with sudo, e.g. "sudo npx anylat lab up" (or "sudo anylat lab up" after "npm link")',
+    );
   }
   try {
     accessSync('/dev/net/tun', constants.R_OK | constants.W_OK);
   } catch {
-    throw new EnvironmentError('ANYLAT_LAB_TUN', 'the lab needs /dev/net/tun: load the module ("modprobe tun"), or in a container add --device /dev/net/tun --cap-add NET_ADMIN');
+    throw new EnvironmentError(
+      'ANYLAT_LAB_TUN',
+      'the lab needs /dev/net/tun: load the module ("modprobe tun"), or in a container add --device /dev/net/tun --cap-add NET_ADMIN',
+    );
   }
   for (const bin of ['ip', 'ss']) {
     if (!['/usr/sbin', '/sbin', '/usr/bin', '/bin'].some((d) => existsSync(join(d, bin)))) {
-      throw new EnvironmentError('ANYLAT_LAB_IPROUTE', `the lab needs "${bin}" from iproute2: install it (apt-get install iproute2)`);
+      throw new EnvironmentError(
+        'ANYLAT_LAB_IPROUTE',
+        `the lab needs "${bin}" from iproute2: install it (apt-get install iproute2)`,
+      );
     }
   }
 }
@@ -124,12 +150,31 @@ export function describeLab(state: LabState, dir: string): LabDescription {
         },
         unicast: t.origins.map((origin) => {
           const link = t.links.find((l) => l.class === 'internet' && l.a.node === a.id && l.b.node === origin.id)!;
-          return { origin: origin.region, address: origin.address!, rtt: sumRtt([link]), lossPct: link.lossPct, failed: f.origins.includes(origin.region) };
+          return {
+            origin: origin.region,
+            address: origin.address!,
+            rtt: sumRtt([link]),
+            lossPct: link.lossPct,
+            failed: f.origins.includes(origin.region),
+          };
         }),
       };
     }),
-    edges: t.edges.map((e) => ({ region: e.region, id: e.id, netns: e.netns, failed: f.edges.includes(e.region), origin: originFor(t, e, f)?.node.region ?? null })),
-    origins: t.origins.map((o) => ({ region: o.region, id: o.id, netns: o.netns, address: o.address!, site: o.region, failed: f.origins.includes(o.region) })),
+    edges: t.edges.map((e) => ({
+      region: e.region,
+      id: e.id,
+      netns: e.netns,
+      failed: f.edges.includes(e.region),
+      origin: originFor(t, e, f)?.node.region ?? null,
+    })),
+    origins: t.origins.map((o) => ({
+      region: o.region,
+      id: o.id,
+      netns: o.netns,
+      address: o.address!,
+      site: o.region,
+      failed: f.origins.includes(o.region),
+    })),
     links: t.links,
     processes: state.processes,
   };
@@ -148,17 +193,29 @@ async function waitUntil(what: string, proc: LabProcess, check: () => Promise<bo
   for (;;) {
     if (await check()) return;
     // The log's tail goes into the message: a failed `up` removes the state directory with it.
-    if (!isAlive(proc)) throw new AnylatError('ANYLAT_LAB_START', `${proc.name} exited before ${what}; the end of its log:\n    ${logTail(proc.log)}`);
-    if (Date.now() > deadline) throw new AnylatError('ANYLAT_LAB_START', `${proc.name} not ${what} after ${READY_TIMEOUT_MS / 1000} s; the end of its log:\n    ${logTail(proc.log)}`);
+    if (!isAlive(proc))
+      throw new AnylatError(
+        'ANYLAT_LAB_START',
+        `${proc.name} exited before ${what}; the end of its log:\n    ${logTail(proc.log)}`,
+      );
+    if (Date.now() > deadline)
+      throw new AnylatError(
+        'ANYLAT_LAB_START',
+        `${proc.name} not ${what} after ${READY_TIMEOUT_MS / 1000} s; the end of its log:\n    ${logTail(proc.log)}`,
+      );
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
 async function waitListening(proc: LabProcess, address: string, tcp: number[], udp: number[]): Promise<void> {
-  await waitUntil(`listening on ${address} (tcp ${[...new Set(tcp)].join(',')}, udp ${udp.join(',')})`, proc, async () => {
-    const l = await listeningIn(proc.netns!);
-    return tcp.every((p) => l.tcp.includes(`${address}:${p}`)) && udp.every((p) => l.udp.includes(`${address}:${p}`));
-  });
+  await waitUntil(
+    `listening on ${address} (tcp ${[...new Set(tcp)].join(',')}, udp ${udp.join(',')})`,
+    proc,
+    async () => {
+      const l = await listeningIn(proc.netns!);
+      return tcp.every((p) => l.tcp.includes(`${address}:${p}`)) && udp.every((p) => l.udp.includes(`${address}:${p}`));
+    },
+  );
 }
 
 function wireSpec(t: LabTopology, dir: string): WireSpec {
@@ -168,7 +225,13 @@ function wireSpec(t: LabTopology, dir: string): WireSpec {
     statsFile: join(dir, 'wire-stats.json'),
     links: t.links.map((l) => {
       const p = directionParams({ delayMs: l.delayMs, jitterMs: l.jitterMs, lossPct: l.lossPct });
-      return { id: l.id, a: { netns: l.a.netns, ifname: l.a.ifname }, b: { netns: l.b.netns, ifname: l.b.ifname }, ab: p, ba: { ...p } };
+      return {
+        id: l.id,
+        a: { netns: l.a.netns, ifname: l.a.ifname },
+        b: { netns: l.b.netns, ifname: l.b.ifname },
+        ab: p,
+        ba: { ...p },
+      };
     }),
   };
 }
@@ -185,14 +248,19 @@ export function rateCommands(t: LabTopology, node: LabNode): string[] {
     if (l.rateMbit === undefined) continue;
     const burst = Math.max(16 * 1024, Math.ceil((l.rateMbit * 1e6) / 8 / 1000));
     for (const end of [l.a, l.b]) {
-      if (end.netns === node.netns) out.push(`qdisc replace dev ${end.ifname} root tbf rate ${l.rateMbit}mbit burst ${burst} latency 50ms`);
+      if (end.netns === node.netns)
+        out.push(`qdisc replace dev ${end.ifname} root tbf rate ${l.rateMbit}mbit burst ${burst} latency 50ms`);
     }
   }
   return out;
 }
 
 /** Writes `spec` to `specFile`, starts a wire process for it and waits until its TUN devices exist. */
-export async function startWire(spec: WireSpec, files: { specFile: string; log: string }, name = 'wire'): Promise<LabProcess> {
+export async function startWire(
+  spec: WireSpec,
+  files: { specFile: string; log: string },
+  name = 'wire',
+): Promise<LabProcess> {
   writeFileSync(files.specFile, JSON.stringify(spec, null, 2));
   const proc = startDaemon({
     role: 'wire',
@@ -220,7 +288,14 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
       );
     }
     mkdirSync(join(dir, 'logs'), { recursive: true });
-    const state: LabState = { version: 1, phase: 'starting', createdAt: new Date().toISOString(), topology, failures: { edges: [], origins: [] }, processes: [] };
+    const state: LabState = {
+      version: 1,
+      phase: 'starting',
+      createdAt: new Date().toISOString(),
+      topology,
+      failures: { edges: [], origins: [] },
+      processes: [],
+    };
     writeState(dir, state);
     try {
       const nodes = allNodes(topology);
@@ -228,11 +303,20 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
       for (const n of nodes) await addNamespace(n.netns);
 
       log(`starting the wire: ${topology.links.length} links`);
-      state.processes.push(await startWire(wireSpec(topology, dir), { specFile: join(dir, 'wire-spec.json'), log: join(dir, 'logs', 'wire.log') }));
+      state.processes.push(
+        await startWire(wireSpec(topology, dir), {
+          specFile: join(dir, 'wire-spec.json'),
+          log: join(dir, 'logs', 'wire.log'),
+        }),
+      );
       writeState(dir, state);
 
       log('addresses and routes');
-      await Promise.all(nodes.map((n) => ipBatch(n.netns, [...addressCommands(topology, n), ...routeCommands(topology, n, NO_FAILURES)])));
+      await Promise.all(
+        nodes.map((n) =>
+          ipBatch(n.netns, [...addressCommands(topology, n), ...routeCommands(topology, n, NO_FAILURES)]),
+        ),
+      );
       const shaped = topology.links.filter((l) => l.rateMbit !== undefined);
       if (shaped.length > 0) {
         log(`bandwidth limits on ${shaped.length} links`);
@@ -252,7 +336,14 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
           favoured: true,
         });
         state.processes.push(proc);
-        starting.push(waitListening(proc, topology.anycast, [...new Set([topology.ports.tcp, topology.ports.http, topology.ports.dns])], [topology.ports.udp, topology.ports.dns]));
+        starting.push(
+          waitListening(
+            proc,
+            topology.anycast,
+            [...new Set([topology.ports.tcp, topology.ports.http, topology.ports.dns])],
+            [topology.ports.udp, topology.ports.dns],
+          ),
+        );
       }
       for (const o of topology.origins) {
         const proc = startDaemon({
@@ -262,12 +353,43 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
           log: join(dir, 'logs', `origin-${o.region}.log`),
           // No per-source rate limit or TCP connection cap: an edge relays every agent it serves
           // from one address (with the cap of 16, a busy lab had edges' connections reset).
-          argv: [process.execPath, ANYLAT_BIN, 'reflector', '--bind', o.address!, '--site', o.region, '--udp-port', String(topology.ports.udp), '--tcp-port', String(topology.ports.tcp), '--http-port', String(topology.ports.http), '--rate-limit', '0', '--tcp-per-source', '0', '--dns-port', String(topology.ports.dns), '--dns-rate-limit', '0', '--bytes-rate-limit', '0'],
+          argv: [
+            process.execPath,
+            ANYLAT_BIN,
+            'reflector',
+            '--bind',
+            o.address!,
+            '--site',
+            o.region,
+            '--udp-port',
+            String(topology.ports.udp),
+            '--tcp-port',
+            String(topology.ports.tcp),
+            '--http-port',
+            String(topology.ports.http),
+            '--rate-limit',
+            '0',
+            '--tcp-per-source',
+            '0',
+            '--dns-port',
+            String(topology.ports.dns),
+            '--dns-rate-limit',
+            '0',
+            '--bytes-rate-limit',
+            '0',
+          ],
           comm: { name: `anylat-origin-${o.region}`, binDir: join(dir, 'bin') },
           favoured: true,
         });
         state.processes.push(proc);
-        starting.push(waitListening(proc, o.address!, [topology.ports.tcp, topology.ports.http, topology.ports.dns], [topology.ports.udp, topology.ports.dns]));
+        starting.push(
+          waitListening(
+            proc,
+            o.address!,
+            [topology.ports.tcp, topology.ports.http, topology.ports.dns],
+            [topology.ports.udp, topology.ports.dns],
+          ),
+        );
       }
       writeState(dir, state);
       await Promise.all(starting);
@@ -323,7 +445,10 @@ async function teardown(dir: string): Promise<DownReport> {
   }
   if (problems.length > 0) {
     // The state stays, so a second `lab down` can finish the job.
-    throw new AnylatError('ANYLAT_LAB_DOWN_INCOMPLETE', `lab down could not remove everything:\n  ${problems.join('\n  ')}\nrun "anylat lab down" again; "ip netns list" shows what is left`);
+    throw new AnylatError(
+      'ANYLAT_LAB_DOWN_INCOMPLETE',
+      `lab down could not remove everything:\n  ${problems.join('\n  ')}\nrun "anylat lab down" again; "ip netns list" shows what is left`,
+    );
   }
   removeStateDir(dir);
   return { namespaces, processes: stopped };
@@ -343,7 +468,8 @@ export function requireLab(opts: LabOptions = {}): LabState {
 
 function requireState(dir: string): LabState {
   const state = readState(dir);
-  if (!state) throw new EnvironmentError('ANYLAT_LAB_DOWN', `no lab is up (no state in ${dir}): run "anylat lab up" first`);
+  if (!state)
+    throw new EnvironmentError('ANYLAT_LAB_DOWN', `no lab is up (no state in ${dir}): run "anylat lab up" first`);
   return state;
 }
 
@@ -357,15 +483,29 @@ export function labDescription(opts: LabOptions = {}): LabDescription {
 async function applyFailures(state: LabState, previous: Failures): Promise<void> {
   const t = state.topology;
   const f = state.failures;
-  const isFailed = (n: LabNode) => (n.kind === 'edge' ? f.edges : n.kind === 'origin' ? f.origins : []).includes(n.region);
-  const wasFailed = (n: LabNode) => (n.kind === 'edge' ? previous.edges : n.kind === 'origin' ? previous.origins : []).includes(n.region);
+  const isFailed = (n: LabNode) =>
+    (n.kind === 'edge' ? f.edges : n.kind === 'origin' ? f.origins : []).includes(n.region);
+  const wasFailed = (n: LabNode) =>
+    (n.kind === 'edge' ? previous.edges : n.kind === 'origin' ? previous.origins : []).includes(n.region);
   // A failed node's interfaces go down (it stops answering, and its routes with them); a healed
   // one's come back up and get their routes again.
   for (const n of allNodes(t)) {
-    if (isFailed(n) && !wasFailed(n)) await ipBatch(n.netns, interfacesOf(t, n).map((i) => `link set dev ${i} down`));
-    if (!isFailed(n) && wasFailed(n)) await ipBatch(n.netns, interfacesOf(t, n).map((i) => `link set dev ${i} up`));
+    if (isFailed(n) && !wasFailed(n))
+      await ipBatch(
+        n.netns,
+        interfacesOf(t, n).map((i) => `link set dev ${i} down`),
+      );
+    if (!isFailed(n) && wasFailed(n))
+      await ipBatch(
+        n.netns,
+        interfacesOf(t, n).map((i) => `link set dev ${i} up`),
+      );
   }
-  await Promise.all(allNodes(t).filter((n) => !isFailed(n)).map((n) => ipBatch(n.netns, routeCommands(t, n, f))));
+  await Promise.all(
+    allNodes(t)
+      .filter((n) => !isFailed(n))
+      .map((n) => ipBatch(n.netns, routeCommands(t, n, f))),
+  );
   for (const p of state.processes) if (p.role === 'edge' && isAlive(p)) process.kill(p.pid, 'SIGHUP');
 }
 
@@ -411,7 +551,8 @@ export async function heal(kind?: 'edge' | 'origin', region?: string, opts: LabO
     if (kind === undefined) state.failures = { edges: [], origins: [] };
     else {
       const k = kindOf(kind);
-      if (region === undefined) throw new UsageError(`lab heal ${k}: which region? e.g. "anylat lab heal ${k} us-east"`);
+      if (region === undefined)
+        throw new UsageError(`lab heal ${k}: which region? e.g. "anylat lab heal ${k} us-east"`);
       checkRegion(state.topology, k, region);
       if (k === 'edge') state.failures.edges = state.failures.edges.filter((r) => r !== region);
       else state.failures.origins = state.failures.origins.filter((r) => r !== region);
@@ -425,6 +566,11 @@ export async function heal(kind?: 'edge' | 'origin', region?: string, opts: LabO
 /** Resolves `agent/us-east` (or `anylat-agent-us-east`) to the lab node. */
 export function findNode(t: LabTopology, name: string): LabNode {
   const node = allNodes(t).find((n) => n.id === name || n.netns === name);
-  if (!node) throw new UsageError(`lab: no node "${name}" (nodes: ${allNodes(t).map((n) => n.id).join(', ')})`);
+  if (!node)
+    throw new UsageError(
+      `lab: no node "${name}" (nodes: ${allNodes(t)
+        .map((n) => n.id)
+        .join(', ')})`,
+    );
   return node;
 }

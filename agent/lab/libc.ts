@@ -51,7 +51,9 @@ export function libc(): Libc {
   const ioctl = lib.func('int ioctl(int fd, unsigned long req, ...)');
   const setns = lib.func('int setns(int fd, int nstype)');
   const ppoll = lib.func('int ppoll(void *fds, unsigned long nfds, void *tmo, void *sigmask)');
-  const prctl = lib.func('int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)');
+  const prctl = lib.func(
+    'int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)',
+  );
   const strerror = lib.func('const char *strerror(int errnum)');
   const schedSetscheduler = lib.func('int sched_setscheduler(int pid, int policy, void *param)');
 
@@ -78,7 +80,8 @@ export function libc(): Libc {
       return (schedSetscheduler(0, SCHED_FIFO, param) as number) === 0;
     },
     openTunIn: (nsPath, ifname) => {
-      if (Buffer.byteLength(ifname) >= IFNAMSIZ) throw new Error(`interface name "${ifname}" is longer than ${IFNAMSIZ - 1} bytes`);
+      if (Buffer.byteLength(ifname) >= IFNAMSIZ)
+        throw new Error(`interface name "${ifname}" is longer than ${IFNAMSIZ - 1} bytes`);
       // A TUN device lives in the namespace of the thread that opened /dev/net/tun, so this thread
       // visits the target namespace for the open and ioctl, then comes straight back: the device
       // never exists in the root namespace and no other thread is affected.

@@ -16,16 +16,25 @@ export interface ExecResult {
 }
 
 /** Runs a program to completion; never rejects for a non-zero exit (the result says it). */
-export function run(file: string, args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
+export function run(
+  file: string,
+  args: string[],
+  options: { input?: string; timeoutMs?: number } = {},
+): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile(file, args, { timeout: options.timeoutMs ?? 30_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
-        reject(new AnylatError('ANYLAT_LAB_EXEC', `cannot run ${file}: ${err.message}`));
-        return;
-      }
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
+    const child = execFile(
+      file,
+      args,
+      { timeout: options.timeoutMs ?? 30_000, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
+          reject(new AnylatError('ANYLAT_LAB_EXEC', `cannot run ${file}: ${err.message}`));
+          return;
+        }
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
     if (options.input !== undefined) child.stdin!.end(options.input);
   });
 }
@@ -34,7 +43,10 @@ export function run(file: string, args: string[], options: { input?: string; tim
 export async function ip(args: string[], input?: string): Promise<string> {
   const r = await run('ip', args, input === undefined ? {} : { input });
   if (r.code !== 0) {
-    throw new AnylatError('ANYLAT_LAB_IP', `ip ${args.join(' ')} failed: ${r.stderr.trim() || `exit ${r.code}`}${input ? `\n  batch:\n    ${input.trim().split('\n').join('\n    ')}` : ''}`);
+    throw new AnylatError(
+      'ANYLAT_LAB_IP',
+      `ip ${args.join(' ')} failed: ${r.stderr.trim() || `exit ${r.code}`}${input ? `\n  batch:\n    ${input.trim().split('\n').join('\n    ')}` : ''}`,
+    );
   }
   return r.stdout;
 }
@@ -44,7 +56,11 @@ export async function tcBatch(netns: string, commands: string[]): Promise<void> 
   if (commands.length === 0) return;
   const input = `${commands.join('\n')}\n`;
   const r = await run('tc', ['-n', netns, '-batch', '-'], { input });
-  if (r.code !== 0) throw new AnylatError('ANYLAT_LAB_TC', `tc -n ${netns} failed: ${r.stderr.trim() || `exit ${r.code}`}\n  batch:\n    ${input.trim().split('\n').join('\n    ')}`);
+  if (r.code !== 0)
+    throw new AnylatError(
+      'ANYLAT_LAB_TC',
+      `tc -n ${netns} failed: ${r.stderr.trim() || `exit ${r.code}`}\n  batch:\n    ${input.trim().split('\n').join('\n    ')}`,
+    );
 }
 
 /** Runs `ip` commands (one per line, no leading `ip`) inside namespace `netns`, in one exec. */
@@ -63,7 +79,8 @@ export function labNamespaces(): string[] {
 
 /** Creates a namespace; fails if it exists. */
 export async function addNamespace(netns: string): Promise<void> {
-  if (!netns.startsWith(LAB_PREFIX)) throw new Error(`refusing to create namespace "${netns}": lab namespaces start with ${LAB_PREFIX}`);
+  if (!netns.startsWith(LAB_PREFIX))
+    throw new Error(`refusing to create namespace "${netns}": lab namespaces start with ${LAB_PREFIX}`);
   await ip(['netns', 'add', netns]);
 }
 
@@ -93,7 +110,12 @@ export function spawnIn(netns: string, cmd: string, args: string[], options: Spa
 }
 
 /** Runs `cmd args` inside namespace `netns` to completion and returns its exit code and output. */
-export async function execIn(netns: string, cmd: string, args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
+export async function execIn(
+  netns: string,
+  cmd: string,
+  args: string[],
+  options: { input?: string; timeoutMs?: number } = {},
+): Promise<ExecResult> {
   return run('ip', ['netns', 'exec', netns, cmd, ...args], options);
 }
 

@@ -124,7 +124,14 @@ export function startDaemon(opts: {
     if (opts.favoured) favourSession(child.pid);
     // The start time is read right away; `ip netns exec` execs in place, so it stays valid.
     const startTime = startTimeOf(child.pid) ?? '';
-    return { role: opts.role, name: opts.name, pid: child.pid, startTime, ...(opts.netns ? { netns: opts.netns } : {}), log: opts.log };
+    return {
+      role: opts.role,
+      name: opts.name,
+      pid: child.pid,
+      startTime,
+      ...(opts.netns ? { netns: opts.netns } : {}),
+      log: opts.log,
+    };
   } finally {
     closeSync(fd);
   }
@@ -164,7 +171,10 @@ function signal(pid: number, sig: NodeJS.Signals): void {
  * Stops processes: SIGTERM, up to `graceMs` to exit, then SIGKILL. Each entry is killed only while
  * its start time still matches (a pid the kernel gave to someone else is left alone).
  */
-export async function stopProcesses(procs: Array<{ pid: number; startTime: string }>, graceMs = 2000): Promise<Array<{ pid: number; comm: string }>> {
+export async function stopProcesses(
+  procs: Array<{ pid: number; startTime: string }>,
+  graceMs = 2000,
+): Promise<Array<{ pid: number; comm: string }>> {
   const live = procs.filter((p) => p.pid > 1 && p.pid !== process.pid && isAlive(p));
   const stopped = live.map((p) => ({ pid: p.pid, comm: commOf(p.pid) }));
   for (const p of live) signal(p.pid, 'SIGTERM');

@@ -11,7 +11,12 @@ export interface Failures {
 
 export const NO_FAILURES: Failures = { edges: [], origins: [] };
 
-function nearest(from: LabNode, candidates: LabNode[], down: string[], t: LabTopology): { node: LabNode; link: LabLink } | undefined {
+function nearest(
+  from: LabNode,
+  candidates: LabNode[],
+  down: string[],
+  t: LabTopology,
+): { node: LabNode; link: LabLink } | undefined {
   let best: { node: LabNode; link: LabLink } | undefined;
   for (const c of candidates) {
     if (down.includes(c.region)) continue;
@@ -62,7 +67,8 @@ export function routeCommands(t: LabTopology, node: LabNode, f: Failures): strin
   if (node.kind === 'agent' || node.kind === 'edge') {
     for (const o of t.origins) {
       const link = linkBetween(t, node.id, o.id);
-      if (link && o.address) out.push(`route replace ${o.address}/32 dev ${ifTo(link).ifname} src ${ifTo(link).address}`);
+      if (link && o.address)
+        out.push(`route replace ${o.address}/32 dev ${ifTo(link).ifname} src ${ifTo(link).address}`);
     }
   }
   return out;
@@ -70,5 +76,8 @@ export function routeCommands(t: LabTopology, node: LabNode, f: Failures): strin
 
 /** Interfaces of a node (its link ends). */
 export function interfacesOf(t: LabTopology, node: LabNode): string[] {
-  return t.links.flatMap((l) => [l.a, l.b]).filter((e) => e.node === node.id).map((e) => e.ifname);
+  return t.links
+    .flatMap((l) => [l.a, l.b])
+    .filter((e) => e.node === node.id)
+    .map((e) => e.ifname);
 }

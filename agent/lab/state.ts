@@ -1,7 +1,17 @@
 // The lab's state on disk, so `status`, `fail`, `heal` and `down` work from any process: the
 // resolved topology, what is failed, and which processes the lab started. Written atomically
 // (temp file + rename); mutations hold a lock file.
-import { mkdirSync, openSync, closeSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  mkdirSync,
+  openSync,
+  closeSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { AnylatError } from '../util/errors.ts';
 import type { LabProcess } from './processes.ts';
@@ -39,7 +49,10 @@ export function readState(dir: string): LabState | undefined {
   try {
     return JSON.parse(text) as LabState;
   } catch (err) {
-    throw new AnylatError('ANYLAT_LAB_STATE', `${statePath(dir)} is not valid JSON (${(err as Error).message}); run "anylat lab down" to clean up`);
+    throw new AnylatError(
+      'ANYLAT_LAB_STATE',
+      `${statePath(dir)} is not valid JSON (${(err as Error).message}); run "anylat lab down" to clean up`,
+    );
   }
 }
 
@@ -93,7 +106,11 @@ export async function withLock<T>(dir: string, fn: () => Promise<T>, timeoutMs =
         rmSync(lock, { force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new AnylatError('ANYLAT_LAB_BUSY', `another anylat lab command (pid ${text || 'unknown'}) holds ${lock}; wait for it or remove the file if that process is not anylat`);
+      if (Date.now() > deadline)
+        throw new AnylatError(
+          'ANYLAT_LAB_BUSY',
+          `another anylat lab command (pid ${text || 'unknown'}) holds ${lock}; wait for it or remove the file if that process is not anylat`,
+        );
       await new Promise((r) => setTimeout(r, 50));
     }
   }

@@ -26,7 +26,8 @@ async function interfacesUp(netns: string): Promise<Map<string, boolean>> {
   const out = new Map<string, boolean>();
   const r = await run('ip', ['-n', netns, '-j', 'link', 'show']);
   if (r.code !== 0) return out;
-  for (const l of JSON.parse(r.stdout) as Array<{ ifname: string; flags: string[] }>) out.set(l.ifname, l.flags.includes('UP'));
+  for (const l of JSON.parse(r.stdout) as Array<{ ifname: string; flags: string[] }>)
+    out.set(l.ifname, l.flags.includes('UP'));
   return out;
 }
 
@@ -41,11 +42,22 @@ export async function labStatus(opts: LabOptions = {}): Promise<LabStatus> {
     state = undefined;
   }
   if (!state) {
-    return { up: false, phase: 'down', dir, namespaces: present.map((name) => ({ name, expected: false, present: true })), processes: [], links: [] };
+    return {
+      up: false,
+      phase: 'down',
+      dir,
+      namespaces: present.map((name) => ({ name, expected: false, present: true })),
+      processes: [],
+      links: [],
+    };
   }
   const t = state.topology;
   const expected = allNodes(t).map((n) => n.netns);
-  const namespaces = [...new Set([...expected, ...present])].map((name) => ({ name, expected: expected.includes(name), present: present.includes(name) }));
+  const namespaces = [...new Set([...expected, ...present])].map((name) => ({
+    name,
+    expected: expected.includes(name),
+    present: present.includes(name),
+  }));
   let wire: WireStats | undefined;
   try {
     wire = JSON.parse(readFileSync(join(dir, 'wire-stats.json'), 'utf8')) as WireStats;
@@ -53,7 +65,9 @@ export async function labStatus(opts: LabOptions = {}): Promise<LabStatus> {
     wire = undefined;
   }
   const ifs = new Map<string, Map<string, boolean>>();
-  await Promise.all(expected.filter((ns) => present.includes(ns)).map(async (ns) => ifs.set(ns, await interfacesUp(ns))));
+  await Promise.all(
+    expected.filter((ns) => present.includes(ns)).map(async (ns) => ifs.set(ns, await interfacesUp(ns))),
+  );
   const processes = state.processes.map((p) => ({ ...p, alive: isAlive(p) }));
   const links = t.links.map((l) => ({
     ...l,
@@ -71,4 +85,3 @@ export async function labStatus(opts: LabOptions = {}): Promise<LabStatus> {
     description: describeLab(state, dir),
   };
 }
-

@@ -87,7 +87,17 @@ const CLASS_DEFAULTS: Record<LinkClass, ClassSpec> = {
   backbone: { stretch: 1, extraMs: 0.5, jitterMs: 0.1, lossPct: 0 },
   internet: { stretch: 1.25, extraMs: 1.5, jitterMs: 2, lossPct: 0 },
 };
-const TOP_KEYS = ['anycast', 'ports', 'link_prefix', 'agents', 'edges', 'origins', 'distance_ms', 'classes', 'overrides'];
+const TOP_KEYS = [
+  'anycast',
+  'ports',
+  'link_prefix',
+  'agents',
+  'edges',
+  'origins',
+  'distance_ms',
+  'classes',
+  'overrides',
+];
 
 type Path = Array<string | number>;
 
@@ -98,7 +108,10 @@ class Problems {
     private readonly locate: (path: Path) => number,
   ) {}
   add(path: Path, message: string): void {
-    const where = path.length === 0 ? '' : ` ${path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('')}:`;
+    const where =
+      path.length === 0
+        ? ''
+        : ` ${path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('')}:`;
     this.list.push(`${this.file}:${this.locate(path)}:${where} ${message}`);
   }
 }
@@ -136,7 +149,9 @@ export function loadTopology(file: string = DEFAULT_TOPOLOGY_FILE): LabTopology 
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError([`${file}: cannot read the topology file (${(err as NodeJS.ErrnoException).code ?? String(err)})`]);
+    throw new ConfigError([
+      `${file}: cannot read the topology file (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+    ]);
   }
   return parseTopology(text, file);
 }
@@ -146,7 +161,9 @@ export function parseTopology(text: string, file = '<topology>'): LabTopology {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => `${file}:${e.linePos?.[0]?.line ?? 1}: ${e.message.split('\n')[0]!.replace(/:$/, '')}`));
+    throw new ConfigError(
+      doc.errors.map((e) => `${file}:${e.linePos?.[0]?.line ?? 1}: ${e.message.split('\n')[0]!.replace(/:$/, '')}`),
+    );
   }
   const locate = (path: Path): number => {
     for (let depth = path.length; depth >= 0; depth--) {
@@ -161,7 +178,8 @@ export function parseTopology(text: string, file = '<topology>'): LabTopology {
     throw new ConfigError([`${file}:1: expected a mapping with anycast, agents, edges, origins, distance_ms, ...`]);
   }
   const data = raw as Record<string, unknown>;
-  for (const key of Object.keys(data)) if (!TOP_KEYS.includes(key)) p.add([key], `unknown key (known: ${TOP_KEYS.join(', ')})`);
+  for (const key of Object.keys(data))
+    if (!TOP_KEYS.includes(key)) p.add([key], `unknown key (known: ${TOP_KEYS.join(', ')})`);
 
   const num = (path: Path, v: unknown, min: number, max: number, what: string): number | undefined => {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
@@ -173,15 +191,18 @@ export function parseTopology(text: string, file = '<topology>'): LabTopology {
 
   // anycast
   const anycast = data.anycast ?? '198.18.0.10';
-  if (typeof anycast !== 'string' || !isLabAddress(anycast)) p.add(['anycast'], `expected ${PRIVATE_HINT}, got ${JSON.stringify(anycast)}`);
+  if (typeof anycast !== 'string' || !isLabAddress(anycast))
+    p.add(['anycast'], `expected ${PRIVATE_HINT}, got ${JSON.stringify(anycast)}`);
 
   // ports
   const ports = { udp: 862, tcp: 862, http: 8080, dns: 8053 };
   if (data.ports !== undefined) {
-    if (data.ports === null || typeof data.ports !== 'object' || Array.isArray(data.ports)) p.add(['ports'], 'expected a mapping with udp, tcp, http, dns');
+    if (data.ports === null || typeof data.ports !== 'object' || Array.isArray(data.ports))
+      p.add(['ports'], 'expected a mapping with udp, tcp, http, dns');
     else
       for (const [k, v] of Object.entries(data.ports)) {
-        if (k !== 'udp' && k !== 'tcp' && k !== 'http' && k !== 'dns') p.add(['ports', k], 'unknown key (known: udp, tcp, http, dns)');
+        if (k !== 'udp' && k !== 'tcp' && k !== 'http' && k !== 'dns')
+          p.add(['ports', k], 'unknown key (known: udp, tcp, http, dns)');
         else {
           const port = num(['ports', k], v, 1, 65535, 'a port 1..65535');
           if (port !== undefined) {
@@ -190,10 +211,15 @@ export function parseTopology(text: string, file = '<topology>'): LabTopology {
           }
         }
       }
-    if (ports.tcp === ports.http) p.add(['ports', 'http'], `the http port must differ from the tcp port (both ${ports.tcp})`);
+    if (ports.tcp === ports.http)
+      p.add(['ports', 'http'], `the http port must differ from the tcp port (both ${ports.tcp})`);
     // DNS listens on UDP and TCP: it shares neither with another part.
     for (const other of ['udp', 'tcp', 'http'] as const) {
-      if (ports.dns === ports[other]) p.add(['ports', 'dns'], `the dns port must differ from the ${other} port (both ${ports.dns}): DNS listens on UDP and TCP`);
+      if (ports.dns === ports[other])
+        p.add(
+          ['ports', 'dns'],
+          `the dns port must differ from the ${other} port (both ${ports.dns}): DNS listens on UDP and TCP`,
+        );
     }
   }
 
@@ -207,7 +233,10 @@ export function parseTopology(text: string, file = '<topology>'): LabTopology {
     const seen = new Set<string>();
     return v.flatMap((r, i) => {
       if (typeof r !== 'string' || !REGION.test(r)) {
-        p.add([key, i], `expected a region name (lower-case letters, digits, "-"; at most 12 characters, starting with a letter), got ${JSON.stringify(r)}`);
+        p.add(
+          [key, i],
+          `expected a region name (lower-case letters, digits, "-"; at most 12 characters, starting with a letter), got ${JSON.stringify(r)}`,
+        );
         return [];
       }
       if (seen.has(r)) {
@@ -221,14 +250,28 @@ export function parseTopology(text: string, file = '<topology>'): LabTopology {
   const agentRegions = regionList('agents');
   const edgeRegions = regionList('edges');
   const origins: Array<{ region: string; address: string }> = [];
-  if (data.origins === null || typeof data.origins !== 'object' || Array.isArray(data.origins) || Object.keys(data.origins).length === 0) {
+  if (
+    data.origins === null ||
+    typeof data.origins !== 'object' ||
+    Array.isArray(data.origins) ||
+    Object.keys(data.origins).length === 0
+  ) {
     p.add(['origins'], 'expected a mapping of region to unicast address, e.g. {us-east: 10.78.0.1}');
   } else {
     const seen = new Set<string>();
     for (const [r, addr] of Object.entries(data.origins)) {
-      if (!REGION.test(r)) p.add(['origins', r], 'expected a region name (lower-case letters, digits, "-"; at most 12 characters, starting with a letter)');
-      else if (typeof addr !== 'string' || !isLabAddress(addr)) p.add(['origins', r], `expected ${PRIVATE_HINT}, got ${JSON.stringify(addr)}`);
-      else if (addr === anycast || seen.has(addr)) p.add(['origins', r], `address ${addr} is already used; every origin needs its own, other than the anycast address`);
+      if (!REGION.test(r))
+        p.add(
+          ['origins', r],
+          'expected a region name (lower-case letters, digits, "-"; at most 12 characters, starting with a letter)',
+        );
+      else if (typeof addr !== 'string' || !isLabAddress(addr))
+        p.add(['origins', r], `expected ${PRIVATE_HINT}, got ${JSON.stringify(addr)}`);
+      else if (addr === anycast || seen.has(addr))
+        p.add(
+          ['origins', r],
+          `address ${addr} is already used; every origin needs its own, other than the anycast address`,
+        );
       else {
         seen.add(addr);
         origins.push({ region: r, address: addr });
@@ -237,19 +280,32 @@ export function parseTopology(text: string, file = '<topology>'): LabTopology {
   }
 
   // link prefix
-  const linkCount = agentRegions.length * edgeRegions.length + edgeRegions.length * origins.length + agentRegions.length * origins.length;
+  const linkCount =
+    agentRegions.length * edgeRegions.length +
+    edgeRegions.length * origins.length +
+    agentRegions.length * origins.length;
   let linkBase = ipToInt('10.77.0.0');
   const prefixText = data.link_prefix ?? '10.77.0.0/16';
   const m = typeof prefixText === 'string' ? /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(prefixText) : null;
   if (!m || !isLabAddress(m[1]!) || Number(m[2]) < 8 || Number(m[2]) > 30) {
-    p.add(['link_prefix'], `expected a CIDR prefix inside ${PRIVATE_HINT.replace('an IPv4 address in ', '')}, e.g. 10.77.0.0/16, got ${JSON.stringify(prefixText)}`);
+    p.add(
+      ['link_prefix'],
+      `expected a CIDR prefix inside ${PRIVATE_HINT.replace('an IPv4 address in ', '')}, e.g. 10.77.0.0/16, got ${JSON.stringify(prefixText)}`,
+    );
   } else {
     const bits = Number(m[2]);
     const size = 2 ** (32 - bits);
     linkBase = ipToInt(m[1]!) - (ipToInt(m[1]!) % size);
-    if (linkCount * 4 > size) p.add(['link_prefix'], `${prefixText} holds ${size / 4} /30 links; this topology needs ${linkCount}: use a shorter prefix`);
-    for (const o of origins) if (inPrefix(o.address, linkBase, bits)) p.add(['origins', o.region], `${o.address} lies inside link_prefix ${prefixText}`);
-    if (typeof anycast === 'string' && isIPv4(anycast) && inPrefix(anycast, linkBase, bits)) p.add(['anycast'], `${anycast} lies inside link_prefix ${prefixText}`);
+    if (linkCount * 4 > size)
+      p.add(
+        ['link_prefix'],
+        `${prefixText} holds ${size / 4} /30 links; this topology needs ${linkCount}: use a shorter prefix`,
+      );
+    for (const o of origins)
+      if (inPrefix(o.address, linkBase, bits))
+        p.add(['origins', o.region], `${o.address} lies inside link_prefix ${prefixText}`);
+    if (typeof anycast === 'string' && isIPv4(anycast) && inPrefix(anycast, linkBase, bits))
+      p.add(['anycast'], `${anycast} lies inside link_prefix ${prefixText}`);
   }
 
   // distances
@@ -267,7 +323,8 @@ export function parseTopology(text: string, file = '<topology>'): LabTopology {
         const ms = num(['distance_ms', r1, r2], v, 0, 10_000, 'a one-way delay in ms ≥ 0');
         if (ms === undefined) continue;
         const key = [r1, r2].sort().join(' ');
-        if (distance.has(key) && distance.get(key) !== ms) p.add(['distance_ms', r1, r2], `${r1} ↔ ${r2} is given twice with different values`);
+        if (distance.has(key) && distance.get(key) !== ms)
+          p.add(['distance_ms', r1, r2], `${r1} ↔ ${r2} is given twice with different values`);
         distance.set(key, ms);
       }
     }
@@ -286,7 +343,8 @@ export function parseTopology(text: string, file = '<topology>'): LabTopology {
   const classes: Record<LinkClass, ClassSpec> = structuredClone(CLASS_DEFAULTS);
   const cls = data.classes;
   if (cls !== undefined) {
-    if (cls === null || typeof cls !== 'object' || Array.isArray(cls)) p.add(['classes'], 'expected a mapping with access, backbone, internet');
+    if (cls === null || typeof cls !== 'object' || Array.isArray(cls))
+      p.add(['classes'], 'expected a mapping with access, backbone, internet');
     else
       for (const [name, spec] of Object.entries(cls as Record<string, unknown>)) {
         if (name !== 'access' && name !== 'backbone' && name !== 'internet') {
@@ -303,7 +361,8 @@ export function parseTopology(text: string, file = '<topology>'): LabTopology {
           else if (k === 'extra_ms') classes[name].extraMs = num(path, v, 0, 10_000, 'ms ≥ 0') ?? 0;
           else if (k === 'jitter_ms') classes[name].jitterMs = num(path, v, 0, 10_000, 'ms ≥ 0') ?? 0;
           else if (k === 'loss_pct') classes[name].lossPct = num(path, v, 0, 100, 'a percentage 0..100') ?? 0;
-          else if (k === 'rate_mbit') classes[name].rateMbit = num(path, v, 0, 100_000, 'Mbit/s ≥ 0 (0: unlimited)') ?? 0;
+          else if (k === 'rate_mbit')
+            classes[name].rateMbit = num(path, v, 0, 100_000, 'Mbit/s ≥ 0 (0: unlimited)') ?? 0;
           else p.add(path, 'unknown key (known: stretch, extra_ms, jitter_ms, loss_pct, rate_mbit)');
         }
       }
@@ -345,7 +404,11 @@ export function parseTopology(text: string, file = '<topology>'): LabTopology {
   // overrides
   const ov = data.overrides;
   if (ov !== undefined && ov !== null) {
-    if (!Array.isArray(ov)) p.add(['overrides'], 'expected a list of {between: [agent/REGION, origin/REGION], delay_ms, jitter_ms, loss_pct}');
+    if (!Array.isArray(ov))
+      p.add(
+        ['overrides'],
+        'expected a list of {between: [agent/REGION, origin/REGION], delay_ms, jitter_ms, loss_pct}',
+      );
     else
       ov.forEach((item: unknown, i) => {
         if (item === null || typeof item !== 'object' || Array.isArray(item)) {
@@ -361,7 +424,10 @@ export function parseTopology(text: string, file = '<topology>'): LabTopology {
         const [x, y] = between as [string, string];
         const link = links.find((l) => (l.a.node === x && l.b.node === y) || (l.a.node === y && l.b.node === x));
         if (!link) {
-          p.add(['overrides', i, 'between'], `no link joins ${x} and ${y} (links join agent-edge, edge-origin and agent-origin; names are kind/region)`);
+          p.add(
+            ['overrides', i, 'between'],
+            `no link joins ${x} and ${y} (links join agent-edge, edge-origin and agent-origin; names are kind/region)`,
+          );
           return;
         }
         for (const [k, v] of Object.entries(o)) {

@@ -41,7 +41,10 @@ const fds: Array<[number, number]> = [];
 try {
   const c = libc();
   for (const link of spec.links) {
-    fds.push([c.openTunIn(`/run/netns/${link.a.netns}`, link.a.ifname), c.openTunIn(`/run/netns/${link.b.netns}`, link.b.ifname)]);
+    fds.push([
+      c.openTunIn(`/run/netns/${link.a.netns}`, link.a.ifname),
+      c.openTunIn(`/run/netns/${link.b.netns}`, link.b.ifname),
+    ]);
   }
 } catch (err) {
   die((err as Error).message);
@@ -52,10 +55,22 @@ const control = new SharedArrayBuffer(4);
 // TypeScript module.
 const bootstrap = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})
   .then((m) => { m.register(); return import(${JSON.stringify(siblingEntry(import.meta.url, './wire-worker.ts').href)}); });`;
-const worker = new Worker(bootstrap, { eval: true, workerData: { links: spec.links, fds, control, spinUs: spec.spinUs ?? 100, realtimePriority: spec.realtimePriority ?? 10 } });
+const worker = new Worker(bootstrap, {
+  eval: true,
+  workerData: {
+    links: spec.links,
+    fds,
+    control,
+    spinUs: spec.spinUs ?? 100,
+    realtimePriority: spec.realtimePriority ?? 10,
+  },
+});
 let stopping = false;
 
-type WorkerMessage = { type: 'ready'; realtime: boolean } | { type: 'log'; line: string } | { type: 'stats'; links: WireStats['links']; lateness: Float64Array };
+type WorkerMessage =
+  | { type: 'ready'; realtime: boolean }
+  | { type: 'log'; line: string }
+  | { type: 'stats'; links: WireStats['links']; lateness: Float64Array };
 
 worker.on('message', (msg: WorkerMessage) => {
   if (msg.type === 'log') {
@@ -67,7 +82,8 @@ worker.on('message', (msg: WorkerMessage) => {
     return;
   }
   const sorted = [...msg.lateness].sort((x, y) => x - y);
-  const q = (p: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!);
+  const q = (p: number) =>
+    sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
   const r = (x: number) => Math.round(x * 10) / 10;
   const stats: WireStats = {
     pid: process.pid,

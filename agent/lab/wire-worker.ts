@@ -37,7 +37,11 @@ c.setTimerSlackNs(1);
 let realtime = false;
 if (realtimePriority > 0) {
   realtime = c.setRealtime(realtimePriority);
-  if (!realtime) parentPort!.postMessage({ type: 'log', line: `cannot run the scheduler as SCHED_FIFO (${c.strerror(c.errno())}); delays will wobble more under load` });
+  if (!realtime)
+    parentPort!.postMessage({
+      type: 'log',
+      line: `cannot run the scheduler as SCHED_FIFO (${c.strerror(c.errno())}); delays will wobble more under load`,
+    });
 }
 
 // Port i reads fd i; what it reads goes through lines[i] and out of peer fd.
@@ -115,7 +119,8 @@ for (;;) {
   for (let i = 0; i < n; i++) {
     const revents = pollfds.readInt16LE(8 * i + 6);
     if (revents === 0) continue;
-    if ((revents & POLLIN) === 0) throw new Error(`TUN device of link ${links[i >> 1]!.id} reported poll events 0x${revents.toString(16)}`);
+    if ((revents & POLLIN) === 0)
+      throw new Error(`TUN device of link ${links[i >> 1]!.id} reported poll events 0x${revents.toString(16)}`);
     for (let k = 0; k < READ_BURST; k++) {
       const got = c.read(portFd[i]!, readBuf, MAX_PACKET);
       if (got < 0) {

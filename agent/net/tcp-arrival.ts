@@ -104,7 +104,8 @@ function peek(fd: number): number | 'eof' | 'empty' | undefined {
   const at = performance.now();
   const controlLen = Number(MSG.readBigUInt64LE(40));
   // struct cmsghdr { size_t len; int level; int type; } then struct timespec.
-  if (controlLen < 32 || CONTROL.readInt32LE(8) !== SOL_SOCKET || CONTROL.readInt32LE(12) !== SCM_TIMESTAMPNS) return undefined;
+  if (controlLen < 32 || CONTROL.readInt32LE(8) !== SOL_SOCKET || CONTROL.readInt32LE(12) !== SCM_TIMESTAMPNS)
+    return undefined;
   const sec = CONTROL.readBigInt64LE(16);
   const nsec = CONTROL.readBigInt64LE(24);
   const ageMs = Number(NOW[0]! - sec) * 1000 + Number(NOW[1]! - nsec) / 1e6;

@@ -222,7 +222,14 @@ export type EchoFallback =
   /** the recovered sample is outside what the monotonic span allows */
   | 'inconsistent';
 
-export const ECHO_FALLBACKS: readonly EchoFallback[] = ['unavailable', 'retransmitted', 'separate_ack', 'split_reply', 'not_acked', 'inconsistent'];
+export const ECHO_FALLBACKS: readonly EchoFallback[] = [
+  'unavailable',
+  'retransmitted',
+  'separate_ack',
+  'split_reply',
+  'not_acked',
+  'inconsistent',
+];
 
 /** the most the recovered sample may differ from the truth: the low bits tcpi_rtt drops */
 export const ECHO_RTT_ROUNDING_US = 7;
@@ -257,16 +264,28 @@ export function echoRttFromTcpInfo(
 function deltas(
   before: TcpInfo | undefined,
   after: TcpInfo | undefined,
-): { ok: true; segs: number; dataSegs: number; dataSegsOut: number | undefined; acked: number } | { ok: false; why: 'unavailable' | 'retransmitted' } {
+):
+  | { ok: true; segs: number; dataSegs: number; dataSegsOut: number | undefined; acked: number }
+  | { ok: false; why: 'unavailable' | 'retransmitted' } {
   if (!before || !after) return { ok: false, why: 'unavailable' };
-  if (before.segsIn === undefined || after.segsIn === undefined || before.dataSegsIn === undefined || after.dataSegsIn === undefined) return { ok: false, why: 'unavailable' };
-  if (before.bytesAcked === undefined || after.bytesAcked === undefined || before.rttUs === 0) return { ok: false, why: 'unavailable' };
+  if (
+    before.segsIn === undefined ||
+    after.segsIn === undefined ||
+    before.dataSegsIn === undefined ||
+    after.dataSegsIn === undefined
+  )
+    return { ok: false, why: 'unavailable' };
+  if (before.bytesAcked === undefined || after.bytesAcked === undefined || before.rttUs === 0)
+    return { ok: false, why: 'unavailable' };
   if (after.totalRetrans !== before.totalRetrans || after.retransmits !== 0) return { ok: false, why: 'retransmitted' };
   return {
     ok: true,
     segs: (after.segsIn - before.segsIn) >>> 0,
     dataSegs: (after.dataSegsIn - before.dataSegsIn) >>> 0,
-    dataSegsOut: before.dataSegsOut === undefined || after.dataSegsOut === undefined ? undefined : (after.dataSegsOut - before.dataSegsOut) >>> 0,
+    dataSegsOut:
+      before.dataSegsOut === undefined || after.dataSegsOut === undefined
+        ? undefined
+        : (after.dataSegsOut - before.dataSegsOut) >>> 0,
     acked: after.bytesAcked - before.bytesAcked,
   };
 }
@@ -274,12 +293,18 @@ function deltas(
 // The one RTT sample the kernel folded into tcpi_rtt between `before` and `after`, once the caller
 // has checked that exactly one was taken: from tcpi_min_rtt when it is a new minimum, otherwise
 // m = 8*S1 - 7*S0, refused when outside what tcpi_min_rtt and the monotonic span allow.
-function oneSample(before: TcpInfo, after: TcpInfo, spanUs: number): { ok: true; us: number; exact: boolean } | { ok: false; why: 'inconsistent' } {
+function oneSample(
+  before: TcpInfo,
+  after: TcpInfo,
+  spanUs: number,
+): { ok: true; us: number; exact: boolean } | { ok: false; why: 'inconsistent' } {
   const slack = ECHO_RTT_ROUNDING_US;
   // A sample below the running minimum replaces it (minmax_running_min): then it is known exactly.
   if (before.minRttUs !== undefined && after.minRttUs !== undefined && after.minRttUs < before.minRttUs) {
     const m = after.minRttUs;
-    return m > 0 && m <= spanUs + 1 ? { ok: true, us: Math.min(m, spanUs), exact: true } : { ok: false, why: 'inconsistent' };
+    return m > 0 && m <= spanUs + 1
+      ? { ok: true, us: Math.min(m, spanUs), exact: true }
+      : { ok: false, why: 'inconsistent' };
   }
   const m = 8 * after.rttUs - 7 * before.rttUs;
   const floor = after.minRttUs ?? 0;
@@ -293,7 +318,14 @@ export type ResponseFallback =
   /** the request left in more than one data segment: more than one ACK could have sampled it */
   | 'split_request';
 
-export const RESPONSE_FALLBACKS: readonly ResponseFallback[] = ['unavailable', 'retransmitted', 'separate_ack', 'split_request', 'not_acked', 'inconsistent'];
+export const RESPONSE_FALLBACKS: readonly ResponseFallback[] = [
+  'unavailable',
+  'retransmitted',
+  'separate_ack',
+  'split_request',
+  'not_acked',
+  'inconsistent',
+];
 
 /**
  * The kernel's RTT sample for a request and the start of its response, where the response may

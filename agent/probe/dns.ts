@@ -17,7 +17,15 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Attempt, FailureReason } from '../core/model.ts';
 import { AnylatError } from '../util/errors.ts';
-import { decodeSiteAnswer, encodeSiteQuery, frameTcp, isSiteName, QUERY_TYPES, TcpFramer, type SiteQuery } from '../core/dns-codec.ts';
+import {
+  decodeSiteAnswer,
+  encodeSiteQuery,
+  frameTcp,
+  isSiteName,
+  QUERY_TYPES,
+  TcpFramer,
+  type SiteQuery,
+} from '../core/dns-codec.ts';
 import { RxTimestamps } from '../net/rx-timestamp.ts';
 import { checkSocketTarget, errorDetail, socketFailureReason } from './tcp.ts';
 import type { DnsProbeOptions, ProbeFactory, Prober, ProbeTarget } from './types.ts';
@@ -84,12 +92,24 @@ class DnsSender implements DnsProber {
     // An ICMP error carries no query id; it answers the oldest query still waiting.
     socket.on('error', (err: NodeJS.ErrnoException) => {
       const first = this.pending.values().next().value;
-      if (first) this.settle(first, this.failure(first, socketFailureReason(err) ?? 'unreachable', `answer from ${this.where()}: ${errorDetail(err)}`));
+      if (first)
+        this.settle(
+          first,
+          this.failure(
+            first,
+            socketFailureReason(err) ?? 'unreachable',
+            `answer from ${this.where()}: ${errorDetail(err)}`,
+          ),
+        );
     });
     await new Promise<void>((resolve) => {
       const done = (err?: NodeJS.ErrnoException) => {
         socket.off('error', done);
-        if (err) this.connectFailure = { reason: socketFailureReason(err) ?? 'unreachable', detail: `connect to ${this.where()}: ${errorDetail(err)}` };
+        if (err)
+          this.connectFailure = {
+            reason: socketFailureReason(err) ?? 'unreachable',
+            detail: `connect to ${this.where()}: ${errorDetail(err)}`,
+          };
         resolve();
       };
       socket.once('error', done);
@@ -129,7 +149,13 @@ class DnsSender implements DnsProber {
       });
       return;
     }
-    const attempt: Attempt = { ok: true, t0: p.t0, t1, values: { query: t1 - p.t0 }, lagWindows: kernelTimed ? {} : { query: [t1, t1] } };
+    const attempt: Attempt = {
+      ok: true,
+      t0: p.t0,
+      t1,
+      values: { query: t1 - p.t0 },
+      lagWindows: kernelTimed ? {} : { query: [t1, t1] },
+    };
     if (answer.site !== undefined) attempt.site = answer.site;
     this.settle(p, attempt);
   }
@@ -141,7 +167,10 @@ class DnsSender implements DnsProber {
       const socket = net.connect({ host: this.target.address, port: this.options.port, noDelay: true });
       const timer = setTimeout(() => {
         socket.destroy();
-        resolve({ reason: 'timeout', detail: `connect to ${this.where()}: no answer within ${this.options.timeoutMs} ms` });
+        resolve({
+          reason: 'timeout',
+          detail: `connect to ${this.where()}: no answer within ${this.options.timeoutMs} ms`,
+        });
       }, this.options.timeoutMs);
       socket.once('connect', () => {
         clearTimeout(timer);
@@ -168,7 +197,8 @@ class DnsSender implements DnsProber {
         clearTimeout(timer);
         if (this.tcp === socket) this.tcp = undefined;
         // Queries waiting on a connection that closed will get no answer on it.
-        for (const p of [...this.pending.values()]) this.settle(p, this.failure(p, 'reset', `${this.where()} closed the connection before answering`));
+        for (const p of [...this.pending.values()])
+          this.settle(p, this.failure(p, 'reset', `${this.where()} closed the connection before answering`));
       });
     }).finally(() => {
       this.tcpOpening = undefined;
@@ -198,23 +228,44 @@ class DnsSender implements DnsProber {
     const query: SiteQuery = {
       id: this.newId(),
       qname: this.options.qname ?? DNS_PROBE_DEFAULTS.qname,
-      qtype: this.options.qtype ?? (isSiteName(this.options.qname ?? DNS_PROBE_DEFAULTS.qname) ? 'TXT' : DNS_PROBE_DEFAULTS.qtype),
+      qtype:
+        this.options.qtype ??
+        (isSiteName(this.options.qname ?? DNS_PROBE_DEFAULTS.qname) ? 'TXT' : DNS_PROBE_DEFAULTS.qtype),
       nsid: this.options.nsid ?? DNS_PROBE_DEFAULTS.nsid,
     };
     const message = encodeSiteQuery(query);
     const wire = tcp ? frameTcp(message) : message;
     return new Promise<Attempt>((resolve) => {
-      const p: Pending = { query, t0: 0, resolve, timer: setTimeout(() => this.settle(p, this.failure(p, 'timeout', `no answer from ${this.where()} within ${this.options.timeoutMs} ms`)), this.options.timeoutMs) };
+      const p: Pending = {
+        query,
+        t0: 0,
+        resolve,
+        timer: setTimeout(
+          () =>
+            this.settle(
+              p,
+              this.failure(p, 'timeout', `no answer from ${this.where()} within ${this.options.timeoutMs} ms`),
+            ),
+          this.options.timeoutMs,
+        ),
+      };
       this.pending.set(query.id, p);
       p.t0 = performance.now();
       try {
         if (tcp) tcp.write(wire);
         else
           this.udp!.send(wire, (err) => {
-            if (err) this.settle(p, this.failure(p, socketFailureReason(err) ?? 'error', `send to ${this.where()}: ${errorDetail(err)}`));
+            if (err)
+              this.settle(
+                p,
+                this.failure(p, socketFailureReason(err) ?? 'error', `send to ${this.where()}: ${errorDetail(err)}`),
+              );
           });
       } catch (err) {
-        this.settle(p, this.failure(p, socketFailureReason(err) ?? 'error', `send to ${this.where()}: ${errorDetail(err)}`));
+        this.settle(
+          p,
+          this.failure(p, socketFailureReason(err) ?? 'error', `send to ${this.where()}: ${errorDetail(err)}`),
+        );
       }
     });
   }
@@ -222,7 +273,8 @@ class DnsSender implements DnsProber {
   async close(): Promise<undefined> {
     if (this.closed) return undefined;
     this.closed = true;
-    for (const p of [...this.pending.values()]) this.settle(p, this.failure(p, 'error', 'dns prober closed before the answer'));
+    for (const p of [...this.pending.values()])
+      this.settle(p, this.failure(p, 'error', 'dns prober closed before the answer'));
     this.tcp?.destroy();
     const udp = this.udp;
     if (udp) {
@@ -242,8 +294,10 @@ class DnsSender implements DnsProber {
 export const createDnsProbe: ProbeFactory<'dns'> = async (target, options) => {
   checkSocketTarget('dns', target, options);
   const transport = options.transport ?? DNS_PROBE_DEFAULTS.transport;
-  if (transport !== 'udp' && transport !== 'tcp') throw optionsError(target, `transport must be udp or tcp, got ${String(transport)}`);
-  if (options.qtype !== undefined && !(QUERY_TYPES as readonly string[]).includes(options.qtype)) throw optionsError(target, `qtype must be one of ${QUERY_TYPES.join(', ')}, got ${options.qtype}`);
+  if (transport !== 'udp' && transport !== 'tcp')
+    throw optionsError(target, `transport must be udp or tcp, got ${String(transport)}`);
+  if (options.qtype !== undefined && !(QUERY_TYPES as readonly string[]).includes(options.qtype))
+    throw optionsError(target, `qtype must be one of ${QUERY_TYPES.join(', ')}, got ${options.qtype}`);
   const qname = options.qname ?? DNS_PROBE_DEFAULTS.qname;
   if (qname.length === 0 || qname.length > 253) throw optionsError(target, `qname must be a DNS name, got "${qname}"`);
   const sender = new DnsSender(target, options);

@@ -40,7 +40,15 @@ import type { Attempt, FailureReason, LagWindow, LagWindows, Metric } from '../c
 import { AnylatError } from '../util/errors.ts';
 import { VERSION } from '../version.ts';
 import { awaitArrival, enableTcpArrival, loadTcpArrival } from '../net/tcp-arrival.ts';
-import { loadTcpInfo, readTcpInfo, RESPONSE_FALLBACKS, responseRttFromTcpInfo, TCP_ESTABLISHED, type ResponseFallback, type TcpInfo } from '../net/tcp-info.ts';
+import {
+  loadTcpInfo,
+  readTcpInfo,
+  RESPONSE_FALLBACKS,
+  responseRttFromTcpInfo,
+  TCP_ESTABLISHED,
+  type ResponseFallback,
+  type TcpInfo,
+} from '../net/tcp-info.ts';
 import type { HttpProbeOptions, ProbeFactory, Prober, ProbeTarget } from './types.ts';
 
 /** Default response header naming the site that answered. */
@@ -130,7 +138,10 @@ function parseUrl(raw: string): ParsedUrl {
   try {
     url = new URL(raw);
   } catch {
-    throw new AnylatError('ANYLAT_HTTP_URL', `http probe: "${raw}" is not a URL; give one like https://api.example.com/health`);
+    throw new AnylatError(
+      'ANYLAT_HTTP_URL',
+      `http probe: "${raw}" is not a URL; give one like https://api.example.com/health`,
+    );
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new AnylatError('ANYLAT_HTTP_URL', `http probe: "${raw}" must start with http:// or https://`);
@@ -200,7 +211,8 @@ function exchange(
       },
       onResponseData(controller, chunk) {
         bytes += chunk.length;
-        if (bytes > MAX_BODY_BYTES) fail(controller, new ProbeFailure('protocol', `response body larger than ${MAX_BODY_BYTES} bytes`));
+        if (bytes > MAX_BODY_BYTES)
+          fail(controller, new ProbeFailure('protocol', `response body larger than ${MAX_BODY_BYTES} bytes`));
       },
       onResponseEnd() {
         const at = performance.now();
@@ -244,7 +256,8 @@ export interface TtfbTiming {
  * Sets up an HTTP(S) prober for one target. Throws `AnylatError` (`ANYLAT_HTTP_URL`) for a URL
  * that is not http(s).
  */
-export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions): HttpProber => httpProber(target, options)) satisfies ProbeFactory<'http'>;
+export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions): HttpProber =>
+  httpProber(target, options)) satisfies ProbeFactory<'http'>;
 
 /** `createHttpProbe` with its concrete type. */
 export function httpProber(target: ProbeTarget, options: HttpProbeOptions): HttpProber {
@@ -269,7 +282,12 @@ export function httpProber(target: ProbeTarget, options: HttpProbeOptions): Http
   const kernelClock = (options.ttfbClock ?? 'kernel') === 'kernel' && loadTcpInfo();
   const kernelTtfb = !url.https && kernelClock;
   const kernelArrival = kernelTtfb && loadTcpArrival();
-  const timing: TtfbTiming = { kernel: 0, arrival: 0, monotonic: 0, fallbacks: Object.fromEntries(RESPONSE_FALLBACKS.map((f) => [f, 0])) as Record<ResponseFallback, number> };
+  const timing: TtfbTiming = {
+    kernel: 0,
+    arrival: 0,
+    monotonic: 0,
+    fallbacks: Object.fromEntries(RESPONSE_FALLBACKS.map((f) => [f, 0])) as Record<ResponseFallback, number>,
+  };
 
   const sample = (_seq: number): Promise<Attempt> =>
     new Promise<Attempt>((resolve) => {
@@ -321,7 +339,10 @@ export function httpProber(target: ProbeTarget, options: HttpProbeOptions): Http
         finish(attempt);
       };
       const timer = setTimeout(() => {
-        fail(performance.now(), new ProbeFailure('timeout', `no answer within ${timeoutMs} ms (waiting for ${waitingFor})`));
+        fail(
+          performance.now(),
+          new ProbeFailure('timeout', `no answer within ${timeoutMs} ms (waiting for ${waitingFor})`),
+        );
       }, timeoutMs);
       inflight.add(cleanup);
 
@@ -353,7 +374,11 @@ export function httpProber(target: ProbeTarget, options: HttpProbeOptions): Http
             // undici writes each request synchronously after this announcement (a GET has no body).
             if (writes.length >= 2) return;
             const index = writes.length;
-            writes.push({ at, info: kernelSocket && readTcpInfo(kernelSocket), written: kernelSocket?.bytesWritten ?? 0 });
+            writes.push({
+              at,
+              info: kernelSocket && readTcpInfo(kernelSocket),
+              written: kernelSocket?.bytesWritten ?? 0,
+            });
             if (arrivalSocket) {
               const stop = awaitArrival(arrivalSocket, (stamp) => {
                 arrivals[index] = stamp;
@@ -428,20 +453,30 @@ export function httpProber(target: ProbeTarget, options: HttpProbeOptions): Http
             let kernel: ReturnType<typeof responseRttFromTcpInfo> = { ok: false, why: 'unavailable' };
             // Over https the first request's sample may be the handshake's end (see the header
             // comment), and TLS records hide what was written: the monotonic clock times it.
-            if (!url.https && kernelSocket && write) kernel = responseRttFromTcpInfo(write.info, headersInfo, kernelSocket.bytesWritten - write.written, monotonic * 1000);
+            if (!url.https && kernelSocket && write)
+              kernel = responseRttFromTcpInfo(
+                write.info,
+                headersInfo,
+                kernelSocket.bytesWritten - write.written,
+                monotonic * 1000,
+              );
             // No clean RTT sample (a bare ACK came first, ...): the response's receive timestamp, from
             // the request's write, stamped right before undici's synchronous write (never after the
             // headers' callback, which runs after it).
             const arrived = arrivals[index];
             const fromArrival = arrived === undefined || write === undefined ? undefined : arrived - write.at;
             if (kernel.ok) firstByte = { ms: kernel.us / 1000, kernel: true };
-            else if (fromArrival !== undefined && fromArrival > 0 && fromArrival <= monotonic) firstByte = { ms: fromArrival, kernel: true, arrival: true, why: kernel.why };
+            else if (fromArrival !== undefined && fromArrival > 0 && fromArrival <= monotonic)
+              firstByte = { ms: fromArrival, kernel: true, arrival: true, why: kernel.why };
             else firstByte = { ms: monotonic, kernel: false, why: kernel.why };
             return firstByte;
           },
           onEnd(): void {
             const endInfo = kernelSocket && readTcpInfo(kernelSocket);
-            bodyWaited = headersInfo?.dataSegsIn === undefined || endInfo?.dataSegsIn === undefined || endInfo.dataSegsIn !== headersInfo.dataSegsIn;
+            bodyWaited =
+              headersInfo?.dataSegsIn === undefined ||
+              endInfo?.dataSegsIn === undefined ||
+              endInfo.dataSegsIn !== headersInfo.dataSegsIn;
           },
           /** request written -> body's end, and when lag could have reached it */
           result(endAt: number): { ms: number; exposure: LagWindow[] } {

@@ -102,7 +102,14 @@ export const createIcmpProbe = ((target: ProbeTarget, options: IcmpProbeSetup): 
           finish({ ok: false, t0, t1, values: {}, reason: 'unreachable', detail: icmpError[1] });
           return;
         }
-        finish({ ok: false, t0, t1, values: {}, reason: 'timeout', detail: `no echo reply within ${options.timeoutMs} ms` });
+        finish({
+          ok: false,
+          t0,
+          t1,
+          values: {},
+          reason: 'timeout',
+          detail: `no echo reply within ${options.timeoutMs} ms`,
+        });
       });
     });
 

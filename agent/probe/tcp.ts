@@ -11,8 +11,24 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Attempt, FailureReason, LagWindows, Metric } from '../core/model.ts';
 import { AnylatError } from '../util/errors.ts';
-import { ECHO_FLAG_TURNAROUND, ECHO_NONCE_SIZE, ECHO_REQUEST_SIZE, encodeEchoRequest, parseEchoReply } from '../core/echo-codec.ts';
-import { delayAcks, ECHO_FALLBACKS, ECHO_RTT_ROUNDING_US, echoRttFromTcpInfo, loadTcpInfo, readTcpInfo, TCP_ESTABLISHED, type EchoFallback, type TcpInfo } from '../net/tcp-info.ts';
+import {
+  ECHO_FLAG_TURNAROUND,
+  ECHO_NONCE_SIZE,
+  ECHO_REQUEST_SIZE,
+  encodeEchoRequest,
+  parseEchoReply,
+} from '../core/echo-codec.ts';
+import {
+  delayAcks,
+  ECHO_FALLBACKS,
+  ECHO_RTT_ROUNDING_US,
+  echoRttFromTcpInfo,
+  loadTcpInfo,
+  readTcpInfo,
+  TCP_ESTABLISHED,
+  type EchoFallback,
+  type TcpInfo,
+} from '../net/tcp-info.ts';
 import type { ProbeFactory, ProbeTarget, Prober, TcpProbeOptions } from './types.ts';
 
 const SOCKET_REASONS: Readonly<Record<string, FailureReason>> = {
@@ -44,16 +60,26 @@ export function errorDetail(err: unknown): string {
 }
 
 /** Throws for options no config loader should have let through: a bug, not a target's failure. */
-export function checkSocketTarget(protocol: string, target: ProbeTarget, options: { port: number; timeoutMs: number }): void {
+export function checkSocketTarget(
+  protocol: string,
+  target: ProbeTarget,
+  options: { port: number; timeoutMs: number },
+): void {
   const where = `${protocol} probe for ${target.endpoint}`;
   if (net.isIP(target.address) === 0) {
-    throw new AnylatError('ANYLAT_PROBE_OPTIONS', `${where}: address must be an IP literal (resolve names before probing), got "${target.address}"`);
+    throw new AnylatError(
+      'ANYLAT_PROBE_OPTIONS',
+      `${where}: address must be an IP literal (resolve names before probing), got "${target.address}"`,
+    );
   }
   if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65_535) {
     throw new AnylatError('ANYLAT_PROBE_OPTIONS', `${where}: port must be an integer 1..65535, got ${options.port}`);
   }
   if (!Number.isFinite(options.timeoutMs) || options.timeoutMs <= 0) {
-    throw new AnylatError('ANYLAT_PROBE_OPTIONS', `${where}: timeoutMs must be a positive number, got ${options.timeoutMs}`);
+    throw new AnylatError(
+      'ANYLAT_PROBE_OPTIONS',
+      `${where}: timeoutMs must be a positive number, got ${options.timeoutMs}`,
+    );
   }
 }
 
@@ -97,7 +123,13 @@ const TURNAROUND_SLACK_US = 2 * ECHO_RTT_ROUNDING_US + 5;
  * reflector's turnaround when `asked` (undefined: a reflector that does not report it; null: it
  * could not tell), counting in `timing` how it was arrived at.
  */
-function echoRtt(spanMs: number, kernel: ReturnType<typeof echoRttFromTcpInfo> | undefined, asked: boolean, turnaroundUs: number | null | undefined, timing: EchoTiming): { ms: number; kernel: boolean } {
+function echoRtt(
+  spanMs: number,
+  kernel: ReturnType<typeof echoRttFromTcpInfo> | undefined,
+  asked: boolean,
+  turnaroundUs: number | null | undefined,
+  timing: EchoTiming,
+): { ms: number; kernel: boolean } {
   let ms = spanMs;
   if (kernel?.ok) {
     ms = kernel.us / 1000;
@@ -132,7 +164,12 @@ export function tcpProber(target: ProbeTarget, options: TcpProbeOptions): TcpPro
   const echoFlags = bestEcho ? ECHO_FLAG_TURNAROUND : 0;
   const metrics: readonly Metric[] = options.echo ? ['connect', 'rtt'] : ['connect'];
   const inFlight = new Set<() => void>();
-  const timing: EchoTiming = { kernel: 0, monotonic: 0, fallbacks: Object.fromEntries(ECHO_FALLBACKS.map((f) => [f, 0])) as Record<EchoFallback, number>, turnaround: { subtracted: 0, unknown: 0, rejected: 0, unreported: 0 } };
+  const timing: EchoTiming = {
+    kernel: 0,
+    monotonic: 0,
+    fallbacks: Object.fromEntries(ECHO_FALLBACKS.map((f) => [f, 0])) as Record<EchoFallback, number>,
+    turnaround: { subtracted: 0, unknown: 0, rejected: 0, unreported: 0 },
+  };
 
   const sample = (_seq: number): Promise<Attempt> =>
     new Promise<Attempt>((resolve) => {
@@ -143,7 +180,10 @@ export function tcpProber(target: ProbeTarget, options: TcpProbeOptions): TcpPro
       let settled = false;
 
       const t0 = performance.now();
-      const socket = net.connect({ host: target.address, port: options.port, autoSelectFamily: false, noDelay: true }, onConnect);
+      const socket = net.connect(
+        { host: target.address, port: options.port, autoSelectFamily: false, noDelay: true },
+        onConnect,
+      );
 
       // The verdict waits one turn of the event loop: after a stall (a busy machine), timers run
       // before I/O, and a reply that arrived in time but was not read yet would count as a timeout.
@@ -167,7 +207,15 @@ export function tcpProber(target: ProbeTarget, options: TcpProbeOptions): TcpPro
       }
 
       function fail(t1: number, reason: FailureReason, detail: string): void {
-        settle({ ok: false, t0, t1, values, lagWindows, reason, detail: phase === 'echo' ? `echo: ${detail}` : detail });
+        settle({
+          ok: false,
+          t0,
+          t1,
+          values,
+          lagWindows,
+          reason,
+          detail: phase === 'echo' ? `echo: ${detail}` : detail,
+        });
       }
 
       // Errors after the sample settled (a late RST on a socket being destroyed) are nobody's.
@@ -230,12 +278,18 @@ export function tcpProber(target: ProbeTarget, options: TcpProbeOptions): TcpPro
             send(true);
             return;
           }
-          const kernelSample = kernelEcho ? echoRttFromTcpInfo(before, readTcpInfo(socket), request.length, (t2 - tSent) * 1000) : undefined;
+          const kernelSample = kernelEcho
+            ? echoRttFromTcpInfo(before, readTcpInfo(socket), request.length, (t2 - tSent) * 1000)
+            : undefined;
           const rtt = echoRtt(t2 - tSent, kernelSample, echoFlags !== 0, reply.turnaround, timing);
           values.rtt = rtt.ms;
           // The kernel's sample has kernel timestamps at both ends: event-loop lag cannot reach it.
           if (!rtt.kernel) lagWindows.rtt = [t2, t2];
-          settle(site === undefined ? { ok: true, t0, t1: t2, values, lagWindows } : { ok: true, t0, t1: t2, values, lagWindows, site });
+          settle(
+            site === undefined
+              ? { ok: true, t0, t1: t2, values, lagWindows }
+              : { ok: true, t0, t1: t2, values, lagWindows, site },
+          );
         });
         socket.on('end', () => fail(performance.now(), 'reset', 'closed by the far end before replying'));
         send(false);

@@ -33,7 +33,10 @@ function checkCaBundle(ca: string | Buffer): void {
 export const createTlsProbe: ProbeFactory<'tls'> = (target, options) => {
   checkSocketTarget('tls', target, options);
   if (options.serverName !== undefined && (options.serverName === '' || net.isIP(options.serverName) !== 0)) {
-    throw new AnylatError('ANYLAT_PROBE_OPTIONS', `tls probe for ${target.endpoint}: serverName must be a host name (SNI carries no IP address), got "${options.serverName}"`);
+    throw new AnylatError(
+      'ANYLAT_PROBE_OPTIONS',
+      `tls probe for ${target.endpoint}: serverName must be a host name (SNI carries no IP address), got "${options.serverName}"`,
+    );
   }
   // Parsing a CA bundle costs milliseconds: do it once, not per sample.
   let secureContext: tls.SecureContext;
@@ -41,7 +44,10 @@ export const createTlsProbe: ProbeFactory<'tls'> = (target, options) => {
     if (options.ca !== undefined) checkCaBundle(options.ca);
     secureContext = tls.createSecureContext(options.ca === undefined ? {} : { ca: options.ca });
   } catch (err) {
-    throw new AnylatError('ANYLAT_PROBE_OPTIONS', `tls probe for ${target.endpoint}: the CA bundle is not usable PEM: ${errorDetail(err)}`);
+    throw new AnylatError(
+      'ANYLAT_PROBE_OPTIONS',
+      `tls probe for ${target.endpoint}: the CA bundle is not usable PEM: ${errorDetail(err)}`,
+    );
   }
   const metrics: readonly Metric[] = ['handshake'];
   const inFlight = new Set<() => void>();
@@ -69,7 +75,10 @@ export const createTlsProbe: ProbeFactory<'tls'> = (target, options) => {
       let secure: tls.TLSSocket | undefined;
 
       const t0 = performance.now();
-      const socket = net.connect({ host: target.address, port: options.port, autoSelectFamily: false, noDelay: true }, onConnect);
+      const socket = net.connect(
+        { host: target.address, port: options.port, autoSelectFamily: false, noDelay: true },
+        onConnect,
+      );
 
       const timer = setTimeout(() => {
         const what = phase === 'connect' ? 'no TCP connection' : 'TLS handshake not finished';

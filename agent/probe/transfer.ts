@@ -57,7 +57,11 @@ function optionsError(target: ProbeTarget, message: string): AnylatError {
 }
 
 /** The URL of one size: the user's with `{size}` replaced, or the reflector's `/bytes/N` on the target. */
-export function transferUrl(target: ProbeTarget, options: Pick<TransferProbeOptions, 'url' | 'port'>, size: number): URL {
+export function transferUrl(
+  target: ProbeTarget,
+  options: Pick<TransferProbeOptions, 'url' | 'port'>,
+  size: number,
+): URL {
   if (options.url !== undefined) return new URL(options.url.replaceAll('{size}', String(size)));
   const host = isIP(target.address) === 6 ? `[${target.address}]` : target.address;
   return new URL(`http://${host}:${options.port ?? DEFAULT_TRANSFER_PORT}/bytes/${size}`);
@@ -81,7 +85,15 @@ class TransferProber implements Prober {
 
   sample(_seq: number): Promise<Attempt> {
     const start = performance.now();
-    if (this.closed) return Promise.resolve({ ok: false, t0: start, t1: start, values: {}, reason: 'error', detail: 'transfer prober is closed' });
+    if (this.closed)
+      return Promise.resolve({
+        ok: false,
+        t0: start,
+        t1: start,
+        values: {},
+        reason: 'error',
+        detail: 'transfer prober is closed',
+      });
     const https_ = this.url.protocol === 'https:';
     const port = this.url.port === '' ? (https_ ? 443 : 80) : Number(this.url.port);
     const hostname = this.url.hostname.replace(/^\[(.*)\]$/, '$1');
@@ -113,13 +125,31 @@ class TransferProber implements Prober {
         agent: false as const,
         // keep-alive: the server must not close first, so the end of the body is the body's, not
         // a FIN racing it through a relay; the prober closes the connection once the body is in.
-        headers: { host: this.url.host, 'user-agent': 'anylat-transfer', accept: '*/*', 'accept-encoding': 'identity', connection: 'keep-alive' },
+        headers: {
+          host: this.url.host,
+          'user-agent': 'anylat-transfer',
+          accept: '*/*',
+          'accept-encoding': 'identity',
+          connection: 'keep-alive',
+        },
       };
       const req = https_
-        ? https.request({ ...common, servername: isIP(hostname) ? undefined : hostname, rejectUnauthorized: this.options.insecure !== true, ...(this.options.ca ? { ca: this.options.ca } : {}) })
+        ? https.request({
+            ...common,
+            servername: isIP(hostname) ? undefined : hostname,
+            rejectUnauthorized: this.options.insecure !== true,
+            ...(this.options.ca ? { ca: this.options.ca } : {}),
+          })
         : http.request(common);
       this.live.add(req);
-      const timer = setTimeout(() => fail('timeout', `${where}: not downloaded within ${this.options.timeoutMs} ms (${bytes} of ${this.size} bytes)`), this.options.timeoutMs);
+      const timer = setTimeout(
+        () =>
+          fail(
+            'timeout',
+            `${where}: not downloaded within ${this.options.timeoutMs} ms (${bytes} of ${this.size} bytes)`,
+          ),
+        this.options.timeoutMs,
+      );
       req.on('socket', (socket: Socket) => {
         socket.setNoDelay(true);
         // The request goes out as soon as the connection is ready: that moment starts ttfb.
@@ -133,12 +163,16 @@ class TransferProber implements Prober {
         site = Array.isArray(raw) ? raw[0] : raw;
         if (res.statusCode !== 200) {
           res.resume();
-          fail('http_status', `${where}: HTTP ${res.statusCode}${res.statusCode === 429 ? ' (the reflector\'s per-source byte budget is spent: lower samples or sizes, or raise its --bytes-rate-limit)' : ''}`);
+          fail(
+            'http_status',
+            `${where}: HTTP ${res.statusCode}${res.statusCode === 429 ? " (the reflector's per-source byte budget is spent: lower samples or sizes, or raise its --bytes-rate-limit)" : ''}`,
+          );
           return;
         }
         res.on('data', (chunk: Buffer) => {
           bytes += chunk.length;
-          if (bytes > MAX_TRANSFER_SIZE) fail('protocol', `${where}: more than ${MAX_TRANSFER_SIZE} bytes; transfer sizes are capped`);
+          if (bytes > MAX_TRANSFER_SIZE)
+            fail('protocol', `${where}: more than ${MAX_TRANSFER_SIZE} bytes; transfer sizes are capped`);
         });
         res.on('end', () => {
           const tLast = performance.now();
@@ -149,7 +183,13 @@ class TransferProber implements Prober {
           const download = tLast - tFirst!;
           const values: Attempt['values'] = { ttfb: tFirst! - t0, download };
           if (download > 0) values.goodput_mbps = (bytes * 8) / (download * 1000);
-          const a: Attempt = { ok: true, t0, t1: tLast, values, lagWindows: { ttfb: [t0, tFirst!], download: [tLast, tLast], goodput_mbps: [tLast, tLast] } };
+          const a: Attempt = {
+            ok: true,
+            t0,
+            t1: tLast,
+            values,
+            lagWindows: { ttfb: [t0, tFirst!], download: [tLast, tLast], goodput_mbps: [tLast, tLast] },
+          };
           if (site !== undefined) a.site = site;
           finish(a);
         });
@@ -179,13 +219,15 @@ export const createTransferProbe: ProbeFactory<'transfer'> = (target, options) =
   if (size === undefined || !Number.isSafeInteger(size) || size < 1 || size > MAX_TRANSFER_SIZE) {
     throw optionsError(target, `size must be 1 to ${MAX_TRANSFER_SIZE} bytes, got ${size}`);
   }
-  if (!(options.timeoutMs > 0)) throw optionsError(target, `timeoutMs must be a positive number, got ${options.timeoutMs}`);
+  if (!(options.timeoutMs > 0))
+    throw optionsError(target, `timeoutMs must be a positive number, got ${options.timeoutMs}`);
   let url: URL;
   try {
     url = transferUrl(target, options, size);
   } catch {
     throw optionsError(target, `not a URL: "${options.url}"`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw optionsError(target, `only http:// and https:// URLs, got "${url.protocol}"`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw optionsError(target, `only http:// and https:// URLs, got "${url.protocol}"`);
   return new TransferProber(target, options, size);
 };

@@ -131,4 +131,7 @@ export interface Prober {
 }
 
 /** One protocol's entry point: set up a prober for a target. Throws only for bad options or a broken host. */
-export type ProbeFactory<P extends Protocol> = (target: ProbeTarget, options: ProbeOptionsMap[P]) => Prober | Promise<Prober>;
+export type ProbeFactory<P extends Protocol> = (
+  target: ProbeTarget,
+  options: ProbeOptionsMap[P],
+) => Prober | Promise<Prober>;

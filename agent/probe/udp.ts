@@ -52,9 +52,12 @@ function optionsError(target: ProbeTarget, message: string): AnylatError {
 }
 
 function validate(target: ProbeTarget, o: UdpProbeOptions): void {
-  if (isIP(target.address) === 0) throw optionsError(target, `"${target.address}" is not an IP address; resolve the name first`);
-  if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65_535) throw optionsError(target, `port must be 1-65535, got ${o.port}`);
-  if (!(o.timeoutMs > 0) || !Number.isFinite(o.timeoutMs)) throw optionsError(target, `timeout must be a positive number of ms, got ${o.timeoutMs}`);
+  if (isIP(target.address) === 0)
+    throw optionsError(target, `"${target.address}" is not an IP address; resolve the name first`);
+  if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65_535)
+    throw optionsError(target, `port must be 1-65535, got ${o.port}`);
+  if (!(o.timeoutMs > 0) || !Number.isFinite(o.timeoutMs))
+    throw optionsError(target, `timeout must be a positive number of ms, got ${o.timeoutMs}`);
   const site = o.siteTlvBytes ?? DEFAULT_SITE_TLV_BYTES;
   if (!Number.isInteger(site) || site < 0 || site > MAX_SITE_TLV_BYTES) {
     throw optionsError(target, `siteTlvBytes must be an integer 0-${MAX_SITE_TLV_BYTES}, got ${site}`);
@@ -129,7 +132,11 @@ class StampSender implements UdpProber {
     await new Promise<void>((resolve) => {
       const done = (err?: NodeJS.ErrnoException) => {
         this.socket.off('error', done);
-        if (err) this.connectFailure = { reason: reasonFor(err.code), detail: `connect to ${this.where()}: ${err.code ?? err.message}` };
+        if (err)
+          this.connectFailure = {
+            reason: reasonFor(err.code),
+            detail: `connect to ${this.where()}: ${err.code ?? err.message}`,
+          };
         resolve();
       };
       this.socket.once('error', done);
@@ -167,7 +174,15 @@ class StampSender implements UdpProber {
       // The verdict waits one turn of the event loop: after a stall (a busy machine), timers run
       // before I/O, and a reply that arrived in time but was not read yet would count as a timeout.
       entry.timer = setTimeout(() => {
-        setImmediate(() => this.settle(entry, 'timed_out', { ok: false, t0: entry.t0, t1: performance.now(), values: {}, reason: 'timeout' }));
+        setImmediate(() =>
+          this.settle(entry, 'timed_out', {
+            ok: false,
+            t0: entry.t0,
+            t1: performance.now(),
+            values: {},
+            reason: 'timeout',
+          }),
+        );
       }, this.options.timeoutMs);
       entry.t0 = performance.now();
       try {
@@ -285,7 +300,13 @@ class StampSender implements UdpProber {
     const site = siteTlv ? readSiteValue(siteTlv.value) : undefined;
     // The send is stamped right before a synchronous write; the arrival, when the kernel stamped
     // it, is out of the event loop's reach too.
-    const attempt: Attempt = { ok: true, t0: entry.t0, t1, values: { rtt: elapsed - turnaround }, lagWindows: kernelTimed ? {} : { rtt: [t1, t1] } };
+    const attempt: Attempt = {
+      ok: true,
+      t0: entry.t0,
+      t1,
+      values: { rtt: elapsed - turnaround },
+      lagWindows: kernelTimed ? {} : { rtt: [t1, t1] },
+    };
     if (site !== undefined) attempt.site = site;
     this.settle(entry, 'answered', attempt);
   }
@@ -295,7 +316,14 @@ class StampSender implements UdpProber {
       this.closed = true;
       const now = performance.now();
       for (const entry of this.seqs.values()) {
-        this.settle(entry, 'failed', { ok: false, t0: entry.t0, t1: now, values: {}, reason: 'error', detail: 'udp prober closed before the reply' });
+        this.settle(entry, 'failed', {
+          ok: false,
+          t0: entry.t0,
+          t1: now,
+          values: {},
+          reason: 'error',
+          detail: 'udp prober closed before the reply',
+        });
       }
       await new Promise<void>((resolve) => {
         try {

@@ -67,10 +67,16 @@ export function bytesRoute(options: BytesRouteOptions = {}): BytesRoute {
       // The budget is paid in bytes, all of them up front: a refused request costs one small answer.
       if (!head && n > 0 && !takeBytes(limiter, sourceKey(req.socket.remoteAddress ?? ''), n)) {
         counts.bytes_rate_limited++;
-        refuse(res, 429, `this source has used its download budget (${rate} bytes/s); try again later`, { 'retry-after': String(Math.max(1, Math.ceil(n / Math.max(rate, 1)))) });
+        refuse(res, 429, `this source has used its download budget (${rate} bytes/s); try again later`, {
+          'retry-after': String(Math.max(1, Math.ceil(n / Math.max(rate, 1)))),
+        });
         return true;
       }
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n, 'x-content-type-options': 'nosniff' });
+      res.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        'content-length': n,
+        'x-content-type-options': 'nosniff',
+      });
       if (head) {
         res.end();
         return true;

@@ -40,7 +40,17 @@ export interface DnsReflectorOptions extends ReflectorCommonOptions {
   tcpIdleMs?: number;
 }
 
-type Counters = Record<'queries' | 'oversize' | 'rate_limited' | 'dropped' | 'send_errors' | 'tcp_connections' | 'tcp_rejected' | Exclude<QueryVerdict, 'dropped'>, number>;
+type Counters = Record<
+  | 'queries'
+  | 'oversize'
+  | 'rate_limited'
+  | 'dropped'
+  | 'send_errors'
+  | 'tcp_connections'
+  | 'tcp_rejected'
+  | Exclude<QueryVerdict, 'dropped'>,
+  number
+>;
 
 function where(address: string, port: number): string {
   return `${isIP(address) === 6 ? `[${address}]` : address}:${port}`;
@@ -63,7 +73,8 @@ export async function startDnsReflector(options: DnsReflectorOptions): Promise<R
 async function listenDns(options: DnsReflectorOptions): Promise<ReflectorPart> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const rate = options.ratePerSourceQps ?? DNS_REFLECTOR_DEFAULTS.ratePerSourceQps;
-  if (!(rate >= 0) || !Number.isFinite(rate)) throw new AnylatError('ANYLAT_REFLECTOR_OPTIONS', `DNS reflector: ratePerSourceQps must be >= 0, got ${rate}`);
+  if (!(rate >= 0) || !Number.isFinite(rate))
+    throw new AnylatError('ANYLAT_REFLECTOR_OPTIONS', `DNS reflector: ratePerSourceQps must be >= 0, got ${rate}`);
   if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535) {
     throw new AnylatError('ANYLAT_REFLECTOR_OPTIONS', `DNS reflector: port must be 0-65535, got ${options.port}`);
   }
@@ -159,7 +170,7 @@ async function listenDns(options: DnsReflectorOptions): Promise<ReflectorPart> {
 
   let port = options.port;
   try {
-    for (let i = 0, attempt = 0; i < options.binds.length; ) {
+    for (let i = 0, attempt = 0; i < options.binds.length;) {
       const address = options.binds[i]!;
       const v6 = isIP(address.split('%')[0]!) === 6;
       const udp = createSocket(v6 ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' });
@@ -239,5 +250,11 @@ async function listenDns(options: DnsReflectorOptions): Promise<ReflectorPart> {
 }
 
 function bindError(transport: string, address: string, port: number, err: NodeJS.ErrnoException): BindError {
-  return new BindError(`DNS reflector (${transport})`, address, port, err, 'choose another --dns-port (the default, 8053, needs no privilege) or --bind address');
+  return new BindError(
+    `DNS reflector (${transport})`,
+    address,
+    port,
+    err,
+    'choose another --dns-port (the default, 8053, needs no privilege) or --bind address',
+  );
 }

@@ -125,7 +125,11 @@ export async function startHttpReflector(options: HttpReflectorOptions): Promise
       counters.requests++;
       counters.bodies_too_large++;
       const body = JSON.stringify({ error: `request body of ${declared} bytes is larger than ${maxBody}` });
-      res.writeHead(413, { connection: 'close', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.writeHead(413, {
+        connection: 'close',
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+      });
       res.end(body, () => req.socket.destroy());
       return false;
     }
@@ -159,7 +163,11 @@ export async function startHttpReflector(options: HttpReflectorOptions): Promise
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       counters.not_allowed++;
       const body = JSON.stringify({ error: `method ${req.method} not allowed; use GET or HEAD` });
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.writeHead(405, {
+        allow: 'GET, HEAD',
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+      });
       res.end(body);
       return;
     }
@@ -267,7 +275,13 @@ export async function startHttpReflector(options: HttpReflectorOptions): Promise
       }
     } catch (err) {
       await closeAll();
-      throw new BindError(`${scheme} reflector`, address, port, err, 'pick another --http-port or --bind address, or stop what holds it');
+      throw new BindError(
+        `${scheme} reflector`,
+        address,
+        port,
+        err,
+        'pick another --http-port or --bind address, or stop what holds it',
+      );
     }
     servers.push(server);
     const bound = server.address();

@@ -53,7 +53,13 @@ export async function startReflector(options: ReflectorOptions): Promise<Running
       schemes.set(part, options.udp.authKey ? 'stamp (authenticated)' : 'stamp');
     }
     if (options.tcp) {
-      const part = await startTcpEcho({ ...common, port: options.tcp.port, ...(options.tcp.maxConnectionsPerSource !== undefined ? { maxConnectionsPerSource: options.tcp.maxConnectionsPerSource } : {}) });
+      const part = await startTcpEcho({
+        ...common,
+        port: options.tcp.port,
+        ...(options.tcp.maxConnectionsPerSource !== undefined
+          ? { maxConnectionsPerSource: options.tcp.maxConnectionsPerSource }
+          : {}),
+      });
       parts.push(part);
       schemes.set(part, 'echo');
     }
@@ -62,7 +68,9 @@ export async function startReflector(options: ReflectorOptions): Promise<Running
         ...common,
         port: options.http.port,
         ...(options.http.tls ? { tls: options.http.tls } : {}),
-        ...(options.http.bytesPerSecond !== undefined ? { bytes: { bytesPerSecond: options.http.bytesPerSecond } } : {}),
+        ...(options.http.bytesPerSecond !== undefined
+          ? { bytes: { bytesPerSecond: options.http.bytesPerSecond } }
+          : {}),
       });
       parts.push(part);
       schemes.set(part, options.http.tls ? 'https' : 'http');
@@ -80,7 +88,9 @@ export async function startReflector(options: ReflectorOptions): Promise<Running
     await Promise.allSettled(parts.map((p) => p.close()));
     throw err;
   }
-  const listening = parts.flatMap((p) => p.listening.map((l) => ({ kind: p.kind, scheme: schemes.get(p)!, address: l.address, port: l.port })));
+  const listening = parts.flatMap((p) =>
+    p.listening.map((l) => ({ kind: p.kind, scheme: schemes.get(p)!, address: l.address, port: l.port })),
+  );
   let closing: Promise<void> | undefined;
   return {
     parts,

@@ -79,7 +79,10 @@ export function sourceKey(address: string): string {
   const [head = '', tail] = bare.split('::');
   const headGroups = head === '' ? [] : head.split(':');
   const tailGroups = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = tail === undefined ? headGroups : [...headGroups, ...Array<string>(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups];
+  const groups =
+    tail === undefined
+      ? headGroups
+      : [...headGroups, ...Array<string>(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups];
   return `${groups
     .slice(0, 4)
     .map((g) => parseInt(g, 16).toString(16))
@@ -236,7 +239,9 @@ function reflectTlvs(tlvs: readonly Tlv[], site: string, authenticated: boolean)
         return { flags: 0, type: t.type, value: t.value };
       case TLV_HMAC:
         // Authenticated: the codec recomputes it over the reply. Otherwise we cannot check it.
-        return authenticated ? { flags: 0, type: t.type, value: t.value } : { flags: t.flags | TLV_FLAG_U, type: t.type, value: t.value };
+        return authenticated
+          ? { flags: 0, type: t.type, value: t.value }
+          : { flags: t.flags | TLV_FLAG_U, type: t.type, value: t.value };
       default:
         return { flags: t.flags | TLV_FLAG_U, type: t.type, value: t.value };
     }
@@ -256,15 +261,22 @@ export async function startStampReflector(
 ): Promise<ReflectorPart> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const key = options.authKey;
-  if (key !== undefined && key.length < MIN_KEY_BYTES) throw optionsError(`the key has ${key.length} octets, at least ${MIN_KEY_BYTES} are needed`);
+  if (key !== undefined && key.length < MIN_KEY_BYTES)
+    throw optionsError(`the key has ${key.length} octets, at least ${MIN_KEY_BYTES} are needed`);
   if (options.binds.length === 0) throw optionsError('no address to bind; pass at least one --bind address');
-  for (const b of options.binds) if (isIP(b.split('%')[0]!) === 0) throw optionsError(`bind address "${b}" is not an IP address`);
-  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535) throw optionsError(`port must be 0-65535, got ${options.port}`);
+  for (const b of options.binds)
+    if (isIP(b.split('%')[0]!) === 0) throw optionsError(`bind address "${b}" is not an IP address`);
+  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535)
+    throw optionsError(`port must be 0-65535, got ${options.port}`);
   const rate = options.ratePerSourcePps ?? STAMP_REFLECTOR_DEFAULTS.ratePerSourcePps;
   if (!(rate >= 0) || !Number.isFinite(rate)) throw optionsError(`ratePerSourcePps must be >= 0, got ${rate}`);
   const maxSessions = positiveInt('maxSessions', options.maxSessions ?? STAMP_REFLECTOR_DEFAULTS.maxSessions, 1);
   const idleMs = positiveInt('sessionIdleMs', options.sessionIdleMs ?? STAMP_REFLECTOR_DEFAULTS.sessionIdleMs, 1);
-  const maxPacket = positiveInt('maxPacketBytes', options.maxPacketBytes ?? STAMP_REFLECTOR_DEFAULTS.maxPacketBytes, UNAUTH_BASE_BYTES);
+  const maxPacket = positiveInt(
+    'maxPacketBytes',
+    options.maxPacketBytes ?? STAMP_REFLECTOR_DEFAULTS.maxPacketBytes,
+    UNAUTH_BASE_BYTES,
+  );
 
   const counts = {
     received: 0,
@@ -285,7 +297,13 @@ export async function startStampReflector(
   const sessions = new SessionTable(maxSessions, idleMs);
   const clock = new WallClock();
 
-  const handle = (socket: Socket, local: { address: string; port: number }, msg: Buffer, from: RemoteInfo, receivedAt: number | undefined): void => {
+  const handle = (
+    socket: Socket,
+    local: { address: string; port: number },
+    msg: Buffer,
+    from: RemoteInfo,
+    receivedAt: number | undefined,
+  ): void => {
     const t2 = performance.now();
     counts.received++;
     if (msg.length > maxPacket) {
@@ -375,7 +393,13 @@ export async function startStampReflector(
           resolve();
         });
       }).catch((err: NodeJS.ErrnoException) => {
-        throw new BindError('STAMP reflector', address, port, err, 'pick another --udp-port or --bind address, or stop what holds it');
+        throw new BindError(
+          'STAMP reflector',
+          address,
+          port,
+          err,
+          'pick another --udp-port or --bind address, or stop what holds it',
+        );
       });
       const bound = socket.address();
       // Port 0: the first socket picks a port, every other address listens on the same one.
@@ -406,12 +430,15 @@ export async function startStampReflector(
     throw err;
   }
 
-  const sweeper = setInterval(() => {
-    const now = performance.now();
-    sessions.sweep(now);
-    limiter.sweep(now);
-    clock.refresh();
-  }, Math.min(10_000, idleMs));
+  const sweeper = setInterval(
+    () => {
+      const now = performance.now();
+      sessions.sweep(now);
+      limiter.sweep(now);
+      clock.refresh();
+    },
+    Math.min(10_000, idleMs),
+  );
   sweeper.unref();
 
   let closed = false;

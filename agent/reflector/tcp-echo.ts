@@ -58,7 +58,15 @@ export async function startTcpEcho(options: TcpEchoOptions): Promise<ReflectorPa
   const maxPerSource = options.maxConnectionsPerSource ?? 16;
   const idleMs = options.idleMs ?? 10_000;
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const counters: Counters = { accepted: 0, active: 0, echoes: 0, malformed: 0, rejected: 0, idle_closed: 0, errors: 0 };
+  const counters: Counters = {
+    accepted: 0,
+    active: 0,
+    echoes: 0,
+    malformed: 0,
+    rejected: 0,
+    idle_closed: 0,
+    errors: 0,
+  };
   const perSource = new Map<string, number>();
   const sockets = new Set<net.Socket>();
   // koffi loads once, now, rather than in the first connection's callback.
@@ -168,7 +176,13 @@ export async function startTcpEcho(options: TcpEchoOptions): Promise<ReflectorPa
     }
   } catch (err) {
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    throw new BindError('tcp echo', options.binds[servers.length] ?? '?', options.port, err, 'pick another --tcp-port or --bind address, or stop what holds it');
+    throw new BindError(
+      'tcp echo',
+      options.binds[servers.length] ?? '?',
+      options.port,
+      err,
+      'pick another --tcp-port or --bind address, or stop what holds it',
+    );
   }
 
   return {

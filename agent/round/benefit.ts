@@ -2,7 +2,16 @@
 // samples taken in the same cycle. Hodges–Lehmann shift with the distribution-free confidence
 // interval that inverts the Wilcoxon signed-rank test (Hollander & Wolfe, §3.2–3.3).
 import { roundMs } from './stats.ts';
-import { PROTOCOL_METRICS, PROTOCOLS, RATE_METRICS, scopeOf, type BenefitRow, type EndpointKind, type Metric, type Protocol } from '../core/model.ts';
+import {
+  PROTOCOL_METRICS,
+  PROTOCOLS,
+  RATE_METRICS,
+  scopeOf,
+  type BenefitRow,
+  type EndpointKind,
+  type Metric,
+  type Protocol,
+} from '../core/model.ts';
 
 /** Up to this many pairs the CI uses the exact signed-rank distribution; above it, the normal one. */
 export const EXACT_MAX_PAIRS = 100;
@@ -174,7 +183,9 @@ export function computeBenefit(series: readonly PathSeries[], options: BenefitOp
     for (const metric of PROTOCOL_METRICS[protocol]) {
       // A rate (goodput) is not a time saved: baseline − anycast would read backwards.
       if (RATE_METRICS.includes(metric)) continue;
-      const sizes = [...new Set(series.filter((s) => s.protocol === protocol && s.metric === metric).map((s) => s.size))];
+      const sizes = [
+        ...new Set(series.filter((s) => s.protocol === protocol && s.metric === metric).map((s) => s.size)),
+      ];
       for (const size of sizes) {
         const here = series.filter((s) => s.protocol === protocol && s.metric === metric && s.size === size);
         const any = here.find((s) => s.endpoint === anycastName);
@@ -196,7 +207,10 @@ export function computeBenefit(series: readonly PathSeries[], options: BenefitOp
         }
         if (diffs.length === 0) continue;
         const shift = shiftWithInterval(diffs);
-        const ci = shift.low !== undefined && shift.high !== undefined ? { ci_low_ms: roundMs(shift.low), ci_high_ms: roundMs(shift.high) } : {};
+        const ci =
+          shift.low !== undefined && shift.high !== undefined
+            ? { ci_low_ms: roundMs(shift.low), ci_high_ms: roundMs(shift.high) }
+            : {};
         const row: BenefitRow = {
           protocol,
           metric,

@@ -54,7 +54,11 @@ function distinct(values: string[]): string {
   return [...new Set(values)].join(',');
 }
 
-function merge(type: EventType, service: string, parts: Array<{ text: string; from?: string; to?: string }>): AnylatEvent | undefined {
+function merge(
+  type: EventType,
+  service: string,
+  parts: Array<{ text: string; from?: string; to?: string }>,
+): AnylatEvent | undefined {
   if (parts.length === 0) return undefined;
   const event: AnylatEvent = { type, service, message: parts.map((p) => p.text).join('; ') };
   const froms = parts.map((p) => p.from).filter((v): v is string => v !== undefined);
@@ -69,7 +73,10 @@ function merge(type: EventType, service: string, parts: Array<{ text: string; fr
  * no site change can be seen yet, and a path already down is reported down). Returns at most one
  * event per type, and the state to keep for the next round.
  */
-export function deriveEvents(previous: RoundState | undefined, round: RoundResult): { events: AnylatEvent[]; state: RoundState } {
+export function deriveEvents(
+  previous: RoundState | undefined,
+  round: RoundResult,
+): { events: AnylatEvent[]; state: RoundState } {
   const paths = pathsOf(round);
   const wasDown = new Set(previous?.down ?? []);
   const sites: Record<string, string> = {};
@@ -91,8 +98,10 @@ export function deriveEvents(previous: RoundState | undefined, round: RoundResul
     if (p.down && !wasDown.has(p.key)) downs.push({ text: `${p.endpoint} ${p.protocol} down (100% loss)` });
     if (!p.down && wasDown.has(p.key)) ups.push({ text: `${p.endpoint} ${p.protocol} up` });
   }
-  const events = [merge('site_change', round.service, changes), merge('path_down', round.service, downs), merge('path_up', round.service, ups)].filter(
-    (e): e is AnylatEvent => e !== undefined,
-  );
+  const events = [
+    merge('site_change', round.service, changes),
+    merge('path_down', round.service, downs),
+    merge('path_up', round.service, ups),
+  ].filter((e): e is AnylatEvent => e !== undefined);
   return { events, state: { sites, down: paths.filter((p) => p.down).map((p) => p.key) } };
 }

@@ -68,7 +68,20 @@ function pathSection(paths: PathResult[]): string[] {
     });
     out.push(
       ...table(
-        ['endpoint', 'address', 'site', 'p50 ms', 'p90 ms', 'min ms', 'max ms', 'jitter', 'loss', 'recv/sent', 'flagged', 'failures'],
+        [
+          'endpoint',
+          'address',
+          'site',
+          'p50 ms',
+          'p90 ms',
+          'min ms',
+          'max ms',
+          'jitter',
+          'loss',
+          'recv/sent',
+          'flagged',
+          'failures',
+        ],
         rows,
         [false, false, false, true, true, true, true, true, true, true, true, false],
       ),
@@ -79,12 +92,18 @@ function pathSection(paths: PathResult[]): string[] {
 }
 
 function ci(row: BenefitRow): string {
-  return row.ci_low_ms === undefined || row.ci_high_ms === undefined ? 'n/a (< 6 pairs)' : `[${ms(row.ci_low_ms)}, ${ms(row.ci_high_ms)}]`;
+  return row.ci_low_ms === undefined || row.ci_high_ms === undefined
+    ? 'n/a (< 6 pairs)'
+    : `[${ms(row.ci_low_ms)}, ${ms(row.ci_high_ms)}]`;
 }
 
 function benefitSection(benefit: BenefitRow[]): string[] {
-  if (benefit.length === 0) return ['Benefit: none computed (the anycast path or every baseline returned no unflagged sample).', ''];
-  const rows = [...benefit.filter((b) => b.scope === 'end_to_end'), ...benefit.filter((b) => b.scope !== 'end_to_end')].map((b) => [
+  if (benefit.length === 0)
+    return ['Benefit: none computed (the anycast path or every baseline returned no unflagged sample).', ''];
+  const rows = [
+    ...benefit.filter((b) => b.scope === 'end_to_end'),
+    ...benefit.filter((b) => b.scope !== 'end_to_end'),
+  ].map((b) => [
     `${b.protocol} ${b.metric}${b.size !== undefined ? ` ${b.size}` : ''}`,
     b.scope,
     b.baseline,
@@ -99,7 +118,18 @@ function benefitSection(benefit: BenefitRow[]): string[] {
   return [
     'Benefit (baseline − anycast, Hodges–Lehmann on paired samples; positive = anycast faster)',
     ...table(
-      ['metric', 'scope', 'baseline', 'anycast p50', 'baseline p50', 'saved ms', '95% CI', 'saved', 'win rate', 'pairs'],
+      [
+        'metric',
+        'scope',
+        'baseline',
+        'anycast p50',
+        'baseline p50',
+        'saved ms',
+        '95% CI',
+        'saved',
+        'win rate',
+        'pairs',
+      ],
       rows,
       [false, false, false, true, true, true, false, true, true, true],
     ),
@@ -111,7 +141,9 @@ function benefitSection(benefit: BenefitRow[]): string[] {
 function headline(benefit: BenefitRow[]): string[] {
   const e2e = benefit.filter((b) => b.scope === 'end_to_end');
   if (e2e.length === 0) {
-    return ['Headline: no end-to-end benefit this round (edge-scoped metrics such as a terminated TCP connect are not comparable).'];
+    return [
+      'Headline: no end-to-end benefit this round (edge-scoped metrics such as a terminated TCP connect are not comparable).',
+    ];
   }
   return [
     'Headline (end to end):',

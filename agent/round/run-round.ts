@@ -127,7 +127,8 @@ function specError(message: string): AnylatError {
 }
 
 function checkSpec(spec: RoundSpec): void {
-  if (!Number.isInteger(spec.samples) || spec.samples < 1) throw specError(`samples must be a whole number ≥ 1, got ${spec.samples}`);
+  if (!Number.isInteger(spec.samples) || spec.samples < 1)
+    throw specError(`samples must be a whole number ≥ 1, got ${spec.samples}`);
   if (!(spec.spacingMs >= 0)) throw specError(`spacing must be ≥ 0 ms, got ${spec.spacingMs}`);
   if (!(spec.timeoutMs > 0)) throw specError(`timeout must be > 0 ms, got ${spec.timeoutMs}`);
   const max = spec.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
@@ -140,7 +141,14 @@ function checkSpec(spec: RoundSpec): void {
   }
   const baseline = spec.baseline ?? 'nearest';
   if (baseline !== 'nearest' && !spec.endpoints.some((e) => e.name === baseline && e.kind === 'unicast')) {
-    throw specError(`baseline "${baseline}" is not a unicast endpoint (have: ${spec.endpoints.filter((e) => e.kind === 'unicast').map((e) => e.name).join(', ') || 'none'})`);
+    throw specError(
+      `baseline "${baseline}" is not a unicast endpoint (have: ${
+        spec.endpoints
+          .filter((e) => e.kind === 'unicast')
+          .map((e) => e.name)
+          .join(', ') || 'none'
+      })`,
+    );
   }
   if (!PROTOCOLS.some((p) => spec.protocols[p] !== undefined)) throw specError('no protocol to probe');
 }
@@ -236,13 +244,28 @@ async function timedSample(prober: Prober, seq: number, timeoutMs: number): Prom
   let timer: NodeJS.Timeout | undefined;
   const overrun = new Promise<Attempt>((resolve) => {
     timer = setTimeout(
-      () => resolve({ ok: false, t0: launched, t1: performance.now(), values: {}, reason: 'timeout', detail: `the probe did not finish within ${timeoutMs} ms` }),
+      () =>
+        resolve({
+          ok: false,
+          t0: launched,
+          t1: performance.now(),
+          values: {},
+          reason: 'timeout',
+          detail: `the probe did not finish within ${timeoutMs} ms`,
+        }),
       timeoutMs + OVERRUN_GRACE_MS,
     );
   });
   const probed = Promise.resolve()
     .then(() => prober.sample(seq))
-    .catch((err: unknown): Attempt => ({ ok: false, t0: launched, t1: performance.now(), values: {}, reason: 'error', detail: describe(err) }));
+    .catch((err: unknown): Attempt => ({
+      ok: false,
+      t0: launched,
+      t1: performance.now(),
+      values: {},
+      reason: 'error',
+      detail: describe(err),
+    }));
   try {
     return await Promise.race([probed, overrun]);
   } finally {
@@ -257,7 +280,11 @@ async function createProbers(paths: Path[], spec: RoundSpec, probes: NonNullable
       const target: ProbeTarget = { endpoint: path.endpoint.name, address: path.address };
       if (isIP(path.endpoint.host) === 0) target.hostname = path.endpoint.host;
       const factory = probes[path.protocol] as ProbeFactory<Protocol>;
-      const options = { ...spec.protocols[path.protocol], timeoutMs: sampleTimeout(spec, path), ...(path.size !== undefined ? { size: path.size } : {}) } as ProbeOptionsMap[Protocol];
+      const options = {
+        ...spec.protocols[path.protocol],
+        timeoutMs: sampleTimeout(spec, path),
+        ...(path.size !== undefined ? { size: path.size } : {}),
+      } as ProbeOptionsMap[Protocol];
       path.prober = await factory(target, options);
       path.metrics = path.prober.metrics;
       path.lagSpan = lagSpan(path.protocol, path.prober);
@@ -313,7 +340,9 @@ export async function runRound(spec: RoundSpec, deps: RoundDeps = {}): Promise<R
             endpoint,
             protocol,
             address: 'address' in r ? r.address : endpoint.host,
-            attempts: new Array(transfer ? (transfer.samples ?? DEFAULT_TRANSFER_SAMPLES) : spec.samples).fill(undefined),
+            attempts: new Array(transfer ? (transfer.samples ?? DEFAULT_TRANSFER_SAMPLES) : spec.samples).fill(
+              undefined,
+            ),
           };
           if (size !== undefined) path.size = size;
           if ('failure' in r) path.dnsFailure = r.failure;
@@ -333,7 +362,8 @@ export async function runRound(spec: RoundSpec, deps: RoundDeps = {}): Promise<R
       spec.signal?.removeEventListener('abort', onAbort);
       await closeProbers(paths);
     }
-    if (spec.signal?.aborted) throw new AnylatError('ANYLAT_ROUND_ABORTED', `round ${spec.service}: aborted before it finished`);
+    if (spec.signal?.aborted)
+      throw new AnylatError('ANYLAT_ROUND_ABORTED', `round ${spec.service}: aborted before it finished`);
 
     const rows = buildRows(paths, spec, terminatesTcp);
     const benefit = computeBenefit(rows.series, { baseline: spec.baseline ?? 'nearest', terminatesTcp });
@@ -348,7 +378,15 @@ export async function runRound(spec: RoundSpec, deps: RoundDeps = {}): Promise<R
     if (spec.scheduledAt !== undefined) {
       const at = typeof spec.scheduledAt === 'string' ? new Date(spec.scheduledAt) : spec.scheduledAt;
       // Keep the field order of the documented JSON: scheduled_at right after started_at.
-      return { agent: result.agent, service: result.service, started_at: result.started_at, scheduled_at: at.toISOString(), duration_ms: result.duration_ms, paths: result.paths, benefit };
+      return {
+        agent: result.agent,
+        service: result.service,
+        started_at: result.started_at,
+        scheduled_at: at.toISOString(),
+        duration_ms: result.duration_ms,
+        paths: result.paths,
+        benefit,
+      };
     }
     return result;
   } finally {
@@ -361,7 +399,13 @@ export async function runRound(spec: RoundSpec, deps: RoundDeps = {}): Promise<R
  * spacing, so each path's samples are `spacingMs` apart and anycast and unicast samples of a cycle
  * are close in time. A launch waits for a free slot when `maxInFlight` samples are out.
  */
-async function sampleAll(paths: Path[], spec: RoundSpec, maxInFlight: number, random: () => number, lag: LagMonitor): Promise<void> {
+async function sampleAll(
+  paths: Path[],
+  spec: RoundSpec,
+  maxInFlight: number,
+  random: () => number,
+  lag: LagMonitor,
+): Promise<void> {
   const all = paths.filter((p) => p.prober !== undefined);
   if (all.length === 0 || spec.signal?.aborted) return;
   // Downloads run alone, after the latency samples (see sampleTransfers).
@@ -403,7 +447,11 @@ async function sampleAll(paths: Path[], spec: RoundSpec, maxInFlight: number, ra
     }
   }
   await Promise.all(running);
-  await sampleTransfers(all.filter((p) => p.protocol === 'transfer'), spec, random);
+  await sampleTransfers(
+    all.filter((p) => p.protocol === 'transfer'),
+    spec,
+    random,
+  );
   // A reply handled right after a blocked stretch can run before the monitor's timer sees the
   // block; let the monitor tick once more before asking it which samples overlapped lag.
   await new Promise((resolve) => setTimeout(resolve, LAG_SETTLE_MS));
@@ -446,10 +494,15 @@ async function sampleTransfers(paths: Path[], spec: RoundSpec, random: () => num
  * the kernel or another process) never is. Otherwise every value of the attempt shares its
  * protocol's rule (lagSpan).
  */
-export function lagFlags(attempt: Attempt, span: 'none' | 'reply' | 'whole', lag: LagMonitor): Partial<Record<Metric, boolean>> {
+export function lagFlags(
+  attempt: Attempt,
+  span: 'none' | 'reply' | 'whole',
+  lag: LagMonitor,
+): Partial<Record<Metric, boolean>> {
   const out: Partial<Record<Metric, boolean>> = {};
   const { t0, t1, lagWindows } = attempt;
-  const fallback = span === 'none' ? false : span === 'reply' ? lag.delayedAt(t1, REPLY_LAG_SLACK_MS) : lag.overlaps(t0, t1);
+  const fallback =
+    span === 'none' ? false : span === 'reply' ? lag.delayedAt(t1, REPLY_LAG_SLACK_MS) : lag.overlaps(t0, t1);
   for (const metric of Object.keys(attempt.values) as Metric[]) {
     if (!lagWindows) {
       out[metric] = fallback;
@@ -475,7 +528,17 @@ function observe(paths: Path[], onSample: (sample: ObservedSample) => void): voi
     path.attempts.forEach((entry, cycle) => {
       if (!entry) return;
       const flaggedMetrics = (Object.keys(entry.flagged) as Metric[]).filter((m) => entry.flagged[m] === true);
-      onSample({ endpoint: path.endpoint.name, kind: path.endpoint.kind, address: path.address, protocol: path.protocol, ...(path.size !== undefined ? { size: path.size } : {}), cycle, attempt: entry.attempt, flagged: flaggedMetrics.length > 0, flaggedMetrics });
+      onSample({
+        endpoint: path.endpoint.name,
+        kind: path.endpoint.kind,
+        address: path.address,
+        protocol: path.protocol,
+        ...(path.size !== undefined ? { size: path.size } : {}),
+        cycle,
+        attempt: entry.attempt,
+        flagged: flaggedMetrics.length > 0,
+        flaggedMetrics,
+      });
     });
   }
 }
@@ -516,7 +579,11 @@ function outcome(entry: Path['attempts'][number], metric: Metric): SampleOutcome
   return { reason: attempt.ok ? 'error' : attempt.reason, flagged: false };
 }
 
-function buildRows(paths: Path[], spec: RoundSpec, terminatesTcp: boolean): { paths: PathResult[]; series: PathSeries[] } {
+function buildRows(
+  paths: Path[],
+  spec: RoundSpec,
+  terminatesTcp: boolean,
+): { paths: PathResult[]; series: PathSeries[] } {
   const out: PathResult[] = [];
   const series: PathSeries[] = [];
   for (const protocol of PROTOCOLS) {
@@ -526,7 +593,8 @@ function buildRows(paths: Path[], spec: RoundSpec, terminatesTcp: boolean): { pa
     // others of this protocol report, so its loss shows beside them.
     const known = new Set<Metric>();
     for (const p of here) for (const m of p.metrics ?? []) known.add(m);
-    const metrics = known.size > 0 ? PROTOCOL_METRICS[protocol].filter((m) => known.has(m)) : PROTOCOL_METRICS[protocol];
+    const metrics =
+      known.size > 0 ? PROTOCOL_METRICS[protocol].filter((m) => known.has(m)) : PROTOCOL_METRICS[protocol];
     for (const metric of metrics) {
       for (const path of here) {
         if (path.metrics !== undefined && !path.metrics.includes(metric)) continue;

@@ -15,7 +15,19 @@ export interface SampleOutcome {
 /** The statistics fields of a path (see `PathResult`). Distribution fields are absent without data. */
 export type PathStats = Pick<
   PathResult,
-  'sent' | 'received' | 'loss_pct' | 'min_ms' | 'p50_ms' | 'p90_ms' | 'p99_ms' | 'max_ms' | 'mean_ms' | 'stddev_ms' | 'jitter_ms' | 'flagged' | 'failures'
+  | 'sent'
+  | 'received'
+  | 'loss_pct'
+  | 'min_ms'
+  | 'p50_ms'
+  | 'p90_ms'
+  | 'p99_ms'
+  | 'max_ms'
+  | 'mean_ms'
+  | 'stddev_ms'
+  | 'jitter_ms'
+  | 'flagged'
+  | 'failures'
 >;
 
 /**

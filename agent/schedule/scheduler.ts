@@ -78,7 +78,13 @@ export interface ScheduleChanges {
 }
 
 function sameTiming(a: ServiceTiming, b: ServiceTiming): boolean {
-  return a.schedule === b.schedule && a.intervalMs === b.intervalMs && a.phaseMs === b.phaseMs && a.deadlineMs === b.deadlineMs && a.lateAfterMs === b.lateAfterMs;
+  return (
+    a.schedule === b.schedule &&
+    a.intervalMs === b.intervalMs &&
+    a.phaseMs === b.phaseMs &&
+    a.deadlineMs === b.deadlineMs &&
+    a.lateAfterMs === b.lateAfterMs
+  );
 }
 
 export class Scheduler {
@@ -88,10 +94,20 @@ export class Scheduler {
   private readonly maxBacklog: number;
   private stopping = false;
   private started = false;
-  private readonly counters: SchedulerCounters = { roundsStarted: 0, roundsLate: 0, roundsSkipped: 0, roundsAbandoned: 0 };
+  private readonly counters: SchedulerCounters = {
+    roundsStarted: 0,
+    roundsLate: 0,
+    roundsSkipped: 0,
+    roundsAbandoned: 0,
+  };
 
   constructor(options: SchedulerOptions) {
-    this.services = options.timings.map((timing) => ({ timing, lastSlot: Number.NEGATIVE_INFINITY, phaseTimers: new Set(), backlog: [] }));
+    this.services = options.timings.map((timing) => ({
+      timing,
+      lastSlot: Number.NEGATIVE_INFINITY,
+      phaseTimers: new Set(),
+      backlog: [],
+    }));
     this.run = options.run;
     this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.maxBacklog = options.maxBacklog ?? MAX_BACKLOG;
@@ -140,13 +156,19 @@ export class Scheduler {
         s.retired = true;
         const dropped = this.stopCron(s);
         changes.removed.push(s.timing.service);
-        if (dropped > 0) this.log(`schedule: ${s.timing.service}: removed; ${dropped} waiting round${dropped === 1 ? '' : 's'} not started`);
+        if (dropped > 0)
+          this.log(
+            `schedule: ${s.timing.service}: removed; ${dropped} waiting round${dropped === 1 ? '' : 's'} not started`,
+          );
       } else if (!sameTiming(s.timing, t)) {
         const dropped = this.stopCron(s);
         s.timing = t;
         if (this.started) this.startCron(s);
         changes.retimed.push(t.service);
-        if (dropped > 0) this.log(`schedule: ${t.service}: new schedule; ${dropped} round${dropped === 1 ? '' : 's'} due under the old one not started`);
+        if (dropped > 0)
+          this.log(
+            `schedule: ${t.service}: new schedule; ${dropped} round${dropped === 1 ? '' : 's'} due under the old one not started`,
+          );
       }
     }
     this.services = this.services.filter((s) => !s.retired || s.running !== undefined);
@@ -227,13 +249,23 @@ export class Scheduler {
     const controller = new AbortController();
     const deadline = setTimeout(() => {
       this.counters.roundsAbandoned++;
-      this.log(`schedule: ${s.timing.service}: round due ${new Date(next.scheduledAt).toISOString()} passed its ${s.timing.deadlineMs} ms deadline; abandoned`);
+      this.log(
+        `schedule: ${s.timing.service}: round due ${new Date(next.scheduledAt).toISOString()} passed its ${s.timing.deadlineMs} ms deadline; abandoned`,
+      );
       controller.abort('deadline');
     }, s.timing.deadlineMs);
-    const round: ScheduledRound = { service: s.timing.service, scheduledAt: new Date(next.scheduledAt), startedAt: new Date(startedAt), late, signal: controller.signal };
+    const round: ScheduledRound = {
+      service: s.timing.service,
+      scheduledAt: new Date(next.scheduledAt),
+      startedAt: new Date(startedAt),
+      late,
+      signal: controller.signal,
+    };
     const promise = Promise.resolve()
       .then(() => this.run(round))
-      .catch((err: unknown) => this.log(`schedule: ${s.timing.service}: round failed: ${err instanceof Error ? err.message : String(err)}`))
+      .catch((err: unknown) =>
+        this.log(`schedule: ${s.timing.service}: round failed: ${err instanceof Error ? err.message : String(err)}`),
+      )
       .finally(() => {
         clearTimeout(deadline);
         s.running = undefined;
@@ -247,7 +279,10 @@ export class Scheduler {
    * running get `graceMs` to finish, then are aborted with reason "shutdown" and given `abortMs`
    * more to return. Resolves with what happened to them.
    */
-  async stop(graceMs: number, abortMs = 1_000): Promise<{ finished: number; aborted: number; dropped: number; stillRunning: number }> {
+  async stop(
+    graceMs: number,
+    abortMs = 1_000,
+  ): Promise<{ finished: number; aborted: number; dropped: number; stillRunning: number }> {
     this.stopping = true;
     let dropped = 0;
     for (const s of this.services) {
@@ -259,9 +294,14 @@ export class Scheduler {
       dropped += s.backlog.length;
       s.backlog = [];
     }
-    if (dropped > 0) this.log(`schedule: shutting down: ${dropped} waiting round${dropped === 1 ? '' : 's'} not started`);
+    if (dropped > 0)
+      this.log(`schedule: shutting down: ${dropped} waiting round${dropped === 1 ? '' : 's'} not started`);
     const inFlight = this.services.filter((s) => s.running).map((s) => s.running!);
-    const settled = (ms: number) => waitFor(inFlight.map((r) => r.promise), ms);
+    const settled = (ms: number) =>
+      waitFor(
+        inFlight.map((r) => r.promise),
+        ms,
+      );
     const finishedInGrace = await settled(graceMs);
     let aborted = 0;
     for (const s of this.services) {
@@ -279,7 +319,14 @@ export class Scheduler {
 /** Waits until every promise settles or `ms` passes; returns how many had settled by then. */
 async function waitFor(promises: Array<Promise<unknown>>, ms: number): Promise<number> {
   let done = 0;
-  const all = Promise.all(promises.map((p) => p.then(() => done++, () => done++)));
+  const all = Promise.all(
+    promises.map((p) =>
+      p.then(
+        () => done++,
+        () => done++,
+      ),
+    ),
+  );
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);

@@ -112,6 +112,11 @@ export function scheduledStart(slotMs: number, timing: ServiceTiming): number {
  * Whether a round started late: it waited for the service's previous round, or it started more
  * than the tolerance after its scheduled time (a blocked event loop, a missed cron fire).
  */
-export function isLate(scheduledAtMs: number, startedAtMs: number, waitedBehindRound: boolean, timing: ServiceTiming): boolean {
+export function isLate(
+  scheduledAtMs: number,
+  startedAtMs: number,
+  waitedBehindRound: boolean,
+  timing: ServiceTiming,
+): boolean {
   return waitedBehindRound || startedAtMs - scheduledAtMs > timing.lateAfterMs;
 }

@@ -53,7 +53,8 @@ const MAX_SERVER_MESSAGE = 4000;
 
 function serverMessage(err: HttpError): string {
   const json = err.json as { message?: unknown; error?: unknown } | undefined;
-  const fromJson = typeof json?.message === 'string' ? json.message : typeof json?.error === 'string' ? json.error : undefined;
+  const fromJson =
+    typeof json?.message === 'string' ? json.message : typeof json?.error === 'string' ? json.error : undefined;
   const text = (fromJson ?? err.body ?? '').trim();
   return text.length > 0 ? text : (err.statusMessage ?? 'no message');
 }
@@ -67,7 +68,12 @@ export class InfluxWriter {
   private readonly gzipThreshold: number;
 
   constructor(target: InfluxTarget, log?: (line: string) => void) {
-    this.secret = target.token === undefined ? undefined : typeof target.token === 'string' ? new Secret(target.token) : target.token;
+    this.secret =
+      target.token === undefined
+        ? undefined
+        : typeof target.token === 'string'
+          ? new Secret(target.token)
+          : target.token;
     this.timeoutMs = target.timeoutMs ?? 10_000;
     this.gzipThreshold = target.gzipThresholdBytes ?? 4096;
     this.target = `${displayUrl(target.url)} (${target.org ? `org ${target.org}, ` : ''}bucket ${target.bucket})`;
@@ -75,10 +81,17 @@ export class InfluxWriter {
     try {
       const token = this.secret?.reveal();
       // timeout here is the socket idle timeout; the whole request is bounded by our AbortSignal.
-      const client = new InfluxDB({ url: target.url, timeout: this.timeoutMs, ...(token === undefined ? {} : { token }) });
+      const client = new InfluxDB({
+        url: target.url,
+        timeout: this.timeoutMs,
+        ...(token === undefined ? {} : { token }),
+      });
       this.transport = client.transport;
     } catch (err) {
-      throw new AnylatError('ANYLAT_INFLUX_URL', `influx.url ${displayUrl(target.url)}: ${this.clean(err)}; expected http(s)://host:port`);
+      throw new AnylatError(
+        'ANYLAT_INFLUX_URL',
+        `influx.url ${displayUrl(target.url)}: ${this.clean(err)}; expected http(s)://host:port`,
+      );
     }
     this.path = `/api/v2/write?org=${encodeURIComponent(target.org)}&bucket=${encodeURIComponent(target.bucket)}&precision=ms`;
   }
@@ -99,7 +112,12 @@ export class InfluxWriter {
       await this.transport.request(
         this.path,
         lines.join('\n'),
-        { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' }, gzipThreshold: this.gzipThreshold, signal: link.signal },
+        {
+          method: 'POST',
+          headers: { 'content-type': 'text/plain; charset=utf-8' },
+          gzipThreshold: this.gzipThreshold,
+          signal: link.signal,
+        },
         (_headers, code) => {
           status = code;
         },
@@ -108,7 +126,11 @@ export class InfluxWriter {
     } catch (err) {
       if (signal?.aborted === true) return { kind: 'aborted' };
       if (link.reason === 'timeout' || err instanceof RequestTimedOutError) {
-        return { kind: 'retry', timedOut: true, message: `no answer from InfluxDB at ${this.target} within ${this.timeoutMs} ms` };
+        return {
+          kind: 'retry',
+          timedOut: true,
+          message: `no answer from InfluxDB at ${this.target} within ${this.timeoutMs} ms`,
+        };
       }
       return this.classify(err);
     } finally {
@@ -126,12 +148,21 @@ export class InfluxWriter {
     const status = err.statusCode;
     const said = redact(serverMessage(err), this.secret?.reveal()).slice(0, MAX_SERVER_MESSAGE);
     const retryAfterMs = parseRetryAfter(err.headers?.['retry-after']);
-    const retry = (message: string): WriteOutcome => ({ kind: 'retry', status, message, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) });
+    const retry = (message: string): WriteOutcome => ({
+      kind: 'retry',
+      status,
+      message,
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    });
     if (status === 401 || status === 403) {
-      return retry(`InfluxDB at ${this.target} refused the token (${status}): ${said}; fix influx.token, the lines stay in the outbox`);
+      return retry(
+        `InfluxDB at ${this.target} refused the token (${status}): ${said}; fix influx.token, the lines stay in the outbox`,
+      );
     }
     if (status === 404) {
-      return retry(`InfluxDB at ${this.target} has no such org or bucket (404): ${said}; fix influx.org/influx.bucket, the lines stay in the outbox`);
+      return retry(
+        `InfluxDB at ${this.target} has no such org or bucket (404): ${said}; fix influx.org/influx.bucket, the lines stay in the outbox`,
+      );
     }
     if (status === 408 || status === 425 || status === 429 || status >= 500 || status < 400) {
       return retry(`InfluxDB at ${this.target} answered ${status}: ${said}`);

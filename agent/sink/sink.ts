@@ -66,11 +66,23 @@ export interface SinkStatus {
 }
 
 /** Why a write failed, in words an operator alerts on; low-cardinality, for metrics labels. */
-export const SINK_ERROR_CLASSES = ['unreachable', 'timeout', 'auth', 'not_found', 'throttled', 'server', 'rejected', 'store'] as const;
+export const SINK_ERROR_CLASSES = [
+  'unreachable',
+  'timeout',
+  'auth',
+  'not_found',
+  'throttled',
+  'server',
+  'rejected',
+  'store',
+] as const;
 export type SinkErrorClass = (typeof SINK_ERROR_CLASSES)[number];
 
 /** The class of a failed write: by the HTTP status when InfluxDB answered, else by what failed. */
-export function errorClass(outcome: { kind: 'retry' | 'reject'; status?: number; message: string }, fromStore = false): SinkErrorClass {
+export function errorClass(
+  outcome: { kind: 'retry' | 'reject'; status?: number; message: string },
+  fromStore = false,
+): SinkErrorClass {
   if (fromStore) return 'store';
   if (outcome.kind === 'reject') return 'rejected';
   const status = outcome.status;
@@ -182,10 +194,13 @@ export class Sink {
       this.loop = this.guarded();
     }
     const halt = this.haltCtl;
-    const timer = setTimeout(() => {
-      halt.abort();
-      this.wake?.();
-    }, Math.max(0, withinMs));
+    const timer = setTimeout(
+      () => {
+        halt.abort();
+        this.wake?.();
+      },
+      Math.max(0, withinMs),
+    );
     // Waiting out a backoff makes no sense now: try at once.
     this.wake?.();
     await this.loop;
@@ -288,7 +303,9 @@ export class Sink {
         this.failed(outcome.message, this.backoff.next(outcome.retryAfterMs));
         await this.sleep(this.nextAttemptAt! - Date.now());
       } else if (this.backoff.failures > 0) {
-        this.log(`sink: InfluxDB at ${this.writer.target} accepts writes again after ${this.backoff.failures} failed attempts`);
+        this.log(
+          `sink: InfluxDB at ${this.writer.target} accepts writes again after ${this.backoff.failures} failed attempts`,
+        );
         this.backoff.reset();
       }
     }
@@ -309,7 +326,9 @@ export class Sink {
       } catch {
         // the store is what failed; the message says so already
       }
-      this.log(`sink: ${message}; ${queued} lines kept in the outbox, retrying in ${(delayMs / 1000).toFixed(1)} s (attempt ${this.backoff.failures})`);
+      this.log(
+        `sink: ${message}; ${queued} lines kept in the outbox, retrying in ${(delayMs / 1000).toFixed(1)} s (attempt ${this.backoff.failures})`,
+      );
     }
   }
 
@@ -352,7 +371,9 @@ export class Sink {
       return this.isolate(batch, signal, { kind: 'retry', status: res.status, message: res.message });
     }
     if (res.kind !== 'reject') return res;
-    this.log(`sink: InfluxDB refused a batch of ${batch.length} lines (${res.message}); bisecting to find the refused lines`);
+    this.log(
+      `sink: InfluxDB refused a batch of ${batch.length} lines (${res.message}); bisecting to find the refused lines`,
+    );
     return this.isolate(batch, signal, res);
   }
 
@@ -366,7 +387,8 @@ export class Sink {
   private async isolate(batch: OutboxEntry[], signal: AbortSignal, first: Refusal): Promise<WriteOutcome> {
     const fiveHundreds = first.kind === 'retry';
     const refused = (o: WriteOutcome): o is Refusal =>
-      o.kind === 'reject' || (fiveHundreds && o.kind === 'retry' && o.timedOut !== true && o.status !== undefined && o.status >= 500);
+      o.kind === 'reject' ||
+      (fiveHundreds && o.kind === 'retry' && o.timedOut !== true && o.status !== undefined && o.status >= 500);
     let suspects: Array<{ entry: OutboxEntry; res: Refusal }> = [];
     let accepted = 0;
     let last: Refusal | undefined;
@@ -424,15 +446,25 @@ export class Sink {
       rec.count++;
       this.refusals.set(entry.id, rec);
       // 5xx lines are set aside only when proven: a long outage must not empty the outbox.
-      if (res.kind === 'reject' && rec.count >= this.refusalsToDeadLetter && now - rec.firstAt >= this.refusalWindowMs) {
-        this.deadLetterOne(entry, res, `refused on its own ${rec.count} times over ${Math.round((now - rec.firstAt) / 1000)} s`);
+      if (
+        res.kind === 'reject' &&
+        rec.count >= this.refusalsToDeadLetter &&
+        now - rec.firstAt >= this.refusalWindowMs
+      ) {
+        this.deadLetterOne(
+          entry,
+          res,
+          `refused on its own ${rec.count} times over ${Math.round((now - rec.firstAt) / 1000)} s`,
+        );
       }
     }
   }
 
   private deadLetterOne(entry: OutboxEntry, res: Refusal, how: string): void {
     const setAside = res.kind === 'retry';
-    const message = setAside ? `set aside after ${Math.round(this.setAsideAfterMs / 60_000)} min of 5xx: ${res.message}` : res.message;
+    const message = setAside
+      ? `set aside after ${Math.round(this.setAsideAfterMs / 60_000)} min of 5xx: ${res.message}`
+      : res.message;
     this.store.deadLetter([entry.id], message, res.status);
     this.refusals.delete(entry.id);
     this.deadLettered++;

@@ -7,5 +7,14 @@ export type { ReportQuery, ReportRow } from './queries.ts';
 export type { TimingGap } from './timing-gaps.ts';
 export { timingNote } from './timing-gaps.ts';
 export { median, mean } from './queries.ts';
-export type { AgentHealth, BenefitPoint, EventRow, LossPoint, LossTotal, RoundGaps, SeriesQuery, ServiceSummary } from './queries.ts';
+export type {
+  AgentHealth,
+  BenefitPoint,
+  EventRow,
+  LossPoint,
+  LossTotal,
+  RoundGaps,
+  SeriesQuery,
+  ServiceSummary,
+} from './queries.ts';
 export { SCHEMA_VERSION } from './schema.ts';

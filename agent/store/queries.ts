@@ -2,7 +2,16 @@
 // said otherwise, with `t` in milliseconds since the epoch (the round's start), ready to be
 // split into chart series by the caller.
 import type Database from 'better-sqlite3';
-import { PROTOCOL_METRICS, PROTOCOLS, type EndpointKind, type EventType, type Metric, type Protocol, type Scope, type TraceHop } from '../core/model.ts';
+import {
+  PROTOCOL_METRICS,
+  PROTOCOLS,
+  type EndpointKind,
+  type EventType,
+  type Metric,
+  type Protocol,
+  type Scope,
+  type TraceHop,
+} from '../core/model.ts';
 
 /** Median as InfluxQL computes it: the middle value, or the mean of the two middle values. */
 export function median(values: readonly number[]): number | undefined {
@@ -141,7 +150,10 @@ export interface ServiceSummary {
 }
 
 /** WHERE clause over `rounds r` (and `alias` for protocol/metric/scope when given). */
-export function roundFilter(query: Partial<SeriesQuery>, alias?: string): { where: string; params: Record<string, string | number> } {
+export function roundFilter(
+  query: Partial<SeriesQuery>,
+  alias?: string,
+): { where: string; params: Record<string, string | number> } {
   const parts: string[] = [];
   const params: Record<string, string | number> = {};
   if (query.since !== undefined) {
@@ -199,7 +211,12 @@ export function lossSeries(db: Database.Database, query: SeriesQuery): LossPoint
 
 /** Newest first. */
 export function events(db: Database.Database, query: SeriesQuery & { limit?: number }): EventRow[] {
-  const { where, params } = roundFilter({ since: query.since, until: query.until, service: query.service, agent: query.agent });
+  const { where, params } = roundFilter({
+    since: query.since,
+    until: query.until,
+    service: query.service,
+    agent: query.agent,
+  });
   return db
     .prepare(
       `SELECT e.at AS t, e.agent, r.agent_region, e.service, e.type, e.message, e.from_value AS "from", e.to_value AS "to"
@@ -228,7 +245,12 @@ export interface TraceRow {
 /** Newest first; [] on a file without the traces table (a read-only handle on an older store). */
 export function traces(db: Database.Database, query: SeriesQuery & { limit?: number }): TraceRow[] {
   if (db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'traces'`).get() === undefined) return [];
-  const { where, params } = roundFilter({ since: query.since, until: query.until, service: query.service, agent: query.agent });
+  const { where, params } = roundFilter({
+    since: query.since,
+    until: query.until,
+    service: query.service,
+    agent: query.agent,
+  });
   const rows = db
     .prepare(
       `SELECT x.at AS t, x.agent, r.agent_region, x.service, x.trigger, x.reason, x.endpoint, x.kind, x.address,
@@ -236,7 +258,9 @@ export function traces(db: Database.Database, query: SeriesQuery & { limit?: num
        FROM traces x JOIN rounds r ON r.id = x.round_id ${where}
        ORDER BY x.at DESC, x.id DESC LIMIT @limit`,
     )
-    .all({ ...params, limit: query.limit ?? 100 }) as Array<Omit<TraceRow, 'reached' | 'hops'> & { reached: number; hops: string }>;
+    .all({ ...params, limit: query.limit ?? 100 }) as Array<
+    Omit<TraceRow, 'reached' | 'hops'> & { reached: number; hops: string }
+  >;
   return rows.map((r) => ({ ...r, reached: r.reached === 1, hops: JSON.parse(r.hops) as TraceHop[] }));
 }
 
@@ -253,12 +277,29 @@ export function agentHealth(db: Database.Database, now: number, groups = true): 
     ? '(SELECT MAX(last_t) FROM round_groups g WHERE g.agent = h.agent)'
     : '(SELECT MAX(started_at) FROM rounds r WHERE r.agent = h.agent)';
   const rows = db
-    .prepare(`SELECT h.agent, h.agent_region, h.at, h.body, ${lastRound} AS last_round_t FROM heartbeats h ORDER BY h.agent`)
+    .prepare(
+      `SELECT h.agent, h.agent_region, h.at, h.body, ${lastRound} AS last_round_t FROM heartbeats h ORDER BY h.agent`,
+    )
     .all() as Array<{ agent: string; agent_region: string; at: number; body: string; last_round_t: number | null }>;
   return rows.map((r) => {
     const hb = JSON.parse(r.body) as Record<string, unknown>;
-    const out: AgentHealth = { agent: r.agent, agent_region: r.agent_region, t: r.at, age_s: Math.max(0, (now - r.at) / 1000), last_round_t: r.last_round_t };
-    for (const k of ['uptime_s', 'loop_lag_p99_ms', 'rounds_late', 'rounds_skipped', 'rounds_failed', 'outbox_rows', 'dead_letters', 'dropped_rows'] as const) {
+    const out: AgentHealth = {
+      agent: r.agent,
+      agent_region: r.agent_region,
+      t: r.at,
+      age_s: Math.max(0, (now - r.at) / 1000),
+      last_round_t: r.last_round_t,
+    };
+    for (const k of [
+      'uptime_s',
+      'loop_lag_p99_ms',
+      'rounds_late',
+      'rounds_skipped',
+      'rounds_failed',
+      'outbox_rows',
+      'dead_letters',
+      'dropped_rows',
+    ] as const) {
       if (typeof hb[k] === 'number') out[k] = hb[k];
     }
     if (typeof hb.version === 'string') out.version = hb.version;
@@ -279,7 +320,14 @@ export function services(db: Database.Database, groups = true): ServiceSummary[]
 // several times SQLite's whole scan, so these aggregate in SQL, hand value lists over as JSON
 // arrays (json_group_array writes every double exactly) or read rows as plain arrays.
 
-const SUMMARY_NUMERIC = ['anycast_p50_ms', 'baseline_p50_ms', 'saved_ms', 'saved_pct', 'ci_low_ms', 'ci_high_ms'] as const;
+const SUMMARY_NUMERIC = [
+  'anycast_p50_ms',
+  'baseline_p50_ms',
+  'saved_ms',
+  'saved_pct',
+  'ci_low_ms',
+  'ci_high_ms',
+] as const;
 
 /** report.ts's median (the middle value, or the mean of the two middle ones), on a typed array. */
 function medianOf(values: number[]): number | undefined {
@@ -297,7 +345,14 @@ function labelBytes(label: string): number {
 
 /** Sort key of a report row; report.ts and the web's SQL twin (queries.ts) share it. */
 export function reportOrder(r: ReportRow): [string, string, number, number, number, number] {
-  return [r.service, r.agent, r.scope === 'end_to_end' ? 0 : 1, PROTOCOLS.indexOf(r.protocol), PROTOCOL_METRICS[r.protocol].indexOf(r.metric), r.size === undefined ? 0 : labelBytes(r.size)];
+  return [
+    r.service,
+    r.agent,
+    r.scope === 'end_to_end' ? 0 : 1,
+    PROTOCOLS.indexOf(r.protocol),
+    PROTOCOL_METRICS[r.protocol].indexOf(r.metric),
+    r.size === undefined ? 0 : labelBytes(r.size),
+  ];
 }
 
 function summaryOrder(r: ReportRow): [string, string, number, number, number, number] {
@@ -309,12 +364,22 @@ function summaryOrder(r: ReportRow): [string, string, number, number, number, nu
  * aggregated in SQL. Medians sort a typed array, so a median of exactly zero may come out as -0
  * where report.ts gives 0 (JSON writes both as 0).
  */
-export function benefitSummary(db: Database.Database, query: ReportQuery & { protocol?: Protocol; metric?: Metric }): ReportRow[] {
+export function benefitSummary(
+  db: Database.Database,
+  query: ReportQuery & { protocol?: Protocol; metric?: Metric },
+): ReportRow[] {
   // protocol and metric narrow it to one row per agent (the dashboard's overview needs one metric per service)
   const { where, params } = roundFilter(query, 'b');
   const from = `FROM benefit b JOIN rounds r ON r.id = b.round_id ${where}`;
   const key = 'r.agent, r.service, b.protocol, b.metric, b.scope, b.size';
-  type Group = { agent: string; service: string; protocol: Protocol; metric: Metric; scope: Scope; size: string | null };
+  type Group = {
+    agent: string;
+    service: string;
+    protocol: Protocol;
+    metric: Metric;
+    scope: Scope;
+    size: string | null;
+  };
   const groups = db
     .prepare(
       `SELECT ${key}, COUNT(*) AS rounds, SUM(b.pairs) AS pairs, MIN(r.started_at) AS first_t, MAX(r.started_at) AS last_t,
@@ -323,7 +388,15 @@ export function benefitSummary(db: Database.Database, query: ReportQuery & { pro
          json_group_array(b.win_rate ORDER BY r.started_at, r.id) FILTER (WHERE b.win_rate IS NOT NULL) AS win_rate
        ${from} GROUP BY ${key}`,
     )
-    .all(params) as Array<Group & Record<(typeof SUMMARY_NUMERIC)[number] | 'win_rate', string> & { rounds: number; pairs: number; first_t: number; last_t: number }>;
+    .all(params) as Array<
+    Group &
+      Record<(typeof SUMMARY_NUMERIC)[number] | 'win_rate', string> & {
+        rounds: number;
+        pairs: number;
+        first_t: number;
+        last_t: number;
+      }
+  >;
   // Baselines in the order they first appear, and the region of the newest round (an agent that
   // moved shows where it is now): small groups, one per baseline and region.
   const parts = db
@@ -333,8 +406,11 @@ export function benefitSummary(db: Database.Database, query: ReportQuery & { pro
        ${from} GROUP BY ${key}, b.baseline, r.agent_region
        ORDER BY MIN(r.started_at), MIN(r.id)`,
     )
-    .all(params) as Array<Group & { baseline: string; agent_region: string; n: number; last_t: number; last_id: number }>;
-  const keyOf = (g: Group) => `${g.agent}\u0000${g.service}\u0000${g.protocol}\u0000${g.metric}\u0000${g.scope}\u0000${g.size ?? ''}`;
+    .all(params) as Array<
+    Group & { baseline: string; agent_region: string; n: number; last_t: number; last_id: number }
+  >;
+  const keyOf = (g: Group) =>
+    `${g.agent}\u0000${g.service}\u0000${g.protocol}\u0000${g.metric}\u0000${g.scope}\u0000${g.size ?? ''}`;
   const extra = new Map<string, { baselines: Record<string, number>; region: string; last: [number, number] }>();
   for (const p of parts) {
     const k = keyOf(p);
@@ -412,11 +488,25 @@ export function benefitColumns(db: Database.Database, query: SeriesQuery): Map<s
        ORDER BY r.started_at, r.id, b.ord`,
     )
     .raw(true)
-    .iterate(params) as IterableIterator<[string, number, number | null, number | null, string, number | null, number | null, number | null]>;
+    .iterate(params) as IterableIterator<
+    [string, number, number | null, number | null, string, number | null, number | null, number | null]
+  >;
   const out = new Map<string, BenefitColumns>();
   for (const [agent, t, anycast, base, baseline, saved, lo, hi] of rows) {
     let c = out.get(agent);
-    if (!c) out.set(agent, (c = { t: [], anycast_p50_ms: [], baseline_p50_ms: [], baseline: [], saved_ms: [], ci_low_ms: [], ci_high_ms: [] }));
+    if (!c)
+      out.set(
+        agent,
+        (c = {
+          t: [],
+          anycast_p50_ms: [],
+          baseline_p50_ms: [],
+          baseline: [],
+          saved_ms: [],
+          ci_low_ms: [],
+          ci_high_ms: [],
+        }),
+      );
     c.t.push(t);
     c.anycast_p50_ms.push(anycast);
     c.baseline_p50_ms.push(base);
@@ -451,7 +541,9 @@ export function lossColumns(db: Database.Database, query: SeriesQuery): LossColu
        ORDER BY r.started_at, r.id, MIN(p.ord)`,
     )
     .raw(true)
-    .iterate(params) as IterableIterator<[string, string, EndpointKind, Protocol, number, number | null, number, number]>;
+    .iterate(params) as IterableIterator<
+    [string, string, EndpointKind, Protocol, number, number | null, number, number]
+  >;
   const out = new Map<string, LossColumns>();
   for (const [agent, endpoint, kind, protocol, t, loss, sent, received] of rows) {
     const k = `${agent}\u0000${endpoint}\u0000${protocol}`;
@@ -479,8 +571,16 @@ export interface SiteRun {
  * Runs of rounds per agent in which the anycast paths of `protocol`/`metric` reported the same
  * site(s), oldest first per agent. Computed in SQL: only the runs leave it, not the rounds.
  */
-export function siteRuns(db: Database.Database, query: SeriesQuery & { protocol: Protocol; metric: Metric }): SiteRun[] {
-  const { where, params } = roundFilter({ since: query.since, until: query.until, service: query.service, agent: query.agent });
+export function siteRuns(
+  db: Database.Database,
+  query: SeriesQuery & { protocol: Protocol; metric: Metric },
+): SiteRun[] {
+  const { where, params } = roundFilter({
+    since: query.since,
+    until: query.until,
+    service: query.service,
+    agent: query.agent,
+  });
   const anycast = `p.round_id = r.id AND p.kind = 'anycast' AND p.protocol = @protocol AND p.metric = @metric`;
   return db
     .prepare(
@@ -519,7 +619,10 @@ export interface LossTotal {
 
 /** Sent and received summed over the window's rounds, per service, agent and path (give `protocol` to read only its paths). */
 export function lossTotals(db: Database.Database, query: SeriesQuery): LossTotal[] {
-  const { where, params } = roundFilter({ since: query.since, until: query.until, service: query.service, agent: query.agent, protocol: query.protocol }, 'p');
+  const { where, params } = roundFilter(
+    { since: query.since, until: query.until, service: query.service, agent: query.agent, protocol: query.protocol },
+    'p',
+  );
   return db
     .prepare(
       `SELECT r.service, r.agent, p.endpoint, p.kind, p.protocol, p.metric, SUM(p.sent) AS sent, SUM(p.received) AS received
@@ -563,9 +666,14 @@ export function roundGaps(db: Database.Database, query: { since: number; until?:
 }
 
 /** The (service, protocol, metric, scope) combinations benefit rows hold in a window: what each service measures there. */
-export function benefitMetrics(db: Database.Database, query: { since: number; until?: number }): Array<{ service: string; protocol: Protocol; metric: Metric; scope: Scope }> {
+export function benefitMetrics(
+  db: Database.Database,
+  query: { since: number; until?: number },
+): Array<{ service: string; protocol: Protocol; metric: Metric; scope: Scope }> {
   const { where, params } = roundFilter(query);
   return db
-    .prepare(`SELECT DISTINCT r.service, b.protocol, b.metric, b.scope FROM benefit b JOIN rounds r ON r.id = b.round_id ${where}`)
+    .prepare(
+      `SELECT DISTINCT r.service, b.protocol, b.metric, b.scope FROM benefit b JOIN rounds r ON r.id = b.round_id ${where}`,
+    )
     .all(params) as Array<{ service: string; protocol: Protocol; metric: Metric; scope: Scope }>;
 }

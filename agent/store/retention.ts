@@ -48,12 +48,18 @@ export function applyRetention(db: Database.Database, r: RetentionOptions, now: 
 
   const oldRounds = db.prepare('DELETE FROM rounds WHERE id IN (SELECT id FROM rounds WHERE started_at < ? LIMIT ?)');
   const countRounds = db.prepare('SELECT COUNT(*) AS n FROM rounds');
-  const oldestRounds = db.prepare('DELETE FROM rounds WHERE id IN (SELECT id FROM rounds ORDER BY started_at, id LIMIT ?)');
+  const oldestRounds = db.prepare(
+    'DELETE FROM rounds WHERE id IN (SELECT id FROM rounds ORDER BY started_at, id LIMIT ?)',
+  );
   const countOutbox = db.prepare('SELECT COUNT(*) AS n FROM outbox');
   const oldestOutbox = db.prepare('DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)');
-  const oldDead = db.prepare('DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE failed_at < ? LIMIT ?)');
+  const oldDead = db.prepare(
+    'DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE failed_at < ? LIMIT ?)',
+  );
   const countDead = db.prepare('SELECT COUNT(*) AS n FROM dead_letters');
-  const oldestDead = db.prepare('DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters ORDER BY id LIMIT ?)');
+  const oldestDead = db.prepare(
+    'DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters ORDER BY id LIMIT ?)',
+  );
 
   const overCap = (count: Database.Statement, cap: number, del: Database.Statement) => () => {
     const { n } = count.get() as { n: number };
@@ -76,10 +82,14 @@ export function describeRetention(res: RetentionResult, r: RetentionOptions): st
   const lines: string[] = [];
   const days = (ms: number) => (ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : `${Math.round(ms / 3_600_000)}h`);
   if (res.roundsByAge > 0) {
-    lines.push(`store: retention dropped ${res.roundsByAge} rounds older than ${days(r.maxAgeMs)} (with their paths, benefit rows and events)`);
+    lines.push(
+      `store: retention dropped ${res.roundsByAge} rounds older than ${days(r.maxAgeMs)} (with their paths, benefit rows and events)`,
+    );
   }
   if (res.roundsByCount > 0) {
-    lines.push(`store: retention dropped the ${res.roundsByCount} oldest rounds to keep at most ${r.maxRows} (with their paths, benefit rows and events)`);
+    lines.push(
+      `store: retention dropped the ${res.roundsByCount} oldest rounds to keep at most ${r.maxRows} (with their paths, benefit rows and events)`,
+    );
   }
   if (res.outbox > 0) {
     lines.push(
@@ -87,6 +97,9 @@ export function describeRetention(res: RetentionResult, r: RetentionOptions): st
         `${r.maxOutboxRows ?? DEFAULT_MAX_OUTBOX_ROWS} lines; they will never reach InfluxDB (is InfluxDB reachable?)`,
     );
   }
-  if (res.deadLetters > 0) lines.push(`store: retention dropped ${res.deadLetters} dead letters (older than ${days(r.maxAgeMs)} or over the cap)`);
+  if (res.deadLetters > 0)
+    lines.push(
+      `store: retention dropped ${res.deadLetters} dead letters (older than ${days(r.maxAgeMs)} or over the cap)`,
+    );
   return lines;
 }

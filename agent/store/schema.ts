@@ -249,6 +249,9 @@ export function checkReadable(db: Database.Database, path: string): void {
   const current = appliedVersion(db);
   if (current > SCHEMA_VERSION) throw tooNew(path, current);
   if (current === 0) {
-    throw new AnylatError('ANYLAT_STORE_EMPTY', `store ${path} has no anylat data yet (no schema): is this the store an agent writes?`);
+    throw new AnylatError(
+      'ANYLAT_STORE_EMPTY',
+      `store ${path} has no anylat data yet (no schema): is this the store an agent writes?`,
+    );
   }
 }

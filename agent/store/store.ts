@@ -6,7 +6,16 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { AgentHeartbeat, BenefitRow, Metric, PathResult, PathTrace, Protocol, RoundResult, Scope } from '../core/model.ts';
+import type {
+  AgentHeartbeat,
+  BenefitRow,
+  Metric,
+  PathResult,
+  PathTrace,
+  Protocol,
+  RoundResult,
+  Scope,
+} from '../core/model.ts';
 import { heartbeatLine, isoToMs, roundToLines, traceLines } from '../core/line-protocol.ts';
 import { AnylatError } from '../util/errors.ts';
 import { applyRetention, describeRetention, type RetentionOptions, type RetentionResult } from './retention.ts';
@@ -128,7 +137,12 @@ function openReadOnly(path: string): Database.Database {
   } catch (err) {
     db?.close();
     const msg = err instanceof Error ? err.message : String(err);
-    if (!existsSync(path) || /does not exist/i.test(msg) || !/readonly database|unable to open|disk I\/O|read-only file system/i.test(msg)) throw err;
+    if (
+      !existsSync(path) ||
+      /does not exist/i.test(msg) ||
+      !/readonly database|unable to open|disk I\/O|read-only file system/i.test(msg)
+    )
+      throw err;
     let walBytes = 0;
     try {
       walBytes = statSync(`${path}-wal`).size;
@@ -180,7 +194,11 @@ export class Store {
       this.db = this.readonly ? openReadOnly(path) : new Database(path);
     } catch (err) {
       if (this.readonly && err instanceof Error && /unable to open|does not exist/i.test(err.message)) {
-        throw new AnylatError('ANYLAT_STORE_MISSING', `no store at ${path}: check --store (or store.path in the config); an agent creates it on its first round`, { cause: err });
+        throw new AnylatError(
+          'ANYLAT_STORE_MISSING',
+          `no store at ${path}: check --store (or store.path in the config); an agent creates it on its first round`,
+          { cause: err },
+        );
       }
       throw storeError(path, err);
     }
@@ -318,9 +336,9 @@ export class Store {
 
   /** The state saved with `agent`'s last round of `service`, or undefined before its first round. */
   serviceState(service: string, agent: string): unknown {
-    const row = this.db.prepare('SELECT state FROM service_state WHERE agent = ? AND service = ?').get(agent, service) as
-      | { state: string }
-      | undefined;
+    const row = this.db
+      .prepare('SELECT state FROM service_state WHERE agent = ? AND service = ?')
+      .get(agent, service) as { state: string } | undefined;
     return row === undefined ? undefined : (JSON.parse(row.state) as unknown);
   }
 
@@ -400,7 +418,9 @@ export class Store {
   deadLetterList(opts: { agent?: string; limit?: number } = {}): DeadLetter[] {
     const where = opts.agent === undefined ? '' : 'WHERE agent = @agent';
     const rows = this.db
-      .prepare(`SELECT id, outbox_id, agent, line, status, message, failed_at FROM dead_letters ${where} ORDER BY id DESC LIMIT @limit`)
+      .prepare(
+        `SELECT id, outbox_id, agent, line, status, message, failed_at FROM dead_letters ${where} ORDER BY id DESC LIMIT @limit`,
+      )
       .all({ ...(opts.agent === undefined ? {} : { agent: opts.agent }), limit: opts.limit ?? 100 }) as Array<
       Record<string, unknown> & { failed_at: number }
     >;
@@ -417,8 +437,13 @@ export class Store {
     const where: string[] = [];
     if (opts.agent !== undefined) where.push('agent = @agent');
     if (opts.since !== undefined) where.push('failed_at >= @since');
-    const params = { ...(opts.agent === undefined ? {} : { agent: opts.agent }), ...(opts.since === undefined ? {} : { since: opts.since }) };
-    const select = this.db.prepare(`SELECT id, outbox_id, agent, line FROM dead_letters ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY outbox_id`);
+    const params = {
+      ...(opts.agent === undefined ? {} : { agent: opts.agent }),
+      ...(opts.since === undefined ? {} : { since: opts.since }),
+    };
+    const select = this.db.prepare(
+      `SELECT id, outbox_id, agent, line FROM dead_letters ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY outbox_id`,
+    );
     const taken = this.db.prepare('SELECT 1 FROM outbox WHERE id = ?').pluck();
     const withId = this.db.prepare('INSERT INTO outbox (id, agent, line, created_at) VALUES (?, ?, ?, ?)');
     const withoutId = this.db.prepare('INSERT INTO outbox (agent, line, created_at) VALUES (?, ?, ?)');
@@ -441,16 +466,22 @@ export class Store {
   outboxStatus(opts: { agent?: string } = {}): OutboxStatus[] {
     const filter = opts.agent === undefined ? '' : 'WHERE agent = @agent';
     const params = opts.agent === undefined ? {} : { agent: opts.agent };
-    const waiting = this.db.prepare(`SELECT agent, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox ${filter} GROUP BY agent`).all(params) as Array<{
+    const waiting = this.db
+      .prepare(`SELECT agent, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox ${filter} GROUP BY agent`)
+      .all(params) as Array<{
       agent: string;
       n: number;
       oldest: number;
     }>;
     const dead = this.db
-      .prepare(`SELECT agent, COUNT(*) AS n, MIN(failed_at) AS first, MAX(failed_at) AS last FROM dead_letters ${filter} GROUP BY agent`)
+      .prepare(
+        `SELECT agent, COUNT(*) AS n, MIN(failed_at) AS first, MAX(failed_at) AS last FROM dead_letters ${filter} GROUP BY agent`,
+      )
       .all(params) as Array<{ agent: string; n: number; first: number; last: number }>;
     const reasons = this.db
-      .prepare(`SELECT agent, status, message, COUNT(*) AS n FROM dead_letters ${filter} GROUP BY agent, status, message ORDER BY n DESC, message`)
+      .prepare(
+        `SELECT agent, status, message, COUNT(*) AS n FROM dead_letters ${filter} GROUP BY agent, status, message ORDER BY n DESC, message`,
+      )
       .all(params) as Array<{ agent: string; status: number | null; message: string; n: number }>;
     const agents = [...new Set([...waiting.map((w) => w.agent), ...dead.map((d) => d.agent)])].sort();
     const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -467,7 +498,11 @@ export class Store {
         reasons: reasons
           .filter((r) => r.agent === agent)
           .slice(0, 5)
-          .map((r) => ({ count: r.n, ...(r.status === null ? {} : { status: r.status }), message: r.message.slice(0, 300) })),
+          .map((r) => ({
+            count: r.n,
+            ...(r.status === null ? {} : { status: r.status }),
+            message: r.message.slice(0, 300),
+          })),
       });
     });
   }
@@ -511,7 +546,9 @@ export class Store {
     return timingGaps(this.db, query);
   }
   /** Rounds started in [since, until), oldest first. */
-  rounds(query: { since?: number; until?: number; service?: string; agent?: string; limit?: number } = {}): RoundSummary[] {
+  rounds(
+    query: { since?: number; until?: number; service?: string; agent?: string; limit?: number } = {},
+  ): RoundSummary[] {
     const { where, params } = q.roundFilter(query);
     const rows = this.db
       .prepare(
@@ -556,25 +593,39 @@ export class Store {
         }
       | undefined;
     if (!r) return undefined;
-    const paths = (this.db.prepare('SELECT * FROM paths WHERE round_id = ? ORDER BY ord').all(id) as Array<Record<string, unknown>>).map((p) => {
+    const paths = (
+      this.db.prepare('SELECT * FROM paths WHERE round_id = ? ORDER BY ord').all(id) as Array<Record<string, unknown>>
+    ).map((p) => {
       const { round_id: _r, ord: _o, failures, ...rest } = p;
       const out = dropNulls<PathResult>(rest);
       if (typeof failures === 'string') out.failures = JSON.parse(failures) as PathResult['failures'];
       return out;
     });
-    const benefit = (this.db.prepare('SELECT * FROM benefit WHERE round_id = ? ORDER BY ord').all(id) as Array<Record<string, unknown>>).map((b) => {
+    const benefit = (
+      this.db.prepare('SELECT * FROM benefit WHERE round_id = ? ORDER BY ord').all(id) as Array<Record<string, unknown>>
+    ).map((b) => {
       const { round_id: _r, ord: _o, ...rest } = b;
       return dropNulls<BenefitRow>(rest);
     });
     const events = (
-      this.db.prepare('SELECT type, service, message, from_value, to_value FROM events WHERE round_id = ? ORDER BY id').all(id) as Array<{
+      this.db
+        .prepare('SELECT type, service, message, from_value, to_value FROM events WHERE round_id = ? ORDER BY id')
+        .all(id) as Array<{
         type: string;
         service: string;
         message: string;
         from_value: string | null;
         to_value: string | null;
       }>
-    ).map((e) => dropNulls<NonNullable<RoundResult['events']>[number]>({ type: e.type, service: e.service, message: e.message, from: e.from_value, to: e.to_value }));
+    ).map((e) =>
+      dropNulls<NonNullable<RoundResult['events']>[number]>({
+        type: e.type,
+        service: e.service,
+        message: e.message,
+        from: e.from_value,
+        to: e.to_value,
+      }),
+    );
     const agent: RoundResult['agent'] = { id: r.agent, region: r.agent_region };
     if (r.labels !== null) agent.labels = JSON.parse(r.labels) as Record<string, string>;
     const round: RoundResult = {
@@ -650,7 +701,10 @@ export class Store {
   }
 
   /** What each service's benefit rows hold in a window (service, protocol, metric, scope). */
-  benefitMetrics(query: { since: number; until?: number }): Array<{ service: string; protocol: Protocol; metric: Metric; scope: Scope }> {
+  benefitMetrics(query: {
+    since: number;
+    until?: number;
+  }): Array<{ service: string; protocol: Protocol; metric: Metric; scope: Scope }> {
     return q.benefitMetrics(this.db, query);
   }
 

@@ -39,7 +39,10 @@ export function timingNote(gap: Pick<TimingGap, 'anycast' | 'unicast'>): string 
  * Every (agent, service, protocol, metric) with rounds in the window but no benefit row, with its
  * samples and flags per side. `protocol`/`metric` narrow it to one metric (the page asks that way).
  */
-export function timingGaps(db: Database.Database, query: ReportQuery & { protocol?: Protocol; metric?: Metric }): TimingGap[] {
+export function timingGaps(
+  db: Database.Database,
+  query: ReportQuery & { protocol?: Protocol; metric?: Metric },
+): TimingGap[] {
   const { where, params } = roundFilter(query, 'p');
   const rows = db
     .prepare(
@@ -64,9 +67,13 @@ export function timingGaps(db: Database.Database, query: ReportQuery & { protoco
   }>;
   const b = roundFilter(query, 'b');
   const withBenefit = new Set(
-    (db.prepare(`SELECT DISTINCT r.agent, r.service, b.protocol, b.metric FROM benefit b JOIN rounds r ON r.id = b.round_id ${b.where}`).all(b.params) as Array<{ agent: string; service: string; protocol: string; metric: string }>).map(
-      (k) => JSON.stringify([k.agent, k.service, k.protocol, k.metric]),
-    ),
+    (
+      db
+        .prepare(
+          `SELECT DISTINCT r.agent, r.service, b.protocol, b.metric FROM benefit b JOIN rounds r ON r.id = b.round_id ${b.where}`,
+        )
+        .all(b.params) as Array<{ agent: string; service: string; protocol: string; metric: string }>
+    ).map((k) => JSON.stringify([k.agent, k.service, k.protocol, k.metric])),
   );
   const out: TimingGap[] = [];
   for (const r of rows) {
@@ -84,5 +91,11 @@ export function timingGaps(db: Database.Database, query: ReportQuery & { protoco
     if (note !== undefined) gap.note = note;
     out.push(gap);
   }
-  return out.sort((a, b) => a.service.localeCompare(b.service) || a.agent.localeCompare(b.agent) || PROTOCOLS.indexOf(a.protocol) - PROTOCOLS.indexOf(b.protocol) || PROTOCOL_METRICS[a.protocol].indexOf(a.metric) - PROTOCOL_METRICS[b.protocol].indexOf(b.metric));
+  return out.sort(
+    (a, b) =>
+      a.service.localeCompare(b.service) ||
+      a.agent.localeCompare(b.agent) ||
+      PROTOCOLS.indexOf(a.protocol) - PROTOCOLS.indexOf(b.protocol) ||
+      PROTOCOL_METRICS[a.protocol].indexOf(a.metric) - PROTOCOL_METRICS[b.protocol].indexOf(b.metric),
+  );
 }

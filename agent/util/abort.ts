@@ -45,12 +45,15 @@ export function linkSignal(parent: AbortSignal | undefined, timeoutMs?: number):
   } else {
     parent?.addEventListener('abort', onParentAbort, { once: true });
     if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
-      timer = setTimeout(() => {
-        if (reason !== undefined) return;
-        reason = 'timeout';
-        dispose();
-        ctl.abort(new DOMException(`timed out after ${timeoutMs} ms`, 'TimeoutError'));
-      }, Math.max(0, timeoutMs));
+      timer = setTimeout(
+        () => {
+          if (reason !== undefined) return;
+          reason = 'timeout';
+          dispose();
+          ctl.abort(new DOMException(`timed out after ${timeoutMs} ms`, 'TimeoutError'));
+        },
+        Math.max(0, timeoutMs),
+      );
     }
   }
   return {
@@ -72,7 +75,11 @@ export function linkSignal(parent: AbortSignal | undefined, timeoutMs?: number):
  * Runs `fn` with a signal linked to `parent` and bounded by `timeoutMs`, and unlinks it when
  * `fn` settles, whatever the outcome.
  */
-export async function withLinkedSignal<T>(parent: AbortSignal | undefined, timeoutMs: number | undefined, fn: (link: LinkedSignal) => Promise<T>): Promise<T> {
+export async function withLinkedSignal<T>(
+  parent: AbortSignal | undefined,
+  timeoutMs: number | undefined,
+  fn: (link: LinkedSignal) => Promise<T>,
+): Promise<T> {
   const link = linkSignal(parent, timeoutMs);
   try {
     return await fn(link);

@@ -10,31 +10,54 @@
  */
 export const ERROR_CODES = {
   ANYLAT_USAGE: { exit: 2, meaning: 'bad command-line usage: an unknown option, a malformed or missing value' },
-  ANYLAT_CONFIG: { exit: 2, meaning: 'the config file is unreadable or invalid; every problem as file:line:col: path: message' },
-  ANYLAT_PROBE_OPTIONS: { exit: 2, meaning: 'options a probe cannot run with (tcp, tls, and options common to every protocol)' },
+  ANYLAT_CONFIG: {
+    exit: 2,
+    meaning: 'the config file is unreadable or invalid; every problem as file:line:col: path: message',
+  },
+  ANYLAT_PROBE_OPTIONS: {
+    exit: 2,
+    meaning: 'options a probe cannot run with (tcp, tls, and options common to every protocol)',
+  },
   ANYLAT_UDP_OPTIONS: { exit: 2, meaning: 'options the udp (STAMP) probe cannot run with' },
   ANYLAT_HTTP_URL: { exit: 2, meaning: 'the http probe was given something that is not an http(s) URL' },
   ANYLAT_STAMP_KEY: { exit: 2, meaning: 'the STAMP key file is unreadable or not a usable key' },
-  ANYLAT_ROUND_SPEC: { exit: 2, meaning: 'a round was asked for with settings it cannot run (no endpoints, bad baseline, ...)' },
+  ANYLAT_ROUND_SPEC: {
+    exit: 2,
+    meaning: 'a round was asked for with settings it cannot run (no endpoints, bad baseline, ...)',
+  },
   ANYLAT_ROUND_ABORTED: { exit: 1, meaning: 'a round was stopped (shutdown) before it finished' },
   ANYLAT_NO_PING: { exit: 2, meaning: 'the icmp probe needs the system ping (iputils-ping)' },
-  ANYLAT_BIND: { exit: 2, meaning: 'an address cannot be listened on (reflector UDP/TCP/HTTP, web dashboard): in use, not local, or a privileged port' },
+  ANYLAT_BIND: {
+    exit: 2,
+    meaning:
+      'an address cannot be listened on (reflector UDP/TCP/HTTP, web dashboard): in use, not local, or a privileged port',
+  },
   ANYLAT_REFLECTOR_OPTIONS: { exit: 2, meaning: 'options the reflector cannot run with' },
   ANYLAT_INFLUX_URL: { exit: 2, meaning: 'influx.url is not a usable URL' },
   ANYLAT_STORE_OPEN: { exit: 2, meaning: 'the store file cannot be opened (permissions, a directory, not SQLite)' },
-  ANYLAT_STORE_MISSING: { exit: 2, meaning: 'no store at the path given (report, web): an agent creates it on its first round' },
+  ANYLAT_STORE_MISSING: {
+    exit: 2,
+    meaning: 'no store at the path given (report, web): an agent creates it on its first round',
+  },
   ANYLAT_STORE_EMPTY: { exit: 2, meaning: 'the file is a database without anylat data' },
   ANYLAT_STORE_SCHEMA: { exit: 2, meaning: 'the store was written by a newer anylat' },
-  ANYLAT_STORE_READONLY_WAL: { exit: 2, meaning: "the store's folder is not writable for this user and its -wal file holds data not yet in the store: run as the agent's user" },
+  ANYLAT_STORE_READONLY_WAL: {
+    exit: 2,
+    meaning:
+      "the store's folder is not writable for this user and its -wal file holds data not yet in the store: run as the agent's user",
+  },
   ANYLAT_STORE_READONLY: { exit: 1, meaning: 'a write on a store opened read-only (a bug)' },
   ANYLAT_WEB_LISTEN: { exit: 2, meaning: 'web.listen (or --listen) is malformed or does not resolve' },
-  ANYLAT_WEB_PUBLIC: { exit: 2, meaning: 'the web dashboard was asked to listen where other hosts reach it without allowing it' },
+  ANYLAT_WEB_PUBLIC: {
+    exit: 2,
+    meaning: 'the web dashboard was asked to listen where other hosts reach it without allowing it',
+  },
   ANYLAT_WEB_OPTIONS: { exit: 1, meaning: 'the web server was started with contradictory options (a bug)' },
   ANYLAT_WEB_WORKER: { exit: 1, meaning: "the web dashboard's thread failed to start or exited" },
   ANYLAT_WEB_INTERNAL: { exit: 1, meaning: 'the web dashboard failed on its own (HTTP 500 for a request)' },
   ANYLAT_WEB_PARAM: { exit: 2, meaning: 'a JSON endpoint was given a bad query parameter (HTTP 400)' },
   ANYLAT_DEMO_HOST: { exit: 2, meaning: 'the demo cannot run on this host (not Linux, not root, ...)' },
-  ANYLAT_DEMO_AGENT: { exit: 1, meaning: "a demo agent did not start; the end of its log says why" },
+  ANYLAT_DEMO_AGENT: { exit: 1, meaning: 'a demo agent did not start; the end of its log says why' },
   ANYLAT_LAB_PLATFORM: { exit: 2, meaning: 'the lab needs Linux' },
   ANYLAT_LAB_ROOT: { exit: 2, meaning: 'the lab needs root' },
   ANYLAT_LAB_TUN: { exit: 2, meaning: 'the lab needs /dev/net/tun' },
@@ -125,7 +148,12 @@ export class BindError extends EnvironmentError {
   /** `what`: who listens (`tcp echo`); `err`: what listen() or bind() failed with; `remedy`: what to change. */
   constructor(what: string, address: string, port: number, err: unknown, remedy: string) {
     const errno = (err as { code?: unknown } | undefined)?.code;
-    const why = typeof errno === 'string' ? `${BIND_REASONS[errno] ?? (err as Error).message} (${errno})` : err instanceof Error ? err.message : String(err);
+    const why =
+      typeof errno === 'string'
+        ? `${BIND_REASONS[errno] ?? (err as Error).message} (${errno})`
+        : err instanceof Error
+          ? err.message
+          : String(err);
     super('ANYLAT_BIND', `${what}: cannot listen on ${hostPort(address, port)}: ${why}; ${remedy}`, { cause: err });
     this.name = 'BindError';
     this.address = address;

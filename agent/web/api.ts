@@ -26,12 +26,14 @@ export const ENDPOINTS: Readonly<Record<string, Endpoint>> = {
   },
   '/api/overview': {
     params: ['since'],
-    summary: 'every service × region over the window: the headline metric of each service, saved ms, CI, loss, round interval',
+    summary:
+      'every service × region over the window: the headline metric of each service, saved ms, CI, loss, round interval',
     answer: (ctx, p) => ctx.queries.overview(p, ctx.now),
   },
   '/api/benefit': {
     params: [...WINDOWED, 'metric'],
-    summary: "benefit per region over the window: the selected metric (default the service's headline metric) and every protocol/metric",
+    summary:
+      "benefit per region over the window: the selected metric (default the service's headline metric) and every protocol/metric",
     answer: (ctx, p) => ctx.queries.benefit(p, ctx.now),
   },
   '/api/latency': {
@@ -68,7 +70,8 @@ export function apiIndex(): unknown {
     params: {
       service: 'a service name from /api/services (default: the one measured most recently)',
       since: 'window ending now: 15m, 1h, 6h, 7d (default 1h)',
-      metric: "protocol/metric such as udp/rtt (default: the service's headline metric: udp/rtt, else tcp/rtt, http/ttfb, tls/handshake)",
+      metric:
+        "protocol/metric such as udp/rtt (default: the service's headline metric: udp/rtt, else tcp/rtt, http/ttfb, tls/handshake)",
       limit: 'events to return, 1 to 1000 (default 200)',
     },
   };

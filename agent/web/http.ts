@@ -36,9 +36,21 @@ export interface Binding {
 /** Prometheus' text exposition format, version 0.0.4. */
 const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
 
-function send(res: ServerResponse, status: number, type: string, body: Uint8Array | string, head: boolean, extra: Record<string, string> = {}): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  type: string,
+  body: Uint8Array | string,
+  head: boolean,
+  extra: Record<string, string> = {},
+): void {
   const buf = typeof body === 'string' ? Buffer.from(body) : body;
-  res.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': type, 'Content-Length': String(buf.byteLength), ...extra });
+  res.writeHead(status, {
+    ...SECURITY_HEADERS,
+    'Content-Type': type,
+    'Content-Length': String(buf.byteLength),
+    ...extra,
+  });
   res.end(head ? undefined : buf);
 }
 
@@ -70,11 +82,24 @@ export async function serveDashboard(
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const head = req.method === 'HEAD';
     if (req.method !== 'GET' && !head) {
-      send(res, 405, 'application/json; charset=utf-8', '{"error":{"code":"ANYLAT_WEB_METHOD","message":"only GET and HEAD"}}\n', false, { Allow: 'GET, HEAD' });
+      send(
+        res,
+        405,
+        'application/json; charset=utf-8',
+        '{"error":{"code":"ANYLAT_WEB_METHOD","message":"only GET and HEAD"}}\n',
+        false,
+        { Allow: 'GET, HEAD' },
+      );
       return;
     }
     if (binding.loopback && !loopbackHostOk(req.headers.host, binding.host)) {
-      sendJson(res, 421, errorReply(421, 'ANYLAT_WEB_HOST', `this dashboard answers on loopback only; open http://${binding.shown}/`).body, head);
+      sendJson(
+        res,
+        421,
+        errorReply(421, 'ANYLAT_WEB_HOST', `this dashboard answers on loopback only; open http://${binding.shown}/`)
+          .body,
+        head,
+      );
       return;
     }
     let url: URL;
@@ -119,7 +144,13 @@ export async function serveDashboard(
       });
     });
   } catch (err) {
-    throw new BindError('web dashboard', binding.bind, binding.port, err, 'set web.listen (or --listen) to another address or port');
+    throw new BindError(
+      'web dashboard',
+      binding.bind,
+      binding.port,
+      err,
+      'set web.listen (or --listen) to another address or port',
+    );
   }
   server.on('error', (err) => log(`web dashboard: ${err.message}`));
   const bound = server.address();

@@ -22,7 +22,8 @@ function badListen(text: string, why: string): AnylatError {
 }
 
 function port(text: string, whole: string): number {
-  if (!/^\d+$/.test(text) || Number(text) > 65_535) throw badListen(whole, `port "${text}" is not a number from 0 to 65535`);
+  if (!/^\d+$/.test(text) || Number(text) > 65_535)
+    throw badListen(whole, `port "${text}" is not a number from 0 to 65535`);
   return Number(text);
 }
 

@@ -47,7 +47,10 @@ export function parseMetric(text: string): { protocol: Protocol; metric: Metric 
     throw new WebParamError('metric', `expected protocol/metric such as udp/rtt or http/ttfb, got "${text}"`);
   }
   if (!PROTOCOL_METRICS[protocol].includes(metric)) {
-    throw new WebParamError('metric', `${protocol} has no metric "${metric}" (it reports ${PROTOCOL_METRICS[protocol].join(', ')})`);
+    throw new WebParamError(
+      'metric',
+      `${protocol} has no metric "${metric}" (it reports ${PROTOCOL_METRICS[protocol].join(', ')})`,
+    );
   }
   return { protocol, metric };
 }
@@ -56,17 +59,25 @@ export function parseMetric(text: string): { protocol: Protocol; metric: Metric 
 export function parseParams(query: URLSearchParams, allowed: readonly ParamName[]): Params {
   for (const name of new Set(query.keys())) {
     if (!(allowed as readonly string[]).includes(name)) {
-      const known = allowed.length === 0 ? 'this endpoint takes no parameters' : `this endpoint takes ${allowed.join(', ')}`;
+      const known =
+        allowed.length === 0 ? 'this endpoint takes no parameters' : `this endpoint takes ${allowed.join(', ')}`;
       throw new WebParamError(name, `unknown parameter; ${known}`);
     }
   }
-  const out: Params = { sinceMs: parseDuration(DEFAULT_SINCE, 'since'), since: DEFAULT_SINCE, limit: DEFAULT_EVENT_LIMIT };
+  const out: Params = {
+    sinceMs: parseDuration(DEFAULT_SINCE, 'since'),
+    since: DEFAULT_SINCE,
+    limit: DEFAULT_EVENT_LIMIT,
+  };
 
   const service = single(query, 'service');
   if (service !== undefined) {
     // Service names come from the config (isName); anything else cannot match a stored round.
     if (service === '' || service.length > 200 || /[\u0000-\u001f\u007f]/.test(service)) {
-      throw new WebParamError('service', 'expected a service name as configured (non-empty, printable, at most 200 characters)');
+      throw new WebParamError(
+        'service',
+        'expected a service name as configured (non-empty, printable, at most 200 characters)',
+      );
     }
     out.service = service;
   }
@@ -80,7 +91,10 @@ export function parseParams(query: URLSearchParams, allowed: readonly ParamName[
       throw new WebParamError('since', `expected a duration like 15m, 1h, 6h or 7d, got "${since}"`);
     }
     if (ms <= 0 || ms > MAX_SINCE_MS) {
-      throw new WebParamError('since', `expected a duration above 0 and at most ${formatDuration(MAX_SINCE_MS)}, got "${since}"`);
+      throw new WebParamError(
+        'since',
+        `expected a duration above 0 and at most ${formatDuration(MAX_SINCE_MS)}, got "${since}"`,
+      );
     }
     out.sinceMs = ms;
     out.since = since;

@@ -278,7 +278,9 @@ export const PRIMARY_METRICS: ReadonlyArray<readonly [Protocol, Metric]> = [
 ];
 
 /** The metric a view shows by default among `options` (see PRIMARY_METRICS). */
-export function defaultMetric<T extends { protocol: Protocol; metric: Metric; scope: Scope }>(options: readonly T[]): T | null {
+export function defaultMetric<T extends { protocol: Protocol; metric: Metric; scope: Scope }>(
+  options: readonly T[],
+): T | null {
   const e2e = options.filter((o) => o.scope === 'end_to_end');
   for (const [protocol, metric] of PRIMARY_METRICS) {
     const found = e2e.find((o) => o.protocol === protocol && o.metric === metric);
@@ -286,7 +288,6 @@ export function defaultMetric<T extends { protocol: Protocol; metric: Metric; sc
   }
   return e2e.find((o) => !(o.protocol === 'http' && o.metric === 'dns')) ?? e2e[0] ?? null;
 }
-
 
 function byRegion<T extends { agent: string; agent_region: string }>(a: T, b: T): number {
   return a.agent_region.localeCompare(b.agent_region) || a.agent.localeCompare(b.agent);
@@ -336,7 +337,13 @@ export class DashboardQueries {
       }
       s.rounds += r.rounds;
       s.last_t = Math.max(s.last_t, r.last_t);
-      s.agents.push({ agent: r.agent, agent_region: r.agent_region, rounds: r.rounds, first_t: r.first_t, last_t: r.last_t });
+      s.agents.push({
+        agent: r.agent,
+        agent_region: r.agent_region,
+        rounds: r.rounds,
+        first_t: r.first_t,
+        last_t: r.last_t,
+      });
     }
     const services = [...map.values()].sort((a, b) => a.service.localeCompare(b.service));
     for (const s of services) s.agents.sort(byRegion);
@@ -363,7 +370,8 @@ export class DashboardQueries {
     for (const r of rows) {
       if (r.service !== service) continue;
       const prev = agents.get(r.agent);
-      if (!prev || r.last_t > prev.last_t) agents.set(r.agent, { agent: r.agent, agent_region: r.agent_region, last_t: r.last_t });
+      if (!prev || r.last_t > prev.last_t)
+        agents.set(r.agent, { agent: r.agent, agent_region: r.agent_region, last_t: r.last_t });
     }
     return {
       service,
@@ -407,7 +415,10 @@ export class DashboardQueries {
     if (w.service === null) return null;
     // Named: no need to summarise the window (the costliest query) just to find the default.
     if (params.metric) return { key: metricKey(params.metric.protocol, params.metric.metric), ...params.metric };
-    return this.selectMetric(this.store.benefitSummary({ since: w.from_t, until: w.to_t + 1, service: w.service }), params).selected;
+    return this.selectMetric(
+      this.store.benefitSummary({ since: w.from_t, until: w.to_t + 1, service: w.service }),
+      params,
+    ).selected;
   }
 
   benefit(params: Params, now: number): BenefitResponse {
@@ -427,7 +438,14 @@ export class DashboardQueries {
             .sort((a, b) => (a.scope === b.scope ? 0 : a.scope === 'end_to_end' ? -1 : 1))[0]
         : undefined;
       const last = selected
-        ? this.store.latestBenefit({ since: w.from_t, until: now + 1, service: w.service!, agent, protocol: selected.protocol, metric: selected.metric })
+        ? this.store.latestBenefit({
+            since: w.from_t,
+            until: now + 1,
+            service: w.service!,
+            agent,
+            protocol: selected.protocol,
+            metric: selected.metric,
+          })
         : undefined;
       const segs = sites.get(agent) ?? [];
       const lastRound = mine.reduce<number | null>((t, r) => Math.max(t ?? 0, Date.parse(r.last_round_at)), null);
@@ -461,9 +479,23 @@ export class DashboardQueries {
     const selected = this.selectedMetric(w, params);
     const out: LatencyResponse = { ...this.windowOnly(w), metric: selected?.key ?? null, regions: [] };
     if (w.service === null || selected === null) return out;
-    const columns = this.store.benefitColumns({ since: w.from_t, until: now + 1, service: w.service, protocol: selected.protocol, metric: selected.metric });
+    const columns = this.store.benefitColumns({
+      since: w.from_t,
+      until: now + 1,
+      service: w.service,
+      protocol: selected.protocol,
+      metric: selected.metric,
+    });
     out.regions = w.agents.map(({ agent, agent_region }) => {
-      const none: BenefitColumns = { t: [], anycast_p50_ms: [], baseline_p50_ms: [], baseline: [], saved_ms: [], ci_low_ms: [], ci_high_ms: [] };
+      const none: BenefitColumns = {
+        t: [],
+        anycast_p50_ms: [],
+        baseline_p50_ms: [],
+        baseline: [],
+        saved_ms: [],
+        ci_low_ms: [],
+        ci_high_ms: [],
+      };
       return { agent, agent_region, ...(columns.get(agent) ?? none) };
     });
     return out;
@@ -493,7 +525,13 @@ export class DashboardQueries {
   private siteRuns(w: Window, selected: { protocol: Protocol; metric: Metric }): Map<string, SiteSegment[]> {
     const out = new Map<string, SiteSegment[]>();
     if (w.service === null) return out;
-    const runs: SiteRun[] = this.store.siteRuns({ since: w.from_t, until: w.to_t + 1, service: w.service, protocol: selected.protocol, metric: selected.metric });
+    const runs: SiteRun[] = this.store.siteRuns({
+      since: w.from_t,
+      until: w.to_t + 1,
+      service: w.service,
+      protocol: selected.protocol,
+      metric: selected.metric,
+    });
     for (const { agent, ...segment } of runs) {
       let segs = out.get(agent);
       if (!segs) out.set(agent, (segs = []));
@@ -517,12 +555,28 @@ export class DashboardQueries {
 
   events(params: Params, now: number): EventsResponse {
     const w = this.window(params, now);
-    const events: EventsResponse['events'] = w.service === null ? [] : this.store.events({ since: w.from_t, until: now + 1, service: w.service, limit: params.limit });
-    const traces = w.service === null || !this.store.traces ? [] : this.store.traces({ since: w.from_t, until: now + 1, service: w.service, limit: 200 });
+    const events: EventsResponse['events'] =
+      w.service === null
+        ? []
+        : this.store.events({ since: w.from_t, until: now + 1, service: w.service, limit: params.limit });
+    const traces =
+      w.service === null || !this.store.traces
+        ? []
+        : this.store.traces({ since: w.from_t, until: now + 1, service: w.service, limit: 200 });
     const shifts: EventsResponse['shifts'] = [];
     for (const x of traces) {
-      const t: EventTrace = { endpoint: x.endpoint, kind: x.kind, trigger: x.trigger, address: x.address, reached: x.reached, hops: x.hops };
-      const e = x.trigger === 'benefit_shift' ? undefined : events.find((ev) => ev.t === x.t && ev.agent === x.agent && ev.type === x.trigger);
+      const t: EventTrace = {
+        endpoint: x.endpoint,
+        kind: x.kind,
+        trigger: x.trigger,
+        address: x.address,
+        reached: x.reached,
+        hops: x.hops,
+      };
+      const e =
+        x.trigger === 'benefit_shift'
+          ? undefined
+          : events.find((ev) => ev.t === x.t && ev.agent === x.agent && ev.type === x.trigger);
       if (e) (e.traces ??= []).unshift(t);
       else if (x.trigger === 'benefit_shift') {
         const s = shifts.find((v) => v.t === x.t && v.agent === x.agent);
@@ -537,7 +591,10 @@ export class DashboardQueries {
    * Median gaps between rounds over the last hour, in seconds (null with fewer than 2): per agent
    * over all its services (`all`), and per agent and service.
    */
-  private roundIntervals(now: number): { all: Map<string, number | null>; byService: Map<string, Map<string, number | null>> } {
+  private roundIntervals(now: number): {
+    all: Map<string, number | null>;
+    byService: Map<string, Map<string, number | null>>;
+  } {
     const all = new Map<string, number | null>();
     const byService = new Map<string, Map<string, number | null>>();
     for (const g of this.store.roundGaps({ since: now - 3_600_000 })) {
@@ -577,12 +634,28 @@ export class DashboardQueries {
         if (m.service !== service) continue;
         const key = metricKey(m.protocol, m.metric);
         const prev = options.get(key);
-        if (!prev || m.scope === 'end_to_end') options.set(key, { key, protocol: m.protocol, metric: m.metric, scope: m.scope });
+        if (!prev || m.scope === 'end_to_end')
+          options.set(key, { key, protocol: m.protocol, metric: m.metric, scope: m.scope });
       }
       const selected = defaultMetric([...options.values()]);
-      const mine = selected ? this.store.benefitSummary({ since: from, until: now + 1, service, protocol: selected.protocol, metric: selected.metric }) : [];
-      const losses = selected ? this.store.lossTotals({ since: from, until: now + 1, service, protocol: selected.protocol }) : [];
-      const notes = this.timingNotes(mine, [...agents.get(service)!.keys()].map((agent) => ({ agent })), { since: from, until: now + 1, service }, selected);
+      const mine = selected
+        ? this.store.benefitSummary({
+            since: from,
+            until: now + 1,
+            service,
+            protocol: selected.protocol,
+            metric: selected.metric,
+          })
+        : [];
+      const losses = selected
+        ? this.store.lossTotals({ since: from, until: now + 1, service, protocol: selected.protocol })
+        : [];
+      const notes = this.timingNotes(
+        mine,
+        [...agents.get(service)!.keys()].map((agent) => ({ agent })),
+        { since: from, until: now + 1, service },
+        selected,
+      );
       const regions = [...agents.get(service)!]
         .map(([agent, a]) => ({ agent, agent_region: a.agent_region, last_t: a.last_t }))
         .sort(byRegion)
@@ -623,7 +696,9 @@ export class DashboardQueries {
   ): Map<string, string> {
     const notes = new Map<string, string>();
     if (!selected) return notes;
-    const measured = new Set(rows.filter((r) => r.protocol === selected.protocol && r.metric === selected.metric).map((r) => r.agent));
+    const measured = new Set(
+      rows.filter((r) => r.protocol === selected.protocol && r.metric === selected.metric).map((r) => r.agent),
+    );
     if (agents.every((a) => measured.has(a.agent))) return notes;
     for (const g of this.store.timingGaps({ ...window, protocol: selected.protocol, metric: selected.metric })) {
       if (g.note !== undefined) notes.set(g.agent, g.note);
@@ -699,7 +774,9 @@ export class DashboardQueries {
 }
 
 function headlineOf(r: ReportRow): RegionHeadline {
-  const baselines = Object.fromEntries(Object.entries(r.baselines).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));
+  const baselines = Object.fromEntries(
+    Object.entries(r.baselines).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])),
+  );
   return {
     protocol: r.protocol,
     metric: r.metric,
@@ -718,7 +795,11 @@ function headlineOf(r: ReportRow): RegionHeadline {
 }
 
 /** Loss in % of samples sent: per path the worst of its metrics, then the worst anycast path and unicast endpoint. */
-function lossOf(totals: readonly LossTotal[]): { anycast: number | null; unicast: number | null; unicastEndpoint: string | null } {
+function lossOf(totals: readonly LossTotal[]): {
+  anycast: number | null;
+  unicast: number | null;
+  unicastEndpoint: string | null;
+} {
   const worst = new Map<string, { kind: LossTotal['kind']; pct: number }>();
   for (const t of totals) {
     if (t.sent <= 0) continue;

@@ -52,7 +52,9 @@ export interface WebServer {
 /** A store file another connection can open: not `:memory:` or a temporary database. */
 function fileOf(store: { readonly path?: string }): string | undefined {
   const path = store.path;
-  return path === undefined || path === '' || path === ':memory:' || path.startsWith('file:') ? undefined : resolvePath(path);
+  return path === undefined || path === '' || path === ':memory:' || path.startsWith('file:')
+    ? undefined
+    : resolvePath(path);
 }
 
 /** The dashboard on the caller's thread. */
@@ -92,15 +94,27 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
         `web dashboard: ${shown} is reachable from other hosts and the page has no authentication; listen on 127.0.0.1 (the default), or set web.listen to this address explicitly in the config to allow it`,
       );
     }
-    log(`warning: web dashboard listens on ${shown}, reachable from other hosts without authentication; it shows measurements only, never config or tokens`);
+    log(
+      `warning: web dashboard listens on ${shown}, reachable from other hosts without authentication; it shows measurements only, never config or tokens`,
+    );
   }
 
   const binding: Binding = { bind, port: addr.port, loopback, host: addr.host, shown };
   const file = options.storePath ?? fileOf(options.store!);
   const running =
     options.inline === true || file === undefined
-      ? await serveInline(options.storePath !== undefined ? fileSource(options.storePath) : storeSource(options.store!), binding, log, options.metrics)
-      : await startDashboardThread({ storePath: file, binding, log, ...(options.metrics ? { metrics: options.metrics } : {}) });
+      ? await serveInline(
+          options.storePath !== undefined ? fileSource(options.storePath) : storeSource(options.store!),
+          binding,
+          log,
+          options.metrics,
+        )
+      : await startDashboardThread({
+          storePath: file,
+          binding,
+          log,
+          ...(options.metrics ? { metrics: options.metrics } : {}),
+        });
   const url = `http://${hostPort(isIP(addr.host) !== 0 ? addr.host : bind, running.port)}/`;
   log(`web dashboard on ${url}`);
   return { url, host: bind, port: running.port, close: () => running.close() };

@@ -65,7 +65,12 @@ function spawn(
   metrics?: () => string,
 ): Promise<{ worker: Worker; port: number }> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(workerScript(), { eval: true, workerData: data, execArgv: [], resourceLimits: { maxOldGenerationSizeMb: heapMb } });
+    const worker = new Worker(workerScript(), {
+      eval: true,
+      workerData: data,
+      execArgv: [],
+      resourceLimits: { maxOldGenerationSizeMb: heapMb },
+    });
     let listening = false;
     let failure: AnylatError | undefined;
     worker.on('message', (m: FromWorker) => {
@@ -78,7 +83,8 @@ function spawn(
           reply = { type: 'metrics', id: m.id, error: err instanceof Error ? err.message : String(err) };
         }
         worker.postMessage(reply);
-      } else if (m.type === 'failed') failure = new AnylatError(isErrorCode(m.code) ? m.code : 'ANYLAT_WEB_INTERNAL', m.message);
+      } else if (m.type === 'failed')
+        failure = new AnylatError(isErrorCode(m.code) ? m.code : 'ANYLAT_WEB_INTERNAL', m.message);
       else {
         listening = true;
         // Its listening socket keeps the process alive, as an in-thread server's would.
@@ -91,10 +97,17 @@ function spawn(
           ? `it ran out of memory (${heapMb} MB) answering a request`
           : `its thread failed: ${err.stack ?? err.message}`;
       if (listening) onDied(why);
-      else failure ??= new AnylatError('ANYLAT_WEB_WORKER', `web dashboard: cannot start its thread: ${err.message}`, { cause: err });
+      else
+        failure ??= new AnylatError('ANYLAT_WEB_WORKER', `web dashboard: cannot start its thread: ${err.message}`, {
+          cause: err,
+        });
     });
     worker.on('exit', (code) => {
-      if (!listening) reject(failure ?? new AnylatError('ANYLAT_WEB_WORKER', `web dashboard: its thread exited (${code}) before it listened`));
+      if (!listening)
+        reject(
+          failure ??
+            new AnylatError('ANYLAT_WEB_WORKER', `web dashboard: its thread exited (${code}) before it listened`),
+        );
     });
   });
 }
@@ -113,7 +126,12 @@ export async function startDashboardThread(options: {
   metrics?: () => string;
 }): Promise<DashboardThread> {
   const heapMb = options.heapMb ?? WORKER_HEAP_MB;
-  const data: WorkerData = { storePath: options.storePath, binding: options.binding, servicesTtlMs: SERVICES_TTL_MS, ...(options.metrics ? { metrics: true } : {}) };
+  const data: WorkerData = {
+    storePath: options.storePath,
+    binding: options.binding,
+    servicesTtlMs: SERVICES_TTL_MS,
+    ...(options.metrics ? { metrics: true } : {}),
+  };
   let closed = false;
   let current: Worker | undefined;
   let restartTimer: NodeJS.Timeout | undefined;
@@ -159,7 +177,9 @@ export async function startDashboardThread(options: {
         },
         (err: unknown) => {
           delay = Math.min(MAX_RESTART_DELAY_MS, Math.max(1_000, delay * 2));
-          options.log(`web dashboard: could not start again (${(err as Error).message}); next try in ${delay / 1000} s`);
+          options.log(
+            `web dashboard: could not start again (${(err as Error).message}); next try in ${delay / 1000} s`,
+          );
           schedule();
         },
       );

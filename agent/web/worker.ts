@@ -56,12 +56,22 @@ port.on('message', (m: ToWorker) => {
 
 try {
   source = fileSource(storePath, servicesTtlMs);
-  const served = await serveDashboard(source, binding, (line) => send({ type: 'log', line }), metrics === true ? requestMetrics : undefined);
+  const served = await serveDashboard(
+    source,
+    binding,
+    (line) => send({ type: 'log', line }),
+    metrics === true ? requestMetrics : undefined,
+  );
   server = served.server;
   send({ type: 'listening', port: served.port });
 } catch (err) {
   source?.close();
   const e = err instanceof AnylatError ? err : undefined;
-  send({ type: 'failed', code: e?.code ?? 'ANYLAT_WEB_INTERNAL', exitCode: e?.exitCode ?? 1, message: err instanceof Error ? err.message : String(err) });
+  send({
+    type: 'failed',
+    code: e?.code ?? 'ANYLAT_WEB_INTERNAL',
+    exitCode: e?.exitCode ?? 1,
+    message: err instanceof Error ? err.message : String(err),
+  });
   port.close();
 }

@@ -2,7 +2,16 @@
 import type { EchoTiming } from '../../agent/probe/tcp.ts';
 
 /** What the driver measures: one row of the accuracy table each. */
-export const ACCURACY_METRICS = ['udp rtt', 'tcp connect (kernel)', 'tcp connect (monotonic)', 'tcp rtt (echo)', 'http ttfb', 'http ttfb (monotonic)', 'icmp rtt', 'dns query'] as const;
+export const ACCURACY_METRICS = [
+  'udp rtt',
+  'tcp connect (kernel)',
+  'tcp connect (monotonic)',
+  'tcp rtt (echo)',
+  'http ttfb',
+  'http ttfb (monotonic)',
+  'icmp rtt',
+  'dns query',
+] as const;
 /**
  * Measured besides, for the echo-clock table: the same echo timed by the monotonic clock (a second
  * prober), next to the default kernel clock's `tcp rtt (echo)`.
@@ -62,7 +71,13 @@ export interface PhaseResult {
   records: SampleRecord[];
   /** samples that failed (timeout, refused …), per metric: none are expected on the bench lab */
   failures: Record<string, number>;
-  busy: { paths: number; samples: number; failures: number; failureReasons: Record<string, number>; samplesPerSecond: number };
+  busy: {
+    paths: number;
+    samples: number;
+    failures: number;
+    failureReasons: Record<string, number>;
+    samplesPerSecond: number;
+  };
   /** how the measured (default, kernel clock) tcp prober timed its echoes: summed echoTiming() */
   echoTiming: EchoTiming;
   /**
@@ -74,4 +89,3 @@ export interface PhaseResult {
   eventLoopUtilization: number;
   lagP99Ms: number;
 }
-

@@ -23,7 +23,10 @@ export async function startAnylat(
   if (options.ready) {
     const ready = options.ready;
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`anylat ${args.join(' ')} not ready in time:\n${out}`)), options.timeoutMs ?? 20_000);
+      const timer = setTimeout(
+        () => reject(new Error(`anylat ${args.join(' ')} not ready in time:\n${out}`)),
+        options.timeoutMs ?? 20_000,
+      );
       const check = () => {
         if (ready.test(out)) {
           clearTimeout(timer);

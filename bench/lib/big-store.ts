@@ -31,7 +31,9 @@ export interface FillOptions {
 export function fillStore(path: string, { rounds, agents, gapMs, now }: FillOptions): void {
   const db = new Database(path);
   const start = now - (rounds - 1) * gapMs;
-  const metrics = FILL_METRICS.map(([p, m, s], i) => `SELECT ${i} AS ord, '${p}' AS protocol, '${m}' AS metric, '${s}' AS scope`).join(' UNION ALL ');
+  const metrics = FILL_METRICS.map(
+    ([p, m, s], i) => `SELECT ${i} AS ord, '${p}' AS protocol, '${m}' AS metric, '${s}' AS scope`,
+  ).join(' UNION ALL ');
   db.transaction(() => {
     db.prepare(
       `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < @rounds - 1)

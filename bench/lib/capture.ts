@@ -19,14 +19,18 @@ export interface WireTtfb {
 
 // `-q` lines, with the interface and direction that `-i any` adds (tcpdump >= 4.99):
 // "1764100000.123456 tun0  Out IP 10.77.0.2.41234 > 10.78.0.1.9080: tcp 41"
-const LINE = /^(\d+)\.(\d{6}) (?:\S+\s+(?:In|Out|M|B|P|U)\s+)?IP (\d+\.\d+\.\d+\.\d+)\.(\d+) > (\d+\.\d+\.\d+\.\d+)\.(\d+): tcp (\d+)/;
+const LINE =
+  /^(\d+)\.(\d{6}) (?:\S+\s+(?:In|Out|M|B|P|U)\s+)?IP (\d+\.\d+\.\d+\.\d+)\.(\d+) > (\d+\.\d+\.\d+\.\d+)\.(\d+): tcp (\d+)/;
 
 /** Says what to install when tcpdump is missing. */
 export function assertTcpdump(): void {
   try {
     execFileSync('tcpdump', ['--version'], { stdio: 'ignore' });
   } catch {
-    throw new AnylatError('ANYLAT_BENCH_TCPDUMP', 'bench:accuracy compares HTTP ttfb with a packet capture: install tcpdump (apt-get install tcpdump)');
+    throw new AnylatError(
+      'ANYLAT_BENCH_TCPDUMP',
+      'bench:accuracy compares HTTP ttfb with a packet capture: install tcpdump (apt-get install tcpdump)',
+    );
   }
 }
 
@@ -46,7 +50,11 @@ export class WireTtfbReference {
   async start(): Promise<void> {
     // Data-bearing IPv4 TCP segments to or from the port: IP total length − IP header − TCP header.
     const filter = `tcp port ${this.port} and (((ip[2:2] - ((ip[0]&0xf)<<2)) - ((tcp[12]&0xf0)>>2)) != 0)`;
-    const child = spawn('ip', ['netns', 'exec', this.netns, 'tcpdump', '-i', 'any', '-n', '-q', '-tt', '-l', '--immediate-mode', filter], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', this.netns, 'tcpdump', '-i', 'any', '-n', '-q', '-tt', '-l', '--immediate-mode', filter],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.child = child;
     createInterface({ input: child.stdout! }).on('line', (line) => this.onLine(line));
     await new Promise<void>((resolve, reject) => {

@@ -14,7 +14,9 @@ export class AgentChild {
   /** `script`: the .ts file; it runs compiled, as the agent does, while the build is fresh (bin/compiled.js). */
   constructor(netns: string, script: string, args: string[] = []) {
     const run = runnable(script);
-    this.child = spawn('ip', ['netns', 'exec', netns, process.execPath, ...run.execArgv, run.script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = spawn('ip', ['netns', 'exec', netns, process.execPath, ...run.execArgv, run.script, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     this.child.stderr!.on('data', (d: Buffer) => {
       this.stderr += d.toString();
       if (this.stderr.length > 100_000) this.stderr = this.stderr.slice(-50_000);
@@ -24,7 +26,8 @@ export class AgentChild {
       if (!next) return;
       try {
         const value = JSON.parse(line) as { error?: unknown };
-        if (typeof value === 'object' && value !== null && typeof value.error === 'string') next.reject(new Error(`agent child failed: ${value.error}`));
+        if (typeof value === 'object' && value !== null && typeof value.error === 'string')
+          next.reject(new Error(`agent child failed: ${value.error}`));
         else next.resolve(value);
       } catch {
         next.reject(new Error(`agent child printed a line that is not JSON: ${line.slice(0, 200)}`));

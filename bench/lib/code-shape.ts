@@ -41,7 +41,13 @@ export function sourceFiles(trees: readonly string[] = SOURCE_TREES, root = ROOT
 
 function parse(file: string, root: string): ts.SourceFile {
   const text = readFileSync(join(root, file), 'utf8');
-  return ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true, file.endsWith('.js') ? ts.ScriptKind.JS : ts.ScriptKind.TS);
+  return ts.createSourceFile(
+    file,
+    text,
+    ts.ScriptTarget.Latest,
+    true,
+    file.endsWith('.js') ? ts.ScriptKind.JS : ts.ScriptKind.TS,
+  );
 }
 
 export interface LongFunction {
@@ -55,7 +61,8 @@ function functionName(node: ts.Node, sf: ts.SourceFile): string {
   const named = node as ts.Node & { name?: ts.Node };
   if (named.name) return named.name.getText(sf);
   const parent = node.parent;
-  if (ts.isVariableDeclaration(parent) || ts.isPropertyAssignment(parent) || ts.isPropertyDeclaration(parent)) return parent.name.getText(sf);
+  if (ts.isVariableDeclaration(parent) || ts.isPropertyAssignment(parent) || ts.isPropertyDeclaration(parent))
+    return parent.name.getText(sf);
   if (ts.isCallExpression(parent)) return `(callback of ${parent.expression.getText(sf).slice(0, 40)})`;
   return '(anonymous)';
 }
@@ -94,7 +101,11 @@ export function importGraph(files: readonly string[], root = ROOT): Map<string, 
       if (hit) targets.add(hit);
     };
     const visit = (node: ts.Node): void => {
-      if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
+      if (
+        (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) &&
+        node.moduleSpecifier &&
+        ts.isStringLiteral(node.moduleSpecifier)
+      ) {
         add(node.moduleSpecifier.text);
       } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
         const arg = node.arguments[0];
@@ -172,4 +183,3 @@ export function lineCount(file: string, root = ROOT): number {
   const text = readFileSync(join(root, file), 'utf8');
   return text.split('\n').length - (text.endsWith('\n') ? 1 : 0);
 }
-

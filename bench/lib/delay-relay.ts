@@ -81,10 +81,14 @@ export async function startDelayRelay(options: DelayRelayOptions): Promise<Delay
     const front = createSocket('udp4');
     // One upstream socket per client, so replies find their way back to the right client.
     const upstreams = new Map<string, { socket: Socket; line: DelayLine<Buffer> }>();
-    const back = new DelayLine<{ msg: Buffer; to: RemoteInfo }>(options.delayMs, ({ msg, to }) => {
-      counts.udp++;
-      front.send(msg, to.port, to.address);
-    }, held.udp.down);
+    const back = new DelayLine<{ msg: Buffer; to: RemoteInfo }>(
+      options.delayMs,
+      ({ msg, to }) => {
+        counts.udp++;
+        front.send(msg, to.port, to.address);
+      },
+      held.udp.down,
+    );
     front.on('message', (msg, from) => {
       const key = `${from.address}:${from.port}`;
       let up = upstreams.get(key);
@@ -92,10 +96,14 @@ export async function startDelayRelay(options: DelayRelayOptions): Promise<Delay
         const socket = createSocket('udp4');
         socket.on('message', (reply) => back.push({ msg: reply, to: from }));
         socket.on('error', () => {});
-        const line = new DelayLine<Buffer>(options.delayMs, (m) => {
-          counts.udp++;
-          socket.send(m, port, options.target);
-        }, held.udp.up);
+        const line = new DelayLine<Buffer>(
+          options.delayMs,
+          (m) => {
+            counts.udp++;
+            socket.send(m, port, options.target);
+          },
+          held.udp.up,
+        );
         up = { socket, line };
         upstreams.set(key, up);
       }
@@ -122,14 +130,22 @@ export async function startDelayRelay(options: DelayRelayOptions): Promise<Delay
       const upstream = net.connect({ host: options.target, port, noDelay: true });
       sockets.add(client);
       sockets.add(upstream);
-      const toUp = new DelayLine<Buffer>(options.delayMs, (chunk) => {
-        counts.tcp++;
-        if (!upstream.destroyed) upstream.write(chunk);
-      }, held.tcp.up);
-      const toClient = new DelayLine<Buffer>(options.delayMs, (chunk) => {
-        counts.tcp++;
-        if (!client.destroyed) client.write(chunk);
-      }, held.tcp.down);
+      const toUp = new DelayLine<Buffer>(
+        options.delayMs,
+        (chunk) => {
+          counts.tcp++;
+          if (!upstream.destroyed) upstream.write(chunk);
+        },
+        held.tcp.up,
+      );
+      const toClient = new DelayLine<Buffer>(
+        options.delayMs,
+        (chunk) => {
+          counts.tcp++;
+          if (!client.destroyed) client.write(chunk);
+        },
+        held.tcp.down,
+      );
       client.on('data', (c) => toUp.push(c));
       upstream.on('data', (c) => toClient.push(c));
       const end = () => {

@@ -41,7 +41,9 @@ const RETRY_MS = 5_000;
 function describeBusy(): string {
   const ns = labNamespaces();
   const state = readState(labDir());
-  return state ? `a lab from ${state.topology.file} is up since ${state.createdAt}` : `namespaces ${ns.join(', ')} exist`;
+  return state
+    ? `a lab from ${state.topology.file} is up since ${state.createdAt}`
+    : `namespaces ${ns.join(', ')} exist`;
 }
 
 /** Brings the bench lab up, waiting up to `waitMs` while another lab (someone's test) is up. */
@@ -52,7 +54,9 @@ async function acquire(waitMs: number): Promise<LabDescription> {
     // that stopped mid-benchmark): nobody is using it, so it is taken down rather than waited for.
     const state = readState(labDir());
     if (state?.phase === 'up' && state.processes.length > 0 && !state.processes.some(isAlive)) {
-      progress(`a lab from ${state.topology.file} (up since ${state.createdAt}) is left over: none of its processes runs; taking it down`);
+      progress(
+        `a lab from ${state.topology.file} (up since ${state.createdAt}) is left over: none of its processes runs; taking it down`,
+      );
       await labDown();
       continue;
     }
@@ -60,25 +64,54 @@ async function acquire(waitMs: number): Promise<LabDescription> {
       try {
         return await labUp({ topology: BENCH_TOPOLOGY });
       } catch (err) {
-        if (!(err instanceof AnylatError) || (err.code !== 'ANYLAT_LAB_EXISTS' && err.code !== 'ANYLAT_LAB_BUSY')) throw err;
+        if (!(err instanceof AnylatError) || (err.code !== 'ANYLAT_LAB_EXISTS' && err.code !== 'ANYLAT_LAB_BUSY'))
+          throw err;
       }
     }
     if (Date.now() > deadline) {
-      throw new AnylatError('ANYLAT_BENCH_LAB_BUSY', `the lab stayed busy for ${Math.round(waitMs / 1000)} s (${describeBusy()}); run the benchmark when no lab test runs, or "anylat lab down" if that lab is left over`);
+      throw new AnylatError(
+        'ANYLAT_BENCH_LAB_BUSY',
+        `the lab stayed busy for ${Math.round(waitMs / 1000)} s (${describeBusy()}); run the benchmark when no lab test runs, or "anylat lab down" if that lab is left over`,
+      );
     }
     progress(`the lab is busy (${describeBusy()}); waiting`);
     await new Promise((r) => setTimeout(r, RETRY_MS));
   }
 }
 
-function startReflector(netns: string, address: string, site: string, ports: { udp: number; tcp: number; http: number }): Promise<ChildProcess> {
-  const child = spawn('ip', ['netns', 'exec', netns, process.execPath, '--import', TSX_IMPORT, join(BENCH_DIR, 'reflector-main.ts'), address, site, String(ports.udp), String(ports.tcp), String(ports.http)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+function startReflector(
+  netns: string,
+  address: string,
+  site: string,
+  ports: { udp: number; tcp: number; http: number },
+): Promise<ChildProcess> {
+  const child = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      netns,
+      process.execPath,
+      '--import',
+      TSX_IMPORT,
+      join(BENCH_DIR, 'reflector-main.ts'),
+      address,
+      site,
+      String(ports.udp),
+      String(ports.tcp),
+      String(ports.http),
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`bench reflector in ${netns} not ready after 30 s: ${err}`)), 30_000);
+    const timer = setTimeout(
+      () => reject(new Error(`bench reflector in ${netns} not ready after 30 s: ${err}`)),
+      30_000,
+    );
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`bench reflector in ${netns} exited (${code}): ${err}`));
@@ -116,14 +149,29 @@ export async function withBenchLab<T>(fn: (lab: BenchLab) => Promise<T>, opts: {
   process.once('SIGTERM', onSignal);
   try {
     const agent = description.agents[0]!;
-    const starting = description.origins.flatMap((o) => [startReflector(o.netns, o.address, o.site, BENCH_PORTS), startReflector(o.netns, o.address, o.site, LOAD_PORTS)]);
+    const starting = description.origins.flatMap((o) => [
+      startReflector(o.netns, o.address, o.site, BENCH_PORTS),
+      startReflector(o.netns, o.address, o.site, LOAD_PORTS),
+    ]);
     const started = await Promise.allSettled(starting);
     for (const r of started) if (r.status === 'fulfilled') reflectors.push(r.value);
     const failed = started.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
     // An agent opening hundreds of TCP connections a second keeps each local port in TIME_WAIT
     // for a minute: give it the whole ephemeral range, as an agent host at that rate would need.
-    const sysctl = spawn('ip', ['netns', 'exec', agent.netns, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=1024 65000', 'net.ipv4.tcp_tw_reuse=1'], { stdio: 'inherit' });
+    const sysctl = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        agent.netns,
+        'sysctl',
+        '-qw',
+        'net.ipv4.ip_local_port_range=1024 65000',
+        'net.ipv4.tcp_tw_reuse=1',
+      ],
+      { stdio: 'inherit' },
+    );
     await new Promise((r) => sysctl.once('exit', r));
     const targets = agent.unicast.map((u) => ({ name: u.origin, address: u.address, configuredRttMs: u.rtt.minMs }));
     return await fn({
@@ -131,7 +179,11 @@ export async function withBenchLab<T>(fn: (lab: BenchLab) => Promise<T>, opts: {
       agentNetns: agent.netns,
       targets,
       assertIntact: () => {
-        if (!ours()) throw new AnylatError('ANYLAT_BENCH_LAB_LOST', `the bench lab was taken down or replaced during the run (${labNamespaces().length > 0 ? describeBusy() : 'no lab is up'}): someone ran the lab tests; run the benchmark again`);
+        if (!ours())
+          throw new AnylatError(
+            'ANYLAT_BENCH_LAB_LOST',
+            `the bench lab was taken down or replaced during the run (${labNamespaces().length > 0 ? describeBusy() : 'no lab is up'}): someone ran the lab tests; run the benchmark again`,
+          );
       },
     });
   } finally {

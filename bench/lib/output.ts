@@ -18,7 +18,11 @@ export interface BenchArgs {
 
 export function benchArgs(name: string, usage: string): BenchArgs {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean', default: false }, out: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+    options: {
+      quick: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
     strict: true,
   });
   if (values.help) {
@@ -46,7 +50,9 @@ export function signed(x: number | undefined, digits = 2): string {
 /** A Markdown table; columns after the first are right-aligned. */
 export function markdownTable(headers: readonly string[], rows: readonly Cell[][]): string {
   const line = (cells: readonly Cell[]) => `| ${cells.map((c) => (c === undefined ? '-' : String(c))).join(' | ')} |`;
-  return [line(headers), `|${headers.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map(line)].join('\n');
+  return [line(headers), `|${headers.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map(line)].join(
+    '\n',
+  );
 }
 
 /** Where and under what load a benchmark ran: printed under each table and kept in the JSON. */
@@ -62,18 +68,31 @@ export interface MachineNote {
 
 export function machineNote(): MachineNote {
   const c = cpus();
-  return { cpus: c.length, cpuModel: c[0]?.model ?? '?', node: process.version, loadavg: loadavg().map((x) => Math.round(x * 100) / 100), at: new Date().toISOString(), agent: compiledIsFresh() ? 'compiled' : 'tsx' };
+  return {
+    cpus: c.length,
+    cpuModel: c[0]?.model ?? '?',
+    node: process.version,
+    loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
+    at: new Date().toISOString(),
+    agent: compiledIsFresh() ? 'compiled' : 'tsx',
+  };
 }
 
 export function describeMachine(m: MachineNote): string {
-  const agent = m.agent === 'compiled' ? 'the agent compiled (npm run build)' : 'the agent as TypeScript through tsx (no current build)';
+  const agent =
+    m.agent === 'compiled'
+      ? 'the agent compiled (npm run build)'
+      : 'the agent as TypeScript through tsx (no current build)';
   return `${m.cpus} CPUs (${m.cpuModel}), Node ${m.node}, ${agent}, load average ${m.loadavg.join(' / ')} (1/5/15 min) at ${m.at}`;
 }
 
 /** Writes the JSON result and says where. */
 export function writeResult(out: string, data: unknown): void {
   mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, `${JSON.stringify(data, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
+  writeFileSync(
+    out,
+    `${JSON.stringify(data, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`,
+  );
   process.stdout.write(`\nresults: ${out}\n`);
 }
 

@@ -16,10 +16,15 @@ const SUMMARY = /^rtt min\/avg\/max\/mdev = ([0-9.]+)\//m;
 
 function pingOnce(netns: string, address: string): Promise<number | null> {
   return new Promise((resolve) => {
-    execFile('ip', ['netns', 'exec', netns, 'ping', '-n', '-q', '-c', '1', '-W', '2', address], { timeout: 5000 }, (_err, stdout) => {
-      const m = SUMMARY.exec(String(stdout));
-      resolve(m ? Number(m[1]) : null);
-    });
+    execFile(
+      'ip',
+      ['netns', 'exec', netns, 'ping', '-n', '-q', '-c', '1', '-W', '2', address],
+      { timeout: 5000 },
+      (_err, stdout) => {
+        const m = SUMMARY.exec(String(stdout));
+        resolve(m ? Number(m[1]) : null);
+      },
+    );
   });
 }
 
@@ -57,6 +62,8 @@ export class PingReference {
 
   /** Round trips of `address` whose replies came in between `from` and `to` (Date.now() ms). */
   between(address: string, from: number, to: number): number[] {
-    return this.samples.filter((s) => s.address === address && s.at >= from && s.at <= to && s.rttMs !== null).map((s) => s.rttMs!);
+    return this.samples
+      .filter((s) => s.address === address && s.at >= from && s.at <= to && s.rttMs !== null)
+      .map((s) => s.rttMs!);
   }
 }

@@ -41,7 +41,9 @@ export class Victoria {
   /** Starts a fresh instance and waits for /health. */
   static async start(options: VictoriaOptions = {}): Promise<Victoria> {
     if (!existsSync(VICTORIA_BIN)) {
-      throw new Error(`${VICTORIA_BIN} not found: install Debian's victoria-metrics package (apt-get install victoria-metrics), as .ci/run does`);
+      throw new Error(
+        `${VICTORIA_BIN} not found: install Debian's victoria-metrics package (apt-get install victoria-metrics), as .ci/run does`,
+      );
     }
     const vm = new Victoria(await freePort(), mkdtempSync(join(tmpdir(), 'anylat-vm-')), options.flags ?? []);
     await vm.launch();
@@ -87,7 +89,9 @@ export class Victoria {
     const deadline = Date.now() + 20_000;
     for (;;) {
       if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`victoria-metrics exited during start (${child.exitCode ?? child.signalCode}):\n${this.output}`);
+        throw new Error(
+          `victoria-metrics exited during start (${child.exitCode ?? child.signalCode}):\n${this.output}`,
+        );
       }
       try {
         const res = await fetch(`${this.url}/health`);
@@ -95,7 +99,8 @@ export class Victoria {
       } catch {
         // not listening yet
       }
-      if (Date.now() > deadline) throw new Error(`victoria-metrics did not become healthy on ${this.url}:\n${this.output}`);
+      if (Date.now() > deadline)
+        throw new Error(`victoria-metrics did not become healthy on ${this.url}:\n${this.output}`);
       await delay(50);
     }
   }
@@ -134,7 +139,10 @@ export class Victoria {
    * between `start` and `end` (epoch ms; default the last 24 h up to an hour ahead), each with
    * every value and timestamp VictoriaMetrics holds: duplicates included.
    */
-  async export(match: string, opts: { start?: number; end?: number; extraLabels?: string[] } = {}): Promise<ExportedSeries[]> {
+  async export(
+    match: string,
+    opts: { start?: number; end?: number; extraLabels?: string[] } = {},
+  ): Promise<ExportedSeries[]> {
     const now = Date.now();
     const params = new URLSearchParams({
       'match[]': match,
@@ -158,12 +166,20 @@ export class Victoria {
   }
 
   /** An instant PromQL/MetricsQL query at `time` (epoch ms). */
-  async query(expr: string, time: number = Date.now(), extraLabels: string[] = []): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> {
+  async query(
+    expr: string,
+    time: number = Date.now(),
+    extraLabels: string[] = [],
+  ): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> {
     const params = new URLSearchParams({ query: expr, time: String(time / 1000) });
     for (const l of extraLabels) params.append('extra_label', l);
     await this.flush();
     const res = await fetch(`${this.url}/api/v1/query?${params}`);
-    const body = (await res.json()) as { status: string; data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> }; error?: string };
+    const body = (await res.json()) as {
+      status: string;
+      data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> };
+      error?: string;
+    };
     if (body.status !== 'success') throw new Error(`query ${expr}: ${body.error ?? res.status}`);
     return body.data.result;
   }

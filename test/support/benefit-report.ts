@@ -4,7 +4,15 @@
 // medians and the mean of their win rates, the numbers a Grafana panel shows with InfluxQL
 // `median("saved_ms")` / `mean("win_rate")` over the same window.
 import type Database from 'better-sqlite3';
-import { mean, median, reportOrder, roundFilter, type BenefitPoint, type ReportQuery, type ReportRow } from '../../agent/store/queries.ts';
+import {
+  mean,
+  median,
+  reportOrder,
+  roundFilter,
+  type BenefitPoint,
+  type ReportQuery,
+  type ReportRow,
+} from '../../agent/store/queries.ts';
 
 /** A benefit row as the store keeps it, with its round's start. */
 type Row = Omit<BenefitPoint, 't'> & { started_at: number; size: string | null };

@@ -140,7 +140,17 @@ export function decodePng(png: Buffer): Image {
       const c = i >= channels ? prev[i - channels]! : 0;
       const x = line[i]!;
       cur[i] =
-        filter === 0 ? x : filter === 1 ? x + a : filter === 2 ? x + b : filter === 3 ? x + ((a + b) >> 1) : filter === 4 ? x + paeth(a, b, c) : -1;
+        filter === 0
+          ? x
+          : filter === 1
+            ? x + a
+            : filter === 2
+              ? x + b
+              : filter === 3
+                ? x + ((a + b) >> 1)
+                : filter === 4
+                  ? x + paeth(a, b, c)
+                  : -1;
       if (filter > 4) throw new Error(`bad PNG filter ${filter} on row ${y}`);
     }
     for (let px = 0; px < width; px++) {
@@ -183,7 +193,8 @@ export function countColors(img: Image, rect: Rect, colors: readonly string[], t
       const g = img.rgba[o + 1]!;
       const b = img.rgba[o + 2]!;
       targets.forEach(([tr, tg, tb], i) => {
-        if (Math.abs(r - tr) <= tolerance && Math.abs(g - tg) <= tolerance && Math.abs(b - tb) <= tolerance) counts[i]!++;
+        if (Math.abs(r - tr) <= tolerance && Math.abs(g - tg) <= tolerance && Math.abs(b - tb) <= tolerance)
+          counts[i]!++;
       });
     }
   }
@@ -215,12 +226,22 @@ export async function chartInk(page: Page, png: Buffer): Promise<ChartInk[]> {
       return {
         name: el.dataset.chart!,
         colors: JSON.parse(el.dataset.seriesColors!) as string[],
-        rect: { x: (r.left + window.scrollX) * dpr, y: (r.top + window.scrollY) * dpr, width: r.width * dpr, height: r.height * dpr },
+        rect: {
+          x: (r.left + window.scrollX) * dpr,
+          y: (r.top + window.scrollY) * dpr,
+          width: r.width * dpr,
+          height: r.height * dpr,
+        },
         hasCanvas: canvas !== null,
       };
     });
   });
-  return charts.map((c) => ({ name: c.name, colors: c.colors, rect: c.rect, pixels: c.hasCanvas ? countColors(img, c.rect, c.colors) : c.colors.map(() => 0) }));
+  return charts.map((c) => ({
+    name: c.name,
+    colors: c.colors,
+    rect: c.rect,
+    pixels: c.hasCanvas ? countColors(img, c.rect, c.colors) : c.colors.map(() => 0),
+  }));
 }
 
 /**
@@ -231,7 +252,8 @@ export async function chartInk(page: Page, png: Buffer): Promise<ChartInk[]> {
 export function inkProblems(ink: readonly ChartInk[], min = 50): string[] {
   const problems: string[] = [];
   for (const chart of ink) {
-    if (chart.rect.width < 200 || chart.rect.height < 100) problems.push(`${chart.name}: canvas only ${Math.round(chart.rect.width)}x${Math.round(chart.rect.height)}`);
+    if (chart.rect.width < 200 || chart.rect.height < 100)
+      problems.push(`${chart.name}: canvas only ${Math.round(chart.rect.width)}x${Math.round(chart.rect.height)}`);
     if (chart.name.startsWith('loss:')) {
       const total = chart.pixels.reduce((a, b) => a + b, 0);
       if (total < min) problems.push(`${chart.name}: no line drawn (${chart.pixels.join(', ')} pixels per series)`);
@@ -249,7 +271,8 @@ export async function benefitTable(page: Page): Promise<Array<Record<string, str
   return page.$$eval('#benefit-table tbody tr[data-agent]', (rows) =>
     rows.map((tr) => {
       const out: Record<string, string> = { agent: (tr as HTMLElement).dataset.agent ?? '' };
-      for (const td of Array.from(tr.querySelectorAll('td'))) out[(td as HTMLElement).dataset.col ?? ''] = (td.textContent ?? '').trim();
+      for (const td of Array.from(tr.querySelectorAll('td')))
+        out[(td as HTMLElement).dataset.col ?? ''] = (td.textContent ?? '').trim();
       return out;
     }),
   );
@@ -262,7 +285,9 @@ export async function waitForRegions(page: Page, regions: readonly string[], tim
     (want) => {
       const rows = Array.from(document.querySelectorAll<HTMLElement>('#benefit-table tbody tr[data-region]'));
       return want.every((region) =>
-        rows.some((r) => r.dataset.region === region && r.querySelector('td[data-col="saved"]')?.textContent !== 'no rounds'),
+        rows.some(
+          (r) => r.dataset.region === region && r.querySelector('td[data-col="saved"]')?.textContent !== 'no rounds',
+        ),
       );
     },
     [...regions],

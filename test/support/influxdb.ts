@@ -36,7 +36,8 @@ export interface InfluxServer {
 async function waitForPing(url: string, child: ChildProcess, logs: () => string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`influxd exited with code ${child.exitCode} before answering /ping:\n${logs()}`);
+    if (child.exitCode !== null)
+      throw new Error(`influxd exited with code ${child.exitCode} before answering /ping:\n${logs()}`);
     try {
       const res = await fetch(`${url}/ping`);
       if (res.status === 204) return;
@@ -127,7 +128,8 @@ bind-address = "127.0.0.1:${rpcPort}"
       body: new URLSearchParams({ q }).toString(),
     });
     const body = (await res.json()) as QueryResponse;
-    if (!res.ok || body.error) throw new Error(`InfluxDB rejected the query (${res.status}): ${body.error ?? ''}\n${q}`);
+    if (!res.ok || body.error)
+      throw new Error(`InfluxDB rejected the query (${res.status}): ${body.error ?? ''}\n${q}`);
     const result = body.results?.[0];
     if (result?.error) throw new Error(`InfluxDB query error: ${result.error}\n${q}`);
     return result?.series ?? [];
@@ -141,6 +143,8 @@ bind-address = "127.0.0.1:${rpcPort}"
     if (res.status !== 204) throw new Error(`InfluxDB rejected the write (${res.status}): ${await res.text()}`);
   };
 
-  await query(`CREATE DATABASE "${database}"${options.shardDuration ? ` WITH SHARD DURATION ${options.shardDuration}` : ''}`);
+  await query(
+    `CREATE DATABASE "${database}"${options.shardDuration ? ` WITH SHARD DURATION ${options.shardDuration}` : ''}`,
+  );
   return { url, database, write, query, stop };
 }

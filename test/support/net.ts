@@ -21,7 +21,10 @@ export interface RunResult {
 }
 
 /** Runs `anylat ...args` to completion. */
-export function runAnylat(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): Promise<RunResult> {
+export function runAnylat(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [ANYLAT_BIN, ...args], {
       cwd: options.cwd ?? ROOT,

@@ -137,7 +137,15 @@ function losesOnAnycast(spec: ServiceSpec, protocol: Protocol, metric: Metric): 
   return protocol === spec.metrics[0]![0];
 }
 
-function path(endpoint: string, protocol: Protocol, metric: Metric, scope: Scope, p50: number, lost: number, site?: string): PathResult {
+function path(
+  endpoint: string,
+  protocol: Protocol,
+  metric: Metric,
+  scope: Scope,
+  p50: number,
+  lost: number,
+  site?: string,
+): PathResult {
   return {
     endpoint,
     kind: endpoint === 'anycast' ? 'anycast' : 'unicast',
@@ -171,7 +179,14 @@ export function cellRound(spec: ServiceSpec, agent: AgentName, cell: Cell, i: nu
   spec.metrics.forEach(([protocol, metric, scope], k) => {
     // The headline metric carries the spec; the others differ so a wrong default shows: DNS says
     // anycast is 1.9 ms slower, an edge handshake overstates the saving.
-    const saved = k === 0 ? cell.saved + w : metric === 'dns' ? -1.9 + w : scope === 'edge' ? cell.saved + 20 + w : cell.saved + 1 + w;
+    const saved =
+      k === 0
+        ? cell.saved + w
+        : metric === 'dns'
+          ? -1.9 + w
+          : scope === 'edge'
+            ? cell.saved + 20 + w
+            : cell.saved + 1 + w;
     const anycast = (k === 0 ? cell.anycast : scope === 'edge' ? 2 : cell.anycast + 5 * k) + w / 2;
     const base = anycast + saved;
     const lostA = losesOnAnycast(spec, protocol, metric) ? (cell.anycastLost ?? 0) : 0;

@@ -14,7 +14,10 @@ import { fillOverviewStore } from './overview-data.ts';
 
 const out = process.argv[2] ?? join(ROOT, 'docs', 'img', 'page-overview.png');
 const dir = mkdtempSync(join(tmpdir(), 'anylat-page-screenshot-'));
-const store = openStore(join(dir, 'anylat.db'), { retention: { maxAgeMs: 30 * 86_400_000, maxRows: 1_000_000 }, outbox: false });
+const store = openStore(join(dir, 'anylat.db'), {
+  retention: { maxAgeMs: 30 * 86_400_000, maxRows: 1_000_000 },
+  outbox: false,
+});
 try {
   fillOverviewStore(store);
   const server = await startWebServer({ store, listen: '127.0.0.1:0', log: () => {} });
@@ -27,7 +30,11 @@ try {
       const card = t.closest('section')!.getBoundingClientRect();
       return Math.ceil(card.bottom + window.scrollY + 16);
     });
-    const png = await page.screenshot({ fullPage: true, animations: 'disabled', clip: { x: 0, y: 0, width: 1400, height: bottom } });
+    const png = await page.screenshot({
+      fullPage: true,
+      animations: 'disabled',
+      clip: { x: 0, y: 0, width: 1400, height: bottom },
+    });
     writeFileSync(out, png);
     if (errors.length > 0) throw new Error(`the page reported errors: ${errors.join('; ')}`);
     console.log(`wrote ${out} (${png.length} bytes)`);

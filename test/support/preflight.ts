@@ -9,7 +9,9 @@ const testDir = fileURLToPath(new URL('..', import.meta.url));
 /** Every `needsRoot('why')` call in test/*.test.ts: the file and the reason. */
 export function rootSuites(dir = testDir): Array<{ file: string; why: string }> {
   const out: Array<{ file: string; why: string }> = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.test.ts')).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.test.ts'))
+    .sort()) {
     const text = readFileSync(join(dir, file), 'utf8');
     for (const m of text.matchAll(/needsRoot\(\s*(['"`])(.*?)\1\s*\)/g)) out.push({ file, why: m[2]! });
   }

@@ -64,7 +64,11 @@ export function makeRound(spec: RoundSpec): RoundResult {
   const seq = spec.seq ?? 0;
   const anycast = 10 + seq / 1000;
   const round: RoundResult = {
-    agent: { id: spec.agent ?? 'eu-1', region: spec.region ?? 'eu-west-1', ...(spec.labels ? { labels: spec.labels } : {}) },
+    agent: {
+      id: spec.agent ?? 'eu-1',
+      region: spec.region ?? 'eu-west-1',
+      ...(spec.labels ? { labels: spec.labels } : {}),
+    },
     service: spec.service ?? 'web',
     started_at: new Date(spec.startedAt).toISOString(),
     scheduled_at: new Date(spec.startedAt - 3).toISOString(),
@@ -74,7 +78,9 @@ export function makeRound(spec: RoundSpec): RoundResult {
       udpPath('us-east-1', anycast + 30),
       udpPath('eu-west-1', anycast + 5, { received: 19, loss_pct: 5 }),
     ],
-    benefit: spec.benefit ?? [benefitRow(5, { anycast_p50_ms: anycast, baseline_p50_ms: anycast + 5, baseline: 'eu-west-1' })],
+    benefit: spec.benefit ?? [
+      benefitRow(5, { anycast_p50_ms: anycast, baseline_p50_ms: anycast + 5, baseline: 'eu-west-1' }),
+    ],
   };
   if (spec.events) round.events = spec.events;
   return round;

@@ -24,7 +24,9 @@ export interface TestCert {
  * Makes a key and a self-signed certificate valid for `names` (DNS) and `ips` (IP SANs), e.g.
  * `makeSelfSignedCert({ ips: ['127.0.0.1', '::1'], names: ['svc.test'] })`.
  */
-export async function makeSelfSignedCert(options: { names?: string[]; ips?: string[]; days?: number } = {}): Promise<TestCert> {
+export async function makeSelfSignedCert(
+  options: { names?: string[]; ips?: string[]; days?: number } = {},
+): Promise<TestCert> {
   const names = options.names ?? [];
   const ips = options.ips ?? ['127.0.0.1'];
   for (const ip of ips) if (isIP(ip) === 0) throw new Error(`makeSelfSignedCert: "${ip}" is not an IP address`);
@@ -35,16 +37,29 @@ export async function makeSelfSignedCert(options: { names?: string[]; ips?: stri
   const certPath = join(dir, 'cert.pem');
   try {
     await run('openssl', [
-      'req', '-x509', '-nodes',
-      '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-      '-keyout', keyPath, '-out', certPath,
-      '-days', String(options.days ?? 2),
-      '-subj', `/CN=${names[0] ?? ips[0]}`,
-      '-addext', `subjectAltName=${san}`,
+      'req',
+      '-x509',
+      '-nodes',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+      '-days',
+      String(options.days ?? 2),
+      '-subj',
+      `/CN=${names[0] ?? ips[0]}`,
+      '-addext',
+      `subjectAltName=${san}`,
     ]);
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
-    throw new Error(`openssl could not make a test certificate (is the openssl CLI installed?): ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(
+      `openssl could not make a test certificate (is the openssl CLI installed?): ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   const [key, cert] = await Promise.all([readFile(keyPath, 'utf8'), readFile(certPath, 'utf8')]);
   return { dir, keyPath, certPath, key, cert, cleanup: () => rm(dir, { recursive: true, force: true }) };

@@ -22,9 +22,38 @@ export interface RegionSpec {
 }
 
 export const REGIONS: readonly RegionSpec[] = [
-  { agent: 'ap-1', region: 'ap-south', anycast: 70, saved: 30, baseline: 'eu-west-1', winRate: 1, site: 'eu-west-1', offsetMs: 0 },
-  { agent: 'eu-1', region: 'eu-west', anycast: 14, saved: -6, baseline: 'eu-west-1', winRate: 0.1, site: 'eu-west-1', siteAfter: 'us-east-1', changeAt: 6, offsetMs: 7_000 },
-  { agent: 'us-1', region: 'us-east', anycast: 5.3, saved: 0.2, baseline: 'us-east-1', winRate: 0.55, site: 'us-east-1', offsetMs: 13_000 },
+  {
+    agent: 'ap-1',
+    region: 'ap-south',
+    anycast: 70,
+    saved: 30,
+    baseline: 'eu-west-1',
+    winRate: 1,
+    site: 'eu-west-1',
+    offsetMs: 0,
+  },
+  {
+    agent: 'eu-1',
+    region: 'eu-west',
+    anycast: 14,
+    saved: -6,
+    baseline: 'eu-west-1',
+    winRate: 0.1,
+    site: 'eu-west-1',
+    siteAfter: 'us-east-1',
+    changeAt: 6,
+    offsetMs: 7_000,
+  },
+  {
+    agent: 'us-1',
+    region: 'us-east',
+    anycast: 5.3,
+    saved: 0.2,
+    baseline: 'us-east-1',
+    winRate: 0.55,
+    site: 'us-east-1',
+    offsetMs: 13_000,
+  },
 ];
 
 export const ROUNDS = 12;
@@ -38,7 +67,13 @@ export const LOSSY = { agent: 'us-1', endpoint: 'eu-west-1', protocol: 'udp', ev
 
 const round2 = (v: number) => Math.round(v * 100) / 100;
 
-function path(endpoint: string, protocol: 'udp' | 'tcp', metric: 'rtt' | 'connect', p50: number, extra: Partial<PathResult> = {}): PathResult {
+function path(
+  endpoint: string,
+  protocol: 'udp' | 'tcp',
+  metric: 'rtt' | 'connect',
+  p50: number,
+  extra: Partial<PathResult> = {},
+): PathResult {
   return {
     endpoint,
     kind: endpoint === 'anycast' ? 'anycast' : 'unicast',
@@ -62,7 +97,15 @@ function path(endpoint: string, protocol: 'udp' | 'tcp', metric: 'rtt' | 'connec
   };
 }
 
-function benefit(protocol: BenefitRow['protocol'], metric: BenefitRow['metric'], scope: BenefitRow['scope'], anycast: number, saved: number, baseline: string, winRate: number): BenefitRow {
+function benefit(
+  protocol: BenefitRow['protocol'],
+  metric: BenefitRow['metric'],
+  scope: BenefitRow['scope'],
+  anycast: number,
+  saved: number,
+  baseline: string,
+  winRate: number,
+): BenefitRow {
   const base = anycast + saved;
   return {
     protocol,
@@ -98,17 +141,39 @@ export function regionRound(spec: RegionSpec, i: number, t: number): RoundResult
     paths: [
       path('anycast', 'udp', 'rtt', anycast, { site }),
       path(spec.baseline, 'udp', 'rtt', baseline),
-      path(other, 'udp', 'rtt', baseline + 40, lossy && other === LOSSY.endpoint ? { received: 19, loss_pct: LOSSY.lossPct } : {}),
+      path(
+        other,
+        'udp',
+        'rtt',
+        baseline + 40,
+        lossy && other === LOSSY.endpoint ? { received: 19, loss_pct: LOSSY.lossPct } : {},
+      ),
       path('anycast', 'tcp', 'connect', 2, { site }),
       path(spec.baseline, 'tcp', 'connect', baseline),
     ],
     benefit: [
-      benefit('udp', 'rtt', 'end_to_end', anycast, saved, spec.baseline, Math.min(1, Math.max(0, spec.winRate + WIN_WOBBLE[i % 3]!))),
+      benefit(
+        'udp',
+        'rtt',
+        'end_to_end',
+        anycast,
+        saved,
+        spec.baseline,
+        Math.min(1, Math.max(0, spec.winRate + WIN_WOBBLE[i % 3]!)),
+      ),
       benefit('tcp', 'connect', 'edge', 2, baseline - 2, spec.baseline, 1),
     ],
   };
   if (spec.changeAt === i) {
-    round.events = [{ type: 'site_change', service: 'web', message: `anycast udp: site ${spec.site} -> ${spec.siteAfter}`, from: spec.site, to: spec.siteAfter! }];
+    round.events = [
+      {
+        type: 'site_change',
+        service: 'web',
+        message: `anycast udp: site ${spec.site} -> ${spec.siteAfter}`,
+        from: spec.site,
+        to: spec.siteAfter!,
+      },
+    ];
   }
   return round;
 }
@@ -153,7 +218,16 @@ export function fillStore(store: Store, now: number = Date.now()): Filled {
       rounds.set(spec.agent, list);
     }
   }
-  const old: RegionSpec = { agent: 'old-1', region: 'sa-east', anycast: 50, saved: 10, baseline: 'us-east-1', winRate: 0.8, site: 'us-east-1', offsetMs: 0 };
+  const old: RegionSpec = {
+    agent: 'old-1',
+    region: 'sa-east',
+    anycast: 50,
+    saved: 10,
+    baseline: 'us-east-1',
+    winRate: 0.8,
+    site: 'us-east-1',
+    offsetMs: 0,
+  };
   const oldRounds: RoundResult[] = [];
   for (let i = 0; i < 3; i++) {
     const r = { ...regionRound(old, i, now - 3 * 3_600_000 + i * ROUND_GAP_MS), service: 'api' };
@@ -162,7 +236,14 @@ export function fillStore(store: Store, now: number = Date.now()): Filled {
   }
   rounds.set('old-1', oldRounds);
   store.saveHeartbeat(heartbeat('us-1', 'us-east', now - 10_000));
-  store.saveHeartbeat(heartbeat('eu-1', 'eu-west', now - 5_000, { dead_letters: 2, outbox_rows: 37, loop_lag_p99_ms: 3.4, rounds_failed: 3 }));
+  store.saveHeartbeat(
+    heartbeat('eu-1', 'eu-west', now - 5_000, {
+      dead_letters: 2,
+      outbox_rows: 37,
+      loop_lag_p99_ms: 3.4,
+      rounds_failed: 3,
+    }),
+  );
   store.saveHeartbeat(heartbeat('ap-1', 'ap-south', now - 20 * 60_000, { version: '0.0.9' }));
   return { now, rounds, startOf };
 }

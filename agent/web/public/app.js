@@ -172,9 +172,20 @@
       height,
       scales: {
         x: { time: true },
-        y: { range: (u, min, max) => yRange(zero ? Math.min(min, 0) : min, zero ? Math.max(max, 0) : max, yMin, floor) },
+        y: {
+          range: (u, min, max) => yRange(zero ? Math.min(min, 0) : min, zero ? Math.max(max, 0) : max, yMin, floor),
+        },
       },
-      series: [{}, ...lines.map((l) => ({ label: l.label, stroke: l.color, width: 2, spanGaps: true, value: (u, v) => (v === null ? '–' : v.toFixed(2)) }))],
+      series: [
+        {},
+        ...lines.map((l) => ({
+          label: l.label,
+          stroke: l.color,
+          width: 2,
+          spanGaps: true,
+          value: (u, v) => (v === null ? '–' : v.toFixed(2)),
+        })),
+      ],
       axes: [
         { space: 70, incrs: TIME_INCRS, values: timeTicks },
         { label: yLabel, size: 56, values: floor ? (u, ticks) => ticks.map((t) => (t < 0 ? '' : t)) : undefined },
@@ -201,14 +212,17 @@
   }
 
   /** Tick steps in seconds: whole seconds, minutes, hours and days, so labels stay short. */
-  const TIME_INCRS = [1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
+  const TIME_INCRS = [
+    1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800,
+  ];
 
   /** One-line time labels: seconds only when ticks are less than a minute apart, dates for days. */
   function timeTicks(u, ticks, axisIdx, space, incr) {
     return ticks.map((t) => {
       const d = new Date(t * 1000);
       if (incr >= 86400) return d.toLocaleDateString([], { month: 'short', day: 'numeric' });
-      const opts = incr < 60 ? { hour: '2-digit', minute: '2-digit', second: '2-digit' } : { hour: '2-digit', minute: '2-digit' };
+      const opts =
+        incr < 60 ? { hour: '2-digit', minute: '2-digit', second: '2-digit' } : { hour: '2-digit', minute: '2-digit' };
       return d.toLocaleTimeString([], opts);
     });
   }
@@ -285,8 +299,10 @@
 
     const auto = !state.metric && benefit.metric ? `auto: ${benefit.metric}` : 'auto: first end-to-end';
     const opts = [el('option', { value: '' }, auto)];
-    for (const m of benefit.metrics) opts.push(el('option', { value: m.key }, `${m.key} (${m.scope === 'end_to_end' ? 'end to end' : 'edge'})`));
-    if (state.metric && !benefit.metrics.some((m) => m.key === state.metric)) opts.push(el('option', { value: state.metric }, `${state.metric} (no data)`));
+    for (const m of benefit.metrics)
+      opts.push(el('option', { value: m.key }, `${m.key} (${m.scope === 'end_to_end' ? 'end to end' : 'edge'})`));
+    if (state.metric && !benefit.metrics.some((m) => m.key === state.metric))
+      opts.push(el('option', { value: state.metric }, `${state.metric} (no data)`));
     met.replaceChildren(...opts);
     met.value = state.metric;
     syncSince();
@@ -294,7 +310,8 @@
 
   function syncSince() {
     const since = $('since');
-    if (![...since.options].some((o) => o.value === state.since)) since.append(el('option', { value: state.since }, `last ${state.since}`));
+    if (![...since.options].some((o) => o.value === state.since))
+      since.append(el('option', { value: state.since }, `last ${state.since}`));
     since.value = state.since;
   }
 
@@ -312,7 +329,11 @@
         { 'data-agent': r.agent, 'data-region': r.agent_region },
         el('td', { 'data-col': 'region' }, swatch, r.agent_region),
         el('td', { 'data-col': 'agent' }, r.agent),
-        el('td', { class: `num strong ${v.cls}`, 'data-col': 'saved' }, h ? ms(h.saved_ms, true) : r.note || 'no rounds'),
+        el(
+          'td',
+          { class: `num strong ${v.cls}`, 'data-col': 'saved' },
+          h ? ms(h.saved_ms, true) : r.note || 'no rounds',
+        ),
         el('td', { class: 'num', 'data-col': 'ci' }, h ? ci(h.ci_low_ms, h.ci_high_ms) : '–'),
         el('td', { class: 'num', 'data-col': 'saved_pct' }, h ? pct(h.saved_pct) : '–'),
         el('td', { class: 'num', 'data-col': 'win_rate' }, h ? rate(h.win_rate) : '–'),
@@ -328,7 +349,9 @@
     replaceRows($('benefit-table').tBodies[0], rows);
     const empty = $('benefit-empty');
     empty.hidden = rows.length > 0;
-    empty.textContent = benefit.service ? 'No rounds of this service in the window.' : 'Waiting for the first round: no agent has written to the store yet.';
+    empty.textContent = benefit.service
+      ? 'No rounds of this service in the window.'
+      : 'Waiting for the first round: no agent has written to the store yet.';
 
     const all = benefit.regions.flatMap((r) =>
       r.rows.map((row) =>
@@ -358,32 +381,62 @@
     const regions = latency.regions.filter((r) => r.t.length > 0);
     if (regions.length === 0) return noData(box, 'No rounds in this window.');
     const lines = regions.map((r) => ({ label: regionLabel(r), color: colors.get(r.agent) }));
-    plot(box, 'benefit', lines, align(regions.map((r) => ({ t: r.t, v: r.saved_ms }))), { yLabel: 'saved ms', height: 240, zero: true });
+    plot(box, 'benefit', lines, align(regions.map((r) => ({ t: r.t, v: r.saved_ms }))), {
+      yLabel: 'saved ms',
+      height: 240,
+      zero: true,
+    });
   }
 
   function renderLatency(latency) {
     const regions = latency.regions;
-    const boxes = cells($('latency-charts'), regions.map((r) => r.agent), (i) => regionLabel(regions[i]));
+    const boxes = cells(
+      $('latency-charts'),
+      regions.map((r) => r.agent),
+      (i) => regionLabel(regions[i]),
+    );
     regions.forEach((r, i) => {
       if (r.t.length === 0) return noData(boxes[i], 'No rounds in this window.');
       const lines = [
         { label: 'anycast p50', color: ANYCAST_COLOR },
         { label: 'baseline p50', color: BASELINE_COLOR },
       ];
-      plot(boxes[i], `latency:${r.agent}`, lines, align([{ t: r.t, v: r.anycast_p50_ms }, { t: r.t, v: r.baseline_p50_ms }]), { yLabel: 'ms', yMin: 0 });
+      plot(
+        boxes[i],
+        `latency:${r.agent}`,
+        lines,
+        align([
+          { t: r.t, v: r.anycast_p50_ms },
+          { t: r.t, v: r.baseline_p50_ms },
+        ]),
+        { yLabel: 'ms', yMin: 0 },
+      );
     });
-    if (regions.length === 0) $('latency-charts').replaceChildren(el('p', { class: 'empty' }, 'No rounds in this window.'));
+    if (regions.length === 0)
+      $('latency-charts').replaceChildren(el('p', { class: 'empty' }, 'No rounds in this window.'));
   }
 
   function renderLoss(loss) {
     const regions = loss.regions;
-    const boxes = cells($('loss-charts'), regions.map((r) => r.agent), (i) => regionLabel(regions[i]));
+    const boxes = cells(
+      $('loss-charts'),
+      regions.map((r) => r.agent),
+      (i) => regionLabel(regions[i]),
+    );
     regions.forEach((r, i) => {
       if (r.paths.length === 0) return noData(boxes[i], 'No rounds in this window.');
-      const lines = r.paths.map((p, j) => ({ label: `${p.endpoint} ${p.protocol}`, color: PALETTE[j % PALETTE.length] }));
-      plot(boxes[i], `loss:${r.agent}`, lines, align(r.paths.map((p) => ({ t: p.t, v: p.loss_pct }))), { yLabel: 'loss %', floor: true, height: 180 });
+      const lines = r.paths.map((p, j) => ({
+        label: `${p.endpoint} ${p.protocol}`,
+        color: PALETTE[j % PALETTE.length],
+      }));
+      plot(boxes[i], `loss:${r.agent}`, lines, align(r.paths.map((p) => ({ t: p.t, v: p.loss_pct }))), {
+        yLabel: 'loss %',
+        floor: true,
+        height: 180,
+      });
     });
-    if (regions.length === 0) $('loss-charts').replaceChildren(el('p', { class: 'empty' }, 'No rounds in this window.'));
+    if (regions.length === 0)
+      $('loss-charts').replaceChildren(el('p', { class: 'empty' }, 'No rounds in this window.'));
   }
 
   function siteColor(site, siteColors) {
@@ -401,7 +454,14 @@
         // Each run lasts until the next one starts (or until now for the last).
         const next = r.segments[r.segments.indexOf(s) + 1];
         const end = next ? next.from_t : sites.to_t;
-        const seg = el('div', { class: 'site-seg', title: `${s.site || 'no site reported'}: ${clock(s.from_t)}–${clock(s.to_t)}, ${s.rounds} round(s)` }, s.site || '–');
+        const seg = el(
+          'div',
+          {
+            class: 'site-seg',
+            title: `${s.site || 'no site reported'}: ${clock(s.from_t)}–${clock(s.to_t)}, ${s.rounds} round(s)`,
+          },
+          s.site || '–',
+        );
         seg.style.left = `${(100 * (s.from_t - sites.from_t)) / span}%`;
         seg.style.width = `${Math.max(0.5, (100 * (end - s.from_t)) / span)}%`;
         seg.style.background = siteColor(s.site, siteColors);
@@ -415,8 +475,17 @@
         el('div', { class: 'site-now' }, r.current ? `now: ${r.current}` : 'no site'),
       );
     });
-    const axis = el('div', { class: 'site-row axis' }, el('div'), el('div', { class: 'site-axis' }, el('span', {}, clock(sites.from_t)), el('span', {}, clock(sites.to_t))), el('div'));
-    $('sites').replaceChildren(...rows, ...(rows.length > 0 ? [axis] : [el('p', { class: 'empty' }, 'No rounds in this window.')]));
+    const axis = el(
+      'div',
+      { class: 'site-row axis' },
+      el('div'),
+      el('div', { class: 'site-axis' }, el('span', {}, clock(sites.from_t)), el('span', {}, clock(sites.to_t))),
+      el('div'),
+    );
+    $('sites').replaceChildren(
+      ...rows,
+      ...(rows.length > 0 ? [axis] : [el('p', { class: 'empty' }, 'No rounds in this window.')]),
+    );
   }
 
   /** Path context: one line per trace, its hops as "address rtt" joined by ›, * for a silent hop. */
@@ -426,7 +495,11 @@
         'div',
         { class: 'trace' },
         `trace ${t.endpoint}: `,
-        t.hops.map((h) => (h.address ? `${h.name || h.address}${h.rtt_ms !== undefined ? ` ${h.rtt_ms.toFixed(1)} ms` : ''}` : '*')).join(' › ') || 'no hops',
+        t.hops
+          .map((h) =>
+            h.address ? `${h.name || h.address}${h.rtt_ms !== undefined ? ` ${h.rtt_ms.toFixed(1)} ms` : ''}` : '*',
+          )
+          .join(' › ') || 'no hops',
         t.reached ? '' : ' (not reached)',
       ),
     );
@@ -434,7 +507,10 @@
 
   function renderEvents(events) {
     const regionOf = new Map();
-    const all = [...events.events, ...(events.shifts || []).map((s) => ({ ...s, type: 'benefit_shift', message: s.reason }))].sort((a, b) => b.t - a.t);
+    const all = [
+      ...events.events,
+      ...(events.shifts || []).map((s) => ({ ...s, type: 'benefit_shift', message: s.reason })),
+    ].sort((a, b) => b.t - a.t);
     const rows = all.map((e) => {
       regionOf.set(e.agent, e.agent_region);
       const change = e.from || e.to ? `${e.from || '–'} → ${e.to || '–'}` : '';
@@ -444,7 +520,15 @@
         el('td', { class: 'num' }, `${new Date(e.t).toLocaleDateString()} ${clock(e.t)}`),
         el('td', {}, e.agent_region),
         el('td', {}, e.agent),
-        el('td', {}, el('span', { class: `badge ${e.type === 'path_down' ? 'bad' : e.type === 'path_up' ? 'good' : 'info'}` }, e.type.replace('_', ' '))),
+        el(
+          'td',
+          {},
+          el(
+            'span',
+            { class: `badge ${e.type === 'path_down' ? 'bad' : e.type === 'path_up' ? 'good' : 'info'}` },
+            e.type.replace('_', ' '),
+          ),
+        ),
         el('td', {}, change),
         el('td', {}, e.message, ...traceLines(e.traces)),
       );
@@ -472,7 +556,8 @@
   }
 
   function renderOverview(overview) {
-    $('overview-caption').textContent = `${overview.since} window · each service on its headline metric · click a row for its charts`;
+    $('overview-caption').textContent =
+      `${overview.since} window · each service on its headline metric · click a row for its charts`;
     const rows = overview.services.flatMap((s) =>
       s.regions.map((r, i) => {
         const h = r.headline;
@@ -482,18 +567,36 @@
         const scope = s.scope === 'edge' ? ' (edge)' : '';
         const tr = el(
           'tr',
-          { class: `clickable${i === 0 ? ' svc-first' : ''}`, 'data-service': s.service, 'data-agent': r.agent, 'data-region': r.agent_region, title: `${s.service} in ${r.agent_region}: open its charts` },
+          {
+            class: `clickable${i === 0 ? ' svc-first' : ''}`,
+            'data-service': s.service,
+            'data-agent': r.agent,
+            'data-region': r.agent_region,
+            title: `${s.service} in ${r.agent_region}: open its charts`,
+          },
           el('td', { 'data-col': 'service' }, el('a', { href: serviceHref(s.service) }, s.service)),
           el('td', { 'data-col': 'region' }, r.agent_region),
           el('td', { 'data-col': 'agent' }, r.agent),
           el('td', { 'data-col': 'metric' }, s.metric ? `${s.metric}${scope}` : '–'),
-          el('td', { class: `num strong ${v.cls}`, 'data-col': 'saved' }, h ? ms(h.saved_ms, true) : r.note || 'no rounds in window'),
+          el(
+            'td',
+            { class: `num strong ${v.cls}`, 'data-col': 'saved' },
+            h ? ms(h.saved_ms, true) : r.note || 'no rounds in window',
+          ),
           el('td', { class: 'num', 'data-col': 'ci' }, h ? ci(h.ci_low_ms, h.ci_high_ms) : '–'),
           el('td', { 'data-col': 'verdict' }, el('span', { class: `badge ${v.cls}` }, v.text)),
           el('td', { class: 'num', 'data-col': 'saved_pct' }, h ? pct(h.saved_pct) : '–'),
           el('td', { class: 'num', 'data-col': 'win_rate' }, h ? rate(h.win_rate) : '–'),
           el('td', { class: `num ${any.cls}`, 'data-col': 'anycast_loss' }, any.text),
-          el('td', { class: `num ${uni.cls}`, 'data-col': 'unicast_loss', title: r.unicast_loss_endpoint ? `worst unicast endpoint: ${r.unicast_loss_endpoint}` : undefined }, uni.text),
+          el(
+            'td',
+            {
+              class: `num ${uni.cls}`,
+              'data-col': 'unicast_loss',
+              title: r.unicast_loss_endpoint ? `worst unicast endpoint: ${r.unicast_loss_endpoint}` : undefined,
+            },
+            uni.text,
+          ),
           el('td', { class: 'num', 'data-col': 'rounds' }, h ? String(h.rounds) : '0'),
           el('td', { class: 'num', 'data-col': 'interval' }, r.interval_s === null ? '–' : duration(r.interval_s)),
           el('td', { class: 'num', 'data-col': 'last_round' }, ago(r.last_round_t)),
@@ -527,7 +630,9 @@
       const [[d, names]] = [...groups];
       return names.length === 1 ? `${d} (${names[0]})` : `${d}, each of ${names.length} services`;
     }
-    return [...groups].map(([d, names]) => `${d}: ${names.length > 3 ? `${names.length} services` : names.join(', ')}`).join(' · ');
+    return [...groups]
+      .map(([d, names]) => `${d}: ${names.length > 3 ? `${names.length} services` : names.join(', ')}`)
+      .join(' · ');
   }
 
   function renderHealth(health) {
@@ -535,7 +640,15 @@
       el(
         'tr',
         { 'data-agent': a.agent, class: `health ${a.status}` },
-        el('td', {}, el('span', { class: `badge ${a.status === 'ok' ? 'good' : a.status === 'silent' ? 'bad' : 'warn'}` }, a.status)),
+        el(
+          'td',
+          {},
+          el(
+            'span',
+            { class: `badge ${a.status === 'ok' ? 'good' : a.status === 'silent' ? 'bad' : 'warn'}` },
+            a.status,
+          ),
+        ),
         el('td', {}, a.agent),
         el('td', {}, a.agent_region),
         el('td', {}, a.version || '–'),
@@ -543,13 +656,23 @@
         el('td', { class: 'num' }, ago(a.last_round_t)),
         el(
           'td',
-          { 'data-col': 'intervals', title: (a.round_intervals || []).map((x) => `${x.service}: every ${x.interval_s === null ? '?' : duration(x.interval_s)}`).join('\n') || undefined },
+          {
+            'data-col': 'intervals',
+            title:
+              (a.round_intervals || [])
+                .map((x) => `${x.service}: every ${x.interval_s === null ? '?' : duration(x.interval_s)}`)
+                .join('\n') || undefined,
+          },
           intervalsText(a.round_intervals),
         ),
         el('td', { class: 'num' }, duration(a.uptime_s)),
         el('td', { class: 'num' }, ms(a.loop_lag_p99_ms)),
         el('td', { class: 'num' }, a.rounds_late === null ? '–' : String(a.rounds_late)),
-        el('td', { class: `num${a.rounds_failed ? ' bad' : ''}` }, a.rounds_failed === null || a.rounds_failed === undefined ? '–' : String(a.rounds_failed)),
+        el(
+          'td',
+          { class: `num${a.rounds_failed ? ' bad' : ''}` },
+          a.rounds_failed === null || a.rounds_failed === undefined ? '–' : String(a.rounds_failed),
+        ),
         el('td', { class: 'num' }, a.outbox_rows === null ? '–' : String(a.outbox_rows)),
         el('td', { class: 'num' }, a.dead_letters === null ? '–' : String(a.dead_letters)),
         el('td', { class: 'notes' }, a.issues.join('; ')),
@@ -587,7 +710,10 @@
       if (state.service && !known.includes(state.service)) state.service = '';
       // More than one service and none chosen: every service × region on one screen.
       if (!state.service && known.length > 1) {
-        const [overview, health] = await Promise.all([getJson('/api/overview', { since: state.since }), getJson('/api/health')]);
+        const [overview, health] = await Promise.all([
+          getJson('/api/overview', { since: state.since }),
+          getJson('/api/health'),
+        ]);
         showView('overview');
         renderControls(services, null);
         renderOverview(overview);
@@ -621,7 +747,12 @@
       renderHealth(health);
       pruneCharts();
       const waiting = !services.store_ready || known.length === 0;
-      setStatus(waiting ? 'waiting for the first round…' : `updated ${clock(Date.now())} · refreshes every ${refreshMs() / 1000} s`, waiting ? 'warn' : 'ok');
+      setStatus(
+        waiting
+          ? 'waiting for the first round…'
+          : `updated ${clock(Date.now())} · refreshes every ${refreshMs() / 1000} s`,
+        waiting ? 'warn' : 'ok',
+      );
       document.body.dataset.loaded = 'true';
     } catch (err) {
       if (err.param === 'metric' && state.metric) {
