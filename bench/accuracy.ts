@@ -377,14 +377,15 @@ function report(
   ) => {
     const idx = SAMPLE_METRICS.indexOf(metric as (typeof SAMPLE_METRICS)[number]);
     const byName = new Map(targets.map((t) => [t.name, wireMedian[t.name] ?? Number.NaN]));
-    const mine = p.result.records
-      .filter((r) => r[0] === idx && r[3] === 0)
-      .map((r) => r[2] - (byName.get(r[1]) ?? Number.NaN));
+    const all = p.result.records.filter((r) => r[0] === idx);
+    const mine = all.filter((r) => r[3] === 0).map((r) => r[2] - (byName.get(r[1]) ?? Number.NaN));
     const wires = targets.flatMap((t) => (wireTtfbs[t.name] ?? []).map((v) => v - wireMedian[t.name]!));
     return {
       n: wires.length,
       medianMs: round(median(mine) - median(wires)),
       p95Ms: round(quantile(mine, 0.95) - quantile(wires, 0.95)),
+      // a busy phase may flag every monotonic sample: then the median and p95 are empty, and this says why
+      flaggedPct: all.length === 0 ? Number.NaN : (100 * (all.length - mine.length)) / all.length,
     };
   };
   const wireRows = phases.map((p) => ({
@@ -403,6 +404,7 @@ function report(
         'ttfb (kernel) p95',
         'ttfb (monotonic) median',
         'ttfb (monotonic) p95',
+        'ttfb (monotonic) flagged',
       ],
       wireRows.map((w) => [
         w.phase,
@@ -412,6 +414,7 @@ function report(
         signed(w.kernel.p95Ms, 3),
         signed(w.monotonic.medianMs, 3),
         signed(w.monotonic.p95Ms, 3),
+        `${fmt(w.monotonic.flaggedPct, 1)}%`,
       ]),
     ),
     '',

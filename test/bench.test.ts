@@ -159,6 +159,7 @@ describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
         'ttfb (kernel) p95',
         'ttfb (monotonic) median',
         'ttfb (monotonic) p95',
+        'ttfb (monotonic) flagged',
       ]);
       assert.deepEqual(['phase', ...wire!.rows.map((row) => row[0])], byPhase);
       for (const row of wire!.rows) assert.ok(Number(row[1]) > 0, `${row[0]}: no wire ttfb captured`);
