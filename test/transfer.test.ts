@@ -319,12 +319,15 @@ describe('transfer probe and rounds', () => {
         report.map((r) => `${r.metric} ${r.size}`),
         ['ttfb 16KiB', 'ttfb 256KiB', 'download 16KiB', 'download 256KiB'],
       );
-      assert.deepEqual(
-        JSON.parse(JSON.stringify(store.benefitSummary({ since: 0 }))),
-        JSON.parse(
-          JSON.stringify(benefitReport(new Database(join(dir, 'store.db'), { readonly: true }), { since: 0 })),
-        ),
-      );
+      const reference = new Database(join(dir, 'store.db'), { readonly: true });
+      try {
+        assert.deepEqual(
+          JSON.parse(JSON.stringify(store.benefitSummary({ since: 0 }))),
+          JSON.parse(JSON.stringify(benefitReport(reference, { since: 0 }))),
+        );
+      } finally {
+        reference.close();
+      }
     } finally {
       store.close();
       rmSync(dir, { recursive: true, force: true });
