@@ -437,31 +437,36 @@ async function main(): Promise<void> {
   process.off('SIGHUP', onSignal);
 
   const cpuBusy = cpuStart && cpuEnd ? (cpuEnd.busy - cpuStart.busy) / (cpuEnd.total - cpuStart.total) : undefined;
+  // One row per region and path, one column per protocol/metric: "lost % / flagged %" of that
+  // path's samples (every metric of a path takes the same number of samples: rounds × samples).
+  const metrics = [...new Set(paths.map((p) => `${p.protocol} ${p.metric}`))];
+  const pathKeys = [...new Set(paths.map((p) => `${p.region}\0${p.endpoint}`))];
   const pathTable = markdownTable(
-    [
-      'region',
-      'endpoint',
-      'protocol/metric',
-      'rounds',
-      'samples',
-      'lost',
-      'lost %',
-      'flagged %',
-      'with a value',
-      'failures',
-    ],
-    paths.map((p) => [
-      p.region,
-      p.endpoint,
-      `${p.protocol} ${p.metric}`,
-      p.rounds,
-      p.sent,
-      p.sent - p.received,
-      pct(p.sent - p.received, p.sent),
-      pct(p.flagged, p.received),
-      `${p.withValue} of ${p.rounds}`,
-      Object.keys(p.failures).length > 0 ? JSON.stringify(p.failures).replace(/"/g, '') : 'none',
-    ]),
+    ['region', 'path', 'samples per metric', 'lost', ...metrics.map((m) => `${m} lost / flagged`), 'failures'],
+    pathKeys.map((key) => {
+      const [region, endpoint] = key.split('\0') as [string, string];
+      const mine = paths.filter((p) => p.region === region && p.endpoint === endpoint);
+      const failures: Record<string, number> = {};
+      for (const p of mine)
+        for (const [reason, n] of Object.entries(p.failures))
+          failures[`${p.protocol} ${p.metric} ${reason}`] = (failures[`${p.protocol} ${p.metric} ${reason}`] ?? 0) + n;
+      const samples = [...new Set(mine.map((p) => p.sent))];
+      return [
+        region,
+        endpoint,
+        samples.join(', '),
+        mine.reduce((s, p) => s + p.sent - p.received, 0),
+        ...metrics.map((m) => {
+          const p = mine.find((x) => `${x.protocol} ${x.metric}` === m);
+          return p ? `${pct(p.sent - p.received, p.sent)} / ${pct(p.flagged, p.received)}` : '-';
+        }),
+        Object.keys(failures).length > 0
+          ? Object.entries(failures)
+              .map(([k, n]) => `${k} ${n}`)
+              .join(', ')
+          : 'none',
+      ];
+    }),
   );
   const regionTable = markdownTable(
     [
