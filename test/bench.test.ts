@@ -1,7 +1,7 @@
 // Every benchmark's --quick mode runs and prints its tables with every column, and writes its
 // JSON: so the benchmarks cannot rot. The numbers are not checked here (speed is measured in
-// bench/, never asserted in tests); that each cell is filled is. accuracy, scale and wire need
-// Linux and root (the lab); accuracy and scale wait while another lab is up.
+// bench/, never asserted in tests); that each cell is filled is. accuracy, scale, wire and demo
+// need Linux and root (the lab); accuracy, scale and demo wait while another lab is up.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -300,6 +300,60 @@ describe('benchmarks, --quick', { timeout: 15 * 60_000 }, () => {
     for (const f of agentFields)
       assert.equal(typeof (r.json.idle as Record<string, unknown>)[f], 'number', `idle.${f} is a number`);
   });
+
+  test(
+    'bench:demo: the demo with Chromium on its page, loss and flagged share per region, path and metric',
+    needsRoot('bench:demo runs the demo, which builds the lab'),
+    async () => {
+      const r = await runBench('demo');
+      assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}`);
+      const [paths, regions] = tables(r.stdout);
+      const metrics = [
+        'udp rtt',
+        'tcp connect',
+        'tcp rtt',
+        'http connect',
+        'http ttfb',
+        'http total',
+        'http warm',
+        'icmp rtt',
+        'dns query',
+      ];
+      assertFilled(paths!, 'path table', [
+        'region',
+        'path',
+        'samples per metric',
+        'lost',
+        ...metrics.map((m) => `${m} lost / flagged`),
+        'failures',
+      ]);
+      assert.deepEqual(
+        paths!.rows.map((row) => `${row[0]} ${row[1]}`).sort(),
+        ['us-east', 'eu-west', 'ap-south']
+          .flatMap((g) => ['anycast', 'us-east', 'eu-west'].map((e) => `${g} ${e}`))
+          .sort(),
+      );
+      for (const row of paths!.rows)
+        for (const cell of row.slice(4, 4 + metrics.length))
+          assert.match(cell, /^\d+\.\d% \/ (\d+\.\d%|-)$/, `a metric cell in ${row.join(' | ')}`);
+      assertFilled(regions!, 'region table', [
+        'region',
+        'rounds',
+        'http total in every path',
+        'http warm in every path',
+        'total benefit rows',
+        'warm benefit rows',
+        'rounds late / skipped',
+        'loop lag p99 ms',
+      ]);
+      assert.deepEqual(regions!.rows.map((row) => row[0]).sort(), ['ap-south', 'eu-west', 'us-east']);
+      for (const row of regions!.rows) assert.ok(Number(row[1]) > 0, `${row[0]}: rounds in the window`);
+      assert.match(r.stdout, /^load average \(1 min\) during the run: min [\d.]+, median [\d.]+, max [\d.]+/m);
+      assert.match(r.stdout, /^all paths: \d+ of \d+ samples lost/m);
+      assert.equal(r.json.benchmark, 'demo');
+      assert.equal(r.json.quick, true);
+    },
+  );
 
   test(
     'bench:wire: ping over the wire against loopback, idle and under a CPU hog, with the loss',
