@@ -18,7 +18,8 @@ import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { waitForLabFree } from '../agent/demo/lab-busy.ts';
-import { labDown, labNamespaces } from '../agent/lab/index.ts';
+import { labDir, labDown, labNamespaces } from '../agent/lab/index.ts';
+import { readState } from '../agent/lab/state.ts';
 import { ANYLAT_BIN, ROOT } from './lib/anylat-process.ts';
 import { loadCpus, type CpuLoad } from './lib/load.ts';
 import { describeMachine, fmt, machineNote, markdownTable, progress, RESULTS_DIR, writeResult } from './lib/output.ts';
@@ -395,6 +396,17 @@ async function main(): Promise<void> {
       hog = loadCpus();
       progress(`CPU hog: ${hog.processes} busy loops`);
     }
+    // The lab is one per machine: a test that runs `lab down` (without the lab lock) stops the
+    // demo's agents under it, and what the store holds after that is not this run's figures.
+    const createdAt = readState(labDir())?.createdAt;
+    const intact = () => {
+      const exited = /agent demo-\S+ exited[^\n]*/.exec(demoOut);
+      const now = readState(labDir())?.createdAt;
+      if (exited || now !== createdAt)
+        throw new Error(
+          `the demo's lab was taken down or replaced during the run (${exited ? exited[0] : `lab state ${now ?? 'gone'}`}): someone ran a lab test without "flock /tmp/anylat-lab.lock"; the figures are void, run the benchmark again`,
+        );
+    };
     from = Date.now();
     cpuStart = cpuTimes();
     const end = from + durationMs;
@@ -410,6 +422,7 @@ async function main(): Promise<void> {
         pageStats.views++;
         await new Promise((r) => setTimeout(r, 250));
       }
+      intact();
       if (Date.now() - lastReport > 60_000) {
         lastReport = Date.now();
         progress(`${Math.round((Date.now() - from) / 1000)} s; load average ${loadavg()[0]!.toFixed(2)}`);
@@ -417,6 +430,7 @@ async function main(): Promise<void> {
     }
     to = Date.now();
     cpuEnd = cpuTimes();
+    intact();
     await hog?.stop();
     hog = undefined;
   } finally {
@@ -536,4 +550,7 @@ async function main(): Promise<void> {
   });
 }
 
-await main();
+await main().catch((err: unknown) => {
+  process.stderr.write(`bench:demo: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
