@@ -260,6 +260,9 @@ async function lookAround(page: Page, until: number): Promise<void> {
   }
 }
 
+/** A signal arrived: cleanup runs and exits; errors of the interrupted run are not reported. */
+let stopping = false;
+
 async function main(): Promise<void> {
   const a = args();
   if (process.platform !== 'linux' || process.getuid?.() !== 0) {
@@ -296,6 +299,7 @@ async function main(): Promise<void> {
   const onSignal = (signal: NodeJS.Signals) => {
     if (interrupted) return;
     interrupted = true;
+    stopping = true;
     progress(`${signal}: closing Chromium, stopping the demo and taking the lab down`);
     void cleanup().finally(() => {
       rmSync(scratch, { recursive: true, force: true });
@@ -551,6 +555,8 @@ async function main(): Promise<void> {
 }
 
 await main().catch((err: unknown) => {
+  // Ctrl-C: the page's calls fail as Chromium closes; the signal's cleanup exits (130) once done.
+  if (stopping) return;
   process.stderr.write(`bench:demo: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });
