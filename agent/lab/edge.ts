@@ -74,7 +74,10 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
         stats.udpDropped++;
         return;
       }
-      const key = `${rinfo.address}:${rinfo.port}`;
+      // Per edge port as well: the kernel soon reuses a client's source port for a new socket,
+      // and a DNS query from a port a STAMP probe just used is a flow of its own (sharing the
+      // STAMP flow, its answers were dropped: the flow only passes replies from its own port).
+      const key = `${port} ${rinfo.address}:${rinfo.port}`;
       let flow = flows.get(key);
       if (flow && flow.origin !== origin.name) {
         closeFlow(key);
