@@ -176,7 +176,8 @@ export function tcpProber(target: ProbeTarget, options: TcpProbeOptions): TcpPro
 function sampleTcp(setup: TcpSetup, runs: SampleRuns, signal: AbortSignal | undefined): Promise<Attempt> {
   const { target, options } = setup;
   let phase: 'connect' | 'echo' = 'connect';
-  const timeoutDetail = () => `${phase === 'connect' ? 'no connection' : 'no echo reply'} within ${options.timeoutMs} ms`;
+  const timeoutDetail = () =>
+    `${phase === 'connect' ? 'no connection' : 'no echo reply'} within ${options.timeoutMs} ms`;
   return runs.run({ timeoutMs: options.timeoutMs, timeoutDetail }, signal, (run) => {
     const values: Partial<Record<Metric, number>> = {};
     // A kernel-timed connect has no window: lag cannot touch it.
