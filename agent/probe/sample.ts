@@ -3,15 +3,15 @@
 // signal is long-lived, so never AbortSignal.any), turns either abort into the one outcome
 // `timeout`, settles the sample exactly once, and then runs the cleanups the probe registered
 // (destroying its sockets, dropping its listeners). A probe's own code only starts the exchange,
-// stamps its phases and calls `settle` or `fail`; a throw in it becomes an `error` sample, as the
-// Prober contract wants (a target's failure is data, never a rejection).
+// stamps its phases and calls `settle` or `fail`; a throw in it becomes a failed sample (classified
+// by outcome.ts, `error` when it is none of a target's failures), as the Prober contract wants (a target's failure is data, never a rejection).
 //
 // `SampleRuns` is the set of one prober's samples in flight: `close()` ends them (`error`, "probe
 // closed"), and a sample asked for after it fails the same way without touching the network.
 import { performance } from 'node:perf_hooks';
 import type { Attempt, FailureReason } from '../core/model.ts';
 import { linkSignal } from '../util/abort.ts';
-import { errorDetail, failedAttempt } from './outcome.ts';
+import { errorDetail, failedAttempt, failureReason } from './outcome.ts';
 
 type Failed = Extract<Attempt, { ok: false }>;
 
@@ -99,9 +99,9 @@ export function runSample(
     if (link.signal.aborted) onAbort();
     try {
       const started = body(run);
-      if (started) started.catch((err: unknown) => run.fail('error', errorDetail(err)));
+      if (started) started.catch((err: unknown) => run.fail(failureReason(err, 'error'), errorDetail(err)));
     } catch (err) {
-      run.fail('error', errorDetail(err));
+      run.fail(failureReason(err, 'error'), errorDetail(err));
     }
   });
 }
