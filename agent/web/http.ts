@@ -31,6 +31,8 @@ export interface Binding {
   host: string;
   /** `host:port` as the user wrote it, for messages */
   shown: string;
+  /** what a failed bind tells the user to change; default names web.listen (or --listen) */
+  remedy?: string;
 }
 
 /** Prometheus' text exposition format, version 0.0.4. */
@@ -149,7 +151,7 @@ export async function serveDashboard(
       binding.bind,
       binding.port,
       err,
-      'set web.listen (or --listen) to another address or port',
+      binding.remedy ?? 'set web.listen (or --listen) to another address or port',
     );
   }
   server.on('error', (err) => log(`web dashboard: ${err.message}`));

@@ -38,6 +38,11 @@ export interface WebServerOptions {
   inline?: boolean;
   /** also serve `/metrics` (Prometheus text) with what this returns: `web.metrics: true` */
   metrics?: () => string;
+  /**
+   * what the ANYLAT_BIND message tells the user to change when the address cannot be bound;
+   * default `set web.listen (or --listen) to another address or port` (the demo names --web)
+   */
+  bindRemedy?: string;
 }
 
 export interface WebServer {
@@ -99,7 +104,14 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     );
   }
 
-  const binding: Binding = { bind, port: addr.port, loopback, host: addr.host, shown };
+  const binding: Binding = {
+    bind,
+    port: addr.port,
+    loopback,
+    host: addr.host,
+    shown,
+    ...(options.bindRemedy !== undefined ? { remedy: options.bindRemedy } : {}),
+  };
   const file = options.storePath ?? fileOf(options.store!);
   const running =
     options.inline === true || file === undefined
