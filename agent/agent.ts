@@ -380,43 +380,10 @@ export class Agent {
       next = load();
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
-      this.reloads.failed++;
-      this.lastReload = { ok: false, atMs };
-      this.log(
-        `config: reload failed, keeping version ${this.current.origin.version}: ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}`,
-      );
-      for (const p of err.problems) this.log(`config: ${p}`);
-      this.writeHeartbeat();
-      return {
-        result: 'failed',
-        version: this.current.origin.version,
-        added: [],
-        removed: [],
-        changed: [],
-        needsRestart: [],
-        problems: [...err.problems],
-      };
+      return this.reloadFailed(err, atMs);
     }
     const old = this.current;
-    const needsRestart: string[] = [];
-    const fixed = {
-      'agent.id': [old.agent.id, next.agent.id],
-      store: [old.store, next.store],
-      influx: [
-        old.influx && { ...old.influx, token: old.influx.token.reveal() },
-        next.influx && { ...next.influx, token: next.influx.token.reveal() },
-      ],
-      web: [old.web, next.web],
-      metrics: [old.metrics, next.metrics],
-    } as const;
-    for (const [name, [a, b]] of Object.entries(fixed)) if (!isDeepStrictEqual(a, b)) needsRestart.push(name);
-    const applied: AnylatConfig = { ...next, agent: { ...next.agent, id: old.agent.id }, store: old.store };
-    if (old.influx) applied.influx = old.influx;
-    else delete applied.influx;
-    if (old.web) applied.web = old.web;
-    else delete applied.web;
-    if (old.metrics) applied.metrics = old.metrics;
-    else delete applied.metrics;
+    const { applied, needsRestart } = keepFixedParts(old, next);
 
     const oldServices = this.services;
     const added = next.services.filter((s) => !oldServices.has(s.name)).map((s) => s.name);
@@ -463,6 +430,26 @@ export class Agent {
     // The fleet dashboard sees the new version (or the failure) now, not at the next minute's heartbeat.
     this.writeHeartbeat();
     return result;
+  }
+
+  /** A reload whose config did not load: the running one is kept, the problems are logged. */
+  private reloadFailed(err: ConfigError, atMs: number): ReloadResult {
+    this.reloads.failed++;
+    this.lastReload = { ok: false, atMs };
+    this.log(
+      `config: reload failed, keeping version ${this.current.origin.version}: ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}`,
+    );
+    for (const p of err.problems) this.log(`config: ${p}`);
+    this.writeHeartbeat();
+    return {
+      result: 'failed',
+      version: this.current.origin.version,
+      added: [],
+      removed: [],
+      changed: [],
+      needsRestart: [],
+      problems: [...err.problems],
+    };
   }
 
   /** The agent's health for `/metrics`, as it is now. */
@@ -606,4 +593,31 @@ export class Agent {
     this.store = undefined;
     return result;
   }
+}
+
+/**
+ * The config a reload applies: `next`, with the parts that are never reopened while running (agent
+ * id, store, influx, web, metrics) kept as they were, and the names of those that changed.
+ */
+function keepFixedParts(old: AnylatConfig, next: AnylatConfig): { applied: AnylatConfig; needsRestart: string[] } {
+  const needsRestart: string[] = [];
+  const fixed = {
+    'agent.id': [old.agent.id, next.agent.id],
+    store: [old.store, next.store],
+    influx: [
+      old.influx && { ...old.influx, token: old.influx.token.reveal() },
+      next.influx && { ...next.influx, token: next.influx.token.reveal() },
+    ],
+    web: [old.web, next.web],
+    metrics: [old.metrics, next.metrics],
+  } as const;
+  for (const [name, [a, b]] of Object.entries(fixed)) if (!isDeepStrictEqual(a, b)) needsRestart.push(name);
+  const applied: AnylatConfig = { ...next, agent: { ...next.agent, id: old.agent.id }, store: old.store };
+  if (old.influx) applied.influx = old.influx;
+  else delete applied.influx;
+  if (old.web) applied.web = old.web;
+  else delete applied.web;
+  if (old.metrics) applied.metrics = old.metrics;
+  else delete applied.metrics;
+  return { applied, needsRestart };
 }
