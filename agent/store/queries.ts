@@ -359,6 +359,56 @@ function summaryOrder(r: ReportRow): [string, string, number, number, number, nu
   return reportOrder(r);
 }
 
+const SUMMARY_KEY = 'r.agent, r.service, b.protocol, b.metric, b.scope, b.size';
+
+/** One row of the benefit table before its figures: who, what, which size. */
+type SummaryGroup = {
+  agent: string;
+  service: string;
+  protocol: Protocol;
+  metric: Metric;
+  scope: Scope;
+  size: string | null;
+};
+
+function summaryKeyOf(g: SummaryGroup): string {
+  return `${g.agent}\u0000${g.service}\u0000${g.protocol}\u0000${g.metric}\u0000${g.scope}\u0000${g.size ?? ''}`;
+}
+
+/**
+ * Per row of the benefit table: its baselines in the order they first appear, and the region of
+ * the newest round (an agent that moved shows where it is now): small groups, one per baseline and
+ * region.
+ */
+function baselinesAndRegions(
+  db: Database.Database,
+  from: string,
+  params: unknown[] | Record<string, unknown>,
+): Map<string, { baselines: Record<string, number>; region: string; last: [number, number] }> {
+  const parts = db
+    .prepare(
+      `SELECT ${SUMMARY_KEY}, b.baseline, r.agent_region, COUNT(*) AS n, MIN(r.started_at) AS first_t, MIN(r.id) AS first_id,
+              MAX(r.started_at) AS last_t, MAX(r.id) AS last_id
+       ${from} GROUP BY ${SUMMARY_KEY}, b.baseline, r.agent_region
+       ORDER BY MIN(r.started_at), MIN(r.id)`,
+    )
+    .all(params) as Array<
+    SummaryGroup & { baseline: string; agent_region: string; n: number; last_t: number; last_id: number }
+  >;
+  const extra = new Map<string, { baselines: Record<string, number>; region: string; last: [number, number] }>();
+  for (const p of parts) {
+    const k = summaryKeyOf(p);
+    let e = extra.get(k);
+    if (!e) extra.set(k, (e = { baselines: {}, region: p.agent_region, last: [p.last_t, p.last_id] }));
+    e.baselines[p.baseline] = (e.baselines[p.baseline] ?? 0) + p.n;
+    if (p.last_t > e.last[0] || (p.last_t === e.last[0] && p.last_id > e.last[1])) {
+      e.region = p.agent_region;
+      e.last = [p.last_t, p.last_id];
+    }
+  }
+  return extra;
+}
+
 /**
  * The benefit table `anylat report` prints (report.ts: same rows, same numbers, same order),
  * aggregated in SQL. Medians sort a typed array, so a median of exactly zero may come out as -0
@@ -371,15 +421,7 @@ export function benefitSummary(
   // protocol and metric narrow it to one row per agent (the dashboard's overview needs one metric per service)
   const { where, params } = roundFilter(query, 'b');
   const from = `FROM benefit b JOIN rounds r ON r.id = b.round_id ${where}`;
-  const key = 'r.agent, r.service, b.protocol, b.metric, b.scope, b.size';
-  type Group = {
-    agent: string;
-    service: string;
-    protocol: Protocol;
-    metric: Metric;
-    scope: Scope;
-    size: string | null;
-  };
+  const key = SUMMARY_KEY;
   const groups = db
     .prepare(
       `SELECT ${key}, COUNT(*) AS rounds, SUM(b.pairs) AS pairs, MIN(r.started_at) AS first_t, MAX(r.started_at) AS last_t,
@@ -389,7 +431,7 @@ export function benefitSummary(
        ${from} GROUP BY ${key}`,
     )
     .all(params) as Array<
-    Group &
+    SummaryGroup &
       Record<(typeof SUMMARY_NUMERIC)[number] | 'win_rate', string> & {
         rounds: number;
         pairs: number;
@@ -397,33 +439,9 @@ export function benefitSummary(
         last_t: number;
       }
   >;
-  // Baselines in the order they first appear, and the region of the newest round (an agent that
-  // moved shows where it is now): small groups, one per baseline and region.
-  const parts = db
-    .prepare(
-      `SELECT ${key}, b.baseline, r.agent_region, COUNT(*) AS n, MIN(r.started_at) AS first_t, MIN(r.id) AS first_id,
-              MAX(r.started_at) AS last_t, MAX(r.id) AS last_id
-       ${from} GROUP BY ${key}, b.baseline, r.agent_region
-       ORDER BY MIN(r.started_at), MIN(r.id)`,
-    )
-    .all(params) as Array<
-    Group & { baseline: string; agent_region: string; n: number; last_t: number; last_id: number }
-  >;
-  const keyOf = (g: Group) =>
-    `${g.agent}\u0000${g.service}\u0000${g.protocol}\u0000${g.metric}\u0000${g.scope}\u0000${g.size ?? ''}`;
-  const extra = new Map<string, { baselines: Record<string, number>; region: string; last: [number, number] }>();
-  for (const p of parts) {
-    const k = keyOf(p);
-    let e = extra.get(k);
-    if (!e) extra.set(k, (e = { baselines: {}, region: p.agent_region, last: [p.last_t, p.last_id] }));
-    e.baselines[p.baseline] = (e.baselines[p.baseline] ?? 0) + p.n;
-    if (p.last_t > e.last[0] || (p.last_t === e.last[0] && p.last_id > e.last[1])) {
-      e.region = p.agent_region;
-      e.last = [p.last_t, p.last_id];
-    }
-  }
+  const extra = baselinesAndRegions(db, from, params);
   const out = groups.map((g): ReportRow => {
-    const e = extra.get(keyOf(g))!;
+    const e = extra.get(summaryKeyOf(g))!;
     const row: ReportRow = {
       agent: g.agent,
       agent_region: e.region,
