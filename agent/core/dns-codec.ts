@@ -166,9 +166,7 @@ function headerOnly(query: Buffer, rcode: number): Buffer {
 }
 
 /** A plain query (one question, at most an OPT record), or the header-only answer (or silence) it gets instead. */
-function screenQuery(
-  query: Buffer,
-):
+function screenQuery(query: Buffer):
   | {
       p: NonNullable<ReturnType<typeof decode>>;
       question: dnsPacket.Question;
