@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { runSample, SampleRuns } from '../agent/probe/sample.ts';
 import { failureReason, ProbeFailure, socketFailureReason } from '../agent/probe/outcome.ts';
@@ -162,4 +162,16 @@ test('a real dns query over udp to a silent socket: the deadline ends it, and th
     await probe.close();
     silent.close();
   }
+});
+
+test("a sample leaves nothing on the round's long-lived signal once it is over", async () => {
+  const round = new AbortController();
+  const runs = new SampleRuns('demo');
+  for (let i = 0; i < 200; i++) {
+    await runs.run({ timeoutMs: 60_000 }, round.signal, (run) => {
+      assert.equal(EventEmitter.getEventListeners(round.signal, 'abort').length, 1, 'linked while the sample runs');
+      setImmediate(() => run.settle({ ok: true, t0: run.t0, t1: performance.now(), values: { rtt: 1 } }));
+    });
+  }
+  assert.equal(EventEmitter.getEventListeners(round.signal, 'abort').length, 0);
 });
