@@ -262,15 +262,14 @@ function referenceKey(key: string): string {
   return key.startsWith('agent.') ? key : `services[].${key}`;
 }
 
-/** The default a flag shows: its own, compare's, or the config's (from the reference). */
+/** The default a flag shows, in Markdown: its own, compare's, or the config's (from the reference). */
 export function shownDefault(o: CompareOption): string | undefined {
-  if (o.shown !== undefined) return o.shown;
+  if (o.shown !== undefined) return `\`${o.shown}\``;
   const key = o.keys?.[0];
   if (key === undefined || o.sets !== undefined) return undefined;
   const own = compareDefaults('<anycast>')[key];
-  if (own !== undefined) return String(own);
-  const text = DEFAULT_TEXT[referenceKey(key)];
-  return text?.replace(/`/g, '');
+  if (own !== undefined) return `\`${String(own)}\``;
+  return DEFAULT_TEXT[referenceKey(key)];
 }
 
 /** A flag's help text: its own or the config key's meaning. */
@@ -305,7 +304,7 @@ export function optionsHelp(): string {
   const out: string[] = [];
   const col = 25;
   for (const o of COMPARE_OPTIONS) {
-    const dflt = shownDefault(o);
+    const dflt = shownDefault(o)?.replace(/`/g, '');
     const text = `${helpOf(o)}${dflt === undefined ? '' : ` (default ${dflt})`}`;
     const head = `  ${usageOf(o)}`;
     const body = wrap(text, 100 - col);
@@ -329,9 +328,7 @@ export function optionsTable(): string {
     const keys = o.keys?.map((k) => `\`${k === 'probes' ? 'probes.<protocol>' : k}\``).join(', ') ?? '';
     const sets = o.sets === undefined ? '' : `: \`${String(o.sets)}\``;
     const dflt = shownDefault(o);
-    lines.push(
-      `| \`${cell(usageOf(o))}\` | ${keys}${sets} | ${dflt === undefined ? '' : `\`${cell(dflt)}\``} | ${cell(helpOf(o))} |`,
-    );
+    lines.push(`| \`${cell(usageOf(o))}\` | ${keys}${sets} | ${cell(dflt ?? '')} | ${cell(helpOf(o))} |`);
   }
   return lines.join('\n');
 }
