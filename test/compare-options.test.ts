@@ -61,7 +61,7 @@ const VALUES: Record<string, { valid: string | true; invalid?: string }> = {
   'dns-port': { valid: '53', invalid: '70000' },
   'dns-transport': { valid: 'tcp', invalid: 'quic' },
   'dns-qname': { valid: 'id.server', invalid: 'not a name' },
-  'dns-qtype': { valid: 'AAAA', invalid: 'MX' },
+  'dns-qtype': { valid: 'aaaa', invalid: 'MX' },
   'no-nsid': { valid: true },
   'transfer-sizes': { valid: '16KiB,1MiB', invalid: '16KiB,20MiB' },
   'transfer-url': { valid: 'https://cdn.example.com/{size}.bin', invalid: 'ftp://x/{size}' },

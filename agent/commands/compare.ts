@@ -52,7 +52,7 @@ type Dict = Record<string, unknown>;
  * A flag's text as the same text after a key in the file reads: a number or true/false is one
  * (`--tcp-port 70000` is `port: 70000`), anything else stays the text it is.
  */
-export function scalar(text: string): unknown {
+function scalar(text: string): unknown {
   try {
     const v: unknown = parseYaml(text);
     if (typeof v === 'number' || typeof v === 'boolean') return v;
@@ -129,7 +129,7 @@ function parseProtocols(text: string | undefined): string[] {
  * names. A flag for a probe that is not asked for is left out, as before; compare's own defaults
  * (compareDefaults) fill what the flags leave unset.
  */
-export function compareDocument(values: Record<string, string | boolean | undefined>, ends: Positionals): Dict {
+function compareDocument(values: Record<string, string | boolean | undefined>, ends: Positionals): Dict {
   const service: Dict = {
     anycast: ends.anycast,
     unicast: Object.fromEntries(ends.unicast.map((u) => [u.name, u.address])),

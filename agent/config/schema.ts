@@ -189,7 +189,7 @@ function probesSchema(baseDir: string) {
             port: optional(port),
             transport: optional(oneOf(['udp', 'tcp'] as const)),
             qname: optional(hostName),
-            qtype: optional(oneOf(QUERY_TYPES)),
+            qtype: optional(oneOf(QUERY_TYPES, true)),
             nsid: optional(bool),
           },
           'dns probe settings (port, transport, qname, qtype, nsid) or nothing',
