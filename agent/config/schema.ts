@@ -261,6 +261,27 @@ function names(what: string) {
   return z.preprocess((v) => (typeof v === 'string' ? [v] : v), list(name(what), `${what}, or a list of them`));
 }
 
+/** Where the sink writes: `influx:`. */
+function influxSchema(baseDir: string) {
+  return mapping(
+    {
+      url: httpUrl,
+      token: optional(secretText),
+      token_file: optional(
+        fileContents(baseDir, 'the token file', (buf, path) => {
+          const token = buf.toString('utf8').trim();
+          if (token === '') throw new Error(`the token file "${path}" is empty; put the InfluxDB token in it`);
+          return token;
+        }),
+      ),
+      org: optional(text('an organization name')),
+      bucket: text('a bucket name (InfluxDB 1.x: database or database/retention-policy)'),
+      set_aside_after: optional(duration),
+    },
+    'a mapping with url, token or token_file, org, bucket, set_aside_after',
+  );
+}
+
 /** How a schema is checked beyond its shape. */
 export interface SchemaOptions {
   /**
@@ -336,25 +357,7 @@ export function configSchema(baseDir: string, options: SchemaOptions = {}) {
           'a mapping with path and/or retention',
         ),
       ),
-      influx: optional(
-        mapping(
-          {
-            url: httpUrl,
-            token: optional(secretText),
-            token_file: optional(
-              fileContents(baseDir, 'the token file', (buf, path) => {
-                const token = buf.toString('utf8').trim();
-                if (token === '') throw new Error(`the token file "${path}" is empty; put the InfluxDB token in it`);
-                return token;
-              }),
-            ),
-            org: optional(text('an organization name')),
-            bucket: text('a bucket name (InfluxDB 1.x: database or database/retention-policy)'),
-            set_aside_after: optional(duration),
-          },
-          'a mapping with url, token or token_file, org, bucket, set_aside_after',
-        ),
-      ),
+      influx: optional(influxSchema(baseDir)),
       web: z.preprocess(
         (v) => (v === null ? {} : v),
         mapping(
@@ -528,72 +531,79 @@ function influxRules(influx: Dict, ctx: Ctx): void {
 
 const isProbes = (x: unknown): x is Dict => isDict(x);
 
+/** The unicast endpoints' names: at least one, none reserved, each a name; returns the good ones. */
+function unicastRules(svc: Dict, at: (...rest: Array<string | number>) => Array<string | number>, ctx: Ctx): string[] {
+  const unicastNames: string[] = [];
+  if (!isDict(svc.unicast)) return unicastNames;
+  const names = Object.keys(svc.unicast);
+  if (names.length === 0) {
+    ctx.addIssue({
+      code: 'custom',
+      path: at('unicast'),
+      message: 'expected at least one unicast endpoint (name: address); the benefit is measured against them',
+    });
+  }
+  for (const n of names) {
+    if (n === 'anycast' || /^anycast-\d+$/.test(n)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: at('unicast', n),
+        params: AT_KEY,
+        message: `"${n}" is reserved for the anycast address(es); name unicast endpoints after their region, e.g. us-east-1`,
+      });
+    } else if (n === 'nearest') {
+      // a unicast endpoint named so could never be the baseline by name: `nearest` means the rule
+      ctx.addIssue({
+        code: 'custom',
+        path: at('unicast', n),
+        params: AT_KEY,
+        message: `"nearest" is reserved for the baseline rule (the unicast endpoint with the lowest p50); name unicast endpoints after their region, e.g. us-east-1`,
+      });
+    } else if (!isName(n)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: at('unicast', n),
+        params: AT_KEY,
+        message: `expected an endpoint name (letters, digits, "-", "_", "."), got "${n}"`,
+      });
+    } else {
+      unicastNames.push(n);
+    }
+  }
+  return unicastNames;
+}
+
+/** The anycast addresses: at least one, at most DEFAULTS.maxAnycast, each once. */
+function anycastRules(svc: Dict, at: (...rest: Array<string | number>) => Array<string | number>, ctx: Ctx): void {
+  if (!Array.isArray(svc.anycast)) return;
+  if (svc.anycast.length === 0)
+    ctx.addIssue({ code: 'custom', path: at('anycast'), message: 'expected at least one anycast address' });
+  if (svc.anycast.length > DEFAULTS.maxAnycast) {
+    ctx.addIssue({
+      code: 'custom',
+      path: at('anycast'),
+      message: `expected at most ${DEFAULTS.maxAnycast} anycast addresses, got ${svc.anycast.length}`,
+    });
+  }
+  const seen = new Map<string, number>();
+  svc.anycast.forEach((a, j) => {
+    if (!good(a, isStr)) return;
+    const first = seen.get(a);
+    if (first !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: at('anycast', j),
+        message: `"${a}" is listed twice (also anycast[${first}])`,
+      });
+    else seen.set(a, j);
+  });
+}
+
 function serviceRules(svc: Dict, defaults: Dict | undefined, i: number, ctx: Ctx, rules: Rules): void {
   const { say } = rules;
   const at = (...rest: Array<string | number>) => ['services', i, ...rest];
-
-  const unicastNames: string[] = [];
-  if (isDict(svc.unicast)) {
-    const names = Object.keys(svc.unicast);
-    if (names.length === 0) {
-      ctx.addIssue({
-        code: 'custom',
-        path: at('unicast'),
-        message: 'expected at least one unicast endpoint (name: address); the benefit is measured against them',
-      });
-    }
-    for (const n of names) {
-      if (n === 'anycast' || /^anycast-\d+$/.test(n)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: at('unicast', n),
-          params: AT_KEY,
-          message: `"${n}" is reserved for the anycast address(es); name unicast endpoints after their region, e.g. us-east-1`,
-        });
-      } else if (n === 'nearest') {
-        // a unicast endpoint named so could never be the baseline by name: `nearest` means the rule
-        ctx.addIssue({
-          code: 'custom',
-          path: at('unicast', n),
-          params: AT_KEY,
-          message: `"nearest" is reserved for the baseline rule (the unicast endpoint with the lowest p50); name unicast endpoints after their region, e.g. us-east-1`,
-        });
-      } else if (!isName(n)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: at('unicast', n),
-          params: AT_KEY,
-          message: `expected an endpoint name (letters, digits, "-", "_", "."), got "${n}"`,
-        });
-      } else {
-        unicastNames.push(n);
-      }
-    }
-  }
-
-  if (Array.isArray(svc.anycast)) {
-    if (svc.anycast.length === 0)
-      ctx.addIssue({ code: 'custom', path: at('anycast'), message: 'expected at least one anycast address' });
-    if (svc.anycast.length > DEFAULTS.maxAnycast) {
-      ctx.addIssue({
-        code: 'custom',
-        path: at('anycast'),
-        message: `expected at most ${DEFAULTS.maxAnycast} anycast addresses, got ${svc.anycast.length}`,
-      });
-    }
-    const seen = new Map<string, number>();
-    svc.anycast.forEach((a, j) => {
-      if (!good(a, isStr)) return;
-      const first = seen.get(a);
-      if (first !== undefined)
-        ctx.addIssue({
-          code: 'custom',
-          path: at('anycast', j),
-          message: `"${a}" is listed twice (also anycast[${first}])`,
-        });
-      else seen.set(a, j);
-    });
-  }
+  const unicastNames = unicastRules(svc, at, ctx);
+  anycastRules(svc, at, ctx);
 
   if (
     good(svc.baseline, isStr) &&
