@@ -5,7 +5,7 @@ import { stringify } from 'yaml';
 import { BENEFIT_PANELS } from './benefit.ts';
 import { LOSS_METRICS, PRIMARY_METRICS, UIDS } from './common.ts';
 import { FLEET_PANELS } from './fleet.ts';
-import { DATASOURCE, DATASOURCE_UID, from } from './influxql.ts';
+import { DATASOURCE, DATASOURCE_UID, from, type Conds } from './influxql.ts';
 import { PATH_PANELS } from './path-detail.ts';
 
 /** Loss on one path above this share of samples (percent) over the window fires the loss alert. */
@@ -34,7 +34,7 @@ export const APP_LABEL = { app: 'anylat' } as const;
 
 export const EXPR_UID = '__expr__';
 
-/** What `npm run dashboards` can change without editing the generated rule files. */
+/** What `npm run dashboards` can change in the generated rule files. */
 export interface AlertOptions {
   /** "anycast slower" fires when the median saving is below minus this many ms (default 1) */
   anycastSlowerMs: number;
@@ -42,10 +42,36 @@ export interface AlertOptions {
   docsUrl: string;
 }
 
-/** Environment variable Grafana expands in the provisioned files to the docs' base URL. */
-export const DOCS_ENV = 'ANYLAT_DOCS_URL';
+/**
+ * Environment variable that picks the minimum effect of "anycast slower" (ms) when Grafana starts,
+ * without editing the rule file. Grafana expands environment variables in a rule's `condition`
+ * (values.StringValue, interpolated) but never in its queries and expressions (`model` is taken
+ * raw), so the rule computes the decision for each threshold of ANYCAST_SLOWER_CHOICES_MS and the
+ * condition names the one to use: `E${ANYLAT_ANYCAST_SLOWER_MS}`. Unset, it expands to "" and the
+ * condition is `E`, the generator's default (1 ms).
+ */
+export const ANYCAST_SLOWER_ENV = 'ANYLAT_ANYCAST_SLOWER_MS';
+/** The thresholds (ms) ANYLAT_ANYCAST_SLOWER_MS can pick; any other needs `--anycast-slower-ms`. */
+export const ANYCAST_SLOWER_CHOICES_MS = [1, 2, 3, 5, 10] as const;
 
-export const DEFAULT_ALERT_OPTIONS: AlertOptions = { anycastSlowerMs: 1, docsUrl: `\${${DOCS_ENV}}` };
+/**
+ * refId of the decision for one threshold: `E` followed by the variable's value (`E2`). Whole
+ * milliseconds only: a refId stays letters and digits, as Grafana's own are.
+ */
+export function slowerRefId(ms: number): string {
+  return `E${ms}`;
+}
+
+/**
+ * Where the runbooks are when `--docs-url` is not given. Grafana takes a provisioned rule's
+ * annotations raw (no environment variables: pkg/services/provisioning/alerting/rules_types.go,
+ * `alertRule.Annotations = rule.Annotations.Raw`, in every release up to 12.x), so the link is baked
+ * in at generation. `.invalid` (RFC 2606) can never resolve: an unconfigured link says so instead
+ * of pointing at someone else's copy.
+ */
+export const DEFAULT_DOCS_URL = 'https://docs.invalid/anylat/docs';
+
+export const DEFAULT_ALERT_OPTIONS: AlertOptions = { anycastSlowerMs: 1, docsUrl: DEFAULT_DOCS_URL };
 
 type Severity = 'critical' | 'warning' | 'info';
 
@@ -136,12 +162,21 @@ export const RUNBOOK_ANCHORS: Record<string, string> = {
   'anylat-rounds-failed': 'alert-rounds-failing-on-an-agent',
 };
 
+const slowerThan = (ms: number) => `$C < -${ms} && $D < 0`;
+
 function anycastSlower(o: AlertOptions): AlertRule {
-  const end = from('benefit').where((w) => [w.is('scope', 'end_to_end'), w.in('metric', PRIMARY_METRICS)]);
+  // transfer is excluded: its ttfb/download saving depends on the object size and the link's
+  // capacity (split TCP), not on the path's latency, and pooling sizes would mix them.
+  const primary = (w: Conds<'benefit'>) => [
+    w.is('scope', 'end_to_end'),
+    w.in('metric', PRIMARY_METRICS),
+    w.not('protocol', 'transfer'),
+  ];
+  const end = from('benefit').where(primary);
   return {
     uid: 'anylat-anycast-slower',
     title: 'Anycast slower than its baseline',
-    condition: 'E',
+    condition: `E\${${ANYCAST_SLOWER_ENV}}`,
     data: [
       // Per (region, service, protocol, primary metric) over the last 10 minutes: the median of the
       // rounds' savings, and the highest CI high bound of any of those rounds.
@@ -156,7 +191,7 @@ function anycastSlower(o: AlertOptions): AlertRule {
       influx(
         'B',
         from('benefit')
-          .where((w) => [w.is('scope', 'end_to_end'), w.in('metric', PRIMARY_METRICS)])
+          .where(primary)
           .select((f) => [f.max('ci_high_ms').as('ci_high_ms')])
           .groupBy('agent_region', 'service', 'protocol', 'metric')
           .build(),
@@ -164,8 +199,10 @@ function anycastSlower(o: AlertOptions): AlertRule {
       ),
       reduce('C', 'A', 'last'),
       reduce('D', 'B', 'last'),
-      // Slower by more than the minimum effect, and significantly so in every round of the window.
-      math('E', `$C < -${o.anycastSlowerMs} && $D < 0`),
+      // Slower by more than the minimum effect, and significantly so in every round of the window:
+      // once for the default threshold (E), once per threshold the environment can pick.
+      math('E', slowerThan(o.anycastSlowerMs)),
+      ...ANYCAST_SLOWER_CHOICES_MS.map((ms) => math(slowerRefId(ms), slowerThan(ms))),
     ],
     dashboardUid: UIDS.benefit,
     panelId: BENEFIT_PANELS.benefitOverTime,
@@ -173,8 +210,8 @@ function anycastSlower(o: AlertOptions): AlertRule {
     execErrState: 'Error',
     for: '10m',
     annotations: {
-      summary: `Anycast is slower than the regional unicast baseline for {{ $labels.service }} from {{ $labels.agent_region }} on {{ $labels.protocol }} {{ $labels.metric }}: median {{ printf "%.1f" $values.C.Value }} ms saved over 10 minutes (threshold −${o.anycastSlowerMs} ms), every round's 95% CI below 0.`,
-      description: `What: for 10 minutes (and 10 more of pending), the median end-to-end saving (baseline p50 − anycast p50) of the agents in {{ $labels.agent_region }} on {{ $labels.protocol }} {{ $labels.metric }} was below −${o.anycastSlowerMs} ms and the confidence interval of every round was entirely below 0 — users there reach {{ $labels.service }} faster without the accelerator, and it is not noise. Regions next to the origin that pay a fraction of a millisecond for the accelerator do not fire (minimum effect, changeable with \`npm run dashboards -- --anycast-slower-ms N\`).
+      summary: `Anycast is slower than the regional unicast baseline for {{ $labels.service }} from {{ $labels.agent_region }} on {{ $labels.protocol }} {{ $labels.metric }}: median {{ printf "%.1f" $values.C.Value }} ms saved over 10 minutes (below the minimum effect: −${o.anycastSlowerMs} ms, or −$${ANYCAST_SLOWER_ENV} ms when set), every round's 95% CI below 0.`,
+      description: `What: for 10 minutes (and 10 more of pending), the median end-to-end saving (baseline p50 − anycast p50) of the agents in {{ $labels.agent_region }} on {{ $labels.protocol }} {{ $labels.metric }} was below the minimum effect (−${o.anycastSlowerMs} ms, or −$${ANYCAST_SLOWER_ENV} ms when Grafana's environment sets it) and the confidence interval of every round was entirely below 0 — users there reach {{ $labels.service }} faster without the accelerator, and it is not noise. Regions next to the origin that pay a fraction of a millisecond for the accelerator do not fire (minimum effect: set ${ANYCAST_SLOWER_ENV} to one of ${ANYCAST_SLOWER_CHOICES_MS.join(', ')} in Grafana's environment, or regenerate with \`npm run dashboards -- --anycast-slower-ms N\`).
 Check:
 1. "Accelerator benefit" dashboard, region {{ $labels.agent_region }}: the "last 15 min" and "a week earlier" figures, and did the anycast site change at the same time ("Anycast site per agent and anycast address", the purple markers)? A new, farther edge site is the usual cause.
 2. "Path detail" for an agent in the region: is the anycast path slower on every protocol (routing) or only one (e.g. TLS at the origin)?

@@ -11,17 +11,30 @@ import {
   DASHBOARD_TAG,
   LOSS_METRICS,
   PRIMARY_METRICS,
+  PRIMARY_METRIC_CHOICES,
+  PRIMARY_ORDER,
   UIDS,
   UNITS,
   baseDashboard,
   benefitThresholds,
   customVariable,
   dataLink,
+  queryVariable,
   tagVariable,
   thresholdColor,
   zeroIsGood,
 } from './common.ts';
-import { DATASOURCE, Sel, from, ident, target, type Fns, type SelectBuilder } from './influxql.ts';
+import {
+  DATASOURCE,
+  Sel,
+  from,
+  ident,
+  target,
+  type Cond,
+  type Conds,
+  type Fns,
+  type SelectBuilder,
+} from './influxql.ts';
 import { column, geomapPanel, organize, stateTimeline, statPanel, tablePanel, timeSeries } from './panels.ts';
 
 /** Panel ids, stable: alert rules link to them. */
@@ -53,6 +66,8 @@ function benefitQuery(): SelectBuilder<'benefit'> {
     w.v('service', 'service'),
     w.v('protocol', 'protocol'),
     w.v('metric', 'metric'),
+    // '' (no size) for every protocol but transfer, so sizes never mix
+    w.v('size', 'size'),
     w.v('agent_region', 'region'),
   ]);
 }
@@ -78,6 +93,34 @@ function significantShare(
   return groupBy.length > 0 ? outer.groupBy(...groupBy) : outer;
 }
 
+/**
+ * The end-to-end primary of the selected service, in two hidden steps, because a variable's
+ * options come back sorted and Grafana selects the first: `fallback` is tcp (its echo rtt) or else
+ * http (its ttfb), sorted descending so tcp wins; `primary` is udp (rtt) if the service measures it,
+ * else the fallback, else tls (handshake) — the `tls${fallback}` regex matches tls only when the
+ * fallback is empty. Both are empty for a service that measures none of them (a DNS-only one).
+ */
+const primaryWhere = (w: Conds<'benefit'>, ...more: Cond[]) => [
+  w.is('scope', 'end_to_end'),
+  w.v('service', 'service'),
+  ...more,
+];
+
+/** `"protocol" = 'p' AND "metric" = 'm'` for one (protocol, metric) of PRIMARY_ORDER. */
+const pair = (w: Conds<'benefit'>, [protocol, metric]: readonly [string, string]) =>
+  w.all(w.is('protocol', protocol), w.is('metric', metric));
+
+const [UDP_RTT, TCP_RTT, HTTP_TTFB, TLS_HANDSHAKE] = PRIMARY_ORDER;
+
+/**
+ * Protocols the service measures end to end, its primary first: from `benefit` only the primary,
+ * then from `latency` every protocol whose anycast side is end to end (an anycast TCP connect the
+ * accelerator answers at its edge is not). InfluxDB answers one series per measurement, in
+ * name order (benefit before latency), and Grafana keeps that order (sort disabled) and selects the
+ * first, so the page opens on the primary while the list still offers every protocol.
+ */
+const PROTOCOL_QUERY = `SHOW TAG VALUES FROM ${ident('benefit')}, ${ident('latency')} WITH KEY = ${ident('protocol')} WHERE ${ident('scope')} = 'end_to_end' AND ${ident('service')} =~ /^$service$/ AND ((${ident('baseline')} =~ /./ AND ${ident('protocol')} =~ /^\${primary:raw}$/) OR ${ident('kind')} = 'anycast') AND $timeFilter`;
+
 const VARIABLES = [
   tagVariable({
     name: 'service',
@@ -87,21 +130,48 @@ const VARIABLES = [
     tag: 'service',
   }),
   tagVariable({
+    name: 'fallback',
+    label: 'Primary without udp',
+    description: 'Helper: tcp if the service measures the TCP echo rtt, else http if it measures ttfb, else empty.',
+    measurement: 'benefit',
+    tag: 'protocol',
+    where: (w) => primaryWhere(w, w.any(pair(w, TCP_RTT), pair(w, HTTP_TTFB))),
+    hidden: true,
+    sort: 'desc',
+  }),
+  tagVariable({
+    name: 'primary',
+    label: 'Primary protocol',
+    description:
+      'Helper: the end-to-end primary of the service — udp rtt, else tcp rtt, else http ttfb, else tls handshake (never dns).',
+    measurement: 'benefit',
+    tag: 'protocol',
+    where: (w) =>
+      primaryWhere(
+        w,
+        w.any(
+          pair(w, UDP_RTT),
+          w.vRawExact('protocol', 'fallback'),
+          w.all(pair(w, TLS_HANDSHAKE), w.vRawExact('protocol', 'fallback', 'tls')),
+        ),
+      ),
+    hidden: true,
+    sort: 'desc',
+  }),
+  queryVariable({
     name: 'protocol',
     label: 'Protocol',
     description:
-      'How the comparison was measured. Only protocols with an end-to-end metric are listed. Default: udp (the STAMP round trip, which the accelerator passes through to the origin); a service without the reflector falls back to the first listed, http (its time to first byte) before tcp and tls.',
-    measurement: 'benefit',
-    tag: 'protocol',
-    where: (w) => [w.is('scope', 'end_to_end'), w.v('service', 'service')],
-    current: 'udp',
+      'How the comparison was measured; only protocols with an end-to-end metric are listed. The page opens on what the service measures best: udp (the STAMP round trip, which the accelerator passes through to the origin), else tcp (the echo on an open connection), else http (time to first byte), else tls (the handshake) — never dns while any of these exists.',
+    query: PROTOCOL_QUERY,
+    sort: 'none',
   }),
   customVariable({
     name: 'metrics',
     label: 'Metrics offered',
     description:
-      'primary: one end-to-end metric per protocol (udp/tcp rtt, http ttfb, tls handshake), so the Metric list has exactly one entry and the dashboard never opens on DNS or a TLS phase. every: all end-to-end metrics (http dns, tls, total, warm too).',
-    options: { primary: PRIMARY_METRICS.join('|'), 'every end-to-end metric': '[a-z_]+' },
+      'primary: one end-to-end metric per protocol (udp/tcp rtt, http ttfb, tls handshake, transfer download, dns query), so the Metric list has exactly one entry and the dashboard never opens on DNS or a TLS phase. every: all end-to-end metrics (http dns, tls, total, warm; transfer ttfb too).',
+    options: { primary: PRIMARY_METRIC_CHOICES.join('|'), 'every end-to-end metric': '[a-z_]+' },
     current: 'primary',
   }),
   tagVariable({
@@ -116,6 +186,20 @@ const VARIABLES = [
       w.v('service', 'service'),
       w.v('protocol', 'protocol'),
       w.vRaw('metric', 'metrics'),
+    ],
+  }),
+  tagVariable({
+    name: 'size',
+    label: 'Transfer size',
+    description:
+      'transfer only: the object size downloaded. Every panel shows one size, so a 16 KiB and a 2 MiB download never mix. Empty for the other protocols, which have no size.',
+    measurement: 'benefit',
+    tag: 'size',
+    where: (w) => [
+      w.is('scope', 'end_to_end'),
+      w.v('service', 'service'),
+      w.v('protocol', 'protocol'),
+      w.v('metric', 'metric'),
     ],
   }),
   tagVariable({
@@ -334,7 +418,7 @@ const matrix = tablePanel({
   id: BENEFIT_PANELS.matrix,
   title: 'Protocol × region: median time saved',
   description:
-    'Every agent region (rows) against every protocol the service measures (columns), each on its primary end-to-end metric (udp/tcp rtt, http ttfb, tls handshake): the median saving over the time range. Agreement across protocols means a routing benefit; a saving on udp but not on http ttfb points at the server or TLS, not the path.',
+    'Every agent region (rows) against every protocol the service measures (columns), each on its primary end-to-end metric (udp/tcp rtt, http ttfb, tls handshake; transfer ttfb of the selected size only): the median saving over the time range. Agreement across protocols means a routing benefit; a saving on udp but not on http ttfb points at the server or TLS, not the path.',
   unit: UNITS.ms,
   w: 24,
   h: 8,
@@ -348,6 +432,8 @@ const matrix = tablePanel({
           w.is('scope', 'end_to_end'),
           w.v('service', 'service'),
           w.in('metric', PRIMARY_METRICS),
+          // transfer (its ttfb) of the selected size only; the other protocols have no size
+          w.any(w.v('size', 'size'), w.is('size', '')),
           w.v('agent_region', 'region'),
         ])
         .groupBy('agent_region', 'protocol'),
@@ -473,6 +559,7 @@ const loss = timeSeries({
           w.v('service', 'service'),
           w.v('protocol', 'protocol'),
           w.in('metric', LOSS_METRICS),
+          w.v('size', 'size'),
           w.v('agent_region', 'region'),
         ])
         .groupByTime('$__interval')
@@ -499,6 +586,7 @@ const sites = stateTimeline({
           w.is('kind', 'anycast'),
           w.v('service', 'service'),
           w.v('protocol', 'protocol'),
+          w.v('size', 'size'),
           w.v('agent_region', 'region'),
         ])
         .groupByTime('$__interval')

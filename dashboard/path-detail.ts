@@ -212,7 +212,7 @@ const jitter = timeSeries({
 const loss = timeSeries({
   id: PATH_PANELS.loss,
   title: 'Loss per path',
-  description: `100 × (1 − Σreceived / Σsent) per endpoint and protocol, each attempt counted once (read from ${LOSS_METRICS.join(', ')}: an HTTP request that fails after TLS is one failed request). Any failure counts: timeout, refused, reset, TLS or HTTP error.`,
+  description: `100 × (1 − Σreceived / Σsent) per endpoint and protocol (and object size for transfer), each attempt counted once (read from ${LOSS_METRICS.join(', ')}: an HTTP request that fails after TLS is one failed request). Any failure counts: timeout, refused, reset, TLS or HTTP error.`,
   unit: UNITS.percent,
   w: 12,
   h: 8,
@@ -226,9 +226,9 @@ const loss = timeSeries({
         .select((f) => [f.expr`100 * (1 - ${f.sum('received')} / ${f.sum('sent')})`.as('loss_pct')])
         .where((w) => [w.in('metric', LOSS_METRICS)])
         .groupByTime('$__interval')
-        .groupBy('endpoint', 'protocol')
+        .groupBy('endpoint', 'protocol', 'size')
         .fill('none'),
-    ).alias('$tag_endpoint $tag_protocol'),
+    ).alias('$tag_endpoint $tag_protocol $tag_size'),
   );
 
 const flagged = timeSeries({
@@ -246,9 +246,9 @@ const flagged = timeSeries({
       paths()
         .select((f) => [f.expr`100 * ${f.sum('flagged')} / ${f.sum('received')}`.as('flagged_pct')])
         .groupByTime('$__interval')
-        .groupBy('endpoint', 'protocol')
+        .groupBy('endpoint', 'protocol', 'size')
         .fill('none'),
-    ).alias('$tag_endpoint $tag_protocol'),
+    ).alias('$tag_endpoint $tag_protocol $tag_size'),
   );
 
 const udpAccounting = timeSeries({
@@ -282,7 +282,7 @@ const latest = tablePanel({
   id: PATH_PANELS.latest,
   title: 'Latest round per path',
   description:
-    'The last value in the time range of every path (endpoint × protocol × metric): percentiles, loss, jitter and the site that answered. scope=edge rows are not comparable between anycast and unicast.',
+    'The last value in the time range of every path (endpoint × protocol × metric, and object size for transfer): percentiles, loss, jitter and the site that answered. scope=edge rows are not comparable between anycast and unicast.',
   unit: UNITS.ms,
   w: 24,
   h: 10,
@@ -299,7 +299,7 @@ const latest = tablePanel({
           f.last('loss_pct').as('loss_pct'),
           f.last('site').as('site'),
         ])
-        .groupBy('endpoint', 'protocol', 'metric', 'scope'),
+        .groupBy('endpoint', 'protocol', 'metric', 'scope', 'size'),
     ).table(),
   )
   .withTransformation(organize({ exclude: ['Time'] }))
@@ -307,6 +307,7 @@ const latest = tablePanel({
   .overrideByName('protocol', column(UNITS.text, 'Protocol'))
   .overrideByName('metric', column(UNITS.text, 'Metric'))
   .overrideByName('scope', column(UNITS.text, 'Scope'))
+  .overrideByName('size', column(UNITS.text, 'Size'))
   .overrideByName('p50_ms', column(UNITS.ms, 'p50'))
   .overrideByName('p90_ms', column(UNITS.ms, 'p90'))
   .overrideByName('p99_ms', column(UNITS.ms, 'p99'))
@@ -317,7 +318,7 @@ const latest = tablePanel({
 const distribution = timeSeries({
   id: PATH_PANELS.distribution,
   title: 'Latency distribution — $endpoint',
-  description: `One panel per endpoint, each protocol on its primary end-to-end metric (${PRIMARY_METRICS.join(', ')}): the per-round p50 (line) inside a band from the round's fastest sample (min) to its p90, with p99 as a dashed line. The agent writes min, p50, p90, p99 and max per round, not p10, so the band's lower edge is the minimum. A widening band or a p99 pulling away from p50 is queueing or loss recovery on the path, which the median alone hides.`,
+  description: `One panel per endpoint, each protocol on its primary end-to-end metric (${PRIMARY_METRICS.join(', ')}; transfer ttfb once per object size): the per-round p50 (line) inside a band from the round's fastest sample (min) to its p90, with p99 as a dashed line. The agent writes min, p50, p90, p99 and max per round, not p10, so the band's lower edge is the minimum. A widening band or a p99 pulling away from p50 is queueing or loss recovery on the path, which the median alone hides.`,
   unit: UNITS.ms,
   w: 12,
   h: 8,
@@ -342,9 +343,10 @@ const distribution = timeSeries({
         ])
         .where((w) => [w.is('scope', 'end_to_end'), w.in('metric', PRIMARY_METRICS)])
         .groupByTime('$__interval')
-        .groupBy('protocol')
+        // one band per transfer size: a 16 KiB and a 2 MiB download never share a line
+        .groupBy('protocol', 'size')
         .fill('none'),
-    ).alias('$tag_protocol $col'),
+    ).alias('$tag_protocol $tag_size $col'),
   );
 
 const traces = tablePanel({
