@@ -170,7 +170,7 @@ const VARIABLES = [
     name: 'metrics',
     label: 'Metrics offered',
     description:
-      'primary: one end-to-end metric per protocol (udp/tcp rtt, http ttfb, tls handshake, transfer download, dns query), so the Metric list has exactly one entry and the dashboard never opens on DNS or a TLS phase. every: all end-to-end metrics (http dns, tls, total, warm; transfer ttfb too).',
+      'primary: the end-to-end primary metric of each protocol (udp/tcp rtt, http ttfb, tls handshake, transfer download — its ttfb listed after it —, dns query), so the dashboard never opens on DNS or a TLS phase. every: all end-to-end metrics (http dns, tls, total, warm too).',
     options: { primary: PRIMARY_METRIC_CHOICES.join('|'), 'every end-to-end metric': '[a-z_]+' },
     current: 'primary',
   }),

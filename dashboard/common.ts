@@ -20,8 +20,8 @@ export const DASHBOARD_TAG = 'anylat';
 export const PRIMARY_METRICS = ['rtt', 'ttfb', 'handshake'] as const;
 
 /**
- * What the Metric variable offers in its default ("primary") mode: one metric per protocol —
- * PRIMARY_METRICS, plus transfer `download` (listed before its ttfb, so it is the default) and dns
+ * What the Metric variable offers in its default ("primary") mode: PRIMARY_METRICS, plus transfer
+ * `download` (transfer also has a ttfb, which sorts after it: the download is the default) and dns
  * `query` (the only metric of an anycast DNS service).
  */
 export const PRIMARY_METRIC_CHOICES = [...PRIMARY_METRICS, 'download', 'query'] as const;
