@@ -13,8 +13,8 @@ import {
   tagVariable,
   zeroIsGood,
 } from './common.ts';
-import { from, target } from './influxql.ts';
-import { column, organize, tablePanel, timeSeries } from './panels.ts';
+import { from, target, type Cond, type Conds } from './influxql.ts';
+import { column, organize, perIntervalSeries, tablePanel, timeSeries } from './panels.ts';
 
 /** Panel ids, stable: alert rules link to them. */
 export const PATH_PANELS = {
@@ -81,6 +81,13 @@ function paths() {
   return from('latency').where((w) => [w.v('service', 'service'), w.v('agent', 'agent'), w.v('endpoint', 'endpoint')]);
 }
 
+/** The mean per interval of one per-round statistic of the selected paths, narrowed by `where`. */
+function meanOf(field: 'p50_ms' | 'jitter_ms', where: (w: Conds<'latency'>) => Cond[]) {
+  return paths()
+    .select((f) => [f.mean(field)])
+    .where(where);
+}
+
 const edgeVsEndToEnd = timeSeries({
   id: PATH_PANELS.edgeVsEndToEnd,
   title: 'TCP connect (edge) next to TCP echo and UDP RTT (end to end), p50',
@@ -133,80 +140,56 @@ const httpPhases = timeSeries({
     ).alias('$tag_metric'),
   );
 
-const httpRequest = timeSeries({
-  id: PATH_PANELS.httpRequest,
-  title: 'HTTP ttfb, total and warm request (p50)',
-  description:
-    'ttfb: request sent → first response byte; total: the whole request on a fresh connection; warm: a second request on the already open connection — no handshakes, so it shows the pure request/response path through the accelerator to the origin.',
-  unit: UNITS.ms,
-  w: 12,
-  h: 8,
-}).withTarget(
-  target(
-    paths()
-      .select((f) => [f.mean('p50_ms')])
-      .where((w) => [w.is('protocol', 'http'), w.in('metric', ['ttfb', 'total', 'warm'])])
-      .groupByTime('$__interval')
-      .groupBy('endpoint', 'metric')
-      .fill('none'),
-  ).alias('$tag_endpoint $tag_metric'),
+const httpRequest = perIntervalSeries(
+  {
+    id: PATH_PANELS.httpRequest,
+    title: 'HTTP ttfb, total and warm request (p50)',
+    description:
+      'ttfb: request sent → first response byte; total: the whole request on a fresh connection; warm: a second request on the already open connection — no handshakes, so it shows the pure request/response path through the accelerator to the origin.',
+    unit: UNITS.ms,
+  },
+  meanOf('p50_ms', (w) => [w.is('protocol', 'http'), w.in('metric', ['ttfb', 'total', 'warm'])]),
+  ['endpoint', 'metric'],
+  '$tag_endpoint $tag_metric',
 );
 
-const tls = timeSeries({
-  id: PATH_PANELS.tls,
-  title: 'TLS handshake (p50)',
-  description:
-    'Time from TCP established to TLS handshake complete, no session reuse. TLS ends at the origin even through the accelerator, so this is an end-to-end comparison (about one round trip to the origin).',
-  unit: UNITS.ms,
-  w: 12,
-  h: 8,
-}).withTarget(
-  target(
-    paths()
-      .select((f) => [f.mean('p50_ms')])
-      .where((w) => [w.is('protocol', 'tls'), w.is('metric', 'handshake')])
-      .groupByTime('$__interval')
-      .groupBy('endpoint')
-      .fill('none'),
-  ).alias('$tag_endpoint'),
+const tls = perIntervalSeries(
+  {
+    id: PATH_PANELS.tls,
+    title: 'TLS handshake (p50)',
+    description:
+      'Time from TCP established to TLS handshake complete, no session reuse. TLS ends at the origin even through the accelerator, so this is an end-to-end comparison (about one round trip to the origin).',
+    unit: UNITS.ms,
+  },
+  meanOf('p50_ms', (w) => [w.is('protocol', 'tls'), w.is('metric', 'handshake')]),
+  ['endpoint'],
+  '$tag_endpoint',
 );
 
-const icmp = timeSeries({
-  id: PATH_PANELS.icmp,
-  title: 'ICMP RTT (p50, edge only)',
-  description:
-    'Ping round trip (the kernel-timestamped time= that ping prints). Whoever holds the anycast address answers ICMP — the edge, never the origin — so this is never part of the benefit; it is shown to spot path changes.',
-  unit: UNITS.ms,
-  w: 12,
-  h: 8,
-}).withTarget(
-  target(
-    paths()
-      .select((f) => [f.mean('p50_ms')])
-      .where((w) => [w.is('protocol', 'icmp'), w.is('metric', 'rtt')])
-      .groupByTime('$__interval')
-      .groupBy('endpoint')
-      .fill('none'),
-  ).alias('$tag_endpoint'),
+const icmp = perIntervalSeries(
+  {
+    id: PATH_PANELS.icmp,
+    title: 'ICMP RTT (p50, edge only)',
+    description:
+      'Ping round trip (the kernel-timestamped time= that ping prints). Whoever holds the anycast address answers ICMP — the edge, never the origin — so this is never part of the benefit; it is shown to spot path changes.',
+    unit: UNITS.ms,
+  },
+  meanOf('p50_ms', (w) => [w.is('protocol', 'icmp'), w.is('metric', 'rtt')]),
+  ['endpoint'],
+  '$tag_endpoint',
 );
 
-const jitter = timeSeries({
-  id: PATH_PANELS.jitter,
-  title: 'Jitter',
-  description:
-    'RFC 3550 interarrival jitter of the RTT series within each round (mean per interval). High jitter widens the confidence interval of the benefit and hurts real-time traffic more than a slightly higher median.',
-  unit: UNITS.ms,
-  w: 12,
-  h: 8,
-}).withTarget(
-  target(
-    paths()
-      .select((f) => [f.mean('jitter_ms')])
-      .where((w) => [w.is('metric', 'rtt')])
-      .groupByTime('$__interval')
-      .groupBy('endpoint', 'protocol')
-      .fill('none'),
-  ).alias('$tag_endpoint $tag_protocol'),
+const jitter = perIntervalSeries(
+  {
+    id: PATH_PANELS.jitter,
+    title: 'Jitter',
+    description:
+      'RFC 3550 interarrival jitter of the RTT series within each round (mean per interval). High jitter widens the confidence interval of the benefit and hurts real-time traffic more than a slightly higher median.',
+    unit: UNITS.ms,
+  },
+  meanOf('jitter_ms', (w) => [w.is('metric', 'rtt')]),
+  ['endpoint', 'protocol'],
+  '$tag_endpoint $tag_protocol',
 );
 
 const loss = timeSeries({
