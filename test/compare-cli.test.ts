@@ -224,9 +224,11 @@ test('relay: a path with a known extra delay shows up as the benefit, inside its
     ['udp', far.held.udp],
     ['tcp', far.held.tcp],
   ] as const) {
-    // What the relay really added: its hold each way (a timer fires a little late, never early).
+    // What the relay really added: its hold each way (a timer fires a little late, never early;
+    // on a busy machine, tens of ms late). That measured hold is the truth the benefit must match,
+    // not the configured delay: the relay runs in this test's process and shares its CPU.
     const added = median(held.up) + median(held.down);
-    assert.ok(added >= 2 * DELAY_MS && added < 2 * DELAY_MS + 3, `${protocol}: relay held ${added} ms per round trip`);
+    assert.ok(added >= 2 * DELAY_MS, `${protocol}: relay held ${added} ms per round trip, less than configured`);
     const b = row(protocol, 'rtt');
     assert.ok(b, `${protocol} rtt benefit row in ${JSON.stringify(round.benefit)}`);
     assert.equal(b.baseline, 'far');
@@ -240,7 +242,7 @@ test('relay: a path with a known extra delay shows up as the benefit, inside its
     t.diagnostic(seen);
     assert.ok(b.ci_low_ms - tolerance <= added && added <= b.ci_high_ms + tolerance, seen);
     assert.ok(b.ci_low_ms <= b.saved_ms && b.saved_ms <= b.ci_high_ms, seen);
-    assert.ok(Math.abs(b.saved_ms - 2 * DELAY_MS) < 5, seen);
+    assert.ok(Math.abs(b.saved_ms - added) < 5, seen);
     assert.ok(b.win_rate >= 0.9, `${protocol}: win rate ${b.win_rate}`);
   }
   // The relay terminates TCP: the connect to "far" ends at the relay, so it hides the 2 × 20 ms
