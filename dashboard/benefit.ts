@@ -19,7 +19,6 @@ import {
   benefitThresholds,
   customVariable,
   dataLink,
-  queryVariable,
   tagVariable,
   thresholdColor,
   zeroIsGood,
@@ -112,14 +111,8 @@ const pair = (w: Conds<'benefit'>, [protocol, metric]: readonly [string, string]
 
 const [UDP_RTT, TCP_RTT, HTTP_TTFB, TLS_HANDSHAKE] = PRIMARY_ORDER;
 
-/**
- * Protocols the service measures end to end, its primary first: from `benefit` only the primary,
- * then from `latency` every protocol whose anycast side is end to end (an anycast TCP connect the
- * accelerator answers at its edge is not). InfluxDB answers one series per measurement, in
- * name order (benefit before latency), and Grafana keeps that order (sort disabled) and selects the
- * first, so the page opens on the primary while the list still offers every protocol.
- */
-const PROTOCOL_QUERY = `SHOW TAG VALUES FROM ${ident('benefit')}, ${ident('latency')} WITH KEY = ${ident('protocol')} WHERE ${ident('scope')} = 'end_to_end' AND ${ident('service')} =~ /^$service$/ AND ((${ident('baseline')} =~ /./ AND ${ident('protocol')} =~ /^\${primary:raw}$/) OR ${ident('kind')} = 'anycast') AND $timeFilter`;
+/** The Protocol list: the primary, then the others (a missing primary leaves no empty entry). */
+export const PROTOCOL_LIST = '${primary},${others:csv}';
 
 const VARIABLES = [
   tagVariable({
@@ -158,14 +151,27 @@ const VARIABLES = [
     hidden: true,
     sort: 'desc',
   }),
-  queryVariable({
-    name: 'protocol',
-    label: 'Protocol',
-    description:
-      'How the comparison was measured; only protocols with an end-to-end metric are listed. The page opens on what the service measures best: udp (the STAMP round trip, which the accelerator passes through to the origin), else tcp (the echo on an open connection), else http (time to first byte), else tls (the handshake) — never dns while any of these exists.',
-    query: PROTOCOL_QUERY,
-    sort: 'none',
+  tagVariable({
+    name: 'others',
+    label: 'Other protocols',
+    description: 'Helper: the other protocols the service has an end-to-end benefit for.',
+    measurement: 'benefit',
+    tag: 'protocol',
+    where: (w) => primaryWhere(w, w.notVRawExact('protocol', 'primary')),
+    hidden: true,
+    multi: true,
   }),
+  // A custom variable whose list is built from the two above: the primary first, so Grafana opens
+  // on it, and every other protocol one click away. A query variable cannot do this: SHOW TAG VALUES
+  // comes back sorted, and Grafana 11's InfluxDB backend reads only the first series of a
+  // two-measurement answer. Custom variables interpolate their list since Grafana 11's dashboard
+  // engine (Scenes), which docs/grafana.md requires.
+  new dashboard.CustomVariableBuilder('protocol')
+    .label('Protocol')
+    .description(
+      'How the comparison was measured; only protocols with an end-to-end benefit are listed. The page opens on what the service measures best: udp (the STAMP round trip, which the accelerator passes through to the origin), else tcp (the echo on an open connection), else http (time to first byte), else tls (the handshake) — never dns while any of these exists.',
+    )
+    .values(PROTOCOL_LIST),
   customVariable({
     name: 'metrics',
     label: 'Metrics offered',

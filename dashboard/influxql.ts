@@ -96,6 +96,8 @@ export interface Conds<M extends Measurement> {
    * when the value is empty (no prefix) or when a prefix is followed by a non-empty value.
    */
   vRawExact(tag: TagOf<M>, variable: string, prefix?: string): Cond;
+  /** `"tag" !~ /^${variable:raw}$/`: every value but the variable's (all of them when it is empty) */
+  notVRawExact(tag: TagOf<M>, variable: string): Cond;
   /** `"tag" != 'value'` */
   not(tag: TagOf<M>, value: string): Cond;
   /** a condition on a field, e.g. `"ci_low_ms" > 0` */
@@ -113,6 +115,7 @@ function conds<M extends Measurement>(): Conds<M> {
     v: (tag, variable) => new Cond(`${ident(tag)} =~ /^$${variable}$/`),
     vRaw: (tag, variable) => new Cond(`${ident(tag)} =~ /^(\${${variable}:raw})$/`),
     vRawExact: (tag, variable, prefix = '') => new Cond(`${ident(tag)} =~ /^${regexBody(prefix)}\${${variable}:raw}$/`),
+    notVRawExact: (tag, variable) => new Cond(`${ident(tag)} !~ /^\${${variable}:raw}$/`),
     not: (tag, value) => new Cond(`${ident(tag)} != ${literal(value)}`),
     field: (sql) => new Cond(sql),
     any: (...cs) => new Cond(`(${cs.map((c) => c.sql).join(' OR ')})`),

@@ -108,8 +108,8 @@ describe('Accelerator benefit', () => {
     const shop = await DashboardRunner.open(dash(), range, q, { service: 'shop' });
     assert.deepEqual(shop.options('service'), ['api', 'shop']);
     // tcp has only an edge benefit row (the accelerator answers the handshake): not offered.
-    // The primary (udp rtt) first, then every end-to-end protocol in the order InfluxDB lists them.
-    assert.deepEqual(shop.options('protocol'), ['udp', 'http', 'tls']);
+    // The primary (udp rtt) first, then the other protocols with an end-to-end benefit.
+    assert.deepEqual(shop.options('protocol'), ['udp', 'http']);
     assert.deepEqual(shop.options('metric'), ['rtt']);
     assert.deepEqual(shop.options('region'), ['ap-south-1', 'eu-west-1', 'us-west-2']);
     const http = await DashboardRunner.open(dash(), range, q, { service: 'shop', protocol: 'http' });
