@@ -92,14 +92,8 @@ function significantShare(
   return groupBy.length > 0 ? outer.groupBy(...groupBy) : outer;
 }
 
-/**
- * The end-to-end primary of the selected service, in two hidden steps, because a variable's
- * options come back sorted and Grafana selects the first: `fallback` is tcp (its echo rtt) or else
- * http (its ttfb), sorted descending so tcp wins; `primary` is udp (rtt) if the service measures it,
- * else the fallback, else tls (handshake) — the `tls${fallback}` regex matches tls only when the
- * fallback is empty. Both are empty for a service that measures none of them (a DNS-only one).
- */
-const primaryWhere = (w: Conds<'benefit'>, ...more: Cond[]) => [
+/** The selected service's end-to-end benefit rows, narrowed by `more`: what every variable lists from. */
+const endToEndOf = (w: Conds<'benefit'>, ...more: Cond[]) => [
   w.is('scope', 'end_to_end'),
   w.v('service', 'service'),
   ...more,
@@ -109,6 +103,13 @@ const primaryWhere = (w: Conds<'benefit'>, ...more: Cond[]) => [
 const pair = (w: Conds<'benefit'>, [protocol, metric]: readonly [string, string]) =>
   w.all(w.is('protocol', protocol), w.is('metric', metric));
 
+/*
+ * The end-to-end primary of the selected service, in two hidden steps, because a variable's
+ * options come back sorted and Grafana selects the first: `fallback` is tcp (its echo rtt) or else
+ * http (its ttfb), sorted descending so tcp wins; `primary` is udp (rtt) if the service measures it,
+ * else the fallback, else tls (handshake) — the `tls${fallback}` regex matches tls only when the
+ * fallback is empty. Both are empty for a service that measures none of them (a DNS-only one).
+ */
 const [UDP_RTT, TCP_RTT, HTTP_TTFB, TLS_HANDSHAKE] = PRIMARY_ORDER;
 
 /** The Protocol list: the primary, then the others (a missing primary leaves no empty entry). */
@@ -128,7 +129,7 @@ const VARIABLES = [
     description: 'Helper: tcp if the service measures the TCP echo rtt, else http if it measures ttfb, else empty.',
     measurement: 'benefit',
     tag: 'protocol',
-    where: (w) => primaryWhere(w, w.any(pair(w, TCP_RTT), pair(w, HTTP_TTFB))),
+    where: (w) => endToEndOf(w, w.any(pair(w, TCP_RTT), pair(w, HTTP_TTFB))),
     hidden: true,
     sort: 'desc',
   }),
@@ -140,7 +141,7 @@ const VARIABLES = [
     measurement: 'benefit',
     tag: 'protocol',
     where: (w) =>
-      primaryWhere(
+      endToEndOf(
         w,
         w.any(
           pair(w, UDP_RTT),
@@ -157,7 +158,7 @@ const VARIABLES = [
     description: 'Helper: the other protocols the service has an end-to-end benefit for.',
     measurement: 'benefit',
     tag: 'protocol',
-    where: (w) => primaryWhere(w, w.notVRawExact('protocol', 'primary')),
+    where: (w) => endToEndOf(w, w.notVRawExact('protocol', 'primary')),
     hidden: true,
     multi: true,
   }),
@@ -187,12 +188,7 @@ const VARIABLES = [
       'What was timed. Only end-to-end metrics are listed: a TCP handshake the accelerator answers at its edge would overstate the benefit.',
     measurement: 'benefit',
     tag: 'metric',
-    where: (w) => [
-      w.is('scope', 'end_to_end'),
-      w.v('service', 'service'),
-      w.v('protocol', 'protocol'),
-      w.vRaw('metric', 'metrics'),
-    ],
+    where: (w) => endToEndOf(w, w.v('protocol', 'protocol'), w.vRaw('metric', 'metrics')),
   }),
   tagVariable({
     name: 'size',
@@ -201,12 +197,7 @@ const VARIABLES = [
       'transfer only: the object size downloaded. Every panel shows one size, so a 16 KiB and a 2 MiB download never mix. Empty for the other protocols, which have no size.',
     measurement: 'benefit',
     tag: 'size',
-    where: (w) => [
-      w.is('scope', 'end_to_end'),
-      w.v('service', 'service'),
-      w.v('protocol', 'protocol'),
-      w.v('metric', 'metric'),
-    ],
+    where: (w) => endToEndOf(w, w.v('protocol', 'protocol'), w.v('metric', 'metric')),
   }),
   tagVariable({
     name: 'region',
