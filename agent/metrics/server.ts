@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { BindError } from '../util/errors.ts';
 import { EXPOSITION_CONTENT_TYPE } from './exposition.ts';
+import { hostPort } from '../util/host-port.ts';
 
 /** Serves the text `render()` returns on GET /metrics; everything else is 404. */
 export interface MetricsServer {
@@ -59,9 +60,8 @@ export async function startMetricsServer(options: {
   });
   const addr = server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : options.port;
-  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   return {
-    url: `http://${host}:${port}/metrics`,
+    url: `http://${hostPort(options.host, port)}/metrics`,
     port,
     close: () =>
       new Promise<void>((resolve) => {

@@ -31,6 +31,7 @@ import { errorDetail, failureReason } from './outcome.ts';
 import { SampleRuns, type SampleRun } from './sample.ts';
 import { checkSocketTarget } from './tcp.ts';
 import type { DnsProbeOptions, ProbeFactory, Prober, ProbeTarget } from './types.ts';
+import { hostPort } from '../util/host-port.ts';
 
 /** Defaults of a dns probe's options. */
 export const DNS_PROBE_DEFAULTS = { qname: 'hostname.bind', qtype: 'A', transport: 'udp', nsid: true } as const;
@@ -77,8 +78,7 @@ class DnsSender implements DnsProber {
   }
 
   private where(): string {
-    const a = this.target.address;
-    return `${net.isIPv6(a) ? `[${a}]` : a}:${this.options.port}`;
+    return hostPort(this.target.address, this.options.port);
   }
 
   async open(): Promise<void> {

@@ -23,6 +23,7 @@ import { DEFAULT_SITE_HEADER } from './http.ts';
 import { errorDetail, failureReason } from './outcome.ts';
 import { SampleRuns, type SampleRun } from './sample.ts';
 import type { ProbeFactory, Prober, ProbeTarget, TransferProbeOptions } from './types.ts';
+import { hostPort } from '../util/host-port.ts';
 
 /** The sizes a transfer probe downloads unless told: 16 KiB, 256 KiB and 2 MiB. */
 export const DEFAULT_TRANSFER_SIZES: readonly number[] = [16 * 1024, 256 * 1024, 2 * 1024 * 1024];
@@ -64,8 +65,7 @@ export function transferUrl(
   size: number,
 ): URL {
   if (options.url !== undefined) return new URL(options.url.replaceAll('{size}', String(size)));
-  const host = isIP(target.address) === 6 ? `[${target.address}]` : target.address;
-  return new URL(`http://${host}:${options.port ?? DEFAULT_TRANSFER_PORT}/bytes/${size}`);
+  return new URL(`http://${hostPort(target.address, options.port ?? DEFAULT_TRANSFER_PORT)}/bytes/${size}`);
 }
 
 /** What one download has seen so far. */

@@ -34,6 +34,7 @@ import {
   senderPacketBytes,
   type Tlv,
 } from '../core/stamp-codec.ts';
+import { hostPort } from '../util/host-port.ts';
 
 /** Sequence numbers remembered for late/duplicate accounting; older answered ones are forgotten. */
 const REMEMBERED_SEQS = 16_384;
@@ -136,8 +137,7 @@ class StampSender implements UdpProber {
   }
 
   private where(): string {
-    const a = this.target.address;
-    return `${a.includes(':') ? `[${a}]` : a}:${this.options.port}`;
+    return hostPort(this.target.address, this.options.port);
   }
 
   sample(_seq: number, signal?: AbortSignal): Promise<Attempt> {

@@ -27,6 +27,7 @@ import { delayAcks, loadTcpInfo } from '../net/tcp-info.ts';
 import { BindError } from '../util/errors.ts';
 import { bytesRoute, type BytesRouteOptions } from './bytes.ts';
 import type { ReflectorCommonOptions, ReflectorPart } from './types.ts';
+import { hostPort } from '../util/host-port.ts';
 
 /** The response header naming the site; the http probe reads it by default. */
 export const SITE_HEADER = 'x-anylat-site';
@@ -76,10 +77,6 @@ interface Counters {
 function plainAddress(address: string | undefined): string {
   if (!address) return '';
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}
-
-function urlHost(address: string, port: number): string {
-  return isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 /** What every request and connection of one reflector shares. */
@@ -160,7 +157,7 @@ export async function startHttpReflector(options: HttpReflectorOptions): Promise
     servers.push(server);
     const bound = server.address();
     const boundPort = typeof bound === 'object' && bound ? bound.port : port;
-    server.on('error', (err) => log(`http reflector on ${urlHost(address, boundPort)}: ${err.message}`));
+    server.on('error', (err) => log(`http reflector on ${hostPort(address, boundPort)}: ${err.message}`));
     if (port === 0) port = boundPort;
     listening.push({ address, port: boundPort });
   }

@@ -12,14 +12,7 @@ import {
   type Scope,
   type TraceHop,
 } from '../core/model.ts';
-
-/** Median as InfluxQL computes it: the middle value, or the mean of the two middle values. */
-export function median(values: readonly number[]): number | undefined {
-  if (values.length === 0) return undefined;
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
+import { median } from '../util/median.ts';
 
 export function mean(values: readonly number[]): number | undefined {
   if (values.length === 0) return undefined;
@@ -329,14 +322,6 @@ const SUMMARY_NUMERIC = [
   'ci_high_ms',
 ] as const;
 
-/** report.ts's median (the middle value, or the mean of the two middle ones), on a typed array. */
-function medianOf(values: number[]): number | undefined {
-  if (values.length === 0) return undefined;
-  const s = Float64Array.from(values).sort();
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
 /** Bytes of a size tag as the transfer probe writes it (`16KiB`, `2MiB`, `500B`): smaller sizes first. */
 function labelBytes(label: string): number {
   const m = /^(\d+)(B|KiB|MiB)$/.exec(label);
@@ -457,7 +442,7 @@ export function benefitSummary(
       baselines: e.baselines,
     };
     for (const c of SUMMARY_NUMERIC) {
-      const m = medianOf(JSON.parse(g[c]) as number[]);
+      const m = median(JSON.parse(g[c]) as number[]);
       if (m !== undefined) row[c] = m;
     }
     const wins = JSON.parse(g.win_rate) as number[];

@@ -3,6 +3,7 @@
 // not compile, and docs/agent.md ("Exit codes and error codes") lists the same table (a test
 // compares them). Target failures are not errors (they are samples with `ok: false`); these are
 // for bad usage, bad config, broken environments and the agent's own failures.
+import { hostPort } from './host-port.ts';
 
 /**
  * Every error code, with the exit code of a command it ends (2: the user must change something:
@@ -131,11 +132,6 @@ const BIND_REASONS: Record<string, string> = {
   EADDRNOTAVAIL: 'this host has no such address',
   EACCES: 'ports below 1024 need root or CAP_NET_BIND_SERVICE',
 };
-
-/** `host:port`, with brackets for IPv6. */
-function hostPort(address: string, port: number): string {
-  return `${address.includes(':') ? `[${address}]` : address}:${port}`;
-}
 
 /**
  * An address that cannot be listened on, said one way everywhere (ANYLAT_BIND, exit 2):

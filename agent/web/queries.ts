@@ -3,7 +3,7 @@
 // (medians over a window, site runs) is done in SQL by the store; this shapes it for the page.
 import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../core/model.ts';
 import type { AgentHealth, EventRow, LossTotal, ReportRow, ServiceSummary, Store } from '../store/index.ts';
-import { median } from '../store/index.ts';
+import { median } from '../util/median.ts';
 import type { BenefitColumns, LossColumns, SiteRun, TraceRow } from '../store/queries.ts';
 import { WebParamError, type Params } from './params.ts';
 
