@@ -18,7 +18,7 @@ import { Sink } from './sink/sink.ts';
 import { displayUrl } from './sink/redact.ts';
 import { openStore, type Store } from './store/store.ts';
 import { LagMonitor } from './util/lag.ts';
-import { ConfigError } from './util/errors.ts';
+import { ConfigError, errorMessage } from './util/errors.ts';
 import { VERSION } from './version.ts';
 
 /** How often the `agent` heartbeat is written. */
@@ -274,10 +274,7 @@ export class Agent {
       this.log(`round ${slot.service}: abandoned (${why}); nothing of it is stored`);
       pending.then(
         (r) => this.log(`round ${slot.service}: the abandoned round ended after ${fmtMs(r.duration_ms)}; discarded`),
-        (err: unknown) =>
-          this.log(
-            `round ${slot.service}: the abandoned round failed: ${err instanceof Error ? err.message : String(err)}`,
-          ),
+        (err: unknown) => this.log(`round ${slot.service}: the abandoned round failed: ${errorMessage(err)}`),
       );
       return;
     }
@@ -292,7 +289,7 @@ export class Agent {
       // The round was measured but is lost: count it, so the heartbeat and the dashboards show it.
       this.roundsFailed++;
       this.log(
-        `round ${slot.service}: measured but not stored (${err instanceof Error ? err.message : String(err)}); counted in rounds_failed (${this.roundsFailed} so far)`,
+        `round ${slot.service}: measured but not stored (${errorMessage(err)}); counted in rounds_failed (${this.roundsFailed} so far)`,
       );
       return;
     }
@@ -359,9 +356,7 @@ export class Agent {
         `trace ${round.service} ${r.endpoint} (${r.trigger}): ${hops}${res.reached ? '' : ' (not reached)'}${saved ? '' : '; not stored (the round is gone)'}`,
       );
     } catch (err) {
-      this.log(
-        `trace ${round.service} ${r.endpoint} (${r.trigger}): failed: ${err instanceof Error ? err.message : String(err)}`,
-      );
+      this.log(`trace ${round.service} ${r.endpoint} (${r.trigger}): failed: ${errorMessage(err)}`);
     }
   }
 
@@ -542,7 +537,7 @@ export class Agent {
       this.store?.saveHeartbeat(this.heartbeat());
       this.sink?.notify();
     } catch (err) {
-      this.log(`heartbeat: not stored: ${err instanceof Error ? err.message : String(err)}`);
+      this.log(`heartbeat: not stored: ${errorMessage(err)}`);
     }
   }
 
@@ -590,10 +585,7 @@ export class Agent {
     }
     if (this.metricsServer) await this.metricsServer.close();
     this.loopDelay?.stop();
-    if (this.web)
-      await this.web
-        .close()
-        .catch((err: unknown) => this.log(`web: close failed: ${err instanceof Error ? err.message : String(err)}`));
+    if (this.web) await this.web.close().catch((err: unknown) => this.log(`web: close failed: ${errorMessage(err)}`));
     this.lag?.stop();
     this.store?.close();
     this.store = undefined;

@@ -7,6 +7,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { parseDuration } from '../util/duration.ts';
 import { validateCron } from '../schedule/timing.ts';
+import { errorMessage } from '../util/errors.ts';
 
 /** A validator's verdict on a value it could read but not accept, with its own wording. */
 export class Rejection {
@@ -238,7 +239,7 @@ export function fileContents<T>(baseDir: string, what: string, parse: (contents:
     try {
       return parse(contents, path);
     } catch (err) {
-      return new Rejection(err instanceof Error ? err.message : String(err));
+      return new Rejection(errorMessage(err));
     }
   });
 }

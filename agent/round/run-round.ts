@@ -23,7 +23,7 @@ import { DEFAULT_TRANSFER_SAMPLES, sizeLabel } from '../probe/transfer.ts';
 import type { ProbeFactory, ProbeOptionsMap, Prober, ProbeTarget } from '../probe/types.ts';
 import { failedAttempt } from '../probe/outcome.ts';
 import { linkSignal } from '../util/abort.ts';
-import { AnylatError } from '../util/errors.ts';
+import { AnylatError, errorMessage } from '../util/errors.ts';
 import { LagMonitor } from '../util/lag.ts';
 import { computeBenefit, type PathSeries } from './benefit.ts';
 import { mostFrequent, roundStats, summarize, type SampleOutcome } from './stats.ts';
@@ -185,7 +185,7 @@ async function resolveEndpoints(
       try {
         out.set(e.name, { address: await withTimeout(resolve(e.host), timeoutMs, `resolving ${e.host}`) });
       } catch (err) {
-        out.set(e.name, { failure: err instanceof Error ? err.message : String(err) });
+        out.set(e.name, { failure: errorMessage(err) });
       }
     }),
   );
@@ -236,10 +236,6 @@ function shuffled<T>(items: readonly T[], random: () => number): T[] {
   return a;
 }
 
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 /**
  * One sample under the round's own deadline. The round owns cancellation: the sample's signal
  * (linked to the round's, util/abort.ts) aborts when the round stops or `OVERRUN_GRACE_MS` past
@@ -265,7 +261,7 @@ async function timedSample(
   });
   const probed = Promise.resolve()
     .then(() => prober.sample(seq, link.signal))
-    .catch((err: unknown): Attempt => failedAttempt(launched, performance.now(), 'error', describe(err)));
+    .catch((err: unknown): Attempt => failedAttempt(launched, performance.now(), 'error', errorMessage(err)));
   try {
     return await Promise.race([probed, overrun]);
   } finally {

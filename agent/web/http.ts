@@ -4,7 +4,7 @@
 // through another thread.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
-import { BindError } from '../util/errors.ts';
+import { BindError, errorMessage } from '../util/errors.ts';
 import { answerRequest, errorReply } from './answer.ts';
 import { isLoopbackIp } from './listen.ts';
 import type { QuerySource } from './source.ts';
@@ -116,7 +116,7 @@ export async function serveDashboard(
       metrics().then(
         (text) => send(res, 200, PROMETHEUS_TEXT, text, head, { 'Cache-Control': 'no-store' }),
         (err: unknown) => {
-          log(`web dashboard: /metrics: ${err instanceof Error ? err.message : String(err)}`);
+          log(`web dashboard: /metrics: ${errorMessage(err)}`);
           send(res, 503, 'text/plain; charset=utf-8', 'metrics unavailable; see the agent log\n', head);
         },
       );
