@@ -101,6 +101,23 @@ export function endpointsOf(service: ServiceConfig): Endpoint[] {
   ];
 }
 
+/** One round of a service (`anylat run` each time it is due, `anylat compare` once). */
+export function roundSpecOf(service: ServiceConfig, agent: AgentIdentity): RoundSpec {
+  const spec: RoundSpec = {
+    service: service.name,
+    agent,
+    endpoints: endpointsOf(service),
+    protocols: service.probes,
+    samples: service.samples,
+    spacingMs: service.spacingMs,
+    timeoutMs: service.timeoutMs,
+    baseline: service.baseline,
+    terminatesTcp: service.terminatesTcp,
+  };
+  if (service.maxInFlight !== undefined) spec.maxInFlight = service.maxInFlight;
+  return spec;
+}
+
 function identityOf(c: AnylatConfig): AgentIdentity {
   const a = c.agent;
   return { id: a.id, region: a.region, ...(Object.keys(a.labels).length > 0 ? { labels: a.labels } : {}) };
@@ -226,19 +243,8 @@ export class Agent {
   }
 
   private spec(service: ServiceConfig, scheduledAt: Date): RoundSpec {
-    const spec: RoundSpec = {
-      service: service.name,
-      agent: this.identity,
-      endpoints: endpointsOf(service),
-      protocols: service.probes,
-      samples: service.samples,
-      spacingMs: service.spacingMs,
-      timeoutMs: service.timeoutMs,
-      baseline: service.baseline,
-      terminatesTcp: service.terminatesTcp,
-      scheduledAt,
-    };
-    if (service.maxInFlight !== undefined) spec.maxInFlight = service.maxInFlight;
+    const spec = roundSpecOf(service, this.identity);
+    spec.scheduledAt = scheduledAt;
     if (this.lag) spec.lag = this.lag;
     return spec;
   }

@@ -129,10 +129,12 @@ export const bool = leaf('true or false', (v) => {
   return undefined;
 });
 
-/** A string from a fixed set. */
-export function oneOf<T extends string>(values: readonly T[]) {
+/** A string from a fixed set; `anyCase`: in any case, read as the set writes it (DNS record types). */
+export function oneOf<T extends string>(values: readonly T[], anyCase = false) {
   return leaf(`one of ${values.map((v) => `"${v}"`).join(', ')}`, (v) =>
-    typeof v === 'string' && (values as readonly string[]).includes(v) ? (v as T) : undefined,
+    typeof v !== 'string'
+      ? undefined
+      : (values.find((x) => x === v || (anyCase && x.toLowerCase() === v.toLowerCase())) as T | undefined),
   );
 }
 
