@@ -68,6 +68,8 @@ export interface SeriesQuery {
   protocol?: Protocol;
   metric?: Metric;
   scope?: Scope;
+  /** a transfer size tag (`2MiB`): only rows of that size */
+  size?: string;
 }
 
 export interface BenefitPoint {
@@ -166,7 +168,7 @@ export function roundFilter(
     params.agent = query.agent;
   }
   if (alias !== undefined) {
-    for (const k of ['protocol', 'metric', 'scope'] as const) {
+    for (const k of ['protocol', 'metric', 'scope', 'size'] as const) {
       const v = query[k];
       if (v !== undefined) {
         parts.push(`${alias}.${k} = @${k}`);
@@ -519,6 +521,40 @@ export function benefitColumns(db: Database.Database, query: SeriesQuery): Map<s
     c.ci_high_ms.push(hi);
   }
   return out;
+}
+
+/** The median over a window of one path's per-round p50, per agent, endpoint and size. */
+export interface PathMedian {
+  agent: string;
+  endpoint: string;
+  kind: EndpointKind;
+  size: string | null;
+  /** median of the rounds' p50 (the metric's own unit: Mbit/s for goodput) */
+  p50: number;
+  rounds: number;
+}
+
+/** Medians of the per-round p50 of each path (give protocol and metric), e.g. transfer goodput per size. */
+export function pathMedians(db: Database.Database, query: SeriesQuery): PathMedian[] {
+  const { where, params } = roundFilter(query, 'p');
+  const rows = db
+    .prepare(
+      `SELECT r.agent, p.endpoint, p.kind, p.size, json_group_array(p.p50_ms) AS v
+       FROM paths p JOIN rounds r ON r.id = p.round_id ${where}${where ? ' AND' : ' WHERE'} p.p50_ms IS NOT NULL
+       GROUP BY r.agent, p.endpoint, p.kind, p.size`,
+    )
+    .all(params) as Array<{ agent: string; endpoint: string; kind: EndpointKind; size: string | null; v: string }>;
+  return rows.map((r) => {
+    const values = JSON.parse(r.v) as number[];
+    return {
+      agent: r.agent,
+      endpoint: r.endpoint,
+      kind: r.kind,
+      size: r.size,
+      p50: median(values)!,
+      rounds: values.length,
+    };
+  });
 }
 
 /** One path's loss per round as parallel arrays, oldest first (lossSeries as columns). */

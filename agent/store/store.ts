@@ -690,6 +690,11 @@ export class Store {
     return q.benefitColumns(this.db, query);
   }
 
+  /** Window medians of each path's per-round p50 (transfer goodput per size, in Mbit/s). */
+  pathMedians(query: q.SeriesQuery): q.PathMedian[] {
+    return q.pathMedians(this.db, query);
+  }
+
   /** `lossSeries` as parallel arrays per agent and path. */
   lossColumns(query: q.SeriesQuery): q.LossColumns[] {
     return q.lossColumns(this.db, query);
