@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { configPath, loadConfig } from '../config/load.ts';
 import { openStore, type ReportRow, type TimingGap } from '../store/index.ts';
-import { formatDuration, parseDuration } from '../util/duration.ts';
+import { formatDuration, msCell, parseDuration } from '../util/duration.ts';
 import { UsageError } from '../util/errors.ts';
 import { parseArgsOrUsage } from './args.ts';
 
@@ -22,12 +22,6 @@ rows compare against a path the accelerator answers itself and overstate the ben
 
 A metric measured in the window without a single pair (so no row) is listed under the table
 with the reason when it is the lag flags: "all 10 samples flagged for timing".`;
-
-function ms(v: number | undefined): string {
-  if (v === undefined) return '-';
-  const digits = Math.abs(v) < 10 ? 2 : 1;
-  return `${v.toFixed(digits)} ms`;
-}
 
 function pct(v: number | undefined): string {
   return v === undefined ? '-' : `${v.toFixed(1)}%`;
@@ -63,10 +57,10 @@ function table(rows: ReportRow[]): string {
     r.scope,
     `${r.protocol}/${r.metric}${r.size !== undefined ? ` ${r.size}` : ''}`,
     String(r.rounds),
-    ms(r.anycast_p50_ms),
-    ms(r.baseline_p50_ms),
+    msCell(r.anycast_p50_ms),
+    msCell(r.baseline_p50_ms),
     baselines(r.baselines),
-    ms(r.saved_ms),
+    msCell(r.saved_ms),
     r.ci_low_ms === undefined || r.ci_high_ms === undefined
       ? '-'
       : `[${r.ci_low_ms.toFixed(1)}, ${r.ci_high_ms.toFixed(1)}] ms`,
