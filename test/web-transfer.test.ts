@@ -2,27 +2,14 @@
 // values: every table and chart covers one size (never two mixed), the download benefit is in ms
 // per size, and goodput is shown in Mbit/s. Before this, the page picked one size's row for a
 // region and drew both sizes' rounds as one zig-zag line.
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { pageOnStore } from './support/page-on-store.ts';
 import type { BenefitRow, PathResult, RoundResult } from '../agent/core/model.ts';
-import { openStore, type Store } from '../agent/store/index.ts';
-import { startWebServer, type WebServer } from '../agent/web/index.ts';
 import type { BenefitResponse, LatencyResponse, OverviewResponse } from '../agent/web/queries.ts';
-import {
-  benefitTable,
-  chartInk,
-  inkProblems,
-  launchChromium,
-  openPage,
-  saveScreenshot,
-  type Browser,
-} from './support/browser.ts';
+import { benefitTable, chartInk, inkProblems, openPage, saveScreenshot } from './support/browser.ts';
 import { regionRound, REGIONS } from './support/web-data.ts';
 
-const RETENTION = { maxAgeMs: 30 * 86_400_000, maxRows: 1_000_000 };
 const ROUNDS = 6;
 const GAP_MS = 60_000;
 
@@ -137,15 +124,9 @@ function mbps(v: number): string {
 }
 
 describe('web page: transfer per size (Chromium)', () => {
-  let dir: string;
-  let store: Store;
-  let server: WebServer;
-  let browser: Browser;
-  const api = async <T>(path: string): Promise<T> => (await (await fetch(new URL(path, server.url))).json()) as T;
+  const api = async <T>(path: string): Promise<T> => (await (await fetch(new URL(path, web.server.url))).json()) as T;
 
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'anylat-web-transfer-'));
-    store = openStore(join(dir, 'anylat.db'), { retention: RETENTION, outbox: false });
+  const web = pageOnStore('anylat-web-transfer-', (store) => {
     const now = Date.now();
     for (let i = 0; i < ROUNDS; i++) {
       const t = now - 60_000 - (ROUNDS - 1 - i) * GAP_MS;
@@ -154,15 +135,6 @@ describe('web page: transfer per size (Chromium)', () => {
       // a second service (UDP only), so that the page opens on the overview
       store.saveRound({ ...regionRound(REGIONS[0]!, i, t + 9_000), service: 'api' });
     }
-    server = await startWebServer({ store, listen: '127.0.0.1:0', log: () => {} });
-    browser = await launchChromium();
-  });
-
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-    store?.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('the API answers one row and one series per agent and size, with the saved values', async () => {
@@ -204,7 +176,7 @@ describe('web page: transfer per size (Chromium)', () => {
   });
 
   it('the page shows each size on its own row and chart, goodput in Mbit/s, and the overview per size', async () => {
-    const { page, errors } = await openPage(browser, server.url);
+    const { page, errors } = await openPage(web.browser, web.server.url);
     await page.waitForSelector('body[data-loaded="true"]');
     await page.waitForSelector('#overview-table tbody tr[data-service="dl"]');
     const overview = await page.$$eval('#overview-table tbody tr[data-service="dl"]', (rows) =>
@@ -229,7 +201,7 @@ describe('web page: transfer per size (Chromium)', () => {
       ),
     );
 
-    await page.goto(`${server.url}?service=dl`);
+    await page.goto(`${web.server.url}?service=dl`);
     await page.waitForSelector('#benefit-table tbody tr[data-size="2MiB"]');
     const table = await benefitTable(page);
     assert.equal(table.length, 4);
@@ -280,7 +252,7 @@ describe('web page: transfer per size (Chromium)', () => {
     );
 
     // Another protocol: no size, no goodput column.
-    await page.goto(`${server.url}?service=api`);
+    await page.goto(`${web.server.url}?service=api`);
     await page.waitForSelector('#benefit-table tbody tr[data-agent]');
     const hidden = await page.$eval(
       '#benefit-table thead th[data-col="goodput"]',
