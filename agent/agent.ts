@@ -18,7 +18,7 @@ import { Sink } from './sink/sink.ts';
 import { displayUrl } from './sink/redact.ts';
 import { openStore, type Store } from './store/store.ts';
 import { LagMonitor } from './util/lag.ts';
-import { ConfigError } from './util/errors.ts';
+import { ConfigError, errorMessage } from './util/errors.ts';
 import { VERSION } from './version.ts';
 
 /** How often the `agent` heartbeat is written. */
@@ -99,6 +99,23 @@ export function endpointsOf(service: ServiceConfig): Endpoint[] {
     })),
     ...service.unicast.map((u): Endpoint => ({ name: u.name, kind: 'unicast', host: u.host })),
   ];
+}
+
+/** One round of a service (`anylat run` each time it is due, `anylat compare` once). */
+export function roundSpecOf(service: ServiceConfig, agent: AgentIdentity): RoundSpec {
+  const spec: RoundSpec = {
+    service: service.name,
+    agent,
+    endpoints: endpointsOf(service),
+    protocols: service.probes,
+    samples: service.samples,
+    spacingMs: service.spacingMs,
+    timeoutMs: service.timeoutMs,
+    baseline: service.baseline,
+    terminatesTcp: service.terminatesTcp,
+  };
+  if (service.maxInFlight !== undefined) spec.maxInFlight = service.maxInFlight;
+  return spec;
 }
 
 function identityOf(c: AnylatConfig): AgentIdentity {
@@ -226,19 +243,8 @@ export class Agent {
   }
 
   private spec(service: ServiceConfig, scheduledAt: Date): RoundSpec {
-    const spec: RoundSpec = {
-      service: service.name,
-      agent: this.identity,
-      endpoints: endpointsOf(service),
-      protocols: service.probes,
-      samples: service.samples,
-      spacingMs: service.spacingMs,
-      timeoutMs: service.timeoutMs,
-      baseline: service.baseline,
-      terminatesTcp: service.terminatesTcp,
-      scheduledAt,
-    };
-    if (service.maxInFlight !== undefined) spec.maxInFlight = service.maxInFlight;
+    const spec = roundSpecOf(service, this.identity);
+    spec.scheduledAt = scheduledAt;
     if (this.lag) spec.lag = this.lag;
     return spec;
   }
@@ -268,10 +274,7 @@ export class Agent {
       this.log(`round ${slot.service}: abandoned (${why}); nothing of it is stored`);
       pending.then(
         (r) => this.log(`round ${slot.service}: the abandoned round ended after ${fmtMs(r.duration_ms)}; discarded`),
-        (err: unknown) =>
-          this.log(
-            `round ${slot.service}: the abandoned round failed: ${err instanceof Error ? err.message : String(err)}`,
-          ),
+        (err: unknown) => this.log(`round ${slot.service}: the abandoned round failed: ${errorMessage(err)}`),
       );
       return;
     }
@@ -286,7 +289,7 @@ export class Agent {
       // The round was measured but is lost: count it, so the heartbeat and the dashboards show it.
       this.roundsFailed++;
       this.log(
-        `round ${slot.service}: measured but not stored (${err instanceof Error ? err.message : String(err)}); counted in rounds_failed (${this.roundsFailed} so far)`,
+        `round ${slot.service}: measured but not stored (${errorMessage(err)}); counted in rounds_failed (${this.roundsFailed} so far)`,
       );
       return;
     }
@@ -353,9 +356,7 @@ export class Agent {
         `trace ${round.service} ${r.endpoint} (${r.trigger}): ${hops}${res.reached ? '' : ' (not reached)'}${saved ? '' : '; not stored (the round is gone)'}`,
       );
     } catch (err) {
-      this.log(
-        `trace ${round.service} ${r.endpoint} (${r.trigger}): failed: ${err instanceof Error ? err.message : String(err)}`,
-      );
+      this.log(`trace ${round.service} ${r.endpoint} (${r.trigger}): failed: ${errorMessage(err)}`);
     }
   }
 
@@ -380,43 +381,10 @@ export class Agent {
       next = load();
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
-      this.reloads.failed++;
-      this.lastReload = { ok: false, atMs };
-      this.log(
-        `config: reload failed, keeping version ${this.current.origin.version}: ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}`,
-      );
-      for (const p of err.problems) this.log(`config: ${p}`);
-      this.writeHeartbeat();
-      return {
-        result: 'failed',
-        version: this.current.origin.version,
-        added: [],
-        removed: [],
-        changed: [],
-        needsRestart: [],
-        problems: [...err.problems],
-      };
+      return this.reloadFailed(err, atMs);
     }
     const old = this.current;
-    const needsRestart: string[] = [];
-    const fixed = {
-      'agent.id': [old.agent.id, next.agent.id],
-      store: [old.store, next.store],
-      influx: [
-        old.influx && { ...old.influx, token: old.influx.token.reveal() },
-        next.influx && { ...next.influx, token: next.influx.token.reveal() },
-      ],
-      web: [old.web, next.web],
-      metrics: [old.metrics, next.metrics],
-    } as const;
-    for (const [name, [a, b]] of Object.entries(fixed)) if (!isDeepStrictEqual(a, b)) needsRestart.push(name);
-    const applied: AnylatConfig = { ...next, agent: { ...next.agent, id: old.agent.id }, store: old.store };
-    if (old.influx) applied.influx = old.influx;
-    else delete applied.influx;
-    if (old.web) applied.web = old.web;
-    else delete applied.web;
-    if (old.metrics) applied.metrics = old.metrics;
-    else delete applied.metrics;
+    const { applied, needsRestart } = keepFixedParts(old, next);
 
     const oldServices = this.services;
     const added = next.services.filter((s) => !oldServices.has(s.name)).map((s) => s.name);
@@ -463,6 +431,26 @@ export class Agent {
     // The fleet dashboard sees the new version (or the failure) now, not at the next minute's heartbeat.
     this.writeHeartbeat();
     return result;
+  }
+
+  /** A reload whose config did not load: the running one is kept, the problems are logged. */
+  private reloadFailed(err: ConfigError, atMs: number): ReloadResult {
+    this.reloads.failed++;
+    this.lastReload = { ok: false, atMs };
+    this.log(
+      `config: reload failed, keeping version ${this.current.origin.version}: ${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}`,
+    );
+    for (const p of err.problems) this.log(`config: ${p}`);
+    this.writeHeartbeat();
+    return {
+      result: 'failed',
+      version: this.current.origin.version,
+      added: [],
+      removed: [],
+      changed: [],
+      needsRestart: [],
+      problems: [...err.problems],
+    };
   }
 
   /** The agent's health for `/metrics`, as it is now. */
@@ -549,7 +537,7 @@ export class Agent {
       this.store?.saveHeartbeat(this.heartbeat());
       this.sink?.notify();
     } catch (err) {
-      this.log(`heartbeat: not stored: ${err instanceof Error ? err.message : String(err)}`);
+      this.log(`heartbeat: not stored: ${errorMessage(err)}`);
     }
   }
 
@@ -597,13 +585,37 @@ export class Agent {
     }
     if (this.metricsServer) await this.metricsServer.close();
     this.loopDelay?.stop();
-    if (this.web)
-      await this.web
-        .close()
-        .catch((err: unknown) => this.log(`web: close failed: ${err instanceof Error ? err.message : String(err)}`));
+    if (this.web) await this.web.close().catch((err: unknown) => this.log(`web: close failed: ${errorMessage(err)}`));
     this.lag?.stop();
     this.store?.close();
     this.store = undefined;
     return result;
   }
+}
+
+/**
+ * The config a reload applies: `next`, with the parts that are never reopened while running (agent
+ * id, store, influx, web, metrics) kept as they were, and the names of those that changed.
+ */
+function keepFixedParts(old: AnylatConfig, next: AnylatConfig): { applied: AnylatConfig; needsRestart: string[] } {
+  const needsRestart: string[] = [];
+  const fixed = {
+    'agent.id': [old.agent.id, next.agent.id],
+    store: [old.store, next.store],
+    influx: [
+      old.influx && { ...old.influx, token: old.influx.token.reveal() },
+      next.influx && { ...next.influx, token: next.influx.token.reveal() },
+    ],
+    web: [old.web, next.web],
+    metrics: [old.metrics, next.metrics],
+  } as const;
+  for (const [name, [a, b]] of Object.entries(fixed)) if (!isDeepStrictEqual(a, b)) needsRestart.push(name);
+  const applied: AnylatConfig = { ...next, agent: { ...next.agent, id: old.agent.id }, store: old.store };
+  if (old.influx) applied.influx = old.influx;
+  else delete applied.influx;
+  if (old.web) applied.web = old.web;
+  else delete applied.web;
+  if (old.metrics) applied.metrics = old.metrics;
+  else delete applied.metrics;
+  return { applied, needsRestart };
 }

@@ -5,7 +5,7 @@ import { stringify } from 'yaml';
 import { BENEFIT_PANELS } from './benefit.ts';
 import { LOSS_METRICS, PRIMARY_METRICS, UIDS } from './common.ts';
 import { FLEET_PANELS } from './fleet.ts';
-import { DATASOURCE, DATASOURCE_UID, from } from './influxql.ts';
+import { DATASOURCE, DATASOURCE_UID, from, type Conds } from './influxql.ts';
 import { PATH_PANELS } from './path-detail.ts';
 
 /** Loss on one path above this share of samples (percent) over the window fires the loss alert. */
@@ -34,7 +34,7 @@ export const APP_LABEL = { app: 'anylat' } as const;
 
 export const EXPR_UID = '__expr__';
 
-/** What `npm run dashboards` can change without editing the generated rule files. */
+/** What `npm run dashboards` can change in the generated rule files. */
 export interface AlertOptions {
   /** "anycast slower" fires when the median saving is below minus this many ms (default 1) */
   anycastSlowerMs: number;
@@ -42,10 +42,36 @@ export interface AlertOptions {
   docsUrl: string;
 }
 
-/** Environment variable Grafana expands in the provisioned files to the docs' base URL. */
-export const DOCS_ENV = 'ANYLAT_DOCS_URL';
+/**
+ * Environment variable that picks the minimum effect of "anycast slower" (ms) when Grafana starts,
+ * without editing the rule file. Grafana expands environment variables in a rule's `condition`
+ * (values.StringValue, interpolated) but never in its queries and expressions (`model` is taken
+ * raw), so the rule computes the decision for each threshold of ANYCAST_SLOWER_CHOICES_MS and the
+ * condition names the one to use: `E${ANYLAT_ANYCAST_SLOWER_MS}`. Unset, it expands to "" and the
+ * condition is `E`, the generator's default (1 ms).
+ */
+export const ANYCAST_SLOWER_ENV = 'ANYLAT_ANYCAST_SLOWER_MS';
+/** The thresholds (ms) ANYLAT_ANYCAST_SLOWER_MS can pick; any other needs `--anycast-slower-ms`. */
+export const ANYCAST_SLOWER_CHOICES_MS = [1, 2, 3, 5, 10] as const;
 
-export const DEFAULT_ALERT_OPTIONS: AlertOptions = { anycastSlowerMs: 1, docsUrl: `\${${DOCS_ENV}}` };
+/**
+ * refId of the decision for one threshold: `E` followed by the variable's value (`E2`). Whole
+ * milliseconds only: a refId stays letters and digits, as Grafana's own are.
+ */
+export function slowerRefId(ms: number): string {
+  return `E${ms}`;
+}
+
+/**
+ * Where the runbooks are when `--docs-url` is not given. Grafana takes a provisioned rule's
+ * annotations raw (no environment variables: pkg/services/provisioning/alerting/rules_types.go,
+ * `alertRule.Annotations = rule.Annotations.Raw`, in every release up to 12.x), so the link is baked
+ * in at generation. `.invalid` (RFC 2606) can never resolve: an unconfigured link says so instead
+ * of pointing at someone else's copy.
+ */
+export const DEFAULT_DOCS_URL = 'https://docs.invalid/anylat/docs';
+
+export const DEFAULT_ALERT_OPTIONS: AlertOptions = { anycastSlowerMs: 1, docsUrl: DEFAULT_DOCS_URL };
 
 type Severity = 'critical' | 'warning' | 'info';
 
@@ -120,6 +146,46 @@ function math(refId: string, expr: string): AlertQuery {
   return expression(refId, { type: 'math', expression: expr });
 }
 
+/**
+ * The usual three steps of a rule: an InfluxQL query over the last `windowS` seconds (A), each
+ * series reduced to its last value (B), compared with a threshold (C, the condition).
+ */
+function alertWhen(query: string, windowS: number, op: 'gt' | 'lt', value: number): AlertQuery[] {
+  return [influx('A', query, windowS), reduce('B', 'A', 'last'), threshold('C', 'B', op, value)];
+}
+
+/** How much a heartbeat counter (dead letters, failed rounds) rose within the window, per agent. */
+function riseOf(field: 'dead_letters' | 'rounds_failed', alias: string): string {
+  return from('agent')
+    .select((f) => [f.expr`${f.max(field)} - ${f.first(field)}`.as(alias)])
+    .groupBy('agent', 'agent_region')
+    .build();
+}
+
+/**
+ * A rule with anylat's defaults: condition C, no data is OK (a silent or new fleet pages no one), a
+ * query error is an Error, never paused. Keys in the order Grafana exports them.
+ */
+function rule(
+  r: Omit<AlertRule, 'condition' | 'noDataState' | 'execErrState' | 'isPaused'> & Partial<Pick<AlertRule, 'condition'>>,
+): AlertRule {
+  return {
+    uid: r.uid,
+    title: r.title,
+    condition: r.condition ?? 'C',
+    data: r.data,
+    dashboardUid: r.dashboardUid,
+    panelId: r.panelId,
+    noDataState: 'OK',
+    execErrState: 'Error',
+    for: r.for,
+    ...(r.keepFiringFor ? { keepFiringFor: r.keepFiringFor } : {}),
+    annotations: r.annotations,
+    labels: r.labels,
+    isPaused: false,
+  };
+}
+
 function labels(severity: Severity, signal: string): Record<string, string> {
   return { ...APP_LABEL, severity, signal };
 }
@@ -136,12 +202,21 @@ export const RUNBOOK_ANCHORS: Record<string, string> = {
   'anylat-rounds-failed': 'alert-rounds-failing-on-an-agent',
 };
 
+const slowerThan = (ms: number) => `$C < -${ms} && $D < 0`;
+
 function anycastSlower(o: AlertOptions): AlertRule {
-  const end = from('benefit').where((w) => [w.is('scope', 'end_to_end'), w.in('metric', PRIMARY_METRICS)]);
-  return {
+  // transfer is excluded: its ttfb/download saving depends on the object size and the link's
+  // capacity (split TCP), not on the path's latency, and pooling sizes would mix them.
+  const primary = (w: Conds<'benefit'>) => [
+    w.is('scope', 'end_to_end'),
+    w.in('metric', PRIMARY_METRICS),
+    w.not('protocol', 'transfer'),
+  ];
+  const end = from('benefit').where(primary);
+  return rule({
     uid: 'anylat-anycast-slower',
     title: 'Anycast slower than its baseline',
-    condition: 'E',
+    condition: `E\${${ANYCAST_SLOWER_ENV}}`,
     data: [
       // Per (region, service, protocol, primary metric) over the last 10 minutes: the median of the
       // rounds' savings, and the highest CI high bound of any of those rounds.
@@ -156,7 +231,7 @@ function anycastSlower(o: AlertOptions): AlertRule {
       influx(
         'B',
         from('benefit')
-          .where((w) => [w.is('scope', 'end_to_end'), w.in('metric', PRIMARY_METRICS)])
+          .where(primary)
           .select((f) => [f.max('ci_high_ms').as('ci_high_ms')])
           .groupBy('agent_region', 'service', 'protocol', 'metric')
           .build(),
@@ -164,17 +239,17 @@ function anycastSlower(o: AlertOptions): AlertRule {
       ),
       reduce('C', 'A', 'last'),
       reduce('D', 'B', 'last'),
-      // Slower by more than the minimum effect, and significantly so in every round of the window.
-      math('E', `$C < -${o.anycastSlowerMs} && $D < 0`),
+      // Slower by more than the minimum effect, and significantly so in every round of the window:
+      // once for the default threshold (E), once per threshold the environment can pick.
+      math('E', slowerThan(o.anycastSlowerMs)),
+      ...ANYCAST_SLOWER_CHOICES_MS.map((ms) => math(slowerRefId(ms), slowerThan(ms))),
     ],
     dashboardUid: UIDS.benefit,
     panelId: BENEFIT_PANELS.benefitOverTime,
-    noDataState: 'OK',
-    execErrState: 'Error',
     for: '10m',
     annotations: {
-      summary: `Anycast is slower than the regional unicast baseline for {{ $labels.service }} from {{ $labels.agent_region }} on {{ $labels.protocol }} {{ $labels.metric }}: median {{ printf "%.1f" $values.C.Value }} ms saved over 10 minutes (threshold −${o.anycastSlowerMs} ms), every round's 95% CI below 0.`,
-      description: `What: for 10 minutes (and 10 more of pending), the median end-to-end saving (baseline p50 − anycast p50) of the agents in {{ $labels.agent_region }} on {{ $labels.protocol }} {{ $labels.metric }} was below −${o.anycastSlowerMs} ms and the confidence interval of every round was entirely below 0 — users there reach {{ $labels.service }} faster without the accelerator, and it is not noise. Regions next to the origin that pay a fraction of a millisecond for the accelerator do not fire (minimum effect, changeable with \`npm run dashboards -- --anycast-slower-ms N\`).
+      summary: `Anycast is slower than the regional unicast baseline for {{ $labels.service }} from {{ $labels.agent_region }} on {{ $labels.protocol }} {{ $labels.metric }}: median {{ printf "%.1f" $values.C.Value }} ms saved over 10 minutes (below the minimum effect: −${o.anycastSlowerMs} ms, or −$${ANYCAST_SLOWER_ENV} ms when set), every round's 95% CI below 0.`,
+      description: `What: for 10 minutes (and 10 more of pending), the median end-to-end saving (baseline p50 − anycast p50) of the agents in {{ $labels.agent_region }} on {{ $labels.protocol }} {{ $labels.metric }} was below the minimum effect (−${o.anycastSlowerMs} ms, or −$${ANYCAST_SLOWER_ENV} ms when Grafana's environment sets it) and the confidence interval of every round was entirely below 0 — users there reach {{ $labels.service }} faster without the accelerator, and it is not noise. Regions next to the origin that pay a fraction of a millisecond for the accelerator do not fire (minimum effect: set ${ANYCAST_SLOWER_ENV} to one of ${ANYCAST_SLOWER_CHOICES_MS.join(', ')} in Grafana's environment, or regenerate with \`npm run dashboards -- --anycast-slower-ms N\`).
 Check:
 1. "Accelerator benefit" dashboard, region {{ $labels.agent_region }}: the "last 15 min" and "a week earlier" figures, and did the anycast site change at the same time ("Anycast site per agent and anycast address", the purple markers)? A new, farther edge site is the usual cause.
 2. "Path detail" for an agent in the region: is the anycast path slower on every protocol (routing) or only one (e.g. TLS at the origin)?
@@ -182,33 +257,29 @@ Check:
 Act: open a case with the accelerator provider with the agent region, the site and the times; consider the endpoint group's traffic dial or a regional DNS answer for this region.`,
     },
     labels: labels('warning', 'benefit'),
-    isPaused: false,
-  };
+  });
 }
 
-const anycastDown: AlertRule = {
+const anycastDown = rule({
   uid: 'anylat-anycast-down',
   title: 'Anycast address down',
   condition: 'C',
   data: [
     // What the agent's path_down event means, on the anycast side: nothing at all came back on a
     // path for 5 minutes (every attempt failed).
-    influx(
-      'A',
+    ...alertWhen(
       from('latency')
         .select((f) => [f.expr`100 * (1 - ${f.sum('received')} / ${f.sum('sent')})`.as('loss_pct')])
         .where((w) => [w.is('kind', 'anycast'), w.in('metric', LOSS_METRICS)])
         .groupBy('agent', 'agent_region', 'service', 'endpoint', 'protocol')
         .build(),
       300,
+      'gt',
+      99.9,
     ),
-    reduce('B', 'A', 'last'),
-    threshold('C', 'B', 'gt', 99.9),
   ],
   dashboardUid: UIDS.benefit,
   panelId: BENEFIT_PANELS.loss,
-  noDataState: 'OK',
-  execErrState: 'Error',
   for: '0s',
   annotations: {
     summary:
@@ -220,16 +291,14 @@ Check:
 Act: fail traffic over (DNS to the regional endpoints) if users are affected, and raise it with the accelerator provider. The alert resolves when answers come back (path_up).`,
   },
   labels: labels('critical', 'availability'),
-  isPaused: false,
-};
+});
 
-const pathLoss: AlertRule = {
+const pathLoss = rule({
   uid: 'anylat-path-loss',
   title: 'Loss on a path',
   condition: 'C',
   data: [
-    influx(
-      'A',
+    ...alertWhen(
       // One metric per protocol, the one that ends an attempt, so each failed attempt counts once.
       from('latency')
         .select((f) => [f.expr`100 * (1 - ${f.sum('received')} / ${f.sum('sent')})`.as('loss_pct')])
@@ -237,14 +306,12 @@ const pathLoss: AlertRule = {
         .groupBy('agent', 'agent_region', 'service', 'endpoint', 'protocol')
         .build(),
       600,
+      'gt',
+      LOSS_ALERT_PCT,
     ),
-    reduce('B', 'A', 'last'),
-    threshold('C', 'B', 'gt', LOSS_ALERT_PCT),
   ],
   dashboardUid: UIDS.pathDetail,
   panelId: PATH_PANELS.loss,
-  noDataState: 'OK',
-  execErrState: 'Error',
   for: '5m',
   annotations: {
     summary: `{{ printf "%.1f" $values.B.Value }}% of {{ $labels.protocol }} samples from {{ $labels.agent }} ({{ $labels.agent_region }}) to {{ $labels.service }} / {{ $labels.endpoint }} got no answer over 10 minutes (threshold ${LOSS_ALERT_PCT}%).`,
@@ -256,10 +323,9 @@ Check:
 Act: fix the failing side; the agent keeps measuring and the alert resolves when loss falls below the threshold.`,
   },
   labels: labels('warning', 'loss'),
-  isPaused: false,
-};
+});
 
-const agentSilent: AlertRule = {
+const agentSilent = rule({
   uid: 'anylat-agent-silent',
   title: 'Agent silent',
   condition: 'C',
@@ -267,8 +333,7 @@ const agentSilent: AlertRule = {
     // Heartbeats per 30 s bucket over a week, zero-filled so an agent that stopped still has a
     // series, summed over the last 11 buckets (5–5.5 minutes). A dead agent keeps firing until it
     // returns, or for a week.
-    influx(
-      'A',
+    ...alertWhen(
       from('agent')
         .select((f) => [f.expr`${f.fn('moving_average', f.count('uptime_s'), 11)} * 11`.as('heartbeats')])
         .groupByTime('30s')
@@ -276,14 +341,12 @@ const agentSilent: AlertRule = {
         .fill(0)
         .build(),
       SILENT_LOOKBACK_S,
+      'lt',
+      0.5,
     ),
-    reduce('B', 'A', 'last'),
-    threshold('C', 'B', 'lt', 0.5),
   ],
   dashboardUid: UIDS.fleet,
   panelId: FLEET_PANELS.heartbeats,
-  noDataState: 'OK',
-  execErrState: 'Error',
   for: '0s',
   annotations: {
     summary: 'Agent {{ $labels.agent }} ({{ $labels.agent_region }}) has sent no heartbeat for 5 minutes.',
@@ -295,30 +358,26 @@ Check:
 Act: restart or fix the agent; nothing acknowledged is lost, and queued rounds drain when it reconnects. If the agent was retired on purpose, silence the alert for it: it resolves by itself a week after the last heartbeat.`,
   },
   labels: labels('critical', 'silence'),
-  isPaused: false,
-};
+});
 
-const siteChanged: AlertRule = {
+const siteChanged = rule({
   uid: 'anylat-site-changed',
   title: 'Anycast site changed',
   condition: 'C',
   data: [
-    influx(
-      'A',
+    ...alertWhen(
       from('event')
         .select((f) => [f.count('message').as('changes')])
         .where((w) => [w.is('type', 'site_change')])
         .groupBy('agent', 'agent_region', 'service')
         .build(),
       900,
+      'gt',
+      0,
     ),
-    reduce('B', 'A', 'last'),
-    threshold('C', 'B', 'gt', 0),
   ],
   dashboardUid: UIDS.benefit,
   panelId: BENEFIT_PANELS.sites,
-  noDataState: 'OK',
-  execErrState: 'Error',
   for: '0s',
   annotations: {
     summary:
@@ -330,10 +389,9 @@ Check:
 Act: if the new site is farther and the benefit fell, raise it with the accelerator provider (include agent region, old/new site, time). The alert resolves 15 minutes after the last change.`,
   },
   labels: labels('info', 'site'),
-  isPaused: false,
-};
+});
 
-const deadLetters: AlertRule = {
+const deadLetters = rule({
   uid: 'anylat-dead-letters',
   title: 'New dead letters on an agent',
   condition: 'C',
@@ -341,21 +399,10 @@ const deadLetters: AlertRule = {
     // dead_letters is the size of the agent's dead-letter table, which keeps rejected lines for the
     // store's retention age (30 days by default): alert on lines added in the window, not on a
     // count that stays above zero for a month after one incident.
-    influx(
-      'A',
-      from('agent')
-        .select((f) => [f.expr`${f.max('dead_letters')} - ${f.first('dead_letters')}`.as('new_dead_letters')])
-        .groupBy('agent', 'agent_region')
-        .build(),
-      900,
-    ),
-    reduce('B', 'A', 'last'),
-    threshold('C', 'B', 'gt', 0),
+    ...alertWhen(riseOf('dead_letters', 'new_dead_letters'), 900, 'gt', 0),
   ],
   dashboardUid: UIDS.fleet,
   panelId: FLEET_PANELS.deadLetters,
-  noDataState: 'OK',
-  execErrState: 'Error',
   for: '0s',
   annotations: {
     summary:
@@ -367,10 +414,9 @@ Check:
 Act: fix the cause (drop the conflicting data or rename the other writer's field). The alert resolves 15 minutes after the last new dead letter; the lines stay on the agent until the store's retention removes them.`,
   },
   labels: labels('warning', 'pipeline'),
-  isPaused: false,
-};
+});
 
-const outboxGrowing: AlertRule = {
+const outboxGrowing = rule({
   uid: 'anylat-outbox-growing',
   title: 'Agent outbox growing',
   condition: 'E',
@@ -398,8 +444,6 @@ const outboxGrowing: AlertRule = {
   ],
   dashboardUid: UIDS.fleet,
   panelId: FLEET_PANELS.outbox,
-  noDataState: 'OK',
-  execErrState: 'Error',
   for: '5m',
   annotations: {
     summary:
@@ -412,30 +456,18 @@ Check:
 Act: restore InfluxDB writes; the outbox drains oldest-first and the alert resolves.`,
   },
   labels: labels('warning', 'pipeline'),
-  isPaused: false,
-};
+});
 
-const roundsFailing: AlertRule = {
+const roundsFailing = rule({
   uid: 'anylat-rounds-failed',
   title: 'Rounds failing on an agent',
   condition: 'C',
   data: [
     // rounds_failed counts since the agent started: alert on a rise within the window.
-    influx(
-      'A',
-      from('agent')
-        .select((f) => [f.expr`${f.max('rounds_failed')} - ${f.first('rounds_failed')}`.as('new_rounds_failed')])
-        .groupBy('agent', 'agent_region')
-        .build(),
-      900,
-    ),
-    reduce('B', 'A', 'last'),
-    threshold('C', 'B', 'gt', 0),
+    ...alertWhen(riseOf('rounds_failed', 'new_rounds_failed'), 900, 'gt', 0),
   ],
   dashboardUid: UIDS.fleet,
   panelId: FLEET_PANELS.roundsFailed,
-  noDataState: 'OK',
-  execErrState: 'Error',
   for: '0s',
   annotations: {
     summary:
@@ -447,8 +479,7 @@ Check:
 Act: fix the cause (shorter timeouts or fewer samples, free disk space); the alert resolves 15 minutes after the last failure.`,
   },
   labels: labels('warning', 'pipeline'),
-  isPaused: false,
-};
+});
 
 /** All rules, in the order they appear in the YAML. */
 export function alertRules(options: Partial<AlertOptions> = {}): AlertRule[] {

@@ -11,6 +11,8 @@ import {
   DASHBOARD_TAG,
   LOSS_METRICS,
   PRIMARY_METRICS,
+  PRIMARY_METRIC_CHOICES,
+  PRIMARY_ORDER,
   UIDS,
   UNITS,
   baseDashboard,
@@ -21,7 +23,17 @@ import {
   thresholdColor,
   zeroIsGood,
 } from './common.ts';
-import { DATASOURCE, Sel, from, ident, target, type Fns, type SelectBuilder } from './influxql.ts';
+import {
+  DATASOURCE,
+  Sel,
+  from,
+  ident,
+  target,
+  type Cond,
+  type Conds,
+  type Fns,
+  type SelectBuilder,
+} from './influxql.ts';
 import { column, geomapPanel, organize, stateTimeline, statPanel, tablePanel, timeSeries } from './panels.ts';
 
 /** Panel ids, stable: alert rules link to them. */
@@ -53,6 +65,8 @@ function benefitQuery(): SelectBuilder<'benefit'> {
     w.v('service', 'service'),
     w.v('protocol', 'protocol'),
     w.v('metric', 'metric'),
+    // '' (no size) for every protocol but transfer, so sizes never mix
+    w.v('size', 'size'),
     w.v('agent_region', 'region'),
   ]);
 }
@@ -78,6 +92,29 @@ function significantShare(
   return groupBy.length > 0 ? outer.groupBy(...groupBy) : outer;
 }
 
+/** The selected service's end-to-end benefit rows, narrowed by `more`: what every variable lists from. */
+const endToEndOf = (w: Conds<'benefit'>, ...more: Cond[]) => [
+  w.is('scope', 'end_to_end'),
+  w.v('service', 'service'),
+  ...more,
+];
+
+/** `"protocol" = 'p' AND "metric" = 'm'` for one (protocol, metric) of PRIMARY_ORDER. */
+const pair = (w: Conds<'benefit'>, [protocol, metric]: readonly [string, string]) =>
+  w.all(w.is('protocol', protocol), w.is('metric', metric));
+
+/*
+ * The end-to-end primary of the selected service, in two hidden steps, because a variable's
+ * options come back sorted and Grafana selects the first: `fallback` is tcp (its echo rtt) or else
+ * http (its ttfb), sorted descending so tcp wins; `primary` is udp (rtt) if the service measures it,
+ * else the fallback, else tls (handshake) — the `tls${fallback}` regex matches tls only when the
+ * fallback is empty. Both are empty for a service that measures none of them (a DNS-only one).
+ */
+const [UDP_RTT, TCP_RTT, HTTP_TTFB, TLS_HANDSHAKE] = PRIMARY_ORDER;
+
+/** The Protocol list: the primary, then the others (a missing primary leaves no empty entry). */
+export const PROTOCOL_LIST = '${primary},${others:csv}';
+
 const VARIABLES = [
   tagVariable({
     name: 'service',
@@ -87,21 +124,61 @@ const VARIABLES = [
     tag: 'service',
   }),
   tagVariable({
-    name: 'protocol',
-    label: 'Protocol',
-    description:
-      'How the comparison was measured. Only protocols with an end-to-end metric are listed. Default: udp (the STAMP round trip, which the accelerator passes through to the origin); a service without the reflector falls back to the first listed, http (its time to first byte) before tcp and tls.',
+    name: 'fallback',
+    label: 'Primary without udp',
+    description: 'Helper: tcp if the service measures the TCP echo rtt, else http if it measures ttfb, else empty.',
     measurement: 'benefit',
     tag: 'protocol',
-    where: (w) => [w.is('scope', 'end_to_end'), w.v('service', 'service')],
-    current: 'udp',
+    where: (w) => endToEndOf(w, w.any(pair(w, TCP_RTT), pair(w, HTTP_TTFB))),
+    hidden: true,
+    sort: 'desc',
   }),
+  tagVariable({
+    name: 'primary',
+    label: 'Primary protocol',
+    description:
+      'Helper: the end-to-end primary of the service — udp rtt, else tcp rtt, else http ttfb, else tls handshake (never dns).',
+    measurement: 'benefit',
+    tag: 'protocol',
+    where: (w) =>
+      endToEndOf(
+        w,
+        w.any(
+          pair(w, UDP_RTT),
+          w.vRawExact('protocol', 'fallback'),
+          w.all(pair(w, TLS_HANDSHAKE), w.vRawExact('protocol', 'fallback', 'tls')),
+        ),
+      ),
+    hidden: true,
+    sort: 'desc',
+  }),
+  tagVariable({
+    name: 'others',
+    label: 'Other protocols',
+    description: 'Helper: the other protocols the service has an end-to-end benefit for.',
+    measurement: 'benefit',
+    tag: 'protocol',
+    where: (w) => endToEndOf(w, w.notVRawExact('protocol', 'primary')),
+    hidden: true,
+    multi: true,
+  }),
+  // A custom variable whose list is built from the two above: the primary first, so Grafana opens
+  // on it, and every other protocol one click away. A query variable cannot do this: SHOW TAG VALUES
+  // comes back sorted, and Grafana 11's InfluxDB backend reads only the first series of a
+  // two-measurement answer. Custom variables interpolate their list since Grafana 11's dashboard
+  // engine (Scenes), which docs/grafana.md requires.
+  new dashboard.CustomVariableBuilder('protocol')
+    .label('Protocol')
+    .description(
+      'How the comparison was measured; only protocols with an end-to-end benefit are listed. The page opens on what the service measures best: udp (the STAMP round trip, which the accelerator passes through to the origin), else tcp (the echo on an open connection), else http (time to first byte), else tls (the handshake) — never dns while any of these exists.',
+    )
+    .values(PROTOCOL_LIST),
   customVariable({
     name: 'metrics',
     label: 'Metrics offered',
     description:
-      'primary: one end-to-end metric per protocol (udp/tcp rtt, http ttfb, tls handshake), so the Metric list has exactly one entry and the dashboard never opens on DNS or a TLS phase. every: all end-to-end metrics (http dns, tls, total, warm too).',
-    options: { primary: PRIMARY_METRICS.join('|'), 'every end-to-end metric': '[a-z_]+' },
+      'primary: the end-to-end primary metric of each protocol (udp/tcp rtt, http ttfb, tls handshake, transfer download — its ttfb listed after it —, dns query), so the dashboard never opens on DNS or a TLS phase. every: all end-to-end metrics (http dns, tls, total, warm too).',
+    options: { primary: PRIMARY_METRIC_CHOICES.join('|'), 'every end-to-end metric': '[a-z_]+' },
     current: 'primary',
   }),
   tagVariable({
@@ -111,12 +188,16 @@ const VARIABLES = [
       'What was timed. Only end-to-end metrics are listed: a TCP handshake the accelerator answers at its edge would overstate the benefit.',
     measurement: 'benefit',
     tag: 'metric',
-    where: (w) => [
-      w.is('scope', 'end_to_end'),
-      w.v('service', 'service'),
-      w.v('protocol', 'protocol'),
-      w.vRaw('metric', 'metrics'),
-    ],
+    where: (w) => endToEndOf(w, w.v('protocol', 'protocol'), w.vRaw('metric', 'metrics')),
+  }),
+  tagVariable({
+    name: 'size',
+    label: 'Transfer size',
+    description:
+      'transfer only: the object size downloaded. Every panel shows one size, so a 16 KiB and a 2 MiB download never mix. Empty for the other protocols, which have no size.',
+    measurement: 'benefit',
+    tag: 'size',
+    where: (w) => endToEndOf(w, w.v('protocol', 'protocol'), w.v('metric', 'metric')),
   }),
   tagVariable({
     name: 'region',
@@ -334,7 +415,7 @@ const matrix = tablePanel({
   id: BENEFIT_PANELS.matrix,
   title: 'Protocol × region: median time saved',
   description:
-    'Every agent region (rows) against every protocol the service measures (columns), each on its primary end-to-end metric (udp/tcp rtt, http ttfb, tls handshake): the median saving over the time range. Agreement across protocols means a routing benefit; a saving on udp but not on http ttfb points at the server or TLS, not the path.',
+    'Every agent region (rows) against every protocol the service measures (columns), each on its primary end-to-end metric (udp/tcp rtt, http ttfb, tls handshake; transfer ttfb of the selected size only): the median saving over the time range. Agreement across protocols means a routing benefit; a saving on udp but not on http ttfb points at the server or TLS, not the path.',
   unit: UNITS.ms,
   w: 24,
   h: 8,
@@ -348,6 +429,8 @@ const matrix = tablePanel({
           w.is('scope', 'end_to_end'),
           w.v('service', 'service'),
           w.in('metric', PRIMARY_METRICS),
+          // transfer (its ttfb) of the selected size only; the other protocols have no size
+          w.any(w.v('size', 'size'), w.is('size', '')),
           w.v('agent_region', 'region'),
         ])
         .groupBy('agent_region', 'protocol'),
@@ -473,6 +556,7 @@ const loss = timeSeries({
           w.v('service', 'service'),
           w.v('protocol', 'protocol'),
           w.in('metric', LOSS_METRICS),
+          w.v('size', 'size'),
           w.v('agent_region', 'region'),
         ])
         .groupByTime('$__interval')
@@ -499,6 +583,7 @@ const sites = stateTimeline({
           w.is('kind', 'anycast'),
           w.v('service', 'service'),
           w.v('protocol', 'protocol'),
+          w.v('size', 'size'),
           w.v('agent_region', 'region'),
         ])
         .groupByTime('$__interval')

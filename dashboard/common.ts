@@ -13,16 +13,37 @@ export const DASHBOARD_TAG = 'anylat';
 
 /**
  * The primary end-to-end metric of each protocol (udp rtt, tcp rtt, http ttfb, tls handshake): what
- * the headline defaults to and what the "anycast slower" alert watches. Never dns (resolver noise)
- * or an HTTP phase.
+ * the protocol × region matrix, the latency distribution and the "anycast slower" alert read. Never
+ * dns (resolver noise) or an HTTP phase. Transfer also has a `ttfb`: every reader of this list
+ * filters or groups on `size` too, so objects of different sizes never mix.
  */
 export const PRIMARY_METRICS = ['rtt', 'ttfb', 'handshake'] as const;
 
 /**
- * The metric of each protocol whose sent/received count every attempt once: the one that ends the
- * attempt (an HTTP request that fails after TLS fails ttfb, total and warm, but is one request).
+ * What the Metric variable offers in its default ("primary") mode: PRIMARY_METRICS, plus transfer
+ * `download` (transfer also has a ttfb, which sorts after it: the download is the default) and dns
+ * `query` (the only metric of an anycast DNS service).
  */
-export const LOSS_METRICS = ['rtt', 'handshake', 'total'] as const;
+export const PRIMARY_METRIC_CHOICES = [...PRIMARY_METRICS, 'download', 'query'] as const;
+
+/**
+ * The end-to-end primary of a service, in order of preference: the dashboards open on the first
+ * (protocol, metric) the service measures — udp rtt, else tcp rtt, else http ttfb, else tls
+ * handshake; never dns while any of these exists.
+ */
+export const PRIMARY_ORDER = [
+  ['udp', 'rtt'],
+  ['tcp', 'rtt'],
+  ['http', 'ttfb'],
+  ['tls', 'handshake'],
+] as const;
+
+/**
+ * The metric of each protocol whose sent/received count every attempt once: the one that ends the
+ * attempt (an HTTP request that fails after TLS fails ttfb, total and warm, but is one request;
+ * a transfer that fails fails ttfb and download, and is one download).
+ */
+export const LOSS_METRICS = ['rtt', 'handshake', 'total', 'download'] as const;
 
 /** Stable uids: alert rules and links point at them, so they never change. */
 export const UIDS = {
@@ -103,25 +124,43 @@ export interface TagVariable<M extends Measurement> {
   multi?: boolean;
   /** preselected value (Grafana falls back to the first value when it does not exist) */
   current?: string;
+  /** a helper variable other queries read, not shown on the page */
+  hidden?: boolean;
+  /** option order (default asc): Grafana selects the first when nothing else is selected */
+  sort?: 'asc' | 'desc' | 'none';
 }
 
-/** A template variable filled from `SHOW TAG VALUES`. */
-export function tagVariable<M extends Measurement>(v: TagVariable<M>): dashboard.QueryVariableBuilder {
-  const query = showTagValues(v.measurement, v.tag, v.where);
+const SORTS = {
+  asc: dashboard.VariableSort.AlphabeticalAsc,
+  desc: dashboard.VariableSort.AlphabeticalDesc,
+  none: dashboard.VariableSort.Disabled,
+} as const;
+
+/** A template variable filled from an InfluxQL query (SHOW TAG VALUES) that carries $timeFilter. */
+export function queryVariable(
+  v: Omit<TagVariable<Measurement>, 'measurement' | 'tag' | 'where'> & { query: string },
+): dashboard.QueryVariableBuilder {
   const builder = new dashboard.QueryVariableBuilder(v.name)
     .label(v.label)
     .description(v.description)
     .datasource(DATASOURCE)
-    .query(query)
-    .definition(query)
+    .query(v.query)
+    .definition(v.query)
     // Every variable query carries $timeFilter: re-run it when the range changes.
     .refresh(dashboard.VariableRefresh.OnTimeRangeChanged)
-    .sort(dashboard.VariableSort.AlphabeticalAsc)
+    .sort(SORTS[v.sort ?? 'asc'])
     .multi(v.multi ?? false)
     .includeAll(v.multi ?? false);
+  if (v.hidden) builder.hide(dashboard.VariableHide.HideVariable);
   if (v.multi) builder.current({ selected: true, text: ['All'], value: ['$__all'] });
   else if (v.current) builder.current({ selected: true, text: v.current, value: v.current });
   return builder;
+}
+
+/** A template variable filled from `SHOW TAG VALUES`. */
+export function tagVariable<M extends Measurement>(v: TagVariable<M>): dashboard.QueryVariableBuilder {
+  const { measurement, tag, where, ...rest } = v;
+  return queryVariable({ ...rest, query: showTagValues(measurement, tag, where) });
 }
 
 /** Width of Grafana's grid. */

@@ -28,9 +28,11 @@ export function renderAll(options: Partial<AlertOptions> = {}): Map<string, stri
 }
 
 /**
- * `npm run dashboards -- [--anycast-slower-ms N] [--docs-url URL]`: the alert thresholds that are
- * site policy, without editing the generated files (Grafana expands no variables in rule queries
- * and expressions). The committed files use the defaults; the golden test checks those.
+ * `npm run dashboards -- [--anycast-slower-ms N] [--docs-url URL]`: site policy baked into the
+ * generated files, for what Grafana's environment cannot set (it expands no variables in rule
+ * queries, expressions or annotations): the default minimum effect of "anycast slower" (the
+ * environment can still pick 1, 2, 3, 5 or 10 ms, see ANYCAST_SLOWER_ENV) and the runbooks' base
+ * URL. The committed files use the defaults; the golden test checks those.
  */
 export function parseOptions(argv: readonly string[]): Partial<AlertOptions> {
   const { values } = parseArgs({

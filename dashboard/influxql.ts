@@ -91,6 +91,13 @@ export interface Conds<M extends Measurement> {
   v(tag: TagOf<M>, variable: string): Cond;
   /** `"tag" =~ /^(${variable:raw})$/`: a variable whose value is itself a regex alternation */
   vRaw(tag: TagOf<M>, variable: string): Cond;
+  /**
+   * `"tag" =~ /^prefix${variable:raw}$/`: the variable's value as is, anchored — matches nothing
+   * when the value is empty (no prefix) or when a prefix is followed by a non-empty value.
+   */
+  vRawExact(tag: TagOf<M>, variable: string, prefix?: string): Cond;
+  /** `"tag" !~ /^${variable:raw}$/`: every value but the variable's (all of them when it is empty) */
+  notVRawExact(tag: TagOf<M>, variable: string): Cond;
   /** `"tag" != 'value'` */
   not(tag: TagOf<M>, value: string): Cond;
   /** a condition on a field, e.g. `"ci_low_ms" > 0` */
@@ -107,6 +114,8 @@ function conds<M extends Measurement>(): Conds<M> {
     in: (tag, values) => new Cond(`${ident(tag)} =~ /^(${values.map(regexBody).join('|')})$/`),
     v: (tag, variable) => new Cond(`${ident(tag)} =~ /^$${variable}$/`),
     vRaw: (tag, variable) => new Cond(`${ident(tag)} =~ /^(\${${variable}:raw})$/`),
+    vRawExact: (tag, variable, prefix = '') => new Cond(`${ident(tag)} =~ /^${regexBody(prefix)}\${${variable}:raw}$/`),
+    notVRawExact: (tag, variable) => new Cond(`${ident(tag)} !~ /^\${${variable}:raw}$/`),
     not: (tag, value) => new Cond(`${ident(tag)} != ${literal(value)}`),
     field: (sql) => new Cond(sql),
     any: (...cs) => new Cond(`(${cs.map((c) => c.sql).join(' OR ')})`),

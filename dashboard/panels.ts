@@ -7,7 +7,8 @@ import * as stat from '@grafana/grafana-foundation-sdk/stat';
 import * as statetimeline from '@grafana/grafana-foundation-sdk/statetimeline';
 import * as table from '@grafana/grafana-foundation-sdk/table';
 import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
-import { DATASOURCE } from './influxql.ts';
+import { DATASOURCE, target, type SelectBuilder } from './influxql.ts';
+import type { Measurement, TagOf } from './schema.ts';
 
 interface PanelBase {
   id: number;
@@ -43,6 +44,26 @@ export function timeSeries(p: PanelBase): timeseries.PanelBuilder {
     .tooltip(
       new common.VizTooltipOptionsBuilder().mode(common.TooltipDisplayMode.Multi).sort(common.SortOrder.Descending),
     );
+}
+
+/**
+ * A time series of one InfluxQL query per `$__interval` bucket (no fill: a gap stays a gap), one
+ * line per combination of the `groupBy` tags, named by `alias`; 12 × 8 unless told otherwise.
+ */
+export function perIntervalSeries<M extends Measurement>(
+  p: Omit<PanelBase, 'w' | 'h'> & Partial<Pick<PanelBase, 'w' | 'h'>>,
+  query: SelectBuilder<M>,
+  groupBy: Array<TagOf<M>>,
+  alias: string,
+): timeseries.PanelBuilder {
+  return timeSeries({ w: 12, h: 8, ...p }).withTarget(
+    target(
+      query
+        .groupByTime('$__interval')
+        .groupBy(...groupBy)
+        .fill('none'),
+    ).alias(alias),
+  );
 }
 
 /** A single number reduced from one value per query. */

@@ -13,8 +13,8 @@ import {
   tagVariable,
   zeroIsGood,
 } from './common.ts';
-import { from, target } from './influxql.ts';
-import { column, organize, tablePanel, timeSeries } from './panels.ts';
+import { from, target, type Cond, type Conds } from './influxql.ts';
+import { column, organize, perIntervalSeries, tablePanel, timeSeries } from './panels.ts';
 
 /** Panel ids, stable: alert rules link to them. */
 export const PATH_PANELS = {
@@ -81,6 +81,13 @@ function paths() {
   return from('latency').where((w) => [w.v('service', 'service'), w.v('agent', 'agent'), w.v('endpoint', 'endpoint')]);
 }
 
+/** The mean per interval of one per-round statistic of the selected paths, narrowed by `where`. */
+function meanOf(field: 'p50_ms' | 'jitter_ms', where: (w: Conds<'latency'>) => Cond[]) {
+  return paths()
+    .select((f) => [f.mean(field)])
+    .where(where);
+}
+
 const edgeVsEndToEnd = timeSeries({
   id: PATH_PANELS.edgeVsEndToEnd,
   title: 'TCP connect (edge) next to TCP echo and UDP RTT (end to end), p50',
@@ -133,86 +140,62 @@ const httpPhases = timeSeries({
     ).alias('$tag_metric'),
   );
 
-const httpRequest = timeSeries({
-  id: PATH_PANELS.httpRequest,
-  title: 'HTTP ttfb, total and warm request (p50)',
-  description:
-    'ttfb: request sent → first response byte; total: the whole request on a fresh connection; warm: a second request on the already open connection — no handshakes, so it shows the pure request/response path through the accelerator to the origin.',
-  unit: UNITS.ms,
-  w: 12,
-  h: 8,
-}).withTarget(
-  target(
-    paths()
-      .select((f) => [f.mean('p50_ms')])
-      .where((w) => [w.is('protocol', 'http'), w.in('metric', ['ttfb', 'total', 'warm'])])
-      .groupByTime('$__interval')
-      .groupBy('endpoint', 'metric')
-      .fill('none'),
-  ).alias('$tag_endpoint $tag_metric'),
+const httpRequest = perIntervalSeries(
+  {
+    id: PATH_PANELS.httpRequest,
+    title: 'HTTP ttfb, total and warm request (p50)',
+    description:
+      'ttfb: request sent → first response byte; total: the whole request on a fresh connection; warm: a second request on the already open connection — no handshakes, so it shows the pure request/response path through the accelerator to the origin.',
+    unit: UNITS.ms,
+  },
+  meanOf('p50_ms', (w) => [w.is('protocol', 'http'), w.in('metric', ['ttfb', 'total', 'warm'])]),
+  ['endpoint', 'metric'],
+  '$tag_endpoint $tag_metric',
 );
 
-const tls = timeSeries({
-  id: PATH_PANELS.tls,
-  title: 'TLS handshake (p50)',
-  description:
-    'Time from TCP established to TLS handshake complete, no session reuse. TLS ends at the origin even through the accelerator, so this is an end-to-end comparison (about one round trip to the origin).',
-  unit: UNITS.ms,
-  w: 12,
-  h: 8,
-}).withTarget(
-  target(
-    paths()
-      .select((f) => [f.mean('p50_ms')])
-      .where((w) => [w.is('protocol', 'tls'), w.is('metric', 'handshake')])
-      .groupByTime('$__interval')
-      .groupBy('endpoint')
-      .fill('none'),
-  ).alias('$tag_endpoint'),
+const tls = perIntervalSeries(
+  {
+    id: PATH_PANELS.tls,
+    title: 'TLS handshake (p50)',
+    description:
+      'Time from TCP established to TLS handshake complete, no session reuse. TLS ends at the origin even through the accelerator, so this is an end-to-end comparison (about one round trip to the origin).',
+    unit: UNITS.ms,
+  },
+  meanOf('p50_ms', (w) => [w.is('protocol', 'tls'), w.is('metric', 'handshake')]),
+  ['endpoint'],
+  '$tag_endpoint',
 );
 
-const icmp = timeSeries({
-  id: PATH_PANELS.icmp,
-  title: 'ICMP RTT (p50, edge only)',
-  description:
-    'Ping round trip (the kernel-timestamped time= that ping prints). Whoever holds the anycast address answers ICMP — the edge, never the origin — so this is never part of the benefit; it is shown to spot path changes.',
-  unit: UNITS.ms,
-  w: 12,
-  h: 8,
-}).withTarget(
-  target(
-    paths()
-      .select((f) => [f.mean('p50_ms')])
-      .where((w) => [w.is('protocol', 'icmp'), w.is('metric', 'rtt')])
-      .groupByTime('$__interval')
-      .groupBy('endpoint')
-      .fill('none'),
-  ).alias('$tag_endpoint'),
+const icmp = perIntervalSeries(
+  {
+    id: PATH_PANELS.icmp,
+    title: 'ICMP RTT (p50, edge only)',
+    description:
+      'Ping round trip (the kernel-timestamped time= that ping prints). Whoever holds the anycast address answers ICMP — the edge, never the origin — so this is never part of the benefit; it is shown to spot path changes.',
+    unit: UNITS.ms,
+  },
+  meanOf('p50_ms', (w) => [w.is('protocol', 'icmp'), w.is('metric', 'rtt')]),
+  ['endpoint'],
+  '$tag_endpoint',
 );
 
-const jitter = timeSeries({
-  id: PATH_PANELS.jitter,
-  title: 'Jitter',
-  description:
-    'RFC 3550 interarrival jitter of the RTT series within each round (mean per interval). High jitter widens the confidence interval of the benefit and hurts real-time traffic more than a slightly higher median.',
-  unit: UNITS.ms,
-  w: 12,
-  h: 8,
-}).withTarget(
-  target(
-    paths()
-      .select((f) => [f.mean('jitter_ms')])
-      .where((w) => [w.is('metric', 'rtt')])
-      .groupByTime('$__interval')
-      .groupBy('endpoint', 'protocol')
-      .fill('none'),
-  ).alias('$tag_endpoint $tag_protocol'),
+const jitter = perIntervalSeries(
+  {
+    id: PATH_PANELS.jitter,
+    title: 'Jitter',
+    description:
+      'RFC 3550 interarrival jitter of the RTT series within each round (mean per interval). High jitter widens the confidence interval of the benefit and hurts real-time traffic more than a slightly higher median.',
+    unit: UNITS.ms,
+  },
+  meanOf('jitter_ms', (w) => [w.is('metric', 'rtt')]),
+  ['endpoint', 'protocol'],
+  '$tag_endpoint $tag_protocol',
 );
 
 const loss = timeSeries({
   id: PATH_PANELS.loss,
   title: 'Loss per path',
-  description: `100 × (1 − Σreceived / Σsent) per endpoint and protocol, each attempt counted once (read from ${LOSS_METRICS.join(', ')}: an HTTP request that fails after TLS is one failed request). Any failure counts: timeout, refused, reset, TLS or HTTP error.`,
+  description: `100 × (1 − Σreceived / Σsent) per endpoint and protocol (and object size for transfer), each attempt counted once (read from ${LOSS_METRICS.join(', ')}: an HTTP request that fails after TLS is one failed request). Any failure counts: timeout, refused, reset, TLS or HTTP error.`,
   unit: UNITS.percent,
   w: 12,
   h: 8,
@@ -226,9 +209,9 @@ const loss = timeSeries({
         .select((f) => [f.expr`100 * (1 - ${f.sum('received')} / ${f.sum('sent')})`.as('loss_pct')])
         .where((w) => [w.in('metric', LOSS_METRICS)])
         .groupByTime('$__interval')
-        .groupBy('endpoint', 'protocol')
+        .groupBy('endpoint', 'protocol', 'size')
         .fill('none'),
-    ).alias('$tag_endpoint $tag_protocol'),
+    ).alias('$tag_endpoint $tag_protocol $tag_size'),
   );
 
 const flagged = timeSeries({
@@ -246,9 +229,9 @@ const flagged = timeSeries({
       paths()
         .select((f) => [f.expr`100 * ${f.sum('flagged')} / ${f.sum('received')}`.as('flagged_pct')])
         .groupByTime('$__interval')
-        .groupBy('endpoint', 'protocol')
+        .groupBy('endpoint', 'protocol', 'size')
         .fill('none'),
-    ).alias('$tag_endpoint $tag_protocol'),
+    ).alias('$tag_endpoint $tag_protocol $tag_size'),
   );
 
 const udpAccounting = timeSeries({
@@ -282,7 +265,7 @@ const latest = tablePanel({
   id: PATH_PANELS.latest,
   title: 'Latest round per path',
   description:
-    'The last value in the time range of every path (endpoint × protocol × metric): percentiles, loss, jitter and the site that answered. scope=edge rows are not comparable between anycast and unicast.',
+    'The last value in the time range of every path (endpoint × protocol × metric, and object size for transfer): percentiles, loss, jitter and the site that answered. scope=edge rows are not comparable between anycast and unicast.',
   unit: UNITS.ms,
   w: 24,
   h: 10,
@@ -299,7 +282,7 @@ const latest = tablePanel({
           f.last('loss_pct').as('loss_pct'),
           f.last('site').as('site'),
         ])
-        .groupBy('endpoint', 'protocol', 'metric', 'scope'),
+        .groupBy('endpoint', 'protocol', 'metric', 'scope', 'size'),
     ).table(),
   )
   .withTransformation(organize({ exclude: ['Time'] }))
@@ -307,6 +290,7 @@ const latest = tablePanel({
   .overrideByName('protocol', column(UNITS.text, 'Protocol'))
   .overrideByName('metric', column(UNITS.text, 'Metric'))
   .overrideByName('scope', column(UNITS.text, 'Scope'))
+  .overrideByName('size', column(UNITS.text, 'Size'))
   .overrideByName('p50_ms', column(UNITS.ms, 'p50'))
   .overrideByName('p90_ms', column(UNITS.ms, 'p90'))
   .overrideByName('p99_ms', column(UNITS.ms, 'p99'))
@@ -317,7 +301,7 @@ const latest = tablePanel({
 const distribution = timeSeries({
   id: PATH_PANELS.distribution,
   title: 'Latency distribution — $endpoint',
-  description: `One panel per endpoint, each protocol on its primary end-to-end metric (${PRIMARY_METRICS.join(', ')}): the per-round p50 (line) inside a band from the round's fastest sample (min) to its p90, with p99 as a dashed line. The agent writes min, p50, p90, p99 and max per round, not p10, so the band's lower edge is the minimum. A widening band or a p99 pulling away from p50 is queueing or loss recovery on the path, which the median alone hides.`,
+  description: `One panel per endpoint, each protocol on its primary end-to-end metric (${PRIMARY_METRICS.join(', ')}; transfer ttfb once per object size): the per-round p50 (line) inside a band from the round's fastest sample (min) to its p90, with p99 as a dashed line. The agent writes min, p50, p90, p99 and max per round, not p10, so the band's lower edge is the minimum. A widening band or a p99 pulling away from p50 is queueing or loss recovery on the path, which the median alone hides.`,
   unit: UNITS.ms,
   w: 12,
   h: 8,
@@ -342,9 +326,10 @@ const distribution = timeSeries({
         ])
         .where((w) => [w.is('scope', 'end_to_end'), w.in('metric', PRIMARY_METRICS)])
         .groupByTime('$__interval')
-        .groupBy('protocol')
+        // one band per transfer size: a 16 KiB and a 2 MiB download never share a line
+        .groupBy('protocol', 'size')
         .fill('none'),
-    ).alias('$tag_protocol $col'),
+    ).alias('$tag_protocol $tag_size $col'),
   );
 
 const traces = tablePanel({

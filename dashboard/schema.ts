@@ -7,10 +7,10 @@ import { MEASUREMENTS } from '../agent/core/line-protocol.ts';
 export { MEASUREMENTS };
 export type Measurement = (typeof MEASUREMENTS)[keyof typeof MEASUREMENTS];
 
-/** Tags each measurement carries (agent labels come on top and are not used here). */
+/** Tags each measurement carries (agent labels come on top and are not used here); `size` only on transfer rows. */
 export const TAGS = {
-  latency: ['agent', 'agent_region', 'service', 'endpoint', 'kind', 'protocol', 'metric', 'scope'],
-  benefit: ['agent', 'agent_region', 'service', 'protocol', 'metric', 'scope', 'baseline'],
+  latency: ['agent', 'agent_region', 'service', 'endpoint', 'kind', 'protocol', 'metric', 'scope', 'size'],
+  benefit: ['agent', 'agent_region', 'service', 'protocol', 'metric', 'scope', 'baseline', 'size'],
   agent: ['agent', 'agent_region'],
   event: ['agent', 'agent_region', 'service', 'type'],
   trace: ['agent', 'agent_region', 'service', 'endpoint', 'kind', 'trigger'],

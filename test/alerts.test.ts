@@ -9,10 +9,25 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Ajv } from 'ajv';
 import { parse } from 'yaml';
-import { ALERT_RULES, APP_LABEL, CONTACT_POINT, LOSS_ALERT_PCT, WEBHOOK_ENV } from '../dashboard/alerts.ts';
+import {
+  ALERT_RULES,
+  ANYCAST_SLOWER_CHOICES_MS,
+  ANYCAST_SLOWER_ENV,
+  APP_LABEL,
+  CONTACT_POINT,
+  DEFAULT_DOCS_URL,
+  LOSS_ALERT_PCT,
+  WEBHOOK_ENV,
+} from '../dashboard/alerts.ts';
 import { ROOT } from '../dashboard/generate.ts';
 import { DATASOURCE_UID } from '../dashboard/influxql.ts';
-import { evaluateRule, noDataOutcome, type Evaluation, type RuleDefinition } from './fixtures/grafana/grafana.ts';
+import {
+  evaluateRule,
+  noDataOutcome,
+  provisionRule,
+  type Evaluation,
+  type RuleDefinition,
+} from './fixtures/grafana/grafana.ts';
 import {
   DEAD_LETTERS,
   LOSSY,
@@ -144,7 +159,12 @@ describe('alerting provisioning files', () => {
       assert.match(r.uid, /^[a-zA-Z0-9_-]{1,40}$/, `uid ${r.uid}`);
       const refIds = r.data.map((d) => d.refId);
       assert.equal(new Set(refIds).size, refIds.length, `${r.uid}: duplicate refIds`);
-      assert.ok(refIds.includes(r.condition), `${r.uid}: condition ${r.condition} is not one of ${refIds.join(',')}`);
+      // The condition as Grafana stores it: interpolated from its environment (unset, and each value
+      // the "anycast slower" threshold variable may take).
+      for (const env of [{}, ...ANYCAST_SLOWER_CHOICES_MS.map((ms) => ({ [ANYCAST_SLOWER_ENV]: String(ms) }))]) {
+        const condition = provisionRule(r, env).condition;
+        assert.ok(refIds.includes(condition), `${r.uid}: condition ${condition} is not one of ${refIds.join(',')}`);
+      }
       for (const [i, d] of r.data.entries()) {
         assert.ok(
           [DATASOURCE_UID, '__expr__'].includes(d.datasourceUid),
@@ -206,10 +226,18 @@ describe('alerting provisioning files', () => {
     );
     for (const r of rules) {
       const url = String(r.annotations.runbook_url ?? '');
-      const m = url.match(/^\$\{ANYLAT_DOCS_URL\}\/grafana\.md#([\w-]+)$/);
+      // Baked in: Grafana takes provisioned annotations raw, so `${VAR}` would show literally.
+      assert.ok(url.startsWith(`${DEFAULT_DOCS_URL}/grafana.md#`), `${r.uid}: runbook_url ${url}`);
+      const m = url.match(/\/grafana\.md#([\w-]+)$/);
       assert.ok(m, `${r.uid}: runbook_url ${url}`);
       assert.ok(anchors.has(m[1]!), `${r.uid}: docs/grafana.md has no heading for #${m[1]}`);
     }
+  });
+
+  it('no annotation relies on an environment variable (Grafana up to 12.x takes them raw)', () => {
+    for (const r of rules)
+      for (const [k, v] of Object.entries(r.annotations))
+        assert.doesNotMatch(v, /\$\{\w+\}|\$__env\{/, `${r.uid}: annotation ${k} would show the variable literally`);
   });
 
   it('every rule explains itself and carries routing labels', () => {

@@ -224,9 +224,11 @@ test('relay: a path with a known extra delay shows up as the benefit, inside its
     ['udp', far.held.udp],
     ['tcp', far.held.tcp],
   ] as const) {
-    // What the relay really added: its hold each way (a timer fires a little late, never early).
+    // What the relay really added: its hold each way (a timer fires a little late, never early;
+    // on a busy machine, tens of ms late). That measured hold is the truth the benefit must match,
+    // not the configured delay: the relay runs in this test's process and shares its CPU.
     const added = median(held.up) + median(held.down);
-    assert.ok(added >= 2 * DELAY_MS && added < 2 * DELAY_MS + 3, `${protocol}: relay held ${added} ms per round trip`);
+    assert.ok(added >= 2 * DELAY_MS, `${protocol}: relay held ${added} ms per round trip, less than configured`);
     const b = row(protocol, 'rtt');
     assert.ok(b, `${protocol} rtt benefit row in ${JSON.stringify(round.benefit)}`);
     assert.equal(b.baseline, 'far');
@@ -240,7 +242,7 @@ test('relay: a path with a known extra delay shows up as the benefit, inside its
     t.diagnostic(seen);
     assert.ok(b.ci_low_ms - tolerance <= added && added <= b.ci_high_ms + tolerance, seen);
     assert.ok(b.ci_low_ms <= b.saved_ms && b.saved_ms <= b.ci_high_ms, seen);
-    assert.ok(Math.abs(b.saved_ms - 2 * DELAY_MS) < 5, seen);
+    assert.ok(Math.abs(b.saved_ms - added) < 5, seen);
     assert.ok(b.win_rate >= 0.9, `${protocol}: win rate ${b.win_rate}`);
   }
   // The relay terminates TCP: the connect to "far" ends at the relay, so it hides the 2 × 20 ms
@@ -268,42 +270,65 @@ test('bad arguments say what to fix', async () => {
   await usage([], /give the anycast address and at least one name=unicast endpoint/);
   await usage(['192.0.2.1'], /no unicast endpoint to compare with/);
   await usage(['192.0.2.1', 'eu'], /"eu" is not name=address/);
-  await usage(['192.0.2.1', '=192.0.2.2'], /endpoint name "" in "=192.0.2.2"/);
-  await usage(['192.0.2.1', 'eu='], /address "" in "eu="/);
+  // Endpoints are checked by the config's rules for `anycast:` and `unicast:` (test/compare-options.test.ts).
+  await usage(['192.0.2.1', '=192.0.2.2'], /endpoint "=192.0.2.2": expected an endpoint name .*, got ""/);
+  await usage(['192.0.2.1', 'eu='], /endpoint "eu=": expected an IP address or host name, got ""/);
   await usage(
     ['192.0.2.1', 'eu=bad_host!'],
-    /address "bad_host!" in "eu=bad_host!" is neither an IP address nor a host name/,
+    /endpoint "eu=bad_host!": expected an IP address or host name, got "bad_host!"/,
   );
-  await usage(['192.0.2.1', 'eu=300.1.2.3'], /address "300.1.2.3"/);
-  await usage(['192.0.2.1,nope!', 'eu=192.0.2.2'], /anycast address "nope!"/);
+  await usage(['192.0.2.1', 'eu=300.1.2.3'], /"300.1.2.3" \(not a valid IPv4 address\)/);
+  await usage(['192.0.2.1,nope!', 'eu=192.0.2.2'], /anycast address "nope!": expected an IP address or host name/);
   await usage(['x=192.0.2.1', 'eu=192.0.2.2'], /the first argument is the anycast address/);
   await usage(['192.0.2.1', 'anycast-2=192.0.2.2'], /"anycast-2" is reserved/);
+  await usage(['192.0.2.1', 'nearest=192.0.2.2'], /"nearest" is reserved/);
   await usage(['192.0.2.1', 'eu=192.0.2.2', 'eu=192.0.2.3'], /"eu" is given twice/);
   await usage(
     ['192.0.2.1', 'eu=192.0.2.2', '--protocol', 'udp,smtp'],
-    /--protocol: unknown protocol "smtp"; choose from udp, tcp, tls, http, icmp/,
+    /--protocol: unknown protocol "smtp" \(expected one of: udp, tcp, tls, http, icmp/,
   );
   await usage(
     ['192.0.2.1', 'eu=192.0.2.2', '--baseline', 'us'],
-    /--baseline: "us" names no unicast endpoint; use nearest or one of: eu/,
+    /--baseline: expected "nearest" or a unicast endpoint name \(eu\), got "us"/,
   );
   await usage(['192.0.2.1', 'eu=192.0.2.2', '--spacing', 'soon'], /--spacing: expected a duration like 50ms/);
-  await usage(['192.0.2.1', 'eu=192.0.2.2', '--timeout', '0'], /--timeout: must be more than 0/);
-  await usage(['192.0.2.1', 'eu=192.0.2.2', '--samples', '0'], /--samples: expected a whole number ≥ 1, got "0"/);
-  await usage(['192.0.2.1', 'eu=192.0.2.2', '--udp-port', '0'], /--udp-port: expected a port number 1..65535, got "0"/);
+  await usage(['192.0.2.1', 'eu=192.0.2.2', '--timeout', '0s'], /--timeout: expected a duration greater than zero/);
+  await usage(
+    ['192.0.2.1', 'eu=192.0.2.2', '--timeout', '0'],
+    /--timeout: expected a duration with a unit .*\(which unit\?\)/,
+  );
+  await usage(
+    ['192.0.2.1', 'eu=192.0.2.2', '--samples', '0'],
+    /--samples: expected a number of samples from 1 to 10000, got 0/,
+  );
+  await usage(
+    ['192.0.2.1', 'eu=192.0.2.2', '--udp-port', '0'],
+    /--udp-port: expected a port number from 1 to 65535, got 0/,
+  );
   await usage(
     ['192.0.2.1', 'eu=192.0.2.2', '--anycast-terminates-tcp', 'maybe'],
     /--anycast-terminates-tcp: expected true or false/,
   );
   await usage(
-    ['192.0.2.1', 'eu=192.0.2.2', '--protocol', 'http', '--http-url', 'ftp://x/'],
-    /--http-url: only http:\/\/ and https:\/\//,
+    ['192.0.2.1', 'eu=192.0.2.2', '--anycast-terminates-tcp', 'yes'],
+    /--anycast-terminates-tcp: expected true or false, got "yes"/,
   );
-  await usage(['192.0.2.1', 'eu=192.0.2.2', '--lag-threshold', '0'], /--lag-threshold: must be more than 0/);
+  await usage(
+    ['192.0.2.1', 'eu=192.0.2.2', '--protocol', 'tls'],
+    /--protocol: set --sni \(the name the certificate is for, sent as SNI\), or --insecure to skip certificate checks/,
+  );
+  await usage(
+    ['192.0.2.1', 'eu=192.0.2.2', '--protocol', 'http', '--http-url', 'ftp://x/'],
+    /--http-url: expected an http:\/\/ or https:\/\/ URL, got "ftp:\/\/x\/"/,
+  );
+  await usage(
+    ['192.0.2.1', 'eu=192.0.2.2', '--lag-threshold', '0ms'],
+    /--lag-threshold: expected a duration greater than zero/,
+  );
   await usage(['192.0.2.1', 'eu=192.0.2.2', '--frob'], /compare: unknown option --frob/);
   await usage(
     ['192.0.2.1', 'eu=192.0.2.2', '--ca-file', '/nonexistent/ca.pem'],
-    /--ca-file \/nonexistent\/ca.pem: cannot read it \(ENOENT\)/,
+    /--ca-file: cannot read the CA file "\/nonexistent\/ca.pem": no such file/,
   );
 });
 

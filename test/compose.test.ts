@@ -106,7 +106,7 @@ describe('docker-compose.yml', () => {
     }
     assert.deepEqual([...wanted].sort(), [
       'ANYLAT_ALERT_WEBHOOK_URL',
-      'ANYLAT_DOCS_URL',
+      'ANYLAT_ANYCAST_SLOWER_MS',
       'ANYLAT_INFLUX_DATABASE',
       'ANYLAT_INFLUX_TOKEN',
       'ANYLAT_INFLUX_URL',

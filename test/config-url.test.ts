@@ -5,38 +5,19 @@
 // checked against the system's CA store (SSL_CERT_FILE names it here).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';
-import { freeUdpPort, runAnylat, startAnylat } from './support/net.ts';
+import { runAnylat, startAnylat } from './support/net.ts';
+import { udpReflectorForFile } from './support/udp-reflector.ts';
 import { makeSelfSignedCert, type TestCert } from './support/tls-cert.ts';
 
-const scratch = mkdtempSync(join(tmpdir(), 'anylat-cfgurl-'));
+const files = udpReflectorForFile('u-site', 'anylat-cfgurl-');
+const { scratch } = files;
 const TOKEN = 'fleet-token-5ec4e7';
-let reflector: RunningReflector;
-let udpPort: number;
-
-before(async () => {
-  udpPort = await freeUdpPort();
-  reflector = await startReflector({
-    site: 'u-site',
-    binds: ['127.0.0.1', '127.0.0.2'],
-    udp: { port: udpPort },
-    tcp: false,
-    http: false,
-    log: () => {},
-  });
-});
-
-after(async () => {
-  await reflector?.close();
-  rmSync(scratch, { recursive: true, force: true });
-});
 
 function service(name: string): string {
   return `  - name: ${name}
@@ -44,7 +25,7 @@ function service(name: string): string {
     unicast:
       lo-two: 127.0.0.2
     probes:
-      udp: { port: ${udpPort} }
+      udp: { port: ${files.udpPort} }
     samples: 2
     spacing: 20ms
     timeout: 300ms

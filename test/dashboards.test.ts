@@ -266,7 +266,7 @@ describe('project lint of the dashboards', () => {
         if (v.type === 'custom') return;
         assert.equal(v.type, 'query');
         assert.equal(v.datasource?.uid, DATASOURCE_UID);
-        assert.match(v.query ?? '', /^SHOW TAG VALUES FROM "\w+" WITH KEY = "\w+" WHERE .*\$timeFilter$/);
+        assert.match(v.query ?? '', /^SHOW TAG VALUES FROM "\w+"(, "\w+")* WITH KEY = "\w+" WHERE .*\$timeFilter$/);
         assert.equal((v as { refresh?: number }).refresh, 2, `variable ${v.name} re-runs when the time range changes`);
         for (const [, name] of (v.query ?? '').matchAll(/\$\{?(\w+)/g)) {
           if (BUILT_INS.has(name!)) continue;

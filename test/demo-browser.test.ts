@@ -79,7 +79,9 @@ describe(
     });
 
     it('the page shows every region with the measured benefit and draws every chart, without an error', async () => {
-      const { page, errors } = await openPage(browser!, url);
+      // The demo runs two services (demo, and demo-transfer by default): the page would open on the
+      // overview, so this opens the latency service's own view.
+      const { page, errors } = await openPage(browser!, `${url}?service=demo`);
       await waitForRegions(page, REGIONS, 90_000);
       await page.waitForFunction(
         ([regions, n]) =>
@@ -126,6 +128,19 @@ describe(
       assert.deepEqual(inkProblems(ink), []);
       assert.deepEqual(errors, []);
       await page.close();
+
+      // demo-transfer is on by default: its first round (once a minute) reaches the store.
+      const deadline = Date.now() + 120_000;
+      let services: string[] = [];
+      while (Date.now() < deadline) {
+        const body = (await (await fetch(new URL('/api/services', url))).json()) as {
+          services: Array<{ service: string }>;
+        };
+        services = body.services.map((x) => x.service);
+        if (services.includes('demo-transfer')) break;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      assert.deepEqual(services.sort(), ['demo', 'demo-transfer']);
 
       // The terminal printed the same kind of table: a row per region with its site and numbers.
       const out = demo!.output();

@@ -490,6 +490,18 @@ describe('deploy/anylat.service specifics', () => {
   );
 });
 
+/** A UDP port below 1024 free on 127.0.0.1 right now (root binds it in a child to check). */
+function freePrivilegedUdpPort(): number {
+  for (let p = 700 + Math.floor(Math.random() * 200); p < 1000; p++) {
+    const probe = spawnSync(process.execPath, [
+      '-e',
+      `require('dgram').createSocket('udp4').bind(${p},'127.0.0.1',function(){this.close()}).on('error',()=>process.exit(1))`,
+    ]);
+    if (probe.status === 0) return p;
+  }
+  throw new Error('no free UDP port between 700 and 999 on 127.0.0.1');
+}
+
 describe('deploy/reflector.service specifics', () => {
   const u = unit('deploy/reflector.service');
 
@@ -503,15 +515,7 @@ describe('deploy/reflector.service specifics', () => {
     { skip: needsRoot },
     async () => {
       // What the Dockerfile does to the image's node, done to a copy of this machine's.
-      let port = 0;
-      for (let p = 700 + Math.floor(Math.random() * 200); p < 1000 && port === 0; p++) {
-        const probe = spawnSync(process.execPath, [
-          '-e',
-          `require('dgram').createSocket('udp4').bind(${p},'127.0.0.1',function(){this.close()}).on('error',()=>process.exit(1))`,
-        ]);
-        if (probe.status === 0) port = p;
-      }
-      assert.ok(port > 0);
+      const port = freePrivilegedUdpPort();
       const dir = join(ROOT, 'tmp', `node-cap-${process.pid}`);
       mkdirSync(dir, { recursive: true });
       try {
@@ -566,15 +570,7 @@ describe('deploy/reflector.service specifics', () => {
     { skip: needsRoot },
     async () => {
       // A privileged port free on loopback right now.
-      let port = 0;
-      for (let p = 700 + Math.floor(Math.random() * 200); p < 1000 && port === 0; p++) {
-        const probe = spawnSync(process.execPath, [
-          '-e',
-          `require('dgram').createSocket('udp4').bind(${p},'127.0.0.1',function(){this.close()}).on('error',()=>process.exit(1))`,
-        ]);
-        if (probe.status === 0) port = p;
-      }
-      assert.ok(port > 0);
+      const port = freePrivilegedUdpPort();
       const args = [
         'node',
         'bin/anylat.js',

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { alertRules } from '../dashboard/alerts.ts';
+import { ANYCAST_SLOWER_ENV, alertRules } from '../dashboard/alerts.ts';
 import { BENEFIT_PANELS, EVENT_ANNOTATIONS } from '../dashboard/benefit.ts';
 import { FLEET_PANELS } from '../dashboard/fleet.ts';
 import { ROOT } from '../dashboard/generate.ts';
@@ -35,7 +35,9 @@ import {
   SAMPLES,
   SILENT_30H,
   SITE_CHANGE,
+  SERVICES,
   SLOWER,
+  TRANSFER,
   TRUTH_UDP_SAVED,
   benefitRows,
   buildFleet,
@@ -101,27 +103,115 @@ describe('Accelerator benefit on a real fleet', () => {
   const open = (span: number, selections: Record<string, string | string[]>) =>
     DashboardRunner.open(dash(), rangeOf(span), q, selections);
 
-  it('defaults to the end-to-end primary metric of what the service measures, never dns', async () => {
+  it('defaults to the end-to-end primary of what the service measures: udp rtt, else tcp rtt, else http ttfb, else tls handshake — never dns', async () => {
+    const value = (r: DashboardRunner, name: string) => r.variables.find((v) => v.name === name)!.value;
+    // shop runs the reflector: udp rtt, first in the list ahead of the alphabetical rest.
     const shop = await open(RANGES['6h'], { service: 'shop' });
-    assert.deepEqual(
-      shop.options('protocol'),
-      ['http', 'tcp', 'tls', 'udp'].filter((p) => shop.options('protocol').includes(p)),
-    );
-    assert.equal(shop.variables.find((v) => v.name === 'protocol')!.value, 'udp');
-    assert.equal(shop.variables.find((v) => v.name === 'metric')!.value, 'rtt');
+    assert.deepEqual(shop.options('protocol'), ['udp', 'tcp', 'tls', 'transfer']);
+    assert.equal(value(shop, 'protocol'), 'udp');
+    assert.equal(value(shop, 'metric'), 'rtt');
+    // api has the TCP echo and no UDP reflector: tcp rtt, although http sorts first.
+    const api = await open(RANGES['6h'], { service: SERVICES.tcpEcho });
+    assert.deepEqual(api.options('protocol'), ['tcp', 'http', 'tls']);
+    assert.equal(value(api, 'protocol'), 'tcp');
+    assert.deepEqual(api.options('metric'), ['rtt'], 'the echo, not the connect the accelerator answers');
+    assert.equal(value(api, 'metric'), 'rtt');
     // The HTTP-only service (host-name endpoints: its http rows include dns) opens on http ttfb.
     const web = await open(RANGES['6h'], { service: 'web' });
     assert.deepEqual(web.options('protocol'), ['http']);
     assert.deepEqual(web.options('metric'), ['ttfb']);
-    assert.equal(web.variables.find((v) => v.name === 'metric')!.value, 'ttfb');
+    assert.equal(value(web, 'metric'), 'ttfb');
+    // resolver measures anycast DNS and a TLS handshake: tls, although dns sorts first.
+    const resolver = await open(RANGES['6h'], { service: SERVICES.tlsDns });
+    assert.deepEqual(resolver.options('protocol'), ['tls', 'dns']);
+    assert.equal(value(resolver, 'protocol'), 'tls');
+    assert.equal(value(resolver, 'metric'), 'handshake');
     // Every end-to-end metric stays one choice away (dns, the tls phase, total, warm).
     const every = await open(RANGES['6h'], { service: 'web', metrics: 'every end-to-end metric' });
     assert.deepEqual(every.options('metric'), ['dns', 'tls', 'total', 'ttfb', 'warm']);
     assert.equal(
-      every.variables.find((v) => v.name === 'metric')!.value,
+      value(every, 'metric'),
       'dns',
       'with every metric offered, Grafana would take the first: why primary is the default',
     );
+    // No size outside transfer: the size filter then matches rows without a size.
+    assert.deepEqual(shop.options('size'), []);
+    assert.equal(value(shop, 'size'), '');
+  });
+
+  it('transfer: one size at a time, each size its own truth, in the headline, the table, over time and in the matrix', async () => {
+    const from = fleet.now - RANGES['6h'];
+    const t = await open(RANGES['6h'], { service: 'shop', protocol: 'transfer', region: '$__all' });
+    // ttfb is http's primary, so transfer offers it too; the download sorts first and is the default.
+    assert.deepEqual(t.options('metric'), ['download', 'ttfb']);
+    assert.equal(t.variables.find((v) => v.name === 'metric')!.value, 'download');
+    assert.deepEqual(t.options('size'), Object.keys(TRANSFER.sizes).sort());
+    const regions = regionsWithData(fleet, from, fleet.now);
+    const perSize = new Map<string, number>();
+    for (const [size, factor] of Object.entries(TRANSFER.sizes)) {
+      const r = await open(RANGES['6h'], { service: 'shop', protocol: 'transfer', size, region: '$__all' });
+      const runs = await r.run(BENEFIT_PANELS.headline);
+      assert.deepEqual(
+        runs.map((x) => x.repeatValue),
+        regions,
+      );
+      const table = rows(await r.series(BENEFIT_PANELS.perRegion, 'A'));
+      const over = await r.series(BENEFIT_PANELS.benefitOverTime);
+      for (const run of runs) {
+        const region = run.repeatValue!;
+        const rs = benefitRows(fleet, {
+          service: 'shop',
+          protocol: 'transfer',
+          metric: 'download',
+          size,
+          fromMs: from,
+          toMs: fleet.now,
+          region,
+        });
+        close(statValue(run, 'A'), median(rs.map((x) => x.saved_ms)), `${size} ${region} range median`);
+        close(statValue(run, 'A'), factor * TRUTH_UDP_SAVED[region]!, `${size} ${region} vs truth`, 0.5 * factor);
+        close(
+          table.find((x) => x.agent_region === region)!.saved_ms,
+          statValue(run, 'A') as number,
+          `${size} ${region} table`,
+        );
+        close(
+          table.find((x) => x.agent_region === region)!.rounds,
+          rs.length,
+          `${size} ${region}: one size's rounds only`,
+        );
+        assert.ok(seriesWith(over, { agent_region: region }).values.length > 0);
+        if (region === 'eu-west-1') perSize.set(size, statValue(run, 'A') as number);
+      }
+      // The matrix shows transfer's ttfb of this size only (one cell per region), beside the other protocols.
+      const cells = rows(await r.series(BENEFIT_PANELS.matrix));
+      for (const region of regions) {
+        const cell = cells.filter((c) => c.agent_region === region && c.protocol === 'transfer');
+        assert.equal(cell.length, 1, `${region} × transfer`);
+        close(
+          cell[0]!.saved_ms,
+          median(
+            benefitRows(fleet, {
+              service: 'shop',
+              protocol: 'transfer',
+              metric: 'ttfb',
+              size,
+              fromMs: from,
+              toMs: fleet.now,
+              region,
+            }).map((x) => x.saved_ms),
+          ),
+          `${region} × transfer ${size}`,
+        );
+        assert.ok(cells.some((c) => c.agent_region === region && c.protocol === 'udp'));
+      }
+    }
+    // The sizes differ by their factor: mixing them would give neither.
+    const [small, large] = Object.keys(TRANSFER.sizes).map((k) => perSize.get(k)!);
+    assert.ok(large! > 3 * small!, `2MiB saves ${large} ms, 16KiB ${small} ms`);
+    // With udp selected the matrix has no transfer column at all (no size selected).
+    const udp = await open(RANGES['6h'], { service: 'shop', region: '$__all' });
+    assert.ok(!rows(await udp.series(BENEFIT_PANELS.matrix)).some((c) => c.protocol === 'transfer'));
   });
 
   it('region variable lists what the range holds: the retired region leaves All, the 30-hour-silent one leaves the 6-hour view', async () => {
@@ -382,10 +472,39 @@ describe('Path detail and Fleet on the real fleet', () => {
     p50!.forEach((v, i) => assert.ok(min![i]! <= v && v <= p90![i]! && p90![i]! <= p99![i]!, `bucket ${i}`));
     close(p50!.at(-1), 100 + SLOWER.extraMs, 'ap-1 anycast udp p50 now', 1);
     assert.deepEqual(
-      runs[0]!.targets[0]!.series.map((s) => s.tags?.protocol).sort(),
-      ['tcp', 'tls', 'udp'],
-      'primary end-to-end metrics only',
+      runs[0]!.targets[0]!.series.map((s) => `${s.tags?.protocol} ${s.tags?.size}`.trim()).sort(),
+      [
+        'tcp',
+        'tls',
+        ...Object.keys(TRANSFER.sizes)
+          .map((size) => `transfer ${size}`)
+          .sort(),
+        'udp',
+      ],
+      'primary end-to-end metrics only, one band per transfer size',
     );
+  });
+
+  it('latest round per path: one row per transfer size, each with its own download time', async () => {
+    const r = await DashboardRunner.open(load('anylat-path-detail'), rangeOf(RANGES['6h']), q, {
+      service: 'shop',
+      region: ['eu-west-1'],
+      agent: 'eu-1',
+      endpoint: ['eu-central-1'],
+    });
+    const latest = rows(await r.series(PATH_PANELS.latest)).filter(
+      (x) => x.protocol === 'transfer' && x.metric === 'download',
+    );
+    assert.deepEqual(latest.map((x) => x.size).sort(), Object.keys(TRANSFER.sizes).sort());
+    for (const row of latest) {
+      // eu-1 → eu-central-1: 35 ms udp rtt
+      close(
+        row.p50_ms,
+        TRANSFER.sizes[String(row.size)]! * 35 + TRANSFER.downloadExtra,
+        `download ${String(row.size)}`,
+        1,
+      );
+    }
   });
 
   it('loss per path counts each HTTP request once', async () => {
@@ -429,7 +548,11 @@ describe('alerts on the real fleet', () => {
       .sort();
 
   it('anycast slower fires for the significantly slower region on every primary metric, for the whole pending period, and never next to the origin', async () => {
+    // Never transfer (its saving depends on the object size), never dns.
     const slowSeries = [
+      'ap-south-1 api http ttfb',
+      'ap-south-1 api tcp rtt',
+      'ap-south-1 api tls handshake',
       'ap-south-1 shop tcp rtt',
       'ap-south-1 shop tls handshake',
       'ap-south-1 shop udp rtt',
@@ -470,9 +593,27 @@ describe('alerts on the real fleet', () => {
         .filter((i) => i.state === 'Alerting')
         .map((i) => `${i.labels.protocol} ${i.labels.metric}`)
         .sort(),
-      ['tls handshake'],
-      'only the tls handshake (two round trips: −20 ms) is slower than −8 ms',
+      ['tls handshake', 'tls handshake'],
+      'only the tls handshakes of shop and api (two round trips: −12 ms) are slower than −8 ms',
     );
+  });
+
+  it('anycast slower: Grafana’s environment picks the threshold without editing the rule file; unset, it is 1 ms', async () => {
+    const r = rule('anylat-anycast-slower');
+    const slower = (e: Evaluation) =>
+      e.instances
+        .filter((i) => i.state === 'Alerting')
+        .map((i) => `${i.labels.service} ${i.labels.protocol} ${i.labels.metric}`)
+        .sort();
+    const unset = await evaluateRule(r, fleet.now, q);
+    assert.equal(slower(unset).length, 7, 'the default (1 ms): every primary metric of ap-south-1 (−6 and −12 ms)');
+    assert.deepEqual(slower(await evaluateRule(r, fleet.now, q, { [ANYCAST_SLOWER_ENV]: '1' })), slower(unset));
+    assert.deepEqual(slower(await evaluateRule(r, fleet.now, q, { [ANYCAST_SLOWER_ENV]: '10' })), [
+      'api tls handshake',
+      'shop tls handshake',
+    ]);
+    // A value the rule does not compute names no expression: Grafana cannot evaluate the condition.
+    await assert.rejects(evaluateRule(r, fleet.now, q, { [ANYCAST_SLOWER_ENV]: '7' }), /condition E7/);
   });
 
   it('agent silent keeps firing for the agent silent 30 hours (and the retired one) until they return; the one back from a 2-hour gap resolves', async () => {
@@ -503,8 +644,8 @@ describe('alerts on the real fleet', () => {
     );
     assert.equal(
       e.instances.filter((i) => i.state === 'Alerting').length,
-      1 + 1 + 4,
-      'lossy anycast udp, failing http, and the down anycast-2 on udp, tcp, tls and icmp',
+      1 + 1 + 5,
+      'lossy anycast udp, failing http, and the down anycast-2 on udp, tcp, tls, icmp and transfer (sizes pooled)',
     );
   });
 
@@ -517,7 +658,7 @@ describe('alerts on the real fleet', () => {
       .map((i) => `${i.labels.agent} ${i.labels.service} ${i.labels.endpoint} ${i.labels.protocol}`);
     assert.deepEqual(
       down.sort(),
-      ['icmp', 'tcp', 'tls', 'udp'].map((p) => `${PATH_DOWN.agent} shop ${PATH_DOWN.endpoint} ${p}`),
+      ['icmp', 'tcp', 'tls', 'transfer', 'udp'].map((p) => `${PATH_DOWN.agent} shop ${PATH_DOWN.endpoint} ${p}`),
     );
   });
 

@@ -1,9 +1,10 @@
 // `anylat trace` inside the lab (Linux, root; run under `flock /tmp/anylat-lab.lock`): from an
-// agent's namespace the anycast address is answered by the edge namespace that holds it, the unicast
-// address by the origin's namespace, each at the RTT its links are configured with; after
-// `lab fail edge` the anycast trace's hop is the next edge (its longer access link), after `heal`
-// it is back. The lab has no router between an agent and an edge or origin (one link each), so a
-// route change shows in the hop's RTT (which namespace answered), not in a new address.
+// agent's namespace a trace to the anycast address crosses the namespaces as routers: hop 1 is the
+// edge (its end of the agent's access link), hop 2 the origin serving that edge (its end of the
+// backbone link), the last hop the anycast address; each hop at no less than its links' configured
+// floor. `lab fail origin` (the site moves) and `lab fail edge` change the hop ADDRESSES to the
+// ones the lab description states, and `heal` brings the first ones back. The unicast origins are
+// one internet link away: one hop.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { LabDescription } from '../agent/lab/index.ts';
@@ -28,7 +29,7 @@ async function traceFrom(agentId: string, address: string): Promise<TraceResult>
     '--json',
     '-n',
     '--max-hops',
-    '4',
+    '6',
   );
   return JSON.parse(out) as TraceResult;
 }
@@ -44,25 +45,31 @@ describe('anylat trace in the lab (Linux, root)', () => {
     await runAnylat(['lab', 'down'], { timeoutMs: 60_000 });
   });
 
-  it('the anycast address and the unicast origins are reached over their links, at their configured RTTs', async () => {
+  const addresses = (t: TraceResult) => t.hops.map((h) => h.address);
+
+  it("the anycast trace crosses the edge and the serving origin, each hop at its links' floor; unicast is one hop", async () => {
+    for (const a of d.agents) {
+      const any = await traceFrom(a.id, d.anycast);
+      assert.equal(any.reached, true, `${a.region}: ${JSON.stringify(any)}`);
+      assert.ok(any.hops.length >= 3, `${a.region}: ${JSON.stringify(any.hops)}`);
+      assert.deepEqual(
+        addresses(any),
+        a.anycast.trace,
+        `${a.region}: hops through edge ${a.anycast.edge}, origin ${a.anycast.origin}`,
+      );
+      // hop 1: the edge over the access link; hop 2 and the last: also over the backbone link.
+      assert.ok(any.hops[0]!.rtt_ms! >= a.anycast.edgeRtt!.minMs - 0.5, `${a.region} hop 1: ${any.hops[0]!.rtt_ms} ms`);
+      for (const h of any.hops.slice(1))
+        assert.ok(
+          h.rtt_ms! >= a.anycast.originRtt!.minMs - 0.5,
+          `${a.region} hop ${h.ttl}: ${h.rtt_ms} ms below ${a.anycast.originRtt!.minMs}`,
+        );
+    }
     const a = d.agents.find((x) => x.region === 'us-east')!;
-    const any = await traceFrom(a.id, d.anycast);
-    assert.equal(any.reached, true);
-    assert.deepEqual(
-      any.hops.map((h) => h.address),
-      [d.anycast],
-    );
-    assert.ok(
-      any.hops[0]!.rtt_ms! >= a.anycast.edgeRtt!.minMs - 0.5,
-      `anycast hop ${any.hops[0]!.rtt_ms} ms below the link's ${a.anycast.edgeRtt!.minMs} ms`,
-    );
     for (const u of a.unicast) {
       const t = await traceFrom(a.id, u.address);
       assert.equal(t.reached, true, `${u.origin}: ${JSON.stringify(t)}`);
-      assert.deepEqual(
-        t.hops.map((h) => h.address),
-        [u.address],
-      );
+      assert.deepEqual(addresses(t), [u.address]);
       assert.ok(
         t.hops[0]!.rtt_ms! >= u.rtt.minMs - 0.5,
         `${u.origin} hop ${t.hops[0]!.rtt_ms} ms below the link's ${u.rtt.minMs} ms`,
@@ -70,7 +77,27 @@ describe('anylat trace in the lab (Linux, root)', () => {
     }
   });
 
-  it('fail edge: the anycast hop is the next edge (its longer link); heal: back to the nearest', async () => {
+  it('fail origin: the site moves and the hop addresses change; heal: the first ones come back', async () => {
+    const before = d.agents.find((x) => x.region === 'ap-south')!;
+    const first = await traceFrom(before.id, d.anycast);
+    assert.deepEqual(addresses(first), before.anycast.trace);
+
+    const failed = JSON.parse(await lab('fail', 'origin', before.anycast.origin!, '--json')) as LabDescription;
+    const a = failed.agents.find((x) => x.region === before.region)!;
+    assert.notEqual(a.anycast.origin, before.anycast.origin);
+    assert.equal(a.anycast.edge, before.anycast.edge);
+    const moved = await traceFrom(a.id, d.anycast);
+    assert.equal(moved.reached, true, JSON.stringify(moved));
+    assert.deepEqual(addresses(moved), a.anycast.trace);
+    assert.notDeepEqual(addresses(moved), addresses(first), 'the site moved: the origin hop must change');
+    assert.ok(moved.hops[1]!.rtt_ms! >= a.anycast.originRtt!.minMs - 0.5, `origin hop ${moved.hops[1]!.rtt_ms} ms`);
+
+    await lab('heal', '--json');
+    const back = await traceFrom(a.id, d.anycast);
+    assert.deepEqual(addresses(back), addresses(first));
+  });
+
+  it('fail edge: the anycast trace enters at the next edge (other addresses, its longer link); heal: back', async () => {
     const before = d.agents.find((x) => x.region === 'us-east')!;
     const first = await traceFrom(before.id, d.anycast);
 
@@ -79,6 +106,8 @@ describe('anylat trace in the lab (Linux, root)', () => {
     assert.notEqual(a.anycast.edge, before.anycast.edge);
     const moved = await traceFrom(a.id, d.anycast);
     assert.equal(moved.reached, true);
+    assert.deepEqual(addresses(moved), a.anycast.trace);
+    assert.notEqual(moved.hops[0]!.address, first.hops[0]!.address);
     // The truth the topology states: the new edge's link is at least its configured floor, which
     // is more than 50 ms above the nearest edge's (us-east -> eu-west is 35 ms one way).
     assert.ok(a.anycast.edgeRtt!.minMs > before.anycast.edgeRtt!.minMs + 50);
@@ -86,12 +115,12 @@ describe('anylat trace in the lab (Linux, root)', () => {
       moved.hops[0]!.rtt_ms! >= a.anycast.edgeRtt!.minMs - 0.5,
       `after fail: ${moved.hops[0]!.rtt_ms} ms, the next edge's link is ${a.anycast.edgeRtt!.minMs} ms`,
     );
-    assert.ok(first.hops[0]!.rtt_ms! < a.anycast.edgeRtt!.minMs - 0.5, `before fail: ${first.hops[0]!.rtt_ms} ms`);
 
     const healed = JSON.parse(await lab('heal', '--json')) as LabDescription;
     const h = healed.agents.find((x) => x.region === 'us-east')!;
     assert.equal(h.anycast.edge, before.anycast.edge);
     const back = await traceFrom(h.id, d.anycast);
+    assert.deepEqual(addresses(back), addresses(first));
     assert.ok(back.hops[0]!.rtt_ms! < a.anycast.edgeRtt!.minMs - 0.5, `after heal: ${back.hops[0]!.rtt_ms} ms`);
   });
 });

@@ -4,41 +4,22 @@
 // as "unreachable" errors with the outbox growing, a SIGHUP reload counted with the new version.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { configVersion } from '../agent/config/load.ts';
 import { VERSION } from '../agent/version.ts';
 import { agentFamilies, type AgentHealth } from '../agent/metrics/agent-metrics.ts';
 import { renderExposition } from '../agent/metrics/exposition.ts';
-import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';
-import { freePort, freeUdpPort, refusedPort, startAnylat } from './support/net.ts';
+import { freePort, refusedPort, startAnylat } from './support/net.ts';
+import { udpReflectorForFile } from './support/udp-reflector.ts';
 
 const PROMTOOL = '/usr/bin/promtool';
 const PROMETHEUS = '/usr/bin/prometheus';
 
-const scratch = mkdtempSync(join(tmpdir(), 'anylat-metrics-'));
-let reflector: RunningReflector;
-let udpPort: number;
-
-before(async () => {
-  udpPort = await freeUdpPort();
-  reflector = await startReflector({
-    site: 'm-site',
-    binds: ['127.0.0.1', '127.0.0.2'],
-    udp: { port: udpPort },
-    tcp: false,
-    http: false,
-    log: () => {},
-  });
-});
-
-after(async () => {
-  await reflector?.close();
-  rmSync(scratch, { recursive: true, force: true });
-});
+const files = udpReflectorForFile('m-site', 'anylat-metrics-');
+const { scratch } = files;
 
 /** promtool's verdict on a metrics text: its exit code and what it printed. */
 function promtool(text: string): { code: number | null; output: string } {
@@ -122,7 +103,7 @@ services:
     unicast:
       lo-two: 127.0.0.2
     probes:
-      udp: { port: ${udpPort} }
+      udp: { port: ${files.udpPort} }
     samples: ${samples}
     spacing: 20ms
     timeout: 300ms
@@ -261,7 +242,7 @@ services:
     unicast:
       lo-two: 127.0.0.2
     probes:
-      udp: { port: ${udpPort} }
+      udp: { port: ${files.udpPort} }
     samples: 2
     spacing: 20ms
     timeout: 300ms

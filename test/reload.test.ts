@@ -4,41 +4,21 @@
 // current round, an added one starts at its own phase; a config that does not validate changes
 // nothing and reports the same lines `anylat config check` prints.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from '../agent/agent.ts';
 import { loadConfig } from '../agent/config/load.ts';
-import { startReflector, type RunningReflector } from '../agent/reflector/index.ts';
 import { phaseFor } from '../agent/schedule/timing.ts';
 import { openStore } from '../agent/store/store.ts';
 import { ConfigError } from '../agent/util/errors.ts';
-import { freeUdpPort } from './support/net.ts';
+import { udpReflectorForFile } from './support/udp-reflector.ts';
 
-const scratch = mkdtempSync(join(tmpdir(), 'anylat-reload-'));
+const files = udpReflectorForFile('r-site', 'anylat-reload-');
+const { scratch } = files;
 const AGENT_ID = 'reload-test';
 const INTERVAL = 2_000;
-let reflector: RunningReflector;
-let udpPort: number;
-
-before(async () => {
-  udpPort = await freeUdpPort();
-  reflector = await startReflector({
-    site: 'r-site',
-    binds: ['127.0.0.1', '127.0.0.2'],
-    udp: { port: udpPort },
-    tcp: false,
-    http: false,
-    log: () => {},
-  });
-});
-
-after(async () => {
-  await reflector?.close();
-  rmSync(scratch, { recursive: true, force: true });
-});
 
 const storePath = join(scratch, 'anylat.db');
 
@@ -52,7 +32,7 @@ function service(name: string, samples: number): string {
     unicast:
       lo-two: 127.0.0.2
     probes:
-      udp: { port: ${udpPort} }
+      udp: { port: ${files.udpPort} }
     samples: ${samples}
     spacing: 40ms
     timeout: 300ms

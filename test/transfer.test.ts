@@ -355,19 +355,26 @@ test('compare --protocol transfer: sizes, url, port, samples and timeout flags; 
   });
   const dflt = await compareSpec(['127.0.0.2', 'us=127.0.0.3', '--protocol', 'transfer']);
   assert.deepEqual(dflt !== 'help' && dflt.spec.protocols, { transfer: { sizes: [16384, 262144, 2097152] } });
+  // The config's own messages for probes.transfer (test/compare-options.test.ts walks every flag).
   for (const [args, message] of [
     [
       ['--transfer-sizes', '16KiB,20MiB'],
-      '--transfer-sizes: expected sizes from 1B to 10MiB like 16KiB,256KiB,2MiB, got "20MiB"',
+      '--transfer-sizes: expected a size from 1B to 10MiB like 16KiB, 256KiB or 2MiB, got "20MiB"',
     ],
-    [['--transfer-sizes', '1MiB,1024KiB'], '--transfer-sizes: 1MiB is given twice'],
+    [['--transfer-sizes', '1MiB,1024KiB'], '--transfer-sizes: 1MiB is listed twice (also sizes[0])'],
     [
       ['--transfer-url', 'https://cdn.example.com/a.bin'],
-      '--transfer-url: the URL has no {size} but 3 sizes are asked; put {size} where the size in bytes goes, or give one --transfer-sizes',
+      '--transfer-url: the --transfer-url has no {size} but 3 sizes are asked (by default 16KiB, 256KiB, 2MiB): put {size} where the size in bytes goes, or give one size',
     ],
-    [['--transfer-url', 'ftp://x/{size}'], '--transfer-url: expected an http:// or https:// URL, got "ftp://x/{size}"'],
-    [['--transfer-port', '0'], '--transfer-port: expected a port number 1..65535, got "0"'],
-    [['--transfer-samples', '101'], '--transfer-samples: at most 100 downloads per size, got 101'],
+    [
+      ['--transfer-url', 'ftp://x/{size}'],
+      '--transfer-url: expected an http:// or https:// URL, with {size} where the size in bytes goes, got "ftp://x/{size}"',
+    ],
+    [['--transfer-port', '0'], '--transfer-port: expected a port number from 1 to 65535, got 0'],
+    [
+      ['--transfer-samples', '101'],
+      '--transfer-samples: expected a number of downloads per size from 1 to 100, got 101',
+    ],
   ] as const) {
     await assert.rejects(
       compareSpec(['127.0.0.2', 'us=127.0.0.3', '--protocol', 'transfer', ...args]),

@@ -1,27 +1,12 @@
 // The dashboard page in headless Chromium: it loads without a single error, shows every region's
 // benefit with the numbers that were saved, follows the controls and the store, and its charts
 // really draw (checked on the saved screenshot's pixels).
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { pageOnStore } from './support/page-on-store.ts';
 import type { Page } from 'playwright-core';
-import { openStore, type Store } from '../agent/store/index.ts';
-import { startWebServer, type WebServer } from '../agent/web/index.ts';
-import {
-  benefitTable,
-  chartInk,
-  inkProblems,
-  launchChromium,
-  openPage,
-  saveScreenshot,
-  waitForRegions,
-  type Browser,
-} from './support/browser.ts';
+import { benefitTable, chartInk, inkProblems, openPage, saveScreenshot, waitForRegions } from './support/browser.ts';
 import { CI_HALF_WIDTH, fillStore, LOSSY, regionRound, REGIONS, ROUNDS, type Filled } from './support/web-data.ts';
-
-const RETENTION = { maxAgeMs: 30 * 86_400_000, maxRows: 1_000_000 };
 
 /** How the page writes milliseconds: two decimals below 10, one above; saved values signed. */
 function ms(v: number, signed = false): string {
@@ -42,30 +27,15 @@ async function benefitRow(page: Page, agent: string): Promise<Record<string, str
 }
 
 describe('web dashboard in Chromium', () => {
-  let dir: string;
-  let store: Store;
   let filled: Filled;
-  let server: WebServer;
-  let browser: Browser;
 
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'anylat-web-browser-'));
-    store = openStore(join(dir, 'anylat.db'), { retention: RETENTION, outbox: false });
+  const web = pageOnStore('anylat-web-browser-', (store) => {
     filled = fillStore(store);
-    server = await startWebServer({ store, listen: '127.0.0.1:0', log: () => {} });
-    browser = await launchChromium();
-  });
-
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-    store?.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   // The store holds two services (`api` from an old agent): the page opens on the overview, so these open `web`.
   it('shows every region with the saved numbers, draws every chart, and reports no error', async () => {
-    const { page, errors } = await openPage(browser, `${server.url}?service=web`);
+    const { page, errors } = await openPage(web.browser, `${web.server.url}?service=web`);
     await waitForRegions(
       page,
       REGIONS.map((s) => s.region),
@@ -157,7 +127,7 @@ describe('web dashboard in Chromium', () => {
   });
 
   it('follows the metric selector and keeps the choice in the URL', async () => {
-    const { page, errors } = await openPage(browser, `${server.url}?service=web`);
+    const { page, errors } = await openPage(web.browser, `${web.server.url}?service=web`);
     await page.waitForSelector('body[data-loaded="true"]');
     await page.selectOption('#metric', 'tcp/connect');
     await page.waitForFunction(() => document.getElementById('benefit-caption')?.textContent?.includes('tcp/connect'));
@@ -175,11 +145,11 @@ describe('web dashboard in Chromium', () => {
   });
 
   it('refreshes on its own when an agent saves a new round', async () => {
-    const { page, errors } = await openPage(browser, `${server.url}?service=web&since=15m`);
+    const { page, errors } = await openPage(web.browser, `${web.server.url}?service=web&since=15m`);
     await page.waitForSelector('body[data-loaded="true"]');
     const spec = REGIONS.find((s) => s.agent === 'us-1')!;
     assert.equal((await benefitRow(page, spec.agent)).rounds, String(ROUNDS));
-    store.saveRound(regionRound(spec, ROUNDS, Date.now() - 1000));
+    web.store.saveRound(regionRound(spec, ROUNDS, Date.now() - 1000));
     await page.waitForFunction(
       ([agent, n]) =>
         document.querySelector(`#benefit-table tr[data-agent="${agent}"] td[data-col="rounds"]`)?.textContent === n,

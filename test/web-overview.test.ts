@@ -2,16 +2,12 @@
 // states (test/support/overview-data.ts): the JSON endpoint, then the page in headless Chromium as
 // a user reads it (every row's figures, a click through to the service's own view and back, each
 // service's round interval in agent health, chart legends showing the latest values).
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { openStore, type Store } from '../agent/store/index.ts';
-import { startWebServer, type WebServer } from '../agent/web/index.ts';
 import type { BenefitResponse, HealthResponse, OverviewResponse } from '../agent/web/index.ts';
-import { launchChromium, openPage, type Browser } from './support/browser.ts';
+import { openPage } from './support/browser.ts';
+import { pageOnStore } from './support/page-on-store.ts';
 import {
   AGENTS,
   fillOverviewStore,
@@ -22,7 +18,6 @@ import {
   type OverviewFill,
 } from './support/overview-data.ts';
 
-const RETENTION = { maxAgeMs: 30 * 86_400_000, maxRows: 1_000_000 };
 /** The metric each service's figures must be on: the end-to-end primary of what it measures. */
 const HEADLINE: Record<string, string> = {
   web: 'udp/rtt',
@@ -82,29 +77,14 @@ async function overviewRows(page: Page): Promise<Array<Record<string, string>>> 
 }
 
 describe('web overview: every service × region', () => {
-  let dir: string;
-  let store: Store;
   let fill: OverviewFill;
-  let server: WebServer;
-  let browser: Browser;
 
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'anylat-web-overview-'));
-    store = openStore(join(dir, 'anylat.db'), { retention: RETENTION, outbox: false });
+  const web = pageOnStore('anylat-web-overview-', (store) => {
     fill = fillOverviewStore(store);
-    server = await startWebServer({ store, listen: '127.0.0.1:0', log: () => {} });
-    browser = await launchChromium();
-  });
-
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-    store?.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('/api/overview gives every service × region on its headline metric: saved, CI, loss and round interval', async () => {
-    const res = await fetch(new URL('/api/overview?since=1h', server.url));
+    const res = await fetch(new URL('/api/overview?since=1h', web.server.url));
     assert.equal(res.status, 200);
     const body = (await res.json()) as OverviewResponse;
     assert.deepEqual(
@@ -139,7 +119,7 @@ describe('web overview: every service × region', () => {
   });
 
   it("a service's own view opens on the same headline metric: HTTP ttfb, never DNS", async () => {
-    const body = (await (await fetch(new URL('/api/benefit?service=shop', server.url))).json()) as BenefitResponse;
+    const body = (await (await fetch(new URL('/api/benefit?service=shop', web.server.url))).json()) as BenefitResponse;
     assert.equal(body.metric, 'http/ttfb');
     assert.ok(
       body.metrics.some((m) => m.key === 'http/dns'),
@@ -148,7 +128,7 @@ describe('web overview: every service × region', () => {
   });
 
   it('agent health gives each service its own round interval, not the agent-wide rate', async () => {
-    const body = (await (await fetch(new URL('/api/health', server.url))).json()) as HealthResponse;
+    const body = (await (await fetch(new URL('/api/health', web.server.url))).json()) as HealthResponse;
     const us = body.agents.find((a) => a.agent === 'us-1')!;
     assert.deepEqual(us.round_intervals, [
       { service: 'api', interval_s: 60 },
@@ -162,7 +142,7 @@ describe('web overview: every service × region', () => {
   });
 
   it('the page opens on the overview with every row right, and a click lands on that service and back', async () => {
-    const { page, errors } = await openPage(browser, server.url);
+    const { page, errors } = await openPage(web.browser, web.server.url);
     await page.waitForSelector('body[data-view="overview"]', { timeout: 20_000 });
     assert.equal(await page.$eval('#service-view', (e) => (e as HTMLElement).hidden), true);
     const rows = await overviewRows(page);
@@ -219,7 +199,7 @@ describe('web overview: every service × region', () => {
   });
 
   it("chart legends show each series' latest value when not hovered, and again after the pointer leaves", async () => {
-    const { page, errors } = await openPage(browser, `${server.url}?service=web`);
+    const { page, errors } = await openPage(web.browser, `${web.server.url}?service=web`);
     await page.waitForSelector('body[data-view="service"]', { timeout: 20_000 });
     await page.waitForFunction(() => document.querySelectorAll('[data-chart] canvas').length >= 7);
     const legend = () =>

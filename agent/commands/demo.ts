@@ -31,7 +31,7 @@ const DEFAULT_WEB = '127.0.0.1:8080';
 const REPEAT_SIGNAL_MS = 1_000;
 
 export const DEMO_USAGE = `usage: anylat demo [--duration D] [--web ADDR] [--topology FILE] [--store FILE]
-                   [--interval D] [--samples N] [--transfer] [--dir DIR]
+                   [--interval D] [--samples N] [--no-transfer] [--dir DIR]
 
 Builds the lab (Linux, root: see "anylat lab"), starts one "anylat run" agent in each agent
 region's namespace, all writing to one embedded store, serves the web dashboard over that store,
@@ -47,10 +47,10 @@ options:
                    here is kept and added to.
   --interval D     round interval, whole seconds dividing a minute (default ${formatDuration(DEFAULT_ROUNDS.intervalMs)})
   --samples N      samples per path and round (default ${DEFAULT_ROUNDS.samples})
-  --transfer       also run service "demo-transfer": downloads of 16KiB, 256KiB and 2MiB from every
-                   endpoint once a minute, through the lab links' 100 Mbit/s limits (the split-TCP
-                   gain grows with the size). Off by default: every byte crosses the lab's one
-                   user-space wire process, which a small machine feels
+  --no-transfer    leave out service "demo-transfer" (on by default): downloads of 16KiB, 256KiB and
+                   2MiB from every endpoint once a minute, half a round interval after a latency
+                   round, through the lab links' 100 Mbit/s limits (the split-TCP gain grows with
+                   the size). Every byte crosses the lab's one user-space wire process
   --dir DIR        agent configs and logs (default $ANYLAT_DEMO_DIR, else ${DEFAULT_DIR})
   -h, --help       this text
 
@@ -67,6 +67,7 @@ const OPTIONS = {
   interval: { type: 'string' },
   samples: { type: 'string' },
   transfer: { type: 'boolean' },
+  'no-transfer': { type: 'boolean' },
   dir: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -97,9 +98,17 @@ function requireHost(): void {
   );
 }
 
-function roundsFrom(values: { interval?: string; samples?: string; transfer?: boolean }): DemoRounds {
+function roundsFrom(values: {
+  interval?: string;
+  samples?: string;
+  transfer?: boolean;
+  'no-transfer'?: boolean;
+}): DemoRounds {
   const rounds: DemoRounds = { ...DEFAULT_ROUNDS };
-  if (values.transfer) rounds.transfer = true;
+  // On by default; --transfer (the former opt-in) is still accepted.
+  if (values['no-transfer'] && values.transfer)
+    throw new UsageError('--transfer and --no-transfer contradict each other');
+  if (!values['no-transfer']) rounds.transfer = true;
   if (values.interval !== undefined) {
     rounds.intervalMs = parseDuration(values.interval, '--interval');
     try {

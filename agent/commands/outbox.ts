@@ -78,31 +78,40 @@ export async function run(argv: string[]): Promise<number> {
   if (action === 'status') {
     if (values.since !== undefined || values.all)
       throw new UsageError('outbox status: --since and --all are for requeue');
-    const store = openStore(storePath, { readonly: true });
-    let status: OutboxStatus[];
-    try {
-      status = store.outboxStatus(agent);
-    } finally {
-      store.close();
-    }
-    if (values.json) {
-      process.stdout.write(`${JSON.stringify({ store: storePath, agents: status }, null, 2)}\n`);
-      return 0;
-    }
-    const now = Date.now();
-    process.stdout.write(
-      status.length === 0
-        ? `nothing waiting and no dead letters in ${storePath}\n`
-        : `${status.map((s) => describe(s, now)).join('\n')}\n`,
-    );
-    return 0;
+    return status(storePath, agent, values.json);
   }
-
   if (values.json) throw new UsageError('outbox requeue: --json is for status');
   if ((values.since === undefined) === !values.all) {
     throw new UsageError('outbox requeue: say which dead letters: --since DUR (those that failed within it) or --all');
   }
-  const since = values.since === undefined ? undefined : Date.now() - parseDuration(values.since, '--since');
+  return requeue(storePath, agent, values.since);
+}
+
+/** `outbox status`: what waits and what was dead-lettered, per agent. */
+function status(storePath: string, agent: { agent?: string }, json: boolean): number {
+  const store = openStore(storePath, { readonly: true });
+  let agents: OutboxStatus[];
+  try {
+    agents = store.outboxStatus(agent);
+  } finally {
+    store.close();
+  }
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ store: storePath, agents }, null, 2)}\n`);
+    return 0;
+  }
+  const now = Date.now();
+  process.stdout.write(
+    agents.length === 0
+      ? `nothing waiting and no dead letters in ${storePath}\n`
+      : `${agents.map((s) => describe(s, now)).join('\n')}\n`,
+  );
+  return 0;
+}
+
+/** `outbox requeue`: dead letters (those that failed within `within`, or all) back into the outbox. */
+function requeue(storePath: string, agent: { agent?: string }, within: string | undefined): number {
+  const since = within === undefined ? undefined : Date.now() - parseDuration(within, '--since');
   // Read-only first: a missing store is an error (exit 2), not a new empty file.
   openStore(storePath, { readonly: true }).close();
   // A writer handle without retention: requeueing must not trim anything on the way.
@@ -113,7 +122,7 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     store.close();
   }
-  const which = values.since === undefined ? '' : ` that failed within ${values.since}`;
+  const which = within === undefined ? '' : ` that failed within ${within}`;
   process.stdout.write(
     moved === 0
       ? `no dead letters${which} in ${storePath}\n`

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { configPath, loadConfig } from '../config/load.ts';
 import { openStore, type ReportRow, type TimingGap } from '../store/index.ts';
-import { formatDuration, parseDuration } from '../util/duration.ts';
+import { formatDuration, msCell, parseDuration } from '../util/duration.ts';
 import { UsageError } from '../util/errors.ts';
 import { parseArgsOrUsage } from './args.ts';
 
@@ -22,12 +22,6 @@ rows compare against a path the accelerator answers itself and overstate the ben
 
 A metric measured in the window without a single pair (so no row) is listed under the table
 with the reason when it is the lag flags: "all 10 samples flagged for timing".`;
-
-function ms(v: number | undefined): string {
-  if (v === undefined) return '-';
-  const digits = Math.abs(v) < 10 ? 2 : 1;
-  return `${v.toFixed(digits)} ms`;
-}
 
 function pct(v: number | undefined): string {
   return v === undefined ? '-' : `${v.toFixed(1)}%`;
@@ -63,10 +57,10 @@ function table(rows: ReportRow[]): string {
     r.scope,
     `${r.protocol}/${r.metric}${r.size !== undefined ? ` ${r.size}` : ''}`,
     String(r.rounds),
-    ms(r.anycast_p50_ms),
-    ms(r.baseline_p50_ms),
+    msCell(r.anycast_p50_ms),
+    msCell(r.baseline_p50_ms),
     baselines(r.baselines),
-    ms(r.saved_ms),
+    msCell(r.saved_ms),
     r.ci_low_ms === undefined || r.ci_high_ms === undefined
       ? '-'
       : `[${r.ci_low_ms.toFixed(1)}, ${r.ci_high_ms.toFixed(1)}] ms`,
@@ -119,20 +113,11 @@ export async function run(argv: string[]): Promise<number> {
 
   const until = Date.now();
   const since = until - sinceMs;
-  const store = openStore(storePath, { readonly: true });
-  let rows: ReportRow[];
-  let gaps: TimingGap[];
-  try {
-    const query = {
-      since,
-      ...(values.service === undefined ? {} : { service: values.service }),
-      ...(values.agent === undefined ? {} : { agent: values.agent }),
-    };
-    rows = store.benefitSummary(query);
-    gaps = store.timingGaps(query).filter((g) => g.note !== undefined);
-  } finally {
-    store.close();
-  }
+  const { rows, gaps } = readReport(storePath, {
+    since,
+    ...(values.service === undefined ? {} : { service: values.service }),
+    ...(values.agent === undefined ? {} : { agent: values.agent }),
+  });
 
   if (values.json) {
     const out = {
@@ -145,10 +130,31 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     return 0;
   }
-  const window = `the last ${formatDuration(sinceMs)}`;
   const filter = [values.service && `service ${values.service}`, values.agent && `agent ${values.agent}`]
     .filter(Boolean)
     .join(', ');
+  printReport(storePath, `the last ${formatDuration(sinceMs)}`, filter, rows, gaps);
+  return 0;
+}
+
+/** The benefit rows and the metrics without a row, read-only from the store. */
+function readReport(
+  storePath: string,
+  query: { since: number; service?: string; agent?: string },
+): { rows: ReportRow[]; gaps: TimingGap[] } {
+  const store = openStore(storePath, { readonly: true });
+  try {
+    return {
+      rows: store.benefitSummary(query),
+      gaps: store.timingGaps(query).filter((g) => g.note !== undefined),
+    };
+  } finally {
+    store.close();
+  }
+}
+
+/** The report as text: the table, or why there is none, and the metrics left without a row. */
+function printReport(storePath: string, window: string, filter: string, rows: ReportRow[], gaps: TimingGap[]): void {
   // Each metric that lost every pair to the lag flags, on one line: what would otherwise read as no data.
   const gapLines = gaps
     .map(
@@ -161,15 +167,14 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write(
         `no benefit rows in ${storePath} in ${window}${filter ? ` (${filter})` : ''}: no pair of samples was left\n${gapLines}\n`,
       );
-      return 0;
+      return;
     }
     process.stdout.write(`no rounds with benefit rows in ${storePath} in ${window}${filter ? ` (${filter})` : ''}\n`);
-    return 0;
+    return;
   }
   process.stdout.write(
     `benefit over ${window}${filter ? ` (${filter})` : ''} in ${storePath}: median of round medians, positive = anycast faster\n\n`,
   );
   process.stdout.write(`${table(rows)}\n`);
   if (gaps.length > 0) process.stdout.write(`\nwithout a row (no pair of samples was left):\n${gapLines}\n`);
-  return 0;
 }

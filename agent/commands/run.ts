@@ -81,50 +81,43 @@ async function startDashboard(ctx: WebContext): Promise<WebHandle> {
   return { url: server.url, close: () => server.close() };
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgsOrUsage(
-    () => parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }),
-    'run',
-  );
-  if (values.help) {
-    process.stdout.write(`${RUN_USAGE}\n`);
-    return 0;
+/** The config at start: from a URL (with its poller) or a file; an exit code when it does not load. */
+async function initialConfig(
+  spec: string,
+  values: {
+    config?: string | undefined;
+    'config-poll'?: string | undefined;
+    'config-token-file'?: string | undefined;
+    'config-cache'?: string | undefined;
+  },
+): Promise<{ config: AnylatConfig; poller?: ConfigPoller } | number> {
+  if (!isConfigUrl(spec)) {
+    const config = loadConfigOrReport(values.config);
+    return typeof config === 'number' ? config : { config };
   }
-  if (positionals.length > 0) throw new UsageError(`run: unexpected argument "${positionals[0]}" (use --config FILE)`);
-  const roundGraceMs =
-    values.grace === undefined ? SHUTDOWN_DEFAULTS.roundGraceMs : parseDuration(values.grace, '--grace');
-  const drainMs = values.drain === undefined ? SHUTDOWN_DEFAULTS.drainMs : parseDuration(values.drain, '--drain');
-
-  const spec = configPath(values.config);
-  let poller: ConfigPoller | undefined;
-  let config: AnylatConfig | number;
-  if (isConfigUrl(spec)) {
-    const pollMs =
-      values['config-poll'] === undefined
-        ? DEFAULT_CONFIG_POLL_MS
-        : parseDuration(values['config-poll'], '--config-poll');
-    try {
-      const token = configToken(values['config-token-file']);
-      poller = new ConfigPoller({
-        url: spec,
-        pollMs,
-        cachePath: values['config-cache'] ?? defaultCachePath(),
-        log,
-        ...(token ? { token } : {}),
-      });
-      config = await poller.initial();
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      process.stderr.write(reportProblems(err, displayUrl(spec)));
-      return err.exitCode;
-    }
-  } else {
-    config = loadConfigOrReport(values.config);
+  const pollMs =
+    values['config-poll'] === undefined
+      ? DEFAULT_CONFIG_POLL_MS
+      : parseDuration(values['config-poll'], '--config-poll');
+  try {
+    const token = configToken(values['config-token-file']);
+    const poller = new ConfigPoller({
+      url: spec,
+      pollMs,
+      cachePath: values['config-cache'] ?? defaultCachePath(),
+      log,
+      ...(token ? { token } : {}),
+    });
+    return { config: await poller.initial(), poller };
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(reportProblems(err, displayUrl(spec)));
+    return err.exitCode;
   }
-  if (typeof config === 'number') return config;
+}
 
-  const agent = new Agent({ config, log, web: startDashboard, outbox: values.outbox === true });
-  // Signals are caught before start so one arriving while the store opens still drains cleanly.
+/** SIGTERM/SIGINT: the first starts a drain (`signalled`), a second exits at once. */
+function catchStopSignals(): { signalled: Promise<NodeJS.Signals>; stopping: () => boolean } {
   let stopping: NodeJS.Signals | undefined;
   const signalled = new Promise<NodeJS.Signals>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
@@ -140,9 +133,35 @@ export async function run(argv: string[]): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+  return { signalled, stopping: () => stopping !== undefined };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgsOrUsage(
+    () => parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }),
+    'run',
+  );
+  if (values.help) {
+    process.stdout.write(`${RUN_USAGE}\n`);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`run: unexpected argument "${positionals[0]}" (use --config FILE)`);
+  const roundGraceMs =
+    values.grace === undefined ? SHUTDOWN_DEFAULTS.roundGraceMs : parseDuration(values.grace, '--grace');
+  const drainMs = values.drain === undefined ? SHUTDOWN_DEFAULTS.drainMs : parseDuration(values.drain, '--drain');
+
+  const spec = configPath(values.config);
+  const loaded = await initialConfig(spec, values);
+  if (typeof loaded === 'number') return loaded;
+  const { config, poller } = loaded;
+
+  const agent = new Agent({ config, log, web: startDashboard, outbox: values.outbox === true });
+  // Signals are caught before start so one arriving while the store opens still drains cleanly.
+  const stop = catchStopSignals();
+  const signalled = stop.signalled;
 
   const onHangup = () => {
-    if (stopping) return;
+    if (stop.stopping()) return;
     log(`SIGHUP: reloading ${poller ? displayUrl(spec) : spec}`);
     if (poller) void poller.check();
     else agent.reload(() => loadConfig(spec));

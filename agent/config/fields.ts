@@ -7,6 +7,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { parseDuration } from '../util/duration.ts';
 import { validateCron } from '../schedule/timing.ts';
+import { errorMessage } from '../util/errors.ts';
 
 /** A validator's verdict on a value it could read but not accept, with its own wording. */
 export class Rejection {
@@ -129,10 +130,12 @@ export const bool = leaf('true or false', (v) => {
   return undefined;
 });
 
-/** A string from a fixed set. */
-export function oneOf<T extends string>(values: readonly T[]) {
+/** A string from a fixed set; `anyCase`: in any case, read as the set writes it (DNS record types). */
+export function oneOf<T extends string>(values: readonly T[], anyCase = false) {
   return leaf(`one of ${values.map((v) => `"${v}"`).join(', ')}`, (v) =>
-    typeof v === 'string' && (values as readonly string[]).includes(v) ? (v as T) : undefined,
+    typeof v !== 'string'
+      ? undefined
+      : (values.find((x) => x === v || (anyCase && x.toLowerCase() === v.toLowerCase())) as T | undefined),
   );
 }
 
@@ -236,7 +239,7 @@ export function fileContents<T>(baseDir: string, what: string, parse: (contents:
     try {
       return parse(contents, path);
     } catch (err) {
-      return new Rejection(err instanceof Error ? err.message : String(err));
+      return new Rejection(errorMessage(err));
     }
   });
 }

@@ -137,15 +137,19 @@ export function parseConfig(
 }
 
 type Parsed = z.output<ReturnType<typeof configSchema>>;
-type RawProbes = NonNullable<Parsed['services'][number]['probes']>;
-type RawSettings = Partial<
+/** One service as the schema parsed it (before defaults). */
+export type ParsedService = Parsed['services'][number];
+type RawProbes = NonNullable<ParsedService['probes']>;
+/** The round settings of `defaults:` as the schema parsed them. */
+export type RawSettings = Partial<
   Pick<
     Parsed['services'][number],
     'probes' | 'samples' | 'spacing' | 'timeout' | 'schedule' | 'deadline' | 'terminates_tcp' | 'max_in_flight'
   >
 >;
 
-function probes(raw: RawProbes): RoundProtocols {
+/** The probes' options from their parsed settings, with every default filled (DEFAULTS). */
+export function probeSettings(raw: RawProbes): RoundProtocols {
   const out: RoundProtocols = {};
   if (raw.udp) {
     out.udp = { port: raw.udp.port ?? DEFAULTS.udpPort };
@@ -193,30 +197,33 @@ function probes(raw: RawProbes): RoundProtocols {
   return out;
 }
 
+/** A service with its defaults filled: its own settings, else `defaults:`, else DEFAULTS. */
+export function serviceConfig(s: ParsedService, defaults: RawSettings = {}): ServiceConfig {
+  const schedule = s.schedule ?? defaults.schedule ?? DEFAULTS.schedule;
+  const intervalMs = cronInterval(schedule);
+  const svc: ServiceConfig = {
+    name: s.name,
+    anycast: s.anycast,
+    unicast: Object.entries(s.unicast).map(([name, address]) => ({ name, host: address })),
+    baseline: s.baseline ?? DEFAULTS.baseline,
+    terminatesTcp: s.terminates_tcp ?? defaults.terminates_tcp ?? DEFAULTS.terminatesTcp,
+    // The rules guarantee probes are set here or in defaults.
+    probes: probeSettings((s.probes ?? defaults.probes)!),
+    samples: s.samples ?? defaults.samples ?? DEFAULTS.samples,
+    spacingMs: s.spacing ?? defaults.spacing ?? DEFAULTS.spacingMs,
+    timeoutMs: s.timeout ?? defaults.timeout ?? DEFAULTS.timeoutMs,
+    schedule,
+    intervalMs,
+    deadlineMs: s.deadline ?? defaults.deadline ?? defaultDeadline(intervalMs),
+  };
+  const inFlight = s.max_in_flight ?? defaults.max_in_flight;
+  if (inFlight !== undefined) svc.maxInFlight = inFlight;
+  return svc;
+}
+
 function build(data: Parsed, file: string, host: string, env: NodeJS.ProcessEnv, baseDir: string): AnylatConfig {
   const defaults: RawSettings = data.defaults ?? {};
-  const services = data.services.map((s): ServiceConfig => {
-    const schedule = s.schedule ?? defaults.schedule ?? DEFAULTS.schedule;
-    const intervalMs = cronInterval(schedule);
-    const svc: ServiceConfig = {
-      name: s.name,
-      anycast: s.anycast,
-      unicast: Object.entries(s.unicast).map(([name, address]) => ({ name, host: address })),
-      baseline: s.baseline ?? DEFAULTS.baseline,
-      terminatesTcp: s.terminates_tcp ?? defaults.terminates_tcp ?? DEFAULTS.terminatesTcp,
-      // The rules guarantee probes are set here or in defaults.
-      probes: probes((s.probes ?? defaults.probes)!),
-      samples: s.samples ?? defaults.samples ?? DEFAULTS.samples,
-      spacingMs: s.spacing ?? defaults.spacing ?? DEFAULTS.spacingMs,
-      timeoutMs: s.timeout ?? defaults.timeout ?? DEFAULTS.timeoutMs,
-      schedule,
-      intervalMs,
-      deadlineMs: s.deadline ?? defaults.deadline ?? defaultDeadline(intervalMs),
-    };
-    const inFlight = s.max_in_flight ?? defaults.max_in_flight;
-    if (inFlight !== undefined) svc.maxInFlight = inFlight;
-    return svc;
-  });
+  const services = data.services.map((s) => serviceConfig(s, defaults));
   const agent: AnylatConfig['agent'] = {
     id: data.agent.id ?? host,
     region: data.agent.region,

@@ -88,7 +88,7 @@ export const MEANINGS: Record<string, string> = {
   'services[].anycast': 'the anycast address(es): the first is endpoint `anycast`, the others `anycast-2`, …',
   'services[].anycast[]': 'one anycast address or host name',
   'services[].unicast':
-    '`name: address` for each regional endpoint; the name is the `endpoint` tag (not `anycast` or `anycast-N`)',
+    '`name: address` for each regional endpoint; the name is the `endpoint` tag (not `anycast`, `anycast-N` or `nearest`)',
   'services[].baseline':
     '`nearest` (the unicast endpoint with the lowest p50 in each round) or a unicast endpoint name',
   'services[].probes':

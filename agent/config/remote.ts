@@ -8,7 +8,7 @@ import { request as httpsRequest } from 'node:https';
 import { dirname, resolve } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { displayUrl, redact } from '../sink/redact.ts';
-import { ConfigError } from '../util/errors.ts';
+import { ConfigError, errorMessage } from '../util/errors.ts';
 import { Secret } from '../core/secret.ts';
 import { configVersion, parseConfig, type LoadOptions } from './load.ts';
 import type { AnylatConfig } from './types.ts';
@@ -99,7 +99,7 @@ export function fetchConfig(url: string, options: FetchOptions = {}): Promise<Fe
     } catch (err) {
       finish({
         kind: 'failed',
-        message: `cannot fetch the config from ${shown}: ${clean(err instanceof Error ? err.message : String(err))}`,
+        message: `cannot fetch the config from ${shown}: ${clean(errorMessage(err))}`,
       });
       return;
     }
@@ -263,7 +263,7 @@ export class ConfigPoller {
       });
     } catch (err) {
       this.o.log(
-        `config: cannot cache the config at ${this.o.cachePath}: ${err instanceof Error ? err.message : String(err)}; a restart while ${displayUrl(this.o.url)} is down will not find it`,
+        `config: cannot cache the config at ${this.o.cachePath}: ${errorMessage(err)}; a restart while ${displayUrl(this.o.url)} is down will not find it`,
       );
     }
   }

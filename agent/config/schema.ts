@@ -67,8 +67,11 @@ export const DEFAULTS = {
 /** Issue parameter that makes a problem point at the key rather than its value. */
 export const AT_KEY = { anchor: 'key' } as const;
 
-/** A mapping with known keys: a wrong type names what was expected; each unknown key is a problem of its own. */
-function mapping<S extends z.ZodRawShape>(shape: S, what: string) {
+/**
+ * A mapping with known keys: a wrong type names what was expected; each unknown key is a problem of
+ * its own (`noun` names what a key is: "unknown protocol" reads better than "unknown key" under probes).
+ */
+function mapping<S extends z.ZodRawShape>(shape: S, what: string, noun = 'key') {
   const keys = Object.keys(shape);
   return z
     .looseObject(shape, {
@@ -89,7 +92,7 @@ function mapping<S extends z.ZodRawShape>(shape: S, what: string) {
             code: 'custom',
             path: [k],
             params: AT_KEY,
-            message: `unknown key "${k}"${near ? `; did you mean "${near}"?` : ''} (expected one of: ${keys.join(', ')})`,
+            message: `unknown ${noun} "${k}"${near ? `; did you mean "${near}"?` : ''} (expected one of: ${keys.join(', ')})`,
           });
         }
       },
@@ -186,7 +189,7 @@ function probesSchema(baseDir: string) {
             port: optional(port),
             transport: optional(oneOf(['udp', 'tcp'] as const)),
             qname: optional(hostName),
-            qtype: optional(oneOf(QUERY_TYPES)),
+            qtype: optional(oneOf(QUERY_TYPES, true)),
             nsid: optional(bool),
           },
           'dns probe settings (port, transport, qname, qtype, nsid) or nothing',
@@ -209,6 +212,7 @@ function probesSchema(baseDir: string) {
       ),
     },
     `a mapping of probes (${PROTOCOLS.join(', ')})`,
+    'protocol',
   );
 }
 
@@ -257,8 +261,50 @@ function names(what: string) {
   return z.preprocess((v) => (typeof v === 'string' ? [v] : v), list(name(what), `${what}, or a list of them`));
 }
 
+/** Where the sink writes: `influx:`. */
+function influxSchema(baseDir: string) {
+  return mapping(
+    {
+      url: httpUrl,
+      token: optional(secretText),
+      token_file: optional(
+        fileContents(baseDir, 'the token file', (buf, path) => {
+          const token = buf.toString('utf8').trim();
+          if (token === '') throw new Error(`the token file "${path}" is empty; put the InfluxDB token in it`);
+          return token;
+        }),
+      ),
+      org: optional(text('an organization name')),
+      bucket: text('a bucket name (InfluxDB 1.x: database or database/retention-policy)'),
+      set_aside_after: optional(duration),
+    },
+    'a mapping with url, token or token_file, org, bucket, set_aside_after',
+  );
+}
+
+/** How a schema is checked beyond its shape. */
+export interface SchemaOptions {
+  /**
+   * one round now (`anylat compare`), not scheduled rounds: the rules that fit a round into its
+   * schedule's interval do not apply
+   */
+  oneRound?: boolean;
+  /**
+   * how a message between fields names a service's setting, given its path below the service
+   * (`probes.tls.server_name`) and, for a flag-like mention, the value it would take: the config
+   * says `server_name` and `insecure: true`, compare says `--sni` and `--insecure`
+   */
+  say?: (path: string, value?: unknown) => string;
+}
+
+/** A config file names a setting by its key (the message's path already says where it is). */
+export function sayKey(path: string, value?: unknown): string {
+  const key = path.slice(path.lastIndexOf('.') + 1);
+  return value === undefined ? key : `${key}: ${String(value)}`;
+}
+
 /** The schema of anylat.yaml; `baseDir` resolves the relative file paths in it. */
-export function configSchema(baseDir: string) {
+export function configSchema(baseDir: string, options: SchemaOptions = {}) {
   const serviceFields = {
     name: name('a service name'),
     anycast: anycastList,
@@ -311,25 +357,7 @@ export function configSchema(baseDir: string) {
           'a mapping with path and/or retention',
         ),
       ),
-      influx: optional(
-        mapping(
-          {
-            url: httpUrl,
-            token: optional(secretText),
-            token_file: optional(
-              fileContents(baseDir, 'the token file', (buf, path) => {
-                const token = buf.toString('utf8').trim();
-                if (token === '') throw new Error(`the token file "${path}" is empty; put the InfluxDB token in it`);
-                return token;
-              }),
-            ),
-            org: optional(text('an organization name')),
-            bucket: text('a bucket name (InfluxDB 1.x: database or database/retention-policy)'),
-            set_aside_after: optional(duration),
-          },
-          'a mapping with url, token or token_file, org, bucket, set_aside_after',
-        ),
-      ),
+      influx: optional(influxSchema(baseDir)),
       web: z.preprocess(
         (v) => (v === null ? {} : v),
         mapping(
@@ -359,13 +387,15 @@ export function configSchema(baseDir: string) {
     },
     'a mapping with agent, services and optionally defaults, store, influx, web, metrics, trace, agents',
   );
-  return schema.superRefine(crossFieldRules, { when: () => true });
+  const rules: Rules = { oneRound: options.oneRound === true, say: options.say ?? sayKey };
+  return schema.superRefine((root, ctx) => crossFieldRules(root, ctx, rules), { when: () => true });
 }
 
 // ---- rules across fields ----
 
 type Dict = Record<string, unknown>;
 type Ctx = z.RefinementCtx;
+type Rules = { oneRound: boolean; say: (path: string, value?: unknown) => string };
 
 function isDict(v: unknown): v is Dict {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && v !== z.NEVER;
@@ -398,7 +428,7 @@ function pick<T>(
   return { value: builtin, src: { from: 'builtin', path: ['services', i] } };
 }
 
-function crossFieldRules(root: unknown, ctx: Ctx): void {
+function crossFieldRules(root: unknown, ctx: Ctx, rules: Rules): void {
   if (!isDict(root)) return;
   if (isDict(root.agent)) agentRules(root.agent, ctx);
   if (isDict(root.influx)) influxRules(root.influx, ctx);
@@ -435,7 +465,7 @@ function crossFieldRules(root: unknown, ctx: Ctx): void {
         firstByName.set(svc.name, i);
       }
     }
-    serviceRules(svc, defaults, i, ctx);
+    serviceRules(svc, defaults, i, ctx, rules);
   });
 }
 
@@ -501,63 +531,79 @@ function influxRules(influx: Dict, ctx: Ctx): void {
 
 const isProbes = (x: unknown): x is Dict => isDict(x);
 
-function serviceRules(svc: Dict, defaults: Dict | undefined, i: number, ctx: Ctx): void {
-  const at = (...rest: Array<string | number>) => ['services', i, ...rest];
-
+/** The unicast endpoints' names: at least one, none reserved, each a name; returns the good ones. */
+function unicastRules(svc: Dict, at: (...rest: Array<string | number>) => Array<string | number>, ctx: Ctx): string[] {
   const unicastNames: string[] = [];
-  if (isDict(svc.unicast)) {
-    const names = Object.keys(svc.unicast);
-    if (names.length === 0) {
-      ctx.addIssue({
-        code: 'custom',
-        path: at('unicast'),
-        message: 'expected at least one unicast endpoint (name: address); the benefit is measured against them',
-      });
-    }
-    for (const n of names) {
-      if (n === 'anycast' || /^anycast-\d+$/.test(n)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: at('unicast', n),
-          params: AT_KEY,
-          message: `"${n}" is reserved for the anycast address(es); name unicast endpoints after their region, e.g. us-east-1`,
-        });
-      } else if (!isName(n)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: at('unicast', n),
-          params: AT_KEY,
-          message: `expected an endpoint name (letters, digits, "-", "_", "."), got "${n}"`,
-        });
-      } else {
-        unicastNames.push(n);
-      }
-    }
-  }
-
-  if (Array.isArray(svc.anycast)) {
-    if (svc.anycast.length === 0)
-      ctx.addIssue({ code: 'custom', path: at('anycast'), message: 'expected at least one anycast address' });
-    if (svc.anycast.length > DEFAULTS.maxAnycast) {
-      ctx.addIssue({
-        code: 'custom',
-        path: at('anycast'),
-        message: `expected at most ${DEFAULTS.maxAnycast} anycast addresses, got ${svc.anycast.length}`,
-      });
-    }
-    const seen = new Map<string, number>();
-    svc.anycast.forEach((a, j) => {
-      if (!good(a, isStr)) return;
-      const first = seen.get(a);
-      if (first !== undefined)
-        ctx.addIssue({
-          code: 'custom',
-          path: at('anycast', j),
-          message: `"${a}" is listed twice (also anycast[${first}])`,
-        });
-      else seen.set(a, j);
+  if (!isDict(svc.unicast)) return unicastNames;
+  const names = Object.keys(svc.unicast);
+  if (names.length === 0) {
+    ctx.addIssue({
+      code: 'custom',
+      path: at('unicast'),
+      message: 'expected at least one unicast endpoint (name: address); the benefit is measured against them',
     });
   }
+  for (const n of names) {
+    if (n === 'anycast' || /^anycast-\d+$/.test(n)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: at('unicast', n),
+        params: AT_KEY,
+        message: `"${n}" is reserved for the anycast address(es); name unicast endpoints after their region, e.g. us-east-1`,
+      });
+    } else if (n === 'nearest') {
+      // a unicast endpoint named so could never be the baseline by name: `nearest` means the rule
+      ctx.addIssue({
+        code: 'custom',
+        path: at('unicast', n),
+        params: AT_KEY,
+        message: `"nearest" is reserved for the baseline rule (the unicast endpoint with the lowest p50); name unicast endpoints after their region, e.g. us-east-1`,
+      });
+    } else if (!isName(n)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: at('unicast', n),
+        params: AT_KEY,
+        message: `expected an endpoint name (letters, digits, "-", "_", "."), got "${n}"`,
+      });
+    } else {
+      unicastNames.push(n);
+    }
+  }
+  return unicastNames;
+}
+
+/** The anycast addresses: at least one, at most DEFAULTS.maxAnycast, each once. */
+function anycastRules(svc: Dict, at: (...rest: Array<string | number>) => Array<string | number>, ctx: Ctx): void {
+  if (!Array.isArray(svc.anycast)) return;
+  if (svc.anycast.length === 0)
+    ctx.addIssue({ code: 'custom', path: at('anycast'), message: 'expected at least one anycast address' });
+  if (svc.anycast.length > DEFAULTS.maxAnycast) {
+    ctx.addIssue({
+      code: 'custom',
+      path: at('anycast'),
+      message: `expected at most ${DEFAULTS.maxAnycast} anycast addresses, got ${svc.anycast.length}`,
+    });
+  }
+  const seen = new Map<string, number>();
+  svc.anycast.forEach((a, j) => {
+    if (!good(a, isStr)) return;
+    const first = seen.get(a);
+    if (first !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: at('anycast', j),
+        message: `"${a}" is listed twice (also anycast[${first}])`,
+      });
+    else seen.set(a, j);
+  });
+}
+
+function serviceRules(svc: Dict, defaults: Dict | undefined, i: number, ctx: Ctx, rules: Rules): void {
+  const { say } = rules;
+  const at = (...rest: Array<string | number>) => ['services', i, ...rest];
+  const unicastNames = unicastRules(svc, at, ctx);
+  anycastRules(svc, at, ctx);
 
   if (
     good(svc.baseline, isStr) &&
@@ -593,8 +639,7 @@ function serviceRules(svc: Dict, defaults: Dict | undefined, i: number, ctx: Ctx
         code: 'custom',
         path: [...probes.src.path, 'tls'],
         params: AT_KEY,
-        message:
-          'set server_name (the name the certificate is for, sent as SNI), or insecure: true to skip certificate checks',
+        message: `set ${say('probes.tls.server_name')} (the name the certificate is for, sent as SNI), or ${say('probes.tls.insecure', true)} to skip certificate checks`,
       });
     }
   }
@@ -606,7 +651,7 @@ function serviceRules(svc: Dict, defaults: Dict | undefined, i: number, ctx: Ctx
       ctx.addIssue({
         code: 'custom',
         path: [...probes.src.path, 'transfer', 'url'],
-        message: `the url has no {size} but ${sizes} sizes are asked (${Array.isArray(t.sizes) ? 'sizes' : `by default ${DEFAULT_TRANSFER_SIZES.map(sizeLabel).join(', ')}`}): put {size} where the size in bytes goes, or give one size`,
+        message: `the ${say('probes.transfer.url')} has no {size} but ${sizes} sizes are asked (${Array.isArray(t.sizes) ? say('probes.transfer.sizes') : `by default ${DEFAULT_TRANSFER_SIZES.map(sizeLabel).join(', ')}`}): put {size} where the size in bytes goes, or give one size`,
       });
     }
     if (Array.isArray(t.sizes)) {
@@ -631,7 +676,7 @@ function serviceRules(svc: Dict, defaults: Dict | undefined, i: number, ctx: Ctx
     }
   }
 
-  timingRules(svc, defaults, i, ctx);
+  if (!rules.oneRound) timingRules(svc, defaults, i, ctx);
 }
 
 /**

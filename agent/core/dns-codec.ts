@@ -165,16 +165,16 @@ function headerOnly(query: Buffer, rcode: number): Buffer {
   return out;
 }
 
-/**
- * The reflector's answer to one query, or undefined to drop it (a response, or shorter than a
- * header). `transport` decides the size limit: over UDP the answer never exceeds the query's own
- * size nor what the query allows; over TCP only the 64 KiB frame bounds it.
- */
-export function answerQuery(
-  query: Buffer,
-  site: string,
-  transport: 'udp' | 'tcp',
-): { reply: Buffer; verdict: QueryVerdict } | undefined {
+/** A plain query (one question, at most an OPT record), or the header-only answer (or silence) it gets instead. */
+function screenQuery(query: Buffer):
+  | {
+      p: NonNullable<ReturnType<typeof decode>>;
+      question: dnsPacket.Question;
+      opt: ReturnType<typeof optOf>;
+      flags: number;
+    }
+  | { reply: Buffer; verdict: QueryVerdict }
+  | undefined {
   if (query.length < 12) return undefined;
   const flags = query.readUInt16BE(2);
   // Never answer a response: two reflectors must not be able to bounce packets between them.
@@ -196,7 +196,22 @@ export function answerQuery(
   const opt = optOf(p);
   if (p.additionals && p.additionals.length > 0 && !opt)
     return { reply: headerOnly(query, RCODE_FORMERR), verdict: 'formerr' };
+  return { p, question, opt, flags };
+}
 
+/**
+ * The reflector's answer to one query, or undefined to drop it (a response, or shorter than a
+ * header). `transport` decides the size limit: over UDP the answer never exceeds the query's own
+ * size nor what the query allows; over TCP only the 64 KiB frame bounds it.
+ */
+export function answerQuery(
+  query: Buffer,
+  site: string,
+  transport: 'udp' | 'tcp',
+): { reply: Buffer; verdict: QueryVerdict } | undefined {
+  const screened = screenQuery(query);
+  if (!screened || 'reply' in screened) return screened;
+  const { p, question, opt, flags } = screened;
   const siteBytes = Buffer.from(site, 'utf8').subarray(0, MAX_SITE_BYTES);
   const chaosSite =
     question.class === 'CH' &&

@@ -3,14 +3,17 @@
 // the same loader and checks as any user's config when `anylat run` starts.
 import type { LabDescription } from '../lab/index.ts';
 import { formatDuration } from '../util/duration.ts';
+import { phaseFor } from '../schedule/timing.ts';
 
 /** The service every demo agent measures. */
 export const DEMO_SERVICE = 'demo';
 /**
- * The same endpoints measured by downloads (the transfer protocol) once a minute, with `anylat demo
- * --transfer`: its own service, because a round of downloads takes longer than the demo's short
- * latency rounds allow. Off by default: every downloaded byte crosses the lab's one user-space wire
- * process, and on a busy 2-core machine the latency rounds then miss their deadlines.
+ * The same endpoints measured by downloads (the transfer protocol) once a minute: its own service,
+ * because a round of downloads takes longer than the demo's short latency rounds allow. It starts
+ * half a latency interval after a latency round (second 5 of the minute with the 10 s default), so
+ * its downloads do not start together with a latency round in the same agent. On by default
+ * (`anylat demo --no-transfer` leaves it out): measured with and without it (docs/lab.md), the
+ * latency rounds lost no sample and their flagged share stayed the same.
  */
 export const DEMO_TRANSFER_SERVICE = 'demo-transfer';
 
@@ -39,7 +42,7 @@ export interface DemoRounds {
   spacingMs: number;
   /** per sample; default from the lab's longest path (see probeTimeoutMs) */
   timeoutMs?: number;
-  /** also measure service `demo-transfer` (downloads once a minute); default off: see DEMO_TRANSFER_SERVICE */
+  /** also measure service `demo-transfer` (downloads once a minute; the CLI's default): see DEMO_TRANSFER_SERVICE */
   transfer?: boolean;
 }
 
@@ -132,7 +135,7 @@ export function agentConfigYaml(
     `    max_in_flight: ${rounds.samples * paths}`,
     `    schedule: "${everySeconds(rounds.intervalMs)}"`,
     `    deadline: ${ms(deadlineMs)}`,
-    ...(rounds.transfer ? transferService(lab, timeoutMs) : []),
+    ...(rounds.transfer ? transferService(lab, timeoutMs, transferSecond(demoAgentId(region), rounds.intervalMs)) : []),
     'store:',
     `  path: ${JSON.stringify(storePath)}`,
     '',
@@ -140,8 +143,21 @@ export function agentConfigYaml(
   return lines.join('\n');
 }
 
-/** The `demo-transfer` service of `--transfer` (see DEMO_TRANSFER_SERVICE). */
-function transferService(lab: LabDescription, timeoutMs: number): string[] {
+/** The `demo-transfer` service (on unless `--no-transfer`; see DEMO_TRANSFER_SERVICE). */
+/**
+ * The second of the minute at which the agent's transfer round starts: half a latency interval after
+ * one of its latency rounds starts (a latency round lasts a second or two), both services' phases
+ * (schedule/timing.ts: a hash of agent id and service) taken into account.
+ */
+export function transferSecond(agentId: string, intervalMs: number): number {
+  const latency = phaseFor(agentId, DEMO_SERVICE, intervalMs);
+  const transfer = phaseFor(agentId, DEMO_TRANSFER_SERVICE, 60_000);
+  const steps = intervalMs / 1000;
+  const s = Math.round((latency + intervalMs / 2 - transfer) / 1000);
+  return ((s % steps) + steps) % steps;
+}
+
+function transferService(lab: LabDescription, timeoutMs: number, offsetS: number): string[] {
   return [
     `  - name: ${DEMO_TRANSFER_SERVICE}`,
     `    anycast: ${lab.anycast}`,
@@ -153,6 +169,6 @@ function transferService(lab: LabDescription, timeoutMs: number): string[] {
     '    probes:',
     `      transfer: { port: ${lab.ports.http}, sizes: [16KiB, 256KiB, 2MiB], samples: 1, timeout: 4s }`,
     `    timeout: ${ms(timeoutMs)}`,
-    `    schedule: "${everySeconds(60_000)}"`,
+    `    schedule: "${offsetS} * * * * *"`,
   ];
 }

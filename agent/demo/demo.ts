@@ -231,23 +231,13 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     // The demo's handle creates the store (schema) before any agent, and serves the dashboard.
     store = openStore(storePath, { outbox: false, log });
     if (options.web !== null) {
-      try {
-        web = await startWebServer({ store, listen: options.web ?? '127.0.0.1:8080', log });
-      } catch (err) {
+      web = await startWebServer({
+        store,
+        listen: options.web ?? '127.0.0.1:8080',
+        log,
         // The dashboard's own message names the config key (web.listen); the demo's is --web.
-        // (it comes from the dashboard's thread as an AnylatError with the code, not as a BindError)
-        if (err instanceof AnylatError && err.code === 'ANYLAT_BIND') {
-          throw new AnylatError(
-            err.code,
-            err.message.replace(
-              /; set web\.listen .*$/,
-              '; give the demo another one with --web ADDR (e.g. --web 127.0.0.1:8081)',
-            ),
-            { cause: err },
-          );
-        }
-        throw err;
-      }
+        bindRemedy: 'give the demo another one with --web ADDR (e.g. --web 127.0.0.1:8081)',
+      });
     }
     lab = await labUp({
       ...(options.topology ? { topology: options.topology } : {}),

@@ -4,6 +4,7 @@ import type { Metric, Protocol } from '../core/model.ts';
 import type { EventRow } from '../store/index.ts';
 import { DEFAULT_EVENT_LIMIT } from '../web/params.ts';
 import { DashboardQueries, type RegionBenefit, type StoreReader } from '../web/queries.ts';
+import { msCell } from '../util/duration.ts';
 
 /** What one refresh of the table shows. */
 export interface DemoSnapshot {
@@ -75,12 +76,6 @@ export function demoSnapshot(store: StoreReader, opts: SnapshotOptions, now: num
   return { at: now, service: opts.service, metric: `${metric.protocol}/${metric.metric}`, window, regions, events };
 }
 
-function fmtMs(v: number | null | undefined, signed = false): string {
-  if (v === null || v === undefined) return '-';
-  const text = `${v.toFixed(Math.abs(v) < 10 ? 2 : 1)} ms`;
-  return signed && v > 0 ? `+${text}` : text;
-}
-
 function fmtCi(lo: number | null, hi: number | null): string {
   if (lo === null || hi === null) return '-';
   const f = (v: number) => (v > 0 ? '+' : '') + v.toFixed(1);
@@ -143,13 +138,13 @@ export function formatSnapshot(s: DemoSnapshot, staleAfterMs: number): string[] 
     return [
       r.region,
       r.site ?? '-',
-      fmtMs(l.anycast_p50_ms),
-      `${fmtMs(l.baseline_p50_ms)} ${l.baseline}`,
-      fmtMs(l.saved_ms, true),
+      msCell(l.anycast_p50_ms),
+      `${msCell(l.baseline_p50_ms)} ${l.baseline}`,
+      msCell(l.saved_ms, true),
       fmtCi(l.ci_low_ms, l.ci_high_ms),
       l.win_rate === null ? '-' : `${Math.round(l.win_rate * 100)}%`,
       verdict(l.ci_low_ms, l.ci_high_ms),
-      fmtMs(r.median_saved_ms, true),
+      msCell(r.median_saved_ms, true),
       `${r.rounds}${stale}`,
     ];
   });

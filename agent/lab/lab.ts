@@ -4,7 +4,16 @@
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { AnylatError, EnvironmentError, UsageError } from '../util/errors.ts';
-import { addNamespace, deleteNamespace, ipBatch, labNamespaces, listeningIn, namespacePids, tcBatch } from './netns.ts';
+import {
+  addNamespace,
+  deleteNamespace,
+  execIn,
+  ipBatch,
+  labNamespaces,
+  listeningIn,
+  namespacePids,
+  tcBatch,
+} from './netns.ts';
 import {
   entry,
   isAlive,
@@ -17,11 +26,13 @@ import {
 } from './processes.ts';
 import {
   addressCommands,
+  anycastTraceHops,
   edgeFor,
   interfacesOf,
   NO_FAILURES,
   originFor,
   routeCommands,
+  traceRuleCommands,
   type Failures,
 } from './routing.ts';
 import { labDir, readState, removeStateDir, withLock, writeState, type LabState } from './state.ts';
@@ -72,6 +83,11 @@ export interface LabDescription {
       edgeRtt: ExpectedRtt | null;
       /** UDP/TCP echo through the edge to the origin: access + backbone links */
       originRtt: ExpectedRtt | null;
+      /**
+       * the hop addresses `anylat trace ANYCAST` shows: the edge's end of the access link, the
+       * serving origin's end of the backbone link, the anycast address (empty when no edge is up)
+       */
+      trace: string[];
     };
     /** each origin's unicast address, over this agent's internet link to it */
     unicast: Array<{ origin: string; address: string; rtt: ExpectedRtt; lossPct: number; failed: boolean }>;
@@ -147,6 +163,7 @@ export function describeLab(state: LabState, dir: string): LabDescription {
           origin: o?.node.region ?? null,
           edgeRtt: e ? sumRtt([e.link]) : null,
           originRtt: e && o ? sumRtt([e.link, o.link]) : null,
+          trace: anycastTraceHops(t, a, f),
         },
         unicast: t.origins.map((origin) => {
           const link = t.links.find((l) => l.class === 'internet' && l.a.node === a.id && l.b.node === origin.id)!;
@@ -314,8 +331,32 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
       log('addresses and routes');
       await Promise.all(
         nodes.map((n) =>
-          ipBatch(n.netns, [...addressCommands(topology, n), ...routeCommands(topology, n, NO_FAILURES)]),
+          ipBatch(n.netns, [
+            ...addressCommands(topology, n),
+            ...traceRuleCommands(topology, n),
+            ...routeCommands(topology, n, NO_FAILURES),
+          ]),
         ),
+      );
+      // Edges and origins forward traceroute probes (routing.ts): plain forwarding, no reverse-path
+      // filter (a probe comes back to its edge over the backbone), and no ICMP rate limit, so a
+      // trace right after another still gets every hop's answer.
+      await Promise.all(
+        [...topology.edges, ...topology.origins].map(async (n) => {
+          const r = await execIn(n.netns, 'sysctl', [
+            '-q',
+            '-w',
+            'net.ipv4.ip_forward=1',
+            'net.ipv4.conf.all.rp_filter=0',
+            'net.ipv4.conf.default.rp_filter=0',
+            'net.ipv4.icmp_ratelimit=0',
+          ]);
+          if (r.code !== 0)
+            throw new AnylatError(
+              'ANYLAT_LAB_EXEC',
+              `sysctl in ${n.netns} failed: ${r.stderr.trim() || `exit ${r.code}`}`,
+            );
+        }),
       );
       const shaped = topology.links.filter((l) => l.rateMbit !== undefined);
       if (shaped.length > 0) {

@@ -35,21 +35,27 @@ export interface AgentHealth {
 
 const s = (ms: number) => ms / 1000;
 
+const gauge = (name: string, help: string, value: number): MetricFamily => ({
+  name,
+  help,
+  type: 'gauge',
+  samples: [{ value }],
+});
+const counter = (name: string, help: string, value: number): MetricFamily => ({
+  name,
+  help,
+  type: 'counter',
+  samples: [{ value }],
+});
+
 /** The families, in a fixed order, from a snapshot taken at `nowMs`. */
 export function agentFamilies(h: AgentHealth, nowMs = Date.now()): MetricFamily[] {
-  const gauge = (name: string, help: string, value: number): MetricFamily => ({
-    name,
-    help,
-    type: 'gauge',
-    samples: [{ value }],
-  });
-  const counter = (name: string, help: string, value: number): MetricFamily => ({
-    name,
-    help,
-    type: 'counter',
-    samples: [{ value }],
-  });
-  const out: MetricFamily[] = [
+  return [...agentAndStoreFamilies(h, nowMs), ...(h.sink ? sinkFamilies(h.sink) : []), ...configFamilies(h.config)];
+}
+
+/** The agent, its rounds, its store and its event loop. */
+function agentAndStoreFamilies(h: AgentHealth, nowMs: number): MetricFamily[] {
+  return [
     {
       name: 'anylat_agent_info',
       help: 'The agent: always 1, labelled with its id, region and anylat version.',
@@ -99,29 +105,35 @@ export function agentFamilies(h: AgentHealth, nowMs = Date.now()): MetricFamily[
     ),
     gauge('anylat_event_loop_lag_max_seconds', 'Longest event-loop delay over the last minute.', s(h.loopLag.maxMs)),
   ];
-  if (h.sink) {
-    out.push(
-      counter('anylat_sink_delivered_lines_total', 'Lines InfluxDB acknowledged.', h.sink.delivered),
-      counter(
-        'anylat_sink_dead_lettered_lines_total',
-        'Lines InfluxDB refused on their own, moved to the dead letters.',
-        h.sink.deadLettered,
-      ),
-      gauge('anylat_sink_batch_lines', 'Lines in the last batch sent to InfluxDB.', h.sink.lastBatchLines),
-      gauge(
-        'anylat_sink_consecutive_failures',
-        'Failed attempts since the last accepted write (0 when writes go through).',
-        h.sink.consecutiveFailures,
-      ),
-      {
-        name: 'anylat_sink_errors_total',
-        help: 'Failed writes to InfluxDB by class: unreachable, timeout, auth, not_found, throttled, server, rejected (a line refused as malformed), store.',
-        type: 'counter',
-        samples: Object.entries(h.sink.errors).map(([cls, value]) => ({ labels: { class: cls }, value })),
-      },
-    );
-  }
-  const c = h.config;
+}
+
+/** The InfluxDB sink, when there is one. */
+function sinkFamilies(sink: NonNullable<AgentHealth['sink']>): MetricFamily[] {
+  return [
+    counter('anylat_sink_delivered_lines_total', 'Lines InfluxDB acknowledged.', sink.delivered),
+    counter(
+      'anylat_sink_dead_lettered_lines_total',
+      'Lines InfluxDB refused on their own, moved to the dead letters.',
+      sink.deadLettered,
+    ),
+    gauge('anylat_sink_batch_lines', 'Lines in the last batch sent to InfluxDB.', sink.lastBatchLines),
+    gauge(
+      'anylat_sink_consecutive_failures',
+      'Failed attempts since the last accepted write (0 when writes go through).',
+      sink.consecutiveFailures,
+    ),
+    {
+      name: 'anylat_sink_errors_total',
+      help: 'Failed writes to InfluxDB by class: unreachable, timeout, auth, not_found, throttled, server, rejected (a line refused as malformed), store.',
+      type: 'counter',
+      samples: Object.entries(sink.errors).map(([cls, value]) => ({ labels: { class: cls }, value })),
+    },
+  ];
+}
+
+/** The running config and its reloads. */
+function configFamilies(c: AgentHealth['config']): MetricFamily[] {
+  const out: MetricFamily[] = [];
   out.push({
     name: 'anylat_config_info',
     help: 'The running config: always 1, labelled with its version (a hash of the config text) and where it came from (file or url).',

@@ -3,8 +3,9 @@
 // callback, unlike the dashboard's window queries, which have a thread of their own.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { BindError } from '../util/errors.ts';
+import { BindError, errorMessage } from '../util/errors.ts';
 import { EXPOSITION_CONTENT_TYPE } from './exposition.ts';
+import { hostPort } from '../util/host-port.ts';
 
 /** Serves the text `render()` returns on GET /metrics; everything else is 404. */
 export interface MetricsServer {
@@ -33,7 +34,7 @@ export function handleMetrics(
   try {
     body = render();
   } catch (err) {
-    log(`metrics: cannot render: ${err instanceof Error ? err.message : String(err)}`);
+    log(`metrics: cannot render: ${errorMessage(err)}`);
     res
       .writeHead(500, { 'content-type': 'text/plain; charset=utf-8' })
       .end('cannot render metrics; see the agent log\n');
@@ -59,9 +60,8 @@ export async function startMetricsServer(options: {
   });
   const addr = server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : options.port;
-  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   return {
-    url: `http://${host}:${port}/metrics`,
+    url: `http://${hostPort(options.host, port)}/metrics`,
     port,
     close: () =>
       new Promise<void>((resolve) => {

@@ -15,6 +15,7 @@
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
+import { errorMessage } from '../util/errors.ts';
 
 const SIOCGSTAMPNS = 0x8907;
 const CLOCK_REALTIME = 0;
@@ -55,7 +56,7 @@ export function loadRxTimestamps(): boolean {
       clockGettime: (clock, ts) => clockGettime(clock, ts) as number,
     };
   } catch (err) {
-    unavailableWhy = `cannot call ioctl through koffi: ${err instanceof Error ? err.message : String(err)}`;
+    unavailableWhy = `cannot call ioctl through koffi: ${errorMessage(err)}`;
   }
   return libc !== null;
 }

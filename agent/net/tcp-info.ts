@@ -27,6 +27,7 @@
 
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
+import { errorMessage } from '../util/errors.ts';
 
 /** The fields of `struct tcp_info` (linux/tcp.h) anylat reads. Times are microseconds. */
 export interface TcpInfo {
@@ -141,7 +142,7 @@ export function loadTcpInfo(): boolean {
     getsockopt = (fd, level, optname, optval, optlen) => fn(fd, level, optname, optval, optlen) as number;
     setsockopt = (fd, level, optname, optval, optlen) => set(fd, level, optname, optval, optlen) as number;
   } catch (err) {
-    unavailableWhy = `cannot call getsockopt through koffi: ${err instanceof Error ? err.message : String(err)}`;
+    unavailableWhy = `cannot call getsockopt through koffi: ${errorMessage(err)}`;
   }
   return getsockopt !== null;
 }

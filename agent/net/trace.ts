@@ -13,7 +13,7 @@
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { lookup, lookupService } from 'node:dns/promises';
-import { AnylatError } from '../util/errors.ts';
+import { AnylatError, errorMessage } from '../util/errors.ts';
 import type { TraceHop } from '../core/model.ts';
 
 export type { TraceHop };
@@ -128,7 +128,7 @@ function load(): Libc | null {
       addressOf: (buf) => BigInt(koffi.address(buf) as unknown as bigint),
     };
   } catch (err) {
-    unavailableWhy = `trace cannot call libc through koffi: ${err instanceof Error ? err.message : String(err)}`;
+    unavailableWhy = `trace cannot call libc through koffi: ${errorMessage(err)}`;
   }
   return cached;
 }
@@ -257,10 +257,7 @@ export async function trace(target: string, options: TraceOptions = {}): Promise
     try {
       address = (await lookup(address)).address;
     } catch (err) {
-      throw new TraceError(
-        'ANYLAT_TRACE_TARGET',
-        `trace: cannot resolve "${target}": ${err instanceof Error ? err.message : String(err)}`,
-      );
+      throw new TraceError('ANYLAT_TRACE_TARGET', `trace: cannot resolve "${target}": ${errorMessage(err)}`);
     }
   }
   const family = isIP(address) === 6 ? 6 : 4;

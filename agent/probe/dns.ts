@@ -27,17 +27,19 @@ import {
   type SiteQuery,
 } from '../core/dns-codec.ts';
 import { RxTimestamps } from '../net/rx-timestamp.ts';
-import { checkSocketTarget, errorDetail, socketFailureReason } from './tcp.ts';
+import { errorDetail, failureReason } from './outcome.ts';
+import { SampleRuns, type SampleRun } from './sample.ts';
+import { checkSocketTarget } from './tcp.ts';
 import type { DnsProbeOptions, ProbeFactory, Prober, ProbeTarget } from './types.ts';
+import { hostPort } from '../util/host-port.ts';
 
 /** Defaults of a dns probe's options. */
 export const DNS_PROBE_DEFAULTS = { qname: 'hostname.bind', qtype: 'A', transport: 'udp', nsid: true } as const;
 
 interface Pending {
   query: SiteQuery;
-  t0: number;
-  timer: NodeJS.Timeout;
-  resolve: (a: Attempt) => void;
+  /** the sample waiting for this answer (its t0 is stamped right before the query is sent) */
+  run: SampleRun;
 }
 
 function optionsError(target: ProbeTarget, message: string): AnylatError {
@@ -60,7 +62,7 @@ class DnsSender implements DnsProber {
   private tcp: net.Socket | undefined;
   private tcpOpening: Promise<net.Socket | { reason: FailureReason; detail: string }> | undefined;
   private framer = new TcpFramer();
-  private closed = false;
+  private readonly runs = new SampleRuns('dns');
   /** set when connect() of the UDP socket failed (no route): every sample fails with it */
   private connectFailure: { reason: FailureReason; detail: string } | undefined;
 
@@ -76,8 +78,7 @@ class DnsSender implements DnsProber {
   }
 
   private where(): string {
-    const a = this.target.address;
-    return `${net.isIPv6(a) ? `[${a}]` : a}:${this.options.port}`;
+    return hostPort(this.target.address, this.options.port);
   }
 
   async open(): Promise<void> {
@@ -92,22 +93,14 @@ class DnsSender implements DnsProber {
     // An ICMP error carries no query id; it answers the oldest query still waiting.
     socket.on('error', (err: NodeJS.ErrnoException) => {
       const first = this.pending.values().next().value;
-      if (first)
-        this.settle(
-          first,
-          this.failure(
-            first,
-            socketFailureReason(err) ?? 'unreachable',
-            `answer from ${this.where()}: ${errorDetail(err)}`,
-          ),
-        );
+      first?.run.fail(failureReason(err, 'unreachable'), `answer from ${this.where()}: ${errorDetail(err)}`);
     });
     await new Promise<void>((resolve) => {
       const done = (err?: NodeJS.ErrnoException) => {
         socket.off('error', done);
         if (err)
           this.connectFailure = {
-            reason: socketFailureReason(err) ?? 'unreachable',
+            reason: failureReason(err, 'unreachable'),
             detail: `connect to ${this.where()}: ${errorDetail(err)}`,
           };
         resolve();
@@ -118,17 +111,6 @@ class DnsSender implements DnsProber {
     if (!this.connectFailure) this.rx = RxTimestamps.enable(socket);
   }
 
-  private failure(p: Pending, reason: FailureReason, detail: string): Attempt {
-    return { ok: false, t0: p.t0, t1: performance.now(), values: {}, reason, detail };
-  }
-
-  private settle(p: Pending, attempt: Attempt): void {
-    if (this.pending.get(p.query.id) !== p) return;
-    this.pending.delete(p.query.id);
-    clearTimeout(p.timer);
-    p.resolve(attempt);
-  }
-
   private onAnswer(msg: Buffer, handledAt: number, receivedAt: number | undefined): void {
     if (msg.length < 2) return;
     const p = this.pending.get(msg.readUInt16BE(0));
@@ -136,12 +118,13 @@ class DnsSender implements DnsProber {
     const answer = decodeSiteAnswer(msg, p.query);
     // Not an answer to this query (spoofed id, another question): keep waiting for the real one.
     if (!answer.ok) return;
-    const kernelTimed = receivedAt !== undefined && receivedAt >= p.t0 && receivedAt <= handledAt;
+    const t0 = p.run.t0;
+    const kernelTimed = receivedAt !== undefined && receivedAt >= t0 && receivedAt <= handledAt;
     const t1 = kernelTimed ? receivedAt : handledAt;
     if (answer.truncated && this.transport === 'udp') {
-      this.settle(p, {
+      p.run.settle({
         ok: false,
-        t0: p.t0,
+        t0,
         t1,
         values: {},
         reason: 'protocol',
@@ -151,13 +134,13 @@ class DnsSender implements DnsProber {
     }
     const attempt: Attempt = {
       ok: true,
-      t0: p.t0,
+      t0,
       t1,
-      values: { query: t1 - p.t0 },
+      values: { query: t1 - t0 },
       lagWindows: kernelTimed ? {} : { query: [t1, t1] },
     };
     if (answer.site !== undefined) attempt.site = answer.site;
-    this.settle(p, attempt);
+    p.run.settle(attempt);
   }
 
   /** The open TCP connection, opening it when there is none; a failure to connect is a sample's failure. */
@@ -191,14 +174,14 @@ class DnsSender implements DnsProber {
       });
       socket.on('error', (err) => {
         clearTimeout(timer);
-        resolve({ reason: socketFailureReason(err) ?? 'error', detail: `${this.where()}: ${errorDetail(err)}` });
+        resolve({ reason: failureReason(err, 'error'), detail: `${this.where()}: ${errorDetail(err)}` });
       });
       socket.on('close', () => {
         clearTimeout(timer);
         if (this.tcp === socket) this.tcp = undefined;
         // Queries waiting on a connection that closed will get no answer on it.
         for (const p of [...this.pending.values()])
-          this.settle(p, this.failure(p, 'reset', `${this.where()} closed the connection before answering`));
+          p.run.fail('reset', `${this.where()} closed the connection before answering`);
       });
     }).finally(() => {
       this.tcpOpening = undefined;
@@ -213,68 +196,62 @@ class DnsSender implements DnsProber {
     }
   }
 
-  async sample(_seq: number): Promise<Attempt> {
-    const start = performance.now();
-    if (this.closed || this.connectFailure) {
-      const f = this.connectFailure ?? { reason: 'error' as const, detail: 'dns prober is closed' };
-      return { ok: false, t0: start, t1: start, values: {}, reason: f.reason, detail: f.detail };
+  sample(_seq: number, signal?: AbortSignal): Promise<Attempt> {
+    if (this.connectFailure) {
+      const now = performance.now();
+      return Promise.resolve({ ok: false, t0: now, t1: now, values: {}, ...this.connectFailure });
     }
-    let tcp: net.Socket | undefined;
-    if (this.transport === 'tcp') {
-      const c = await this.connectTcp();
-      if (!(c instanceof net.Socket)) return { ok: false, t0: start, t1: performance.now(), values: {}, ...c };
-      tcp = c;
-    }
+    let phase: 'connect' | 'query' = 'connect';
+    const timeoutDetail = () =>
+      phase === 'connect'
+        ? `connect to ${this.where()}: no answer within ${this.options.timeoutMs} ms`
+        : `no answer from ${this.where()} within ${this.options.timeoutMs} ms`;
+    return this.runs.run({ timeoutMs: this.options.timeoutMs, timeoutDetail }, signal, async (run) => {
+      let tcp: net.Socket | undefined;
+      if (this.transport === 'tcp') {
+        const c = await this.connectTcp();
+        if (!(c instanceof net.Socket)) return run.fail(c.reason, c.detail);
+        tcp = c;
+      }
+      if (run.settled) return;
+      phase = 'query';
+      this.send(run, tcp);
+    });
+  }
+
+  /** Sends one query for `run`, on `tcp` or else the UDP socket, and waits for its answer. */
+  private send(run: SampleRun, tcp: net.Socket | undefined): void {
+    const qname = this.options.qname ?? DNS_PROBE_DEFAULTS.qname;
     const query: SiteQuery = {
       id: this.newId(),
-      qname: this.options.qname ?? DNS_PROBE_DEFAULTS.qname,
-      qtype:
-        this.options.qtype ??
-        (isSiteName(this.options.qname ?? DNS_PROBE_DEFAULTS.qname) ? 'TXT' : DNS_PROBE_DEFAULTS.qtype),
+      qname,
+      qtype: this.options.qtype ?? (isSiteName(qname) ? 'TXT' : DNS_PROBE_DEFAULTS.qtype),
       nsid: this.options.nsid ?? DNS_PROBE_DEFAULTS.nsid,
     };
     const message = encodeSiteQuery(query);
     const wire = tcp ? frameTcp(message) : message;
-    return new Promise<Attempt>((resolve) => {
-      const p: Pending = {
-        query,
-        t0: 0,
-        resolve,
-        timer: setTimeout(
-          () =>
-            this.settle(
-              p,
-              this.failure(p, 'timeout', `no answer from ${this.where()} within ${this.options.timeoutMs} ms`),
-            ),
-          this.options.timeoutMs,
-        ),
-      };
-      this.pending.set(query.id, p);
-      p.t0 = performance.now();
-      try {
-        if (tcp) tcp.write(wire);
-        else
-          this.udp!.send(wire, (err) => {
-            if (err)
-              this.settle(
-                p,
-                this.failure(p, socketFailureReason(err) ?? 'error', `send to ${this.where()}: ${errorDetail(err)}`),
-              );
-          });
-      } catch (err) {
-        this.settle(
-          p,
-          this.failure(p, socketFailureReason(err) ?? 'error', `send to ${this.where()}: ${errorDetail(err)}`),
-        );
-      }
+    const p: Pending = { query, run };
+    this.pending.set(query.id, p);
+    run.defer(() => {
+      if (this.pending.get(query.id) === p) this.pending.delete(query.id);
     });
+    const sendFailed = (err: unknown) =>
+      run.fail(failureReason(err, 'error'), `send to ${this.where()}: ${errorDetail(err)}`);
+    run.t0 = performance.now();
+    try {
+      if (tcp) tcp.write(wire);
+      else
+        this.udp!.send(wire, (err) => {
+          if (err) sendFailed(err);
+        });
+    } catch (err) {
+      sendFailed(err);
+    }
   }
 
   async close(): Promise<undefined> {
-    if (this.closed) return undefined;
-    this.closed = true;
-    for (const p of [...this.pending.values()])
-      this.settle(p, this.failure(p, 'error', 'dns prober closed before the answer'));
+    if (this.runs.isClosed) return undefined;
+    this.runs.close('dns prober closed before the answer');
     this.tcp?.destroy();
     const udp = this.udp;
     if (udp) {

@@ -35,8 +35,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { connect as tlsConnect } from 'node:tls';
-import { Client, errors as undiciErrors, type Dispatcher, type buildConnector } from 'undici';
-import type { Attempt, FailureReason, LagWindow, LagWindows, Metric } from '../core/model.ts';
+import { Client, type Dispatcher, type buildConnector } from 'undici';
+import type { Attempt, LagWindow, LagWindows, Metric } from '../core/model.ts';
 import { AnylatError } from '../util/errors.ts';
 import { VERSION } from '../version.ts';
 import { awaitArrival, enableTcpArrival, loadTcpArrival } from '../net/tcp-arrival.ts';
@@ -49,6 +49,8 @@ import {
   type ResponseFallback,
   type TcpInfo,
 } from '../net/tcp-info.ts';
+import { errorDetail, failureReason, ProbeFailure, socketFailureReason } from './outcome.ts';
+import { SampleRuns, type SampleRun } from './sample.ts';
 import type { HttpProbeOptions, ProbeFactory, Prober, ProbeTarget } from './types.ts';
 
 /** Default response header naming the site that answered. */
@@ -56,16 +58,7 @@ export const DEFAULT_SITE_HEADER = 'x-anylat-site';
 /** Response bodies are read and thrown away; past this many bytes the sample fails (`protocol`). */
 export const MAX_BODY_BYTES = 1024 * 1024;
 
-const EARLY_PHASES: readonly Metric[] = ['dns', 'connect', 'tls'];
-
-/** A target failure found by the probe itself, already classified. */
-class ProbeFailure extends Error {
-  readonly reason: FailureReason;
-  constructor(reason: FailureReason, detail: string) {
-    super(detail);
-    this.reason = reason;
-  }
-}
+const EARLY_PHASES = ['dns', 'connect', 'tls'] as const satisfies readonly Metric[];
 
 // undici announces on this channel just before it writes a request's headers to the socket we gave
 // it; that moment starts `ttfb`. The channel is process-wide, so stamps go to whichever sample owns
@@ -80,41 +73,6 @@ function watchRequestWrites(): void {
     const socket = (message as { socket?: object } | undefined)?.socket;
     if (socket) writeStamps.get(socket)?.(at);
   });
-}
-
-const NETWORK_REASONS: Record<string, FailureReason> = {
-  ECONNREFUSED: 'refused',
-  ECONNRESET: 'reset',
-  EPIPE: 'reset',
-  ECONNABORTED: 'reset',
-  UND_ERR_SOCKET: 'reset',
-  ETIMEDOUT: 'timeout',
-  UND_ERR_HEADERS_TIMEOUT: 'timeout',
-  UND_ERR_BODY_TIMEOUT: 'timeout',
-  UND_ERR_CONNECT_TIMEOUT: 'timeout',
-  EHOSTUNREACH: 'unreachable',
-  ENETUNREACH: 'unreachable',
-  EHOSTDOWN: 'unreachable',
-  ENETDOWN: 'unreachable',
-  ENOTFOUND: 'dns',
-  EAI_AGAIN: 'dns',
-  UND_ERR_HEADERS_OVERFLOW: 'protocol',
-  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'protocol',
-  UND_ERR_RES_EXCEEDED_MAX_SIZE: 'protocol',
-};
-
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const code = (err as NodeJS.ErrnoException).code;
-  return code && !err.message.includes(code) ? `${err.message} (${code})` : err.message;
-}
-
-function classify(err: unknown): { reason: FailureReason; detail: string } {
-  if (err instanceof ProbeFailure) return { reason: err.reason, detail: err.message };
-  if (err instanceof undiciErrors.HTTPParserError) return { reason: 'protocol', detail: describe(err) };
-  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
-  const reason = NETWORK_REASONS[code] ?? (code.startsWith('HPE_') ? 'protocol' : 'error');
-  return { reason, detail: describe(err) };
 }
 
 function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
@@ -259,350 +217,448 @@ export interface TtfbTiming {
 export const createHttpProbe = ((target: ProbeTarget, options: HttpProbeOptions): HttpProber =>
   httpProber(target, options)) satisfies ProbeFactory<'http'>;
 
+/** What every sample of one http prober shares: its settings, translated once. */
+interface HttpSetup {
+  target: ProbeTarget;
+  options: HttpProbeOptions;
+  url: ParsedUrl;
+  siteHeader: string;
+  warm: boolean;
+  requestOptions: Dispatcher.DispatchOptions;
+  /** connect (and, over plain http, ttfb) may be timed from TCP_INFO */
+  kernelClock: boolean;
+  kernelTtfb: boolean;
+  /** the response's arrival may be stamped by the kernel (tcp-arrival.ts) */
+  kernelArrival: boolean;
+  timing: TtfbTiming;
+}
+
 /** `createHttpProbe` with its concrete type. */
 export function httpProber(target: ProbeTarget, options: HttpProbeOptions): HttpProber {
   const url = parseUrl(options.url);
-  const siteHeader = (options.siteHeader ?? DEFAULT_SITE_HEADER).toLowerCase();
   const warm = options.warm !== false;
-  const timeoutMs = options.timeoutMs;
-  const requestOptions: Dispatcher.DispatchOptions = {
-    method: 'GET',
-    path: url.path,
-    headers: { 'user-agent': `anylat/${VERSION}`, accept: '*/*' },
-  };
   const metrics: Metric[] = [];
   if (target.hostname) metrics.push('dns');
   metrics.push('connect');
   if (url.https) metrics.push('tls');
   metrics.push('ttfb', 'total');
   if (warm) metrics.push('warm');
-  const inflight = new Set<() => void>();
   watchRequestWrites();
   // Load koffi now, while setting up, so the first sample's event loop is not blocked by it.
   const kernelClock = (options.ttfbClock ?? 'kernel') === 'kernel' && loadTcpInfo();
   const kernelTtfb = !url.https && kernelClock;
-  const kernelArrival = kernelTtfb && loadTcpArrival();
-  const timing: TtfbTiming = {
-    kernel: 0,
-    arrival: 0,
-    monotonic: 0,
-    fallbacks: Object.fromEntries(RESPONSE_FALLBACKS.map((f) => [f, 0])) as Record<ResponseFallback, number>,
+  const setup: HttpSetup = {
+    target,
+    options,
+    url,
+    siteHeader: (options.siteHeader ?? DEFAULT_SITE_HEADER).toLowerCase(),
+    warm,
+    requestOptions: { method: 'GET', path: url.path, headers: { 'user-agent': `anylat/${VERSION}`, accept: '*/*' } },
+    kernelClock,
+    kernelTtfb,
+    kernelArrival: kernelTtfb && loadTcpArrival(),
+    timing: {
+      kernel: 0,
+      arrival: 0,
+      monotonic: 0,
+      fallbacks: Object.fromEntries(RESPONSE_FALLBACKS.map((f) => [f, 0])) as Record<ResponseFallback, number>,
+    },
   };
-
-  const sample = (_seq: number): Promise<Attempt> =>
-    new Promise<Attempt>((resolve) => {
-      const t0 = performance.now();
-      const values: Partial<Record<Metric, number>> = {};
-      // When lag could have inflated each metric: the callback that ended a single exchange, or
-      // the stretch of several callbacks (TLS flights); `total` lists its pieces' (see totalOf).
-      const lagWindows: LagWindows = {};
-      let site: string | undefined;
-      let waitingFor = target.hostname ? 'dns lookup' : 'TCP connect';
-      let client: Client | undefined;
-      const sockets: Socket[] = [];
-      let connections = 0;
-      let connectStart = 0;
-      let readyAt = 0;
-      // The TCP connection under http or https, when the kernel clock is on and TCP_INFO reads.
-      let kernelSocket: Socket | undefined;
-      // Each request's write stamp with TCP_INFO and bytes written right before it (index 0: the
-      // first request, 1: the warm one).
-      const writes: Array<{ at: number; info: TcpInfo | undefined; written: number }> = [];
-      // Each request's response's first bytes as the kernel stamped them (tcp-arrival.ts), when watched.
-      const arrivals: Array<number | undefined> = [];
-      let arrivalSocket: Socket | undefined;
-      const stopWatching: Array<() => void> = [];
-      let settled = false;
-
-      const cleanup = () => {
-        for (const stop of stopWatching) stop();
-        for (const s of sockets) s.destroy();
-        client?.destroy().catch(() => {});
-      };
-      const finish = (attempt: Attempt) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        inflight.delete(cleanup);
-        cleanup();
-        resolve(attempt);
-      };
-      const fail = (at: number, err: unknown) => {
-        const { reason, detail } = classify(err);
-        // An error status keeps only the phases before the response: a fast error page says
-        // nothing about how fast the service answers.
-        const kept = reason === 'http_status' ? EARLY_PHASES : (Object.keys(values) as Metric[]);
-        const keep: Partial<Record<Metric, number>> = {};
-        for (const m of kept) if (values[m] !== undefined) keep[m] = values[m];
-        const attempt: Attempt = { ok: false, t0, t1: at, values: keep, lagWindows: { ...lagWindows }, reason, detail };
-        if (site !== undefined) attempt.site = site;
-        finish(attempt);
-      };
-      const timer = setTimeout(() => {
-        fail(
-          performance.now(),
-          new ProbeFailure('timeout', `no answer within ${timeoutMs} ms (waiting for ${waitingFor})`),
-        );
-      }, timeoutMs);
-      inflight.add(cleanup);
-
-      const connector = (_opts: buildConnector.Options, callback: buildConnector.Callback) => {
-        const start = performance.now();
-        connectStart = start;
-        if (settled) {
-          callback(new ProbeFailure('error', 'sample already over'), null);
-          return;
-        }
-        connections++;
-        // The warm request must ride the first connection; a second connect means the server closed
-        // it, and timing a new handshake as `warm` would be a lie.
-        if (connections > 1) {
-          callback(new ProbeFailure('reset', 'server closed the connection; warm request not timed'), null);
-          return;
-        }
-        waitingFor = 'TCP connect';
-        let handedOver = false;
-        const refuse = (err: Error) => {
-          if (handedOver) return;
-          handedOver = true;
-          callback(err, null);
-        };
-        const hand = (socket: Socket) => {
-          handedOver = true;
-          readyAt = performance.now();
-          writeStamps.set(socket, (at) => {
-            // undici writes each request synchronously after this announcement (a GET has no body).
-            if (writes.length >= 2) return;
-            const index = writes.length;
-            writes.push({
-              at,
-              info: kernelSocket && readTcpInfo(kernelSocket),
-              written: kernelSocket?.bytesWritten ?? 0,
-            });
-            if (arrivalSocket) {
-              const stop = awaitArrival(arrivalSocket, (stamp) => {
-                arrivals[index] = stamp;
-              });
-              if (stop) stopWatching.push(stop);
-            }
-          });
-          waitingFor = 'response headers';
-          callback(null, socket);
-        };
-        const tcp = netConnect({ host: target.address, port: url.port, autoSelectFamily: false, noDelay: true });
-        sockets.push(tcp);
-        // These listeners stay after hand-over; undici adds its own, and a late error must not go unhandled.
-        tcp.on('error', refuse);
-        tcp.once('connect', () => {
-          const connectedAt = performance.now();
-          values.connect = connectedAt - start;
-          lagWindows.connect = [connectedAt, connectedAt];
-          if (kernelClock) {
-            // The handshake's RTT sample, as the tcp probe's connect (tcp-info.ts): SYN out to
-            // SYN/ACK in, both stamped by the kernel, unless the SYN was retransmitted.
-            const info = readTcpInfo(tcp);
-            if (info) kernelSocket = tcp;
-            if (kernelArrival && enableTcpArrival(tcp)) arrivalSocket = tcp;
-            if (info && info.state === TCP_ESTABLISHED && info.rttUs > 0 && info.totalRetrans === 0) {
-              values.connect = info.rttUs / 1000;
-              delete lagWindows.connect;
-            }
-          }
-          if (!url.https) {
-            hand(tcp);
-            return;
-          }
-          waitingFor = 'TLS handshake';
-          const tls = tlsConnect({
-            socket: tcp,
-            host: url.host,
-            servername: url.servername,
-            ca: options.ca,
-            rejectUnauthorized: options.insecure !== true,
-            ALPNProtocols: ['http/1.1'],
-          });
-          sockets.push(tls);
-          tls.on('error', (err: NodeJS.ErrnoException) => {
-            const reason = err.code ? NETWORK_REASONS[err.code] : undefined;
-            refuse(reason && reason !== 'dns' ? err : new ProbeFailure('tls', describe(err)));
-          });
-          tls.once('secureConnect', () => {
-            const secureAt = performance.now();
-            values.tls = secureAt - connectedAt;
-            lagWindows.tls = [connectedAt, secureAt];
-            hand(tls);
-          });
-        });
-      };
-
-      // One request's response: from its write to its headers (`ttfb`) and to its body's end. Over
-      // plain http the kernel may time the first part (see the header comment); the body's end is
-      // the monotonic time after the headers, and it waited on the network only when a data
-      // segment came in after the headers were parsed: then its callback is exposed to lag too.
-      const timeResponse = (index: 0 | 1) => {
-        let headersAt = 0;
-        let headersInfo: TcpInfo | undefined;
-        let firstByte: { ms: number; kernel: boolean; arrival?: boolean; why?: ResponseFallback } | undefined;
-        let bodyWaited = true;
-        return {
-          onHeaders(at: number): { ms: number; kernel: boolean; arrival?: boolean; why?: ResponseFallback } {
-            headersAt = at;
-            const write = writes[index];
-            const monotonic = at - (write?.at ?? readyAt);
-            headersInfo = kernelSocket && readTcpInfo(kernelSocket);
-            let kernel: ReturnType<typeof responseRttFromTcpInfo> = { ok: false, why: 'unavailable' };
-            // Over https the first request's sample may be the handshake's end (see the header
-            // comment), and TLS records hide what was written: the monotonic clock times it.
-            if (!url.https && kernelSocket && write)
-              kernel = responseRttFromTcpInfo(
-                write.info,
-                headersInfo,
-                kernelSocket.bytesWritten - write.written,
-                monotonic * 1000,
-              );
-            // No clean RTT sample (a bare ACK came first, ...): the response's receive timestamp, from
-            // the request's write, stamped right before undici's synchronous write (never after the
-            // headers' callback, which runs after it).
-            const arrived = arrivals[index];
-            const fromArrival = arrived === undefined || write === undefined ? undefined : arrived - write.at;
-            if (kernel.ok) firstByte = { ms: kernel.us / 1000, kernel: true };
-            else if (fromArrival !== undefined && fromArrival > 0 && fromArrival <= monotonic)
-              firstByte = { ms: fromArrival, kernel: true, arrival: true, why: kernel.why };
-            else firstByte = { ms: monotonic, kernel: false, why: kernel.why };
-            return firstByte;
-          },
-          onEnd(): void {
-            const endInfo = kernelSocket && readTcpInfo(kernelSocket);
-            bodyWaited =
-              headersInfo?.dataSegsIn === undefined ||
-              endInfo?.dataSegsIn === undefined ||
-              endInfo.dataSegsIn !== headersInfo.dataSegsIn;
-          },
-          /** request written -> body's end, and when lag could have reached it */
-          result(endAt: number): { ms: number; exposure: LagWindow[] } {
-            const exposure: LagWindow[] = [];
-            if (!firstByte!.kernel) exposure.push([headersAt, headersAt]);
-            if (bodyWaited) exposure.push([endAt, endAt]);
-            return { ms: firstByte!.ms + (endAt - headersAt), exposure };
-          },
-        };
-      };
-
-      const run = async (): Promise<void> => {
-        if (target.hostname) {
-          const dns = await timeLookup(target.hostname);
-          values.dns = dns.ms;
-          lagWindows.dns = [dns.at, dns.at];
-        }
-        // The sample may have timed out during the lookup; then nothing more may be opened.
-        if (settled) return;
-        client = new Client(url.origin, {
-          connect: connector,
-          pipelining: 1,
-          // Backstops only: the sample's own timer ends it first.
-          headersTimeout: timeoutMs + 1000,
-          bodyTimeout: timeoutMs + 1000,
-        });
-        const firstResponse = timeResponse(0);
-        const first = await exchange(
-          client,
-          requestOptions,
-          (at, status, headers) => {
-            site = headerValue(headers, siteHeader);
-            if (status >= 400) return new ProbeFailure('http_status', `HTTP ${status}`);
-            const ttfb = firstResponse.onHeaders(at);
-            values.ttfb = ttfb.ms;
-            if (ttfb.kernel) {
-              // Kernel timestamps (or a write stamped right before its syscall): event-loop lag cannot reach it.
-              if (ttfb.arrival) {
-                timing.arrival++;
-                timing.fallbacks[ttfb.why ?? 'unavailable']++;
-              } else {
-                timing.kernel++;
-              }
-            } else {
-              // Stamped right before the headers are written: only a stall when they come back counts.
-              lagWindows.ttfb = writes[0] === undefined ? [readyAt, at] : [at, at];
-              timing.monotonic++;
-              if (kernelClock && !url.https) timing.fallbacks[ttfb.why ?? 'unavailable']++;
-            }
-            waitingFor = 'response body';
-            return undefined;
-          },
-          () => firstResponse.onEnd(),
-        ).catch((err: unknown) => {
-          fail(performance.now(), err);
-          return undefined;
-        });
-        if (!first) return;
-        // total is the sum of its pieces: the lookup and setup up to the connect, the connect, the
-        // TLS handshake, our own work from hand-over to the request's write, and the response. Each
-        // piece the kernel timed is in without the event loop's delay; the others bring their lag
-        // windows, and a stall while the sample only waited on the network reaches none of them.
-        const response = firstResponse.result(first.endAt);
-        const requestAt = writes[0]?.at ?? readyAt;
-        values.total = connectStart - t0 + values.connect! + (values.tls ?? 0) + (requestAt - readyAt) + response.ms;
-        const totalWindows: LagWindow[] = [];
-        for (const m of ['dns', 'connect', 'tls'] as const) {
-          const w = lagWindows[m];
-          if (w !== undefined) totalWindows.push(w as LagWindow);
-        }
-        if (writes[0] === undefined) totalWindows.push([readyAt, first.headersAt]);
-        totalWindows.push(...response.exposure);
-        if (totalWindows.length > 0) lagWindows.total = totalWindows;
-        let t1 = first.endAt;
-        if (warm) {
-          waitingFor = 'warm request';
-          const start = performance.now();
-          const warmResponse = timeResponse(1);
-          try {
-            const second = await exchange(
-              client,
-              requestOptions,
-              (at, status) => {
-                if (status >= 400) return new ProbeFailure('http_status', `HTTP ${status} on the warm request`);
-                warmResponse.onHeaders(at);
-                return undefined;
-              },
-              () => warmResponse.onEnd(),
-            );
-            if (writes[1] === undefined) {
-              // No write announced (another undici): from the dispatch, over every callback since.
-              values.warm = second.endAt - start;
-              lagWindows.warm = [start, second.endAt];
-            } else {
-              // As ttfb, from the request's write, plus the body.
-              const timed = warmResponse.result(second.endAt);
-              values.warm = timed.ms;
-              if (timed.exposure.length > 0) lagWindows.warm = timed.exposure;
-            }
-            t1 = second.endAt;
-          } catch (err) {
-            if (connections > 1) {
-              // Not keep-alive: the sample stands without `warm`.
-              t1 = performance.now();
-            } else {
-              fail(performance.now(), err);
-              return;
-            }
-          }
-        }
-        const attempt: Attempt = { ok: true, t0, t1, values: { ...values }, lagWindows: { ...lagWindows } };
-        if (site !== undefined) attempt.site = site;
-        finish(attempt);
-      };
-      run().catch((err: unknown) => fail(performance.now(), err));
-    });
-
+  const runs = new SampleRuns('http');
   return {
     metrics,
     ttfbClock: kernelTtfb ? 'kernel' : 'monotonic',
-    ttfbTiming: () => ({ ...timing, fallbacks: { ...timing.fallbacks } }),
-    sample,
+    ttfbTiming: () => ({ ...setup.timing, fallbacks: { ...setup.timing.fallbacks } }),
+    sample: (_seq, signal) => {
+      const sample = new HttpSample(setup);
+      const timeoutDetail = () => `no answer within ${options.timeoutMs} ms (waiting for ${sample.waitingFor})`;
+      return runs.run({ timeoutMs: options.timeoutMs, timeoutDetail }, signal, (run) => sample.run(run));
+    },
     async close() {
-      for (const cleanup of inflight) cleanup();
-      inflight.clear();
+      runs.close();
       return undefined;
     },
   };
+}
+
+/** One request's write: its stamp, with TCP_INFO and the bytes written right before it. */
+interface RequestWrite {
+  at: number;
+  info: TcpInfo | undefined;
+  written: number;
+}
+
+/** How one response's first byte was timed. */
+interface FirstByte {
+  ms: number;
+  kernel: boolean;
+  arrival?: boolean;
+  why?: ResponseFallback;
+}
+
+/** One sample: the lookup, a fresh connection through our connector, the request, the warm one. */
+class HttpSample {
+  /** what the sample waits for, for the timeout's detail */
+  waitingFor: string;
+  private readonly values: Partial<Record<Metric, number>> = {};
+  // When lag could have inflated each metric: the callback that ended a single exchange, or
+  // the stretch of several callbacks (TLS flights); `total` lists its pieces' (see total()).
+  private readonly lagWindows: LagWindows = {};
+  private site: string | undefined;
+  private client: Client | undefined;
+  private readonly sockets: Socket[] = [];
+  private connections = 0;
+  private connectStart = 0;
+  private readyAt = 0;
+  /** the TCP connection under http or https, when the kernel clock is on and TCP_INFO reads */
+  private kernelSocket: Socket | undefined;
+  /** each request's write (index 0: the first request, 1: the warm one) */
+  private readonly writes: RequestWrite[] = [];
+  /** each request's response's first bytes as the kernel stamped them (tcp-arrival.ts), when watched */
+  private readonly arrivals: Array<number | undefined> = [];
+  private arrivalSocket: Socket | undefined;
+  private readonly stopWatching: Array<() => void> = [];
+  private sample!: SampleRun;
+
+  constructor(private readonly setup: HttpSetup) {
+    this.waitingFor = setup.target.hostname ? 'dns lookup' : 'TCP connect';
+  }
+
+  async run(sample: SampleRun): Promise<void> {
+    this.sample = sample;
+    sample.onFailure((failed) => this.failure(failed));
+    sample.defer(() => {
+      for (const stop of this.stopWatching) stop();
+      for (const s of this.sockets) s.destroy();
+      this.client?.destroy().catch(() => {});
+    });
+    const hostname = this.setup.target.hostname;
+    if (hostname) {
+      const dns = await timeLookup(hostname);
+      this.values.dns = dns.ms;
+      this.lagWindows.dns = [dns.at, dns.at];
+    }
+    // The sample may have timed out during the lookup; then nothing more may be opened.
+    if (sample.settled) return;
+    const timeoutMs = this.setup.options.timeoutMs;
+    const client = new Client(this.setup.url.origin, {
+      connect: (_opts, callback) => this.connect(callback),
+      pipelining: 1,
+      // Backstops only: the sample's own deadline ends it first.
+      headersTimeout: timeoutMs + 1000,
+      bodyTimeout: timeoutMs + 1000,
+    });
+    this.client = client;
+    const first = await this.firstRequest(client);
+    if (!first) return;
+    let t1 = first;
+    if (this.setup.warm) {
+      const warmEnd = await this.warmRequest(client);
+      if (warmEnd === undefined) return;
+      t1 = warmEnd;
+    }
+    const attempt: Attempt = {
+      ok: true,
+      t0: sample.t0,
+      t1,
+      values: { ...this.values },
+      lagWindows: { ...this.lagWindows },
+    };
+    if (this.site !== undefined) attempt.site = this.site;
+    sample.settle(attempt);
+  }
+
+  /**
+   * A failed sample keeps what it measured, with its site; an error status keeps only the phases
+   * before the response: a fast error page says nothing about how fast the service answers.
+   */
+  private failure(failed: Extract<Attempt, { ok: false }>): Attempt {
+    const kept = failed.reason === 'http_status' ? EARLY_PHASES : (Object.keys(this.values) as Metric[]);
+    const values: Partial<Record<Metric, number>> = {};
+    for (const m of kept) if (this.values[m] !== undefined) values[m] = this.values[m];
+    const attempt: Attempt = { ...failed, values, lagWindows: { ...this.lagWindows } };
+    if (this.site !== undefined) attempt.site = this.site;
+    return attempt;
+  }
+
+  private fail(err: unknown): void {
+    this.sample.fail(failureReason(err, 'error'), errorDetail(err));
+  }
+
+  /** undici's connector: one TCP connection to the endpoint's address, TLS on it for https. */
+  private connect(callback: buildConnector.Callback): void {
+    const start = performance.now();
+    this.connectStart = start;
+    if (this.sample.settled) return callback(new ProbeFailure('error', 'sample already over'), null);
+    this.connections++;
+    // The warm request must ride the first connection; a second connect means the server closed
+    // it, and timing a new handshake as `warm` would be a lie.
+    if (this.connections > 1)
+      return callback(new ProbeFailure('reset', 'server closed the connection; warm request not timed'), null);
+    this.waitingFor = 'TCP connect';
+    let handedOver = false;
+    const refuse = (err: Error) => {
+      if (handedOver) return;
+      handedOver = true;
+      callback(err, null);
+    };
+    const hand = (socket: Socket) => {
+      handedOver = true;
+      this.handOver(socket);
+      callback(null, socket);
+    };
+    const { target, url } = this.setup;
+    const tcp = netConnect({ host: target.address, port: url.port, autoSelectFamily: false, noDelay: true });
+    this.sockets.push(tcp);
+    // These listeners stay after hand-over; undici adds its own, and a late error must not go unhandled.
+    tcp.on('error', refuse);
+    tcp.once('connect', () => {
+      const connectedAt = this.timeConnect(tcp, start);
+      if (!url.https) return hand(tcp);
+      this.waitingFor = 'TLS handshake';
+      const tls = tlsConnect({
+        socket: tcp,
+        host: url.host,
+        servername: url.servername,
+        ca: this.setup.options.ca,
+        rejectUnauthorized: this.setup.options.insecure !== true,
+        ALPNProtocols: ['http/1.1'],
+      });
+      this.sockets.push(tls);
+      // A socket-level outcome stays itself; anything else on this socket came from TLS.
+      tls.on('error', (err: Error) => {
+        const reason = socketFailureReason(err);
+        refuse(reason && reason !== 'dns' ? err : new ProbeFailure('tls', errorDetail(err)));
+      });
+      tls.once('secureConnect', () => {
+        const secureAt = performance.now();
+        this.values.tls = secureAt - connectedAt;
+        this.lagWindows.tls = [connectedAt, secureAt];
+        hand(tls);
+      });
+    });
+  }
+
+  /** Stamps `connect` in its callback: the kernel's handshake RTT when it has a clean one. */
+  private timeConnect(tcp: Socket, start: number): number {
+    const connectedAt = performance.now();
+    this.values.connect = connectedAt - start;
+    this.lagWindows.connect = [connectedAt, connectedAt];
+    if (this.setup.kernelClock) {
+      // The handshake's RTT sample, as the tcp probe's connect (tcp-info.ts): SYN out to
+      // SYN/ACK in, both stamped by the kernel, unless the SYN was retransmitted.
+      const info = readTcpInfo(tcp);
+      if (info) this.kernelSocket = tcp;
+      if (this.setup.kernelArrival && enableTcpArrival(tcp)) this.arrivalSocket = tcp;
+      if (info && info.state === TCP_ESTABLISHED && info.rttUs > 0 && info.totalRetrans === 0) {
+        this.values.connect = info.rttUs / 1000;
+        delete this.lagWindows.connect;
+      }
+    }
+    return connectedAt;
+  }
+
+  /** The connection is ready: from now on each request's write is stamped (see watchRequestWrites). */
+  private handOver(socket: Socket): void {
+    this.readyAt = performance.now();
+    writeStamps.set(socket, (at) => {
+      // undici writes each request synchronously after this announcement (a GET has no body).
+      if (this.writes.length >= 2) return;
+      const index = this.writes.length;
+      const kernelSocket = this.kernelSocket;
+      this.writes.push({
+        at,
+        info: kernelSocket && readTcpInfo(kernelSocket),
+        written: kernelSocket?.bytesWritten ?? 0,
+      });
+      if (this.arrivalSocket) {
+        const stop = awaitArrival(this.arrivalSocket, (stamp) => {
+          this.arrivals[index] = stamp;
+        });
+        if (stop) this.stopWatching.push(stop);
+      }
+    });
+    this.waitingFor = 'response headers';
+  }
+
+  /** The first request: ttfb, then total. Resolves with the body's end, or undefined when it failed. */
+  private async firstRequest(client: Client): Promise<number | undefined> {
+    const response = new ResponseTimer(this, 0);
+    const first = await exchange(
+      client,
+      this.setup.requestOptions,
+      (at, status, headers) => {
+        this.site = headerValue(headers, this.setup.siteHeader);
+        if (status >= 400) return new ProbeFailure('http_status', `HTTP ${status}`);
+        this.recordTtfb(response.onHeaders(at), at);
+        this.waitingFor = 'response body';
+        return undefined;
+      },
+      () => response.onEnd(),
+    ).catch((err: unknown) => {
+      this.fail(err);
+      return undefined;
+    });
+    if (!first) return undefined;
+    this.total(response.result(first.endAt), first.headersAt);
+    return first.endAt;
+  }
+
+  private recordTtfb(ttfb: FirstByte, at: number): void {
+    const { timing } = this.setup;
+    this.values.ttfb = ttfb.ms;
+    if (ttfb.kernel) {
+      // Kernel timestamps (or a write stamped right before its syscall): event-loop lag cannot reach it.
+      if (ttfb.arrival) {
+        timing.arrival++;
+        timing.fallbacks[ttfb.why ?? 'unavailable']++;
+      } else {
+        timing.kernel++;
+      }
+    } else {
+      // Stamped right before the headers are written: only a stall when they come back counts.
+      this.lagWindows.ttfb = this.writes[0] === undefined ? [this.readyAt, at] : [at, at];
+      timing.monotonic++;
+      if (this.setup.kernelTtfb) timing.fallbacks[ttfb.why ?? 'unavailable']++;
+    }
+  }
+
+  // total is the sum of its pieces: the lookup and setup up to the connect, the connect, the
+  // TLS handshake, our own work from hand-over to the request's write, and the response. Each
+  // piece the kernel timed is in without the event loop's delay; the others bring their lag
+  // windows, and a stall while the sample only waited on the network reaches none of them.
+  private total(response: { ms: number; exposure: LagWindow[] }, headersAt: number): void {
+    const { values, lagWindows } = this;
+    const requestAt = this.writes[0]?.at ?? this.readyAt;
+    values.total =
+      this.connectStart -
+      this.sample.t0 +
+      values.connect! +
+      (values.tls ?? 0) +
+      (requestAt - this.readyAt) +
+      response.ms;
+    const totalWindows: LagWindow[] = [];
+    for (const m of EARLY_PHASES) {
+      const w = lagWindows[m];
+      if (w !== undefined) totalWindows.push(w as LagWindow);
+    }
+    if (this.writes[0] === undefined) totalWindows.push([this.readyAt, headersAt]);
+    totalWindows.push(...response.exposure);
+    if (totalWindows.length > 0) lagWindows.total = totalWindows;
+  }
+
+  /** The warm request on the same connection. Resolves with its body's end, or undefined when the sample failed. */
+  private async warmRequest(client: Client): Promise<number | undefined> {
+    this.waitingFor = 'warm request';
+    const start = performance.now();
+    const response = new ResponseTimer(this, 1);
+    try {
+      const second = await exchange(
+        client,
+        this.setup.requestOptions,
+        (at, status) => {
+          if (status >= 400) return new ProbeFailure('http_status', `HTTP ${status} on the warm request`);
+          response.onHeaders(at);
+          return undefined;
+        },
+        () => response.onEnd(),
+      );
+      if (this.writes[1] === undefined) {
+        // No write announced (another undici): from the dispatch, over every callback since.
+        this.values.warm = second.endAt - start;
+        this.lagWindows.warm = [start, second.endAt];
+      } else {
+        // As ttfb, from the request's write, plus the body.
+        const timed = response.result(second.endAt);
+        this.values.warm = timed.ms;
+        if (timed.exposure.length > 0) this.lagWindows.warm = timed.exposure;
+      }
+      return second.endAt;
+    } catch (err) {
+      // Not keep-alive: the sample stands without `warm`.
+      if (this.connections > 1) return performance.now();
+      this.fail(err);
+      return undefined;
+    }
+  }
+
+  /** What ResponseTimer reads of this sample. */
+  get clocks(): {
+    https: boolean;
+    kernelSocket: Socket | undefined;
+    write(index: number): RequestWrite | undefined;
+    arrival(index: number): number | undefined;
+    readyAt: number;
+  } {
+    return {
+      https: this.setup.url.https,
+      kernelSocket: this.kernelSocket,
+      write: (index) => this.writes[index],
+      arrival: (index) => this.arrivals[index],
+      readyAt: this.readyAt,
+    };
+  }
+}
+
+/**
+ * One request's response: from its write to its headers (`ttfb`) and to its body's end. Over
+ * plain http the kernel may time the first part (see the header comment); the body's end is the
+ * monotonic time after the headers, and it waited on the network only when a data segment came in
+ * after the headers were parsed: then its callback is exposed to lag too.
+ */
+class ResponseTimer {
+  private headersAt = 0;
+  private headersInfo: TcpInfo | undefined;
+  private firstByte: FirstByte | undefined;
+  private bodyWaited = true;
+
+  constructor(
+    private readonly sample: HttpSample,
+    private readonly index: 0 | 1,
+  ) {}
+
+  onHeaders(at: number): FirstByte {
+    const { https, kernelSocket, readyAt } = this.sample.clocks;
+    this.headersAt = at;
+    const write = this.sample.clocks.write(this.index);
+    const monotonic = at - (write?.at ?? readyAt);
+    this.headersInfo = kernelSocket && readTcpInfo(kernelSocket);
+    let kernel: ReturnType<typeof responseRttFromTcpInfo> = { ok: false, why: 'unavailable' };
+    // Over https the first request's sample may be the handshake's end (see the header
+    // comment), and TLS records hide what was written: the monotonic clock times it.
+    if (!https && kernelSocket && write)
+      kernel = responseRttFromTcpInfo(
+        write.info,
+        this.headersInfo,
+        kernelSocket.bytesWritten - write.written,
+        monotonic * 1000,
+      );
+    // No clean RTT sample (a bare ACK came first, ...): the response's receive timestamp, from
+    // the request's write, stamped right before undici's synchronous write (never after the
+    // headers' callback, which runs after it).
+    const arrived = this.sample.clocks.arrival(this.index);
+    const fromArrival = arrived === undefined || write === undefined ? undefined : arrived - write.at;
+    if (kernel.ok) this.firstByte = { ms: kernel.us / 1000, kernel: true };
+    else if (fromArrival !== undefined && fromArrival > 0 && fromArrival <= monotonic)
+      this.firstByte = { ms: fromArrival, kernel: true, arrival: true, why: kernel.why };
+    else this.firstByte = { ms: monotonic, kernel: false, why: kernel.why };
+    return this.firstByte;
+  }
+
+  onEnd(): void {
+    const kernelSocket = this.sample.clocks.kernelSocket;
+    const endInfo = kernelSocket && readTcpInfo(kernelSocket);
+    this.bodyWaited =
+      this.headersInfo?.dataSegsIn === undefined ||
+      endInfo?.dataSegsIn === undefined ||
+      endInfo.dataSegsIn !== this.headersInfo.dataSegsIn;
+  }
+
+  /** request written -> body's end, and when lag could have reached it */
+  result(endAt: number): { ms: number; exposure: LagWindow[] } {
+    const exposure: LagWindow[] = [];
+    if (!this.firstByte!.kernel) exposure.push([this.headersAt, this.headersAt]);
+    if (this.bodyWaited) exposure.push([endAt, endAt]);
+    return { ms: this.firstByte!.ms + (endAt - this.headersAt), exposure };
+  }
 }

@@ -9,7 +9,9 @@ import { accessSync, constants } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Attempt } from '../core/model.ts';
 import { EnvironmentError } from '../util/errors.ts';
-import { runPing, type RunningPing } from './ping-runner.ts';
+import { failedAttempt } from './outcome.ts';
+import { runPing, type PingRun } from './ping-runner.ts';
+import { SampleRuns } from './sample.ts';
 import type { IcmpProbeOptions, ProbeFactory, Prober, ProbeTarget } from './types.ts';
 
 /** Where ping lives on Linux (iputils-ping); checked when a prober is set up. */
@@ -55,61 +57,21 @@ export const createIcmpProbe = ((target: ProbeTarget, options: IcmpProbeSetup): 
   const pingPath = options.pingPath ?? DEFAULT_PING_PATH;
   checkBinary(pingPath);
   const args = ['-n', '-c', '1', '-W', waitSeconds(options.timeoutMs), target.address];
-  const running = new Set<RunningPing>();
+  const runs = new SampleRuns('icmp');
+  // ping ends itself after -W; the skeleton's deadline is only for one that does not.
+  const sampleOptions = { timeoutMs: options.timeoutMs + KILL_GRACE_MS, timeoutDetail: () => 'ping did not exit' };
 
-  const sample = (_seq: number): Promise<Attempt> =>
-    new Promise<Attempt>((resolve) => {
-      const t0 = performance.now();
-      let settled = false;
+  const sample = (_seq: number, signal?: AbortSignal): Promise<Attempt> =>
+    runs.run(sampleOptions, signal, (run) => {
       const ping = runPing(pingPath, args);
-      running.add(ping);
-      const finish = (attempt: Attempt) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(guard);
-        running.delete(ping);
-        resolve(attempt);
-      };
-
-      const guard = setTimeout(() => {
-        ping.kill();
-        finish({ ok: false, t0, t1: performance.now(), values: {}, reason: 'timeout', detail: 'ping did not exit' });
-      }, options.timeoutMs + KILL_GRACE_MS);
-
-      void ping.result.then(({ stdout, stderr, spawnError }) => {
+      let exited = false;
+      run.defer(() => {
+        if (!exited) ping.kill();
+      });
+      void ping.result.then((result) => {
+        exited = true;
         const t1 = performance.now();
-        // Anything on stderr, or no output at all, is a failure unless a reply line says otherwise:
-        // ping warns on stderr too (e.g. about the source address) while the echo succeeds.
-        const err = spawnError ?? (stderr !== '' ? stderr : stdout === '' ? 'ping printed nothing' : undefined);
-        const replied = /\btime=([0-9.]+) ms/.exec(stdout);
-        if (err !== undefined && !replied) {
-          // `connect: Network is unreachable`, `connect: No route to host`: refused by our own stack.
-          const reason = /unreachable|no route to host/i.test(err) ? 'unreachable' : 'error';
-          finish({ ok: false, t0, t1, values: {}, reason, detail: firstLine(err) || 'ping failed' });
-          return;
-        }
-        // iputils prints time= with 3 significant digits (whole ms from 100 ms up, 0.1 ms from 10 ms),
-        // but its summary line with 3 decimals: with one echo sent, its min is that echo's time.
-        const summary = replied ? SUMMARY.exec(stdout) : null;
-        const rtt = summary ? Number(summary[1]) : replied ? Number(replied[1]) : undefined;
-        if (rtt !== undefined && Number.isFinite(rtt)) {
-          // Timed by ping's process from kernel timestamps: no lag of ours is in it.
-          finish({ ok: true, t0: t1, t1, values: { rtt }, lagWindows: {} });
-          return;
-        }
-        const icmpError = /^From .*?(Destination .*Unreachable|Time to live exceeded|Packet filtered)/im.exec(stdout);
-        if (icmpError) {
-          finish({ ok: false, t0, t1, values: {}, reason: 'unreachable', detail: icmpError[1] });
-          return;
-        }
-        finish({
-          ok: false,
-          t0,
-          t1,
-          values: {},
-          reason: 'timeout',
-          detail: `no echo reply within ${options.timeoutMs} ms`,
-        });
+        run.settle(pingOutcome(result, run.t0, t1, options.timeoutMs));
       });
     });
 
@@ -117,9 +79,31 @@ export const createIcmpProbe = ((target: ProbeTarget, options: IcmpProbeSetup): 
     metrics: ['rtt'],
     sample,
     async close() {
-      for (const p of running) p.kill();
-      running.clear();
+      runs.close();
       return undefined;
     },
   };
 }) satisfies ProbeFactory<'icmp'>;
+
+/** What one ping's output says: its round trip, or why there is none. */
+function pingOutcome(result: PingRun, t0: number, t1: number, timeoutMs: number): Attempt {
+  const { stdout, stderr, spawnError } = result;
+  // Anything on stderr, or no output at all, is a failure unless a reply line says otherwise:
+  // ping warns on stderr too (e.g. about the source address) while the echo succeeds.
+  const err = spawnError ?? (stderr !== '' ? stderr : stdout === '' ? 'ping printed nothing' : undefined);
+  const replied = /\btime=([0-9.]+) ms/.exec(stdout);
+  if (err !== undefined && !replied) {
+    // `connect: Network is unreachable`, `connect: No route to host`: refused by our own stack.
+    const reason = /unreachable|no route to host/i.test(err) ? 'unreachable' : 'error';
+    return failedAttempt(t0, t1, reason, firstLine(err) || 'ping failed');
+  }
+  // iputils prints time= with 3 significant digits (whole ms from 100 ms up, 0.1 ms from 10 ms),
+  // but its summary line with 3 decimals: with one echo sent, its min is that echo's time.
+  const summary = replied ? SUMMARY.exec(stdout) : null;
+  const rtt = summary ? Number(summary[1]) : replied ? Number(replied[1]) : undefined;
+  // Timed by ping's process from kernel timestamps: no lag of ours is in it.
+  if (rtt !== undefined && Number.isFinite(rtt)) return { ok: true, t0: t1, t1, values: { rtt }, lagWindows: {} };
+  const icmpError = /^From .*?(Destination .*Unreachable|Time to live exceeded|Packet filtered)/im.exec(stdout);
+  if (icmpError) return failedAttempt(t0, t1, 'unreachable', icmpError[1]);
+  return failedAttempt(t0, t1, 'timeout', `no echo reply within ${timeoutMs} ms`);
+}

@@ -9,7 +9,7 @@
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Attempt, FailureReason, LagWindows, Metric } from '../core/model.ts';
+import type { Attempt, LagWindows, Metric } from '../core/model.ts';
 import { AnylatError } from '../util/errors.ts';
 import {
   ECHO_FLAG_TURNAROUND,
@@ -29,35 +29,12 @@ import {
   type EchoFallback,
   type TcpInfo,
 } from '../net/tcp-info.ts';
+import { errorDetail, failureReason } from './outcome.ts';
+import { SampleRuns, type SampleRun } from './sample.ts';
 import type { ProbeFactory, ProbeTarget, Prober, TcpProbeOptions } from './types.ts';
 
-const SOCKET_REASONS: Readonly<Record<string, FailureReason>> = {
-  ECONNREFUSED: 'refused',
-  ETIMEDOUT: 'timeout',
-  ECONNRESET: 'reset',
-  ECONNABORTED: 'reset',
-  EPIPE: 'reset',
-  EHOSTUNREACH: 'unreachable',
-  ENETUNREACH: 'unreachable',
-  EHOSTDOWN: 'unreachable',
-  ENETDOWN: 'unreachable',
-};
-
-/**
- * The failure reason for a socket error (`ECONNREFUSED` -> `refused`, ...), or undefined when the
- * error is not one of the socket-level outcomes a target can cause.
- */
-export function socketFailureReason(err: unknown): FailureReason | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? SOCKET_REASONS[code] : undefined;
-}
-
-/** A human-readable line for an error: its code (when it has one) and message. */
-export function errorDetail(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
-}
+// Every probe's errors are classified in outcome.ts; these stay importable from here.
+export { errorDetail, socketFailureReason } from './outcome.ts';
 
 /** Throws for options no config loader should have let through: a bug, not a target's failure. */
 export function checkSocketTarget(
@@ -154,6 +131,18 @@ function echoRtt(
 /** Sets up a tcp prober for one target. */
 export const createTcpProbe: ProbeFactory<'tcp'> = (target, options) => tcpProber(target, options);
 
+/** What every sample of one tcp prober shares: its settings, translated once. */
+interface TcpSetup {
+  target: ProbeTarget;
+  options: TcpProbeOptions;
+  /** connect is timed from TCP_INFO */
+  kernel: boolean;
+  /** the echo is timed from TCP_INFO */
+  kernelEcho: boolean;
+  echoFlags: number;
+  timing: EchoTiming;
+}
+
 /** `createTcpProbe` with its concrete type. */
 export function tcpProber(target: ProbeTarget, options: TcpProbeOptions): TcpProber {
   checkSocketTarget('tcp', target, options);
@@ -161,150 +150,137 @@ export function tcpProber(target: ProbeTarget, options: TcpProbeOptions): TcpPro
   const kernel = (options.connectClock ?? 'kernel') === 'kernel' && loadTcpInfo();
   const bestEcho = options.echo && (options.echoClock ?? 'kernel') === 'kernel';
   const kernelEcho = bestEcho && loadTcpInfo();
-  const echoFlags = bestEcho ? ECHO_FLAG_TURNAROUND : 0;
-  const metrics: readonly Metric[] = options.echo ? ['connect', 'rtt'] : ['connect'];
-  const inFlight = new Set<() => void>();
   const timing: EchoTiming = {
     kernel: 0,
     monotonic: 0,
     fallbacks: Object.fromEntries(ECHO_FALLBACKS.map((f) => [f, 0])) as Record<EchoFallback, number>,
     turnaround: { subtracted: 0, unknown: 0, rejected: 0, unreported: 0 },
   };
-
-  const sample = (_seq: number): Promise<Attempt> =>
-    new Promise<Attempt>((resolve) => {
-      const values: Partial<Record<Metric, number>> = {};
-      // A kernel-timed connect has no window: lag cannot touch it.
-      const lagWindows: LagWindows = {};
-      let phase: 'connect' | 'echo' = 'connect';
-      let settled = false;
-
-      const t0 = performance.now();
-      const socket = net.connect(
-        { host: target.address, port: options.port, autoSelectFamily: false, noDelay: true },
-        onConnect,
-      );
-
-      // The verdict waits one turn of the event loop: after a stall (a busy machine), timers run
-      // before I/O, and a reply that arrived in time but was not read yet would count as a timeout.
-      const timer = setTimeout(() => {
-        setImmediate(() => {
-          const what = phase === 'connect' ? 'no connection' : 'no echo reply';
-          fail(performance.now(), 'timeout', `${what} within ${options.timeoutMs} ms`);
-        });
-      }, options.timeoutMs);
-
-      const abort = () => fail(performance.now(), 'error', 'probe closed');
-      inFlight.add(abort);
-
-      function settle(attempt: Attempt): void {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        inFlight.delete(abort);
-        socket.destroy();
-        resolve(attempt);
-      }
-
-      function fail(t1: number, reason: FailureReason, detail: string): void {
-        settle({
-          ok: false,
-          t0,
-          t1,
-          values,
-          lagWindows,
-          reason,
-          detail: phase === 'echo' ? `echo: ${detail}` : detail,
-        });
-      }
-
-      // Errors after the sample settled (a late RST on a socket being destroyed) are nobody's.
-      socket.on('error', (err) => fail(performance.now(), socketFailureReason(err) ?? 'error', errorDetail(err)));
-
-      function onConnect(): void {
-        const t1 = performance.now();
-        values.connect = t1 - t0;
-        lagWindows.connect = [t1, t1];
-        if (kernel) {
-          const info = readTcpInfo(socket);
-          if (info && info.state === TCP_ESTABLISHED && info.rttUs > 0 && info.totalRetrans === 0) {
-            values.connect = info.rttUs / 1000;
-            delete lagWindows.connect;
-          }
-        }
-        if (!options.echo) {
-          settle({ ok: true, t0, t1, values, lagWindows });
-          return;
-        }
-        phase = 'echo';
-        // The timed request then carries the ACK of the first reply, which is how the reflector
-        // finds the request's arrival in its kernel (reflector/tcp-echo.ts).
-        if (kernelEcho) delayAcks(socket);
-        echo();
-      }
-
-      // Two echoes on the connection: the first, untimed, carries the site and absorbs whatever a
-      // TCP-terminating edge (Global Accelerator, the lab's edges) does on a connection's first
-      // bytes, i.e. open its own connection to the origin; the second, on the established path
-      // end to end, is the one timed. Timing the first would add the edge's connect to the origin.
-      function echo(): void {
-        let round = 0;
-        let nonce: Buffer = Buffer.alloc(0);
-        let request: Buffer = Buffer.alloc(0);
-        let received: Buffer = Buffer.alloc(0);
-        let tSent = 0;
-        let before: TcpInfo | undefined;
-        let site: string | undefined;
-        const send = (timed: boolean) => {
-          nonce = randomBytes(ECHO_NONCE_SIZE);
-          request = encodeEchoRequest(nonce, ECHO_REQUEST_SIZE, echoFlags);
-          received = Buffer.alloc(0);
-          // Read before the write: the request's transmit timestamp is taken inside it.
-          if (timed && kernelEcho) before = readTcpInfo(socket);
-          tSent = performance.now();
-          socket.write(request);
-        };
-        socket.on('data', (chunk: Buffer) => {
-          const t2 = performance.now();
-          if (settled) return;
-          received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
-          const reply = parseEchoReply(received, request.length);
-          if (reply.kind === 'need') return;
-          if (reply.kind === 'invalid') return fail(t2, 'protocol', `not an anylat echo reply (${reply.why})`);
-          if (!reply.nonce.equals(nonce)) return fail(t2, 'protocol', 'the reply carries another nonce');
-          if (received.length > reply.length) return fail(t2, 'protocol', 'bytes after the reply');
-          if (reply.site !== '') site = reply.site;
-          if (round++ === 0) {
-            send(true);
-            return;
-          }
-          const kernelSample = kernelEcho
-            ? echoRttFromTcpInfo(before, readTcpInfo(socket), request.length, (t2 - tSent) * 1000)
-            : undefined;
-          const rtt = echoRtt(t2 - tSent, kernelSample, echoFlags !== 0, reply.turnaround, timing);
-          values.rtt = rtt.ms;
-          // The kernel's sample has kernel timestamps at both ends: event-loop lag cannot reach it.
-          if (!rtt.kernel) lagWindows.rtt = [t2, t2];
-          settle(
-            site === undefined
-              ? { ok: true, t0, t1: t2, values, lagWindows }
-              : { ok: true, t0, t1: t2, values, lagWindows, site },
-          );
-        });
-        socket.on('end', () => fail(performance.now(), 'reset', 'closed by the far end before replying'));
-        send(false);
-      }
-    });
-
+  const echoFlags = bestEcho ? ECHO_FLAG_TURNAROUND : 0;
+  const setup: TcpSetup = { target, options, kernel, kernelEcho, echoFlags, timing };
+  const runs = new SampleRuns('tcp');
   return {
-    metrics,
+    metrics: options.echo ? ['connect', 'rtt'] : ['connect'],
     connectClock: kernel ? 'kernel' : 'monotonic',
     echoClock: kernelEcho ? 'kernel' : 'monotonic',
     echoTiming: () => ({ ...timing, fallbacks: { ...timing.fallbacks }, turnaround: { ...timing.turnaround } }),
-    sample,
+    sample: (_seq, signal) => sampleTcp(setup, runs, signal),
     close: async () => {
-      for (const abort of [...inFlight]) abort();
+      runs.close();
       return undefined;
     },
   };
+}
+
+/** One sample: a fresh connection, timed, then (with `echo`) the timed echo on it. */
+function sampleTcp(setup: TcpSetup, runs: SampleRuns, signal: AbortSignal | undefined): Promise<Attempt> {
+  const { target, options } = setup;
+  let phase: 'connect' | 'echo' = 'connect';
+  const timeoutDetail = () =>
+    `${phase === 'connect' ? 'no connection' : 'no echo reply'} within ${options.timeoutMs} ms`;
+  return runs.run({ timeoutMs: options.timeoutMs, timeoutDetail }, signal, (run) => {
+    const values: Partial<Record<Metric, number>> = {};
+    // A kernel-timed connect has no window: lag cannot touch it.
+    const lagWindows: LagWindows = {};
+    run.onFailure((failed) => ({
+      ...failed,
+      values,
+      lagWindows,
+      ...(failed.detail !== undefined && phase === 'echo' ? { detail: `echo: ${failed.detail}` } : {}),
+    }));
+    run.t0 = performance.now();
+    const socket = net.connect(
+      { host: target.address, port: options.port, autoSelectFamily: false, noDelay: true },
+      () => {
+        const t1 = timeConnect(setup, socket, run.t0, values, lagWindows);
+        if (!options.echo) return run.settle({ ok: true, t0: run.t0, t1, values, lagWindows });
+        phase = 'echo';
+        // The timed request then carries the ACK of the first reply, which is how the reflector
+        // finds the request's arrival in its kernel (reflector/tcp-echo.ts).
+        if (setup.kernelEcho) delayAcks(socket);
+        timeEcho(setup, socket, run, values, lagWindows);
+      },
+    );
+    run.defer(() => socket.destroy());
+    // Errors after the sample settled (a late RST on a socket being destroyed) are nobody's.
+    socket.on('error', (err) => run.fail(failureReason(err, 'error'), errorDetail(err)));
+  });
+}
+
+/** Stamps `connect` in its callback: the kernel's handshake RTT when it has a clean one. Returns the stamp. */
+function timeConnect(
+  setup: TcpSetup,
+  socket: net.Socket,
+  t0: number,
+  values: Partial<Record<Metric, number>>,
+  lagWindows: LagWindows,
+): number {
+  const t1 = performance.now();
+  values.connect = t1 - t0;
+  lagWindows.connect = [t1, t1];
+  if (setup.kernel) {
+    const info = readTcpInfo(socket);
+    if (info && info.state === TCP_ESTABLISHED && info.rttUs > 0 && info.totalRetrans === 0) {
+      values.connect = info.rttUs / 1000;
+      delete lagWindows.connect;
+    }
+  }
+  return t1;
+}
+
+// Two echoes on the connection: the first, untimed, carries the site and absorbs whatever a
+// TCP-terminating edge (Global Accelerator, the lab's edges) does on a connection's first
+// bytes, i.e. open its own connection to the origin; the second, on the established path
+// end to end, is the one timed. Timing the first would add the edge's connect to the origin.
+function timeEcho(
+  setup: TcpSetup,
+  socket: net.Socket,
+  run: SampleRun,
+  values: Partial<Record<Metric, number>>,
+  lagWindows: LagWindows,
+): void {
+  const { kernelEcho, echoFlags } = setup;
+  let round = 0;
+  let nonce: Buffer = Buffer.alloc(0);
+  let request: Buffer = Buffer.alloc(0);
+  let received: Buffer = Buffer.alloc(0);
+  let tSent = 0;
+  let before: TcpInfo | undefined;
+  let site: string | undefined;
+  const send = (timed: boolean) => {
+    nonce = randomBytes(ECHO_NONCE_SIZE);
+    request = encodeEchoRequest(nonce, ECHO_REQUEST_SIZE, echoFlags);
+    received = Buffer.alloc(0);
+    // Read before the write: the request's transmit timestamp is taken inside it.
+    if (timed && kernelEcho) before = readTcpInfo(socket);
+    tSent = performance.now();
+    socket.write(request);
+  };
+  socket.on('data', (chunk: Buffer) => {
+    const t2 = performance.now();
+    if (run.settled) return;
+    received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+    const reply = parseEchoReply(received, request.length);
+    if (reply.kind === 'need') return;
+    if (reply.kind === 'invalid') return run.fail('protocol', `not an anylat echo reply (${reply.why})`, t2);
+    if (!reply.nonce.equals(nonce)) return run.fail('protocol', 'the reply carries another nonce', t2);
+    if (received.length > reply.length) return run.fail('protocol', 'bytes after the reply', t2);
+    if (reply.site !== '') site = reply.site;
+    if (round++ === 0) return send(true);
+    const kernelSample = kernelEcho
+      ? echoRttFromTcpInfo(before, readTcpInfo(socket), request.length, (t2 - tSent) * 1000)
+      : undefined;
+    const rtt = echoRtt(t2 - tSent, kernelSample, echoFlags !== 0, reply.turnaround, setup.timing);
+    values.rtt = rtt.ms;
+    // The kernel's sample has kernel timestamps at both ends: event-loop lag cannot reach it.
+    if (!rtt.kernel) lagWindows.rtt = [t2, t2];
+    const t0 = run.t0;
+    run.settle(
+      site === undefined
+        ? { ok: true, t0, t1: t2, values, lagWindows }
+        : { ok: true, t0, t1: t2, values, lagWindows, site },
+    );
+  });
+  socket.on('end', () => run.fail('reset', 'closed by the far end before replying'));
+  send(false);
 }

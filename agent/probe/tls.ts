@@ -8,10 +8,12 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { X509Certificate } from 'node:crypto';
-import type { Attempt, FailureReason, Metric } from '../core/model.ts';
+import type { Attempt, Metric } from '../core/model.ts';
 import { AnylatError } from '../util/errors.ts';
-import { checkSocketTarget, errorDetail, socketFailureReason } from './tcp.ts';
-import type { ProbeFactory } from './types.ts';
+import { errorDetail, failureReason } from './outcome.ts';
+import { SampleRuns } from './sample.ts';
+import { checkSocketTarget } from './tcp.ts';
+import type { ProbeFactory, ProbeTarget, TlsProbeOptions } from './types.ts';
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
@@ -38,90 +40,81 @@ export const createTlsProbe: ProbeFactory<'tls'> = (target, options) => {
       `tls probe for ${target.endpoint}: serverName must be a host name (SNI carries no IP address), got "${options.serverName}"`,
     );
   }
-  // Parsing a CA bundle costs milliseconds: do it once, not per sample.
-  let secureContext: tls.SecureContext;
+  const setup: TlsSetup = { target, options, secureContext: secureContextOf(target, options), closing: new Set() };
+  const runs = new SampleRuns('tls');
+  return {
+    metrics: ['handshake'],
+    sample: (_seq, signal) => sampleTls(setup, runs, signal),
+    close: async () => {
+      runs.close();
+      for (const secure of setup.closing) secure.destroy();
+      return undefined;
+    },
+  };
+};
+
+/** What every sample of one tls prober shares. */
+interface TlsSetup {
+  target: ProbeTarget;
+  options: TlsProbeOptions;
+  secureContext: tls.SecureContext;
+  /** connections closing politely after a successful sample */
+  closing: Set<tls.TLSSocket>;
+}
+
+// Parsing a CA bundle costs milliseconds: do it once, not per sample.
+function secureContextOf(target: ProbeTarget, options: TlsProbeOptions): tls.SecureContext {
   try {
     if (options.ca !== undefined) checkCaBundle(options.ca);
-    secureContext = tls.createSecureContext(options.ca === undefined ? {} : { ca: options.ca });
+    return tls.createSecureContext(options.ca === undefined ? {} : { ca: options.ca });
   } catch (err) {
     throw new AnylatError(
       'ANYLAT_PROBE_OPTIONS',
       `tls probe for ${target.endpoint}: the CA bundle is not usable PEM: ${errorDetail(err)}`,
     );
   }
-  const metrics: readonly Metric[] = ['handshake'];
-  const inFlight = new Set<() => void>();
-  // Connections closing politely after a successful sample: close_notify and FIN, so the server
-  // finishes its side of the handshake and logs no aborted connection; destroyed if it dawdles.
-  const closing = new Set<tls.TLSSocket>();
-  const lingerMs = Math.min(options.timeoutMs, 1_000);
-  function closeGently(secure: tls.TLSSocket): void {
-    closing.add(secure);
-    const timer = setTimeout(() => secure.destroy(), lingerMs);
-    timer.unref();
-    secure.once('close', () => {
-      clearTimeout(timer);
-      closing.delete(secure);
-    });
-    secure.resume();
-    secure.end();
-  }
+}
 
-  const sample = (_seq: number): Promise<Attempt> =>
-    new Promise<Attempt>((resolve) => {
-      const values: Partial<Record<Metric, number>> = {};
-      let phase: 'connect' | 'handshake' = 'connect';
-      let settled = false;
-      let secure: tls.TLSSocket | undefined;
+// A connection closing politely after a successful sample: close_notify and FIN, so the server
+// finishes its side of the handshake and logs no aborted connection; destroyed if it dawdles.
+function closeGently(setup: TlsSetup, secure: tls.TLSSocket): void {
+  setup.closing.add(secure);
+  const timer = setTimeout(() => secure.destroy(), Math.min(setup.options.timeoutMs, 1_000));
+  timer.unref();
+  secure.once('close', () => {
+    clearTimeout(timer);
+    setup.closing.delete(secure);
+  });
+  secure.resume();
+  secure.end();
+}
 
-      const t0 = performance.now();
-      const socket = net.connect(
-        { host: target.address, port: options.port, autoSelectFamily: false, noDelay: true },
-        onConnect,
-      );
-
-      const timer = setTimeout(() => {
-        const what = phase === 'connect' ? 'no TCP connection' : 'TLS handshake not finished';
-        fail(performance.now(), 'timeout', `${what} within ${options.timeoutMs} ms`);
-      }, options.timeoutMs);
-
-      const abort = () => fail(performance.now(), 'error', 'probe closed');
-      inFlight.add(abort);
-
-      function settle(attempt: Attempt): void {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        inFlight.delete(abort);
-        if (attempt.ok && secure) {
-          closeGently(secure);
-        } else {
-          secure?.destroy();
-          socket.destroy();
-        }
-        resolve(attempt);
-      }
-
-      function fail(t1: number, reason: FailureReason, detail: string): void {
-        settle({ ok: false, t0, t1, values, reason, detail });
-      }
-
-      function onError(err: Error): void {
-        const t1 = performance.now();
-        // After TCP is up, anything that is not a socket-level outcome came from TLS itself:
-        // certificate checks, alerts, a peer that does not speak TLS.
-        const reason = socketFailureReason(err) ?? (phase === 'handshake' ? 'tls' : 'error');
-        fail(t1, reason, errorDetail(err));
-      }
-      socket.on('error', onError);
-
-      function onConnect(): void {
+/** One sample: a fresh TCP connection (not timed), then the TLS handshake on it, timed. */
+function sampleTls(setup: TlsSetup, runs: SampleRuns, signal: AbortSignal | undefined): Promise<Attempt> {
+  const { target, options } = setup;
+  let phase: 'connect' | 'handshake' = 'connect';
+  const timeoutDetail = () =>
+    `${phase === 'connect' ? 'no TCP connection' : 'TLS handshake not finished'} within ${options.timeoutMs} ms`;
+  return runs.run({ timeoutMs: options.timeoutMs, timeoutDetail }, signal, (run) => {
+    const values: Partial<Record<Metric, number>> = {};
+    let secure: tls.TLSSocket | undefined;
+    let handshook = false;
+    run.onFailure((failed) => ({ ...failed, values }));
+    const onError = (err: Error) => {
+      // After TCP is up, anything that is not a socket-level outcome came from TLS itself:
+      // certificate checks, alerts, a peer that does not speak TLS.
+      run.fail(failureReason(err, phase === 'handshake' ? 'tls' : 'error'), errorDetail(err));
+    };
+    run.t0 = performance.now();
+    const socket = net.connect(
+      { host: target.address, port: options.port, autoSelectFamily: false, noDelay: true },
+      () => {
         const tConnected = performance.now();
         phase = 'handshake';
         secure = tls.connect(
           {
             socket,
-            secureContext,
+            secureContext: setup.secureContext,
             // The identity is checked against the address when no name is given: an IP SAN then.
             host: target.address,
             ...(options.serverName === undefined ? {} : { servername: options.serverName }),
@@ -130,21 +123,19 @@ export const createTlsProbe: ProbeFactory<'tls'> = (target, options) => {
           () => {
             const t1 = performance.now();
             values.handshake = t1 - tConnected;
+            handshook = true;
             // Every callback of the handshake (TLS 1.2 has two flights) is exposed to lag.
-            settle({ ok: true, t0, t1, values, lagWindows: { handshake: [tConnected, t1] } });
+            run.settle({ ok: true, t0: run.t0, t1, values, lagWindows: { handshake: [tConnected, t1] } });
           },
         );
         secure.on('error', onError);
-      }
+      },
+    );
+    socket.on('error', onError);
+    run.defer(() => {
+      if (handshook && secure) return closeGently(setup, secure);
+      secure?.destroy();
+      socket.destroy();
     });
-
-  return {
-    metrics,
-    sample,
-    close: async () => {
-      for (const abort of [...inFlight]) abort();
-      for (const secure of closing) secure.destroy();
-      return undefined;
-    },
-  };
-};
+  });
+}

@@ -17,11 +17,13 @@ import http from 'node:http';
 import https from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Attempt, FailureReason } from '../core/model.ts';
+import type { Attempt } from '../core/model.ts';
 import { AnylatError } from '../util/errors.ts';
 import { DEFAULT_SITE_HEADER } from './http.ts';
-import { errorDetail, socketFailureReason } from './tcp.ts';
+import { errorDetail, failureReason } from './outcome.ts';
+import { SampleRuns, type SampleRun } from './sample.ts';
 import type { ProbeFactory, Prober, ProbeTarget, TransferProbeOptions } from './types.ts';
+import { hostPort } from '../util/host-port.ts';
 
 /** The sizes a transfer probe downloads unless told: 16 KiB, 256 KiB and 2 MiB. */
 export const DEFAULT_TRANSFER_SIZES: readonly number[] = [16 * 1024, 256 * 1024, 2 * 1024 * 1024];
@@ -63,16 +65,22 @@ export function transferUrl(
   size: number,
 ): URL {
   if (options.url !== undefined) return new URL(options.url.replaceAll('{size}', String(size)));
-  const host = isIP(target.address) === 6 ? `[${target.address}]` : target.address;
-  return new URL(`http://${host}:${options.port ?? DEFAULT_TRANSFER_PORT}/bytes/${size}`);
+  return new URL(`http://${hostPort(target.address, options.port ?? DEFAULT_TRANSFER_PORT)}/bytes/${size}`);
+}
+
+/** What one download has seen so far. */
+interface Download {
+  bytes: number;
+  /** the response's headers arrived */
+  tFirst?: number;
+  site?: string;
 }
 
 class TransferProber implements Prober {
   readonly metrics = ['ttfb', 'download', 'goodput_mbps'] as const;
   private readonly url: URL;
   private readonly siteHeader: string;
-  private closed = false;
-  private readonly live = new Set<http.ClientRequest>();
+  private readonly runs = new SampleRuns('transfer');
 
   constructor(
     private readonly target: ProbeTarget,
@@ -83,131 +91,99 @@ class TransferProber implements Prober {
     this.siteHeader = (options.siteHeader ?? DEFAULT_SITE_HEADER).toLowerCase();
   }
 
-  sample(_seq: number): Promise<Attempt> {
-    const start = performance.now();
-    if (this.closed)
-      return Promise.resolve({
-        ok: false,
-        t0: start,
-        t1: start,
-        values: {},
-        reason: 'error',
-        detail: 'transfer prober is closed',
-      });
+  sample(_seq: number, signal?: AbortSignal): Promise<Attempt> {
     const https_ = this.url.protocol === 'https:';
     const port = this.url.port === '' ? (https_ ? 443 : 80) : Number(this.url.port);
-    const hostname = this.url.hostname.replace(/^\[(.*)\]$/, '$1');
     const where = `${this.url.protocol}//${this.target.address}:${port}${this.url.pathname}`;
-    return new Promise<Attempt>((resolve) => {
-      let t0 = start;
-      let tFirst: number | undefined;
-      let bytes = 0;
-      let site: string | undefined;
-      let settled = false;
-      const finish = (a: Attempt) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        this.live.delete(req);
-        req.destroy();
-        resolve(a);
-      };
-      const fail = (reason: FailureReason, detail: string) => {
-        const now = performance.now();
-        const values: Attempt['values'] = tFirst !== undefined ? { ttfb: tFirst - t0 } : {};
-        finish({ ok: false, t0, t1: now, values, reason, detail, ...(site !== undefined ? { site } : {}) });
-      };
-      const common = {
-        host: this.target.address,
-        port,
-        path: `${this.url.pathname}${this.url.search}`,
-        method: 'GET',
-        agent: false as const,
-        // keep-alive: the server must not close first, so the end of the body is the body's, not
-        // a FIN racing it through a relay; the prober closes the connection once the body is in.
-        headers: {
-          host: this.url.host,
-          'user-agent': 'anylat-transfer',
-          accept: '*/*',
-          'accept-encoding': 'identity',
-          connection: 'keep-alive',
-        },
-      };
-      const req = https_
-        ? https.request({
-            ...common,
-            servername: isIP(hostname) ? undefined : hostname,
-            rejectUnauthorized: this.options.insecure !== true,
-            ...(this.options.ca ? { ca: this.options.ca } : {}),
-          })
-        : http.request(common);
-      this.live.add(req);
-      const timer = setTimeout(
-        () =>
-          fail(
-            'timeout',
-            `${where}: not downloaded within ${this.options.timeoutMs} ms (${bytes} of ${this.size} bytes)`,
-          ),
-        this.options.timeoutMs,
-      );
+    const d: Download = { bytes: 0 };
+    const timeoutMs = this.options.timeoutMs;
+    const timeoutDetail = () => `${where}: not downloaded within ${timeoutMs} ms (${d.bytes} of ${this.size} bytes)`;
+    return this.runs.run({ timeoutMs, timeoutDetail }, signal, (run) => {
+      run.onFailure((failed) => ({
+        ...failed,
+        values: d.tFirst !== undefined ? { ttfb: d.tFirst - run.t0 } : {},
+        ...(d.site !== undefined ? { site: d.site } : {}),
+      }));
+      const req = this.request(port);
+      run.defer(() => req.destroy());
       req.on('socket', (socket: Socket) => {
         socket.setNoDelay(true);
         // The request goes out as soon as the connection is ready: that moment starts ttfb.
         socket.once(https_ ? 'secureConnect' : 'connect', () => {
-          t0 = performance.now();
+          run.t0 = performance.now();
         });
       });
-      req.on('response', (res) => {
-        tFirst = performance.now();
-        const raw = res.headers[this.siteHeader];
-        site = Array.isArray(raw) ? raw[0] : raw;
-        if (res.statusCode !== 200) {
-          res.resume();
-          fail(
-            'http_status',
-            `${where}: HTTP ${res.statusCode}${res.statusCode === 429 ? " (the reflector's per-source byte budget is spent: lower samples or sizes, or raise its --bytes-rate-limit)" : ''}`,
-          );
-          return;
-        }
-        res.on('data', (chunk: Buffer) => {
-          bytes += chunk.length;
-          if (bytes > MAX_TRANSFER_SIZE)
-            fail('protocol', `${where}: more than ${MAX_TRANSFER_SIZE} bytes; transfer sizes are capped`);
-        });
-        res.on('end', () => {
-          const tLast = performance.now();
-          if (this.options.url === undefined && bytes !== this.size) {
-            fail('protocol', `${where}: ${bytes} bytes instead of ${this.size}`);
-            return;
-          }
-          const download = tLast - tFirst!;
-          const values: Attempt['values'] = { ttfb: tFirst! - t0, download };
-          if (download > 0) values.goodput_mbps = (bytes * 8) / (download * 1000);
-          const a: Attempt = {
-            ok: true,
-            t0,
-            t1: tLast,
-            values,
-            lagWindows: { ttfb: [t0, tFirst!], download: [tLast, tLast], goodput_mbps: [tLast, tLast] },
-          };
-          if (site !== undefined) a.site = site;
-          finish(a);
-        });
-        res.on('error', (err) => fail(socketFailureReason(err) ?? 'reset', `${where}: ${errorDetail(err)}`));
-      });
-      req.on('error', (err) => {
-        const code = (err as NodeJS.ErrnoException).code ?? '';
-        const tls = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO/.test(code);
-        fail(tls ? 'tls' : (socketFailureReason(err) ?? 'error'), `${where}: ${errorDetail(err)}`);
-      });
+      req.on('response', (res) => this.receive(run, res, d, where));
+      req.on('error', (err) => run.fail(failureReason(err, 'error'), `${where}: ${errorDetail(err)}`));
       req.end();
     });
   }
 
+  /** The GET of this prober's object, to the target's address with the URL's host as Host and SNI. */
+  private request(port: number): http.ClientRequest {
+    const common = {
+      host: this.target.address,
+      port,
+      path: `${this.url.pathname}${this.url.search}`,
+      method: 'GET',
+      agent: false as const,
+      // keep-alive: the server must not close first, so the end of the body is the body's, not
+      // a FIN racing it through a relay; the prober closes the connection once the body is in.
+      headers: {
+        host: this.url.host,
+        'user-agent': 'anylat-transfer',
+        accept: '*/*',
+        'accept-encoding': 'identity',
+        connection: 'keep-alive',
+      },
+    };
+    if (this.url.protocol !== 'https:') return http.request(common);
+    const hostname = this.url.hostname.replace(/^\[(.*)\]$/, '$1');
+    return https.request({
+      ...common,
+      servername: isIP(hostname) ? undefined : hostname,
+      rejectUnauthorized: this.options.insecure !== true,
+      ...(this.options.ca ? { ca: this.options.ca } : {}),
+    });
+  }
+
+  /** Reads the response: its headers end ttfb, its body's end ends the download. */
+  private receive(run: SampleRun, res: http.IncomingMessage, d: Download, where: string): void {
+    const tFirst = performance.now();
+    d.tFirst = tFirst;
+    const raw = res.headers[this.siteHeader];
+    d.site = Array.isArray(raw) ? raw[0] : raw;
+    if (res.statusCode !== 200) {
+      res.resume();
+      const spent =
+        res.statusCode === 429
+          ? " (the reflector's per-source byte budget is spent: lower samples or sizes, or raise its --bytes-rate-limit)"
+          : '';
+      return run.fail('http_status', `${where}: HTTP ${res.statusCode}${spent}`);
+    }
+    res.on('data', (chunk: Buffer) => {
+      d.bytes += chunk.length;
+      if (d.bytes > MAX_TRANSFER_SIZE)
+        run.fail('protocol', `${where}: more than ${MAX_TRANSFER_SIZE} bytes; transfer sizes are capped`);
+    });
+    res.on('end', () => {
+      const tLast = performance.now();
+      if (this.options.url === undefined && d.bytes !== this.size)
+        return run.fail('protocol', `${where}: ${d.bytes} bytes instead of ${this.size}`);
+      const t0 = run.t0;
+      const download = tLast - tFirst;
+      const values: Attempt['values'] = { ttfb: tFirst - t0, download };
+      if (download > 0) values.goodput_mbps = (d.bytes * 8) / (download * 1000);
+      const lagWindows = { ttfb: [t0, tFirst], download: [tLast, tLast], goodput_mbps: [tLast, tLast] } as const;
+      const a: Attempt = { ok: true, t0, t1: tLast, values, lagWindows };
+      if (d.site !== undefined) a.site = d.site;
+      run.settle(a);
+    });
+    res.on('error', (err) => run.fail(failureReason(err, 'reset'), `${where}: ${errorDetail(err)}`));
+  }
+
   async close(): Promise<undefined> {
-    this.closed = true;
-    for (const r of this.live) r.destroy();
-    this.live.clear();
+    this.runs.close();
     return undefined;
   }
 }

@@ -120,13 +120,15 @@ export interface ProbeOptionsMap {
 /**
  * A probe set up for one target: it translates its settings once and is then sampled many
  * times. `sample` never rejects for a target's failure (that is an `ok: false` attempt); it
- * resolves within roughly `timeoutMs`. `close` releases sockets and returns packet counters where
+ * resolves within roughly `timeoutMs`, or at once as a `timeout` when `signal` (the round's)
+ * aborts first: anylat's probes run it in probe/sample.ts `runSample`, which owns that contract.
+ * `close` ends the samples in flight (`error`), releases sockets and returns packet counters where
  * the protocol has them.
  */
 export interface Prober {
   /** metrics this prober reports, in order; a sample may fill only some of them */
   readonly metrics: readonly Metric[];
-  sample(seq: number): Promise<Attempt>;
+  sample(seq: number, signal?: AbortSignal): Promise<Attempt>;
   close(): Promise<PacketCounters | undefined>;
 }
 

@@ -11,6 +11,8 @@ import { randomInt } from 'node:crypto';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Attempt, FailureReason, PacketCounters } from '../core/model.ts';
+import { failureReason } from './outcome.ts';
+import { SampleRuns, type SampleRun } from './sample.ts';
 import { AnylatError } from '../util/errors.ts';
 import { RxTimestamps } from '../net/rx-timestamp.ts';
 import type { ProbeFactory, Prober, ProbeTarget, UdpProbeOptions } from './types.ts';
@@ -32,6 +34,7 @@ import {
   senderPacketBytes,
   type Tlv,
 } from '../core/stamp-codec.ts';
+import { hostPort } from '../util/host-port.ts';
 
 /** Sequence numbers remembered for late/duplicate accounting; older answered ones are forgotten. */
 const REMEMBERED_SEQS = 16_384;
@@ -42,9 +45,8 @@ interface Outstanding {
   state: SeqState;
   /** T1 as sent: a reply must echo it, or it answers some other packet */
   timestamp: bigint;
-  t0: number;
-  timer?: NodeJS.Timeout;
-  resolve?: (attempt: Attempt) => void;
+  /** the sample it answers (its t0 is stamped right before the send) */
+  run: SampleRun;
 }
 
 function optionsError(target: ProbeTarget, message: string): AnylatError {
@@ -64,22 +66,6 @@ function validate(target: ProbeTarget, o: UdpProbeOptions): void {
   }
   if (o.authKey !== undefined && o.authKey.length < MIN_KEY_BYTES) {
     throw optionsError(target, `the STAMP key has ${o.authKey.length} octets, at least ${MIN_KEY_BYTES} are needed`);
-  }
-}
-
-/** Maps a socket error to a failure reason: ICMP errors arrive on a connected socket as these codes. */
-function reasonFor(code: string | undefined): FailureReason {
-  switch (code) {
-    case 'ECONNREFUSED':
-      return 'refused';
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-    case 'EHOSTDOWN':
-    case 'ENETDOWN':
-    case 'EADDRNOTAVAIL':
-      return 'unreachable';
-    default:
-      return 'error';
   }
 }
 
@@ -104,7 +90,7 @@ class StampSender implements UdpProber {
   private readonly seqs = new Map<number, Outstanding>();
   private readonly counters: PacketCounters = { late: 0, duplicate: 0, stray: 0, invalid: 0 };
   private nextSeq = 0;
-  private closed = false;
+  private readonly runs = new SampleRuns('udp');
   /** set when connect() itself failed (no route): every sample fails with it */
   private connectFailure: { reason: FailureReason; detail: string } | undefined;
 
@@ -134,7 +120,7 @@ class StampSender implements UdpProber {
         this.socket.off('error', done);
         if (err)
           this.connectFailure = {
-            reason: reasonFor(err.code),
+            reason: failureReason(err, 'error'),
             detail: `connect to ${this.where()}: ${err.code ?? err.message}`,
           };
         resolve();
@@ -151,40 +137,30 @@ class StampSender implements UdpProber {
   }
 
   private where(): string {
-    const a = this.target.address;
-    return `${a.includes(':') ? `[${a}]` : a}:${this.options.port}`;
+    return hostPort(this.target.address, this.options.port);
   }
 
-  sample(_seq: number): Promise<Attempt> {
-    // The wire sequence number is the session's own counter (RFC 8762: from 0, +1 per packet), so
-    // a caller reusing numbers can never make one reply answer two samples.
-    if (this.closed || this.connectFailure) {
+  sample(_seq: number, signal?: AbortSignal): Promise<Attempt> {
+    if (this.connectFailure) {
       const now = performance.now();
-      const f = this.connectFailure ?? { reason: 'error' as const, detail: 'udp prober is closed' };
+      const f = this.connectFailure;
       return Promise.resolve({ ok: false, t0: now, t1: now, values: {}, reason: f.reason, detail: f.detail });
     }
-    const seq = this.nextSeq;
-    this.nextSeq = (this.nextSeq + 1) >>> 0;
-    this.clock.refresh();
-    const timestamp = this.clock.ntp(performance.now());
-    const packet = encodeSenderPacket({ seq, timestamp, ssid: this.ssid, tlvs: this.siteTlvs() }, this.key);
-    return new Promise<Attempt>((resolve) => {
-      const entry: Outstanding = { state: 'pending', timestamp, t0: 0, resolve };
+    return this.runs.run({ timeoutMs: this.options.timeoutMs }, signal, (run) => {
+      // The wire sequence number is the session's own counter (RFC 8762: from 0, +1 per packet), so
+      // a caller reusing numbers can never make one reply answer two samples.
+      const seq = this.nextSeq;
+      this.nextSeq = (this.nextSeq + 1) >>> 0;
+      this.clock.refresh();
+      const timestamp = this.clock.ntp(performance.now());
+      const packet = encodeSenderPacket({ seq, timestamp, ssid: this.ssid, tlvs: this.siteTlvs() }, this.key);
+      const entry: Outstanding = { state: 'pending', timestamp, run };
       this.remember(seq, entry);
-      // The verdict waits one turn of the event loop: after a stall (a busy machine), timers run
-      // before I/O, and a reply that arrived in time but was not read yet would count as a timeout.
-      entry.timer = setTimeout(() => {
-        setImmediate(() =>
-          this.settle(entry, 'timed_out', {
-            ok: false,
-            t0: entry.t0,
-            t1: performance.now(),
-            values: {},
-            reason: 'timeout',
-          }),
-        );
-      }, this.options.timeoutMs);
-      entry.t0 = performance.now();
+      // Ended by the deadline, the round or close(): a reply that comes after is late.
+      run.defer(() => {
+        if (entry.state === 'pending') entry.state = 'timed_out';
+      });
+      run.t0 = performance.now();
       try {
         this.socket.send(packet, (err) => {
           if (err) this.fail(entry, err as NodeJS.ErrnoException, 'send');
@@ -208,21 +184,13 @@ class StampSender implements UdpProber {
   private settle(entry: Outstanding, state: SeqState, attempt: Attempt): void {
     if (entry.state !== 'pending') return;
     entry.state = state;
-    if (entry.timer) clearTimeout(entry.timer);
-    const resolve = entry.resolve;
-    entry.resolve = undefined;
-    resolve?.(attempt);
+    entry.run.settle(attempt);
   }
 
   private fail(entry: Outstanding, err: NodeJS.ErrnoException, during: string): void {
-    this.settle(entry, 'failed', {
-      ok: false,
-      t0: entry.t0,
-      t1: performance.now(),
-      values: {},
-      reason: reasonFor(err.code),
-      detail: `${during} ${this.where()}: ${err.code ?? err.message}`,
-    });
+    if (entry.state !== 'pending') return;
+    entry.state = 'failed';
+    entry.run.fail(failureReason(err, 'error'), `${during} ${this.where()}: ${err.code ?? err.message}`);
   }
 
   private onError(err: NodeJS.ErrnoException): void {
@@ -281,14 +249,15 @@ class StampSender implements UdpProber {
         break;
     }
     // A stamp outside the exchange cannot be this reply's: keep the handler's clock then.
-    const kernelTimed = receivedAt !== undefined && receivedAt >= entry.t0 && receivedAt <= handledAt;
+    const t0 = entry.run.t0;
+    const kernelTimed = receivedAt !== undefined && receivedAt >= t0 && receivedAt <= handledAt;
     const t1 = kernelTimed ? receivedAt : handledAt;
-    const elapsed = t1 - entry.t0;
+    const elapsed = t1 - t0;
     const turnaround = ntpDiffMs(reply.timestamp, reply.receiveTimestamp);
     if (!(turnaround >= 0 && turnaround <= elapsed)) {
       this.settle(entry, 'answered', {
         ok: false,
-        t0: entry.t0,
+        t0,
         t1,
         values: {},
         reason: 'protocol',
@@ -302,7 +271,7 @@ class StampSender implements UdpProber {
     // it, is out of the event loop's reach too.
     const attempt: Attempt = {
       ok: true,
-      t0: entry.t0,
+      t0,
       t1,
       values: { rtt: elapsed - turnaround },
       lagWindows: kernelTimed ? {} : { rtt: [t1, t1] },
@@ -312,19 +281,8 @@ class StampSender implements UdpProber {
   }
 
   async close(): Promise<PacketCounters> {
-    if (!this.closed) {
-      this.closed = true;
-      const now = performance.now();
-      for (const entry of this.seqs.values()) {
-        this.settle(entry, 'failed', {
-          ok: false,
-          t0: entry.t0,
-          t1: now,
-          values: {},
-          reason: 'error',
-          detail: 'udp prober closed before the reply',
-        });
-      }
+    if (!this.runs.isClosed) {
+      this.runs.close('udp prober closed before the reply');
       await new Promise<void>((resolve) => {
         try {
           this.socket.close(() => resolve());

@@ -71,17 +71,38 @@ export async function startDnsReflector(options: DnsReflectorOptions): Promise<R
 }
 
 async function listenDns(options: DnsReflectorOptions): Promise<ReflectorPart> {
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const rate = options.ratePerSourceQps ?? DNS_REFLECTOR_DEFAULTS.ratePerSourceQps;
   if (!(rate >= 0) || !Number.isFinite(rate))
     throw new AnylatError('ANYLAT_REFLECTOR_OPTIONS', `DNS reflector: ratePerSourceQps must be >= 0, got ${rate}`);
   if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65_535) {
     throw new AnylatError('ANYLAT_REFLECTOR_OPTIONS', `DNS reflector: port must be 0-65535, got ${options.port}`);
   }
-  const maxQuery = options.maxQueryBytes ?? DNS_REFLECTOR_DEFAULTS.maxQueryBytes;
-  const maxConnections = options.maxTcpConnections ?? DNS_REFLECTOR_DEFAULTS.maxTcpConnections;
-  const idleMs = options.tcpIdleMs ?? DNS_REFLECTOR_DEFAULTS.tcpIdleMs;
-  const counts: Counters = {
+  const reflector = new DnsReflector(options, rate);
+  try {
+    await reflector.bindAll();
+  } catch (err) {
+    await reflector.closeAll();
+    throw err;
+  }
+  const { counts, connections, limiter } = reflector;
+  const sweeper = setInterval(() => limiter.sweep(performance.now()), 10_000);
+  sweeper.unref();
+  let closing: Promise<void> | undefined;
+  return {
+    kind: 'dns',
+    listening: reflector.listening,
+    stats: () => ({ ...counts, tcp_open: connections.size, sources_tracked: limiter.size }),
+    close: () => {
+      clearInterval(sweeper);
+      closing ??= reflector.closeAll();
+      return closing;
+    },
+  };
+}
+
+/** One DNS reflector's sockets, counters and limits. */
+class DnsReflector {
+  readonly counts: Counters = {
     queries: 0,
     answered: 0,
     refused: 0,
@@ -95,37 +116,52 @@ async function listenDns(options: DnsReflectorOptions): Promise<ReflectorPart> {
     tcp_connections: 0,
     tcp_rejected: 0,
   };
-  const limiter = new SourceLimiter(rate / 1000, Math.max(1, rate), DNS_REFLECTOR_DEFAULTS.maxSources);
+  readonly limiter: SourceLimiter;
+  readonly connections = new Set<Socket>();
+  readonly listening: Array<{ address: string; port: number }> = [];
+  private readonly udpSockets: UdpSocket[] = [];
+  private readonly servers: Server[] = [];
+  private readonly log: (line: string) => void;
+  private readonly maxQuery: number;
+  private readonly maxConnections: number;
+  private readonly idleMs: number;
+
+  constructor(
+    private readonly options: DnsReflectorOptions,
+    rate: number,
+  ) {
+    this.log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+    this.maxQuery = options.maxQueryBytes ?? DNS_REFLECTOR_DEFAULTS.maxQueryBytes;
+    this.maxConnections = options.maxTcpConnections ?? DNS_REFLECTOR_DEFAULTS.maxTcpConnections;
+    this.idleMs = options.tcpIdleMs ?? DNS_REFLECTOR_DEFAULTS.tcpIdleMs;
+    this.limiter = new SourceLimiter(rate / 1000, Math.max(1, rate), DNS_REFLECTOR_DEFAULTS.maxSources);
+  }
 
   /** The answer to one query from `source`, or undefined when it is dropped (and counted). */
-  const answer = (query: Buffer, source: string, transport: 'udp' | 'tcp'): Buffer | undefined => {
+  private answer(query: Buffer, source: string, transport: 'udp' | 'tcp'): Buffer | undefined {
+    const counts = this.counts;
     counts.queries++;
-    if (query.length > maxQuery) {
+    if (query.length > this.maxQuery) {
       counts.oversize++;
       return undefined;
     }
-    if (!limiter.take(sourceKey(source), performance.now())) {
+    if (!this.limiter.take(sourceKey(source), performance.now())) {
       counts.rate_limited++;
       return undefined;
     }
-    const out = answerQuery(query, options.site, transport);
+    const out = answerQuery(query, this.options.site, transport);
     if (!out) {
       counts.dropped++;
       return undefined;
     }
     counts[out.verdict === 'dropped' ? 'dropped' : out.verdict]++;
     return out.reply;
-  };
+  }
 
-  const udpSockets: UdpSocket[] = [];
-  const servers: Server[] = [];
-  const connections = new Set<Socket>();
-  const listening: Array<{ address: string; port: number }> = [];
-
-  const closeAll = async () => {
-    for (const c of connections) c.destroy();
+  async closeAll(): Promise<void> {
+    for (const c of this.connections) c.destroy();
     await Promise.all([
-      ...udpSockets.map(
+      ...this.udpSockets.map(
         (s) =>
           new Promise<void>((resolve) => {
             try {
@@ -135,118 +171,114 @@ async function listenDns(options: DnsReflectorOptions): Promise<ReflectorPart> {
             }
           }),
       ),
-      ...servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
+      ...this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
     ]);
-  };
+  }
 
-  const serveTcp = (socket: Socket, perServer: { open: number }) => {
-    counts.tcp_connections++;
+  private serveTcp(socket: Socket, perServer: { open: number }): void {
+    this.counts.tcp_connections++;
     perServer.open++;
-    connections.add(socket);
+    this.connections.add(socket);
     socket.setNoDelay(true);
-    socket.setTimeout(idleMs, () => socket.destroy());
-    const framer = new TcpFramer(maxQuery);
+    socket.setTimeout(this.idleMs, () => socket.destroy());
+    const framer = new TcpFramer(this.maxQuery);
     const source = socket.remoteAddress ?? '';
     socket.on('data', (chunk: Buffer) => {
       let messages: Buffer[];
       try {
         messages = framer.push(chunk);
       } catch {
-        counts.oversize++;
+        this.counts.oversize++;
         socket.destroy();
         return;
       }
       for (const m of messages) {
-        const reply = answer(m, source, 'tcp');
+        const reply = this.answer(m, source, 'tcp');
         if (reply) socket.write(frameTcp(reply));
       }
     });
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       perServer.open--;
-      connections.delete(socket);
+      this.connections.delete(socket);
     });
-  };
+  }
 
-  let port = options.port;
-  try {
-    for (let i = 0, attempt = 0; i < options.binds.length;) {
-      const address = options.binds[i]!;
+  /** UDP and TCP on every bind address, on one port (with port 0, the first UDP socket's). */
+  async bindAll(): Promise<void> {
+    let port = this.options.port;
+    for (let i = 0, attempt = 0; i < this.options.binds.length;) {
+      const address = this.options.binds[i]!;
       const v6 = isIP(address.split('%')[0]!) === 6;
-      const udp = createSocket(v6 ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' });
-      udpSockets.push(udp);
-      await new Promise<void>((resolve, reject) => {
-        udp.once('error', reject);
-        udp.bind({ port, address, exclusive: true }, () => {
-          udp.off('error', reject);
-          resolve();
-        });
-      }).catch((err: NodeJS.ErrnoException) => {
-        throw bindError('UDP', address, port, err);
-      });
+      const udp = await this.bindUdp(address, port, v6);
       if (port === 0) port = udp.address().port;
       const local = udp.address();
-      udp.on('message', (msg, from) => {
-        const reply = answer(msg, from.address, 'udp');
-        if (reply) {
-          udp.send(reply, from.port, from.address, (err) => {
-            if (err) counts.send_errors++;
-          });
-        }
-      });
-      udp.on('error', (err) => log(`DNS reflector on UDP ${where(local.address, local.port)}: ${err.message}`));
-
-      const perServer = { open: 0 };
-      const server = createServer((socket) => {
-        if (perServer.open >= maxConnections) {
-          counts.tcp_rejected++;
-          socket.destroy();
-          return;
-        }
-        serveTcp(socket, perServer);
-      });
-      servers.push(server);
-      const tcpError = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
-        server.once('error', resolve);
-        server.listen({ host: address, port, ipv6Only: v6, exclusive: true }, () => {
-          server.off('error', resolve);
-          resolve(undefined);
-        });
-      });
+      const tcpError = await this.listenTcp(address, port, v6);
       if (tcpError) {
         // Port 0: the port UDP picked is taken on TCP here; pick another pair (a few times).
-        if (options.port === 0 && i === 0 && tcpError.code === 'EADDRINUSE' && attempt < 20) {
+        if (this.options.port === 0 && i === 0 && tcpError.code === 'EADDRINUSE' && attempt < 20) {
           attempt++;
-          udpSockets.pop();
-          servers.pop();
+          this.udpSockets.pop();
+          this.servers.pop();
           udp.close();
           port = 0;
           continue;
         }
         throw bindError('TCP', address, port, tcpError);
       }
-      server.on('error', (err) => log(`DNS reflector on TCP ${where(address, port)}: ${err.message}`));
-      listening.push({ address: local.address, port: local.port });
+      this.listening.push({ address: local.address, port: local.port });
       i++;
     }
-  } catch (err) {
-    await closeAll();
-    throw err;
   }
 
-  const sweeper = setInterval(() => limiter.sweep(performance.now()), 10_000);
-  sweeper.unref();
-  let closing: Promise<void> | undefined;
-  return {
-    kind: 'dns',
-    listening,
-    stats: () => ({ ...counts, tcp_open: connections.size, sources_tracked: limiter.size }),
-    close: () => {
-      clearInterval(sweeper);
-      closing ??= closeAll();
-      return closing;
-    },
-  };
+  private async bindUdp(address: string, port: number, v6: boolean): Promise<UdpSocket> {
+    const udp = createSocket(v6 ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' });
+    this.udpSockets.push(udp);
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind({ port, address, exclusive: true }, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    }).catch((err: NodeJS.ErrnoException) => {
+      throw bindError('UDP', address, port, err);
+    });
+    const local = udp.address();
+    udp.on('message', (msg, from) => {
+      const reply = this.answer(msg, from.address, 'udp');
+      if (reply) {
+        udp.send(reply, from.port, from.address, (err) => {
+          if (err) this.counts.send_errors++;
+        });
+      }
+    });
+    udp.on('error', (err) => this.log(`DNS reflector on UDP ${where(local.address, local.port)}: ${err.message}`));
+    return udp;
+  }
+
+  /** A TCP server on the address; its listen error, or undefined when it listens. */
+  private async listenTcp(address: string, port: number, v6: boolean): Promise<NodeJS.ErrnoException | undefined> {
+    const perServer = { open: 0 };
+    const server = createServer((socket) => {
+      if (perServer.open >= this.maxConnections) {
+        this.counts.tcp_rejected++;
+        socket.destroy();
+        return;
+      }
+      this.serveTcp(socket, perServer);
+    });
+    this.servers.push(server);
+    const tcpError = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      server.once('error', resolve);
+      server.listen({ host: address, port, ipv6Only: v6, exclusive: true }, () => {
+        server.off('error', resolve);
+        resolve(undefined);
+      });
+    });
+    if (!tcpError)
+      server.on('error', (err) => this.log(`DNS reflector on TCP ${where(address, port)}: ${err.message}`));
+    return tcpError;
+  }
 }
 
 function bindError(transport: string, address: string, port: number, err: NodeJS.ErrnoException): BindError {

@@ -248,18 +248,16 @@ function reflectTlvs(tlvs: readonly Tlv[], site: string, authenticated: boolean)
   });
 }
 
-/** Starts the STAMP reflector on every address in `binds`. */
-export async function startStampReflector(
-  options: ReflectorCommonOptions & {
-    port: number;
-    authKey?: Buffer;
-    ratePerSourcePps?: number;
-    maxSessions?: number;
-    sessionIdleMs?: number;
-    maxPacketBytes?: number;
-  },
-): Promise<ReflectorPart> {
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+/** The options, checked, with their defaults filled in. */
+interface StampSettings {
+  key: Buffer | undefined;
+  rate: number;
+  maxSessions: number;
+  idleMs: number;
+  maxPacket: number;
+}
+
+function stampSettings(options: StampReflectorOptions): StampSettings {
   const key = options.authKey;
   if (key !== undefined && key.length < MIN_KEY_BYTES)
     throw optionsError(`the key has ${key.length} octets, at least ${MIN_KEY_BYTES} are needed`);
@@ -270,15 +268,21 @@ export async function startStampReflector(
     throw optionsError(`port must be 0-65535, got ${options.port}`);
   const rate = options.ratePerSourcePps ?? STAMP_REFLECTOR_DEFAULTS.ratePerSourcePps;
   if (!(rate >= 0) || !Number.isFinite(rate)) throw optionsError(`ratePerSourcePps must be >= 0, got ${rate}`);
-  const maxSessions = positiveInt('maxSessions', options.maxSessions ?? STAMP_REFLECTOR_DEFAULTS.maxSessions, 1);
-  const idleMs = positiveInt('sessionIdleMs', options.sessionIdleMs ?? STAMP_REFLECTOR_DEFAULTS.sessionIdleMs, 1);
-  const maxPacket = positiveInt(
-    'maxPacketBytes',
-    options.maxPacketBytes ?? STAMP_REFLECTOR_DEFAULTS.maxPacketBytes,
-    UNAUTH_BASE_BYTES,
-  );
+  return {
+    key,
+    rate,
+    maxSessions: positiveInt('maxSessions', options.maxSessions ?? STAMP_REFLECTOR_DEFAULTS.maxSessions, 1),
+    idleMs: positiveInt('sessionIdleMs', options.sessionIdleMs ?? STAMP_REFLECTOR_DEFAULTS.sessionIdleMs, 1),
+    maxPacket: positiveInt(
+      'maxPacketBytes',
+      options.maxPacketBytes ?? STAMP_REFLECTOR_DEFAULTS.maxPacketBytes,
+      UNAUTH_BASE_BYTES,
+    ),
+  };
+}
 
-  const counts = {
+function newCounts() {
+  return {
     received: 0,
     reflected: 0,
     malformed: 0,
@@ -292,115 +296,151 @@ export async function startStampReflector(
     send_errors: 0,
     internal_errors: 0,
   };
-  // One second of traffic as burst: a round's samples pass, a flood is cut after a second's worth.
-  const limiter = new SourceLimiter(rate / 1000, Math.max(1, rate), STAMP_REFLECTOR_DEFAULTS.maxSources);
-  const sessions = new SessionTable(maxSessions, idleMs);
-  const clock = new WallClock();
+}
+type StampCounts = ReturnType<typeof newCounts>;
 
-  const handle = (
-    socket: Socket,
-    local: { address: string; port: number },
-    msg: Buffer,
-    from: RemoteInfo,
-    receivedAt: number | undefined,
-  ): void => {
-    const t2 = performance.now();
-    counts.received++;
-    if (msg.length > maxPacket) {
-      counts.oversize++;
-      return;
+/** What one reflector's packets share: its settings, counters, limiter, sessions and clock. */
+interface StampState {
+  settings: StampSettings;
+  site: string;
+  counts: StampCounts;
+  limiter: SourceLimiter;
+  sessions: SessionTable;
+  clock: WallClock;
+}
+
+type Local = { address: string; port: number };
+
+/** A request that passed the size, rate, decoding and authentication checks; undefined (counted) otherwise. */
+function admit(state: StampState, msg: Buffer, from: RemoteInfo, t2: number) {
+  const { counts, settings } = state;
+  const key = settings.key;
+  counts.received++;
+  if (msg.length > settings.maxPacket) {
+    counts.oversize++;
+    return undefined;
+  }
+  if (!state.limiter.take(sourceKey(from.address), t2)) {
+    counts.rate_limited++;
+    return undefined;
+  }
+  const decoded = decodeSenderPacket(msg, key, settings.maxPacket);
+  if (!decoded.ok) {
+    switch (decoded.reason) {
+      case 'too_short':
+        // In authenticated mode an unauthenticated-sized packet is refused for its mode.
+        if (key && msg.length >= UNAUTH_BASE_BYTES) counts.auth_failed++;
+        else counts.malformed++;
+        return undefined;
+      case 'too_long':
+        counts.oversize++;
+        return undefined;
+      case 'bad_hmac':
+      case 'bad_tlv_hmac':
+        counts.auth_failed++;
+        return undefined;
+      case 'bad_tlv':
+        counts.malformed++;
+        return undefined;
     }
-    if (!limiter.take(sourceKey(from.address), t2)) {
-      counts.rate_limited++;
-      return;
-    }
-    const decoded = decodeSenderPacket(msg, key, maxPacket);
-    if (!decoded.ok) {
-      switch (decoded.reason) {
-        case 'too_short':
-          // In authenticated mode an unauthenticated-sized packet is refused for its mode.
-          if (key && msg.length >= UNAUTH_BASE_BYTES) counts.auth_failed++;
-          else counts.malformed++;
-          return;
-        case 'too_long':
-          counts.oversize++;
-          return;
-        case 'bad_hmac':
-        case 'bad_tlv_hmac':
-          counts.auth_failed++;
-          return;
-        case 'bad_tlv':
-          counts.malformed++;
-          return;
-      }
-    }
-    const req = decoded.packet;
-    if (key && req.tlvs.length > 0 && !req.tlvHmacValid) {
-      // The packet HMAC covers the base packet only; TLVs need the HMAC TLV (RFC 8972 §4.8).
-      counts.auth_failed++;
-      counts.tlv_unprotected++;
-      return;
-    }
-    const session = sessions.touch(`${from.address}|${from.port}|${local.address}|${local.port}|${req.ssid}`, t2);
-    if (key && !freshInWindow(session, req.seq, req.timestamp)) {
-      counts.replayed++;
-      return;
-    }
-    const reply = encodeReflectorPacket(
-      {
-        seq: session.seq,
-        timestamp: 0n,
-        ssid: req.ssid,
-        // T2 is when the kernel received the packet (Linux), so the time this process took to get
-        // to it counts as the reflector's, and the sender subtracts it with T3 − T2.
-        receiveTimestamp: clock.ntp(receivedAt !== undefined && receivedAt <= t2 ? receivedAt : t2),
-        senderSeq: req.seq,
-        senderTimestamp: req.timestamp,
-        senderErrorEstimate: req.errorEstimate,
-        // Node cannot read a received datagram's TTL / Hop Limit; 0 says "unknown".
-        senderTtl: 0,
-        tlvs: reflectTlvs(req.tlvs, options.site, key !== undefined),
-        padding: req.padding,
-      },
-      key,
-    );
-    if (reply.length > msg.length) {
-      // Unreachable by construction; if it ever happens, drop rather than amplify.
-      counts.internal_errors++;
-      return;
-    }
-    session.seq = (session.seq + 1) >>> 0;
-    restampReflectorPacket(reply, clock.ntp(performance.now()), key);
-    socket.send(reply, from.port, from.address, (err) => {
-      if (err) counts.send_errors++;
+  }
+  const req = decoded.packet;
+  if (key && req.tlvs.length > 0 && !req.tlvHmacValid) {
+    // The packet HMAC covers the base packet only; TLVs need the HMAC TLV (RFC 8972 §4.8).
+    counts.auth_failed++;
+    counts.tlv_unprotected++;
+    return undefined;
+  }
+  return req;
+}
+
+/** Answers one datagram: counted and dropped, or reflected from the address it was sent to. */
+function reflect(
+  state: StampState,
+  socket: Socket,
+  local: Local,
+  msg: Buffer,
+  from: RemoteInfo,
+  receivedAt: number | undefined,
+): void {
+  const t2 = performance.now();
+  const req = admit(state, msg, from, t2);
+  if (!req) return;
+  const { counts, clock } = state;
+  const key = state.settings.key;
+  const session = state.sessions.touch(`${from.address}|${from.port}|${local.address}|${local.port}|${req.ssid}`, t2);
+  if (key && !freshInWindow(session, req.seq, req.timestamp)) {
+    counts.replayed++;
+    return;
+  }
+  const reply = encodeReflectorPacket(
+    {
+      seq: session.seq,
+      timestamp: 0n,
+      ssid: req.ssid,
+      // T2 is when the kernel received the packet (Linux), so the time this process took to get
+      // to it counts as the reflector's, and the sender subtracts it with T3 − T2.
+      receiveTimestamp: clock.ntp(receivedAt !== undefined && receivedAt <= t2 ? receivedAt : t2),
+      senderSeq: req.seq,
+      senderTimestamp: req.timestamp,
+      senderErrorEstimate: req.errorEstimate,
+      // Node cannot read a received datagram's TTL / Hop Limit; 0 says "unknown".
+      senderTtl: 0,
+      tlvs: reflectTlvs(req.tlvs, state.site, key !== undefined),
+      padding: req.padding,
+    },
+    key,
+  );
+  if (reply.length > msg.length) {
+    // Unreachable by construction; if it ever happens, drop rather than amplify.
+    counts.internal_errors++;
+    return;
+  }
+  session.seq = (session.seq + 1) >>> 0;
+  restampReflectorPacket(reply, clock.ntp(performance.now()), key);
+  socket.send(reply, from.port, from.address, (err) => {
+    if (err) counts.send_errors++;
+  });
+  counts.reflected++;
+}
+
+/** One UDP socket bound to `address` (exclusively), or a BindError. */
+async function bindStampSocket(address: string, port: number, sockets: Socket[]): Promise<Socket> {
+  // ipv6Only: `::` must not also take IPv4 traffic that a 0.0.0.0 socket (or none) should get.
+  const v6 = isIP(address.split('%')[0]!) === 6;
+  const socket = createSocket(v6 ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' });
+  sockets.push(socket);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind({ port, address, exclusive: true }, () => {
+      socket.off('error', reject);
+      resolve();
     });
-    counts.reflected++;
-  };
+  }).catch((err: NodeJS.ErrnoException) => {
+    throw new BindError(
+      'STAMP reflector',
+      address,
+      port,
+      err,
+      'pick another --udp-port or --bind address, or stop what holds it',
+    );
+  });
+  return socket;
+}
 
+/** Binds every address on one port (the first one's when 0) and reflects what arrives; closes all on failure. */
+async function listenStamp(
+  state: StampState,
+  binds: readonly string[],
+  firstPort: number,
+  log: (line: string) => void,
+): Promise<{ sockets: Socket[]; listening: Local[] }> {
   const sockets: Socket[] = [];
-  const listening: Array<{ address: string; port: number }> = [];
-  let port = options.port;
+  const listening: Local[] = [];
+  let port = firstPort;
   try {
-    for (const address of options.binds) {
-      // ipv6Only: `::` must not also take IPv4 traffic that a 0.0.0.0 socket (or none) should get.
-      const v6 = isIP(address.split('%')[0]!) === 6;
-      const socket = createSocket(v6 ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' });
-      sockets.push(socket);
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        socket.bind({ port, address, exclusive: true }, () => {
-          socket.off('error', reject);
-          resolve();
-        });
-      }).catch((err: NodeJS.ErrnoException) => {
-        throw new BindError(
-          'STAMP reflector',
-          address,
-          port,
-          err,
-          'pick another --udp-port or --bind address, or stop what holds it',
-        );
-      });
+    for (const address of binds) {
+      const socket = await bindStampSocket(address, port, sockets);
       const bound = socket.address();
       // Port 0: the first socket picks a port, every other address listens on the same one.
       if (port === 0) port = bound.port;
@@ -411,9 +451,9 @@ export async function startStampReflector(
         // Synchronously, before Node reads the next datagram: the stamp is this datagram's.
         const receivedAt = rx?.receivedAt();
         try {
-          handle(socket, local, msg, from, receivedAt);
+          reflect(state, socket, local, msg, from, receivedAt);
         } catch (err) {
-          counts.internal_errors++;
+          state.counts.internal_errors++;
           log(`STAMP reflector: dropped a packet after an internal error: ${(err as Error).message}`);
         }
       });
@@ -429,6 +469,25 @@ export async function startStampReflector(
     }
     throw err;
   }
+  return { sockets, listening };
+}
+
+/** Starts the STAMP reflector on every address in `binds`. */
+export async function startStampReflector(options: StampReflectorOptions): Promise<ReflectorPart> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const settings = stampSettings(options);
+  const { rate, idleMs } = settings;
+  const state: StampState = {
+    settings,
+    site: options.site,
+    counts: newCounts(),
+    // One second of traffic as burst: a round's samples pass, a flood is cut after a second's worth.
+    limiter: new SourceLimiter(rate / 1000, Math.max(1, rate), STAMP_REFLECTOR_DEFAULTS.maxSources),
+    sessions: new SessionTable(settings.maxSessions, idleMs),
+    clock: new WallClock(),
+  };
+  const { counts, limiter, sessions, clock } = state;
+  const { sockets, listening } = await listenStamp(state, options.binds, options.port, log);
 
   const sweeper = setInterval(
     () => {

@@ -52,115 +52,40 @@ function sourceKey(address: string | undefined): string {
   return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
 }
 
+/** What every connection of one echo listener shares. */
+interface EchoState {
+  site: string;
+  counters: Counters;
+  perSource: Map<string, number>;
+  sockets: Set<net.Socket>;
+  canDelayAcks: boolean;
+  maxConnections: number;
+  maxPerSource: number;
+  idleMs: number;
+}
+
+/** The last reply written for a request that asked for turnaround: when, its length, TCP_INFO before it. */
+type LastReply = { at: number; bytes: number; info: TcpInfo | undefined } | undefined;
+
 /** Starts one TCP echo listener per address in `binds`. Rejects when any of them cannot listen. */
 export async function startTcpEcho(options: TcpEchoOptions): Promise<ReflectorPart> {
-  const maxConnections = options.maxConnections ?? 1024;
-  const maxPerSource = options.maxConnectionsPerSource ?? 16;
-  const idleMs = options.idleMs ?? 10_000;
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const counters: Counters = {
-    accepted: 0,
-    active: 0,
-    echoes: 0,
-    malformed: 0,
-    rejected: 0,
-    idle_closed: 0,
-    errors: 0,
+  const state: EchoState = {
+    site: options.site,
+    counters: { accepted: 0, active: 0, echoes: 0, malformed: 0, rejected: 0, idle_closed: 0, errors: 0 },
+    perSource: new Map(),
+    sockets: new Set(),
+    // koffi loads once, now, rather than in the first connection's callback.
+    canDelayAcks: loadTcpInfo(),
+    maxConnections: options.maxConnections ?? 1024,
+    maxPerSource: options.maxConnectionsPerSource ?? 16,
+    idleMs: options.idleMs ?? 10_000,
   };
-  const perSource = new Map<string, number>();
-  const sockets = new Set<net.Socket>();
-  // koffi loads once, now, rather than in the first connection's callback.
-  const canDelayAcks = loadTcpInfo();
-
-  function onConnection(socket: net.Socket): void {
-    socket.on('error', () => counters.errors++);
-    const source = sourceKey(socket.remoteAddress);
-    const fromSource = perSource.get(source) ?? 0;
-    // Closing with RST tells a sender at once that it was turned away, and keeps no TIME_WAIT here.
-    if (counters.active >= maxConnections || (maxPerSource > 0 && fromSource >= maxPerSource)) {
-      counters.rejected++;
-      socket.resetAndDestroy();
-      return;
-    }
-    counters.accepted++;
-    counters.active++;
-    perSource.set(source, fromSource + 1);
-    sockets.add(socket);
-    socket.setNoDelay(true);
-    if (canDelayAcks) delayAcks(socket);
-    let idle = setTimeout(onIdle, idleMs);
-    function onIdle(): void {
-      counters.idle_closed++;
-      socket.destroy();
-    }
-    socket.once('close', () => {
-      counters.active--;
-      sockets.delete(socket);
-      const left = (perSource.get(source) ?? 1) - 1;
-      if (left <= 0) perSource.delete(source);
-      else perSource.set(source, left);
-      clearTimeout(idle);
-    });
-
-    let pending: Buffer = Buffer.alloc(0);
-    // The last reply written for a request that asked for turnaround: when, its length, and
-    // TCP_INFO read just before writing it.
-    let last: { at: number; bytes: number; info: TcpInfo | undefined } | undefined;
-    socket.on('data', (chunk: Buffer) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      // Only the first request of a read can have arrived alone on the previous reply's ACK.
-      let first = true;
-      for (;;) {
-        const request = parseEchoRequest(pending);
-        if (request.kind === 'need') return;
-        if (request.kind === 'invalid') {
-          counters.malformed++;
-          pending = Buffer.alloc(0);
-          socket.resetAndDestroy();
-          return;
-        }
-        pending = pending.subarray(request.length);
-        counters.echoes++;
-        clearTimeout(idle);
-        idle = setTimeout(onIdle, idleMs);
-        const wantsTurnaround = (request.flags & ECHO_FLAG_TURNAROUND) !== 0;
-        const reply = encodeEchoReply(request.nonce, options.site, request.length, wantsTurnaround);
-        let flushed: boolean;
-        if (wantsTurnaround && canDelayAcks) {
-          let arrival: number | undefined;
-          if (first && last) {
-            const now = performance.now();
-            const k = echoRttFromTcpInfo(last.info, readTcpInfo(socket), last.bytes, (now - last.at) * 1000);
-            if (k.ok) arrival = last.at + k.us / 1000;
-          }
-          const info = readTcpInfo(socket);
-          const at = performance.now();
-          if (arrival !== undefined) setEchoTurnaround(reply, (at - arrival) * 1000);
-          flushed = socket.write(reply);
-          // Queued behind earlier bytes, the reply leaves later than `at`: no anchor then.
-          last = socket.writableLength === 0 ? { at, bytes: reply.length, info } : undefined;
-        } else {
-          flushed = socket.write(reply);
-          last = undefined;
-        }
-        first = false;
-        // After the write, so it costs the reply nothing: the kernel leaves ping-pong mode when a
-        // reply was later than its delayed-ACK timer, and the next request would get a bare ACK.
-        if (canDelayAcks) delayAcks(socket);
-        // A sender that does not read its replies stops being read: TCP pushes back on it.
-        if (!flushed && !socket.isPaused()) {
-          socket.pause();
-          socket.once('drain', () => socket.resume());
-        }
-      }
-    });
-  }
-
   const servers: net.Server[] = [];
   const listening: Array<{ address: string; port: number }> = [];
   try {
     for (const address of options.binds) {
-      const server = net.createServer({ noDelay: true }, onConnection);
+      const server = net.createServer({ noDelay: true }, (socket) => onConnection(state, socket));
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         // ipv6Only lets `::` and `0.0.0.0` both be bound on one port.
@@ -188,11 +113,111 @@ export async function startTcpEcho(options: TcpEchoOptions): Promise<ReflectorPa
   return {
     kind: 'tcp',
     listening,
-    stats: () => ({ ...counters }),
+    stats: () => ({ ...state.counters }),
     close: async () => {
       const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-      for (const socket of sockets) socket.destroy();
+      for (const socket of state.sockets) socket.destroy();
       await closed;
     },
   };
+}
+
+/** Takes a connection in (or turns it away with RST), closes it when idle, and answers its echoes. */
+function onConnection(state: EchoState, socket: net.Socket): void {
+  const { counters, perSource } = state;
+  socket.on('error', () => counters.errors++);
+  const source = sourceKey(socket.remoteAddress);
+  const fromSource = perSource.get(source) ?? 0;
+  // Closing with RST tells a sender at once that it was turned away, and keeps no TIME_WAIT here.
+  if (counters.active >= state.maxConnections || (state.maxPerSource > 0 && fromSource >= state.maxPerSource)) {
+    counters.rejected++;
+    socket.resetAndDestroy();
+    return;
+  }
+  counters.accepted++;
+  counters.active++;
+  perSource.set(source, fromSource + 1);
+  state.sockets.add(socket);
+  socket.setNoDelay(true);
+  if (state.canDelayAcks) delayAcks(socket);
+  const onIdle = () => {
+    counters.idle_closed++;
+    socket.destroy();
+  };
+  let idle = setTimeout(onIdle, state.idleMs);
+  socket.once('close', () => {
+    counters.active--;
+    state.sockets.delete(socket);
+    const left = (perSource.get(source) ?? 1) - 1;
+    if (left <= 0) perSource.delete(source);
+    else perSource.set(source, left);
+    clearTimeout(idle);
+  });
+  serveEchoes(state, socket, () => {
+    clearTimeout(idle);
+    idle = setTimeout(onIdle, state.idleMs);
+  });
+}
+
+/** Answers every whole request on the connection; a malformed one ends it with RST. */
+function serveEchoes(state: EchoState, socket: net.Socket, stillActive: () => void): void {
+  let pending: Buffer = Buffer.alloc(0);
+  let last: LastReply;
+  socket.on('data', (chunk: Buffer) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    // Only the first request of a read can have arrived alone on the previous reply's ACK.
+    let first = true;
+    for (;;) {
+      const request = parseEchoRequest(pending);
+      if (request.kind === 'need') return;
+      if (request.kind === 'invalid') {
+        state.counters.malformed++;
+        pending = Buffer.alloc(0);
+        socket.resetAndDestroy();
+        return;
+      }
+      pending = pending.subarray(request.length);
+      state.counters.echoes++;
+      stillActive();
+      let flushed: boolean;
+      ({ flushed, last } = answer(state, socket, request, first ? last : undefined));
+      first = false;
+      // After the write, so it costs the reply nothing: the kernel leaves ping-pong mode when a
+      // reply was later than its delayed-ACK timer, and the next request would get a bare ACK.
+      if (state.canDelayAcks) delayAcks(socket);
+      // A sender that does not read its replies stops being read: TCP pushes back on it.
+      if (!flushed && !socket.isPaused()) {
+        socket.pause();
+        socket.once('drain', () => socket.resume());
+      }
+    }
+  });
+}
+
+/**
+ * Writes the reply to one request, with its turnaround when asked and the kernel can tell it:
+ * `previous` (the reply before, when this request was the first of its read) anchors the request's
+ * arrival on the previous reply's ACK.
+ */
+function answer(
+  state: EchoState,
+  socket: net.Socket,
+  request: { nonce: Buffer; length: number; flags: number },
+  previous: LastReply,
+): { flushed: boolean; last: LastReply } {
+  const wantsTurnaround = (request.flags & ECHO_FLAG_TURNAROUND) !== 0;
+  const reply = encodeEchoReply(request.nonce, state.site, request.length, wantsTurnaround);
+  if (!wantsTurnaround || !state.canDelayAcks) return { flushed: socket.write(reply), last: undefined };
+  let arrival: number | undefined;
+  if (previous) {
+    const now = performance.now();
+    const k = echoRttFromTcpInfo(previous.info, readTcpInfo(socket), previous.bytes, (now - previous.at) * 1000);
+    if (k.ok) arrival = previous.at + k.us / 1000;
+  }
+  const info = readTcpInfo(socket);
+  const at = performance.now();
+  if (arrival !== undefined) setEchoTurnaround(reply, (at - arrival) * 1000);
+  const flushed = socket.write(reply);
+  // Queued behind earlier bytes, the reply leaves later than `at`: no anchor then.
+  return { flushed, last: socket.writableLength === 0 ? { at, bytes: reply.length, info } : undefined };
 }

@@ -21,7 +21,9 @@ import {
 import { PROBES } from '../probe/index.ts';
 import { DEFAULT_TRANSFER_SAMPLES, sizeLabel } from '../probe/transfer.ts';
 import type { ProbeFactory, ProbeOptionsMap, Prober, ProbeTarget } from '../probe/types.ts';
-import { AnylatError } from '../util/errors.ts';
+import { failedAttempt } from '../probe/outcome.ts';
+import { linkSignal } from '../util/abort.ts';
+import { AnylatError, errorMessage } from '../util/errors.ts';
 import { LagMonitor } from '../util/lag.ts';
 import { computeBenefit, type PathSeries } from './benefit.ts';
 import { mostFrequent, roundStats, summarize, type SampleOutcome } from './stats.ts';
@@ -183,7 +185,7 @@ async function resolveEndpoints(
       try {
         out.set(e.name, { address: await withTimeout(resolve(e.host), timeoutMs, `resolving ${e.host}`) });
       } catch (err) {
-        out.set(e.name, { failure: err instanceof Error ? err.message : String(err) });
+        out.set(e.name, { failure: errorMessage(err) });
       }
     }),
   );
@@ -234,42 +236,36 @@ function shuffled<T>(items: readonly T[], random: () => number): T[] {
   return a;
 }
 
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** One sample under the round's own deadline; a rejection (a probe bug) becomes an `error` sample. */
-async function timedSample(prober: Prober, seq: number, timeoutMs: number): Promise<Attempt> {
+/**
+ * One sample under the round's own deadline. The round owns cancellation: the sample's signal
+ * (linked to the round's, util/abort.ts) aborts when the round stops or `OVERRUN_GRACE_MS` past
+ * the probe's timeout; a prober that keeps the contract (probe/sample.ts) has ended its sample by
+ * then, and this ends one that does not, as a `timeout`. A rejection (a probe bug) becomes an
+ * `error` sample.
+ */
+async function timedSample(
+  prober: Prober,
+  seq: number,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<Attempt> {
   const launched = performance.now();
-  let timer: NodeJS.Timeout | undefined;
+  const link = linkSignal(signal, timeoutMs + OVERRUN_GRACE_MS);
   const overrun = new Promise<Attempt>((resolve) => {
-    timer = setTimeout(
-      () =>
-        resolve({
-          ok: false,
-          t0: launched,
-          t1: performance.now(),
-          values: {},
-          reason: 'timeout',
-          detail: `the probe did not finish within ${timeoutMs} ms`,
-        }),
-      timeoutMs + OVERRUN_GRACE_MS,
-    );
+    const onAbort = () => {
+      const detail =
+        link.reason === 'timeout' ? `the probe did not finish within ${timeoutMs} ms` : 'the round was stopped';
+      resolve(failedAttempt(launched, performance.now(), 'timeout', detail));
+    };
+    link.signal.addEventListener('abort', onAbort, { once: true });
   });
   const probed = Promise.resolve()
-    .then(() => prober.sample(seq))
-    .catch((err: unknown): Attempt => ({
-      ok: false,
-      t0: launched,
-      t1: performance.now(),
-      values: {},
-      reason: 'error',
-      detail: describe(err),
-    }));
+    .then(() => prober.sample(seq, link.signal))
+    .catch((err: unknown): Attempt => failedAttempt(launched, performance.now(), 'error', errorMessage(err)));
   try {
     return await Promise.race([probed, overrun]);
   } finally {
-    clearTimeout(timer);
+    link.dispose();
   }
 }
 
@@ -352,14 +348,11 @@ export async function runRound(spec: RoundSpec, deps: RoundDeps = {}): Promise<R
     }
 
     await createProbers(paths, spec, probes);
-    // Closing the probers ends the samples in flight at once; the launch loop sees the signal.
-    const onAbort = () => void closeProbers(paths);
-    spec.signal?.addEventListener('abort', onAbort, { once: true });
+    // The round's signal ends the samples in flight at once (timedSample); the launch loop sees it too.
     try {
       await sampleAll(paths, spec, maxInFlight, random, lag);
       if (deps.onSample) observe(paths, deps.onSample);
     } finally {
-      spec.signal?.removeEventListener('abort', onAbort);
       await closeProbers(paths);
     }
     if (spec.signal?.aborted)
@@ -417,7 +410,7 @@ async function sampleAll(
       live.map(async (path) => {
         await slots.acquire();
         try {
-          if (path.prober) await timedSample(path.prober, spec.samples, spec.timeoutMs);
+          if (path.prober) await timedSample(path.prober, spec.samples, spec.timeoutMs, spec.signal);
         } finally {
           slots.release();
         }
@@ -439,7 +432,7 @@ async function sampleAll(
         break launching;
       }
       running.push(
-        timedSample(prober, cycle, spec.timeoutMs).then((attempt) => {
+        timedSample(prober, cycle, spec.timeoutMs, spec.signal).then((attempt) => {
           slots.release();
           path.attempts[cycle] = { attempt, flagged: {} };
         }),
@@ -481,7 +474,7 @@ async function sampleTransfers(paths: Path[], spec: RoundSpec, random: () => num
       const prober = path.prober;
       if (spec.signal?.aborted || !prober) return;
       if (cycle >= path.attempts.length) continue;
-      const attempt = await timedSample(prober, cycle, sampleTimeout(spec, path));
+      const attempt = await timedSample(prober, cycle, sampleTimeout(spec, path), spec.signal);
       path.attempts[cycle] = { attempt, flagged: {} };
     }
   }

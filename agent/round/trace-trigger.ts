@@ -3,6 +3,7 @@
 // end_to_end benefit moving more than `shiftMs` away from its median over the recent rounds. Only
 // addresses the round measured (i.e. the config's) are ever traced. The rate limit is per path.
 import type { AnylatEvent, EndpointKind, RoundResult, TraceTrigger } from '../core/model.ts';
+import { median } from '../util/median.ts';
 
 /** One path to trace and why. */
 export interface TraceRequest {
@@ -18,12 +19,6 @@ export type BenefitHistory = Record<string, number[]>;
 
 /** How many past rounds the benefit's median is taken over, and how many it needs first. */
 export const BENEFIT_HISTORY = { keep: 10, min: 3 } as const;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 /**
  * The trigger of a round (site_change before path_down before benefit_shift: one trace per path
@@ -42,7 +37,7 @@ export function traceRequests(
     const key = `${b.protocol}/${b.metric}`;
     const past = history?.[key] ?? [];
     if (past.length >= BENEFIT_HISTORY.min) {
-      const m = median(past);
+      const m = median(past)!;
       const by = b.saved_ms - m;
       if (Math.abs(by) > shiftMs && (shift === undefined || Math.abs(by) > Math.abs(shift.by))) {
         shift = {

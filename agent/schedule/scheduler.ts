@@ -20,6 +20,7 @@
 //   due at its next slot plus its phase; a changed schedule or deadline restarts the cron.
 import cron, { type ScheduledTask } from 'node-cron';
 import { isLate, MAX_BACKLOG, scheduledStart, type ServiceTiming } from './timing.ts';
+import { errorMessage } from '../util/errors.ts';
 
 /** One round the scheduler starts. */
 export interface ScheduledRound {
@@ -263,9 +264,7 @@ export class Scheduler {
     };
     const promise = Promise.resolve()
       .then(() => this.run(round))
-      .catch((err: unknown) =>
-        this.log(`schedule: ${s.timing.service}: round failed: ${err instanceof Error ? err.message : String(err)}`),
-      )
+      .catch((err: unknown) => this.log(`schedule: ${s.timing.service}: round failed: ${errorMessage(err)}`))
       .finally(() => {
         clearTimeout(deadline);
         s.running = undefined;

@@ -6,7 +6,7 @@ export { DEFAULT_MAX_DEAD_LETTERS, DEFAULT_MAX_OUTBOX_ROWS } from './retention.t
 export type { ReportQuery, ReportRow } from './queries.ts';
 export type { TimingGap } from './timing-gaps.ts';
 export { timingNote } from './timing-gaps.ts';
-export { median, mean } from './queries.ts';
+export { mean } from './queries.ts';
 export type {
   AgentHealth,
   BenefitPoint,

@@ -12,14 +12,7 @@ import {
   type Scope,
   type TraceHop,
 } from '../core/model.ts';
-
-/** Median as InfluxQL computes it: the middle value, or the mean of the two middle values. */
-export function median(values: readonly number[]): number | undefined {
-  if (values.length === 0) return undefined;
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
+import { median } from '../util/median.ts';
 
 export function mean(values: readonly number[]): number | undefined {
   if (values.length === 0) return undefined;
@@ -75,6 +68,8 @@ export interface SeriesQuery {
   protocol?: Protocol;
   metric?: Metric;
   scope?: Scope;
+  /** a transfer size tag (`2MiB`): only rows of that size */
+  size?: string;
 }
 
 export interface BenefitPoint {
@@ -173,7 +168,7 @@ export function roundFilter(
     params.agent = query.agent;
   }
   if (alias !== undefined) {
-    for (const k of ['protocol', 'metric', 'scope'] as const) {
+    for (const k of ['protocol', 'metric', 'scope', 'size'] as const) {
       const v = query[k];
       if (v !== undefined) {
         parts.push(`${alias}.${k} = @${k}`);
@@ -329,14 +324,6 @@ const SUMMARY_NUMERIC = [
   'ci_high_ms',
 ] as const;
 
-/** report.ts's median (the middle value, or the mean of the two middle ones), on a typed array. */
-function medianOf(values: number[]): number | undefined {
-  if (values.length === 0) return undefined;
-  const s = Float64Array.from(values).sort();
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
 /** Bytes of a size tag as the transfer probe writes it (`16KiB`, `2MiB`, `500B`): smaller sizes first. */
 function labelBytes(label: string): number {
   const m = /^(\d+)(B|KiB|MiB)$/.exec(label);
@@ -359,6 +346,56 @@ function summaryOrder(r: ReportRow): [string, string, number, number, number, nu
   return reportOrder(r);
 }
 
+const SUMMARY_KEY = 'r.agent, r.service, b.protocol, b.metric, b.scope, b.size';
+
+/** One row of the benefit table before its figures: who, what, which size. */
+type SummaryGroup = {
+  agent: string;
+  service: string;
+  protocol: Protocol;
+  metric: Metric;
+  scope: Scope;
+  size: string | null;
+};
+
+function summaryKeyOf(g: SummaryGroup): string {
+  return `${g.agent}\u0000${g.service}\u0000${g.protocol}\u0000${g.metric}\u0000${g.scope}\u0000${g.size ?? ''}`;
+}
+
+/**
+ * Per row of the benefit table: its baselines in the order they first appear, and the region of
+ * the newest round (an agent that moved shows where it is now): small groups, one per baseline and
+ * region.
+ */
+function baselinesAndRegions(
+  db: Database.Database,
+  from: string,
+  params: unknown[] | Record<string, unknown>,
+): Map<string, { baselines: Record<string, number>; region: string; last: [number, number] }> {
+  const parts = db
+    .prepare(
+      `SELECT ${SUMMARY_KEY}, b.baseline, r.agent_region, COUNT(*) AS n, MIN(r.started_at) AS first_t, MIN(r.id) AS first_id,
+              MAX(r.started_at) AS last_t, MAX(r.id) AS last_id
+       ${from} GROUP BY ${SUMMARY_KEY}, b.baseline, r.agent_region
+       ORDER BY MIN(r.started_at), MIN(r.id)`,
+    )
+    .all(params) as Array<
+    SummaryGroup & { baseline: string; agent_region: string; n: number; last_t: number; last_id: number }
+  >;
+  const extra = new Map<string, { baselines: Record<string, number>; region: string; last: [number, number] }>();
+  for (const p of parts) {
+    const k = summaryKeyOf(p);
+    let e = extra.get(k);
+    if (!e) extra.set(k, (e = { baselines: {}, region: p.agent_region, last: [p.last_t, p.last_id] }));
+    e.baselines[p.baseline] = (e.baselines[p.baseline] ?? 0) + p.n;
+    if (p.last_t > e.last[0] || (p.last_t === e.last[0] && p.last_id > e.last[1])) {
+      e.region = p.agent_region;
+      e.last = [p.last_t, p.last_id];
+    }
+  }
+  return extra;
+}
+
 /**
  * The benefit table `anylat report` prints (report.ts: same rows, same numbers, same order),
  * aggregated in SQL. Medians sort a typed array, so a median of exactly zero may come out as -0
@@ -371,15 +408,7 @@ export function benefitSummary(
   // protocol and metric narrow it to one row per agent (the dashboard's overview needs one metric per service)
   const { where, params } = roundFilter(query, 'b');
   const from = `FROM benefit b JOIN rounds r ON r.id = b.round_id ${where}`;
-  const key = 'r.agent, r.service, b.protocol, b.metric, b.scope, b.size';
-  type Group = {
-    agent: string;
-    service: string;
-    protocol: Protocol;
-    metric: Metric;
-    scope: Scope;
-    size: string | null;
-  };
+  const key = SUMMARY_KEY;
   const groups = db
     .prepare(
       `SELECT ${key}, COUNT(*) AS rounds, SUM(b.pairs) AS pairs, MIN(r.started_at) AS first_t, MAX(r.started_at) AS last_t,
@@ -389,7 +418,7 @@ export function benefitSummary(
        ${from} GROUP BY ${key}`,
     )
     .all(params) as Array<
-    Group &
+    SummaryGroup &
       Record<(typeof SUMMARY_NUMERIC)[number] | 'win_rate', string> & {
         rounds: number;
         pairs: number;
@@ -397,33 +426,9 @@ export function benefitSummary(
         last_t: number;
       }
   >;
-  // Baselines in the order they first appear, and the region of the newest round (an agent that
-  // moved shows where it is now): small groups, one per baseline and region.
-  const parts = db
-    .prepare(
-      `SELECT ${key}, b.baseline, r.agent_region, COUNT(*) AS n, MIN(r.started_at) AS first_t, MIN(r.id) AS first_id,
-              MAX(r.started_at) AS last_t, MAX(r.id) AS last_id
-       ${from} GROUP BY ${key}, b.baseline, r.agent_region
-       ORDER BY MIN(r.started_at), MIN(r.id)`,
-    )
-    .all(params) as Array<
-    Group & { baseline: string; agent_region: string; n: number; last_t: number; last_id: number }
-  >;
-  const keyOf = (g: Group) =>
-    `${g.agent}\u0000${g.service}\u0000${g.protocol}\u0000${g.metric}\u0000${g.scope}\u0000${g.size ?? ''}`;
-  const extra = new Map<string, { baselines: Record<string, number>; region: string; last: [number, number] }>();
-  for (const p of parts) {
-    const k = keyOf(p);
-    let e = extra.get(k);
-    if (!e) extra.set(k, (e = { baselines: {}, region: p.agent_region, last: [p.last_t, p.last_id] }));
-    e.baselines[p.baseline] = (e.baselines[p.baseline] ?? 0) + p.n;
-    if (p.last_t > e.last[0] || (p.last_t === e.last[0] && p.last_id > e.last[1])) {
-      e.region = p.agent_region;
-      e.last = [p.last_t, p.last_id];
-    }
-  }
+  const extra = baselinesAndRegions(db, from, params);
   const out = groups.map((g): ReportRow => {
-    const e = extra.get(keyOf(g))!;
+    const e = extra.get(summaryKeyOf(g))!;
     const row: ReportRow = {
       agent: g.agent,
       agent_region: e.region,
@@ -439,7 +444,7 @@ export function benefitSummary(
       baselines: e.baselines,
     };
     for (const c of SUMMARY_NUMERIC) {
-      const m = medianOf(JSON.parse(g[c]) as number[]);
+      const m = median(JSON.parse(g[c]) as number[]);
       if (m !== undefined) row[c] = m;
     }
     const wins = JSON.parse(g.win_rate) as number[];
@@ -516,6 +521,40 @@ export function benefitColumns(db: Database.Database, query: SeriesQuery): Map<s
     c.ci_high_ms.push(hi);
   }
   return out;
+}
+
+/** The median over a window of one path's per-round p50, per agent, endpoint and size. */
+export interface PathMedian {
+  agent: string;
+  endpoint: string;
+  kind: EndpointKind;
+  size: string | null;
+  /** median of the rounds' p50 (the metric's own unit: Mbit/s for goodput) */
+  p50: number;
+  rounds: number;
+}
+
+/** Medians of the per-round p50 of each path (give protocol and metric), e.g. transfer goodput per size. */
+export function pathMedians(db: Database.Database, query: SeriesQuery): PathMedian[] {
+  const { where, params } = roundFilter(query, 'p');
+  const rows = db
+    .prepare(
+      `SELECT r.agent, p.endpoint, p.kind, p.size, json_group_array(p.p50_ms) AS v
+       FROM paths p JOIN rounds r ON r.id = p.round_id ${where}${where ? ' AND' : ' WHERE'} p.p50_ms IS NOT NULL
+       GROUP BY r.agent, p.endpoint, p.kind, p.size`,
+    )
+    .all(params) as Array<{ agent: string; endpoint: string; kind: EndpointKind; size: string | null; v: string }>;
+  return rows.map((r) => {
+    const values = JSON.parse(r.v) as number[];
+    return {
+      agent: r.agent,
+      endpoint: r.endpoint,
+      kind: r.kind,
+      size: r.size,
+      p50: median(values)!,
+      rounds: values.length,
+    };
+  });
 }
 
 /** One path's loss per round as parallel arrays, oldest first (lossSeries as columns). */

@@ -17,7 +17,7 @@ import type {
   Scope,
 } from '../core/model.ts';
 import { heartbeatLine, isoToMs, roundToLines, traceLines } from '../core/line-protocol.ts';
-import { AnylatError } from '../util/errors.ts';
+import { AnylatError, errorMessage } from '../util/errors.ts';
 import { applyRetention, describeRetention, type RetentionOptions, type RetentionResult } from './retention.ts';
 import { checkReadable, migrate } from './schema.ts';
 import { timingGaps, type TimingGap } from './timing-gaps.ts';
@@ -97,7 +97,7 @@ type Params = Record<string, string | number | null>;
 
 function storeError(path: string, err: unknown): AnylatError {
   if (err instanceof AnylatError) return err;
-  const msg = err instanceof Error ? err.message : String(err);
+  const msg = errorMessage(err);
   return new AnylatError(
     'ANYLAT_STORE_OPEN',
     `cannot open store ${path}: ${msg}; check store.path (or --store) and that the directory is writable`,
@@ -136,7 +136,7 @@ function openReadOnly(path: string): Database.Database {
     return db;
   } catch (err) {
     db?.close();
-    const msg = err instanceof Error ? err.message : String(err);
+    const msg = errorMessage(err);
     if (
       !existsSync(path) ||
       /does not exist/i.test(msg) ||
@@ -688,6 +688,11 @@ export class Store {
   /** `benefitSeries` as parallel arrays per agent. */
   benefitColumns(query: q.SeriesQuery): Map<string, q.BenefitColumns> {
     return q.benefitColumns(this.db, query);
+  }
+
+  /** Window medians of each path's per-round p50 (transfer goodput per size, in Mbit/s). */
+  pathMedians(query: q.SeriesQuery): q.PathMedian[] {
+    return q.pathMedians(this.db, query);
   }
 
   /** `lossSeries` as parallel arrays per agent and path. */

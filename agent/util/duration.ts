@@ -22,3 +22,10 @@ export function formatDuration(ms: number): string {
   }
   return `${ms}ms`;
 }
+
+/** A latency in a table cell: "2.35 ms" under 10 ms, "23.5 ms" above, "-" for none; `signed` puts "+" on a gain. */
+export function msCell(v: number | null | undefined, signed = false): string {
+  if (v === null || v === undefined) return '-';
+  const text = `${v.toFixed(Math.abs(v) < 10 ? 2 : 1)} ms`;
+  return signed && v > 0 ? `+${text}` : text;
+}

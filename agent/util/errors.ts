@@ -3,6 +3,7 @@
 // not compile, and docs/agent.md ("Exit codes and error codes") lists the same table (a test
 // compares them). Target failures are not errors (they are samples with `ok: false`); these are
 // for bad usage, bad config, broken environments and the agent's own failures.
+import { hostPort } from './host-port.ts';
 
 /**
  * Every error code, with the exit code of a command it ends (2: the user must change something:
@@ -81,6 +82,11 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/** An error's message, or what was thrown written out when it is not an Error. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
 }
@@ -131,11 +137,6 @@ const BIND_REASONS: Record<string, string> = {
   EADDRNOTAVAIL: 'this host has no such address',
   EACCES: 'ports below 1024 need root or CAP_NET_BIND_SERVICE',
 };
-
-/** `host:port`, with brackets for IPv6. */
-function hostPort(address: string, port: number): string {
-  return `${address.includes(':') ? `[${address}]` : address}:${port}`;
-}
 
 /**
  * An address that cannot be listened on, said one way everywhere (ANYLAT_BIND, exit 2):

@@ -4,7 +4,7 @@
 // through another thread.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
-import { BindError } from '../util/errors.ts';
+import { BindError, errorMessage } from '../util/errors.ts';
 import { answerRequest, errorReply } from './answer.ts';
 import { isLoopbackIp } from './listen.ts';
 import type { QuerySource } from './source.ts';
@@ -31,6 +31,8 @@ export interface Binding {
   host: string;
   /** `host:port` as the user wrote it, for messages */
   shown: string;
+  /** what a failed bind tells the user to change; default names web.listen (or --listen) */
+  remedy?: string;
 }
 
 /** Prometheus' text exposition format, version 0.0.4. */
@@ -114,7 +116,7 @@ export async function serveDashboard(
       metrics().then(
         (text) => send(res, 200, PROMETHEUS_TEXT, text, head, { 'Cache-Control': 'no-store' }),
         (err: unknown) => {
-          log(`web dashboard: /metrics: ${err instanceof Error ? err.message : String(err)}`);
+          log(`web dashboard: /metrics: ${errorMessage(err)}`);
           send(res, 503, 'text/plain; charset=utf-8', 'metrics unavailable; see the agent log\n', head);
         },
       );
@@ -149,7 +151,7 @@ export async function serveDashboard(
       binding.bind,
       binding.port,
       err,
-      'set web.listen (or --listen) to another address or port',
+      binding.remedy ?? 'set web.listen (or --listen) to another address or port',
     );
   }
   server.on('error', (err) => log(`web dashboard: ${err.message}`));

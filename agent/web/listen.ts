@@ -68,8 +68,3 @@ export async function resolveListen(addr: ListenAddress): Promise<{ bind: string
   if (found.length === 0) throw badListen(`${addr.host}:${addr.port}`, `"${addr.host}" resolves to no address`);
   return { bind: found[0]!.address, loopback: found.every((a) => isLoopbackIp(a.address)) };
 }
-
-/** `host:port` with IPv6 in brackets, as a browser wants it in a URL. */
-export function hostPort(host: string, port: number): string {
-  return `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
-}

@@ -3,7 +3,7 @@
 // (medians over a window, site runs) is done in SQL by the store; this shapes it for the page.
 import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../core/model.ts';
 import type { AgentHealth, EventRow, LossTotal, ReportRow, ServiceSummary, Store } from '../store/index.ts';
-import { median } from '../store/index.ts';
+import { median } from '../util/median.ts';
 import type { BenefitColumns, LossColumns, SiteRun, TraceRow } from '../store/queries.ts';
 import { WebParamError, type Params } from './params.ts';
 
@@ -17,6 +17,7 @@ export type StoreReader = Pick<
   | 'benefitColumns'
   | 'lossColumns'
   | 'lossTotals'
+  | 'pathMedians'
   | 'roundGaps'
   | 'siteRuns'
   | 'events'
@@ -35,6 +36,7 @@ export const EMPTY_STORE: StoreReader = {
   benefitColumns: () => new Map(),
   lossColumns: () => [],
   lossTotals: () => [],
+  pathMedians: () => [],
   roundGaps: () => [],
   siteRuns: () => [],
   events: () => [],
@@ -100,9 +102,24 @@ export interface LatestRound {
   win_rate: number | null;
 }
 
+/** Goodput of a transfer size over the window: medians of the rounds' p50, in Mbit/s (a rate, not ms). */
+export interface RegionGoodput {
+  anycast_mbps: number | null;
+  baseline_mbps: number | null;
+  /** the unicast endpoint of baseline_mbps: the size's most frequent baseline */
+  baseline: string | null;
+}
+
 export interface RegionBenefit {
   agent: string;
   agent_region: string;
+  /**
+   * the transfer object size this row covers (`16KiB`, `2MiB`): a transfer metric gets one row per
+   * agent and size, never sizes mixed; null for every other protocol
+   */
+  size: string | null;
+  /** transfer only: the goodput of this size, anycast and baseline (Mbit/s); null otherwise */
+  goodput: RegionGoodput | null;
   /** the selected metric over the window (medians of the rounds' values); null without rounds */
   headline: RegionHeadline | null;
   /**
@@ -129,8 +146,11 @@ export interface BenefitResponse extends Window {
 
 export interface LatencyResponse extends Window {
   metric: string | null;
-  /** per region, one entry per round, oldest first; arrays are parallel */
-  regions: Array<{ agent: string; agent_region: string } & BenefitColumns>;
+  /**
+   * per region (and, for a transfer metric, per size: one entry per agent and size, never mixed),
+   * one entry per round, oldest first; arrays are parallel
+   */
+  regions: Array<{ agent: string; agent_region: string; size: string | null } & BenefitColumns>;
 }
 
 export interface LossResponse extends Window {
@@ -169,6 +189,8 @@ export interface EventsResponse extends Window {
 export interface OverviewRegion {
   agent: string;
   agent_region: string;
+  /** the transfer size of this row when the headline is a transfer metric (one row per size); else null */
+  size: string | null;
   /** the service's headline metric in this region over the window; null without rounds in it */
   headline: RegionHeadline | null;
   /** without a headline, why, when its samples were flagged for timing (as RegionBenefit's) */
@@ -275,6 +297,8 @@ export const PRIMARY_METRICS: ReadonlyArray<readonly [Protocol, Metric]> = [
   ['tcp', 'rtt'],
   ['http', 'ttfb'],
   ['tls', 'handshake'],
+  // a service that only downloads: the download time, the split-TCP gain (per size)
+  ['transfer', 'download'],
 ];
 
 /** The metric a view shows by default among `options` (see PRIMARY_METRICS). */
@@ -287,6 +311,18 @@ export function defaultMetric<T extends { protocol: Protocol; metric: Metric; sc
     if (found) return found;
   }
   return e2e.find((o) => !(o.protocol === 'http' && o.metric === 'dns')) ?? e2e[0] ?? null;
+}
+
+/** Bytes of a transfer size tag (`16KiB`, `2MiB`, `500B`), to list sizes smallest first. */
+function sizeBytes(size: string | null | undefined): number {
+  const m = /^(\d+)(B|KiB|MiB)$/.exec(size ?? '');
+  return m ? Number(m[1]) * (m[2] === 'MiB' ? 1024 * 1024 : m[2] === 'KiB' ? 1024 : 1) : 0;
+}
+
+/** The distinct sizes among `rows` (smallest first); `[null]` when the rows carry none. */
+function sizesOf(rows: ReadonlyArray<{ size?: string | null }>): Array<string | null> {
+  const sizes = [...new Set(rows.map((r) => r.size ?? null))].filter((x): x is string => x !== null);
+  return sizes.length === 0 ? [null] : sizes.sort((a, b) => sizeBytes(a) - sizeBytes(b));
 }
 
 function byRegion<T extends { agent: string; agent_region: string }>(a: T, b: T): number {
@@ -429,47 +465,78 @@ export class DashboardQueries {
     const { options, selected } = this.selectMetric(rows, params);
     const sites = selected ? this.siteRuns(w, selected) : new Map<string, SiteSegment[]>();
     const notes = this.timingNotes(rows, w.agents, { since: w.from_t, until: now + 1, service: w.service }, selected);
-    const regions: RegionBenefit[] = w.agents.map(({ agent, agent_region }) => {
-      const mine = rows.filter((r) => r.agent === agent);
-      // Prefer the end-to-end row when an agent changed terminatesTcp inside the window.
-      const chosen = selected
-        ? mine
-            .filter((r) => r.protocol === selected.protocol && r.metric === selected.metric)
-            .sort((a, b) => (a.scope === b.scope ? 0 : a.scope === 'end_to_end' ? -1 : 1))[0]
-        : undefined;
-      const last = selected
-        ? this.store.latestBenefit({
+    // A transfer metric has one row per size: every size is its own object, never mixed.
+    const sizes = selected
+      ? sizesOf(rows.filter((r) => r.protocol === selected.protocol && r.metric === selected.metric))
+      : [null];
+    const goodputs =
+      selected?.protocol === 'transfer'
+        ? this.store.pathMedians({
             since: w.from_t,
             until: now + 1,
-            service: w.service!,
-            agent,
-            protocol: selected.protocol,
-            metric: selected.metric,
+            service: w.service,
+            protocol: 'transfer',
+            metric: 'goodput_mbps',
           })
-        : undefined;
+        : [];
+    const regions: RegionBenefit[] = w.agents.flatMap(({ agent, agent_region }) => {
+      const mine = rows.filter((r) => r.agent === agent);
       const segs = sites.get(agent) ?? [];
       const lastRound = mine.reduce<number | null>((t, r) => Math.max(t ?? 0, Date.parse(r.last_round_at)), null);
-      return {
-        agent,
-        agent_region: mine[mine.length - 1]?.agent_region ?? agent_region,
-        headline: chosen ? headlineOf(chosen) : null,
-        note: chosen ? null : (notes.get(agent) ?? null),
-        latest: last
-          ? {
-              t: last.t,
-              baseline: last.baseline,
-              anycast_p50_ms: last.anycast_p50_ms,
-              baseline_p50_ms: last.baseline_p50_ms,
-              saved_ms: last.saved_ms,
-              ci_low_ms: last.ci_low_ms,
-              ci_high_ms: last.ci_high_ms,
-              win_rate: last.win_rate,
-            }
-          : null,
-        site: segs[segs.length - 1]?.site ?? null,
-        last_round_t: lastRound,
-        rows: mine,
-      };
+      return sizes.map((size): RegionBenefit => {
+        // Prefer the end-to-end row when an agent changed terminatesTcp inside the window.
+        const chosen = selected
+          ? mine
+              .filter(
+                (r) => r.protocol === selected.protocol && r.metric === selected.metric && (r.size ?? null) === size,
+              )
+              .sort((a, b) => (a.scope === b.scope ? 0 : a.scope === 'end_to_end' ? -1 : 1))[0]
+          : undefined;
+        const last = selected
+          ? this.store.latestBenefit({
+              since: w.from_t,
+              until: now + 1,
+              service: w.service!,
+              agent,
+              protocol: selected.protocol,
+              metric: selected.metric,
+              ...(size !== null ? { size } : {}),
+            })
+          : undefined;
+        let goodput: RegionGoodput | null = null;
+        if (selected?.protocol === 'transfer') {
+          const here = goodputs.filter((g) => g.agent === agent && g.size === size);
+          const baseline = chosen ? (Object.keys(headlineOf(chosen).baselines)[0] ?? null) : null;
+          goodput = {
+            anycast_mbps: here.find((g) => g.kind === 'anycast')?.p50 ?? null,
+            baseline_mbps: here.find((g) => g.kind === 'unicast' && g.endpoint === baseline)?.p50 ?? null,
+            baseline,
+          };
+        }
+        return {
+          agent,
+          agent_region: mine[mine.length - 1]?.agent_region ?? agent_region,
+          size,
+          goodput,
+          headline: chosen ? headlineOf(chosen) : null,
+          note: chosen ? null : (notes.get(agent) ?? null),
+          latest: last
+            ? {
+                t: last.t,
+                baseline: last.baseline,
+                anycast_p50_ms: last.anycast_p50_ms,
+                baseline_p50_ms: last.baseline_p50_ms,
+                saved_ms: last.saved_ms,
+                ci_low_ms: last.ci_low_ms,
+                ci_high_ms: last.ci_high_ms,
+                win_rate: last.win_rate,
+              }
+            : null,
+          site: segs[segs.length - 1]?.site ?? null,
+          last_round_t: lastRound,
+          rows: mine,
+        };
+      });
     });
     return { ...empty, metric: selected?.key ?? null, scope: selected?.scope ?? null, metrics: options, regions };
   }
@@ -479,25 +546,32 @@ export class DashboardQueries {
     const selected = this.selectedMetric(w, params);
     const out: LatencyResponse = { ...this.windowOnly(w), metric: selected?.key ?? null, regions: [] };
     if (w.service === null || selected === null) return out;
-    const columns = this.store.benefitColumns({
+    const query = {
       since: w.from_t,
       until: now + 1,
       service: w.service,
       protocol: selected.protocol,
       metric: selected.metric,
-    });
-    out.regions = w.agents.map(({ agent, agent_region }) => {
-      const none: BenefitColumns = {
-        t: [],
-        anycast_p50_ms: [],
-        baseline_p50_ms: [],
-        baseline: [],
-        saved_ms: [],
-        ci_low_ms: [],
-        ci_high_ms: [],
-      };
-      return { agent, agent_region, ...(columns.get(agent) ?? none) };
-    });
+    };
+    // A transfer metric: one series per size (each size's rows alone), never two sizes in one line.
+    const sizes = selected.protocol === 'transfer' ? sizesOf(this.store.benefitSummary(query)) : [null];
+    const bySize = new Map(
+      sizes.map((size) => [size, this.store.benefitColumns(size === null ? query : { ...query, size })] as const),
+    );
+    out.regions = w.agents.flatMap(({ agent, agent_region }) =>
+      sizes.map((size) => {
+        const none: BenefitColumns = {
+          t: [],
+          anycast_p50_ms: [],
+          baseline_p50_ms: [],
+          baseline: [],
+          saved_ms: [],
+          ci_low_ms: [],
+          ci_high_ms: [],
+        };
+        return { agent, agent_region, size, ...(bySize.get(size)!.get(agent) ?? none) };
+      }),
+    );
     return out;
   }
 
@@ -656,13 +730,16 @@ export class DashboardQueries {
         { since: from, until: now + 1, service },
         selected,
       );
+      // A transfer headline: one row per size, as the service's own view shows it.
+      const sizes = sizesOf(mine);
       const regions = [...agents.get(service)!]
         .map(([agent, a]) => ({ agent, agent_region: a.agent_region, last_t: a.last_t }))
         .sort(byRegion)
-        .map(({ agent, agent_region, last_t }): OverviewRegion => {
+        .flatMap((r) => sizes.map((size) => ({ ...r, size })))
+        .map(({ agent, agent_region, last_t, size }): OverviewRegion => {
           const chosen = selected
             ? mine
-                .filter((r) => r.agent === agent)
+                .filter((r) => r.agent === agent && (r.size ?? null) === size)
                 .sort((a, b) => (a.scope === b.scope ? 0 : a.scope === 'end_to_end' ? -1 : 1))[0]
             : undefined;
           const note = chosen ? null : (notes.get(agent) ?? null);
@@ -670,6 +747,7 @@ export class DashboardQueries {
           return {
             agent,
             agent_region: chosen?.agent_region ?? agent_region,
+            size,
             headline: chosen ? headlineOf(chosen) : null,
             note,
             anycast_loss_pct: loss?.anycast ?? null,

@@ -6,7 +6,8 @@ import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { AnylatError } from '../util/errors.ts';
 import { closeServer, serveDashboard, type Binding } from './http.ts';
-import { hostPort, parseListen, resolveListen, type ListenSpec } from './listen.ts';
+import { hostPort } from '../util/host-port.ts';
+import { parseListen, resolveListen, type ListenSpec } from './listen.ts';
 import type { StoreReader } from './queries.ts';
 import { fileSource, storeSource, type QuerySource } from './source.ts';
 import { startDashboardThread } from './thread.ts';
@@ -38,6 +39,11 @@ export interface WebServerOptions {
   inline?: boolean;
   /** also serve `/metrics` (Prometheus text) with what this returns: `web.metrics: true` */
   metrics?: () => string;
+  /**
+   * what the ANYLAT_BIND message tells the user to change when the address cannot be bound;
+   * default `set web.listen (or --listen) to another address or port` (the demo names --web)
+   */
+  bindRemedy?: string;
 }
 
 export interface WebServer {
@@ -99,7 +105,14 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     );
   }
 
-  const binding: Binding = { bind, port: addr.port, loopback, host: addr.host, shown };
+  const binding: Binding = {
+    bind,
+    port: addr.port,
+    loopback,
+    host: addr.host,
+    shown,
+    ...(options.bindRemedy !== undefined ? { remedy: options.bindRemedy } : {}),
+  };
   const file = options.storePath ?? fileOf(options.store!);
   const running =
     options.inline === true || file === undefined

@@ -3,7 +3,7 @@
 // probe callback in flight, and the round then flags those samples and drops them from its
 // statistics. On its own thread, the dashboard costs the agent's event loop nothing per request.
 import { Worker } from 'node:worker_threads';
-import { AnylatError, isErrorCode } from '../util/errors.ts';
+import { AnylatError, isErrorCode, errorMessage } from '../util/errors.ts';
 import type { Binding } from './http.ts';
 import { SERVICES_TTL_MS } from './source.ts';
 
@@ -80,7 +80,7 @@ function spawn(
         try {
           reply = { type: 'metrics', id: m.id, text: metrics ? metrics() : '' };
         } catch (err) {
-          reply = { type: 'metrics', id: m.id, error: err instanceof Error ? err.message : String(err) };
+          reply = { type: 'metrics', id: m.id, error: errorMessage(err) };
         }
         worker.postMessage(reply);
       } else if (m.type === 'failed')

@@ -4,7 +4,7 @@
 import type { Server } from 'node:http';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { AnylatError } from '../util/errors.ts';
+import { AnylatError, errorMessage } from '../util/errors.ts';
 import { closeServer, serveDashboard } from './http.ts';
 import { fileSource, type QuerySource } from './source.ts';
 import { WORKER_NICE, type FromWorker, type ToWorker, type WorkerData } from './thread.ts';
@@ -71,7 +71,7 @@ try {
     type: 'failed',
     code: e?.code ?? 'ANYLAT_WEB_INTERNAL',
     exitCode: e?.exitCode ?? 1,
-    message: err instanceof Error ? err.message : String(err),
+    message: errorMessage(err),
   });
   port.close();
 }

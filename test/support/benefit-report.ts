@@ -4,9 +4,9 @@
 // medians and the mean of their win rates, the numbers a Grafana panel shows with InfluxQL
 // `median("saved_ms")` / `mean("win_rate")` over the same window.
 import type Database from 'better-sqlite3';
+import { median } from '../../agent/util/median.ts';
 import {
   mean,
-  median,
   reportOrder,
   roundFilter,
   type BenefitPoint,

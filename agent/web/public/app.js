@@ -114,7 +114,20 @@
   }
 
   function regionLabel(r) {
-    return r.agent_region === r.agent ? r.agent_region : `${r.agent_region} (${r.agent})`;
+    const who = r.agent_region === r.agent ? r.agent_region : `${r.agent_region} (${r.agent})`;
+    // A transfer row covers one object size: the label says which.
+    return r.size ? `${who} · ${r.size}` : who;
+  }
+
+  /** The key of a region's row, chart and colour: the agent, and the transfer size when there is one. */
+  function rowKey(r) {
+    return r.size ? `${r.agent} ${r.size}` : r.agent;
+  }
+
+  /** Mbit/s (goodput is a rate, never ms). */
+  function mbps(v) {
+    if (v === null || v === undefined) return '–';
+    return `${v.toFixed(v < 10 ? 2 : 1)} Mbit/s`;
   }
 
   function replaceRows(tbody, rows) {
@@ -322,12 +335,20 @@
       const h = r.headline;
       const v = verdict(h);
       const latest = r.latest ? [ms(r.latest.saved_ms, true), el('small', {}, ago(r.latest.t))] : ['–'];
-      const swatch = el('span', { class: 'swatch', 'data-color': colors.get(r.agent) });
-      swatch.style.background = colors.get(r.agent);
+      const color = colors.get(rowKey(r));
+      const swatch = el('span', { class: 'swatch', 'data-color': color });
+      swatch.style.background = color;
+      const g = r.goodput;
       return el(
         'tr',
-        { 'data-agent': r.agent, 'data-region': r.agent_region },
-        el('td', { 'data-col': 'region' }, swatch, r.agent_region),
+        { 'data-agent': r.agent, 'data-region': r.agent_region, 'data-size': r.size || undefined },
+        el(
+          'td',
+          { 'data-col': 'region' },
+          swatch,
+          r.agent_region,
+          r.size ? el('span', { class: 'size' }, ` · ${r.size}`) : '',
+        ),
         el('td', { 'data-col': 'agent' }, r.agent),
         el(
           'td',
@@ -344,8 +365,15 @@
         el('td', { 'data-col': 'site' }, r.site || '–'),
         el('td', { class: 'num', 'data-col': 'rounds' }, h ? String(h.rounds) : '0'),
         el('td', { class: 'num stack', 'data-col': 'latest' }, ...latest),
+        el(
+          'td',
+          { class: 'num', 'data-col': 'goodput', title: g && g.baseline ? `baseline: ${g.baseline}` : undefined },
+          g ? `${mbps(g.anycast_mbps)} / ${mbps(g.baseline_mbps)}` : '–',
+        ),
       );
     });
+    // The goodput column (Mbit/s) shows only for transfer, whose rows carry it.
+    $('benefit-table').dataset.goodput = String(benefit.regions.some((r) => r.goodput));
     replaceRows($('benefit-table').tBodies[0], rows);
     const empty = $('benefit-empty');
     empty.hidden = rows.length > 0;
@@ -380,7 +408,7 @@
     const box = $('benefit-chart');
     const regions = latency.regions.filter((r) => r.t.length > 0);
     if (regions.length === 0) return noData(box, 'No rounds in this window.');
-    const lines = regions.map((r) => ({ label: regionLabel(r), color: colors.get(r.agent) }));
+    const lines = regions.map((r) => ({ label: regionLabel(r), color: colors.get(rowKey(r)) }));
     plot(box, 'benefit', lines, align(regions.map((r) => ({ t: r.t, v: r.saved_ms }))), {
       yLabel: 'saved ms',
       height: 240,
@@ -390,9 +418,10 @@
 
   function renderLatency(latency) {
     const regions = latency.regions;
+    // A transfer metric: one chart per region and size, never two sizes on one chart.
     const boxes = cells(
       $('latency-charts'),
-      regions.map((r) => r.agent),
+      regions.map((r) => rowKey(r)),
       (i) => regionLabel(regions[i]),
     );
     regions.forEach((r, i) => {
@@ -403,7 +432,7 @@
       ];
       plot(
         boxes[i],
-        `latency:${r.agent}`,
+        `latency:${rowKey(r)}`,
         lines,
         align([
           { t: r.t, v: r.anycast_p50_ms },
@@ -572,10 +601,16 @@
             'data-service': s.service,
             'data-agent': r.agent,
             'data-region': r.agent_region,
+            'data-size': r.size || undefined,
             title: `${s.service} in ${r.agent_region}: open its charts`,
           },
           el('td', { 'data-col': 'service' }, el('a', { href: serviceHref(s.service) }, s.service)),
-          el('td', { 'data-col': 'region' }, r.agent_region),
+          el(
+            'td',
+            { 'data-col': 'region' },
+            r.agent_region,
+            r.size ? el('span', { class: 'size' }, ` · ${r.size}`) : '',
+          ),
           el('td', { 'data-col': 'agent' }, r.agent),
           el('td', { 'data-col': 'metric' }, s.metric ? `${s.metric}${scope}` : '–'),
           el(
@@ -734,7 +769,7 @@
         getJson('/api/health'),
       ]);
       // One colour per agent, in the benefit table's order, shared by every chart.
-      const colors = new Map(benefit.regions.map((r, i) => [r.agent, PALETTE[i % PALETTE.length]]));
+      const colors = new Map(benefit.regions.map((r, i) => [rowKey(r), PALETTE[i % PALETTE.length]]));
       // Shown before drawing: a chart sizes itself to its container's width.
       showView('service');
       renderControls(services, benefit);
