@@ -75,13 +75,7 @@ const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 export function fetchConfig(url: string, options: FetchOptions = {}): Promise<FetchResult> {
   const shown = displayUrl(url);
   const token = options.token?.reveal();
-  const headers: Record<string, string> = {
-    accept: 'application/yaml, text/yaml, text/plain;q=0.9, */*;q=0.5',
-    'user-agent': 'anylat',
-  };
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (options.validators?.etag) headers['if-none-match'] = options.validators.etag;
-  if (options.validators?.lastModified) headers['if-modified-since'] = options.validators.lastModified;
+  const headers = requestHeaders(token, options.validators);
   const clean = (text: string) => redact(text, token);
   return new Promise((done) => {
     let settled = false;
@@ -126,33 +120,51 @@ export function fetchConfig(url: string, options: FetchOptions = {}): Promise<Fe
         chunks.push(c);
       });
       res.on('error', () => undefined);
-      res.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        if (status !== 200) {
-          const hint =
-            status === 401 || status === 403 ? '; check the token (--config-token-file or ANYLAT_CONFIG_TOKEN)' : '';
-          finish({
-            kind: 'failed',
-            message: `the config server at ${shown} answered ${status}${hint}: ${clean(body.slice(0, 200).trim())}`,
-          });
-          return;
-        }
-        const validators: Validators = {};
-        const etag = res.headers.etag;
-        const lastModified = res.headers['last-modified'];
-        if (etag) validators.etag = etag;
-        if (lastModified) validators.lastModified = lastModified;
-        const published = lastModified ? Date.parse(lastModified) : Number.NaN;
-        finish({
-          kind: 'new',
-          text: body,
-          validators,
-          ...(Number.isFinite(published) ? { publishedAtMs: published } : {}),
-        });
-      });
+      res.on('end', () => finish(answer(status, res, Buffer.concat(chunks).toString('utf8'), shown, clean)));
     });
     req.end();
   });
+}
+
+function requestHeaders(token: string | undefined, validators: Validators | undefined): Record<string, string> {
+  const headers: Record<string, string> = {
+    accept: 'application/yaml, text/yaml, text/plain;q=0.9, */*;q=0.5',
+    'user-agent': 'anylat',
+  };
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (validators?.etag) headers['if-none-match'] = validators.etag;
+  if (validators?.lastModified) headers['if-modified-since'] = validators.lastModified;
+  return headers;
+}
+
+/** What a complete answer (other than 304) means: the new config, or why there is none. */
+function answer(
+  status: number,
+  res: IncomingMessage,
+  body: string,
+  shown: string,
+  clean: (text: string) => string,
+): FetchResult {
+  if (status !== 200) {
+    const hint =
+      status === 401 || status === 403 ? '; check the token (--config-token-file or ANYLAT_CONFIG_TOKEN)' : '';
+    return {
+      kind: 'failed',
+      message: `the config server at ${shown} answered ${status}${hint}: ${clean(body.slice(0, 200).trim())}`,
+    };
+  }
+  const validators: Validators = {};
+  const etag = res.headers.etag;
+  const lastModified = res.headers['last-modified'];
+  if (etag) validators.etag = etag;
+  if (lastModified) validators.lastModified = lastModified;
+  const published = lastModified ? Date.parse(lastModified) : Number.NaN;
+  return {
+    kind: 'new',
+    text: body,
+    validators,
+    ...(Number.isFinite(published) ? { publishedAtMs: published } : {}),
+  };
 }
 
 /** Validates a fetched config: messages name the URL where a file's name would be. */

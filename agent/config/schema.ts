@@ -142,77 +142,87 @@ function probesSchema(baseDir: string) {
   );
   return mapping(
     {
-      udp: probeEntry(
-        mapping(
-          {
-            port: optional(port),
-            auth_key_file: optional(stampKey),
-            site_tlv_bytes: optional(integer(0, MAX_SITE_TLV_BYTES, 'a size in bytes')),
-          },
-          'udp probe settings (port, auth_key_file, site_tlv_bytes) or nothing',
-        ),
-      ),
-      tcp: probeEntry(
-        mapping(
-          {
-            port: optional(port),
-            echo: optional(bool),
-            connect_clock: optional(oneOf(['kernel', 'monotonic'] as const)),
-            echo_clock: optional(oneOf(['kernel', 'monotonic'] as const)),
-          },
-          'tcp probe settings (port, echo, connect_clock, echo_clock) or nothing',
-        ),
-      ),
+      udp: probeEntry(udpProbe(stampKey)),
+      tcp: probeEntry(tcpProbe()),
       tls: probeEntry(
         mapping(
           { port: optional(port), server_name: optional(hostName), insecure: optional(bool), ca_file: optional(pem) },
           'tls probe settings (port, server_name, insecure, ca_file)',
         ),
       ),
-      http: probeEntry(
-        mapping(
-          {
-            url: httpUrl,
-            site_header: optional(headerName),
-            insecure: optional(bool),
-            ca_file: optional(pem),
-            warm: optional(bool),
-            ttfb_clock: optional(oneOf(['kernel', 'monotonic'] as const)),
-          },
-          'http probe settings (url, site_header, insecure, ca_file, warm, ttfb_clock)',
-        ),
-      ),
+      http: probeEntry(httpProbe(pem)),
       icmp: probeEntry(mapping({}, 'nothing (icmp has no settings)')),
-      dns: probeEntry(
-        mapping(
-          {
-            port: optional(port),
-            transport: optional(oneOf(['udp', 'tcp'] as const)),
-            qname: optional(hostName),
-            qtype: optional(oneOf(QUERY_TYPES, true)),
-            nsid: optional(bool),
-          },
-          'dns probe settings (port, transport, qname, qtype, nsid) or nothing',
-        ),
-      ),
-      transfer: probeEntry(
-        mapping(
-          {
-            sizes: optional(list(transferSize, 'a list of sizes like [16KiB, 256KiB, 2MiB]')),
-            url: optional(transferUrlField),
-            port: optional(port),
-            samples: optional(integer(1, 100, 'a number of downloads per size')),
-            timeout: optional(duration),
-            site_header: optional(headerName),
-            insecure: optional(bool),
-            ca_file: optional(pem),
-          },
-          'transfer probe settings (sizes, url, port, samples, timeout, site_header, insecure, ca_file) or nothing',
-        ),
-      ),
+      dns: probeEntry(dnsProbe()),
+      transfer: probeEntry(transferProbe(pem)),
     },
     `a mapping of probes (${PROTOCOLS.join(', ')})`,
     'protocol',
+  );
+}
+
+function udpProbe<K extends z.ZodType>(stampKey: K) {
+  return mapping(
+    {
+      port: optional(port),
+      auth_key_file: optional(stampKey),
+      site_tlv_bytes: optional(integer(0, MAX_SITE_TLV_BYTES, 'a size in bytes')),
+    },
+    'udp probe settings (port, auth_key_file, site_tlv_bytes) or nothing',
+  );
+}
+
+function tcpProbe() {
+  return mapping(
+    {
+      port: optional(port),
+      echo: optional(bool),
+      connect_clock: optional(oneOf(['kernel', 'monotonic'] as const)),
+      echo_clock: optional(oneOf(['kernel', 'monotonic'] as const)),
+    },
+    'tcp probe settings (port, echo, connect_clock, echo_clock) or nothing',
+  );
+}
+
+function httpProbe<P extends z.ZodType>(pem: P) {
+  return mapping(
+    {
+      url: httpUrl,
+      site_header: optional(headerName),
+      insecure: optional(bool),
+      ca_file: optional(pem),
+      warm: optional(bool),
+      ttfb_clock: optional(oneOf(['kernel', 'monotonic'] as const)),
+    },
+    'http probe settings (url, site_header, insecure, ca_file, warm, ttfb_clock)',
+  );
+}
+
+function dnsProbe() {
+  return mapping(
+    {
+      port: optional(port),
+      transport: optional(oneOf(['udp', 'tcp'] as const)),
+      qname: optional(hostName),
+      qtype: optional(oneOf(QUERY_TYPES, true)),
+      nsid: optional(bool),
+    },
+    'dns probe settings (port, transport, qname, qtype, nsid) or nothing',
+  );
+}
+
+function transferProbe<P extends z.ZodType>(pem: P) {
+  return mapping(
+    {
+      sizes: optional(list(transferSize, 'a list of sizes like [16KiB, 256KiB, 2MiB]')),
+      url: optional(transferUrlField),
+      port: optional(port),
+      samples: optional(integer(1, 100, 'a number of downloads per size')),
+      timeout: optional(duration),
+      site_header: optional(headerName),
+      insecure: optional(bool),
+      ca_file: optional(pem),
+    },
+    'transfer probe settings (sizes, url, port, samples, timeout, site_header, insecure, ca_file) or nothing',
   );
 }
 
@@ -305,6 +315,38 @@ export function sayKey(path: string, value?: unknown): string {
 
 /** The schema of anylat.yaml; `baseDir` resolves the relative file paths in it. */
 export function configSchema(baseDir: string, options: SchemaOptions = {}) {
+  const { service, serviceOverride } = serviceSchemas(baseDir);
+  const schema = mapping(
+    {
+      agent: agentSection(),
+      defaults: optional(mapping(roundSettings(baseDir), 'a mapping of settings every service inherits')),
+      services: list(service, 'a list of services'),
+      store: optional(storeSection(baseDir)),
+      influx: optional(influxSchema(baseDir)),
+      web: z.preprocess(
+        (v) => (v === null ? {} : v),
+        mapping(
+          { listen: optional(listen), metrics: optional(bool) },
+          'a mapping with listen (and metrics)',
+        ).optional(),
+      ),
+      metrics: z.preprocess(
+        (v) => (v === null ? {} : v),
+        mapping({ listen: optional(listen) }, 'a mapping with listen (where /metrics is served)').optional(),
+      ),
+      trace: z.preprocess((v) => (v === null ? {} : v), traceSection().optional()),
+      agents: optional(
+        list(agentPart(baseDir, serviceOverride), 'a list of per-agent parts (each with id and/or region)'),
+      ),
+    },
+    'a mapping with agent, services and optionally defaults, store, influx, web, metrics, trace, agents',
+  );
+  const rules: Rules = { oneRound: options.oneRound === true, say: options.say ?? sayKey };
+  return schema.superRefine((root, ctx) => crossFieldRules(root, ctx, rules), { when: () => true });
+}
+
+/** A `services:` entry, and an `agents:` entry's service (which may only override a shared one). */
+function serviceSchemas(baseDir: string) {
   const serviceFields = {
     name: name('a service name'),
     anycast: anycastList,
@@ -319,7 +361,12 @@ export function configSchema(baseDir: string, options: SchemaOptions = {}) {
     { ...serviceFields, anycast: optional(anycastList), unicast: optional(serviceFields.unicast) },
     'a service to add, or the name of a shared service and the settings this agent changes',
   );
-  const agentPart = mapping(
+  return { service, serviceOverride };
+}
+
+/** An `agents:` entry: who it applies to, and what it adds or changes for them. */
+function agentPart<S extends z.ZodType>(baseDir: string, serviceOverride: S) {
+  return mapping(
     {
       id: optional(names('an agent id')),
       region: optional(names('a region name')),
@@ -329,66 +376,51 @@ export function configSchema(baseDir: string, options: SchemaOptions = {}) {
     },
     'a mapping with id and/or region (who it applies to) and labels, defaults, services',
   );
-  const schema = mapping(
+}
+
+/** `agent:`, who this agent is. */
+function agentSection() {
+  return mapping(
     {
-      agent: mapping(
-        {
-          id: optional(name('an agent id')),
-          region: name('a region name like eu-west-1'),
-          lat: optional(number(-90, 90, 'a latitude')),
-          lon: optional(number(-180, 180, 'a longitude')),
-          labels: optional(dictionary(labelValue, 'a mapping of label names to values')),
-        },
-        'a mapping with region (and optionally id, lat, lon, labels)',
-      ),
-      defaults: optional(mapping(roundSettings(baseDir), 'a mapping of settings every service inherits')),
-      services: list(service, 'a list of services'),
-      store: optional(
+      id: optional(name('an agent id')),
+      region: name('a region name like eu-west-1'),
+      lat: optional(number(-90, 90, 'a latitude')),
+      lon: optional(number(-180, 180, 'a longitude')),
+      labels: optional(dictionary(labelValue, 'a mapping of label names to values')),
+    },
+    'a mapping with region (and optionally id, lat, lon, labels)',
+  );
+}
+
+/** `store:`, where the rounds are kept and for how long. */
+function storeSection(baseDir: string) {
+  return mapping(
+    {
+      path: optional(filePath(baseDir)),
+      retention: optional(
         mapping(
-          {
-            path: optional(filePath(baseDir)),
-            retention: optional(
-              mapping(
-                { age: optional(duration), rows: optional(integer(100, 1_000_000_000, 'a number of rounds')) },
-                'a mapping with age and/or rows',
-              ),
-            ),
-          },
-          'a mapping with path and/or retention',
+          { age: optional(duration), rows: optional(integer(100, 1_000_000_000, 'a number of rounds')) },
+          'a mapping with age and/or rows',
         ),
       ),
-      influx: optional(influxSchema(baseDir)),
-      web: z.preprocess(
-        (v) => (v === null ? {} : v),
-        mapping(
-          { listen: optional(listen), metrics: optional(bool) },
-          'a mapping with listen (and metrics)',
-        ).optional(),
-      ),
-      metrics: z.preprocess(
-        (v) => (v === null ? {} : v),
-        mapping({ listen: optional(listen) }, 'a mapping with listen (where /metrics is served)').optional(),
-      ),
-      trace: z.preprocess(
-        (v) => (v === null ? {} : v),
-        mapping(
-          {
-            enabled: optional(bool),
-            shift_ms: optional(number(0.1, 60_000, 'a benefit shift in ms')),
-            min_interval: optional(duration),
-            max_hops: optional(integer(1, 64, 'a number of hops')),
-            port: optional(integer(1, 65_000, 'a port number')),
-            names: optional(bool),
-          },
-          'a mapping with enabled, shift_ms, min_interval, max_hops, port, names',
-        ).optional(),
-      ),
-      agents: optional(list(agentPart, 'a list of per-agent parts (each with id and/or region)')),
     },
-    'a mapping with agent, services and optionally defaults, store, influx, web, metrics, trace, agents',
+    'a mapping with path and/or retention',
   );
-  const rules: Rules = { oneRound: options.oneRound === true, say: options.say ?? sayKey };
-  return schema.superRefine((root, ctx) => crossFieldRules(root, ctx, rules), { when: () => true });
+}
+
+/** `trace:`, when and how the agent traces a service whose benefit shifted. */
+function traceSection() {
+  return mapping(
+    {
+      enabled: optional(bool),
+      shift_ms: optional(number(0.1, 60_000, 'a benefit shift in ms')),
+      min_interval: optional(duration),
+      max_hops: optional(integer(1, 64, 'a number of hops')),
+      port: optional(integer(1, 65_000, 'a port number')),
+      names: optional(bool),
+    },
+    'a mapping with enabled, shift_ms, min_interval, max_hops, port, names',
+  );
 }
 
 // ---- rules across fields ----

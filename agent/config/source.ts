@@ -52,6 +52,8 @@ function keyText(key: unknown): string | undefined {
   return undefined;
 }
 
+type Pos = (offset: number) => { line: number; col: number };
+
 /** Parses `text` (the contents of `file`), substituting `${ENV}` in values from `env`. */
 export function readSource(
   text: string,
@@ -66,84 +68,106 @@ export function readSource(
     keepSourceTokens: true,
   });
   const problems: Problem[] = [];
-  const pos = (offset: number) => {
+  const pos: Pos = (offset) => {
     const p = lineCounter.linePos(offset);
     return { line: Math.max(1, p.line), col: Math.max(1, p.col) };
   };
 
   // Only the first syntax error: the ones after it are usually the parser losing its footing.
   const syntax = doc.errors[0];
-  if (syntax) {
-    let at = pos(syntax.pos[0]);
-    // A line indented deeper than its key's siblings continues the value on the line above as a
-    // multi-line key; the parser reports it where that value starts, one line too early. Point at
-    // the over-indented line itself.
-    let indentHint = '';
-    if (syntax.code === 'BLOCK_AS_IMPLICIT_KEY') {
-      const lines = text.split(/\r?\n/);
-      for (let n = at.line; n < lines.length; n++) {
-        const next = lines[n]!;
-        if (next.trim() === '' || next.trimStart().startsWith('#')) continue;
-        at = { line: n + 1, col: next.length - next.trimStart().length + 1 };
-        indentHint =
-          '; this line is indented deeper than the key above it: align it with that key, or indent it under a key that ends with ":"';
-        break;
-      }
-    }
-    const lineText = text.split(/\r?\n/)[at.line - 1] ?? '';
-    // `{ a: ${X} }` is the classic: in flow style `{` and `}` are YAML's own.
-    const hint = /[[{].*\$\{/.test(lineText) ? '; quote values that use ${...} inside [ ] or { }, e.g. "${VAR}"' : '';
-    problems.push({
-      ...at,
-      path: [],
-      message: `YAML syntax: ${syntax.message.split('\n')[0] ?? syntax.message}${indentHint || hint}`,
-    });
-  }
+  if (syntax) problems.push(syntaxProblem(syntax, text, pos));
 
   // Values whose substitution failed: their schema problems would only repeat the first one.
   const unusable = new Set<string>();
-  const walk = (node: unknown, path: PathSegment[]): void => {
-    if (isMap(node)) {
-      const seen = new Map<string, number>();
-      for (const pair of node.items) {
-        const key = keyText(pair.key);
-        const keyNode = pair.key as Node | null;
-        const at = pos(keyNode?.range?.[0] ?? node.range?.[0] ?? 0);
-        if (key === undefined) {
-          problems.push({ ...at, path, message: 'expected a plain key (a name), got a complex key' });
-          continue;
-        }
-        const first = seen.get(key);
-        if (first !== undefined) {
-          problems.push({
-            ...at,
-            path: [...path, key],
-            message: `duplicate key "${key}" (first at line ${first}); each key may appear once`,
-          });
-          continue;
-        }
-        seen.set(key, at.line);
-        walk(pair.value, [...path, key]);
-      }
-    } else if (isSeq(node)) {
-      node.items.forEach((item, i) => walk(item, [...path, i]));
-    } else if (isScalar(node) && typeof node.value === 'string') {
-      const r = interpolate(node.value, env);
-      if (!r.ok) {
-        problems.push({ ...pos(node.range?.[0] ?? 0), path, message: r.message });
-        unusable.add(formatPath(path));
-      } else if (r.changed) {
-        // Substituted values stay text (a token of digits is still a token); number and boolean
-        // fields read numeric text. An empty substitution is an absent value, as `key:` is.
-        node.value = r.value === '' ? null : r.value;
-      }
-    }
-  };
-  if (doc.errors.length === 0) walk(doc.contents, []);
+  if (doc.errors.length === 0) checkAndSubstitute(doc.contents, [], { env, pos, problems, unusable });
 
   const data: unknown = doc.errors.length === 0 ? doc.toJS({ maxAliasCount: 100 }) : undefined;
+  const locate = locator(doc, pos);
 
-  const locate = (path: readonly PathSegment[], anchor: Anchor = 'value') => {
+  return { source: { data, locate }, problems, syntaxError: doc.errors.length > 0, unusable };
+}
+
+/** The problem for the document's first syntax error, placed where the user has to edit. */
+function syntaxProblem(syntax: Document['errors'][number], text: string, pos: Pos): Problem {
+  let at = pos(syntax.pos[0]);
+  // A line indented deeper than its key's siblings continues the value on the line above as a
+  // multi-line key; the parser reports it where that value starts, one line too early. Point at
+  // the over-indented line itself.
+  let indentHint = '';
+  if (syntax.code === 'BLOCK_AS_IMPLICIT_KEY') {
+    const lines = text.split(/\r?\n/);
+    for (let n = at.line; n < lines.length; n++) {
+      const next = lines[n]!;
+      if (next.trim() === '' || next.trimStart().startsWith('#')) continue;
+      at = { line: n + 1, col: next.length - next.trimStart().length + 1 };
+      indentHint =
+        '; this line is indented deeper than the key above it: align it with that key, or indent it under a key that ends with ":"';
+      break;
+    }
+  }
+  const lineText = text.split(/\r?\n/)[at.line - 1] ?? '';
+  // `{ a: ${X} }` is the classic: in flow style `{` and `}` are YAML's own.
+  const hint = /[[{].*\$\{/.test(lineText) ? '; quote values that use ${...} inside [ ] or { }, e.g. "${VAR}"' : '';
+  return {
+    ...at,
+    path: [],
+    message: `YAML syntax: ${syntax.message.split('\n')[0] ?? syntax.message}${indentHint || hint}`,
+  };
+}
+
+interface WalkState {
+  env: NodeJS.ProcessEnv;
+  pos: Pos;
+  problems: Problem[];
+  unusable: Set<string>;
+}
+
+/**
+ * Reports complex and duplicate keys and substitutes `${ENV}` in every string value, in place;
+ * a failed substitution is a problem and marks its path unusable.
+ */
+function checkAndSubstitute(node: unknown, path: PathSegment[], st: WalkState): void {
+  const { env, pos, problems, unusable } = st;
+  if (isMap(node)) {
+    const seen = new Map<string, number>();
+    for (const pair of node.items) {
+      const key = keyText(pair.key);
+      const keyNode = pair.key as Node | null;
+      const at = pos(keyNode?.range?.[0] ?? node.range?.[0] ?? 0);
+      if (key === undefined) {
+        problems.push({ ...at, path, message: 'expected a plain key (a name), got a complex key' });
+        continue;
+      }
+      const first = seen.get(key);
+      if (first !== undefined) {
+        problems.push({
+          ...at,
+          path: [...path, key],
+          message: `duplicate key "${key}" (first at line ${first}); each key may appear once`,
+        });
+        continue;
+      }
+      seen.set(key, at.line);
+      checkAndSubstitute(pair.value, [...path, key], st);
+    }
+  } else if (isSeq(node)) {
+    node.items.forEach((item, i) => checkAndSubstitute(item, [...path, i], st));
+  } else if (isScalar(node) && typeof node.value === 'string') {
+    const r = interpolate(node.value, env);
+    if (!r.ok) {
+      problems.push({ ...pos(node.range?.[0] ?? 0), path, message: r.message });
+      unusable.add(formatPath(path));
+    } else if (r.changed) {
+      // Substituted values stay text (a token of digits is still a token); number and boolean
+      // fields read numeric text. An empty substitution is an absent value, as `key:` is.
+      node.value = r.value === '' ? null : r.value;
+    }
+  }
+}
+
+/** `ConfigSource.locate` over `doc`. */
+function locator(doc: Document, pos: Pos): ConfigSource['locate'] {
+  return (path, anchor = 'value') => {
     let node: unknown = doc.contents;
     let keyNode: Node | undefined;
     const shown: PathSegment[] = [];
@@ -181,6 +205,4 @@ export function readSource(
     if ((empty || node === null || node === undefined) && keyNode) return at(offsetOf(keyNode));
     return at(offsetOf(node) ?? offsetOf(keyNode));
   };
-
-  return { source: { data, locate }, problems, syntaxError: doc.errors.length > 0, unusable };
 }

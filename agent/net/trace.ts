@@ -252,152 +252,33 @@ export async function trace(target: string, options: TraceOptions = {}): Promise
   const libc = load();
   if (!libc) throw new TraceError('ANYLAT_TRACE_UNAVAILABLE', unavailableWhy);
 
-  let address = target.replace(/^\[(.*)\]$/, '$1');
-  if (isIP(address) === 0) {
-    try {
-      address = (await lookup(address)).address;
-    } catch (err) {
-      throw new TraceError('ANYLAT_TRACE_TARGET', `trace: cannot resolve "${target}": ${errorMessage(err)}`);
-    }
-  }
+  const address = await resolveTarget(target);
   const family = isIP(address) === 6 ? 6 : 4;
   const startedAt = new Date();
   const t0 = performance.now();
-  const ts = new BigInt64Array(2);
 
   const fd = libc.socket(family === 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw new TraceError('ANYLAT_TRACE_SOCKET', `trace: socket(): ${libc.strerror(libc.errno())}`);
-  const hops: TraceHop[] = Array.from({ length: maxHops }, (_, i) => ({ ttl: i + 1 }));
-  const sentAt: number[] = new Array<number>(maxHops).fill(NaN);
-  const answered = new Set<number>();
+  const run: Run = {
+    libc,
+    fd,
+    family,
+    address,
+    port,
+    maxHops,
+    hops: Array.from({ length: maxHops }, (_, i) => ({ ttl: i + 1 })),
+    sentAt: new Array<number>(maxHops).fill(NaN),
+    answered: new Set<number>(),
+    ts: new BigInt64Array(2),
+  };
   try {
-    const one = Buffer.alloc(4);
-    one.writeInt32LE(1);
-    const [level, recverr, hopsOpt] =
-      family === 4 ? [SOL_IP, IP_RECVERR, IP_TTL] : [SOL_IPV6, IPV6_RECVERR, IPV6_UNICAST_HOPS];
-    if (libc.setsockopt(fd, level, recverr, one, 4) !== 0)
-      throw new TraceError('ANYLAT_TRACE_SOCKET', `trace: setsockopt(RECVERR): ${libc.strerror(libc.errno())}`);
-    libc.setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, one, 4);
-
-    // Buffers for recvmsg: struct msghdr (56 bytes on LP64) pointing at a name, one iovec and a
-    // control buffer.
-    const name = Buffer.alloc(28);
-    const data = Buffer.alloc(256);
-    const control = Buffer.alloc(512);
-    const iov = Buffer.alloc(16);
-    iov.writeBigUInt64LE(libc.addressOf(data), 0);
-    iov.writeBigUInt64LE(BigInt(data.length), 8);
-    const msg = Buffer.alloc(56);
-    const armMsg = (): void => {
-      msg.fill(0);
-      msg.writeBigUInt64LE(libc.addressOf(name), 0);
-      msg.writeUInt32LE(name.length, 8);
-      msg.writeBigUInt64LE(libc.addressOf(iov), 16);
-      msg.writeBigUInt64LE(1n, 24);
-      msg.writeBigUInt64LE(libc.addressOf(control), 32);
-      msg.writeBigUInt64LE(BigInt(control.length), 40);
-    };
-    const ttlOfPayload = (n: number, fromName: boolean): number | undefined => {
-      if (n >= 8 && data.readUInt32BE(0) === MAGIC) return data.readUInt32BE(4);
-      // A reply from the target (its port was open): which probe it answers is in its source port.
-      if (fromName) {
-        const p = name.readUInt16BE(2);
-        if (p >= port && p < port + maxHops) return p - port + 1;
-      }
-      return undefined;
-    };
-
-    const drain = (): void => {
-      for (const flags of [MSG_ERRQUEUE | MSG_DONTWAIT, MSG_DONTWAIT]) {
-        for (;;) {
-          armMsg();
-          const n = libc.recvmsg(fd, msg, flags);
-          if (n < 0) {
-            const e = libc.errno();
-            if (e === EAGAIN) break;
-            // An error other than "nothing queued" on the normal queue is the pending ICMP error the
-            // error queue also holds: read on.
-            if (flags === MSG_DONTWAIT) continue;
-            break;
-          }
-          const readAt = realtimeMs(libc, ts);
-          const ttl = ttlOfPayload(n, flags === MSG_DONTWAIT);
-          if (ttl === undefined || ttl < 1 || ttl > maxHops || answered.has(ttl)) continue;
-          let arrivedAt = readAt;
-          let offender: string | undefined;
-          let kind: ReturnType<typeof icmpNote> = { reached: true };
-          const controllen = Number(msg.readBigUInt64LE(40));
-          for (let off = 0; off + 16 <= controllen;) {
-            const len = Number(control.readBigUInt64LE(off));
-            if (len < 16) break;
-            const cl = control.readInt32LE(off + 8);
-            const ct = control.readInt32LE(off + 12);
-            if (cl === SOL_SOCKET && ct === SO_TIMESTAMPNS && len >= 32) {
-              const at =
-                Number(control.readBigInt64LE(off + 16)) * 1000 + Number(control.readBigInt64LE(off + 24)) / 1e6;
-              if (at > 0 && at <= readAt) arrivedAt = at;
-            } else if ((cl === SOL_IP && ct === IP_RECVERR) || (cl === SOL_IPV6 && ct === IPV6_RECVERR)) {
-              const origin = control.readUInt8(off + 16 + 4);
-              if (origin !== SO_EE_ORIGIN_ICMP && origin !== SO_EE_ORIGIN_ICMP6) {
-                kind = {};
-                break;
-              }
-              kind = icmpNote(family, control.readUInt8(off + 16 + 5), control.readUInt8(off + 16 + 6));
-              offender = addressFrom(control, off + 16 + 16);
-            }
-            off += (len + 7) & ~7;
-          }
-          if (flags === MSG_DONTWAIT) offender = addressFrom(name, 0);
-          if (!kind.hop && !kind.reached && kind.note === undefined) continue;
-          const hop = hops[ttl - 1]!;
-          answered.add(ttl);
-          if (offender !== undefined) hop.address = offender;
-          if (Number.isFinite(sentAt[ttl - 1]!)) hop.rtt_ms = Math.round((arrivedAt - sentAt[ttl - 1]!) * 1000) / 1000;
-          if (kind.reached) hop.reached = true;
-          if (kind.note !== undefined) hop.note = kind.note;
-        }
-      }
-    };
-
-    const firstStop = (): number | undefined => hops.find((h) => h.reached || h.note !== undefined)?.ttl;
-    const payload = Buffer.alloc(PAYLOAD);
-    payload.writeUInt32BE(MAGIC, 0);
-    const ttlBuf = Buffer.alloc(4);
-    // Probes go out in windows of a few TTLs, each window waiting for its answers (or the probe
-    // timeout): a short path ends after its first window, and an ICMP rate limit along a long one
-    // is not hit by dozens of probes at once.
-    const WINDOW = 4;
+    const hopsOpt = configureSocket(run);
     const stop = (): boolean => options.signal?.aborted === true || performance.now() - t0 >= deadlineMs;
-    for (let first = 1; first <= maxHops && !stop(); first += WINDOW) {
-      const last = Math.min(maxHops, first + WINDOW - 1);
-      for (let ttl = first; ttl <= last; ttl++) {
-        ttlBuf.writeInt32LE(ttl);
-        libc.setsockopt(fd, family === 4 ? SOL_IP : SOL_IPV6, hopsOpt, ttlBuf, 4);
-        payload.writeUInt32BE(ttl, 4);
-        const sa = sockaddr(family, address, port + ttl - 1);
-        sentAt[ttl - 1] = realtimeMs(libc, ts);
-        if (libc.sendto(fd, payload, payload.length, 0, sa, sa.length) < 0) {
-          const e = libc.errno();
-          // An ICMP error already queued makes sendto report it once (ECONNREFUSED, EHOSTUNREACH):
-          // not a failure of this probe. Send it again once.
-          if (libc.sendto(fd, payload, payload.length, 0, sa, sa.length) < 0 && e !== libc.errno()) continue;
-        }
-      }
-      const windowStart = performance.now();
-      for (;;) {
-        drain();
-        const stopAt = firstStop();
-        const waiting = [];
-        for (let t = first; t <= last; t++)
-          if (!answered.has(t) && (stopAt === undefined || t < stopAt)) waiting.push(t);
-        if (waiting.length === 0 || stop() || performance.now() - windowStart >= probeTimeoutMs) break;
-        await new Promise((r) => setTimeout(r, 3));
-      }
-      if (firstStop() !== undefined) break;
-    }
+    await probeInWindows(run, hopsOpt, receiver(run), stop, probeTimeoutMs);
   } finally {
     libc.close(fd);
   }
+  const { hops, sentAt } = run;
   const stopAt = hops.find((h) => h.reached || h.note !== undefined)?.ttl;
   const lastSent = sentAt.reduce((m, s, i) => (Number.isFinite(s) ? i + 1 : m), 0);
   const kept = hops.slice(0, stopAt ?? lastSent);
@@ -406,15 +287,7 @@ export async function trace(target: string, options: TraceOptions = {}): Promise
       0,
       Math.min(options.nameTimeoutMs ?? TRACE_DEFAULTS.nameTimeoutMs, deadlineMs - (performance.now() - t0)),
     );
-    const byAddress = new Map<string, Promise<string | undefined>>();
-    for (const h of kept)
-      if (h.address !== undefined && !byAddress.has(h.address))
-        byAddress.set(h.address, reverseName(h.address, budget));
-    for (const h of kept) {
-      if (h.address === undefined) continue;
-      const n = await byAddress.get(h.address)!;
-      if (n !== undefined) h.name = n;
-    }
+    await nameHops(kept, budget);
   }
   return {
     target,
@@ -425,4 +298,207 @@ export async function trace(target: string, options: TraceOptions = {}): Promise
     reached: kept.some((h) => h.reached === true),
     hops: kept,
   };
+}
+
+/** One trace's socket and what it has learnt so far, shared by its steps. */
+interface Run {
+  libc: Libc;
+  fd: number;
+  family: 4 | 6;
+  address: string;
+  port: number;
+  maxHops: number;
+  /** one per TTL, filled in as answers arrive */
+  hops: TraceHop[];
+  /** CLOCK_REALTIME ms each TTL's probe left at; NaN while unsent */
+  sentAt: number[];
+  /** the TTLs whose answer has been read */
+  answered: Set<number>;
+  /** clock_gettime's buffer */
+  ts: BigInt64Array;
+}
+
+/** The address to trace: `target` itself (brackets dropped), or the name looked up once. */
+async function resolveTarget(target: string): Promise<string> {
+  const address = target.replace(/^\[(.*)\]$/, '$1');
+  if (isIP(address) !== 0) return address;
+  try {
+    return (await lookup(address)).address;
+  } catch (err) {
+    throw new TraceError('ANYLAT_TRACE_TARGET', `trace: cannot resolve "${target}": ${errorMessage(err)}`);
+  }
+}
+
+/** Turns on the error queue and kernel receive stamps; returns the option that sets the TTL. */
+function configureSocket({ libc, fd, family }: Run): number {
+  const one = Buffer.alloc(4);
+  one.writeInt32LE(1);
+  const [level, recverr, hopsOpt] =
+    family === 4 ? [SOL_IP, IP_RECVERR, IP_TTL] : [SOL_IPV6, IPV6_RECVERR, IPV6_UNICAST_HOPS];
+  if (libc.setsockopt(fd, level, recverr, one, 4) !== 0)
+    throw new TraceError('ANYLAT_TRACE_SOCKET', `trace: setsockopt(RECVERR): ${libc.strerror(libc.errno())}`);
+  libc.setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, one, 4);
+  return hopsOpt;
+}
+
+/**
+ * Probes go out in windows of a few TTLs, each window waiting for its answers (or the probe
+ * timeout): a short path ends after its first window, and an ICMP rate limit along a long one is
+ * not hit by dozens of probes at once.
+ */
+async function probeInWindows(
+  run: Run,
+  hopsOpt: number,
+  drain: () => void,
+  stop: () => boolean,
+  probeTimeoutMs: number,
+): Promise<void> {
+  const { hops, answered, maxHops } = run;
+  const firstStop = (): number | undefined => hops.find((h) => h.reached || h.note !== undefined)?.ttl;
+  const payload = Buffer.alloc(PAYLOAD);
+  payload.writeUInt32BE(MAGIC, 0);
+  const ttlBuf = Buffer.alloc(4);
+  const WINDOW = 4;
+  for (let first = 1; first <= maxHops && !stop(); first += WINDOW) {
+    const last = Math.min(maxHops, first + WINDOW - 1);
+    for (let ttl = first; ttl <= last; ttl++) sendProbe(run, ttl, hopsOpt, payload, ttlBuf);
+    const windowStart = performance.now();
+    for (;;) {
+      drain();
+      const stopAt = firstStop();
+      const waiting = [];
+      for (let t = first; t <= last; t++) if (!answered.has(t) && (stopAt === undefined || t < stopAt)) waiting.push(t);
+      if (waiting.length === 0 || stop() || performance.now() - windowStart >= probeTimeoutMs) break;
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    if (firstStop() !== undefined) break;
+  }
+}
+
+/** Sends the probe for `ttl`, stamping when it left. */
+function sendProbe(run: Run, ttl: number, hopsOpt: number, payload: Buffer, ttlBuf: Buffer): void {
+  const { libc, fd, family } = run;
+  ttlBuf.writeInt32LE(ttl);
+  libc.setsockopt(fd, family === 4 ? SOL_IP : SOL_IPV6, hopsOpt, ttlBuf, 4);
+  payload.writeUInt32BE(ttl, 4);
+  const sa = sockaddr(family, run.address, run.port + ttl - 1);
+  run.sentAt[ttl - 1] = realtimeMs(libc, run.ts);
+  if (libc.sendto(fd, payload, payload.length, 0, sa, sa.length) < 0) {
+    // An ICMP error already queued makes sendto report it once (ECONNREFUSED, EHOSTUNREACH):
+    // not a failure of this probe. Send it again once; if that fails too, the hop stays unanswered.
+    libc.sendto(fd, payload, payload.length, 0, sa, sa.length);
+  }
+}
+
+/** What one message's control data says: when it arrived, who sent the ICMP error, and what it means. */
+interface Arrival {
+  arrivedAt: number;
+  offender: string | undefined;
+  kind: ReturnType<typeof icmpNote>;
+}
+
+/**
+ * A function that reads every queued answer (the error queue, then the normal queue) without
+ * blocking and records it in `run.hops`.
+ */
+function receiver(run: Run): () => void {
+  const { libc, fd, port, maxHops, hops, sentAt, answered, ts } = run;
+  // Buffers for recvmsg: struct msghdr (56 bytes on LP64) pointing at a name, one iovec and a
+  // control buffer.
+  const name = Buffer.alloc(28);
+  const data = Buffer.alloc(256);
+  const control = Buffer.alloc(512);
+  const iov = Buffer.alloc(16);
+  iov.writeBigUInt64LE(libc.addressOf(data), 0);
+  iov.writeBigUInt64LE(BigInt(data.length), 8);
+  const msg = Buffer.alloc(56);
+  const armMsg = (): void => {
+    msg.fill(0);
+    msg.writeBigUInt64LE(libc.addressOf(name), 0);
+    msg.writeUInt32LE(name.length, 8);
+    msg.writeBigUInt64LE(libc.addressOf(iov), 16);
+    msg.writeBigUInt64LE(1n, 24);
+    msg.writeBigUInt64LE(libc.addressOf(control), 32);
+    msg.writeBigUInt64LE(BigInt(control.length), 40);
+  };
+  const ttlOfPayload = (n: number, fromName: boolean): number | undefined => {
+    if (n >= 8 && data.readUInt32BE(0) === MAGIC) return data.readUInt32BE(4);
+    // A reply from the target (its port was open): which probe it answers is in its source port.
+    if (fromName) {
+      const p = name.readUInt16BE(2);
+      if (p >= port && p < port + maxHops) return p - port + 1;
+    }
+    return undefined;
+  };
+
+  return (): void => {
+    for (const flags of [MSG_ERRQUEUE | MSG_DONTWAIT, MSG_DONTWAIT]) {
+      for (;;) {
+        armMsg();
+        const n = libc.recvmsg(fd, msg, flags);
+        if (n < 0) {
+          const e = libc.errno();
+          if (e === EAGAIN) break;
+          // An error other than "nothing queued" on the normal queue is the pending ICMP error the
+          // error queue also holds: read on.
+          if (flags === MSG_DONTWAIT) continue;
+          break;
+        }
+        const readAt = realtimeMs(libc, ts);
+        const ttl = ttlOfPayload(n, flags === MSG_DONTWAIT);
+        if (ttl === undefined || ttl < 1 || ttl > maxHops || answered.has(ttl)) continue;
+        const { arrivedAt, kind, ...from } = readControl(run.family, control, Number(msg.readBigUInt64LE(40)), readAt);
+        const offender = flags === MSG_DONTWAIT ? addressFrom(name, 0) : from.offender;
+        if (!kind.hop && !kind.reached && kind.note === undefined) continue;
+        const hop = hops[ttl - 1]!;
+        answered.add(ttl);
+        if (offender !== undefined) hop.address = offender;
+        if (Number.isFinite(sentAt[ttl - 1]!)) hop.rtt_ms = Math.round((arrivedAt - sentAt[ttl - 1]!) * 1000) / 1000;
+        if (kind.reached) hop.reached = true;
+        if (kind.note !== undefined) hop.note = kind.note;
+      }
+    }
+  };
+}
+
+/**
+ * Reads the control messages of one recvmsg: the kernel's receive stamp (else `readAt`) and the
+ * ICMP error with its offender. A message without an error is the target's own reply: reached.
+ */
+function readControl(family: 4 | 6, control: Buffer, controllen: number, readAt: number): Arrival {
+  let arrivedAt = readAt;
+  let offender: string | undefined;
+  let kind: ReturnType<typeof icmpNote> = { reached: true };
+  for (let off = 0; off + 16 <= controllen;) {
+    const len = Number(control.readBigUInt64LE(off));
+    if (len < 16) break;
+    const cl = control.readInt32LE(off + 8);
+    const ct = control.readInt32LE(off + 12);
+    if (cl === SOL_SOCKET && ct === SO_TIMESTAMPNS && len >= 32) {
+      const at = Number(control.readBigInt64LE(off + 16)) * 1000 + Number(control.readBigInt64LE(off + 24)) / 1e6;
+      if (at > 0 && at <= readAt) arrivedAt = at;
+    } else if ((cl === SOL_IP && ct === IP_RECVERR) || (cl === SOL_IPV6 && ct === IPV6_RECVERR)) {
+      const origin = control.readUInt8(off + 16 + 4);
+      if (origin !== SO_EE_ORIGIN_ICMP && origin !== SO_EE_ORIGIN_ICMP6) {
+        kind = {};
+        break;
+      }
+      kind = icmpNote(family, control.readUInt8(off + 16 + 5), control.readUInt8(off + 16 + 6));
+      offender = addressFrom(control, off + 16 + 16);
+    }
+    off += (len + 7) & ~7;
+  }
+  return { arrivedAt, offender, kind };
+}
+
+/** Looks up each hop address's name once, all at the same time, within `budget` ms. */
+async function nameHops(kept: TraceHop[], budget: number): Promise<void> {
+  const byAddress = new Map<string, Promise<string | undefined>>();
+  for (const h of kept)
+    if (h.address !== undefined && !byAddress.has(h.address)) byAddress.set(h.address, reverseName(h.address, budget));
+  for (const h of kept) {
+    if (h.address === undefined) continue;
+    const n = await byAddress.get(h.address)!;
+    if (n !== undefined) h.name = n;
+  }
 }

@@ -80,8 +80,46 @@ export async function serveDashboard(
   log: (line: string) => void,
   metrics?: () => Promise<string>,
 ): Promise<{ server: Server; port: number }> {
+  const server = createServer(requestHandler(source, binding, log, metrics));
+  await listen(server, binding);
+  server.on('error', (err) => log(`web dashboard: ${err.message}`));
+  const bound = server.address();
+  return { server, port: typeof bound === 'object' && bound !== null ? bound.port : binding.port };
+}
+
+/** Binds `server` to `binding`; a failure is a BindError that says what to change. */
+async function listen(server: Server, binding: Binding): Promise<void> {
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(binding.port, binding.bind, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    throw new BindError(
+      'web dashboard',
+      binding.bind,
+      binding.port,
+      err,
+      binding.remedy ?? 'set web.listen (or --listen) to another address or port',
+    );
+  }
+}
+
+/**
+ * The server's request listener: method and Host checks, then /metrics, the API or a static file.
+ * The page's files are read here, once: a missing one fails at start.
+ */
+function requestHandler(
+  source: QuerySource,
+  binding: Binding,
+  log: (line: string) => void,
+  metrics: (() => Promise<string>) | undefined,
+): (req: IncomingMessage, res: ServerResponse) => void {
   const files = loadStatic();
-  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+  return (req, res) => {
     const head = req.method === 'HEAD';
     if (req.method !== 'GET' && !head) {
       send(
@@ -135,28 +173,6 @@ export async function serveDashboard(
     }
     send(res, 200, file.type, file.body, head, { 'Cache-Control': 'no-cache' });
   };
-
-  const server = createServer(handle);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(binding.port, binding.bind, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-  } catch (err) {
-    throw new BindError(
-      'web dashboard',
-      binding.bind,
-      binding.port,
-      err,
-      binding.remedy ?? 'set web.listen (or --listen) to another address or port',
-    );
-  }
-  server.on('error', (err) => log(`web dashboard: ${err.message}`));
-  const bound = server.address();
-  return { server, port: typeof bound === 'object' && bound !== null ? bound.port : binding.port };
 }
 
 /** Stops listening and drops open connections (a page's keep-alive ones included). */

@@ -125,82 +125,91 @@ export async function startDashboardThread(options: {
   /** serve /metrics with this text (rendered on the caller's thread) */
   metrics?: () => string;
 }): Promise<DashboardThread> {
-  const heapMb = options.heapMb ?? WORKER_HEAP_MB;
   const data: WorkerData = {
     storePath: options.storePath,
     binding: options.binding,
     servicesTtlMs: SERVICES_TTL_MS,
     ...(options.metrics ? { metrics: true } : {}),
   };
-  let closed = false;
-  let current: Worker | undefined;
-  let restartTimer: NodeJS.Timeout | undefined;
-  let delay = 0;
+  const keeper = new ThreadKeeper(data, options.heapMb ?? WORKER_HEAP_MB, options.log, options.metrics);
+  const port = await keeper.start();
+  return { port, close: () => keeper.close() };
+}
 
-  const start = async (): Promise<number> => {
+/** Keeps one dashboard worker running: starts it, starts it again when it dies, stops it. */
+class ThreadKeeper {
+  private closed = false;
+  private current: Worker | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private delay = 0;
+
+  constructor(
+    private readonly data: WorkerData,
+    private readonly heapMb: number,
+    private readonly log: (line: string) => void,
+    private readonly metrics: (() => string) | undefined,
+  ) {}
+
+  async start(): Promise<number> {
     const w = await spawn(
-      data,
-      heapMb,
-      options.log,
+      this.data,
+      this.heapMb,
+      this.log,
       (why) => {
-        current = undefined;
-        if (closed) return;
-        options.log(`web dashboard: ${why}; starting it again`);
-        schedule();
+        this.current = undefined;
+        if (this.closed) return;
+        this.log(`web dashboard: ${why}; starting it again`);
+        this.schedule();
       },
-      options.metrics,
+      this.metrics,
     );
-    if (closed) {
+    if (this.closed) {
       await w.worker.terminate();
       return w.port;
     }
-    current = w.worker;
+    this.current = w.worker;
     // The same port from now on, also when 0 was asked: the page's URL stays valid.
-    data.binding = { ...data.binding, port: w.port };
+    this.data.binding = { ...this.data.binding, port: w.port };
     w.worker.once('exit', () => {
-      if (current === w.worker && !closed) {
-        current = undefined;
-        options.log('web dashboard: its thread stopped; starting it again');
-        schedule();
+      if (this.current === w.worker && !this.closed) {
+        this.current = undefined;
+        this.log('web dashboard: its thread stopped; starting it again');
+        this.schedule();
       }
     });
     return w.port;
-  };
+  }
 
-  const schedule = (): void => {
-    if (closed || restartTimer !== undefined) return;
-    restartTimer = setTimeout(() => {
-      restartTimer = undefined;
-      start().then(
+  private schedule(): void {
+    if (this.closed || this.restartTimer !== undefined) return;
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      this.start().then(
         () => {
-          delay = 0;
+          this.delay = 0;
         },
         (err: unknown) => {
-          delay = Math.min(MAX_RESTART_DELAY_MS, Math.max(1_000, delay * 2));
-          options.log(
-            `web dashboard: could not start again (${(err as Error).message}); next try in ${delay / 1000} s`,
+          this.delay = Math.min(MAX_RESTART_DELAY_MS, Math.max(1_000, this.delay * 2));
+          this.log(
+            `web dashboard: could not start again (${(err as Error).message}); next try in ${this.delay / 1000} s`,
           );
-          schedule();
+          this.schedule();
         },
       );
-    }, delay);
-  };
+    }, this.delay);
+  }
 
-  const port = await start();
-  return {
-    port,
-    async close() {
-      closed = true;
-      clearTimeout(restartTimer);
-      const worker = current;
-      current = undefined;
-      if (!worker) return;
-      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-      worker.postMessage({ type: 'close' } satisfies ToWorker);
-      // A query in progress is synchronous: the close waits for it, up to the grace.
-      const timer = setTimeout(() => void worker.terminate(), CLOSE_GRACE_MS);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.restartTimer);
+    const worker = this.current;
+    this.current = undefined;
+    if (!worker) return;
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    worker.postMessage({ type: 'close' } satisfies ToWorker);
+    // A query in progress is synchronous: the close waits for it, up to the grace.
+    const timer = setTimeout(() => void worker.terminate(), CLOSE_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
+  }
 }
