@@ -8,6 +8,7 @@ import type { Page } from 'playwright-core';
 import type { BenefitResponse, HealthResponse, OverviewResponse } from '../agent/web/index.ts';
 import { openPage } from './support/browser.ts';
 import { pageOnStore } from './support/page-on-store.ts';
+import { regionRound, REGIONS } from './support/web-data.ts';
 import {
   AGENTS,
   fillOverviewStore,
@@ -244,6 +245,18 @@ describe('web overview: every service × region', () => {
       expected[0]![1],
     );
     assert.deepEqual((await legend()).slice(1), expected);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+  it('a service named in the address before its first round: the overview says so, and the service opens once it has a round', async () => {
+    // What `anylat demo` does: its page can open before the service's first round is stored.
+    const { page, errors } = await openPage(web.browser, `${web.server.url}?service=later`);
+    await page.waitForSelector('body[data-view="overview"]', { timeout: 20_000 });
+    assert.match(await page.$eval('#status', (e) => e.textContent ?? ''), /no rounds of later yet/);
+    web.store.saveRound({ ...regionRound(REGIONS[0]!, 0, Date.now() - 1000), service: 'later' });
+    await page.waitForSelector('body[data-view="service"]', { timeout: 60_000 });
+    assert.equal(await page.$eval('#service', (e) => (e as HTMLSelectElement).value), 'later');
+    assert.doesNotMatch(await page.$eval('#status', (e) => e.textContent ?? ''), /no rounds of/);
     assert.deepEqual(errors, []);
     await page.close();
   });

@@ -742,9 +742,13 @@
     try {
       const services = await getJson('/api/services');
       const known = services.services.map((s) => s.service);
-      if (state.service && !known.includes(state.service)) state.service = '';
+      // A service asked for that has no round yet (a demo's page opened before its first round, a
+      // bookmark of a retired service) is kept, not forgotten: its view opens once it has a round;
+      // until then the page shows what there is and says so.
+      const chosen = state.service && known.includes(state.service) ? state.service : '';
+      const notYet = state.service && !chosen ? `no rounds of ${state.service} yet · ` : '';
       // More than one service and none chosen: every service × region on one screen.
-      if (!state.service && known.length > 1) {
+      if (!chosen && known.length > 1) {
         const [overview, health] = await Promise.all([
           getJson('/api/overview', { since: state.since }),
           getJson('/api/health'),
@@ -753,11 +757,14 @@
         renderControls(services, null);
         renderOverview(overview);
         renderHealth(health);
-        setStatus(`updated ${clock(Date.now())} · refreshes every ${refreshMs() / 1000} s`, 'ok');
+        setStatus(
+          `${notYet}updated ${clock(Date.now())} · refreshes every ${refreshMs() / 1000} s`,
+          notYet ? 'warn' : 'ok',
+        );
         document.body.dataset.loaded = 'true';
         return;
       }
-      const params = { service: state.service || services.default_service || '', since: state.since };
+      const params = { service: chosen || services.default_service || '', since: state.since };
       const benefit = await getJson('/api/benefit', { ...params, metric: state.metric });
       // The metric benefit chose (the default when none was picked), so the others need not choose again.
       const withMetric = { ...params, metric: benefit.metric || state.metric };
@@ -785,8 +792,8 @@
       setStatus(
         waiting
           ? 'waiting for the first round…'
-          : `updated ${clock(Date.now())} · refreshes every ${refreshMs() / 1000} s`,
-        waiting ? 'warn' : 'ok',
+          : `${notYet}updated ${clock(Date.now())} · refreshes every ${refreshMs() / 1000} s`,
+        waiting || notYet ? 'warn' : 'ok',
       );
       document.body.dataset.loaded = 'true';
     } catch (err) {
