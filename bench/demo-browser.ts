@@ -25,6 +25,7 @@ import { loadCpus, type CpuLoad } from './lib/load.ts';
 import { describeMachine, fmt, machineNote, markdownTable, progress, RESULTS_DIR, writeResult } from './lib/output.ts';
 import { freePort } from './lib/ports.ts';
 import { quantile } from './lib/stats.ts';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from './lib/chromium.ts';
 
 const USAGE = `usage: npm run bench:demo [-- --minutes N] [-- --hog] [-- --quick] [-- --out FILE]
   Linux, root; run under "flock /tmp/anylat-lab.lock" (it builds the lab).
@@ -33,18 +34,6 @@ const USAGE = `usage: npm run bench:demo [-- --minutes N] [-- --hog] [-- --quick
   --quick       1 minute
   --out FILE    the JSON result (default bench/results/demo[-hog][-quick].json)`;
 
-const CHROMIUM_PATH = '/usr/bin/chromium';
-/** As test/support/browser.ts starts it: an ordinary headless Chromium, at the user's priority. */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const REGIONS = ['us-east', 'eu-west', 'ap-south'];
 /** The page's metric choices the bench cycles through, one per reload. */
 const VIEWS = ['', 'udp/rtt', 'http/total', 'http/warm', 'http/ttfb', 'tcp/rtt', 'icmp/rtt'];

@@ -8,17 +8,7 @@ import { inflateSync } from 'node:zlib';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { ROOT } from './net.ts';
 
-export const CHROMIUM_PATH = '/usr/bin/chromium';
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../../bench/lib/chromium.ts';
 /** Screenshots go here (git-ignored) so a human can look at what the test saw. */
 export const ARTIFACTS = join(ROOT, 'test', 'artifacts');
 
