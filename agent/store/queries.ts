@@ -484,6 +484,11 @@ export interface BenefitColumns {
 }
 
 /** benefitSeries as columns per agent (give protocol and metric: one row per round). */
+/** Benefit columns with no round in them. */
+export function emptyBenefitColumns(): BenefitColumns {
+  return { t: [], anycast_p50_ms: [], baseline_p50_ms: [], baseline: [], saved_ms: [], ci_low_ms: [], ci_high_ms: [] };
+}
+
 export function benefitColumns(db: Database.Database, query: SeriesQuery): Map<string, BenefitColumns> {
   const { where, params } = roundFilter(query, 'b');
   const rows = db
@@ -499,19 +504,7 @@ export function benefitColumns(db: Database.Database, query: SeriesQuery): Map<s
   const out = new Map<string, BenefitColumns>();
   for (const [agent, t, anycast, base, baseline, saved, lo, hi] of rows) {
     let c = out.get(agent);
-    if (!c)
-      out.set(
-        agent,
-        (c = {
-          t: [],
-          anycast_p50_ms: [],
-          baseline_p50_ms: [],
-          baseline: [],
-          saved_ms: [],
-          ci_low_ms: [],
-          ci_high_ms: [],
-        }),
-      );
+    if (!c) out.set(agent, (c = emptyBenefitColumns()));
     c.t.push(t);
     c.anycast_p50_ms.push(anycast);
     c.baseline_p50_ms.push(base);

@@ -4,7 +4,13 @@
 import { PROTOCOL_METRICS, PROTOCOLS, type Metric, type Protocol, type Scope } from '../core/model.ts';
 import type { AgentHealth, EventRow, LossTotal, ReportRow, ServiceSummary, Store } from '../store/index.ts';
 import { median } from '../util/median.ts';
-import type { BenefitColumns, LossColumns, SiteRun, TraceRow } from '../store/queries.ts';
+import {
+  emptyBenefitColumns,
+  type BenefitColumns,
+  type LossColumns,
+  type SiteRun,
+  type TraceRow,
+} from '../store/queries.ts';
 import { WebParamError, type Params } from './params.ts';
 
 /** The part of the store the dashboard reads. */
@@ -560,16 +566,7 @@ export class DashboardQueries {
     );
     out.regions = w.agents.flatMap(({ agent, agent_region }) =>
       sizes.map((size) => {
-        const none: BenefitColumns = {
-          t: [],
-          anycast_p50_ms: [],
-          baseline_p50_ms: [],
-          baseline: [],
-          saved_ms: [],
-          ci_low_ms: [],
-          ci_high_ms: [],
-        };
-        return { agent, agent_region, size, ...(bySize.get(size)!.get(agent) ?? none) };
+        return { agent, agent_region, size, ...(bySize.get(size)!.get(agent) ?? emptyBenefitColumns()) };
       }),
     );
     return out;
