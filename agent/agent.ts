@@ -7,6 +7,7 @@ import type { AgentHeartbeat, AgentIdentity, AnylatEvent, Endpoint, PathTrace, R
 import type { AnylatConfig, ServiceConfig } from './config/types.ts';
 import { deriveEvents, type RoundState } from './round/events.ts';
 import { TraceLimiter, traceRequests, type BenefitHistory, type TraceRequest } from './round/trace-trigger.ts';
+import { keepStampsOn } from './net/stamps-on.ts';
 import { trace } from './net/trace.ts';
 import { runRound, type RoundSpec } from './round/run-round.ts';
 import { agentFamilies, type AgentHealth } from './metrics/agent-metrics.ts';
@@ -191,6 +192,8 @@ export class Agent {
 
   /** Opens the store, starts the sink, the web dashboard (when set) and the schedule. */
   async start(): Promise<void> {
+    // Well before the first round's first datagram (stamps-on.ts says why).
+    keepStampsOn();
     const c = this.config;
     this.store = openStore(c.store.path, {
       retention: { maxAgeMs: c.store.retention.ageMs, maxRows: c.store.retention.rows },

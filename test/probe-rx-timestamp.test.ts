@@ -30,6 +30,30 @@ function connected(socket: Socket, port: number): Promise<void> {
   return new Promise((resolve) => socket.connect(port, '127.0.0.1', () => resolve()));
 }
 
+/**
+ * Linux starts stamping packets in deferred work when the first socket asks (agent/net/stamps-on.ts),
+ * and until that work has run a datagram carries no stamp: SIOCGSTAMPNS then reports the moment of
+ * the call. Waits until a datagram handled 5 ms after it arrived reads as such, so the timed datagram
+ * below tests the stamp, not how soon the kernel's work queue ran on a busy machine.
+ */
+async function untilStamped(rx: Socket, tx: Socket, stamps: RxTimestamps): Promise<void> {
+  let last = 0;
+  for (let i = 0; i < 100; i++) {
+    const got = new Promise<number | undefined>((resolve) =>
+      rx.once('message', () => {
+        const handledAt = performance.now();
+        const receivedAt = stamps.receivedAt();
+        resolve(receivedAt === undefined ? undefined : handledAt - receivedAt);
+      }),
+    );
+    tx.send(Buffer.from('w'));
+    block(5);
+    last = (await got) ?? 0;
+    if (last >= 4) return;
+  }
+  assert.fail(`the kernel never stamped a datagram in 100 tries (last one handled ${last} ms after its stamp)`);
+}
+
 test('rx timestamps are available here (Linux, koffi)', () => {
   assert.equal(process.platform, 'linux');
   assert.equal(loadRxTimestamps(), true);
@@ -43,6 +67,7 @@ test('RxTimestamps: a datagram handled after a stall is stamped when it arrived'
   const stamps = RxTimestamps.enable(rx);
   assert.ok(stamps, 'stamping turned on');
   try {
+    await untilStamped(rx, tx, stamps);
     const got = new Promise<{ handledAt: number; receivedAt: number | undefined }>((resolve) =>
       rx.once('message', () => {
         const handledAt = performance.now();

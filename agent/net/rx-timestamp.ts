@@ -16,6 +16,7 @@ import { createRequire } from 'node:module';
 import type { Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { errorMessage } from '../util/errors.ts';
+import { keepStampsOn } from './stamps-on.ts';
 
 const SIOCGSTAMPNS = 0x8907;
 const CLOCK_REALTIME = 0;
@@ -55,6 +56,7 @@ export function loadRxTimestamps(): boolean {
       ioctl: (fd, request, type, arg) => ioctl(fd, request, type, arg) as number,
       clockGettime: (clock, ts) => clockGettime(clock, ts) as number,
     };
+    keepStampsOn();
   } catch (err) {
     unavailableWhy = `cannot call ioctl through koffi: ${errorMessage(err)}`;
   }

@@ -19,6 +19,7 @@
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { keepStampsOn } from './stamps-on.ts';
 import { socketFd } from './tcp-info.ts';
 
 const SOL_SOCKET = 1;
@@ -52,26 +53,11 @@ export function loadTcpArrival(): boolean {
       clockGettime: lib.func('int clock_gettime(int clock, void *ts)') as Fn,
       address: (b: Buffer) => koffi.address(b) as bigint,
     };
-    keepStampsOn(lib.func('int socket(int domain, int type, int protocol)') as Fn, libc.setsockopt);
+    keepStampsOn();
   } catch {
     libc = null;
   }
   return libc !== null;
-}
-
-/**
- * Linux stamps received packets only while some socket wants stamps, and turns that on for the
- * first such socket in deferred work (net_enable_timestamp: schedule_work when none wanted them),
- * so a response arriving within microseconds of the first enableTcpArrival after a quiet spell
- * carries no stamp (seen as a rare monotonic fallback in a test whose server answers at once).
- * One UDP socket with SO_TIMESTAMPNS, opened once per process and never closed, keeps the kernel
- * stamping from setup on; later sockets then switch stamps on at once.
- */
-function keepStampsOn(socket: Fn, setsockopt: Fn): void {
-  const AF_INET = 2;
-  const SOCK_DGRAM = 2;
-  const fd = Number(socket(AF_INET, SOCK_DGRAM, 0));
-  if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, new Int32Array([1]), 4);
 }
 
 // The private part of Node this touches besides the fd: a stream handle's readStop/readStart and

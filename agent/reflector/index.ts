@@ -1,6 +1,7 @@
 // The reflector: the STAMP Session-Reflector (UDP), the TCP echo, the HTTP endpoint and, when asked,
 // the DNS site answers, started together on the same bind addresses with the same site name, and
 // closed together.
+import { keepStampsOn } from '../net/stamps-on.ts';
 import { startDnsReflector } from './dns.ts';
 import { startHttpReflector } from './http.ts';
 import { localAddresses, startStampReflector } from './stamp.ts';
@@ -37,6 +38,7 @@ export interface RunningReflector {
  * already started are closed and its error is thrown.
  */
 export async function startReflector(options: ReflectorOptions): Promise<RunningReflector> {
+  keepStampsOn(); // the kernel stamps the first request too (stamps-on.ts)
   const binds = options.binds && options.binds.length > 0 ? options.binds : localAddresses();
   const common = { site: options.site, binds, ...(options.log ? { log: options.log } : {}) };
   const parts: ReflectorPart[] = [];

@@ -18,6 +18,7 @@ import {
   type Protocol,
   type RoundResult,
 } from '../core/model.ts';
+import { keepStampsOn } from '../net/stamps-on.ts';
 import { PROBES } from '../probe/index.ts';
 import { DEFAULT_TRANSFER_SAMPLES, sizeLabel } from '../probe/transfer.ts';
 import type { ProbeFactory, ProbeOptionsMap, Prober, ProbeTarget } from '../probe/types.ts';
@@ -313,6 +314,8 @@ async function closeProbers(paths: Path[]): Promise<void> {
  */
 export async function runRound(spec: RoundSpec, deps: RoundDeps = {}): Promise<RoundResult> {
   checkSpec(spec);
+  // Before any probe opens: see stamps-on.ts (the agent and the reflector do it at start already).
+  keepStampsOn();
   const probes = deps.probes ?? PROBES;
   const random = deps.random ?? Math.random;
   const maxInFlight = spec.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
