@@ -325,6 +325,33 @@ function sizeBytes(size: string | null | undefined): number {
   return m ? Number(m[1]) * (m[2] === 'MiB' ? 1024 * 1024 : m[2] === 'KiB' ? 1024 : 1) : 0;
 }
 
+/** What `benefit` works out once for every agent's rows. */
+interface BenefitContext {
+  span: { since: number; until: number; service: string };
+  rows: ReportRow[];
+  selected: { key: string; protocol: Protocol; metric: Metric; scope: Scope } | null;
+  sites: Map<string, SiteSegment[]>;
+  notes: Map<string, string>;
+  sizes: Array<string | null>;
+  goodputs: ReturnType<Store['pathMedians']>;
+}
+
+/** Median goodput of the anycast path and of the headline's baseline, for one agent and size. */
+function goodputOf(
+  goodputs: BenefitContext['goodputs'],
+  agent: string,
+  size: string | null,
+  chosen: ReportRow | undefined,
+): RegionGoodput {
+  const here = goodputs.filter((g) => g.agent === agent && g.size === size);
+  const baseline = chosen ? (Object.keys(headlineOf(chosen).baselines)[0] ?? null) : null;
+  return {
+    anycast_mbps: here.find((g) => g.kind === 'anycast')?.p50 ?? null,
+    baseline_mbps: here.find((g) => g.kind === 'unicast' && g.endpoint === baseline)?.p50 ?? null,
+    baseline,
+  };
+}
+
 /** The distinct sizes among `rows` (smallest first); `[null]` when the rows carry none. */
 function sizesOf(rows: ReadonlyArray<{ size?: string | null }>): Array<string | null> {
   const sizes = [...new Set(rows.map((r) => r.size ?? null))].filter((x): x is string => x !== null);
@@ -469,82 +496,81 @@ export class DashboardQueries {
     if (w.service === null) return empty;
     const rows = this.store.benefitSummary({ since: w.from_t, until: now + 1, service: w.service });
     const { options, selected } = this.selectMetric(rows, params);
-    const sites = selected ? this.siteRuns(w, selected) : new Map<string, SiteSegment[]>();
-    const notes = this.timingNotes(rows, w.agents, { since: w.from_t, until: now + 1, service: w.service }, selected);
-    // A transfer metric has one row per size: every size is its own object, never mixed.
-    const sizes = selected
-      ? sizesOf(rows.filter((r) => r.protocol === selected.protocol && r.metric === selected.metric))
-      : [null];
-    const goodputs =
-      selected?.protocol === 'transfer'
-        ? this.store.pathMedians({
-            since: w.from_t,
-            until: now + 1,
-            service: w.service,
-            protocol: 'transfer',
-            metric: 'goodput_mbps',
-          })
-        : [];
-    const regions: RegionBenefit[] = w.agents.flatMap(({ agent, agent_region }) => {
-      const mine = rows.filter((r) => r.agent === agent);
-      const segs = sites.get(agent) ?? [];
-      const lastRound = mine.reduce<number | null>((t, r) => Math.max(t ?? 0, Date.parse(r.last_round_at)), null);
-      return sizes.map((size): RegionBenefit => {
-        // Prefer the end-to-end row when an agent changed terminatesTcp inside the window.
-        const chosen = selected
-          ? mine
-              .filter(
-                (r) => r.protocol === selected.protocol && r.metric === selected.metric && (r.size ?? null) === size,
-              )
-              .sort((a, b) => (a.scope === b.scope ? 0 : a.scope === 'end_to_end' ? -1 : 1))[0]
-          : undefined;
-        const last = selected
-          ? this.store.latestBenefit({
-              since: w.from_t,
-              until: now + 1,
-              service: w.service!,
-              agent,
-              protocol: selected.protocol,
-              metric: selected.metric,
-              ...(size !== null ? { size } : {}),
-            })
-          : undefined;
-        let goodput: RegionGoodput | null = null;
-        if (selected?.protocol === 'transfer') {
-          const here = goodputs.filter((g) => g.agent === agent && g.size === size);
-          const baseline = chosen ? (Object.keys(headlineOf(chosen).baselines)[0] ?? null) : null;
-          goodput = {
-            anycast_mbps: here.find((g) => g.kind === 'anycast')?.p50 ?? null,
-            baseline_mbps: here.find((g) => g.kind === 'unicast' && g.endpoint === baseline)?.p50 ?? null,
-            baseline,
-          };
-        }
-        return {
-          agent,
-          agent_region: mine[mine.length - 1]?.agent_region ?? agent_region,
-          size,
-          goodput,
-          headline: chosen ? headlineOf(chosen) : null,
-          note: chosen ? null : (notes.get(agent) ?? null),
-          latest: last
-            ? {
-                t: last.t,
-                baseline: last.baseline,
-                anycast_p50_ms: last.anycast_p50_ms,
-                baseline_p50_ms: last.baseline_p50_ms,
-                saved_ms: last.saved_ms,
-                ci_low_ms: last.ci_low_ms,
-                ci_high_ms: last.ci_high_ms,
-                win_rate: last.win_rate,
-              }
-            : null,
-          site: segs[segs.length - 1]?.site ?? null,
-          last_round_t: lastRound,
-          rows: mine,
-        };
-      });
-    });
+    const span = { since: w.from_t, until: now + 1, service: w.service };
+    const ctx: BenefitContext = {
+      span,
+      rows,
+      selected,
+      sites: selected ? this.siteRuns(w, selected) : new Map<string, SiteSegment[]>(),
+      notes: this.timingNotes(rows, w.agents, span, selected),
+      // A transfer metric has one row per size: every size is its own object, never mixed.
+      sizes: selected
+        ? sizesOf(rows.filter((r) => r.protocol === selected.protocol && r.metric === selected.metric))
+        : [null],
+      goodputs:
+        selected?.protocol === 'transfer'
+          ? this.store.pathMedians({ ...span, protocol: 'transfer', metric: 'goodput_mbps' })
+          : [],
+    };
+    const regions = w.agents.flatMap(({ agent, agent_region }) => this.regionBenefits(ctx, agent, agent_region));
     return { ...empty, metric: selected?.key ?? null, scope: selected?.scope ?? null, metrics: options, regions };
+  }
+
+  /** One agent's rows of the benefit response: one per transfer size, else one. */
+  private regionBenefits(ctx: BenefitContext, agent: string, agentRegion: string): RegionBenefit[] {
+    const { selected } = ctx;
+    const mine = ctx.rows.filter((r) => r.agent === agent);
+    const segs = ctx.sites.get(agent) ?? [];
+    const lastRound = mine.reduce<number | null>((t, r) => Math.max(t ?? 0, Date.parse(r.last_round_at)), null);
+    return ctx.sizes.map((size): RegionBenefit => {
+      // Prefer the end-to-end row when an agent changed terminatesTcp inside the window.
+      const chosen = selected
+        ? mine
+            .filter(
+              (r) => r.protocol === selected.protocol && r.metric === selected.metric && (r.size ?? null) === size,
+            )
+            .sort((a, b) => (a.scope === b.scope ? 0 : a.scope === 'end_to_end' ? -1 : 1))[0]
+        : undefined;
+      return {
+        agent,
+        agent_region: mine[mine.length - 1]?.agent_region ?? agentRegion,
+        size,
+        goodput: selected?.protocol === 'transfer' ? goodputOf(ctx.goodputs, agent, size, chosen) : null,
+        headline: chosen ? headlineOf(chosen) : null,
+        note: chosen ? null : (ctx.notes.get(agent) ?? null),
+        latest: selected ? this.latestBenefit(ctx.span, agent, selected, size) : null,
+        site: segs[segs.length - 1]?.site ?? null,
+        last_round_t: lastRound,
+        rows: mine,
+      };
+    });
+  }
+
+  /** The agent's latest round's benefit for the metric (and size), as the page shows it. */
+  private latestBenefit(
+    span: { since: number; until: number; service: string },
+    agent: string,
+    selected: { protocol: Protocol; metric: Metric },
+    size: string | null,
+  ): RegionBenefit['latest'] {
+    const last = this.store.latestBenefit({
+      ...span,
+      agent,
+      protocol: selected.protocol,
+      metric: selected.metric,
+      ...(size !== null ? { size } : {}),
+    });
+    if (!last) return null;
+    return {
+      t: last.t,
+      baseline: last.baseline,
+      anycast_p50_ms: last.anycast_p50_ms,
+      baseline_p50_ms: last.baseline_p50_ms,
+      saved_ms: last.saved_ms,
+      ci_low_ms: last.ci_low_ms,
+      ci_high_ms: last.ci_high_ms,
+      win_rate: last.win_rate,
+    };
   }
 
   latency(params: Params, now: number): LatencyResponse {
