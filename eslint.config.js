@@ -45,8 +45,8 @@ export default tseslint.config(
     },
   },
   {
-    // the embedded page runs in the browser
+    // the embedded page runs in the browser, as ES modules; uPlot is the global its IIFE build defines
     files: ['agent/web/public/**/*.js'],
-    languageOptions: { sourceType: 'script', globals: { ...globals.browser, uPlot: 'readonly' } },
+    languageOptions: { sourceType: 'module', globals: { ...globals.browser, uPlot: 'readonly' } },
   },
 );

@@ -401,6 +401,9 @@ describe('web dashboard server', () => {
       ['/', /^text\/html; charset=utf-8$/],
       ['/index.html', /^text\/html; charset=utf-8$/],
       ['/app.js', /^text\/javascript; charset=utf-8$/],
+      ['/charts.js', /^text\/javascript; charset=utf-8$/],
+      ['/format.js', /^text\/javascript; charset=utf-8$/],
+      ['/sections.js', /^text\/javascript; charset=utf-8$/],
       ['/style.css', /^text\/css; charset=utf-8$/],
       ['/favicon.svg', /^image\/svg\+xml$/],
       [
@@ -423,7 +426,8 @@ describe('web dashboard server', () => {
     }
     const html = (await get<string>(server, '/')).body;
     assert.match(html, /<script src="\/vendor\/uPlot\.iife\.min\.js" defer><\/script>/);
-    assert.match(html, /<script src="\/app\.js" defer><\/script>/);
+    // A module, run after uPlot's deferred script (both in document order once the page is parsed).
+    assert.match(html, /<script type="module" src="\/app\.js"><\/script>/);
     // No inline script or style: the CSP would block them.
     assert.doesNotMatch(html, /<script>|<script(?![^>]*\ssrc=)[^>]*>|<style|\sstyle=|\son[a-z]+=/i);
     const api = await fetch(new URL('/api/health', server.url));
