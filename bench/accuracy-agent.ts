@@ -159,9 +159,60 @@ async function runTransferPhase(cmd: PhaseCommand): Promise<PhaseResult> {
   };
 }
 
-async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
-  if (cmd.transfer) return runTransferPhase(cmd);
-  const su = setup!;
+/** The background paths of a busy phase and what they counted. */
+interface BusyLoad {
+  services: number;
+  counts: { samples: number; failures: number; reasons: Record<string, number> };
+  ctl: AbortController;
+  loops: Array<Promise<void>>;
+}
+
+/** Background paths first, spread over one spacing so they do not start in one burst. */
+async function startBusyLoad(cmd: PhaseCommand, su: AccuracySetup): Promise<BusyLoad> {
+  const ctl = new AbortController();
+  const counts: BusyLoad['counts'] = { samples: 0, failures: 0, reasons: {} };
+  const services = Math.ceil(cmd.busyPaths / (2 * su.targets.length));
+  const loops: Array<Promise<void>> = [];
+  const busySpacing = cmd.busyRatePerPath > 0 ? 1000 / cmd.busyRatePerPath : 1000;
+  for (let i = 0; i < services; i++) {
+    loops.push(
+      (async () => {
+        await new Promise((r) => setTimeout(r, (i / services) * busySpacing));
+        // Their own reflectors: the measured ones' event loops are not the load's.
+        const protocols: RoundProtocols = {
+          udp: { port: su.loadPorts.udp },
+          tcp: { port: su.loadPorts.tcp, echo: true },
+        };
+        await loopRounds(
+          () => spec(`busy-${i}`, protocols, 10, busySpacing, ctl.signal),
+          Number.POSITIVE_INFINITY,
+          (s) => {
+            if (s.attempt.ok) counts.samples++;
+            else {
+              counts.failures++;
+              const why = `${s.protocol} ${s.attempt.reason}`;
+              counts.reasons[why] = (counts.reasons[why] ?? 0) + 1;
+            }
+          },
+          ctl.signal,
+        );
+      })(),
+    );
+  }
+  if (services > 0) await new Promise((r) => setTimeout(r, busySpacing * 2));
+  return { services, counts, ctl, loops };
+}
+
+/** A phase's measured samples as they come: the records, the failures and the http flag counts. */
+interface PhaseSamples {
+  records: SampleRecord[];
+  failures: Record<string, number>;
+  httpFlags: PhaseResult['httpFlags'];
+  record: (row: AccuracyMetric, s: ObservedSample, metric: Metric) => void;
+  countHttp: (s: ObservedSample) => void;
+}
+
+function phaseSamples(): PhaseSamples {
   const records: SampleRecord[] = [];
   const failures: Record<string, number> = {};
   const record = (row: AccuracyMetric, s: ObservedSample, metric: Metric) => {
@@ -179,48 +230,6 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
       kernel ? 1 : 0,
     ]);
   };
-
-  // Background paths first, spread over one spacing so they do not start in one burst.
-  const busyCtl = new AbortController();
-  const busy = { samples: 0, failures: 0, reasons: {} as Record<string, number> };
-  const services = Math.ceil(cmd.busyPaths / (2 * su.targets.length));
-  const busyLoops: Array<Promise<void>> = [];
-  const busySpacing = cmd.busyRatePerPath > 0 ? 1000 / cmd.busyRatePerPath : 1000;
-  for (let i = 0; i < services; i++) {
-    busyLoops.push(
-      (async () => {
-        await new Promise((r) => setTimeout(r, (i / services) * busySpacing));
-        // Their own reflectors: the measured ones' event loops are not the load's.
-        const protocols: RoundProtocols = {
-          udp: { port: su.loadPorts.udp },
-          tcp: { port: su.loadPorts.tcp, echo: true },
-        };
-        await loopRounds(
-          () => spec(`busy-${i}`, protocols, 10, busySpacing, busyCtl.signal),
-          Number.POSITIVE_INFINITY,
-          (s) => {
-            if (s.attempt.ok) busy.samples++;
-            else {
-              busy.failures++;
-              const why = `${s.protocol} ${s.attempt.reason}`;
-              busy.reasons[why] = (busy.reasons[why] ?? 0) + 1;
-            }
-          },
-          busyCtl.signal,
-        );
-      })(),
-    );
-  }
-  if (services > 0) await new Promise((r) => setTimeout(r, busySpacing * 2));
-
-  lag.takeP99();
-  const cpu0 = process.cpuUsage();
-  const elu0 = performance.eventLoopUtilization();
-  const t0 = performance.now();
-  const startedAt = Date.now();
-  const busyAtStart = busy.samples;
-  const until = t0 + cmd.durationMs;
-  measuredTcp = [];
   const httpFlags = Object.fromEntries(
     HTTP_METRICS.map((m) => [m, { n: 0, flagged: 0, kernel: 0 }]),
   ) as PhaseResult['httpFlags'];
@@ -233,79 +242,105 @@ async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
       if (s.attempt.lagWindows !== undefined && s.attempt.lagWindows[m] === undefined) c.kernel++;
     }
   };
-  await Promise.all([
-    loopRounds(
-      () =>
-        spec(
-          'measured',
-          {
-            udp: { port: su.ports.udp },
-            tcp: { port: su.ports.tcp, echo: true },
-            http: { url: `http://bench.anylat.test:${su.ports.http}/` },
-            icmp: {},
-            dns: { port: su.dnsPort },
-          },
-          su.samples,
-          su.spacingMs,
-        ),
-      until,
-      (s) => {
-        if (s.protocol === 'udp') record('udp rtt', s, 'rtt');
-        else if (s.protocol === 'tcp') {
-          record('tcp connect (kernel)', s, 'connect');
-          record('tcp rtt (echo)', s, 'rtt');
-        } else if (s.protocol === 'http') {
-          record('http ttfb', s, 'ttfb');
-          countHttp(s);
-        } else if (s.protocol === 'icmp') record('icmp rtt', s, 'rtt');
-        else if (s.protocol === 'dns') record('dns query', s, 'query');
-      },
-      undefined,
-      measuredProbes,
-    ),
-    loopRounds(
-      () =>
-        spec(
-          'measured-monotonic',
-          {
-            tcp: { port: su.ports.tcp, echo: true, connectClock: 'monotonic', echoClock: 'monotonic' },
-            http: { url: `http://bench.anylat.test:${su.monotonicHttpPort}/`, warm: false, ttfbClock: 'monotonic' },
-          },
-          su.samples,
-          su.spacingMs,
-        ),
-      until,
-      (s) => {
-        if (s.protocol === 'http') {
-          record('http ttfb (monotonic)', s, 'ttfb');
-          return;
-        }
-        record('tcp connect (monotonic)', s, 'connect');
-        record('tcp rtt (echo, monotonic clock)', s, 'rtt');
-      },
-    ),
-  ]);
+  return { records, failures, httpFlags, record, countHttp };
+}
+
+/** The default prober of every protocol (kernel clocks where there are), until `until`. */
+function measureDefault(su: AccuracySetup, until: number, into: PhaseSamples): Promise<void> {
+  const { record, countHttp } = into;
+  return loopRounds(
+    () =>
+      spec(
+        'measured',
+        {
+          udp: { port: su.ports.udp },
+          tcp: { port: su.ports.tcp, echo: true },
+          http: { url: `http://bench.anylat.test:${su.ports.http}/` },
+          icmp: {},
+          dns: { port: su.dnsPort },
+        },
+        su.samples,
+        su.spacingMs,
+      ),
+    until,
+    (s) => {
+      if (s.protocol === 'udp') record('udp rtt', s, 'rtt');
+      else if (s.protocol === 'tcp') {
+        record('tcp connect (kernel)', s, 'connect');
+        record('tcp rtt (echo)', s, 'rtt');
+      } else if (s.protocol === 'http') {
+        record('http ttfb', s, 'ttfb');
+        countHttp(s);
+      } else if (s.protocol === 'icmp') record('icmp rtt', s, 'rtt');
+      else if (s.protocol === 'dns') record('dns query', s, 'query');
+    },
+    undefined,
+    measuredProbes,
+  );
+}
+
+/** The second prober: tcp and http timed by the monotonic clock alone, until `until`. */
+function measureMonotonic(su: AccuracySetup, until: number, into: PhaseSamples): Promise<void> {
+  const { record } = into;
+  return loopRounds(
+    () =>
+      spec(
+        'measured-monotonic',
+        {
+          tcp: { port: su.ports.tcp, echo: true, connectClock: 'monotonic', echoClock: 'monotonic' },
+          http: { url: `http://bench.anylat.test:${su.monotonicHttpPort}/`, warm: false, ttfbClock: 'monotonic' },
+        },
+        su.samples,
+        su.spacingMs,
+      ),
+    until,
+    (s) => {
+      if (s.protocol === 'http') {
+        record('http ttfb (monotonic)', s, 'ttfb');
+        return;
+      }
+      record('tcp connect (monotonic)', s, 'connect');
+      record('tcp rtt (echo, monotonic clock)', s, 'rtt');
+    },
+  );
+}
+
+async function runPhase(cmd: PhaseCommand): Promise<PhaseResult> {
+  if (cmd.transfer) return runTransferPhase(cmd);
+  const su = setup!;
+  const busy = await startBusyLoad(cmd, su);
+
+  lag.takeP99();
+  const cpu0 = process.cpuUsage();
+  const elu0 = performance.eventLoopUtilization();
+  const t0 = performance.now();
+  const startedAt = Date.now();
+  const busyAtStart = busy.counts.samples;
+  const until = t0 + cmd.durationMs;
+  measuredTcp = [];
+  const samples = phaseSamples();
+  await Promise.all([measureDefault(su, until, samples), measureMonotonic(su, until, samples)]);
   const elapsed = performance.now() - t0;
   const endedAt = Date.now();
   const cpu = process.cpuUsage(cpu0);
   const elu = performance.eventLoopUtilization(elu0);
   const lagP99Ms = lag.takeP99();
-  const busySamples = busy.samples - busyAtStart;
-  busyCtl.abort();
-  await Promise.all(busyLoops);
+  const busySamples = busy.counts.samples - busyAtStart;
+  busy.ctl.abort();
+  await Promise.all(busy.loops);
   return {
     phase: cmd.phase,
     startedAt,
     endedAt,
-    records,
-    failures,
+    records: samples.records,
+    failures: samples.failures,
     echoTiming: echoTimingOf(measuredTcp),
-    httpFlags,
+    httpFlags: samples.httpFlags,
     busy: {
-      paths: services * 2 * su.targets.length,
+      paths: busy.services * 2 * su.targets.length,
       samples: busySamples,
-      failures: busy.failures,
-      failureReasons: busy.reasons,
+      failures: busy.counts.failures,
+      failureReasons: busy.counts.reasons,
       samplesPerSecond: Math.round((busySamples / elapsed) * 1000),
     },
     cpuPct: Math.round(((cpu.user + cpu.system) / 1000 / elapsed) * 1000) / 10,

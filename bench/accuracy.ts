@@ -21,7 +21,7 @@ import {
   type PhaseResult,
 } from './lib/accuracy-protocol.ts';
 import { AgentChild } from './lib/child.ts';
-import { BENCH_PORTS, BENCH_TOPOLOGY, LOAD_PORTS, withBenchLab, type BenchTarget } from './lib/lab.ts';
+import { BENCH_PORTS, BENCH_TOPOLOGY, LOAD_PORTS, withBenchLab, type BenchLab, type BenchTarget } from './lib/lab.ts';
 import { loadCpus } from './lib/load.ts';
 import {
   BENCH_DIR,
@@ -110,158 +110,258 @@ function summarize(result: PhaseResult, refMedian: Record<string, number>): Metr
   });
 }
 
+/** One phase as measured: the agent's result, and the ping and wire references over the same span. */
+interface MeasuredPhase {
+  plan: PhasePlan;
+  result: PhaseResult;
+  refMedian: Record<string, number>;
+  refSpread: Record<string, number>;
+  refN: Record<string, number>;
+  wireMedian: Record<string, number>;
+  wireTtfbs: Record<string, number[]>;
+  wireMonoMedian: Record<string, number>;
+  wireMonoTtfbs: Record<string, number[]>;
+  wireToPing: number[];
+}
+
+/** Everything the lab run brings back for the report. */
+interface Measured {
+  phases: MeasuredPhase[];
+  targets: BenchTarget[];
+  transfer: PhaseResult;
+  rateMbit: number | undefined;
+}
+
+/** What the report says of the run itself. */
+interface RunNote {
+  quick: boolean;
+  durationMs: number;
+  elapsedS: number;
+  before: ReturnType<typeof machineNote>;
+  after: ReturnType<typeof machineNote>;
+  outFile: string;
+}
+
+/** The references that run beside the agent: ping, and one capture per http prober. */
+interface References {
+  ping: PingReference;
+  wire: WireTtfbReference;
+  wireMono: WireTtfbReference;
+}
+
+/** A phase's summary per metric. */
+interface PhaseSummary {
+  phase: PhasePlan['phase'];
+  metrics: MetricSummary[];
+}
+
 async function main(): Promise<void> {
   const args = benchArgs('accuracy', USAGE);
   const durationMs = args.quick ? 10_000 : 60_000;
   const started = Date.now();
   const before = machineNote();
   assertTcpdump();
-  const out = await withBenchLab(async (lab) => {
-    const child = new AgentChild(lab.agentNetns, join(BENCH_DIR, 'accuracy-agent.ts'));
-    const reference = new PingReference(
+  const out = await withBenchLab((lab) => measureOnLab(lab, durationMs));
+  const after = machineNote();
+  report(out, {
+    quick: args.quick,
+    durationMs,
+    elapsedS: Math.round((Date.now() - started) / 1000),
+    before,
+    after,
+    outFile: args.out,
+  });
+}
+
+async function measureOnLab(lab: BenchLab, durationMs: number): Promise<Measured> {
+  const child = new AgentChild(lab.agentNetns, join(BENCH_DIR, 'accuracy-agent.ts'));
+  const refs: References = {
+    ping: new PingReference(
       lab.agentNetns,
       lab.targets.map((t) => t.address),
       150,
-    );
+    ),
     // One capture per http prober: each one's connections go to their own port.
-    const wire = new WireTtfbReference(lab.agentNetns, BENCH_PORTS.http);
-    const wireMono = new WireTtfbReference(lab.agentNetns, lab.description.ports.http);
-    try {
-      await wire.start();
-      await wireMono.start();
-      const setup: AccuracySetup = {
-        targets: lab.targets.map((t) => ({ name: t.name, address: t.address })),
-        ports: BENCH_PORTS,
-        monotonicHttpPort: lab.description.ports.http,
-        dnsPort: lab.description.ports.dns,
-        transfer: { sizes: [...TRANSFER_SIZES] },
-        loadPorts: LOAD_PORTS,
-        samples: 10,
-        spacingMs: 250,
-      };
-      await child.request({ setup });
-      progress('warming up the agent (3 s, not counted)');
-      await child.request<PhaseResult>({
-        phase: 'warmup',
-        durationMs: 3000,
-        busyPaths: 0,
-        busyRatePerPath: 0,
-      } satisfies PhaseCommand);
-      reference.start();
-      const phases: Array<{
-        plan: PhasePlan;
-        result: PhaseResult;
-        refMedian: Record<string, number>;
-        refSpread: Record<string, number>;
-        refN: Record<string, number>;
-        wireMedian: Record<string, number>;
-        wireTtfbs: Record<string, number[]>;
-        wireMonoMedian: Record<string, number>;
-        wireMonoTtfbs: Record<string, number[]>;
-        wireToPing: number[];
-      }> = [];
-      for (const plan of PHASES) {
-        progress(`phase ${plan.phase}: ${plan.what} (${durationMs / 1000} s)`);
-        const load = plan.loadCpus ? loadCpus() : undefined;
-        try {
-          const result = await child.request<PhaseResult>({
-            phase: plan.phase,
-            durationMs,
-            busyPaths: plan.busyPaths,
-            busyRatePerPath: plan.busyRatePerPath,
-          } satisfies PhaseCommand);
-          const refMedian: Record<string, number> = {};
-          const refSpread: Record<string, number> = {};
-          const refN: Record<string, number> = {};
-          const wireMedian: Record<string, number> = {};
-          const wireTtfbs: Record<string, number[]> = {};
-          const wireMonoMedian: Record<string, number> = {};
-          const wireMonoTtfbs: Record<string, number[]> = {};
-          const wireToPing: number[] = [];
-          for (const t of lab.targets) {
-            const rtts = reference.between(t.address, result.startedAt, result.endedAt);
-            refMedian[t.name] = median(rtts);
-            refSpread[t.name] = quantile(rtts, 0.95) - median(rtts);
-            refN[t.name] = rtts.length;
-            const ttfbs = wire.between(t.address, result.startedAt, result.endedAt);
-            wireMedian[t.name] = median(ttfbs);
-            wireTtfbs[t.name] = ttfbs;
-            const mono = wireMono.between(t.address, result.startedAt, result.endedAt);
-            wireMonoMedian[t.name] = median(mono);
-            wireMonoTtfbs[t.name] = mono;
-            for (const v of ttfbs) wireToPing.push(v - refMedian[t.name]!);
-          }
-          phases.push({
-            plan,
-            result,
-            refMedian,
-            refSpread,
-            refN,
-            wireMedian,
-            wireTtfbs,
-            wireMonoMedian,
-            wireMonoTtfbs,
-            wireToPing,
-          });
-        } finally {
-          await load?.stop();
-        }
-      }
-      await reference.stop();
-      progress(
-        `phase transfer: downloads of ${TRANSFER_SIZES.map(sizeLabel).join(', ')} from every origin, one at a time, nothing else running (${durationMs / 1000} s)`,
-      );
-      const transfer = await child.request<PhaseResult>({
-        phase: 'transfer',
-        durationMs,
-        busyPaths: 0,
-        busyRatePerPath: 0,
-        transfer: true,
-      } satisfies PhaseCommand);
-      lab.assertIntact();
-      return { phases, targets: lab.targets, transfer, rateMbit: benchRateMbit() };
-    } finally {
-      await reference.stop();
-      await wire.stop();
-      await wireMono.stop();
-      await child.close();
-    }
-  });
-  const after = machineNote();
-  report(
-    out.phases,
-    out.targets,
-    { quick: args.quick, durationMs, elapsedS: Math.round((Date.now() - started) / 1000), before, after },
-    args.out,
-    { result: out.transfer, rateMbit: out.rateMbit },
-  );
+    wire: new WireTtfbReference(lab.agentNetns, BENCH_PORTS.http),
+    wireMono: new WireTtfbReference(lab.agentNetns, lab.description.ports.http),
+  };
+  try {
+    await refs.wire.start();
+    await refs.wireMono.start();
+    await setUpAgent(child, lab);
+    refs.ping.start();
+    const phases: MeasuredPhase[] = [];
+    for (const plan of PHASES) phases.push(await measurePhase(child, lab.targets, refs, plan, durationMs));
+    await refs.ping.stop();
+    const transfer = await measureTransfer(child, durationMs);
+    lab.assertIntact();
+    return { phases, targets: lab.targets, transfer, rateMbit: benchRateMbit() };
+  } finally {
+    await refs.ping.stop();
+    await refs.wire.stop();
+    await refs.wireMono.stop();
+    await child.close();
+  }
 }
 
-function report(
-  phases: Array<{
-    plan: PhasePlan;
-    result: PhaseResult;
-    refMedian: Record<string, number>;
-    refSpread: Record<string, number>;
-    refN: Record<string, number>;
-    wireMedian: Record<string, number>;
-    wireTtfbs: Record<string, number[]>;
-    wireMonoMedian: Record<string, number>;
-    wireMonoTtfbs: Record<string, number[]>;
-    wireToPing: number[];
-  }>,
+/** Tells the agent what to measure, then warms it up (3 s, not counted). */
+async function setUpAgent(child: AgentChild, lab: BenchLab): Promise<void> {
+  const setup: AccuracySetup = {
+    targets: lab.targets.map((t) => ({ name: t.name, address: t.address })),
+    ports: BENCH_PORTS,
+    monotonicHttpPort: lab.description.ports.http,
+    dnsPort: lab.description.ports.dns,
+    transfer: { sizes: [...TRANSFER_SIZES] },
+    loadPorts: LOAD_PORTS,
+    samples: 10,
+    spacingMs: 250,
+  };
+  await child.request({ setup });
+  progress('warming up the agent (3 s, not counted)');
+  await child.request<PhaseResult>({
+    phase: 'warmup',
+    durationMs: 3000,
+    busyPaths: 0,
+    busyRatePerPath: 0,
+  } satisfies PhaseCommand);
+}
+
+async function measurePhase(
+  child: AgentChild,
   targets: BenchTarget[],
-  run: {
-    quick: boolean;
-    durationMs: number;
-    elapsedS: number;
-    before: ReturnType<typeof machineNote>;
-    after: ReturnType<typeof machineNote>;
-  },
-  outFile: string,
-  transfer: { result: PhaseResult; rateMbit: number | undefined },
-): void {
-  const summaries = phases.map((p) => ({ phase: p.plan.phase, metrics: summarize(p.result, p.refMedian) }));
+  refs: References,
+  plan: PhasePlan,
+  durationMs: number,
+): Promise<MeasuredPhase> {
+  progress(`phase ${plan.phase}: ${plan.what} (${durationMs / 1000} s)`);
+  const load = plan.loadCpus ? loadCpus() : undefined;
+  try {
+    const result = await child.request<PhaseResult>({
+      phase: plan.phase,
+      durationMs,
+      busyPaths: plan.busyPaths,
+      busyRatePerPath: plan.busyRatePerPath,
+    } satisfies PhaseCommand);
+    return referencesOver(targets, refs, plan, result);
+  } finally {
+    await load?.stop();
+  }
+}
+
+/** The ping and wire references per origin over the span of the phase's result. */
+function referencesOver(targets: BenchTarget[], refs: References, plan: PhasePlan, result: PhaseResult): MeasuredPhase {
+  const m: MeasuredPhase = {
+    plan,
+    result,
+    refMedian: {},
+    refSpread: {},
+    refN: {},
+    wireMedian: {},
+    wireTtfbs: {},
+    wireMonoMedian: {},
+    wireMonoTtfbs: {},
+    wireToPing: [],
+  };
+  for (const t of targets) {
+    const rtts = refs.ping.between(t.address, result.startedAt, result.endedAt);
+    m.refMedian[t.name] = median(rtts);
+    m.refSpread[t.name] = quantile(rtts, 0.95) - median(rtts);
+    m.refN[t.name] = rtts.length;
+    const ttfbs = refs.wire.between(t.address, result.startedAt, result.endedAt);
+    m.wireMedian[t.name] = median(ttfbs);
+    m.wireTtfbs[t.name] = ttfbs;
+    const mono = refs.wireMono.between(t.address, result.startedAt, result.endedAt);
+    m.wireMonoMedian[t.name] = median(mono);
+    m.wireMonoTtfbs[t.name] = mono;
+    for (const v of ttfbs) m.wireToPing.push(v - m.refMedian[t.name]!);
+  }
+  return m;
+}
+
+function measureTransfer(child: AgentChild, durationMs: number): Promise<PhaseResult> {
+  progress(
+    `phase transfer: downloads of ${TRANSFER_SIZES.map(sizeLabel).join(', ')} from every origin, one at a time, nothing else running (${durationMs / 1000} s)`,
+  );
+  return child.request<PhaseResult>({
+    phase: 'transfer',
+    durationMs,
+    busyPaths: 0,
+    busyRatePerPath: 0,
+    transfer: true,
+  } satisfies PhaseCommand);
+}
+
+function report(out: Measured, run: RunNote): void {
+  const { phases, targets } = out;
+  const summaries: PhaseSummary[] = phases.map((p) => ({
+    phase: p.plan.phase,
+    metrics: summarize(p.result, p.refMedian),
+  }));
+  const wireRows = phases.map((p) => wireRow(p, targets));
+  const transferRows = transferTable(out.transfer, targets, out.rateMbit);
+  const lines: string[] = [
+    ...biasSection(phases, targets, summaries, run),
+    ...agentSection(phases),
+    ...pingSection(phases, targets),
+    ...echoSection(phases, summaries),
+    ...httpKernelSection(summaries),
+    ...wireSection(wireRows),
+    ...httpFlagsSection(phases),
+    ...transferSection(transferRows, out.rateMbit),
+    ...failuresSection(phases, out.transfer),
+    `machine: ${describeMachine(run.before)}; at the end: load ${run.after.loadavg.join(' / ')}; ran ${run.elapsedS} s`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  writeResult(run.outFile, {
+    benchmark: 'accuracy',
+    quick: run.quick,
+    durationPerPhaseS: run.durationMs / 1000,
+    elapsedS: run.elapsedS,
+    machine: { before: run.before, after: run.after },
+    targets,
+    transfer: { rateMbit: out.rateMbit, rows: transferRows, failures: out.transfer.failures },
+    phases: phases.map((p, i) => phaseResultJson(p, targets, wireRows[i]!, summaries[i]!)),
+  });
+}
+
+function phaseResultJson(p: MeasuredPhase, targets: BenchTarget[], wire: WireRow, summary: PhaseSummary) {
+  return {
+    phase: p.plan.phase,
+    what: p.plan.what,
+    agent: {
+      cpuPct: p.result.cpuPct,
+      eventLoopUtilization: p.result.eventLoopUtilization,
+      lagP99Ms: p.result.lagP99Ms,
+      busy: p.result.busy,
+    },
+    reference: Object.fromEntries(
+      targets.map((t) => [
+        t.name,
+        { n: p.refN[t.name], medianMs: round(p.refMedian[t.name]!), p95MinusMedianMs: round(p.refSpread[t.name]!) },
+      ]),
+    ),
+    failures: p.result.failures,
+    echoTiming: p.result.echoTiming,
+    httpFlags: p.result.httpFlags,
+    wire: {
+      ttfbMedianMs: Object.fromEntries(targets.map((t) => [t.name, round(p.wireMedian[t.name]!)])),
+      ...wire,
+    },
+    metrics: summary.metrics,
+  };
+}
+
+function metricOf(s: PhaseSummary, metric: string): MetricSummary {
+  return s.metrics.find((x) => x.metric === metric)!;
+}
+
+/** The main table: anylat − ping per metric and phase. */
+function biasSection(
+  phases: MeasuredPhase[],
+  targets: BenchTarget[],
+  summaries: PhaseSummary[],
+  run: RunNote,
+): string[] {
   const headers = [
     'metric',
     ...phases.flatMap((p) => [`${p.plan.phase} median`, `${p.plan.phase} p95`, `${p.plan.phase} flagged`]),
@@ -269,17 +369,21 @@ function report(
   const rows = ACCURACY_METRICS.map((metric) => [
     metric,
     ...summaries.flatMap((s) => {
-      const m = s.metrics.find((x) => x.metric === metric)!;
+      const m = metricOf(s, metric);
       return [signed(m.medianMs, 3), signed(m.p95Ms, 3), `${fmt(m.flaggedPct, 1)}%`];
     }),
   ]);
-  const lines: string[] = [];
-  lines.push(
+  return [
     `anylat − ping, ms (bias of each sample against the median ping round trip to the same origin in the same phase; origins at ${targets.map((t) => t.configuredRttMs).join(', ')} ms RTT; ${run.durationMs / 1000} s per phase)`,
     '',
-  );
-  lines.push(markdownTable(headers, rows), '');
-  lines.push(
+    markdownTable(headers, rows),
+    '',
+  ];
+}
+
+/** What ran in each phase, and how the agent's process fared. */
+function agentSection(phases: MeasuredPhase[]): string[] {
+  return [
     markdownTable(
       [
         'phase',
@@ -301,8 +405,12 @@ function report(
       ]),
     ),
     '',
-  );
-  lines.push(
+  ];
+}
+
+/** The reference itself: ping's median and spread per origin and phase. */
+function pingSection(phases: MeasuredPhase[], targets: BenchTarget[]): string[] {
+  return [
     markdownTable(
       [
         'origin',
@@ -316,13 +424,13 @@ function report(
       ]),
     ),
     '',
-  );
-  const echo = (s: (typeof summaries)[number], metric: string) => s.metrics.find((x) => x.metric === metric)!;
-  lines.push(
+  ];
+}
+
+function echoSection(phases: MeasuredPhase[], summaries: PhaseSummary[]): string[] {
+  return [
     "tcp echo rtt by clock: the default (the kernel's RTT sample for the echo from TCP_INFO, the monotonic clock where the kernel has no clean one, minus the reflector's reported turnaround) and, in a second prober, the monotonic clock alone; anylat − ping, ms",
     '',
-  );
-  lines.push(
     markdownTable(
       [
         'phase',
@@ -337,8 +445,8 @@ function report(
         'monotonic flagged',
       ],
       summaries.map((s, i) => {
-        const k = echo(s, 'tcp rtt (echo)');
-        const m = echo(s, 'tcp rtt (echo, monotonic clock)');
+        const k = metricOf(s, 'tcp rtt (echo)');
+        const m = metricOf(s, 'tcp rtt (echo, monotonic clock)');
         const t = phases[i]!.result.echoTiming;
         const echoes = t.kernel + t.monotonic;
         const subtracted = echoes === 0 ? Number.NaN : (100 * t.turnaround.subtracted) / echoes;
@@ -357,44 +465,68 @@ function report(
       }),
     ),
     '',
-  );
-  lines.push(
-    `http ttfb timed by the kernel (the rest by the monotonic clock): ${summaries.map((s) => `${s.phase} ${fmt(echo(s, 'http ttfb').kernelPct, 1)}%`).join(', ')}`,
+  ];
+}
+
+function httpKernelSection(summaries: PhaseSummary[]): string[] {
+  return [
+    `http ttfb timed by the kernel (the rest by the monotonic clock): ${summaries.map((s) => `${s.phase} ${fmt(metricOf(s, 'http ttfb').kernelPct, 1)}%`).join(', ')}`,
     '',
-  );
-  lines.push(
-    "http ttfb against the wire: each connection's ttfb as the agent's interfaces saw it (tcpdump, kernel timestamps: the request's first data segment out to the response's first in) is the truth ttfb should equal; the server's own time to answer is in both, and varies. median: anylat's median − the wire's, per origin, pooled; p95: the same for p95 (each side against the wire's median per origin). wire ttfb − ping: the server's own time to answer, which ttfb includes and ping does not; ms",
-    '',
-  );
-  // Every value against the wire's median ttfb to its origin in that phase: anylat's samples and the
-  // wire's own, so their medians and p95s compare like with like.
-  // Each prober against the capture of its own connections (its own port).
-  const against = (
-    p: (typeof phases)[number],
-    metric: string,
-    wireMedian: Record<string, number>,
-    wireTtfbs: Record<string, number[]>,
-  ) => {
-    const idx = SAMPLE_METRICS.indexOf(metric as (typeof SAMPLE_METRICS)[number]);
-    const byName = new Map(targets.map((t) => [t.name, wireMedian[t.name] ?? Number.NaN]));
-    const all = p.result.records.filter((r) => r[0] === idx);
-    const mine = all.filter((r) => r[3] === 0).map((r) => r[2] - (byName.get(r[1]) ?? Number.NaN));
-    const wires = targets.flatMap((t) => (wireTtfbs[t.name] ?? []).map((v) => v - wireMedian[t.name]!));
-    return {
-      n: wires.length,
-      medianMs: round(median(mine) - median(wires)),
-      p95Ms: round(quantile(mine, 0.95) - quantile(wires, 0.95)),
-      // a busy phase may flag every monotonic sample: then the median and p95 are empty, and this says why
-      flaggedPct: all.length === 0 ? Number.NaN : (100 * (all.length - mine.length)) / all.length,
-    };
-  };
-  const wireRows = phases.map((p) => ({
+  ];
+}
+
+/** One prober's ttfb against the wire's, as the wire table shows it. */
+interface AgainstWire {
+  n: number;
+  medianMs: number;
+  p95Ms: number;
+  flaggedPct: number;
+}
+
+interface WireRow {
+  phase: PhasePlan['phase'];
+  server: number;
+  kernel: AgainstWire;
+  monotonic: AgainstWire;
+}
+
+// Each prober against the capture of its own connections (its own port).
+function wireRow(p: MeasuredPhase, targets: BenchTarget[]): WireRow {
+  return {
     phase: p.plan.phase,
     server: round(median(p.wireToPing)),
-    kernel: against(p, 'http ttfb', p.wireMedian, p.wireTtfbs),
-    monotonic: against(p, 'http ttfb (monotonic)', p.wireMonoMedian, p.wireMonoTtfbs),
-  }));
-  lines.push(
+    kernel: againstWire(p, targets, 'http ttfb', p.wireMedian, p.wireTtfbs),
+    monotonic: againstWire(p, targets, 'http ttfb (monotonic)', p.wireMonoMedian, p.wireMonoTtfbs),
+  };
+}
+
+// Every value against the wire's median ttfb to its origin in that phase: anylat's samples and the
+// wire's own, so their medians and p95s compare like with like.
+function againstWire(
+  p: MeasuredPhase,
+  targets: BenchTarget[],
+  metric: string,
+  wireMedian: Record<string, number>,
+  wireTtfbs: Record<string, number[]>,
+): AgainstWire {
+  const idx = SAMPLE_METRICS.indexOf(metric as (typeof SAMPLE_METRICS)[number]);
+  const byName = new Map(targets.map((t) => [t.name, wireMedian[t.name] ?? Number.NaN]));
+  const all = p.result.records.filter((r) => r[0] === idx);
+  const mine = all.filter((r) => r[3] === 0).map((r) => r[2] - (byName.get(r[1]) ?? Number.NaN));
+  const wires = targets.flatMap((t) => (wireTtfbs[t.name] ?? []).map((v) => v - wireMedian[t.name]!));
+  return {
+    n: wires.length,
+    medianMs: round(median(mine) - median(wires)),
+    p95Ms: round(quantile(mine, 0.95) - quantile(wires, 0.95)),
+    // a busy phase may flag every monotonic sample: then the median and p95 are empty, and this says why
+    flaggedPct: all.length === 0 ? Number.NaN : (100 * (all.length - mine.length)) / all.length,
+  };
+}
+
+function wireSection(wireRows: WireRow[]): string[] {
+  return [
+    "http ttfb against the wire: each connection's ttfb as the agent's interfaces saw it (tcpdump, kernel timestamps: the request's first data segment out to the response's first in) is the truth ttfb should equal; the server's own time to answer is in both, and varies. median: anylat's median − the wire's, per origin, pooled; p95: the same for p95 (each side against the wire's median per origin). wire ttfb − ping: the server's own time to answer, which ttfb includes and ping does not; ms",
+    '',
     markdownTable(
       [
         'phase',
@@ -418,12 +550,13 @@ function report(
       ]),
     ),
     '',
-  );
-  lines.push(
+  ];
+}
+
+function httpFlagsSection(phases: MeasuredPhase[]): string[] {
+  return [
     "http: share of each metric's samples flagged for event-loop lag (kept out of the figures) and share timed by the kernel alone (no lag window), default prober (kernel clock, warm request on), per phase",
     '',
-  );
-  lines.push(
     markdownTable(
       [
         'http metric',
@@ -442,13 +575,12 @@ function report(
       ]),
     ),
     '',
-  );
-  const failures = phases.flatMap((p) =>
-    Object.entries(p.result.failures).map(([m, n]) => `${p.plan.phase} ${m}: ${n}`),
-  );
-  const transferRows = transferTable(transfer.result, targets, transfer.rateMbit);
-  lines.push(
-    `transfer download against the link (phase transfer: downloads only, one at a time): measured median of the download (first byte to last) per origin and size, and the physical limit of the lab link (${transfer.rateMbit ?? '?'} Mbit/s, the configured RTT): TCP slow start from 10 segments of 1448 bytes, doubling each round trip, until a flight fills the link, then the link's rate; ms`,
+  ];
+}
+
+function transferSection(transferRows: ReturnType<typeof transferTable>, rateMbit: number | undefined): string[] {
+  return [
+    `transfer download against the link (phase transfer: downloads only, one at a time): measured median of the download (first byte to last) per origin and size, and the physical limit of the lab link (${rateMbit ?? '?'} Mbit/s, the configured RTT): TCP slow start from 10 segments of 1448 bytes, doubling each round trip, until a flight fills the link, then the link's rate; ms`,
     '',
     markdownTable(
       [
@@ -475,47 +607,17 @@ function report(
       ]),
     ),
     '',
+  ];
+}
+
+/** The samples that failed, per phase and metric; nothing when none did. */
+function failuresSection(phases: MeasuredPhase[], transfer: PhaseResult): string[] {
+  const failures = phases.flatMap((p) =>
+    Object.entries(p.result.failures).map(([m, n]) => `${p.plan.phase} ${m}: ${n}`),
   );
-  const transferFailures = Object.entries(transfer.result.failures).map(([m, n]) => `${m}: ${n}`);
+  const transferFailures = Object.entries(transfer.failures).map(([m, n]) => `${m}: ${n}`);
   if (transferFailures.length > 0) failures.push(...transferFailures.map((f) => `transfer ${f}`));
-  if (failures.length > 0) lines.push(`failed samples (not in the figures): ${failures.join(', ')}`, '');
-  lines.push(
-    `machine: ${describeMachine(run.before)}; at the end: load ${run.after.loadavg.join(' / ')}; ran ${run.elapsedS} s`,
-  );
-  process.stdout.write(`${lines.join('\n')}\n`);
-  writeResult(outFile, {
-    benchmark: 'accuracy',
-    quick: run.quick,
-    durationPerPhaseS: run.durationMs / 1000,
-    elapsedS: run.elapsedS,
-    machine: { before: run.before, after: run.after },
-    targets,
-    transfer: { rateMbit: transfer.rateMbit, rows: transferRows, failures: transfer.result.failures },
-    phases: phases.map((p, i) => ({
-      phase: p.plan.phase,
-      what: p.plan.what,
-      agent: {
-        cpuPct: p.result.cpuPct,
-        eventLoopUtilization: p.result.eventLoopUtilization,
-        lagP99Ms: p.result.lagP99Ms,
-        busy: p.result.busy,
-      },
-      reference: Object.fromEntries(
-        targets.map((t) => [
-          t.name,
-          { n: p.refN[t.name], medianMs: round(p.refMedian[t.name]!), p95MinusMedianMs: round(p.refSpread[t.name]!) },
-        ]),
-      ),
-      failures: p.result.failures,
-      echoTiming: p.result.echoTiming,
-      httpFlags: p.result.httpFlags,
-      wire: {
-        ttfbMedianMs: Object.fromEntries(targets.map((t) => [t.name, round(p.wireMedian[t.name]!)])),
-        ...wireRows[i],
-      },
-      metrics: summaries[i]!.metrics,
-    })),
-  });
+  return failures.length > 0 ? [`failed samples (not in the figures): ${failures.join(', ')}`, ''] : [];
 }
 
 /** The bench lab's internet links' bandwidth, Mbit/s (bench/topology.yaml). */

@@ -81,6 +81,18 @@ async function ping(ns: string, address: string, count: number): Promise<Pinged>
   return s ? { times, ...counts, min: Number(s[1]), avg: Number(s[2]), max: Number(s[3]) } : { times, ...counts };
 }
 
+/** The wire process while it runs: set once started, so teardown knows whether to stop it. */
+type RunningWire = { p?: Awaited<ReturnType<typeof startWire>> };
+
+/** What the report says of the run besides its rows. */
+interface RunNote {
+  quick: boolean;
+  out: string;
+  count: number;
+  started: number;
+  before: ReturnType<typeof machineNote>;
+}
+
 async function main(): Promise<void> {
   const args = benchArgs('wire', USAGE);
   const count = args.quick ? 100 : 1000;
@@ -88,60 +100,103 @@ async function main(): Promise<void> {
   const started = Date.now();
   const before = machineNote();
   const dir = mkdtempSync(join(tmpdir(), 'anylat-bench-wire-'));
-  const wire: { p?: Awaited<ReturnType<typeof startWire>> } = {};
-  const rows: Row[] = [];
+  const wire: RunningWire = {};
+  let rows: Row[];
   let stats: WireStats | undefined;
   try {
-    for (const ns of [A, B]) {
-      await deleteNamespace(ns);
-      await addNamespace(ns);
-    }
-    const links: WireLink[] = DELAYS.map((d, i) => ({
-      id: `d${d}`,
-      a: { netns: A, ifname: `b${i}` },
-      b: { netns: B, ifname: `b${i}` },
-      ab: directionParams({ delayMs: d }),
-      ba: directionParams({ delayMs: d }),
-    }));
-    wire.p = await startWire(
-      { title: 'anylat-wire-bench', links, readyFile: join(dir, 'ready'), statsFile: join(dir, 'stats.json') },
-      { specFile: join(dir, 'spec.json'), log: join(dir, 'wire.log') },
-    );
-    for (const [ns, host] of [
-      [A, 1],
-      [B, 2],
-    ] as const) {
-      await ipBatch(ns, [
-        'link set dev lo up',
-        ...DELAYS.flatMap((_, i) => [
-          `link set dev b${i} addrgenmode none`,
-          `address add 10.98.${i}.${host}/30 dev b${i}`,
-          `link set dev b${i} up`,
-        ]),
-      ]);
-    }
-    for (const load of LOADS) {
-      const hog = load === 'idle' ? undefined : loadCpus();
-      try {
-        progress(`${load}: loopback: ${count} pings`);
-        rows.push(summarize('loopback (no wire)', load, 0, await ping(A, '127.0.0.1', count)));
-        for (const [i, d] of DELAYS.entries()) {
-          progress(`${load}: ${d} ms each way: ${count} pings`);
-          rows.push(summarize(`${d} ms each way`, load, 2 * d, await ping(A, `10.98.${i}.2`, count)));
-        }
-      } finally {
-        await hog?.stop();
-      }
-    }
+    await setUpWire(dir, wire);
+    rows = await pingEveryLink(count);
     await new Promise((r) => setTimeout(r, 1500)); // the stats file is rewritten about once a second
     stats = JSON.parse(readFileSync(join(dir, 'stats.json'), 'utf8')) as WireStats;
   } finally {
-    if (wire.p) await stopProcesses([wire.p]);
-    for (const ns of [A, B]) await deleteNamespace(ns);
-    rmSync(dir, { recursive: true, force: true });
+    await tearDown(dir, wire);
   }
+  report(rows, stats, { quick: args.quick, out: args.out, count, started, before });
+}
+
+/** Two fresh namespaces joined by one wire link per delay, addressed 10.98.<link>.1 and .2. */
+async function setUpWire(dir: string, wire: RunningWire): Promise<void> {
+  for (const ns of [A, B]) {
+    await deleteNamespace(ns);
+    await addNamespace(ns);
+  }
+  const links: WireLink[] = DELAYS.map((d, i) => ({
+    id: `d${d}`,
+    a: { netns: A, ifname: `b${i}` },
+    b: { netns: B, ifname: `b${i}` },
+    ab: directionParams({ delayMs: d }),
+    ba: directionParams({ delayMs: d }),
+  }));
+  wire.p = await startWire(
+    { title: 'anylat-wire-bench', links, readyFile: join(dir, 'ready'), statsFile: join(dir, 'stats.json') },
+    { specFile: join(dir, 'spec.json'), log: join(dir, 'wire.log') },
+  );
+  for (const [ns, host] of [
+    [A, 1],
+    [B, 2],
+  ] as const) {
+    await ipBatch(ns, [
+      'link set dev lo up',
+      ...DELAYS.flatMap((_, i) => [
+        `link set dev b${i} addrgenmode none`,
+        `address add 10.98.${i}.${host}/30 dev b${i}`,
+        `link set dev b${i} up`,
+      ]),
+    ]);
+  }
+}
+
+/** Loopback, then every link, under each load in turn. */
+async function pingEveryLink(count: number): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const load of LOADS) {
+    const hog = load === 'idle' ? undefined : loadCpus();
+    try {
+      progress(`${load}: loopback: ${count} pings`);
+      rows.push(summarize('loopback (no wire)', load, 0, await ping(A, '127.0.0.1', count)));
+      for (const [i, d] of DELAYS.entries()) {
+        progress(`${load}: ${d} ms each way: ${count} pings`);
+        rows.push(summarize(`${d} ms each way`, load, 2 * d, await ping(A, `10.98.${i}.2`, count)));
+      }
+    } finally {
+      await hog?.stop();
+    }
+  }
+  return rows;
+}
+
+async function tearDown(dir: string, wire: RunningWire): Promise<void> {
+  if (wire.p) await stopProcesses([wire.p]);
+  for (const ns of [A, B]) await deleteNamespace(ns);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+function report(rows: Row[], stats: WireStats | undefined, run: RunNote): void {
   const after = machineNote();
-  const table = markdownTable(
+  const table = rowsTable(rows);
+  const wireLine = wireCountersLine(stats);
+  process.stdout.write(
+    `ping -c ${run.count} -i 0.01 -W 2, RTT in ms (min, mean, max: ping's summary, µs; p50, p99: its time=, 3 significant digits)\n\n${table}\n\n${wireLine}\nmachine: ${describeMachine(run.before)}; at the end: load ${after.loadavg.join(' / ')}; ran ${Math.round((Date.now() - run.started) / 1000)} s\n`,
+  );
+  writeResult(run.out, {
+    benchmark: 'wire',
+    quick: run.quick,
+    count: run.count,
+    machine: { before: run.before, after },
+    wire: stats,
+    rows: rows.map((r) => ({
+      ...r,
+      min: round(r.min),
+      p50: round(r.p50),
+      mean: round(r.mean),
+      p99: round(r.p99),
+      max: round(r.max),
+    })),
+  });
+}
+
+function rowsTable(rows: Row[]): string {
+  return markdownTable(
     [
       'link',
       'machine',
@@ -172,29 +227,14 @@ async function main(): Promise<void> {
       ];
     }),
   );
-  // The wire's own counters over both passes: every packet it read, it forwarded.
+}
+
+/** The wire's own counters over both passes: every packet it read, it forwarded. */
+function wireCountersLine(stats: WireStats | undefined): string {
   const counted = Object.values(stats?.links ?? {}).flatMap((l) => [l.ab, l.ba]);
   const sum = (k: 'received' | 'forwarded' | 'lost' | 'overflow' | 'writeErrors') =>
     counted.reduce((a, c) => a + c[k], 0);
-  const wireLine = `wire: ${sum('received')} packets read, ${sum('forwarded')} forwarded, ${sum('overflow')} dropped for a full queue, ${sum('writeErrors')} write errors; lateness p50 ${stats?.lateness_us.p50 ?? '-'} µs, p99 ${stats?.lateness_us.p99 ?? '-'} µs, max ${stats?.lateness_us.max ?? '-'} µs (last ${stats?.lateness_us.samples ?? 0} packets)`;
-  process.stdout.write(
-    `ping -c ${count} -i 0.01 -W 2, RTT in ms (min, mean, max: ping's summary, µs; p50, p99: its time=, 3 significant digits)\n\n${table}\n\n${wireLine}\nmachine: ${describeMachine(before)}; at the end: load ${after.loadavg.join(' / ')}; ran ${Math.round((Date.now() - started) / 1000)} s\n`,
-  );
-  writeResult(args.out, {
-    benchmark: 'wire',
-    quick: args.quick,
-    count,
-    machine: { before, after },
-    wire: stats,
-    rows: rows.map((r) => ({
-      ...r,
-      min: round(r.min),
-      p50: round(r.p50),
-      mean: round(r.mean),
-      p99: round(r.p99),
-      max: round(r.max),
-    })),
-  });
+  return `wire: ${sum('received')} packets read, ${sum('forwarded')} forwarded, ${sum('overflow')} dropped for a full queue, ${sum('writeErrors')} write errors; lateness p50 ${stats?.lateness_us.p50 ?? '-'} µs, p99 ${stats?.lateness_us.p99 ?? '-'} µs, max ${stats?.lateness_us.max ?? '-'} µs (last ${stats?.lateness_us.samples ?? 0} packets)`;
 }
 
 await main();

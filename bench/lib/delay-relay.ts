@@ -70,107 +70,21 @@ export interface DelayRelay {
   close(): Promise<void>;
 }
 
+/** What the UDP and TCP halves share: the options, and the counters they report into. */
+interface RelayContext {
+  options: DelayRelayOptions;
+  counts: DelayRelay['counts'];
+  held: DelayRelay['held'];
+}
+
 /** Starts the relay; close it in `after`. */
 export async function startDelayRelay(options: DelayRelayOptions): Promise<DelayRelay> {
   const counts = { udp: 0, tcp: 0 };
   const held: DelayRelay['held'] = { udp: { up: [], down: [] }, tcp: { up: [], down: [] } };
+  const ctx: RelayContext = { options, counts, held };
   const closers: Array<() => Promise<void>> = [];
-
-  if (options.udpPort !== undefined) {
-    const port = options.udpPort;
-    const front = createSocket('udp4');
-    // One upstream socket per client, so replies find their way back to the right client.
-    const upstreams = new Map<string, { socket: Socket; line: DelayLine<Buffer> }>();
-    const back = new DelayLine<{ msg: Buffer; to: RemoteInfo }>(
-      options.delayMs,
-      ({ msg, to }) => {
-        counts.udp++;
-        front.send(msg, to.port, to.address);
-      },
-      held.udp.down,
-    );
-    front.on('message', (msg, from) => {
-      const key = `${from.address}:${from.port}`;
-      let up = upstreams.get(key);
-      if (!up) {
-        const socket = createSocket('udp4');
-        socket.on('message', (reply) => back.push({ msg: reply, to: from }));
-        socket.on('error', () => {});
-        const line = new DelayLine<Buffer>(
-          options.delayMs,
-          (m) => {
-            counts.udp++;
-            socket.send(m, port, options.target);
-          },
-          held.udp.up,
-        );
-        up = { socket, line };
-        upstreams.set(key, up);
-      }
-      up.line.push(msg);
-    });
-    await new Promise<void>((resolve, reject) => {
-      front.once('error', reject);
-      front.bind(port, options.listen, () => resolve());
-    });
-    closers.push(async () => {
-      back.close();
-      for (const { socket, line } of upstreams.values()) {
-        line.close();
-        socket.close();
-      }
-      await new Promise<void>((resolve) => front.close(() => resolve()));
-    });
-  }
-
-  if (options.tcpPort !== undefined) {
-    const port = options.tcpPort;
-    const sockets = new Set<net.Socket>();
-    const server = net.createServer({ noDelay: true }, (client) => {
-      const upstream = net.connect({ host: options.target, port, noDelay: true });
-      sockets.add(client);
-      sockets.add(upstream);
-      const toUp = new DelayLine<Buffer>(
-        options.delayMs,
-        (chunk) => {
-          counts.tcp++;
-          if (!upstream.destroyed) upstream.write(chunk);
-        },
-        held.tcp.up,
-      );
-      const toClient = new DelayLine<Buffer>(
-        options.delayMs,
-        (chunk) => {
-          counts.tcp++;
-          if (!client.destroyed) client.write(chunk);
-        },
-        held.tcp.down,
-      );
-      client.on('data', (c) => toUp.push(c));
-      upstream.on('data', (c) => toClient.push(c));
-      const end = () => {
-        toUp.close();
-        toClient.close();
-        client.destroy();
-        upstream.destroy();
-        sockets.delete(client);
-        sockets.delete(upstream);
-      };
-      for (const s of [client, upstream]) {
-        s.on('error', end);
-        s.on('close', end);
-      }
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, options.listen, () => resolve());
-    });
-    closers.push(async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    });
-  }
-
+  if (options.udpPort !== undefined) closers.push(await startUdpRelay(ctx, options.udpPort));
+  if (options.tcpPort !== undefined) closers.push(await startTcpRelay(ctx, options.tcpPort));
   return {
     counts,
     held,
@@ -178,4 +92,113 @@ export async function startDelayRelay(options: DelayRelayOptions): Promise<Delay
       await Promise.all(closers.map((c) => c()));
     },
   };
+}
+
+/** Listens on `port` and relays each client's datagrams; returns what closes it. */
+async function startUdpRelay(ctx: RelayContext, port: number): Promise<() => Promise<void>> {
+  const { options, counts, held } = ctx;
+  const front = createSocket('udp4');
+  // One upstream socket per client, so replies find their way back to the right client.
+  const upstreams = new Map<string, { socket: Socket; line: DelayLine<Buffer> }>();
+  const back = new DelayLine<{ msg: Buffer; to: RemoteInfo }>(
+    options.delayMs,
+    ({ msg, to }) => {
+      counts.udp++;
+      front.send(msg, to.port, to.address);
+    },
+    held.udp.down,
+  );
+  front.on('message', (msg, from) => {
+    const key = `${from.address}:${from.port}`;
+    let up = upstreams.get(key);
+    if (!up) {
+      up = udpUpstream(ctx, port, (reply) => back.push({ msg: reply, to: from }));
+      upstreams.set(key, up);
+    }
+    up.line.push(msg);
+  });
+  await new Promise<void>((resolve, reject) => {
+    front.once('error', reject);
+    front.bind(port, options.listen, () => resolve());
+  });
+  return async () => {
+    back.close();
+    for (const { socket, line } of upstreams.values()) {
+      line.close();
+      socket.close();
+    }
+    await new Promise<void>((resolve) => front.close(() => resolve()));
+  };
+}
+
+/** One client's socket towards the target, with the line that holds what the client sends. */
+function udpUpstream(
+  ctx: RelayContext,
+  port: number,
+  onReply: (reply: Buffer) => void,
+): { socket: Socket; line: DelayLine<Buffer> } {
+  const socket = createSocket('udp4');
+  socket.on('message', onReply);
+  socket.on('error', () => {});
+  const line = new DelayLine<Buffer>(
+    ctx.options.delayMs,
+    (m) => {
+      ctx.counts.udp++;
+      socket.send(m, port, ctx.options.target);
+    },
+    ctx.held.udp.up,
+  );
+  return { socket, line };
+}
+
+/** Listens on `port` and relays each connection's bytes; returns what closes it. */
+async function startTcpRelay(ctx: RelayContext, port: number): Promise<() => Promise<void>> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ noDelay: true }, (client) => relayConnection(ctx, port, client, sockets));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, ctx.options.listen, () => resolve());
+  });
+  return async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+}
+
+/** Connects `client` to the target and holds the bytes both ways; either side ending ends both. */
+function relayConnection(ctx: RelayContext, port: number, client: net.Socket, sockets: Set<net.Socket>): void {
+  const { options, counts, held } = ctx;
+  const upstream = net.connect({ host: options.target, port, noDelay: true });
+  sockets.add(client);
+  sockets.add(upstream);
+  const toUp = new DelayLine<Buffer>(
+    options.delayMs,
+    (chunk) => {
+      counts.tcp++;
+      if (!upstream.destroyed) upstream.write(chunk);
+    },
+    held.tcp.up,
+  );
+  const toClient = new DelayLine<Buffer>(
+    options.delayMs,
+    (chunk) => {
+      counts.tcp++;
+      if (!client.destroyed) client.write(chunk);
+    },
+    held.tcp.down,
+  );
+  client.on('data', (c) => toUp.push(c));
+  upstream.on('data', (c) => toClient.push(c));
+  const end = () => {
+    toUp.close();
+    toClient.close();
+    client.destroy();
+    upstream.destroy();
+    sockets.delete(client);
+    sockets.delete(upstream);
+  };
+  for (const s of [client, upstream]) {
+    s.on('error', end);
+    s.on('close', end);
+  }
 }
