@@ -20,7 +20,7 @@ import { DemoScreen } from '../demo/screen.ts';
 import { displayUrl, type InfluxTarget } from '../sink/index.ts';
 import { formatDuration, parseDuration } from '../util/duration.ts';
 import { EnvironmentError, UsageError } from '../util/errors.ts';
-import { parseListen } from '../web/index.ts';
+import { parseListen, type ListenAddress } from '../web/index.ts';
 import { parseArgsOrUsage, parseCount } from './args.ts';
 import { ANYLAT_BIN } from '../util/package.ts';
 
@@ -193,14 +193,62 @@ function summary(report: DemoStopReport, storePath: string): string[] {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgsOrUsage(
-    () => parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }),
-    'demo',
-  );
+  const { values, positionals } = parseDemoArgs(argv);
   if (values.help) {
     process.stdout.write(`${DEMO_USAGE}\n`);
     return 0;
   }
+  const settings = demoSettings(values, positionals);
+  const screen = new DemoScreen(process.stdout);
+  const log = (line: string) => screen.log(line);
+
+  // Signals are caught from here on: one that arrives while the lab builds still tears it down.
+  const stop = new DemoStop(log);
+  process.on('SIGINT', stop.onSignal);
+  process.on('SIGTERM', stop.onSignal);
+
+  const running = await buildDemo(settings, stop, log);
+  const labDirOpt = running.lab.dir;
+  running.onAgentExit((agent, exit, tail) =>
+    log(`agent ${agent.id} exited (${exit}); the end of ${agent.logFile}:\n  ${tail.split('\n').join('\n  ')}`),
+  );
+  screen.setIntro(introLines(running, settings.influx, settings.fresh, settings.dir, labDirOpt));
+
+  const table = startLiveTable(running, settings.rounds, screen, log);
+  const deadline =
+    settings.durationMs === undefined
+      ? undefined
+      : setTimeout(() => stop.request(`--duration ${values.duration}`), settings.durationMs);
+
+  await stop.wait();
+  table.stop();
+  if (deadline) clearTimeout(deadline);
+  screen.release();
+  return stopDemo(running, stop, settings.storePath, table.tables(), log);
+}
+
+function parseDemoArgs(argv: string[]) {
+  return parseArgsOrUsage(
+    () => parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }),
+    'demo',
+  );
+}
+
+type DemoValues = ReturnType<typeof parseDemoArgs>['values'];
+
+/** What the command line and the environment ask of this demo, checked. */
+interface DemoSettings {
+  values: DemoValues;
+  durationMs: number | undefined;
+  web: ListenAddress;
+  rounds: DemoRounds;
+  influx: InfluxTarget | undefined;
+  dir: string;
+  fresh: boolean;
+  storePath: string;
+}
+
+function demoSettings(values: DemoValues, positionals: string[]): DemoSettings {
   if (positionals.length > 0)
     throw new UsageError(`demo: unexpected argument "${positionals[0]}" (see anylat demo --help)`);
   const durationMs = values.duration === undefined ? undefined : parseDuration(values.duration, '--duration');
@@ -210,33 +258,56 @@ export async function run(argv: string[]): Promise<number> {
   const rounds = roundsFrom(values);
   const influx = influxFromEnv();
   requireHost();
+  return {
+    values,
+    durationMs,
+    web,
+    rounds,
+    influx,
+    dir: resolve(values.dir ?? process.env.ANYLAT_DEMO_DIR ?? DEFAULT_DIR),
+    fresh: values.store === undefined,
+    storePath: resolve(values.store ?? DEFAULT_STORE),
+  };
+}
 
-  const dir = resolve(values.dir ?? process.env.ANYLAT_DEMO_DIR ?? DEFAULT_DIR);
-  const fresh = values.store === undefined;
-  const storePath = resolve(values.store ?? DEFAULT_STORE);
-  const screen = new DemoScreen(process.stdout);
-  const log = (line: string) => screen.log(line);
+/** What ends the demo (a signal or --duration), and the demo to hurry when a second signal comes. */
+class DemoStop {
+  reason: string | undefined;
+  demo: RunningDemo | undefined;
+  private wake: (() => void) | undefined;
+  private firstSignalAt = 0;
+  private readonly log: (line: string) => void;
 
-  // Signals are caught from here on: one that arrives while the lab builds still tears it down.
-  let stopRequested: string | undefined;
-  let wake: (() => void) | undefined;
-  let demo: RunningDemo | undefined;
-  let firstSignalAt = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
+  constructor(log: (line: string) => void) {
+    this.log = log;
+  }
+
+  readonly onSignal = (signal: NodeJS.Signals): void => {
     // Under `npm start`, Ctrl-C reaches the demo twice: from the terminal and forwarded by npm.
-    if (stopRequested !== undefined && Date.now() - firstSignalAt < REPEAT_SIGNAL_MS) return;
-    if (stopRequested !== undefined) {
-      log(`${signal} again: killing the agents; the lab still goes down`);
-      void demo?.stop({ fast: true });
+    if (this.reason !== undefined && Date.now() - this.firstSignalAt < REPEAT_SIGNAL_MS) return;
+    if (this.reason !== undefined) {
+      this.log(`${signal} again: killing the agents; the lab still goes down`);
+      void this.demo?.stop({ fast: true });
       return;
     }
-    stopRequested = signal;
-    firstSignalAt = Date.now();
-    wake?.();
+    this.reason = signal;
+    this.firstSignalAt = Date.now();
+    this.wake?.();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
 
+  request(reason: string): void {
+    this.reason ??= reason;
+    this.wake?.();
+  }
+
+  async wait(): Promise<void> {
+    if (this.reason === undefined) await new Promise<void>((r) => (this.wake = r));
+  }
+}
+
+/** Clears what a crashed lab left, then starts the lab and the agents. */
+async function buildDemo(settings: DemoSettings, stop: DemoStop, log: (line: string) => void): Promise<RunningDemo> {
+  const { values, dir } = settings;
   const presence = labPresence();
   if (presence === 'running') {
     throw new EnvironmentError(
@@ -257,23 +328,26 @@ export async function run(argv: string[]): Promise<number> {
   const chosen = values.dir !== undefined || process.env.ANYLAT_DEMO_DIR !== undefined;
   const removeDir = chosen && existsSync(dir) ? () => {} : () => rmSync(dir, { recursive: true, force: true });
   process.once('exit', removeDir);
-  demo = await startDemo({
+  stop.demo = await startDemo({
     dir,
-    storePath,
-    freshStore: fresh,
-    web,
-    rounds,
+    storePath: settings.storePath,
+    freshStore: settings.fresh,
+    web: settings.web,
+    rounds: settings.rounds,
     ...(values.topology ? { topology: values.topology } : {}),
-    ...(influx ? { influx } : {}),
+    ...(settings.influx ? { influx: settings.influx } : {}),
     log,
   });
-  const running = demo;
-  const labDirOpt = running.lab.dir;
-  running.onAgentExit((agent, exit, tail) =>
-    log(`agent ${agent.id} exited (${exit}); the end of ${agent.logFile}:\n  ${tail.split('\n').join('\n  ')}`),
-  );
-  screen.setIntro(introLines(running, influx, fresh, dir, labDirOpt));
+  return stop.demo;
+}
 
+/** Redraws the benefit table once every agent finished a round; `tables` counts the tables drawn. */
+function startLiveTable(
+  running: RunningDemo,
+  rounds: DemoRounds,
+  screen: DemoScreen,
+  log: (line: string) => void,
+): { stop(): void; tables(): number } {
   const regions = running.agents.map((a) => ({ region: a.region, agent: a.id }));
   const seen = new Map<string, number>();
   let pendingSince: number | undefined;
@@ -300,26 +374,22 @@ export async function run(argv: string[]): Promise<number> {
       log(`table: ${(err as Error).message}`);
     }
   }, 1_000);
-  const deadline =
-    durationMs === undefined
-      ? undefined
-      : setTimeout(() => {
-          stopRequested ??= `--duration ${values.duration}`;
-          wake?.();
-        }, durationMs);
+  return { stop: () => clearInterval(timer), tables: () => tables };
+}
 
-  if (stopRequested === undefined) await new Promise<void>((r) => (wake = r));
-  clearInterval(timer);
-  if (deadline) clearTimeout(deadline);
-  screen.release();
-  log(
-    `${stopRequested}: stopping the agents (rounds in flight finish), then taking the lab down; Ctrl-C again to hurry`,
-  );
+async function stopDemo(
+  running: RunningDemo,
+  stop: DemoStop,
+  storePath: string,
+  tables: number,
+  log: (line: string) => void,
+): Promise<number> {
+  log(`${stop.reason}: stopping the agents (rounds in flight finish), then taking the lab down; Ctrl-C again to hurry`);
   const report = await running.stop();
   for (const line of summary(report, storePath)) log(line);
   if (tables === 0) log('no round was completed before the demo stopped');
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  process.off('SIGINT', stop.onSignal);
+  process.off('SIGTERM', stop.onSignal);
   // Sockets and timers of stopped parts must not keep the process alive.
   setTimeout(() => process.exit(process.exitCode ?? 0), 2_000).unref();
   return 'error' in report.lab ? 1 : 0;

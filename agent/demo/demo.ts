@@ -190,111 +190,149 @@ async function stopAgent(
   return { region: agent.region, exit: await agent.exited, killed };
 }
 
+type ExitListener = (agent: DemoAgent, exit: number | string, logTail: string) => void;
+
+/** What the demo has started so far: the teardown undoes exactly this, also halfway through. */
+interface DemoParts {
+  options: DemoOptions;
+  log: (line: string) => void;
+  rounds: DemoRounds;
+  dir: string;
+  storePath: string;
+  children: Array<{ agent: DemoAgent; child: ChildProcess }>;
+  store: Store | undefined;
+  web: WebServer | undefined;
+  lab: LabDescription | undefined;
+  sinks: DemoSinks | undefined;
+  exitListeners: ExitListener[];
+  /** set once the teardown began: agents exiting from then on are not news */
+  stopping: boolean;
+}
+
 /**
  * Starts the demo. Throws (after undoing what it started) when the lab cannot come up (not Linux,
  * not root, a lab already up: EnvironmentError, exit 2), the dashboard's address is taken, or an
  * agent does not start.
  */
 export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
-  const log = options.log ?? (() => {});
-  const rounds = options.rounds ?? DEFAULT_ROUNDS;
   const startedAt = Date.now();
-  const dir = resolve(options.dir);
-  const storePath = resolve(options.storePath);
-  for (const sub of ['configs', 'logs', 'bin']) mkdirSync(join(dir, sub), { recursive: true });
-  if (options.freshStore) removeStore(storePath);
-
-  const children: Array<{ agent: DemoAgent; child: ChildProcess }> = [];
-  let store: Store | undefined;
-  let web: WebServer | undefined;
-  let lab: LabDescription | undefined;
-  let sinks: DemoSinks | undefined;
-  const exitListeners: Array<(agent: DemoAgent, exit: number | string, tail: string) => void> = [];
-  let stopping = false;
-
-  const teardown = async (fast: boolean): Promise<DemoStopReport> => {
-    stopping = true;
-    const agents = await Promise.all(children.map(({ agent, child }) => stopAgent(agent, child, fast)));
-    const report: DemoStopReport = { agents, lab: { namespaces: [], processes: [] } };
-    if (sinks) report.influx = await sinks.drain(fast ? 0 : SINK_DRAIN_MS);
-    if (web) await web.close().catch((err: unknown) => log(`web: close failed: ${(err as Error).message}`));
-    store?.close();
-    try {
-      report.lab = await labDown({ ...(options.labDir ? { dir: options.labDir } : {}) });
-    } catch (err) {
-      report.lab = { error: (err as Error).message };
-    }
-    return report;
+  const parts: DemoParts = {
+    options,
+    log: options.log ?? (() => {}),
+    rounds: options.rounds ?? DEFAULT_ROUNDS,
+    dir: resolve(options.dir),
+    storePath: resolve(options.storePath),
+    children: [],
+    store: undefined,
+    web: undefined,
+    lab: undefined,
+    sinks: undefined,
+    exitListeners: [],
+    stopping: false,
   };
+  for (const sub of ['configs', 'logs', 'bin']) mkdirSync(join(parts.dir, sub), { recursive: true });
+  if (options.freshStore) removeStore(parts.storePath);
 
+  let started: { store: Store; lab: LabDescription };
   try {
-    // The demo's handle creates the store (schema) before any agent, and serves the dashboard.
-    store = openStore(storePath, { outbox: false, log });
-    if (options.web !== null) {
-      web = await startWebServer({
-        store,
-        listen: options.web ?? '127.0.0.1:8080',
-        log,
-        // The dashboard's own message names the config key (web.listen); the demo's is --web.
-        bindRemedy: 'give the demo another one with --web ADDR (e.g. --web 127.0.0.1:8081)',
-      });
-    }
-    lab = await labUp({
-      ...(options.topology ? { topology: options.topology } : {}),
-      ...(options.labDir ? { dir: options.labDir } : {}),
-      log: (l) => log(`lab: ${l}`),
-    });
-    const description = lab;
-    log(
-      `starting ${description.agents.length} agents (${description.agents.map((a) => a.region).join(', ')}), one in each agent namespace`,
-    );
-    for (const a of description.agents) {
-      children.push(
-        spawnAgent(description, a.region, { dir, storePath, rounds, outbox: options.influx !== undefined }),
-      );
-    }
-    for (const { agent } of children) {
-      void agent.exited.then((exit) => {
-        if (stopping) return;
-        const tail = logTail(agent.logFile);
-        for (const l of exitListeners) l(agent, exit, tail);
-      });
-    }
-    await Promise.all(children.map(({ agent, child }) => waitRunning(agent, child)));
-    if (options.influx) {
-      sinks = new DemoSinks(store, options.influx, (l) => log(`influx: ${l}`));
-      for (const { agent } of children) sinks.add(agent.id);
-    }
+    started = await startParts(parts);
   } catch (err) {
-    log(`demo: could not start (${(err as Error).message.split('\n')[0]}); cleaning up`);
+    parts.log(`demo: could not start (${(err as Error).message.split('\n')[0]}); cleaning up`);
     // Only take down a lab this call brought up: ANYLAT_LAB_EXISTS means someone else's is running.
-    if (lab) await teardown(true);
+    if (parts.lab) await teardown(parts, true);
     else {
-      if (web) await web.close().catch(() => undefined);
-      store?.close();
+      if (parts.web) await parts.web.close().catch(() => undefined);
+      parts.store?.close();
     }
     throw err;
   }
 
+  const { children } = parts;
   let stopped: Promise<DemoStopReport> | undefined;
   return {
-    lab,
-    store,
-    storePath,
-    web,
+    lab: started.lab,
+    store: started.store,
+    storePath: parts.storePath,
+    web: parts.web,
     agents: children.map((c) => c.agent),
-    sinks,
-    rounds,
+    sinks: parts.sinks,
+    rounds: parts.rounds,
     startedAt,
-    onAgentExit: (listener) => exitListeners.push(listener),
+    onAgentExit: (listener) => parts.exitListeners.push(listener),
     stop: (opts = {}) => {
       // A second, fast stop while a graceful one runs: kill what is left, the lab still goes down.
       if (stopped && opts.fast) {
         for (const { child } of children)
           if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       }
-      stopped ??= teardown(opts.fast === true);
+      stopped ??= teardown(parts, opts.fast === true);
       return stopped;
     },
   };
+}
+
+/** Opens the store, the dashboard, the lab and the agents, recording each in `parts` as it comes. */
+async function startParts(parts: DemoParts): Promise<{ store: Store; lab: LabDescription }> {
+  const { options, log, children } = parts;
+  // The demo's handle creates the store (schema) before any agent, and serves the dashboard.
+  const store = openStore(parts.storePath, { outbox: false, log });
+  parts.store = store;
+  if (options.web !== null) {
+    parts.web = await startWebServer({
+      store,
+      listen: options.web ?? '127.0.0.1:8080',
+      log,
+      // The dashboard's own message names the config key (web.listen); the demo's is --web.
+      bindRemedy: 'give the demo another one with --web ADDR (e.g. --web 127.0.0.1:8081)',
+    });
+  }
+  const lab = await labUp({
+    ...(options.topology ? { topology: options.topology } : {}),
+    ...(options.labDir ? { dir: options.labDir } : {}),
+    log: (l) => log(`lab: ${l}`),
+  });
+  parts.lab = lab;
+  log(
+    `starting ${lab.agents.length} agents (${lab.agents.map((a) => a.region).join(', ')}), one in each agent namespace`,
+  );
+  for (const a of lab.agents) {
+    children.push(
+      spawnAgent(lab, a.region, {
+        dir: parts.dir,
+        storePath: parts.storePath,
+        rounds: parts.rounds,
+        outbox: options.influx !== undefined,
+      }),
+    );
+  }
+  for (const { agent } of children) {
+    void agent.exited.then((exit) => {
+      if (parts.stopping) return;
+      const tail = logTail(agent.logFile);
+      for (const l of parts.exitListeners) l(agent, exit, tail);
+    });
+  }
+  await Promise.all(children.map(({ agent, child }) => waitRunning(agent, child)));
+  if (options.influx) {
+    parts.sinks = new DemoSinks(store, options.influx, (l) => log(`influx: ${l}`));
+    for (const { agent } of children) parts.sinks.add(agent.id);
+  }
+  return { store, lab };
+}
+
+/** Stops the agents, drains InfluxDB, closes the dashboard and the store, takes the lab down. */
+async function teardown(parts: DemoParts, fast: boolean): Promise<DemoStopReport> {
+  const { options, log } = parts;
+  parts.stopping = true;
+  const agents = await Promise.all(parts.children.map(({ agent, child }) => stopAgent(agent, child, fast)));
+  const report: DemoStopReport = { agents, lab: { namespaces: [], processes: [] } };
+  if (parts.sinks) report.influx = await parts.sinks.drain(fast ? 0 : SINK_DRAIN_MS);
+  if (parts.web) await parts.web.close().catch((err: unknown) => log(`web: close failed: ${(err as Error).message}`));
+  parts.store?.close();
+  try {
+    report.lab = await labDown({ ...(options.labDir ? { dir: options.labDir } : {}) });
+  } catch (err) {
+    report.lab = { error: (err as Error).message };
+  }
+  return report;
 }

@@ -290,6 +290,14 @@ export async function startWire(
   return proc;
 }
 
+/** What each step of {@link labUp} works on: the state grows as processes start. */
+interface UpContext {
+  dir: string;
+  log: (line: string) => void;
+  topology: LabTopology;
+  state: LabState;
+}
+
 /** Brings the lab up; throws (after cleaning up) if any part fails. */
 export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
   checkHost();
@@ -297,13 +305,7 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
   const log = opts.log ?? (() => {});
   const topology = typeof opts.topology === 'object' ? opts.topology : loadTopology(opts.topology);
   return withLock(dir, async () => {
-    const leftovers = labNamespaces();
-    if (leftovers.length > 0 || readState(dir)) {
-      throw new EnvironmentError(
-        'ANYLAT_LAB_EXISTS',
-        `a lab is already up (or left behind by a crash): ${leftovers.length > 0 ? `namespaces ${leftovers.join(', ')}` : `state in ${dir}`}. Run "anylat lab down" first`,
-      );
-    }
+    refuseExistingLab(dir);
     mkdirSync(join(dir, 'logs'), { recursive: true });
     const state: LabState = {
       version: 1,
@@ -314,126 +316,9 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
       processes: [],
     };
     writeState(dir, state);
+    const ctx: UpContext = { dir, log, topology, state };
     try {
-      const nodes = allNodes(topology);
-      log(`creating ${nodes.length} namespaces`);
-      for (const n of nodes) await addNamespace(n.netns);
-
-      log(`starting the wire: ${topology.links.length} links`);
-      state.processes.push(
-        await startWire(wireSpec(topology, dir), {
-          specFile: join(dir, 'wire-spec.json'),
-          log: join(dir, 'logs', 'wire.log'),
-        }),
-      );
-      writeState(dir, state);
-
-      log('addresses and routes');
-      await Promise.all(
-        nodes.map((n) =>
-          ipBatch(n.netns, [
-            ...addressCommands(topology, n),
-            ...traceRuleCommands(topology, n),
-            ...routeCommands(topology, n, NO_FAILURES),
-          ]),
-        ),
-      );
-      // Edges and origins forward traceroute probes (routing.ts): plain forwarding, no reverse-path
-      // filter (a probe comes back to its edge over the backbone), and no ICMP rate limit, so a
-      // trace right after another still gets every hop's answer.
-      await Promise.all(
-        [...topology.edges, ...topology.origins].map(async (n) => {
-          const r = await execIn(n.netns, 'sysctl', [
-            '-q',
-            '-w',
-            'net.ipv4.ip_forward=1',
-            'net.ipv4.conf.all.rp_filter=0',
-            'net.ipv4.conf.default.rp_filter=0',
-            'net.ipv4.icmp_ratelimit=0',
-          ]);
-          if (r.code !== 0)
-            throw new AnylatError(
-              'ANYLAT_LAB_EXEC',
-              `sysctl in ${n.netns} failed: ${r.stderr.trim() || `exit ${r.code}`}`,
-            );
-        }),
-      );
-      const shaped = topology.links.filter((l) => l.rateMbit !== undefined);
-      if (shaped.length > 0) {
-        log(`bandwidth limits on ${shaped.length} links`);
-        await Promise.all(nodes.map((n) => tcBatch(n.netns, rateCommands(topology, n))));
-      }
-
-      log(`starting ${topology.edges.length} edges and ${topology.origins.length} origins`);
-      const starting: Array<Promise<void>> = [];
-      for (const e of topology.edges) {
-        const proc = startDaemon({
-          role: 'edge',
-          name: e.id,
-          netns: e.netns,
-          log: join(dir, 'logs', `edge-${e.region}.log`),
-          argv: [process.execPath, '--import', TSX_IMPORT, entry('edge-main.ts'), dir, e.region],
-          comm: { name: `anylat-edge-${e.region}`, binDir: join(dir, 'bin') },
-          favoured: true,
-        });
-        state.processes.push(proc);
-        starting.push(
-          waitListening(
-            proc,
-            topology.anycast,
-            [...new Set([topology.ports.tcp, topology.ports.http, topology.ports.dns])],
-            [topology.ports.udp, topology.ports.dns],
-          ),
-        );
-      }
-      for (const o of topology.origins) {
-        const proc = startDaemon({
-          role: 'origin',
-          name: o.id,
-          netns: o.netns,
-          log: join(dir, 'logs', `origin-${o.region}.log`),
-          // No per-source rate limit or TCP connection cap: an edge relays every agent it serves
-          // from one address (with the cap of 16, a busy lab had edges' connections reset).
-          argv: [
-            process.execPath,
-            ANYLAT_BIN,
-            'reflector',
-            '--bind',
-            o.address!,
-            '--site',
-            o.region,
-            '--udp-port',
-            String(topology.ports.udp),
-            '--tcp-port',
-            String(topology.ports.tcp),
-            '--http-port',
-            String(topology.ports.http),
-            '--rate-limit',
-            '0',
-            '--tcp-per-source',
-            '0',
-            '--dns-port',
-            String(topology.ports.dns),
-            '--dns-rate-limit',
-            '0',
-            '--bytes-rate-limit',
-            '0',
-          ],
-          comm: { name: `anylat-origin-${o.region}`, binDir: join(dir, 'bin') },
-          favoured: true,
-        });
-        state.processes.push(proc);
-        starting.push(
-          waitListening(
-            proc,
-            o.address!,
-            [topology.ports.tcp, topology.ports.http, topology.ports.dns],
-            [topology.ports.udp, topology.ports.dns],
-          ),
-        );
-      }
-      writeState(dir, state);
-      await Promise.all(starting);
+      await buildLab(ctx);
       state.phase = 'up';
       writeState(dir, state);
       log('lab is up');
@@ -444,6 +329,158 @@ export async function labUp(opts: LabUpOptions = {}): Promise<LabDescription> {
       throw err;
     }
   });
+}
+
+function refuseExistingLab(dir: string): void {
+  const leftovers = labNamespaces();
+  if (leftovers.length > 0 || readState(dir)) {
+    throw new EnvironmentError(
+      'ANYLAT_LAB_EXISTS',
+      `a lab is already up (or left behind by a crash): ${leftovers.length > 0 ? `namespaces ${leftovers.join(', ')}` : `state in ${dir}`}. Run "anylat lab down" first`,
+    );
+  }
+}
+
+async function buildLab(ctx: UpContext): Promise<void> {
+  const { dir, log, topology, state } = ctx;
+  const nodes = allNodes(topology);
+  log(`creating ${nodes.length} namespaces`);
+  for (const n of nodes) await addNamespace(n.netns);
+
+  log(`starting the wire: ${topology.links.length} links`);
+  state.processes.push(
+    await startWire(wireSpec(topology, dir), {
+      specFile: join(dir, 'wire-spec.json'),
+      log: join(dir, 'logs', 'wire.log'),
+    }),
+  );
+  writeState(dir, state);
+
+  log('addresses and routes');
+  await Promise.all(
+    nodes.map((n) =>
+      ipBatch(n.netns, [
+        ...addressCommands(topology, n),
+        ...traceRuleCommands(topology, n),
+        ...routeCommands(topology, n, NO_FAILURES),
+      ]),
+    ),
+  );
+  await enableForwarding(topology);
+  const shaped = topology.links.filter((l) => l.rateMbit !== undefined);
+  if (shaped.length > 0) {
+    log(`bandwidth limits on ${shaped.length} links`);
+    await Promise.all(nodes.map((n) => tcBatch(n.netns, rateCommands(topology, n))));
+  }
+
+  log(`starting ${topology.edges.length} edges and ${topology.origins.length} origins`);
+  // Every process is started and the state written before any wait: when one does not come up,
+  // the teardown finds the others in the state.
+  const starting = [...startEdges(ctx), ...startOrigins(ctx)];
+  writeState(dir, state);
+  await Promise.all(starting);
+}
+
+// Edges and origins forward traceroute probes (routing.ts): plain forwarding, no reverse-path
+// filter (a probe comes back to its edge over the backbone), and no ICMP rate limit, so a
+// trace right after another still gets every hop's answer.
+async function enableForwarding(topology: LabTopology): Promise<void> {
+  await Promise.all(
+    [...topology.edges, ...topology.origins].map(async (n) => {
+      const r = await execIn(n.netns, 'sysctl', [
+        '-q',
+        '-w',
+        'net.ipv4.ip_forward=1',
+        'net.ipv4.conf.all.rp_filter=0',
+        'net.ipv4.conf.default.rp_filter=0',
+        'net.ipv4.icmp_ratelimit=0',
+      ]);
+      if (r.code !== 0)
+        throw new AnylatError('ANYLAT_LAB_EXEC', `sysctl in ${n.netns} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+    }),
+  );
+}
+
+/** Starts every edge and records it in the state; the promises settle once each one listens. */
+function startEdges({ dir, topology, state }: UpContext): Array<Promise<void>> {
+  const starting: Array<Promise<void>> = [];
+  for (const e of topology.edges) {
+    const proc = startDaemon({
+      role: 'edge',
+      name: e.id,
+      netns: e.netns,
+      log: join(dir, 'logs', `edge-${e.region}.log`),
+      argv: [process.execPath, '--import', TSX_IMPORT, entry('edge-main.ts'), dir, e.region],
+      comm: { name: `anylat-edge-${e.region}`, binDir: join(dir, 'bin') },
+      favoured: true,
+    });
+    state.processes.push(proc);
+    starting.push(
+      waitListening(
+        proc,
+        topology.anycast,
+        [...new Set([topology.ports.tcp, topology.ports.http, topology.ports.dns])],
+        [topology.ports.udp, topology.ports.dns],
+      ),
+    );
+  }
+  return starting;
+}
+
+/** Starts every origin's reflector and records it in the state; as {@link startEdges}. */
+function startOrigins({ dir, topology, state }: UpContext): Array<Promise<void>> {
+  const starting: Array<Promise<void>> = [];
+  for (const o of topology.origins) {
+    const proc = startDaemon({
+      role: 'origin',
+      name: o.id,
+      netns: o.netns,
+      log: join(dir, 'logs', `origin-${o.region}.log`),
+      argv: originArgv(topology, o),
+      comm: { name: `anylat-origin-${o.region}`, binDir: join(dir, 'bin') },
+      favoured: true,
+    });
+    state.processes.push(proc);
+    starting.push(
+      waitListening(
+        proc,
+        o.address!,
+        [topology.ports.tcp, topology.ports.http, topology.ports.dns],
+        [topology.ports.udp, topology.ports.dns],
+      ),
+    );
+  }
+  return starting;
+}
+
+// No per-source rate limit or TCP connection cap: an edge relays every agent it serves from one
+// address (with the cap of 16, a busy lab had edges' connections reset).
+function originArgv(topology: LabTopology, o: LabNode): string[] {
+  return [
+    process.execPath,
+    ANYLAT_BIN,
+    'reflector',
+    '--bind',
+    o.address!,
+    '--site',
+    o.region,
+    '--udp-port',
+    String(topology.ports.udp),
+    '--tcp-port',
+    String(topology.ports.tcp),
+    '--http-port',
+    String(topology.ports.http),
+    '--rate-limit',
+    '0',
+    '--tcp-per-source',
+    '0',
+    '--dns-port',
+    String(topology.ports.dns),
+    '--dns-rate-limit',
+    '0',
+    '--bytes-rate-limit',
+    '0',
+  ];
 }
 
 /** What {@link labDown} removed. */
