@@ -22,7 +22,16 @@ import { labDir, labDown, labNamespaces } from '../agent/lab/index.ts';
 import { readState } from '../agent/lab/state.ts';
 import { ANYLAT_BIN, ROOT } from './lib/anylat-process.ts';
 import { loadCpus, type CpuLoad } from './lib/load.ts';
-import { describeMachine, fmt, machineNote, markdownTable, progress, RESULTS_DIR, writeResult } from './lib/output.ts';
+import {
+  describeMachine,
+  fmt,
+  machineNote,
+  markdownTable,
+  progress,
+  RESULTS_DIR,
+  writeResult,
+  type MachineNote,
+} from './lib/output.ts';
 import { freePort } from './lib/ports.ts';
 import { quantile } from './lib/stats.ts';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from './lib/chromium.ts';
@@ -107,101 +116,126 @@ interface RegionRow {
   loopLagP99Ms?: number;
 }
 
+/** One path of one round, as the store keeps it. */
+interface PathQueryRow {
+  region: string;
+  endpoint: string;
+  protocol: string;
+  metric: string;
+  sent: number;
+  received: number;
+  flagged: number;
+  p50_ms: number | null;
+  failures: string | null;
+}
+
+/** Adds one round of a path to its row. */
+function addRound(row: PathRow, r: PathQueryRow): void {
+  row.rounds++;
+  row.sent += r.sent;
+  row.received += r.received;
+  row.flagged += r.flagged;
+  if (r.p50_ms !== null) row.withValue++;
+  if (r.failures) {
+    for (const [reason, n] of Object.entries(JSON.parse(r.failures) as Record<string, number>))
+      row.failures[reason] = (row.failures[reason] ?? 0) + n;
+  }
+}
+
+/** The paths of the rounds that started in [from, to), summed per region, endpoint and protocol/metric. */
+function readPaths(db: Database.Database, from: number, to: number): PathRow[] {
+  const rows = db
+    .prepare(
+      `SELECT r.agent_region AS region, p.endpoint, p.protocol, p.metric, p.sent, p.received, p.flagged,
+              p.p50_ms, p.failures
+         FROM paths p JOIN rounds r ON r.id = p.round_id
+        WHERE r.service = 'demo' AND r.started_at >= ? AND r.started_at < ?
+        ORDER BY r.agent_region, p.ord`,
+    )
+    .all(from, to) as PathQueryRow[];
+  const byKey = new Map<string, PathRow>();
+  for (const r of rows) {
+    const key = [r.region, r.endpoint, r.protocol, r.metric].join('\0');
+    let row = byKey.get(key);
+    if (!row) {
+      row = {
+        region: r.region,
+        endpoint: r.endpoint,
+        protocol: r.protocol,
+        metric: r.metric,
+        rounds: 0,
+        sent: 0,
+        received: 0,
+        flagged: 0,
+        withValue: 0,
+        failures: {},
+      };
+      byKey.set(key, row);
+    }
+    addRound(row, r);
+  }
+  return [...byKey.values()];
+}
+
+/** What a region's last heartbeat said about its rounds and its event loop, where it said it. */
+function heartbeatFields(body: string | undefined): Pick<RegionRow, 'roundsLate' | 'roundsSkipped' | 'loopLagP99Ms'> {
+  const hb =
+    body !== undefined
+      ? (JSON.parse(body) as { rounds_late?: number; rounds_skipped?: number; loop_lag_p99_ms?: number })
+      : {};
+  return {
+    ...(hb.rounds_late !== undefined ? { roundsLate: hb.rounds_late } : {}),
+    ...(hb.rounds_skipped !== undefined ? { roundsSkipped: hb.rounds_skipped } : {}),
+    ...(hb.loop_lag_p99_ms !== undefined ? { loopLagP99Ms: hb.loop_lag_p99_ms } : {}),
+  };
+}
+
+/** Per region: its rounds in [from, to), those with http total and warm on every path, its benefit rows. */
+function readRegions(db: Database.Database, from: number, to: number): RegionRow[] {
+  const regionRounds = db
+    .prepare(
+      `SELECT agent_region AS region, count(*) AS n FROM rounds
+        WHERE service = 'demo' AND started_at >= ? AND started_at < ? GROUP BY agent_region`,
+    )
+    .all(from, to) as Array<{ region: string; n: number }>;
+  /** Rounds of a region in which every endpoint's http `metric` has a value. */
+  const everyEndpoint = db.prepare(
+    `SELECT count(*) AS n FROM rounds r
+      WHERE r.service = 'demo' AND r.agent_region = ? AND r.started_at >= ? AND r.started_at < ?
+        AND NOT EXISTS (SELECT 1 FROM paths p WHERE p.round_id = r.id AND p.protocol = 'http'
+                          AND p.metric = ? AND p.p50_ms IS NULL)
+        AND EXISTS (SELECT 1 FROM paths p WHERE p.round_id = r.id AND p.protocol = 'http' AND p.metric = ?)`,
+  );
+  const benefit = db.prepare(
+    `SELECT count(*) AS n FROM benefit b JOIN rounds r ON r.id = b.round_id
+      WHERE r.service = 'demo' AND r.agent_region = ? AND r.started_at >= ? AND r.started_at < ?
+        AND b.protocol = 'http' AND b.metric = ? AND b.saved_ms IS NOT NULL`,
+  );
+  const heartbeats = db.prepare('SELECT agent_region AS region, body FROM heartbeats').all() as Array<{
+    region: string;
+    body: string;
+  }>;
+  return REGIONS.map((region): RegionRow => {
+    const count = (stmt: typeof benefit, metric: string, extra: unknown[] = []) =>
+      (stmt.get(region, from, to, metric, ...extra) as { n: number }).n;
+    return {
+      region,
+      rounds: regionRounds.find((r) => r.region === region)?.n ?? 0,
+      httpTotalRounds: count(everyEndpoint, 'total', ['total']),
+      httpWarmRounds: count(everyEndpoint, 'warm', ['warm']),
+      benefitTotal: count(benefit, 'total'),
+      benefitWarm: count(benefit, 'warm'),
+      ...heartbeatFields(heartbeats.find((h) => h.region === region)?.body),
+    };
+  });
+}
+
 /** What the store holds for the rounds that started in [from, to). */
 function readStore(path: string, from: number, to: number): { paths: PathRow[]; regions: RegionRow[] } {
   const db = new Database(path, { readonly: true, fileMustExist: true });
   try {
-    const rows = db
-      .prepare(
-        `SELECT r.agent_region AS region, p.endpoint, p.protocol, p.metric, p.sent, p.received, p.flagged,
-                p.p50_ms, p.failures
-           FROM paths p JOIN rounds r ON r.id = p.round_id
-          WHERE r.service = 'demo' AND r.started_at >= ? AND r.started_at < ?
-          ORDER BY r.agent_region, p.ord`,
-      )
-      .all(from, to) as Array<{
-      region: string;
-      endpoint: string;
-      protocol: string;
-      metric: string;
-      sent: number;
-      received: number;
-      flagged: number;
-      p50_ms: number | null;
-      failures: string | null;
-    }>;
-    const byKey = new Map<string, PathRow>();
-    for (const r of rows) {
-      const key = [r.region, r.endpoint, r.protocol, r.metric].join('\0');
-      let row = byKey.get(key);
-      if (!row) {
-        row = {
-          region: r.region,
-          endpoint: r.endpoint,
-          protocol: r.protocol,
-          metric: r.metric,
-          rounds: 0,
-          sent: 0,
-          received: 0,
-          flagged: 0,
-          withValue: 0,
-          failures: {},
-        };
-        byKey.set(key, row);
-      }
-      row.rounds++;
-      row.sent += r.sent;
-      row.received += r.received;
-      row.flagged += r.flagged;
-      if (r.p50_ms !== null) row.withValue++;
-      if (r.failures) {
-        for (const [reason, n] of Object.entries(JSON.parse(r.failures) as Record<string, number>))
-          row.failures[reason] = (row.failures[reason] ?? 0) + n;
-      }
-    }
-    const regionRounds = db
-      .prepare(
-        `SELECT agent_region AS region, count(*) AS n FROM rounds
-          WHERE service = 'demo' AND started_at >= ? AND started_at < ? GROUP BY agent_region`,
-      )
-      .all(from, to) as Array<{ region: string; n: number }>;
-    /** Rounds of a region in which every endpoint's http `metric` has a value. */
-    const everyEndpoint = db.prepare(
-      `SELECT count(*) AS n FROM rounds r
-        WHERE r.service = 'demo' AND r.agent_region = ? AND r.started_at >= ? AND r.started_at < ?
-          AND NOT EXISTS (SELECT 1 FROM paths p WHERE p.round_id = r.id AND p.protocol = 'http'
-                            AND p.metric = ? AND p.p50_ms IS NULL)
-          AND EXISTS (SELECT 1 FROM paths p WHERE p.round_id = r.id AND p.protocol = 'http' AND p.metric = ?)`,
-    );
-    const benefit = db.prepare(
-      `SELECT count(*) AS n FROM benefit b JOIN rounds r ON r.id = b.round_id
-        WHERE r.service = 'demo' AND r.agent_region = ? AND r.started_at >= ? AND r.started_at < ?
-          AND b.protocol = 'http' AND b.metric = ? AND b.saved_ms IS NOT NULL`,
-    );
-    const heartbeats = db.prepare('SELECT agent_region AS region, body FROM heartbeats').all() as Array<{
-      region: string;
-      body: string;
-    }>;
-    const regions = REGIONS.map((region): RegionRow => {
-      const hb = heartbeats.find((h) => h.region === region);
-      const body = hb
-        ? (JSON.parse(hb.body) as { rounds_late?: number; rounds_skipped?: number; loop_lag_p99_ms?: number })
-        : {};
-      const count = (stmt: typeof benefit, metric: string, extra: unknown[] = []) =>
-        (stmt.get(region, from, to, metric, ...extra) as { n: number }).n;
-      return {
-        region,
-        rounds: regionRounds.find((r) => r.region === region)?.n ?? 0,
-        httpTotalRounds: count(everyEndpoint, 'total', ['total']),
-        httpWarmRounds: count(everyEndpoint, 'warm', ['warm']),
-        benefitTotal: count(benefit, 'total'),
-        benefitWarm: count(benefit, 'warm'),
-        ...(body.rounds_late !== undefined ? { roundsLate: body.rounds_late } : {}),
-        ...(body.rounds_skipped !== undefined ? { roundsSkipped: body.rounds_skipped } : {}),
-        ...(body.loop_lag_p99_ms !== undefined ? { loopLagP99Ms: body.loop_lag_p99_ms } : {}),
-      };
-    });
-    return { paths: [...byKey.values()], regions };
+    const paths = readPaths(db, from, to);
+    return { paths, regions: readRegions(db, from, to) };
   } finally {
     db.close();
   }
@@ -252,203 +286,249 @@ async function lookAround(page: Page, until: number): Promise<void> {
 /** A signal arrived: cleanup runs and exits; errors of the interrupted run are not reported. */
 let stopping = false;
 
-async function main(): Promise<void> {
-  const a = args();
+function requireLinuxRoot(): void {
   if (process.platform !== 'linux' || process.getuid?.() !== 0) {
     process.stderr.write('bench:demo needs Linux and root: the demo builds the lab (network namespaces)\n');
     process.exit(2);
   }
-  const started = Date.now();
-  const scratch = mkdtempSync(join(tmpdir(), 'anylat-bench-demo-'));
-  // A directory that exists before the demo starts is kept when it exits: its agents' logs are read at the end.
-  const demoDir = join(scratch, 'demo');
-  mkdirSync(demoDir);
-  const storePath = join(scratch, 'demo.db');
-  let demo: ChildProcess | undefined;
-  let demoOut = '';
-  let demoExit: Promise<number | string> | undefined;
-  let browser: Browser | undefined;
-  let hog: CpuLoad | undefined;
-  let cleaned: Promise<void> | undefined;
+}
 
-  const cleanup = (): Promise<void> =>
-    (cleaned ??= (async () => {
-      await hog?.stop().catch(() => undefined);
-      await browser?.close().catch(() => undefined);
+/** What one run holds while it runs (the demo, Chromium, the hog) and how it stops them, once. */
+class Session {
+  readonly scratch = mkdtempSync(join(tmpdir(), 'anylat-bench-demo-'));
+  // A directory that exists before the demo starts is kept when it exits: its agents' logs are read at the end.
+  readonly demoDir = join(this.scratch, 'demo');
+  readonly storePath = join(this.scratch, 'demo.db');
+  demo: ChildProcess | undefined;
+  demoOut = '';
+  demoExit: Promise<number | string> | undefined;
+  browser: Browser | undefined;
+  hog: CpuLoad | undefined;
+  interrupted = false;
+  private cleaned: Promise<void> | undefined;
+
+  constructor() {
+    mkdirSync(this.demoDir);
+  }
+
+  cleanup(): Promise<void> {
+    return (this.cleaned ??= (async () => {
+      await this.hog?.stop().catch(() => undefined);
+      await this.browser?.close().catch(() => undefined);
+      const demo = this.demo;
       if (demo && demo.exitCode === null && demo.signalCode === null) {
         demo.kill('SIGINT');
-        const timer = setTimeout(() => demo?.kill('SIGKILL'), 30_000);
-        await demoExit;
+        const timer = setTimeout(() => demo.kill('SIGKILL'), 30_000);
+        await this.demoExit;
         clearTimeout(timer);
       }
       // The demo takes its lab down; if it was killed, the lab it left is ours to remove.
-      if (demo && labNamespaces().length > 0 && !/lab down: \d+ namespaces removed/.test(demoOut)) await labDown();
+      if (demo && labNamespaces().length > 0 && !/lab down: \d+ namespaces removed/.test(this.demoOut)) await labDown();
     })());
-  let interrupted = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupted) return;
-    interrupted = true;
+  }
+
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    if (this.interrupted) return;
+    this.interrupted = true;
     stopping = true;
     progress(`${signal}: closing Chromium, stopping the demo and taking the lab down`);
-    void cleanup().finally(() => {
-      rmSync(scratch, { recursive: true, force: true });
+    void this.cleanup().finally(() => {
+      rmSync(this.scratch, { recursive: true, force: true });
       process.exit(130);
     });
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGHUP', onSignal);
 
-  const before = machineNote();
-  const load: number[] = [];
-  const loadTimer = setInterval(() => load.push(loadavg()[0]!), 5_000);
-  let cpuStart: ReturnType<typeof cpuTimes> | undefined;
-  let cpuEnd: ReturnType<typeof cpuTimes> | undefined;
-  let from = 0;
-  let to = 0;
-  const pageStats = { reloads: 0, errors: [] as string[], views: 0 };
-  try {
-    if ((await waitForLabFree(10 * 60_000)) === 'running') throw new Error('a lab stayed up for 10 minutes');
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}/`;
-    const durationMs = a.minutes * 60_000;
-    progress(`starting anylat demo (dashboard on ${url})`);
-    // Detached: a Ctrl-C reaches this process, which stops the demo once, as the demo expects.
-    demo = spawn(
-      process.execPath,
-      [
-        ANYLAT_BIN,
-        'demo',
-        '--web',
-        `127.0.0.1:${port}`,
-        '--dir',
-        demoDir,
-        '--store',
-        storePath,
-        '--duration',
-        `${Math.ceil((durationMs + DEMO_SAFETY_MS) / 1000)}s`,
-      ],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
-    );
-    const child = demo;
-    demoExit = new Promise((res) => child.once('exit', (code, signal) => res(code ?? signal ?? 'unknown')));
-    const onData = (d: Buffer) => {
-      demoOut += d.toString();
-      if (demoOut.length > 1_000_000) demoOut = demoOut.slice(-500_000);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the demo did not start in 120 s:\n${demoOut}`)), 120_000);
-      const check = () => {
-        if (/Ctrl-C stops the agents/.test(demoOut)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      child.stdout!.on('data', check);
-      child.stderr!.on('data', check);
-      void demoExit!.then((code) => {
+  listen(): void {
+    process.on('SIGINT', this.onSignal);
+    process.on('SIGTERM', this.onSignal);
+    process.on('SIGHUP', this.onSignal);
+  }
+
+  unlisten(): void {
+    process.off('SIGINT', this.onSignal);
+    process.off('SIGTERM', this.onSignal);
+    process.off('SIGHUP', this.onSignal);
+  }
+}
+
+/** Starts `anylat demo` with its dashboard on `port`, and waits until its agents run. */
+async function startDemo(s: Session, port: number, durationMs: number): Promise<void> {
+  // Detached: a Ctrl-C reaches this process, which stops the demo once, as the demo expects.
+  const child = spawn(
+    process.execPath,
+    [
+      ANYLAT_BIN,
+      'demo',
+      '--web',
+      `127.0.0.1:${port}`,
+      '--dir',
+      s.demoDir,
+      '--store',
+      s.storePath,
+      '--duration',
+      `${Math.ceil((durationMs + DEMO_SAFETY_MS) / 1000)}s`,
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+  );
+  s.demo = child;
+  const demoExit = new Promise<number | string>((res) =>
+    child.once('exit', (code, signal) => res(code ?? signal ?? 'unknown')),
+  );
+  s.demoExit = demoExit;
+  const onData = (d: Buffer) => {
+    s.demoOut += d.toString();
+    if (s.demoOut.length > 1_000_000) s.demoOut = s.demoOut.slice(-500_000);
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the demo did not start in 120 s:\n${s.demoOut}`)), 120_000);
+    const check = () => {
+      if (/Ctrl-C stops the agents/.test(s.demoOut)) {
         clearTimeout(timer);
-        reject(new Error(`the demo exited (${code}) before it ran:\n${demoOut}`));
-      });
-    });
-    progress('the demo runs; starting Chromium');
-    // Playwright's own signal handlers would exit this process before the demo is stopped.
-    browser = await chromium.launch({
-      executablePath: CHROMIUM_PATH,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      handleSIGINT: false,
-      handleSIGTERM: false,
-      handleSIGHUP: false,
-    });
-    const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, deviceScaleFactor: 1 });
-    const page = await context.newPage();
-    page.on('pageerror', (e) => pageStats.errors.push(`exception: ${e.message}`));
-    page.on('console', (m) => {
-      if (m.type() === 'error') pageStats.errors.push(`console: ${m.text()}`);
-    });
-    await page.goto(url, { waitUntil: 'load' });
-    await page.waitForSelector('body[data-loaded="true"]', { timeout: 120_000 });
-    // The measured window starts once every region has saved a round: start-up (tsx compiling,
-    // the first round) is not what someone looking at the page sees.
-    progress('waiting for the first round of every region');
-    const db = () => new Database(storePath, { readonly: true, fileMustExist: true });
-    for (const deadline = Date.now() + 120_000; ;) {
-      const d = db();
-      const n = (
-        d.prepare("SELECT count(DISTINCT agent_region) AS n FROM rounds WHERE service = 'demo'").get() as { n: number }
-      ).n;
-      d.close();
-      if (n >= REGIONS.length) break;
-      if (Date.now() > deadline) throw new Error(`after 120 s only ${n} regions had a round:\n${demoOut}`);
-      await new Promise((r) => setTimeout(r, 1_000));
-    }
-    if (a.hog) {
-      hog = loadCpus();
-      progress(`CPU hog: ${hog.processes} busy loops`);
-    }
-    // The lab is one per machine: a test that runs `lab down` (without the lab lock) stops the
-    // demo's agents under it, and what the store holds after that is not this run's figures.
-    const createdAt = readState(labDir())?.createdAt;
-    const intact = () => {
-      const exited = /agent demo-\S+ exited[^\n]*/.exec(demoOut);
-      const now = readState(labDir())?.createdAt;
-      if (exited || now !== createdAt)
-        throw new Error(
-          `the demo's lab was taken down or replaced during the run (${exited ? exited[0] : `lab state ${now ?? 'gone'}`}): someone ran a lab test without "flock /tmp/anylat-lab.lock"; the figures are void, run the benchmark again`,
-        );
+        resolve();
+      }
     };
-    from = Date.now();
-    cpuStart = cpuTimes();
-    const end = from + durationMs;
-    progress(`Chromium looks at the page for ${a.minutes} min (reload every ${RELOAD_EVERY_MS / 1000} s)`);
-    let lastReport = Date.now();
-    while (Date.now() < end && !interrupted) {
-      const view = VIEWS[pageStats.reloads % VIEWS.length]!;
-      await page.goto(view ? `${url}?metric=${encodeURIComponent(view)}` : url, { waitUntil: 'load' });
-      pageStats.reloads++;
-      const next = Math.min(end, Date.now() + RELOAD_EVERY_MS);
-      while (Date.now() < next && !interrupted) {
-        await lookAround(page, next);
-        pageStats.views++;
-        await new Promise((r) => setTimeout(r, 250));
-      }
-      intact();
-      if (Date.now() - lastReport > 60_000) {
-        lastReport = Date.now();
-        progress(`${Math.round((Date.now() - from) / 1000)} s; load average ${loadavg()[0]!.toFixed(2)}`);
-      }
+    child.stdout!.on('data', check);
+    child.stderr!.on('data', check);
+    void demoExit.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`the demo exited (${code}) before it ran:\n${s.demoOut}`));
+    });
+  });
+}
+
+interface PageStats {
+  reloads: number;
+  errors: string[];
+  views: number;
+}
+
+/** Launches Chromium and opens the dashboard; the page's errors go into `pageStats`. */
+async function openPage(s: Session, url: string, pageStats: PageStats): Promise<Page> {
+  // Playwright's own signal handlers would exit this process before the demo is stopped.
+  s.browser = await chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    handleSIGINT: false,
+    handleSIGTERM: false,
+    handleSIGHUP: false,
+  });
+  const context = await s.browser.newContext({ viewport: { width: 1400, height: 900 }, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => pageStats.errors.push(`exception: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') pageStats.errors.push(`console: ${m.text()}`);
+  });
+  await page.goto(url, { waitUntil: 'load' });
+  await page.waitForSelector('body[data-loaded="true"]', { timeout: 120_000 });
+  return page;
+}
+
+async function waitForEveryRegion(s: Session): Promise<void> {
+  const db = () => new Database(s.storePath, { readonly: true, fileMustExist: true });
+  for (const deadline = Date.now() + 120_000; ;) {
+    const d = db();
+    const n = (
+      d.prepare("SELECT count(DISTINCT agent_region) AS n FROM rounds WHERE service = 'demo'").get() as { n: number }
+    ).n;
+    d.close();
+    if (n >= REGIONS.length) break;
+    if (Date.now() > deadline) throw new Error(`after 120 s only ${n} regions had a round:\n${s.demoOut}`);
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
+/** A check that throws once the demo's agents or its lab are no longer the ones it started. */
+function labGuard(s: Session): () => void {
+  // The lab is one per machine: a test that runs `lab down` (without the lab lock) stops the
+  // demo's agents under it, and what the store holds after that is not this run's figures.
+  const createdAt = readState(labDir())?.createdAt;
+  return () => {
+    const exited = /agent demo-\S+ exited[^\n]*/.exec(s.demoOut);
+    const now = readState(labDir())?.createdAt;
+    if (exited || now !== createdAt)
+      throw new Error(
+        `the demo's lab was taken down or replaced during the run (${exited ? exited[0] : `lab state ${now ?? 'gone'}`}): someone ran a lab test without "flock /tmp/anylat-lab.lock"; the figures are void, run the benchmark again`,
+      );
+  };
+}
+
+/** Reloads the page with the next metric every RELOAD_EVERY_MS and looks around it, until `end`. */
+async function lookAtPage(
+  s: Session,
+  page: Page,
+  url: string,
+  pageStats: PageStats,
+  span: { from: number; end: number; intact: () => void },
+): Promise<void> {
+  const { from, end, intact } = span;
+  let lastReport = Date.now();
+  while (Date.now() < end && !s.interrupted) {
+    const view = VIEWS[pageStats.reloads % VIEWS.length]!;
+    await page.goto(view ? `${url}?metric=${encodeURIComponent(view)}` : url, { waitUntil: 'load' });
+    pageStats.reloads++;
+    const next = Math.min(end, Date.now() + RELOAD_EVERY_MS);
+    while (Date.now() < next && !s.interrupted) {
+      await lookAround(page, next);
+      pageStats.views++;
+      await new Promise((r) => setTimeout(r, 250));
     }
-    to = Date.now();
-    cpuEnd = cpuTimes();
     intact();
-    await hog?.stop();
-    hog = undefined;
-  } finally {
-    clearInterval(loadTimer);
-    if (!interrupted) {
-      progress('closing Chromium, stopping the demo (Ctrl-C), taking the lab down');
-      await cleanup();
+    if (Date.now() - lastReport > 60_000) {
+      lastReport = Date.now();
+      progress(`${Math.round((Date.now() - from) / 1000)} s; load average ${loadavg()[0]!.toFixed(2)}`);
     }
   }
-  if (interrupted) return;
-  const demoCode = await demoExit;
-  const after = machineNote();
-  const { paths, regions } = readStore(storePath, from, to);
-  const logs = agentLogLines(demoDir);
-  rmSync(scratch, { recursive: true, force: true });
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
-  process.off('SIGHUP', onSignal);
+}
 
-  const cpuBusy = cpuStart && cpuEnd ? (cpuEnd.busy - cpuStart.busy) / (cpuEnd.total - cpuStart.total) : undefined;
-  // One row per region and path, one column per protocol/metric: "lost % / flagged %" of that
-  // path's samples (every metric of a path takes the same number of samples: rounds × samples).
+/** The measured window: when it started and ended, and the machine's CPU counters at both ends. */
+interface Watched {
+  from: number;
+  to: number;
+  cpuStart: ReturnType<typeof cpuTimes>;
+  cpuEnd: ReturnType<typeof cpuTimes>;
+}
+
+/** Starts the demo and Chromium, then has Chromium look at the page for `a.minutes` once every region has a round. */
+async function watchDemo(a: Args, s: Session, pageStats: PageStats): Promise<Watched> {
+  if ((await waitForLabFree(10 * 60_000)) === 'running') throw new Error('a lab stayed up for 10 minutes');
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}/`;
+  const durationMs = a.minutes * 60_000;
+  progress(`starting anylat demo (dashboard on ${url})`);
+  await startDemo(s, port, durationMs);
+  progress('the demo runs; starting Chromium');
+  const page = await openPage(s, url, pageStats);
+  // The measured window starts once every region has saved a round: start-up (tsx compiling,
+  // the first round) is not what someone looking at the page sees.
+  progress('waiting for the first round of every region');
+  await waitForEveryRegion(s);
+  if (a.hog) {
+    s.hog = loadCpus();
+    progress(`CPU hog: ${s.hog.processes} busy loops`);
+  }
+  const intact = labGuard(s);
+  const from = Date.now();
+  const cpuStart = cpuTimes();
+  const end = from + durationMs;
+  progress(`Chromium looks at the page for ${a.minutes} min (reload every ${RELOAD_EVERY_MS / 1000} s)`);
+  await lookAtPage(s, page, url, pageStats, { from, end, intact });
+  const to = Date.now();
+  const cpuEnd = cpuTimes();
+  intact();
+  await s.hog?.stop();
+  s.hog = undefined;
+  return { from, to, cpuStart, cpuEnd };
+}
+
+/** One row per region and path, one column per protocol/metric: "lost % / flagged %" of that path's samples. */
+function pathTable(paths: readonly PathRow[]): string {
+  // Every metric of a path takes the same number of samples: rounds × samples.
   const metrics = [...new Set(paths.map((p) => `${p.protocol} ${p.metric}`))];
   const pathKeys = [...new Set(paths.map((p) => `${p.region}\0${p.endpoint}`))];
-  const pathTable = markdownTable(
+  return markdownTable(
     ['region', 'path', 'samples per metric', 'lost', ...metrics.map((m) => `${m} lost / flagged`), 'failures'],
     pathKeys.map((key) => {
       const [region, endpoint] = key.split('\0') as [string, string];
@@ -475,7 +555,10 @@ async function main(): Promise<void> {
       ];
     }),
   );
-  const regionTable = markdownTable(
+}
+
+function regionTable(regions: readonly RegionRow[]): string {
+  return markdownTable(
     [
       'region',
       'rounds',
@@ -497,47 +580,106 @@ async function main(): Promise<void> {
       fmt(r.loopLagP99Ms, 1),
     ]),
   );
-  const sent = paths.reduce((s, p) => s + p.sent, 0);
-  const lost = paths.reduce((s, p) => s + p.sent - p.received, 0);
-  const received = paths.reduce((s, p) => s + p.received, 0);
-  const flagged = paths.reduce((s, p) => s + p.flagged, 0);
+}
+
+/** The sums over every path (and over http's) that the summary line gives and the JSON keeps. */
+function totals(paths: readonly PathRow[], regions: readonly RegionRow[]) {
   const http = paths.filter((p) => p.protocol === 'http');
-  const httpFlagged = http.reduce((s, p) => s + p.flagged, 0);
-  const httpReceived = http.reduce((s, p) => s + p.received, 0);
-  const everyRegionTotalWarm = regions.every(
-    (r) => r.rounds > 0 && r.httpTotalRounds === r.rounds && r.httpWarmRounds === r.rounds,
-  );
-  const loadLine =
-    load.length > 0
-      ? `load average (1 min) during the run: min ${Math.min(...load).toFixed(2)}, median ${quantile(load, 0.5).toFixed(2)}, max ${Math.max(...load).toFixed(2)} (${load.length} readings, every 5 s)`
-      : 'load average: no reading';
+  return {
+    sent: paths.reduce((s, p) => s + p.sent, 0),
+    lost: paths.reduce((s, p) => s + p.sent - p.received, 0),
+    received: paths.reduce((s, p) => s + p.received, 0),
+    flagged: paths.reduce((s, p) => s + p.flagged, 0),
+    httpFlagged: http.reduce((s, p) => s + p.flagged, 0),
+    httpReceived: http.reduce((s, p) => s + p.received, 0),
+    everyRegionTotalWarm: regions.every(
+      (r) => r.rounds > 0 && r.httpTotalRounds === r.rounds && r.httpWarmRounds === r.rounds,
+    ),
+  };
+}
+
+function loadLine(load: readonly number[]): string {
+  return load.length > 0
+    ? `load average (1 min) during the run: min ${Math.min(...load).toFixed(2)}, median ${quantile(load, 0.5).toFixed(2)}, max ${Math.max(...load).toFixed(2)} (${load.length} readings, every 5 s)`
+    : 'load average: no reading';
+}
+
+/** Everything the report is made of, gathered once the demo has stopped. */
+interface Outcome {
+  a: Args;
+  started: number;
+  before: MachineNote;
+  after: MachineNote;
+  load: number[];
+  cpuBusy: number | undefined;
+  pageStats: PageStats;
+  paths: PathRow[];
+  regions: RegionRow[];
+  totals: ReturnType<typeof totals>;
+  demoCode: number | string | undefined;
+}
+
+function reportText(o: Outcome): string {
+  const { a, pageStats, cpuBusy } = o;
+  const { sent, lost, received, flagged, httpFlagged, httpReceived, everyRegionTotalWarm } = o.totals;
   const what = `anylat demo (rounds every 10 s, 10 samples per path) with headless Chromium on its page for ${a.minutes} min (reloaded every ${RELOAD_EVERY_MS / 1000} s with another metric, the mouse over every chart in between: ${pageStats.reloads} reloads)${a.hog ? `, and ${cpus().length} busy-loop processes (one per CPU)` : ''}; rounds that started in that window`;
-  process.stdout.write(
-    [
-      what,
-      '',
-      pathTable,
-      '',
-      regionTable,
-      '',
-      `all paths: ${lost} of ${sent} samples lost (${pct(lost, sent)}), ${flagged} of ${received} flagged (${pct(flagged, received)}); http: ${httpFlagged} of ${httpReceived} flagged (${pct(httpFlagged, httpReceived)}); http total and warm in every round of every region: ${everyRegionTotalWarm ? 'yes' : 'no'}`,
-      `machine CPU busy during the run: ${cpuBusy === undefined ? '-' : `${(100 * cpuBusy).toFixed(0)}%`}; page errors: ${pageStats.errors.length}${pageStats.errors.length ? ` (first: ${pageStats.errors[0]})` : ''}; demo exit ${demoCode}`,
-      loadLine,
-      `machine: ${describeMachine(before)}; at the end: load ${after.loadavg.join(' / ')}; ran ${Math.round((Date.now() - started) / 1000)} s`,
-      '',
-    ].join('\n'),
-  );
+  return [
+    what,
+    '',
+    pathTable(o.paths),
+    '',
+    regionTable(o.regions),
+    '',
+    `all paths: ${lost} of ${sent} samples lost (${pct(lost, sent)}), ${flagged} of ${received} flagged (${pct(flagged, received)}); http: ${httpFlagged} of ${httpReceived} flagged (${pct(httpFlagged, httpReceived)}); http total and warm in every round of every region: ${everyRegionTotalWarm ? 'yes' : 'no'}`,
+    `machine CPU busy during the run: ${cpuBusy === undefined ? '-' : `${(100 * cpuBusy).toFixed(0)}%`}; page errors: ${pageStats.errors.length}${pageStats.errors.length ? ` (first: ${pageStats.errors[0]})` : ''}; demo exit ${o.demoCode}`,
+    loadLine(o.load),
+    `machine: ${describeMachine(o.before)}; at the end: load ${o.after.loadavg.join(' / ')}; ran ${Math.round((Date.now() - o.started) / 1000)} s`,
+    '',
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const a = args();
+  requireLinuxRoot();
+  const started = Date.now();
+  const s = new Session();
+  s.listen();
+  const before = machineNote();
+  const load: number[] = [];
+  const loadTimer = setInterval(() => load.push(loadavg()[0]!), 5_000);
+  const pageStats: PageStats = { reloads: 0, errors: [], views: 0 };
+  let w: Watched;
+  try {
+    w = await watchDemo(a, s, pageStats);
+  } finally {
+    clearInterval(loadTimer);
+    if (!s.interrupted) {
+      progress('closing Chromium, stopping the demo (Ctrl-C), taking the lab down');
+      await s.cleanup();
+    }
+  }
+  if (s.interrupted) return;
+  const demoCode = await s.demoExit;
+  const after = machineNote();
+  const { paths, regions } = readStore(s.storePath, w.from, w.to);
+  const logs = agentLogLines(s.demoDir);
+  rmSync(s.scratch, { recursive: true, force: true });
+  s.unlisten();
+  const cpuBusy = (w.cpuEnd.busy - w.cpuStart.busy) / (w.cpuEnd.total - w.cpuStart.total);
+  const sums = totals(paths, regions);
+  const o: Outcome = { a, started, before, after, load, cpuBusy, pageStats, paths, regions, totals: sums, demoCode };
+  process.stdout.write(reportText(o));
   writeResult(a.out, {
     benchmark: 'demo',
     minutes: a.minutes,
     hog: a.hog,
     quick: a.quick,
     machine: { before, after, loadavg1: load, cpuBusy },
-    window: { from: new Date(from).toISOString(), to: new Date(to).toISOString() },
+    window: { from: new Date(w.from).toISOString(), to: new Date(w.to).toISOString() },
     page: pageStats,
     paths,
     regions,
-    totals: { sent, lost, received, flagged, httpFlagged, httpReceived, everyRegionTotalWarm },
+    totals: sums,
     agentLogs: logs,
     demoExit: demoCode,
   });

@@ -231,23 +231,21 @@ async function main(): Promise<void> {
   );
 }
 
-function report(
-  outcomes: StepOutcome[],
-  run: {
-    quick: boolean;
-    elapsedS: number;
-    before: ReturnType<typeof machineNote>;
-    after: ReturnType<typeof machineNote>;
-  },
-  outFile: string,
-): void {
-  const lines: string[] = [];
-  const b = (o: StepOutcome, metric: string) => o.bias[metric];
-  const biasCell = (x: Bias | undefined) => (x ? `${signed(x.medianMs)} / ${signed(x.p95Ms)}` : '-');
-  const grow = outcomes.filter((o) => o.plan.kind === 'udp+tcp');
-  const icmp = outcomes.filter((o) => o.plan.kind === 'icmp');
-  // The columns both tables share, from 'offered samples/s' to 'rounds started / late / abandoned'.
-  const loadCells = (o: StepOutcome) => [
+/** How the whole run went: printed under the tables and kept in the JSON. */
+interface RunNote {
+  quick: boolean;
+  elapsedS: number;
+  before: ReturnType<typeof machineNote>;
+  after: ReturnType<typeof machineNote>;
+}
+
+function biasCell(x: Bias | undefined): string {
+  return x ? `${signed(x.medianMs)} / ${signed(x.p95Ms)}` : '-';
+}
+
+/** The columns both tables share, from 'offered samples/s' to 'rounds started / late / abandoned'. */
+function loadCells(o: StepOutcome): Array<string | number> {
+  return [
     Math.round(o.offeredPerS),
     Math.round(o.sustainedPerS),
     `${fmt(o.result.cpuPct, 0)}%`,
@@ -256,74 +254,81 @@ function report(
     fmt(o.result.lagP99Ms, 1),
     `${o.result.rounds.started} / ${o.result.rounds.late} / ${o.result.rounds.abandoned}`,
   ];
-  lines.push(
+}
+
+function keptUpCell(o: StepOutcome): string {
+  return o.keptUp ? 'yes' : `no: ${o.why.join('; ')}`;
+}
+
+function growTable(grow: readonly StepOutcome[]): string {
+  return markdownTable(
+    [
+      'paths',
+      'services',
+      'offered samples/s',
+      'sustained samples/s',
+      'agent CPU',
+      'machine CPU',
+      'peak RSS MB',
+      'loop lag p99 ms',
+      'rounds started / late / abandoned',
+      'udp rtt bias',
+      'tcp connect bias',
+      'tcp echo bias',
+      'flagged udp / echo',
+      'p95 ≤ 1 ms',
+      'kept up',
+    ],
+    grow.map((o) => [
+      o.result.paths,
+      o.result.services,
+      ...loadCells(o),
+      biasCell(o.bias['udp rtt']),
+      biasCell(o.bias['tcp connect']),
+      biasCell(o.bias['tcp rtt']),
+      `${fmt(o.bias['udp rtt']?.flaggedPct, 1)}% / ${fmt(o.bias['tcp rtt']?.flaggedPct, 1)}%`,
+      ['udp rtt', 'tcp connect', 'tcp rtt']
+        .filter((m) => o.withinTarget.includes(m))
+        .map((m) => ({ 'udp rtt': 'udp', 'tcp connect': 'connect', 'tcp rtt': 'echo' })[m])
+        .join(', ') || 'none',
+      keptUpCell(o),
+    ]),
+  );
+}
+
+function icmpTable(icmp: readonly StepOutcome[]): string {
+  return markdownTable(
+    [
+      'paths',
+      'offered samples/s',
+      'sustained samples/s',
+      'agent CPU',
+      'machine CPU',
+      'peak RSS MB',
+      'loop lag p99 ms',
+      'rounds started / late / abandoned',
+      'icmp rtt bias',
+      'kept up',
+    ],
+    icmp.map((o) => [o.result.paths, ...loadCells(o), biasCell(o.bias['icmp rtt']), keptUpCell(o)]),
+  );
+}
+
+function reportLines(outcomes: readonly StepOutcome[], run: RunNote): string[] {
+  const grow = outcomes.filter((o) => o.plan.kind === 'udp+tcp');
+  const icmp = outcomes.filter((o) => o.plan.kind === 'icmp');
+  const lines: string[] = [
     'One agent process, udp + tcp (connect and echo) to 4 origins; bias = anylat − ping (median / p95, ms); CPU is the agent process (100% = one core), machine CPU all cores (the lab runs on them too)',
     '',
-  );
-  lines.push(
-    markdownTable(
-      [
-        'paths',
-        'services',
-        'offered samples/s',
-        'sustained samples/s',
-        'agent CPU',
-        'machine CPU',
-        'peak RSS MB',
-        'loop lag p99 ms',
-        'rounds started / late / abandoned',
-        'udp rtt bias',
-        'tcp connect bias',
-        'tcp echo bias',
-        'flagged udp / echo',
-        'p95 ≤ 1 ms',
-        'kept up',
-      ],
-      grow.map((o) => [
-        o.result.paths,
-        o.result.services,
-        ...loadCells(o),
-        biasCell(b(o, 'udp rtt')),
-        biasCell(b(o, 'tcp connect')),
-        biasCell(b(o, 'tcp rtt')),
-        `${fmt(b(o, 'udp rtt')?.flaggedPct, 1)}% / ${fmt(b(o, 'tcp rtt')?.flaggedPct, 1)}%`,
-        ['udp rtt', 'tcp connect', 'tcp rtt']
-          .filter((m) => o.withinTarget.includes(m))
-          .map((m) => ({ 'udp rtt': 'udp', 'tcp connect': 'connect', 'tcp rtt': 'echo' })[m])
-          .join(', ') || 'none',
-        o.keptUp ? 'yes' : `no: ${o.why.join('; ')}`,
-      ]),
-    ),
+    growTable(grow),
     '',
-  );
-  lines.push(
     `tcp echoes timed by the kernel (the rest by the monotonic clock): ${grow.map((o) => `${o.result.paths} paths ${o.result.echoes.total === 0 ? '-' : `${fmt((100 * o.result.echoes.kernel) / o.result.echoes.total, 1)}%`}`).join(', ')}`,
     '',
-  );
-  lines.push('ICMP alone (one `ping` process per sample)', '');
-  lines.push(
-    markdownTable(
-      [
-        'paths',
-        'offered samples/s',
-        'sustained samples/s',
-        'agent CPU',
-        'machine CPU',
-        'peak RSS MB',
-        'loop lag p99 ms',
-        'rounds started / late / abandoned',
-        'icmp rtt bias',
-        'kept up',
-      ],
-      icmp.map((o) => [
-        o.result.paths,
-        ...loadCells(o),
-        biasCell(b(o, 'icmp rtt')),
-        o.keptUp ? 'yes' : `no: ${o.why.join('; ')}`,
-      ]),
-    ),
+    'ICMP alone (one `ping` process per sample)',
     '',
-  );
+    icmpTable(icmp),
+    '',
+  ];
   const failures = outcomes.flatMap((o) =>
     Object.entries(o.result.failures).map(([k, n]) => `${o.result.paths} ${o.plan.kind} paths: ${k} ${n}`),
   );
@@ -331,7 +336,10 @@ function report(
   lines.push(
     `machine: ${describeMachine(run.before)}; at the end: load ${run.after.loadavg.join(' / ')}; ran ${run.elapsedS} s`,
   );
-  process.stdout.write(`${lines.join('\n')}\n`);
+  return lines;
+}
+
+function writeScaleResult(outcomes: readonly StepOutcome[], run: RunNote, outFile: string): void {
   writeResult(outFile, {
     benchmark: 'scale',
     quick: run.quick,
@@ -363,6 +371,11 @@ function report(
       schedulerLog: o.result.log,
     })),
   });
+}
+
+function report(outcomes: StepOutcome[], run: RunNote, outFile: string): void {
+  process.stdout.write(`${reportLines(outcomes, run).join('\n')}\n`);
+  writeScaleResult(outcomes, run, outFile);
 }
 
 await main();

@@ -65,7 +65,14 @@ async function startReflectorChild(udp: number, tcp: number, http: number): Prom
   return () => r.stop();
 }
 
-async function main(): Promise<void> {
+interface SoakArgs {
+  minutes: number;
+  services: number;
+  out: string;
+}
+
+/** The command line; undefined after --help printed the usage. */
+function soakArgs(): SoakArgs | undefined {
   const { values } = parseArgs({
     options: {
       minutes: { type: 'string' },
@@ -78,12 +85,72 @@ async function main(): Promise<void> {
   });
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
-    return;
+    return undefined;
   }
-  const minutes = Number(values.minutes ?? (values.quick ? 3 : 30));
-  const services = Number(values.services ?? 20);
-  const out = values.out ?? join(RESULTS_DIR, `soak${values.quick ? '-quick' : ''}.json`);
-  const before = machineNote();
+  return {
+    minutes: Number(values.minutes ?? (values.quick ? 3 : 30)),
+    services: Number(values.services ?? 20),
+    out: values.out ?? join(RESULTS_DIR, `soak${values.quick ? '-quick' : ''}.json`),
+  };
+}
+
+/** The agent's anylat.yaml: `services` services against the reflector's ports, delivering to `influxUrl`. */
+function soakConfig(
+  services: number,
+  ports: { udp: number; tcp: number; http: number },
+  storePath: string,
+  influxUrl: string,
+): string {
+  const { udp, tcp, http } = ports;
+  return [
+    'agent: { id: soak, region: bench }',
+    'services:',
+    ...Array.from({ length: services }, (_, i) =>
+      [
+        `  - name: svc${String(i + 1).padStart(2, '0')}`,
+        '    anycast: 127.0.0.1',
+        '    unicast: { lo-two: 127.0.0.2 }',
+        `    probes: { udp: { port: ${udp} }, tcp: { port: ${tcp}, echo: true }, http: { url: "http://127.0.0.1:${http}/" } }`,
+        '    samples: 5',
+        '    spacing: 20ms',
+        '    timeout: 1s',
+        '    schedule: "*/5 * * * * *"',
+        '    deadline: 4s',
+      ].join('\n'),
+    ),
+    `store: { path: ${storePath} }`,
+    // VictoriaMetrics ignores the token; the config requires one.
+    `influx: { url: "${influxUrl}", bucket: anylat, token: soak }`,
+    '',
+  ].join('\n');
+}
+
+/** Minute `m`'s reading of the running agent, taken after a forced GC. */
+function sampleMinute(running: Agent, m: number): Sample {
+  const hb = running.heartbeat(false);
+  const s: Sample = {
+    minute: m,
+    rounds: running.saved,
+    outboxRows: hb.outbox_rows,
+    heapAfterGcMb: heapAfterGc(),
+    rssMb: process.memoryUsage().rss / 1e6,
+  };
+  progress(
+    `minute ${m}: ${s.rounds} rounds, outbox ${s.outboxRows}, heap after GC ${fmt(s.heapAfterGcMb, 1)} MB, RSS ${fmt(s.rssMb, 1)} MB`,
+  );
+  return s;
+}
+
+interface Soaked {
+  samples: Sample[];
+  /** the sink's log lines, stamped */
+  logs: string[];
+  t0: number;
+}
+
+/** Starts the reflector, VictoriaMetrics and the agent, reads the agent once a minute, then stops them all. */
+async function soak(a: SoakArgs): Promise<Soaked> {
+  const { minutes, services } = a;
   const scratch = mkdtempSync(join(tmpdir(), 'anylat-soak-'));
   const [udp, tcp, http] = [await freeUdpPort(), await freePort(), await freePort()];
   const stopReflector = await startReflectorChild(udp, tcp, http);
@@ -94,28 +161,10 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   try {
     vm = await Victoria.start();
-    const yaml = [
-      'agent: { id: soak, region: bench }',
-      'services:',
-      ...Array.from({ length: services }, (_, i) =>
-        [
-          `  - name: svc${String(i + 1).padStart(2, '0')}`,
-          '    anycast: 127.0.0.1',
-          '    unicast: { lo-two: 127.0.0.2 }',
-          `    probes: { udp: { port: ${udp} }, tcp: { port: ${tcp}, echo: true }, http: { url: "http://127.0.0.1:${http}/" } }`,
-          '    samples: 5',
-          '    spacing: 20ms',
-          '    timeout: 1s',
-          '    schedule: "*/5 * * * * *"',
-          '    deadline: 4s',
-        ].join('\n'),
-      ),
-      `store: { path: ${join(scratch, 'soak.db')} }`,
-      // VictoriaMetrics ignores the token; the config requires one.
-      `influx: { url: "${vm.url}", bucket: anylat, token: soak }`,
-      '',
-    ].join('\n');
-    writeFileSync(join(scratch, 'anylat.yaml'), yaml);
+    writeFileSync(
+      join(scratch, 'anylat.yaml'),
+      soakConfig(services, { udp, tcp, http }, join(scratch, 'soak.db'), vm.url),
+    );
     const config = loadConfig(join(scratch, 'anylat.yaml'));
     agent = new Agent({
       config,
@@ -130,18 +179,7 @@ async function main(): Promise<void> {
     );
     for (let m = 1; m <= minutes; m++) {
       await new Promise((r) => setTimeout(r, t0 + m * 60_000 - Date.now()));
-      const hb = running.heartbeat(false);
-      const s: Sample = {
-        minute: m,
-        rounds: running.saved,
-        outboxRows: hb.outbox_rows,
-        heapAfterGcMb: heapAfterGc(),
-        rssMb: process.memoryUsage().rss / 1e6,
-      };
-      samples.push(s);
-      progress(
-        `minute ${m}: ${s.rounds} rounds, outbox ${s.outboxRows}, heap after GC ${fmt(s.heapAfterGcMb, 1)} MB, RSS ${fmt(s.rssMb, 1)} MB`,
-      );
+      samples.push(sampleMinute(running, m));
     }
   } finally {
     await agent?.stop({ roundGraceMs: 5000, drainMs: 5000 }).catch(() => undefined);
@@ -149,6 +187,14 @@ async function main(): Promise<void> {
     await vm?.destroy();
     rmSync(scratch, { recursive: true, force: true });
   }
+  return { samples, logs, t0 };
+}
+
+function reportLines(
+  services: number,
+  { samples, logs, t0 }: Soaked,
+  before: ReturnType<typeof machineNote>,
+): string[] {
   const first = samples[0];
   const last = samples.at(-1);
   const lines: string[] = [];
@@ -173,14 +219,22 @@ async function main(): Promise<void> {
   }
   if (logs.length > 0) lines.push('sink log:', ...logs.slice(0, 20).map((l) => `  ${l}`), '');
   lines.push(`machine: ${describeMachine(before)}; ran ${Math.round((Date.now() - t0) / 1000)} s`);
-  process.stdout.write(`${lines.join('\n')}\n`);
-  writeResult(out, {
+  return lines;
+}
+
+async function main(): Promise<void> {
+  const a = soakArgs();
+  if (!a) return;
+  const before = machineNote();
+  const soaked = await soak(a);
+  process.stdout.write(`${reportLines(a.services, soaked, before).join('\n')}\n`);
+  writeResult(a.out, {
     benchmark: 'soak',
-    minutes,
-    services,
+    minutes: a.minutes,
+    services: a.services,
     machine: { before, after: machineNote() },
-    samples,
-    sinkLog: logs,
+    samples: soaked.samples,
+    sinkLog: soaked.logs,
   });
 }
 

@@ -225,9 +225,53 @@ interface Run {
   agent: AgentLag;
 }
 
-async function main(): Promise<void> {
-  const args = benchArgs('web', USAGE);
-  const plan = args.quick ? QUICK : FULL;
+/** What a run measured, with the machine it ran on: everything the report prints and keeps. */
+interface Measured {
+  plan: Plan;
+  started: number;
+  before: ReturnType<typeof machineNote>;
+  runs: Run[];
+  idle: AgentLag;
+  fillS: number;
+}
+
+/** A week's store: the rounds written with SQL, then one heartbeat per agent; answers the seconds it took. */
+function fillBenchStore(store: Store, path: string, plan: Plan): number {
+  progress(
+    `filling a store with ${plan.rounds} rounds (${AGENTS} agents, one round a minute each: ${fmt((plan.rounds * GAP_MS) / 86_400_000, 1)} days)`,
+  );
+  const t0 = performance.now();
+  const now = Date.now();
+  fillStore(path, { rounds: plan.rounds, agents: AGENTS, gapMs: GAP_MS, now });
+  saveHeartbeats(store, now);
+  return (performance.now() - t0) / 1000;
+}
+
+/** One window in one mode: a warm-up refresh, then refresh after refresh while the agent's thread is watched. */
+async function measureRun(client: Worker, base: string, since: string, mode: Mode, plan: Plan): Promise<Run> {
+  // Warm-up: the dashboard's connection and page cache, the client's connections.
+  await ask(client, { base, since, min: 1, max: 1, budgetMs: 0 });
+  const { result, lag } = await watchLoop(() =>
+    ask(client, { base, since, min: plan.min, max: plan.max, budgetMs: plan.budgetMs }),
+  );
+  const run: Run = {
+    window: since,
+    roundsInWindow: result.rounds,
+    mode,
+    refreshes: result.ms.length,
+    refreshMs: result.ms.map((x) => round(x, 1)),
+    refreshMedianMs: median(result.ms),
+    refreshP95Ms: quantile(result.ms, 0.95),
+    agent: lag,
+  };
+  progress(
+    `${since} ${mode}: ${run.refreshes} refreshes, median ${fmt(run.refreshMedianMs, 0)} ms; agent lag p99 ${fmt(lag.lagP99Ms, 2)} ms, max ${fmt(lag.lagMaxMs, 1)} ms, flagged ${fmt(lag.flaggedPct, 1)}%`,
+  );
+  return run;
+}
+
+/** Fills the store, serves it both ways, watches the idle agent thread, then every window in every mode. */
+async function measure(plan: Plan): Promise<Measured> {
   const started = Date.now();
   const before = machineNote();
   const dir = mkdtempSync(join(tmpdir(), 'anylat-bench-web-'));
@@ -235,8 +279,6 @@ async function main(): Promise<void> {
   const servers: Partial<Record<Mode, WebServer>> = {};
   let client: Worker | undefined;
   const runs: Run[] = [];
-  let idle: AgentLag;
-  let fillS: number;
   try {
     const path = join(dir, 'anylat.db');
     store = openStore(path, {
@@ -244,46 +286,19 @@ async function main(): Promise<void> {
       outbox: false,
       log: () => {},
     });
-    progress(
-      `filling a store with ${plan.rounds} rounds (${AGENTS} agents, one round a minute each: ${fmt((plan.rounds * GAP_MS) / 86_400_000, 1)} days)`,
-    );
-    const t0 = performance.now();
-    const now = Date.now();
-    fillStore(path, { rounds: plan.rounds, agents: AGENTS, gapMs: GAP_MS, now });
-    saveHeartbeats(store, now);
-    fillS = (performance.now() - t0) / 1000;
+    const fillS = fillBenchStore(store, path, plan);
     // As `anylat run` starts it (the agent's own handle), and as it ran before (inline).
     servers.thread = await startWebServer({ store, listen: '127.0.0.1:0', log: () => {} });
     servers.inline = await startWebServer({ store, listen: '127.0.0.1:0', log: () => {}, inline: true });
     client = new Worker(CLIENT, { eval: true });
 
     progress(`idle: the agent's thread with no request, ${plan.idleMs / 1000} s`);
-    idle = (await watchLoop(() => new Promise((r) => setTimeout(r, plan.idleMs)))).lag;
+    const idle = (await watchLoop(() => new Promise((r) => setTimeout(r, plan.idleMs)))).lag;
 
     for (const since of WINDOWS) {
-      for (const mode of MODES) {
-        const base = servers[mode]!.url;
-        // Warm-up: the dashboard's connection and page cache, the client's connections.
-        await ask(client, { base, since, min: 1, max: 1, budgetMs: 0 });
-        const { result, lag } = await watchLoop(() =>
-          ask(client!, { base, since, min: plan.min, max: plan.max, budgetMs: plan.budgetMs }),
-        );
-        const run: Run = {
-          window: since,
-          roundsInWindow: result.rounds,
-          mode,
-          refreshes: result.ms.length,
-          refreshMs: result.ms.map((x) => round(x, 1)),
-          refreshMedianMs: median(result.ms),
-          refreshP95Ms: quantile(result.ms, 0.95),
-          agent: lag,
-        };
-        runs.push(run);
-        progress(
-          `${since} ${mode}: ${run.refreshes} refreshes, median ${fmt(run.refreshMedianMs, 0)} ms; agent lag p99 ${fmt(lag.lagP99Ms, 2)} ms, max ${fmt(lag.lagMaxMs, 1)} ms, flagged ${fmt(lag.flaggedPct, 1)}%`,
-        );
-      }
+      for (const mode of MODES) runs.push(await measureRun(client, servers[mode]!.url, since, mode, plan));
     }
+    return { plan, started, before, runs, idle, fillS };
   } finally {
     await client?.terminate();
     await servers.thread?.close();
@@ -291,65 +306,69 @@ async function main(): Promise<void> {
     store?.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
 
-  const after = machineNote();
-  const lines: string[] = [];
-  lines.push(
+function refreshTable(runs: readonly Run[]): string {
+  return markdownTable(
+    [
+      'window',
+      'rounds in window',
+      'mode',
+      'refreshes',
+      'refresh median ms',
+      'refresh p95 ms',
+      'agent-thread lag p99 ms',
+      'lag max ms',
+      'ticks late > 1 ms',
+      'agent time flagged %',
+    ],
+    runs.map((r) => [
+      r.window,
+      r.roundsInWindow,
+      r.mode,
+      r.refreshes,
+      fmt(r.refreshMedianMs, 0),
+      fmt(r.refreshP95Ms, 0),
+      fmt(r.agent.lagP99Ms, 2),
+      fmt(r.agent.lagMaxMs, 1),
+      `${r.agent.lateTicks} of ${r.agent.ticks}`,
+      fmt(r.agent.flaggedPct, 1),
+    ]),
+  );
+}
+
+function reportLines(m: Measured, after: ReturnType<typeof machineNote>): string[] {
+  const { plan, runs, idle } = m;
+  const threaded = runs.filter((r) => r.mode === 'thread');
+  return [
     `One whole page refresh (services, benefit, then latency, loss, sites, events and health in parallel; HTTP and JSON included), back to back, over a store of ${plan.rounds} rounds (${AGENTS} agents at one round a minute); the agent's thread is the one that started the dashboard`,
     '',
-  );
-  lines.push(
-    markdownTable(
-      [
-        'window',
-        'rounds in window',
-        'mode',
-        'refreshes',
-        'refresh median ms',
-        'refresh p95 ms',
-        'agent-thread lag p99 ms',
-        'lag max ms',
-        'ticks late > 1 ms',
-        'agent time flagged %',
-      ],
-      runs.map((r) => [
-        r.window,
-        r.roundsInWindow,
-        r.mode,
-        r.refreshes,
-        fmt(r.refreshMedianMs, 0),
-        fmt(r.refreshP95Ms, 0),
-        fmt(r.agent.lagP99Ms, 2),
-        fmt(r.agent.lagMaxMs, 1),
-        `${r.agent.lateTicks} of ${r.agent.ticks}`,
-        fmt(r.agent.flaggedPct, 1),
-      ]),
-    ),
+    refreshTable(runs),
     '',
-  );
-  const threaded = runs.filter((r) => r.mode === 'thread');
-  lines.push(
     `Thread mode: the agent's thread was busy itself (more than 1 ms of its own work between two ticks) for ${threaded.map((r) => `${fmt(r.agent.flaggedBusyPct, 1)}% (${r.window})`).join(', ')} of the time; the rest of its flagged time it waited for a CPU while the dashboard's and the browser's threads ran.`,
     '',
-  );
-  lines.push(
     `Idle (no request, ${fmt(idle.seconds, 1)} s): agent-thread lag p99 ${fmt(idle.lagP99Ms, 2)} ms, max ${fmt(idle.lagMaxMs, 1)} ms, ${idle.lateTicks} of ${idle.ticks} ticks late > 1 ms, ${fmt(idle.flaggedPct, 1)}% of the time flagged.`,
     '',
-  );
-  lines.push(
-    `machine: ${describeMachine(before)}; at the end: load ${after.loadavg.join(' / ')}; store filled in ${fmt(fillS, 1)} s; ran ${Math.round((Date.now() - started) / 1000)} s`,
-  );
-  process.stdout.write(`${lines.join('\n')}\n`);
+    `machine: ${describeMachine(m.before)}; at the end: load ${after.loadavg.join(' / ')}; store filled in ${fmt(m.fillS, 1)} s; ran ${Math.round((Date.now() - m.started) / 1000)} s`,
+  ];
+}
+
+async function main(): Promise<void> {
+  const args = benchArgs('web', USAGE);
+  const plan = args.quick ? QUICK : FULL;
+  const m = await measure(plan);
+  const after = machineNote();
+  process.stdout.write(`${reportLines(m, after).join('\n')}\n`);
   writeResult(args.out, {
     benchmark: 'web',
     quick: args.quick,
-    elapsedS: Math.round((Date.now() - started) / 1000),
-    machine: { before, after },
+    elapsedS: Math.round((Date.now() - m.started) / 1000),
+    machine: { before: m.before, after },
     agents: AGENTS,
     rounds: plan.rounds,
     plan,
-    idle,
-    runs,
+    idle: m.idle,
+    runs: m.runs,
   });
 }
 
