@@ -243,7 +243,18 @@ function biasCell(x: Bias | undefined): string {
   return x ? `${signed(x.medianMs)} / ${signed(x.p95Ms)}` : '-';
 }
 
-/** The columns both tables share, from 'offered samples/s' to 'rounds started / late / abandoned'. */
+/** The columns both tables share; {@link loadCells} fills them. */
+const LOAD_COLUMNS = [
+  'offered samples/s',
+  'sustained samples/s',
+  'agent CPU',
+  'machine CPU',
+  'peak RSS MB',
+  'loop lag p99 ms',
+  'rounds started / late / abandoned',
+];
+
+/** One step's cells under {@link LOAD_COLUMNS}. */
 function loadCells(o: StepOutcome): Array<string | number> {
   return [
     Math.round(o.offeredPerS),
@@ -265,13 +276,7 @@ function growTable(grow: readonly StepOutcome[]): string {
     [
       'paths',
       'services',
-      'offered samples/s',
-      'sustained samples/s',
-      'agent CPU',
-      'machine CPU',
-      'peak RSS MB',
-      'loop lag p99 ms',
-      'rounds started / late / abandoned',
+      ...LOAD_COLUMNS,
       'udp rtt bias',
       'tcp connect bias',
       'tcp echo bias',
@@ -298,18 +303,7 @@ function growTable(grow: readonly StepOutcome[]): string {
 
 function icmpTable(icmp: readonly StepOutcome[]): string {
   return markdownTable(
-    [
-      'paths',
-      'offered samples/s',
-      'sustained samples/s',
-      'agent CPU',
-      'machine CPU',
-      'peak RSS MB',
-      'loop lag p99 ms',
-      'rounds started / late / abandoned',
-      'icmp rtt bias',
-      'kept up',
-    ],
+    ['paths', ...LOAD_COLUMNS, 'icmp rtt bias', 'kept up'],
     icmp.map((o) => [o.result.paths, ...loadCells(o), biasCell(o.bias['icmp rtt']), keptUpCell(o)]),
   );
 }
